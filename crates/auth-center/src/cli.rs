@@ -1,0 +1,123 @@
+//! The command line: `serve` (default), `migrate`, `user create`.
+
+use std::io::Read as _;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use secrecy::SecretString;
+use verifier::SystemClock;
+
+use crate::config::Config;
+use crate::domain::AuthService;
+use crate::startup::{Application, connect_database, connect_sessions};
+
+/// auth-center: logins, access tokens, rotating refresh tokens, sessions in Redis.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+pub struct Cli {
+    /// TOML configuration file (environment variables override it).
+    #[arg(long, env = "AUTH_CONFIG_FILE", global = true)]
+    pub config: Option<PathBuf>,
+    /// What to do (default: serve).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP server.
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+/// User subcommands.
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user. The password is read from stdin (first line), never from argv.
+    Create {
+        /// Username.
+        #[arg(long)]
+        username: String,
+        /// Give the user the `admin` role.
+        #[arg(long)]
+        admin: bool,
+        /// Extra roles (repeatable).
+        #[arg(long = "role")]
+        roles: Vec<String>,
+    },
+}
+
+/// Runs the parsed command line.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = Config::load(cli.config.as_deref())?;
+    crate::telemetry::init(&config.log_format);
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => {
+            let app = Application::build(config).await?;
+            tracing::info!(port = app.port(), "auth-center listening");
+            app.run_until(shutdown_signal()).await?;
+        }
+        Command::Migrate => {
+            connect_database(&config).await?;
+            println!("migrations applied");
+        }
+        Command::User(UserCommand::Create {
+            username,
+            admin,
+            mut roles,
+        }) => {
+            if admin && !roles.iter().any(|r| r == "admin") {
+                roles.push("admin".into());
+            }
+            let password = read_password()?;
+            let config = Arc::new(config);
+            let db = connect_database(&config).await?;
+            let sessions = connect_sessions(&config).await?;
+            let auth = AuthService::new(config, db, sessions, Arc::new(SystemClock)).await?;
+            let user = auth.create_user(&username, password, roles).await?;
+            println!(
+                "created user {} ({}) with roles [{}]",
+                user.username,
+                user.id,
+                user.roles.join(", ")
+            );
+        }
+    }
+    Ok(())
+}
+
+fn read_password() -> anyhow::Result<SecretString> {
+    let mut input = String::new();
+    std::io::stdin()
+        .read_to_string(&mut input)
+        .context("reading the password from stdin")?;
+    let line = input.strip_suffix('\n').unwrap_or(&input);
+    let line = line.strip_suffix('\r').unwrap_or(line);
+    Ok(SecretString::from(line.to_string()))
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = terminate => {} }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,257 @@
+//! One typed configuration tree, loaded from defaults, an optional TOML file and the
+//! environment (in that order, later wins).
+//!
+//! Stable environment names (DESIGN.md §4a): `DATABASE_URL`, `REDIS_URL`,
+//! `REDIS_CLUSTER_URLS`, `LISTEN_ADDR`. Every other field is reachable as
+//! `AUTH_<SECTION>__<FIELD>`, e.g. `AUTH_SESSIONS__IDLE_SECS=3600`; top-level fields as
+//! `AUTH_<FIELD>`, e.g. `AUTH_ISSUER`.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use secrecy::SecretString;
+use serde::Deserialize;
+
+/// The whole configuration of the auth-center.
+#[derive(Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address to listen on; port 0 picks a free port.
+    pub listen_addr: SocketAddr,
+    /// The `iss` of issued tokens: the public base URL of this service.
+    pub issuer: String,
+    /// SQL database: `sqlite:<path>` (embedded default) or `postgres://...`.
+    pub database_url: SecretString,
+    /// Standalone Redis URL. With neither this nor `redis_cluster_urls`, sessions live in
+    /// process memory (not shared between instances).
+    pub redis_url: Option<SecretString>,
+    /// Comma-separated Redis Cluster seed URLs.
+    pub redis_cluster_urls: Option<SecretString>,
+    /// Prefix of every Redis key (shared with the verifiers).
+    pub redis_prefix: String,
+    /// Whether `POST /v1/register` is open.
+    pub registration_enabled: bool,
+    /// Access-token settings.
+    pub tokens: TokenConfig,
+    /// Session lifetimes and refresh rotation.
+    pub sessions: SessionConfig,
+    /// Password hashing.
+    pub passwords: PasswordConfig,
+    /// Timeouts towards Redis and the database.
+    pub timeouts: TimeoutConfig,
+    /// Log format: `pretty` or `json`.
+    pub log_format: String,
+}
+
+/// Access tokens.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TokenConfig {
+    /// The `aud` of issued tokens; the first one is what this service accepts too.
+    pub audience: Vec<String>,
+    /// Lifetime of an access token, seconds (default 900 = 15 min).
+    pub access_ttl_secs: u64,
+    /// Clock-skew allowance when checking tokens, seconds.
+    pub leeway_secs: u64,
+}
+
+/// Sessions and refresh tokens.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SessionConfig {
+    /// Sliding idle lifetime, seconds (default 7 days).
+    pub idle_secs: u64,
+    /// Absolute lifetime, seconds (default 30 days).
+    pub absolute_secs: u64,
+    /// Window in which a replay of the just-rotated refresh token gets the same
+    /// successor, milliseconds (default 10 000; 0 disables it).
+    pub grace_ms: u64,
+}
+
+/// Argon2id parameters and hashing concurrency.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PasswordConfig {
+    /// Memory cost in KiB (OWASP minimum 19456).
+    pub memory_kib: u32,
+    /// Iterations (OWASP minimum 2 at 19 MiB).
+    pub iterations: u32,
+    /// Parallelism.
+    pub parallelism: u32,
+    /// Hashes computed at once; 0 means one per CPU core.
+    pub max_concurrent_hashes: usize,
+}
+
+/// Timeouts.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TimeoutConfig {
+    /// Connect and per-command timeout towards Redis, milliseconds.
+    pub redis_ms: u64,
+    /// Time to wait for a database connection, milliseconds.
+    pub database_ms: u64,
+    /// Seconds a client is told to wait (`Retry-After`) when a backend is down.
+    pub retry_after_secs: u64,
+}
+
+impl Default for TokenConfig {
+    fn default() -> Self {
+        Config::default().tokens
+    }
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        Config::default().sessions
+    }
+}
+
+impl Default for PasswordConfig {
+    fn default() -> Self {
+        Config::default().passwords
+    }
+}
+
+impl Default for TimeoutConfig {
+    fn default() -> Self {
+        Config::default().timeouts
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            issuer: "http://localhost:8080".into(),
+            database_url: SecretString::from("sqlite:auth-center.db"),
+            redis_url: None,
+            redis_cluster_urls: None,
+            redis_prefix: "auth".into(),
+            registration_enabled: true,
+            tokens: TokenConfig {
+                audience: vec!["api".into()],
+                access_ttl_secs: 900,
+                leeway_secs: 5,
+            },
+            sessions: SessionConfig {
+                idle_secs: 7 * 24 * 3600,
+                absolute_secs: 30 * 24 * 3600,
+                grace_ms: 10_000,
+            },
+            passwords: PasswordConfig {
+                memory_kib: argon2::Params::DEFAULT_M_COST,
+                iterations: argon2::Params::DEFAULT_T_COST,
+                parallelism: argon2::Params::DEFAULT_P_COST,
+                max_concurrent_hashes: 0,
+            },
+            timeouts: TimeoutConfig {
+                redis_ms: 500,
+                database_ms: 2000,
+                retry_after_secs: 1,
+            },
+            log_format: "pretty".into(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Secrets (URLs may carry passwords) are never printed.
+        f.debug_struct("Config")
+            .field("listen_addr", &self.listen_addr)
+            .field("issuer", &self.issuer)
+            .field("database_url", &"[redacted]")
+            .field("redis", &self.redis_mode())
+            .field("redis_prefix", &self.redis_prefix)
+            .field("registration_enabled", &self.registration_enabled)
+            .field("tokens", &self.tokens)
+            .field("sessions", &self.sessions)
+            .field("passwords", &self.passwords)
+            .field("timeouts", &self.timeouts)
+            .finish()
+    }
+}
+
+/// A configuration that cannot work.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The sources could not be read or parsed.
+    #[error("configuration: {0}")]
+    Load(#[from] Box<figment::Error>),
+    /// A value is out of range or inconsistent.
+    #[error("configuration: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Loads defaults, then `file` (TOML) if given, then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::new();
+        if let Some(file) = file {
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        let config: Config = figment
+            .merge(Env::raw().only(&[
+                "DATABASE_URL",
+                "REDIS_URL",
+                "REDIS_CLUSTER_URLS",
+                "LISTEN_ADDR",
+            ]))
+            .merge(
+                Env::prefixed("AUTH_")
+                    .ignore(&["config_file", "jwks_url", "audience"])
+                    .split("__"),
+            )
+            .extract()
+            .map_err(|e| ConfigError::Load(Box::new(e)))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Rejects values that cannot work.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: &str| Err(ConfigError::Invalid(m.into()));
+        if self.tokens.audience.is_empty() || self.tokens.audience.iter().any(String::is_empty) {
+            return bad("tokens.audience needs at least one non-empty audience");
+        }
+        if !(60..=3600).contains(&self.tokens.access_ttl_secs) {
+            return bad("tokens.access_ttl_secs must be between 60 and 3600");
+        }
+        if self.tokens.leeway_secs > 60 {
+            return bad("tokens.leeway_secs must be at most 60");
+        }
+        if self.sessions.idle_secs == 0 || self.sessions.absolute_secs < self.sessions.idle_secs {
+            return bad("sessions.idle_secs must be > 0 and <= sessions.absolute_secs");
+        }
+        if self.sessions.grace_ms > 60_000 {
+            return bad("sessions.grace_ms must be at most 60000");
+        }
+        if self.passwords.memory_kib < 12 * 1024 || self.passwords.iterations < 1 {
+            return bad("passwords: memory_kib must be >= 12288 and iterations >= 1 (OWASP)");
+        }
+        if self.redis_prefix.is_empty() || self.redis_prefix.contains(['{', '}']) {
+            return bad("redis_prefix must be non-empty and must not contain '{' or '}'");
+        }
+        if self.redis_url.is_some() && self.redis_cluster_urls.is_some() {
+            return bad("set REDIS_URL or REDIS_CLUSTER_URLS, not both");
+        }
+        Ok(())
+    }
+
+    /// Which session store this configuration selects, for logs.
+    pub fn redis_mode(&self) -> &'static str {
+        match (&self.redis_url, &self.redis_cluster_urls) {
+            (Some(_), _) => "standalone",
+            (None, Some(_)) => "cluster",
+            (None, None) => "in-memory",
+        }
+    }
+
+    /// Access-token lifetime.
+    pub fn access_ttl(&self) -> Duration {
+        Duration::from_secs(self.tokens.access_ttl_secs)
+    }
+}

@@ -1,0 +1,182 @@
+//! What the domain needs from storage. `storage/` implements these traits; the domain
+//! never sees sqlx or Redis types.
+
+use async_trait::async_trait;
+
+use super::error::StoreError;
+
+/// A user account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    /// Random, never reused id (UUID v4, the `sub` claim).
+    pub id: String,
+    /// Canonical username (RFC 8265 UsernameCaseMapped).
+    pub username: String,
+    /// Argon2id PHC string.
+    pub password_hash: String,
+    /// Role names.
+    pub roles: Vec<String>,
+    /// A disabled user cannot log in or refresh.
+    pub disabled: bool,
+    /// Creation time, ms since the epoch.
+    pub created_ms: i64,
+}
+
+/// A signing key as persisted.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoredKey {
+    /// Key id (`kid`).
+    pub kid: String,
+    /// JOSE algorithm name, e.g. `EdDSA`.
+    pub alg: String,
+    /// PKCS#8 DER private key.
+    pub private_der: Vec<u8>,
+    /// Raw public key bytes.
+    pub public_key: Vec<u8>,
+    /// Creation time, ms.
+    pub created_ms: i64,
+    /// After this time the key no longer signs (ms); `None` while it is the current key.
+    pub retired_ms: Option<i64>,
+}
+
+impl std::fmt::Debug for StoredKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredKey")
+            .field("kid", &self.kid)
+            .field("alg", &self.alg)
+            .finish()
+    }
+}
+
+/// One audit-log entry. Never holds a password, token or hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEvent {
+    /// When, ms.
+    pub at_ms: i64,
+    /// What happened, e.g. `login.success`, `refresh.reuse_detected`.
+    pub event: String,
+    /// Who did it (a user id), if known.
+    pub actor: Option<String>,
+    /// Whom it concerns (a user id), if any.
+    pub target: Option<String>,
+    /// The session concerned, if any.
+    pub sid: Option<String>,
+    /// The client IP, if known.
+    pub ip: Option<String>,
+    /// Extra non-secret detail.
+    pub detail: Option<String>,
+}
+
+/// Users, signing keys, server secrets and the audit log, in SQL.
+#[async_trait]
+pub trait Database: Send + Sync + 'static {
+    /// Inserts a user; `StoreError::Conflict` if the username is taken.
+    async fn create_user(&self, user: &User) -> Result<(), StoreError>;
+    /// The user with this canonical username.
+    async fn user_by_username(&self, username: &str) -> Result<Option<User>, StoreError>;
+    /// The user with this id.
+    async fn user_by_id(&self, id: &str) -> Result<Option<User>, StoreError>;
+    /// Replaces a user's password hash.
+    async fn set_password_hash(&self, id: &str, hash: &str) -> Result<(), StoreError>;
+    /// All signing keys, newest first.
+    async fn signing_keys(&self) -> Result<Vec<StoredKey>, StoreError>;
+    /// Stores a new signing key.
+    async fn insert_signing_key(&self, key: &StoredKey) -> Result<(), StoreError>;
+    /// The server secret `name`, created from `candidate` if absent. Every instance gets
+    /// the same value, whoever created it first.
+    async fn server_secret(&self, name: &str, candidate: &[u8]) -> Result<Vec<u8>, StoreError>;
+    /// Appends to the audit log.
+    async fn audit(&self, event: &AuditEvent) -> Result<(), StoreError>;
+    /// The most recent audit events, newest first.
+    async fn recent_audit(&self, limit: i64) -> Result<Vec<AuditEvent>, StoreError>;
+    /// Checks the database answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// A session as stored (the allowlist entry).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    /// The session's user.
+    pub user_id: String,
+    /// Session id.
+    pub sid: String,
+    /// Created, ms.
+    pub created_ms: i64,
+    /// Last login or refresh, ms.
+    pub last_seen_ms: i64,
+    /// Sliding idle expiry, ms; never after `absolute_expiry_ms`.
+    pub idle_expiry_ms: i64,
+    /// Absolute expiry, ms.
+    pub absolute_expiry_ms: i64,
+    /// Number of rotations so far.
+    pub generation: u64,
+    /// Client user agent, length-capped.
+    pub user_agent: String,
+    /// Client IP.
+    pub ip: String,
+    /// Roles to put into access tokens minted for this session.
+    pub roles: Vec<String>,
+}
+
+/// A refresh attempt, with hashes only.
+#[derive(Debug, Clone)]
+pub struct Rotation<'a> {
+    /// The session's user.
+    pub user_id: &'a str,
+    /// Session id.
+    pub sid: &'a str,
+    /// Hash of the presented refresh secret.
+    pub presented_hash: &'a str,
+    /// Hash of its deterministic successor.
+    pub successor_hash: &'a str,
+    /// Now, ms.
+    pub now_ms: i64,
+    /// Idle lifetime, ms.
+    pub idle_ms: i64,
+    /// Grace window, ms.
+    pub grace_ms: i64,
+}
+
+/// What a refresh did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RotateOutcome {
+    /// The current token was presented: rotated to the successor, expiry extended.
+    Rotated {
+        /// The session's roles.
+        roles: Vec<String>,
+    },
+    /// The just-rotated token was replayed within the grace window: the successor stands.
+    Replayed {
+        /// The session's roles.
+        roles: Vec<String>,
+    },
+    /// An older token (or the previous one after the window): the session was revoked.
+    Reused,
+    /// No such session (never existed, ended or expired).
+    NotFound,
+}
+
+/// The session store (Redis standalone, Redis Cluster, or process memory).
+/// Every operation on one session is atomic.
+#[async_trait]
+pub trait SessionStore: Send + Sync + 'static {
+    /// Creates a session with its first refresh-token hash.
+    async fn create(
+        &self,
+        session: &SessionRecord,
+        refresh_hash: &str,
+        now_ms: i64,
+    ) -> Result<(), StoreError>;
+    /// Check, rotate and extend, all or nothing.
+    async fn rotate(&self, rotation: &Rotation<'_>) -> Result<RotateOutcome, StoreError>;
+    /// Whether the session exists and has not expired at `now_ms`.
+    async fn is_active(&self, user_id: &str, sid: &str, now_ms: i64) -> Result<bool, StoreError>;
+    /// The user's live sessions.
+    async fn list(&self, user_id: &str, now_ms: i64) -> Result<Vec<SessionRecord>, StoreError>;
+    /// Ends one session; whether it existed.
+    async fn delete(&self, user_id: &str, sid: &str) -> Result<bool, StoreError>;
+    /// Ends every session of the user atomically; how many there were.
+    async fn delete_all(&self, user_id: &str) -> Result<u64, StoreError>;
+    /// Checks the store answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+}

@@ -1,0 +1,110 @@
+//! Extractors whose rejections use the common error shape.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use serde::de::DeserializeOwned;
+use verifier::{Claims, VerifyError};
+
+use super::error::ApiError;
+use crate::domain::{AuthService, ClientInfo};
+
+/// `Json<T>` whose rejections (bad syntax, wrong content type, too large, unknown or
+/// missing fields) answer in the common error shape.
+pub struct ApiJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for ApiJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(ApiJson(v)),
+            Err(rejection) => Err(json_rejection(rejection)),
+        }
+    }
+}
+
+fn json_rejection(rejection: JsonRejection) -> ApiError {
+    match rejection.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::http(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "the request body is too large",
+        ),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::http(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "expected a body with Content-Type: application/json",
+        ),
+        StatusCode::UNPROCESSABLE_ENTITY => ApiError::http(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            serde_detail(&rejection.body_text()),
+        ),
+        _ => ApiError::http(
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            "the request body is not valid JSON",
+        ),
+    }
+}
+
+/// serde's own words (which field, which rule), without axum's preamble.
+fn serde_detail(text: &str) -> String {
+    let detail = text.rsplit(": ").next().unwrap_or(text);
+    format!("invalid request body: {detail}")
+}
+
+/// The caller's IP (the TCP peer) and user agent.
+pub struct Client(pub ClientInfo);
+
+impl<S: Send + Sync> FromRequestParts<S> for Client {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let ip = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip().to_string())
+            .unwrap_or_default();
+        let user_agent = parts
+            .headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        Ok(Client(ClientInfo { ip, user_agent }))
+    }
+}
+
+/// A caller with a valid access token whose session is alive.
+pub struct Authenticated(pub Claims);
+
+impl FromRequestParts<Arc<AuthService>> for Authenticated {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        auth: &Arc<AuthService>,
+    ) -> Result<Self, Self::Rejection> {
+        let token = bearer_token(parts).ok_or(VerifyError::Invalid("missing bearer token"))?;
+        Ok(Authenticated(auth.authenticate(token).await?))
+    }
+}
+
+fn bearer_token(parts: &Parts) -> Option<&str> {
+    let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}

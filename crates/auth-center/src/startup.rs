@@ -1,0 +1,119 @@
+//! Builds the application from a configuration: storage, domain, HTTP, listener.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use secrecy::ExposeSecret;
+use tokio::net::TcpListener;
+use verifier::{Clock, RedisConnection, RedisOptions, RedisTarget, SessionKeys, SystemClock};
+
+use crate::config::Config;
+use crate::domain::AuthService;
+use crate::domain::ports::{Database, SessionStore};
+use crate::storage::sessions::{MemorySessionStore, RedisSessionStore};
+use crate::storage::sql;
+
+/// A built, bound, not yet serving auth-center.
+pub struct Application {
+    port: u16,
+    listener: TcpListener,
+    router: axum::Router,
+    auth: Arc<AuthService>,
+}
+
+impl Application {
+    /// Builds with the system clock.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        Self::build_with_clock(config, Arc::new(SystemClock)).await
+    }
+
+    /// Builds with an injected clock (tests move time forward with a `ManualClock`).
+    pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        verifier::install_crypto_provider();
+        config.validate()?;
+        let config = Arc::new(config);
+        let db = connect_database(&config).await?;
+        let sessions = connect_sessions(&config).await?;
+        let auth = Arc::new(AuthService::new(config.clone(), db, sessions, clock).await?);
+        let listener = TcpListener::bind(config.listen_addr)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.listen_addr))?;
+        let port = listener.local_addr()?.port();
+        let router = crate::http::router(auth.clone());
+        Ok(Self {
+            port,
+            listener,
+            router,
+            auth,
+        })
+    }
+
+    /// The bound port (useful with port 0).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The domain service (for the CLI and tests).
+    pub fn auth(&self) -> Arc<AuthService> {
+        self.auth.clone()
+    }
+
+    /// Serves until the future `shutdown` completes.
+    pub async fn run_until(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        axum::serve(
+            self.listener,
+            self.router
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await
+    }
+
+    /// Serves until the process is asked to stop.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.run_until(std::future::pending()).await
+    }
+}
+
+/// The SQL database of the configuration, migrated.
+pub async fn connect_database(config: &Config) -> anyhow::Result<Arc<dyn Database>> {
+    sql::connect(
+        &config.database_url,
+        Duration::from_millis(config.timeouts.database_ms),
+    )
+    .await
+    .context("cannot open the database (DATABASE_URL)")
+}
+
+/// The session store of the configuration: Redis standalone, Redis Cluster or memory.
+pub async fn connect_sessions(config: &Config) -> anyhow::Result<Arc<dyn SessionStore>> {
+    let target = match (&config.redis_url, &config.redis_cluster_urls) {
+        (Some(url), _) => RedisTarget::Standalone(url.expose_secret().to_string()),
+        (None, Some(urls)) => RedisTarget::cluster_from_csv(urls.expose_secret()),
+        (None, None) => {
+            tracing::warn!(
+                "NO REDIS CONFIGURED: sessions are kept in this process's memory. They are \
+                 NOT shared with other instances or verifiers and are lost on restart. Set \
+                 REDIS_URL or REDIS_CLUSTER_URLS for production."
+            );
+            return Ok(Arc::new(MemorySessionStore::new()));
+        }
+    };
+    let timeout = Duration::from_millis(config.timeouts.redis_ms);
+    let options = RedisOptions {
+        connect_timeout: timeout,
+        response_timeout: timeout,
+    };
+    let conn = RedisConnection::connect(&target, options)
+        .await
+        .context("cannot connect to Redis")?;
+    Ok(Arc::new(RedisSessionStore::new(
+        conn,
+        SessionKeys::new(config.redis_prefix.clone()),
+    )))
+}

@@ -1,0 +1,146 @@
+//! Sessions in process memory: the embedded default. Same semantics as Redis, but not
+//! shared between instances and lost on restart.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+
+use crate::domain::error::StoreError;
+use crate::domain::ports::{RotateOutcome, Rotation, SessionRecord, SessionStore};
+
+struct Entry {
+    record: SessionRecord,
+    refresh_hash: String,
+    previous_hash: Option<String>,
+    rotated_ms: i64,
+}
+
+impl Entry {
+    fn is_live(&self, now_ms: i64) -> bool {
+        now_ms < self.record.idle_expiry_ms && now_ms < self.record.absolute_expiry_ms
+    }
+}
+
+/// Sessions of every user, by user then sid. One lock: every operation is atomic.
+#[derive(Default)]
+pub struct MemorySessionStore {
+    users: Mutex<HashMap<String, BTreeMap<String, Entry>>>,
+}
+
+impl MemorySessionStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&mut HashMap<String, BTreeMap<String, Entry>>) -> T,
+    ) -> Result<T, StoreError> {
+        let mut guard = self
+            .users
+            .lock()
+            .map_err(|_| StoreError::Other("session store lock poisoned".into()))?;
+        Ok(f(&mut guard))
+    }
+}
+
+#[async_trait]
+impl SessionStore for MemorySessionStore {
+    async fn create(
+        &self,
+        s: &SessionRecord,
+        refresh_hash: &str,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.with(|users| {
+            let sessions = users.entry(s.user_id.clone()).or_default();
+            sessions.retain(|_, e| e.is_live(now_ms));
+            sessions.insert(
+                s.sid.clone(),
+                Entry {
+                    record: s.clone(),
+                    refresh_hash: refresh_hash.into(),
+                    previous_hash: None,
+                    rotated_ms: 0,
+                },
+            );
+        })
+    }
+
+    async fn rotate(&self, r: &Rotation<'_>) -> Result<RotateOutcome, StoreError> {
+        self.with(|users| {
+            let Some(sessions) = users.get_mut(r.user_id) else {
+                return RotateOutcome::NotFound;
+            };
+            let Some(e) = sessions.get_mut(r.sid) else {
+                return RotateOutcome::NotFound;
+            };
+            if !e.is_live(r.now_ms) {
+                sessions.remove(r.sid);
+                return RotateOutcome::NotFound;
+            }
+            if e.refresh_hash == r.presented_hash {
+                e.previous_hash = Some(std::mem::replace(
+                    &mut e.refresh_hash,
+                    r.successor_hash.into(),
+                ));
+                e.rotated_ms = r.now_ms;
+                e.record.last_seen_ms = r.now_ms;
+                e.record.idle_expiry_ms = (r.now_ms + r.idle_ms).min(e.record.absolute_expiry_ms);
+                e.record.generation += 1;
+                return RotateOutcome::Rotated {
+                    roles: e.record.roles.clone(),
+                };
+            }
+            if e.previous_hash.as_deref() == Some(r.presented_hash)
+                && e.refresh_hash == r.successor_hash
+                && r.now_ms - e.rotated_ms < r.grace_ms
+            {
+                return RotateOutcome::Replayed {
+                    roles: e.record.roles.clone(),
+                };
+            }
+            sessions.remove(r.sid);
+            RotateOutcome::Reused
+        })
+    }
+
+    async fn is_active(&self, user_id: &str, sid: &str, now_ms: i64) -> Result<bool, StoreError> {
+        self.with(|users| {
+            users
+                .get(user_id)
+                .and_then(|s| s.get(sid))
+                .is_some_and(|e| e.is_live(now_ms))
+        })
+    }
+
+    async fn list(&self, user_id: &str, now_ms: i64) -> Result<Vec<SessionRecord>, StoreError> {
+        self.with(|users| {
+            let mut out: Vec<SessionRecord> = users
+                .get(user_id)
+                .map(|s| {
+                    s.values()
+                        .filter(|e| e.is_live(now_ms))
+                        .map(|e| e.record.clone())
+                        .collect()
+                })
+                .unwrap_or_default();
+            out.sort_by(|a, b| b.last_seen_ms.cmp(&a.last_seen_ms));
+            out
+        })
+    }
+
+    async fn delete(&self, user_id: &str, sid: &str) -> Result<bool, StoreError> {
+        self.with(|users| users.get_mut(user_id).and_then(|s| s.remove(sid)).is_some())
+    }
+
+    async fn delete_all(&self, user_id: &str) -> Result<u64, StoreError> {
+        self.with(|users| users.remove(user_id).map(|s| s.len() as u64).unwrap_or(0))
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}

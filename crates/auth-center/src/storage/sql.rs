@@ -1,0 +1,272 @@
+//! Users, keys, secrets and audit in SQL: PostgreSQL for production, SQLite as the
+//! embedded default. Both implement [`Database`] from one body of code (the SQL is the
+//! same; `$n` placeholders work in both), so they cannot drift apart.
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use secrecy::{ExposeSecret, SecretString};
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+
+use crate::domain::error::StoreError;
+use crate::domain::ports::{AuditEvent, Database, StoredKey, User};
+
+/// Users in PostgreSQL.
+pub struct PostgresDatabase(PgPool);
+/// Users in a SQLite file.
+pub struct SqliteDatabase(SqlitePool);
+
+/// Connects to `url` (`postgres://...` or `sqlite:...`) and applies the embedded
+/// migrations.
+pub async fn connect(
+    url: &SecretString,
+    acquire_timeout: Duration,
+) -> Result<Arc<dyn Database>, StoreError> {
+    let url = url.expose_secret();
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(acquire_timeout)
+            .connect(url)
+            .await
+            .map_err(sql_error)?;
+        sqlx::migrate!("../../migrations/postgres")
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::Other(e.to_string()))?;
+        Ok(Arc::new(PostgresDatabase(pool)))
+    } else if url.starts_with("sqlite:") {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Other(format!("bad sqlite URL: {e}")))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .busy_timeout(Duration::from_secs(5))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(acquire_timeout)
+            .connect_with(options)
+            .await
+            .map_err(sql_error)?;
+        sqlx::migrate!("../../migrations/sqlite")
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::Other(e.to_string()))?;
+        Ok(Arc::new(SqliteDatabase(pool)))
+    } else {
+        Err(StoreError::Other(
+            "DATABASE_URL must start with postgres:// or sqlite:".into(),
+        ))
+    }
+}
+
+fn sql_error(e: sqlx::Error) -> StoreError {
+    match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict,
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Protocol(_) => StoreError::Unavailable(e.to_string()),
+        // Postgres shutting down / starting up / out of connections.
+        sqlx::Error::Database(db)
+            if db
+                .code()
+                .is_some_and(|c| c.starts_with("57P") || c.starts_with("08") || c == "53300") =>
+        {
+            StoreError::Unavailable(e.to_string())
+        }
+        _ => StoreError::Other(e.to_string()),
+    }
+}
+
+type UserRow = (String, String, String, String, bool, i64);
+type KeyRow = (String, String, Vec<u8>, Vec<u8>, i64, Option<i64>);
+type AuditRow = (
+    i64,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
+fn user_from_row((id, username, password_hash, roles, disabled, created_ms): UserRow) -> User {
+    User {
+        id,
+        username,
+        password_hash,
+        roles: roles
+            .split(',')
+            .filter(|r| !r.is_empty())
+            .map(String::from)
+            .collect(),
+        disabled,
+        created_ms,
+    }
+}
+
+fn key_from_row((kid, alg, private_der, public_key, created_ms, retired_ms): KeyRow) -> StoredKey {
+    StoredKey {
+        kid,
+        alg,
+        private_der,
+        public_key,
+        created_ms,
+        retired_ms,
+    }
+}
+
+fn audit_from_row((at_ms, event, actor, target, sid, ip, detail): AuditRow) -> AuditEvent {
+    AuditEvent {
+        at_ms,
+        event,
+        actor,
+        target,
+        sid,
+        ip,
+        detail,
+    }
+}
+
+/// One implementation for both pools: the SQL is portable.
+macro_rules! impl_database {
+    ($ty:ty) => {
+        #[async_trait]
+        impl Database for $ty {
+            async fn create_user(&self, u: &User) -> Result<(), StoreError> {
+                sqlx::query(
+                    "INSERT INTO users (id, username, password_hash, roles, disabled, created_ms) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(&u.id)
+                .bind(&u.username)
+                .bind(&u.password_hash)
+                .bind(u.roles.join(","))
+                .bind(u.disabled)
+                .bind(u.created_ms)
+                .execute(&self.0)
+                .await
+                .map_err(sql_error)?;
+                Ok(())
+            }
+
+            async fn user_by_username(&self, username: &str) -> Result<Option<User>, StoreError> {
+                let row: Option<UserRow> = sqlx::query_as(
+                    "SELECT id, username, password_hash, roles, disabled, created_ms FROM users WHERE username = $1",
+                )
+                .bind(username)
+                .fetch_optional(&self.0)
+                .await
+                .map_err(sql_error)?;
+                Ok(row.map(user_from_row))
+            }
+
+            async fn user_by_id(&self, id: &str) -> Result<Option<User>, StoreError> {
+                let row: Option<UserRow> = sqlx::query_as(
+                    "SELECT id, username, password_hash, roles, disabled, created_ms FROM users WHERE id = $1",
+                )
+                .bind(id)
+                .fetch_optional(&self.0)
+                .await
+                .map_err(sql_error)?;
+                Ok(row.map(user_from_row))
+            }
+
+            async fn set_password_hash(&self, id: &str, hash: &str) -> Result<(), StoreError> {
+                sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
+                    .bind(hash)
+                    .bind(id)
+                    .execute(&self.0)
+                    .await
+                    .map_err(sql_error)?;
+                Ok(())
+            }
+
+            async fn signing_keys(&self) -> Result<Vec<StoredKey>, StoreError> {
+                let rows: Vec<KeyRow> = sqlx::query_as(
+                    "SELECT kid, alg, private_der, public_key, created_ms, retired_ms FROM signing_keys \
+                     ORDER BY created_ms DESC, kid DESC",
+                )
+                .fetch_all(&self.0)
+                .await
+                .map_err(sql_error)?;
+                Ok(rows.into_iter().map(key_from_row).collect())
+            }
+
+            async fn insert_signing_key(&self, k: &StoredKey) -> Result<(), StoreError> {
+                sqlx::query(
+                    "INSERT INTO signing_keys (kid, alg, private_der, public_key, created_ms, retired_ms) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(&k.kid)
+                .bind(&k.alg)
+                .bind(&k.private_der)
+                .bind(&k.public_key)
+                .bind(k.created_ms)
+                .bind(k.retired_ms)
+                .execute(&self.0)
+                .await
+                .map_err(sql_error)?;
+                Ok(())
+            }
+
+            async fn server_secret(&self, name: &str, candidate: &[u8]) -> Result<Vec<u8>, StoreError> {
+                sqlx::query("INSERT INTO server_secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
+                    .bind(name)
+                    .bind(candidate)
+                    .execute(&self.0)
+                    .await
+                    .map_err(sql_error)?;
+                let (value,): (Vec<u8>,) = sqlx::query_as("SELECT value FROM server_secrets WHERE name = $1")
+                    .bind(name)
+                    .fetch_one(&self.0)
+                    .await
+                    .map_err(sql_error)?;
+                Ok(value)
+            }
+
+            async fn audit(&self, e: &AuditEvent) -> Result<(), StoreError> {
+                sqlx::query(
+                    "INSERT INTO audit_log (at_ms, event, actor, target, sid, ip, detail) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(e.at_ms)
+                .bind(&e.event)
+                .bind(&e.actor)
+                .bind(&e.target)
+                .bind(&e.sid)
+                .bind(&e.ip)
+                .bind(&e.detail)
+                .execute(&self.0)
+                .await
+                .map_err(sql_error)?;
+                Ok(())
+            }
+
+            async fn recent_audit(&self, limit: i64) -> Result<Vec<AuditEvent>, StoreError> {
+                let rows: Vec<AuditRow> = sqlx::query_as(
+                    "SELECT at_ms, event, actor, target, sid, ip, detail FROM audit_log ORDER BY id DESC LIMIT $1",
+                )
+                .bind(limit)
+                .fetch_all(&self.0)
+                .await
+                .map_err(sql_error)?;
+                Ok(rows.into_iter().map(audit_from_row).collect())
+            }
+
+            async fn ping(&self) -> Result<(), StoreError> {
+                sqlx::query("SELECT 1").execute(&self.0).await.map_err(sql_error)?;
+                Ok(())
+            }
+        }
+    };
+}
+
+impl_database!(PostgresDatabase);
+impl_database!(SqliteDatabase);

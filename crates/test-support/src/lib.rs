@@ -1,0 +1,33 @@
+//! Test fixtures for the auth service: real, private Redis (standalone and a 3-master Redis
+//! Cluster) and PostgreSQL servers on free loopback ports. No mocks, no Docker.
+//!
+//! * [`RedisServer`], [`RedisCluster`], [`Postgres`]: a private instance per fixture (each in
+//!   its own temporary directory, server log included), for tests that stop/restart servers or
+//!   need isolation. Dropping one shuts it down and removes its directory.
+//! * [`shared_redis_url`], [`shared_cluster_urls`], [`shared_postgres_url`]: instances shared by
+//!   ordinary tests. `scripts/test.sh` starts them once for the whole run and exports
+//!   `TEST_REDIS_URL`, `TEST_REDIS_CLUSTER_URLS` and `TEST_DATABASE_URL`; under a plain
+//!   `cargo test` each test process starts its own.
+//! * [`create_postgres_database`]: a fresh database per test.
+//!
+//! Everything is synchronous (blocking); calling it from a `#[tokio::test]` is fine.
+//!
+//! Binaries: `redis-server` and `redis-cli` from `PATH`; the Postgres binaries from
+//! `$TEST_PG_BINDIR`, `pg_config --bindir` or `/usr/lib/postgresql/*/bin`. When running as
+//! root, Postgres runs as the `postgres` user (via `runuser`).
+//!
+//! Every fixture is paired with a tiny watchdog process that kills its servers and removes its
+//! directory if the test process dies without dropping the fixture (statics, `exit`, abort,
+//! SIGKILL), so no server outlives the tests.
+
+#![warn(missing_docs)]
+
+mod postgres;
+mod redis;
+mod resp;
+mod shared;
+mod util;
+
+pub use crate::postgres::{Postgres, create_postgres_database};
+pub use crate::redis::{RedisCluster, RedisServer};
+pub use crate::shared::{shared_cluster_urls, shared_postgres_url, shared_redis_url};

@@ -1,0 +1,300 @@
+//! The fixtures against the real servers: start, use through the official CLIs, stop, restart.
+
+use std::collections::HashSet;
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::Command;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
+use test_support::{
+    Postgres, RedisCluster, RedisServer, create_postgres_database, shared_cluster_urls,
+    shared_postgres_url, shared_redis_url,
+};
+
+/// Runs a command and returns its trimmed stdout; fails on a non-zero exit.
+fn output(cmd: &mut Command) -> Result<String> {
+    let out = cmd
+        .output()
+        .with_context(|| format!("running {:?}", cmd.get_program()))?;
+    if !out.status.success() {
+        bail!(
+            "{cmd:?} failed ({}): {}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+fn redis_cli(port: u16, args: &[&str]) -> Result<String> {
+    output(
+        Command::new("redis-cli")
+            .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+            .args(args),
+    )
+}
+
+fn port_of(url: &str) -> Result<u16> {
+    Ok(url
+        .rsplit(':')
+        .next()
+        .context("no port")?
+        .trim_end_matches('/')
+        .parse()?)
+}
+
+fn psql_path() -> PathBuf {
+    if let Some(dir) = std::env::var_os("TEST_PG_BINDIR").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir).join("psql");
+    }
+    if let Ok(out) = Command::new("pg_config").arg("--bindir").output() {
+        let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        if dir.join("psql").is_file() {
+            return dir.join("psql");
+        }
+    }
+    PathBuf::from("psql")
+}
+
+fn psql(url: &str, sql: &str) -> Result<String> {
+    output(
+        Command::new(psql_path())
+            .args([
+                "-X",
+                "-A",
+                "-t",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-d",
+                url,
+                "-c",
+                sql,
+            ])
+            .env("PGCONNECT_TIMEOUT", "10"),
+    )
+}
+
+fn refuses(port: u16) -> bool {
+    TcpStream::connect(("127.0.0.1", port)).is_err()
+}
+
+fn cluster_ok(port: u16) -> Result<bool> {
+    Ok(redis_cli(port, &["cluster", "info"])?
+        .lines()
+        .any(|l| l.trim() == "cluster_state:ok"))
+}
+
+#[test]
+fn redis_server_set_get_stop_restart() -> Result<()> {
+    let mut redis = RedisServer::start()?;
+    let port = redis.port();
+    assert_eq!(redis.url(), format!("redis://127.0.0.1:{port}"));
+    assert_eq!(redis_cli(port, &["set", "greeting", "hello"])?, "OK");
+    assert_eq!(redis_cli(port, &["get", "greeting"])?, "hello");
+
+    redis.stop()?;
+    assert!(refuses(port), "port {port} still open after stop()");
+    redis.stop()?; // idempotent
+
+    redis.restart()?;
+    assert_eq!(redis.port(), port);
+    assert_eq!(redis_cli(port, &["ping"])?, "PONG");
+    // Nothing is persisted.
+    assert_eq!(redis_cli(port, &["exists", "greeting"])?, "0");
+
+    // restart() of a running server works too.
+    redis.restart()?;
+    assert_eq!(redis_cli(port, &["ping"])?, "PONG");
+
+    drop(redis);
+    assert!(refuses(port), "port {port} still open after drop");
+    Ok(())
+}
+
+#[test]
+fn redis_cluster_spreads_keys_and_restarts() -> Result<()> {
+    let mut cluster = RedisCluster::start()?;
+    let urls = cluster.urls();
+    let ports = cluster.ports();
+    assert_eq!(urls.len(), 3);
+    assert_eq!(ports.iter().collect::<HashSet<_>>().len(), 3);
+    for (url, port) in urls.iter().zip(&ports) {
+        assert_eq!(port_of(url)?, *port);
+        assert!(
+            *port <= 55_535,
+            "cluster port {port} leaves no room for the bus"
+        );
+        assert!(cluster_ok(*port)?, "node {port} is not ok");
+    }
+
+    let keys: Vec<String> = (0..12).map(|i| format!("key-{i}")).collect();
+    let check_keys = |ports: &[u16]| -> Result<()> {
+        let slots: HashSet<String> = keys
+            .iter()
+            .map(|k| redis_cli(ports[0], &["cluster", "keyslot", k]))
+            .collect::<Result<_>>()?;
+        assert!(slots.len() > 1, "keys all in one slot");
+        for (i, key) in keys.iter().enumerate() {
+            // Write through one node and read through another; -c follows MOVED redirects.
+            let write = ports[i % 3];
+            let read = ports[(i + 1) % 3];
+            assert_eq!(
+                redis_cli(write, &["-c", "set", key, &format!("v{i}")])?,
+                "OK"
+            );
+            assert_eq!(redis_cli(read, &["-c", "get", key])?, format!("v{i}"));
+        }
+        let sizes: Vec<u64> = ports
+            .iter()
+            .map(|p| Ok(redis_cli(*p, &["dbsize"])?.parse::<u64>()?))
+            .collect::<Result<_>>()?;
+        assert_eq!(sizes.iter().sum::<u64>(), keys.len() as u64);
+        assert!(
+            sizes.iter().filter(|s| **s > 0).count() >= 2,
+            "keys not spread over the masters: {sizes:?}"
+        );
+        Ok(())
+    };
+    check_keys(&ports)?;
+
+    cluster.stop()?;
+    for port in &ports {
+        assert!(refuses(*port), "node {port} still open after stop()");
+    }
+    cluster.restart()?;
+    assert_eq!(cluster.ports(), ports);
+    for port in &ports {
+        assert!(cluster_ok(*port)?, "node {port} is not ok after restart");
+    }
+    check_keys(&ports)?;
+    Ok(())
+}
+
+#[test]
+fn postgres_database_stop_restart() -> Result<()> {
+    let mut pg = Postgres::start()?;
+    let admin = pg.admin_url();
+    assert_eq!(
+        admin,
+        format!("postgres://postgres@127.0.0.1:{}/postgres", pg.port())
+    );
+    let db = create_postgres_database(&admin)?;
+    let other = create_postgres_database(&admin)?;
+    assert_ne!(db, other);
+    assert!(db.starts_with(&format!(
+        "postgres://postgres@127.0.0.1:{}/test_",
+        pg.port()
+    )));
+    assert_eq!(psql(&db, "select 1")?, "1");
+    psql(&db, "create table t (x int); insert into t values (42)")?;
+
+    let port = pg.port();
+    pg.stop()?;
+    assert!(refuses(port), "port {port} still open after stop()");
+    pg.stop()?; // idempotent
+
+    pg.restart()?;
+    assert_eq!(pg.port(), port);
+    // Same data directory: the data survived.
+    assert_eq!(psql(&db, "select x from t")?, "42");
+    drop(pg);
+    assert!(refuses(port), "port {port} still open after drop");
+    Ok(())
+}
+
+#[test]
+fn shared_instances_answer() -> Result<()> {
+    let redis = shared_redis_url();
+    assert_eq!(shared_redis_url(), redis);
+    assert_eq!(redis_cli(port_of(&redis)?, &["ping"])?, "PONG");
+
+    let cluster = shared_cluster_urls();
+    assert_eq!(shared_cluster_urls(), cluster);
+    assert_eq!(cluster.len(), 3);
+    for url in &cluster {
+        assert!(cluster_ok(port_of(url)?)?, "{url} is not ok");
+    }
+
+    let admin = shared_postgres_url();
+    assert_eq!(shared_postgres_url(), admin);
+    assert_eq!(psql(&create_postgres_database(&admin)?, "select 1")?, "1");
+    Ok(())
+}
+
+#[tokio::test]
+async fn usable_from_tokio_tests() -> Result<()> {
+    let db = create_postgres_database(&shared_postgres_url())?;
+    assert_eq!(psql(&db, "select 2")?, "2");
+    Ok(())
+}
+
+const CHILD_ENV: &str = "TEST_SUPPORT_WATCHDOG_CHILD";
+
+/// Not a real test: the body of the child process of `servers_die_with_the_test_process`.
+#[test]
+fn watchdog_child() -> Result<()> {
+    if std::env::var_os(CHILD_ENV).is_none() {
+        return Ok(());
+    }
+    let redis = RedisServer::start()?;
+    let cluster = RedisCluster::start()?;
+    let pg = Postgres::start()?;
+    let mut ports = vec![redis.port(), pg.port()];
+    ports.extend(cluster.ports());
+    println!(
+        "\nPORTS {}",
+        ports
+            .iter()
+            .map(u16::to_string)
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    // Die without running any destructor, like a process that is killed.
+    std::process::exit(0)
+}
+
+#[test]
+fn servers_die_with_the_test_process() -> Result<()> {
+    let out = Command::new(std::env::current_exe()?)
+        .args([
+            "--exact",
+            "watchdog_child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_ENV, "1")
+        .output()?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    ensure!(
+        out.status.success(),
+        "child failed ({}): {stdout}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ports: Vec<u16> = stdout
+        .lines()
+        .find_map(|l| l.split_once("PORTS ").map(|(_, ports)| ports))
+        .with_context(|| {
+            format!(
+                "child printed no ports: {stdout}{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })?
+        .split_whitespace()
+        .map(str::parse)
+        .collect::<Result<_, _>>()?;
+    assert_eq!(ports.len(), 5);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !ports.iter().all(|p| refuses(*p)) {
+        ensure!(
+            Instant::now() < deadline,
+            "servers outlived their test process: {:?} still open",
+            ports.iter().filter(|p| !refuses(**p)).collect::<Vec<_>>()
+        );
+        thread::sleep(Duration::from_millis(100));
+    }
+    Ok(())
+}

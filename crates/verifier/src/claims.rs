@@ -1,0 +1,81 @@
+//! The access-token claims: the wire contract between the auth-center and every verifier.
+
+use serde::{Deserialize, Serialize};
+
+/// The JOSE `typ` header of an access token (RFC 9068).
+pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
+
+/// Claims carried by an access token. No personal data: `sub` is an opaque user id.
+///
+/// ```
+/// use verifier::Claims;
+/// let json = r#"{"iss":"https://auth.example","sub":"u1","aud":"api","exp":2,"iat":1,
+///                "nbf":1,"jti":"j","sid":"s","roles":["admin"]}"#;
+/// let claims: Claims = serde_json::from_str(json).unwrap();
+/// assert!(claims.has_role("admin"));
+/// assert!(claims.aud.contains("api"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    /// Issuer: the auth-center's public base URL.
+    pub iss: String,
+    /// Subject: the user id.
+    pub sub: String,
+    /// Audience(s) the token is meant for.
+    pub aud: Audience,
+    /// Expiry, seconds since the epoch.
+    pub exp: i64,
+    /// Issued at, seconds since the epoch.
+    pub iat: i64,
+    /// Not before, seconds since the epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
+    /// Unique token id.
+    pub jti: String,
+    /// Session id: with `sub`, names the session record in Redis.
+    pub sid: String,
+    /// Role names granted to the user when the token was issued.
+    #[serde(default)]
+    pub roles: Vec<String>,
+}
+
+impl Claims {
+    /// Whether the token grants `role`.
+    ///
+    /// ```
+    /// # use verifier::{Claims, Audience};
+    /// # let claims = Claims { iss: "i".into(), sub: "u".into(), aud: Audience::One("a".into()),
+    /// #   exp: 2, iat: 1, nbf: None, jti: "j".into(), sid: "s".into(), roles: vec!["admin".into()] };
+    /// assert!(claims.has_role("admin"));
+    /// assert!(!claims.has_role("root"));
+    /// ```
+    pub fn has_role(&self, role: &str) -> bool {
+        self.roles.iter().any(|r| r == role)
+    }
+}
+
+/// The `aud` claim: one string or an array of strings (RFC 7519 §4.1.3).
+///
+/// ```
+/// use verifier::Audience;
+/// let many = Audience::Many(vec!["a".into(), "b".into()]);
+/// assert!(many.contains("b"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Audience {
+    /// A single audience.
+    One(String),
+    /// Several audiences.
+    Many(Vec<String>),
+}
+
+impl Audience {
+    /// Whether `aud` names this audience.
+    pub fn contains(&self, audience: &str) -> bool {
+        match self {
+            Audience::One(a) => a == audience,
+            Audience::Many(all) => all.iter().any(|a| a == audience),
+        }
+    }
+}

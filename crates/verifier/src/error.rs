@@ -1,0 +1,86 @@
+//! Verification errors and the JSON error body every service answers with.
+
+use serde::{Deserialize, Serialize};
+
+/// Why a token was not accepted. Callers act on the kind: `Invalid`, `Expired` and
+/// `Revoked` mean 401; `Unavailable` means 503 (the session could not be checked).
+///
+/// ```
+/// use verifier::VerifyError;
+/// assert_eq!(VerifyError::Revoked.code(), "session_revoked");
+/// assert!(VerifyError::Unavailable("redis down".into()).is_unavailable());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyError {
+    /// Malformed, forged, wrongly signed or otherwise unacceptable token.
+    #[error("invalid token: {0}")]
+    Invalid(&'static str),
+    /// The token's `exp` has passed.
+    #[error("token expired")]
+    Expired,
+    /// The token's session no longer exists (logout, revocation, expiry).
+    #[error("session revoked")]
+    Revoked,
+    /// The session store could not be asked; fail closed.
+    #[error("session store unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl VerifyError {
+    /// The stable error code used in the JSON body.
+    pub fn code(&self) -> &'static str {
+        match self {
+            VerifyError::Invalid(_) => "invalid_token",
+            VerifyError::Expired => "token_expired",
+            VerifyError::Revoked => "session_revoked",
+            VerifyError::Unavailable(_) => "unavailable",
+        }
+    }
+
+    /// A message safe to show to the caller (no internals).
+    pub fn public_message(&self) -> &'static str {
+        match self {
+            VerifyError::Invalid(_) => "the access token is invalid",
+            VerifyError::Expired => "the access token has expired",
+            VerifyError::Revoked => "the session has ended",
+            VerifyError::Unavailable(_) => "the session store is unavailable, retry shortly",
+        }
+    }
+
+    /// Whether this is the fail-closed outage case (503, not 401).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, VerifyError::Unavailable(_))
+    }
+}
+
+/// The JSON body of every error response: `{"error": "<stable_code>", "message": "..."}`.
+///
+/// ```
+/// use verifier::ErrorBody;
+/// let body = ErrorBody::new("invalid_token", "the access token is invalid");
+/// assert_eq!(serde_json::to_string(&body).unwrap(),
+///            r#"{"error":"invalid_token","message":"the access token is invalid"}"#);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// Stable machine-readable code.
+    pub error: String,
+    /// Human-readable text.
+    pub message: String,
+}
+
+impl ErrorBody {
+    /// A body with the given code and message.
+    pub fn new(error: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            error: error.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl From<&VerifyError> for ErrorBody {
+    fn from(e: &VerifyError) -> Self {
+        ErrorBody::new(e.code(), e.public_message())
+    }
+}

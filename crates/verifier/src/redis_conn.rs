@@ -1,0 +1,144 @@
+//! One Redis handle for standalone servers and clusters, shared by the auth-center and
+//! the verifier.
+
+use std::time::Duration;
+
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClientBuilder;
+use redis::cluster_async::ClusterConnection;
+use redis::{Cmd, Pipeline, RedisFuture, RedisResult, Value};
+
+/// Where Redis is: one server (`REDIS_URL`) or the seed nodes of a cluster
+/// (`REDIS_CLUSTER_URLS`).
+///
+/// ```
+/// use verifier::RedisTarget;
+/// let t = RedisTarget::cluster_from_csv("redis://127.0.0.1:7000, redis://127.0.0.1:7001");
+/// assert_eq!(t, RedisTarget::Cluster(vec!["redis://127.0.0.1:7000".into(), "redis://127.0.0.1:7001".into()]));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RedisTarget {
+    /// A standalone server URL, `redis://host:port[/db]`.
+    Standalone(String),
+    /// Cluster seed node URLs.
+    Cluster(Vec<String>),
+}
+
+impl RedisTarget {
+    /// Parses a comma-separated list of seed URLs (blank entries are ignored).
+    pub fn cluster_from_csv(csv: &str) -> Self {
+        RedisTarget::Cluster(
+            csv.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect(),
+        )
+    }
+}
+
+/// Timeouts for every Redis call; a call that takes longer fails (and the caller fails
+/// closed) instead of hanging.
+///
+/// ```
+/// let opts = verifier::RedisOptions::default();
+/// assert!(opts.response_timeout.as_millis() <= 1000);
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct RedisOptions {
+    /// Time allowed to open a connection.
+    pub connect_timeout: Duration,
+    /// Time allowed for one command's reply.
+    pub response_timeout: Duration,
+}
+
+impl Default for RedisOptions {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_millis(500),
+            response_timeout: Duration::from_millis(500),
+        }
+    }
+}
+
+/// A multiplexed, self-reconnecting connection to a standalone server or a cluster.
+/// Cheap to clone; implements [`ConnectionLike`], so commands and scripts run on it
+/// whatever the topology.
+#[derive(Clone)]
+pub enum RedisConnection {
+    /// A standalone server behind a reconnecting [`ConnectionManager`].
+    Standalone(ConnectionManager),
+    /// A cluster; commands are routed by key slot.
+    Cluster(ClusterConnection),
+}
+
+impl std::fmt::Debug for RedisConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            RedisConnection::Standalone(_) => "RedisConnection::Standalone",
+            RedisConnection::Cluster(_) => "RedisConnection::Cluster",
+        })
+    }
+}
+
+impl RedisConnection {
+    /// Connects. A standalone connection is lazy (it connects on first use and keeps
+    /// reconnecting), so a service can start while Redis is down; a cluster connection
+    /// needs one seed node to answer now.
+    pub async fn connect(target: &RedisTarget, options: RedisOptions) -> RedisResult<Self> {
+        match target {
+            RedisTarget::Standalone(url) => {
+                let client = redis::Client::open(url.as_str())?;
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(options.connect_timeout))
+                    .set_response_timeout(Some(options.response_timeout))
+                    .set_number_of_retries(2)
+                    .set_max_delay(Duration::from_millis(500));
+                Ok(RedisConnection::Standalone(
+                    ConnectionManager::new_lazy_with_config(client, config)?,
+                ))
+            }
+            RedisTarget::Cluster(urls) => {
+                let client = ClusterClientBuilder::new(urls.iter().map(String::as_str))
+                    .connection_timeout(options.connect_timeout)
+                    .response_timeout(options.response_timeout)
+                    .overall_response_timeout(Some(options.response_timeout * 2))
+                    .retries(2)
+                    .min_retry_wait(10)
+                    .max_retry_wait(200)
+                    .build()?;
+                Ok(RedisConnection::Cluster(
+                    client.get_async_connection().await?,
+                ))
+            }
+        }
+    }
+}
+
+impl ConnectionLike for RedisConnection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            RedisConnection::Standalone(c) => c.req_packed_command(cmd),
+            RedisConnection::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            RedisConnection::Standalone(c) => c.req_packed_commands(pipeline, offset, count),
+            RedisConnection::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            RedisConnection::Standalone(c) => c.get_db(),
+            RedisConnection::Cluster(c) => c.get_db(),
+        }
+    }
+}
