@@ -357,6 +357,11 @@ impl AuthService {
         Ok(UserView::from(&user))
     }
 
+    /// The user's live sessions, most recently used first.
+    pub async fn sessions_of(&self, user_id: &str) -> Result<Vec<SessionRecord>, AuthError> {
+        Ok(self.sessions.list(user_id, self.clock.now_millis()).await?)
+    }
+
     /// Whether the database and the session store answer.
     pub async fn ready(&self) -> Result<(), AuthError> {
         self.db.ping().await?;

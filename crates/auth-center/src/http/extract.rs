@@ -13,8 +13,8 @@ use verifier::{Claims, VerifyError};
 use super::error::ApiError;
 use crate::domain::{AuthService, ClientInfo};
 
-/// `Json<T>` whose rejections (bad syntax, wrong content type, too large, unknown or
-/// missing fields) answer in the common error shape.
+/// `Json<T>` whose rejections (bad syntax, wrong content type, too large, not an object,
+/// unknown or missing fields) answer in the common error shape.
 pub struct ApiJson<T>(pub T);
 
 impl<S, T> FromRequest<S> for ApiJson<T>
@@ -25,10 +25,20 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(v)) => Ok(ApiJson(v)),
-            Err(rejection) => Err(json_rejection(rejection)),
-        }
+        // An object first: serde would otherwise accept a struct written as an array.
+        let axum::Json(object) =
+            axum::Json::<serde_json::Map<String, serde_json::Value>>::from_request(req, state)
+                .await
+                .map_err(json_rejection)?;
+        serde_json::from_value(serde_json::Value::Object(object))
+            .map(ApiJson)
+            .map_err(|e| {
+                ApiError::http(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    format!("invalid request body: {e}"),
+                )
+            })
     }
 }
 
@@ -47,7 +57,7 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
         StatusCode::UNPROCESSABLE_ENTITY => ApiError::http(
             StatusCode::BAD_REQUEST,
             "invalid_request",
-            serde_detail(&rejection.body_text()),
+            "the request body must be a JSON object",
         ),
         _ => ApiError::http(
             StatusCode::BAD_REQUEST,
@@ -55,12 +65,6 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
             "the request body is not valid JSON",
         ),
     }
-}
-
-/// serde's own words (which field, which rule), without axum's preamble.
-fn serde_detail(text: &str) -> String {
-    let detail = text.rsplit(": ").next().unwrap_or(text);
-    format!("invalid request body: {detail}")
 }
 
 /// The caller's IP (the TCP peer) and user agent.

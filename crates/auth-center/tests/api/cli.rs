@@ -1,0 +1,83 @@
+use std::io::Write as _;
+use std::process::{Command, Stdio};
+
+use reqwest::StatusCode;
+
+use crate::helpers::*;
+
+fn auth_center(db_url: &str, args: &[&str], stdin: &str) -> std::process::Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_auth-center"))
+        .args(args)
+        .env("DATABASE_URL", db_url)
+        .env_remove("REDIS_URL")
+        .env_remove("REDIS_CLUSTER_URLS")
+        .env("AUTH_PASSWORDS__MEMORY_KIB", "12288")
+        .env("AUTH_PASSWORDS__ITERATIONS", "3")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run auth-center");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+        .expect("write stdin");
+    child.wait_with_output().expect("wait")
+}
+
+#[tokio::test]
+async fn the_cli_migrates_and_creates_an_admin_who_can_log_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let db_url = format!("sqlite:{}", dir.path().join("cli.db").display());
+    let out = auth_center(&db_url, &["migrate"], "");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let out = auth_center(
+        &db_url,
+        &["user", "create", "--username", "Root", "--admin"],
+        &format!("{PASSWORD}\n"),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("root") && stdout.contains("admin"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains(PASSWORD) && !String::from_utf8_lossy(&out.stderr).contains(PASSWORD));
+
+    // The same user again is refused, with a clear message and a failing exit code.
+    let out = auth_center(
+        &db_url,
+        &["user", "create", "--username", "root"],
+        &format!("{PASSWORD}\n"),
+    );
+    assert!(!out.status.success());
+
+    // A too-short password is refused.
+    let out = auth_center(
+        &db_url,
+        &["user", "create", "--username", "other"],
+        "short\n",
+    );
+    assert!(!out.status.success());
+
+    let backend = Backend {
+        db: Db::Sqlite,
+        sessions: Sessions::Memory,
+    };
+    let app = spawn_app_with(backend, |c| c.database_url = db_url.clone().into()).await;
+    let response = app.login("root", PASSWORD).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let tokens: Tokens = response.json().await.unwrap();
+    assert_eq!(tokens.claims()["roles"], serde_json::json!(["admin"]));
+}

@@ -1,0 +1,362 @@
+//! `spawn_app`: the real auth-center on port 0 with its own database and Redis key
+//! prefix, plus typed helpers.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use auth_center::domain::AuthService;
+use auth_center::{Application, Config};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use reqwest::{Response, StatusCode};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use verifier::{ManualClock, RedisConnection, RedisOptions, RedisTarget, SessionKeys};
+
+/// Where users live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Db {
+    Sqlite,
+    Postgres,
+}
+
+/// Where sessions live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sessions {
+    Memory,
+    Redis,
+    Cluster,
+}
+
+/// One store combination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backend {
+    pub db: Db,
+    pub sessions: Sessions,
+}
+
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// A running auth-center.
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub clock: ManualClock,
+    pub backend: Backend,
+    pub config: Config,
+    pub auth: Arc<AuthService>,
+    pub redis: Option<RedisConnection>,
+    pub keys: SessionKeys,
+    _dir: Arc<tempfile::TempDir>,
+}
+
+/// The body of a successful login or refresh.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct Tokens {
+    pub access_token: String,
+    pub refresh_token: String,
+    pub token_type: String,
+    pub expires_in: u64,
+    pub session_id: String,
+}
+
+impl Tokens {
+    /// The access token's claims (already verified by the server; decoded here only to read them).
+    pub fn claims(&self) -> Value {
+        decode_segment(&self.access_token, 1)
+    }
+
+    /// The access token's JOSE header.
+    pub fn header(&self) -> Value {
+        decode_segment(&self.access_token, 0)
+    }
+
+    pub fn user_id(&self) -> String {
+        self.claims()["sub"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+}
+
+pub fn decode_segment(jwt: &str, index: usize) -> Value {
+    let segment = jwt.split('.').nth(index).expect("segment");
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(segment).expect("base64url")).expect("json")
+}
+
+/// A test configuration for `backend`: free port, private database, private key prefix.
+pub fn test_config(backend: Backend, dir: &tempfile::TempDir) -> Config {
+    let mut config = Config::default();
+    config.listen_addr = "127.0.0.1:0".parse().expect("addr");
+    config.issuer = "http://auth.test".into();
+    config.database_url = SecretString::from(match backend.db {
+        Db::Sqlite => format!("sqlite:{}", dir.path().join("auth.db").display()),
+        Db::Postgres => {
+            test_support::create_postgres_database(&test_support::shared_postgres_url())
+                .expect("create postgres database")
+        }
+    });
+    match backend.sessions {
+        Sessions::Memory => {}
+        Sessions::Redis => {
+            config.redis_url = Some(SecretString::from(test_support::shared_redis_url()))
+        }
+        Sessions::Cluster => {
+            config.redis_cluster_urls = Some(SecretString::from(
+                test_support::shared_cluster_urls().join(","),
+            ))
+        }
+    }
+    config.redis_prefix = format!("t{}", uuid::Uuid::new_v4().simple());
+    // OWASP's m=12 MiB, t=3 row: as strong as the default and quicker in debug builds.
+    config.passwords.memory_kib = 12 * 1024;
+    config.passwords.iterations = 3;
+    config
+}
+
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, |_| {}).await
+}
+
+pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -> TestApp {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = test_config(backend, &dir);
+    tweak(&mut config);
+    spawn_with_config(backend, config, Arc::new(dir), ManualClock::starting_now()).await
+}
+
+/// Starts an app on an explicit configuration (a second instance on the same stores).
+pub async fn spawn_with_config(
+    backend: Backend,
+    config: Config,
+    dir: Arc<tempfile::TempDir>,
+    clock: ManualClock,
+) -> TestApp {
+    let app = Application::build_with_clock(config.clone(), Arc::new(clock.clone()))
+        .await
+        .expect("application builds");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let auth = app.auth();
+    tokio::spawn(app.run_until_stopped());
+    let redis = match backend.sessions {
+        Sessions::Memory => None,
+        Sessions::Redis => Some(RedisTarget::Standalone(test_support::shared_redis_url())),
+        Sessions::Cluster => Some(RedisTarget::Cluster(test_support::shared_cluster_urls())),
+    };
+    let redis = match redis {
+        Some(target) => Some(
+            RedisConnection::connect(&target, RedisOptions::default())
+                .await
+                .expect("redis"),
+        ),
+        None => None,
+    };
+    TestApp {
+        address,
+        client: reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("client"),
+        clock,
+        backend,
+        keys: SessionKeys::new(config.redis_prefix.clone()),
+        config,
+        auth,
+        redis,
+        _dir: dir,
+    }
+}
+
+impl TestApp {
+    /// A second instance sharing this one's database, Redis prefix and clock.
+    pub async fn second_instance(&self) -> TestApp {
+        spawn_with_config(
+            self.backend,
+            self.config.clone(),
+            self._dir.clone(),
+            self.clock.clone(),
+        )
+        .await
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> Response {
+        self.client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> Response {
+        self.client
+            .post(self.url(path))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn register(&self, username: &str, password: &str) -> Response {
+        self.post_json(
+            "/v1/register",
+            &json!({ "username": username, "password": password }),
+        )
+        .await
+    }
+
+    pub async fn login(&self, username: &str, password: &str) -> Response {
+        self.post_json(
+            "/v1/login",
+            &json!({ "username": username, "password": password }),
+        )
+        .await
+    }
+
+    /// Registers `username` with [`PASSWORD`] and logs in.
+    pub async fn register_and_login(&self, username: &str) -> Tokens {
+        let r = self.register(username, PASSWORD).await;
+        assert_eq!(
+            r.status(),
+            StatusCode::CREATED,
+            "register: {}",
+            r.text().await.unwrap_or_default()
+        );
+        self.login_ok(username).await
+    }
+
+    pub async fn login_ok(&self, username: &str) -> Tokens {
+        let r = self.login(username, PASSWORD).await;
+        assert_eq!(
+            r.status(),
+            StatusCode::OK,
+            "login: {}",
+            r.text().await.unwrap_or_default()
+        );
+        r.json().await.expect("token body")
+    }
+
+    pub async fn refresh(&self, refresh_token: &str) -> Response {
+        self.post_json("/v1/refresh", &json!({ "refresh_token": refresh_token }))
+            .await
+    }
+
+    pub async fn refresh_ok(&self, refresh_token: &str) -> Tokens {
+        let r = self.refresh(refresh_token).await;
+        assert_eq!(
+            r.status(),
+            StatusCode::OK,
+            "refresh: {}",
+            r.text().await.unwrap_or_default()
+        );
+        r.json().await.expect("token body")
+    }
+
+    pub async fn get_bearer(&self, path: &str, access_token: &str) -> Response {
+        self.client
+            .get(self.url(path))
+            .bearer_auth(access_token)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn post_bearer(&self, path: &str, access_token: &str) -> Response {
+        self.client
+            .post(self.url(path))
+            .bearer_auth(access_token)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn me(&self, access_token: &str) -> Response {
+        self.get_bearer("/v1/me", access_token).await
+    }
+
+    /// Live sessions of a user, straight from the store.
+    pub async fn session_count(&self, user_id: &str) -> usize {
+        self.auth
+            .sessions_of(user_id)
+            .await
+            .expect("list sessions")
+            .len()
+    }
+
+    /// `DEL` of a session key, as an operator in redis-cli would.
+    pub async fn redis_del_session(&self, user_id: &str, sid: &str) -> i64 {
+        let key = self.keys.session(user_id, sid).expect("key");
+        let mut conn = self.redis.clone().expect("a Redis backend");
+        redis::cmd("DEL")
+            .arg(key)
+            .query_async(&mut conn)
+            .await
+            .expect("DEL")
+    }
+
+    /// Audit events (newest first) with this name.
+    pub async fn audit_events(&self, event: &str) -> Vec<auth_center::domain::ports::AuditEvent> {
+        self.auth
+            .recent_audit(1000)
+            .await
+            .expect("audit")
+            .into_iter()
+            .filter(|e| e.event == event)
+            .collect()
+    }
+}
+
+/// Asserts the common error shape and returns the code.
+pub async fn error_code(response: Response) -> (StatusCode, String) {
+    let status = response.status();
+    let text = response.text().await.expect("a body");
+    let body: Value =
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("{status}: not JSON: {text:.200}"));
+    let code = body["error"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{status}: no error field in {text:.200}"))
+        .to_string();
+    assert!(
+        body["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "message missing in {body}"
+    );
+    (status, code)
+}
+
+/// Runs one test body against every store combination, one `#[tokio::test]` each.
+#[macro_export]
+macro_rules! for_every_backend {
+    ($($name:ident),* $(,)?) => {
+        $crate::for_every_backend!(@db sqlite_memory, Sqlite, Memory; $($name),*);
+        $crate::for_every_backend!(@db sqlite_redis, Sqlite, Redis; $($name),*);
+        $crate::for_every_backend!(@db sqlite_cluster, Sqlite, Cluster; $($name),*);
+        $crate::for_every_backend!(@db postgres_memory, Postgres, Memory; $($name),*);
+        $crate::for_every_backend!(@db postgres_redis, Postgres, Redis; $($name),*);
+        $crate::for_every_backend!(@db postgres_cluster, Postgres, Cluster; $($name),*);
+    };
+    (@db $module:ident, $db:ident, $sessions:ident; $($name:ident),*) => {
+        mod $module {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::helpers::Backend {
+                        db: $crate::helpers::Db::$db,
+                        sessions: $crate::helpers::Sessions::$sessions,
+                    })
+                    .await
+                }
+            )*
+        }
+    };
+}

@@ -1,0 +1,11 @@
+//! auth-center API tests: the real app on port 0 against real SQLite/Postgres and real
+//! Redis (standalone and cluster) started by `scripts/test.sh`.
+
+mod helpers;
+
+mod bad_input;
+mod cli;
+mod login;
+mod outages;
+mod refresh;
+mod revocation;

@@ -1,0 +1,148 @@
+//! Redis or the database stopped under the app: 503 with Retry-After, whatever the
+//! password, the process keeps running, and it recovers by itself.
+
+use std::time::{Duration, Instant};
+
+use reqwest::{Response, StatusCode};
+use secrecy::SecretString;
+use test_support::{Postgres, RedisCluster, RedisServer};
+
+use crate::helpers::*;
+
+/// Polls `check` until it returns true, for at most 30 s.
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting for: {what}");
+}
+
+async fn assert_unavailable(response: Response) -> bytes::Bytes {
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        response.headers().contains_key("retry-after"),
+        "503 without Retry-After"
+    );
+    let body = response.bytes().await.unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(json["error"], "unavailable");
+    body
+}
+
+/// The shared script for a session-store outage.
+async fn survives_a_session_store_outage(
+    app: &TestApp,
+    stop: impl FnOnce(),
+    restart: impl FnOnce(),
+) {
+    let tokens = app.register_and_login("outage").await;
+    stop();
+    let right = assert_unavailable(app.login("outage", PASSWORD).await).await;
+    let wrong = assert_unavailable(app.login("outage", "wrong password").await).await;
+    assert_eq!(right, wrong, "an outage must not become a password oracle");
+    assert_unavailable(app.me(&tokens.access_token).await).await;
+    assert_unavailable(app.refresh(&tokens.refresh_token).await).await;
+    assert_unavailable(app.client.get(app.url("/readyz")).send().await.unwrap()).await;
+    assert_eq!(
+        app.client
+            .get(app.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+    restart();
+    eventually("login works again", || async {
+        app.login("outage", PASSWORD).await.status() == StatusCode::OK
+    })
+    .await;
+    let fresh = app.login_ok("outage").await;
+    assert_eq!(app.me(&fresh.access_token).await.status(), StatusCode::OK);
+    assert_eq!(
+        app.refresh(&fresh.refresh_token).await.status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_outage_gives_503_and_the_app_recovers_when_redis_returns() {
+    let mut redis = RedisServer::start().unwrap();
+    let url = redis.url();
+    let backend = Backend {
+        db: Db::Sqlite,
+        sessions: Sessions::Memory,
+    };
+    let app = spawn_app_with(backend, |c| c.redis_url = Some(SecretString::from(url))).await;
+    let redis = std::sync::Mutex::new(&mut redis);
+    survives_a_session_store_outage(
+        &app,
+        || redis.lock().unwrap().stop().unwrap(),
+        || redis.lock().unwrap().restart().unwrap(),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_cluster_outage_gives_503_and_the_app_recovers_when_it_returns() {
+    let mut cluster = RedisCluster::start().unwrap();
+    let urls = cluster.urls().join(",");
+    let backend = Backend {
+        db: Db::Sqlite,
+        sessions: Sessions::Memory,
+    };
+    let app = spawn_app_with(backend, |c| {
+        c.redis_cluster_urls = Some(SecretString::from(urls))
+    })
+    .await;
+    let cluster = std::sync::Mutex::new(&mut cluster);
+    survives_a_session_store_outage(
+        &app,
+        || cluster.lock().unwrap().stop().unwrap(),
+        || cluster.lock().unwrap().restart().unwrap(),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_outage_gives_503_and_the_app_recovers_when_postgres_returns() {
+    let mut pg = Postgres::start().unwrap();
+    let db_url = test_support::create_postgres_database(&pg.admin_url()).unwrap();
+    let backend = Backend {
+        db: Db::Postgres,
+        sessions: Sessions::Redis,
+    };
+    let app = spawn_app_with(backend, |c| c.database_url = SecretString::from(db_url)).await;
+    let tokens = app.register_and_login("dbdown").await;
+
+    pg.stop().unwrap();
+    let right = assert_unavailable(app.login("dbdown", PASSWORD).await).await;
+    let wrong = assert_unavailable(app.login("dbdown", "wrong password").await).await;
+    assert_eq!(right, wrong);
+    assert_unavailable(app.register("newcomer", PASSWORD).await).await;
+    assert_unavailable(app.client.get(app.url("/readyz")).send().await.unwrap()).await;
+    // Refresh needs no SQL: sessions live in Redis.
+    let refreshed = app.refresh_ok(&tokens.refresh_token).await;
+
+    pg.restart().unwrap();
+    eventually("login works again", || async {
+        app.login("dbdown", PASSWORD).await.status() == StatusCode::OK
+    })
+    .await;
+    assert_eq!(
+        app.register("newcomer", PASSWORD).await.status(),
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        app.me(&refreshed.access_token).await.status(),
+        StatusCode::OK
+    );
+}
