@@ -108,6 +108,7 @@ pub async fn connect_sessions(config: &Config) -> anyhow::Result<Arc<dyn Session
     let options = RedisOptions {
         connect_timeout: timeout,
         response_timeout: timeout,
+        client_cache_ttl: None,
     };
     let conn = RedisConnection::connect(&target, options)
         .await

@@ -10,13 +10,21 @@
 //! assert!(validator.validate("garbage", &KeySet::default(), 0).is_err());
 //! ```
 
+#[cfg(feature = "axum")]
+mod axum_glue;
 mod claims;
 mod clock;
 mod error;
+#[cfg(feature = "jwks")]
+mod jwks;
 #[cfg(feature = "redis")]
 mod redis_conn;
+#[cfg(feature = "redis")]
+mod revocation;
 mod session_keys;
+mod sig_cache;
 mod token;
+mod verifier;
 
 pub use claims::{ACCESS_TOKEN_TYP, Audience, Claims};
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -25,6 +33,14 @@ pub use jsonwebtoken::Algorithm;
 pub use jsonwebtoken::jwk::JwkSet;
 #[cfg(feature = "redis")]
 pub use redis_conn::{RedisConnection, RedisOptions, RedisTarget};
+#[cfg(feature = "redis")]
+pub use revocation::RevocationMode;
+pub use verifier::{BuildError, Verifier, VerifierBuilder};
+#[cfg(feature = "axum")]
+pub use axum_glue::{
+    Authenticated, RETRY_AFTER_SECS, RequireRole, RequireRoleLayer, ResponseFuture, VerifierLayer,
+    VerifierService, bearer_token, require_role,
+};
 pub use session_keys::{SessionKeys, is_identifier};
 pub use token::{
     DEFAULT_LEEWAY_SECS, KeyError, KeySet, MAX_TOKEN_BYTES, TokenHeader, TokenValidator,

@@ -1,12 +1,14 @@
 //! One Redis handle for standalone servers and clusters, shared by the auth-center and
 //! the verifier.
 
+use std::num::NonZeroUsize;
 use std::time::Duration;
 
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
-use redis::{Cmd, Pipeline, RedisFuture, RedisResult, Value};
+use redis::caching::CacheConfig;
+use redis::{Cmd, IntoConnectionInfo as _, Pipeline, ProtocolVersion, RedisFuture, RedisResult, Value};
 
 /// Where Redis is: one server (`REDIS_URL`) or the seed nodes of a cluster
 /// (`REDIS_CLUSTER_URLS`).
@@ -43,6 +45,7 @@ impl RedisTarget {
 /// ```
 /// let opts = verifier::RedisOptions::default();
 /// assert!(opts.response_timeout.as_millis() <= 1000);
+/// assert!(opts.client_cache_ttl.is_none());
 /// ```
 #[derive(Debug, Clone, Copy)]
 pub struct RedisOptions {
@@ -50,6 +53,9 @@ pub struct RedisOptions {
     pub connect_timeout: Duration,
     /// Time allowed for one command's reply.
     pub response_timeout: Duration,
+    /// Server-assisted client-side caching (RESP3 `CLIENT TRACKING`) of read commands,
+    /// with this client-side TTL as the safety net; `None` disables it.
+    pub client_cache_ttl: Option<Duration>,
 }
 
 impl Default for RedisOptions {
@@ -57,8 +63,18 @@ impl Default for RedisOptions {
         Self {
             connect_timeout: Duration::from_millis(500),
             response_timeout: Duration::from_millis(500),
+            client_cache_ttl: None,
         }
     }
+}
+
+/// Entries kept by the client-side cache.
+const CLIENT_CACHE_ENTRIES: usize = 100_000;
+
+fn cache_config(ttl: Duration) -> CacheConfig {
+    CacheConfig::new()
+        .set_default_client_ttl(ttl)
+        .set_size(NonZeroUsize::new(CLIENT_CACHE_ENTRIES).unwrap_or(NonZeroUsize::MIN))
 }
 
 /// A multiplexed, self-reconnecting connection to a standalone server or a cluster.
@@ -88,18 +104,29 @@ impl RedisConnection {
     pub async fn connect(target: &RedisTarget, options: RedisOptions) -> RedisResult<Self> {
         match target {
             RedisTarget::Standalone(url) => {
-                let client = redis::Client::open(url.as_str())?;
-                let config = ConnectionManagerConfig::new()
+                let mut info = url.as_str().into_connection_info()?;
+                let mut config = ConnectionManagerConfig::new()
                     .set_connection_timeout(Some(options.connect_timeout))
                     .set_response_timeout(Some(options.response_timeout))
                     .set_number_of_retries(2)
                     .set_max_delay(Duration::from_millis(500));
+                if let Some(ttl) = options.client_cache_ttl {
+                    // Client-side caching needs RESP3 push messages for invalidations.
+                    let settings = info.redis_settings().clone().set_protocol(ProtocolVersion::RESP3);
+                    info = info.set_redis_settings(settings);
+                    config = config.set_cache_config(cache_config(ttl));
+                }
+                let client = redis::Client::open(info)?;
                 Ok(RedisConnection::Standalone(
                     ConnectionManager::new_lazy_with_config(client, config)?,
                 ))
             }
             RedisTarget::Cluster(urls) => {
-                let client = ClusterClientBuilder::new(urls.iter().map(String::as_str))
+                let mut builder = ClusterClientBuilder::new(urls.iter().map(String::as_str));
+                if let Some(ttl) = options.client_cache_ttl {
+                    builder = builder.use_protocol(ProtocolVersion::RESP3).cache_config(cache_config(ttl));
+                }
+                let client = builder
                     .connection_timeout(options.connect_timeout)
                     .response_timeout(options.response_timeout)
                     .overall_response_timeout(Some(options.response_timeout * 2))

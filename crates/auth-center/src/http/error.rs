@@ -3,12 +3,10 @@
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use verifier::{ErrorBody, VerifyError};
+use verifier::{ErrorBody, RETRY_AFTER_SECS, VerifyError};
 
 use crate::domain::AuthError;
 
-/// Seconds a client is told to wait when a backend is down.
-pub const RETRY_AFTER_SECS: u64 = 1;
 
 /// An error on its way to the client.
 #[derive(Debug)]
@@ -62,23 +60,8 @@ impl IntoResponse for ApiError {
                 "registration_disabled",
                 e.to_string(),
             ),
-            AuthError::Token(v) if v.is_unavailable() => {
-                tracing::warn!(error = %v, "session check unavailable");
-                (
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    v.code(),
-                    v.public_message().into(),
-                )
-            }
-            AuthError::Token(v) => {
-                let mut response =
-                    error_response(StatusCode::UNAUTHORIZED, v.code(), v.public_message());
-                response.headers_mut().insert(
-                    header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static(r#"Bearer error="invalid_token""#),
-                );
-                return response;
-            }
+            // One mapping for token errors, shared with every downstream service.
+            AuthError::Token(v) => return v.clone().into_response(),
             AuthError::InvalidRefreshToken => (
                 StatusCode::UNAUTHORIZED,
                 "invalid_refresh_token",

@@ -99,16 +99,7 @@ impl FromRequestParts<Arc<AuthService>> for Authenticated {
         parts: &mut Parts,
         auth: &Arc<AuthService>,
     ) -> Result<Self, Self::Rejection> {
-        let token = bearer_token(parts).ok_or(VerifyError::Invalid("missing bearer token"))?;
+        let token = verifier::bearer_token(&parts.headers).ok_or(VerifyError::Invalid("missing bearer token"))?;
         Ok(Authenticated(auth.authenticate(token).await?))
     }
-}
-
-fn bearer_token(parts: &Parts) -> Option<&str> {
-    let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim())
-        .filter(|t| !t.is_empty())
 }

@@ -85,6 +85,7 @@ pub fn decode_segment(jwt: &str, index: usize) -> Value {
 }
 
 /// A test configuration for `backend`: free port, private database, private key prefix.
+#[allow(clippy::field_reassign_with_default)] // reads better as a list of overrides
 pub fn test_config(backend: Backend, dir: &tempfile::TempDir) -> Config {
     let mut config = Config::default();
     config.listen_addr = "127.0.0.1:0".parse().expect("addr");

@@ -298,7 +298,7 @@ impl SessionStore for RedisSessionStore {
                 }
             }
         }
-        out.sort_by(|a, b| b.last_seen_ms.cmp(&a.last_seen_ms));
+        out.sort_by_key(|s| std::cmp::Reverse(s.last_seen_ms));
         Ok(out)
     }
 

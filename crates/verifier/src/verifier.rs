@@ -1,0 +1,439 @@
+//! The `Verifier`: signature and claims in-process, then the session's existence in
+//! Redis. Built with [`Verifier::builder`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use jsonwebtoken::Algorithm;
+
+use crate::claims::Claims;
+use crate::clock::{Clock, SystemClock};
+use crate::error::VerifyError;
+use crate::sig_cache::SignatureCache;
+use crate::token::{DEFAULT_LEEWAY_SECS, KeySet, TokenValidator};
+
+#[cfg(feature = "jwks")]
+use crate::jwks::JwksSource;
+#[cfg(feature = "redis")]
+use crate::{
+    redis_conn::{RedisConnection, RedisOptions, RedisTarget},
+    revocation::{RevocationMode, SessionCheck},
+    session_keys::SessionKeys,
+};
+
+/// Verifies access tokens: structure, header, signature, claims, then (unless revocation
+/// is explicitly off) that the token's session still exists in Redis. Cheap to clone.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// use verifier::{RedisTarget, Verifier};
+/// let verifier = Verifier::builder()
+///     .issuer("https://auth.example.com")
+///     .audience("api")
+///     .jwks_url("https://auth.example.com/.well-known/jwks.json")
+///     .redis(RedisTarget::Standalone("redis://127.0.0.1:6379".into()))
+///     .build()
+///     .await?;
+/// match verifier.verify("eyJ...").await {
+///     Ok(claims) => println!("hello {}", claims.sub),
+///     Err(e) => println!("rejected: {e}"),
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Verifier {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    validator: TokenValidator,
+    leeway_secs: i64,
+    keys: KeySource,
+    sig_cache: SignatureCache,
+    #[cfg(feature = "redis")]
+    session_check: Option<SessionCheck>,
+    clock: Arc<dyn Clock>,
+}
+
+enum KeySource {
+    Static(KeySet),
+    #[cfg(feature = "jwks")]
+    Jwks(Arc<JwksSource>),
+}
+
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verifier").field("validator", &self.inner.validator).finish_non_exhaustive()
+    }
+}
+
+impl Verifier {
+    /// A builder with safe defaults: EdDSA only, 5 s leeway, tracked revocation,
+    /// 5 s max staleness, 500 ms Redis timeout, 10 000 cached signatures.
+    pub fn builder() -> VerifierBuilder {
+        VerifierBuilder::default()
+    }
+
+    /// Verifies `token` and returns its claims.
+    pub async fn verify(&self, token: &str) -> Result<Claims, VerifyError> {
+        self.verify_shared(token).await.map(|c| (*c).clone())
+    }
+
+    /// Like [`verify`](Self::verify), without copying the claims.
+    pub async fn verify_shared(&self, token: &str) -> Result<Arc<Claims>, VerifyError> {
+        let inner = &self.inner;
+        let now = inner.clock.now_secs();
+        let claims = match inner.sig_cache.get(token, now, inner.leeway_secs) {
+            Some(claims) => claims,
+            None => self.verify_signature(token, now).await?,
+        };
+        #[cfg(feature = "redis")]
+        if let Some(check) = &inner.session_check {
+            check.check(&claims.sub, &claims.sid).await?;
+        }
+        Ok(claims)
+    }
+
+    async fn verify_signature(&self, token: &str, now: i64) -> Result<Arc<Claims>, VerifyError> {
+        let inner = &self.inner;
+        let header = inner.validator.check_header(token)?;
+        let keys = self.current_keys();
+        let claims = match keys.get(&header.kid) {
+            Some(key) => inner.validator.validate_with_key(token, &header, key, now)?,
+            None => {
+                let keys = self.refetch_keys().await.ok_or(VerifyError::Invalid("unknown key id"))?;
+                let key = keys.get(&header.kid).ok_or(VerifyError::Invalid("unknown key id"))?;
+                inner.validator.validate_with_key(token, &header, key, now)?
+            }
+        };
+        let claims = Arc::new(claims);
+        inner.sig_cache.insert(token, Arc::clone(&claims), now);
+        Ok(claims)
+    }
+
+    fn current_keys(&self) -> KeySet {
+        match &self.inner.keys {
+            KeySource::Static(keys) => keys.clone(),
+            #[cfg(feature = "jwks")]
+            KeySource::Jwks(source) => source.keys(),
+        }
+    }
+
+    /// On an unknown `kid`: refetch the JWKS (rate-limited); `None` for static keys.
+    async fn refetch_keys(&self) -> Option<KeySet> {
+        match &self.inner.keys {
+            KeySource::Static(_) => None,
+            #[cfg(feature = "jwks")]
+            KeySource::Jwks(source) => {
+                if source.refresh().await {
+                    self.inner.sig_cache.clear();
+                }
+                Some(source.keys())
+            }
+        }
+    }
+
+    /// The key ids currently trusted.
+    pub fn key_ids(&self) -> Vec<String> {
+        self.current_keys().kids().into_iter().map(String::from).collect()
+    }
+}
+
+/// A verifier could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// A required setting is missing or settings contradict each other.
+    #[error("verifier configuration: {0}")]
+    Config(String),
+    /// Redis could not be reached (cluster seeds must answer at start-up).
+    #[error("redis: {0}")]
+    Redis(String),
+}
+
+/// Builds a [`Verifier`].
+///
+/// ```
+/// # async fn demo() {
+/// use verifier::{KeySet, RevocationMode, Verifier, VerifyingKey};
+/// let verifier = Verifier::builder()
+///     .issuer("https://auth.example.com")
+///     .audience("api")
+///     .static_keys(KeySet::from_keys([VerifyingKey::ed25519("k1", &[0u8; 32])]))
+///     .revocation(RevocationMode::Off) // explicit: no Redis, tokens live until `exp`
+///     .build()
+///     .await
+///     .unwrap();
+/// assert!(verifier.verify("not a token").await.is_err());
+/// # }
+/// # tokio::runtime::Runtime::new().unwrap().block_on(demo());
+/// ```
+pub struct VerifierBuilder {
+    issuer: Option<String>,
+    audiences: Vec<String>,
+    algorithms: Vec<Algorithm>,
+    leeway_secs: i64,
+    static_keys: Option<KeySet>,
+    #[cfg(feature = "jwks")]
+    jwks_url: Option<String>,
+    #[cfg(feature = "jwks")]
+    jwks_cooldown: Duration,
+    #[cfg(feature = "jwks")]
+    jwks_refresh_interval: Duration,
+    #[cfg(feature = "redis")]
+    redis: Option<RedisTarget>,
+    #[cfg(feature = "redis")]
+    key_prefix: String,
+    #[cfg(feature = "redis")]
+    revocation: RevocationMode,
+    #[cfg(feature = "redis")]
+    max_staleness: Duration,
+    #[cfg(feature = "redis")]
+    redis_timeout: Duration,
+    sig_cache_capacity: usize,
+    clock: Arc<dyn Clock>,
+}
+
+impl Default for VerifierBuilder {
+    fn default() -> Self {
+        Self {
+            issuer: None,
+            audiences: Vec::new(),
+            algorithms: vec![Algorithm::EdDSA],
+            leeway_secs: DEFAULT_LEEWAY_SECS,
+            static_keys: None,
+            #[cfg(feature = "jwks")]
+            jwks_url: None,
+            #[cfg(feature = "jwks")]
+            jwks_cooldown: Duration::from_secs(10),
+            #[cfg(feature = "jwks")]
+            jwks_refresh_interval: Duration::from_secs(300),
+            #[cfg(feature = "redis")]
+            redis: None,
+            #[cfg(feature = "redis")]
+            key_prefix: "auth".into(),
+            #[cfg(feature = "redis")]
+            revocation: RevocationMode::Tracked,
+            #[cfg(feature = "redis")]
+            max_staleness: Duration::from_secs(5),
+            #[cfg(feature = "redis")]
+            redis_timeout: Duration::from_millis(500),
+            sig_cache_capacity: 10_000,
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+impl VerifierBuilder {
+    /// The expected `iss` (required).
+    pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.issuer = Some(issuer.into());
+        self
+    }
+
+    /// An accepted `aud` (at least one required; call again to accept several).
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.audiences.push(audience.into());
+        self
+    }
+
+    /// The algorithm allow-list (default: EdDSA only). Never taken from the token.
+    pub fn algorithms(mut self, algorithms: impl IntoIterator<Item = Algorithm>) -> Self {
+        self.algorithms = algorithms.into_iter().collect();
+        self
+    }
+
+    /// Clock-skew allowance for `exp`/`nbf` (default 5 s, at most 60 s).
+    pub fn leeway(mut self, leeway: Duration) -> Self {
+        self.leeway_secs = i64::try_from(leeway.as_secs()).unwrap_or(60).min(60);
+        self
+    }
+
+    /// Trust exactly these keys (from PEM, JWK or raw bytes).
+    pub fn static_keys(mut self, keys: KeySet) -> Self {
+        self.static_keys = Some(keys);
+        self
+    }
+
+    /// Fetch keys from this JWKS URL (cached; refetched on an unknown `kid`).
+    #[cfg(feature = "jwks")]
+    pub fn jwks_url(mut self, url: impl Into<String>) -> Self {
+        self.jwks_url = Some(url.into());
+        self
+    }
+
+    /// Minimum time between two JWKS fetches triggered by unknown `kid`s (default 10 s).
+    #[cfg(feature = "jwks")]
+    pub fn jwks_cooldown(mut self, cooldown: Duration) -> Self {
+        self.jwks_cooldown = cooldown;
+        self
+    }
+
+    /// How often the JWKS is refetched in the background (default 5 min).
+    #[cfg(feature = "jwks")]
+    pub fn jwks_refresh_interval(mut self, interval: Duration) -> Self {
+        self.jwks_refresh_interval = interval;
+        self
+    }
+
+    /// Where the session records live (required unless revocation is off).
+    #[cfg(feature = "redis")]
+    pub fn redis(mut self, target: RedisTarget) -> Self {
+        self.redis = Some(target);
+        self
+    }
+
+    /// The session-key prefix shared with the auth-center (default `auth`).
+    #[cfg(feature = "redis")]
+    pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.key_prefix = prefix.into();
+        self
+    }
+
+    /// How revocation is checked (default: tracked).
+    #[cfg(feature = "redis")]
+    pub fn revocation(mut self, mode: RevocationMode) -> Self {
+        self.revocation = mode;
+        self
+    }
+
+    /// Longest time a cached "session exists" answer is trusted without Redis confirming
+    /// it (tracked mode's safety net; default 5 s).
+    #[cfg(feature = "redis")]
+    pub fn max_staleness(mut self, ttl: Duration) -> Self {
+        self.max_staleness = ttl;
+        self
+    }
+
+    /// Time allowed for a Redis answer before failing closed (default 500 ms).
+    #[cfg(feature = "redis")]
+    pub fn redis_timeout(mut self, timeout: Duration) -> Self {
+        self.redis_timeout = timeout;
+        self
+    }
+
+    /// How many verified tokens to remember (default 10 000; 0 disables the cache).
+    pub fn signature_cache_capacity(mut self, capacity: usize) -> Self {
+        self.sig_cache_capacity = capacity;
+        self
+    }
+
+    /// The time source (tests inject a `ManualClock`).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Checks the settings, connects to Redis and fetches the JWKS once (a failed first
+    /// fetch is logged and retried on demand, so a service can start before the
+    /// auth-center).
+    pub async fn build(self) -> Result<Verifier, BuildError> {
+        crate::install_crypto_provider();
+        let config = |m: &str| BuildError::Config(m.into());
+        let issuer = self.issuer.ok_or_else(|| config("an issuer is required"))?;
+        if self.audiences.is_empty() {
+            return Err(config("at least one audience is required"));
+        }
+        check_algorithms(&self.algorithms)?;
+        let validator = TokenValidator::new(issuer, self.audiences, self.algorithms.iter().copied())
+            .with_leeway_secs(self.leeway_secs);
+        let sig_cache = SignatureCache::new(self.sig_cache_capacity);
+
+        #[cfg(feature = "jwks")]
+        let jwks_url = self.jwks_url;
+        #[cfg(not(feature = "jwks"))]
+        let jwks_url: Option<String> = None;
+        let keys = match (self.static_keys, jwks_url) {
+            (Some(_), Some(_)) => return Err(config("choose static keys or a JWKS URL, not both")),
+            (None, None) => return Err(config("a key source (static keys or a JWKS URL) is required")),
+            (Some(keys), None) => {
+                for kid in keys.kids() {
+                    let alg = keys.get(kid).map(|k| k.algorithm());
+                    if !alg.is_some_and(|a| self.algorithms.contains(&a)) {
+                        return Err(BuildError::Config(format!("key {kid}: its algorithm is not allowed")));
+                    }
+                }
+                KeySource::Static(keys)
+            }
+            #[cfg(feature = "jwks")]
+            (None, Some(url)) => {
+                if !url.starts_with("https://") && !is_loopback_http(&url) {
+                    tracing::warn!(%url, "JWKS URL is not HTTPS: keys can be tampered with in transit");
+                }
+                let source = JwksSource::new(url, Duration::from_secs(5), self.jwks_cooldown)
+                    .map_err(|e| BuildError::Config(format!("JWKS client: {e}")))?;
+                let source = Arc::new(source);
+                source.refresh().await;
+                KeySource::Jwks(source)
+            }
+            #[cfg(not(feature = "jwks"))]
+            (None, Some(_)) => return Err(config("JWKS needs the `jwks` feature")),
+        };
+
+        #[cfg(feature = "redis")]
+        let session_check = {
+            let options = |cache: Option<Duration>| RedisOptions {
+                connect_timeout: self.redis_timeout,
+                response_timeout: self.redis_timeout,
+                client_cache_ttl: cache,
+            };
+            let cache_ttl = match self.revocation {
+                RevocationMode::Off => None,
+                RevocationMode::Tracked => Some(self.max_staleness),
+                RevocationMode::EveryRequest => None,
+            };
+            match (self.revocation, self.redis) {
+                (RevocationMode::Off, _) => {
+                    tracing::warn!(
+                        "REVOCATION CHECKS ARE OFF: logged-out and revoked sessions keep working \
+                         until their access tokens expire (violates ASVS 5 7.4.1)"
+                    );
+                    None
+                }
+                (_, None) => return Err(config("revocation needs Redis; set .redis(..) or opt out with RevocationMode::Off")),
+                (_, Some(target)) => {
+                    let conn = RedisConnection::connect(&target, options(cache_ttl))
+                        .await
+                        .map_err(|e| BuildError::Redis(e.to_string()))?;
+                    Some(SessionCheck { conn, keys: SessionKeys::new(self.key_prefix), timeout: self.redis_timeout })
+                }
+            }
+        };
+
+        let inner = Arc::new(Inner {
+            validator,
+            leeway_secs: self.leeway_secs,
+            keys,
+            sig_cache,
+            #[cfg(feature = "redis")]
+            session_check,
+            clock: self.clock,
+        });
+        #[cfg(feature = "jwks")]
+        if let KeySource::Jwks(source) = &inner.keys {
+            let weak = Arc::downgrade(&inner);
+            source.spawn_periodic_refresh(self.jwks_refresh_interval, move || {
+                if let Some(inner) = weak.upgrade() {
+                    inner.sig_cache.clear();
+                }
+            });
+        }
+        Ok(Verifier { inner })
+    }
+}
+
+/// HS* must not be mixed with asymmetric algorithms (RFC 8725 §3.1, ASVS 9.1.2).
+fn check_algorithms(algorithms: &[Algorithm]) -> Result<(), BuildError> {
+    if algorithms.is_empty() {
+        return Err(BuildError::Config("the algorithm allow-list is empty".into()));
+    }
+    let hmac = algorithms.iter().filter(|a| matches!(a, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512)).count();
+    if hmac > 0 && hmac < algorithms.len() {
+        return Err(BuildError::Config("do not mix HMAC and asymmetric algorithms".into()));
+    }
+    Ok(())
+}
+
+#[cfg(feature = "jwks")]
+fn is_loopback_http(url: &str) -> bool {
+    ["http://127.0.0.1", "http://localhost", "http://[::1]"].iter().any(|p| url.starts_with(p))
+}
