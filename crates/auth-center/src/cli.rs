@@ -35,6 +35,18 @@ pub enum Command {
     /// Manage users.
     #[command(subcommand)]
     User(UserCommand),
+    /// Manage signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+/// Key subcommands.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Start signing with a new key; old public keys stay published until their tokens expire.
+    Rotate,
+    /// List the signing keys.
+    List,
 }
 
 /// User subcommands.
@@ -77,11 +89,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 roles.push("admin".into());
             }
             let password = read_password()?;
-            let config = Arc::new(config);
-            let db = connect_database(&config).await?;
-            let sessions = connect_sessions(&config).await?;
-            let auth = AuthService::new(config, db, sessions, Arc::new(SystemClock)).await?;
-            let user = auth.create_user(&username, password, roles).await?;
+            let user = service(config)
+                .await?
+                .create_user(&username, password, roles)
+                .await?;
             println!(
                 "created user {} ({}) with roles [{}]",
                 user.username,
@@ -89,8 +100,37 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 user.roles.join(", ")
             );
         }
+        Command::Keys(KeysCommand::Rotate) => {
+            let kid = service(config).await?.keys().rotate().await?;
+            println!("now signing with key {kid}");
+        }
+        Command::Keys(KeysCommand::List) => {
+            let auth = service(config).await?;
+            let signing = auth.keys().signing_key().0;
+            for key in auth.keys().stored_keys().await? {
+                let state = match key.retired_ms {
+                    None if key.kid == signing => "signing".to_string(),
+                    None => "current".to_string(),
+                    Some(ms) => format!("retired {}", crate::http::rfc3339(ms)),
+                };
+                println!(
+                    "{}\t{}\tcreated {}\t{}",
+                    key.kid,
+                    key.alg,
+                    crate::http::rfc3339(key.created_ms),
+                    state
+                );
+            }
+        }
     }
     Ok(())
+}
+
+async fn service(config: Config) -> anyhow::Result<AuthService> {
+    let config = Arc::new(config);
+    let db = connect_database(&config).await?;
+    let sessions = connect_sessions(&config).await?;
+    Ok(AuthService::new(config, db, sessions, Arc::new(SystemClock)).await?)
 }
 
 fn read_password() -> anyhow::Result<SecretString> {

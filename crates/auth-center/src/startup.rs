@@ -37,6 +37,7 @@ impl Application {
         let db = connect_database(&config).await?;
         let sessions = connect_sessions(&config).await?;
         let auth = Arc::new(AuthService::new(config.clone(), db, sessions, clock).await?);
+        spawn_key_reload(&auth);
         let listener = TcpListener::bind(config.listen_addr)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen_addr))?;
@@ -79,6 +80,23 @@ impl Application {
         self.run_until(std::future::pending()).await
     }
 }
+
+/// Picks up keys rotated by another instance sharing the database.
+fn spawn_key_reload(auth: &Arc<AuthService>) {
+    let weak = Arc::downgrade(auth);
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(KEY_RELOAD_INTERVAL).await;
+            let Some(auth) = weak.upgrade() else { return };
+            if let Err(e) = auth.keys().reload_if_stale().await {
+                tracing::warn!(error = %e, "could not reload signing keys");
+            }
+        }
+    });
+}
+
+/// How often signing keys are re-read from the database.
+const KEY_RELOAD_INTERVAL: Duration = Duration::from_secs(30);
 
 /// The SQL database of the configuration, migrated.
 pub async fn connect_database(config: &Config) -> anyhow::Result<Arc<dyn Database>> {

@@ -57,16 +57,23 @@ impl Settings {
             None | Some("tracked") => RevocationMode::Tracked,
             Some("every-request") => RevocationMode::EveryRequest,
             Some("off") => RevocationMode::Off,
-            Some(other) => anyhow::bail!("AUTH_REVOCATION={other}: expected tracked, every-request or off"),
+            Some(other) => {
+                anyhow::bail!("AUTH_REVOCATION={other}: expected tracked, every-request or off")
+            }
         };
         let millis = |name: &str, default: u64| -> anyhow::Result<Duration> {
             Ok(Duration::from_millis(match var(name) {
-                Some(v) => v.parse().with_context(|| format!("{name} must be milliseconds"))?,
+                Some(v) => v
+                    .parse()
+                    .with_context(|| format!("{name} must be milliseconds"))?,
                 None => default,
             }))
         };
         Ok(Self {
-            listen_addr: var("LISTEN_ADDR").unwrap_or_else(|| "127.0.0.1:8081".into()).parse().context("LISTEN_ADDR")?,
+            listen_addr: var("LISTEN_ADDR")
+                .unwrap_or_else(|| "127.0.0.1:8081".into())
+                .parse()
+                .context("LISTEN_ADDR")?,
             jwks_url: required("AUTH_JWKS_URL")?,
             issuer: required("AUTH_ISSUER")?,
             audience: var("AUTH_AUDIENCE").unwrap_or_else(|| "api".into()),
@@ -104,7 +111,10 @@ pub fn router(verifier: Verifier) -> Router {
     Router::new()
         .merge(protected)
         .route("/baseline/me", get(baseline_me))
-        .route("/healthz", get(|| async { Json(json!({ "status": "ok" })) }))
+        .route(
+            "/healthz",
+            get(|| async { Json(json!({ "status": "ok" })) }),
+        )
         .with_state(verifier)
 }
 
@@ -135,10 +145,17 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
 /// Binds; returns the address and the server future.
 pub async fn bind(
     settings: Settings,
-) -> anyhow::Result<(SocketAddr, impl std::future::Future<Output = anyhow::Result<()>>)> {
+) -> anyhow::Result<(
+    SocketAddr,
+    impl std::future::Future<Output = anyhow::Result<()>>,
+)> {
     let verifier = settings.verifier().await?;
-    let listener = tokio::net::TcpListener::bind(settings.listen_addr).await.context("bind")?;
+    let listener = tokio::net::TcpListener::bind(settings.listen_addr)
+        .await
+        .context("bind")?;
     let addr = listener.local_addr()?;
     let app = router(verifier);
-    Ok((addr, async move { axum::serve(listener, app).await.context("serve") }))
+    Ok((addr, async move {
+        axum::serve(listener, app).await.context("serve")
+    }))
 }

@@ -56,13 +56,16 @@ impl IntoResponse for VerifyError {
         if self.is_unavailable() {
             tracing::warn!(error = %self, "session check unavailable; failing closed");
             let mut response = (StatusCode::SERVICE_UNAVAILABLE, body).into_response();
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
             return response;
         }
         let mut response = (StatusCode::UNAUTHORIZED, body).into_response();
-        response
-            .headers_mut()
-            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(r#"Bearer error="invalid_token""#));
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static(r#"Bearer error="invalid_token""#),
+        );
         response
     }
 }
@@ -77,7 +80,10 @@ impl IntoResponse for VerifyError {
 pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
 }
 
 /// The verified caller: the claims of a valid token whose session exists.
@@ -117,7 +123,8 @@ where
         if let Some(found) = parts.extensions.get::<Authenticated>() {
             return Ok(found.clone());
         }
-        let token = bearer_token(&parts.headers).ok_or(VerifyError::Invalid("missing bearer token"))?;
+        let token =
+            bearer_token(&parts.headers).ok_or(VerifyError::Invalid("missing bearer token"))?;
         let claims = Verifier::from_ref(state).verify_shared(token).await?;
         Ok(Authenticated(claims))
     }
@@ -130,11 +137,18 @@ where
 {
     type Rejection = VerifyError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Option<Self>, Self::Rejection> {
-        if !parts.headers.contains_key(header::AUTHORIZATION) && !parts.extensions.get::<Authenticated>().is_some() {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &S,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        if !parts.headers.contains_key(header::AUTHORIZATION)
+            && !parts.extensions.get::<Authenticated>().is_some()
+        {
             return Ok(None);
         }
-        <Authenticated as FromRequestParts<S>>::from_request_parts(parts, state).await.map(Some)
+        <Authenticated as FromRequestParts<S>>::from_request_parts(parts, state)
+            .await
+            .map(Some)
     }
 }
 
@@ -177,7 +191,10 @@ impl VerifierLayer {
 impl<S> Layer<S> for VerifierLayer {
     type Service = VerifierService<S>;
     fn layer(&self, inner: S) -> Self::Service {
-        VerifierService { inner, verifier: self.verifier.clone() }
+        VerifierService {
+            inner,
+            verifier: self.verifier.clone(),
+        }
     }
 }
 
@@ -238,7 +255,9 @@ where
 /// # }
 /// ```
 pub fn require_role(role: impl Into<String>) -> RequireRoleLayer {
-    RequireRoleLayer { role: role.into().into() }
+    RequireRoleLayer {
+        role: role.into().into(),
+    }
 }
 
 /// The layer made by [`require_role`].
@@ -250,7 +269,10 @@ pub struct RequireRoleLayer {
 impl<S> Layer<S> for RequireRoleLayer {
     type Service = RequireRole<S>;
     fn layer(&self, inner: S) -> Self::Service {
-        RequireRole { inner, role: self.role.clone() }
+        RequireRole {
+            inner,
+            role: self.role.clone(),
+        }
     }
 }
 
@@ -276,7 +298,10 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        let allowed = request.extensions().get::<Authenticated>().map(|a| a.has_role(&self.role));
+        let allowed = request
+            .extensions()
+            .get::<Authenticated>()
+            .map(|a| a.has_role(&self.role));
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         ResponseFuture {
@@ -285,7 +310,10 @@ where
                     Some(true) => inner.call(request).await,
                     Some(false) => Ok((
                         StatusCode::FORBIDDEN,
-                        axum::Json(ErrorBody::new("insufficient_role", "this route needs a role the caller lacks")),
+                        axum::Json(ErrorBody::new(
+                            "insufficient_role",
+                            "this route needs a role the caller lacks",
+                        )),
                     )
                         .into_response()),
                     None => Ok(VerifyError::Invalid("missing bearer token").into_response()),

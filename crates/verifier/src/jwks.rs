@@ -21,7 +21,11 @@ pub(crate) struct JwksSource {
 }
 
 impl JwksSource {
-    pub(crate) fn new(url: String, timeout: Duration, cooldown: Duration) -> Result<Self, reqwest::Error> {
+    pub(crate) fn new(
+        url: String,
+        timeout: Duration,
+        cooldown: Duration,
+    ) -> Result<Self, reqwest::Error> {
         let client = reqwest::Client::builder()
             .timeout(timeout)
             .redirect(reqwest::redirect::Policy::none())
@@ -54,7 +58,9 @@ impl JwksSource {
                 false
             }
             Ok(fresh) => {
-                let Ok(mut keys) = self.keys.write() else { return false };
+                let Ok(mut keys) = self.keys.write() else {
+                    return false;
+                };
                 let changed = keys.kids() != fresh.kids();
                 if changed {
                     tracing::info!(url = %self.url, kids = ?fresh.kids(), "JWKS keys changed");
@@ -70,7 +76,12 @@ impl JwksSource {
     }
 
     async fn fetch(&self) -> Result<KeySet, String> {
-        let response = self.client.get(&self.url).send().await.map_err(|e| e.to_string())?;
+        let response = self
+            .client
+            .get(&self.url)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
         if !response.status().is_success() {
             return Err(format!("HTTP {}", response.status()));
         }
@@ -83,7 +94,11 @@ impl JwksSource {
     }
 
     /// Refreshes every `interval` until the source is dropped.
-    pub(crate) fn spawn_periodic_refresh(self: &Arc<Self>, interval: Duration, on_change: impl Fn() + Send + 'static) {
+    pub(crate) fn spawn_periodic_refresh(
+        self: &Arc<Self>,
+        interval: Duration,
+        on_change: impl Fn() + Send + 'static,
+    ) {
         let weak = Arc::downgrade(self);
         tokio::spawn(async move {
             loop {

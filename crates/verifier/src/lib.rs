@@ -26,6 +26,11 @@ mod sig_cache;
 mod token;
 mod verifier;
 
+#[cfg(feature = "axum")]
+pub use axum_glue::{
+    Authenticated, RETRY_AFTER_SECS, RequireRole, RequireRoleLayer, ResponseFuture, VerifierLayer,
+    VerifierService, bearer_token, require_role,
+};
 pub use claims::{ACCESS_TOKEN_TYP, Audience, Claims};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{ErrorBody, VerifyError};
@@ -35,14 +40,9 @@ pub use jsonwebtoken::jwk::JwkSet;
 pub use redis_conn::{RedisConnection, RedisOptions, RedisTarget};
 #[cfg(feature = "redis")]
 pub use revocation::RevocationMode;
-pub use verifier::{BuildError, Verifier, VerifierBuilder};
-#[cfg(feature = "axum")]
-pub use axum_glue::{
-    Authenticated, RETRY_AFTER_SECS, RequireRole, RequireRoleLayer, ResponseFuture, VerifierLayer,
-    VerifierService, bearer_token, require_role,
-};
 pub use session_keys::{SessionKeys, is_identifier};
 pub use token::{
     DEFAULT_LEEWAY_SECS, KeyError, KeySet, MAX_TOKEN_BYTES, TokenHeader, TokenValidator,
     VerifyingKey, algorithm_name, install_crypto_provider,
 };
+pub use verifier::{BuildError, Verifier, VerifierBuilder};

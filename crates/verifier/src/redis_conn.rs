@@ -5,10 +5,12 @@ use std::num::NonZeroUsize;
 use std::time::Duration;
 
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::caching::CacheConfig;
 use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
-use redis::caching::CacheConfig;
-use redis::{Cmd, IntoConnectionInfo as _, Pipeline, ProtocolVersion, RedisFuture, RedisResult, Value};
+use redis::{
+    Cmd, IntoConnectionInfo as _, Pipeline, ProtocolVersion, RedisFuture, RedisResult, Value,
+};
 
 /// Where Redis is: one server (`REDIS_URL`) or the seed nodes of a cluster
 /// (`REDIS_CLUSTER_URLS`).
@@ -112,7 +114,10 @@ impl RedisConnection {
                     .set_max_delay(Duration::from_millis(500));
                 if let Some(ttl) = options.client_cache_ttl {
                     // Client-side caching needs RESP3 push messages for invalidations.
-                    let settings = info.redis_settings().clone().set_protocol(ProtocolVersion::RESP3);
+                    let settings = info
+                        .redis_settings()
+                        .clone()
+                        .set_protocol(ProtocolVersion::RESP3);
                     info = info.set_redis_settings(settings);
                     config = config.set_cache_config(cache_config(ttl));
                 }
@@ -124,7 +129,9 @@ impl RedisConnection {
             RedisTarget::Cluster(urls) => {
                 let mut builder = ClusterClientBuilder::new(urls.iter().map(String::as_str));
                 if let Some(ttl) = options.client_cache_ttl {
-                    builder = builder.use_protocol(ProtocolVersion::RESP3).cache_config(cache_config(ttl));
+                    builder = builder
+                        .use_protocol(ProtocolVersion::RESP3)
+                        .cache_config(cache_config(ttl));
                 }
                 let client = builder
                     .connection_timeout(options.connect_timeout)

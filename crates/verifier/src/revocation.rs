@@ -40,7 +40,10 @@ impl SessionCheck {
     /// `Ok` if the session exists; `Revoked` if not; `Unavailable` if Redis did not
     /// answer in time.
     pub(crate) async fn check(&self, user_id: &str, sid: &str) -> Result<(), VerifyError> {
-        let key = self.keys.session(user_id, sid).ok_or(VerifyError::Invalid("malformed sub or sid"))?;
+        let key = self
+            .keys
+            .session(user_id, sid)
+            .ok_or(VerifyError::Invalid("malformed sub or sid"))?;
         let mut conn = self.conn.clone();
         let mut cmd = redis::cmd("EXISTS");
         cmd.arg(key);

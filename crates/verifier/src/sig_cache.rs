@@ -16,7 +16,10 @@ pub(crate) struct SignatureCache {
 
 impl SignatureCache {
     pub(crate) fn new(capacity: usize) -> Self {
-        Self { capacity, entries: RwLock::new(HashMap::new()) }
+        Self {
+            capacity,
+            entries: RwLock::new(HashMap::new()),
+        }
     }
 
     /// The claims of `token` if it was verified before and has not expired at `now_secs`
@@ -36,7 +39,9 @@ impl SignatureCache {
         if self.capacity == 0 {
             return;
         }
-        let Ok(mut entries) = self.entries.write() else { return };
+        let Ok(mut entries) = self.entries.write() else {
+            return;
+        };
         if entries.len() >= self.capacity {
             entries.retain(|_, c| c.exp > now_secs);
             if entries.len() >= self.capacity {

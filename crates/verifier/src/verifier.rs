@@ -63,7 +63,9 @@ enum KeySource {
 
 impl std::fmt::Debug for Verifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Verifier").field("validator", &self.inner.validator).finish_non_exhaustive()
+        f.debug_struct("Verifier")
+            .field("validator", &self.inner.validator)
+            .finish_non_exhaustive()
     }
 }
 
@@ -99,11 +101,20 @@ impl Verifier {
         let header = inner.validator.check_header(token)?;
         let keys = self.current_keys();
         let claims = match keys.get(&header.kid) {
-            Some(key) => inner.validator.validate_with_key(token, &header, key, now)?,
+            Some(key) => inner
+                .validator
+                .validate_with_key(token, &header, key, now)?,
             None => {
-                let keys = self.refetch_keys().await.ok_or(VerifyError::Invalid("unknown key id"))?;
-                let key = keys.get(&header.kid).ok_or(VerifyError::Invalid("unknown key id"))?;
-                inner.validator.validate_with_key(token, &header, key, now)?
+                let keys = self
+                    .refetch_keys()
+                    .await
+                    .ok_or(VerifyError::Invalid("unknown key id"))?;
+                let key = keys
+                    .get(&header.kid)
+                    .ok_or(VerifyError::Invalid("unknown key id"))?;
+                inner
+                    .validator
+                    .validate_with_key(token, &header, key, now)?
             }
         };
         let claims = Arc::new(claims);
@@ -135,7 +146,11 @@ impl Verifier {
 
     /// The key ids currently trusted.
     pub fn key_ids(&self) -> Vec<String> {
-        self.current_keys().kids().into_iter().map(String::from).collect()
+        self.current_keys()
+            .kids()
+            .into_iter()
+            .map(String::from)
+            .collect()
     }
 }
 
@@ -334,8 +349,9 @@ impl VerifierBuilder {
             return Err(config("at least one audience is required"));
         }
         check_algorithms(&self.algorithms)?;
-        let validator = TokenValidator::new(issuer, self.audiences, self.algorithms.iter().copied())
-            .with_leeway_secs(self.leeway_secs);
+        let validator =
+            TokenValidator::new(issuer, self.audiences, self.algorithms.iter().copied())
+                .with_leeway_secs(self.leeway_secs);
         let sig_cache = SignatureCache::new(self.sig_cache_capacity);
 
         #[cfg(feature = "jwks")]
@@ -344,12 +360,18 @@ impl VerifierBuilder {
         let jwks_url: Option<String> = None;
         let keys = match (self.static_keys, jwks_url) {
             (Some(_), Some(_)) => return Err(config("choose static keys or a JWKS URL, not both")),
-            (None, None) => return Err(config("a key source (static keys or a JWKS URL) is required")),
+            (None, None) => {
+                return Err(config(
+                    "a key source (static keys or a JWKS URL) is required",
+                ));
+            }
             (Some(keys), None) => {
                 for kid in keys.kids() {
                     let alg = keys.get(kid).map(|k| k.algorithm());
                     if !alg.is_some_and(|a| self.algorithms.contains(&a)) {
-                        return Err(BuildError::Config(format!("key {kid}: its algorithm is not allowed")));
+                        return Err(BuildError::Config(format!(
+                            "key {kid}: its algorithm is not allowed"
+                        )));
                     }
                 }
                 KeySource::Static(keys)
@@ -389,12 +411,20 @@ impl VerifierBuilder {
                     );
                     None
                 }
-                (_, None) => return Err(config("revocation needs Redis; set .redis(..) or opt out with RevocationMode::Off")),
+                (_, None) => {
+                    return Err(config(
+                        "revocation needs Redis; set .redis(..) or opt out with RevocationMode::Off",
+                    ));
+                }
                 (_, Some(target)) => {
                     let conn = RedisConnection::connect(&target, options(cache_ttl))
                         .await
                         .map_err(|e| BuildError::Redis(e.to_string()))?;
-                    Some(SessionCheck { conn, keys: SessionKeys::new(self.key_prefix), timeout: self.redis_timeout })
+                    Some(SessionCheck {
+                        conn,
+                        keys: SessionKeys::new(self.key_prefix),
+                        timeout: self.redis_timeout,
+                    })
                 }
             }
         };
@@ -424,16 +454,25 @@ impl VerifierBuilder {
 /// HS* must not be mixed with asymmetric algorithms (RFC 8725 §3.1, ASVS 9.1.2).
 fn check_algorithms(algorithms: &[Algorithm]) -> Result<(), BuildError> {
     if algorithms.is_empty() {
-        return Err(BuildError::Config("the algorithm allow-list is empty".into()));
+        return Err(BuildError::Config(
+            "the algorithm allow-list is empty".into(),
+        ));
     }
-    let hmac = algorithms.iter().filter(|a| matches!(a, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512)).count();
+    let hmac = algorithms
+        .iter()
+        .filter(|a| matches!(a, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512))
+        .count();
     if hmac > 0 && hmac < algorithms.len() {
-        return Err(BuildError::Config("do not mix HMAC and asymmetric algorithms".into()));
+        return Err(BuildError::Config(
+            "do not mix HMAC and asymmetric algorithms".into(),
+        ));
     }
     Ok(())
 }
 
 #[cfg(feature = "jwks")]
 fn is_loopback_http(url: &str) -> bool {
-    ["http://127.0.0.1", "http://localhost", "http://[::1]"].iter().any(|p| url.starts_with(p))
+    ["http://127.0.0.1", "http://localhost", "http://[::1]"]
+        .iter()
+        .any(|p| url.starts_with(p))
 }

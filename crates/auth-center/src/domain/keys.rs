@@ -111,6 +111,19 @@ impl KeyManager {
         self.current().jwks.clone()
     }
 
+    /// Starts signing with a new key. The old public keys stay published (and keep
+    /// verifying) until the last token they signed has expired. Returns the new `kid`.
+    pub async fn rotate(&self) -> Result<String, AuthError> {
+        let _guard = self.reload_lock.lock().await;
+        let now = self.clock.now_millis();
+        let key = generate_ed25519(now)?;
+        self.db.insert_signing_key(&key).await?;
+        self.db.retire_signing_keys(&key.kid, now).await?;
+        self.install_from_db(now).await?;
+        tracing::info!(kid = %key.kid, "signing key rotated");
+        Ok(key.kid)
+    }
+
     /// Re-reads the keys from the database (another instance may have rotated), at most
     /// once per cooldown. Returns whether a reload happened.
     pub async fn reload_if_stale(&self) -> Result<bool, AuthError> {
@@ -119,12 +132,22 @@ impl KeyManager {
         if now - self.current().loaded_ms < RELOAD_COOLDOWN_MS {
             return Ok(false);
         }
+        self.install_from_db(now).await?;
+        Ok(true)
+    }
+
+    /// Every stored key, newest first (for `keys list`).
+    pub async fn stored_keys(&self) -> Result<Vec<StoredKey>, AuthError> {
+        Ok(self.db.signing_keys().await?)
+    }
+
+    async fn install_from_db(&self, now: i64) -> Result<(), AuthError> {
         let stored = self.db.signing_keys().await?;
         let loaded = build(&stored, now, self.publish_after_retire_ms)?;
         if let Ok(mut guard) = self.loaded.write() {
             *guard = Arc::new(loaded);
         }
-        Ok(true)
+        Ok(())
     }
 }
 

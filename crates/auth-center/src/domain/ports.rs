@@ -82,6 +82,8 @@ pub trait Database: Send + Sync + 'static {
     async fn signing_keys(&self) -> Result<Vec<StoredKey>, StoreError>;
     /// Stores a new signing key.
     async fn insert_signing_key(&self, key: &StoredKey) -> Result<(), StoreError>;
+    /// Stops every current key other than `except` from signing, as of `at_ms`.
+    async fn retire_signing_keys(&self, except: &str, at_ms: i64) -> Result<(), StoreError>;
     /// The server secret `name`, created from `candidate` if absent. Every instance gets
     /// the same value, whoever created it first.
     async fn server_secret(&self, name: &str, candidate: &[u8]) -> Result<Vec<u8>, StoreError>;

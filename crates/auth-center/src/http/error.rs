@@ -7,7 +7,6 @@ use verifier::{ErrorBody, RETRY_AFTER_SECS, VerifyError};
 
 use crate::domain::AuthError;
 
-
 /// An error on its way to the client.
 #[derive(Debug)]
 pub enum ApiError {

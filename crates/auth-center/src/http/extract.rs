@@ -99,7 +99,8 @@ impl FromRequestParts<Arc<AuthService>> for Authenticated {
         parts: &mut Parts,
         auth: &Arc<AuthService>,
     ) -> Result<Self, Self::Rejection> {
-        let token = verifier::bearer_token(&parts.headers).ok_or(VerifyError::Invalid("missing bearer token"))?;
+        let token = verifier::bearer_token(&parts.headers)
+            .ok_or(VerifyError::Invalid("missing bearer token"))?;
         Ok(Authenticated(auth.authenticate(token).await?))
     }
 }

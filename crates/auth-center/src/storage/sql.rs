@@ -216,6 +216,16 @@ macro_rules! impl_database {
                 Ok(())
             }
 
+            async fn retire_signing_keys(&self, except: &str, at_ms: i64) -> Result<(), StoreError> {
+                sqlx::query("UPDATE signing_keys SET retired_ms = $1 WHERE retired_ms IS NULL AND kid <> $2")
+                    .bind(at_ms)
+                    .bind(except)
+                    .execute(&self.0)
+                    .await
+                    .map_err(sql_error)?;
+                Ok(())
+            }
+
             async fn server_secret(&self, name: &str, candidate: &[u8]) -> Result<Vec<u8>, StoreError> {
                 sqlx::query("INSERT INTO server_secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
                     .bind(name)
