@@ -11,7 +11,7 @@ use verifier::SystemClock;
 
 use crate::config::Config;
 use crate::domain::AuthService;
-use crate::startup::{Application, connect_database, connect_sessions};
+use crate::startup::{Application, auth_service, connect_database};
 
 /// auth-center: logins, access tokens, rotating refresh tokens, sessions in Redis.
 #[derive(Debug, Parser)]
@@ -64,6 +64,33 @@ pub enum UserCommand {
         #[arg(long = "role")]
         roles: Vec<String>,
     },
+    /// Replace a user's roles (ends the user's sessions so the change applies at once).
+    SetRoles {
+        /// Username.
+        #[arg(long)]
+        username: String,
+        /// Roles (repeatable; none clears them).
+        #[arg(long = "role")]
+        roles: Vec<String>,
+    },
+    /// Disable a user and end all of the user's sessions.
+    Disable {
+        /// Username.
+        #[arg(long)]
+        username: String,
+    },
+    /// Enable a disabled user.
+    Enable {
+        /// Username.
+        #[arg(long)]
+        username: String,
+    },
+    /// End every session of a user (force logout).
+    RevokeSessions {
+        /// Username.
+        #[arg(long)]
+        username: String,
+    },
 }
 
 /// Runs the parsed command line.
@@ -100,6 +127,35 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 user.roles.join(", ")
             );
         }
+        Command::User(UserCommand::SetRoles { username, roles }) => {
+            let user = service(config)
+                .await?
+                .cli_update_user(&username, Some(roles), None)
+                .await?;
+            println!(
+                "{} now has roles [{}]; their sessions were ended",
+                user.username,
+                user.roles.join(", ")
+            );
+        }
+        Command::User(UserCommand::Disable { username }) => {
+            let user = service(config)
+                .await?
+                .cli_update_user(&username, None, Some(true))
+                .await?;
+            println!("{} is disabled; their sessions were ended", user.username);
+        }
+        Command::User(UserCommand::Enable { username }) => {
+            let user = service(config)
+                .await?
+                .cli_update_user(&username, None, Some(false))
+                .await?;
+            println!("{} is enabled", user.username);
+        }
+        Command::User(UserCommand::RevokeSessions { username }) => {
+            let ended = service(config).await?.cli_force_logout(&username).await?;
+            println!("{ended} sessions ended");
+        }
         Command::Keys(KeysCommand::Rotate) => {
             let kid = service(config).await?.keys().rotate().await?;
             println!("now signing with key {kid}");
@@ -127,10 +183,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn service(config: Config) -> anyhow::Result<AuthService> {
-    let config = Arc::new(config);
-    let db = connect_database(&config).await?;
-    let sessions = connect_sessions(&config).await?;
-    Ok(AuthService::new(config, db, sessions, Arc::new(SystemClock)).await?)
+    auth_service(Arc::new(config), Arc::new(SystemClock)).await
 }
 
 fn read_password() -> anyhow::Result<SecretString> {

@@ -44,6 +44,67 @@ pub struct Config {
     pub timeouts: TimeoutConfig,
     /// Log format: `pretty` or `json`.
     pub log_format: String,
+    /// Rate limits (shared through Redis when Redis is configured).
+    pub limits: LimitsConfig,
+    /// Proxies whose `X-Forwarded-For` is believed: IPs or CIDRs. Empty: the TCP peer
+    /// is always the client.
+    pub trusted_proxies: Vec<String>,
+    /// Browser clients: cookie mode, CSRF and CORS.
+    pub browser: BrowserConfig,
+}
+
+/// Rate limits: `*_max` hits per `*_window_secs` fixed window. Exceeding one answers 429
+/// with `Retry-After`; windows end, so no lockout is permanent.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Login attempts per client IP.
+    pub login_ip_max: u64,
+    /// Window of `login_ip_max`.
+    pub login_ip_window_secs: u64,
+    /// Failed logins per account from one IP before that IP is refused for the account.
+    pub login_account_ip_failures_max: u64,
+    /// Window of `login_account_ip_failures_max`.
+    pub login_account_ip_window_secs: u64,
+    /// Failed logins per account from all IPs together (NIST: at most 100).
+    pub login_account_failures_max: u64,
+    /// Window of `login_account_failures_max`.
+    pub login_account_window_secs: u64,
+    /// Registrations per client IP.
+    pub register_ip_max: u64,
+    /// Window of `register_ip_max`.
+    pub register_ip_window_secs: u64,
+    /// Refreshes per client IP.
+    pub refresh_ip_max: u64,
+    /// Window of `refresh_ip_max`.
+    pub refresh_ip_window_secs: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            login_ip_max: 30,
+            login_ip_window_secs: 300,
+            login_account_ip_failures_max: 5,
+            login_account_ip_window_secs: 900,
+            login_account_failures_max: 100,
+            login_account_window_secs: 3600,
+            register_ip_max: 10,
+            register_ip_window_secs: 3600,
+            refresh_ip_max: 120,
+            refresh_ip_window_secs: 60,
+        }
+    }
+}
+
+/// Browser clients.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BrowserConfig {
+    /// Origins (`https://app.example.com`) allowed to call with credentials: the CORS
+    /// allow-list and the CSRF Origin check of cookie-authenticated requests. Empty:
+    /// no cross-origin access and no cookie mode.
+    pub allowed_origins: Vec<String>,
 }
 
 /// Access tokens.
@@ -153,6 +214,9 @@ impl Default for Config {
                 retry_after_secs: 1,
             },
             log_format: "pretty".into(),
+            limits: LimitsConfig::default(),
+            trusted_proxies: Vec::new(),
+            browser: BrowserConfig::default(),
         }
     }
 }
@@ -171,6 +235,9 @@ impl std::fmt::Debug for Config {
             .field("sessions", &self.sessions)
             .field("passwords", &self.passwords)
             .field("timeouts", &self.timeouts)
+            .field("limits", &self.limits)
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("browser", &self.browser)
             .finish()
     }
 }
@@ -234,6 +301,23 @@ impl Config {
         }
         if self.redis_prefix.is_empty() || self.redis_prefix.contains(['{', '}']) {
             return bad("redis_prefix must be non-empty and must not contain '{' or '}'");
+        }
+        for proxy in &self.trusted_proxies {
+            if crate::domain::client_ip::IpRange::parse(proxy).is_none() {
+                return Err(ConfigError::Invalid(format!(
+                    "trusted_proxies: {proxy:?} is not an IP or CIDR"
+                )));
+            }
+        }
+        for origin in &self.browser.allowed_origins {
+            if origin == "*"
+                || origin == "null"
+                || !(origin.starts_with("https://") || origin.starts_with("http://"))
+            {
+                return Err(ConfigError::Invalid(format!(
+                    "browser.allowed_origins: {origin:?} must be an explicit http(s) origin"
+                )));
+            }
         }
         if self.redis_url.is_some() && self.redis_cluster_urls.is_some() {
             return bad("set REDIS_URL or REDIS_CLUSTER_URLS, not both");

@@ -11,7 +11,8 @@ use verifier::{Clock, RedisConnection, RedisOptions, RedisTarget, SessionKeys, S
 
 use crate::config::Config;
 use crate::domain::AuthService;
-use crate::domain::ports::{Database, SessionStore};
+use crate::domain::ports::{Database, RateLimitStore, SessionStore};
+use crate::storage::rate_limit::{MemoryRateLimitStore, RedisRateLimitStore};
 use crate::storage::sessions::{MemorySessionStore, RedisSessionStore};
 use crate::storage::sql;
 
@@ -34,9 +35,7 @@ impl Application {
         verifier::install_crypto_provider();
         config.validate()?;
         let config = Arc::new(config);
-        let db = connect_database(&config).await?;
-        let sessions = connect_sessions(&config).await?;
-        let auth = Arc::new(AuthService::new(config.clone(), db, sessions, clock).await?);
+        let auth = Arc::new(auth_service(config.clone(), clock).await?);
         spawn_key_reload(&auth);
         let listener = TcpListener::bind(config.listen_addr)
             .await
@@ -108,18 +107,30 @@ pub async fn connect_database(config: &Config) -> anyhow::Result<Arc<dyn Databas
     .context("cannot open the database (DATABASE_URL)")
 }
 
-/// The session store of the configuration: Redis standalone, Redis Cluster or memory.
-pub async fn connect_sessions(config: &Config) -> anyhow::Result<Arc<dyn SessionStore>> {
+/// The stores that live in Redis (or, with no Redis configured, in process memory).
+pub struct RedisStores {
+    /// Sessions.
+    pub sessions: Arc<dyn SessionStore>,
+    /// Rate-limit counters.
+    pub rate_limits: Arc<dyn RateLimitStore>,
+}
+
+/// The session and rate-limit stores of the configuration: Redis standalone, Redis
+/// Cluster or memory.
+pub async fn connect_redis_stores(config: &Config) -> anyhow::Result<RedisStores> {
     let target = match (&config.redis_url, &config.redis_cluster_urls) {
         (Some(url), _) => RedisTarget::Standalone(url.expose_secret().to_string()),
         (None, Some(urls)) => RedisTarget::cluster_from_csv(urls.expose_secret()),
         (None, None) => {
             tracing::warn!(
-                "NO REDIS CONFIGURED: sessions are kept in this process's memory. They are \
-                 NOT shared with other instances or verifiers and are lost on restart. Set \
-                 REDIS_URL or REDIS_CLUSTER_URLS for production."
+                "NO REDIS CONFIGURED: sessions and rate limits are kept in this process's \
+                 memory. They are NOT shared with other instances or verifiers and are lost \
+                 on restart. Set REDIS_URL or REDIS_CLUSTER_URLS for production."
             );
-            return Ok(Arc::new(MemorySessionStore::new()));
+            return Ok(RedisStores {
+                sessions: Arc::new(MemorySessionStore::new()),
+                rate_limits: Arc::new(MemoryRateLimitStore::new()),
+            });
         }
     };
     let timeout = Duration::from_millis(config.timeouts.redis_ms);
@@ -131,8 +142,21 @@ pub async fn connect_sessions(config: &Config) -> anyhow::Result<Arc<dyn Session
     let conn = RedisConnection::connect(&target, options)
         .await
         .context("cannot connect to Redis")?;
-    Ok(Arc::new(RedisSessionStore::new(
-        conn,
-        SessionKeys::new(config.redis_prefix.clone()),
-    )))
+    Ok(RedisStores {
+        sessions: Arc::new(RedisSessionStore::new(
+            conn.clone(),
+            SessionKeys::new(config.redis_prefix.clone()),
+        )),
+        rate_limits: Arc::new(RedisRateLimitStore::new(conn, &config.redis_prefix)),
+    })
+}
+
+/// Builds the domain service on the configured stores.
+pub async fn auth_service(
+    config: Arc<Config>,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<AuthService> {
+    let db = connect_database(&config).await?;
+    let stores = connect_redis_stores(&config).await?;
+    Ok(AuthService::new(config, db, stores.sessions, stores.rate_limits, clock).await?)
 }

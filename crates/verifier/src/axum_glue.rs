@@ -142,7 +142,7 @@ where
         state: &S,
     ) -> Result<Option<Self>, Self::Rejection> {
         if !parts.headers.contains_key(header::AUTHORIZATION)
-            && !parts.extensions.get::<Authenticated>().is_some()
+            && parts.extensions.get::<Authenticated>().is_none()
         {
             return Ok(None);
         }

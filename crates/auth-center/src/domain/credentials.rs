@@ -1,6 +1,7 @@
 //! Usernames and passwords: canonical forms, policy and Argon2id hashing.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, OnceLock};
 
 use argon2::{
     Algorithm, Argon2, Params, PasswordHash, PasswordHasher as _, PasswordVerifier as _, Version,
@@ -45,17 +46,40 @@ pub fn canonical_username(raw: &str) -> Result<String, AuthError> {
     Ok(canonical.into_owned())
 }
 
-/// Checks a new password against the policy: length only, no composition rules, no
-/// trimming (NIST 800-63B). Returns the password unchanged.
-pub fn check_new_password(password: &SecretString) -> Result<(), AuthError> {
+/// Checks a new password against the policy (NIST 800-63B): 8 to 128 code points, not a
+/// commonly used password, not the username or the product name. No composition rules,
+/// no trimming.
+pub fn check_new_password(password: &SecretString, username: &str) -> Result<(), AuthError> {
     check_password_length(password)?;
-    let chars = password.expose_secret().chars().count();
-    if chars < MIN_PASSWORD_CHARS {
+    let password = password.expose_secret();
+    if password.chars().count() < MIN_PASSWORD_CHARS {
         return Err(AuthError::InvalidInput(format!(
             "password must be at least {MIN_PASSWORD_CHARS} characters"
         )));
     }
+    let folded = password.to_lowercase();
+    if common_passwords().contains(folded.as_str()) {
+        return Err(AuthError::InvalidInput(
+            "password is too common; choose another".into(),
+        ));
+    }
+    if folded == username || folded.contains("auth-center") || folded.contains("authcenter") {
+        return Err(AuthError::InvalidInput(
+            "password must not be the username or the service name".into(),
+        ));
+    }
     Ok(())
+}
+
+fn common_passwords() -> &'static HashSet<&'static str> {
+    static LIST: OnceLock<HashSet<&'static str>> = OnceLock::new();
+    LIST.get_or_init(|| {
+        include_str!("common_passwords.txt")
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .collect()
+    })
 }
 
 /// Refuses empty and over-long passwords before any hashing (a DoS guard).
@@ -216,11 +240,17 @@ mod tests {
     }
 
     #[test]
-    fn passwords_are_checked_by_length_only_and_never_trimmed() {
-        assert!(check_new_password(&SecretString::from("short")).is_err());
-        assert!(check_new_password(&SecretString::from("        ")).is_ok());
-        assert!(check_new_password(&SecretString::from("x".repeat(64))).is_ok());
-        assert!(check_new_password(&SecretString::from("x".repeat(129))).is_err());
-        assert!(check_new_password(&SecretString::from("ü".repeat(8))).is_ok());
+    fn passwords_are_checked_by_length_and_commonness_and_never_trimmed() {
+        let check = |p: &str| check_new_password(&SecretString::from(p.to_string()), "alice");
+        assert!(check("short").is_err());
+        assert!(check("        ").is_ok());
+        assert!(check(&"x".repeat(64)).is_ok());
+        assert!(check(&"x".repeat(128)).is_ok());
+        assert!(check(&"x".repeat(129)).is_err());
+        assert!(check(&"ü".repeat(8)).is_ok());
+        assert!(check("Password123").is_err());
+        assert!(check("qwertyuiop").is_err());
+        assert!(check("ALICE").is_err() || check("alice").is_err());
+        assert!(check("my auth-center pw").is_err());
     }
 }

@@ -29,6 +29,21 @@ pub enum AuthError {
     /// No such session for this user.
     #[error("session not found")]
     SessionNotFound,
+    /// Too many attempts; retry after this many seconds.
+    #[error("too many attempts, retry in {retry_after_secs} s")]
+    RateLimited {
+        /// Seconds until the window resets.
+        retry_after_secs: u64,
+    },
+    /// The caller lacks a role this operation needs.
+    #[error("this operation needs the {0} role")]
+    Forbidden(&'static str),
+    /// No such user.
+    #[error("user not found")]
+    UserNotFound,
+    /// Cross-site request refused (cookie mode).
+    #[error("{0}")]
+    CsrfRejected(&'static str),
     /// Redis or the database is unreachable.
     #[error("backend unavailable: {0}")]
     Unavailable(String),

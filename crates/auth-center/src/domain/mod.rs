@@ -1,10 +1,13 @@
 //! The domain: auth use cases, credentials, tokens and the storage ports. No axum, no
 //! sqlx, no Redis types here.
 
+pub mod account;
+pub mod client_ip;
 pub mod credentials;
 pub mod crypto;
 pub mod error;
 pub mod keys;
+pub mod limits;
 pub mod ports;
 pub mod refresh_token;
 pub mod service;

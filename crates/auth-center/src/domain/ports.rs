@@ -78,6 +78,12 @@ pub trait Database: Send + Sync + 'static {
     async fn user_by_id(&self, id: &str) -> Result<Option<User>, StoreError>;
     /// Replaces a user's password hash.
     async fn set_password_hash(&self, id: &str, hash: &str) -> Result<(), StoreError>;
+    /// Users ordered by username, a page at a time.
+    async fn list_users(&self, limit: i64, offset: i64) -> Result<Vec<User>, StoreError>;
+    /// Replaces a user's roles; whether the user exists.
+    async fn set_roles(&self, id: &str, roles: &[String]) -> Result<bool, StoreError>;
+    /// Disables or enables a user; whether the user exists.
+    async fn set_disabled(&self, id: &str, disabled: bool) -> Result<bool, StoreError>;
     /// All signing keys, newest first.
     async fn signing_keys(&self) -> Result<Vec<StoredKey>, StoreError>;
     /// Stores a new signing key.
@@ -177,8 +183,35 @@ pub trait SessionStore: Send + Sync + 'static {
     async fn list(&self, user_id: &str, now_ms: i64) -> Result<Vec<SessionRecord>, StoreError>;
     /// Ends one session; whether it existed.
     async fn delete(&self, user_id: &str, sid: &str) -> Result<bool, StoreError>;
-    /// Ends every session of the user atomically; how many there were.
-    async fn delete_all(&self, user_id: &str) -> Result<u64, StoreError>;
+    /// Ends every session of the user atomically, except `keep` if given; how many ended.
+    async fn delete_all(&self, user_id: &str, keep: Option<&str>) -> Result<u64, StoreError>;
     /// Checks the store answers.
     async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// What a rate-limit counter said.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateDecision {
+    /// Hits in the current window, this one included (for `hit`).
+    pub count: u64,
+    /// Milliseconds until the window resets.
+    pub reset_in_ms: i64,
+}
+
+/// Fixed-window counters shared by every instance (Redis) or per process (memory).
+/// Windows are aligned to the injected clock, so tests can move past them.
+#[async_trait]
+pub trait RateLimitStore: Send + Sync + 'static {
+    /// Adds one hit to `key` in the window containing `now_ms`.
+    async fn hit(&self, key: &str, window_ms: i64, now_ms: i64)
+    -> Result<RateDecision, StoreError>;
+    /// Reads `key`'s count in the window containing `now_ms` without adding to it.
+    async fn peek(
+        &self,
+        key: &str,
+        window_ms: i64,
+        now_ms: i64,
+    ) -> Result<RateDecision, StoreError>;
+    /// Forgets `key` in the window containing `now_ms`.
+    async fn reset(&self, key: &str, window_ms: i64, now_ms: i64) -> Result<(), StoreError>;
 }

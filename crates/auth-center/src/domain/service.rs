@@ -6,14 +6,17 @@ use jsonwebtoken::{Algorithm, Header};
 use secrecy::{ExposeSecret, SecretSlice, SecretString};
 use verifier::{ACCESS_TOKEN_TYP, Audience, Claims, Clock, TokenValidator, VerifyError};
 
+use super::client_ip::{IpRange, client_ip};
 use super::credentials::{
     PasswordHasher, canonical_username, check_new_password, check_password_length,
 };
 use super::crypto::{random_bytes, random_id};
 use super::error::AuthError;
 use super::keys::KeyManager;
+use super::limits::Limiter;
 use super::ports::{
-    AuditEvent, Database, RotateOutcome, Rotation, SessionRecord, SessionStore, User,
+    AuditEvent, Database, RateLimitStore, RotateOutcome, Rotation, SessionRecord, SessionStore,
+    User,
 };
 use super::refresh_token::RefreshToken;
 use crate::config::Config;
@@ -54,6 +57,8 @@ pub struct UserView {
     pub roles: Vec<String>,
     /// Created, ms.
     pub created_ms: i64,
+    /// Whether the account is disabled.
+    pub disabled: bool,
 }
 
 impl From<&User> for UserView {
@@ -63,20 +68,23 @@ impl From<&User> for UserView {
             username: u.username.clone(),
             roles: u.roles.clone(),
             created_ms: u.created_ms,
+            disabled: u.disabled,
         }
     }
 }
 
 /// The auth-center's use cases.
 pub struct AuthService {
-    db: Arc<dyn Database>,
-    sessions: Arc<dyn SessionStore>,
+    pub(super) db: Arc<dyn Database>,
+    pub(super) sessions: Arc<dyn SessionStore>,
+    limiter: Limiter,
     hasher: PasswordHasher,
     keys: Arc<KeyManager>,
     validator: TokenValidator,
-    clock: Arc<dyn Clock>,
+    pub(super) clock: Arc<dyn Clock>,
     config: Arc<Config>,
     rotation_key: SecretSlice<u8>,
+    trusted_proxies: Vec<IpRange>,
 }
 
 impl AuthService {
@@ -86,6 +94,7 @@ impl AuthService {
         config: Arc<Config>,
         db: Arc<dyn Database>,
         sessions: Arc<dyn SessionStore>,
+        rate_limits: Arc<dyn RateLimitStore>,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, AuthError> {
         let hasher = PasswordHasher::new(&config.passwords)?;
@@ -102,16 +111,38 @@ impl AuthService {
             [Algorithm::EdDSA],
         )
         .with_leeway_secs(i64::try_from(config.tokens.leeway_secs).unwrap_or(5));
+        let limiter = Limiter::new(rate_limits, config.limits.clone(), clock.clone());
+        let trusted_proxies = config
+            .trusted_proxies
+            .iter()
+            .filter_map(|p| IpRange::parse(p))
+            .collect();
         Ok(Self {
             db,
             sessions,
+            limiter,
             hasher,
             keys,
             validator,
             clock,
             config,
             rotation_key: SecretSlice::from(rotation_key),
+            trusted_proxies,
         })
+    }
+
+    /// The client's IP: the TCP peer, or the forwarded client when the peer is a
+    /// trusted proxy.
+    pub fn client_ip(
+        &self,
+        peer: std::net::IpAddr,
+        forwarded_for: Option<&str>,
+    ) -> std::net::IpAddr {
+        client_ip(peer, forwarded_for, &self.trusted_proxies)
+    }
+
+    pub(super) fn hasher(&self) -> &PasswordHasher {
+        &self.hasher
     }
 
     /// The signing keys.
@@ -134,6 +165,7 @@ impl AuthService {
         if !self.config.registration_enabled {
             return Err(AuthError::RegistrationDisabled);
         }
+        self.limiter.check_register(&client.ip).await?;
         let user = self.create_user(username, password, Vec::new()).await?;
         self.audit(
             "user.registered",
@@ -155,7 +187,7 @@ impl AuthService {
         roles: Vec<String>,
     ) -> Result<UserView, AuthError> {
         let username = canonical_username(username)?;
-        check_new_password(&password)?;
+        check_new_password(&password, &username)?;
         for role in &roles {
             if !verifier::is_identifier(role) {
                 return Err(AuthError::InvalidInput(format!(
@@ -186,18 +218,14 @@ impl AuthService {
     ) -> Result<IssuedTokens, AuthError> {
         let username = canonical_username(username)?;
         check_password_length(&password)?;
-        // Both backends are checked before any password work, so an outage answers the
-        // same whatever the password (no oracle) and no session can be half-made.
-        self.sessions.ping().await?;
+        // Rate limits (in the session store) and the user lookup come before any password
+        // work: an outage answers the same whatever the password (no oracle), and no
+        // session can be half-made.
+        self.limiter.check_login(&username, &client.ip).await?;
         let user = self.db.user_by_username(&username).await?;
-        let check = self
-            .hasher
-            .verify(
-                password.clone(),
-                user.as_ref().map(|u| u.password_hash.clone()),
-            )
-            .await?;
-        let user = match user {
+        let stored_hash = user.as_ref().map(|u| u.password_hash.clone());
+        let check = self.hasher.verify(password.clone(), stored_hash).await?;
+        let mut user = match user {
             Some(u) if check.valid && !u.disabled => u,
             other => {
                 let detail = match &other {
@@ -208,19 +236,63 @@ impl AuthService {
                 let id = other.as_ref().map(|u| u.id.as_str());
                 self.audit("login.failure", id, id, None, client, Some(detail))
                     .await;
+                self.limiter.login_failed(&username, &client.ip).await?;
                 return Err(AuthError::InvalidCredentials);
             }
         };
+        self.limiter.login_succeeded(&username, &client.ip).await?;
         if check.needs_rehash {
-            match self.hasher.hash(password).await {
-                Ok(hash) => {
-                    if let Err(e) = self.db.set_password_hash(&user.id, &hash).await {
-                        tracing::warn!(error = %e, "could not store the upgraded password hash");
+            self.upgrade_hash(&user.id, password).await;
+        }
+        // A disable or role change racing this login either is seen by the re-read below,
+        // or ends the session just created: it never survives with stale roles.
+        for _ in 0..3 {
+            let (sid, refresh) = self.open_session(&user, client).await?;
+            match self.db.user_by_id(&user.id).await? {
+                Some(now) if !now.disabled && now.roles == user.roles => {
+                    let tokens = self.issue(&user.id, &sid, &user.roles, refresh)?;
+                    self.audit(
+                        "login.success",
+                        Some(&user.id),
+                        Some(&user.id),
+                        Some(&sid),
+                        client,
+                        None,
+                    )
+                    .await;
+                    return Ok(tokens);
+                }
+                fresh => {
+                    self.sessions.delete(&user.id, &sid).await?;
+                    match fresh {
+                        Some(fresh) if !fresh.disabled => user = fresh,
+                        _ => return Err(AuthError::InvalidCredentials),
                     }
                 }
-                Err(e) => tracing::warn!(error = %e, "could not rehash a password"),
             }
         }
+        Err(AuthError::Unavailable(
+            "the account changed during login; retry".into(),
+        ))
+    }
+
+    async fn upgrade_hash(&self, user_id: &str, password: SecretString) {
+        match self.hasher.hash(password).await {
+            Ok(hash) => {
+                if let Err(e) = self.db.set_password_hash(user_id, &hash).await {
+                    tracing::warn!(error = %e, "could not store the upgraded password hash");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "could not rehash a password"),
+        }
+    }
+
+    /// Creates a session record with a fresh sid and refresh token.
+    async fn open_session(
+        &self,
+        user: &User,
+        client: &ClientInfo,
+    ) -> Result<(String, RefreshToken), AuthError> {
         let now = self.clock.now_millis();
         let sid = random_id()?;
         let refresh = RefreshToken::generate(&user.id, &sid)?;
@@ -237,17 +309,7 @@ impl AuthService {
             roles: user.roles.clone(),
         };
         self.sessions.create(&record, &refresh.hash(), now).await?;
-        let tokens = self.issue(&user.id, &sid, &user.roles, refresh)?;
-        self.audit(
-            "login.success",
-            Some(&user.id),
-            Some(&user.id),
-            Some(&sid),
-            client,
-            None,
-        )
-        .await;
-        Ok(tokens)
+        Ok((sid, refresh))
     }
 
     /// Rotates a refresh token (see `SessionStore::rotate`).
@@ -256,6 +318,7 @@ impl AuthService {
         wire: &str,
         client: &ClientInfo,
     ) -> Result<IssuedTokens, AuthError> {
+        self.limiter.check_refresh(&client.ip).await?;
         let presented = RefreshToken::parse(wire)?;
         let successor = presented.successor(self.rotation_key.expose_secret());
         let (presented_hash, successor_hash) = (presented.hash(), successor.hash());
@@ -333,7 +396,7 @@ impl AuthService {
 
     /// Ends every session of the caller.
     pub async fn logout_all(&self, claims: &Claims, client: &ClientInfo) -> Result<u64, AuthError> {
-        let n = self.sessions.delete_all(&claims.sub).await?;
+        let n = self.sessions.delete_all(&claims.sub, None).await?;
         let detail = format!("{n} sessions ended");
         self.audit(
             "logout_all",
@@ -407,7 +470,7 @@ impl AuthService {
     }
 
     /// Writes an audit event; an audit failure is logged, not fatal.
-    async fn audit(
+    pub(super) async fn audit(
         &self,
         event: &str,
         actor: Option<&str>,

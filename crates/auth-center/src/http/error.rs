@@ -46,55 +46,50 @@ impl IntoResponse for ApiError {
             ApiError::Http(status, code, message) => return error_response(status, code, &message),
             ApiError::Domain(e) => e,
         };
-        let (status, code, message): (StatusCode, &str, String) = match &e {
-            AuthError::InvalidInput(m) => (StatusCode::BAD_REQUEST, "invalid_request", m.clone()),
-            AuthError::InvalidCredentials => (
-                StatusCode::UNAUTHORIZED,
-                "invalid_credentials",
-                e.to_string(),
-            ),
-            AuthError::UsernameTaken => (StatusCode::CONFLICT, "username_taken", e.to_string()),
-            AuthError::RegistrationDisabled => (
-                StatusCode::FORBIDDEN,
-                "registration_disabled",
-                e.to_string(),
-            ),
+        let message = e.to_string();
+        let (status, code) = match &e {
+            AuthError::InvalidInput(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
+            AuthError::InvalidCredentials => (StatusCode::UNAUTHORIZED, "invalid_credentials"),
+            AuthError::UsernameTaken => (StatusCode::CONFLICT, "username_taken"),
+            AuthError::RegistrationDisabled => (StatusCode::FORBIDDEN, "registration_disabled"),
             // One mapping for token errors, shared with every downstream service.
             AuthError::Token(v) => return v.clone().into_response(),
-            AuthError::InvalidRefreshToken => (
-                StatusCode::UNAUTHORIZED,
-                "invalid_refresh_token",
-                e.to_string(),
-            ),
-            AuthError::RefreshTokenReused => (
-                StatusCode::UNAUTHORIZED,
-                "refresh_token_reused",
-                e.to_string(),
-            ),
-            AuthError::SessionNotFound => (StatusCode::NOT_FOUND, "not_found", e.to_string()),
+            AuthError::InvalidRefreshToken => (StatusCode::UNAUTHORIZED, "invalid_refresh_token"),
+            AuthError::RefreshTokenReused => (StatusCode::UNAUTHORIZED, "refresh_token_reused"),
+            AuthError::SessionNotFound | AuthError::UserNotFound => {
+                (StatusCode::NOT_FOUND, "not_found")
+            }
+            AuthError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            AuthError::CsrfRejected(_) => (StatusCode::FORBIDDEN, "csrf_rejected"),
+            AuthError::RateLimited { retry_after_secs } => {
+                let mut response =
+                    error_response(StatusCode::TOO_MANY_REQUESTS, "rate_limited", &message);
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+                return response;
+            }
             AuthError::Unavailable(detail) => {
                 tracing::warn!(%detail, "backend unavailable");
-                (
+                let mut response = error_response(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "unavailable",
-                    "a backend is unavailable, retry shortly".into(),
-                )
+                    "a backend is unavailable, retry shortly",
+                );
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+                return response;
             }
             AuthError::Internal(detail) => {
                 tracing::error!(%detail, "internal error");
-                (
+                return error_response(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "internal_error",
-                    "internal error".into(),
-                )
+                    "internal error",
+                );
             }
         };
-        let mut response = error_response(status, code, &message);
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
-        }
-        response
+        error_response(status, code, &message)
     }
 }

@@ -67,17 +67,28 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
     }
 }
 
-/// The caller's IP (the TCP peer) and user agent.
+/// The caller's IP (the TCP peer, or the forwarded client when the peer is a trusted
+/// proxy) and user agent.
 pub struct Client(pub ClientInfo);
 
-impl<S: Send + Sync> FromRequestParts<S> for Client {
+impl FromRequestParts<Arc<AuthService>> for Client {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        auth: &Arc<AuthService>,
+    ) -> Result<Self, Self::Rejection> {
+        let forwarded: Vec<&str> = parts
+            .headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        let forwarded = (!forwarded.is_empty()).then(|| forwarded.join(","));
         let ip = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(addr)| addr.ip().to_string())
+            .map(|ConnectInfo(addr)| auth.client_ip(addr.ip(), forwarded.as_deref()).to_string())
             .unwrap_or_default();
         let user_agent = parts
             .headers
@@ -86,6 +97,24 @@ impl<S: Send + Sync> FromRequestParts<S> for Client {
             .unwrap_or_default()
             .to_string();
         Ok(Client(ClientInfo { ip, user_agent }))
+    }
+}
+
+/// Query parameters whose rejection uses the common error shape.
+pub struct ApiQuery<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiQuery<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(v)| ApiQuery(v))
+            .map_err(|e| ApiError::http(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()))
     }
 }
 

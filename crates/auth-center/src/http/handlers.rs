@@ -10,11 +10,12 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use super::cookie;
 use super::error::ApiError;
 use super::extract::{ApiJson, Authenticated, Client};
-use crate::domain::{AuthService, IssuedTokens, UserView};
+use crate::domain::{AuthError, AuthService, IssuedTokens, UserView};
 
-type AppState = State<Arc<AuthService>>;
+pub(super) type AppState = State<Arc<AuthService>>;
 
 /// Body of register and login.
 #[derive(Deserialize)]
@@ -24,18 +25,20 @@ pub struct Credentials {
     password: SecretString,
 }
 
-/// Body of refresh.
+/// Body of refresh. Without `refresh_token`, the cookie is used (cookie mode).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RefreshRequest {
-    refresh_token: SecretString,
+    refresh_token: Option<SecretString>,
 }
 
-/// The token response (DESIGN.md §4a).
+/// The token response (DESIGN.md §4a). In cookie mode the refresh token travels in the
+/// cookie only.
 #[derive(Serialize)]
 struct TokenResponse<'a> {
     access_token: &'a str,
-    refresh_token: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refresh_token: Option<&'a str>,
     token_type: &'static str,
     expires_in: u64,
     session_id: &'a str,
@@ -48,6 +51,7 @@ pub struct UserResponse {
     username: String,
     roles: Vec<String>,
     created_at: String,
+    disabled: bool,
 }
 
 impl From<UserView> for UserResponse {
@@ -57,6 +61,7 @@ impl From<UserView> for UserResponse {
             username: u.username,
             roles: u.roles,
             created_at: rfc3339(u.created_ms),
+            disabled: u.disabled,
         }
     }
 }
@@ -72,11 +77,14 @@ pub fn rfc3339(ms: i64) -> String {
         .unwrap_or_default()
 }
 
-/// Token responses are never cached (RFC 6749 §5.1).
-fn token_response(tokens: &IssuedTokens) -> Response {
+/// Token responses are never cached (RFC 6749 §5.1). With `cookie_max_age`, the
+/// refresh token goes into the `__Host-` cookie instead of the body.
+fn token_response(tokens: &IssuedTokens, cookie_max_age: Option<u64>) -> Response {
     let body = TokenResponse {
         access_token: &tokens.access_token,
-        refresh_token: tokens.refresh_token.expose_secret(),
+        refresh_token: cookie_max_age
+            .is_none()
+            .then(|| tokens.refresh_token.expose_secret()),
         token_type: "Bearer",
         expires_in: tokens.expires_in,
         session_id: &tokens.session_id,
@@ -84,7 +92,33 @@ fn token_response(tokens: &IssuedTokens) -> Response {
     let mut headers = HeaderMap::new();
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    if let Some(max_age) = cookie_max_age
+        && let Some(cookie) =
+            cookie::set_refresh_cookie(tokens.refresh_token.expose_secret(), max_age)
+    {
+        headers.insert(header::SET_COOKIE, cookie);
+    }
     (headers, Json(body)).into_response()
+}
+
+/// In cookie mode (after the CSRF check), the cookie's lifetime: the absolute session
+/// lifetime. `None` in body mode.
+fn cookie_mode(auth: &AuthService, headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
+    if !cookie::wants_cookie(headers) {
+        return Ok(None);
+    }
+    cookie::check_csrf(headers, &auth.config().browser.allowed_origins)?;
+    Ok(Some(auth.config().sessions.absolute_secs))
+}
+
+/// Adds a `Set-Cookie` that clears the refresh cookie when the request carried one.
+fn clearing_cookie(request_headers: &HeaderMap, mut response: Response) -> Response {
+    if cookie::refresh_cookie(request_headers).is_some() {
+        response
+            .headers_mut()
+            .insert(header::SET_COOKIE, cookie::clear_refresh_cookie());
+    }
+    response
 }
 
 /// `POST /v1/register`
@@ -99,46 +133,77 @@ pub async fn register(
     Ok((StatusCode::CREATED, Json(UserResponse::from(user))).into_response())
 }
 
-/// `POST /v1/login`
+/// `POST /v1/login` (cookie mode with `X-Token-Transport: cookie`).
 pub async fn login(
     State(auth): AppState,
     Client(client): Client,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<Credentials>,
 ) -> Result<Response, ApiError> {
+    let cookie_max_age = cookie_mode(&auth, &headers)?;
     let tokens = auth.login(&body.username, body.password, &client).await?;
-    Ok(token_response(&tokens))
+    Ok(token_response(&tokens, cookie_max_age))
 }
 
-/// `POST /v1/refresh`
+/// `POST /v1/refresh`: the token from the body, or (cookie mode) from the cookie.
 pub async fn refresh(
     State(auth): AppState,
     Client(client): Client,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<RefreshRequest>,
 ) -> Result<Response, ApiError> {
-    let tokens = auth
-        .refresh(body.refresh_token.expose_secret(), &client)
-        .await?;
-    Ok(token_response(&tokens))
+    let (wire, cookie_max_age) = match body.refresh_token {
+        Some(token) => (token.expose_secret().to_string(), None),
+        None => {
+            let cookie = cookie::refresh_cookie(&headers).ok_or_else(|| {
+                ApiError::http(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    "refresh_token is required",
+                )
+            })?;
+            cookie::check_csrf(&headers, &auth.config().browser.allowed_origins)?;
+            (cookie, Some(auth.config().sessions.absolute_secs))
+        }
+    };
+    match auth.refresh(&wire, &client).await {
+        Ok(tokens) => Ok(token_response(&tokens, cookie_max_age)),
+        // A dead refresh cookie is cleared so the browser stops sending it.
+        Err(e @ (AuthError::InvalidRefreshToken | AuthError::RefreshTokenReused))
+            if cookie_max_age.is_some() =>
+        {
+            Ok(clearing_cookie(&headers, ApiError::from(e).into_response()))
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
-/// `POST /v1/logout`
+/// `POST /v1/logout` (also clears the refresh cookie).
 pub async fn logout(
     State(auth): AppState,
     Client(client): Client,
+    headers: HeaderMap,
     Authenticated(claims): Authenticated,
-) -> Result<StatusCode, ApiError> {
+) -> Result<Response, ApiError> {
     auth.logout(&claims, &client).await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(clearing_cookie(
+        &headers,
+        StatusCode::NO_CONTENT.into_response(),
+    ))
 }
 
-/// `POST /v1/logout-all`
+/// `POST /v1/logout-all` (also clears the refresh cookie).
 pub async fn logout_all(
     State(auth): AppState,
     Client(client): Client,
+    headers: HeaderMap,
     Authenticated(claims): Authenticated,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let n = auth.logout_all(&claims, &client).await?;
-    Ok(Json(json!({ "sessions_ended": n })))
+    Ok(clearing_cookie(
+        &headers,
+        Json(json!({ "sessions_ended": n })).into_response(),
+    ))
 }
 
 /// `GET /v1/me`

@@ -1,6 +1,8 @@
 //! The HTTP edge: routes, extractors, and the mapping of errors to responses. The only
 //! module that knows axum.
 
+mod account;
+mod cookie;
 mod error;
 mod extract;
 mod handlers;
@@ -10,10 +12,12 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, HeaderValue, Method};
 use axum::http::{StatusCode, header};
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post, put};
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
@@ -35,6 +39,28 @@ pub fn router(auth: Arc<AuthService>) -> Router {
         .route("/logout", post(handlers::logout))
         .route("/logout-all", post(handlers::logout_all))
         .route("/me", get(handlers::me))
+        .route("/password", post(account::change_password))
+        .route("/sessions", get(account::my_sessions))
+        .route("/sessions/{sid}", delete(account::end_my_session))
+        .route("/introspect", post(account::introspect))
+        .route(
+            "/admin/users",
+            get(account::list_users).post(account::create_user),
+        )
+        .route("/admin/users/{id}", get(account::get_user))
+        .route("/admin/users/{id}/roles", put(account::set_roles))
+        .route("/admin/users/{id}/disable", post(account::disable_user))
+        .route("/admin/users/{id}/enable", post(account::enable_user))
+        .route(
+            "/admin/users/{id}/sessions",
+            get(account::user_sessions).delete(account::force_logout_user),
+        )
+        .route(
+            "/admin/users/{id}/sessions/{sid}",
+            delete(account::force_logout_session),
+        )
+        .route("/admin/audit", get(account::audit_log))
+        .route("/admin/keys/rotate", post(account::rotate_key))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
     Router::new()
         .nest("/v1", v1)
@@ -47,6 +73,7 @@ pub fn router(auth: Arc<AuthService>) -> Router {
         .route("/readyz", get(handlers::readyz))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(cors(&auth.config().browser.allowed_origins))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             Duration::from_secs(15),
@@ -58,6 +85,25 @@ pub fn router(auth: Arc<AuthService>) -> Router {
             header::COOKIE,
         ]))
         .with_state(auth)
+}
+
+/// CORS for browser clients: only the configured origins, with credentials; an origin
+/// that is not on the list gets no CORS headers at all (never a reflected Origin).
+fn cors(allowed: &[String]) -> CorsLayer {
+    let origins: Vec<HeaderValue> = allowed
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_credentials(true)
+        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            HeaderName::from_static(cookie::TRANSPORT_HEADER),
+        ])
+        .max_age(Duration::from_secs(600))
 }
 
 async fn not_found() -> ApiError {

@@ -188,6 +188,39 @@ macro_rules! impl_database {
                 Ok(())
             }
 
+            async fn list_users(&self, limit: i64, offset: i64) -> Result<Vec<User>, StoreError> {
+                let rows: Vec<UserRow> = sqlx::query_as(
+                    "SELECT id, username, password_hash, roles, disabled, created_ms FROM users \
+                     ORDER BY username LIMIT $1 OFFSET $2",
+                )
+                .bind(limit)
+                .bind(offset)
+                .fetch_all(&self.0)
+                .await
+                .map_err(sql_error)?;
+                Ok(rows.into_iter().map(user_from_row).collect())
+            }
+
+            async fn set_roles(&self, id: &str, roles: &[String]) -> Result<bool, StoreError> {
+                let done = sqlx::query("UPDATE users SET roles = $1 WHERE id = $2")
+                    .bind(roles.join(","))
+                    .bind(id)
+                    .execute(&self.0)
+                    .await
+                    .map_err(sql_error)?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn set_disabled(&self, id: &str, disabled: bool) -> Result<bool, StoreError> {
+                let done = sqlx::query("UPDATE users SET disabled = $1 WHERE id = $2")
+                    .bind(disabled)
+                    .bind(id)
+                    .execute(&self.0)
+                    .await
+                    .map_err(sql_error)?;
+                Ok(done.rows_affected() > 0)
+            }
+
             async fn signing_keys(&self) -> Result<Vec<StoredKey>, StoreError> {
                 let rows: Vec<KeyRow> = sqlx::query_as(
                     "SELECT kid, alg, private_der, public_key, created_ms, retired_ms FROM signing_keys \

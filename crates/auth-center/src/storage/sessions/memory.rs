@@ -136,8 +136,15 @@ impl SessionStore for MemorySessionStore {
         self.with(|users| users.get_mut(user_id).and_then(|s| s.remove(sid)).is_some())
     }
 
-    async fn delete_all(&self, user_id: &str) -> Result<u64, StoreError> {
-        self.with(|users| users.remove(user_id).map(|s| s.len() as u64).unwrap_or(0))
+    async fn delete_all(&self, user_id: &str, keep: Option<&str>) -> Result<u64, StoreError> {
+        self.with(|users| {
+            let Some(sessions) = users.get_mut(user_id) else {
+                return 0;
+            };
+            let before = sessions.len();
+            sessions.retain(|sid, _| Some(sid.as_str()) == keep);
+            (before - sessions.len()) as u64
+        })
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

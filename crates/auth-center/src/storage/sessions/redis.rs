@@ -90,13 +90,16 @@ redis.call('ZREM', KEYS[2], ARGV[1])
 return redis.call('DEL', KEYS[1])
 ";
 
-/// KEYS: index. ARGV: session key prefix. Ends every session in the index, then the index.
+/// KEYS: index. ARGV: session key prefix, sid to keep ('' for none).
+/// Ends every session in the index but the kept one, and prunes the index to match.
 const DELETE_ALL: &str = r"
 local n = 0
 for _, sid in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-  n = n + redis.call('DEL', ARGV[1] .. sid)
+  if sid ~= ARGV[2] then
+    n = n + redis.call('DEL', ARGV[1] .. sid)
+    redis.call('ZREM', KEYS[1], sid)
+  end
 end
-redis.call('DEL', KEYS[1])
 return n
 ";
 
@@ -317,7 +320,7 @@ impl SessionStore for RedisSessionStore {
         Ok(n > 0)
     }
 
-    async fn delete_all(&self, user_id: &str) -> Result<u64, StoreError> {
+    async fn delete_all(&self, user_id: &str, keep: Option<&str>) -> Result<u64, StoreError> {
         let (index, session_prefix) = self.index_key(user_id)?;
         let mut conn = self.conn.clone();
         let n: u64 = self
@@ -325,6 +328,7 @@ impl SessionStore for RedisSessionStore {
             .delete_all
             .key(index)
             .arg(session_prefix)
+            .arg(keep.unwrap_or(""))
             .invoke_async(&mut conn)
             .await
             .map_err(redis_error)?;

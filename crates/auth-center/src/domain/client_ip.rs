@@ -1,0 +1,130 @@
+//! Which IP is the client's: the TCP peer, unless the peer is a trusted proxy, in which
+//! case the right-most `X-Forwarded-For` entry that is not itself a trusted proxy.
+
+use std::net::IpAddr;
+
+/// An IP address or a CIDR range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpRange {
+    network: IpAddr,
+    prefix: u8,
+}
+
+impl IpRange {
+    /// Parses `10.0.0.1`, `10.0.0.0/8`, `::1` or `fd00::/8`.
+    pub fn parse(s: &str) -> Option<Self> {
+        let (addr, prefix) = match s.split_once('/') {
+            Some((a, p)) => (
+                a.trim().parse::<IpAddr>().ok()?,
+                p.trim().parse::<u8>().ok()?,
+            ),
+            None => {
+                let a = s.trim().parse::<IpAddr>().ok()?;
+                (a, if a.is_ipv4() { 32 } else { 128 })
+            }
+        };
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        (prefix <= max).then_some(Self {
+            network: addr,
+            prefix,
+        })
+    }
+
+    /// Whether `ip` is inside the range.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = canonical(ip);
+        match (canonical(self.network), ip) {
+            (IpAddr::V4(n), IpAddr::V4(i)) => {
+                masked(u128::from(u32::from(n)) << 96, self.prefix)
+                    == masked(u128::from(u32::from(i)) << 96, self.prefix)
+            }
+            (IpAddr::V6(n), IpAddr::V6(i)) => {
+                masked(u128::from(n), self.prefix) == masked(u128::from(i), self.prefix)
+            }
+            _ => false,
+        }
+    }
+}
+
+fn masked(bits: u128, prefix: u8) -> u128 {
+    if prefix == 0 {
+        0
+    } else {
+        bits & (u128::MAX << (128 - u32::from(prefix.min(128))))
+    }
+}
+
+/// IPv4-mapped IPv6 addresses compare as IPv4.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// The client IP for a request from `peer` carrying `forwarded_for` (the raw
+/// `X-Forwarded-For` values, comma-separated, possibly several headers joined).
+pub fn client_ip(peer: IpAddr, forwarded_for: Option<&str>, trusted: &[IpRange]) -> IpAddr {
+    let is_trusted = |ip: IpAddr| trusted.iter().any(|r| r.contains(ip));
+    if !is_trusted(peer) {
+        return canonical(peer);
+    }
+    let Some(header) = forwarded_for else {
+        return canonical(peer);
+    };
+    // Walk from the right: each hop was appended by the proxy in front of it.
+    for entry in header.rsplit(',') {
+        match entry.trim().parse::<IpAddr>() {
+            Ok(ip) if is_trusted(ip) => continue,
+            Ok(ip) => return canonical(ip),
+            Err(_) => break, // garbage: do not believe anything left of it
+        }
+    }
+    canonical(peer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn ranges_match_addresses_inside_them_only() {
+        let r = IpRange::parse("10.1.0.0/16").unwrap();
+        assert!(r.contains(ip("10.1.200.3")));
+        assert!(!r.contains(ip("10.2.0.1")));
+        assert!(r.contains(ip("::ffff:10.1.0.9")));
+        assert!(IpRange::parse("::1").unwrap().contains(ip("::1")));
+        assert!(IpRange::parse("0.0.0.0/0").unwrap().contains(ip("8.8.8.8")));
+        assert!(IpRange::parse("10.0.0.0/33").is_none());
+        assert!(IpRange::parse("nonsense").is_none());
+    }
+
+    #[test]
+    fn forwarded_for_is_ignored_from_untrusted_peers() {
+        let trusted = [IpRange::parse("10.0.0.1").unwrap()];
+        assert_eq!(
+            client_ip(ip("203.0.113.9"), Some("1.2.3.4"), &trusted),
+            ip("203.0.113.9")
+        );
+    }
+
+    #[test]
+    fn the_rightmost_untrusted_hop_is_the_client() {
+        let trusted = [IpRange::parse("10.0.0.0/8").unwrap()];
+        // The client forged "1.1.1.1"; the proxy appended the real client address.
+        let header = "1.1.1.1, 198.51.100.7, 10.0.0.2";
+        assert_eq!(
+            client_ip(ip("10.0.0.1"), Some(header), &trusted),
+            ip("198.51.100.7")
+        );
+        assert_eq!(client_ip(ip("10.0.0.1"), None, &trusted), ip("10.0.0.1"));
+        assert_eq!(
+            client_ip(ip("10.0.0.1"), Some("garbage"), &trusted),
+            ip("10.0.0.1")
+        );
+    }
+}

@@ -1,0 +1,125 @@
+//! Cookie mode for browsers: the refresh token in a `__Host-` cookie (HttpOnly, Secure,
+//! SameSite=Strict, Path=/), and the CSRF rules for requests it authenticates: the
+//! `Origin` must be on the allow-list and the request must carry the custom
+//! `X-Token-Transport: cookie` header (so it can never be a "simple" cross-site request).
+
+use axum::http::{HeaderMap, HeaderValue, header};
+
+use crate::domain::AuthError;
+
+/// The refresh-token cookie.
+pub const COOKIE_NAME: &str = "__Host-refresh";
+/// Request header that selects cookie mode (and makes the request non-simple).
+pub const TRANSPORT_HEADER: &str = "x-token-transport";
+
+/// Whether the request asks for cookie mode.
+pub fn wants_cookie(headers: &HeaderMap) -> bool {
+    headers
+        .get(TRANSPORT_HEADER)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"cookie"))
+}
+
+/// The refresh token from the cookie, if any.
+pub fn refresh_cookie(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == COOKIE_NAME)
+        .map(|(_, value)| value.to_string())
+}
+
+/// CSRF check for a cookie-mode request: the custom header and an allowed `Origin`.
+pub fn check_csrf(headers: &HeaderMap, allowed_origins: &[String]) -> Result<(), AuthError> {
+    if !wants_cookie(headers) {
+        return Err(AuthError::CsrfRejected(
+            "cookie mode needs the X-Token-Transport: cookie header",
+        ));
+    }
+    let origin = headers
+        .get(header::ORIGIN)
+        .and_then(|o| o.to_str().ok())
+        .ok_or(AuthError::CsrfRejected(
+            "cookie mode needs an Origin header",
+        ))?;
+    if !allowed_origins.iter().any(|a| a == origin) {
+        return Err(AuthError::CsrfRejected(
+            "this Origin may not use cookie mode",
+        ));
+    }
+    Ok(())
+}
+
+/// `Set-Cookie` carrying a refresh token for `max_age_secs`.
+pub fn set_refresh_cookie(token: &str, max_age_secs: u64) -> Option<HeaderValue> {
+    HeaderValue::from_str(&format!(
+        "{COOKIE_NAME}={token}; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age={max_age_secs}"
+    ))
+    .ok()
+}
+
+/// `Set-Cookie` that deletes the refresh cookie.
+pub fn clear_refresh_cookie() -> HeaderValue {
+    HeaderValue::from_static(
+        "__Host-refresh=; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=0",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, v.parse().unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn the_refresh_cookie_is_found_among_others() {
+        let h = headers(&[("cookie", "a=1; __Host-refresh=tok.en; b=2")]);
+        assert_eq!(refresh_cookie(&h).as_deref(), Some("tok.en"));
+        assert_eq!(refresh_cookie(&headers(&[("cookie", "refresh=x")])), None);
+    }
+
+    #[test]
+    fn csrf_needs_the_custom_header_and_an_allowed_origin() {
+        let allowed = vec!["https://app.example".to_string()];
+        let ok = headers(&[
+            ("x-token-transport", "cookie"),
+            ("origin", "https://app.example"),
+        ]);
+        assert!(check_csrf(&ok, &allowed).is_ok());
+        let foreign = headers(&[
+            ("x-token-transport", "cookie"),
+            ("origin", "https://evil.example"),
+        ]);
+        assert!(check_csrf(&foreign, &allowed).is_err());
+        let simple = headers(&[("origin", "https://app.example")]);
+        assert!(check_csrf(&simple, &allowed).is_err());
+        let no_origin = headers(&[("x-token-transport", "cookie")]);
+        assert!(check_csrf(&no_origin, &allowed).is_err());
+        assert!(check_csrf(&ok, &[]).is_err());
+    }
+
+    #[test]
+    fn cookies_are_host_only_secure_http_only_and_strict() {
+        let v = set_refresh_cookie("t", 60).unwrap();
+        let v = v.to_str().unwrap();
+        for part in [
+            "__Host-refresh=t",
+            "Path=/",
+            "Secure",
+            "HttpOnly",
+            "SameSite=Strict",
+            "Max-Age=60",
+        ] {
+            assert!(v.contains(part), "{v} lacks {part}");
+        }
+        assert!(!v.contains("Domain"));
+    }
+}
