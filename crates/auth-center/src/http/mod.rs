@@ -6,6 +6,7 @@ mod cookie;
 mod error;
 mod extract;
 mod handlers;
+mod metrics;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -62,6 +63,10 @@ pub fn router(auth: Arc<AuthService>) -> Router {
         .route("/admin/audit", get(account::audit_log))
         .route("/admin/keys/rotate", post(account::rotate_key))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
+    let metrics = Arc::new(metrics::Metrics::default());
+    let metrics_route = Router::new()
+        .route("/metrics", get(metrics::render))
+        .with_state(metrics.clone());
     Router::new()
         .nest("/v1", v1)
         .route("/.well-known/jwks.json", get(handlers::jwks))
@@ -73,6 +78,10 @@ pub fn router(auth: Arc<AuthService>) -> Router {
         .route("/readyz", get(handlers::readyz))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .route_layer(axum::middleware::from_fn_with_state(
+            metrics,
+            metrics::track,
+        ))
         .layer(cors(&auth.config().browser.allowed_origins))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -85,6 +94,7 @@ pub fn router(auth: Arc<AuthService>) -> Router {
             header::COOKIE,
         ]))
         .with_state(auth)
+        .merge(metrics_route)
 }
 
 /// CORS for browser clients: only the configured origins, with credentials; an origin

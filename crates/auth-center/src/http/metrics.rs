@@ -1,0 +1,79 @@
+//! `GET /metrics`: request counts and latency per route and status, in the Prometheus
+//! text format. Routes are the matched templates (`/v1/sessions/{sid}`), never raw
+//! paths, so the label set stays bounded.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+/// Counters shared by the middleware and the `/metrics` handler.
+#[derive(Default)]
+pub struct Metrics {
+    requests: Mutex<BTreeMap<(String, String, u16), (u64, f64)>>,
+}
+
+impl Metrics {
+    fn record(&self, method: &str, route: &str, status: u16, seconds: f64) {
+        if let Ok(mut map) = self.requests.lock() {
+            let entry = map
+                .entry((method.to_string(), route.to_string(), status))
+                .or_default();
+            entry.0 += 1;
+            entry.1 += seconds;
+        }
+    }
+
+    fn render(&self) -> String {
+        let mut out = String::from(
+            "# HELP http_requests_total Requests by method, route and status.\n\
+             # TYPE http_requests_total counter\n",
+        );
+        let mut seconds = String::from(
+            "# HELP http_request_duration_seconds_sum Time spent answering, by method, route and status.\n\
+             # TYPE http_request_duration_seconds_sum counter\n",
+        );
+        if let Ok(map) = self.requests.lock() {
+            for ((method, route, status), (count, secs)) in map.iter() {
+                let labels = format!("method=\"{method}\",route=\"{route}\",status=\"{status}\"");
+                out.push_str(&format!("http_requests_total{{{labels}}} {count}\n"));
+                seconds.push_str(&format!(
+                    "http_request_duration_seconds_sum{{{labels}}} {secs:.6}\n"
+                ));
+            }
+        }
+        out + &seconds
+    }
+}
+
+/// Middleware: counts every request under its matched route.
+pub async fn track(State(metrics): State<Arc<Metrics>>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().to_string();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let response = next.run(request).await;
+    metrics.record(
+        &method,
+        &route,
+        response.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
+    response
+}
+
+/// `GET /metrics`
+pub async fn render(State(metrics): State<Arc<Metrics>>) -> Response {
+    let mut response = metrics.render().into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4"),
+    );
+    response
+}
