@@ -130,6 +130,9 @@ pub struct SessionConfig {
     /// Window in which a replay of the just-rotated refresh token gets the same
     /// successor, milliseconds (default 10 000; 0 disables it).
     pub grace_ms: u64,
+    /// Most sessions one user may have; a new login beyond it ends the least recently
+    /// used ones (default 50).
+    pub max_per_user: u64,
 }
 
 /// Argon2id parameters and hashing concurrency.
@@ -201,6 +204,7 @@ impl Default for Config {
                 idle_secs: 7 * 24 * 3600,
                 absolute_secs: 30 * 24 * 3600,
                 grace_ms: 10_000,
+                max_per_user: 50,
             },
             passwords: PasswordConfig {
                 memory_kib: argon2::Params::DEFAULT_M_COST,
@@ -292,6 +296,9 @@ impl Config {
         }
         if self.sessions.idle_secs == 0 || self.sessions.absolute_secs < self.sessions.idle_secs {
             return bad("sessions.idle_secs must be > 0 and <= sessions.absolute_secs");
+        }
+        if self.sessions.max_per_user == 0 {
+            return bad("sessions.max_per_user must be at least 1");
         }
         if self.sessions.grace_ms > 60_000 {
             return bad("sessions.grace_ms must be at most 60000");

@@ -168,12 +168,14 @@ pub enum RotateOutcome {
 /// Every operation on one session is atomic.
 #[async_trait]
 pub trait SessionStore: Send + Sync + 'static {
-    /// Creates a session with its first refresh-token hash.
+    /// Creates a session with its first refresh-token hash. If the user then has more
+    /// than `max_sessions`, the least recently used ones end (atomically with the create).
     async fn create(
         &self,
         session: &SessionRecord,
         refresh_hash: &str,
         now_ms: i64,
+        max_sessions: u64,
     ) -> Result<(), StoreError>;
     /// Check, rotate and extend, all or nothing.
     async fn rotate(&self, rotation: &Rotation<'_>) -> Result<RotateOutcome, StoreError>;

@@ -308,7 +308,10 @@ impl AuthService {
             ip: truncate(&client.ip, 64),
             roles: user.roles.clone(),
         };
-        self.sessions.create(&record, &refresh.hash(), now).await?;
+        let max = self.config.sessions.max_per_user;
+        self.sessions
+            .create(&record, &refresh.hash(), now, max)
+            .await?;
         Ok((sid, refresh))
     }
 

@@ -13,7 +13,27 @@ for_every_backend!(
     a_failed_login_creates_no_session_and_is_audited,
     jwks_publishes_the_signing_key_without_private_members,
     a_second_instance_verifies_tokens_of_the_first,
+    logins_beyond_the_session_cap_end_the_least_recently_used_session,
 );
+
+async fn logins_beyond_the_session_cap_end_the_least_recently_used_session(backend: Backend) {
+    let app = spawn_app_with(backend, |c| c.sessions.max_per_user = 2).await;
+    let first = app.register_and_login("capped").await;
+    app.clock.advance(std::time::Duration::from_secs(1));
+    let second = app.login_ok("capped").await;
+    app.clock.advance(std::time::Duration::from_secs(1));
+    // Using the first session makes the second the least recently used.
+    let first = app.refresh_ok(&first.refresh_token).await;
+    app.clock.advance(std::time::Duration::from_secs(1));
+    let third = app.login_ok("capped").await;
+    assert_eq!(app.session_count(&third.user_id()).await, 2);
+    assert_eq!(
+        app.me(&second.access_token).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(app.me(&first.access_token).await.status(), StatusCode::OK);
+    assert_eq!(app.me(&third.access_token).await.status(), StatusCode::OK);
+}
 
 async fn login_returns_an_eddsa_access_token_with_the_contract_claims(backend: Backend) {
     let app = spawn_app(backend).await;

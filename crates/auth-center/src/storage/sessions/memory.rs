@@ -53,6 +53,7 @@ impl SessionStore for MemorySessionStore {
         s: &SessionRecord,
         refresh_hash: &str,
         now_ms: i64,
+        max_sessions: u64,
     ) -> Result<(), StoreError> {
         self.with(|users| {
             let sessions = users.entry(s.user_id.clone()).or_default();
@@ -66,6 +67,19 @@ impl SessionStore for MemorySessionStore {
                     rotated_ms: 0,
                 },
             );
+            // Over the cap: end the sessions closest to idle expiry.
+            let max = usize::try_from(max_sessions).unwrap_or(usize::MAX);
+            while sessions.len() > max {
+                let oldest = sessions
+                    .iter()
+                    .filter(|(sid, _)| **sid != s.sid)
+                    .min_by_key(|(_, e)| e.record.idle_expiry_ms)
+                    .map(|(sid, _)| sid.clone());
+                match oldest {
+                    Some(sid) => sessions.remove(&sid),
+                    None => break,
+                };
+            }
         })
     }
 

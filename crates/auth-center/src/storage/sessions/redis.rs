@@ -22,7 +22,8 @@ local function touch_index(index, now)
 end
 ";
 
-/// KEYS: session, index. ARGV: sid, now, user, idle_expiry, absolute_expiry, rt, ua, ip, roles.
+/// KEYS: session, index. ARGV: sid, now, user, idle_expiry, absolute_expiry, rt, ua, ip,
+/// roles, max sessions, session key prefix of the user.
 const CREATE: &str = r"
 local now = tonumber(ARGV[2])
 redis.call('HSET', KEYS[1], 'user', ARGV[3], 'created', ARGV[2], 'last_seen', ARGV[2],
@@ -31,6 +32,17 @@ redis.call('HSET', KEYS[1], 'user', ARGV[3], 'created', ARGV[2], 'last_seen', AR
 redis.call('PEXPIRE', KEYS[1], math.max(1, tonumber(ARGV[4]) - now))
 redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
 touch_index(KEYS[2], now)
+-- Over the cap: end the sessions closest to idle expiry (the least recently used).
+local extra = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[10])
+if extra > 0 then
+  for _, old in ipairs(redis.call('ZRANGE', KEYS[2], 0, extra)) do
+    if extra > 0 and old ~= ARGV[1] then
+      redis.call('DEL', ARGV[11] .. old)
+      redis.call('ZREM', KEYS[2], old)
+      extra = extra - 1
+    end
+  end
+end
 return 1
 ";
 
@@ -214,8 +226,10 @@ impl SessionStore for RedisSessionStore {
         s: &SessionRecord,
         refresh_hash: &str,
         now_ms: i64,
+        max_sessions: u64,
     ) -> Result<(), StoreError> {
         let (key, index) = self.session_keys(&s.user_id, &s.sid)?;
+        let (_, session_prefix) = self.index_key(&s.user_id)?;
         let mut conn = self.conn.clone();
         let _: i64 = self
             .scripts
@@ -231,6 +245,8 @@ impl SessionStore for RedisSessionStore {
             .arg(&s.user_agent)
             .arg(&s.ip)
             .arg(s.roles.join(","))
+            .arg(max_sessions)
+            .arg(session_prefix)
             .invoke_async(&mut conn)
             .await
             .map_err(redis_error)?;
