@@ -1,6 +1,5 @@
 //! The command line: `serve` (default), `migrate`, `user create`.
 
-use std::io::Read as _;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -189,7 +188,7 @@ async fn service(config: Config) -> anyhow::Result<AuthService> {
 fn read_password() -> anyhow::Result<SecretString> {
     let mut input = String::new();
     std::io::stdin()
-        .read_to_string(&mut input)
+        .read_line(&mut input)
         .context("reading the password from stdin")?;
     let line = input.strip_suffix('\n').unwrap_or(&input);
     let line = line.strip_suffix('\r').unwrap_or(line);

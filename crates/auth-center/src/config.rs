@@ -157,8 +157,6 @@ pub struct TimeoutConfig {
     pub redis_ms: u64,
     /// Time to wait for a database connection, milliseconds.
     pub database_ms: u64,
-    /// Seconds a client is told to wait (`Retry-After`) when a backend is down.
-    pub retry_after_secs: u64,
 }
 
 impl Default for TokenConfig {
@@ -215,7 +213,6 @@ impl Default for Config {
             timeouts: TimeoutConfig {
                 redis_ms: 500,
                 database_ms: 2000,
-                retry_after_secs: 1,
             },
             log_format: "pretty".into(),
             limits: LimitsConfig::default(),
@@ -273,7 +270,14 @@ impl Config {
             ]))
             .merge(
                 Env::prefixed("AUTH_")
-                    .ignore(&["config_file", "jwks_url", "audience"])
+                    .ignore(&[
+                        "config_file",
+                        "jwks_url",
+                        "audience",
+                        "revocation",
+                        "max_staleness_ms",
+                        "jwks_cooldown_ms",
+                    ])
                     .split("__"),
             )
             .extract()

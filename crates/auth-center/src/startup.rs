@@ -95,7 +95,7 @@ fn spawn_key_reload(auth: &Arc<AuthService>) {
 }
 
 /// How often signing keys are re-read from the database.
-const KEY_RELOAD_INTERVAL: Duration = Duration::from_secs(30);
+const KEY_RELOAD_INTERVAL: Duration = Duration::from_secs(crate::domain::keys::KEY_RELOAD_SECS);
 
 /// The SQL database of the configuration, migrated.
 pub async fn connect_database(config: &Config) -> anyhow::Result<Arc<dyn Database>> {

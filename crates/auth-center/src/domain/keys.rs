@@ -59,6 +59,10 @@ pub struct KeyManager {
     reload_lock: Mutex<()>,
 }
 
+/// How often every instance re-reads the keys (another may have rotated). A retired key
+/// stays published this much longer, since peers may sign with it until they reload.
+pub const KEY_RELOAD_SECS: u64 = 30;
+
 /// Minimum time between two reloads triggered by an unknown `kid`.
 const RELOAD_COOLDOWN_MS: i64 = 1000;
 

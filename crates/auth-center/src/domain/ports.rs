@@ -5,8 +5,8 @@ use async_trait::async_trait;
 
 use super::error::StoreError;
 
-/// A user account.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A user account. Its `Debug` leaves out the password hash.
+#[derive(Clone, PartialEq, Eq)]
 pub struct User {
     /// Random, never reused id (UUID v4, the `sub` claim).
     pub id: String,
@@ -16,10 +16,21 @@ pub struct User {
     pub password_hash: String,
     /// Role names.
     pub roles: Vec<String>,
-    /// A disabled user cannot log in or refresh.
+    /// A disabled user cannot log in; disabling ends every session.
     pub disabled: bool,
     /// Creation time, ms since the epoch.
     pub created_ms: i64,
+}
+
+impl std::fmt::Debug for User {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("User")
+            .field("id", &self.id)
+            .field("username", &self.username)
+            .field("roles", &self.roles)
+            .field("disabled", &self.disabled)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A signing key as persisted.

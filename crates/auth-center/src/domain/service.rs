@@ -12,7 +12,7 @@ use super::credentials::{
 };
 use super::crypto::{random_bytes, random_id};
 use super::error::AuthError;
-use super::keys::KeyManager;
+use super::keys::{KEY_RELOAD_SECS, KeyManager};
 use super::limits::Limiter;
 use super::ports::{
     AuditEvent, Database, RateLimitStore, RotateOutcome, Rotation, SessionRecord, SessionStore,
@@ -33,8 +33,7 @@ pub struct ClientInfo {
     pub user_agent: String,
 }
 
-/// What login and refresh hand out.
-#[derive(Debug)]
+/// What login and refresh hand out. Its `Debug` shows neither token.
 pub struct IssuedTokens {
     /// The access JWT.
     pub access_token: String,
@@ -44,6 +43,15 @@ pub struct IssuedTokens {
     pub expires_in: u64,
     /// The session id.
     pub session_id: String,
+}
+
+impl std::fmt::Debug for IssuedTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedTokens")
+            .field("session_id", &self.session_id)
+            .field("expires_in", &self.expires_in)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A user as shown to themselves or an admin (no hash).
@@ -98,9 +106,10 @@ impl AuthService {
         clock: Arc<dyn Clock>,
     ) -> Result<Self, AuthError> {
         let hasher = PasswordHasher::new(&config.passwords)?;
-        let publish_ms =
-            i64::try_from((config.tokens.access_ttl_secs + config.tokens.leeway_secs) * 1000)
-                .map_err(|_| AuthError::Internal("access_ttl_secs too large".into()))?;
+        let publish_ms = i64::try_from(
+            (config.tokens.access_ttl_secs + config.tokens.leeway_secs + KEY_RELOAD_SECS) * 1000,
+        )
+        .map_err(|_| AuthError::Internal("access_ttl_secs too large".into()))?;
         let keys = Arc::new(KeyManager::load(db.clone(), clock.clone(), publish_ms).await?);
         let rotation_key = db
             .server_secret("refresh_rotation_key", &random_bytes::<32>()?)

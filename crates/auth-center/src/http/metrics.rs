@@ -11,10 +11,13 @@ use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+/// (method, route, status) → (count, seconds).
+type RequestCounts = BTreeMap<(String, String, u16), (u64, f64)>;
+
 /// Counters shared by the middleware and the `/metrics` handler.
 #[derive(Default)]
 pub struct Metrics {
-    requests: Mutex<BTreeMap<(String, String, u16), (u64, f64)>>,
+    requests: Mutex<RequestCounts>,
 }
 
 impl Metrics {

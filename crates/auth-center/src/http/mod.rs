@@ -15,12 +15,11 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, Method};
 use axum::http::{StatusCode, header};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
-use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 pub use error::ApiError;
@@ -83,10 +82,7 @@ pub fn router(auth: Arc<AuthService>) -> Router {
             metrics::track,
         ))
         .layer(cors(&auth.config().browser.allowed_origins))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
-            Duration::from_secs(15),
-        ))
+        .layer(axum::middleware::from_fn(request_timeout))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(TraceLayer::new_for_http())
         .layer(SetSensitiveRequestHeadersLayer::new([
@@ -114,6 +110,23 @@ fn cors(allowed: &[String]) -> CorsLayer {
             HeaderName::from_static(cookie::TRANSPORT_HEADER),
         ])
         .max_age(Duration::from_secs(600))
+}
+
+/// Longest time a request may take before it is answered with 503.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// A request that takes too long gets the common 503 (with `Retry-After`), not a bare one.
+async fn request_timeout(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    match tokio::time::timeout(REQUEST_TIMEOUT, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::from(crate::domain::AuthError::Unavailable(
+            "request timed out".into(),
+        ))
+        .into_response(),
+    }
 }
 
 async fn not_found() -> ApiError {

@@ -361,3 +361,176 @@ macro_rules! for_every_backend {
         }
     };
 }
+
+// ---- helpers for the session-lifecycle tests (devices, admin, limits, cookies, keys) ----
+
+/// Runs one test body against the listed SQLite-backed store combinations
+/// (`sqlite_memory`, `sqlite_redis`, `sqlite_cluster`), one `#[tokio::test]` each.
+#[macro_export]
+macro_rules! for_backends {
+    ([$($backend:ident),* $(,)?] $names:tt) => {
+        $( $crate::for_backends!(@one $backend $names); )*
+    };
+    (@one sqlite_memory [$($name:ident),* $(,)?]) => {
+        $crate::for_every_backend!(@db on_sqlite_memory, Sqlite, Memory; $($name),*);
+    };
+    (@one sqlite_redis [$($name:ident),* $(,)?]) => {
+        $crate::for_every_backend!(@db on_sqlite_redis, Sqlite, Redis; $($name),*);
+    };
+    (@one sqlite_cluster [$($name:ident),* $(,)?]) => {
+        $crate::for_every_backend!(@db on_sqlite_cluster, Sqlite, Cluster; $($name),*);
+    };
+}
+
+/// The `Retry-After` of a response, in seconds.
+pub fn retry_after_secs(response: &Response) -> u64 {
+    response
+        .headers()
+        .get("retry-after")
+        .unwrap_or_else(|| panic!("{}: no Retry-After", response.status()))
+        .to_str()
+        .expect("ascii Retry-After")
+        .parse()
+        .expect("Retry-After in seconds")
+}
+
+/// Asserts a status and an error code in the common error shape.
+pub async fn assert_error(response: Response, status: StatusCode, code: &str) {
+    let (got_status, got_code) = error_code(response).await;
+    assert_eq!(
+        (got_status, got_code.as_str()),
+        (status, code),
+        "expected {status} {code}"
+    );
+}
+
+impl TestApp {
+    /// A request to `path` that the caller finishes (headers, body) and sends.
+    pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.client.request(method, self.url(path))
+    }
+
+    /// Creates a user with `roles` (through the domain, as the CLI does); returns its id.
+    pub async fn create_user_with_roles(&self, username: &str, roles: &[&str]) -> String {
+        self.auth
+            .create_user(
+                username,
+                SecretString::from(PASSWORD.to_string()),
+                roles.iter().map(|r| r.to_string()).collect(),
+            )
+            .await
+            .expect("create user")
+            .id
+    }
+
+    /// Creates an admin with [`PASSWORD`] and logs in.
+    pub async fn admin_login(&self, username: &str) -> Tokens {
+        self.create_user_with_roles(username, &["admin"]).await;
+        self.login_ok(username).await
+    }
+
+    pub async fn delete_bearer(&self, path: &str, access_token: &str) -> Response {
+        self.request(reqwest::Method::DELETE, path)
+            .bearer_auth(access_token)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn post_json_bearer(&self, path: &str, access_token: &str, body: &Value) -> Response {
+        self.request(reqwest::Method::POST, path)
+            .bearer_auth(access_token)
+            .json(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn put_json_bearer(&self, path: &str, access_token: &str, body: &Value) -> Response {
+        self.request(reqwest::Method::PUT, path)
+            .bearer_auth(access_token)
+            .json(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// A GET with a bearer token whose 200 JSON body is returned.
+    pub async fn get_json_ok(&self, path: &str, access_token: &str) -> Value {
+        let r = self.get_bearer(path, access_token).await;
+        let status = r.status();
+        let text = r.text().await.unwrap_or_default();
+        assert_eq!(status, StatusCode::OK, "GET {path}: {text}");
+        serde_json::from_str(&text).expect("a JSON body")
+    }
+
+    /// A login carrying `X-Forwarded-For: forwarded_for`.
+    pub async fn login_forwarded(
+        &self,
+        username: &str,
+        password: &str,
+        forwarded_for: &str,
+    ) -> Response {
+        self.request(reqwest::Method::POST, "/v1/login")
+            .header("x-forwarded-for", forwarded_for)
+            .json(&json!({ "username": username, "password": password }))
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// Members of the user's session index in Redis (empty when the key is gone).
+    pub async fn redis_index_members(&self, user_id: &str) -> Vec<String> {
+        let key = self.keys.user_index(user_id).expect("key");
+        let mut conn = self.redis.clone().expect("a Redis backend");
+        redis::cmd("ZRANGE")
+            .arg(key)
+            .arg(0)
+            .arg(-1)
+            .query_async(&mut conn)
+            .await
+            .expect("ZRANGE")
+    }
+
+    /// `ZCARD` of the user's session index in Redis.
+    pub async fn redis_index_len(&self, user_id: &str) -> u64 {
+        let key = self.keys.user_index(user_id).expect("key");
+        let mut conn = self.redis.clone().expect("a Redis backend");
+        redis::cmd("ZCARD")
+            .arg(key)
+            .query_async(&mut conn)
+            .await
+            .expect("ZCARD")
+    }
+
+    /// Whether the session record exists in Redis.
+    pub async fn redis_session_exists(&self, user_id: &str, sid: &str) -> bool {
+        let key = self.keys.session(user_id, sid).expect("key");
+        let mut conn = self.redis.clone().expect("a Redis backend");
+        let n: i64 = redis::cmd("EXISTS")
+            .arg(key)
+            .query_async(&mut conn)
+            .await
+            .expect("EXISTS");
+        n == 1
+    }
+
+    /// Every audit event (newest first).
+    pub async fn all_audit_events(&self) -> Vec<auth_center::domain::ports::AuditEvent> {
+        self.auth.recent_audit(1000).await.expect("audit")
+    }
+
+    /// Sids of the user's live sessions, sorted, straight from the store.
+    pub async fn session_ids(&self, user_id: &str) -> Vec<String> {
+        let mut sids: Vec<String> = self
+            .auth
+            .sessions_of(user_id)
+            .await
+            .expect("list sessions")
+            .into_iter()
+            .map(|s| s.sid)
+            .collect();
+        sids.sort();
+        sids
+    }
+}

@@ -1,0 +1,185 @@
+//! Atomicity: logout-all, admin disable and admin force-logout racing many concurrent
+//! refreshes. A refresh can never bring a session back, and the per-user index agrees
+//! with the session records afterwards.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+
+use crate::for_every_backend;
+use crate::helpers::*;
+
+for_every_backend!(
+    twenty_concurrent_refreshes_racing_logout_all_never_bring_a_session_back,
+    twenty_concurrent_refreshes_racing_an_admin_disable_never_bring_a_session_back,
+    twenty_concurrent_refreshes_racing_an_admin_force_logout_never_bring_a_session_back,
+);
+
+/// How the race is ended.
+enum Ender {
+    LogoutAll,
+    Disable,
+    ForceLogout,
+}
+
+const SESSIONS: usize = 20;
+const REFRESHERS: usize = 20;
+
+/// What one refresher saw.
+#[derive(Default)]
+struct Seen {
+    /// Every refresh token ever handed out (and the initial ones).
+    refresh_tokens: Vec<String>,
+    /// Every access token ever handed out.
+    access_tokens: Vec<String>,
+    /// Refreshes that *started* after the ending call had returned and still succeeded.
+    late_successes: Vec<String>,
+}
+
+async fn race(backend: Backend, ender: Ender) {
+    let app = Arc::new(
+        spawn_app_with(backend, |c| {
+            // Many logins and refreshes from one IP: keep the limiter out of this test.
+            c.limits.refresh_ip_max = 1_000_000;
+            c.limits.login_ip_max = 1_000;
+        })
+        .await,
+    );
+    let root = app.admin_login("root").await;
+    let first = app.register_and_login("racer").await;
+    let uid = first.user_id();
+    let mut sessions = vec![first];
+    for _ in 1..SESSIONS {
+        sessions.push(app.login_ok("racer").await);
+    }
+    // The session whose access token ends everything (for logout-all) is not refreshed.
+    let caller = app.login_ok("racer").await;
+    assert_eq!(app.session_count(&uid).await, SESSIONS + 1);
+
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    {
+        let mut s = seen.lock().await;
+        for t in sessions.iter().chain([&caller]) {
+            s.refresh_tokens.push(t.refresh_token.clone());
+            s.access_tokens.push(t.access_token.clone());
+        }
+    }
+    let ended_at: Arc<Mutex<Option<Instant>>> = Arc::new(Mutex::new(None));
+    let start = Arc::new(tokio::sync::Barrier::new(REFRESHERS + 1));
+
+    let mut tasks = Vec::new();
+    for i in 0..REFRESHERS {
+        let app = app.clone();
+        let seen = seen.clone();
+        let ended_at = ended_at.clone();
+        let start = start.clone();
+        // One chain per refresher: refresher i starts from session i % SESSIONS (its own
+        // session) and keeps rotating its own successor until the session is gone.
+        let mut token = sessions[i % SESSIONS].refresh_token.clone();
+        tasks.push(tokio::spawn(async move {
+            start.wait().await;
+            for _ in 0..40 {
+                let started = Instant::now();
+                let r = app.refresh(&token).await;
+                let status = r.status();
+                if status != StatusCode::OK {
+                    assert_eq!(status, StatusCode::UNAUTHORIZED, "{}", r.text().await.unwrap());
+                    break;
+                }
+                let t: Tokens = r.json().await.unwrap();
+                let mut s = seen.lock().await;
+                s.refresh_tokens.push(t.refresh_token.clone());
+                s.access_tokens.push(t.access_token.clone());
+                if let Some(end) = *ended_at.lock().await
+                    && started > end
+                {
+                    s.late_successes.push(t.session_id.clone());
+                }
+                token = t.refresh_token;
+            }
+        }));
+    }
+
+    start.wait().await;
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    let response = match ender {
+        Ender::LogoutAll => app.post_bearer("/v1/logout-all", &caller.access_token).await,
+        Ender::Disable => {
+            app.request(Method::POST, &format!("/v1/admin/users/{uid}/disable"))
+                .bearer_auth(&root.access_token)
+                .send()
+                .await
+                .unwrap()
+        }
+        Ender::ForceLogout => {
+            app.delete_bearer(
+                &format!("/v1/admin/users/{uid}/sessions"),
+                &root.access_token,
+            )
+            .await
+        }
+    };
+    *ended_at.lock().await = Some(Instant::now());
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "{}",
+        response.text().await.unwrap()
+    );
+    for task in tasks {
+        task.await.unwrap();
+    }
+
+    let seen = seen.lock().await;
+    assert!(
+        seen.late_successes.is_empty(),
+        "refreshes that started after the sessions were ended succeeded: {:?}",
+        seen.late_successes
+    );
+    // Afterwards no session exists, in the list and in the index.
+    assert!(app.auth.sessions_of(&uid).await.unwrap().is_empty());
+    if backend.sessions != Sessions::Memory {
+        assert_eq!(app.redis_index_len(&uid).await, 0);
+        for t in sessions.iter().chain([&caller]) {
+            assert!(!app.redis_session_exists(&uid, &t.session_id).await);
+        }
+    }
+    // Every refresh token ever handed out fails, and so does every access token.
+    for token in &seen.refresh_tokens {
+        assert_eq!(
+            app.refresh(token).await.status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    for token in &seen.access_tokens {
+        assert_error(app.me(token).await, StatusCode::UNAUTHORIZED, "session_revoked").await;
+    }
+    // And still nothing came back.
+    assert!(app.auth.sessions_of(&uid).await.unwrap().is_empty());
+    if backend.sessions != Sessions::Memory {
+        assert_eq!(app.redis_index_len(&uid).await, 0);
+    }
+    // The admin was not touched.
+    assert_eq!(app.me(&root.access_token).await.status(), StatusCode::OK);
+}
+
+async fn twenty_concurrent_refreshes_racing_logout_all_never_bring_a_session_back(
+    backend: Backend,
+) {
+    race(backend, Ender::LogoutAll).await;
+}
+
+async fn twenty_concurrent_refreshes_racing_an_admin_disable_never_bring_a_session_back(
+    backend: Backend,
+) {
+    race(backend, Ender::Disable).await;
+}
+
+async fn twenty_concurrent_refreshes_racing_an_admin_force_logout_never_bring_a_session_back(
+    backend: Backend,
+) {
+    race(backend, Ender::ForceLogout).await;
+}

@@ -1,0 +1,262 @@
+//! Brute-force protection: per account and IP, per IP, per account; register and refresh
+//! limits; trusted proxies and spoofed `X-Forwarded-For`; limits shared through Redis.
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use crate::for_backends;
+use crate::helpers::*;
+
+for_backends!([sqlite_memory, sqlite_redis] [
+    failed_logins_back_off_the_account_from_that_ip_until_the_window_passes,
+    the_owner_can_still_log_in_from_another_ip_during_the_back_off,
+    a_spoofed_x_forwarded_for_does_not_bypass_the_per_ip_limit,
+    behind_a_trusted_proxy_the_login_limit_is_per_forwarded_ip,
+    registrations_are_rate_limited_per_ip,
+    refreshes_are_rate_limited_per_ip_and_the_session_survives,
+]);
+
+for_backends!([sqlite_memory] [failures_from_many_ips_hit_the_account_wide_limit]);
+
+for_backends!([sqlite_redis, sqlite_cluster] [two_instances_sharing_redis_enforce_one_limit]);
+
+const WRONG: &str = "definitely not the password";
+
+async fn assert_rate_limited(response: reqwest::Response, max_secs: u64) -> u64 {
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    let secs = retry_after_secs(&response);
+    assert!((1..=max_secs).contains(&secs), "Retry-After {secs}");
+    assert_error(response, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
+    secs
+}
+
+async fn failed_logins_back_off_the_account_from_that_ip_until_the_window_passes(
+    backend: Backend,
+) {
+    let app = spawn_app_with(backend, |c| c.limits.login_account_ip_failures_max = 3).await;
+    let uid = app
+        .register("ruth", PASSWORD)
+        .await
+        .json::<serde_json::Value>()
+        .await
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for _ in 0..3 {
+        assert_error(
+            app.login("ruth", WRONG).await,
+            StatusCode::UNAUTHORIZED,
+            "invalid_credentials",
+        )
+        .await;
+    }
+    // Now even the right password is refused, before any password work, with Retry-After.
+    let secs = assert_rate_limited(app.login("ruth", PASSWORD).await, 900).await;
+    assert_rate_limited(app.login("ruth", WRONG).await, 900).await;
+    // Usernames are canonicalised before counting: no bypass by case.
+    assert_rate_limited(app.login("RUTH", PASSWORD).await, 900).await;
+    assert_eq!(app.session_count(&uid).await, 0);
+    // Other accounts from the same IP are not affected.
+    app.register_and_login("sid").await;
+
+    // No permanent lockout: once the back-off passes, the right password works.
+    app.clock.advance(Duration::from_secs(secs));
+    let t = app.login_ok("ruth").await;
+    assert_eq!(app.me(&t.access_token).await.status(), StatusCode::OK);
+    // And a success forgives this IP's earlier failures for the account.
+    for _ in 0..2 {
+        app.login("ruth", WRONG).await;
+    }
+    app.login_ok("ruth").await;
+    for _ in 0..2 {
+        app.login("ruth", WRONG).await;
+    }
+    app.login_ok("ruth").await;
+}
+
+async fn the_owner_can_still_log_in_from_another_ip_during_the_back_off(backend: Backend) {
+    let app = spawn_app_with(backend, |c| {
+        c.limits.login_account_ip_failures_max = 3;
+        c.trusted_proxies = vec!["127.0.0.1".into()];
+    })
+    .await;
+    app.register("sara", PASSWORD).await;
+    let attacker = "203.0.113.66";
+    let owner = "198.51.100.20";
+    for _ in 0..3 {
+        let r = app.login_forwarded("sara", WRONG, attacker).await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    }
+    assert_rate_limited(app.login_forwarded("sara", PASSWORD, attacker).await, 900).await;
+    let r = app.login_forwarded("sara", PASSWORD, owner).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let t: Tokens = r.json().await.unwrap();
+    // The session records the forwarded client IP.
+    let body = app.get_json_ok("/v1/sessions", &t.access_token).await;
+    assert_eq!(body["sessions"][0]["ip"], owner);
+    // The attacker is still backed off.
+    assert_rate_limited(app.login_forwarded("sara", PASSWORD, attacker).await, 900).await;
+    // The audit log records the forwarded IP of the failures.
+    let failures = app.audit_events("login.failure").await;
+    assert_eq!(failures.len(), 3);
+    assert!(failures.iter().all(|e| e.ip.as_deref() == Some(attacker)));
+}
+
+async fn a_spoofed_x_forwarded_for_does_not_bypass_the_per_ip_limit(backend: Backend) {
+    // No trusted proxies: the TCP peer is the client, whatever the header says.
+    let app = spawn_app_with(backend, |c| c.limits.login_ip_max = 3).await;
+    app.register("tina", PASSWORD).await;
+    for i in 0..3 {
+        let r = app
+            .login_forwarded("ghost", WRONG, &format!("10.0.0.{i}"))
+            .await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    }
+    for xff in ["10.0.0.99", "198.51.100.1, 10.9.9.9", "garbage", "::1", "127.0.0.1"] {
+        assert_rate_limited(app.login_forwarded("tina", PASSWORD, xff).await, 300).await;
+    }
+    // Several X-Forwarded-For headers do not help either.
+    let r = app
+        .request(Method::POST, "/v1/login")
+        .header("x-forwarded-for", "192.0.2.1")
+        .header("x-forwarded-for", "192.0.2.2")
+        .header("x-real-ip", "192.0.2.3")
+        .header("forwarded", "for=192.0.2.4")
+        .json(&json!({ "username": "tina", "password": PASSWORD }))
+        .send()
+        .await
+        .unwrap();
+    assert_rate_limited(r, 300).await;
+    // The window ends.
+    app.clock.advance(Duration::from_secs(300));
+    let t = app.login_ok("tina").await;
+    let body = app.get_json_ok("/v1/sessions", &t.access_token).await;
+    assert_eq!(body["sessions"][0]["ip"], "127.0.0.1");
+}
+
+async fn behind_a_trusted_proxy_the_login_limit_is_per_forwarded_ip(backend: Backend) {
+    let app = spawn_app_with(backend, |c| {
+        c.limits.login_ip_max = 2;
+        c.trusted_proxies = vec!["127.0.0.1".into()];
+    })
+    .await;
+    app.register("uwe", PASSWORD).await;
+    let a = "203.0.113.7";
+    for _ in 0..2 {
+        let r = app.login_forwarded("nobody", WRONG, a).await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    }
+    assert_rate_limited(app.login_forwarded("uwe", PASSWORD, a).await, 300).await;
+    // A client cannot escape by prepending a forged hop: the proxy appended its real IP.
+    assert_rate_limited(
+        app.login_forwarded("uwe", PASSWORD, &format!("198.51.100.200, {a}"))
+            .await,
+        300,
+    )
+    .await;
+    // Another client behind the same proxy has its own budget.
+    let r = app.login_forwarded("uwe", PASSWORD, "203.0.113.8").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    // A forged hop to the right of a trusted one is skipped only when it is trusted.
+    let r = app
+        .login_forwarded("uwe", PASSWORD, "203.0.113.9, 127.0.0.1")
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let t: Tokens = r.json().await.unwrap();
+    let body = app.get_json_ok("/v1/sessions", &t.access_token).await;
+    let ips: Vec<&str> = body["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["ip"].as_str().unwrap())
+        .collect();
+    assert!(ips.contains(&"203.0.113.9") && ips.contains(&"203.0.113.8"), "{ips:?}");
+    // Without the header, the proxy itself is the client (its own budget).
+    assert_eq!(app.login("uwe", PASSWORD).await.status(), StatusCode::OK);
+}
+
+async fn registrations_are_rate_limited_per_ip(backend: Backend) {
+    let app = spawn_app_with(backend, |c| c.limits.register_ip_max = 2).await;
+    assert_eq!(app.register("val1", PASSWORD).await.status(), StatusCode::CREATED);
+    // A refused registration counts as an attempt too.
+    assert_eq!(
+        app.register("val2", "short").await.status(),
+        StatusCode::BAD_REQUEST
+    );
+    assert_rate_limited(app.register("val3", PASSWORD).await, 3600).await;
+    // Nothing was created.
+    assert_error(
+        app.login("val3", PASSWORD).await,
+        StatusCode::UNAUTHORIZED,
+        "invalid_credentials",
+    )
+    .await;
+    // Logins are not affected; the window ends.
+    app.login_ok("val1").await;
+    app.clock.advance(Duration::from_secs(3600));
+    assert_eq!(app.register("val3", PASSWORD).await.status(), StatusCode::CREATED);
+}
+
+async fn refreshes_are_rate_limited_per_ip_and_the_session_survives(backend: Backend) {
+    let app = spawn_app_with(backend, |c| c.limits.refresh_ip_max = 3).await;
+    let t = app.register_and_login("wes").await;
+    let mut token = t.refresh_token.clone();
+    for _ in 0..3 {
+        token = app.refresh_ok(&token).await.refresh_token;
+    }
+    // The fourth is refused before the token is looked at: it stays the current one.
+    assert_rate_limited(app.refresh(&token).await, 60).await;
+    // Garbage tokens are limited too (no free oracle).
+    assert_rate_limited(app.refresh("a.b.c").await, 60).await;
+    assert_eq!(app.session_count(&t.user_id()).await, 1);
+    app.clock.advance(Duration::from_secs(60));
+    let next = app.refresh_ok(&token).await;
+    assert_eq!(app.me(&next.access_token).await.status(), StatusCode::OK);
+    assert!(app.audit_events("refresh.reuse_detected").await.is_empty());
+}
+
+async fn failures_from_many_ips_hit_the_account_wide_limit(backend: Backend) {
+    let app = spawn_app_with(backend, |c| {
+        c.limits.login_account_failures_max = 4;
+        c.trusted_proxies = vec!["127.0.0.1".into()];
+    })
+    .await;
+    app.register("xena", PASSWORD).await;
+    for i in 0..4 {
+        let r = app
+            .login_forwarded("xena", WRONG, &format!("203.0.113.{i}"))
+            .await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    }
+    let secs = assert_rate_limited(
+        app.login_forwarded("xena", PASSWORD, "198.51.100.50").await,
+        3600,
+    )
+    .await;
+    app.clock.advance(Duration::from_secs(secs));
+    let r = app.login_forwarded("xena", PASSWORD, "198.51.100.50").await;
+    assert_eq!(r.status(), StatusCode::OK);
+}
+
+async fn two_instances_sharing_redis_enforce_one_limit(backend: Backend) {
+    let app = spawn_app_with(backend, |c| {
+        c.limits.login_ip_max = 4;
+        c.limits.login_account_ip_failures_max = 3;
+    })
+    .await;
+    let other = app.second_instance().await;
+    app.register("yara", PASSWORD).await;
+    // Account-and-IP failures: two here, one there, then both refuse.
+    app.login("yara", WRONG).await;
+    other.login("yara", WRONG).await;
+    app.login("yara", WRONG).await;
+    assert_rate_limited(other.login("yara", PASSWORD).await, 900).await;
+    // Per-IP attempts: 4 made so far across both, the 5th is over on either instance.
+    assert_rate_limited(app.login("zed", WRONG).await, 300).await;
+    assert_rate_limited(other.login("zed", WRONG).await, 300).await;
+    app.clock.advance(Duration::from_secs(900));
+    assert_eq!(other.login("yara", PASSWORD).await.status(), StatusCode::OK);
+}

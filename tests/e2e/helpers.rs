@@ -1,0 +1,531 @@
+//! Spawning the real auth-center and the real demo-service in-process (port 0) on a shared
+//! Redis with a private key prefix, plus typed HTTP helpers and bounded polling.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use auth_center::domain::AuthService;
+use auth_center::{Application, Config};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use demo_service::Settings;
+use reqwest::{Response, StatusCode};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use verifier::{RedisConnection, RedisOptions, RedisTarget, RevocationMode, SessionKeys};
+
+pub const PASSWORD: &str = "correct horse battery staple";
+pub const ISSUER: &str = "http://auth.test";
+pub const AUDIENCE: &str = "api";
+
+/// Upper bound of every poll (never reached when things work).
+pub const POLL_BOUND: Duration = Duration::from_secs(5);
+/// Pause between two polls.
+pub const POLL_STEP: Duration = Duration::from_millis(1);
+/// Requests that must all give the same answer once a state change has been seen.
+pub const STAYS_FOR: usize = 20;
+
+/// Which shared Redis topology a test runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Store {
+    Standalone,
+    Cluster,
+}
+
+impl Store {
+    /// The shared instance of this topology (started by `scripts/test.sh`).
+    pub fn shared_target(self) -> RedisTarget {
+        match self {
+            Store::Standalone => RedisTarget::Standalone(test_support::shared_redis_url()),
+            Store::Cluster => RedisTarget::Cluster(test_support::shared_cluster_urls()),
+        }
+    }
+}
+
+/// One `#[tokio::test]` per Redis topology for each listed body `async fn name(store: Store,
+/// extra args...)`: `standalone::name` and `cluster::name`.
+#[macro_export]
+macro_rules! on_standalone_and_cluster {
+    ($($name:ident $(($($arg:expr),* $(,)?))?),* $(,)?) => {
+        mod standalone {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::helpers::Store::Standalone $($(, $arg)*)?).await
+                }
+            )*
+        }
+        mod cluster {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::helpers::Store::Cluster $($(, $arg)*)?).await
+                }
+            )*
+        }
+    };
+}
+
+/// The body of a successful login.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct Tokens {
+    pub access_token: String,
+    pub refresh_token: String,
+    pub token_type: String,
+    pub expires_in: u64,
+    pub session_id: String,
+}
+
+impl Tokens {
+    /// The access token's claims (decoded only to read them).
+    pub fn claims(&self) -> Value {
+        decode_segment(&self.access_token, 1)
+    }
+
+    /// The access token's JOSE header.
+    pub fn header(&self) -> Value {
+        decode_segment(&self.access_token, 0)
+    }
+
+    pub fn kid(&self) -> String {
+        self.header()["kid"].as_str().expect("kid").to_string()
+    }
+
+    pub fn user_id(&self) -> String {
+        self.claims()["sub"].as_str().expect("sub").to_string()
+    }
+}
+
+fn decode_segment(jwt: &str, index: usize) -> Value {
+    let segment = jwt.split('.').nth(index).expect("segment");
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(segment).expect("base64url")).expect("json")
+}
+
+fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("http client")
+}
+
+/// Runs blocking fixture code (starting/stopping Redis) without stalling the runtime.
+pub fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    tokio::task::block_in_place(f)
+}
+
+/// A running auth-center with its own SQLite file and Redis key prefix.
+pub struct AuthCenter {
+    pub address: String,
+    pub auth: Arc<AuthService>,
+    pub prefix: String,
+    pub target: RedisTarget,
+    /// A connection of the test's own, for what an operator would type in redis-cli.
+    pub redis: RedisConnection,
+    client: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+impl AuthCenter {
+    /// An auth-center on the shared Redis of `store`.
+    pub async fn spawn(store: Store) -> Self {
+        Self::spawn_on(store.shared_target()).await
+    }
+
+    /// An auth-center whose sessions live in `target`, under a fresh key prefix.
+    #[allow(clippy::field_reassign_with_default)] // reads better as a list of overrides
+    pub async fn spawn_on(target: RedisTarget) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let prefix = format!("e2e{}", uuid::Uuid::new_v4().simple());
+        let mut config = Config::default();
+        config.listen_addr = "127.0.0.1:0".parse().expect("addr");
+        config.issuer = ISSUER.into();
+        config.tokens.audience = vec![AUDIENCE.into()];
+        config.database_url =
+            SecretString::from(format!("sqlite:{}", dir.path().join("auth.db").display()));
+        match &target {
+            RedisTarget::Standalone(url) => {
+                config.redis_url = Some(SecretString::from(url.clone()))
+            }
+            RedisTarget::Cluster(urls) => {
+                config.redis_cluster_urls = Some(SecretString::from(urls.join(",")))
+            }
+        }
+        config.redis_prefix = prefix.clone();
+        // OWASP's m=12 MiB, t=3 row: as strong as the default and quicker in debug builds.
+        config.passwords.memory_kib = 12 * 1024;
+        config.passwords.iterations = 3;
+        // The outage tests poll logins while Redis comes back; rate limits have their own
+        // tests in the auth-center.
+        config.limits.login_ip_max = 10_000;
+
+        // The system clock: the demo-service checks `exp` against the real time too.
+        let app = Application::build(config)
+            .await
+            .expect("auth-center builds");
+        let address = format!("http://127.0.0.1:{}", app.port());
+        let auth = app.auth();
+        tokio::spawn(app.run_until_stopped());
+        let redis = RedisConnection::connect(&target, RedisOptions::default())
+            .await
+            .expect("test's own Redis connection");
+        Self {
+            address,
+            auth,
+            prefix,
+            target,
+            redis,
+            client: http_client(),
+            _dir: dir,
+        }
+    }
+
+    pub fn jwks_url(&self) -> String {
+        format!("{}/.well-known/jwks.json", self.address)
+    }
+
+    /// The published JWKS document.
+    pub async fn jwks(&self) -> Value {
+        self.client
+            .get(self.jwks_url())
+            .send()
+            .await
+            .expect("JWKS request")
+            .json()
+            .await
+            .expect("JWKS JSON")
+    }
+
+    /// Demo-service settings matching this auth-center (tracked revocation, the defaults).
+    pub fn demo_settings(&self) -> Settings {
+        Settings {
+            listen_addr: "127.0.0.1:0".parse().expect("addr"),
+            jwks_url: self.jwks_url(),
+            issuer: ISSUER.into(),
+            audience: AUDIENCE.into(),
+            redis: Some(self.target.clone()),
+            redis_prefix: self.prefix.clone(),
+            revocation: RevocationMode::Tracked,
+            max_staleness: Duration::from_secs(5),
+            jwks_cooldown: Duration::from_secs(10),
+        }
+    }
+
+    /// A demo-service sharing this auth-center's Redis and prefix, in `mode`.
+    pub async fn demo(&self, mode: RevocationMode) -> Demo {
+        let mut settings = self.demo_settings();
+        settings.revocation = mode;
+        Demo::spawn(settings).await
+    }
+
+    async fn post_json(&self, path: &str, body: &Value) -> Response {
+        self.client
+            .post(format!("{}{path}", self.address))
+            .json(body)
+            .send()
+            .await
+            .expect("request to the auth-center")
+    }
+
+    pub async fn login(&self, username: &str) -> Response {
+        self.post_json(
+            "/v1/login",
+            &json!({ "username": username, "password": PASSWORD }),
+        )
+        .await
+    }
+
+    pub async fn login_ok(&self, username: &str) -> Tokens {
+        let r = self.login(username).await;
+        assert_eq!(
+            r.status(),
+            StatusCode::OK,
+            "login: {}",
+            r.text().await.unwrap_or_default()
+        );
+        r.json().await.expect("token body")
+    }
+
+    /// Registers `username` over REST with [`PASSWORD`] and logs in.
+    pub async fn register_and_login(&self, username: &str) -> Tokens {
+        let r = self
+            .post_json(
+                "/v1/register",
+                &json!({ "username": username, "password": PASSWORD }),
+            )
+            .await;
+        assert_eq!(
+            r.status(),
+            StatusCode::CREATED,
+            "register: {}",
+            r.text().await.unwrap_or_default()
+        );
+        self.login_ok(username).await
+    }
+
+    /// Creates `username` with the `admin` role (as the CLI would) and logs in over REST.
+    pub async fn admin_login(&self, username: &str) -> Tokens {
+        self.auth
+            .create_user(username, SecretString::from(PASSWORD), vec!["admin".into()])
+            .await
+            .expect("create admin");
+        self.login_ok(username).await
+    }
+
+    async fn post_bearer(&self, path: &str, access_token: &str) -> StatusCode {
+        self.client
+            .post(format!("{}{path}", self.address))
+            .bearer_auth(access_token)
+            .send()
+            .await
+            .expect("request to the auth-center")
+            .status()
+    }
+
+    pub async fn logout(&self, tokens: &Tokens) {
+        let status = self.post_bearer("/v1/logout", &tokens.access_token).await;
+        assert!(status.is_success(), "logout: {status}");
+    }
+
+    pub async fn logout_all(&self, tokens: &Tokens) {
+        let status = self
+            .post_bearer("/v1/logout-all", &tokens.access_token)
+            .await;
+        assert!(status.is_success(), "logout-all: {status}");
+    }
+
+    /// The Redis key of a session, as the verifier derives it.
+    pub fn session_key(&self, tokens: &Tokens) -> String {
+        SessionKeys::new(self.prefix.clone())
+            .session(&tokens.user_id(), &tokens.session_id)
+            .expect("well-formed ids")
+    }
+
+    /// Runs `cmd key args...` on the test's own connection, as an operator would.
+    pub async fn redis_on_key(&self, cmd: &str, key: &str, args: &[&str]) -> i64 {
+        let mut conn = self.redis.clone();
+        redis::cmd(cmd)
+            .arg(key)
+            .arg(args)
+            .query_async(&mut conn)
+            .await
+            .unwrap_or_else(|e| panic!("{cmd} {key}: {e}"))
+    }
+}
+
+/// A running demo-service.
+pub struct Demo {
+    pub address: String,
+    client: reqwest::Client,
+}
+
+impl Demo {
+    pub async fn spawn(settings: Settings) -> Self {
+        let (addr, server) = demo_service::bind(settings)
+            .await
+            .expect("demo-service binds");
+        tokio::spawn(server);
+        Self {
+            address: format!("http://{addr}"),
+            client: http_client(),
+        }
+    }
+
+    pub async fn get(&self, path: &str, access_token: Option<&str>) -> Response {
+        let mut request = self.client.get(format!("{}{path}", self.address));
+        if let Some(token) = access_token {
+            request = request.bearer_auth(token);
+        }
+        request.send().await.expect("request to the demo-service")
+    }
+
+    pub async fn me(&self, tokens: &Tokens) -> Answer {
+        Answer::of(self.get("/me", Some(&tokens.access_token)).await).await
+    }
+
+    pub async fn admin(&self, tokens: &Tokens) -> Answer {
+        Answer::of(self.get("/admin", Some(&tokens.access_token)).await).await
+    }
+}
+
+/// A response, read: status, the headers that matter and the JSON body.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub www_authenticate: Option<String>,
+    pub retry_after: Option<String>,
+    pub body: Value,
+}
+
+impl Answer {
+    pub async fn of(response: Response) -> Self {
+        let status = response.status();
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(String::from)
+        };
+        let www_authenticate = header("www-authenticate");
+        let retry_after = header("retry-after");
+        let text = response.text().await.expect("a body");
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Self {
+            status,
+            www_authenticate,
+            retry_after,
+            body,
+        }
+    }
+
+    /// The stable error code of an error body.
+    pub fn code(&self) -> Option<&str> {
+        self.body["error"].as_str()
+    }
+
+    pub fn is_ok(&self) -> bool {
+        self.status == StatusCode::OK
+    }
+
+    /// Whether this is the 401 with `code`, the RFC 6750 header and the common body.
+    pub fn is_401(&self, code: &str) -> bool {
+        self.status == StatusCode::UNAUTHORIZED
+            && self.code() == Some(code)
+            && self.has_message()
+            && self.www_authenticate.as_deref() == Some(r#"Bearer error="invalid_token""#)
+    }
+
+    /// Whether this is the fail-closed 503: `Retry-After` and `unavailable`.
+    pub fn is_503(&self) -> bool {
+        self.status == StatusCode::SERVICE_UNAVAILABLE
+            && self.code() == Some("unavailable")
+            && self.has_message()
+            && self
+                .retry_after
+                .as_deref()
+                .is_some_and(|s| s.parse::<u64>().is_ok())
+    }
+
+    fn has_message(&self) -> bool {
+        self.body["message"].as_str().is_some_and(|m| !m.is_empty())
+    }
+
+    #[track_caller]
+    pub fn assert_401(&self, code: &str) {
+        assert!(self.is_401(code), "expected 401 {code}, got {self:?}");
+    }
+
+    #[track_caller]
+    pub fn assert_503(&self) {
+        assert!(self.is_503(), "expected 503 with Retry-After, got {self:?}");
+    }
+
+    #[track_caller]
+    pub fn assert_ok(&self) {
+        assert!(self.is_ok(), "expected 200, got {self:?}");
+    }
+}
+
+/// What a bounded poll saw before its condition held.
+#[derive(Debug)]
+pub struct Polled {
+    /// Answers before the one that met the condition.
+    pub before: Vec<Answer>,
+    /// The first answer that met it.
+    pub hit: Answer,
+}
+
+/// Asks `request` (with [`POLL_STEP`] pauses) until an answer satisfies `done`, for at most
+/// `bound`; panics naming `what` when the bound passes.
+pub async fn poll_until<F, Fut>(
+    what: &str,
+    bound: Duration,
+    mut request: F,
+    done: impl Fn(&Answer) -> bool,
+) -> Polled
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Answer>,
+{
+    let deadline = Instant::now() + bound;
+    let mut before = Vec::new();
+    loop {
+        let answer = request().await;
+        if done(&answer) {
+            return Polled {
+                before,
+                hit: answer,
+            };
+        }
+        if Instant::now() >= deadline {
+            panic!(
+                "{what}: not seen within {bound:?}; {} answers, last {answer:?}",
+                before.len() + 1
+            );
+        }
+        before.push(answer);
+        tokio::time::sleep(POLL_STEP).await;
+    }
+}
+
+/// Asks `request` [`STAYS_FOR`] more times; every answer must satisfy `expected`.
+pub async fn stays<F, Fut>(what: &str, mut request: F, expected: impl Fn(&Answer) -> bool)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Answer>,
+{
+    for i in 0..STAYS_FOR {
+        let answer = request().await;
+        assert!(expected(&answer), "{what}: request {i} answered {answer:?}");
+    }
+}
+
+/// A private Redis (standalone or a 3-master cluster) for tests that stop and restart it.
+pub enum PrivateRedis {
+    Standalone(test_support::RedisServer),
+    Cluster(test_support::RedisCluster),
+}
+
+impl PrivateRedis {
+    pub fn start(store: Store) -> Self {
+        blocking(|| match store {
+            Store::Standalone => {
+                PrivateRedis::Standalone(test_support::RedisServer::start().expect("redis-server"))
+            }
+            Store::Cluster => {
+                PrivateRedis::Cluster(test_support::RedisCluster::start().expect("redis cluster"))
+            }
+        })
+    }
+
+    pub fn target(&self) -> RedisTarget {
+        match self {
+            PrivateRedis::Standalone(server) => RedisTarget::Standalone(server.url()),
+            PrivateRedis::Cluster(cluster) => RedisTarget::Cluster(cluster.urls()),
+        }
+    }
+
+    /// Stops every node and waits until its port refuses connections.
+    pub fn stop(&mut self) {
+        blocking(|| match self {
+            PrivateRedis::Standalone(server) => server.stop(),
+            PrivateRedis::Cluster(cluster) => cluster.stop(),
+        })
+        .expect("stop redis");
+    }
+
+    /// Starts it again on the same port(s), empty, and waits until it serves.
+    pub fn restart(&mut self) {
+        blocking(|| match self {
+            PrivateRedis::Standalone(server) => server.restart(),
+            PrivateRedis::Cluster(cluster) => cluster.restart(),
+        })
+        .expect("restart redis");
+    }
+}

@@ -1,0 +1,91 @@
+//! A login at the auth-center opens the demo-service; roles travel in the token.
+
+use reqwest::StatusCode;
+use verifier::RevocationMode;
+
+use crate::helpers::*;
+use crate::on_standalone_and_cluster;
+
+on_standalone_and_cluster!(
+    a_login_at_the_auth_center_is_accepted_by_the_demo_service_in_every_revocation_mode,
+    admin_answers_403_to_a_plain_user_and_200_to_a_user_with_the_admin_role,
+);
+
+async fn a_login_at_the_auth_center_is_accepted_by_the_demo_service_in_every_revocation_mode(
+    store: Store,
+) {
+    let center = AuthCenter::spawn(store).await;
+    let tracked = center.demo(RevocationMode::Tracked).await;
+    let every_request = center.demo(RevocationMode::EveryRequest).await;
+    let tokens = center.register_and_login("alice").await;
+    assert_eq!(tokens.token_type, "Bearer");
+    assert!(tokens.expires_in > 0);
+
+    for demo in [&tracked, &every_request] {
+        // Twice: the second answer may come from the caches.
+        for _ in 0..2 {
+            let me = demo.me(&tokens).await;
+            me.assert_ok();
+            assert_eq!(me.body["sub"], tokens.user_id().as_str());
+            assert_eq!(me.body["sid"], tokens.session_id.as_str());
+            assert_eq!(me.body["aud"], AUDIENCE);
+            assert_eq!(me.body["roles"], serde_json::json!([]));
+        }
+    }
+}
+
+async fn admin_answers_403_to_a_plain_user_and_200_to_a_user_with_the_admin_role(store: Store) {
+    let center = AuthCenter::spawn(store).await;
+    let demo = center.demo(RevocationMode::Tracked).await;
+    let plain = center.register_and_login("plain").await;
+    let admin = center.admin_login("root").await;
+
+    let refused = demo.admin(&plain).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{refused:?}");
+    assert_eq!(refused.code(), Some("insufficient_role"));
+    demo.me(&plain).await.assert_ok();
+
+    let allowed = demo.admin(&admin).await;
+    allowed.assert_ok();
+    assert_eq!(allowed.body["sub"], admin.user_id().as_str());
+    let me = demo.me(&admin).await;
+    me.assert_ok();
+    assert_eq!(me.body["roles"], serde_json::json!(["admin"]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_and_garbage_tokens_get_401_invalid_token_and_no_auth_routes_stay_open() {
+    let center = AuthCenter::spawn(Store::Standalone).await;
+    let demo = center.demo(RevocationMode::Tracked).await;
+    let tokens = center.register_and_login("mallory").await;
+
+    Answer::of(demo.get("/me", None).await)
+        .await
+        .assert_401("invalid_token");
+    Answer::of(demo.get("/admin", None).await)
+        .await
+        .assert_401("invalid_token");
+    for garbage in ["garbage", "a.b.c", "e30.e30.", &tokens.refresh_token] {
+        Answer::of(demo.get("/me", Some(garbage)).await)
+            .await
+            .assert_401("invalid_token");
+    }
+    // One changed character in the middle of the signature.
+    let at = tokens.access_token.rfind('.').unwrap() + 10;
+    let mut forged = tokens.access_token.clone();
+    let changed = if &forged[at..=at] == "A" { "B" } else { "A" };
+    forged.replace_range(at..=at, changed);
+    Answer::of(demo.get("/me", Some(&forged)).await)
+        .await
+        .assert_401("invalid_token");
+
+    for open in ["/baseline/me", "/healthz"] {
+        Answer::of(demo.get(open, None).await).await.assert_ok();
+    }
+    assert_eq!(
+        demo.get("/nowhere", Some(&tokens.access_token))
+            .await
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+}

@@ -1,0 +1,144 @@
+//! Redis stopped under the demo-service: it fails closed (503 with `Retry-After`, never 200),
+//! and recovers when Redis returns. Each test starts a private Redis (or cluster).
+
+use std::time::Duration;
+
+use verifier::RevocationMode;
+
+use crate::helpers::*;
+use crate::on_standalone_and_cluster;
+
+on_standalone_and_cluster!(
+    a_redis_outage_answers_503_with_retry_after_never_200_and_recovers_after_a_restart,
+    a_session_cached_in_tracked_mode_fails_closed_soon_after_redis_stops,
+);
+
+/// How long a restarted Redis (cluster: slots re-learnt) may take to serve the apps again.
+const RECOVERY_BOUND: Duration = Duration::from_secs(20);
+/// How long a session cached before the outage may keep being served: the dropped connection
+/// must be noticed (the max-staleness TTL there is 60 s, so the TTL cannot be what ends it).
+const CACHED_OUTAGE_BOUND: Duration = Duration::from_secs(2);
+
+async fn login_after_restart(center: &AuthCenter, username: &str) -> Tokens {
+    poll_until(
+        "login at the auth-center works again",
+        RECOVERY_BOUND,
+        || async { Answer::of(center.login(username).await).await },
+        Answer::is_ok,
+    )
+    .await;
+    center.login_ok(username).await
+}
+
+async fn a_redis_outage_answers_503_with_retry_after_never_200_and_recovers_after_a_restart(
+    store: Store,
+) {
+    let mut redis = PrivateRedis::start(store);
+    let center = AuthCenter::spawn_on(redis.target()).await;
+    let tracked = center.demo(RevocationMode::Tracked).await;
+    let every_request = center.demo(RevocationMode::EveryRequest).await;
+    let alice = center.register_and_login("alice").await;
+    let bob = center.register_and_login("bob").await;
+    every_request.me(&alice).await.assert_ok();
+    every_request.me(&bob).await.assert_ok();
+    // The tracked service has never seen bob's session: nothing is cached for it.
+
+    redis.stop();
+
+    for (demo, tokens) in [
+        (&every_request, &alice),
+        (&every_request, &bob),
+        (&tracked, &bob),
+    ] {
+        demo.me(tokens).await.assert_503();
+        stays(
+            "503 while Redis is down",
+            || demo.me(tokens),
+            Answer::is_503,
+        )
+        .await;
+    }
+    // The auth-center fails closed too.
+    Answer::of(center.login("alice").await).await.assert_503();
+
+    redis.restart();
+
+    // The data is gone with the restart: log in again.
+    let alice_again = login_after_restart(&center, "alice").await;
+    for demo in [&tracked, &every_request] {
+        let polled = poll_until(
+            "the demo-service serves again",
+            RECOVERY_BOUND,
+            || demo.me(&alice_again),
+            Answer::is_ok,
+        )
+        .await;
+        assert!(
+            polled.before.iter().all(Answer::is_503),
+            "only 503s before recovery: {:?}",
+            polled.before
+        );
+        // Sessions lost with the data are gone for good, never resurrected from a cache.
+        for lost in [&alice, &bob] {
+            demo.me(lost).await.assert_401("session_revoked");
+        }
+    }
+}
+
+async fn a_session_cached_in_tracked_mode_fails_closed_soon_after_redis_stops(store: Store) {
+    let mut redis = PrivateRedis::start(store);
+    let center = AuthCenter::spawn_on(redis.target()).await;
+    let mut settings = center.demo_settings();
+    settings.revocation = RevocationMode::Tracked;
+    settings.max_staleness = Duration::from_secs(60);
+    let demo = Demo::spawn(settings).await;
+    let alice = center.register_and_login("alice").await;
+    for _ in 0..3 {
+        demo.me(&alice).await.assert_ok(); // cached
+    }
+
+    redis.stop();
+
+    let polled = poll_until(
+        "503 for a session cached before the outage",
+        CACHED_OUTAGE_BOUND,
+        || demo.me(&alice),
+        Answer::is_503,
+    )
+    .await;
+    eprintln!(
+        "observation: {store:?} tracked: {} answer(s) after Redis stopped before the first 503: {:?}",
+        polled.before.len(),
+        polled
+            .before
+            .iter()
+            .map(|a| a.status.as_u16())
+            .collect::<Vec<_>>()
+    );
+    assert!(
+        polled.before.iter().all(Answer::is_ok),
+        "nothing but a cached 200 may precede the 503: {:?}",
+        polled.before
+    );
+    stays(
+        "503 while Redis is down",
+        || demo.me(&alice),
+        Answer::is_503,
+    )
+    .await;
+
+    redis.restart();
+
+    // The cached "exists" must not survive the outage: the lost session is 401 once Redis
+    // answers again, never 200.
+    let polled = poll_until(
+        "the lost session refused once Redis is back",
+        RECOVERY_BOUND,
+        || demo.me(&alice),
+        |a| !a.is_503(),
+    )
+    .await;
+    polled.hit.assert_401("session_revoked");
+    let alice_again = login_after_restart(&center, "alice").await;
+    demo.me(&alice_again).await.assert_ok();
+}
