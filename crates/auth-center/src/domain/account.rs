@@ -62,6 +62,8 @@ impl AuthService {
             .await?
             .ok_or(AuthError::Token(VerifyError::Revoked))?;
         check_new_password(&new, &user.username)?;
+        // The current-password check is a password guess like a login: same limits.
+        self.limiter.check_login(&user.username, &client.ip).await?;
         let check = self
             .hasher()
             .verify(current, Some(user.password_hash.clone()))
@@ -76,8 +78,14 @@ impl AuthService {
                 None,
             )
             .await;
+            self.limiter
+                .login_failed(&user.username, &client.ip)
+                .await?;
             return Err(AuthError::InvalidCredentials);
         }
+        self.limiter
+            .login_succeeded(&user.username, &client.ip)
+            .await?;
         let hash = self.hasher().hash(new).await?;
         self.db.set_password_hash(&user.id, &hash).await?;
         let ended = self

@@ -17,6 +17,18 @@ pub struct Limiter {
     clock: Arc<dyn Clock>,
 }
 
+/// The address a per-IP limit counts against: IPv4 as is, IPv6 by its /64 (one
+/// subscriber usually holds a whole /64, so per-address limits would be no limit).
+fn ip_bucket(ip: &str) -> String {
+    match ip.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_none() => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+        _ => ip.to_string(),
+    }
+}
+
 fn window_ms(secs: u64) -> i64 {
     i64::try_from(secs.saturating_mul(1000))
         .unwrap_or(i64::MAX)
@@ -73,7 +85,7 @@ impl Limiter {
     pub async fn check_login(&self, username: &str, ip: &str) -> Result<(), AuthError> {
         let c = &self.config;
         self.hit(
-            &format!("login:ip:{ip}"),
+            &format!("login:ip:{}", ip_bucket(ip)),
             c.login_ip_max,
             c.login_ip_window_secs,
         )
@@ -129,7 +141,7 @@ impl Limiter {
     /// Counts a registration against the IP.
     pub async fn check_register(&self, ip: &str) -> Result<(), AuthError> {
         self.hit(
-            &format!("register:ip:{ip}"),
+            &format!("register:ip:{}", ip_bucket(ip)),
             self.config.register_ip_max,
             self.config.register_ip_window_secs,
         )
@@ -139,10 +151,25 @@ impl Limiter {
     /// Counts a refresh against the IP.
     pub async fn check_refresh(&self, ip: &str) -> Result<(), AuthError> {
         self.hit(
-            &format!("refresh:ip:{ip}"),
+            &format!("refresh:ip:{}", ip_bucket(ip)),
             self.config.refresh_ip_max,
             self.config.refresh_ip_window_secs,
         )
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ip_bucket;
+
+    #[test]
+    fn ipv6_clients_are_counted_by_their_slash_64() {
+        assert_eq!(
+            ip_bucket("2001:db8:1:2:aaaa::1"),
+            ip_bucket("2001:db8:1:2:bbbb::9")
+        );
+        assert_ne!(ip_bucket("2001:db8:1:2::1"), ip_bucket("2001:db8:1:3::1"));
+        assert_eq!(ip_bucket("192.0.2.7"), "192.0.2.7");
     }
 }

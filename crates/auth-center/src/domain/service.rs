@@ -85,7 +85,7 @@ impl From<&User> for UserView {
 pub struct AuthService {
     pub(super) db: Arc<dyn Database>,
     pub(super) sessions: Arc<dyn SessionStore>,
-    limiter: Limiter,
+    pub(super) limiter: Limiter,
     hasher: PasswordHasher,
     keys: Arc<KeyManager>,
     validator: TokenValidator,
@@ -250,15 +250,22 @@ impl AuthService {
             }
         };
         self.limiter.login_succeeded(&username, &client.ip).await?;
-        if check.needs_rehash {
-            self.upgrade_hash(&user.id, password).await;
+        if check.needs_rehash
+            && let Some(hash) = self.upgrade_hash(&user.id, password).await
+        {
+            user.password_hash = hash;
         }
-        // A disable or role change racing this login either is seen by the re-read below,
-        // or ends the session just created: it never survives with stale roles.
+        // A disable, role change or password change racing this login either is seen by
+        // the re-read below, or ends the session just created: a session never survives
+        // with stale roles, for a disabled user, or for a password that was just replaced.
         for _ in 0..3 {
             let (sid, refresh) = self.open_session(&user, client).await?;
             match self.db.user_by_id(&user.id).await? {
-                Some(now) if !now.disabled && now.roles == user.roles => {
+                Some(now)
+                    if !now.disabled
+                        && now.roles == user.roles
+                        && now.password_hash == user.password_hash =>
+                {
                     let tokens = self.issue(&user.id, &sid, &user.roles, refresh)?;
                     self.audit(
                         "login.success",
@@ -274,7 +281,12 @@ impl AuthService {
                 fresh => {
                     self.sessions.delete(&user.id, &sid).await?;
                     match fresh {
-                        Some(fresh) if !fresh.disabled => user = fresh,
+                        // Only the roles changed: open the session again with the new ones.
+                        Some(fresh)
+                            if !fresh.disabled && fresh.password_hash == user.password_hash =>
+                        {
+                            user = fresh
+                        }
                         _ => return Err(AuthError::InvalidCredentials),
                     }
                 }
@@ -285,14 +297,20 @@ impl AuthService {
         ))
     }
 
-    async fn upgrade_hash(&self, user_id: &str, password: SecretString) {
+    /// Re-hashes with the current parameters; the stored hash, if it was replaced.
+    async fn upgrade_hash(&self, user_id: &str, password: SecretString) -> Option<String> {
         match self.hasher.hash(password).await {
-            Ok(hash) => {
-                if let Err(e) = self.db.set_password_hash(user_id, &hash).await {
+            Ok(hash) => match self.db.set_password_hash(user_id, &hash).await {
+                Ok(()) => Some(hash),
+                Err(e) => {
                     tracing::warn!(error = %e, "could not store the upgraded password hash");
+                    None
                 }
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, "could not rehash a password");
+                None
             }
-            Err(e) => tracing::warn!(error = %e, "could not rehash a password"),
         }
     }
 

@@ -7,19 +7,23 @@ use serde_json::{Value, json};
 use crate::for_backends;
 use crate::helpers::*;
 
-for_backends!([sqlite_memory] [
-    every_admin_route_refuses_a_non_admin_with_forbidden_and_changes_nothing,
-    an_admin_lists_gets_and_creates_users,
-    unknown_or_malformed_user_and_session_ids_are_not_found,
-    the_audit_log_names_the_actor_and_target_of_every_admin_action,
-    no_password_hash_or_token_ever_appears_in_the_audit_log,
-]);
-
-for_backends!([sqlite_memory, sqlite_redis] [
-    setting_roles_ends_the_users_sessions_at_once_and_a_new_login_carries_them,
-    disabling_a_user_ends_every_session_and_login_fails_like_a_wrong_password,
-    an_admin_lists_a_users_sessions_and_force_logs_out_one_or_all,
-]);
+for_backends! {
+    sqlite_memory: [
+        every_admin_route_refuses_a_non_admin_with_forbidden_and_changes_nothing,
+        an_admin_lists_gets_and_creates_users,
+        unknown_or_malformed_user_and_session_ids_are_not_found,
+        the_audit_log_names_the_actor_and_target_of_every_admin_action,
+        no_password_hash_or_token_ever_appears_in_the_audit_log,
+        setting_roles_ends_the_users_sessions_at_once_and_a_new_login_carries_them,
+        disabling_a_user_ends_every_session_and_login_fails_like_a_wrong_password,
+        an_admin_lists_a_users_sessions_and_force_logs_out_one_or_all,
+    ],
+    sqlite_redis: [
+        setting_roles_ends_the_users_sessions_at_once_and_a_new_login_carries_them,
+        disabling_a_user_ends_every_session_and_login_fails_like_a_wrong_password,
+        an_admin_lists_a_users_sessions_and_force_logs_out_one_or_all,
+    ],
+}
 
 fn user_path(id: &str, rest: &str) -> String {
     format!("/v1/admin/users/{id}{rest}")
@@ -53,7 +57,9 @@ async fn every_admin_route_refuses_a_non_admin_with_forbidden_and_changes_nothin
         (
             Method::POST,
             "/v1/admin/users".into(),
-            Some(json!({"username": "sneaky", "password": "a fine long password", "roles": ["admin"]})),
+            Some(
+                json!({"username": "sneaky", "password": "a fine long password", "roles": ["admin"]}),
+            ),
         ),
         (Method::GET, user_path(&bob_id, ""), None),
         (
@@ -61,7 +67,11 @@ async fn every_admin_route_refuses_a_non_admin_with_forbidden_and_changes_nothin
             user_path(&bob_id, "/roles"),
             Some(json!({"roles": ["admin"]})),
         ),
-        (Method::PUT, user_path(&eve.user_id(), "/roles"), Some(json!({"roles": ["admin"]}))),
+        (
+            Method::PUT,
+            user_path(&eve.user_id(), "/roles"),
+            Some(json!({"roles": ["admin"]})),
+        ),
         (Method::POST, user_path(&bob_id, "/disable"), None),
         (Method::POST, user_path(&bob_id, "/enable"), None),
         (Method::GET, user_path(&bob_id, "/sessions"), None),
@@ -77,7 +87,9 @@ async fn every_admin_route_refuses_a_non_admin_with_forbidden_and_changes_nothin
     ];
     for caller in [&eve, &intro] {
         for (method, path, body) in &routes {
-            let mut req = app.request(method.clone(), path).bearer_auth(&caller.access_token);
+            let mut req = app
+                .request(method.clone(), path)
+                .bearer_auth(&caller.access_token);
             if let Some(body) = body {
                 req = req.json(body);
             }
@@ -222,7 +234,9 @@ async fn setting_roles_ends_the_users_sessions_at_once_and_a_new_login_carries_t
 ) {
     let app = spawn_app(backend).await;
     let root = app.admin_login("root").await;
-    let id = app.create_user_with_roles("olga", &["editor", "viewer"]).await;
+    let id = app
+        .create_user_with_roles("olga", &["editor", "viewer"])
+        .await;
     let a = app.login_ok("olga").await;
     let b = app.login_ok("olga").await;
     let bystander = app.register_and_login("pete").await;
@@ -259,7 +273,10 @@ async fn setting_roles_ends_the_users_sessions_at_once_and_a_new_login_carries_t
     if backend.sessions != Sessions::Memory {
         assert_eq!(app.redis_index_len(&id).await, 0);
     }
-    assert_eq!(app.me(&bystander.access_token).await.status(), StatusCode::OK);
+    assert_eq!(
+        app.me(&bystander.access_token).await.status(),
+        StatusCode::OK
+    );
     assert_eq!(app.me(&root.access_token).await.status(), StatusCode::OK);
 
     let fresh = app.login_ok("olga").await;
@@ -279,9 +296,16 @@ async fn setting_roles_ends_the_users_sessions_at_once_and_a_new_login_carries_t
         )
         .await;
     assert_error(r, StatusCode::BAD_REQUEST, "invalid_request").await;
-    assert_eq!(app.me(&refreshed.access_token).await.status(), StatusCode::OK);
+    assert_eq!(
+        app.me(&refreshed.access_token).await.status(),
+        StatusCode::OK
+    );
     let r = app
-        .put_json_bearer(&user_path(&id, "/roles"), &root.access_token, &json!({"roles": []}))
+        .put_json_bearer(
+            &user_path(&id, "/roles"),
+            &root.access_token,
+            &json!({"roles": []}),
+        )
         .await;
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(
@@ -344,7 +368,10 @@ async fn disabling_a_user_ends_every_session_and_login_fails_like_a_wrong_passwo
     let wrong = app.login("quinn", "not the password at all").await;
     assert_eq!(disabled.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
-    let (disabled_body, wrong_body) = (disabled.bytes().await.unwrap(), wrong.bytes().await.unwrap());
+    let (disabled_body, wrong_body) = (
+        disabled.bytes().await.unwrap(),
+        wrong.bytes().await.unwrap(),
+    );
     assert_eq!(disabled_body, wrong_body);
     let body: Value = serde_json::from_slice(&disabled_body).unwrap();
     assert_eq!(body["error"], "invalid_credentials");
@@ -421,7 +448,11 @@ async fn an_admin_lists_a_users_sessions_and_force_logs_out_one_or_all(backend: 
         })
         .collect();
     listed.sort();
-    let mut expected = vec![a.session_id.clone(), b.session_id.clone(), c.session_id.clone()];
+    let mut expected = vec![
+        a.session_id.clone(),
+        b.session_id.clone(),
+        c.session_id.clone(),
+    ];
     expected.sort();
     assert_eq!(listed, expected);
 
@@ -433,7 +464,10 @@ async fn an_admin_lists_a_users_sessions_and_force_logs_out_one_or_all(backend: 
         )
         .await;
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
-    assert_eq!(app.me(&b.access_token).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        app.me(&b.access_token).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
     assert_eq!(
         app.refresh(&b.refresh_token).await.status(),
         StatusCode::UNAUTHORIZED
@@ -460,7 +494,10 @@ async fn an_admin_lists_a_users_sessions_and_force_logs_out_one_or_all(backend: 
     let body = json_body(r, StatusCode::OK).await;
     assert_eq!(body["sessions_ended"], 2);
     for t in [&a, &c] {
-        assert_eq!(app.me(&t.access_token).await.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            app.me(&t.access_token).await.status(),
+            StatusCode::UNAUTHORIZED
+        );
         assert_eq!(
             app.refresh(&t.refresh_token).await.status(),
             StatusCode::UNAUTHORIZED
@@ -553,12 +590,25 @@ async fn the_audit_log_names_the_actor_and_target_of_every_admin_action(backend:
     let t = app.login("uma", "uma's long password").await;
     let t: Tokens = t.json().await.unwrap();
     let token = &root.access_token;
-    app.put_json_bearer(&user_path(&uma_id, "/roles"), token, &json!({"roles": ["ops"]}))
+    app.put_json_bearer(
+        &user_path(&uma_id, "/roles"),
+        token,
+        &json!({"roles": ["ops"]}),
+    )
+    .await;
+    let t2: Tokens = app
+        .login("uma", "uma's long password")
+        .await
+        .json()
+        .await
+        .unwrap();
+    app.delete_bearer(
+        &user_path(&uma_id, &format!("/sessions/{}", t2.session_id)),
+        token,
+    )
+    .await;
+    app.delete_bearer(&user_path(&uma_id, "/sessions"), token)
         .await;
-    let t2: Tokens = app.login("uma", "uma's long password").await.json().await.unwrap();
-    app.delete_bearer(&user_path(&uma_id, &format!("/sessions/{}", t2.session_id)), token)
-        .await;
-    app.delete_bearer(&user_path(&uma_id, "/sessions"), token).await;
     app.request(Method::POST, &user_path(&uma_id, "/disable"))
         .bearer_auth(token)
         .send()
@@ -581,13 +631,10 @@ async fn the_audit_log_names_the_actor_and_target_of_every_admin_action(backend:
         .to_string();
     assert_ne!(t.header()["kid"], kid.as_str());
 
-    let log = app
-        .get_json_ok("/v1/admin/audit?limit=100", token)
-        .await;
+    let log = app.get_json_ok("/v1/admin/audit?limit=100", token).await;
     let events = log["events"].as_array().unwrap();
-    let find = |name: &str| -> Vec<&Value> {
-        events.iter().filter(|e| e["event"] == name).collect()
-    };
+    let find =
+        |name: &str| -> Vec<&Value> { events.iter().filter(|e| e["event"] == name).collect() };
     for (name, target) in [
         ("admin.user_created", Some(uma_id.as_str())),
         ("admin.roles_set", Some(uma_id.as_str())),
@@ -643,18 +690,36 @@ async fn no_password_hash_or_token_ever_appears_in_the_audit_log(backend: Backen
         root.access_token.clone(),
         root.refresh_token.clone(),
     ];
-    assert_eq!(app.register("vera", first_password).await.status(), StatusCode::CREATED);
+    assert_eq!(
+        app.register("vera", first_password).await.status(),
+        StatusCode::CREATED
+    );
     app.login("vera", wrong_password).await;
     app.login("nobody", wrong_password).await;
-    let t: Tokens = app.login("vera", first_password).await.json().await.unwrap();
-    let other: Tokens = app.login("vera", first_password).await.json().await.unwrap();
+    let t: Tokens = app
+        .login("vera", first_password)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let other: Tokens = app
+        .login("vera", first_password)
+        .await
+        .json()
+        .await
+        .unwrap();
     let r1 = app.refresh_ok(&t.refresh_token).await;
     // Reuse after the grace window: theft detection writes an audit event.
     let r2 = app.refresh_ok(&r1.refresh_token).await;
     app.clock.advance(std::time::Duration::from_secs(11));
     let reuse = app.refresh(&t.refresh_token).await;
     assert_eq!(reuse.status(), StatusCode::UNAUTHORIZED);
-    let t: Tokens = app.login("vera", first_password).await.json().await.unwrap();
+    let t: Tokens = app
+        .login("vera", first_password)
+        .await
+        .json()
+        .await
+        .unwrap();
     for tok in [&other, &r1, &r2, &t] {
         secrets.push(tok.access_token.clone());
         secrets.push(tok.refresh_token.clone());
@@ -682,12 +747,13 @@ async fn no_password_hash_or_token_ever_appears_in_the_audit_log(backend: Backen
         &json!({"username": "walt", "password": created_password, "roles": ["introspect"]}),
     )
     .await;
-    let intro = app.post_json_bearer(
-        "/v1/introspect",
-        &root.access_token,
-        &json!({"token": t.access_token}),
-    )
-    .await;
+    let intro = app
+        .post_json_bearer(
+            "/v1/introspect",
+            &root.access_token,
+            &json!({"token": t.access_token}),
+        )
+        .await;
     assert_eq!(intro.status(), StatusCode::OK);
     app.post_bearer("/v1/logout-all", &t.access_token).await;
     let root2 = app.login_ok("root").await;
@@ -715,7 +781,10 @@ async fn no_password_hash_or_token_ever_appears_in_the_audit_log(backend: Backen
     texts.push(http_log);
     for text in &texts {
         for needle in &needles {
-            assert!(!text.contains(needle.as_str()), "a secret in the audit log: {text}");
+            assert!(
+                !text.contains(needle.as_str()),
+                "a secret in the audit log: {text}"
+            );
         }
         for marker in ["$argon2", "argon2id", "passphrase"] {
             assert!(!text.contains(marker), "{marker} in the audit log: {text}");

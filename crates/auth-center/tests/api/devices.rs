@@ -7,13 +7,20 @@ use serde_json::{Value, json};
 use crate::helpers::*;
 use crate::{for_backends, for_every_backend};
 
-for_every_backend!(a_user_can_never_see_or_end_another_users_session);
+for_backends! {
+    sqlite_memory: [
+        the_device_list_shows_every_session_and_marks_only_the_callers_as_current,
+        ending_another_own_session_revokes_its_access_and_refresh_tokens,
+        garbage_and_unknown_session_ids_are_not_found_and_change_nothing,
+    ],
+    sqlite_redis: [
+        the_device_list_shows_every_session_and_marks_only_the_callers_as_current,
+        ending_another_own_session_revokes_its_access_and_refresh_tokens,
+        garbage_and_unknown_session_ids_are_not_found_and_change_nothing,
+    ],
+}
 
-for_backends!([sqlite_memory, sqlite_redis] [
-    the_device_list_shows_every_session_and_marks_only_the_callers_as_current,
-    ending_another_own_session_revokes_its_access_and_refresh_tokens,
-    garbage_and_unknown_session_ids_are_not_found_and_change_nothing,
-]);
+for_every_backend!(a_user_can_never_see_or_end_another_users_session);
 
 async fn login_with_agent(app: &TestApp, username: &str, agent: &str) -> Tokens {
     let r = app
@@ -113,7 +120,12 @@ async fn the_device_list_shows_every_session_and_marks_only_the_callers_as_curre
     // Listing changes nothing.
     assert_eq!(app.session_count(&phone.user_id()).await, 3);
     // Without a token: 401.
-    let r = app.client.get(app.url("/v1/sessions")).send().await.unwrap();
+    let r = app
+        .client
+        .get(app.url("/v1/sessions"))
+        .send()
+        .await
+        .unwrap();
     assert_error(r, StatusCode::UNAUTHORIZED, "invalid_token").await;
 }
 
@@ -168,7 +180,10 @@ async fn ending_another_own_session_revokes_its_access_and_refresh_tokens(backen
     assert_eq!(ended.len(), 1);
     assert_eq!(ended[0].actor.as_deref(), Some(uid.as_str()));
     assert_eq!(ended[0].target.as_deref(), Some(uid.as_str()));
-    assert_eq!(ended[0].sid.as_deref(), Some(lost_phone.session_id.as_str()));
+    assert_eq!(
+        ended[0].sid.as_deref(),
+        Some(lost_phone.session_id.as_str())
+    );
 
     // A user may end the current session from the list too: that is a logout.
     let r = app
@@ -257,7 +272,10 @@ async fn garbage_and_unknown_session_ids_are_not_found_and_change_nothing(backen
     }
     // Without a token nothing can be deleted.
     let r = app
-        .request(Method::DELETE, &format!("/v1/sessions/{}", other.session_id))
+        .request(
+            Method::DELETE,
+            &format!("/v1/sessions/{}", other.session_id),
+        )
         .send()
         .await
         .unwrap();

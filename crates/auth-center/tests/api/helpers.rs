@@ -364,13 +364,11 @@ macro_rules! for_every_backend {
 
 // ---- helpers for the session-lifecycle tests (devices, admin, limits, cookies, keys) ----
 
-/// Runs one test body against the listed SQLite-backed store combinations
-/// (`sqlite_memory`, `sqlite_redis`, `sqlite_cluster`), one `#[tokio::test]` each.
+/// Runs test bodies against chosen SQLite-backed store combinations, one
+/// `#[tokio::test]` each; one invocation per file:
+/// `for_backends! { sqlite_memory: [a, b], sqlite_redis: [a], sqlite_cluster: [c] }`.
 #[macro_export]
 macro_rules! for_backends {
-    ([$($backend:ident),* $(,)?] $names:tt) => {
-        $( $crate::for_backends!(@one $backend $names); )*
-    };
     (@one sqlite_memory [$($name:ident),* $(,)?]) => {
         $crate::for_every_backend!(@db on_sqlite_memory, Sqlite, Memory; $($name),*);
     };
@@ -379,6 +377,9 @@ macro_rules! for_backends {
     };
     (@one sqlite_cluster [$($name:ident),* $(,)?]) => {
         $crate::for_every_backend!(@db on_sqlite_cluster, Sqlite, Cluster; $($name),*);
+    };
+    ($($backend:ident : [$($name:ident),* $(,)?]),* $(,)?) => {
+        $( $crate::for_backends!(@one $backend [$($name),*]); )*
     };
 }
 

@@ -9,14 +9,23 @@ use reqwest::{Method, StatusCode};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
-use crate::for_every_backend;
 use crate::helpers::*;
+use crate::{for_backends, for_every_backend};
 
 for_every_backend!(
     twenty_concurrent_refreshes_racing_logout_all_never_bring_a_session_back,
     twenty_concurrent_refreshes_racing_an_admin_disable_never_bring_a_session_back,
     twenty_concurrent_refreshes_racing_an_admin_force_logout_never_bring_a_session_back,
 );
+
+for_backends! {
+    sqlite_memory: [
+        logins_racing_an_admin_disable_never_leave_a_session_behind,
+    ],
+    sqlite_redis: [
+        logins_racing_an_admin_disable_never_leave_a_session_behind,
+    ],
+}
 
 /// How the race is ended.
 enum Ender {
@@ -86,7 +95,12 @@ async fn race(backend: Backend, ender: Ender) {
                 let r = app.refresh(&token).await;
                 let status = r.status();
                 if status != StatusCode::OK {
-                    assert_eq!(status, StatusCode::UNAUTHORIZED, "{}", r.text().await.unwrap());
+                    assert_eq!(
+                        status,
+                        StatusCode::UNAUTHORIZED,
+                        "{}",
+                        r.text().await.unwrap()
+                    );
                     break;
                 }
                 let t: Tokens = r.json().await.unwrap();
@@ -106,14 +120,16 @@ async fn race(backend: Backend, ender: Ender) {
     start.wait().await;
     tokio::time::sleep(Duration::from_millis(30)).await;
     let response = match ender {
-        Ender::LogoutAll => app.post_bearer("/v1/logout-all", &caller.access_token).await,
-        Ender::Disable => {
-            app.request(Method::POST, &format!("/v1/admin/users/{uid}/disable"))
-                .bearer_auth(&root.access_token)
-                .send()
+        Ender::LogoutAll => {
+            app.post_bearer("/v1/logout-all", &caller.access_token)
                 .await
-                .unwrap()
         }
+        Ender::Disable => app
+            .request(Method::POST, &format!("/v1/admin/users/{uid}/disable"))
+            .bearer_auth(&root.access_token)
+            .send()
+            .await
+            .unwrap(),
         Ender::ForceLogout => {
             app.delete_bearer(
                 &format!("/v1/admin/users/{uid}/sessions"),
@@ -149,13 +165,15 @@ async fn race(backend: Backend, ender: Ender) {
     }
     // Every refresh token ever handed out fails, and so does every access token.
     for token in &seen.refresh_tokens {
-        assert_eq!(
-            app.refresh(token).await.status(),
-            StatusCode::UNAUTHORIZED
-        );
+        assert_eq!(app.refresh(token).await.status(), StatusCode::UNAUTHORIZED);
     }
     for token in &seen.access_tokens {
-        assert_error(app.me(token).await, StatusCode::UNAUTHORIZED, "session_revoked").await;
+        assert_error(
+            app.me(token).await,
+            StatusCode::UNAUTHORIZED,
+            "session_revoked",
+        )
+        .await;
     }
     // And still nothing came back.
     assert!(app.auth.sessions_of(&uid).await.unwrap().is_empty());
@@ -182,4 +200,160 @@ async fn twenty_concurrent_refreshes_racing_an_admin_force_logout_never_bring_a_
     backend: Backend,
 ) {
     race(backend, Ender::ForceLogout).await;
+}
+
+/// At most this many racing logins.
+const LOGINS: usize = 60;
+
+/// Fires logins with `password`, one every 4 ms, until `end` has completed; returns the
+/// successful ones and how many were fired.
+async fn logins_during<F>(
+    app: &Arc<TestApp>,
+    username: &str,
+    password: &str,
+    end: F,
+) -> (Vec<Tokens>, usize)
+where
+    F: std::future::Future<Output = ()>,
+{
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let firing = {
+        let (app, stop) = (app.clone(), stop.clone());
+        let (username, password) = (username.to_string(), password.to_string());
+        tokio::spawn(async move {
+            let mut tasks = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) && tasks.len() < LOGINS {
+                let app = app.clone();
+                let (username, password) = (username.clone(), password.clone());
+                tasks.push(tokio::spawn(async move {
+                    let r = app.login(&username, &password).await;
+                    match r.status() {
+                        StatusCode::OK => Some(r.json::<Tokens>().await.unwrap()),
+                        status => {
+                            assert_eq!(status, StatusCode::UNAUTHORIZED);
+                            None
+                        }
+                    }
+                }));
+                tokio::time::sleep(Duration::from_millis(4)).await;
+            }
+            tasks
+        })
+    };
+    end.await;
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let tasks = firing.await.unwrap();
+    let fired = tasks.len();
+    let mut ok = Vec::new();
+    for task in tasks {
+        if let Some(t) = task.await.unwrap() {
+            ok.push(t);
+        }
+    }
+    (ok, fired)
+}
+
+async fn logins_racing_an_admin_disable_never_leave_a_session_behind(backend: Backend) {
+    let app = Arc::new(spawn_app_with(backend, |c| c.limits.login_ip_max = 1_000).await);
+    let root = app.admin_login("root").await;
+    let first = app.register_and_login("lena").await;
+    let uid = first.user_id();
+    let (ok, fired) = logins_during(&app, "lena", PASSWORD, async {
+        tokio::time::sleep(Duration::from_millis(15)).await;
+        let r = app
+            .request(Method::POST, &format!("/v1/admin/users/{uid}/disable"))
+            .bearer_auth(&root.access_token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+    })
+    .await;
+    let survivors = app.session_ids(&uid).await;
+    assert!(
+        survivors.is_empty(),
+        "{} of {fired} logins raced the disable; sessions left: {survivors:?}",
+        ok.len()
+    );
+    for t in ok.iter().chain([&first]) {
+        assert_eq!(
+            app.me(&t.access_token).await.status(),
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            app.refresh(&t.refresh_token).await.status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    if backend.sessions != Sessions::Memory {
+        assert_eq!(app.redis_index_len(&uid).await, 0);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logins_with_the_old_password_racing_a_password_change_never_leave_a_session_behind_in_memory()
+ {
+    logins_with_the_old_password_racing_a_password_change_never_leave_a_session_behind(Backend {
+        db: Db::Sqlite,
+        sessions: Sessions::Memory,
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logins_with_the_old_password_racing_a_password_change_never_leave_a_session_behind_in_redis()
+ {
+    logins_with_the_old_password_racing_a_password_change_never_leave_a_session_behind(Backend {
+        db: Db::Sqlite,
+        sessions: Sessions::Redis,
+    })
+    .await
+}
+
+/// A login that checked the old password before the change committed must not keep a
+/// session once the change has ended "every other session".
+async fn logins_with_the_old_password_racing_a_password_change_never_leave_a_session_behind(
+    backend: Backend,
+) {
+    let app = Arc::new(
+        spawn_app_with(backend, |c| {
+            c.limits.login_ip_max = 1_000;
+            c.limits.login_account_ip_failures_max = 1_000;
+        })
+        .await,
+    );
+    let owner = app.register_and_login("mira").await;
+    let uid = owner.user_id();
+    let (ok, fired) = logins_during(&app, "mira", PASSWORD, async {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let r = app
+            .post_json_bearer(
+                "/v1/password",
+                &owner.access_token,
+                &serde_json::json!({
+                    "current_password": PASSWORD,
+                    "new_password": "the owner's new passphrase",
+                }),
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::OK);
+    })
+    .await;
+    let survivors: Vec<String> = app
+        .session_ids(&uid)
+        .await
+        .into_iter()
+        .filter(|sid| *sid != owner.session_id)
+        .collect();
+    assert!(
+        survivors.is_empty(),
+        "{} of {fired} old-password logins succeeded; sessions opened with the old password \
+         survived the change: {survivors:?}",
+        ok.len()
+    );
+    assert_eq!(app.me(&owner.access_token).await.status(), StatusCode::OK);
+    assert_eq!(
+        app.login("mira", PASSWORD).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
 }

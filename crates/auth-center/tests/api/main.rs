@@ -11,3 +11,13 @@ mod login;
 mod outages;
 mod refresh;
 mod revocation;
+
+mod admin;
+mod cookies;
+mod devices;
+mod introspection;
+mod keys;
+mod lifecycle_races;
+mod lifetimes;
+mod passwords;
+mod rate_limits;

@@ -9,18 +9,29 @@ use serde_json::json;
 use crate::for_backends;
 use crate::helpers::*;
 
-for_backends!([sqlite_memory, sqlite_redis] [
-    failed_logins_back_off_the_account_from_that_ip_until_the_window_passes,
-    the_owner_can_still_log_in_from_another_ip_during_the_back_off,
-    a_spoofed_x_forwarded_for_does_not_bypass_the_per_ip_limit,
-    behind_a_trusted_proxy_the_login_limit_is_per_forwarded_ip,
-    registrations_are_rate_limited_per_ip,
-    refreshes_are_rate_limited_per_ip_and_the_session_survives,
-]);
-
-for_backends!([sqlite_memory] [failures_from_many_ips_hit_the_account_wide_limit]);
-
-for_backends!([sqlite_redis, sqlite_cluster] [two_instances_sharing_redis_enforce_one_limit]);
+for_backends! {
+    sqlite_memory: [
+        failed_logins_back_off_the_account_from_that_ip_until_the_window_passes,
+        the_owner_can_still_log_in_from_another_ip_during_the_back_off,
+        a_spoofed_x_forwarded_for_does_not_bypass_the_per_ip_limit,
+        behind_a_trusted_proxy_the_login_limit_is_per_forwarded_ip,
+        registrations_are_rate_limited_per_ip,
+        refreshes_are_rate_limited_per_ip_and_the_session_survives,
+        failures_from_many_ips_hit_the_account_wide_limit,
+    ],
+    sqlite_redis: [
+        failed_logins_back_off_the_account_from_that_ip_until_the_window_passes,
+        the_owner_can_still_log_in_from_another_ip_during_the_back_off,
+        a_spoofed_x_forwarded_for_does_not_bypass_the_per_ip_limit,
+        behind_a_trusted_proxy_the_login_limit_is_per_forwarded_ip,
+        registrations_are_rate_limited_per_ip,
+        refreshes_are_rate_limited_per_ip_and_the_session_survives,
+        two_instances_sharing_redis_enforce_one_limit,
+    ],
+    sqlite_cluster: [
+        two_instances_sharing_redis_enforce_one_limit,
+    ],
+}
 
 const WRONG: &str = "definitely not the password";
 
@@ -32,9 +43,7 @@ async fn assert_rate_limited(response: reqwest::Response, max_secs: u64) -> u64 
     secs
 }
 
-async fn failed_logins_back_off_the_account_from_that_ip_until_the_window_passes(
-    backend: Backend,
-) {
+async fn failed_logins_back_off_the_account_from_that_ip_until_the_window_passes(backend: Backend) {
     let app = spawn_app_with(backend, |c| c.limits.login_account_ip_failures_max = 3).await;
     let uid = app
         .register("ruth", PASSWORD)
@@ -115,7 +124,13 @@ async fn a_spoofed_x_forwarded_for_does_not_bypass_the_per_ip_limit(backend: Bac
             .await;
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     }
-    for xff in ["10.0.0.99", "198.51.100.1, 10.9.9.9", "garbage", "::1", "127.0.0.1"] {
+    for xff in [
+        "10.0.0.99",
+        "198.51.100.1, 10.9.9.9",
+        "garbage",
+        "::1",
+        "127.0.0.1",
+    ] {
         assert_rate_limited(app.login_forwarded("tina", PASSWORD, xff).await, 300).await;
     }
     // Several X-Forwarded-For headers do not help either.
@@ -173,14 +188,20 @@ async fn behind_a_trusted_proxy_the_login_limit_is_per_forwarded_ip(backend: Bac
         .iter()
         .map(|s| s["ip"].as_str().unwrap())
         .collect();
-    assert!(ips.contains(&"203.0.113.9") && ips.contains(&"203.0.113.8"), "{ips:?}");
+    assert!(
+        ips.contains(&"203.0.113.9") && ips.contains(&"203.0.113.8"),
+        "{ips:?}"
+    );
     // Without the header, the proxy itself is the client (its own budget).
     assert_eq!(app.login("uwe", PASSWORD).await.status(), StatusCode::OK);
 }
 
 async fn registrations_are_rate_limited_per_ip(backend: Backend) {
     let app = spawn_app_with(backend, |c| c.limits.register_ip_max = 2).await;
-    assert_eq!(app.register("val1", PASSWORD).await.status(), StatusCode::CREATED);
+    assert_eq!(
+        app.register("val1", PASSWORD).await.status(),
+        StatusCode::CREATED
+    );
     // A refused registration counts as an attempt too.
     assert_eq!(
         app.register("val2", "short").await.status(),
@@ -197,7 +218,10 @@ async fn registrations_are_rate_limited_per_ip(backend: Backend) {
     // Logins are not affected; the window ends.
     app.login_ok("val1").await;
     app.clock.advance(Duration::from_secs(3600));
-    assert_eq!(app.register("val3", PASSWORD).await.status(), StatusCode::CREATED);
+    assert_eq!(
+        app.register("val3", PASSWORD).await.status(),
+        StatusCode::CREATED
+    );
 }
 
 async fn refreshes_are_rate_limited_per_ip_and_the_session_survives(backend: Backend) {

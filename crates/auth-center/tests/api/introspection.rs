@@ -1,0 +1,191 @@
+//! Token introspection (RFC 7662 style) for services that cannot embed the verifier.
+
+use std::time::Duration;
+
+use reqwest::{Method, Response, StatusCode};
+use serde_json::{Value, json};
+
+use crate::for_backends;
+use crate::helpers::*;
+
+for_backends! {
+    sqlite_memory: [
+        introspection_reports_an_active_token_with_its_claims_for_form_and_json_bodies,
+        introspection_reports_revoked_expired_and_garbage_tokens_as_inactive,
+        introspection_needs_the_introspect_or_admin_role,
+        a_malformed_introspection_request_is_a_bad_request,
+    ],
+    sqlite_redis: [
+        a_session_deleted_in_redis_introspects_as_inactive,
+    ],
+}
+
+async fn introspect_json(app: &TestApp, caller: &str, token: &str) -> Response {
+    app.post_json_bearer("/v1/introspect", caller, &json!({ "token": token }))
+        .await
+}
+
+async fn introspect_form(app: &TestApp, caller: &str, token: &str) -> Response {
+    let body = serde_urlencoded::to_string([("token", token), ("token_type_hint", "access_token")])
+        .unwrap();
+    app.request(Method::POST, "/v1/introspect")
+        .bearer_auth(caller)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn answer(r: Response) -> Value {
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    r.json().await.unwrap()
+}
+
+async fn inactive(app: &TestApp, caller: &str, token: &str) {
+    assert_eq!(
+        answer(introspect_json(app, caller, token).await).await,
+        json!({ "active": false }),
+        "json: {token:.40}"
+    );
+    assert_eq!(
+        answer(introspect_form(app, caller, token).await).await,
+        json!({ "active": false }),
+        "form: {token:.40}"
+    );
+}
+
+async fn introspector(app: &TestApp) -> Tokens {
+    app.create_user_with_roles("gateway", &["introspect"]).await;
+    app.login_ok("gateway").await
+}
+
+async fn introspection_reports_an_active_token_with_its_claims_for_form_and_json_bodies(
+    backend: Backend,
+) {
+    let app = spawn_app(backend).await;
+    let caller = introspector(&app).await;
+    let t = app.register_and_login("ines").await;
+    let claims = t.claims();
+    for r in [
+        introspect_json(&app, &caller.access_token, &t.access_token).await,
+        introspect_form(&app, &caller.access_token, &t.access_token).await,
+    ] {
+        let body = answer(r).await;
+        assert_eq!(body["active"], true, "{body}");
+        assert_eq!(body["token_type"], "access_token");
+        for claim in ["sub", "sid", "exp", "iat", "iss", "aud", "jti", "roles"] {
+            assert_eq!(body[claim], claims[claim], "{claim} in {body}");
+        }
+        assert_eq!(body["sid"], t.session_id.as_str());
+        assert!(body.get("username").is_none() && body.get("password").is_none());
+    }
+    // Introspection is read-only: the session is as before.
+    assert_eq!(app.session_count(&t.user_id()).await, 1);
+    assert_eq!(app.me(&t.access_token).await.status(), StatusCode::OK);
+    // An admin may introspect too.
+    let root = app.admin_login("root").await;
+    let body = answer(introspect_json(&app, &root.access_token, &t.access_token).await).await;
+    assert_eq!(body["active"], true);
+}
+
+async fn introspection_reports_revoked_expired_and_garbage_tokens_as_inactive(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let caller = introspector(&app).await;
+    let t = app.register_and_login("jana").await;
+    // Garbage, a refresh token, an empty token, a token with a forged signature.
+    let mut forged = t.access_token.clone();
+    forged.pop();
+    forged.push(if t.access_token.ends_with('A') {
+        'B'
+    } else {
+        'A'
+    });
+    for token in [
+        "garbage",
+        "",
+        "a.b.c",
+        t.refresh_token.as_str(),
+        forged.as_str(),
+        &"x".repeat(10_000),
+    ] {
+        inactive(&app, &caller.access_token, token).await;
+    }
+    // After logout.
+    let other = app.login_ok("jana").await;
+    assert_eq!(
+        app.post_bearer("/v1/logout", &t.access_token)
+            .await
+            .status(),
+        StatusCode::NO_CONTENT
+    );
+    inactive(&app, &caller.access_token, &t.access_token).await;
+    let body = answer(introspect_json(&app, &caller.access_token, &other.access_token).await).await;
+    assert_eq!(body["active"], true);
+    // After expiry (a new caller token, since the caller's expired as well).
+    app.clock.advance(Duration::from_secs(900 + 6));
+    let caller = app.login_ok("gateway").await;
+    inactive(&app, &caller.access_token, &other.access_token).await;
+}
+
+async fn introspection_needs_the_introspect_or_admin_role(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let t = app.register_and_login("kira").await;
+    let plain = app.register_and_login("lola").await;
+    let r = introspect_json(&app, &plain.access_token, &t.access_token).await;
+    assert_error(r, StatusCode::FORBIDDEN, "forbidden").await;
+    let r = introspect_form(&app, &plain.access_token, &t.access_token).await;
+    assert_error(r, StatusCode::FORBIDDEN, "forbidden").await;
+    // Not even for its own token.
+    let r = introspect_json(&app, &plain.access_token, &plain.access_token).await;
+    assert_error(r, StatusCode::FORBIDDEN, "forbidden").await;
+    // Anonymous and garbage callers: 401.
+    let r = app
+        .post_json("/v1/introspect", &json!({ "token": t.access_token }))
+        .await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        r.headers()["www-authenticate"],
+        r#"Bearer error="invalid_token""#
+    );
+    let r = introspect_json(&app, "garbage", &t.access_token).await;
+    assert_error(r, StatusCode::UNAUTHORIZED, "invalid_token").await;
+    // A revoked introspector is refused.
+    let caller = introspector(&app).await;
+    app.post_bearer("/v1/logout", &caller.access_token).await;
+    let r = introspect_json(&app, &caller.access_token, &t.access_token).await;
+    assert_error(r, StatusCode::UNAUTHORIZED, "session_revoked").await;
+}
+
+async fn a_malformed_introspection_request_is_a_bad_request(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let caller = introspector(&app).await;
+    for (content_type, body) in [
+        ("application/json", "{}"),
+        ("application/json", "not json"),
+        ("application/json", r#"{"token": 5}"#),
+        ("application/x-www-form-urlencoded", "nothing=here"),
+        ("application/x-www-form-urlencoded", ""),
+    ] {
+        let r = app
+            .request(Method::POST, "/v1/introspect")
+            .bearer_auth(&caller.access_token)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_error(r, StatusCode::BAD_REQUEST, "invalid_request").await;
+    }
+}
+
+async fn a_session_deleted_in_redis_introspects_as_inactive(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let caller = introspector(&app).await;
+    let t = app.register_and_login("mara").await;
+    let body = answer(introspect_json(&app, &caller.access_token, &t.access_token).await).await;
+    assert_eq!(body["active"], true);
+    assert_eq!(app.redis_del_session(&t.user_id(), &t.session_id).await, 1);
+    inactive(&app, &caller.access_token, &t.access_token).await;
+}
