@@ -1,0 +1,93 @@
+//! loadgen: the load generator and revocation-latency probe behind `scripts/bench.sh`
+//! (DESIGN.md §6). Loopback targets only.
+//!
+//! * `loadgen http --url http://127.0.0.1:8081/me --token T` — closed-loop HTTP/1.1
+//!   keep-alive load over N connections for a duration or a request count; prints one JSON
+//!   object: `{requests, seconds, rps, p50_us, p99_us, status, ...}`.
+//! * `loadgen revocation --url .../me --redis-url redis://... --auth-url ...` — K times:
+//!   a session (a fresh login, or one session deleted and restored), `/me` warmed up (200),
+//!   then `DEL` of the session key and `/me` polled until the first 401; prints the
+//!   DEL→first-401 latency distribution as JSON.
+//! * `loadgen token` — registers (optionally) and logs in; prints shell assignments.
+//! * `loadgen table FILE...` — the JSON results as a table (the first `http` result is the
+//!   baseline for the ratios).
+//! * `loadgen free-port` — a free TCP port on 127.0.0.1.
+
+mod auth;
+mod client;
+mod load;
+mod redis_stats;
+mod revocation;
+mod table;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// HTTP load generator and revocation-latency probe for the auth service benchmarks.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Closed-loop HTTP/1.1 keep-alive load against one URL.
+    Http(load::HttpArgs),
+    /// DEL of the session key in Redis → first 401 at the service, K times.
+    Revocation(revocation::RevocationArgs),
+    /// Register (optionally) and log in; prints shell assignments
+    /// (ACCESS_TOKEN, SESSION_ID, SUB, SESSION_KEY).
+    Token(auth::TokenArgs),
+    /// Print JSON results of `http` / `revocation` runs as tables.
+    Table {
+        /// Result files (one JSON object each); the first `http` one is the baseline.
+        files: Vec<PathBuf>,
+    },
+    /// Print a free TCP port on 127.0.0.1.
+    FreePort,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Http(args) => {
+            let rt = runtime(args.threads)?;
+            let result = rt.block_on(load::run(args))?;
+            println!("{}", serde_json::to_string(&result)?);
+        }
+        Command::Revocation(args) => {
+            let rt = runtime(1)?;
+            let result = rt.block_on(revocation::run(args))?;
+            println!("{}", serde_json::to_string(&result)?);
+        }
+        Command::Token(args) => {
+            let rt = runtime(1)?;
+            print!("{}", rt.block_on(auth::token_command(args))?);
+        }
+        Command::Table { files } => print!("{}", table::render(&files)?),
+        Command::FreePort => {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+            println!("{}", listener.local_addr()?.port());
+        }
+    }
+    Ok(())
+}
+
+/// A current-thread runtime for one thread (the benchmark pins the load generator to one
+/// core), a multi-thread one otherwise.
+fn runtime(threads: usize) -> anyhow::Result<tokio::runtime::Runtime> {
+    let rt = if threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .build()?
+    };
+    Ok(rt)
+}

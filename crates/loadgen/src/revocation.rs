@@ -1,0 +1,327 @@
+//! `loadgen revocation`: how long after a `DEL` of the session key in Redis the service
+//! starts answering 401.
+//!
+//! Each trial: get a live session, warm `/me` up (200s; in tracked mode this fills the
+//! verifier's client-side cache), then — the clock starts — `DEL` the session key over
+//! this tool's own Redis connection and poll `/me` on one keep-alive connection until the
+//! first 401. The latency is DEL sent → 401 received, so it includes the DEL round trip
+//! and at least one HTTP round trip.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use hdrhistogram::Histogram;
+use http::StatusCode;
+use redis::aio::MultiplexedConnection;
+use serde::{Deserialize, Serialize};
+
+use crate::auth::{AuthCenter, LoginError, Session};
+use crate::client::{Conn, Target};
+
+/// Arguments of `loadgen revocation`.
+#[derive(Debug, clap::Args)]
+pub struct RevocationArgs {
+    /// The protected URL (loopback only), e.g. `http://127.0.0.1:8081/me`.
+    #[arg(long)]
+    pub url: String,
+    /// The Redis that holds the sessions (loopback only).
+    #[arg(long)]
+    pub redis_url: String,
+    /// The session-key prefix shared by the auth-center and the verifier.
+    #[arg(long, default_value = "auth")]
+    pub prefix: String,
+    /// The auth-center's base URL: each trial logs in for a fresh session.
+    #[arg(long)]
+    pub auth_url: Option<String>,
+    #[arg(long)]
+    pub username: Option<String>,
+    #[arg(long, env = "LOADGEN_PASSWORD", hide_env_values = true)]
+    pub password: Option<String>,
+    /// Instead of logging in: a file with one access token per line, one per trial.
+    #[arg(long)]
+    pub tokens_file: Option<PathBuf>,
+    /// Use one session for every trial: its key is saved (DUMP) and restored (RESTORE)
+    /// before each trial instead of a new login. Also used automatically when logins are
+    /// rate-limited.
+    #[arg(long)]
+    pub reuse_session: bool,
+    /// Number of trials.
+    #[arg(long, short = 'k', default_value_t = 200)]
+    pub trials: usize,
+    /// 200 answers required before each DEL.
+    #[arg(long, default_value_t = 3)]
+    pub warmup_requests: usize,
+    /// A trial without a 401 after this many milliseconds counts as a timeout.
+    #[arg(long, default_value_t = 2000)]
+    pub timeout_ms: u64,
+    /// A name for this run in the output.
+    #[arg(long, default_value = "")]
+    pub label: String,
+}
+
+/// The result of one `revocation` run (also read back by `loadgen table`).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RevocationResult {
+    pub kind: String,
+    pub label: String,
+    pub url: String,
+    pub session_source: String,
+    pub trials: u64,
+    /// DEL sent → first 401 received, µs.
+    pub min_us: f64,
+    pub mean_us: f64,
+    pub p50_us: f64,
+    pub p90_us: f64,
+    pub p99_us: f64,
+    pub max_us: f64,
+    /// The DEL round trip alone, µs.
+    pub del_rtt_p50_us: f64,
+    pub del_rtt_p99_us: f64,
+    /// A warm `/me` round trip (the last warm-up request of each trial), µs.
+    pub me_rtt_p50_us: f64,
+    /// Trials whose first request after the DEL already got 401.
+    pub first_poll_401: u64,
+    /// 200 answers to requests sent after the DEL had been acknowledged.
+    pub stale_200_after_del: u64,
+    /// Trials with at least one such stale 200.
+    pub trials_with_stale: u64,
+    /// Trials that saw no 401 within the timeout.
+    pub timeouts: u64,
+    /// Time to get each trial's session (a login, or a RESTORE), median, ms.
+    pub session_p50_ms: f64,
+    /// Wall time of the whole run, s.
+    pub seconds: f64,
+    /// Answers other than 200/401 after the DEL (e.g. 503).
+    pub other_status: u64,
+}
+
+enum Source {
+    Login {
+        auth: AuthCenter,
+        username: String,
+        password: String,
+    },
+    Tokens(std::vec::IntoIter<String>),
+}
+
+/// The one session reused in DUMP/RESTORE mode.
+struct Saved {
+    session: Session,
+    key: String,
+    dump: Vec<u8>,
+    pttl: i64,
+}
+
+fn histogram() -> anyhow::Result<Histogram<u64>> {
+    Ok(Histogram::new_with_bounds(1_000, 60_000_000_000, 3)?)
+}
+
+/// Runs the trials.
+pub async fn run(args: RevocationArgs) -> anyhow::Result<RevocationResult> {
+    if args.trials == 0 || args.trials > 100_000 {
+        bail!("--trials must be 1..=100000");
+    }
+    let timeout = Duration::from_millis(args.timeout_ms.clamp(1, 60_000));
+    let target = Target::parse(&args.url)?;
+    let mut redis = crate::redis_stats::connect(&args.redis_url).await?;
+
+    let mut source = match (&args.tokens_file, &args.auth_url) {
+        (Some(path), _) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("read {}", path.display()))?;
+            let tokens: Vec<String> = text
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(String::from)
+                .collect();
+            Source::Tokens(tokens.into_iter())
+        }
+        (None, Some(url)) => Source::Login {
+            auth: AuthCenter::new(url)?,
+            username: args.username.clone().context("--username is required")?,
+            password: args.password.clone().context("--password is required")?,
+        },
+        (None, None) => bail!("give --auth-url (with --username/--password) or --tokens-file"),
+    };
+    let mut reuse = args.reuse_session;
+    let mut saved: Option<Saved> = None;
+
+    let mut conn = Conn::new(target, None)?;
+    let mut latency = histogram()?;
+    let mut del_rtt = histogram()?;
+    let mut me_rtt = histogram()?;
+    let mut session_time = histogram()?;
+    let run_started = Instant::now();
+    let (mut first_poll_401, mut stale, mut trials_with_stale) = (0, 0, 0);
+    let (mut timeouts, mut other_status) = (0, 0);
+
+    for _ in 0..args.trials {
+        // 1. A live session.
+        let session_started = Instant::now();
+        let session = match (&saved, reuse) {
+            (Some(s), true) => {
+                restore(&mut redis, s).await?;
+                s.session.clone()
+            }
+            _ => match next_session(&mut source).await {
+                Ok(session) => session,
+                Err(NextError::RateLimited) if saved.is_some() => {
+                    eprintln!(
+                        "loadgen: logins are rate-limited; reusing one session (DUMP/RESTORE)"
+                    );
+                    reuse = true;
+                    let s = saved.as_ref().context("no saved session")?;
+                    restore(&mut redis, s).await?;
+                    s.session.clone()
+                }
+                Err(NextError::Exhausted) => break,
+                Err(e) => return Err(anyhow::anyhow!("{e}")),
+            },
+        };
+        session_time.saturating_record(nanos(session_started.elapsed()));
+        let key = session.key(&args.prefix)?;
+        if saved.is_none() {
+            let dump: Option<Vec<u8>> =
+                redis::cmd("DUMP").arg(&key).query_async(&mut redis).await?;
+            let pttl: i64 = redis::cmd("PTTL").arg(&key).query_async(&mut redis).await?;
+            let dump = dump.with_context(|| {
+                format!("session key {key} not found in Redis (wrong --prefix?)")
+            })?;
+            saved = Some(Saved {
+                session: session.clone(),
+                key: key.clone(),
+                dump,
+                pttl,
+            });
+        }
+        conn.set_bearer(&session.access_token)?;
+
+        // 2. Warm up: the service must answer 200 (a restored key may take a moment to
+        //    reach a tracking verifier's cache).
+        let mut ok = 0;
+        let started = Instant::now();
+        while ok < args.warmup_requests.max(1) {
+            let sent = Instant::now();
+            let status = conn.get().await?;
+            if status == StatusCode::OK {
+                ok += 1;
+                if ok == args.warmup_requests.max(1) {
+                    me_rtt.saturating_record(nanos(sent.elapsed()));
+                }
+            } else if started.elapsed() > Duration::from_secs(5) {
+                bail!("warm-up: {status} instead of 200 for 5 s (session {key})");
+            } else {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+
+        // 3. DEL, then poll until the first 401.
+        let t0 = Instant::now();
+        let deleted: i64 = redis::cmd("DEL").arg(&key).query_async(&mut redis).await?;
+        del_rtt.saturating_record(nanos(t0.elapsed()));
+        if deleted != 1 {
+            bail!("DEL {key} deleted {deleted} keys");
+        }
+        let mut polls = 0u64;
+        let mut stale_here = 0u64;
+        loop {
+            let status = conn.get().await?;
+            polls += 1;
+            if status == StatusCode::UNAUTHORIZED {
+                latency.saturating_record(nanos(t0.elapsed()));
+                if polls == 1 {
+                    first_poll_401 += 1;
+                }
+                break;
+            }
+            if status == StatusCode::OK {
+                stale_here += 1;
+            } else {
+                other_status += 1;
+            }
+            if t0.elapsed() > timeout {
+                timeouts += 1;
+                break;
+            }
+        }
+        stale += stale_here;
+        if stale_here > 0 {
+            trials_with_stale += 1;
+        }
+    }
+
+    let us = |ns: u64| (ns as f64 / 100.0).round() / 10.0;
+    Ok(RevocationResult {
+        kind: "revocation".into(),
+        label: args.label,
+        url: args.url,
+        session_source: match (&source, reuse) {
+            (_, true) => "one session, DUMP/RESTORE".into(),
+            (Source::Login { .. }, false) => "login per trial".into(),
+            (Source::Tokens(_), false) => "token file".into(),
+        },
+        trials: latency.len(),
+        min_us: us(latency.min()),
+        mean_us: (latency.mean() / 100.0).round() / 10.0,
+        p50_us: us(latency.value_at_quantile(0.50)),
+        p90_us: us(latency.value_at_quantile(0.90)),
+        p99_us: us(latency.value_at_quantile(0.99)),
+        max_us: us(latency.max()),
+        del_rtt_p50_us: us(del_rtt.value_at_quantile(0.50)),
+        del_rtt_p99_us: us(del_rtt.value_at_quantile(0.99)),
+        me_rtt_p50_us: us(me_rtt.value_at_quantile(0.50)),
+        first_poll_401,
+        stale_200_after_del: stale,
+        trials_with_stale,
+        timeouts,
+        session_p50_ms: (session_time.value_at_quantile(0.5) as f64 / 10_000.0).round() / 100.0,
+        seconds: (run_started.elapsed().as_secs_f64() * 10.0).round() / 10.0,
+        other_status,
+    })
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+#[derive(Debug, thiserror::Error)]
+enum NextError {
+    #[error("login rate-limited")]
+    RateLimited,
+    #[error("no more tokens")]
+    Exhausted,
+    #[error("{0:#}")]
+    Other(anyhow::Error),
+}
+
+async fn next_session(source: &mut Source) -> Result<Session, NextError> {
+    match source {
+        Source::Login {
+            auth,
+            username,
+            password,
+        } => auth.login(username, password).await.map_err(|e| match e {
+            LoginError::RateLimited => NextError::RateLimited,
+            LoginError::Other(e) => NextError::Other(e),
+        }),
+        Source::Tokens(tokens) => {
+            let token = tokens.next().ok_or(NextError::Exhausted)?;
+            Session::from_token(&token).map_err(NextError::Other)
+        }
+    }
+}
+
+/// Puts the saved session key back (with its remaining TTL).
+async fn restore(redis: &mut MultiplexedConnection, saved: &Saved) -> anyhow::Result<()> {
+    let ttl = if saved.pttl > 0 { saved.pttl } else { 0 };
+    redis::cmd("RESTORE")
+        .arg(&saved.key)
+        .arg(ttl)
+        .arg(&saved.dump)
+        .arg("REPLACE")
+        .query_async::<()>(redis)
+        .await
+        .context("RESTORE the session key")
+}

@@ -1,0 +1,218 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark of DESIGN.md §6, on this machine, loopback only.
+#
+#   scripts/bench.sh
+#
+# Builds release binaries, starts a private redis-server, an auth-center (SQLite + that
+# Redis) and three demo-services (revocation tracked / every-request / off) pinned to
+# core 0, then drives them from `loadgen` pinned to core 1 (with Redis and the
+# auth-center):
+#   1. throughput and latency, 32 keep-alive connections: /baseline/me (no auth) vs /me
+#      in each revocation mode, as ratios to the baseline (plus /baseline/me sent with the
+#      same Authorization header, which the handler ignores: the cost of the bigger
+#      request alone);
+#   2. revocation latency: DEL of the session key in Redis -> first 401, tracked and
+#      every-request;
+#   3. MEMORY USAGE of one session key (target <= 512 bytes).
+# The table's "srv µs/req" is the server's CPU time per request: the cost of each path
+# whatever the bottleneck; "EXISTS/req" is how many requests reached Redis.
+# Every process it starts is stopped on exit; nothing else is touched.
+#
+# Environment (all optional):
+#   BENCH_DURATION     measured seconds per throughput run (default 5)
+#   BENCH_ROUNDS       rounds of the four throughput runs, interleaved (default 2); the
+#                      table shows each configuration's best round and lists all of them
+#   BENCH_WARMUP       warm-up seconds before each run (default 1)
+#   BENCH_CONNECTIONS  keep-alive connections (default 32)
+#   BENCH_TRIALS       revocation trials per mode (default 200)
+#   BENCH_SERVER_CPU   core for the demo-services (default 0)
+#   BENCH_CLIENT_CPU   core for loadgen, Redis and the auth-center (default 1)
+#   BENCH_NO_BUILD=1   use the existing target/release binaries
+#   BENCH_KEEP=1       keep the temporary directory (logs, JSON results)
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+DURATION=${BENCH_DURATION:-5}
+ROUNDS=${BENCH_ROUNDS:-2}
+WARMUP=${BENCH_WARMUP:-1}
+CONNS=${BENCH_CONNECTIONS:-32}
+TRIALS=${BENCH_TRIALS:-200}
+SERVER_CPU=${BENCH_SERVER_CPU:-0}
+CLIENT_CPU=${BENCH_CLIENT_CPU:-1}
+BIN=$ROOT/target/release
+
+log() { printf '[bench] %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+for tool in redis-server redis-cli taskset curl timeout; do
+    command -v "$tool" >/dev/null || die "$tool not found"
+done
+ncpu=$(nproc)
+if (( ncpu < 2 )); then
+    log "only $ncpu CPU: server and load generator share it (ratios still comparable)"
+    SERVER_CPU=0 CLIENT_CPU=0
+fi
+
+if [[ "${BENCH_NO_BUILD:-}" != 1 ]]; then
+    log "building release binaries (auth-center, demo-service, loadgen)"
+    cargo build --release -p auth-center -p demo-service -p loadgen >&2
+fi
+for b in auth-center demo-service loadgen; do
+    [[ -x $BIN/$b ]] || die "$BIN/$b missing (build it or unset BENCH_NO_BUILD)"
+done
+
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/auth-bench.XXXXXX")
+PIDS=()
+cleanup() {
+    local status=$?
+    for pid in "${PIDS[@]}"; do
+        kill "$pid" 2>/dev/null || true
+    done
+    for pid in "${PIDS[@]}"; do
+        # Bounded wait, then SIGKILL whatever is left (our own PIDs only).
+        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -9 "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    if [[ "${BENCH_KEEP:-}" == 1 || $status -ne 0 ]]; then
+        log "logs and results kept in $TMP"
+    else
+        rm -rf "$TMP"
+    fi
+    exit $status
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() { "$BIN/loadgen" free-port; }
+
+wait_http() { # url what
+    for _ in $(seq 200); do
+        curl -sf -o /dev/null "$1" && return 0
+        sleep 0.05
+    done
+    die "$2 did not come up ($1); see $TMP"
+}
+
+# --- Redis --------------------------------------------------------------------------
+REDIS_PORT=$(free_port)
+REDIS_URL=redis://127.0.0.1:$REDIS_PORT
+taskset -c "$CLIENT_CPU" redis-server --port "$REDIS_PORT" --bind 127.0.0.1 \
+    --save "" --appendonly no --daemonize no --dir "$TMP" \
+    --logfile "$TMP/redis.log" >/dev/null 2>&1 &
+PIDS+=($!)
+for _ in $(seq 100); do
+    [[ "$(redis-cli -p "$REDIS_PORT" ping 2>/dev/null)" == PONG ]] && break
+    sleep 0.05
+done
+[[ "$(redis-cli -p "$REDIS_PORT" ping 2>/dev/null)" == PONG ]] || die "redis-server did not start"
+log "redis-server on $REDIS_PORT ($(redis-server --version | awk '{print $3}'))"
+
+PREFIX="bench$(date +%s)$$"
+AUTH_PORT=$(free_port)
+ISSUER=http://127.0.0.1:$AUTH_PORT
+
+# --- auth-center (argon2 defaults; login rate limit raised for the revocation trials) --
+auth_env=(
+    DATABASE_URL="sqlite:$TMP/auth.db"
+    REDIS_URL="$REDIS_URL"
+    LISTEN_ADDR="127.0.0.1:$AUTH_PORT"
+    AUTH_ISSUER="$ISSUER"
+    AUTH_REDIS_PREFIX="$PREFIX"
+    RUST_LOG=warn
+)
+# Only binaries that know the setting accept it (the config rejects unknown fields).
+if grep -aq login_ip_max "$BIN/auth-center"; then
+    auth_env+=(AUTH_LIMITS__LOGIN_IP_MAX=100000)
+fi
+env "${auth_env[@]}" taskset -c "$CLIENT_CPU" "$BIN/auth-center" serve >"$TMP/auth-center.log" 2>&1 &
+PIDS+=($!)
+wait_http "$ISSUER/healthz" auth-center
+log "auth-center on $AUTH_PORT (prefix $PREFIX)"
+
+# --- demo-services, one per revocation mode, all on the server core --------------------
+declare -A DEMO_PORT DEMO_PID
+for mode in tracked every-request off; do
+    port=$(free_port)
+    env AUTH_JWKS_URL="$ISSUER/.well-known/jwks.json" AUTH_ISSUER="$ISSUER" \
+        AUTH_AUDIENCE=api REDIS_URL="$REDIS_URL" LISTEN_ADDR="127.0.0.1:$port" \
+        AUTH_REDIS_PREFIX="$PREFIX" AUTH_REVOCATION="$mode" RUST_LOG=warn \
+        taskset -c "$SERVER_CPU" "$BIN/demo-service" >"$TMP/demo-$mode.log" 2>&1 &
+    PIDS+=($!)
+    DEMO_PID[$mode]=$!
+    DEMO_PORT[$mode]=$port
+    wait_http "http://127.0.0.1:$port/healthz" "demo-service ($mode)"
+done
+log "demo-services: tracked ${DEMO_PORT[tracked]}, every-request ${DEMO_PORT[every-request]}, off ${DEMO_PORT[off]} (cpu $SERVER_CPU)"
+
+# --- a user and a session ------------------------------------------------------------------
+USERNAME="bench_user_$$"
+export LOADGEN_PASSWORD="bench-password-$RANDOM-$RANDOM-long-enough"
+eval "$("$BIN/loadgen" token --auth-url "$ISSUER" --username "$USERNAME" --register --prefix "$PREFIX")"
+[[ -n "${ACCESS_TOKEN:-}" && -n "${SESSION_KEY:-}" ]] || die "could not log in"
+log "logged in: session key $SESSION_KEY"
+
+# --- 1. throughput --------------------------------------------------------------------------
+n=0
+run_http() { # label mode path [token]
+    local label=$1 mode=$2 path=$3 token=${4:-}
+    n=$((n + 1))
+    local out="$TMP/$(printf '%02d' $n)-http.json"
+    log "http: $label (${DURATION}s + ${WARMUP}s warm-up, $CONNS connections)"
+    LOADGEN_TOKEN="$token" timeout $((DURATION * 3 + 60)) taskset -c "$CLIENT_CPU" \
+        "$BIN/loadgen" http --url "http://127.0.0.1:${DEMO_PORT[$mode]}$path" \
+        -c "$CONNS" -d "$DURATION" --warmup "$WARMUP" \
+        --server-pid "${DEMO_PID[$mode]}" --redis-url "$REDIS_URL" \
+        --label "$label" >"$out"
+}
+for round in $(seq "$ROUNDS"); do
+    log "round $round of $ROUNDS"
+    run_http "baseline /baseline/me (no auth)" tracked /baseline/me
+    run_http "/baseline/me + Bearer header" tracked /baseline/me "$ACCESS_TOKEN"
+    run_http "/me tracked" tracked /me "$ACCESS_TOKEN"
+    run_http "/me every-request" every-request /me "$ACCESS_TOKEN"
+    run_http "/me revocation off" off /me "$ACCESS_TOKEN"
+done
+
+# --- memory per session (before the revocation trials create and delete sessions) ----------
+MEM=$(redis-cli -p "$REDIS_PORT" MEMORY USAGE "$SESSION_KEY" SAMPLES 0)
+FIELDS=$(redis-cli -p "$REDIS_PORT" HLEN "$SESSION_KEY")
+ENCODING=$(redis-cli -p "$REDIS_PORT" OBJECT ENCODING "$SESSION_KEY")
+INDEX_KEY="$PREFIX:u:{$SUB}"
+INDEX_MEM=$(redis-cli -p "$REDIS_PORT" MEMORY USAGE "$INDEX_KEY" SAMPLES 0)
+INDEX_LEN=$(redis-cli -p "$REDIS_PORT" ZCARD "$INDEX_KEY")
+
+# --- 2. revocation latency ----------------------------------------------------------------
+# Its own user: a login per trial, and the auth-center may cap sessions per user.
+REVOKE_USER="bench_revoke_$$"
+"$BIN/loadgen" token --auth-url "$ISSUER" --username "$REVOKE_USER" --register \
+    --prefix "$PREFIX" >/dev/null
+run_revocation() { # label mode
+    local label=$1 mode=$2
+    n=$((n + 1))
+    local out="$TMP/$(printf '%02d' $n)-revocation.json"
+    log "revocation: $label ($TRIALS trials)"
+    timeout $((TRIALS + 120)) taskset -c "$CLIENT_CPU" \
+        "$BIN/loadgen" revocation --url "http://127.0.0.1:${DEMO_PORT[$mode]}/me" \
+        --redis-url "$REDIS_URL" --prefix "$PREFIX" \
+        --auth-url "$ISSUER" --username "$REVOKE_USER" \
+        -k "$TRIALS" --label "$label" >"$out"
+}
+run_revocation "tracked" tracked
+run_revocation "every-request" every-request
+
+# --- report ---------------------------------------------------------------------------------
+echo
+echo "== DESIGN §6 side by side: $(nproc) cores, demo-service on cpu $SERVER_CPU, loadgen+redis+auth-center on cpu $CLIENT_CPU"
+echo "== load average at start: $LOAD_START (other processes on these cores slow runs down: compare the rounds)"
+echo "== $CONNS connections, $ROUNDS rounds of ${DURATION}s per run after ${WARMUP}s warm-up; EdDSA tokens; redis $(redis-server --version | awk '{print $3}')"
+echo
+"$BIN/loadgen" table "$TMP"/*.json
+echo
+echo "session key: MEMORY USAGE $MEM bytes ($FIELDS fields, $ENCODING; target <= 512)"
+echo "user index:  MEMORY USAGE $INDEX_MEM bytes for $INDEX_LEN sessions (per user, not per session)"
+echo
+echo "targets: /me tracked ratio >= 0.80 (aim 0.90); every-request >= naive (verify + EXISTS);"
+echo "         DEL -> first 401 p99 <= 1 ms; session key <= 512 bytes"
