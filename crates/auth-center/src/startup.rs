@@ -137,7 +137,7 @@ pub async fn connect_redis_stores(config: &Config) -> anyhow::Result<RedisStores
     let options = RedisOptions {
         connect_timeout: timeout,
         response_timeout: timeout,
-        client_cache_ttl: None,
+        ..RedisOptions::default()
     };
     let conn = RedisConnection::connect(&target, options)
         .await

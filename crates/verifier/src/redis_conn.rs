@@ -2,6 +2,7 @@
 //! the verifier.
 
 use std::num::NonZeroUsize;
+use std::sync::Arc;
 use std::time::Duration;
 
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
@@ -9,7 +10,8 @@ use redis::caching::CacheConfig;
 use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
 use redis::{
-    Cmd, IntoConnectionInfo as _, Pipeline, ProtocolVersion, RedisFuture, RedisResult, Value,
+    Cmd, IntoConnectionInfo as _, Pipeline, ProtocolVersion, PushInfo, RedisFuture, RedisResult,
+    Value,
 };
 
 /// Where Redis is: one server (`REDIS_URL`) or the seed nodes of a cluster
@@ -49,7 +51,7 @@ impl RedisTarget {
 /// assert!(opts.response_timeout.as_millis() <= 1000);
 /// assert!(opts.client_cache_ttl.is_none());
 /// ```
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone)]
 pub struct RedisOptions {
     /// Time allowed to open a connection.
     pub connect_timeout: Duration,
@@ -58,6 +60,23 @@ pub struct RedisOptions {
     /// Server-assisted client-side caching (RESP3 `CLIENT TRACKING`) of read commands,
     /// with this client-side TTL as the safety net; `None` disables it.
     pub client_cache_ttl: Option<Duration>,
+    /// Called with every push message (RESP3 invalidations, disconnects) of the
+    /// connection, inline: it must not block.
+    pub on_push: Option<PushHandler>,
+}
+
+/// A callback for push messages.
+pub type PushHandler = Arc<dyn Fn(&PushInfo) + Send + Sync>;
+
+impl std::fmt::Debug for RedisOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisOptions")
+            .field("connect_timeout", &self.connect_timeout)
+            .field("response_timeout", &self.response_timeout)
+            .field("client_cache_ttl", &self.client_cache_ttl)
+            .field("on_push", &self.on_push.is_some())
+            .finish()
+    }
 }
 
 impl Default for RedisOptions {
@@ -66,6 +85,7 @@ impl Default for RedisOptions {
             connect_timeout: Duration::from_millis(500),
             response_timeout: Duration::from_millis(500),
             client_cache_ttl: None,
+            on_push: None,
         }
     }
 }
@@ -77,6 +97,13 @@ fn cache_config(ttl: Duration) -> CacheConfig {
     CacheConfig::new()
         .set_default_client_ttl(ttl)
         .set_size(NonZeroUsize::new(CLIENT_CACHE_ENTRIES).unwrap_or(NonZeroUsize::MIN))
+}
+
+fn push_sender(handler: PushHandler) -> impl Fn(PushInfo) -> Result<(), std::convert::Infallible> {
+    move |push| {
+        handler(&push);
+        Ok(())
+    }
 }
 
 /// A multiplexed, self-reconnecting connection to a standalone server or a cluster.
@@ -121,6 +148,9 @@ impl RedisConnection {
                     info = info.set_redis_settings(settings);
                     config = config.set_cache_config(cache_config(ttl));
                 }
+                if let Some(handler) = options.on_push.clone() {
+                    config = config.set_push_sender(push_sender(handler));
+                }
                 let client = redis::Client::open(info)?;
                 Ok(RedisConnection::Standalone(
                     ConnectionManager::new_lazy_with_config(client, config)?,
@@ -132,6 +162,9 @@ impl RedisConnection {
                     builder = builder
                         .use_protocol(ProtocolVersion::RESP3)
                         .cache_config(cache_config(ttl));
+                }
+                if let Some(handler) = options.on_push.clone() {
+                    builder = builder.push_sender(push_sender(handler));
                 }
                 let client = builder
                     .connection_timeout(options.connect_timeout)

@@ -1,11 +1,15 @@
 //! Session-existence checks against Redis: the allowlist. A session key exists ⇔ the
 //! tokens of that session are valid.
 
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use redis::{PushInfo, PushKind, Value};
 
 use crate::error::VerifyError;
 use crate::redis_conn::RedisConnection;
-use crate::session_keys::SessionKeys;
 
 /// How a verifier learns about revoked sessions.
 ///
@@ -28,30 +32,174 @@ pub enum RevocationMode {
     Off,
 }
 
+/// Most session keys remembered by the tracked cache (it is cleared when full).
+const TRACKED_CAPACITY: usize = 100_000;
+
+/// "This session existed a moment ago", per session key, for tracked mode. Entries are
+/// removed by Redis invalidation pushes (any `DEL`/`UNLINK`/expiry/write of the key),
+/// everything is dropped on disconnect or `FLUSHALL`, and an entry lives at most
+/// `ttl` (max staleness) in any case.
+#[derive(Debug)]
+pub(crate) struct TrackedCache {
+    ttl: Duration,
+    /// Bumped (under the write lock) by every invalidation: a reply is only cached if
+    /// no invalidation was handled since its request was sent, so an invalidation that
+    /// overtakes the reply on its way to the cache cannot be lost.
+    invalidations: AtomicU64,
+    entries: RwLock<HashMap<Box<[u8]>, Instant>>,
+}
+
+impl TrackedCache {
+    pub(crate) fn new(ttl: Duration) -> Arc<Self> {
+        Arc::new(Self {
+            ttl,
+            invalidations: AtomicU64::new(0),
+            entries: RwLock::new(HashMap::new()),
+        })
+    }
+
+    fn hit(&self, key: &str) -> bool {
+        let Ok(entries) = self.entries.read() else {
+            return false;
+        };
+        entries
+            .get(key.as_bytes())
+            .is_some_and(|until| Instant::now() < *until)
+    }
+
+    fn epoch(&self) -> u64 {
+        self.invalidations.load(Ordering::Acquire)
+    }
+
+    fn remember(&self, key: &str, epoch: u64) {
+        let Ok(mut entries) = self.entries.write() else {
+            return;
+        };
+        if self.invalidations.load(Ordering::Acquire) != epoch {
+            return;
+        }
+        if entries.len() >= TRACKED_CAPACITY {
+            entries.clear();
+        }
+        entries.insert(key.as_bytes().into(), Instant::now() + self.ttl);
+    }
+
+    /// Applies a push message from the tracked connection.
+    pub(crate) fn on_push(&self, push: &PushInfo) {
+        let Ok(mut entries) = self.entries.write() else {
+            return;
+        };
+        self.invalidations.fetch_add(1, Ordering::AcqRel);
+        match (&push.kind, push.data.first()) {
+            (PushKind::Invalidate, Some(Value::Array(keys))) => {
+                for key in keys {
+                    if let Value::BulkString(key) = key {
+                        entries.remove(key.as_slice());
+                    }
+                }
+            }
+            // `FLUSHALL`/`FLUSHDB` (a nil key list), a dropped connection (no more
+            // invalidations can arrive), or anything unexpected: forget everything.
+            (PushKind::Invalidate, _) | (PushKind::Disconnection, _) => entries.clear(),
+            _ => {}
+        }
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.entries.read().map(|e| e.len()).unwrap_or(0)
+    }
+}
+
 /// Asks Redis whether a session still exists, failing closed.
 #[derive(Debug, Clone)]
 pub(crate) struct SessionCheck {
     pub(crate) conn: RedisConnection,
-    pub(crate) keys: SessionKeys,
     pub(crate) timeout: Duration,
+    /// Tracked mode's cache; `None` in every-request mode.
+    pub(crate) tracked: Option<Arc<TrackedCache>>,
 }
 
 impl SessionCheck {
-    /// `Ok` if the session exists; `Revoked` if not; `Unavailable` if Redis did not
+    /// `Ok` if the session key exists; `Revoked` if not; `Unavailable` if Redis did not
     /// answer in time.
-    pub(crate) async fn check(&self, user_id: &str, sid: &str) -> Result<(), VerifyError> {
-        let key = self
-            .keys
-            .session(user_id, sid)
-            .ok_or(VerifyError::Invalid("malformed sub or sid"))?;
+    pub(crate) async fn check(&self, session_key: &str) -> Result<(), VerifyError> {
+        if self.tracked.as_ref().is_some_and(|c| c.hit(session_key)) {
+            return Ok(());
+        }
+        let epoch = self.tracked.as_ref().map(|c| c.epoch());
         let mut conn = self.conn.clone();
         let mut cmd = redis::cmd("EXISTS");
-        cmd.arg(key);
+        cmd.arg(session_key);
         match tokio::time::timeout(self.timeout, cmd.query_async::<i64>(&mut conn)).await {
-            Ok(Ok(1)) => Ok(()),
+            Ok(Ok(1)) => {
+                if let (Some(cache), Some(epoch)) = (&self.tracked, epoch) {
+                    cache.remember(session_key, epoch);
+                }
+                Ok(())
+            }
             Ok(Ok(_)) => Err(VerifyError::Revoked),
             Ok(Err(e)) => Err(VerifyError::Unavailable(e.to_string())),
             Err(_) => Err(VerifyError::Unavailable("redis timed out".into())),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn invalidate(keys: &[&str]) -> PushInfo {
+        let keys = keys
+            .iter()
+            .map(|k| Value::BulkString(k.as_bytes().to_vec()))
+            .collect();
+        PushInfo {
+            kind: PushKind::Invalidate,
+            data: vec![Value::Array(keys)],
+        }
+    }
+
+    #[test]
+    fn an_invalidation_removes_exactly_its_keys() {
+        let cache = TrackedCache::new(Duration::from_secs(60));
+        cache.remember("a", cache.epoch());
+        cache.remember("b", cache.epoch());
+        cache.on_push(&invalidate(&["a"]));
+        assert!(!cache.hit("a"));
+        assert!(cache.hit("b"));
+    }
+
+    #[test]
+    fn a_reply_overtaken_by_an_invalidation_is_not_cached() {
+        let cache = TrackedCache::new(Duration::from_secs(60));
+        let epoch = cache.epoch(); // request sent
+        cache.on_push(&invalidate(&["a"])); // DEL's invalidation handled first
+        cache.remember("a", epoch); // then the (stale) "exists" reply
+        assert!(!cache.hit("a"));
+    }
+
+    #[test]
+    fn a_disconnect_or_flush_forgets_everything() {
+        let cache = TrackedCache::new(Duration::from_secs(60));
+        cache.remember("a", cache.epoch());
+        cache.on_push(&PushInfo {
+            kind: PushKind::Disconnection,
+            data: vec![],
+        });
+        assert_eq!(cache.len(), 0);
+        cache.remember("b", cache.epoch());
+        cache.on_push(&PushInfo {
+            kind: PushKind::Invalidate,
+            data: vec![Value::Nil],
+        });
+        assert_eq!(cache.len(), 0);
+    }
+
+    #[test]
+    fn entries_expire_after_the_max_staleness() {
+        let cache = TrackedCache::new(Duration::ZERO);
+        cache.remember("a", cache.epoch());
+        assert!(!cache.hit("a"));
     }
 }

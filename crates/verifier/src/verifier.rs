@@ -9,7 +9,7 @@ use jsonwebtoken::Algorithm;
 use crate::claims::Claims;
 use crate::clock::{Clock, SystemClock};
 use crate::error::VerifyError;
-use crate::sig_cache::SignatureCache;
+use crate::sig_cache::{SignatureCache, Verified};
 use crate::token::{DEFAULT_LEEWAY_SECS, KeySet, TokenValidator};
 
 #[cfg(feature = "jwks")]
@@ -17,7 +17,7 @@ use crate::jwks::JwksSource;
 #[cfg(feature = "redis")]
 use crate::{
     redis_conn::{RedisConnection, RedisOptions, RedisTarget},
-    revocation::{RevocationMode, SessionCheck},
+    revocation::{RevocationMode, SessionCheck, TrackedCache},
     session_keys::SessionKeys,
 };
 
@@ -51,8 +51,23 @@ struct Inner {
     keys: KeySource,
     sig_cache: SignatureCache,
     #[cfg(feature = "redis")]
-    session_check: Option<SessionCheck>,
+    session_check: Option<KeyedCheck>,
     clock: Arc<dyn Clock>,
+}
+
+/// The session check and the key layout it checks.
+#[cfg(feature = "redis")]
+struct KeyedCheck {
+    keys: SessionKeys,
+    check: SessionCheck,
+}
+
+#[cfg(feature = "redis")]
+impl std::ops::Deref for KeyedCheck {
+    type Target = SessionCheck;
+    fn deref(&self) -> &SessionCheck {
+        &self.check
+    }
 }
 
 enum KeySource {
@@ -85,18 +100,18 @@ impl Verifier {
     pub async fn verify_shared(&self, token: &str) -> Result<Arc<Claims>, VerifyError> {
         let inner = &self.inner;
         let now = inner.clock.now_secs();
-        let claims = match inner.sig_cache.get(token, now, inner.leeway_secs) {
-            Some(claims) => claims,
+        let verified = match inner.sig_cache.get(token, now, inner.leeway_secs) {
+            Some(verified) => verified,
             None => self.verify_signature(token, now).await?,
         };
         #[cfg(feature = "redis")]
-        if let Some(check) = &inner.session_check {
-            check.check(&claims.sub, &claims.sid).await?;
+        if let (Some(check), Some(key)) = (&inner.session_check, &verified.session_key) {
+            check.check(key).await?;
         }
-        Ok(claims)
+        Ok(Arc::clone(&verified.claims))
     }
 
-    async fn verify_signature(&self, token: &str, now: i64) -> Result<Arc<Claims>, VerifyError> {
+    async fn verify_signature(&self, token: &str, now: i64) -> Result<Arc<Verified>, VerifyError> {
         let inner = &self.inner;
         let header = inner.validator.check_header(token)?;
         let keys = self.current_keys();
@@ -117,9 +132,25 @@ impl Verifier {
                     .validate_with_key(token, &header, key, now)?
             }
         };
-        let claims = Arc::new(claims);
-        inner.sig_cache.insert(token, Arc::clone(&claims), now);
-        Ok(claims)
+        #[cfg(feature = "redis")]
+        let session_key = match &inner.session_check {
+            Some(check) => Some(
+                check
+                    .keys
+                    .session(&claims.sub, &claims.sid)
+                    .ok_or(VerifyError::Invalid("malformed sub or sid"))?
+                    .into_boxed_str(),
+            ),
+            None => None,
+        };
+        #[cfg(not(feature = "redis"))]
+        let session_key = None;
+        let verified = Arc::new(Verified {
+            claims: Arc::new(claims),
+            session_key,
+        });
+        inner.sig_cache.insert(token, Arc::clone(&verified), now);
+        Ok(verified)
     }
 
     fn current_keys(&self) -> KeySet {
@@ -393,15 +424,20 @@ impl VerifierBuilder {
 
         #[cfg(feature = "redis")]
         let session_check = {
-            let options = |cache: Option<Duration>| RedisOptions {
+            // Tracked mode: the connection runs RESP3 client tracking (redis-rs keeps it on
+            // across reconnects), and every invalidation it receives also clears the
+            // verifier's own cache, which answers repeat requests without Redis.
+            let tracked = (self.revocation == RevocationMode::Tracked)
+                .then(|| TrackedCache::new(self.max_staleness));
+            let options = RedisOptions {
                 connect_timeout: self.redis_timeout,
                 response_timeout: self.redis_timeout,
-                client_cache_ttl: cache,
-            };
-            let cache_ttl = match self.revocation {
-                RevocationMode::Off => None,
-                RevocationMode::Tracked => Some(self.max_staleness),
-                RevocationMode::EveryRequest => None,
+                client_cache_ttl: tracked.as_ref().map(|_| self.max_staleness),
+                on_push: tracked
+                    .clone()
+                    .map(|cache| -> crate::redis_conn::PushHandler {
+                        Arc::new(move |push| cache.on_push(push))
+                    }),
             };
             match (self.revocation, self.redis) {
                 (RevocationMode::Off, _) => {
@@ -417,13 +453,16 @@ impl VerifierBuilder {
                     ));
                 }
                 (_, Some(target)) => {
-                    let conn = RedisConnection::connect(&target, options(cache_ttl))
+                    let conn = RedisConnection::connect(&target, options)
                         .await
                         .map_err(|e| BuildError::Redis(e.to_string()))?;
-                    Some(SessionCheck {
-                        conn,
+                    Some(KeyedCheck {
                         keys: SessionKeys::new(self.key_prefix),
-                        timeout: self.redis_timeout,
+                        check: SessionCheck {
+                            conn,
+                            timeout: self.redis_timeout,
+                            tracked,
+                        },
                     })
                 }
             }
