@@ -127,6 +127,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             );
         }
         Command::User(UserCommand::SetRoles { username, roles }) => {
+            warn_if_sessions_are_in_memory(&config);
             let user = service(config)
                 .await?
                 .cli_update_user(&username, Some(roles), None)
@@ -138,6 +139,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             );
         }
         Command::User(UserCommand::Disable { username }) => {
+            warn_if_sessions_are_in_memory(&config);
             let user = service(config)
                 .await?
                 .cli_update_user(&username, None, Some(true))
@@ -152,6 +154,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{} is enabled", user.username);
         }
         Command::User(UserCommand::RevokeSessions { username }) => {
+            warn_if_sessions_are_in_memory(&config);
             let ended = service(config).await?.cli_force_logout(&username).await?;
             println!("{ended} sessions ended");
         }
@@ -179,6 +182,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Ending sessions from the CLI only works where the sessions are: in Redis.
+fn warn_if_sessions_are_in_memory(config: &Config) {
+    if config.redis_mode() == "in-memory" {
+        eprintln!(
+            "warning: no REDIS_URL/REDIS_CLUSTER_URLS set: sessions live in the running server's \
+             memory, which this command cannot reach; use the admin API to end them"
+        );
+    }
 }
 
 async fn service(config: Config) -> anyhow::Result<AuthService> {

@@ -21,13 +21,37 @@ use redis::{
 /// use verifier::RedisTarget;
 /// let t = RedisTarget::cluster_from_csv("redis://127.0.0.1:7000, redis://127.0.0.1:7001");
 /// assert_eq!(t, RedisTarget::Cluster(vec!["redis://127.0.0.1:7000".into(), "redis://127.0.0.1:7001".into()]));
+/// let secret = RedisTarget::Standalone("redis://:hunter2@cache:6379".into());
+/// assert_eq!(format!("{secret:?}"), r#"Standalone("redis://cache:6379")"#);
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum RedisTarget {
     /// A standalone server URL, `redis://host:port[/db]`.
     Standalone(String),
     /// Cluster seed node URLs.
     Cluster(Vec<String>),
+}
+
+/// Shows host and port only: a URL may carry a password.
+impl std::fmt::Debug for RedisTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hosts =
+            |urls: &[String]| -> Vec<String> { urls.iter().map(|u| redact_url(u)).collect() };
+        match self {
+            RedisTarget::Standalone(url) => {
+                f.debug_tuple("Standalone").field(&redact_url(url)).finish()
+            }
+            RedisTarget::Cluster(urls) => f.debug_tuple("Cluster").field(&hosts(urls)).finish(),
+        }
+    }
+}
+
+/// `redis://user:secret@host:6379/0` → `redis://host:6379/0`.
+fn redact_url(url: &str) -> String {
+    match (url.split_once("://"), url.rsplit_once('@')) {
+        (Some((scheme, _)), Some((_, host))) => format!("{scheme}://{host}"),
+        _ => url.to_string(),
+    }
 }
 
 impl RedisTarget {

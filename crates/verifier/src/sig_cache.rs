@@ -16,10 +16,10 @@ use crate::claims::Claims;
 #[derive(Debug)]
 pub(crate) struct Verified {
     pub(crate) claims: Arc<Claims>,
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) session_key: Option<Box<str>>,
 }
 
-#[derive(Debug)]
 struct Entry {
     token: Box<str>,
     verified: Arc<Verified>,
@@ -46,12 +46,19 @@ impl Hasher for PassThrough {
 /// How many trailing bytes of a token are hashed (an Ed25519 signature is 86).
 const HASHED_SUFFIX: usize = 48;
 
-/// Bounded map from token to its verification.
-#[derive(Debug)]
+/// Bounded map from token to its verification. Its `Debug` shows no token.
 pub(crate) struct SignatureCache {
     capacity: usize,
     seed: RandomState,
     entries: RwLock<HashMap<u64, Entry, BuildHasherDefault<PassThrough>>>,
+}
+
+impl std::fmt::Debug for SignatureCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignatureCache")
+            .field("capacity", &self.capacity)
+            .finish_non_exhaustive()
+    }
 }
 
 impl SignatureCache {
@@ -112,6 +119,7 @@ impl SignatureCache {
     }
 
     /// Forgets everything (the key set changed).
+    #[cfg_attr(not(feature = "jwks"), allow(dead_code))]
     pub(crate) fn clear(&self) {
         if let Ok(mut entries) = self.entries.write() {
             entries.clear();

@@ -68,7 +68,8 @@ const RELOAD_COOLDOWN_MS: i64 = 1000;
 
 impl KeyManager {
     /// Loads the keys, generating and persisting the first one on first start.
-    /// `publish_after_retire_ms` is the access-token lifetime plus leeway.
+    /// `publish_after_retire_ms` is how long a retired key stays published: the
+    /// access-token lifetime plus leeway plus [`KEY_RELOAD_SECS`].
     pub async fn load(
         db: Arc<dyn Database>,
         clock: Arc<dyn Clock>,

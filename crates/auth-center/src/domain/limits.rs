@@ -91,7 +91,7 @@ impl Limiter {
         )
         .await?;
         self.peek(
-            &format!("login:acct-ip:{username}:{ip}"),
+            &format!("login:acct-ip:{username}:{}", ip_bucket(ip)),
             c.login_account_ip_failures_max,
             c.login_account_ip_window_secs,
         )
@@ -110,7 +110,7 @@ impl Limiter {
         let now = self.clock.now_millis();
         self.store
             .hit(
-                &format!("login:acct-ip:{username}:{ip}"),
+                &format!("login:acct-ip:{username}:{}", ip_bucket(ip)),
                 window_ms(c.login_account_ip_window_secs),
                 now,
             )
@@ -130,7 +130,7 @@ impl Limiter {
         let c = &self.config;
         self.store
             .reset(
-                &format!("login:acct-ip:{username}:{ip}"),
+                &format!("login:acct-ip:{username}:{}", ip_bucket(ip)),
                 window_ms(c.login_account_ip_window_secs),
                 self.clock.now_millis(),
             )
