@@ -74,7 +74,7 @@ pub struct LimitsConfig {
     pub register_ip_max: u64,
     /// Window of `register_ip_max`.
     pub register_ip_window_secs: u64,
-    /// Refreshes per client IP.
+    /// Refreshes per client IP (0: no limit, and a refresh is one Redis round trip).
     pub refresh_ip_max: u64,
     /// Window of `refresh_ip_max`.
     pub refresh_ip_window_secs: u64,

@@ -149,7 +149,12 @@ impl Limiter {
     }
 
     /// Counts a refresh against the IP.
+    /// `refresh_ip_max = 0` switches this limit off, making a refresh one Redis round
+    /// trip (the rotation script) instead of two.
     pub async fn check_refresh(&self, ip: &str) -> Result<(), AuthError> {
+        if self.config.refresh_ip_max == 0 {
+            return Ok(());
+        }
         self.hit(
             &format!("refresh:ip:{}", ip_bucket(ip)),
             self.config.refresh_ip_max,

@@ -284,3 +284,26 @@ async fn two_instances_sharing_redis_enforce_one_limit(backend: Backend) {
     app.clock.advance(Duration::from_secs(900));
     assert_eq!(other.login("yara", PASSWORD).await.status(), StatusCode::OK);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_zero_refresh_limit_switches_the_limit_off_and_writes_no_counter() {
+    let backend = Backend {
+        db: Db::Sqlite,
+        sessions: Sessions::Redis,
+    };
+    let app = spawn_app_with(backend, |c| c.limits.refresh_ip_max = 0).await;
+    let t = app.register_and_login("zero").await;
+    let mut token = t.refresh_token.clone();
+    for _ in 0..200 {
+        token = app.refresh_ok(&token).await.refresh_token;
+    }
+    // No rate-limit counter was ever written for refreshes.
+    let mut conn = app.redis.clone().unwrap();
+    let pattern = format!("{}:rl:refresh:*", app.config.redis_prefix);
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(pattern)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(keys.is_empty(), "{keys:?}");
+}
