@@ -7,8 +7,6 @@ use std::time::{Duration, Instant};
 
 use auth_center::domain::AuthService;
 use auth_center::{Application, Config};
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use demo_service::Settings;
 use reqwest::{Response, StatusCode};
 use secrecy::SecretString;
@@ -71,40 +69,7 @@ macro_rules! on_standalone_and_cluster {
     };
 }
 
-/// The body of a successful login.
-#[derive(Debug, Clone, serde::Deserialize)]
-pub struct Tokens {
-    pub access_token: String,
-    pub refresh_token: String,
-    pub token_type: String,
-    pub expires_in: u64,
-    pub session_id: String,
-}
-
-impl Tokens {
-    /// The access token's claims (decoded only to read them).
-    pub fn claims(&self) -> Value {
-        decode_segment(&self.access_token, 1)
-    }
-
-    /// The access token's JOSE header.
-    pub fn header(&self) -> Value {
-        decode_segment(&self.access_token, 0)
-    }
-
-    pub fn kid(&self) -> String {
-        self.header()["kid"].as_str().expect("kid").to_string()
-    }
-
-    pub fn user_id(&self) -> String {
-        self.claims()["sub"].as_str().expect("sub").to_string()
-    }
-}
-
-fn decode_segment(jwt: &str, index: usize) -> Value {
-    let segment = jwt.split('.').nth(index).expect("segment");
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(segment).expect("base64url")).expect("json")
-}
+pub use test_support::Tokens;
 
 fn http_client() -> reqwest::Client {
     reqwest::Client::builder()

@@ -26,8 +26,10 @@ mod postgres;
 mod redis;
 mod resp;
 mod shared;
+mod tokens;
 mod util;
 
 pub use crate::postgres::{Postgres, create_postgres_database};
 pub use crate::redis::{RedisCluster, RedisServer};
 pub use crate::shared::{shared_cluster_urls, shared_postgres_url, shared_redis_url};
+pub use crate::tokens::{Tokens, decode_segment};

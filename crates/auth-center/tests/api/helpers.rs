@@ -6,8 +6,6 @@ use std::time::Duration;
 
 use auth_center::domain::AuthService;
 use auth_center::{Application, Config};
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use reqwest::{Response, StatusCode};
 use secrecy::SecretString;
 use serde_json::{Value, json};
@@ -50,39 +48,7 @@ pub struct TestApp {
     _dir: Arc<tempfile::TempDir>,
 }
 
-/// The body of a successful login or refresh.
-#[derive(Debug, Clone, serde::Deserialize)]
-pub struct Tokens {
-    pub access_token: String,
-    pub refresh_token: String,
-    pub token_type: String,
-    pub expires_in: u64,
-    pub session_id: String,
-}
-
-impl Tokens {
-    /// The access token's claims (already verified by the server; decoded here only to read them).
-    pub fn claims(&self) -> Value {
-        decode_segment(&self.access_token, 1)
-    }
-
-    /// The access token's JOSE header.
-    pub fn header(&self) -> Value {
-        decode_segment(&self.access_token, 0)
-    }
-
-    pub fn user_id(&self) -> String {
-        self.claims()["sub"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string()
-    }
-}
-
-pub fn decode_segment(jwt: &str, index: usize) -> Value {
-    let segment = jwt.split('.').nth(index).expect("segment");
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(segment).expect("base64url")).expect("json")
-}
+pub use test_support::Tokens;
 
 /// A test configuration for `backend`: free port, private database, private key prefix.
 #[allow(clippy::field_reassign_with_default)] // reads better as a list of overrides
