@@ -11,6 +11,7 @@ use crate::on_standalone_and_cluster;
 on_standalone_and_cluster!(
     a_redis_outage_answers_503_with_retry_after_never_200_and_recovers_after_a_restart,
     a_session_cached_in_tracked_mode_fails_closed_soon_after_redis_stops,
+    a_paused_redis_turns_cached_sessions_into_503_until_it_answers_again,
 );
 
 /// How long a restarted Redis (cluster: slots re-learnt) may take to serve the apps again.
@@ -141,4 +142,59 @@ async fn a_session_cached_in_tracked_mode_fails_closed_soon_after_redis_stops(st
     polled.hit.assert_401("session_revoked");
     let alice_again = login_after_restart(&center, "alice").await;
     demo.me(&alice_again).await.assert_ok();
+}
+
+/// A paused Redis closes no connection and sends no invalidation: only tracked mode's
+/// heartbeat can notice. `CLIENT PAUSE ... ALL` on every node stands in for SIGSTOP.
+async fn a_paused_redis_turns_cached_sessions_into_503_until_it_answers_again(store: Store) {
+    let redis = PrivateRedis::start(store);
+    let center = AuthCenter::spawn_on(redis.target()).await;
+    let mut settings = center.demo_settings();
+    settings.revocation = RevocationMode::Tracked;
+    settings.max_staleness = Duration::from_secs(60);
+    let demo = Demo::spawn(settings).await;
+    let alice = center.register_and_login("alice").await;
+    for _ in 0..3 {
+        demo.me(&alice).await.assert_ok(); // cached
+    }
+
+    let urls = match redis.target() {
+        verifier::RedisTarget::Standalone(url) => vec![url],
+        verifier::RedisTarget::Cluster(urls) => urls,
+    };
+    for url in &urls {
+        let client = redis::Client::open(url.as_str()).expect("url");
+        let mut conn = client
+            .get_multiplexed_async_connection()
+            .await
+            .expect("connect");
+        let _: () = redis::cmd("CLIENT")
+            .arg("PAUSE")
+            .arg(4000)
+            .arg("ALL")
+            .query_async(&mut conn)
+            .await
+            .expect("CLIENT PAUSE");
+    }
+
+    let polled = poll_until(
+        "503 for a cached session while Redis is paused",
+        Duration::from_secs(3),
+        || demo.me(&alice),
+        |a| !a.is_ok(),
+    )
+    .await;
+    polled.hit.assert_503();
+    eprintln!(
+        "observation: {store:?} paused: {} cached 200(s) before the first 503",
+        polled.before.len()
+    );
+    // Back to 200 once the pause ends, by itself.
+    poll_until(
+        "200 again after the pause",
+        RECOVERY_BOUND,
+        || demo.me(&alice),
+        Answer::is_ok,
+    )
+    .await;
 }

@@ -105,10 +105,43 @@ impl TrackedCache {
         }
     }
 
+    /// Drops every entry: invalidations may have been missed.
+    pub(crate) fn forget_all(&self) {
+        self.on_push(&PushInfo {
+            kind: PushKind::Disconnection,
+            data: Vec::new(),
+        });
+    }
+
     #[cfg(test)]
     fn len(&self) -> usize {
         self.entries.read().map(|e| e.len()).unwrap_or(0)
     }
+}
+
+/// How often tracked mode checks that Redis still answers on its connection.
+pub(crate) const HEARTBEAT_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Tracked mode's liveness check: a Redis that stops answering (paused, partitioned,
+/// overloaded) sends no invalidations and no disconnect either, so every
+/// [`HEARTBEAT_INTERVAL`] a `PING` must come back within `timeout`, or the cache is
+/// dropped and requests go to Redis (and fail closed) until it answers again. Stops when
+/// the cache is dropped.
+pub(crate) fn spawn_heartbeat(conn: RedisConnection, cache: &Arc<TrackedCache>, timeout: Duration) {
+    let cache = Arc::downgrade(cache);
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(HEARTBEAT_INTERVAL).await;
+            let Some(cache) = cache.upgrade() else { return };
+            let mut conn = conn.clone();
+            let ping = redis::cmd("PING");
+            let answered =
+                tokio::time::timeout(timeout, ping.query_async::<String>(&mut conn)).await;
+            if !matches!(answered, Ok(Ok(_))) {
+                cache.forget_all();
+            }
+        }
+    });
 }
 
 /// Asks Redis whether a session still exists, failing closed.

@@ -17,7 +17,7 @@ use crate::jwks::JwksSource;
 #[cfg(feature = "redis")]
 use crate::{
     redis_conn::{RedisConnection, RedisOptions, RedisTarget},
-    revocation::{RevocationMode, SessionCheck, TrackedCache},
+    revocation::{RevocationMode, SessionCheck, TrackedCache, spawn_heartbeat},
     session_keys::SessionKeys,
 };
 
@@ -432,7 +432,10 @@ impl VerifierBuilder {
             let options = RedisOptions {
                 connect_timeout: self.redis_timeout,
                 response_timeout: self.redis_timeout,
-                client_cache_ttl: tracked.as_ref().map(|_| self.max_staleness),
+                // redis-rs's own cache is only there to keep `CLIENT TRACKING` on across
+                // reconnects; with a 1 ms TTL it never answers for Redis, so a cleared
+                // verifier cache (disconnect, failed heartbeat) really goes to Redis.
+                client_cache_ttl: tracked.as_ref().map(|_| Duration::from_millis(1)),
                 on_push: tracked
                     .clone()
                     .map(|cache| -> crate::redis_conn::PushHandler {
@@ -456,6 +459,9 @@ impl VerifierBuilder {
                     let conn = RedisConnection::connect(&target, options)
                         .await
                         .map_err(|e| BuildError::Redis(e.to_string()))?;
+                    if let Some(cache) = &tracked {
+                        spawn_heartbeat(conn.clone(), cache, self.redis_timeout);
+                    }
                     Some(KeyedCheck {
                         keys: SessionKeys::new(self.key_prefix),
                         check: SessionCheck {
