@@ -105,6 +105,20 @@ impl AuthService {
         Ok(ended)
     }
 
+    /// Audits an admin action: the admin is always the actor.
+    async fn audit_admin_action(
+        &self,
+        admin: &Claims,
+        event: &str,
+        target: Option<&str>,
+        sid: Option<&str>,
+        client: &ClientInfo,
+        detail: Option<&str>,
+    ) {
+        self.audit(event, Some(&admin.sub), target, sid, client, detail)
+            .await;
+    }
+
     /// Fails unless the caller has `role`.
     pub fn require_role(&self, claims: &Claims, role: &'static str) -> Result<(), AuthError> {
         if claims.has_role(role) {
@@ -161,9 +175,9 @@ impl AuthService {
         self.require_role(admin, ADMIN_ROLE)?;
         let user = self.create_user(username, password, roles).await?;
         let detail = format!("roles [{}]", user.roles.join(","));
-        self.audit(
+        self.audit_admin_action(
+            admin,
             "admin.user_created",
-            Some(&admin.sub),
             Some(&user.id),
             None,
             client,
@@ -201,9 +215,9 @@ impl AuthService {
             user.roles.join(","),
             roles.join(",")
         );
-        self.audit(
+        self.audit_admin_action(
+            admin,
             "admin.roles_set",
-            Some(&admin.sub),
             Some(&user.id),
             None,
             client,
@@ -233,15 +247,8 @@ impl AuthService {
         } else {
             ("admin.user_enabled", String::new())
         };
-        self.audit(
-            event,
-            Some(&admin.sub),
-            Some(&user.id),
-            None,
-            client,
-            Some(&detail),
-        )
-        .await;
+        self.audit_admin_action(admin, event, Some(&user.id), None, client, Some(&detail))
+            .await;
         Ok(UserView {
             disabled,
             ..UserView::from(&user)
@@ -277,9 +284,9 @@ impl AuthService {
             None => self.sessions.delete_all(&user.id, None).await?,
         };
         let detail = format!("{ended} sessions ended");
-        self.audit(
+        self.audit_admin_action(
+            admin,
             "admin.force_logout",
-            Some(&admin.sub),
             Some(&user.id),
             sid,
             client,
@@ -312,15 +319,8 @@ impl AuthService {
     ) -> Result<String, AuthError> {
         self.require_role(admin, ADMIN_ROLE)?;
         let kid = self.keys().rotate().await?;
-        self.audit(
-            "admin.key_rotated",
-            Some(&admin.sub),
-            None,
-            None,
-            client,
-            Some(&kid),
-        )
-        .await;
+        self.audit_admin_action(admin, "admin.key_rotated", None, None, client, Some(&kid))
+            .await;
         Ok(kid)
     }
 
