@@ -154,6 +154,10 @@ pub struct Rotation<'a> {
     pub idle_ms: i64,
     /// Grace window, ms.
     pub grace_ms: i64,
+    /// Whether a presented token that is neither current nor a grace replay proves theft
+    /// (revoke the session) or is merely invalid. Only a token the server provably issued
+    /// (its MAC verified) may prove theft.
+    pub reuse_revokes: bool,
 }
 
 /// What a refresh did.

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use jsonwebtoken::{Algorithm, Header};
-use secrecy::{ExposeSecret, SecretSlice, SecretString};
+use secrecy::SecretString;
 use verifier::{ACCESS_TOKEN_TYP, Audience, Claims, Clock, TokenValidator, VerifyError};
 
 use super::client_ip::{IpRange, client_ip};
@@ -18,7 +18,7 @@ use super::ports::{
     AuditEvent, Database, RateLimitStore, RotateOutcome, Rotation, SessionRecord, SessionStore,
     User,
 };
-use super::refresh_token::RefreshToken;
+use super::refresh_token::{Provenance, RefreshKeys, RefreshToken};
 use crate::config::Config;
 
 /// Longest user agent kept in a session record, in bytes.
@@ -91,7 +91,7 @@ pub struct AuthService {
     validator: TokenValidator,
     pub(super) clock: Arc<dyn Clock>,
     config: Arc<Config>,
-    rotation_key: SecretSlice<u8>,
+    refresh_keys: RefreshKeys,
     trusted_proxies: Vec<IpRange>,
 }
 
@@ -135,7 +135,7 @@ impl AuthService {
             validator,
             clock,
             config,
-            rotation_key: SecretSlice::from(rotation_key),
+            refresh_keys: RefreshKeys::new(&rotation_key),
             trusted_proxies,
         })
     }
@@ -349,8 +349,8 @@ impl AuthService {
         client: &ClientInfo,
     ) -> Result<IssuedTokens, AuthError> {
         self.limiter.check_refresh(&client.ip).await?;
-        let presented = RefreshToken::parse(wire)?;
-        let successor = presented.successor(self.rotation_key.expose_secret());
+        let presented = RefreshToken::parse(wire, &self.refresh_keys)?;
+        let successor = presented.successor(&self.refresh_keys);
         let (presented_hash, successor_hash) = (presented.hash(), successor.hash());
         let rotation = Rotation {
             user_id: &presented.user_id,
@@ -360,6 +360,7 @@ impl AuthService {
             now_ms: self.clock.now_millis(),
             idle_ms: secs_to_ms(self.config.sessions.idle_secs),
             grace_ms: i64::try_from(self.config.sessions.grace_ms).unwrap_or(0),
+            reuse_revokes: presented.provenance == Provenance::Issued,
         };
         match self.sessions.rotate(&rotation).await? {
             RotateOutcome::Rotated { roles } | RotateOutcome::Replayed { roles } => {
@@ -493,7 +494,7 @@ impl AuthService {
             .map_err(|e| AuthError::Internal(format!("signing failed: {e}")))?;
         Ok(IssuedTokens {
             access_token,
-            refresh_token: refresh.to_wire(),
+            refresh_token: refresh.to_wire(&self.refresh_keys),
             expires_in: ttl,
             session_id: sid.into(),
         })

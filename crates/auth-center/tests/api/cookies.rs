@@ -53,7 +53,7 @@ fn cookie_value(headers: &HeaderMap) -> String {
         .and_then(|rest| rest.strip_suffix(COOKIE_ATTRIBUTES))
         .unwrap_or_else(|| panic!("unexpected Set-Cookie: {cookie}"));
     assert!(!cookie.contains("Domain"), "{cookie}");
-    assert_eq!(value.split('.').count(), 3, "a refresh token: {value}");
+    assert_eq!(value.split('.').count(), 4, "a refresh token: {value}");
     value.to_string()
 }
 

@@ -99,8 +99,9 @@ async fn the_device_list_shows_every_session_and_marks_only_the_callers_as_curre
             &phone.refresh_token,
             &tablet.refresh_token,
         ] {
-            let secret_part = secret.rsplit('.').next().unwrap();
-            assert!(!text.contains(secret_part));
+            for secret_part in secret.split('.').skip(2) {
+                assert!(!text.contains(secret_part));
+            }
         }
         assert!(s.get("refresh_token").is_none() && s.get("rt").is_none());
     }

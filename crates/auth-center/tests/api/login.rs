@@ -74,11 +74,12 @@ async fn login_returns_an_eddsa_access_token_with_the_contract_claims(backend: B
         "no personal data in claims"
     );
 
-    // user id . sid . 256-bit secret (43 base64url characters)
+    // user id . sid . 256-bit secret (43 base64url characters) . 128-bit MAC (22)
     let parts: Vec<&str> = tokens.refresh_token.split('.').collect();
-    assert_eq!(parts.len(), 3);
+    assert_eq!(parts.len(), 4);
     assert_eq!(parts[0], claims["sub"].as_str().unwrap());
-    assert_eq!(parts[2].len(), 43);
+    assert_eq!(parts[1], claims["sid"].as_str().unwrap());
+    assert_eq!((parts[2].len(), parts[3].len()), (43, 22));
 }
 
 async fn every_login_opens_a_new_session(backend: Backend) {

@@ -116,6 +116,9 @@ impl SessionStore for MemorySessionStore {
                     roles: e.record.roles.clone(),
                 };
             }
+            if !r.reuse_revokes {
+                return RotateOutcome::NotFound;
+            }
             sessions.remove(r.sid);
             RotateOutcome::Reused
         })

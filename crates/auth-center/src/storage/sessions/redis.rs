@@ -46,7 +46,8 @@ end
 return 1
 ";
 
-/// KEYS: session, index. ARGV: sid, now, presented hash, successor hash, idle ms, grace ms.
+/// KEYS: session, index. ARGV: sid, now, presented hash, successor hash, idle ms, grace ms,
+/// '1' when a token that is neither current nor a grace replay proves theft, else '0'.
 const ROTATE: &str = r"
 local s = redis.call('HMGET', KEYS[1], 'rt', 'prev_rt', 'rotated_at', 'idle_expiry',
   'absolute_expiry', 'generation', 'roles')
@@ -72,6 +73,9 @@ if s[1] == ARGV[3] then
 end
 if s[2] and s[2] == ARGV[3] and s[1] == ARGV[4] and now - tonumber(s[3]) < tonumber(ARGV[6]) then
   return {'replayed', s[7]}
+end
+if ARGV[7] ~= '1' then
+  return {'not_found'}
 end
 redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
@@ -267,6 +271,7 @@ impl SessionStore for RedisSessionStore {
             .arg(r.successor_hash)
             .arg(r.idle_ms)
             .arg(r.grace_ms)
+            .arg(if r.reuse_revokes { "1" } else { "0" })
             .invoke_async(&mut conn)
             .await
             .map_err(redis_error)?;
