@@ -34,12 +34,18 @@ impl Application {
     pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
         verifier::install_crypto_provider();
         config.validate()?;
-        let config = Arc::new(config);
-        let auth = Arc::new(auth_service(config.clone(), clock).await?);
+        let auth = Arc::new(auth_service(Arc::new(config), clock).await?);
+        Self::with_service(auth).await
+    }
+
+    /// Serves an already-built domain service on its configured listen address. The
+    /// composition seam for tests that wrap a store to inject a fault at a chosen point.
+    pub async fn with_service(auth: Arc<AuthService>) -> anyhow::Result<Self> {
         spawn_key_reload(&auth);
-        let listener = TcpListener::bind(config.listen_addr)
+        let addr = auth.config().listen_addr;
+        let listener = TcpListener::bind(addr)
             .await
-            .with_context(|| format!("cannot listen on {}", config.listen_addr))?;
+            .with_context(|| format!("cannot listen on {addr}"))?;
         let port = listener.local_addr()?.port();
         let router = crate::http::router(auth.clone());
         Ok(Self {

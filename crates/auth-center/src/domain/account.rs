@@ -87,10 +87,12 @@ impl AuthService {
             .login_succeeded(&user.username, &client.ip)
             .await?;
         let hash = self.hasher().hash(new).await?;
-        self.db.set_password_hash(&user.id, &hash).await?;
-        let ended = self
-            .sessions
-            .delete_all(&user.id, Some(&claims.sid))
+        let ((), ended) = self
+            .change_ending_sessions(
+                &user.id,
+                Some(&claims.sid),
+                self.db.set_password_hash(&user.id, &hash),
+            )
             .await?;
         let detail = format!("{ended} other sessions ended");
         self.audit(
@@ -208,8 +210,9 @@ impl AuthService {
         roles.sort();
         roles.dedup();
         let user = self.target_user(id).await?;
-        self.db.set_roles(&user.id, &roles).await?;
-        let ended = self.sessions.delete_all(&user.id, None).await?;
+        let (_, ended) = self
+            .change_ending_sessions(&user.id, None, self.db.set_roles(&user.id, &roles))
+            .await?;
         let detail = format!(
             "roles [{}] -> [{}]; {ended} sessions ended",
             user.roles.join(","),
@@ -240,11 +243,13 @@ impl AuthService {
     ) -> Result<UserView, AuthError> {
         self.require_role(admin, ADMIN_ROLE)?;
         let user = self.target_user(id).await?;
-        self.db.set_disabled(&user.id, disabled).await?;
         let (event, detail) = if disabled {
-            let ended = self.sessions.delete_all(&user.id, None).await?;
+            let (_, ended) = self
+                .change_ending_sessions(&user.id, None, self.db.set_disabled(&user.id, true))
+                .await?;
             ("admin.user_disabled", format!("{ended} sessions ended"))
         } else {
+            self.db.set_disabled(&user.id, false).await?;
             ("admin.user_enabled", String::new())
         };
         self.audit_admin_action(admin, event, Some(&user.id), None, client, Some(&detail))

@@ -259,14 +259,28 @@ impl AuthService {
         // the re-read below, or ends the session just created: a session never survives
         // with stale roles, for a disabled user, or for a password that was just replaced.
         for _ in 0..3 {
-            let (sid, refresh) = self.open_session(&user, client).await?;
-            match self.db.user_by_id(&user.id).await? {
+            let (pending, refresh) = self.open_session(&user, client).await?;
+            let reread = match self.db.user_by_id(&user.id).await {
+                Ok(reread) => reread,
+                Err(e) => {
+                    pending.discard().await;
+                    return Err(e.into());
+                }
+            };
+            match reread {
                 Some(now)
                     if !now.disabled
                         && now.roles == user.roles
                         && now.password_hash == user.password_hash =>
                 {
-                    let tokens = self.issue(&user.id, &sid, &user.roles, refresh)?;
+                    let tokens = match self.issue(&user.id, &pending.sid, &user.roles, refresh) {
+                        Ok(tokens) => tokens,
+                        Err(e) => {
+                            pending.discard().await;
+                            return Err(e);
+                        }
+                    };
+                    let sid = pending.keep();
                     self.audit(
                         "login.success",
                         Some(&user.id),
@@ -279,7 +293,7 @@ impl AuthService {
                     return Ok(tokens);
                 }
                 fresh => {
-                    self.sessions.delete(&user.id, &sid).await?;
+                    pending.discard().await;
                     match fresh {
                         // Only the roles changed: open the session again with the new ones.
                         Some(fresh)
@@ -314,12 +328,13 @@ impl AuthService {
         }
     }
 
-    /// Creates a session record with a fresh sid and refresh token.
+    /// Creates a session record with a fresh sid and refresh token. The session is
+    /// pending: it ends again unless the caller keeps it (see [`PendingSession`]).
     async fn open_session(
         &self,
         user: &User,
         client: &ClientInfo,
-    ) -> Result<(String, RefreshToken), AuthError> {
+    ) -> Result<(PendingSession, RefreshToken), AuthError> {
         let now = self.clock.now_millis();
         let sid = random_id()?;
         let refresh = RefreshToken::generate(&user.id, &sid)?;
@@ -336,10 +351,34 @@ impl AuthService {
             roles: user.roles.clone(),
         };
         let max = self.config.sessions.max_per_user;
+        // Pending before the create: a create whose reply is lost (a timeout, or the
+        // request cancelled while waiting) may still have written the session.
+        let pending = PendingSession::new(self.sessions.clone(), &user.id, &sid);
         self.sessions
             .create(&record, &refresh.hash(), now, max)
             .await?;
-        Ok((sid, refresh))
+        Ok((pending, refresh))
+    }
+
+    /// Applies `change` (an SQL write that must end sessions: a password, roles, a
+    /// disable) with the user's sessions but `keep` ended before and after it. Ending them
+    /// first means a session store that fails answers `503` before anything changed; ending
+    /// them again catches a login that opened a session while the change was being written
+    /// (the login's re-read catches the ones after). Returns the change's result and how
+    /// many sessions ended.
+    pub(super) async fn change_ending_sessions<T, E>(
+        &self,
+        user_id: &str,
+        keep: Option<&str>,
+        change: impl std::future::Future<Output = Result<T, E>>,
+    ) -> Result<(T, u64), AuthError>
+    where
+        AuthError: From<E>,
+    {
+        let before = self.sessions.delete_all(user_id, keep).await?;
+        let value = change.await?;
+        let after = self.sessions.delete_all(user_id, keep).await?;
+        Ok((value, before + after))
     }
 
     /// Rotates a refresh token (see `SessionStore::rotate`).
@@ -528,6 +567,82 @@ impl AuthService {
     /// Recent audit events, newest first.
     pub async fn recent_audit(&self, limit: i64) -> Result<Vec<AuditEvent>, AuthError> {
         Ok(self.db.recent_audit(limit).await?)
+    }
+}
+
+/// A session that a login created but has not handed out yet. Unless [`keep`] is called,
+/// it is deleted again: inline by [`discard`], or, when the login fails some other way or
+/// its future is dropped (the request timed out, the client went away), by a background
+/// task that retries for a while. A failed login therefore leaves no session behind to show
+/// in the devices list, count toward the per-user cap, or live for the idle lifetime.
+///
+/// [`keep`]: PendingSession::keep
+/// [`discard`]: PendingSession::discard
+struct PendingSession {
+    sessions: Arc<dyn SessionStore>,
+    user_id: String,
+    sid: String,
+    armed: bool,
+}
+
+/// Background clean-up of a pending session: attempts and the pause after the first.
+const PENDING_CLEANUP_ATTEMPTS: u32 = 6;
+const PENDING_CLEANUP_FIRST_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
+
+impl PendingSession {
+    fn new(sessions: Arc<dyn SessionStore>, user_id: &str, sid: &str) -> Self {
+        Self {
+            sessions,
+            user_id: user_id.into(),
+            sid: sid.into(),
+            armed: true,
+        }
+    }
+
+    /// The login succeeded: the session stays. Returns its sid.
+    fn keep(mut self) -> String {
+        self.armed = false;
+        std::mem::take(&mut self.sid)
+    }
+
+    /// The login failed: deletes the session now; if that fails, the background clean-up
+    /// of `Drop` keeps trying.
+    async fn discard(mut self) {
+        if self.sessions.delete(&self.user_id, &self.sid).await.is_ok() {
+            self.armed = false;
+        }
+    }
+}
+
+impl Drop for PendingSession {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (sessions, user_id, sid) = (
+            self.sessions.clone(),
+            std::mem::take(&mut self.user_id),
+            std::mem::take(&mut self.sid),
+        );
+        runtime.spawn(async move {
+            let mut pause = PENDING_CLEANUP_FIRST_PAUSE;
+            for attempt in 1..=PENDING_CLEANUP_ATTEMPTS {
+                match sessions.delete(&user_id, &sid).await {
+                    Ok(_) => return,
+                    Err(e) if attempt == PENDING_CLEANUP_ATTEMPTS => {
+                        tracing::warn!(error = %e, user = %user_id,
+                            "could not delete the session of a failed login; it expires by its TTL");
+                    }
+                    Err(_) => {
+                        tokio::time::sleep(pause).await;
+                        pause *= 2;
+                    }
+                }
+            }
+        });
     }
 }
 

@@ -102,6 +102,30 @@ pub async fn spawn_with_config(
     let app = Application::build_with_clock(config.clone(), Arc::new(clock.clone()))
         .await
         .expect("application builds");
+    serve(backend, config, dir, clock, app).await
+}
+
+/// Starts an app on a domain service built by the test (a wrapped store injects faults).
+pub async fn spawn_with_service(
+    backend: Backend,
+    dir: Arc<tempfile::TempDir>,
+    clock: ManualClock,
+    auth: Arc<AuthService>,
+) -> TestApp {
+    let config = auth.config().clone();
+    let app = Application::with_service(auth)
+        .await
+        .expect("application builds");
+    serve(backend, config, dir, clock, app).await
+}
+
+async fn serve(
+    backend: Backend,
+    config: Config,
+    dir: Arc<tempfile::TempDir>,
+    clock: ManualClock,
+    app: Application,
+) -> TestApp {
     let address = format!("http://127.0.0.1:{}", app.port());
     let auth = app.auth();
     tokio::spawn(app.run_until_stopped());

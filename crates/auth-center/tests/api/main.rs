@@ -16,6 +16,7 @@ mod admin;
 mod cookies;
 mod devices;
 mod forged_refresh;
+mod half_made;
 mod introspection;
 mod keys;
 mod lifecycle_races;

@@ -1,0 +1,247 @@
+//! A request that fails leaves nothing behind. A session store wrapper injects the fault at
+//! the exact point under test: the database stopped right after a login created its
+//! session, a login cancelled there, sessions that cannot be ended during an account change.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use auth_center::domain::AuthService;
+use auth_center::domain::error::StoreError;
+use auth_center::domain::ports::{RotateOutcome, Rotation, SessionRecord, SessionStore};
+use auth_center::startup::{connect_database, connect_redis_stores};
+use reqwest::{Method, StatusCode};
+use secrecy::SecretString;
+use serde_json::json;
+use test_support::Postgres;
+use verifier::ManualClock;
+
+use crate::helpers::*;
+
+type Hook = Box<dyn FnOnce() + Send>;
+
+/// The real store, with faults switched on by the test.
+struct FaultySessions {
+    inner: Arc<dyn SessionStore>,
+    /// Runs once, right after a create succeeded.
+    after_create: Mutex<Option<Hook>>,
+    /// A create that succeeded then never returns (the request is cancelled there).
+    hang_after_create: AtomicBool,
+    /// Ending sessions fails as if Redis were unreachable.
+    fail_deletes: AtomicBool,
+}
+
+impl FaultySessions {
+    fn new(inner: Arc<dyn SessionStore>) -> Self {
+        Self {
+            inner,
+            after_create: Mutex::new(None),
+            hang_after_create: AtomicBool::new(false),
+            fail_deletes: AtomicBool::new(false),
+        }
+    }
+
+    fn delete_fault(&self) -> Result<(), StoreError> {
+        if self.fail_deletes.load(Ordering::SeqCst) {
+            return Err(StoreError::Unavailable("injected fault".into()));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl SessionStore for FaultySessions {
+    async fn create(
+        &self,
+        session: &SessionRecord,
+        refresh_hash: &str,
+        now_ms: i64,
+        max_sessions: u64,
+    ) -> Result<(), StoreError> {
+        self.inner
+            .create(session, refresh_hash, now_ms, max_sessions)
+            .await?;
+        let hook = self.after_create.lock().unwrap().take();
+        if let Some(hook) = hook {
+            tokio::task::block_in_place(hook);
+        }
+        if self.hang_after_create.load(Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
+        Ok(())
+    }
+    async fn rotate(&self, rotation: &Rotation<'_>) -> Result<RotateOutcome, StoreError> {
+        self.inner.rotate(rotation).await
+    }
+    async fn is_active(&self, user_id: &str, sid: &str, now_ms: i64) -> Result<bool, StoreError> {
+        self.inner.is_active(user_id, sid, now_ms).await
+    }
+    async fn list(&self, user_id: &str, now_ms: i64) -> Result<Vec<SessionRecord>, StoreError> {
+        self.inner.list(user_id, now_ms).await
+    }
+    async fn delete(&self, user_id: &str, sid: &str) -> Result<bool, StoreError> {
+        self.delete_fault()?;
+        self.inner.delete(user_id, sid).await
+    }
+    async fn delete_all(&self, user_id: &str, keep: Option<&str>) -> Result<u64, StoreError> {
+        self.delete_fault()?;
+        self.inner.delete_all(user_id, keep).await
+    }
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.inner.ping().await
+    }
+}
+
+/// An app on Redis whose session store is wrapped; `database_url` overrides the database.
+async fn spawn_faulty(database_url: Option<String>) -> (TestApp, Arc<FaultySessions>) {
+    let backend = Backend {
+        db: Db::Sqlite,
+        sessions: Sessions::Redis,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(backend, &dir);
+    if let Some(url) = database_url {
+        config.database_url = SecretString::from(url);
+    }
+    let db = connect_database(&config).await.unwrap();
+    let stores = connect_redis_stores(&config).await.unwrap();
+    let faulty = Arc::new(FaultySessions::new(stores.sessions));
+    let clock = ManualClock::starting_now();
+    let auth = AuthService::new(
+        Arc::new(config),
+        db,
+        faulty.clone(),
+        stores.rate_limits,
+        Arc::new(clock.clone()),
+    )
+    .await
+    .unwrap();
+    let app = spawn_with_service(backend, Arc::new(dir), clock, Arc::new(auth)).await;
+    (app, faulty)
+}
+
+/// Every session key and index entry under the app's prefix.
+async fn session_keys(app: &TestApp) -> Vec<String> {
+    let mut conn = app.redis.clone().unwrap();
+    let pattern = format!("{}:*", app.config.redis_prefix);
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(&pattern)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    keys.into_iter().filter(|k| !k.contains(":rl:")).collect()
+}
+
+async fn eventually_no_session_keys(app: &TestApp) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let keys = session_keys(app).await;
+        if keys.is_empty() {
+            return;
+        }
+        assert!(Instant::now() < deadline, "left behind: {keys:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_whose_database_stops_right_after_the_session_was_created_leaves_no_session() {
+    let pg = Arc::new(Mutex::new(Postgres::start().unwrap()));
+    let db_url = test_support::create_postgres_database(&pg.lock().unwrap().admin_url()).unwrap();
+    let (app, faulty) = spawn_faulty(Some(db_url)).await;
+    app.register("dora", PASSWORD).await;
+    let stopper = pg.clone();
+    *faulty.after_create.lock().unwrap() =
+        Some(Box::new(move || stopper.lock().unwrap().stop().unwrap()));
+
+    let response = app.login("dora", PASSWORD).await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(response.headers().contains_key("retry-after"));
+    assert_eq!(session_keys(&app).await, Vec::<String>::new());
+
+    pg.lock().unwrap().restart().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let tokens = loop {
+        let r = app.login("dora", PASSWORD).await;
+        if r.status() == StatusCode::OK {
+            break r.json::<Tokens>().await.unwrap();
+        }
+        assert!(Instant::now() < deadline, "login never recovered");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(app.session_ids(&tokens.user_id()).await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_cancelled_right_after_the_session_was_created_leaves_no_session() {
+    let (app, faulty) = spawn_faulty(None).await;
+    app.register("carl", PASSWORD).await;
+    faulty.hang_after_create.store(true, Ordering::SeqCst);
+    let client = Default::default();
+    let login = app
+        .auth
+        .login("carl", SecretString::from(PASSWORD.to_string()), &client);
+    // The request timeout, or a client that goes away, drops the login future here.
+    let outcome = tokio::time::timeout(Duration::from_millis(500), login).await;
+    assert!(outcome.is_err(), "the login hung inside the store");
+    eventually_no_session_keys(&app).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_change_that_cannot_end_the_other_sessions_changes_nothing() {
+    let (app, faulty) = spawn_faulty(None).await;
+    let mine = app.register_and_login("pat").await;
+    let other = app.login_ok("pat").await;
+    faulty.fail_deletes.store(true, Ordering::SeqCst);
+    let body = json!({"current_password": PASSWORD, "new_password": "a brand new passphrase"});
+    let r = app
+        .post_json_bearer("/v1/password", &mine.access_token, &body)
+        .await;
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    faulty.fail_deletes.store(false, Ordering::SeqCst);
+    // The old password still works, the new one does not, and the other session lives.
+    assert_eq!(
+        app.login("pat", "a brand new passphrase").await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    app.login_ok("pat").await;
+    assert_eq!(app.me(&other.access_token).await.status(), StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disabling_a_user_whose_sessions_cannot_be_ended_changes_nothing() {
+    let (app, faulty) = spawn_faulty(None).await;
+    let admin = app.admin_login("root").await;
+    let victim = app.register_and_login("vic").await;
+    faulty.fail_deletes.store(true, Ordering::SeqCst);
+    let path = format!("/v1/admin/users/{}/disable", victim.user_id());
+    let r = app
+        .request(Method::POST, &path)
+        .bearer_auth(&admin.access_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let roles_path = format!("/v1/admin/users/{}/roles", victim.user_id());
+    let r = app
+        .put_json_bearer(
+            &roles_path,
+            &admin.access_token,
+            &json!({"roles": ["auditor"]}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    faulty.fail_deletes.store(false, Ordering::SeqCst);
+    let user = app
+        .get_json_ok(
+            &format!("/v1/admin/users/{}", victim.user_id()),
+            &admin.access_token,
+        )
+        .await;
+    assert_eq!(
+        (user["disabled"].clone(), user["roles"].clone()),
+        (json!(false), json!([]))
+    );
+    assert_eq!(app.me(&victim.access_token).await.status(), StatusCode::OK);
+}
