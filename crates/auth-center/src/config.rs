@@ -78,6 +78,15 @@ pub struct LimitsConfig {
     pub refresh_ip_max: u64,
     /// Window of `refresh_ip_max`.
     pub refresh_ip_window_secs: u64,
+    /// Failed logins from one trusted device (a client presenting a device token from an
+    /// earlier successful login). Such a client is exempt from the two account failure
+    /// limits above, so failures spread over many IPs cannot lock its owner out; it gets
+    /// this many tries of its own instead.
+    pub login_device_failures_max: u64,
+    /// Window of `login_device_failures_max`.
+    pub login_device_window_secs: u64,
+    /// Lifetime of a device token; each successful login hands out a fresh one.
+    pub device_token_ttl_secs: u64,
 }
 
 impl Default for LimitsConfig {
@@ -93,6 +102,9 @@ impl Default for LimitsConfig {
             register_ip_window_secs: 3600,
             refresh_ip_max: 120,
             refresh_ip_window_secs: 60,
+            login_device_failures_max: 10,
+            login_device_window_secs: 3600,
+            device_token_ttl_secs: 90 * 24 * 3600,
         }
     }
 }
@@ -309,6 +321,9 @@ impl Config {
         }
         if self.passwords.memory_kib < 12 * 1024 || self.passwords.iterations < 1 {
             return bad("passwords: memory_kib must be >= 12288 and iterations >= 1 (OWASP)");
+        }
+        if !(60..=400 * 24 * 3600).contains(&self.limits.device_token_ttl_secs) {
+            return bad("limits.device_token_ttl_secs must be between 60 and 34560000 (400 days)");
         }
         if self.redis_prefix.is_empty() || self.redis_prefix.contains(['{', '}']) {
             return bad("redis_prefix must be non-empty and must not contain '{' or '}'");

@@ -63,7 +63,12 @@ impl AuthService {
             .ok_or(AuthError::Token(VerifyError::Revoked))?;
         check_new_password(&new, &user.username)?;
         // The current-password check is a password guess like a login: same limits.
-        self.limiter.check_login(&user.username, &client.ip).await?;
+        let allowed = self
+            .limiter
+            .check_login(&user.username, &client.ip, None)
+            .await;
+        self.audit_refusal(allowed, client, Some(&user.username))
+            .await?;
         let check = self
             .hasher()
             .verify(current, Some(user.password_hash.clone()))
@@ -79,12 +84,12 @@ impl AuthService {
             )
             .await;
             self.limiter
-                .login_failed(&user.username, &client.ip)
+                .login_failed(&user.username, &client.ip, None)
                 .await?;
             return Err(AuthError::InvalidCredentials);
         }
         self.limiter
-            .login_succeeded(&user.username, &client.ip)
+            .login_succeeded(&user.username, &client.ip, None)
             .await?;
         let hash = self.hasher().hash(new).await?;
         let ((), ended) = self

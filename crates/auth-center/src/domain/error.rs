@@ -34,6 +34,12 @@ pub enum AuthError {
     RateLimited {
         /// Seconds until the window resets.
         retry_after_secs: u64,
+        /// The rule that refused (see [`super::limits::Rule`]).
+        rule: super::limits::Rule,
+        /// Whether this refusal is worth an audit event: the first of its window for a
+        /// counted rule, every refusal of a failure-count rule (which the per-IP attempt
+        /// limit in front of it bounds).
+        audit: bool,
     },
     /// The caller lacks a role this operation needs.
     #[error("this operation needs the {0} role")]

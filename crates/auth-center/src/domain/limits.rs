@@ -1,8 +1,10 @@
 //! Brute-force protection: login attempts per client IP, failed logins per account and
-//! IP, failed logins per account overall; registrations and refreshes per IP. Counters
-//! live in the shared store, so several instances enforce one limit.
+//! IP, failed logins per account overall, failed logins per trusted device; registrations
+//! and refreshes per IP. Counters live in the shared store, so several instances enforce
+//! one limit.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use verifier::Clock;
 
@@ -10,11 +12,53 @@ use super::error::AuthError;
 use super::ports::{RateDecision, RateLimitStore};
 use crate::config::LimitsConfig;
 
+/// A rate-limit rule, as named in metrics and audit events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rule {
+    /// Login attempts per client IP.
+    LoginIp,
+    /// Failed logins per account and IP.
+    LoginAccountIp,
+    /// Failed logins per account.
+    LoginAccount,
+    /// Failed logins per trusted device.
+    LoginDevice,
+    /// Registrations per IP.
+    RegisterIp,
+    /// Refreshes per IP.
+    RefreshIp,
+}
+
+impl Rule {
+    /// Every rule, in metric order.
+    pub const ALL: [Rule; 6] = [
+        Rule::LoginIp,
+        Rule::LoginAccountIp,
+        Rule::LoginAccount,
+        Rule::LoginDevice,
+        Rule::RegisterIp,
+        Rule::RefreshIp,
+    ];
+
+    /// The stable name (metric label, audit detail).
+    pub fn name(self) -> &'static str {
+        match self {
+            Rule::LoginIp => "login_ip",
+            Rule::LoginAccountIp => "login_account_ip",
+            Rule::LoginAccount => "login_account",
+            Rule::LoginDevice => "login_device",
+            Rule::RegisterIp => "register_ip",
+            Rule::RefreshIp => "refresh_ip",
+        }
+    }
+}
+
 /// Applies [`LimitsConfig`] to a [`RateLimitStore`].
 pub struct Limiter {
     store: Arc<dyn RateLimitStore>,
     config: LimitsConfig,
     clock: Arc<dyn Clock>,
+    refusals: [AtomicU64; Rule::ALL.len()],
 }
 
 /// The address a per-IP limit counts against: IPv4 as is, IPv6 by its /64 (one
@@ -35,10 +79,12 @@ fn window_ms(secs: u64) -> i64 {
         .max(1)
 }
 
-fn limited(decision: RateDecision) -> AuthError {
+fn limited(decision: RateDecision, rule: Rule, audit: bool) -> AuthError {
     let secs = (decision.reset_in_ms.max(0) + 999) / 1000;
     AuthError::RateLimited {
         retry_after_secs: u64::try_from(secs.max(1)).unwrap_or(1),
+        rule,
+        audit,
     }
 }
 
@@ -53,50 +99,103 @@ impl Limiter {
             store,
             config,
             clock,
+            refusals: Default::default(),
         }
     }
 
-    async fn hit(&self, key: &str, max: u64, window_secs: u64) -> Result<(), AuthError> {
+    /// Refusals so far, per rule (for `/metrics`).
+    pub fn refusals(&self) -> impl Iterator<Item = (Rule, u64)> + '_ {
+        Rule::ALL
+            .into_iter()
+            .zip(&self.refusals)
+            .map(|(rule, n)| (rule, n.load(Ordering::Relaxed)))
+    }
+
+    fn refuse(&self, decision: RateDecision, rule: Rule, audit: bool) -> AuthError {
+        if let Some(i) = Rule::ALL.iter().position(|r| *r == rule) {
+            self.refusals[i].fetch_add(1, Ordering::Relaxed);
+        }
+        limited(decision, rule, audit)
+    }
+
+    /// Counts a hit; over `max` refuses (audited once per window: the first refusal).
+    async fn hit(
+        &self,
+        rule: Rule,
+        key: &str,
+        max: u64,
+        window_secs: u64,
+    ) -> Result<(), AuthError> {
         let d = self
             .store
             .hit(key, window_ms(window_secs), self.clock.now_millis())
             .await?;
         if d.count > max {
-            Err(limited(d))
+            Err(self.refuse(d, rule, d.count == max.saturating_add(1)))
         } else {
             Ok(())
         }
     }
 
-    async fn peek(&self, key: &str, max: u64, window_secs: u64) -> Result<(), AuthError> {
+    /// Refuses once a failure counter has reached `max` (every refusal audited; the per-IP
+    /// attempt counter in front bounds them).
+    async fn peek(
+        &self,
+        rule: Rule,
+        key: &str,
+        max: u64,
+        window_secs: u64,
+    ) -> Result<(), AuthError> {
         let d = self
             .store
             .peek(key, window_ms(window_secs), self.clock.now_millis())
             .await?;
         if d.count >= max {
-            Err(limited(d))
+            Err(self.refuse(d, rule, true))
         } else {
             Ok(())
         }
     }
 
-    /// Before any password work: counts the attempt against the IP, and refuses if the
-    /// account has failed too often from this IP or overall.
-    pub async fn check_login(&self, username: &str, ip: &str) -> Result<(), AuthError> {
+    /// Before any password work: counts the attempt against the IP, then refuses if the
+    /// client has failed too often. An unknown client is refused when the account has
+    /// failed too often from this IP or overall. A trusted device (`device`: the id of a
+    /// verified device token for this account) is exempt from both account limits and is
+    /// refused only when it has failed too often itself, so nobody can lock the owner out
+    /// of a device they have logged in from before.
+    pub async fn check_login(
+        &self,
+        username: &str,
+        ip: &str,
+        device: Option<&str>,
+    ) -> Result<(), AuthError> {
         let c = &self.config;
         self.hit(
+            Rule::LoginIp,
             &format!("login:ip:{}", ip_bucket(ip)),
             c.login_ip_max,
             c.login_ip_window_secs,
         )
         .await?;
+        if let Some(device) = device {
+            return self
+                .peek(
+                    Rule::LoginDevice,
+                    &format!("login:device:{device}"),
+                    c.login_device_failures_max,
+                    c.login_device_window_secs,
+                )
+                .await;
+        }
         self.peek(
+            Rule::LoginAccountIp,
             &format!("login:acct-ip:{username}:{}", ip_bucket(ip)),
             c.login_account_ip_failures_max,
             c.login_account_ip_window_secs,
         )
         .await?;
         self.peek(
+            Rule::LoginAccount,
             &format!("login:acct:{username}"),
             c.login_account_failures_max,
             c.login_account_window_secs,
@@ -104,17 +203,34 @@ impl Limiter {
         .await
     }
 
-    /// After a failed login.
-    pub async fn login_failed(&self, username: &str, ip: &str) -> Result<(), AuthError> {
+    /// The failure counter of this client for the account, and its window in ms: the
+    /// device's for a trusted device, else the account-and-IP one.
+    fn client_failures(&self, username: &str, ip: &str, device: Option<&str>) -> (String, i64) {
+        let c = &self.config;
+        match device {
+            Some(device) => (
+                format!("login:device:{device}"),
+                window_ms(c.login_device_window_secs),
+            ),
+            None => (
+                format!("login:acct-ip:{username}:{}", ip_bucket(ip)),
+                window_ms(c.login_account_ip_window_secs),
+            ),
+        }
+    }
+
+    /// After a failed login: counts against the account, and against this IP for the
+    /// account, or, for a trusted device, against the device.
+    pub async fn login_failed(
+        &self,
+        username: &str,
+        ip: &str,
+        device: Option<&str>,
+    ) -> Result<(), AuthError> {
         let c = &self.config;
         let now = self.clock.now_millis();
-        self.store
-            .hit(
-                &format!("login:acct-ip:{username}:{}", ip_bucket(ip)),
-                window_ms(c.login_account_ip_window_secs),
-                now,
-            )
-            .await?;
+        let (key, window) = self.client_failures(username, ip, device);
+        self.store.hit(&key, window, now).await?;
         self.store
             .hit(
                 &format!("login:acct:{username}"),
@@ -125,15 +241,17 @@ impl Limiter {
         Ok(())
     }
 
-    /// After a successful login: this IP's failures for the account are forgiven.
-    pub async fn login_succeeded(&self, username: &str, ip: &str) -> Result<(), AuthError> {
-        let c = &self.config;
+    /// After a successful login: this IP's (or this device's) failures for the account are
+    /// forgiven.
+    pub async fn login_succeeded(
+        &self,
+        username: &str,
+        ip: &str,
+        device: Option<&str>,
+    ) -> Result<(), AuthError> {
+        let (key, window) = self.client_failures(username, ip, device);
         self.store
-            .reset(
-                &format!("login:acct-ip:{username}:{}", ip_bucket(ip)),
-                window_ms(c.login_account_ip_window_secs),
-                self.clock.now_millis(),
-            )
+            .reset(&key, window, self.clock.now_millis())
             .await?;
         Ok(())
     }
@@ -141,6 +259,7 @@ impl Limiter {
     /// Counts a registration against the IP.
     pub async fn check_register(&self, ip: &str) -> Result<(), AuthError> {
         self.hit(
+            Rule::RegisterIp,
             &format!("register:ip:{}", ip_bucket(ip)),
             self.config.register_ip_max,
             self.config.register_ip_window_secs,
@@ -156,6 +275,7 @@ impl Limiter {
             return Ok(());
         }
         self.hit(
+            Rule::RefreshIp,
             &format!("refresh:ip:{}", ip_bucket(ip)),
             self.config.refresh_ip_max,
             self.config.refresh_ip_window_secs,

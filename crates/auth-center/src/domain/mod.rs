@@ -5,6 +5,7 @@ pub mod account;
 pub mod client_ip;
 pub mod credentials;
 pub mod crypto;
+pub mod device_token;
 pub mod error;
 pub mod keys;
 pub mod limits;

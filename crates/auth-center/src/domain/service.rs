@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use jsonwebtoken::{Algorithm, Header};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use verifier::{ACCESS_TOKEN_TYP, Audience, Claims, Clock, TokenValidator, VerifyError};
 
 use super::client_ip::{IpRange, client_ip};
@@ -11,9 +11,11 @@ use super::credentials::{
     PasswordHasher, canonical_username, check_new_password, check_password_length,
 };
 use super::crypto::{random_bytes, random_id};
+use super::device_token::DeviceTokens;
 use super::error::AuthError;
 use super::keys::{KEY_RELOAD_SECS, KeyManager};
 use super::limits::Limiter;
+use super::limits::Rule;
 use super::ports::{
     AuditEvent, Database, RateLimitStore, RotateOutcome, Rotation, SessionRecord, SessionStore,
     User,
@@ -31,6 +33,8 @@ pub struct ClientInfo {
     pub ip: String,
     /// User agent (capped when stored).
     pub user_agent: String,
+    /// A device token from an earlier login (body field or cookie), if the client sent one.
+    pub device_token: Option<SecretString>,
 }
 
 /// What login and refresh hand out. Its `Debug` shows neither token.
@@ -43,6 +47,9 @@ pub struct IssuedTokens {
     pub expires_in: u64,
     /// The session id.
     pub session_id: String,
+    /// A fresh device token (login only): proof for later logins that this client has
+    /// logged in to this account before.
+    pub device_token: Option<SecretString>,
 }
 
 impl std::fmt::Debug for IssuedTokens {
@@ -92,6 +99,7 @@ pub struct AuthService {
     pub(super) clock: Arc<dyn Clock>,
     config: Arc<Config>,
     refresh_keys: RefreshKeys,
+    devices: DeviceTokens,
     trusted_proxies: Vec<IpRange>,
 }
 
@@ -114,6 +122,10 @@ impl AuthService {
         let rotation_key = db
             .server_secret("refresh_rotation_key", &random_bytes::<32>()?)
             .await?;
+        let device_key = db
+            .server_secret("device_token_key", &random_bytes::<32>()?)
+            .await?;
+        let devices = DeviceTokens::new(&device_key, config.limits.device_token_ttl_secs);
         let validator = TokenValidator::new(
             &config.issuer,
             config.tokens.audience.iter().take(1).cloned(),
@@ -136,6 +148,7 @@ impl AuthService {
             clock,
             config,
             refresh_keys: RefreshKeys::new(&rotation_key),
+            devices,
             trusted_proxies,
         })
     }
@@ -174,7 +187,8 @@ impl AuthService {
         if !self.config.registration_enabled {
             return Err(AuthError::RegistrationDisabled);
         }
-        self.limiter.check_register(&client.ip).await?;
+        let allowed = self.limiter.check_register(&client.ip).await;
+        self.audit_refusal(allowed, client, None).await?;
         let user = self.create_user(username, password, Vec::new()).await?;
         self.audit(
             "user.registered",
@@ -230,7 +244,17 @@ impl AuthService {
         // Rate limits (in the session store) and the user lookup come before any password
         // work: an outage answers the same whatever the password (no oracle), and no
         // session can be half-made.
-        self.limiter.check_login(&username, &client.ip).await?;
+        let now_secs = self.clock.now_secs();
+        let device = client
+            .device_token
+            .as_ref()
+            .and_then(|t| self.devices.verify(t.expose_secret(), &username, now_secs));
+        let device = device.as_deref();
+        let allowed = self
+            .limiter
+            .check_login(&username, &client.ip, device)
+            .await;
+        self.audit_refusal(allowed, client, Some(&username)).await?;
         let user = self.db.user_by_username(&username).await?;
         let stored_hash = user.as_ref().map(|u| u.password_hash.clone());
         let check = self.hasher.verify(password.clone(), stored_hash).await?;
@@ -245,11 +269,15 @@ impl AuthService {
                 let id = other.as_ref().map(|u| u.id.as_str());
                 self.audit("login.failure", id, id, None, client, Some(detail))
                     .await;
-                self.limiter.login_failed(&username, &client.ip).await?;
+                self.limiter
+                    .login_failed(&username, &client.ip, device)
+                    .await?;
                 return Err(AuthError::InvalidCredentials);
             }
         };
-        self.limiter.login_succeeded(&username, &client.ip).await?;
+        self.limiter
+            .login_succeeded(&username, &client.ip, device)
+            .await?;
         if check.needs_rehash
             && let Some(hash) = self.upgrade_hash(&user.id, password).await
         {
@@ -273,7 +301,15 @@ impl AuthService {
                         && now.roles == user.roles
                         && now.password_hash == user.password_hash =>
                 {
-                    let tokens = match self.issue(&user.id, &pending.sid, &user.roles, refresh) {
+                    let issued = self
+                        .issue(&user.id, &pending.sid, &user.roles, refresh)
+                        .and_then(|tokens| {
+                            Ok(IssuedTokens {
+                                device_token: Some(self.devices.issue(&user.username, now_secs)?),
+                                ..tokens
+                            })
+                        });
+                    let tokens = match issued {
                         Ok(tokens) => tokens,
                         Err(e) => {
                             pending.discard().await;
@@ -387,7 +423,8 @@ impl AuthService {
         wire: &str,
         client: &ClientInfo,
     ) -> Result<IssuedTokens, AuthError> {
-        self.limiter.check_refresh(&client.ip).await?;
+        let allowed = self.limiter.check_refresh(&client.ip).await;
+        self.audit_refusal(allowed, client, None).await?;
         let presented = RefreshToken::parse(wire, &self.refresh_keys)?;
         let successor = presented.successor(&self.refresh_keys);
         let (presented_hash, successor_hash) = (presented.hash(), successor.hash());
@@ -536,7 +573,43 @@ impl AuthService {
             refresh_token: refresh.to_wire(&self.refresh_keys),
             expires_in: ttl,
             session_id: sid.into(),
+            device_token: None,
         })
+    }
+
+    /// Writes the `rate_limited` audit event for a refusal worth one (see
+    /// `AuthError::RateLimited::audit`), then passes the limiter's answer on. `account` is
+    /// the username an account or device rule protects.
+    pub(super) async fn audit_refusal(
+        &self,
+        allowed: Result<(), AuthError>,
+        client: &ClientInfo,
+        account: Option<&str>,
+    ) -> Result<(), AuthError> {
+        if let Err(AuthError::RateLimited {
+            retry_after_secs,
+            rule,
+            audit: true,
+        }) = &allowed
+        {
+            let mut detail = format!("rule {}; retry after {retry_after_secs} s", rule.name());
+            if let (Some(account), Rule::LoginAccountIp | Rule::LoginAccount | Rule::LoginDevice) =
+                (account, rule)
+            {
+                detail.push_str(&format!("; account {account}"));
+            }
+            self.audit("rate_limited", None, None, None, client, Some(&detail))
+                .await;
+        }
+        allowed
+    }
+
+    /// Rate-limit refusals so far, per rule name (for `/metrics`).
+    pub fn rate_limit_refusals(&self) -> Vec<(&'static str, u64)> {
+        self.limiter
+            .refusals()
+            .map(|(rule, n)| (rule.name(), n))
+            .collect()
     }
 
     /// Writes an audit event; an audit failure is logged, not fatal.

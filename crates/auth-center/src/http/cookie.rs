@@ -9,6 +9,8 @@ use crate::domain::AuthError;
 
 /// The refresh-token cookie.
 pub const COOKIE_NAME: &str = "__Host-refresh";
+/// The device-token cookie (see `domain::device_token`), set by a cookie-mode login.
+pub const DEVICE_COOKIE_NAME: &str = "__Host-device";
 /// Request header that selects cookie mode (and makes the request non-simple).
 pub const TRANSPORT_HEADER: &str = "x-token-transport";
 
@@ -21,13 +23,22 @@ pub fn wants_cookie(headers: &HeaderMap) -> bool {
 
 /// The refresh token from the cookie, if any.
 pub fn refresh_cookie(headers: &HeaderMap) -> Option<String> {
+    cookie(headers, COOKIE_NAME)
+}
+
+/// The device token from the cookie, if any.
+pub fn device_cookie(headers: &HeaderMap) -> Option<String> {
+    cookie(headers, DEVICE_COOKIE_NAME)
+}
+
+fn cookie(headers: &HeaderMap, wanted: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE_NAME)
+        .find(|(name, _)| *name == wanted)
         .map(|(_, value)| value.to_string())
 }
 
@@ -54,8 +65,17 @@ pub fn check_csrf(headers: &HeaderMap, allowed_origins: &[String]) -> Result<(),
 
 /// `Set-Cookie` carrying a refresh token for `max_age_secs`.
 pub fn set_refresh_cookie(token: &str, max_age_secs: u64) -> Option<HeaderValue> {
+    set_cookie(COOKIE_NAME, token, max_age_secs)
+}
+
+/// `Set-Cookie` carrying a device token for `max_age_secs`.
+pub fn set_device_cookie(token: &str, max_age_secs: u64) -> Option<HeaderValue> {
+    set_cookie(DEVICE_COOKIE_NAME, token, max_age_secs)
+}
+
+fn set_cookie(name: &str, value: &str, max_age_secs: u64) -> Option<HeaderValue> {
     HeaderValue::from_str(&format!(
-        "{COOKIE_NAME}={token}; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age={max_age_secs}"
+        "{name}={value}; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age={max_age_secs}"
     ))
     .ok()
 }

@@ -61,7 +61,9 @@ impl IntoResponse for ApiError {
             }
             AuthError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             AuthError::CsrfRejected(_) => (StatusCode::FORBIDDEN, "csrf_rejected"),
-            AuthError::RateLimited { retry_after_secs } => {
+            AuthError::RateLimited {
+                retry_after_secs, ..
+            } => {
                 let mut response =
                     error_response(StatusCode::TOO_MANY_REQUESTS, "rate_limited", &message);
                 response

@@ -7,6 +7,7 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
+use secrecy::SecretString;
 use serde::de::DeserializeOwned;
 use verifier::{Claims, VerifyError};
 
@@ -96,7 +97,12 @@ impl FromRequestParts<Arc<AuthService>> for Client {
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
             .to_string();
-        Ok(Client(ClientInfo { ip, user_agent }))
+        let device_token = super::cookie::device_cookie(&parts.headers).map(SecretString::from);
+        Ok(Client(ClientInfo {
+            ip,
+            user_agent,
+            device_token,
+        }))
     }
 }
 

@@ -17,12 +17,22 @@ use crate::domain::{AuthError, AuthService, IssuedTokens, UserView};
 
 pub(super) type AppState = State<Arc<AuthService>>;
 
-/// Body of register and login.
+/// Body of register.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Credentials {
     username: String,
     password: SecretString,
+}
+
+/// Body of login: the credentials, and the device token of an earlier login (browsers in
+/// cookie mode send it as the `__Host-device` cookie instead).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    username: String,
+    password: SecretString,
+    device_token: Option<SecretString>,
 }
 
 /// Body of refresh. Without `refresh_token`, the cookie is used (cookie mode).
@@ -42,6 +52,8 @@ struct TokenResponse<'a> {
     token_type: &'static str,
     expires_in: u64,
     session_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    device_token: Option<&'a str>,
 }
 
 /// A user as JSON.
@@ -78,8 +90,14 @@ pub fn rfc3339(ms: i64) -> String {
 }
 
 /// Token responses are never cached (RFC 6749 §5.1). With `cookie_max_age`, the
-/// refresh token goes into the `__Host-` cookie instead of the body.
-fn token_response(tokens: &IssuedTokens, cookie_max_age: Option<u64>) -> Response {
+/// refresh token goes into the `__Host-` cookie instead of the body, and a device token
+/// into its own cookie for `device_max_age`.
+fn token_response(
+    tokens: &IssuedTokens,
+    cookie_max_age: Option<u64>,
+    device_max_age: u64,
+) -> Response {
+    let device_cookie_age = cookie_max_age.map(|_| device_max_age);
     let body = TokenResponse {
         access_token: &tokens.access_token,
         refresh_token: cookie_max_age
@@ -88,6 +106,11 @@ fn token_response(tokens: &IssuedTokens, cookie_max_age: Option<u64>) -> Respons
         token_type: "Bearer",
         expires_in: tokens.expires_in,
         session_id: &tokens.session_id,
+        device_token: device_cookie_age
+            .is_none()
+            .then_some(tokens.device_token.as_ref())
+            .flatten()
+            .map(|t| t.expose_secret()),
     };
     let mut headers = HeaderMap::new();
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -96,7 +119,12 @@ fn token_response(tokens: &IssuedTokens, cookie_max_age: Option<u64>) -> Respons
         && let Some(cookie) =
             cookie::set_refresh_cookie(tokens.refresh_token.expose_secret(), max_age)
     {
-        headers.insert(header::SET_COOKIE, cookie);
+        headers.append(header::SET_COOKIE, cookie);
+    }
+    if let (Some(max_age), Some(token)) = (device_cookie_age, &tokens.device_token)
+        && let Some(cookie) = cookie::set_device_cookie(token.expose_secret(), max_age)
+    {
+        headers.append(header::SET_COOKIE, cookie);
     }
     (headers, Json(body)).into_response()
 }
@@ -138,11 +166,16 @@ pub async fn login(
     State(auth): AppState,
     Client(client): Client,
     headers: HeaderMap,
-    ApiJson(body): ApiJson<Credentials>,
+    ApiJson(body): ApiJson<LoginRequest>,
 ) -> Result<Response, ApiError> {
     let cookie_max_age = cookie_mode(&auth, &headers)?;
+    let mut client = client;
+    if body.device_token.is_some() {
+        client.device_token = body.device_token;
+    }
     let tokens = auth.login(&body.username, body.password, &client).await?;
-    Ok(token_response(&tokens, cookie_max_age))
+    let device_max_age = auth.config().limits.device_token_ttl_secs;
+    Ok(token_response(&tokens, cookie_max_age, device_max_age))
 }
 
 /// `POST /v1/refresh`: the token from the body, or (cookie mode) from the cookie.
@@ -167,7 +200,7 @@ pub async fn refresh(
         }
     };
     match auth.refresh(&wire, &client).await {
-        Ok(tokens) => Ok(token_response(&tokens, cookie_max_age)),
+        Ok(tokens) => Ok(token_response(&tokens, cookie_max_age, 0)),
         // A dead refresh cookie is cleared so the browser stops sending it.
         Err(e @ (AuthError::InvalidRefreshToken | AuthError::RefreshTokenReused))
             if cookie_max_age.is_some() =>

@@ -11,16 +11,26 @@ use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use crate::domain::AuthService;
+
 /// (method, route, status) → (count, seconds).
 type RequestCounts = BTreeMap<(String, String, u16), (u64, f64)>;
 
-/// Counters shared by the middleware and the `/metrics` handler.
-#[derive(Default)]
+/// Counters shared by the middleware and the `/metrics` handler, plus the domain's own.
 pub struct Metrics {
     requests: Mutex<RequestCounts>,
+    auth: Arc<AuthService>,
 }
 
 impl Metrics {
+    /// Metrics of the HTTP layer and of `auth`.
+    pub fn new(auth: Arc<AuthService>) -> Self {
+        Self {
+            requests: Mutex::default(),
+            auth,
+        }
+    }
+
     fn record(&self, method: &str, route: &str, status: u16, seconds: f64) {
         if let Ok(mut map) = self.requests.lock() {
             let entry = map
@@ -49,7 +59,16 @@ impl Metrics {
                 ));
             }
         }
-        out + &seconds
+        let mut refusals = String::from(
+            "# HELP auth_rate_limit_refusals_total Requests refused by a rate limit, by rule.\n\
+             # TYPE auth_rate_limit_refusals_total counter\n",
+        );
+        for (rule, n) in self.auth.rate_limit_refusals() {
+            refusals.push_str(&format!(
+                "auth_rate_limit_refusals_total{{rule=\"{rule}\"}} {n}\n"
+            ));
+        }
+        out + &seconds + &refusals
     }
 }
 

@@ -20,6 +20,7 @@ use axum::routing::{delete, get, post, put};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
 pub use error::ApiError;
@@ -62,7 +63,7 @@ pub fn router(auth: Arc<AuthService>) -> Router {
         .route("/admin/audit", get(account::audit_log))
         .route("/admin/keys/rotate", post(account::rotate_key))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
-    let metrics = Arc::new(metrics::Metrics::default());
+    let metrics = Arc::new(metrics::Metrics::new(auth.clone()));
     let metrics_route = Router::new()
         .route("/metrics", get(metrics::render))
         .with_state(metrics.clone());
@@ -91,6 +92,11 @@ pub fn router(auth: Arc<AuthService>) -> Router {
         ]))
         .with_state(auth)
         .merge(metrics_route)
+        // Outermost, so errors, fallbacks, timeouts, panics and /metrics carry it too.
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
 }
 
 /// CORS for browser clients: only the configured origins, with credentials; an origin

@@ -14,9 +14,11 @@ mod revocation;
 
 mod admin;
 mod cookies;
+mod device_tokens;
 mod devices;
 mod forged_refresh;
 mod half_made;
+mod hardened_responses;
 mod introspection;
 mod keys;
 mod lifecycle_races;

@@ -1,0 +1,114 @@
+//! Device tokens (OWASP "device cookies"): proof that this client logged in to this account
+//! before, so that failures spread over many IPs (an attacker aiming the account-wide limit
+//! at the owner) do not lock the owner out.
+//!
+//! Wire form: `<device id>.<expiry, unix seconds>.<mac>`, where the MAC is
+//! `HMAC-SHA-256(device key, "device.v1." || canonical username || "." || id || "." || expiry)`
+//! truncated to 128 bits. The username is bound but not written, so the token reveals
+//! nothing. The device key is a server secret shared through the database.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use secrecy::{ExposeSecret, SecretSlice, SecretString};
+
+use super::crypto::{hmac_sha256, random_id};
+use super::error::AuthError;
+
+const MAC_BYTES: usize = 16;
+/// Longest device token considered; anything longer is ignored unparsed.
+const MAX_WIRE_LEN: usize = 128;
+
+/// Issues and checks device tokens.
+pub struct DeviceTokens {
+    key: SecretSlice<u8>,
+    ttl_secs: i64,
+}
+
+impl std::fmt::Debug for DeviceTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeviceTokens")
+            .field("ttl_secs", &self.ttl_secs)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DeviceTokens {
+    /// Tokens under `key`, valid for `ttl_secs` after issue.
+    pub fn new(key: &[u8], ttl_secs: u64) -> Self {
+        Self {
+            key: SecretSlice::from(key.to_vec()),
+            ttl_secs: i64::try_from(ttl_secs).unwrap_or(i64::MAX),
+        }
+    }
+
+    fn mac(&self, username: &str, id: &str, expiry: i64) -> [u8; MAC_BYTES] {
+        let input = format!("device.v1.{username}.{id}.{expiry}");
+        let full = hmac_sha256(self.key.expose_secret(), input.as_bytes());
+        let mut out = [0u8; MAC_BYTES];
+        out.copy_from_slice(&full[..MAC_BYTES]);
+        out
+    }
+
+    /// A new token for `username` (canonical), issued at `now_secs`.
+    pub fn issue(&self, username: &str, now_secs: i64) -> Result<SecretString, AuthError> {
+        let id = random_id()?;
+        let expiry = now_secs.saturating_add(self.ttl_secs);
+        let mac = URL_SAFE_NO_PAD.encode(self.mac(username, &id, expiry));
+        Ok(SecretString::from(format!("{id}.{expiry}.{mac}")))
+    }
+
+    /// The device id of a genuine, unexpired token for `username`; `None` for anything
+    /// else (malformed, tampered, expired, another user's), which is then simply an
+    /// unknown client.
+    pub fn verify(&self, wire: &str, username: &str, now_secs: i64) -> Option<String> {
+        if wire.len() > MAX_WIRE_LEN {
+            return None;
+        }
+        let mut parts = wire.split('.');
+        let (Some(id), Some(expiry), Some(mac), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return None;
+        };
+        let expiry: i64 = expiry.parse().ok()?;
+        let mac = URL_SAFE_NO_PAD.decode(mac).ok()?;
+        if !verifier::is_identifier(id) || now_secs >= expiry {
+            return None;
+        }
+        aws_lc_rs::constant_time::verify_slices_are_equal(&mac, &self.mac(username, id, expiry))
+            .ok()?;
+        Some(id.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_verifies_for_its_user_until_it_expires() {
+        let tokens = DeviceTokens::new(b"key", 100);
+        let wire = tokens.issue("alice", 1_000).unwrap();
+        let wire = wire.expose_secret();
+        let id = tokens.verify(wire, "alice", 1_099).unwrap();
+        assert!(wire.starts_with(&id));
+        assert_eq!(tokens.verify(wire, "alice", 1_100), None, "expired");
+        assert_eq!(tokens.verify(wire, "bob", 1_000), None, "another user");
+        assert_eq!(
+            DeviceTokens::new(b"other", 100).verify(wire, "alice", 1_000),
+            None
+        );
+    }
+
+    #[test]
+    fn a_changed_expiry_or_id_breaks_the_mac() {
+        let tokens = DeviceTokens::new(b"key", 100);
+        let wire = tokens.issue("alice", 1_000).unwrap();
+        let parts: Vec<&str> = wire.expose_secret().split('.').collect();
+        let later = format!("{}.{}.{}", parts[0], 9_999_999, parts[2]);
+        let other_id = format!("AAAAAAAAAAAAAAAAAAAAAA.{}.{}", parts[1], parts[2]);
+        for bad in [later.as_str(), other_id.as_str(), "", "a.b", "a.1.c.d"] {
+            assert_eq!(tokens.verify(bad, "alice", 1_000), None, "{bad}");
+        }
+    }
+}
