@@ -578,28 +578,24 @@ impl RedisCluster {
         let mut last = String::new();
         let mut promoted = None;
         let done = wait_until(FAILOVER_TIMEOUT, Duration::from_millis(50), || {
+            promoted = None;
             let mut seen = Vec::new();
             for port in self.running_ports() {
-                let state = info_lines(port, &["CLUSTER", "INFO"]);
+                let ok = has_line(&info_lines(port, &["CLUSTER", "INFO"]), "cluster_state:ok");
                 let master = serving(port, slot).ok().flatten();
                 seen.push(format!(
-                    "node {port}: slot {slot} served by {master:?}, ok: {}",
-                    has_line(&state, "cluster_state:ok")
+                    "node {port}: slot {slot} served by {master:?}, ok: {ok}"
                 ));
-                if !has_line(&state, "cluster_state:ok") {
-                    promoted = None;
+                let agrees = match (master, promoted) {
+                    (Some(m), None) => m != dead,
+                    (Some(m), Some(p)) => m == p,
+                    (None, _) => false,
+                };
+                if !ok || !agrees {
                     last = seen.join("; ");
                     return Ok(false);
                 }
-                match (master, promoted) {
-                    (Some(m), None) if m != dead => promoted = Some(m),
-                    (Some(m), Some(p)) if m == p => {}
-                    _ => {
-                        promoted = None;
-                        last = seen.join("; ");
-                        return Ok(false);
-                    }
-                }
+                promoted = master;
             }
             Ok(promoted.is_some())
         })?;
