@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The project's one test command.
 #
-# Starts private test services on free loopback ports -- one standalone Redis, a 3-master Redis
-# Cluster and one PostgreSQL server -- each keeping its files (logs included) in a private work
-# directory, then runs the whole test suite against them and stops them again, whatever happens.
+# Starts private test services on free loopback ports -- one standalone Redis, a Redis Cluster of
+# 3 masters with one replica each and one PostgreSQL server -- each keeping its files (logs
+# included) in a private work directory, then runs the whole test suite against them and stops
+# them again, whatever happens.
 #
 #   scripts/test.sh                               # everything
 #   scripts/test.sh -p verifier                   # one package
@@ -17,6 +18,7 @@
 # The tests find the services through:
 #   TEST_REDIS_URL           redis://127.0.0.1:<port>
 #   TEST_REDIS_CLUSTER_URLS  redis://127.0.0.1:<p1>,redis://127.0.0.1:<p2>,redis://127.0.0.1:<p3>
+#                            (the 3 masters; each has a replica)
 #   TEST_DATABASE_URL        postgres://postgres@127.0.0.1:<port>/postgres  (superuser, trust auth)
 #   TEST_PG_BINDIR           directory of initdb/pg_ctl/postgres/psql
 #
@@ -215,8 +217,10 @@ pick_port() {
 start_redis() {
   local dir=$1 cluster=$2 attempt port pid i extra=()
   mkdir -p "$dir"
+  # The same settings as test-support's ClusterOptions::WITH_REPLICAS.
   [ "$cluster" = 1 ] && extra=(--cluster-enabled yes --cluster-config-file "$dir/nodes.conf"
-    --cluster-node-timeout 5000)
+    --cluster-node-timeout 5000 --cluster-replica-validity-factor 0 --repl-diskless-sync-delay 0
+    --shutdown-timeout 0)
   for ((attempt = 1; attempt <= 6; attempt++)); do
     port=$(pick_port "$cluster") || die "no free port for redis-server"
     USED_PORTS+="$port $((port + 10000)) "
@@ -249,33 +253,44 @@ start_redis() {
 start_redis "$WORK/redis" 0
 REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
 
+# 3 masters and 3 replicas; redis-cli decides which node replicates which master.
 CLUSTER_PORTS=()
-for n in 0 1 2; do
+for n in 0 1 2 3 4 5; do
   start_redis "$WORK/cluster/node-$n" 1
   CLUSTER_PORTS+=("$REDIS_PORT")
 done
 cluster_args=()
 for port in "${CLUSTER_PORTS[@]}"; do cluster_args+=("127.0.0.1:$port"); done
-if ! timeout 60 redis-cli --cluster create "${cluster_args[@]}" --cluster-replicas 0 --cluster-yes \
+if ! timeout 60 redis-cli --cluster create "${cluster_args[@]}" --cluster-replicas 1 --cluster-yes \
   </dev/null >"$WORK/cluster/create.log" 2>&1; then
   cat "$WORK/cluster/create.log" >&2
   die "redis-cli --cluster create failed"
 fi
+# Every node: the cluster is ok, it knows all 6 nodes and 3 replicas, and a replica's link to its
+# master is up.
 for port in "${CLUSTER_PORTS[@]}"; do
   for ((i = 0; ; i++)); do
     info=$(redis-cli -h 127.0.0.1 -p "$port" cluster info 2>/dev/null | tr -d '\r' || true)
-    if grep -qx 'cluster_state:ok' <<<"$info" && grep -qx 'cluster_known_nodes:3' <<<"$info"; then
+    nodes=$(redis-cli -h 127.0.0.1 -p "$port" cluster nodes 2>/dev/null || true)
+    replication=$(redis-cli -h 127.0.0.1 -p "$port" info replication 2>/dev/null | tr -d '\r' || true)
+    if grep -qx 'cluster_state:ok' <<<"$info" && grep -qx 'cluster_known_nodes:6' <<<"$info" &&
+      [ "$(awk '$3 ~ /slave/ && $3 !~ /fail/' <<<"$nodes" | wc -l)" = 3 ] &&
+      { grep -qx 'role:master' <<<"$replication" || grep -qx 'master_link_status:up' <<<"$replication"; }; then
       break
     fi
     if ((i >= 600)); then # 30 s
-      printf '%s\n' "$info" >&2
-      die "cluster node on port $port did not reach cluster_state:ok"
+      printf '%s\n%s\n%s\n' "$info" "$nodes" "$replication" >&2
+      die "cluster node on port $port did not reach cluster_state:ok with its replicas linked"
     fi
     sleep 0.05
   done
 done
-CLUSTER_URLS=$(printf 'redis://127.0.0.1:%s,' "${CLUSTER_PORTS[@]}")
+# The seed URLs are the masters.
+MASTER_PORTS=$(redis-cli -h 127.0.0.1 -p "${CLUSTER_PORTS[0]}" cluster nodes |
+  awk '$3 ~ /master/ { split($2, a, "@"); n = split(a[1], b, ":"); print b[n] }' | sort -n)
+CLUSTER_URLS=$(printf 'redis://127.0.0.1:%s,' $MASTER_PORTS)
 CLUSTER_URLS=${CLUSTER_URLS%,}
+[ "$(tr ',' '\n' <<<"$CLUSTER_URLS" | wc -l)" = 3 ] || die "expected 3 cluster masters, got $CLUSTER_URLS"
 
 # --- postgres ------------------------------------------------------------------------------------
 
@@ -333,7 +348,7 @@ export TEST_PG_BINDIR="$PG_BINDIR"
 
 say "test services up after ${SECONDS}s (work dir $WORK):"
 say "  redis standalone  TEST_REDIS_URL=$TEST_REDIS_URL"
-say "  redis cluster     TEST_REDIS_CLUSTER_URLS=$TEST_REDIS_CLUSTER_URLS (3 masters)"
+say "  redis cluster     TEST_REDIS_CLUSTER_URLS=$TEST_REDIS_CLUSTER_URLS (3 masters, 3 replicas)"
 say "  postgres          TEST_DATABASE_URL=$TEST_DATABASE_URL ($PG_VERSION$([ "$IS_ROOT" = 1 ] && echo ', as user postgres'))"
 
 # --- cargo test ----------------------------------------------------------------------------------

@@ -103,8 +103,13 @@ impl AuthCenter {
     }
 
     /// An auth-center whose sessions live in `target`, under a fresh key prefix.
-    #[allow(clippy::field_reassign_with_default)] // reads better as a list of overrides
     pub async fn spawn_on(target: RedisTarget) -> Self {
+        Self::spawn_with(target, |_| {}).await
+    }
+
+    /// [`AuthCenter::spawn_on`], with `tweak` applied to the configuration last.
+    #[allow(clippy::field_reassign_with_default)] // reads better as a list of overrides
+    pub async fn spawn_with(target: RedisTarget, tweak: impl FnOnce(&mut Config)) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let prefix = format!("e2e{}", uuid::Uuid::new_v4().simple());
         let mut config = Config::default();
@@ -128,6 +133,7 @@ impl AuthCenter {
         // The outage tests poll logins while Redis comes back; rate limits have their own
         // tests in the auth-center.
         config.limits.login_ip_max = 10_000;
+        tweak(&mut config);
 
         // The system clock: the demo-service checks `exp` against the real time too.
         let app = Application::build(config)

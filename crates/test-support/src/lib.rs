@@ -1,11 +1,14 @@
 //! Test fixtures for the auth service: real, private Redis (standalone and a 3-master Redis
-//! Cluster) and PostgreSQL servers on free loopback ports. No mocks, no Docker.
+//! Cluster, with or without replicas) and PostgreSQL servers on free loopback ports. No mocks,
+//! no Docker.
 //!
 //! * [`RedisServer`], [`RedisCluster`], [`Postgres`]: a private instance per fixture (each in
 //!   its own temporary directory, server log included), for tests that stop/restart servers or
-//!   need isolation. Dropping one shuts it down and removes its directory.
+//!   need isolation. Dropping one shuts it down and removes its directory. A cluster with
+//!   replicas ([`ClusterOptions`]) lets a test kill a master and wait for its replica to take
+//!   over.
 //! * [`shared_redis_url`], [`shared_cluster_urls`], [`shared_postgres_url`]: instances shared by
-//!   ordinary tests. `scripts/test.sh` starts them once for the whole run and exports
+//!   ordinary tests (the cluster has a replica per master). `scripts/test.sh` starts them once for the whole run and exports
 //!   `TEST_REDIS_URL`, `TEST_REDIS_CLUSTER_URLS` and `TEST_DATABASE_URL`; under a plain
 //!   `cargo test` each test process starts its own.
 //! * [`create_postgres_database`]: a fresh database per test.
@@ -30,6 +33,6 @@ mod tokens;
 mod util;
 
 pub use crate::postgres::{Postgres, create_postgres_database};
-pub use crate::redis::{RedisCluster, RedisServer};
+pub use crate::redis::{ClusterOptions, RedisCluster, RedisServer};
 pub use crate::shared::{shared_cluster_urls, shared_postgres_url, shared_redis_url};
 pub use crate::tokens::{Tokens, decode_segment};

@@ -1,5 +1,5 @@
 //! Private `redis-server` processes: standalone ([`RedisServer`]) and a 3-master cluster
-//! ([`RedisCluster`]).
+//! ([`RedisCluster`]), optionally with replicas that take over when a master dies.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -22,8 +22,9 @@ const CLUSTER_TIMEOUT: Duration = Duration::from_secs(30);
 const CLUSTER_CREATE_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a restart keeps retrying when its (fixed) port is briefly taken.
 const RESTART_BIND_RETRY: Duration = Duration::from_secs(10);
-/// Cluster node timeout: short enough for quick recovery, long enough for a loaded CI box.
-const CLUSTER_NODE_TIMEOUT_MS: &str = "5000";
+/// How long a killed master's replica may take to be promoted (node timeout, election and
+/// a loaded machine included).
+const FAILOVER_TIMEOUT: Duration = Duration::from_secs(30);
 /// Name of the pidfile the watchdog looks for.
 const PIDFILE: &str = "redis-server.pid";
 
@@ -54,18 +55,23 @@ impl StartError {
 struct Node {
     dir: PathBuf,
     port: u16,
-    cluster: bool,
+    /// `cluster-node-timeout` of a cluster node; `None` for a standalone server.
+    cluster_node_timeout: Option<Duration>,
     child: Option<Child>,
 }
 
 impl Node {
-    fn new(dir: PathBuf, cluster: bool) -> Self {
+    fn new(dir: PathBuf, cluster_node_timeout: Option<Duration>) -> Self {
         Self {
             dir,
             port: 0,
-            cluster,
+            cluster_node_timeout,
             child: None,
         }
+    }
+
+    fn is_cluster(&self) -> bool {
+        self.cluster_node_timeout.is_some()
     }
 
     fn log_path(&self) -> PathBuf {
@@ -77,7 +83,7 @@ impl Node {
     }
 
     fn name(&self) -> String {
-        if self.cluster {
+        if self.is_cluster() {
             format!("redis cluster node on port {}", self.port)
         } else {
             format!("redis-server on port {}", self.port)
@@ -88,7 +94,7 @@ impl Node {
     fn start_fresh(&mut self) -> Result<()> {
         let mut last = None;
         for _ in 0..START_ATTEMPTS {
-            self.port = util::pick_port(self.cluster)?;
+            self.port = util::pick_port(self.is_cluster())?;
             match self.start_once() {
                 Ok(()) => return Ok(()),
                 Err(StartError::AddrInUse(e)) => last = Some(e),
@@ -135,11 +141,19 @@ impl Node {
             .arg(&log)
             .arg("--pidfile")
             .arg(self.dir.join(PIDFILE));
-        if self.cluster {
+        if let Some(timeout) = self.cluster_node_timeout {
             cmd.args(["--cluster-enabled", "yes"])
                 .arg("--cluster-config-file")
                 .arg(self.dir.join("nodes.conf"))
-                .args(["--cluster-node-timeout", CLUSTER_NODE_TIMEOUT_MS]);
+                .arg("--cluster-node-timeout")
+                .arg(timeout.as_millis().to_string())
+                // A replica takes over however long it was cut off from its master: a test
+                // wants the failover, not the data-age check.
+                .args(["--cluster-replica-validity-factor", "0"])
+                // Replicas sync at once, not after the default 5 s of waiting for company.
+                .args(["--repl-diskless-sync-delay", "0"])
+                // A master being shut down does not wait for its replicas to catch up.
+                .args(["--shutdown-timeout", "0"]);
         }
         let child = cmd
             .current_dir(&self.dir)
@@ -267,7 +281,7 @@ impl RedisServer {
             .context("could not create a temporary directory for redis-server")?;
         let watchdog = Watchdog::spawn(dir.path())?;
         let mut server = Self {
-            node: Node::new(dir.path().to_path_buf(), false),
+            node: Node::new(dir.path().to_path_buf(), None),
             watchdog,
             _dir: dir,
         };
@@ -306,22 +320,138 @@ impl Drop for RedisServer {
     }
 }
 
-/// A private Redis Cluster: 3 masters, 0 replicas, on free loopback ports (each `<= 55535`,
-/// so the cluster bus at `port + 10000` is valid; both were free when picked). Each node has
-/// its own directory (`node-<i>/` with `redis.log` and `nodes.conf`) inside one temporary
-/// directory. Nothing is persisted except the cluster configuration.
+/// The layout of a [`RedisCluster`]: 3 masters, each with `replicas_per_master` replicas.
+///
+/// ```
+/// use test_support::ClusterOptions;
+/// assert_eq!(ClusterOptions::MASTERS_ONLY.replicas_per_master, 0);
+/// assert!(ClusterOptions::FAST_FAILOVER.node_timeout < ClusterOptions::WITH_REPLICAS.node_timeout);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClusterOptions {
+    /// Replicas of each master.
+    pub replicas_per_master: usize,
+    /// `cluster-node-timeout`: how long a node may be unreachable before the others mark it
+    /// as failed and one of its replicas takes over.
+    pub node_timeout: Duration,
+}
+
+impl ClusterOptions {
+    /// 3 masters, no replicas, 5 s node timeout: what [`RedisCluster::start`] builds.
+    pub const MASTERS_ONLY: Self = Self {
+        replicas_per_master: 0,
+        node_timeout: Duration::from_secs(5),
+    };
+    /// 3 masters with one replica each, 5 s node timeout: the shared cluster. A node stalled
+    /// for a moment by a busy machine causes no failover under ordinary tests.
+    pub const WITH_REPLICAS: Self = Self {
+        replicas_per_master: 1,
+        node_timeout: Duration::from_secs(5),
+    };
+    /// 3 masters with one replica each, 1 s node timeout: a killed master's replica is
+    /// promoted within a few seconds. For failover tests.
+    pub const FAST_FAILOVER: Self = Self {
+        replicas_per_master: 1,
+        node_timeout: Duration::from_secs(1),
+    };
+}
+
+/// One line of `CLUSTER NODES`, the parts the fixture needs.
+#[derive(Debug)]
+struct ClusterNodeLine {
+    port: u16,
+    /// A master that the node asking does not consider failed.
+    live_master: bool,
+    /// A replica that the node asking does not consider failed.
+    live_replica: bool,
+    /// Slot ranges served (masters only).
+    slots: Vec<(u16, u16)>,
+}
+
+impl ClusterNodeLine {
+    /// `<id> <ip:port@cport[,hostname]> <flags> <master> <ping> <pong> <epoch> <link> <slot>...`
+    fn parse(line: &str) -> Option<Self> {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let (address, flags) = (fields.get(1)?, fields.get(2)?);
+        let port = address
+            .split('@')
+            .next()?
+            .rsplit(':')
+            .next()?
+            .parse()
+            .ok()?;
+        let flags: Vec<&str> = flags.split(',').collect();
+        let live = !flags.contains(&"fail");
+        let live_master = live && flags.contains(&"master");
+        let live_replica = live && flags.contains(&"slave");
+        let slots = fields
+            .iter()
+            .skip(8)
+            .filter(|s| !s.starts_with('['))
+            .filter_map(|range| match range.split_once('-') {
+                Some((a, b)) => Some((a.parse().ok()?, b.parse().ok()?)),
+                None => range.parse().ok().map(|s| (s, s)),
+            })
+            .collect();
+        Some(Self {
+            port,
+            live_master,
+            live_replica,
+            slots,
+        })
+    }
+}
+
+/// `CLUSTER NODES` as seen by the node on `port`.
+fn cluster_nodes(port: u16) -> Result<Vec<ClusterNodeLine>> {
+    match resp::command(port, &["CLUSTER", "NODES"])? {
+        Reply::Bulk(Some(text)) => Ok(text.lines().filter_map(ClusterNodeLine::parse).collect()),
+        other => bail!("CLUSTER NODES on port {port}: {other:?}"),
+    }
+}
+
+/// The lines of an `INFO` section or `CLUSTER INFO` reply from the node on `port`.
+fn info_lines(port: u16, command: &[&str]) -> String {
+    match resp::command(port, command) {
+        Ok(Reply::Bulk(Some(info))) => info,
+        other => format!("{other:?}"),
+    }
+}
+
+fn has_line(text: &str, wanted: &str) -> bool {
+    text.lines().any(|l| l.trim() == wanted)
+}
+
+/// A private Redis Cluster of 3 masters, with or without replicas ([`ClusterOptions`]), on
+/// free loopback ports (each `<= 55535`, so the cluster bus at `port + 10000` is valid; both
+/// were free when picked). Each node has its own directory (`node-<i>/` with `redis.log` and
+/// `nodes.conf`) inside one temporary directory. Nothing is persisted except the cluster
+/// configuration.
+///
+/// With replicas, a test can crash a master ([`RedisCluster::kill`]), wait until its replica
+/// took over ([`RedisCluster::wait_for_promotion`]) and bring the dead node back as a replica
+/// ([`RedisCluster::revive`]).
 ///
 /// Dropping it kills all nodes and removes the directory; a watchdog does the same if the test
 /// process dies first.
 ///
 /// ```no_run
-/// let cluster = test_support::RedisCluster::start()?;
+/// use test_support::{ClusterOptions, RedisCluster};
+/// let mut cluster = RedisCluster::start_with(ClusterOptions::FAST_FAILOVER)?;
 /// let urls = cluster.urls(); // one "redis://127.0.0.1:<port>" per master
+/// let old = cluster.master_of("{user-1}")?;
+/// cluster.kill(old)?; // SIGKILL: a crash
+/// let new = cluster.wait_for_promotion("{user-1}", old)?; // its replica took over
+/// assert_ne!(new, old);
+/// cluster.revive(old)?; // back, as a replica of `new`
 /// # let _ = urls;
 /// # Ok::<(), anyhow::Error>(())
 /// ```
 pub struct RedisCluster {
     nodes: Vec<Node>,
+    /// The masters as created, in node order: the seed nodes.
+    seeds: Vec<u16>,
+    options: ClusterOptions,
     watchdog: Watchdog,
     dir: TempDir,
 }
@@ -330,11 +460,16 @@ impl RedisCluster {
     /// Number of masters.
     const MASTERS: usize = 3;
 
-    /// Starts 3 cluster-enabled nodes, joins them with
-    /// `redis-cli --cluster create ... --cluster-replicas 0 --cluster-yes`, and waits (up to
-    /// 30 s) until every node reports `cluster_state:ok`, knows all 3 nodes and sees all 16384
-    /// slots served.
+    /// [`RedisCluster::start_with`] [`ClusterOptions::MASTERS_ONLY`]: 3 masters, no replicas.
     pub fn start() -> Result<Self> {
+        Self::start_with(ClusterOptions::MASTERS_ONLY)
+    }
+
+    /// Starts 3 × (1 + `replicas_per_master`) cluster-enabled nodes, joins them with
+    /// `redis-cli --cluster create ... --cluster-replicas <n> --cluster-yes`, and waits (up to
+    /// 30 s) until every node reports `cluster_state:ok`, knows all nodes and sees all 16384
+    /// slots served, and every replica's link to its master is up.
+    pub fn start_with(options: ClusterOptions) -> Result<Self> {
         let dir = tempfile::Builder::new()
             .prefix("test-support-redis-cluster-")
             .tempdir()
@@ -342,26 +477,52 @@ impl RedisCluster {
         let watchdog = Watchdog::spawn(dir.path())?;
         let mut cluster = Self {
             nodes: Vec::new(),
+            seeds: Vec::new(),
+            options,
             watchdog,
             dir,
         };
-        for i in 0..Self::MASTERS {
-            let mut node = Node::new(cluster.dir.path().join(format!("node-{i}")), true);
+        for i in 0..Self::MASTERS * (1 + options.replicas_per_master) {
+            let mut node = Node::new(
+                cluster.dir.path().join(format!("node-{i}")),
+                Some(options.node_timeout),
+            );
             node.start_fresh()?;
             cluster.nodes.push(node);
         }
         cluster.create()?;
         cluster.wait_ok()?;
+        // redis-cli chooses which nodes become masters.
+        let masters: Vec<u16> = cluster_nodes(cluster.nodes[0].port)?
+            .into_iter()
+            .filter(|n| n.live_master && !n.slots.is_empty())
+            .map(|n| n.port)
+            .collect();
+        cluster.seeds = cluster
+            .nodes
+            .iter()
+            .map(|n| n.port)
+            .filter(|p| masters.contains(p))
+            .collect();
         Ok(cluster)
     }
 
-    /// One URL per master: `redis://127.0.0.1:<port>`.
+    /// One URL per master as created, `redis://127.0.0.1:<port>`: the seed nodes. After a
+    /// failover one of them may be a replica or dead; a cluster client finds the rest.
     pub fn urls(&self) -> Vec<String> {
-        self.nodes.iter().map(Node::url).collect()
+        self.seeds
+            .iter()
+            .map(|p| format!("redis://127.0.0.1:{p}"))
+            .collect()
     }
 
-    /// The masters' TCP ports on 127.0.0.1.
+    /// The ports of the masters as created (see [`RedisCluster::urls`]).
     pub fn ports(&self) -> Vec<u16> {
+        self.seeds.clone()
+    }
+
+    /// The ports of every node, masters and replicas, running or not.
+    pub fn all_ports(&self) -> Vec<u16> {
         self.nodes.iter().map(|n| n.port).collect()
     }
 
@@ -392,6 +553,95 @@ impl RedisCluster {
         self.wait_ok()
     }
 
+    /// The port of the master that serves `key`'s slot now, as the first running node sees
+    /// it.
+    pub fn master_of(&self, key: &str) -> Result<u16> {
+        let asked = self.running_ports();
+        let port = *asked.first().context("no cluster node is running")?;
+        let slot = self.slot_of(key)?;
+        serving(port, slot)?
+            .with_context(|| format!("node {port} knows no live master for slot {slot}"))
+    }
+
+    /// SIGKILLs the node on `port`, as a crash would (no shutdown, no goodbye to the cluster),
+    /// and waits until its port refuses connections.
+    pub fn kill(&mut self, port: u16) -> Result<()> {
+        let node = self.node_mut(port)?;
+        node.kill();
+        util::wait_port_closed(port, &node.name())
+    }
+
+    /// Waits (up to 30 s) until every running node reports `cluster_state:ok` and names the
+    /// same live master, other than `dead`, for `key`'s slot; returns that master's port.
+    pub fn wait_for_promotion(&self, key: &str, dead: u16) -> Result<u16> {
+        let slot = self.slot_of(key)?;
+        let mut last = String::new();
+        let mut promoted = None;
+        let done = wait_until(FAILOVER_TIMEOUT, Duration::from_millis(50), || {
+            promoted = None;
+            let mut seen = Vec::new();
+            for port in self.running_ports() {
+                let ok = has_line(&info_lines(port, &["CLUSTER", "INFO"]), "cluster_state:ok");
+                let master = serving(port, slot).ok().flatten();
+                seen.push(format!(
+                    "node {port}: slot {slot} served by {master:?}, ok: {ok}"
+                ));
+                let agrees = match (master, promoted) {
+                    (Some(m), None) => m != dead,
+                    (Some(m), Some(p)) => m == p,
+                    (None, _) => false,
+                };
+                if !ok || !agrees {
+                    last = seen.join("; ");
+                    return Ok(false);
+                }
+                promoted = master;
+            }
+            Ok(promoted.is_some())
+        })?;
+        match promoted {
+            Some(port) if done => Ok(port),
+            _ => bail!(
+                "no replica took over slot {slot} from node {dead} within {}s; last seen: {last}",
+                FAILOVER_TIMEOUT.as_secs()
+            ),
+        }
+    }
+
+    /// Starts the killed node on `port` again (same port, same `nodes.conf`) and waits until
+    /// the cluster is whole again: it rejoins as a replica of the master that replaced it.
+    pub fn revive(&mut self, port: u16) -> Result<()> {
+        self.node_mut(port)?.start_same_port()?;
+        self.wait_ok()
+    }
+
+    fn node_mut(&mut self, port: u16) -> Result<&mut Node> {
+        self.nodes
+            .iter_mut()
+            .find(|n| n.port == port)
+            .with_context(|| format!("no node of this cluster is on port {port}"))
+    }
+
+    /// Ports of the nodes that were started and not killed or stopped since.
+    fn running_ports(&self) -> Vec<u16> {
+        self.nodes
+            .iter()
+            .filter(|n| n.child.is_some())
+            .map(|n| n.port)
+            .collect()
+    }
+
+    fn slot_of(&self, key: &str) -> Result<u16> {
+        let port = *self
+            .running_ports()
+            .first()
+            .context("no cluster node is running")?;
+        match resp::command(port, &["CLUSTER", "KEYSLOT", key])? {
+            Reply::Integer(slot) => Ok(u16::try_from(slot)?),
+            other => bail!("CLUSTER KEYSLOT {key}: {other:?}"),
+        }
+    }
+
     /// `redis-cli --cluster create`, with a time limit and its output in `cluster-create.log`.
     fn create(&mut self) -> Result<()> {
         let log = self.dir.path().join("cluster-create.log");
@@ -401,7 +651,9 @@ impl RedisCluster {
             .arg("--cluster")
             .arg("create")
             .args(self.nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)))
-            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .arg("--cluster-replicas")
+            .arg(self.options.replicas_per_master.to_string())
+            .arg("--cluster-yes")
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)
@@ -432,41 +684,64 @@ impl RedisCluster {
         Ok(())
     }
 
-    /// Waits until every node says `cluster_state:ok`, `cluster_known_nodes:3` and
-    /// `cluster_slots_ok:16384`.
+    /// Waits until every node says `cluster_state:ok`, knows every node and sees all 16384
+    /// slots served and as many replicas as the options ask for, and every replica
+    /// (`role:slave`) says `master_link_status:up`.
     fn wait_ok(&mut self) -> Result<()> {
         let expected = [
             "cluster_state:ok".to_owned(),
-            format!("cluster_known_nodes:{}", Self::MASTERS),
+            format!("cluster_known_nodes:{}", self.nodes.len()),
             "cluster_slots_ok:16384".to_owned(),
         ];
-        let deadline = Instant::now() + CLUSTER_TIMEOUT;
-        for node in &self.nodes {
-            let mut last = String::new();
-            let ok = wait_until(
-                deadline.saturating_duration_since(Instant::now()),
-                Duration::from_millis(50),
-                || {
-                    last = match resp::command(node.port, &["CLUSTER", "INFO"]) {
-                        Ok(Reply::Bulk(Some(info))) => info,
-                        other => format!("{other:?}"),
-                    };
-                    let lines: Vec<&str> = last.lines().map(str::trim).collect();
-                    Ok(expected.iter().all(|e| lines.contains(&e.as_str())))
-                },
-            )?;
-            if !ok {
-                bail!(
-                    "{} did not reach cluster_state:ok within {}s; last CLUSTER INFO:\n{}\n{}",
-                    node.name(),
-                    CLUSTER_TIMEOUT.as_secs(),
-                    last.trim_end(),
-                    log_tail(&node.log_path(), 30)
-                );
+        let replicas = Self::MASTERS * self.options.replicas_per_master;
+        // What was missing last, and the log of the node it was missing on.
+        let mut last = (String::new(), None);
+        let ok = wait_until(CLUSTER_TIMEOUT, Duration::from_millis(50), || {
+            let mut linked = 0;
+            for node in &self.nodes {
+                let mut missing = |what: String| {
+                    last = (format!("{}: {what}", node.name()), Some(node.log_path()));
+                    Ok(false)
+                };
+                let info = info_lines(node.port, &["CLUSTER", "INFO"]);
+                if !expected.iter().all(|e| has_line(&info, e)) {
+                    return missing(info.trim_end().to_owned());
+                }
+                let known = cluster_nodes(node.port)
+                    .map(|nodes| nodes.iter().filter(|n| n.live_replica).count())
+                    .unwrap_or_default();
+                if known != replicas {
+                    return missing(format!("knows {known} of {replicas} replicas"));
+                }
+                let replication = info_lines(node.port, &["INFO", "replication"]);
+                if has_line(&replication, "role:slave") {
+                    if !has_line(&replication, "master_link_status:up") {
+                        return missing(replication.trim_end().to_owned());
+                    }
+                    linked += 1;
+                }
             }
+            last = (format!("{linked} of {replicas} replicas linked"), None);
+            Ok(linked == replicas)
+        })?;
+        if !ok {
+            let (what, log) = last;
+            bail!(
+                "the cluster was not whole within {}s; last seen: {what}\n{}",
+                CLUSTER_TIMEOUT.as_secs(),
+                log.map(|log| log_tail(&log, 30)).unwrap_or_default()
+            );
         }
         Ok(())
     }
+}
+
+/// The live master serving `slot`, as the node on `port` sees it.
+fn serving(port: u16, slot: u16) -> Result<Option<u16>> {
+    Ok(cluster_nodes(port)?
+        .into_iter()
+        .find(|n| n.live_master && n.slots.iter().any(|&(a, b)| a <= slot && slot <= b))
+        .map(|n| n.port))
 }
 
 impl Drop for RedisCluster {

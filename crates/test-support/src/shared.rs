@@ -2,7 +2,7 @@
 
 use std::sync::OnceLock;
 
-use crate::{Postgres, RedisCluster, RedisServer};
+use crate::{ClusterOptions, Postgres, RedisCluster, RedisServer};
 
 /// A shared instance: kept alive in a static for the rest of the test process (statics are
 /// never dropped; the fixture's watchdog shuts it down when the process exits).
@@ -55,16 +55,17 @@ pub fn shared_redis_url() -> String {
     urls.into_iter().next().unwrap_or_default()
 }
 
-/// URLs (one per master) of the Redis Cluster shared by ordinary tests:
-/// `$TEST_REDIS_CLUSTER_URLS` (comma-separated, set by `scripts/test.sh`), or else a private
-/// [`RedisCluster`] started once per test process and shut down when the process exits.
+/// URLs (one per master) of the Redis Cluster shared by ordinary tests, 3 masters with one
+/// replica each: `$TEST_REDIS_CLUSTER_URLS` (comma-separated, set by `scripts/test.sh`), or else
+/// a private [`RedisCluster`] ([`ClusterOptions::WITH_REPLICAS`]) started once per test process
+/// and shut down when the process exits.
 ///
 /// # Panics
 /// If `TEST_REDIS_CLUSTER_URLS` is unset and the private cluster cannot be started.
 pub fn shared_cluster_urls() -> Vec<String> {
     static CELL: Shared<RedisCluster> = OnceLock::new();
     get_or_start(&CELL, "TEST_REDIS_CLUSTER_URLS", "Redis Cluster", || {
-        let cluster = RedisCluster::start()?;
+        let cluster = RedisCluster::start_with(ClusterOptions::WITH_REPLICAS)?;
         let urls = cluster.urls();
         Ok((cluster, urls))
     })

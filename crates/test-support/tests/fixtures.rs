@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 use test_support::{
-    Postgres, RedisCluster, RedisServer, create_postgres_database, shared_cluster_urls,
-    shared_postgres_url, shared_redis_url,
+    ClusterOptions, Postgres, RedisCluster, RedisServer, create_postgres_database,
+    shared_cluster_urls, shared_postgres_url, shared_redis_url,
 };
 
 /// Runs a command and returns its trimmed stdout; fails on a non-zero exit.
@@ -85,6 +85,27 @@ fn cluster_ok(port: u16) -> Result<bool> {
     Ok(redis_cli(port, &["cluster", "info"])?
         .lines()
         .any(|l| l.trim() == "cluster_state:ok"))
+}
+
+/// The first line of `ROLE`: `master` or `slave`.
+fn role(port: u16) -> Result<String> {
+    Ok(redis_cli(port, &["role"])?
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_owned())
+}
+
+/// How many nodes of the cluster that `port` belongs to are replicas, as `port` sees it.
+fn replicas_known_to(port: u16) -> Result<usize> {
+    Ok(redis_cli(port, &["cluster", "nodes"])?
+        .lines()
+        .filter(|l| {
+            l.split_whitespace()
+                .nth(2)
+                .is_some_and(|f| f.contains("slave"))
+        })
+        .count())
 }
 
 #[test]
@@ -174,6 +195,53 @@ fn redis_cluster_spreads_keys_and_restarts() -> Result<()> {
 }
 
 #[test]
+fn a_killed_master_of_a_cluster_with_replicas_is_replaced_by_its_replica_with_the_data()
+-> Result<()> {
+    let mut cluster = RedisCluster::start_with(ClusterOptions::FAST_FAILOVER)?;
+    let seeds = cluster.ports();
+    let all = cluster.all_ports();
+    assert_eq!(seeds.len(), 3);
+    assert_eq!(all.len(), 6);
+    for port in &all {
+        assert!(
+            *port <= 55_535,
+            "cluster port {port} leaves no room for the bus"
+        );
+        assert!(cluster_ok(*port)?, "node {port} is not ok");
+        let expected = if seeds.contains(port) {
+            "master"
+        } else {
+            "slave"
+        };
+        assert_eq!(role(*port)?, expected, "node {port}");
+    }
+    assert_eq!(replicas_known_to(seeds[0])?, 3);
+
+    let key = "{failover}:greeting";
+    let old = cluster.master_of(key)?;
+    assert!(seeds.contains(&old));
+    assert_eq!(redis_cli(old, &["set", key, "hello"])?, "OK");
+    // The write reached the replica before the crash.
+    assert_eq!(redis_cli(old, &["wait", "1", "5000"])?, "1");
+
+    cluster.kill(old)?;
+    assert!(refuses(old), "node {old} still open after kill()");
+    let new = cluster.wait_for_promotion(key, old)?;
+    assert_ne!(new, old);
+    assert!(!seeds.contains(&new), "a replica was promoted");
+    assert_eq!(role(new)?, "master");
+    assert_eq!(cluster.master_of(key)?, new);
+    assert_eq!(redis_cli(new, &["get", key])?, "hello");
+
+    // The dead master comes back as a replica of its successor.
+    cluster.revive(old)?;
+    assert_eq!(role(old)?, "slave");
+    assert_eq!(cluster.master_of(key)?, new);
+    assert_eq!(redis_cli(old, &["-c", "get", key])?, "hello");
+    Ok(())
+}
+
+#[test]
 fn postgres_database_stop_restart() -> Result<()> {
     let mut pg = Postgres::start()?;
     let admin = pg.admin_url();
@@ -216,7 +284,10 @@ fn shared_instances_answer() -> Result<()> {
     assert_eq!(cluster.len(), 3);
     for url in &cluster {
         assert!(cluster_ok(port_of(url)?)?, "{url} is not ok");
+        assert_eq!(role(port_of(url)?)?, "master", "{url}");
     }
+    // One replica per master.
+    assert_eq!(replicas_known_to(port_of(&cluster[0])?)?, 3);
 
     let admin = shared_postgres_url();
     assert_eq!(shared_postgres_url(), admin);

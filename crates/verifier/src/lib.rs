@@ -37,7 +37,7 @@ pub use error::{ErrorBody, VerifyError};
 pub use jsonwebtoken::Algorithm;
 pub use jsonwebtoken::jwk::JwkSet;
 #[cfg(feature = "redis")]
-pub use redis_conn::{PushHandler, RedisConnection, RedisOptions, RedisTarget};
+pub use redis_conn::{PushHandler, RedisConnection, RedisFailure, RedisOptions, RedisTarget};
 #[cfg(feature = "redis")]
 pub use revocation::RevocationMode;
 pub use session_keys::{SessionKeys, is_identifier};

@@ -10,8 +10,8 @@ use redis::caching::CacheConfig;
 use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
 use redis::{
-    Cmd, IntoConnectionInfo as _, Pipeline, ProtocolVersion, PushInfo, RedisFuture, RedisResult,
-    Value,
+    Cmd, ErrorKind, IntoConnectionInfo as _, Pipeline, ProtocolVersion, PushInfo, RedisError,
+    RedisFuture, RedisResult, ServerErrorKind, Value,
 };
 
 /// Where Redis is: one server (`REDIS_URL`) or the seed nodes of a cluster
@@ -206,6 +206,72 @@ impl RedisConnection {
     }
 }
 
+/// What a failed Redis call means for its caller: the one classification of Redis errors that
+/// every Redis caller in the workspace (the auth-center's stores, the verifier's session check)
+/// answers by.
+///
+/// ```
+/// use verifier::RedisFailure;
+/// let refused = redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+/// assert_eq!(RedisFailure::of(&refused), RedisFailure::Unavailable);
+/// let moved = redis::parse_redis_value(b"-MOVED 3999 127.0.0.1:6381\r\n").unwrap().extract_error().unwrap_err();
+/// assert_eq!(RedisFailure::of(&moved), RedisFailure::Unavailable);
+/// let wrongtype = redis::parse_redis_value(b"-WRONGTYPE Operation against a key\r\n").unwrap().extract_error().unwrap_err();
+/// assert_eq!(RedisFailure::of(&wrongtype), RedisFailure::Fault);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RedisFailure {
+    /// Redis cannot serve the call right now, and the same call can succeed later: answer
+    /// `503` with `Retry-After`. The connection failed (refused, dropped, reset, timed out, the
+    /// handshake failed, no connection to the slot's node), or the cluster is changing under
+    /// it (`MOVED`/`ASK` left over after the client's own retries, `TRYAGAIN`, `CLUSTERDOWN`,
+    /// `MASTERDOWN`, `READONLY` from a demoted master, `NOSCRIPT` from a node that replaced
+    /// another), or the server is not ready (`LOADING`, `BUSY` script, `NOREPLICAS`, `OOM`).
+    Unavailable,
+    /// The call itself is wrong and retrying does not help: a Lua script error, `WRONGTYPE`,
+    /// `NOPERM`, `CROSSSLOT`, a reply of an unexpected type, a client misconfiguration.
+    Fault,
+}
+
+impl RedisFailure {
+    /// Classifies by the error's kind and server error code, never by its message.
+    pub fn of(error: &RedisError) -> Self {
+        let unavailable = match error.kind() {
+            // Every connection-level failure: refused, reset, dropped, timed out, TLS, DNS.
+            ErrorKind::Io
+            // A reply cut short or garbled on the wire; the connection is replaced.
+            | ErrorKind::Parse
+            // The handshake with a (new) node failed.
+            | ErrorKind::AuthenticationFailed
+            // No connection to any node that could serve the slot.
+            | ErrorKind::ClusterConnectionNotFound => true,
+            ErrorKind::Server(kind) => matches!(
+                kind,
+                ServerErrorKind::Moved
+                    | ServerErrorKind::Ask
+                    | ServerErrorKind::TryAgain
+                    | ServerErrorKind::ClusterDown
+                    | ServerErrorKind::MasterDown
+                    | ServerErrorKind::ReadOnly
+                    | ServerErrorKind::BusyLoading
+                    // Scripts reload themselves once on `NOSCRIPT`; a second one means the
+                    // node changed in between (a promoted replica has an empty script cache).
+                    | ServerErrorKind::NoScript
+            ),
+            // Codes redis-rs has no kind for.
+            ErrorKind::Extension => {
+                matches!(error.code(), Some("BUSY" | "NOREPLICAS" | "OOM"))
+            }
+            _ => false,
+        };
+        if unavailable {
+            RedisFailure::Unavailable
+        } else {
+            RedisFailure::Fault
+        }
+    }
+}
+
 impl ConnectionLike for RedisConnection {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match self {
@@ -231,5 +297,90 @@ impl ConnectionLike for RedisConnection {
             RedisConnection::Standalone(c) => c.get_db(),
             RedisConnection::Cluster(c) => c.get_db(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+
+    use super::*;
+
+    /// The error redis-rs makes of a server's error reply, e.g. `-MOVED 1 127.0.0.1:7000`.
+    fn reply(line: &str) -> RedisError {
+        let value = redis::parse_redis_value(format!("-{line}\r\n").as_bytes());
+        match value.and_then(Value::extract_error) {
+            Err(e) => e,
+            Ok(v) => panic!("{line:?} parsed as {v:?}, not an error"),
+        }
+    }
+
+    /// Every error of `errors`, and of the server error replies `replies`, is `expected`.
+    fn assert_all(
+        expected: RedisFailure,
+        errors: impl IntoIterator<Item = RedisError>,
+        replies: &[&str],
+    ) {
+        for e in errors
+            .into_iter()
+            .chain(replies.iter().map(|line| reply(line)))
+        {
+            assert_eq!(RedisFailure::of(&e), expected, "{e} ({:?})", e.kind());
+        }
+    }
+
+    #[test]
+    fn connection_failures_and_cluster_changes_are_unavailable() {
+        let io_errors = [
+            io::ErrorKind::ConnectionRefused,
+            io::ErrorKind::ConnectionReset,
+            io::ErrorKind::BrokenPipe,
+            io::ErrorKind::UnexpectedEof,
+            io::ErrorKind::TimedOut,
+            io::ErrorKind::NotConnected,
+            io::ErrorKind::PermissionDenied,
+        ]
+        .map(|kind| RedisError::from(io::Error::from(kind)));
+        let made_by_the_client = [
+            RedisError::from((ErrorKind::Io, "connection dropped")),
+            RedisError::from((ErrorKind::ClusterConnectionNotFound, "No connections found")),
+            RedisError::from((ErrorKind::AuthenticationFailed, "handshake")),
+        ];
+        let replies = [
+            "MOVED 568 127.0.0.1:22542",
+            "ASK 568 127.0.0.1:22542",
+            "TRYAGAIN Multiple keys request during rehashing of slot",
+            "CLUSTERDOWN The cluster is down",
+            "CLUSTERDOWN Hash slot not served",
+            "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.",
+            "READONLY You can't write against a read only replica.",
+            "LOADING Redis is loading the dataset in memory",
+            "BUSY Redis is busy running a script.",
+            "NOREPLICAS Not enough good replicas to write.",
+            "NOSCRIPT No matching script.",
+            "OOM command not allowed when used memory > 'maxmemory'.",
+        ];
+        assert_all(
+            RedisFailure::Unavailable,
+            io_errors.into_iter().chain(made_by_the_client),
+            &replies,
+        );
+    }
+
+    #[test]
+    fn logic_errors_are_faults() {
+        let made_by_the_client = [
+            RedisError::from((ErrorKind::UnexpectedReturnType, "not an integer")),
+            RedisError::from((ErrorKind::InvalidClientConfig, "bad url")),
+            RedisError::from((ErrorKind::Client, "empty command")),
+        ];
+        let replies = [
+            "WRONGTYPE Operation against a key holding the wrong kind of value",
+            "ERR user_script:3: Script attempted to access nonexistent global variable 'x'",
+            "ERR wrong number of arguments for 'hmget' command",
+            "NOPERM this user has no permissions to run the 'eval' command",
+            "CROSSSLOT Keys in request don't hash to the same slot",
+        ];
+        assert_all(RedisFailure::Fault, made_by_the_client, &replies);
     }
 }

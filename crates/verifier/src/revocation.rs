@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use redis::{PushInfo, PushKind, Value};
 
 use crate::error::VerifyError;
-use crate::redis_conn::RedisConnection;
+use crate::redis_conn::{RedisConnection, RedisFailure};
 
 /// How a verifier learns about revoked sessions.
 ///
@@ -155,7 +155,9 @@ pub(crate) struct SessionCheck {
 
 impl SessionCheck {
     /// `Ok` if the session key exists; `Revoked` if not; `Unavailable` if Redis did not
-    /// answer in time.
+    /// answer in time or failed. A failure fails closed whatever its [`RedisFailure`]; a
+    /// `Fault` (a misconfiguration, such as an ACL without `EXISTS`) is logged as an error,
+    /// as it does not pass by itself the way an outage or a failover does.
     pub(crate) async fn check(&self, session_key: &str) -> Result<(), VerifyError> {
         if self.tracked.as_ref().is_some_and(|c| c.hit(session_key)) {
             return Ok(());
@@ -172,7 +174,12 @@ impl SessionCheck {
                 Ok(())
             }
             Ok(Ok(_)) => Err(VerifyError::Revoked),
-            Ok(Err(e)) => Err(VerifyError::Unavailable(e.to_string())),
+            Ok(Err(e)) => {
+                if RedisFailure::of(&e) == RedisFailure::Fault {
+                    tracing::error!(error = %e, "the session check failed, and retrying will not help");
+                }
+                Err(VerifyError::Unavailable(e.to_string()))
+            }
             Err(_) => Err(VerifyError::Unavailable("redis timed out".into())),
         }
     }

@@ -4,3 +4,17 @@
 pub mod rate_limit;
 pub mod sessions;
 pub mod sql;
+
+use verifier::RedisFailure;
+
+use crate::domain::error::StoreError;
+
+/// A failed Redis call as a store error, by the verifier's [`RedisFailure`] (shared with every
+/// Redis caller): `Unavailable` (503 with `Retry-After`) for connection and cluster-topology
+/// failures, `Other` (500) for logic errors such as a script bug.
+pub(crate) fn redis_error(e: redis::RedisError) -> StoreError {
+    match RedisFailure::of(&e) {
+        RedisFailure::Unavailable => StoreError::Unavailable(e.to_string()),
+        RedisFailure::Fault => StoreError::Other(e.to_string()),
+    }
+}

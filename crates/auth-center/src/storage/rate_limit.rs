@@ -11,6 +11,7 @@ use verifier::RedisConnection;
 
 use crate::domain::error::StoreError;
 use crate::domain::ports::{RateDecision, RateLimitStore};
+use crate::storage::redis_error;
 
 fn window(window_ms: i64, now_ms: i64) -> (i64, i64) {
     let window_ms = window_ms.max(1);
@@ -47,10 +48,6 @@ impl RedisRateLimitStore {
     }
 }
 
-fn unavailable(e: redis::RedisError) -> StoreError {
-    StoreError::Unavailable(e.to_string())
-}
-
 #[async_trait]
 impl RateLimitStore for RedisRateLimitStore {
     async fn hit(
@@ -68,7 +65,7 @@ impl RateLimitStore for RedisRateLimitStore {
             .arg(window_ms.max(1) * 2)
             .invoke_async(&mut conn)
             .await
-            .map_err(unavailable)?;
+            .map_err(redis_error)?;
         Ok(RateDecision { count, reset_in_ms })
     }
 
@@ -84,7 +81,7 @@ impl RateLimitStore for RedisRateLimitStore {
             .arg(self.key(key, index))
             .query_async(&mut conn)
             .await
-            .map_err(unavailable)?;
+            .map_err(redis_error)?;
         Ok(RateDecision {
             count: count.unwrap_or(0),
             reset_in_ms,
@@ -98,7 +95,7 @@ impl RateLimitStore for RedisRateLimitStore {
             .arg(self.key(key, index))
             .query_async(&mut conn)
             .await
-            .map_err(unavailable)?;
+            .map_err(redis_error)?;
         Ok(())
     }
 }

@@ -9,6 +9,7 @@ use verifier::{RedisConnection, SessionKeys};
 
 use crate::domain::error::StoreError;
 use crate::domain::ports::{RotateOutcome, Rotation, SessionRecord, SessionStore};
+use crate::storage::redis_error;
 
 /// Keeps the user's index pruned of expired entries and its TTL at the latest expiry.
 /// KEYS[2] is the index; `now` is the injected clock's time in ms.
@@ -169,28 +170,6 @@ impl RedisSessionStore {
         // Session keys of this user are `<session_prefix><sid>`.
         let session_prefix = format!("{}:s:{{{user_id}}}:", self.keys.prefix());
         Ok((index, session_prefix))
-    }
-}
-
-fn redis_error(e: redis::RedisError) -> StoreError {
-    if e.is_io_error()
-        || e.is_timeout()
-        || e.is_connection_dropped()
-        || e.is_connection_refusal()
-        || e.is_unrecoverable_error()
-    {
-        StoreError::Unavailable(e.to_string())
-    } else {
-        // Cluster resharding/down errors, LOADING, MASTERDOWN... are transient too.
-        let msg = e.to_string();
-        if ["CLUSTERDOWN", "LOADING", "MASTERDOWN", "TRYAGAIN", "BUSY"]
-            .iter()
-            .any(|k| msg.contains(k))
-        {
-            StoreError::Unavailable(msg)
-        } else {
-            StoreError::Other(msg)
-        }
     }
 }
 
