@@ -288,7 +288,7 @@ impl VerifierBuilder {
         self
     }
 
-    /// Clock-skew allowance for `exp`/`nbf` (default 5 s, at most 60 s).
+    /// Clock-skew allowance for `exp`/`nbf`/`iat` (default 5 s, at most 60 s).
     pub fn leeway(mut self, leeway: Duration) -> Self {
         self.leeway_secs = i64::try_from(leeway.as_secs()).unwrap_or(60).min(60);
         self
