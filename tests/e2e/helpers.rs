@@ -183,6 +183,7 @@ impl AuthCenter {
             redis_prefix: self.prefix.clone(),
             revocation: RevocationMode::Tracked,
             max_staleness: Duration::from_secs(5),
+            max_stall: verifier::DEFAULT_MAX_STALL,
             jwks_cooldown: Duration::from_secs(10),
         }
     }

@@ -288,6 +288,7 @@ impl Config {
                         "audience",
                         "revocation",
                         "max_staleness_ms",
+                        "max_stall_ms",
                         "jwks_cooldown_ms",
                     ])
                     .split("__"),

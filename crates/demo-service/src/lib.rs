@@ -7,8 +7,8 @@
 //!
 //! Configured from the environment: `AUTH_JWKS_URL`, `AUTH_ISSUER`, `AUTH_AUDIENCE`,
 //! `REDIS_URL` or `REDIS_CLUSTER_URLS`, `LISTEN_ADDR`, plus `AUTH_REDIS_PREFIX`
-//! (default `auth`), `AUTH_REVOCATION` (`tracked` | `every-request` | `off`) and
-//! `AUTH_MAX_STALENESS_MS` (default 5000).
+//! (default `auth`), `AUTH_REVOCATION` (`tracked` | `every-request` | `off`),
+//! `AUTH_MAX_STALENESS_MS` (default 5000) and `AUTH_MAX_STALL_MS` (default 200).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -38,6 +38,8 @@ pub struct Settings {
     pub revocation: RevocationMode,
     /// Tracked mode's safety-net TTL.
     pub max_staleness: Duration,
+    /// Tracked mode's bound on cached answers from a Redis that stopped answering.
+    pub max_stall: Duration,
     /// Minimum time between JWKS refetches on unknown `kid`s.
     pub jwks_cooldown: Duration,
 }
@@ -61,13 +63,14 @@ impl Settings {
                 anyhow::bail!("AUTH_REVOCATION={other}: expected tracked, every-request or off")
             }
         };
-        let millis = |name: &str, default: u64| -> anyhow::Result<Duration> {
-            Ok(Duration::from_millis(match var(name) {
-                Some(v) => v
-                    .parse()
-                    .with_context(|| format!("{name} must be milliseconds"))?,
-                None => default,
-            }))
+        let millis = |name: &str, default: Duration| -> anyhow::Result<Duration> {
+            match var(name) {
+                Some(v) => Ok(Duration::from_millis(
+                    v.parse()
+                        .with_context(|| format!("{name} must be milliseconds"))?,
+                )),
+                None => Ok(default),
+            }
         };
         Ok(Self {
             listen_addr: var("LISTEN_ADDR")
@@ -80,8 +83,9 @@ impl Settings {
             redis,
             redis_prefix: var("AUTH_REDIS_PREFIX").unwrap_or_else(|| "auth".into()),
             revocation,
-            max_staleness: millis("AUTH_MAX_STALENESS_MS", 5000)?,
-            jwks_cooldown: millis("AUTH_JWKS_COOLDOWN_MS", 10_000)?,
+            max_staleness: millis("AUTH_MAX_STALENESS_MS", Duration::from_secs(5))?,
+            max_stall: millis("AUTH_MAX_STALL_MS", verifier::DEFAULT_MAX_STALL)?,
+            jwks_cooldown: millis("AUTH_JWKS_COOLDOWN_MS", Duration::from_secs(10))?,
         })
     }
 
@@ -94,7 +98,8 @@ impl Settings {
             .jwks_cooldown(self.jwks_cooldown)
             .key_prefix(&self.redis_prefix)
             .revocation(self.revocation)
-            .max_staleness(self.max_staleness);
+            .max_staleness(self.max_staleness)
+            .max_stall(self.max_stall);
         if let Some(target) = &self.redis {
             builder = builder.redis(target.clone());
         }

@@ -1,11 +1,15 @@
 //! The access-token claims: the wire contract between the auth-center and every verifier.
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 
 /// The JOSE `typ` header of an access token (RFC 9068).
 pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
 
 /// Claims carried by an access token. No personal data: `sub` is an opaque user id.
+///
+/// Every claim but `nbf` and `roles` is required. A claim that is present must have its
+/// type, even an optional one: `"nbf": null`, `"nbf": "1"` or `"roles": "admin"` make the
+/// token unreadable (RFC 8725 §3.7), never "absent". Time claims are integer NumericDates.
 ///
 /// ```
 /// use verifier::Claims;
@@ -25,18 +29,30 @@ pub struct Claims {
     pub aud: Audience,
     /// Expiry, seconds since the epoch.
     pub exp: i64,
-    /// Issued at, seconds since the epoch.
+    /// Issued at, seconds since the epoch; never later than the verifier's clock plus the
+    /// leeway.
     pub iat: i64,
-    /// Not before, seconds since the epoch.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Not before, seconds since the epoch. Optional, but never `null`.
+    #[serde(
+        default,
+        deserialize_with = "present_number",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub nbf: Option<i64>,
     /// Unique token id.
     pub jti: String,
     /// Session id: with `sub`, names the session record in Redis.
     pub sid: String,
-    /// Role names granted to the user when the token was issued.
+    /// Role names granted to the user when the token was issued; absent means none (but
+    /// `null` is refused, as for any sequence).
     #[serde(default)]
     pub roles: Vec<String>,
+}
+
+/// An optional claim that is present: absent is `None` through `#[serde(default)]`, so this
+/// only runs for a claim that is there, and `null` or another type is an error.
+fn present_number<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<i64>, D::Error> {
+    i64::deserialize(deserializer).map(Some)
 }
 
 impl Claims {

@@ -39,7 +39,7 @@ pub use jsonwebtoken::jwk::JwkSet;
 #[cfg(feature = "redis")]
 pub use redis_conn::{PushHandler, RedisConnection, RedisFailure, RedisOptions, RedisTarget};
 #[cfg(feature = "redis")]
-pub use revocation::RevocationMode;
+pub use revocation::{DEFAULT_MAX_STALL, RevocationMode};
 pub use session_keys::{SessionKeys, is_identifier};
 pub use token::{
     DEFAULT_LEEWAY_SECS, KeyError, KeySet, MAX_TOKEN_BYTES, TokenHeader, TokenValidator,

@@ -2,7 +2,7 @@
 //! tokens of that session are valid.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -22,7 +22,8 @@ pub enum RevocationMode {
     /// Session existence is cached in-process and invalidated by Redis server-assisted
     /// client-side caching (RESP3 `CLIENT TRACKING`): a `DEL`, `UNLINK` or expiry
     /// reaches the verifier within a round trip. Entries also expire after the
-    /// max-staleness TTL, and the cache is dropped when the connection drops.
+    /// max-staleness TTL, and the cache is dropped when the connection drops or Redis
+    /// stops answering for longer than the max stall.
     #[default]
     Tracked,
     /// One Redis `EXISTS` per request.
@@ -35,10 +36,20 @@ pub enum RevocationMode {
 /// Most session keys remembered by the tracked cache (it is cleared when full).
 const TRACKED_CAPACITY: usize = 100_000;
 
+/// The default of [`max_stall`](crate::VerifierBuilder::max_stall): how long tracked mode
+/// may keep serving cached answers from a Redis that stopped answering.
+pub const DEFAULT_MAX_STALL: Duration = Duration::from_millis(200);
+/// The shortest accepted max stall (the heartbeat then `PING`s every 5 ms).
+pub(crate) const MIN_MAX_STALL: Duration = Duration::from_millis(20);
+/// The longest accepted max stall.
+pub(crate) const MAX_MAX_STALL: Duration = Duration::from_secs(60);
+/// Heartbeats per max stall: a `PING` is sent every `max_stall / HEARTBEATS_PER_STALL`.
+const HEARTBEATS_PER_STALL: u32 = 4;
+
 /// "This session existed a moment ago", per session key, for tracked mode. Entries are
 /// removed by Redis invalidation pushes (any `DEL`/`UNLINK`/expiry/write of the key),
-/// everything is dropped on disconnect or `FLUSHALL`, and an entry lives at most
-/// `ttl` (max staleness) in any case.
+/// everything is dropped on disconnect, `FLUSHALL` or a stall (see [`spawn_heartbeat`]),
+/// and an entry lives at most `ttl` (max staleness) in any case.
 #[derive(Debug)]
 pub(crate) struct TrackedCache {
     ttl: Duration,
@@ -46,6 +57,8 @@ pub(crate) struct TrackedCache {
     /// no invalidation was handled since its request was sent, so an invalidation that
     /// overtakes the reply on its way to the cache cannot be lost.
     invalidations: AtomicU64,
+    /// Set while the heartbeat finds Redis stalled: nothing is cached until it answers.
+    stalled: AtomicBool,
     entries: RwLock<HashMap<Box<[u8]>, Instant>>,
 }
 
@@ -54,6 +67,7 @@ impl TrackedCache {
         Arc::new(Self {
             ttl,
             invalidations: AtomicU64::new(0),
+            stalled: AtomicBool::new(false),
             entries: RwLock::new(HashMap::new()),
         })
     }
@@ -75,7 +89,9 @@ impl TrackedCache {
         let Ok(mut entries) = self.entries.write() else {
             return;
         };
-        if self.invalidations.load(Ordering::Acquire) != epoch {
+        if self.invalidations.load(Ordering::Acquire) != epoch
+            || self.stalled.load(Ordering::Acquire)
+        {
             return;
         }
         if entries.len() >= TRACKED_CAPACITY {
@@ -113,32 +129,68 @@ impl TrackedCache {
         });
     }
 
+    /// Redis stopped answering: drop everything and cache nothing until [`resume`](Self::resume).
+    fn stall(&self) {
+        self.stalled.store(true, Ordering::Release);
+        self.forget_all();
+    }
+
+    /// Redis answered a heartbeat: caching may resume.
+    fn resume(&self) {
+        self.stalled.store(false, Ordering::Release);
+    }
+
+    fn is_stalled(&self) -> bool {
+        self.stalled.load(Ordering::Acquire)
+    }
+
     #[cfg(test)]
     fn len(&self) -> usize {
         self.entries.read().map(|e| e.len()).unwrap_or(0)
     }
 }
 
-/// How often tracked mode checks that Redis still answers on its connection.
-pub(crate) const HEARTBEAT_INTERVAL: Duration = Duration::from_millis(250);
-
-/// Tracked mode's liveness check: a Redis that stops answering (paused, partitioned,
-/// overloaded) sends no invalidations and no disconnect either, so every
-/// [`HEARTBEAT_INTERVAL`] a `PING` must come back within `timeout`, or the cache is
-/// dropped and requests go to Redis (and fail closed) until it answers again. Stops when
-/// the cache is dropped.
-pub(crate) fn spawn_heartbeat(conn: RedisConnection, cache: &Arc<TrackedCache>, timeout: Duration) {
+/// Tracked mode's liveness check, bounding how long cached answers outlive a Redis that
+/// stopped answering. A paused, partitioned or overloaded Redis sends no invalidations and
+/// no disconnect, so a `PING` goes out every `max_stall / 4`, and the cache is dropped
+/// (and nothing cached) as soon as `max_stall` has passed since the latest answered `PING`
+/// was sent, without waiting for the pending one to fail. Its own task sleeps on a timer;
+/// the request path does no extra work.
+///
+/// The `PING` shares the tracked connection on purpose: replies and invalidation pushes
+/// arrive in order on it, so a `PONG` proves that every invalidation Redis produced before
+/// the `PING` has reached the cache. A `PONG` on another connection would only prove that
+/// the server runs, not that this connection's pushes still flow. On a cluster the `PING`
+/// goes to every primary and counts only when all of them answer.
+///
+/// So a cached answer is served at most `max_stall` after Redis stopped answering, plus
+/// however late the runtime runs this task: a runtime starved of worker threads or timer
+/// ticks delays the drop by as much. The task ends with the verifier.
+pub(crate) fn spawn_heartbeat(
+    conn: RedisConnection,
+    cache: &Arc<TrackedCache>,
+    max_stall: Duration,
+) {
     let cache = Arc::downgrade(cache);
     tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(max_stall / HEARTBEATS_PER_STALL);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // When the latest answered PING was sent; the cache starts empty, as if just checked.
+        let mut confirmed = tokio::time::Instant::now();
         loop {
-            tokio::time::sleep(HEARTBEAT_INTERVAL).await;
+            ticks.tick().await;
             let Some(cache) = cache.upgrade() else { return };
+            let sent = tokio::time::Instant::now();
+            // While stalled nothing is cached: this PING just gets `max_stall` to answer.
+            let deadline = if cache.is_stalled() { sent } else { confirmed } + max_stall;
             let mut conn = conn.clone();
             let ping = redis::cmd("PING");
-            let answered =
-                tokio::time::timeout(timeout, ping.query_async::<String>(&mut conn)).await;
-            if !matches!(answered, Ok(Ok(_))) {
-                cache.forget_all();
+            match tokio::time::timeout_at(deadline, ping.query_async::<String>(&mut conn)).await {
+                Ok(Ok(_)) => {
+                    confirmed = sent;
+                    cache.resume();
+                }
+                _ => cache.stall(),
             }
         }
     });
@@ -234,6 +286,19 @@ mod tests {
             data: vec![Value::Nil],
         });
         assert_eq!(cache.len(), 0);
+    }
+
+    #[test]
+    fn a_stalled_redis_empties_the_cache_and_nothing_is_cached_until_it_answers_again() {
+        let cache = TrackedCache::new(Duration::from_secs(60));
+        cache.remember("a", cache.epoch());
+        cache.stall();
+        assert!(!cache.hit("a"));
+        cache.remember("b", cache.epoch()); // an EXISTS answered while stalled
+        assert!(!cache.hit("b"));
+        cache.resume();
+        cache.remember("b", cache.epoch());
+        assert!(cache.hit("b"));
     }
 
     #[test]

@@ -20,6 +20,10 @@ use crate::session_keys::is_identifier;
 /// Longest token accepted, in bytes, checked before anything is decoded.
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
 
+/// The latest NumericDate accepted in `exp`, `iat` and `nbf`: 9999-12-31T23:59:59Z. Time
+/// claims outside `0..=` this are refused, which also keeps the leeway arithmetic in range.
+const MAX_NUMERIC_DATE: i64 = 253_402_300_799;
+
 /// Installs jsonwebtoken's aws-lc-rs crypto provider for this process (idempotent).
 ///
 /// jsonwebtoken panics on first use when no provider is selected; every binary and
@@ -301,7 +305,7 @@ impl TokenValidator {
         }
     }
 
-    /// Sets the clock-skew allowance (default 5 s, at most 60 s).
+    /// Sets the clock-skew allowance for `exp`, `nbf` and `iat` (default 5 s, at most 60 s).
     pub fn with_leeway_secs(mut self, leeway: i64) -> Self {
         self.leeway_secs = leeway.clamp(0, 60);
         self
@@ -387,7 +391,10 @@ impl TokenValidator {
         self.validate_with_key(token, &header, key, now_secs)
     }
 
-    /// Signature and claims, once the header has been checked and its key found.
+    /// Signature and claims, once the header has been checked and its key found. Besides
+    /// `iss`, `aud` and the required claims: time claims are integers in `0..=9999-12-31`,
+    /// `exp` is in the future and `nbf` and `iat` are not (each with the leeway), and `sub`
+    /// and `sid` are identifiers.
     pub fn validate_with_key(
         &self,
         token: &str,
@@ -413,6 +420,13 @@ impl TokenValidator {
             })
         })?;
         let claims = data.claims;
+        let in_range = |t: i64| (0..=MAX_NUMERIC_DATE).contains(&t);
+        if !in_range(claims.exp)
+            || !in_range(claims.iat)
+            || claims.nbf.is_some_and(|t| !in_range(t))
+        {
+            return Err(VerifyError::Invalid("time claim out of range"));
+        }
         if claims.exp + self.leeway_secs <= now_secs {
             return Err(VerifyError::Expired);
         }
@@ -421,6 +435,9 @@ impl TokenValidator {
             .is_some_and(|nbf| nbf - self.leeway_secs > now_secs)
         {
             return Err(VerifyError::Invalid("token not yet valid"));
+        }
+        if claims.iat - self.leeway_secs > now_secs {
+            return Err(VerifyError::Invalid("token issued in the future"));
         }
         if !is_identifier(&claims.sub) || !is_identifier(&claims.sid) {
             return Err(VerifyError::Invalid("malformed sub or sid"));

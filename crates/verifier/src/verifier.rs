@@ -17,7 +17,10 @@ use crate::jwks::JwksSource;
 #[cfg(feature = "redis")]
 use crate::{
     redis_conn::{RedisConnection, RedisOptions, RedisTarget},
-    revocation::{RevocationMode, SessionCheck, TrackedCache, spawn_heartbeat},
+    revocation::{
+        DEFAULT_MAX_STALL, MAX_MAX_STALL, MIN_MAX_STALL, RevocationMode, SessionCheck,
+        TrackedCache, spawn_heartbeat,
+    },
     session_keys::SessionKeys,
 };
 
@@ -86,7 +89,7 @@ impl std::fmt::Debug for Verifier {
 
 impl Verifier {
     /// A builder with safe defaults: EdDSA only, 5 s leeway, tracked revocation,
-    /// 5 s max staleness, 500 ms Redis timeout, 10 000 cached signatures.
+    /// 5 s max staleness, 200 ms max stall, 500 ms Redis timeout, 10 000 cached signatures.
     pub fn builder() -> VerifierBuilder {
         VerifierBuilder::default()
     }
@@ -234,6 +237,8 @@ pub struct VerifierBuilder {
     #[cfg(feature = "redis")]
     max_staleness: Duration,
     #[cfg(feature = "redis")]
+    max_stall: Duration,
+    #[cfg(feature = "redis")]
     redis_timeout: Duration,
     sig_cache_capacity: usize,
     clock: Arc<dyn Clock>,
@@ -262,6 +267,8 @@ impl Default for VerifierBuilder {
             #[cfg(feature = "redis")]
             max_staleness: Duration::from_secs(5),
             #[cfg(feature = "redis")]
+            max_stall: DEFAULT_MAX_STALL,
+            #[cfg(feature = "redis")]
             redis_timeout: Duration::from_millis(500),
             sig_cache_capacity: 10_000,
             clock: Arc::new(SystemClock),
@@ -288,7 +295,7 @@ impl VerifierBuilder {
         self
     }
 
-    /// Clock-skew allowance for `exp`/`nbf` (default 5 s, at most 60 s).
+    /// Clock-skew allowance for `exp`/`nbf`/`iat` (default 5 s, at most 60 s).
     pub fn leeway(mut self, leeway: Duration) -> Self {
         self.leeway_secs = i64::try_from(leeway.as_secs()).unwrap_or(60).min(60);
         self
@@ -350,6 +357,26 @@ impl VerifierBuilder {
         self
     }
 
+    /// Tracked mode's bound on serving cached answers from a Redis that stopped answering
+    /// (paused, partitioned, overloaded), which sends neither invalidations nor a
+    /// disconnect (default 200 ms; 20 ms to 60 s, or `build()` fails).
+    ///
+    /// The verifier `PING`s Redis on its tracked connection every `max_stall / 4` and drops
+    /// its cache once `max_stall` has passed since the latest answered `PING` was sent;
+    /// until Redis answers again, every request asks Redis (and fails closed). The worst
+    /// case is therefore a cached `200` served `max_stall` after Redis stopped answering,
+    /// plus however late the runtime runs the heartbeat task and its timer: a runtime
+    /// starved of worker threads or timer ticks (blocking work on the workers, no CPU)
+    /// delays the drop by as much. The request path does no extra work for it.
+    ///
+    /// Redis must answer a `PING` well within `3/4 × max_stall`, or the cache is dropped
+    /// needlessly and requests go to Redis until the next `PING` is answered.
+    #[cfg(feature = "redis")]
+    pub fn max_stall(mut self, bound: Duration) -> Self {
+        self.max_stall = bound;
+        self
+    }
+
     /// Time allowed for a Redis answer before failing closed (default 500 ms).
     #[cfg(feature = "redis")]
     pub fn redis_timeout(mut self, timeout: Duration) -> Self {
@@ -380,6 +407,13 @@ impl VerifierBuilder {
             return Err(config("at least one audience is required"));
         }
         check_algorithms(&self.algorithms)?;
+        #[cfg(feature = "redis")]
+        if !(MIN_MAX_STALL..=MAX_MAX_STALL).contains(&self.max_stall) {
+            return Err(BuildError::Config(format!(
+                "max_stall must be between {MIN_MAX_STALL:?} and {MAX_MAX_STALL:?}, not {:?}",
+                self.max_stall
+            )));
+        }
         let validator =
             TokenValidator::new(issuer, self.audiences, self.algorithms.iter().copied())
                 .with_leeway_secs(self.leeway_secs);
@@ -460,7 +494,7 @@ impl VerifierBuilder {
                         .await
                         .map_err(|e| BuildError::Redis(e.to_string()))?;
                     if let Some(cache) = &tracked {
-                        spawn_heartbeat(conn.clone(), cache, self.redis_timeout);
+                        spawn_heartbeat(conn.clone(), cache, self.max_stall);
                     }
                     Some(KeyedCheck {
                         keys: SessionKeys::new(self.key_prefix),
@@ -520,4 +554,50 @@ fn is_loopback_http(url: &str) -> bool {
     ["http://127.0.0.1", "http://localhost", "http://[::1]"]
         .iter()
         .any(|p| url.starts_with(p))
+}
+
+#[cfg(all(test, feature = "redis"))]
+mod tests {
+    use super::*;
+    use crate::{RedisTarget, VerifyingKey};
+
+    /// A tracked verifier on a dead (lazy) Redis, with `max_stall` set to `bound`.
+    async fn build_with_max_stall(bound: Duration) -> Result<Verifier, BuildError> {
+        Verifier::builder()
+            .issuer("https://auth.example")
+            .audience("api")
+            .static_keys(KeySet::from_keys([VerifyingKey::ed25519("k1", &[7u8; 32])]))
+            .redis(RedisTarget::Standalone("redis://127.0.0.1:1".into()))
+            .max_stall(bound)
+            .build()
+            .await
+    }
+
+    #[tokio::test]
+    async fn a_max_stall_of_zero_or_out_of_bounds_is_refused_with_a_clear_error() {
+        for bound in [
+            Duration::ZERO,
+            Duration::from_nanos(1),
+            MIN_MAX_STALL - Duration::from_nanos(1),
+            MAX_MAX_STALL + Duration::from_nanos(1),
+            Duration::MAX,
+        ] {
+            match build_with_max_stall(bound).await {
+                Err(BuildError::Config(message)) => assert!(
+                    message.contains("max_stall must be between 20ms and 60s"),
+                    "{bound:?}: {message}"
+                ),
+                other => panic!("{bound:?}: expected a configuration error, got {other:?}"),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_max_stall_within_the_bounds_builds() {
+        for bound in [MIN_MAX_STALL, DEFAULT_MAX_STALL, MAX_MAX_STALL] {
+            build_with_max_stall(bound)
+                .await
+                .unwrap_or_else(|e| panic!("{bound:?}: {e}"));
+        }
+    }
 }

@@ -125,6 +125,19 @@ fn with(mut value: Value, key: &str, new: Value) -> Value {
     value
 }
 
+/// `value` with `key` set to exactly `new`, `null` included (present but null).
+fn with_exactly(mut value: Value, key: &str, new: Value) -> Value {
+    value.as_object_mut().unwrap().insert(key.into(), new);
+    value
+}
+
+/// The JSON text of `claims` with `member` appended once more, as a second `"key":value`
+/// pair: a duplicate that a lax parser would let win.
+fn with_duplicate(claims: &Value, member: &str) -> String {
+    let text = claims.to_string();
+    format!("{},{member}}}", &text[..text.len() - 1])
+}
+
 /// A verifier trusting `signer` under [`KID`], with its own manual clock.
 async fn build(
     signer: &Signer,
@@ -362,7 +375,7 @@ fn bad_tokens(signer: &Signer, now: i64) -> Vec<Case> {
     ));
 
     // --- claims (all properly signed) ---
-    for claim in ["exp", "iss", "aud", "sub", "sid"] {
+    for claim in ["exp", "iss", "aud", "sub", "sid", "iat", "jti"] {
         cases.push(case(
             format!("{claim} missing"),
             signer.sign(&header, &with(claims.clone(), claim, Value::Null)),
@@ -400,6 +413,75 @@ fn bad_tokens(signer: &Signer, now: i64) -> Vec<Case> {
         cases.push(case(
             name,
             signer.sign(&header, &with(claims.clone(), key, value)),
+        ));
+    }
+    // Registered and contract claims of the wrong JSON type (RFC 8725 §3.7, TV-6): present
+    // but null, or of another type, is refused even where the claim may be absent.
+    for (name, key, value) in [
+        ("exp null", "exp", Value::Null),
+        ("exp as a float", "exp", json!(now as f64 + 600.5)),
+        ("exp as a boolean", "exp", json!(true)),
+        ("iat null", "iat", Value::Null),
+        ("iat as a string", "iat", json!(now.to_string())),
+        ("iat as a float", "iat", json!(1.5)),
+        ("iat as an array", "iat", json!([now])),
+        ("nbf null", "nbf", Value::Null),
+        ("nbf as a string", "nbf", json!(now.to_string())),
+        ("nbf as a float", "nbf", json!(now as f64 + 0.5)),
+        ("nbf as an object", "nbf", json!({ "at": now })),
+        ("iss null", "iss", Value::Null),
+        ("iss as an array", "iss", json!([ISSUER])),
+        ("aud null", "aud", Value::Null),
+        ("aud an empty array", "aud", json!([])),
+        ("aud as a number", "aud", json!(1)),
+        ("aud array with a number", "aud", json!([AUDIENCE, 1])),
+        ("sub null", "sub", Value::Null),
+        ("sid null", "sid", Value::Null),
+        ("sid as a number", "sid", json!(5)),
+        ("jti null", "jti", Value::Null),
+        ("jti as a number", "jti", json!(5)),
+        ("roles null", "roles", Value::Null),
+        ("roles as a string", "roles", json!("admin")),
+        ("roles with a number", "roles", json!(["admin", 1])),
+        ("roles as an object", "roles", json!({ "admin": true })),
+    ] {
+        cases.push(case(
+            name,
+            signer.sign(&header, &with_exactly(claims.clone(), key, value)),
+        ));
+    }
+    // Time claims must be issued, not from the future, and NumericDates a clock can reach.
+    for (name, key, value) in [
+        (
+            "iat in the future beyond the leeway",
+            "iat",
+            json!(now + 60),
+        ),
+        ("iat far in the future", "iat", json!(i64::MAX)),
+        ("iat negative", "iat", json!(-1)),
+        ("nbf negative", "nbf", json!(-1)),
+        ("nbf at i64::MIN", "nbf", json!(i64::MIN)),
+        ("exp negative", "exp", json!(-1)),
+        ("exp at i64::MAX", "exp", json!(i64::MAX)),
+        ("exp after the year 9999", "exp", json!(253_402_300_800_i64)),
+    ] {
+        cases.push(case(
+            name,
+            signer.sign(&header, &with(claims.clone(), key, value)),
+        ));
+    }
+    // Duplicate claims (the last one would win in a lax parser).
+    for member in [
+        r#""exp":99999999999"#,
+        r#""sub":"user-2""#,
+        r#""sid":"sid-2""#,
+        r#""nbf":0"#,
+        r#""roles":["root"]"#,
+        r#""aud":"api""#,
+    ] {
+        cases.push(case(
+            format!("duplicate claim {member}"),
+            signer.sign_raw(&header.to_string(), &with_duplicate(&claims, member)),
         ));
     }
     cases.push(case(
@@ -526,6 +608,24 @@ async fn a_good_token_verifies_with_revocation_off() {
             .await
             .unwrap_or_else(|e| panic!("{key} {value} is within the leeway: {e}"));
     }
+    // Optional claims may be absent: no `nbf`, no `roles` (then no role at all).
+    for key in ["nbf", "roles"] {
+        let token = signer.sign(&good_header(), &with(good_claims(now), key, Value::Null));
+        let claims = verifier
+            .verify(&token)
+            .await
+            .unwrap_or_else(|e| panic!("without {key}: {e}"));
+        assert_eq!(claims.has_role("admin"), key != "roles");
+    }
+    // `iat` a little ahead of the verifier's clock is skew, within the leeway.
+    let token = signer.sign(
+        &good_header(),
+        &with(good_claims(now), "iat", json!(now + 2)),
+    );
+    verifier
+        .verify(&token)
+        .await
+        .expect("iat within the leeway");
     // `typ` is a media type: compared case-insensitively, with or without `application/`.
     for typ in ["AT+JWT", "application/at+jwt"] {
         let token = signer.sign(&with(good_header(), "typ", json!(typ)), &good_claims(now));

@@ -81,3 +81,38 @@ async fn the_cli_migrates_and_creates_an_admin_who_can_log_in() {
     let tokens: Tokens = response.json().await.unwrap();
     assert_eq!(tokens.claims()["roles"], serde_json::json!(["admin"]));
 }
+
+/// The auth-center and the demo-service can share one environment: the demo-service's
+/// `AUTH_*` settings are ignored, while any other unknown `AUTH_*` variable still fails.
+#[test]
+fn the_auth_center_starts_in_an_environment_that_also_configures_the_demo_service() {
+    let dir = tempfile::tempdir().unwrap();
+    let db_url = format!("sqlite:{}", dir.path().join("shared-env.db").display());
+    let migrate = |extra: (&str, &str)| {
+        Command::new(env!("CARGO_BIN_EXE_auth-center"))
+            .arg("migrate")
+            .env("DATABASE_URL", &db_url)
+            .envs([
+                (
+                    "AUTH_JWKS_URL",
+                    "http://127.0.0.1:8080/.well-known/jwks.json",
+                ),
+                ("AUTH_AUDIENCE", "api"),
+                ("AUTH_REVOCATION", "tracked"),
+                ("AUTH_MAX_STALENESS_MS", "5000"),
+                ("AUTH_MAX_STALL_MS", "200"),
+                ("AUTH_JWKS_COOLDOWN_MS", "10000"),
+                extra,
+            ])
+            .output()
+            .expect("run auth-center")
+    };
+    let out = migrate(("AUTH_ISSUER", "http://localhost:8080"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = migrate(("AUTH_NO_SUCH_SETTING", "1"));
+    assert!(!out.status.success(), "an unknown AUTH_ variable must fail");
+}
