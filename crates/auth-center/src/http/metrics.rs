@@ -75,7 +75,7 @@ impl Metrics {
 /// Middleware: counts every request under its matched route.
 pub async fn track(State(metrics): State<Arc<Metrics>>, request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let method = request.method().to_string();
+    let method = method_label(request.method()).to_string();
     let route = request
         .extensions()
         .get::<MatchedPath>()
@@ -88,6 +88,22 @@ pub async fn track(State(metrics): State<Arc<Metrics>>, request: Request, next: 
         started.elapsed().as_secs_f64(),
     );
     response
+}
+
+/// The method as a label: the standard ones by name, anything else `OTHER`, so a client
+/// that makes up methods cannot grow the label set.
+fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "OTHER",
+    }
 }
 
 /// `GET /metrics`

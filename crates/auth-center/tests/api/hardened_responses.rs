@@ -8,7 +8,11 @@ use crate::for_backends;
 use crate::helpers::*;
 
 for_backends! {
-    sqlite_memory: [every_response_says_nosniff],
+    sqlite_memory: [
+        every_response_says_nosniff,
+        made_up_methods_do_not_grow_the_metrics,
+        unmatched_paths_share_one_metrics_series,
+    ],
 }
 
 async fn every_response_says_nosniff(backend: Backend) {
@@ -48,4 +52,45 @@ async fn every_response_says_nosniff(backend: Backend) {
             response.url()
         );
     }
+}
+
+async fn made_up_methods_do_not_grow_the_metrics(backend: Backend) {
+    let app = spawn_app(backend).await;
+    for i in 0..20 {
+        let method = Method::from_bytes(format!("XYZZY{i}").as_bytes()).unwrap();
+        let r = app.request(method, "/healthz").send().await.unwrap();
+        assert_eq!(r.status(), reqwest::StatusCode::METHOD_NOT_ALLOWED);
+    }
+    let metrics = app
+        .request(Method::GET, "/metrics")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!metrics.contains("XYZZY"), "{metrics}");
+    assert!(
+        metrics.contains(r#"method="OTHER",route="/healthz",status="405"} 20"#),
+        "{metrics}"
+    );
+}
+
+async fn unmatched_paths_share_one_metrics_series(backend: Backend) {
+    let app = spawn_app(backend).await;
+    for i in 0..5 {
+        app.request(Method::GET, &format!("/no/such/{i}"))
+            .send()
+            .await
+            .unwrap();
+    }
+    let metrics = app
+        .request(Method::GET, "/metrics")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!metrics.contains("/no/such"), "{metrics}");
 }
