@@ -6,7 +6,11 @@
 --   is derived and dropped.
 -- revoked_ms: an emergency rotation withdrew the key: from then on it neither signs nor is
 --   published.
+-- scheduled_after: set by scheduled rotation to the kid of the key it succeeds. Unique, so
+--   instances racing to rotate on schedule insert one key between them.
 ALTER TABLE signing_keys ADD COLUMN activates_at_ms BIGINT NOT NULL DEFAULT 0;
 UPDATE signing_keys SET activates_at_ms = created_ms;
 ALTER TABLE signing_keys ADD COLUMN revoked_ms BIGINT;
+ALTER TABLE signing_keys ADD COLUMN scheduled_after TEXT;
+CREATE UNIQUE INDEX signing_keys_scheduled_after ON signing_keys (scheduled_after);
 ALTER TABLE signing_keys DROP COLUMN retired_ms;

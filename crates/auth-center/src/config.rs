@@ -51,7 +51,7 @@ pub struct Config {
     pub trusted_proxies: Vec<String>,
     /// Browser clients: cookie mode, CSRF and CORS.
     pub browser: BrowserConfig,
-    /// Signing keys: publication before use, JWKS caching.
+    /// Signing keys: publication before use, JWKS caching, scheduled rotation.
     pub keys: KeysConfig,
 }
 
@@ -66,6 +66,8 @@ pub struct KeysConfig {
     pub publish_delay_secs: u64,
     /// The JWKS `Cache-Control: public, max-age=N`, seconds (default 300).
     pub jwks_max_age_secs: u64,
+    /// Rotate automatically: a key signs for this many days (default 0: off).
+    pub rotate_every_days: u64,
 }
 
 impl Default for KeysConfig {
@@ -242,6 +244,7 @@ impl Default for Config {
             keys: KeysConfig {
                 publish_delay_secs: 3600,
                 jwks_max_age_secs: 300,
+                rotate_every_days: 0,
             },
         }
     }
@@ -397,6 +400,15 @@ impl KeysConfig {
         }
         if self.publish_delay_secs > 7 * 86_400 {
             return bad("keys.publish_delay_secs must be at most 604800 (7 days)".into());
+        }
+        if self.rotate_every_days > 3650 {
+            return bad("keys.rotate_every_days must be at most 3650 (0 turns it off)".into());
+        }
+        if self.rotate_every_days > 0 && self.rotate_every_days * 86_400 <= self.publish_delay_secs
+        {
+            return bad(
+                "keys.rotate_every_days must be longer than keys.publish_delay_secs".into(),
+            );
         }
         Ok(())
     }

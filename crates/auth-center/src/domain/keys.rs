@@ -28,7 +28,7 @@ use verifier::{Claims, Clock, KeySet, VerifyingKey};
 
 use super::account::ADMIN_ROLE;
 use super::crypto::random_id;
-use super::error::AuthError;
+use super::error::{AuthError, StoreError};
 use super::ports::{Database, StoredKey};
 use super::service::{AuthService, ClientInfo};
 use crate::config::Config;
@@ -74,6 +74,8 @@ pub struct KeyPolicy {
     /// A key stays published this long after it stopped signing (ms): the access-token
     /// lifetime plus leeway plus [`KEY_RELOAD_SECS`].
     pub keep_published_ms: i64,
+    /// Scheduled rotation: a key signs for this long (ms); `None`: off.
+    pub rotate_every_ms: Option<i64>,
 }
 
 impl KeyPolicy {
@@ -88,6 +90,10 @@ impl KeyPolicy {
         Ok(Self {
             publish_delay_ms: ms(config.keys.publish_delay_secs)?,
             keep_published_ms: ms(tokens.access_ttl_secs + tokens.leeway_secs + KEY_RELOAD_SECS)?,
+            rotate_every_ms: match config.keys.rotate_every_days {
+                0 => None,
+                days => Some(ms(days.saturating_mul(86_400))?),
+            },
         })
     }
 }
@@ -372,7 +378,7 @@ impl KeyManager {
             .iter()
             .any(|l| l.state(now) == KeyState::Signing);
         if !signs_now {
-            let key = generate_ed25519(now, now)?;
+            let key = generate_ed25519(now, now, None)?;
             tracing::info!(kid = %key.kid, "generated a signing key (none was signing)");
             db.insert_signing_key(&key).await?;
             // Another instance may have raced us; everyone converges on the same key.
@@ -431,7 +437,7 @@ impl KeyManager {
         };
         let stored = self.db.signing_keys().await?;
         let activates = activation_after(&stored, wanted, rotation == KeyRotation::Delayed, now);
-        let key = generate_ed25519(now, activates)?;
+        let key = generate_ed25519(now, activates, None)?;
         self.db.insert_signing_key(&key).await?;
         // Withdrawn keys go when the new key takes over (now, unless a key activated in
         // this very millisecond), so that some key always signs.
@@ -451,6 +457,48 @@ impl KeyManager {
         let stored = self.install_from_db(now).await?;
         tracing::info!(kid = %key.kid, rotation = rotation.describe(), activates_ms = activates, "signing key rotated");
         self.status_of(&stored, &key.kid, now)
+    }
+
+    /// Scheduled rotation, when on and due: creates the next key as pending. Due means
+    /// that no key is pending and the signing key has signed for `rotate_every` minus the
+    /// publication delay (so that keys change every `rotate_every`). The decision is read
+    /// from SQL, and the new key records the key it succeeds in a unique column, so
+    /// instances that decide at the same moment insert one key between them. Returns the
+    /// new key, if this instance created it.
+    pub async fn rotate_if_due(&self) -> Result<Option<KeyStatus>, AuthError> {
+        let Some(every) = self.policy.rotate_every_ms else {
+            return Ok(None);
+        };
+        let _guard = self.reload_lock.lock().await;
+        let now = self.clock.now_millis();
+        let stored = self.db.signing_keys().await?;
+        let lives = lives(&stored, self.policy.keep_published_ms);
+        if lives.iter().any(|l| l.state(now) == KeyState::Pending) {
+            return Ok(None);
+        }
+        let Some(signing) = lives.iter().find(|l| l.state(now) == KeyState::Signing) else {
+            return Ok(None);
+        };
+        if now < signing.key.activates_ms + every - self.policy.publish_delay_ms {
+            return Ok(None);
+        }
+        let key = generate_ed25519(
+            now,
+            now + self.policy.publish_delay_ms,
+            Some(signing.key.kid.clone()),
+        )?;
+        match self.db.insert_signing_key(&key).await {
+            Ok(()) => {}
+            Err(StoreError::Conflict) => {
+                // Another instance scheduled this rotation first.
+                self.install_from_db(now).await?;
+                return Ok(None);
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let stored = self.install_from_db(now).await?;
+        tracing::info!(kid = %key.kid, activates_ms = key.activates_ms, "scheduled signing-key rotation");
+        self.status_of(&stored, &key.kid, now).map(Some)
     }
 
     /// Re-reads the keys from the database (another instance may have rotated), at most
@@ -512,7 +560,11 @@ fn activation_after(stored: &[StoredKey], wanted: i64, keep_pending: bool, now_m
 
 /// A new Ed25519 key pair with a random `kid`, created at `now_ms`, signing from
 /// `activates_ms`.
-pub fn generate_ed25519(now_ms: i64, activates_ms: i64) -> Result<StoredKey, AuthError> {
+pub fn generate_ed25519(
+    now_ms: i64,
+    activates_ms: i64,
+    scheduled_after: Option<String>,
+) -> Result<StoredKey, AuthError> {
     let pkcs8 = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new())
         .map_err(|_| AuthError::Internal("key generation failed".into()))?;
     let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref())
@@ -525,6 +577,7 @@ pub fn generate_ed25519(now_ms: i64, activates_ms: i64) -> Result<StoredKey, Aut
         created_ms: now_ms,
         activates_ms,
         revoked_ms: None,
+        scheduled_after,
     })
 }
 
@@ -558,5 +611,24 @@ impl AuthService {
     pub async fn admin_list_keys(&self, admin: &Claims) -> Result<Vec<KeyStatus>, AuthError> {
         self.require_role(admin, ADMIN_ROLE)?;
         self.keys().statuses().await
+    }
+
+    /// The key task's tick (every [`KEY_RELOAD_SECS`]): re-reads the keys, then runs
+    /// scheduled rotation. Returns the key it scheduled, if any.
+    pub async fn maintain_keys(&self) -> Result<Option<KeyStatus>, AuthError> {
+        self.keys().reload_if_stale().await?;
+        let scheduled = self.keys().rotate_if_due().await?;
+        if let Some(key) = &scheduled {
+            self.audit(
+                "key.rotation_scheduled",
+                Some("scheduler"),
+                None,
+                None,
+                &ClientInfo::default(),
+                Some(&key.kid),
+            )
+            .await;
+        }
+        Ok(scheduled)
     }
 }

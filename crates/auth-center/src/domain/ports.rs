@@ -51,6 +51,9 @@ pub struct StoredKey {
     /// When an emergency rotation withdrew it, ms: from then on it neither signs nor is
     /// published.
     pub revoked_ms: Option<i64>,
+    /// For a key created by scheduled rotation: the `kid` of the key it succeeds (unique,
+    /// so racing instances schedule one successor).
+    pub scheduled_after: Option<String>,
 }
 
 impl std::fmt::Debug for StoredKey {
@@ -100,7 +103,7 @@ pub trait Database: Send + Sync + 'static {
     async fn set_disabled(&self, id: &str, disabled: bool) -> Result<bool, StoreError>;
     /// All signing keys, newest first.
     async fn signing_keys(&self) -> Result<Vec<StoredKey>, StoreError>;
-    /// Stores a new signing key.
+    /// Stores a new signing key; `Conflict` if its `scheduled_after` is taken.
     async fn insert_signing_key(&self, key: &StoredKey) -> Result<(), StoreError>;
     /// Withdraws, as of `at_ms`, every unrevoked key other than `except`; with
     /// `pending_only`, only those that have not started signing by `at_ms`.

@@ -85,7 +85,16 @@ fn sql_error(e: sqlx::Error) -> StoreError {
 }
 
 type UserRow = (String, String, String, String, bool, i64);
-type KeyRow = (String, String, Vec<u8>, Vec<u8>, i64, i64, Option<i64>);
+type KeyRow = (
+    String,
+    String,
+    Vec<u8>,
+    Vec<u8>,
+    i64,
+    i64,
+    Option<i64>,
+    Option<String>,
+);
 type AuditRow = (
     i64,
     String,
@@ -112,7 +121,7 @@ fn user_from_row((id, username, password_hash, roles, disabled, created_ms): Use
 }
 
 fn key_from_row(
-    (kid, alg, private_der, public_key, created_ms, activates_ms, revoked_ms): KeyRow,
+    (kid, alg, private_der, public_key, created_ms, activates_ms, revoked_ms, scheduled_after): KeyRow,
 ) -> StoredKey {
     StoredKey {
         kid,
@@ -122,6 +131,7 @@ fn key_from_row(
         created_ms,
         activates_ms,
         revoked_ms,
+        scheduled_after,
     }
 }
 
@@ -226,8 +236,8 @@ macro_rules! impl_database {
 
             async fn signing_keys(&self) -> Result<Vec<StoredKey>, StoreError> {
                 let rows: Vec<KeyRow> = sqlx::query_as(
-                    "SELECT kid, alg, private_der, public_key, created_ms, activates_at_ms, revoked_ms \
-                     FROM signing_keys ORDER BY created_ms DESC, kid DESC",
+                    "SELECT kid, alg, private_der, public_key, created_ms, activates_at_ms, revoked_ms, \
+                     scheduled_after FROM signing_keys ORDER BY created_ms DESC, kid DESC",
                 )
                 .fetch_all(&self.0)
                 .await
@@ -238,7 +248,7 @@ macro_rules! impl_database {
             async fn insert_signing_key(&self, k: &StoredKey) -> Result<(), StoreError> {
                 sqlx::query(
                     "INSERT INTO signing_keys (kid, alg, private_der, public_key, created_ms, \
-                     activates_at_ms, revoked_ms) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                     activates_at_ms, revoked_ms, scheduled_after) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                 )
                 .bind(&k.kid)
                 .bind(&k.alg)
@@ -247,6 +257,7 @@ macro_rules! impl_database {
                 .bind(k.created_ms)
                 .bind(k.activates_ms)
                 .bind(k.revoked_ms)
+                .bind(&k.scheduled_after)
                 .execute(&self.0)
                 .await
                 .map_err(sql_error)?;

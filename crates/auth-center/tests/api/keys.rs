@@ -1,7 +1,7 @@
 //! Key rotation never breaks a verifier: a new key is published at once and signs only
 //! after the publication delay; the old public key stays published until the last token
 //! it signed has expired; instances sharing the database switch together; an emergency
-//! rotation switches at once.
+//! rotation switches at once; scheduled rotation creates one pending key when due.
 
 use std::str::FromStr as _;
 use std::sync::Arc;
@@ -31,9 +31,11 @@ for_backends! {
         a_rotation_request_whose_body_is_not_understood_changes_nothing,
         the_admin_key_list_shows_each_keys_state_and_when_it_changes,
         the_jwks_says_it_may_be_cached_for_less_than_the_publication_delay,
+        without_a_schedule_keys_are_never_rotated_automatically,
     ],
     sqlite_redis: [
         every_instance_publishes_a_new_key_before_any_instance_signs_with_it,
+        scheduled_rotation_creates_one_pending_key_when_due_and_not_twice,
         a_second_instance_verifies_tokens_signed_after_an_emergency_rotation_on_the_first,
         tokens_signed_by_an_instance_that_has_not_yet_seen_an_emergency_rotation_stay_valid,
     ],
@@ -462,20 +464,30 @@ async fn the_jwks_says_it_may_be_cached_for_less_than_the_publication_delay(back
 
 #[test]
 fn a_publication_delay_not_longer_than_the_jwks_max_age_plus_the_reload_interval_is_refused() {
-    let with = |max_age: u64, delay: u64| {
+    let with = |max_age: u64, delay: u64, every_days: u64| {
         let mut config = Config::default();
         config.keys.jwks_max_age_secs = max_age;
         config.keys.publish_delay_secs = delay;
+        config.keys.rotate_every_days = every_days;
         config.validate()
     };
     assert!(Config::default().validate().is_ok());
-    let refused = with(300, 330).unwrap_err().to_string();
+    assert_eq!(
+        Config::default().keys.rotate_every_days,
+        0,
+        "off by default"
+    );
+    let refused = with(300, 330, 0).unwrap_err().to_string();
     assert!(refused.contains("keys.publish_delay_secs"), "{refused}");
-    assert!(with(300, 331).is_ok());
-    assert!(with(0, 30).is_err());
-    assert!(with(0, 31).is_ok());
-    assert!(with(86_401, 100_000).is_err(), "max-age over a day");
-    assert!(with(300, 604_801).is_err(), "delay over a week");
+    assert!(with(300, 331, 0).is_ok());
+    assert!(with(0, 30, 0).is_err());
+    assert!(with(0, 31, 0).is_ok());
+    assert!(with(86_401, 100_000, 0).is_err(), "max-age over a day");
+    assert!(with(300, 604_801, 0).is_err(), "delay over a week");
+    // A key must sign for longer than the next one is published before it.
+    assert!(with(300, 86_400, 1).is_err());
+    assert!(with(300, 86_399, 1).is_ok());
+    assert!(with(300, 3600, 3651).is_err());
 }
 
 #[test]
@@ -484,16 +496,17 @@ fn the_keys_section_is_read_from_the_configuration_file() {
     let file = dir.path().join("auth.toml");
     std::fs::write(
         &file,
-        "[keys]\npublish_delay_secs = 7200\njwks_max_age_secs = 600\n",
+        "[keys]\npublish_delay_secs = 7200\njwks_max_age_secs = 600\nrotate_every_days = 90\n",
     )
     .unwrap();
     let config = Config::load(Some(&file)).unwrap();
     assert_eq!(
         (
             config.keys.publish_delay_secs,
-            config.keys.jwks_max_age_secs
+            config.keys.jwks_max_age_secs,
+            config.keys.rotate_every_days
         ),
-        (7200, 600)
+        (7200, 600, 90)
     );
     std::fs::write(&file, "[keys]\npublish_delay_secs = 60\n").unwrap();
     assert!(Config::load(Some(&file)).is_err());
@@ -577,13 +590,22 @@ fn the_cli_rotates_keys_and_lists_each_keys_state() {
     let out = auth_center_with_env(&db_url, &too_short, &["keys", "list"], "");
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("keys.publish_delay_secs"));
-    let longer = [("AUTH_KEYS__PUBLISH_DELAY_SECS", "7200")];
-    let out = auth_center_with_env(&db_url, &longer, &["keys", "list"], "");
+    let scheduled = [("AUTH_KEYS__ROTATE_EVERY_DAYS", "90")];
+    let out = auth_center_with_env(&db_url, &scheduled, &["keys", "list"], "");
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+async fn without_a_schedule_keys_are_never_rotated_automatically(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.clock.advance(Duration::from_secs(400 * 86_400));
+    assert_eq!(app.auth.maintain_keys().await.unwrap(), None);
+    let keys = app.auth.keys().statuses().await.unwrap();
+    assert_eq!(keys.len(), 1);
+    assert_eq!(keys[0].state, KeyState::Signing);
 }
 
 /// Another instance publishes a new key at its next reload (within 30 s); the publication
@@ -603,7 +625,7 @@ async fn every_instance_publishes_a_new_key_before_any_instance_signs_with_it(ba
 
     // The second instance's periodic tick.
     app.clock.advance(Duration::from_secs(30));
-    second.auth.keys().reload_if_stale().await.unwrap();
+    second.auth.maintain_keys().await.unwrap();
     assert_eq!(jwks_kids(&second).await, vec![old.clone(), new.clone()]);
     for instance in [&app, &second] {
         assert_eq!(kid(&instance.login_ok("root").await), old);
@@ -625,6 +647,51 @@ async fn every_instance_publishes_a_new_key_before_any_instance_signs_with_it(ba
         app.me(&from_second.access_token).await.status(),
         StatusCode::OK
     );
+}
+
+async fn scheduled_rotation_creates_one_pending_key_when_due_and_not_twice(backend: Backend) {
+    let app = spawn_app_with(backend, |c| c.keys.rotate_every_days = 1).await;
+    let second = app.second_instance().await;
+    app.register_and_login("nina").await;
+    let first = app.auth.keys().statuses().await.unwrap()[0].kid.clone();
+    let day = Duration::from_secs(86_400);
+    let delay = publish_delay(&app);
+
+    // Due once the signing key has signed for a day minus the publication delay, so that
+    // the next one signs a day after it.
+    app.clock.advance(day - delay - Duration::from_secs(1));
+    for instance in [&app, &second] {
+        assert_eq!(instance.auth.maintain_keys().await.unwrap(), None);
+    }
+    app.clock.advance(Duration::from_secs(1));
+    let scheduled = app.auth.maintain_keys().await.unwrap().expect("due");
+    assert_eq!(scheduled.state, KeyState::Pending);
+    assert_eq!(scheduled.activates_ms, app.clock.now_millis() + ms(delay));
+    assert!(jwks_kids(&app).await.contains(&scheduled.kid));
+
+    // Later ticks, on either instance, see the pending key and add none.
+    for instance in [&second, &app, &second] {
+        assert_eq!(instance.auth.maintain_keys().await.unwrap(), None);
+    }
+    assert_eq!(app.auth.keys().statuses().await.unwrap().len(), 2);
+    assert!(jwks_kids(&second).await.contains(&scheduled.kid));
+
+    app.clock.advance(delay);
+    for instance in [&app, &second] {
+        assert_eq!(kid(&instance.login_ok("nina").await), scheduled.kid);
+    }
+    assert_eq!(key_status(&app, &first).await.state, KeyState::Retired);
+
+    // A day later both instances tick at the same moment: one new key between them.
+    app.clock.advance(day - delay);
+    let (a, b) = tokio::join!(app.auth.maintain_keys(), second.auth.maintain_keys());
+    let created: Vec<KeyStatus> = [a.unwrap(), b.unwrap()].into_iter().flatten().collect();
+    assert_eq!(created.len(), 1, "{created:?}");
+    assert_eq!(app.auth.keys().statuses().await.unwrap().len(), 3);
+    let events = app.audit_events("key.rotation_scheduled").await;
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[0].actor.as_deref(), Some("scheduler"));
+    assert_eq!(events[0].detail.as_deref(), Some(created[0].kid.as_str()));
 }
 
 async fn a_second_instance_verifies_tokens_signed_after_an_emergency_rotation_on_the_first(
@@ -746,7 +813,7 @@ async fn keys_rotated_before_the_upgrade_keep_their_states(db: Db) {
     ];
     let keys: Vec<StoredKey> = rows
         .iter()
-        .map(|(created, _)| generate_ed25519(*created, *created).unwrap())
+        .map(|(created, _)| generate_ed25519(*created, *created, None).unwrap())
         .collect();
 
     // The schema of migration 0001 only, and the rows in it.
