@@ -11,7 +11,9 @@ use demo_service::Settings;
 use reqwest::{Response, StatusCode};
 use secrecy::SecretString;
 use serde_json::{Value, json};
-use verifier::{RedisConnection, RedisOptions, RedisTarget, RevocationMode, SessionKeys};
+use verifier::{
+    Clock, RedisConnection, RedisOptions, RedisTarget, RevocationMode, SessionKeys, SystemClock,
+};
 
 pub const PASSWORD: &str = "correct horse battery staple";
 pub const ISSUER: &str = "http://auth.test";
@@ -108,8 +110,23 @@ impl AuthCenter {
     }
 
     /// [`AuthCenter::spawn_on`], with `tweak` applied to the configuration last.
-    #[allow(clippy::field_reassign_with_default)] // reads better as a list of overrides
     pub async fn spawn_with(target: RedisTarget, tweak: impl FnOnce(&mut Config)) -> Self {
+        // The system clock: the demo-service checks `exp` against the real time too.
+        Self::spawn_on_with_clock(target, Arc::new(SystemClock), tweak).await
+    }
+
+    /// An auth-center on the shared Redis of `store` whose time is `clock` (a verifier
+    /// checking its tokens must then share the clock).
+    pub async fn spawn_with_clock(store: Store, clock: Arc<dyn Clock>) -> Self {
+        Self::spawn_on_with_clock(store.shared_target(), clock, |_| {}).await
+    }
+
+    #[allow(clippy::field_reassign_with_default)] // reads better as a list of overrides
+    async fn spawn_on_with_clock(
+        target: RedisTarget,
+        clock: Arc<dyn Clock>,
+        tweak: impl FnOnce(&mut Config),
+    ) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let prefix = format!("e2e{}", uuid::Uuid::new_v4().simple());
         let mut config = Config::default();
@@ -135,8 +152,7 @@ impl AuthCenter {
         config.limits.login_ip_max = 10_000;
         tweak(&mut config);
 
-        // The system clock: the demo-service checks `exp` against the real time too.
-        let app = Application::build(config)
+        let app = Application::build_with_clock(config, clock)
             .await
             .expect("auth-center builds");
         let address = format!("http://127.0.0.1:{}", app.port());

@@ -1,4 +1,4 @@
-//! The command line: `serve` (default), `migrate`, `user create`.
+//! The command line: `serve` (default), `migrate`, `user ...` and `keys rotate|list`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -10,6 +10,8 @@ use verifier::SystemClock;
 
 use crate::config::Config;
 use crate::domain::AuthService;
+use crate::domain::keys::{KEY_RELOAD_SECS, KeyRotation, KeyState, KeyStatus};
+use crate::http::rfc3339;
 use crate::startup::{Application, auth_service, connect_database};
 
 /// auth-center: logins, access tokens, rotating refresh tokens, sessions in Redis.
@@ -42,9 +44,19 @@ pub enum Command {
 /// Key subcommands.
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
-    /// Start signing with a new key; old public keys stay published until their tokens expire.
-    Rotate,
-    /// List the signing keys.
+    /// Publish a new key now; it signs after `keys.publish_delay_secs`, by when every
+    /// verifier has it. Old public keys stay published until their tokens expire.
+    Rotate {
+        /// Sign with the new key at once (emergency). Verifiers that cached the JWKS refuse
+        /// new tokens until they refetch it (the project's verifier does on the unknown kid).
+        #[arg(long)]
+        now: bool,
+        /// With --now: also withdraw every earlier key from the JWKS at once (key
+        /// compromise). Their access tokens fail; clients must refresh.
+        #[arg(long, requires = "now")]
+        revoke_previous: bool,
+    },
+    /// List the signing keys and their states.
     List,
 }
 
@@ -158,30 +170,75 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let ended = service(config).await?.cli_force_logout(&username).await?;
             println!("{ended} sessions ended");
         }
-        Command::Keys(KeysCommand::Rotate) => {
-            let kid = service(config).await?.keys().rotate().await?;
-            println!("now signing with key {kid}");
+        Command::Keys(KeysCommand::Rotate {
+            now,
+            revoke_previous,
+        }) => {
+            let rotation = match (now, revoke_previous) {
+                (_, true) => KeyRotation::RevokePrevious,
+                (true, false) => KeyRotation::Immediate,
+                (false, false) => KeyRotation::Delayed,
+            };
+            let key = service(config).await?.keys().rotate(rotation).await?;
+            match rotation {
+                KeyRotation::Delayed => println!(
+                    "published key {}; it signs from {} (running servers publish it within \
+                     {KEY_RELOAD_SECS} s)",
+                    key.kid,
+                    rfc3339(key.activates_ms)
+                ),
+                KeyRotation::Immediate => println!(
+                    "now signing with key {} (running servers switch within {KEY_RELOAD_SECS} s); \
+                     verifiers refuse new tokens until they refetch the JWKS",
+                    key.kid
+                ),
+                KeyRotation::RevokePrevious => println!(
+                    "now signing with key {} (running servers switch within {KEY_RELOAD_SECS} s); \
+                     every earlier key is revoked: their tokens fail and clients must refresh",
+                    key.kid
+                ),
+            }
         }
         Command::Keys(KeysCommand::List) => {
-            let auth = service(config).await?;
-            let signing = auth.keys().signing_key().0;
-            for key in auth.keys().stored_keys().await? {
-                let state = match key.retired_ms {
-                    None if key.kid == signing => "signing".to_string(),
-                    None => "current".to_string(),
-                    Some(ms) => format!("retired {}", crate::http::rfc3339(ms)),
-                };
+            for key in service(config).await?.keys().statuses().await? {
                 println!(
                     "{}\t{}\tcreated {}\t{}",
                     key.kid,
                     key.alg,
-                    crate::http::rfc3339(key.created_ms),
-                    state
+                    rfc3339(key.created_ms),
+                    describe_state(&key)
                 );
             }
         }
     }
     Ok(())
+}
+
+/// A key's state for `keys list`, with the times that matter in it.
+fn describe_state(key: &KeyStatus) -> String {
+    let at = |ms: Option<i64>| ms.map(rfc3339).unwrap_or_default();
+    match key.state {
+        KeyState::Pending => format!("pending, signs from {}", rfc3339(key.activates_ms)),
+        KeyState::Signing => match key.retires_ms {
+            Some(until) => format!(
+                "signing since {}, until {}",
+                rfc3339(key.activates_ms),
+                rfc3339(until)
+            ),
+            None => format!("signing since {}", rfc3339(key.activates_ms)),
+        },
+        KeyState::Retired => format!(
+            "retired {}, published until {}",
+            at(key.retires_ms),
+            at(key.unpublished_ms)
+        ),
+        KeyState::Unpublished => format!(
+            "retired {}, unpublished {}",
+            at(key.retires_ms),
+            at(key.unpublished_ms)
+        ),
+        KeyState::Revoked => format!("revoked {}", at(key.revoked_ms)),
+    }
 }
 
 /// Ending sessions from the CLI only works where the sessions are: in Redis.

@@ -51,6 +51,29 @@ pub struct Config {
     pub trusted_proxies: Vec<String>,
     /// Browser clients: cookie mode, CSRF and CORS.
     pub browser: BrowserConfig,
+    /// Signing keys: publication before use, JWKS caching, scheduled rotation.
+    pub keys: KeysConfig,
+}
+
+/// Signing keys. A new key is published `publish_delay_secs` before it signs, which must
+/// be longer than any verifier caches the JWKS: the JWKS says `max-age=jwks_max_age_secs`,
+/// and other instances publish a new key only after their next key reload.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KeysConfig {
+    /// How long a new key is published before it signs, seconds (default 3600). Must be
+    /// greater than `jwks_max_age_secs` plus the key-reload interval (30 s).
+    pub publish_delay_secs: u64,
+    /// The JWKS `Cache-Control: public, max-age=N`, seconds (default 300).
+    pub jwks_max_age_secs: u64,
+    /// Rotate automatically: a key signs for this many days (default 0: off).
+    pub rotate_every_days: u64,
+}
+
+impl Default for KeysConfig {
+    fn default() -> Self {
+        Config::default().keys
+    }
 }
 
 /// Rate limits: `*_max` hits per `*_window_secs` fixed window. Exceeding one answers 429
@@ -230,6 +253,11 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             trusted_proxies: Vec::new(),
             browser: BrowserConfig::default(),
+            keys: KeysConfig {
+                publish_delay_secs: 3600,
+                jwks_max_age_secs: 300,
+                rotate_every_days: 0,
+            },
         }
     }
 }
@@ -251,6 +279,7 @@ impl std::fmt::Debug for Config {
             .field("limits", &self.limits)
             .field("trusted_proxies", &self.trusted_proxies)
             .field("browser", &self.browser)
+            .field("keys", &self.keys)
             .finish()
     }
 }
@@ -349,6 +378,7 @@ impl Config {
         if self.redis_url.is_some() && self.redis_cluster_urls.is_some() {
             return bad("set REDIS_URL or REDIS_CLUSTER_URLS, not both");
         }
+        self.keys.validate()?;
         Ok(())
     }
 
@@ -364,5 +394,38 @@ impl Config {
     /// Access-token lifetime.
     pub fn access_ttl(&self) -> Duration {
         Duration::from_secs(self.tokens.access_ttl_secs)
+    }
+}
+
+impl KeysConfig {
+    /// A new key must reach every verifier before it signs: published by every instance
+    /// (within one key reload) and then fetched again by every cache (within the max-age).
+    fn validate(&self) -> Result<(), ConfigError> {
+        use crate::domain::keys::KEY_RELOAD_SECS;
+        let bad = |m: String| Err(ConfigError::Invalid(m));
+        if self.jwks_max_age_secs > 86_400 {
+            return bad("keys.jwks_max_age_secs must be at most 86400 (1 day)".into());
+        }
+        if self.publish_delay_secs <= self.jwks_max_age_secs + KEY_RELOAD_SECS {
+            return bad(format!(
+                "keys.publish_delay_secs ({}) must be greater than keys.jwks_max_age_secs ({}) \
+                 plus the key-reload interval ({KEY_RELOAD_SECS} s): a new key must be in every \
+                 verifier's cached JWKS before it signs",
+                self.publish_delay_secs, self.jwks_max_age_secs
+            ));
+        }
+        if self.publish_delay_secs > 7 * 86_400 {
+            return bad("keys.publish_delay_secs must be at most 604800 (7 days)".into());
+        }
+        if self.rotate_every_days > 3650 {
+            return bad("keys.rotate_every_days must be at most 3650 (0 turns it off)".into());
+        }
+        if self.rotate_every_days > 0 && self.rotate_every_days * 86_400 <= self.publish_delay_secs
+        {
+            return bad(
+                "keys.rotate_every_days must be longer than keys.publish_delay_secs".into(),
+            );
+        }
+        Ok(())
     }
 }

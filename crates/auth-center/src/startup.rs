@@ -86,15 +86,16 @@ impl Application {
     }
 }
 
-/// Picks up keys rotated by another instance sharing the database.
+/// Picks up keys rotated by another instance sharing the database, and runs scheduled
+/// rotation (`keys.rotate_every_days`).
 fn spawn_key_reload(auth: &Arc<AuthService>) {
     let weak = Arc::downgrade(auth);
     tokio::spawn(async move {
         loop {
             tokio::time::sleep(KEY_RELOAD_INTERVAL).await;
             let Some(auth) = weak.upgrade() else { return };
-            if let Err(e) = auth.keys().reload_if_stale().await {
-                tracing::warn!(error = %e, "could not reload signing keys");
+            if let Err(e) = auth.maintain_keys().await {
+                tracing::warn!(error = %e, "could not reload or rotate signing keys");
             }
         }
     });

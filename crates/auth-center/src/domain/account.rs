@@ -113,7 +113,7 @@ impl AuthService {
     }
 
     /// Audits an admin action: the admin is always the actor.
-    async fn audit_admin_action(
+    pub(super) async fn audit_admin_action(
         &self,
         admin: &Claims,
         event: &str,
@@ -319,19 +319,6 @@ impl AuthService {
             )));
         }
         self.recent_audit(limit).await
-    }
-
-    /// Admin: starts signing with a new key.
-    pub async fn admin_rotate_key(
-        &self,
-        admin: &Claims,
-        client: &ClientInfo,
-    ) -> Result<String, AuthError> {
-        self.require_role(admin, ADMIN_ROLE)?;
-        let kid = self.keys().rotate().await?;
-        self.audit_admin_action(admin, "admin.key_rotated", None, None, client, Some(&kid))
-            .await;
-        Ok(kid)
     }
 
     /// Token introspection (RFC 7662) for a caller with the `introspect` or `admin`

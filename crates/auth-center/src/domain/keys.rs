@@ -1,5 +1,19 @@
-//! Signing keys: Ed25519, persisted in SQL so restarts and replicas share them, published
-//! as a JWKS (public members only) until the last token they signed has expired.
+//! Signing keys: Ed25519, persisted in SQL so restarts and replicas share them.
+//!
+//! A key's life:
+//!
+//! 1. **pending**: published in the JWKS from its creation, not signing yet;
+//! 2. **signing**: from its activation time, `publish_delay_secs` after its creation (at
+//!    once for an emergency rotation), until the next key activates;
+//! 3. **retired**: still published, so that the tokens it signed verify until they expire
+//!    (access-token TTL + leeway + [`KEY_RELOAD_SECS`] after it stopped signing);
+//! 4. **unpublished**: out of the JWKS, kept in SQL for `keys list`.
+//!
+//! An emergency rotation may instead **revoke** keys: out of the JWKS at once.
+//!
+//! Every state is derived from the stored times (created, activates, revoked) and the
+//! injected clock. Every instance that has loaded the same rows therefore switches to a
+//! new key at the same moment, without waiting for a reload.
 
 use std::sync::{Arc, RwLock};
 
@@ -10,11 +24,14 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::EncodingKey;
 use serde::Serialize;
 use tokio::sync::Mutex;
-use verifier::{Clock, KeySet, VerifyingKey};
+use verifier::{Claims, Clock, KeySet, VerifyingKey};
 
+use super::account::ADMIN_ROLE;
 use super::crypto::random_id;
-use super::error::AuthError;
+use super::error::{AuthError, StoreError};
 use super::ports::{Database, StoredKey};
+use super::service::{AuthService, ClientInfo};
+use crate::config::Config;
 
 /// A public key as published in the JWKS.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -41,138 +58,277 @@ pub struct Jwks {
     pub keys: Vec<PublicJwk>,
 }
 
-struct Loaded {
-    signing_kid: String,
-    signing_key: EncodingKey,
-    verifying: KeySet,
-    jwks: Jwks,
-    loaded_ms: i64,
-}
-
-/// Holds the current signing key and every still-published public key.
-pub struct KeyManager {
-    db: Arc<dyn Database>,
-    clock: Arc<dyn Clock>,
-    /// Keys retired longer ago than this are no longer published (ms).
-    publish_after_retire_ms: i64,
-    loaded: RwLock<Arc<Loaded>>,
-    reload_lock: Mutex<()>,
-}
-
-/// How often every instance re-reads the keys (another may have rotated). A retired key
-/// stays published this much longer, since peers may sign with it until they reload.
+/// How often every instance re-reads the keys (another may have rotated). A new key is
+/// published by every instance within this time; a retired key stays published this
+/// much longer, since an instance may sign with it until it reloads.
 pub const KEY_RELOAD_SECS: u64 = 30;
 
 /// Minimum time between two reloads triggered by an unknown `kid`.
 const RELOAD_COOLDOWN_MS: i64 = 1000;
 
-impl KeyManager {
-    /// Loads the keys, generating and persisting the first one on first start.
-    /// `publish_after_retire_ms` is how long a retired key stays published: the
-    /// access-token lifetime plus leeway plus [`KEY_RELOAD_SECS`].
-    pub async fn load(
-        db: Arc<dyn Database>,
-        clock: Arc<dyn Clock>,
-        publish_after_retire_ms: i64,
-    ) -> Result<Self, AuthError> {
-        let mut stored = db.signing_keys().await?;
-        if !stored.iter().any(|k| k.retired_ms.is_none()) {
-            let key = generate_ed25519(clock.now_millis())?;
-            tracing::info!(kid = %key.kid, "generated the first signing key");
-            db.insert_signing_key(&key).await?;
-            // Another instance may have raced us; everyone converges on the newest key.
-            stored = db.signing_keys().await?;
-        }
-        let loaded = build(&stored, clock.now_millis(), publish_after_retire_ms)?;
+/// The timing of key rotation, from the configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyPolicy {
+    /// A new key is published this long before it signs (ms).
+    pub publish_delay_ms: i64,
+    /// A key stays published this long after it stopped signing (ms): the access-token
+    /// lifetime plus leeway plus [`KEY_RELOAD_SECS`].
+    pub keep_published_ms: i64,
+    /// Scheduled rotation: a key signs for this long (ms); `None`: off.
+    pub rotate_every_ms: Option<i64>,
+}
+
+impl KeyPolicy {
+    /// The policy of a (validated) configuration.
+    pub fn from_config(config: &Config) -> Result<Self, AuthError> {
+        let ms = |secs: u64| {
+            secs.checked_mul(1000)
+                .and_then(|ms| i64::try_from(ms).ok())
+                .ok_or_else(|| AuthError::Internal("key timing out of range".into()))
+        };
+        let tokens = &config.tokens;
         Ok(Self {
-            db,
-            clock,
-            publish_after_retire_ms,
-            loaded: RwLock::new(Arc::new(loaded)),
-            reload_lock: Mutex::new(()),
+            publish_delay_ms: ms(config.keys.publish_delay_secs)?,
+            keep_published_ms: ms(tokens.access_ttl_secs + tokens.leeway_secs + KEY_RELOAD_SECS)?,
+            rotate_every_ms: match config.keys.rotate_every_days {
+                0 => None,
+                days => Some(ms(days.saturating_mul(86_400))?),
+            },
         })
-    }
-
-    fn current(&self) -> Arc<Loaded> {
-        match self.loaded.read() {
-            Ok(guard) => Arc::clone(&guard),
-            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
-        }
-    }
-
-    /// The key id and key that sign new tokens.
-    pub fn signing_key(&self) -> (String, EncodingKey) {
-        let l = self.current();
-        (l.signing_kid.clone(), l.signing_key.clone())
-    }
-
-    /// The keys that verify tokens.
-    pub fn verifying_keys(&self) -> KeySet {
-        self.current().verifying.clone()
-    }
-
-    /// The JWKS to publish.
-    pub fn jwks(&self) -> Jwks {
-        self.current().jwks.clone()
-    }
-
-    /// Starts signing with a new key. The old public keys stay published (and keep
-    /// verifying) until the last token they signed has expired. Returns the new `kid`.
-    pub async fn rotate(&self) -> Result<String, AuthError> {
-        let _guard = self.reload_lock.lock().await;
-        let now = self.clock.now_millis();
-        let key = generate_ed25519(now)?;
-        self.db.insert_signing_key(&key).await?;
-        self.db.retire_signing_keys(&key.kid, now).await?;
-        self.install_from_db(now).await?;
-        tracing::info!(kid = %key.kid, "signing key rotated");
-        Ok(key.kid)
-    }
-
-    /// Re-reads the keys from the database (another instance may have rotated), at most
-    /// once per cooldown. Returns whether a reload happened.
-    pub async fn reload_if_stale(&self) -> Result<bool, AuthError> {
-        let _guard = self.reload_lock.lock().await;
-        let now = self.clock.now_millis();
-        if now - self.current().loaded_ms < RELOAD_COOLDOWN_MS {
-            return Ok(false);
-        }
-        self.install_from_db(now).await?;
-        Ok(true)
-    }
-
-    /// Every stored key, newest first (for `keys list`).
-    pub async fn stored_keys(&self) -> Result<Vec<StoredKey>, AuthError> {
-        Ok(self.db.signing_keys().await?)
-    }
-
-    async fn install_from_db(&self, now: i64) -> Result<(), AuthError> {
-        let stored = self.db.signing_keys().await?;
-        let loaded = build(&stored, now, self.publish_after_retire_ms)?;
-        if let Ok(mut guard) = self.loaded.write() {
-            *guard = Arc::new(loaded);
-        }
-        Ok(())
     }
 }
 
-fn build(
-    stored: &[StoredKey],
-    now_ms: i64,
-    publish_after_retire_ms: i64,
-) -> Result<Loaded, AuthError> {
-    // `stored` is newest first; the newest unretired key signs.
-    let signing = stored
+/// How a rotation takes effect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyRotation {
+    /// The new key is published now and signs after the publication delay, by which time
+    /// every verifier has it. The normal case.
+    Delayed,
+    /// The new key signs at once, and keys still pending are revoked. Verifiers that
+    /// cached the JWKS do not know the new `kid` yet: they refuse new tokens until they
+    /// refetch (the project's verifier refetches on an unknown `kid`, at most once per
+    /// cooldown).
+    Immediate,
+    /// [`KeyRotation::Immediate`], and every earlier key is revoked: out of the JWKS at once,
+    /// so every access token it signed fails (for a compromised key; clients refresh).
+    RevokePrevious,
+}
+
+impl KeyRotation {
+    /// A short name for logs and the audit log.
+    pub fn describe(self) -> &'static str {
+        match self {
+            KeyRotation::Delayed => "delayed",
+            KeyRotation::Immediate => "immediate",
+            KeyRotation::RevokePrevious => "immediate, previous keys revoked",
+        }
+    }
+}
+
+/// Where a key is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyState {
+    /// Published, not signing yet.
+    Pending,
+    /// Signs new tokens.
+    Signing,
+    /// Stopped signing; published until its last token has expired.
+    Retired,
+    /// Out of the JWKS.
+    Unpublished,
+    /// Withdrawn by an emergency rotation: neither signs nor is published.
+    Revoked,
+}
+
+impl KeyState {
+    /// The lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyState::Pending => "pending",
+            KeyState::Signing => "signing",
+            KeyState::Retired => "retired",
+            KeyState::Unpublished => "unpublished",
+            KeyState::Revoked => "revoked",
+        }
+    }
+
+    fn is_published(self) -> bool {
+        matches!(
+            self,
+            KeyState::Pending | KeyState::Signing | KeyState::Retired
+        )
+    }
+}
+
+/// A key and its state at one moment (`keys list`, the admin API).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyStatus {
+    /// Key id.
+    pub kid: String,
+    /// Algorithm.
+    pub alg: String,
+    /// Created and first published, ms.
+    pub created_ms: i64,
+    /// Starts signing, ms.
+    pub activates_ms: i64,
+    /// The state at the moment asked about.
+    pub state: KeyState,
+    /// When it stops (or stopped) signing: the next key's activation or its revocation;
+    /// `None` while no successor is due, or if it never signs.
+    pub retires_ms: Option<i64>,
+    /// When it leaves (or left) the JWKS; `None` while no successor is due.
+    pub unpublished_ms: Option<i64>,
+    /// When it was revoked, if it was.
+    pub revoked_ms: Option<i64>,
+}
+
+/// A key's life as far as the stored rows tell it.
+struct Life<'a> {
+    key: &'a StoredKey,
+    retires_ms: Option<i64>,
+    unpublished_ms: Option<i64>,
+}
+
+impl Life<'_> {
+    fn state(&self, now_ms: i64) -> KeyState {
+        let key = self.key;
+        if key.revoked_ms.is_some_and(|r| r <= now_ms) {
+            KeyState::Revoked
+        } else if now_ms < key.activates_ms {
+            KeyState::Pending
+        } else if self.retires_ms.is_none_or(|r| now_ms < r) {
+            KeyState::Signing
+        } else if self.unpublished_ms.is_none_or(|u| now_ms < u) {
+            KeyState::Retired
+        } else {
+            KeyState::Unpublished
+        }
+    }
+
+    fn status(&self, now_ms: i64) -> KeyStatus {
+        KeyStatus {
+            kid: self.key.kid.clone(),
+            alg: self.key.alg.clone(),
+            created_ms: self.key.created_ms,
+            activates_ms: self.key.activates_ms,
+            state: self.state(now_ms),
+            retires_ms: self.retires_ms,
+            unpublished_ms: self.unpublished_ms,
+            revoked_ms: self.key.revoked_ms,
+        }
+    }
+
+    /// The moments at which this key's state changes.
+    fn events(&self) -> impl Iterator<Item = i64> + '_ {
+        [
+            Some(self.key.activates_ms),
+            self.retires_ms,
+            self.unpublished_ms,
+            self.key.revoked_ms,
+        ]
+        .into_iter()
+        .flatten()
+    }
+}
+
+/// Every key's life, in the order of `stored`. Keys sign one after the other in order
+/// of activation (then creation, then `kid`); each stops when the next one activates. A
+/// key revoked before its activation never signs and is skipped.
+fn lives(stored: &[StoredKey], keep_published_ms: i64) -> Vec<Life<'_>> {
+    let signs = |k: &StoredKey| k.revoked_ms.is_none_or(|r| r > k.activates_ms);
+    let mut order: Vec<&StoredKey> = stored.iter().filter(|k| signs(k)).collect();
+    order.sort_by(|a, b| {
+        (a.activates_ms, a.created_ms, &a.kid).cmp(&(b.activates_ms, b.created_ms, &b.kid))
+    });
+    stored
         .iter()
-        .find(|k| k.retired_ms.is_none())
-        .ok_or_else(|| AuthError::Internal("no current signing key".into()))?;
-    let published: Vec<&StoredKey> = stored
-        .iter()
-        .filter(|k| k.alg == "EdDSA")
-        .filter(|k| {
-            k.retired_ms
-                .is_none_or(|r| now_ms < r + publish_after_retire_ms)
+        .map(|key| {
+            let successor = order
+                .iter()
+                .skip_while(|k| k.kid != key.kid)
+                .nth(1)
+                .map(|k| k.activates_ms);
+            let retires_ms = match (signs(key), successor, key.revoked_ms) {
+                (false, _, _) => None,
+                (true, Some(s), Some(r)) => Some(s.min(r)),
+                (true, s, r) => s.or(r),
+            };
+            let after_last_token = retires_ms.map(|r| r + keep_published_ms);
+            let unpublished_ms = match (key.revoked_ms, after_last_token) {
+                (Some(r), Some(u)) => Some(r.min(u)),
+                (r, u) => r.or(u),
+            };
+            Life {
+                key,
+                retires_ms,
+                unpublished_ms,
+            }
         })
+        .collect()
+}
+
+/// What one instance signs with and publishes during one stretch of time.
+struct View {
+    signing_kid: String,
+    signing_key: EncodingKey,
+    verifying: KeySet,
+    jwks: Jwks,
+}
+
+/// The stored keys as loaded: a [`View`] for each stretch of time between two state
+/// changes, so activations and unpublications happen on time between reloads.
+struct Loaded {
+    /// The view from `loaded_ms` on.
+    first: Arc<View>,
+    /// The views after each later state change: `(from_ms, view)`, ascending.
+    later: Vec<(i64, Arc<View>)>,
+    loaded_ms: i64,
+}
+
+impl Loaded {
+    fn build(stored: &[StoredKey], now_ms: i64, keep_published_ms: i64) -> Result<Self, AuthError> {
+        let lives = lives(stored, keep_published_ms);
+        let mut events: Vec<i64> = lives
+            .iter()
+            .flat_map(Life::events)
+            .filter(|&t| t > now_ms)
+            .collect();
+        events.sort_unstable();
+        events.dedup();
+        let first = view_at(&lives, now_ms)
+            .ok_or_else(|| AuthError::Internal("no key signs now".into()))?;
+        // A moment with no signing key (only after odd concurrent revocations) keeps the
+        // previous view.
+        let later = events
+            .into_iter()
+            .filter_map(|at| view_at(&lives, at).map(|view| (at, Arc::new(view))))
+            .collect();
+        Ok(Self {
+            first: Arc::new(first),
+            later,
+            loaded_ms: now_ms,
+        })
+    }
+
+    fn at(&self, now_ms: i64) -> Arc<View> {
+        let passed = self.later.partition_point(|(from, _)| *from <= now_ms);
+        match passed.checked_sub(1).and_then(|i| self.later.get(i)) {
+            Some((_, view)) => Arc::clone(view),
+            None => Arc::clone(&self.first),
+        }
+    }
+}
+
+fn view_at(lives: &[Life<'_>], now_ms: i64) -> Option<View> {
+    let signing = lives
+        .iter()
+        .find(|l| l.state(now_ms) == KeyState::Signing)?
+        .key;
+    let published: Vec<&StoredKey> = lives
+        .iter()
+        .filter(|l| l.key.alg == "EdDSA" && l.state(now_ms).is_published())
+        .map(|l| l.key)
         .collect();
     let verifying = KeySet::from_keys(
         published
@@ -191,17 +347,224 @@ fn build(
         })
         .collect();
     keys.sort_by_key(|k| k.kid != signing.kid);
-    Ok(Loaded {
+    Some(View {
         signing_kid: signing.kid.clone(),
         signing_key: EncodingKey::from_ed_der(&signing.private_der),
         verifying,
         jwks: Jwks { keys },
-        loaded_ms: now_ms,
     })
 }
 
-/// A new Ed25519 key pair with a random `kid`.
-pub fn generate_ed25519(now_ms: i64) -> Result<StoredKey, AuthError> {
+/// Holds the keys: the one that signs and every published public key.
+pub struct KeyManager {
+    db: Arc<dyn Database>,
+    clock: Arc<dyn Clock>,
+    policy: KeyPolicy,
+    loaded: RwLock<Arc<Loaded>>,
+    reload_lock: Mutex<()>,
+}
+
+impl KeyManager {
+    /// Loads the keys. When no key signs now (first start), generates one that signs at
+    /// once and persists it.
+    pub async fn load(
+        db: Arc<dyn Database>,
+        clock: Arc<dyn Clock>,
+        policy: KeyPolicy,
+    ) -> Result<Self, AuthError> {
+        let now = clock.now_millis();
+        let mut stored = db.signing_keys().await?;
+        let signs_now = lives(&stored, policy.keep_published_ms)
+            .iter()
+            .any(|l| l.state(now) == KeyState::Signing);
+        if !signs_now {
+            let key = generate_ed25519(now, now, None)?;
+            tracing::info!(kid = %key.kid, "generated a signing key (none was signing)");
+            db.insert_signing_key(&key).await?;
+            // Another instance may have raced us; everyone converges on the same key.
+            stored = db.signing_keys().await?;
+        }
+        let loaded = Loaded::build(&stored, now, policy.keep_published_ms)?;
+        Ok(Self {
+            db,
+            clock,
+            policy,
+            loaded: RwLock::new(Arc::new(loaded)),
+            reload_lock: Mutex::new(()),
+        })
+    }
+
+    fn loaded(&self) -> Arc<Loaded> {
+        match self.loaded.read() {
+            Ok(guard) => Arc::clone(&guard),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    fn view(&self) -> Arc<View> {
+        self.loaded().at(self.clock.now_millis())
+    }
+
+    /// The key id and key that sign new tokens now.
+    pub fn signing_key(&self) -> (String, EncodingKey) {
+        let view = self.view();
+        (view.signing_kid.clone(), view.signing_key.clone())
+    }
+
+    /// The keys that verify tokens now (the published ones).
+    pub fn verifying_keys(&self) -> KeySet {
+        self.view().verifying.clone()
+    }
+
+    /// The JWKS to publish now.
+    pub fn jwks(&self) -> Jwks {
+        self.view().jwks.clone()
+    }
+
+    /// The timing of rotations.
+    pub fn policy(&self) -> KeyPolicy {
+        self.policy
+    }
+
+    /// Creates a new key, published at once, signing as `rotation` says. Returns its
+    /// status.
+    pub async fn rotate(&self, rotation: KeyRotation) -> Result<KeyStatus, AuthError> {
+        let _guard = self.reload_lock.lock().await;
+        let now = self.clock.now_millis();
+        let wanted = match rotation {
+            KeyRotation::Delayed => now + self.policy.publish_delay_ms,
+            KeyRotation::Immediate | KeyRotation::RevokePrevious => now,
+        };
+        let stored = self.db.signing_keys().await?;
+        let activates = activation_after(&stored, wanted, rotation == KeyRotation::Delayed, now);
+        let key = generate_ed25519(now, activates, None)?;
+        self.db.insert_signing_key(&key).await?;
+        // Withdrawn keys go when the new key takes over (now, unless a key activated in
+        // this very millisecond), so that some key always signs.
+        match rotation {
+            KeyRotation::Delayed => {}
+            KeyRotation::Immediate => {
+                self.db
+                    .revoke_signing_keys(&key.kid, activates, true)
+                    .await?
+            }
+            KeyRotation::RevokePrevious => {
+                self.db
+                    .revoke_signing_keys(&key.kid, activates, false)
+                    .await?
+            }
+        }
+        let stored = self.install_from_db(now).await?;
+        tracing::info!(kid = %key.kid, rotation = rotation.describe(), activates_ms = activates, "signing key rotated");
+        self.status_of(&stored, &key.kid, now)
+    }
+
+    /// Scheduled rotation, when on and due: creates the next key as pending. Due means
+    /// that no key is pending and the signing key has signed for `rotate_every` minus the
+    /// publication delay (so that keys change every `rotate_every`). The decision is read
+    /// from SQL, and the new key records the key it succeeds in a unique column, so
+    /// instances that decide at the same moment insert one key between them. Returns the
+    /// new key, if this instance created it.
+    pub async fn rotate_if_due(&self) -> Result<Option<KeyStatus>, AuthError> {
+        let Some(every) = self.policy.rotate_every_ms else {
+            return Ok(None);
+        };
+        let _guard = self.reload_lock.lock().await;
+        let now = self.clock.now_millis();
+        let stored = self.db.signing_keys().await?;
+        let lives = lives(&stored, self.policy.keep_published_ms);
+        if lives.iter().any(|l| l.state(now) == KeyState::Pending) {
+            return Ok(None);
+        }
+        let Some(signing) = lives.iter().find(|l| l.state(now) == KeyState::Signing) else {
+            return Ok(None);
+        };
+        if now < signing.key.activates_ms + every - self.policy.publish_delay_ms {
+            return Ok(None);
+        }
+        let key = generate_ed25519(
+            now,
+            now + self.policy.publish_delay_ms,
+            Some(signing.key.kid.clone()),
+        )?;
+        match self.db.insert_signing_key(&key).await {
+            Ok(()) => {}
+            Err(StoreError::Conflict) => {
+                // Another instance scheduled this rotation first.
+                self.install_from_db(now).await?;
+                return Ok(None);
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let stored = self.install_from_db(now).await?;
+        tracing::info!(kid = %key.kid, activates_ms = key.activates_ms, "scheduled signing-key rotation");
+        self.status_of(&stored, &key.kid, now).map(Some)
+    }
+
+    /// Re-reads the keys from the database (another instance may have rotated), at most
+    /// once per cooldown. Returns whether a reload happened.
+    pub async fn reload_if_stale(&self) -> Result<bool, AuthError> {
+        let _guard = self.reload_lock.lock().await;
+        let now = self.clock.now_millis();
+        if now - self.loaded().loaded_ms < RELOAD_COOLDOWN_MS {
+            return Ok(false);
+        }
+        self.install_from_db(now).await?;
+        Ok(true)
+    }
+
+    /// Every stored key with its state now, newest first: by creation, then activation
+    /// (read from SQL).
+    pub async fn statuses(&self) -> Result<Vec<KeyStatus>, AuthError> {
+        let stored = self.db.signing_keys().await?;
+        let now = self.clock.now_millis();
+        let mut statuses: Vec<KeyStatus> = lives(&stored, self.policy.keep_published_ms)
+            .iter()
+            .map(|l| l.status(now))
+            .collect();
+        statuses.sort_by(|a, b| {
+            (b.created_ms, b.activates_ms, &b.kid).cmp(&(a.created_ms, a.activates_ms, &a.kid))
+        });
+        Ok(statuses)
+    }
+
+    fn status_of(&self, stored: &[StoredKey], kid: &str, now: i64) -> Result<KeyStatus, AuthError> {
+        lives(stored, self.policy.keep_published_ms)
+            .iter()
+            .find(|l| l.key.kid == kid)
+            .map(|l| l.status(now))
+            .ok_or_else(|| AuthError::Internal("the new key was not stored".into()))
+    }
+
+    async fn install_from_db(&self, now: i64) -> Result<Vec<StoredKey>, AuthError> {
+        let stored = self.db.signing_keys().await?;
+        let loaded = Loaded::build(&stored, now, self.policy.keep_published_ms)?;
+        if let Ok(mut guard) = self.loaded.write() {
+            *guard = Arc::new(loaded);
+        }
+        Ok(stored)
+    }
+}
+
+/// `wanted`, or just after the latest activation among the keys that will still sign (a
+/// pending key stays only if `keep_pending`), so that the new key comes last in the order
+/// of activation even within one millisecond: the newest rotation wins.
+fn activation_after(stored: &[StoredKey], wanted: i64, keep_pending: bool, now_ms: i64) -> i64 {
+    stored
+        .iter()
+        .filter(|k| k.revoked_ms.is_none_or(|r| r > k.activates_ms))
+        .filter(|k| keep_pending || k.activates_ms <= now_ms)
+        .map(|k| k.activates_ms + 1)
+        .fold(wanted, i64::max)
+}
+
+/// A new Ed25519 key pair with a random `kid`, created at `now_ms`, signing from
+/// `activates_ms`.
+pub fn generate_ed25519(
+    now_ms: i64,
+    activates_ms: i64,
+    scheduled_after: Option<String>,
+) -> Result<StoredKey, AuthError> {
     let pkcs8 = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new())
         .map_err(|_| AuthError::Internal("key generation failed".into()))?;
     let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref())
@@ -212,6 +575,60 @@ pub fn generate_ed25519(now_ms: i64) -> Result<StoredKey, AuthError> {
         private_der: pkcs8.as_ref().to_vec(),
         public_key: pair.public_key().as_ref().to_vec(),
         created_ms: now_ms,
-        retired_ms: None,
+        activates_ms,
+        revoked_ms: None,
+        scheduled_after,
     })
+}
+
+impl AuthService {
+    /// Admin: rotates the signing key (audited with the mode).
+    pub async fn admin_rotate_key(
+        &self,
+        admin: &Claims,
+        rotation: KeyRotation,
+        client: &ClientInfo,
+    ) -> Result<KeyStatus, AuthError> {
+        self.require_role(admin, ADMIN_ROLE)?;
+        let status = self.keys().rotate(rotation).await?;
+        let detail = match rotation {
+            KeyRotation::Delayed => status.kid.clone(),
+            other => format!("{} ({})", status.kid, other.describe()),
+        };
+        self.audit_admin_action(
+            admin,
+            "admin.key_rotated",
+            None,
+            None,
+            client,
+            Some(&detail),
+        )
+        .await;
+        Ok(status)
+    }
+
+    /// Admin: every key with its state, newest first.
+    pub async fn admin_list_keys(&self, admin: &Claims) -> Result<Vec<KeyStatus>, AuthError> {
+        self.require_role(admin, ADMIN_ROLE)?;
+        self.keys().statuses().await
+    }
+
+    /// The key task's tick (every [`KEY_RELOAD_SECS`]): re-reads the keys, then runs
+    /// scheduled rotation. Returns the key it scheduled, if any.
+    pub async fn maintain_keys(&self) -> Result<Option<KeyStatus>, AuthError> {
+        self.keys().reload_if_stale().await?;
+        let scheduled = self.keys().rotate_if_due().await?;
+        if let Some(key) = &scheduled {
+            self.audit(
+                "key.rotation_scheduled",
+                Some("scheduler"),
+                None,
+                None,
+                &ClientInfo::default(),
+                Some(&key.kid),
+            )
+            .await;
+        }
+        Ok(scheduled)
+    }
 }

@@ -44,10 +44,16 @@ pub struct StoredKey {
     pub private_der: Vec<u8>,
     /// Raw public key bytes.
     pub public_key: Vec<u8>,
-    /// Creation time, ms.
+    /// Creation time (and first publication), ms.
     pub created_ms: i64,
-    /// After this time the key no longer signs (ms); `None` while it is the current key.
-    pub retired_ms: Option<i64>,
+    /// When the key starts signing, ms. It stops when the next key activates.
+    pub activates_ms: i64,
+    /// When an emergency rotation withdrew it, ms: from then on it neither signs nor is
+    /// published.
+    pub revoked_ms: Option<i64>,
+    /// For a key created by scheduled rotation: the `kid` of the key it succeeds (unique,
+    /// so racing instances schedule one successor).
+    pub scheduled_after: Option<String>,
 }
 
 impl std::fmt::Debug for StoredKey {
@@ -97,10 +103,16 @@ pub trait Database: Send + Sync + 'static {
     async fn set_disabled(&self, id: &str, disabled: bool) -> Result<bool, StoreError>;
     /// All signing keys, newest first.
     async fn signing_keys(&self) -> Result<Vec<StoredKey>, StoreError>;
-    /// Stores a new signing key.
+    /// Stores a new signing key; `Conflict` if its `scheduled_after` is taken.
     async fn insert_signing_key(&self, key: &StoredKey) -> Result<(), StoreError>;
-    /// Stops every current key other than `except` from signing, as of `at_ms`.
-    async fn retire_signing_keys(&self, except: &str, at_ms: i64) -> Result<(), StoreError>;
+    /// Withdraws, as of `at_ms`, every unrevoked key other than `except`; with
+    /// `pending_only`, only those that have not started signing by `at_ms`.
+    async fn revoke_signing_keys(
+        &self,
+        except: &str,
+        at_ms: i64,
+        pending_only: bool,
+    ) -> Result<(), StoreError>;
     /// The server secret `name`, created from `candidate` if absent. Every instance gets
     /// the same value, whoever created it first.
     async fn server_secret(&self, name: &str, candidate: &[u8]) -> Result<Vec<u8>, StoreError>;

@@ -13,7 +13,7 @@ use super::credentials::{
 use super::crypto::{random_bytes, random_id};
 use super::device_token::DeviceTokens;
 use super::error::AuthError;
-use super::keys::{KEY_RELOAD_SECS, KeyManager};
+use super::keys::{KeyManager, KeyPolicy};
 use super::limits::Limiter;
 use super::limits::Rule;
 use super::ports::{
@@ -114,11 +114,8 @@ impl AuthService {
         clock: Arc<dyn Clock>,
     ) -> Result<Self, AuthError> {
         let hasher = PasswordHasher::new(&config.passwords)?;
-        let publish_ms = i64::try_from(
-            (config.tokens.access_ttl_secs + config.tokens.leeway_secs + KEY_RELOAD_SECS) * 1000,
-        )
-        .map_err(|_| AuthError::Internal("access_ttl_secs too large".into()))?;
-        let keys = Arc::new(KeyManager::load(db.clone(), clock.clone(), publish_ms).await?);
+        let policy = KeyPolicy::from_config(&config)?;
+        let keys = Arc::new(KeyManager::load(db.clone(), clock.clone(), policy).await?);
         let rotation_key = db
             .server_secret("refresh_rotation_key", &random_bytes::<32>()?)
             .await?;

@@ -261,16 +261,6 @@ fn audit_json(e: AuditEvent) -> Value {
     })
 }
 
-/// `POST /v1/admin/keys/rotate`
-pub async fn rotate_key(
-    State(auth): AppState,
-    Client(client): Client,
-    Authenticated(admin): Authenticated,
-) -> Result<Json<Value>, ApiError> {
-    let kid = auth.admin_rotate_key(&admin, &client).await?;
-    Ok(Json(json!({ "kid": kid })))
-}
-
 /// Body of an introspection request (RFC 7662): form-encoded or JSON.
 #[derive(Deserialize)]
 pub struct IntrospectRequest {

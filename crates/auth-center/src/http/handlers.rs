@@ -254,13 +254,14 @@ pub async fn me(
     })))
 }
 
-/// `GET /.well-known/jwks.json`
+/// `GET /.well-known/jwks.json`, cacheable for `keys.jwks_max_age_secs`, which is
+/// shorter than the publication delay of a new key.
 pub async fn jwks(State(auth): AppState) -> Response {
+    let cache_control = format!("public, max-age={}", auth.config().keys.jwks_max_age_secs);
     let mut headers = HeaderMap::new();
-    headers.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("public, max-age=60"),
-    );
+    if let Ok(value) = HeaderValue::from_str(&cache_control) {
+        headers.insert(header::CACHE_CONTROL, value);
+    }
     (headers, Json(auth.keys().jwks())).into_response()
 }
 

@@ -6,6 +6,7 @@ mod cookie;
 mod error;
 mod extract;
 mod handlers;
+mod keys;
 mod metrics;
 
 use std::sync::Arc;
@@ -61,7 +62,8 @@ pub fn router(auth: Arc<AuthService>) -> Router {
             delete(account::force_logout_session),
         )
         .route("/admin/audit", get(account::audit_log))
-        .route("/admin/keys/rotate", post(account::rotate_key))
+        .route("/admin/keys", get(keys::list))
+        .route("/admin/keys/rotate", post(keys::rotate))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
     let metrics = Arc::new(metrics::Metrics::new(auth.clone()));
     let metrics_route = Router::new()

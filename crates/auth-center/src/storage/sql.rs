@@ -85,7 +85,16 @@ fn sql_error(e: sqlx::Error) -> StoreError {
 }
 
 type UserRow = (String, String, String, String, bool, i64);
-type KeyRow = (String, String, Vec<u8>, Vec<u8>, i64, Option<i64>);
+type KeyRow = (
+    String,
+    String,
+    Vec<u8>,
+    Vec<u8>,
+    i64,
+    i64,
+    Option<i64>,
+    Option<String>,
+);
 type AuditRow = (
     i64,
     String,
@@ -111,14 +120,18 @@ fn user_from_row((id, username, password_hash, roles, disabled, created_ms): Use
     }
 }
 
-fn key_from_row((kid, alg, private_der, public_key, created_ms, retired_ms): KeyRow) -> StoredKey {
+fn key_from_row(
+    (kid, alg, private_der, public_key, created_ms, activates_ms, revoked_ms, scheduled_after): KeyRow,
+) -> StoredKey {
     StoredKey {
         kid,
         alg,
         private_der,
         public_key,
         created_ms,
-        retired_ms,
+        activates_ms,
+        revoked_ms,
+        scheduled_after,
     }
 }
 
@@ -223,8 +236,8 @@ macro_rules! impl_database {
 
             async fn signing_keys(&self) -> Result<Vec<StoredKey>, StoreError> {
                 let rows: Vec<KeyRow> = sqlx::query_as(
-                    "SELECT kid, alg, private_der, public_key, created_ms, retired_ms FROM signing_keys \
-                     ORDER BY created_ms DESC, kid DESC",
+                    "SELECT kid, alg, private_der, public_key, created_ms, activates_at_ms, revoked_ms, \
+                     scheduled_after FROM signing_keys ORDER BY created_ms DESC, kid DESC",
                 )
                 .fetch_all(&self.0)
                 .await
@@ -234,25 +247,36 @@ macro_rules! impl_database {
 
             async fn insert_signing_key(&self, k: &StoredKey) -> Result<(), StoreError> {
                 sqlx::query(
-                    "INSERT INTO signing_keys (kid, alg, private_der, public_key, created_ms, retired_ms) \
-                     VALUES ($1, $2, $3, $4, $5, $6)",
+                    "INSERT INTO signing_keys (kid, alg, private_der, public_key, created_ms, \
+                     activates_at_ms, revoked_ms, scheduled_after) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                 )
                 .bind(&k.kid)
                 .bind(&k.alg)
                 .bind(&k.private_der)
                 .bind(&k.public_key)
                 .bind(k.created_ms)
-                .bind(k.retired_ms)
+                .bind(k.activates_ms)
+                .bind(k.revoked_ms)
+                .bind(&k.scheduled_after)
                 .execute(&self.0)
                 .await
                 .map_err(sql_error)?;
                 Ok(())
             }
 
-            async fn retire_signing_keys(&self, except: &str, at_ms: i64) -> Result<(), StoreError> {
-                sqlx::query("UPDATE signing_keys SET retired_ms = $1 WHERE retired_ms IS NULL AND kid <> $2")
+            async fn revoke_signing_keys(
+                &self,
+                except: &str,
+                at_ms: i64,
+                pending_only: bool,
+            ) -> Result<(), StoreError> {
+                sqlx::query(
+                    "UPDATE signing_keys SET revoked_ms = $1 \
+                     WHERE revoked_ms IS NULL AND kid <> $2 AND (activates_at_ms > $1 OR NOT $3)",
+                )
                     .bind(at_ms)
                     .bind(except)
+                    .bind(pending_only)
                     .execute(&self.0)
                     .await
                     .map_err(sql_error)?;

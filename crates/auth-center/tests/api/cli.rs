@@ -6,8 +6,19 @@ use reqwest::StatusCode;
 use crate::helpers::*;
 
 fn auth_center(db_url: &str, args: &[&str], stdin: &str) -> std::process::Output {
+    auth_center_with_env(db_url, &[], args, stdin)
+}
+
+/// Runs the built binary on `db_url` with extra environment variables.
+pub fn auth_center_with_env(
+    db_url: &str,
+    env: &[(&str, &str)],
+    args: &[&str],
+    stdin: &str,
+) -> std::process::Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_auth-center"))
         .args(args)
+        .envs(env.iter().copied())
         .env("DATABASE_URL", db_url)
         .env_remove("REDIS_URL")
         .env_remove("REDIS_CLUSTER_URLS")
