@@ -6,6 +6,7 @@ pub mod client_ip;
 pub mod credentials;
 pub mod crypto;
 pub mod error;
+pub mod hasher;
 pub mod keys;
 pub mod limits;
 pub mod ports;

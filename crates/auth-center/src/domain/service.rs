@@ -7,11 +7,10 @@ use secrecy::{ExposeSecret, SecretSlice, SecretString};
 use verifier::{ACCESS_TOKEN_TYP, Audience, Claims, Clock, TokenValidator, VerifyError};
 
 use super::client_ip::{IpRange, client_ip};
-use super::credentials::{
-    PasswordHasher, canonical_username, check_new_password, check_password_length,
-};
+use super::credentials::{canonical_username, check_new_password, check_password_length};
 use super::crypto::{random_bytes, random_id};
 use super::error::AuthError;
+use super::hasher::PasswordHasher;
 use super::keys::{KEY_RELOAD_SECS, KeyManager};
 use super::limits::Limiter;
 use super::ports::{
