@@ -1,6 +1,7 @@
 //! Argon2id password hashing off the async runtime, with bounded concurrency.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use argon2::{
     Algorithm, Argon2, Params, PasswordHash, PasswordHasher as _, PasswordVerifier as _, Version,
@@ -27,6 +28,40 @@ pub struct PasswordHasher {
     params: Params,
     permits: Arc<Semaphore>,
     dummy_hash: Arc<str>,
+    gauge: Arc<Gauge>,
+}
+
+/// What the hasher is doing, for tests and metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HasherStats {
+    /// Hashes running right now.
+    pub running: usize,
+    /// The most hashes that ever ran at once (a high-water mark).
+    pub peak_running: usize,
+}
+
+/// Counts the hashes that are running, and the most that ever ran at once.
+#[derive(Debug, Default)]
+struct Gauge {
+    running: AtomicUsize,
+    peak: AtomicUsize,
+}
+
+impl Gauge {
+    /// Marks one hash as running until the guard is dropped.
+    fn enter(self: &Arc<Self>) -> Running {
+        let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+        self.peak.fetch_max(now, Ordering::SeqCst);
+        Running(self.clone())
+    }
+}
+
+struct Running(Arc<Gauge>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.running.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl std::fmt::Debug for PasswordHasher {
@@ -62,7 +97,16 @@ impl PasswordHasher {
             params,
             permits: Arc::new(Semaphore::new(permits)),
             dummy_hash: dummy.into(),
+            gauge: Arc::default(),
         })
+    }
+
+    /// Hashes running now and the most that ever ran at once.
+    pub fn stats(&self) -> HasherStats {
+        HasherStats {
+            running: self.gauge.running.load(Ordering::SeqCst),
+            peak_running: self.gauge.peak.load(Ordering::SeqCst),
+        }
     }
 
     /// Hashes a password into a PHC string.
@@ -122,9 +166,13 @@ impl PasswordHasher {
             .acquire()
             .await
             .map_err(|_| AuthError::Internal("hasher closed".into()))?;
-        tokio::task::spawn_blocking(work)
-            .await
-            .map_err(|e| AuthError::Internal(format!("hash task failed: {e}")))?
+        let gauge = self.gauge.clone();
+        tokio::task::spawn_blocking(move || {
+            let _running = gauge.enter();
+            work()
+        })
+        .await
+        .map_err(|e| AuthError::Internal(format!("hash task failed: {e}")))?
     }
 }
 
