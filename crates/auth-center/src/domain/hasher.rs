@@ -1,13 +1,23 @@
 //! Argon2id password hashing off the async runtime, with bounded concurrency.
+//!
+//! The hashes run on a fixed pool of `slots` threads (named `argon2-<n>`), never on tokio's
+//! blocking pool. A caller first takes one of `slots` permits, waiting at most the queue
+//! wait; the permit then travels with the job and is given back by the hashing thread when
+//! the hash is done. Cancelling the caller (a request timeout, a client that hangs up) thus
+//! never frees a slot early: at most `slots` hashes run at once, whatever happens to the
+//! requests. A job whose caller is already gone when a thread picks it up is skipped.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use argon2::{
     Algorithm, Argon2, Params, PasswordHash, PasswordHasher as _, PasswordVerifier as _, Version,
 };
 use secrecy::{ExposeSecret, SecretString};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
 use super::error::AuthError;
 use crate::config::PasswordConfig;
@@ -21,23 +31,29 @@ pub struct PasswordCheck {
     pub needs_rehash: bool,
 }
 
-/// Argon2id hashing off the async runtime, at most `permits` at once, so a login flood
-/// cannot exhaust memory or starve the runtime.
+/// Argon2id hashing on `slots` dedicated threads, so a login flood cannot exhaust memory or
+/// starve the runtime; a caller that finds every slot busy for longer than the queue wait
+/// gets [`AuthError::Overloaded`].
 #[derive(Clone)]
 pub struct PasswordHasher {
     params: Params,
-    permits: Arc<Semaphore>,
     dummy_hash: Arc<str>,
-    gauge: Arc<Gauge>,
+    pool: Arc<Pool>,
 }
 
 /// What the hasher is doing, for tests and metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HasherStats {
+    /// Hashes allowed at once (hashing threads).
+    pub slots: usize,
     /// Hashes running right now.
     pub running: usize,
     /// The most hashes that ever ran at once (a high-water mark).
     pub peak_running: usize,
+    /// Callers refused because no slot came free within the queue wait.
+    pub refused: u64,
+    /// Jobs skipped because their caller had gone before a thread picked them up.
+    pub abandoned: u64,
 }
 
 /// Counts the hashes that are running, and the most that ever ran at once.
@@ -45,6 +61,8 @@ pub struct HasherStats {
 struct Gauge {
     running: AtomicUsize,
     peak: AtomicUsize,
+    refused: AtomicU64,
+    abandoned: AtomicU64,
 }
 
 impl Gauge {
@@ -68,13 +86,15 @@ impl std::fmt::Debug for PasswordHasher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PasswordHasher")
             .field("params", &self.params)
+            .field("slots", &self.pool.slots)
+            .field("queue_wait", &self.pool.queue_wait)
             .finish()
     }
 }
 
 impl PasswordHasher {
-    /// A hasher with the configured parameters. Computes one dummy hash up front, used
-    /// to spend the same time on unknown users as on known ones.
+    /// A hasher with the configured parameters. Starts the hashing threads and computes one
+    /// dummy hash up front, used to spend the same time on unknown users as on known ones.
     pub fn new(config: &PasswordConfig) -> Result<Self, AuthError> {
         let params = Params::new(
             config.memory_kib,
@@ -83,7 +103,7 @@ impl PasswordHasher {
             None,
         )
         .map_err(|e| AuthError::Internal(format!("argon2 parameters: {e}")))?;
-        let permits = match config.max_concurrent_hashes {
+        let slots = match config.max_concurrent_hashes {
             0 => std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(2),
@@ -93,19 +113,23 @@ impl PasswordHasher {
             .hash_password(b"dummy password for unknown users")
             .map_err(|e| AuthError::Internal(format!("argon2: {e}")))?
             .to_string();
+        let queue_wait = Duration::from_millis(config.queue_wait_ms);
         Ok(Self {
             params,
-            permits: Arc::new(Semaphore::new(permits)),
             dummy_hash: dummy.into(),
-            gauge: Arc::default(),
+            pool: Arc::new(Pool::start(slots, queue_wait)?),
         })
     }
 
-    /// Hashes running now and the most that ever ran at once.
+    /// Hashes running now, the most that ever ran at once, and the refusals.
     pub fn stats(&self) -> HasherStats {
+        let gauge = &self.pool.gauge;
         HasherStats {
-            running: self.gauge.running.load(Ordering::SeqCst),
-            peak_running: self.gauge.peak.load(Ordering::SeqCst),
+            slots: self.pool.slots,
+            running: gauge.running.load(Ordering::SeqCst),
+            peak_running: gauge.peak.load(Ordering::SeqCst),
+            refused: gauge.refused.load(Ordering::SeqCst),
+            abandoned: gauge.abandoned.load(Ordering::SeqCst),
         }
     }
 
@@ -156,26 +180,208 @@ impl PasswordHasher {
         .await
     }
 
+    /// Runs `work` on a hashing thread once a slot is free, waiting at most the queue wait.
     async fn run<T: Send + 'static>(
         &self,
         work: impl FnOnce() -> Result<T, AuthError> + Send + 'static,
     ) -> Result<T, AuthError> {
-        // The permit is taken before spawning, so at most `permits` hashes hold memory.
-        let _permit = self
-            .permits
-            .acquire()
+        let permit = self.pool.acquire().await?;
+        let (reply, answer) = oneshot::channel();
+        let gauge = self.pool.gauge.clone();
+        self.pool.submit(Box::new(move || {
+            // The slot stays taken until the hash is over, whatever became of the caller,
+            // and is free again before the caller hears back.
+            if reply.is_closed() {
+                gauge.abandoned.fetch_add(1, Ordering::SeqCst);
+                return;
+            }
+            let outcome = {
+                let _running = gauge.enter();
+                work()
+            };
+            drop(permit);
+            let _ = reply.send(outcome);
+        }))?;
+        answer
             .await
-            .map_err(|_| AuthError::Internal("hasher closed".into()))?;
-        let gauge = self.gauge.clone();
-        tokio::task::spawn_blocking(move || {
-            let _running = gauge.enter();
-            work()
+            .map_err(|_| AuthError::Internal("a hashing job failed".into()))?
+    }
+}
+
+/// A job for a hashing thread.
+type Job = Box<dyn FnOnce() + Send>;
+
+/// `slots` hashing threads fed from one queue, and as many permits.
+struct Pool {
+    slots: usize,
+    queue_wait: Duration,
+    permits: Arc<Semaphore>,
+    jobs: mpsc::Sender<Job>,
+    gauge: Arc<Gauge>,
+}
+
+impl Pool {
+    /// Starts the threads. They stop when the pool is dropped (the queue closes).
+    fn start(slots: usize, queue_wait: Duration) -> Result<Self, AuthError> {
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let queue = Arc::new(Mutex::new(queue));
+        for n in 0..slots {
+            let queue = queue.clone();
+            std::thread::Builder::new()
+                .name(format!("argon2-{n}"))
+                .spawn(move || work_loop(&queue))
+                .map_err(|e| AuthError::Internal(format!("start a hashing thread: {e}")))?;
+        }
+        Ok(Self {
+            slots,
+            queue_wait,
+            permits: Arc::new(Semaphore::new(slots)),
+            jobs,
+            gauge: Arc::default(),
         })
-        .await
-        .map_err(|e| AuthError::Internal(format!("hash task failed: {e}")))?
+    }
+
+    /// A slot, if one comes free within the queue wait (0: only if one is free now).
+    async fn acquire(&self) -> Result<OwnedSemaphorePermit, AuthError> {
+        let permits = self.permits.clone();
+        let permit = if self.queue_wait.is_zero() {
+            permits.try_acquire_owned().ok()
+        } else {
+            match tokio::time::timeout(self.queue_wait, permits.acquire_owned()).await {
+                Ok(Ok(permit)) => Some(permit),
+                Ok(Err(_closed)) => return Err(AuthError::Internal("hasher closed".into())),
+                Err(_elapsed) => None,
+            }
+        };
+        permit.ok_or_else(|| {
+            self.gauge.refused.fetch_add(1, Ordering::SeqCst);
+            AuthError::Overloaded
+        })
+    }
+
+    fn submit(&self, job: Job) -> Result<(), AuthError> {
+        self.jobs
+            .send(job)
+            .map_err(|_| AuthError::Internal("the hashing threads have stopped".into()))
+    }
+}
+
+/// One hashing thread: runs jobs until the queue closes. A panicking job is contained, so
+/// the pool never loses a thread.
+fn work_loop(queue: &Mutex<mpsc::Receiver<Job>>) {
+    loop {
+        let job = match queue.lock() {
+            Ok(queue) => queue.recv(),
+            Err(poisoned) => poisoned.into_inner().recv(),
+        };
+        let Ok(job) = job else { return };
+        if std::panic::catch_unwind(AssertUnwindSafe(job)).is_err() {
+            tracing::error!("a password hashing job panicked");
+        }
     }
 }
 
 fn argon(params: &Params) -> Argon2<'static> {
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::FutureExt as _;
+
+    use super::*;
+
+    const PASSWORD: &str = "correct horse battery staple";
+
+    /// OWASP's 12 MiB, t = 3 row (as in the API tests), with `slots` hashes at once.
+    fn config(slots: usize) -> PasswordConfig {
+        PasswordConfig {
+            memory_kib: 12 * 1024,
+            iterations: 3,
+            max_concurrent_hashes: slots,
+            ..PasswordConfig::default()
+        }
+    }
+
+    /// A job that holds one hashing slot until it is released; `release` then waits until
+    /// the slot is free again.
+    struct Occupied {
+        release: std::sync::mpsc::Sender<()>,
+        job: tokio::task::JoinHandle<Result<(), AuthError>>,
+    }
+
+    impl Occupied {
+        async fn start(hasher: &PasswordHasher) -> Self {
+            let (release, wait) = std::sync::mpsc::channel::<()>();
+            let before = hasher.stats().running;
+            let h = hasher.clone();
+            let job = tokio::spawn(async move {
+                h.run(move || {
+                    let _ = wait.recv();
+                    Ok(())
+                })
+                .await
+            });
+            for _ in 0..3000 {
+                if hasher.stats().running > before {
+                    return Self { release, job };
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            panic!("the occupying job never started");
+        }
+
+        async fn release(self) {
+            drop(self.release);
+            self.job.await.unwrap().unwrap();
+        }
+    }
+
+    fn secret(s: &str) -> SecretString {
+        SecretString::from(s.to_string())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn cancelled_verifications_never_run_more_hashes_at_once_than_the_limit() {
+        let hasher = PasswordHasher::new(&config(1)).unwrap();
+        let stored = hasher.hash(secret(PASSWORD)).await.unwrap();
+        // Each verification is started (polled once, so it is waiting for or holding the
+        // slot) and then dropped, as a request timeout or a client disconnect would.
+        for _ in 0..16 {
+            let started = hasher
+                .verify(secret(PASSWORD), Some(stored.clone()))
+                .now_or_never();
+            assert!(started.is_none(), "a verification finished without hashing");
+        }
+        // One verification awaited to the end, then the high-water mark.
+        let check = hasher.verify(secret(PASSWORD), Some(stored)).await.unwrap();
+        assert!(check.valid);
+        let stats = hasher.stats();
+        assert_eq!(stats.peak_running, 1, "{stats:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_verification_that_finds_every_slot_busy_for_the_queue_wait_is_refused_as_overloaded()
+    {
+        for queue_wait_ms in [0, 20] {
+            let hasher = PasswordHasher::new(&PasswordConfig {
+                queue_wait_ms,
+                ..config(1)
+            })
+            .unwrap();
+            let stored = hasher.hash(secret(PASSWORD)).await.unwrap();
+            let occupied = Occupied::start(&hasher).await;
+            let refused = hasher.verify(secret(PASSWORD), Some(stored.clone())).await;
+            assert!(
+                matches!(refused, Err(AuthError::Overloaded)),
+                "queue wait {queue_wait_ms} ms: {refused:?}"
+            );
+            assert_eq!(hasher.stats().refused, 1);
+            // Once the slot is free again, the same verification goes through.
+            occupied.release().await;
+            let check = hasher.verify(secret(PASSWORD), Some(stored)).await.unwrap();
+            assert!(check.valid);
+            assert_eq!(hasher.stats().peak_running, 1);
+        }
+    }
 }

@@ -10,7 +10,7 @@ use super::client_ip::{IpRange, client_ip};
 use super::credentials::{canonical_username, check_new_password, check_password_length};
 use super::crypto::{random_bytes, random_id};
 use super::error::AuthError;
-use super::hasher::PasswordHasher;
+use super::hasher::{HasherStats, PasswordHasher};
 use super::keys::{KEY_RELOAD_SECS, KeyManager};
 use super::limits::Limiter;
 use super::ports::{
@@ -151,6 +151,11 @@ impl AuthService {
 
     pub(super) fn hasher(&self) -> &PasswordHasher {
         &self.hasher
+    }
+
+    /// What the password hasher is doing: running hashes, their high-water mark, refusals.
+    pub fn password_hashing(&self) -> HasherStats {
+        self.hasher.stats()
     }
 
     /// The signing keys.

@@ -15,6 +15,7 @@ mod revocation;
 mod admin;
 mod cookies;
 mod devices;
+mod hashing;
 mod introspection;
 mod keys;
 mod lifecycle_races;
