@@ -152,7 +152,7 @@ pub struct PasswordConfig {
     /// Hashes computed at once; 0 means one per CPU core.
     pub max_concurrent_hashes: usize,
     /// Longest wait for a free hashing slot, milliseconds, before the request is refused
-    /// with `503 overloaded` (default 2000; 0 refuses at once when every slot is busy; at
+    /// with `503 overloaded` (default 1000; 0 refuses at once when every slot is busy; at
     /// most 10 000, below the request timeout).
     pub queue_wait_ms: u64,
 }
@@ -217,7 +217,7 @@ impl Default for Config {
                 iterations: argon2::Params::DEFAULT_T_COST,
                 parallelism: argon2::Params::DEFAULT_P_COST,
                 max_concurrent_hashes: 0,
-                queue_wait_ms: 2000,
+                queue_wait_ms: 1000,
             },
             timeouts: TimeoutConfig {
                 redis_ms: 500,

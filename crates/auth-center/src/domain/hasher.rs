@@ -6,6 +6,12 @@
 //! the hash is done. Cancelling the caller (a request timeout, a client that hangs up) thus
 //! never frees a slot early: at most `slots` hashes run at once, whatever happens to the
 //! requests. A job whose caller is already gone when a thread picks it up is skipped.
+//!
+//! Each hashing thread allocates its Argon2 working memory (`memory_kib`) on its first hash
+//! and reuses it for every later one, so the process holds at most `slots` × `memory_kib`
+//! for hashing, however many hashes it has done. (Allocating and freeing 19 MiB per hash
+//! left glibc's per-thread arenas holding hundreds of MiB after a login flood.) Verifying
+//! therefore parses the PHC string itself and compares the outputs in constant time.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -13,12 +19,13 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use argon2::{
-    Algorithm, Argon2, Params, PasswordHash, PasswordHasher as _, PasswordVerifier as _, Version,
-};
+use argon2::password_hash::phc::{Output, ParamsString, Salt};
+use argon2::{Algorithm, Argon2, Block, Params, PasswordHash, Version};
 use secrecy::{ExposeSecret, SecretString};
+use subtle::ConstantTimeEq as _;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
+use super::crypto::random_bytes;
 use super::error::AuthError;
 use crate::config::PasswordConfig;
 
@@ -109,15 +116,16 @@ impl PasswordHasher {
                 .unwrap_or(2),
             n => n,
         };
-        let dummy = argon(&params)
-            .hash_password(b"dummy password for unknown users")
-            .map_err(|e| AuthError::Internal(format!("argon2: {e}")))?
-            .to_string();
+        let dummy = hash_phc(
+            &params,
+            b"dummy password for unknown users",
+            &mut Scratch::new(params.block_count()),
+        )?;
         let queue_wait = Duration::from_millis(config.queue_wait_ms);
         Ok(Self {
+            pool: Arc::new(Pool::start(slots, queue_wait, params.block_count())?),
             params,
             dummy_hash: dummy.into(),
-            pool: Arc::new(Pool::start(slots, queue_wait)?),
         })
     }
 
@@ -136,13 +144,8 @@ impl PasswordHasher {
     /// Hashes a password into a PHC string.
     pub async fn hash(&self, password: SecretString) -> Result<String, AuthError> {
         let params = self.params.clone();
-        self.run(move || {
-            argon(&params)
-                .hash_password(password.expose_secret().as_bytes())
-                .map(|h| h.to_string())
-                .map_err(|e| AuthError::Internal(format!("argon2: {e}")))
-        })
-        .await
+        self.run(move |scratch| hash_phc(&params, password.expose_secret().as_bytes(), scratch))
+            .await
     }
 
     /// Checks a password against a stored PHC hash, or against a dummy hash when there is
@@ -155,16 +158,14 @@ impl PasswordHasher {
         let params = self.params.clone();
         let known = stored.is_some();
         let stored = stored.unwrap_or_else(|| self.dummy_hash.to_string());
-        self.run(move || {
+        self.run(move |scratch| {
             let Ok(parsed) = PasswordHash::new(&stored) else {
                 return Ok(PasswordCheck {
                     valid: false,
                     needs_rehash: false,
                 });
             };
-            let valid = argon(&params)
-                .verify_password(password.expose_secret().as_bytes(), &parsed)
-                .is_ok();
+            let valid = matches_phc(&parsed, password.expose_secret().as_bytes(), scratch);
             let current = Params::try_from(&parsed).ok();
             let needs_rehash = parsed.algorithm != argon2::ARGON2ID_IDENT
                 || current.is_none_or(|p| {
@@ -183,12 +184,12 @@ impl PasswordHasher {
     /// Runs `work` on a hashing thread once a slot is free, waiting at most the queue wait.
     async fn run<T: Send + 'static>(
         &self,
-        work: impl FnOnce() -> Result<T, AuthError> + Send + 'static,
+        work: impl FnOnce(&mut Scratch) -> Result<T, AuthError> + Send + 'static,
     ) -> Result<T, AuthError> {
         let permit = self.pool.acquire().await?;
         let (reply, answer) = oneshot::channel();
         let gauge = self.pool.gauge.clone();
-        self.pool.submit(Box::new(move || {
+        self.pool.submit(Box::new(move |scratch| {
             // The slot stays taken until the hash is over, whatever became of the caller,
             // and is free again before the caller hears back.
             if reply.is_closed() {
@@ -197,7 +198,7 @@ impl PasswordHasher {
             }
             let outcome = {
                 let _running = gauge.enter();
-                work()
+                work(scratch)
             };
             drop(permit);
             let _ = reply.send(outcome);
@@ -208,8 +209,8 @@ impl PasswordHasher {
     }
 }
 
-/// A job for a hashing thread.
-type Job = Box<dyn FnOnce() + Send>;
+/// A job for a hashing thread, given that thread's working memory.
+type Job = Box<dyn FnOnce(&mut Scratch) + Send>;
 
 /// `slots` hashing threads fed from one queue, and as many permits.
 struct Pool {
@@ -221,15 +222,16 @@ struct Pool {
 }
 
 impl Pool {
-    /// Starts the threads. They stop when the pool is dropped (the queue closes).
-    fn start(slots: usize, queue_wait: Duration) -> Result<Self, AuthError> {
+    /// Starts the threads, each with room for `blocks` Argon2 blocks (allocated on its first
+    /// hash). They stop when the pool is dropped (the queue closes).
+    fn start(slots: usize, queue_wait: Duration, blocks: usize) -> Result<Self, AuthError> {
         let (jobs, queue) = mpsc::channel::<Job>();
         let queue = Arc::new(Mutex::new(queue));
         for n in 0..slots {
             let queue = queue.clone();
             std::thread::Builder::new()
                 .name(format!("argon2-{n}"))
-                .spawn(move || work_loop(&queue))
+                .spawn(move || work_loop(&queue, Scratch::new(blocks)))
                 .map_err(|e| AuthError::Internal(format!("start a hashing thread: {e}")))?;
         }
         Ok(Self {
@@ -268,21 +270,106 @@ impl Pool {
 
 /// One hashing thread: runs jobs until the queue closes. A panicking job is contained, so
 /// the pool never loses a thread.
-fn work_loop(queue: &Mutex<mpsc::Receiver<Job>>) {
+fn work_loop(queue: &Mutex<mpsc::Receiver<Job>>, mut scratch: Scratch) {
     loop {
         let job = match queue.lock() {
             Ok(queue) => queue.recv(),
             Err(poisoned) => poisoned.into_inner().recv(),
         };
         let Ok(job) = job else { return };
-        if std::panic::catch_unwind(AssertUnwindSafe(job)).is_err() {
+        if std::panic::catch_unwind(AssertUnwindSafe(|| job(&mut scratch))).is_err() {
             tracing::error!("a password hashing job panicked");
         }
     }
 }
 
-fn argon(params: &Params) -> Argon2<'static> {
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
+/// A hashing thread's Argon2 working memory: allocated on first use, then reused.
+struct Scratch {
+    capacity: usize,
+    blocks: Vec<Block>,
+}
+
+impl Scratch {
+    fn new(capacity: usize) -> Self {
+        Self {
+            capacity,
+            blocks: Vec::new(),
+        }
+    }
+
+    /// Runs `argon2` into `out` in this memory. A hash that needs more than the configured
+    /// memory (a stored hash from a larger `memory_kib`, upgraded on the next login) gets
+    /// memory of its own for this once.
+    fn hash_into(
+        &mut self,
+        argon2: &Argon2<'_>,
+        password: &[u8],
+        salt: &[u8],
+        out: &mut [u8],
+    ) -> Result<(), argon2::Error> {
+        let needed = argon2.params().block_count();
+        if needed > self.capacity {
+            return argon2.hash_password_into(password, salt, out);
+        }
+        if self.blocks.is_empty() {
+            let mut blocks = Vec::new();
+            blocks
+                .try_reserve_exact(self.capacity)
+                .map_err(|_| argon2::Error::OutOfMemory)?;
+            blocks.resize(self.capacity, Block::new());
+            self.blocks = blocks;
+        }
+        let memory = self
+            .blocks
+            .get_mut(..needed)
+            .ok_or(argon2::Error::MemoryTooLittle)?;
+        argon2.hash_password_into_with_memory(password, salt, out, memory)
+    }
+}
+
+/// A new Argon2id hash of `password` with a random salt, as a PHC string.
+fn hash_phc(params: &Params, password: &[u8], scratch: &mut Scratch) -> Result<String, AuthError> {
+    let argon_error = |e: argon2::Error| AuthError::Internal(format!("argon2: {e}"));
+    let phc_error = |e: argon2::password_hash::phc::Error| AuthError::Internal(format!("phc: {e}"));
+    let salt = random_bytes::<{ argon2::RECOMMENDED_SALT_LEN }>()?;
+    let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
+    let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
+    scratch
+        .hash_into(&argon2, password, &salt, &mut out)
+        .map_err(argon_error)?;
+    let hash = PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(params).map_err(|e| AuthError::Internal(format!("{e}")))?,
+        salt: Some(Salt::new(&salt).map_err(phc_error)?),
+        hash: Some(Output::new(&out).map_err(phc_error)?),
+    };
+    Ok(hash.to_string())
+}
+
+/// Whether `password` hashes to the stored `parsed` hash, with the stored algorithm, version
+/// and parameters; the outputs are compared in constant time. Anything unusable is `false`.
+fn matches_phc(parsed: &PasswordHash, password: &[u8], scratch: &mut Scratch) -> bool {
+    let (Some(salt), Some(expected)) = (&parsed.salt, &parsed.hash) else {
+        return false;
+    };
+    let Ok(algorithm) = Algorithm::new(parsed.algorithm.as_str()) else {
+        return false;
+    };
+    let version = match parsed.version.map(Version::try_from).transpose() {
+        Ok(version) => version.unwrap_or_default(),
+        Err(_) => return false,
+    };
+    let Ok(params) = Params::try_from(parsed) else {
+        return false;
+    };
+    let mut buffer = [0u8; Output::MAX_LENGTH];
+    let Some(out) = buffer.get_mut(..expected.len()) else {
+        return false;
+    };
+    let argon2 = Argon2::new(algorithm, version, params);
+    scratch.hash_into(&argon2, password, salt, out).is_ok()
+        && bool::from(out.ct_eq(expected.as_bytes()))
 }
 
 #[cfg(test)]
@@ -316,7 +403,7 @@ mod tests {
             let before = hasher.stats().running;
             let h = hasher.clone();
             let job = tokio::spawn(async move {
-                h.run(move || {
+                h.run(move |_| {
                     let _ = wait.recv();
                     Ok(())
                 })
@@ -382,6 +469,64 @@ mod tests {
             let check = hasher.verify(secret(PASSWORD), Some(stored)).await.unwrap();
             assert!(check.valid);
             assert_eq!(hasher.stats().peak_running, 1);
+        }
+    }
+
+    #[tokio::test]
+    async fn hashes_made_here_and_by_the_argon2_crate_verify_each_other() {
+        use argon2::{PasswordHasher as _, PasswordVerifier as _};
+
+        let hasher = PasswordHasher::new(&config(1)).unwrap();
+        let ours = hasher.hash(secret(PASSWORD)).await.unwrap();
+        assert!(
+            ours.starts_with("$argon2id$v=19$m=12288,t=3,p=1$"),
+            "{ours}"
+        );
+        let parsed = PasswordHash::new(&ours).unwrap();
+        let crate_default = Argon2::default();
+        assert!(
+            crate_default
+                .verify_password(PASSWORD.as_bytes(), &parsed)
+                .is_ok()
+        );
+        assert!(crate_default.verify_password(b"wrong", &parsed).is_err());
+
+        // Stored hashes made by the argon2 crate (all hashes before the hashing threads had
+        // their own memory), with the current and with other parameters.
+        for (m, t) in [(12 * 1024, 3), (16 * 1024, 2), (8 * 1024, 3)] {
+            let params = Params::new(m, t, 1, None).unwrap();
+            let theirs = Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+                .hash_password(PASSWORD.as_bytes())
+                .unwrap()
+                .to_string();
+            let current = (m, t) == (12 * 1024, 3);
+            let right = hasher
+                .verify(secret(PASSWORD), Some(theirs.clone()))
+                .await
+                .unwrap();
+            assert_eq!(
+                right,
+                PasswordCheck {
+                    valid: true,
+                    needs_rehash: !current
+                },
+                "m={m} t={t}"
+            );
+            let wrong = hasher
+                .verify(secret("not the password"), Some(theirs))
+                .await
+                .unwrap();
+            assert!(!wrong.valid && !wrong.needs_rehash, "m={m} t={t}");
+        }
+        // Unknown users and unusable stored hashes never verify.
+        let unknown = hasher.verify(secret(PASSWORD), None).await.unwrap();
+        assert!(!unknown.valid);
+        for junk in ["", "$argon2id$v=19$m=12288,t=3,p=1$c2FsdHNhbHQ", "plain"] {
+            let check = hasher
+                .verify(secret(PASSWORD), Some(junk.to_string()))
+                .await
+                .unwrap();
+            assert!(!check.valid, "{junk:?}");
         }
     }
 }

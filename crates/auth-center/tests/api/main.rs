@@ -20,5 +20,6 @@ mod introspection;
 mod keys;
 mod lifecycle_races;
 mod lifetimes;
+mod memory;
 mod passwords;
 mod rate_limits;
