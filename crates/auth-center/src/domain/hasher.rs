@@ -12,6 +12,12 @@
 //! for hashing, however many hashes it has done. (Allocating and freeing 19 MiB per hash
 //! left glibc's per-thread arenas holding hundreds of MiB after a login flood.) Verifying
 //! therefore parses the PHC string itself and compares the outputs in constant time.
+//!
+//! Passwords are NFKC-normalised before hashing (NIST 800-63B §5.1.1.2), so the same
+//! password typed composed or decomposed, or with compatibility characters, is the same
+//! password. A hash stored before that, from a password that was not in NFKC, still
+//! verifies: when the normalised form does not match, the raw form is tried, and a match
+//! asks for a rehash (which stores the normalised form).
 
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -24,6 +30,7 @@ use argon2::{Algorithm, Argon2, Block, Params, PasswordHash, Version};
 use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq as _;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
+use unicode_normalization::{UnicodeNormalization as _, is_nfkc};
 
 use super::crypto::random_bytes;
 use super::error::AuthError;
@@ -141,15 +148,20 @@ impl PasswordHasher {
         }
     }
 
-    /// Hashes a password into a PHC string.
+    /// Hashes the NFKC form of a password into a PHC string.
     pub async fn hash(&self, password: SecretString) -> Result<String, AuthError> {
         let params = self.params.clone();
-        self.run(move |scratch| hash_phc(&params, password.expose_secret().as_bytes(), scratch))
-            .await
+        self.run(move |scratch| {
+            let normalised = nfkc(&password);
+            hash_phc(&params, normalised.expose_secret().as_bytes(), scratch)
+        })
+        .await
     }
 
     /// Checks a password against a stored PHC hash, or against a dummy hash when there is
-    /// no user, so both cases cost the same.
+    /// no user, so both cases cost the same. The NFKC form is tried first; a password that
+    /// is not in NFKC is then tried as typed (a hash stored before normalisation), and a
+    /// match that way asks for a rehash.
     pub async fn verify(
         &self,
         password: SecretString,
@@ -165,9 +177,17 @@ impl PasswordHasher {
                     needs_rehash: false,
                 });
             };
-            let valid = matches_phc(&parsed, password.expose_secret().as_bytes(), scratch);
+            let raw = password.expose_secret();
+            let normalised = nfkc(&password);
+            let mut legacy = false;
+            let mut valid = matches_phc(&parsed, normalised.expose_secret().as_bytes(), scratch);
+            if !valid && !is_nfkc(raw) {
+                valid = matches_phc(&parsed, raw.as_bytes(), scratch);
+                legacy = valid;
+            }
             let current = Params::try_from(&parsed).ok();
-            let needs_rehash = parsed.algorithm != argon2::ARGON2ID_IDENT
+            let needs_rehash = legacy
+                || parsed.algorithm != argon2::ARGON2ID_IDENT
                 || current.is_none_or(|p| {
                     p.m_cost() != params.m_cost()
                         || p.t_cost() != params.t_cost()
@@ -327,6 +347,11 @@ impl Scratch {
     }
 }
 
+/// The NFKC form of a password.
+fn nfkc(password: &SecretString) -> SecretString {
+    SecretString::from(password.expose_secret().nfkc().collect::<String>())
+}
+
 /// A new Argon2id hash of `password` with a random salt, as a PHC string.
 fn hash_phc(params: &Params, password: &[u8], scratch: &mut Scratch) -> Result<String, AuthError> {
     let argon_error = |e: argon2::Error| AuthError::Internal(format!("argon2: {e}"));
@@ -424,6 +449,28 @@ mod tests {
         }
     }
 
+    /// A hash made by the argon2 crate itself, as every hash was before the hashing threads
+    /// had their own memory and before normalisation: of `password` as given.
+    fn crate_hash(password: &str, m_kib: u32, t: u32) -> String {
+        use argon2::PasswordHasher as _;
+        let params = Params::new(m_kib, t, 1, None).unwrap();
+        Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+            .hash_password(password.as_bytes())
+            .unwrap()
+            .to_string()
+    }
+
+    async fn verify(hasher: &PasswordHasher, password: &str, stored: String) -> PasswordCheck {
+        hasher.verify(secret(password), Some(stored)).await.unwrap()
+    }
+
+    fn outcome(valid: bool, needs_rehash: bool) -> PasswordCheck {
+        PasswordCheck {
+            valid,
+            needs_rehash,
+        }
+    }
+
     fn secret(s: &str) -> SecretString {
         SecretString::from(s.to_string())
     }
@@ -441,7 +488,7 @@ mod tests {
             assert!(started.is_none(), "a verification finished without hashing");
         }
         // One verification awaited to the end, then the high-water mark.
-        let check = hasher.verify(secret(PASSWORD), Some(stored)).await.unwrap();
+        let check = verify(&hasher, PASSWORD, stored).await;
         assert!(check.valid);
         let stats = hasher.stats();
         assert_eq!(stats.peak_running, 1, "{stats:?}");
@@ -466,7 +513,7 @@ mod tests {
             assert_eq!(hasher.stats().refused, 1);
             // Once the slot is free again, the same verification goes through.
             occupied.release().await;
-            let check = hasher.verify(secret(PASSWORD), Some(stored)).await.unwrap();
+            let check = verify(&hasher, PASSWORD, stored).await;
             assert!(check.valid);
             assert_eq!(hasher.stats().peak_running, 1);
         }
@@ -474,7 +521,7 @@ mod tests {
 
     #[tokio::test]
     async fn hashes_made_here_and_by_the_argon2_crate_verify_each_other() {
-        use argon2::{PasswordHasher as _, PasswordVerifier as _};
+        use argon2::PasswordVerifier as _;
 
         let hasher = PasswordHasher::new(&config(1)).unwrap();
         let ours = hasher.hash(secret(PASSWORD)).await.unwrap();
@@ -494,39 +541,50 @@ mod tests {
         // Stored hashes made by the argon2 crate (all hashes before the hashing threads had
         // their own memory), with the current and with other parameters.
         for (m, t) in [(12 * 1024, 3), (16 * 1024, 2), (8 * 1024, 3)] {
-            let params = Params::new(m, t, 1, None).unwrap();
-            let theirs = Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
-                .hash_password(PASSWORD.as_bytes())
-                .unwrap()
-                .to_string();
+            let theirs = crate_hash(PASSWORD, m, t);
             let current = (m, t) == (12 * 1024, 3);
-            let right = hasher
-                .verify(secret(PASSWORD), Some(theirs.clone()))
-                .await
-                .unwrap();
-            assert_eq!(
-                right,
-                PasswordCheck {
-                    valid: true,
-                    needs_rehash: !current
-                },
-                "m={m} t={t}"
-            );
-            let wrong = hasher
-                .verify(secret("not the password"), Some(theirs))
-                .await
-                .unwrap();
+            let right = verify(&hasher, PASSWORD, theirs.clone()).await;
+            assert_eq!(right, outcome(true, !current), "m={m} t={t}");
+            let wrong = verify(&hasher, "not the password", theirs).await;
             assert!(!wrong.valid && !wrong.needs_rehash, "m={m} t={t}");
         }
         // Unknown users and unusable stored hashes never verify.
         let unknown = hasher.verify(secret(PASSWORD), None).await.unwrap();
         assert!(!unknown.valid);
         for junk in ["", "$argon2id$v=19$m=12288,t=3,p=1$c2FsdHNhbHQ", "plain"] {
-            let check = hasher
-                .verify(secret(PASSWORD), Some(junk.to_string()))
-                .await
-                .unwrap();
+            let check = verify(&hasher, PASSWORD, junk.to_string()).await;
             assert!(!check.valid, "{junk:?}");
         }
+    }
+
+    /// "café crème brûlée" composed (NFC) and decomposed (NFD).
+    const NFC: &str = "caf\u{e9} cr\u{e8}me br\u{fb}l\u{e9}e";
+    const NFD: &str = "cafe\u{301} cre\u{300}me bru\u{302}le\u{301}e";
+
+    #[tokio::test]
+    async fn a_password_typed_in_nfd_verifies_against_a_hash_made_from_nfc_input() {
+        let hasher = PasswordHasher::new(&config(1)).unwrap();
+        let from_nfc = hasher.hash(secret(NFC)).await.unwrap();
+        let check = verify(&hasher, NFD, from_nfc).await;
+        assert_eq!(check, outcome(true, false));
+        let from_nfd = hasher.hash(secret(NFD)).await.unwrap();
+        assert!(verify(&hasher, NFC, from_nfd).await.valid);
+        // NFKC also folds compatibility forms: a ligature and full-width letters.
+        let folded = hasher
+            .hash(secret("\u{fb01}ne \u{ff50}\u{ff41}\u{ff53}\u{ff53}phrase"))
+            .await
+            .unwrap();
+        assert!(verify(&hasher, "fine passphrase", folded).await.valid);
+    }
+
+    #[tokio::test]
+    async fn a_legacy_hash_of_a_non_normalised_password_still_verifies_and_asks_for_a_rehash() {
+        let hasher = PasswordHasher::new(&config(1)).unwrap();
+        // Made before normalisation, from the raw NFD bytes, with the current parameters.
+        let legacy = crate_hash(NFD, 12 * 1024, 3);
+        let check = verify(&hasher, NFD, legacy.clone()).await;
+        assert_eq!(check, outcome(true, true));
+        let wrong = verify(&hasher, "cafe\u{301} au lait", legacy).await;
+        assert_eq!(wrong, outcome(false, false));
     }
 }
