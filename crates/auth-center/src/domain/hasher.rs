@@ -41,7 +41,8 @@ use crate::config::PasswordConfig;
 pub struct PasswordCheck {
     /// The password matched.
     pub valid: bool,
-    /// The stored hash uses older parameters and should be replaced.
+    /// The stored hash uses older parameters, or was made from the password before NFKC
+    /// normalisation, and should be replaced.
     pub needs_rehash: bool,
 }
 
