@@ -15,6 +15,10 @@ use figment::providers::{Env, Format, Toml};
 use secrecy::SecretString;
 use serde::Deserialize;
 
+/// Longest allowed `passwords.queue_wait_ms`: a refusal must come well before the 15 s
+/// request timeout.
+pub const MAX_QUEUE_WAIT_MS: u64 = 10_000;
+
 /// The whole configuration of the auth-center.
 #[derive(Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -182,6 +186,10 @@ pub struct PasswordConfig {
     pub parallelism: u32,
     /// Hashes computed at once; 0 means one per CPU core.
     pub max_concurrent_hashes: usize,
+    /// Longest wait for a free hashing slot, milliseconds, before the request is refused
+    /// with `503 overloaded` (default 1000; 0 refuses at once when every slot is busy; at
+    /// most 10 000, below the request timeout).
+    pub queue_wait_ms: u64,
 }
 
 /// Timeouts.
@@ -244,6 +252,7 @@ impl Default for Config {
                 iterations: argon2::Params::DEFAULT_T_COST,
                 parallelism: argon2::Params::DEFAULT_P_COST,
                 max_concurrent_hashes: 0,
+                queue_wait_ms: 1000,
             },
             timeouts: TimeoutConfig {
                 redis_ms: 500,
@@ -354,6 +363,9 @@ impl Config {
         }
         if !(60..=400 * 24 * 3600).contains(&self.limits.device_token_ttl_secs) {
             return bad("limits.device_token_ttl_secs must be between 60 and 34560000 (400 days)");
+        }
+        if self.passwords.queue_wait_ms > MAX_QUEUE_WAIT_MS {
+            return bad("passwords.queue_wait_ms must be at most 10000");
         }
         if self.redis_prefix.is_empty() || self.redis_prefix.contains(['{', '}']) {
             return bad("redis_prefix must be non-empty and must not contain '{' or '}'");

@@ -12,9 +12,13 @@
 //! * `loadgen table FILE...` — the JSON results as a table (the first `http` result is the
 //!   baseline for the ratios).
 //! * `loadgen free-port` — a free TCP port on 127.0.0.1.
+//! * `loadgen login-flood --binary target/release/auth-center` — starts that auth-center on a
+//!   private SQLite file, floods it with concurrent logins for a bounded time and prints its
+//!   resident memory before, during and after, as JSON.
 
 mod auth;
 mod client;
+mod flood;
 mod load;
 mod redis_stats;
 mod revocation;
@@ -48,6 +52,8 @@ enum Command {
     },
     /// Print a free TCP port on 127.0.0.1.
     FreePort,
+    /// Start an auth-center binary, flood it with concurrent logins, report its memory.
+    LoginFlood(flood::FloodArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -68,6 +74,11 @@ fn main() -> anyhow::Result<()> {
             print!("{}", rt.block_on(auth::token_command(args))?);
         }
         Command::Table { files } => print!("{}", table::render(&files)?),
+        Command::LoginFlood(args) => {
+            let rt = runtime(2)?;
+            let result = rt.block_on(flood::run(args))?;
+            println!("{}", serde_json::to_string_pretty(&result)?);
+        }
         Command::FreePort => {
             let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
             println!("{}", listener.local_addr()?.port());

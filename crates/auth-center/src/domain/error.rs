@@ -50,6 +50,10 @@ pub enum AuthError {
     /// Cross-site request refused (cookie mode).
     #[error("{0}")]
     CsrfRejected(&'static str),
+    /// Every password-hashing slot stayed busy for the whole queue wait: the request was
+    /// refused before any password work, and may be retried shortly.
+    #[error("too many password checks at once, retry shortly")]
+    Overloaded,
     /// Redis or the database is unreachable.
     #[error("backend unavailable: {0}")]
     Unavailable(String),

@@ -7,6 +7,7 @@ pub mod credentials;
 pub mod crypto;
 pub mod device_token;
 pub mod error;
+pub mod hasher;
 pub mod keys;
 pub mod limits;
 pub mod ports;

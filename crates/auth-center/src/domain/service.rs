@@ -7,12 +7,11 @@ use secrecy::{ExposeSecret, SecretString};
 use verifier::{ACCESS_TOKEN_TYP, Audience, Claims, Clock, TokenValidator, VerifyError};
 
 use super::client_ip::{IpRange, client_ip};
-use super::credentials::{
-    PasswordHasher, canonical_username, check_new_password, check_password_length,
-};
+use super::credentials::{canonical_username, check_new_password, check_password_length};
 use super::crypto::{random_bytes, random_id};
 use super::device_token::DeviceTokens;
 use super::error::AuthError;
+use super::hasher::{HasherStats, PasswordHasher};
 use super::keys::{KeyManager, KeyPolicy};
 use super::limits::Limiter;
 use super::limits::Rule;
@@ -162,6 +161,11 @@ impl AuthService {
 
     pub(super) fn hasher(&self) -> &PasswordHasher {
         &self.hasher
+    }
+
+    /// What the password hasher is doing: running hashes, their high-water mark, refusals.
+    pub fn password_hashing(&self) -> HasherStats {
+        self.hasher.stats()
     }
 
     /// The signing keys.

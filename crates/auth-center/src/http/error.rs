@@ -71,6 +71,14 @@ impl IntoResponse for ApiError {
                     .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
                 return response;
             }
+            AuthError::Overloaded => {
+                let mut response =
+                    error_response(StatusCode::SERVICE_UNAVAILABLE, "overloaded", &message);
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+                return response;
+            }
             AuthError::Unavailable(detail) => {
                 tracing::warn!(%detail, "backend unavailable");
                 let mut response = error_response(

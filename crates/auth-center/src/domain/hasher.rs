@@ -1,0 +1,591 @@
+//! Argon2id password hashing off the async runtime, with bounded concurrency.
+//!
+//! The hashes run on a fixed pool of `slots` threads (named `argon2-<n>`), never on tokio's
+//! blocking pool. A caller first takes one of `slots` permits, waiting at most the queue
+//! wait; the permit then travels with the job and is given back by the hashing thread when
+//! the hash is done. Cancelling the caller (a request timeout, a client that hangs up) thus
+//! never frees a slot early: at most `slots` hashes run at once, whatever happens to the
+//! requests. A job whose caller is already gone when a thread picks it up is skipped.
+//!
+//! Each hashing thread allocates its Argon2 working memory (`memory_kib`) on its first hash
+//! and reuses it for every later one, so the process holds at most `slots` × `memory_kib`
+//! for hashing, however many hashes it has done. (Allocating and freeing 19 MiB per hash
+//! left glibc's per-thread arenas holding hundreds of MiB after a login flood.) Verifying
+//! therefore parses the PHC string itself and compares the outputs in constant time.
+//!
+//! Passwords are NFKC-normalised before hashing (NIST 800-63B §5.1.1.2), so the same
+//! password typed composed or decomposed, or with compatibility characters, is the same
+//! password. A hash stored before that, from a password that was not in NFKC, still
+//! verifies: when the normalised form does not match, the raw form is tried, and a match
+//! asks for a rehash (which stores the normalised form).
+
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use argon2::password_hash::phc::{Output, ParamsString, Salt};
+use argon2::{Algorithm, Argon2, Block, Params, PasswordHash, Version};
+use secrecy::{ExposeSecret, SecretString};
+use subtle::ConstantTimeEq as _;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
+use unicode_normalization::{UnicodeNormalization as _, is_nfkc};
+
+use super::crypto::random_bytes;
+use super::error::AuthError;
+use crate::config::PasswordConfig;
+
+/// The outcome of checking a password against a stored hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PasswordCheck {
+    /// The password matched.
+    pub valid: bool,
+    /// The stored hash uses older parameters, or was made from the password before NFKC
+    /// normalisation, and should be replaced.
+    pub needs_rehash: bool,
+}
+
+/// Argon2id hashing on `slots` dedicated threads, so a login flood cannot exhaust memory or
+/// starve the runtime; a caller that finds every slot busy for longer than the queue wait
+/// gets [`AuthError::Overloaded`].
+#[derive(Clone)]
+pub struct PasswordHasher {
+    params: Params,
+    dummy_hash: Arc<str>,
+    pool: Arc<Pool>,
+}
+
+/// What the hasher is doing, for tests and metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HasherStats {
+    /// Hashes allowed at once (hashing threads).
+    pub slots: usize,
+    /// Hashes running right now.
+    pub running: usize,
+    /// The most hashes that ever ran at once (a high-water mark).
+    pub peak_running: usize,
+    /// Callers refused because no slot came free within the queue wait.
+    pub refused: u64,
+    /// Jobs skipped because their caller had gone before a thread picked them up.
+    pub abandoned: u64,
+}
+
+/// Counts the hashes that are running, and the most that ever ran at once.
+#[derive(Debug, Default)]
+struct Gauge {
+    running: AtomicUsize,
+    peak: AtomicUsize,
+    refused: AtomicU64,
+    abandoned: AtomicU64,
+}
+
+impl Gauge {
+    /// Marks one hash as running until the guard is dropped.
+    fn enter(self: &Arc<Self>) -> Running {
+        let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+        self.peak.fetch_max(now, Ordering::SeqCst);
+        Running(self.clone())
+    }
+}
+
+struct Running(Arc<Gauge>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.running.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl std::fmt::Debug for PasswordHasher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PasswordHasher")
+            .field("params", &self.params)
+            .field("slots", &self.pool.slots)
+            .field("queue_wait", &self.pool.queue_wait)
+            .finish()
+    }
+}
+
+impl PasswordHasher {
+    /// A hasher with the configured parameters. Starts the hashing threads and computes one
+    /// dummy hash up front, used to spend the same time on unknown users as on known ones.
+    pub fn new(config: &PasswordConfig) -> Result<Self, AuthError> {
+        let params = Params::new(
+            config.memory_kib,
+            config.iterations,
+            config.parallelism,
+            None,
+        )
+        .map_err(|e| AuthError::Internal(format!("argon2 parameters: {e}")))?;
+        let slots = match config.max_concurrent_hashes {
+            0 => std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2),
+            n => n,
+        };
+        let dummy = hash_phc(
+            &params,
+            b"dummy password for unknown users",
+            &mut Scratch::new(params.block_count()),
+        )?;
+        let queue_wait = Duration::from_millis(config.queue_wait_ms);
+        Ok(Self {
+            pool: Arc::new(Pool::start(slots, queue_wait, params.block_count())?),
+            params,
+            dummy_hash: dummy.into(),
+        })
+    }
+
+    /// Hashes running now, the most that ever ran at once, and the refusals.
+    pub fn stats(&self) -> HasherStats {
+        let gauge = &self.pool.gauge;
+        HasherStats {
+            slots: self.pool.slots,
+            running: gauge.running.load(Ordering::SeqCst),
+            peak_running: gauge.peak.load(Ordering::SeqCst),
+            refused: gauge.refused.load(Ordering::SeqCst),
+            abandoned: gauge.abandoned.load(Ordering::SeqCst),
+        }
+    }
+
+    /// Hashes the NFKC form of a password into a PHC string.
+    pub async fn hash(&self, password: SecretString) -> Result<String, AuthError> {
+        let params = self.params.clone();
+        self.run(move |scratch| {
+            let normalised = nfkc(&password);
+            hash_phc(&params, normalised.expose_secret().as_bytes(), scratch)
+        })
+        .await
+    }
+
+    /// Checks a password against a stored PHC hash, or against a dummy hash when there is
+    /// no user, so both cases cost the same. The NFKC form is tried first; a password that
+    /// is not in NFKC is then tried as typed (a hash stored before normalisation), and a
+    /// match that way asks for a rehash.
+    pub async fn verify(
+        &self,
+        password: SecretString,
+        stored: Option<String>,
+    ) -> Result<PasswordCheck, AuthError> {
+        let params = self.params.clone();
+        let known = stored.is_some();
+        let stored = stored.unwrap_or_else(|| self.dummy_hash.to_string());
+        self.run(move |scratch| {
+            let Ok(parsed) = PasswordHash::new(&stored) else {
+                return Ok(PasswordCheck {
+                    valid: false,
+                    needs_rehash: false,
+                });
+            };
+            let raw = password.expose_secret();
+            let normalised = nfkc(&password);
+            let mut legacy = false;
+            let mut valid = matches_phc(&parsed, normalised.expose_secret().as_bytes(), scratch);
+            if !valid && !is_nfkc(raw) {
+                valid = matches_phc(&parsed, raw.as_bytes(), scratch);
+                legacy = valid;
+            }
+            let current = Params::try_from(&parsed).ok();
+            let needs_rehash = legacy
+                || parsed.algorithm != argon2::ARGON2ID_IDENT
+                || current.is_none_or(|p| {
+                    p.m_cost() != params.m_cost()
+                        || p.t_cost() != params.t_cost()
+                        || p.p_cost() != params.p_cost()
+                });
+            Ok(PasswordCheck {
+                valid: valid && known,
+                needs_rehash: valid && known && needs_rehash,
+            })
+        })
+        .await
+    }
+
+    /// Runs `work` on a hashing thread once a slot is free, waiting at most the queue wait.
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut Scratch) -> Result<T, AuthError> + Send + 'static,
+    ) -> Result<T, AuthError> {
+        let permit = self.pool.acquire().await?;
+        let (reply, answer) = oneshot::channel();
+        let gauge = self.pool.gauge.clone();
+        self.pool.submit(Box::new(move |scratch| {
+            // The slot stays taken until the hash is over, whatever became of the caller,
+            // and is free again before the caller hears back.
+            if reply.is_closed() {
+                gauge.abandoned.fetch_add(1, Ordering::SeqCst);
+                return;
+            }
+            let outcome = {
+                let _running = gauge.enter();
+                work(scratch)
+            };
+            drop(permit);
+            let _ = reply.send(outcome);
+        }))?;
+        answer
+            .await
+            .map_err(|_| AuthError::Internal("a hashing job failed".into()))?
+    }
+}
+
+/// A job for a hashing thread, given that thread's working memory.
+type Job = Box<dyn FnOnce(&mut Scratch) + Send>;
+
+/// `slots` hashing threads fed from one queue, and as many permits.
+struct Pool {
+    slots: usize,
+    queue_wait: Duration,
+    permits: Arc<Semaphore>,
+    jobs: mpsc::Sender<Job>,
+    gauge: Arc<Gauge>,
+}
+
+impl Pool {
+    /// Starts the threads, each with room for `blocks` Argon2 blocks (allocated on its first
+    /// hash). They stop when the pool is dropped (the queue closes).
+    fn start(slots: usize, queue_wait: Duration, blocks: usize) -> Result<Self, AuthError> {
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let queue = Arc::new(Mutex::new(queue));
+        for n in 0..slots {
+            let queue = queue.clone();
+            std::thread::Builder::new()
+                .name(format!("argon2-{n}"))
+                .spawn(move || work_loop(&queue, Scratch::new(blocks)))
+                .map_err(|e| AuthError::Internal(format!("start a hashing thread: {e}")))?;
+        }
+        Ok(Self {
+            slots,
+            queue_wait,
+            permits: Arc::new(Semaphore::new(slots)),
+            jobs,
+            gauge: Arc::default(),
+        })
+    }
+
+    /// A slot, if one comes free within the queue wait (0: only if one is free now).
+    async fn acquire(&self) -> Result<OwnedSemaphorePermit, AuthError> {
+        let permits = self.permits.clone();
+        let permit = if self.queue_wait.is_zero() {
+            permits.try_acquire_owned().ok()
+        } else {
+            match tokio::time::timeout(self.queue_wait, permits.acquire_owned()).await {
+                Ok(Ok(permit)) => Some(permit),
+                Ok(Err(_closed)) => return Err(AuthError::Internal("hasher closed".into())),
+                Err(_elapsed) => None,
+            }
+        };
+        permit.ok_or_else(|| {
+            self.gauge.refused.fetch_add(1, Ordering::SeqCst);
+            AuthError::Overloaded
+        })
+    }
+
+    fn submit(&self, job: Job) -> Result<(), AuthError> {
+        self.jobs
+            .send(job)
+            .map_err(|_| AuthError::Internal("the hashing threads have stopped".into()))
+    }
+}
+
+/// One hashing thread: runs jobs until the queue closes. A panicking job is contained, so
+/// the pool never loses a thread.
+fn work_loop(queue: &Mutex<mpsc::Receiver<Job>>, mut scratch: Scratch) {
+    loop {
+        let job = match queue.lock() {
+            Ok(queue) => queue.recv(),
+            Err(poisoned) => poisoned.into_inner().recv(),
+        };
+        let Ok(job) = job else { return };
+        if std::panic::catch_unwind(AssertUnwindSafe(|| job(&mut scratch))).is_err() {
+            tracing::error!("a password hashing job panicked");
+        }
+    }
+}
+
+/// A hashing thread's Argon2 working memory: allocated on first use, then reused.
+struct Scratch {
+    capacity: usize,
+    blocks: Vec<Block>,
+}
+
+impl Scratch {
+    fn new(capacity: usize) -> Self {
+        Self {
+            capacity,
+            blocks: Vec::new(),
+        }
+    }
+
+    /// Runs `argon2` into `out` in this memory. A hash that needs more than the configured
+    /// memory (a stored hash from a larger `memory_kib`, upgraded on the next login) gets
+    /// memory of its own for this once.
+    fn hash_into(
+        &mut self,
+        argon2: &Argon2<'_>,
+        password: &[u8],
+        salt: &[u8],
+        out: &mut [u8],
+    ) -> Result<(), argon2::Error> {
+        let needed = argon2.params().block_count();
+        if needed > self.capacity {
+            return argon2.hash_password_into(password, salt, out);
+        }
+        if self.blocks.is_empty() {
+            let mut blocks = Vec::new();
+            blocks
+                .try_reserve_exact(self.capacity)
+                .map_err(|_| argon2::Error::OutOfMemory)?;
+            blocks.resize(self.capacity, Block::new());
+            self.blocks = blocks;
+        }
+        let memory = self
+            .blocks
+            .get_mut(..needed)
+            .ok_or(argon2::Error::MemoryTooLittle)?;
+        argon2.hash_password_into_with_memory(password, salt, out, memory)
+    }
+}
+
+/// The NFKC form of a password.
+fn nfkc(password: &SecretString) -> SecretString {
+    SecretString::from(password.expose_secret().nfkc().collect::<String>())
+}
+
+/// A new Argon2id hash of `password` with a random salt, as a PHC string.
+fn hash_phc(params: &Params, password: &[u8], scratch: &mut Scratch) -> Result<String, AuthError> {
+    let argon_error = |e: argon2::Error| AuthError::Internal(format!("argon2: {e}"));
+    let phc_error = |e: argon2::password_hash::phc::Error| AuthError::Internal(format!("phc: {e}"));
+    let salt = random_bytes::<{ argon2::RECOMMENDED_SALT_LEN }>()?;
+    let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
+    let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
+    scratch
+        .hash_into(&argon2, password, &salt, &mut out)
+        .map_err(argon_error)?;
+    let hash = PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(params).map_err(|e| AuthError::Internal(format!("{e}")))?,
+        salt: Some(Salt::new(&salt).map_err(phc_error)?),
+        hash: Some(Output::new(&out).map_err(phc_error)?),
+    };
+    Ok(hash.to_string())
+}
+
+/// Whether `password` hashes to the stored `parsed` hash, with the stored algorithm, version
+/// and parameters; the outputs are compared in constant time. Anything unusable is `false`.
+fn matches_phc(parsed: &PasswordHash, password: &[u8], scratch: &mut Scratch) -> bool {
+    let (Some(salt), Some(expected)) = (&parsed.salt, &parsed.hash) else {
+        return false;
+    };
+    let Ok(algorithm) = Algorithm::new(parsed.algorithm.as_str()) else {
+        return false;
+    };
+    let version = match parsed.version.map(Version::try_from).transpose() {
+        Ok(version) => version.unwrap_or_default(),
+        Err(_) => return false,
+    };
+    let Ok(params) = Params::try_from(parsed) else {
+        return false;
+    };
+    let mut buffer = [0u8; Output::MAX_LENGTH];
+    let Some(out) = buffer.get_mut(..expected.len()) else {
+        return false;
+    };
+    let argon2 = Argon2::new(algorithm, version, params);
+    scratch.hash_into(&argon2, password, salt, out).is_ok()
+        && bool::from(out.ct_eq(expected.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::FutureExt as _;
+
+    use super::*;
+
+    const PASSWORD: &str = "correct horse battery staple";
+
+    /// OWASP's 12 MiB, t = 3 row (as in the API tests), with `slots` hashes at once.
+    fn config(slots: usize) -> PasswordConfig {
+        PasswordConfig {
+            memory_kib: 12 * 1024,
+            iterations: 3,
+            max_concurrent_hashes: slots,
+            ..PasswordConfig::default()
+        }
+    }
+
+    /// A job that holds one hashing slot until it is released; `release` then waits until
+    /// the slot is free again.
+    struct Occupied {
+        release: std::sync::mpsc::Sender<()>,
+        job: tokio::task::JoinHandle<Result<(), AuthError>>,
+    }
+
+    impl Occupied {
+        async fn start(hasher: &PasswordHasher) -> Self {
+            let (release, wait) = std::sync::mpsc::channel::<()>();
+            let before = hasher.stats().running;
+            let h = hasher.clone();
+            let job = tokio::spawn(async move {
+                h.run(move |_| {
+                    let _ = wait.recv();
+                    Ok(())
+                })
+                .await
+            });
+            for _ in 0..3000 {
+                if hasher.stats().running > before {
+                    return Self { release, job };
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            panic!("the occupying job never started");
+        }
+
+        async fn release(self) {
+            drop(self.release);
+            self.job.await.unwrap().unwrap();
+        }
+    }
+
+    /// A hash made by the argon2 crate itself, as every hash was before the hashing threads
+    /// had their own memory and before normalisation: of `password` as given.
+    fn crate_hash(password: &str, m_kib: u32, t: u32) -> String {
+        use argon2::PasswordHasher as _;
+        let params = Params::new(m_kib, t, 1, None).unwrap();
+        Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+            .hash_password(password.as_bytes())
+            .unwrap()
+            .to_string()
+    }
+
+    async fn verify(hasher: &PasswordHasher, password: &str, stored: String) -> PasswordCheck {
+        hasher.verify(secret(password), Some(stored)).await.unwrap()
+    }
+
+    fn outcome(valid: bool, needs_rehash: bool) -> PasswordCheck {
+        PasswordCheck {
+            valid,
+            needs_rehash,
+        }
+    }
+
+    fn secret(s: &str) -> SecretString {
+        SecretString::from(s.to_string())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn cancelled_verifications_never_run_more_hashes_at_once_than_the_limit() {
+        let hasher = PasswordHasher::new(&config(1)).unwrap();
+        let stored = hasher.hash(secret(PASSWORD)).await.unwrap();
+        // Each verification is started (polled once, so it is waiting for or holding the
+        // slot) and then dropped, as a request timeout or a client disconnect would.
+        for _ in 0..16 {
+            let started = hasher
+                .verify(secret(PASSWORD), Some(stored.clone()))
+                .now_or_never();
+            assert!(started.is_none(), "a verification finished without hashing");
+        }
+        // One verification awaited to the end, then the high-water mark.
+        let check = verify(&hasher, PASSWORD, stored).await;
+        assert!(check.valid);
+        let stats = hasher.stats();
+        assert_eq!(stats.peak_running, 1, "{stats:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_verification_that_finds_every_slot_busy_for_the_queue_wait_is_refused_as_overloaded()
+    {
+        for queue_wait_ms in [0, 20] {
+            let hasher = PasswordHasher::new(&PasswordConfig {
+                queue_wait_ms,
+                ..config(1)
+            })
+            .unwrap();
+            let stored = hasher.hash(secret(PASSWORD)).await.unwrap();
+            let occupied = Occupied::start(&hasher).await;
+            let refused = hasher.verify(secret(PASSWORD), Some(stored.clone())).await;
+            assert!(
+                matches!(refused, Err(AuthError::Overloaded)),
+                "queue wait {queue_wait_ms} ms: {refused:?}"
+            );
+            assert_eq!(hasher.stats().refused, 1);
+            // Once the slot is free again, the same verification goes through.
+            occupied.release().await;
+            let check = verify(&hasher, PASSWORD, stored).await;
+            assert!(check.valid);
+            assert_eq!(hasher.stats().peak_running, 1);
+        }
+    }
+
+    #[tokio::test]
+    async fn hashes_made_here_and_by_the_argon2_crate_verify_each_other() {
+        use argon2::PasswordVerifier as _;
+
+        let hasher = PasswordHasher::new(&config(1)).unwrap();
+        let ours = hasher.hash(secret(PASSWORD)).await.unwrap();
+        assert!(
+            ours.starts_with("$argon2id$v=19$m=12288,t=3,p=1$"),
+            "{ours}"
+        );
+        let parsed = PasswordHash::new(&ours).unwrap();
+        let crate_default = Argon2::default();
+        assert!(
+            crate_default
+                .verify_password(PASSWORD.as_bytes(), &parsed)
+                .is_ok()
+        );
+        assert!(crate_default.verify_password(b"wrong", &parsed).is_err());
+
+        // Stored hashes made by the argon2 crate (all hashes before the hashing threads had
+        // their own memory), with the current and with other parameters.
+        for (m, t) in [(12 * 1024, 3), (16 * 1024, 2), (8 * 1024, 3)] {
+            let theirs = crate_hash(PASSWORD, m, t);
+            let current = (m, t) == (12 * 1024, 3);
+            let right = verify(&hasher, PASSWORD, theirs.clone()).await;
+            assert_eq!(right, outcome(true, !current), "m={m} t={t}");
+            let wrong = verify(&hasher, "not the password", theirs).await;
+            assert!(!wrong.valid && !wrong.needs_rehash, "m={m} t={t}");
+        }
+        // Unknown users and unusable stored hashes never verify.
+        let unknown = hasher.verify(secret(PASSWORD), None).await.unwrap();
+        assert!(!unknown.valid);
+        for junk in ["", "$argon2id$v=19$m=12288,t=3,p=1$c2FsdHNhbHQ", "plain"] {
+            let check = verify(&hasher, PASSWORD, junk.to_string()).await;
+            assert!(!check.valid, "{junk:?}");
+        }
+    }
+
+    /// "café crème brûlée" composed (NFC) and decomposed (NFD).
+    const NFC: &str = "caf\u{e9} cr\u{e8}me br\u{fb}l\u{e9}e";
+    const NFD: &str = "cafe\u{301} cre\u{300}me bru\u{302}le\u{301}e";
+
+    #[tokio::test]
+    async fn a_password_typed_in_nfd_verifies_against_a_hash_made_from_nfc_input() {
+        let hasher = PasswordHasher::new(&config(1)).unwrap();
+        let from_nfc = hasher.hash(secret(NFC)).await.unwrap();
+        let check = verify(&hasher, NFD, from_nfc).await;
+        assert_eq!(check, outcome(true, false));
+        let from_nfd = hasher.hash(secret(NFD)).await.unwrap();
+        assert!(verify(&hasher, NFC, from_nfd).await.valid);
+        // NFKC also folds compatibility forms: a ligature and full-width letters.
+        let folded = hasher
+            .hash(secret("\u{fb01}ne \u{ff50}\u{ff41}\u{ff53}\u{ff53}phrase"))
+            .await
+            .unwrap();
+        assert!(verify(&hasher, "fine passphrase", folded).await.valid);
+    }
+
+    #[tokio::test]
+    async fn a_legacy_hash_of_a_non_normalised_password_still_verifies_and_asks_for_a_rehash() {
+        let hasher = PasswordHasher::new(&config(1)).unwrap();
+        // Made before normalisation, from the raw NFD bytes, with the current parameters.
+        let legacy = crate_hash(NFD, 12 * 1024, 3);
+        let check = verify(&hasher, NFD, legacy.clone()).await;
+        assert_eq!(check, outcome(true, true));
+        let wrong = verify(&hasher, "cafe\u{301} au lait", legacy).await;
+        assert_eq!(wrong, outcome(false, false));
+    }
+}

@@ -1,0 +1,114 @@
+//! Password hashing under load: never more hashes at once than the configured slots, and a
+//! quick `503 overloaded` with `Retry-After` for what does not fit, instead of a queue that
+//! runs into the request timeout. Passwords are NFKC-normalised before hashing, and hashes
+//! stored before that still verify and are replaced.
+
+use futures::future::join_all;
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::for_backends;
+use crate::helpers::*;
+
+for_backends! {
+    sqlite_memory: [
+        a_login_flood_beyond_the_hashing_capacity_gets_overloaded_answers_with_retry_after,
+        a_password_registered_in_nfc_logs_in_when_typed_in_nfd,
+        a_legacy_hash_of_a_non_normalised_password_logs_in_and_is_replaced,
+    ],
+}
+
+async fn a_login_flood_beyond_the_hashing_capacity_gets_overloaded_answers_with_retry_after(
+    backend: Backend,
+) {
+    let app = spawn_app_with(backend, |c| {
+        c.passwords.max_concurrent_hashes = 1;
+        c.passwords.queue_wait_ms = 0;
+        c.limits.login_ip_max = 1000;
+    })
+    .await;
+    let r = app.register("flood", PASSWORD).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+
+    let answers = join_all((0..24).map(|_| app.login("flood", PASSWORD))).await;
+    let (mut ok, mut refused) = (0, 0);
+    for response in answers {
+        match response.status() {
+            StatusCode::OK => ok += 1,
+            StatusCode::SERVICE_UNAVAILABLE => {
+                refused += 1;
+                assert_eq!(retry_after_secs(&response), 1);
+                let body: Value = response.json().await.unwrap();
+                let object = body.as_object().unwrap();
+                assert_eq!(object.len(), 2, "{body}");
+                assert_eq!(body["error"], "overloaded");
+                assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()));
+            }
+            other => panic!("unexpected {other}: {}", response.text().await.unwrap()),
+        }
+    }
+    assert!(ok >= 1, "no login got through ({refused} refused)");
+    assert!(refused >= 1, "every one of {ok} logins waited for the slot");
+    let hashing = app.auth.password_hashing();
+    assert_eq!(hashing.peak_running, 1, "{hashing:?}");
+    assert_eq!(hashing.refused, refused);
+}
+
+/// "café crème brûlée" composed (NFC) and decomposed (NFD).
+const NFC: &str = "caf\u{e9} cr\u{e8}me br\u{fb}l\u{e9}e";
+const NFD: &str = "cafe\u{301} cre\u{300}me bru\u{302}le\u{301}e";
+
+async fn a_password_registered_in_nfc_logs_in_when_typed_in_nfd(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let r = app.register("noel", NFC).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    assert_eq!(app.login("noel", NFD).await.status(), StatusCode::OK);
+    assert_eq!(app.login("noel", NFC).await.status(), StatusCode::OK);
+}
+
+async fn a_legacy_hash_of_a_non_normalised_password_logs_in_and_is_replaced(backend: Backend) {
+    use argon2::PasswordHasher as _;
+    use secrecy::ExposeSecret as _;
+
+    let app = spawn_app(backend).await;
+    let r = app.register("zoe", PASSWORD).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    // A hash stored before passwords were normalised: the raw NFD bytes, current parameters.
+    let params = argon2::Params::new(
+        app.config.passwords.memory_kib,
+        app.config.passwords.iterations,
+        app.config.passwords.parallelism,
+        None,
+    )
+    .unwrap();
+    let legacy = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
+        .hash_password(NFD.as_bytes())
+        .unwrap()
+        .to_string();
+    let db = sqlx::SqlitePool::connect(app.config.database_url.expose_secret())
+        .await
+        .unwrap();
+    let stored = || async {
+        sqlx::query_scalar::<_, String>("SELECT password_hash FROM users WHERE username = 'zoe'")
+            .fetch_one(&db)
+            .await
+            .unwrap()
+    };
+    sqlx::query("UPDATE users SET password_hash = ?1 WHERE username = 'zoe'")
+        .bind(&legacy)
+        .execute(&db)
+        .await
+        .unwrap();
+    // Typed in NFC it cannot match the raw NFD hash yet.
+    assert_eq!(
+        app.login("zoe", NFC).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+
+    // Typed as it was stored, it logs in, and the hash is replaced by one of the normalised
+    // form, so now either form logs in.
+    assert_eq!(app.login("zoe", NFD).await.status(), StatusCode::OK);
+    assert_ne!(stored().await, legacy);
+    assert_eq!(app.login("zoe", NFC).await.status(), StatusCode::OK);
+    assert_eq!(app.login("zoe", NFD).await.status(), StatusCode::OK);
+}
