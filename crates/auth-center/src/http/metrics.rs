@@ -68,7 +68,26 @@ impl Metrics {
                 "auth_rate_limit_refusals_total{{rule=\"{rule}\"}} {n}\n"
             ));
         }
-        out + &seconds + &refusals
+        let h = self.auth.password_hashing();
+        let hashing = format!(
+            "# HELP auth_password_hash_slots Password hashes allowed at once.\n\
+             # TYPE auth_password_hash_slots gauge\n\
+             auth_password_hash_slots {}\n\
+             # HELP auth_password_hashes_running Password hashes running now.\n\
+             # TYPE auth_password_hashes_running gauge\n\
+             auth_password_hashes_running {}\n\
+             # HELP auth_password_hashes_running_peak The most password hashes that ever ran at once.\n\
+             # TYPE auth_password_hashes_running_peak gauge\n\
+             auth_password_hashes_running_peak {}\n\
+             # HELP auth_password_hash_refusals_total Password checks refused as overloaded (no slot within the queue wait).\n\
+             # TYPE auth_password_hash_refusals_total counter\n\
+             auth_password_hash_refusals_total {}\n\
+             # HELP auth_password_hash_abandoned_total Queued password checks skipped because the caller had gone.\n\
+             # TYPE auth_password_hash_abandoned_total counter\n\
+             auth_password_hash_abandoned_total {}\n",
+            h.slots, h.running, h.peak_running, h.refused, h.abandoned
+        );
+        out + &seconds + &refusals + &hashing
     }
 }
 

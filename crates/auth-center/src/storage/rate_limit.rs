@@ -100,10 +100,40 @@ impl RateLimitStore for RedisRateLimitStore {
     }
 }
 
-/// Counters in process memory (not shared between instances).
+/// Map size above which counters of ended windows are dropped.
+const CLEANUP_THRESHOLD: usize = 100_000;
+
+/// One in-memory counter: its count in the window that ends at `ends_ms`.
+#[derive(Debug, Clone, Copy)]
+struct Counter {
+    ends_ms: i64,
+    count: u64,
+}
+
+#[derive(Debug)]
+struct Counters {
+    map: HashMap<String, Counter>,
+    /// The size at which the next clean-up runs: twice the live size after the last one,
+    /// so cleaning costs O(1) per hit on average even when most counters are live.
+    clean_at: usize,
+}
+
+impl Default for Counters {
+    fn default() -> Self {
+        Self {
+            map: HashMap::new(),
+            clean_at: CLEANUP_THRESHOLD,
+        }
+    }
+}
+
+/// Counters in process memory (not shared between instances). Each counter remembers when
+/// its own window ends, so a clean-up drops only counters whose window has ended, whatever
+/// the windows of the other rules. Memory grows with the counters whose windows are still
+/// running (bounded by the request rate times the longest window).
 #[derive(Default)]
 pub struct MemoryRateLimitStore {
-    counters: Mutex<HashMap<String, (i64, u64)>>,
+    counters: Mutex<Counters>,
 }
 
 impl MemoryRateLimitStore {
@@ -112,10 +142,7 @@ impl MemoryRateLimitStore {
         Self::default()
     }
 
-    fn with<T>(
-        &self,
-        f: impl FnOnce(&mut HashMap<String, (i64, u64)>) -> T,
-    ) -> Result<T, StoreError> {
+    fn with<T>(&self, f: impl FnOnce(&mut Counters) -> T) -> Result<T, StoreError> {
         let mut guard = self
             .counters
             .lock()
@@ -132,20 +159,24 @@ impl RateLimitStore for MemoryRateLimitStore {
         window_ms: i64,
         now_ms: i64,
     ) -> Result<RateDecision, StoreError> {
-        let (index, reset_in_ms) = window(window_ms, now_ms);
+        let (_, reset_in_ms) = window(window_ms, now_ms);
+        let ends_ms = now_ms + reset_in_ms;
         self.with(|counters| {
-            if counters.len() > 100_000 {
-                // Bounded memory: drop counters of past windows.
-                counters.retain(|_, (i, _)| *i >= index);
+            if counters.map.len() >= counters.clean_at {
+                counters.map.retain(|_, c| c.ends_ms > now_ms);
+                counters.clean_at = (counters.map.len() * 2).max(CLEANUP_THRESHOLD);
             }
-            let entry = counters.entry(key.to_string()).or_insert((index, 0));
-            if entry.0 != index {
-                *entry = (index, 0);
+            let entry = counters
+                .map
+                .entry(key.to_string())
+                .or_insert(Counter { ends_ms, count: 0 });
+            if entry.ends_ms <= now_ms {
+                *entry = Counter { ends_ms, count: 0 };
             }
-            entry.1 += 1;
+            entry.count += 1;
             RateDecision {
-                count: entry.1,
-                reset_in_ms,
+                count: entry.count,
+                reset_in_ms: entry.ends_ms - now_ms,
             }
         })
     }
@@ -156,19 +187,59 @@ impl RateLimitStore for MemoryRateLimitStore {
         window_ms: i64,
         now_ms: i64,
     ) -> Result<RateDecision, StoreError> {
-        let (index, reset_in_ms) = window(window_ms, now_ms);
+        let (_, reset_in_ms) = window(window_ms, now_ms);
         self.with(|counters| {
             let count = counters
+                .map
                 .get(key)
-                .filter(|(i, _)| *i == index)
-                .map_or(0, |(_, c)| *c);
+                .filter(|c| c.ends_ms > now_ms)
+                .map_or(0, |c| c.count);
             RateDecision { count, reset_in_ms }
         })
     }
 
     async fn reset(&self, key: &str, _window_ms: i64, _now_ms: i64) -> Result<(), StoreError> {
         self.with(|counters| {
-            counters.remove(key);
+            counters.map.remove(key);
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HOUR_MS: i64 = 3_600_000;
+
+    #[tokio::test]
+    async fn a_flood_of_short_window_counters_never_clears_a_long_window_lockout() {
+        let store = MemoryRateLimitStore::new();
+        let now = 10 * HOUR_MS;
+        for _ in 0..5 {
+            store.hit("login:acct:alice", HOUR_MS, now).await.unwrap();
+        }
+        for i in 0..=CLEANUP_THRESHOLD {
+            store
+                .hit(&format!("refresh:ip:{i}"), 60_000, now + 1)
+                .await
+                .unwrap();
+        }
+        store.hit("refresh:ip:last", 60_000, now + 2).await.unwrap();
+        let lockout = store
+            .peek("login:acct:alice", HOUR_MS, now + 3)
+            .await
+            .unwrap();
+        assert_eq!(lockout.count, 5, "the hour's failures survive");
+    }
+
+    #[tokio::test]
+    async fn counters_of_ended_windows_are_dropped_once_the_map_is_large() {
+        let store = MemoryRateLimitStore::new();
+        for i in 0..CLEANUP_THRESHOLD {
+            store.hit(&format!("old:{i}"), 60_000, 0).await.unwrap();
+        }
+        store.hit("new", 60_000, 60_000).await.unwrap();
+        let len = store.with(|counters| counters.map.len()).unwrap();
+        assert_eq!(len, 1, "only the live counter is kept");
     }
 }

@@ -52,6 +52,22 @@ async fn a_login_flood_beyond_the_hashing_capacity_gets_overloaded_answers_with_
     let hashing = app.auth.password_hashing();
     assert_eq!(hashing.peak_running, 1, "{hashing:?}");
     assert_eq!(hashing.refused, refused);
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "auth_password_hash_slots 1\n".to_string(),
+        "auth_password_hashes_running_peak 1\n".to_string(),
+        format!("auth_password_hash_refusals_total {refused}\n"),
+    ] {
+        assert!(metrics.contains(&line), "{line} not in {metrics}");
+    }
 }
 
 /// "café crème brûlée" composed (NFC) and decomposed (NFD).
