@@ -7,7 +7,7 @@ use verifier::{Claims, VerifyError, is_identifier};
 use super::credentials::{canonical_username, check_new_password, check_password_length};
 use super::error::AuthError;
 use super::ports::{AuditEvent, SessionRecord, User};
-use super::service::{AuthService, ClientInfo, UserView};
+use super::service::{AuthService, ClientInfo, UserView, checked_roles};
 
 /// The role that opens the admin API.
 pub const ADMIN_ROLE: &str = "admin";
@@ -204,16 +204,7 @@ impl AuthService {
         client: &ClientInfo,
     ) -> Result<UserView, AuthError> {
         self.require_role(admin, ADMIN_ROLE)?;
-        for role in &roles {
-            if !is_identifier(role) {
-                return Err(AuthError::InvalidInput(format!(
-                    "invalid role name {role:?}"
-                )));
-            }
-        }
-        let mut roles = roles;
-        roles.sort();
-        roles.dedup();
+        let roles = checked_roles(roles)?;
         let user = self.target_user(id).await?;
         let (_, ended) = self
             .change_ending_sessions(&user.id, None, self.db.set_roles(&user.id, &roles))

@@ -212,13 +212,7 @@ impl AuthService {
     ) -> Result<UserView, AuthError> {
         let username = canonical_username(username)?;
         check_new_password(&password, &username)?;
-        for role in &roles {
-            if !verifier::is_identifier(role) {
-                return Err(AuthError::InvalidInput(format!(
-                    "invalid role name {role:?}"
-                )));
-            }
-        }
+        let roles = checked_roles(roles)?;
         let password_hash = self.hasher.hash(password).await?;
         let user = User {
             id: uuid::Uuid::new_v4().to_string(),
@@ -569,6 +563,12 @@ impl AuthService {
         header.kid = Some(kid);
         let access_token = jsonwebtoken::encode(&header, &claims, &key)
             .map_err(|e| AuthError::Internal(format!("signing failed: {e}")))?;
+        if access_token.len() > verifier::MAX_TOKEN_BYTES {
+            return Err(AuthError::Internal(format!(
+                "an access token of {} bytes would be refused by every verifier",
+                access_token.len()
+            )));
+        }
         Ok(IssuedTokens {
             access_token,
             refresh_token: refresh.to_wire(&self.refresh_keys),
@@ -718,6 +718,27 @@ impl Drop for PendingSession {
             }
         });
     }
+}
+
+/// Most roles a user may hold. With role names of at most 64 characters, an access token
+/// stays well under the verifiers' [`verifier::MAX_TOKEN_BYTES`].
+pub const MAX_ROLES: usize = 32;
+
+/// Roles as stored: valid names, sorted, without duplicates, at most [`MAX_ROLES`].
+pub(super) fn checked_roles(mut roles: Vec<String>) -> Result<Vec<String>, AuthError> {
+    if let Some(role) = roles.iter().find(|r| !verifier::is_identifier(r)) {
+        return Err(AuthError::InvalidInput(format!(
+            "invalid role name {role:?}: 1 to 64 of A-Z a-z 0-9 _ -"
+        )));
+    }
+    roles.sort();
+    roles.dedup();
+    if roles.len() > MAX_ROLES {
+        return Err(AuthError::InvalidInput(format!(
+            "at most {MAX_ROLES} roles per user"
+        )));
+    }
+    Ok(roles)
 }
 
 fn secs_to_ms(secs: u64) -> i64 {

@@ -17,6 +17,7 @@ for_backends! {
         setting_roles_ends_the_users_sessions_at_once_and_a_new_login_carries_them,
         disabling_a_user_ends_every_session_and_login_fails_like_a_wrong_password,
         an_admin_lists_a_users_sessions_and_force_logs_out_one_or_all,
+        a_user_gets_at_most_as_many_roles_as_fit_in_a_token_every_verifier_accepts,
     ],
     sqlite_redis: [
         setting_roles_ends_the_users_sessions_at_once_and_a_new_login_carries_them,
@@ -806,4 +807,51 @@ async fn no_password_hash_or_token_ever_appears_in_the_audit_log(backend: Backen
             "{event} was not audited: {rows:?}"
         );
     }
+}
+
+async fn a_user_gets_at_most_as_many_roles_as_fit_in_a_token_every_verifier_accepts(
+    backend: Backend,
+) {
+    let app = spawn_app(backend).await;
+    let admin = app.admin_login("root").await;
+    let id = app
+        .register("wally", PASSWORD)
+        .await
+        .json::<serde_json::Value>()
+        .await
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let role = |i: usize| format!("{i:0>64}");
+    let too_many: Vec<String> = (0..33).map(role).collect();
+    let path = format!("/v1/admin/users/{id}/roles");
+    let r = app
+        .put_json_bearer(&path, &admin.access_token, &json!({ "roles": too_many }))
+        .await;
+    assert_error(r, StatusCode::BAD_REQUEST, "invalid_request").await;
+    let created = app
+        .post_json_bearer(
+            "/v1/admin/users",
+            &admin.access_token,
+            &json!({"username": "xavier", "password": PASSWORD, "roles": too_many}),
+        )
+        .await;
+    assert_error(created, StatusCode::BAD_REQUEST, "invalid_request").await;
+
+    // The most roles, each of the longest name, still make a token that verifies.
+    let most: Vec<String> = (0..32).map(role).collect();
+    let r = app
+        .put_json_bearer(&path, &admin.access_token, &json!({ "roles": most }))
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let tokens = app.login_ok("wally").await;
+    assert!(tokens.access_token.len() <= verifier::MAX_TOKEN_BYTES);
+    assert_eq!(app.me(&tokens.access_token).await.status(), StatusCode::OK);
+    assert_eq!(
+        app.post_bearer("/v1/logout", &tokens.access_token)
+            .await
+            .status(),
+        StatusCode::NO_CONTENT
+    );
 }
