@@ -70,15 +70,24 @@ impl IntoResponse for VerifyError {
     }
 }
 
-/// The bearer token of a request, if it has one.
+/// The bearer token of a request, if it has exactly one `Authorization` header with the
+/// `Bearer` scheme. Two `Authorization` headers give `None`, as does any other scheme.
 ///
 /// ```
 /// let mut headers = http::HeaderMap::new();
 /// headers.insert("authorization", "Bearer abc".parse().unwrap());
 /// assert_eq!(verifier::bearer_token(&headers), Some("abc"));
+/// headers.append("authorization", "Bearer xyz".parse().unwrap());
+/// assert_eq!(verifier::bearer_token(&headers), None);
 /// ```
 pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    // Exactly one: with two, a proxy reading the last and this service reading the first
+    // would see different callers.
+    let (Some(value), None) = (values.next(), values.next()) else {
+        return None;
+    };
+    let value = value.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme
         .eq_ignore_ascii_case("bearer")

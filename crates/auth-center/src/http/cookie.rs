@@ -21,25 +21,36 @@ pub fn wants_cookie(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"cookie"))
 }
 
-/// The refresh token from the cookie, if any.
+/// The refresh token from the cookie, if exactly one was sent (see [`refresh_cookies`]).
 pub fn refresh_cookie(headers: &HeaderMap) -> Option<String> {
-    cookie(headers, COOKIE_NAME)
+    only(cookies(headers, COOKIE_NAME))
 }
 
-/// The device token from the cookie, if any.
+/// How many refresh cookies the request carries. More than one is ambiguous (a planted
+/// cookie beside the real one): the request is refused and neither is cleared.
+pub fn refresh_cookies(headers: &HeaderMap) -> usize {
+    cookies(headers, COOKIE_NAME).len()
+}
+
+/// The device token from the cookie, if exactly one was sent.
 pub fn device_cookie(headers: &HeaderMap) -> Option<String> {
-    cookie(headers, DEVICE_COOKIE_NAME)
+    only(cookies(headers, DEVICE_COOKIE_NAME))
 }
 
-fn cookie(headers: &HeaderMap, wanted: &str) -> Option<String> {
+fn only(mut values: Vec<String>) -> Option<String> {
+    (values.len() == 1).then(|| values.pop()).flatten()
+}
+
+fn cookies(headers: &HeaderMap, wanted: &str) -> Vec<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == wanted)
+        .filter(|(name, _)| *name == wanted)
         .map(|(_, value)| value.to_string())
+        .collect()
 }
 
 /// CSRF check for a cookie-mode request: the custom header and an allowed `Origin`.
@@ -49,12 +60,15 @@ pub fn check_csrf(headers: &HeaderMap, allowed_origins: &[String]) -> Result<(),
             "cookie mode needs the X-Token-Transport: cookie header",
         ));
     }
-    let origin = headers
-        .get(header::ORIGIN)
-        .and_then(|o| o.to_str().ok())
-        .ok_or(AuthError::CsrfRejected(
-            "cookie mode needs an Origin header",
-        ))?;
+    let mut origins = headers.get_all(header::ORIGIN).iter();
+    let (Some(origin), None) = (origins.next(), origins.next()) else {
+        return Err(AuthError::CsrfRejected(
+            "cookie mode needs exactly one Origin header",
+        ));
+    };
+    let origin = origin
+        .to_str()
+        .map_err(|_| AuthError::CsrfRejected("the Origin header is not a valid origin"))?;
     if !allowed_origins.iter().any(|a| a == origin) {
         return Err(AuthError::CsrfRejected(
             "this Origin may not use cookie mode",

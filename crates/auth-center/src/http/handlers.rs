@@ -188,6 +188,13 @@ pub async fn refresh(
     let (wire, cookie_max_age) = match body.refresh_token {
         Some(token) => (token.expose_secret().to_string(), None),
         None => {
+            if cookie::refresh_cookies(&headers) > 1 {
+                return Err(ApiError::http(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    "more than one refresh cookie",
+                ));
+            }
             let cookie = cookie::refresh_cookie(&headers).ok_or_else(|| {
                 ApiError::http(
                     StatusCode::BAD_REQUEST,

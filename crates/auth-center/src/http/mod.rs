@@ -64,7 +64,12 @@ pub fn router(auth: Arc<AuthService>) -> Router {
         .route("/admin/audit", get(account::audit_log))
         .route("/admin/keys", get(keys::list))
         .route("/admin/keys/rotate", post(keys::rotate))
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        // Accounts, sessions, audit entries: nothing under /v1 may be stored by a cache.
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ));
     let metrics = Arc::new(metrics::Metrics::new(auth.clone()));
     let metrics_route = Router::new()
         .route("/metrics", get(metrics::render))

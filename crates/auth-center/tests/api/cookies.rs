@@ -19,6 +19,9 @@ for_backends! {
     cors_preflight_allows_only_listed_origins_with_credentials,
     cookie_mode_is_off_without_allowed_origins,
     body_mode_is_unchanged_when_cookie_mode_is_configured,
+    a_second_origin_header_is_refused_as_csrf,
+    two_refresh_cookies_are_refused_without_clearing_either,
+    two_authorization_headers_are_refused,
     ],
 }
 
@@ -416,4 +419,71 @@ async fn body_mode_is_unchanged_when_cookie_mode_is_configured(backend: Backend)
         .await
         .unwrap();
     assert_error(r, StatusCode::BAD_REQUEST, "invalid_request").await;
+}
+
+async fn a_second_origin_header_is_refused_as_csrf(backend: Backend) {
+    let app = browser_app(backend).await;
+    app.register("ozzy", PASSWORD).await;
+    for origins in [[ORIGIN, EVIL], [EVIL, ORIGIN], [ORIGIN, ORIGIN]] {
+        let r = app
+            .request(Method::POST, "/v1/login")
+            .header("x-token-transport", "cookie")
+            .header("origin", origins[0])
+            .header("origin", origins[1])
+            .json(&json!({ "username": "ozzy", "password": PASSWORD }))
+            .send()
+            .await
+            .unwrap();
+        assert_error(r, StatusCode::FORBIDDEN, "csrf_rejected").await;
+    }
+}
+
+async fn two_refresh_cookies_are_refused_without_clearing_either(backend: Backend) {
+    let app = browser_app(backend).await;
+    app.register("cora", PASSWORD).await;
+    let (cookie, _) = cookie_login(&app, "cora").await;
+    for header in [
+        format!("{COOKIE_PREFIX}junk; {COOKIE_PREFIX}{cookie}"),
+        format!("{COOKIE_PREFIX}{cookie}; {COOKIE_PREFIX}junk"),
+    ] {
+        let r = app
+            .request(Method::POST, "/v1/refresh")
+            .header("x-token-transport", "cookie")
+            .header("origin", ORIGIN)
+            .header("cookie", header)
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            set_cookies(r.headers()).is_empty(),
+            "nothing cleared or set"
+        );
+        assert_error(r, StatusCode::BAD_REQUEST, "invalid_request").await;
+    }
+    // The real cookie still works.
+    let r = app
+        .request(Method::POST, "/v1/refresh")
+        .header("x-token-transport", "cookie")
+        .header("origin", ORIGIN)
+        .header("cookie", format!("{COOKIE_PREFIX}{cookie}"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+}
+
+async fn two_authorization_headers_are_refused(backend: Backend) {
+    let app = browser_app(backend).await;
+    let alice = app.register_and_login("alicia").await;
+    let bob = app.register_and_login("bobby").await;
+    let r = app
+        .request(Method::GET, "/v1/me")
+        .header("authorization", format!("Bearer {}", alice.access_token))
+        .header("authorization", format!("Bearer {}", bob.access_token))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
 }

@@ -12,6 +12,7 @@ for_backends! {
         every_response_says_nosniff,
         made_up_methods_do_not_grow_the_metrics,
         unmatched_paths_share_one_metrics_series,
+        no_v1_answer_may_be_stored_by_a_cache,
     ],
 }
 
@@ -93,4 +94,21 @@ async fn unmatched_paths_share_one_metrics_series(backend: Backend) {
         .await
         .unwrap();
     assert!(!metrics.contains("/no/such"), "{metrics}");
+}
+
+async fn no_v1_answer_may_be_stored_by_a_cache(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let admin = app.admin_login("cacher").await;
+    for path in [
+        "/v1/me",
+        "/v1/sessions",
+        "/v1/admin/users",
+        "/v1/admin/audit",
+    ] {
+        let r = app.get_bearer(path, &admin.access_token).await;
+        assert_eq!(r.status(), reqwest::StatusCode::OK, "{path}");
+        assert_eq!(r.headers()["cache-control"], "no-store", "{path}");
+    }
+    let r = app.me("garbage").await;
+    assert_eq!(r.headers()["cache-control"], "no-store", "errors too");
 }
