@@ -7,6 +7,7 @@ mod error;
 mod extract;
 mod handlers;
 mod metrics;
+mod repeated;
 
 use std::sync::Arc;
 use std::time::Duration;
