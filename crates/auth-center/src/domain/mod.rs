@@ -3,6 +3,7 @@
 
 pub mod account;
 pub mod client_ip;
+pub mod confusables;
 pub mod credentials;
 pub mod crypto;
 pub mod error;

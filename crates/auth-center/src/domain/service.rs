@@ -7,6 +7,7 @@ use secrecy::{ExposeSecret, SecretSlice, SecretString};
 use verifier::{ACCESS_TOKEN_TYP, Audience, Claims, Clock, TokenValidator, VerifyError};
 
 use super::client_ip::{IpRange, client_ip};
+use super::confusables::{check_single_script, username_skeleton};
 use super::credentials::{
     PasswordHasher, canonical_username, check_new_password, check_password_length,
 };
@@ -196,6 +197,7 @@ impl AuthService {
         roles: Vec<String>,
     ) -> Result<UserView, AuthError> {
         let username = canonical_username(username)?;
+        check_single_script(&username)?;
         check_new_password(&password, &username)?;
         for role in &roles {
             if !verifier::is_identifier(role) {
@@ -213,7 +215,11 @@ impl AuthService {
             disabled: false,
             created_ms: self.clock.now_millis(),
         };
-        self.db.create_user(&user).await?;
+        // The skeleton's UNIQUE index refuses a look-alike of an existing user, also when
+        // both are created at once.
+        self.db
+            .create_user(&user, &username_skeleton(&user.username))
+            .await?;
         Ok(UserView::from(&user))
     }
 
