@@ -10,8 +10,8 @@ use tokio::net::TcpListener;
 use verifier::{Clock, RedisConnection, RedisOptions, RedisTarget, SessionKeys, SystemClock};
 
 use crate::config::Config;
-use crate::domain::AuthService;
 use crate::domain::ports::{Database, RateLimitStore, SessionStore};
+use crate::domain::{AuthService, confusables};
 use crate::storage::rate_limit::{MemoryRateLimitStore, RedisRateLimitStore};
 use crate::storage::sessions::{MemorySessionStore, RedisSessionStore};
 use crate::storage::sql;
@@ -104,14 +104,19 @@ fn spawn_key_reload(auth: &Arc<AuthService>) {
 /// How often signing keys are re-read from the database.
 const KEY_RELOAD_INTERVAL: Duration = Duration::from_secs(crate::domain::keys::KEY_RELOAD_SECS);
 
-/// The SQL database of the configuration, migrated.
+/// The SQL database of the configuration, migrated, with the username skeletons of older
+/// rows filled in.
 pub async fn connect_database(config: &Config) -> anyhow::Result<Arc<dyn Database>> {
-    sql::connect(
+    let db = sql::connect(
         &config.database_url,
         Duration::from_millis(config.timeouts.database_ms),
     )
     .await
-    .context("cannot open the database (DATABASE_URL)")
+    .context("cannot open the database (DATABASE_URL)")?;
+    confusables::backfill_skeletons(db.as_ref())
+        .await
+        .context("cannot store the username skeletons of existing users")?;
+    Ok(db)
 }
 
 /// The stores that live in Redis (or, with no Redis configured, in process memory).

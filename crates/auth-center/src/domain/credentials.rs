@@ -1,12 +1,10 @@
 //! Usernames and passwords: canonical forms and policy. Hashing is in `hasher.rs`.
 
-use std::collections::HashSet;
-use std::sync::OnceLock;
-
 use precis_profiles::UsernameCaseMapped;
 use precis_profiles::precis_core::profile::Profile as _;
 use secrecy::{ExposeSecret, SecretString};
 
+use super::common_passwords::CommonPasswords;
 use super::error::AuthError;
 
 /// Longest username accepted, in characters, after canonicalisation.
@@ -41,9 +39,9 @@ pub fn canonical_username(raw: &str) -> Result<String, AuthError> {
     Ok(canonical.into_owned())
 }
 
-/// Checks a new password against the policy (NIST 800-63B): 8 to 128 code points, not a
-/// commonly used password, not the username or the product name. No composition rules,
-/// no trimming.
+/// Checks a new password against the policy (NIST 800-63B): 8 to 128 code points, not on
+/// the common and breached password list (case-insensitively), not the username or the
+/// product name. No composition rules, no trimming.
 pub fn check_new_password(password: &SecretString, username: &str) -> Result<(), AuthError> {
     check_password_length(password)?;
     let password = password.expose_secret();
@@ -53,7 +51,7 @@ pub fn check_new_password(password: &SecretString, username: &str) -> Result<(),
         )));
     }
     let folded = password.to_lowercase();
-    if common_passwords().contains(folded.as_str()) {
+    if CommonPasswords::get()?.contains(&folded) {
         return Err(AuthError::InvalidInput(
             "password is too common; choose another".into(),
         ));
@@ -64,17 +62,6 @@ pub fn check_new_password(password: &SecretString, username: &str) -> Result<(),
         ));
     }
     Ok(())
-}
-
-fn common_passwords() -> &'static HashSet<&'static str> {
-    static LIST: OnceLock<HashSet<&'static str>> = OnceLock::new();
-    LIST.get_or_init(|| {
-        include_str!("common_passwords.txt")
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty() && !l.starts_with('#'))
-            .collect()
-    })
 }
 
 /// Refuses empty and over-long passwords before any hashing (a DoS guard).

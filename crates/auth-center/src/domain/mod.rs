@@ -3,6 +3,8 @@
 
 pub mod account;
 pub mod client_ip;
+pub mod common_passwords;
+pub mod confusables;
 pub mod credentials;
 pub mod crypto;
 pub mod device_token;

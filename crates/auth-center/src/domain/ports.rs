@@ -33,6 +33,17 @@ impl std::fmt::Debug for User {
     }
 }
 
+/// A user's id, username and creation time (for the username-skeleton backfill).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsernameRow {
+    /// User id.
+    pub id: String,
+    /// Canonical username.
+    pub username: String,
+    /// Creation time, ms since the epoch.
+    pub created_ms: i64,
+}
+
 /// A signing key as persisted.
 #[derive(Clone, PartialEq, Eq)]
 pub struct StoredKey {
@@ -87,8 +98,20 @@ pub struct AuditEvent {
 /// Users, signing keys, server secrets and the audit log, in SQL.
 #[async_trait]
 pub trait Database: Send + Sync + 'static {
-    /// Inserts a user; `StoreError::Conflict` if the username is taken.
-    async fn create_user(&self, user: &User) -> Result<(), StoreError>;
+    /// Inserts a user with the UTS #39 skeleton of its username; `StoreError::Conflict` if
+    /// the username or the skeleton is taken.
+    async fn create_user(&self, user: &User, username_skeleton: &str) -> Result<(), StoreError>;
+    /// Up to `limit` users without a stored username skeleton, ordered by creation time and
+    /// id, after the user created at `after_created_ms` with id `after_id`.
+    async fn users_without_skeleton(
+        &self,
+        after_created_ms: i64,
+        after_id: &str,
+        limit: i64,
+    ) -> Result<Vec<UsernameRow>, StoreError>;
+    /// Stores the username skeleton of a user who has none; `StoreError::Conflict` if
+    /// another user holds it.
+    async fn set_username_skeleton(&self, id: &str, skeleton: &str) -> Result<(), StoreError>;
     /// The user with this canonical username.
     async fn user_by_username(&self, username: &str) -> Result<Option<User>, StoreError>;
     /// The user with this id.

@@ -7,6 +7,7 @@ use secrecy::{ExposeSecret, SecretString};
 use verifier::{ACCESS_TOKEN_TYP, Audience, Claims, Clock, TokenValidator, VerifyError};
 
 use super::client_ip::{IpRange, client_ip};
+use super::confusables::{check_single_script, username_skeleton};
 use super::credentials::{canonical_username, check_new_password, check_password_length};
 use super::crypto::{random_bytes, random_id};
 use super::device_token::DeviceTokens;
@@ -211,6 +212,7 @@ impl AuthService {
         roles: Vec<String>,
     ) -> Result<UserView, AuthError> {
         let username = canonical_username(username)?;
+        check_single_script(&username)?;
         check_new_password(&password, &username)?;
         let roles = checked_roles(roles)?;
         let password_hash = self.hasher.hash(password).await?;
@@ -222,7 +224,11 @@ impl AuthService {
             disabled: false,
             created_ms: self.clock.now_millis(),
         };
-        self.db.create_user(&user).await?;
+        // The skeleton's UNIQUE index refuses a look-alike of an existing user, also when
+        // both are created at once.
+        self.db
+            .create_user(&user, &username_skeleton(&user.username))
+            .await?;
         Ok(UserView::from(&user))
     }
 

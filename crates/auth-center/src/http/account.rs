@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use verifier::Claims;
 
 use super::error::ApiError;
-use super::extract::{ApiJson, ApiQuery, Authenticated, Client};
+use super::extract::{self, ApiJson, ApiQuery, Authenticated, Client};
 use super::handlers::{AppState, UserResponse, rfc3339};
 use crate::domain::ports::{AuditEvent, SessionRecord};
 
@@ -282,23 +282,13 @@ pub async fn introspect(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    // Every problem with the body is `invalid_request` here, a syntax error included.
     let request: IntrospectRequest = if form {
-        serde_urlencoded::from_bytes(&body).map_err(|e| {
-            ApiError::http(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                format!("invalid form: {e}"),
-            )
-        })?
+        extract::form(&body)
     } else {
-        serde_json::from_slice(&body).map_err(|e| {
-            ApiError::http(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                format!("invalid body: {e}"),
-            )
-        })?
-    };
+        extract::json_object(&body)
+    }
+    .map_err(|e| e.into_api_error("invalid_request"))?;
     let body = match auth.introspect(&caller, &request.token).await? {
         Some(c) => active_json(&c),
         None => json!({ "active": false }),

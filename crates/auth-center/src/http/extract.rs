@@ -13,10 +13,12 @@ use serde::de::DeserializeOwned;
 use verifier::{Claims, VerifyError};
 
 use super::error::ApiError;
+use super::repeated::{self, JsonKind};
 use crate::domain::{AuthService, ClientInfo};
 
 /// `Json<T>` whose rejections (bad syntax, wrong content type, too large, not an object,
-/// unknown or missing fields) answer in the common error shape.
+/// a member repeated at any depth, unknown or missing fields) answer in the common error
+/// shape.
 pub struct ApiJson<T>(pub T);
 
 impl<S, T> FromRequest<S> for ApiJson<T>
@@ -27,20 +29,15 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        // An object first: serde would otherwise accept a struct written as an array.
-        let axum::Json(object) =
-            axum::Json::<serde_json::Map<String, serde_json::Value>>::from_request(req, state)
+        // axum checks the content type, the size and the syntax; the text is kept as sent,
+        // because a map in between would hide repeated members.
+        let axum::Json(raw) =
+            axum::Json::<Box<serde_json::value::RawValue>>::from_request(req, state)
                 .await
                 .map_err(json_rejection)?;
-        serde_json::from_value(serde_json::Value::Object(object))
+        json_object(raw.get().as_bytes())
             .map(ApiJson)
-            .map_err(|e| {
-                ApiError::http(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_request",
-                    format!("invalid request body: {e}"),
-                )
-            })
+            .map_err(|e| e.into_api_error("invalid_json"))
     }
 }
 
@@ -81,6 +78,62 @@ fn payload_too_large() -> ApiError {
         "payload_too_large",
         "the request body is too large",
     )
+}
+
+/// Why a body could not be read.
+#[derive(Debug)]
+pub enum BodyError {
+    /// Not valid JSON (or form encoding).
+    Syntax(String),
+    /// Well-formed, but not what the route takes: not an object, a member or parameter
+    /// repeated, an unknown, missing or mistyped field.
+    Invalid(String),
+}
+
+impl BodyError {
+    /// The common error: `400` with `syntax_code` for a syntax error, `invalid_request`
+    /// otherwise.
+    pub fn into_api_error(self, syntax_code: &'static str) -> ApiError {
+        match self {
+            BodyError::Syntax(message) => {
+                ApiError::http(StatusCode::BAD_REQUEST, syntax_code, message)
+            }
+            BodyError::Invalid(message) => {
+                ApiError::http(StatusCode::BAD_REQUEST, "invalid_request", message)
+            }
+        }
+    }
+}
+
+/// A JSON body as `T`: it must be an object, and no member may appear twice in any object
+/// of it.
+pub fn json_object<T: DeserializeOwned>(body: &[u8]) -> Result<T, BodyError> {
+    match repeated::check_json(body) {
+        Ok(JsonKind::Object) => {}
+        // serde would otherwise accept a struct written as an array.
+        Ok(JsonKind::Other) => {
+            return Err(BodyError::Invalid(
+                "the request body must be a JSON object".into(),
+            ));
+        }
+        Err(e) if e.is_data() => {
+            return Err(BodyError::Invalid(format!("invalid request body: {e}")));
+        }
+        Err(_) => {
+            return Err(BodyError::Syntax(
+                "the request body is not valid JSON".into(),
+            ));
+        }
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| BodyError::Invalid(format!("invalid request body: {e}")))
+}
+
+/// An `application/x-www-form-urlencoded` body as `T`; no parameter may appear twice
+/// (RFC 6749 §3.2).
+pub fn form<T: DeserializeOwned>(body: &[u8]) -> Result<T, BodyError> {
+    repeated::check_params(body).map_err(|e| BodyError::Invalid(format!("invalid form: {e}")))?;
+    serde_urlencoded::from_bytes(body).map_err(|e| BodyError::Invalid(format!("invalid form: {e}")))
 }
 
 fn json_rejection(rejection: JsonRejection) -> ApiError {
@@ -142,7 +195,8 @@ impl FromRequestParts<Arc<AuthService>> for Client {
     }
 }
 
-/// Query parameters whose rejection uses the common error shape.
+/// Query parameters whose rejection uses the common error shape; a parameter that appears
+/// twice is refused.
 pub struct ApiQuery<T>(pub T);
 
 impl<S, T> FromRequestParts<S> for ApiQuery<T>
@@ -153,6 +207,14 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or_default();
+        repeated::check_params(query.as_bytes()).map_err(|e| {
+            ApiError::http(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                format!("invalid query string: {e}"),
+            )
+        })?;
         axum::extract::Query::<T>::from_request_parts(parts, state)
             .await
             .map(|axum::extract::Query(v)| ApiQuery(v))

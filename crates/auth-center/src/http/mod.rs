@@ -8,6 +8,7 @@ mod extract;
 mod handlers;
 mod keys;
 mod metrics;
+mod repeated;
 
 use std::sync::Arc;
 use std::time::Duration;

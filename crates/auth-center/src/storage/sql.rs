@@ -12,7 +12,7 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
 use crate::domain::error::StoreError;
-use crate::domain::ports::{AuditEvent, Database, StoredKey, User};
+use crate::domain::ports::{AuditEvent, Database, StoredKey, User, UsernameRow};
 
 /// Users in PostgreSQL.
 pub struct PostgresDatabase(PgPool);
@@ -152,17 +152,57 @@ macro_rules! impl_database {
     ($ty:ty) => {
         #[async_trait]
         impl Database for $ty {
-            async fn create_user(&self, u: &User) -> Result<(), StoreError> {
+            async fn create_user(&self, u: &User, username_skeleton: &str) -> Result<(), StoreError> {
                 sqlx::query(
-                    "INSERT INTO users (id, username, password_hash, roles, disabled, created_ms) \
-                     VALUES ($1, $2, $3, $4, $5, $6)",
+                    "INSERT INTO users (id, username, username_skeleton, password_hash, roles, disabled, created_ms) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
                 )
                 .bind(&u.id)
                 .bind(&u.username)
+                .bind(username_skeleton)
                 .bind(&u.password_hash)
                 .bind(u.roles.join(","))
                 .bind(u.disabled)
                 .bind(u.created_ms)
+                .execute(&self.0)
+                .await
+                .map_err(sql_error)?;
+                Ok(())
+            }
+
+            async fn users_without_skeleton(
+                &self,
+                after_created_ms: i64,
+                after_id: &str,
+                limit: i64,
+            ) -> Result<Vec<UsernameRow>, StoreError> {
+                let rows: Vec<(String, String, i64)> = sqlx::query_as(
+                    "SELECT id, username, created_ms FROM users WHERE username_skeleton IS NULL \
+                     AND (created_ms > $1 OR (created_ms = $1 AND id > $2)) \
+                     ORDER BY created_ms, id LIMIT $3",
+                )
+                .bind(after_created_ms)
+                .bind(after_id)
+                .bind(limit)
+                .fetch_all(&self.0)
+                .await
+                .map_err(sql_error)?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(id, username, created_ms)| UsernameRow {
+                        id,
+                        username,
+                        created_ms,
+                    })
+                    .collect())
+            }
+
+            async fn set_username_skeleton(&self, id: &str, skeleton: &str) -> Result<(), StoreError> {
+                sqlx::query(
+                    "UPDATE users SET username_skeleton = $1 WHERE id = $2 AND username_skeleton IS NULL",
+                )
+                .bind(skeleton)
+                .bind(id)
                 .execute(&self.0)
                 .await
                 .map_err(sql_error)?;

@@ -1,5 +1,5 @@
-use reqwest::StatusCode;
-use serde_json::json;
+use reqwest::{Method, Response, StatusCode};
+use serde_json::{Value, json};
 
 use crate::for_every_backend;
 use crate::helpers::*;
@@ -214,4 +214,216 @@ async fn bad_usernames_and_passwords_are_refused_before_anything_is_written(back
         app.login("victoria", &"p".repeat(60)).await.status(),
         StatusCode::UNAUTHORIZED
     );
+}
+
+/// The status, code and message of an error in the common shape.
+async fn error_message(response: Response) -> (StatusCode, String, String) {
+    let status = response.status();
+    let body: Value = response.json().await.expect("a JSON error body");
+    let field = |name: &str| body[name].as_str().unwrap_or_default().to_string();
+    (status, field("error"), field("message"))
+}
+
+/// A request with a raw body (and a bearer token when given).
+async fn send_raw(
+    app: &TestApp,
+    method: Method,
+    path: &str,
+    bearer: Option<&str>,
+    content_type: &str,
+    body: String,
+) -> Response {
+    let mut request = app
+        .request(method, path)
+        .header("content-type", content_type)
+        .body(body);
+    if let Some(token) = bearer {
+        request = request.bearer_auth(token);
+    }
+    request.send().await.expect("request")
+}
+
+#[tokio::test]
+async fn duplicated_json_members_form_and_query_parameters_are_refused_and_change_nothing() {
+    let app = spawn_app(Backend {
+        db: Db::Sqlite,
+        sessions: Sessions::Memory,
+    })
+    .await;
+    let user = app.register_and_login("uma").await;
+    let admin = app.admin_login("root").await;
+    let gateway_id = app.create_user_with_roles("gateway", &["introspect"]).await;
+    let gateway = app.login_ok("gateway").await;
+    let roles_path = format!("/v1/admin/users/{gateway_id}/roles");
+    let json_type = "application/json";
+    let form_type = "application/x-www-form-urlencoded";
+    let (u, a, g) = (
+        user.access_token.as_str(),
+        admin.access_token.as_str(),
+        gateway.access_token.as_str(),
+    );
+    let rt = user.refresh_token.as_str();
+    let at = user.access_token.as_str();
+    let cases: Vec<(Method, String, Option<&str>, &str, String)> = vec![
+        // The last member would win: "uma" logged in as "mallory" and vice versa.
+        (
+            Method::POST,
+            "/v1/login".into(),
+            None,
+            json_type,
+            format!(r#"{{"username":"mallory","username":"uma","password":"{PASSWORD}"}}"#),
+        ),
+        (
+            Method::POST,
+            "/v1/login".into(),
+            None,
+            json_type,
+            format!(r#"{{"username":"uma","password":"wrong","password":"{PASSWORD}"}}"#),
+        ),
+        // An escaped key is the same member.
+        (
+            Method::POST,
+            "/v1/login".into(),
+            None,
+            json_type,
+            format!(r#"{{"username":"x","user\u006eame":"uma","password":"{PASSWORD}"}}"#),
+        ),
+        (
+            Method::POST,
+            "/v1/register".into(),
+            None,
+            json_type,
+            format!(r#"{{"username":"dup-a","username":"dup-b","password":"{PASSWORD}"}}"#),
+        ),
+        // A duplicate deep inside is found before anything else is looked at.
+        (
+            Method::POST,
+            "/v1/register".into(),
+            None,
+            json_type,
+            format!(
+                r#"{{"username":"dup-c","password":"{PASSWORD}","x":[{{"y":{{"k":1,"k":2}}}}]}}"#
+            ),
+        ),
+        (
+            Method::POST,
+            "/v1/refresh".into(),
+            None,
+            json_type,
+            format!(r#"{{"refresh_token":"{rt}","refresh_token":"{rt}"}}"#),
+        ),
+        (
+            Method::POST,
+            "/v1/password".into(),
+            Some(u),
+            json_type,
+            format!(
+                r#"{{"current_password":"{PASSWORD}","new_password":"a fresh new passphrase","new_password":"another passphrase here"}}"#
+            ),
+        ),
+        (
+            Method::POST,
+            "/v1/admin/users".into(),
+            Some(a),
+            json_type,
+            format!(
+                r#"{{"username":"dup-d","password":"{PASSWORD}","roles":[],"roles":["admin"]}}"#
+            ),
+        ),
+        (
+            Method::POST,
+            "/v1/introspect".into(),
+            Some(g),
+            json_type,
+            format!(r#"{{"token":"garbage","token":"{at}"}}"#),
+        ),
+        // RFC 6749 section 3.2: parameters must not be included more than once.
+        (
+            Method::POST,
+            "/v1/introspect".into(),
+            Some(g),
+            form_type,
+            format!("token=garbage&token={at}"),
+        ),
+        (
+            Method::POST,
+            "/v1/introspect".into(),
+            Some(g),
+            form_type,
+            format!("token={at}&token_type_hint=access_token&token_type_hint=refresh_token"),
+        ),
+        (
+            Method::GET,
+            "/v1/admin/audit?limit=1&limit=500".into(),
+            Some(a),
+            json_type,
+            String::new(),
+        ),
+        (
+            Method::GET,
+            "/v1/admin/users?offset=0&limit=5&offset=1".into(),
+            Some(a),
+            json_type,
+            String::new(),
+        ),
+        // Parameters the server does not use count as well.
+        (
+            Method::POST,
+            "/v1/introspect".into(),
+            Some(g),
+            json_type,
+            format!(r#"{{"token":"{at}","resource":"a","resource":"b"}}"#),
+        ),
+        (
+            Method::POST,
+            "/v1/introspect".into(),
+            Some(g),
+            form_type,
+            format!("token={at}&resource=a&resource=b"),
+        ),
+        (
+            Method::PUT,
+            roles_path.clone(),
+            Some(a),
+            json_type,
+            r#"{"roles":["introspect"],"roles":["admin"]}"#.into(),
+        ),
+    ];
+    for (method, path, bearer, content_type, body) in cases {
+        let response = send_raw(
+            &app,
+            method.clone(),
+            &path,
+            bearer,
+            content_type,
+            body.clone(),
+        )
+        .await;
+        let (status, code, message) = error_message(response).await;
+        assert_eq!(
+            (status, code.as_str()),
+            (StatusCode::BAD_REQUEST, "invalid_request"),
+            "{method} {path} {body:.80}: {message}"
+        );
+        assert!(
+            message.contains("more than once"),
+            "{method} {path} {body:.80}: {message}"
+        );
+    }
+    // Nothing changed: no new session, no new user, the same password, roles and token.
+    assert_eq!(app.session_count(&user.user_id()).await, 1);
+    for name in ["dup-a", "dup-b", "dup-c", "dup-d"] {
+        assert_eq!(
+            app.login(name, PASSWORD).await.status(),
+            StatusCode::UNAUTHORIZED,
+            "{name}"
+        );
+    }
+    assert_eq!(app.session_count(&user.user_id()).await, 1);
+    assert_eq!(app.refresh(rt).await.status(), StatusCode::OK);
+    app.login_ok("uma").await;
+    let gateway_now = app
+        .get_json_ok(&format!("/v1/admin/users/{gateway_id}"), a)
+        .await;
+    assert_eq!(gateway_now["roles"], json!(["introspect"]));
 }

@@ -11,6 +11,7 @@ mod login;
 mod outages;
 mod refresh;
 mod revocation;
+mod usernames;
 
 mod admin;
 mod cookies;

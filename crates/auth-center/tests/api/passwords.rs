@@ -12,6 +12,7 @@ for_backends! {
     sqlite_memory: [
         a_wrong_current_password_is_refused_and_changes_nothing,
         the_password_policy_applies_to_registration_and_admin_creation,
+        passwords_from_a_public_breach_list_are_refused_in_any_case_and_a_strong_one_passes,
         the_password_policy_applies_to_a_password_change_and_a_refusal_changes_nothing,
         passwords_are_never_trimmed_or_truncated,
         changing_the_password_ends_the_other_sessions_and_keeps_the_current_one,
@@ -205,7 +206,7 @@ async fn the_password_policy_applies_to_registration_and_admin_creation(backend:
         StatusCode::UNAUTHORIZED
     );
     let accepted = [
-        "x".repeat(8),
+        "xk7#qd2p".into(),
         "ü".repeat(8),
         "y".repeat(64),
         "z".repeat(128),
@@ -360,4 +361,67 @@ async fn guessing_the_current_password_is_rate_limited_like_a_login(backend: Bac
     assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
     assert!(retry_after_secs(&r) >= 1);
     assert_error(r, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
+}
+
+async fn passwords_from_a_public_breach_list_are_refused_in_any_case_and_a_strong_one_passes(
+    backend: Backend,
+) {
+    let app = spawn_app_with(backend, |c| c.limits.register_ip_max = 1_000).await;
+    let root = app.admin_login("root").await;
+    let t = app.register_and_login("lena").await;
+    // From SecLists' 10-million-password-list-top-1000000: ranks 245 085, 500 060, 990 011,
+    // 990 012 (listed as "VoLoDaRkA32") and 990 056 (listed as "Volnogorsk").
+    let refused = [
+        "123456789012345",
+        "lowradiation",
+        "LowRadiation",
+        "volodarskogo11",
+        "VoLoDaRkA32",
+        "volodarka32",
+        "VOLODARKA32",
+        "Volnogorsk",
+        "vOLNOGORSK",
+    ];
+    for password in refused {
+        let r = app.register("newuser02", password).await;
+        let status = r.status();
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("invalid_request")),
+            "{password}: {body}"
+        );
+        assert!(
+            body["message"].as_str().unwrap().contains("too common"),
+            "{password}: {body}"
+        );
+        let r = app
+            .post_json_bearer(
+                "/v1/admin/users",
+                &root.access_token,
+                &json!({ "username": "newuser02", "password": password }),
+            )
+            .await;
+        assert_error(r, StatusCode::BAD_REQUEST, "invalid_request").await;
+        let r = change(&app, &t.access_token, PASSWORD, password).await;
+        assert_error(r, StatusCode::BAD_REQUEST, "invalid_request").await;
+    }
+    // Nothing was written: no such user, and the password is unchanged.
+    assert_eq!(
+        app.login("newuser02", "123456789012345").await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    app.login_ok("lena").await;
+    // A strong password passes everywhere.
+    let strong = "violet kettle drums at noon";
+    assert_eq!(
+        app.register("newuser02", strong).await.status(),
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        app.login("newuser02", strong).await.status(),
+        StatusCode::OK
+    );
+    let r = change(&app, &t.access_token, PASSWORD, strong).await;
+    assert_eq!(r.status(), StatusCode::OK);
 }
