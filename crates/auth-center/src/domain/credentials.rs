@@ -3,6 +3,7 @@
 use precis_profiles::UsernameCaseMapped;
 use precis_profiles::precis_core::profile::Profile as _;
 use secrecy::{ExposeSecret, SecretString};
+use unicode_normalization::UnicodeNormalization as _;
 
 use super::common_passwords::CommonPasswords;
 use super::error::AuthError;
@@ -44,7 +45,9 @@ pub fn canonical_username(raw: &str) -> Result<String, AuthError> {
 /// product name. No composition rules, no trimming.
 pub fn check_new_password(password: &SecretString, username: &str) -> Result<(), AuthError> {
     check_password_length(password)?;
-    let password = password.expose_secret();
+    // Judged as it will be hashed: a full-width or ligature spelling of a common password
+    // is that password.
+    let password = normalise_password(password.expose_secret());
     if password.chars().count() < MIN_PASSWORD_CHARS {
         return Err(AuthError::InvalidInput(format!(
             "password must be at least {MIN_PASSWORD_CHARS} characters"
@@ -62,6 +65,12 @@ pub fn check_new_password(password: &SecretString, username: &str) -> Result<(),
         ));
     }
     Ok(())
+}
+
+/// A password as it is hashed and judged: NFKC (NIST 800-63B 5.1.1.2), so the same
+/// password typed on another keyboard or platform is the same password.
+pub fn normalise_password(password: &str) -> String {
+    password.nfkc().collect()
 }
 
 /// Refuses empty and over-long passwords before any hashing (a DoS guard).
@@ -98,6 +107,17 @@ mod tests {
         for bad in ["", "al ice", "bob\u{0007}", "\u{200b}eve", &"x".repeat(65)] {
             assert!(canonical_username(bad).is_err(), "{bad:?} accepted");
         }
+    }
+
+    #[test]
+    fn the_policy_judges_the_password_as_it_will_be_hashed_in_nfkc() {
+        let check = |p: &str| check_new_password(&SecretString::from(p.to_string()), "alice");
+        // Full-width "password123" and a ligature spelling of "superman": common after NFKC.
+        assert!(
+            check("\u{ff50}\u{ff41}\u{ff53}\u{ff53}\u{ff57}\u{ff4f}\u{ff52}\u{ff44}123").is_err()
+        );
+        // Seven typed characters that NFKC makes eight ("ﬃ" is one) are long enough.
+        assert!(check("ba\u{fb03}ed q").is_ok());
     }
 
     #[test]

@@ -30,7 +30,7 @@ use argon2::{Algorithm, Argon2, Block, Params, PasswordHash, Version};
 use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq as _;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
-use unicode_normalization::{UnicodeNormalization as _, is_nfkc};
+use unicode_normalization::is_nfkc;
 
 use super::crypto::random_bytes;
 use super::error::AuthError;
@@ -350,7 +350,9 @@ impl Scratch {
 
 /// The NFKC form of a password.
 fn nfkc(password: &SecretString) -> SecretString {
-    SecretString::from(password.expose_secret().nfkc().collect::<String>())
+    SecretString::from(super::credentials::normalise_password(
+        password.expose_secret(),
+    ))
 }
 
 /// A new Argon2id hash of `password` with a random salt, as a PHC string.
