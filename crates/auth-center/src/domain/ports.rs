@@ -183,6 +183,10 @@ pub struct Rotation<'a> {
     pub presented_hash: &'a str,
     /// Hash of its deterministic successor.
     pub successor_hash: &'a str,
+    /// Hash of the successor's successor: stored as the record's `next`, so that if this
+    /// rotation is acknowledged and then lost (a Redis failover), the successor the client
+    /// holds is recognised as genuine instead of as reuse.
+    pub next_successor_hash: &'a str,
     /// Now, ms.
     pub now_ms: i64,
     /// Idle lifetime, ms.
@@ -224,6 +228,7 @@ pub trait SessionStore: Send + Sync + 'static {
         &self,
         session: &SessionRecord,
         refresh_hash: &str,
+        next_refresh_hash: &str,
         now_ms: i64,
         max_sessions: u64,
     ) -> Result<(), StoreError>;

@@ -391,8 +391,9 @@ impl AuthService {
         // Pending before the create: a create whose reply is lost (a timeout, or the
         // request cancelled while waiting) may still have written the session.
         let pending = PendingSession::new(self.sessions.clone(), &user.id, &sid);
+        let next = refresh.successor(&self.refresh_keys).hash();
         self.sessions
-            .create(&record, &refresh.hash(), now, max)
+            .create(&record, &refresh.hash(), &next, now, max)
             .await?;
         Ok((pending, refresh))
     }
@@ -429,11 +430,13 @@ impl AuthService {
         let presented = RefreshToken::parse(wire, &self.refresh_keys)?;
         let successor = presented.successor(&self.refresh_keys);
         let (presented_hash, successor_hash) = (presented.hash(), successor.hash());
+        let next_successor_hash = successor.successor(&self.refresh_keys).hash();
         let rotation = Rotation {
             user_id: &presented.user_id,
             sid: &presented.sid,
             presented_hash: &presented_hash,
             successor_hash: &successor_hash,
+            next_successor_hash: &next_successor_hash,
             now_ms: self.clock.now_millis(),
             idle_ms: secs_to_ms(self.config.sessions.idle_secs),
             grace_ms: i64::try_from(self.config.sessions.grace_ms).unwrap_or(0),

@@ -56,11 +56,18 @@ impl SessionStore for FaultySessions {
         &self,
         session: &SessionRecord,
         refresh_hash: &str,
+        next_refresh_hash: &str,
         now_ms: i64,
         max_sessions: u64,
     ) -> Result<(), StoreError> {
         self.inner
-            .create(session, refresh_hash, now_ms, max_sessions)
+            .create(
+                session,
+                refresh_hash,
+                next_refresh_hash,
+                now_ms,
+                max_sessions,
+            )
             .await?;
         let hook = self.after_create.lock().unwrap().take();
         if let Some(hook) = hook {

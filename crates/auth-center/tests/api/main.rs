@@ -25,6 +25,7 @@ mod introspection;
 mod keys;
 mod lifecycle_races;
 mod lifetimes;
+mod lost_rotation;
 mod memory;
 mod passwords;
 mod rate_limits;

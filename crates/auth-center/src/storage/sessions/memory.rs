@@ -12,6 +12,8 @@ use crate::domain::ports::{RotateOutcome, Rotation, SessionRecord, SessionStore}
 struct Entry {
     record: SessionRecord,
     refresh_hash: String,
+    /// The hash of the current token's successor (see `Rotation::next_successor_hash`).
+    next_hash: String,
     previous_hash: Option<String>,
     rotated_ms: i64,
 }
@@ -52,6 +54,7 @@ impl SessionStore for MemorySessionStore {
         &self,
         s: &SessionRecord,
         refresh_hash: &str,
+        next_refresh_hash: &str,
         now_ms: i64,
         max_sessions: u64,
     ) -> Result<(), StoreError> {
@@ -63,6 +66,7 @@ impl SessionStore for MemorySessionStore {
                 Entry {
                     record: s.clone(),
                     refresh_hash: refresh_hash.into(),
+                    next_hash: next_refresh_hash.into(),
                     previous_hash: None,
                     rotated_ms: 0,
                 },
@@ -95,11 +99,10 @@ impl SessionStore for MemorySessionStore {
                 sessions.remove(r.sid);
                 return RotateOutcome::NotFound;
             }
-            if e.refresh_hash == r.presented_hash {
-                e.previous_hash = Some(std::mem::replace(
-                    &mut e.refresh_hash,
-                    r.successor_hash.into(),
-                ));
+            if e.refresh_hash == r.presented_hash || e.next_hash == r.presented_hash {
+                e.previous_hash = Some(r.presented_hash.into());
+                e.refresh_hash = r.successor_hash.into();
+                e.next_hash = r.next_successor_hash.into();
                 e.rotated_ms = r.now_ms;
                 e.record.last_seen_ms = r.now_ms;
                 e.record.idle_expiry_ms = (r.now_ms + r.idle_ms).min(e.record.absolute_expiry_ms);

@@ -24,12 +24,12 @@ end
 ";
 
 /// KEYS: session, index. ARGV: sid, now, user, idle_expiry, absolute_expiry, rt, ua, ip,
-/// roles, max sessions, session key prefix of the user.
+/// roles, max sessions, session key prefix of the user, nrt (the hash of rt's successor).
 const CREATE: &str = r"
 local now = tonumber(ARGV[2])
 redis.call('HSET', KEYS[1], 'user', ARGV[3], 'created', ARGV[2], 'last_seen', ARGV[2],
   'idle_expiry', ARGV[4], 'absolute_expiry', ARGV[5], 'rt', ARGV[6], 'generation', '0',
-  'ua', ARGV[7], 'ip', ARGV[8], 'roles', ARGV[9])
+  'ua', ARGV[7], 'ip', ARGV[8], 'roles', ARGV[9], 'nrt', ARGV[12])
 redis.call('PEXPIRE', KEYS[1], math.max(1, tonumber(ARGV[4]) - now))
 redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
 touch_index(KEYS[2], now)
@@ -48,10 +48,13 @@ return 1
 ";
 
 /// KEYS: session, index. ARGV: sid, now, presented hash, successor hash, idle ms, grace ms,
-/// '1' when a token that is neither current nor a grace replay proves theft, else '0'.
+/// '1' when a token that is neither current nor a grace replay proves theft, else '0',
+/// the successor's successor hash.
+/// The current token rotates; so does the current token's successor (`nrt`), which the
+/// server issued in a rotation that Redis acknowledged and then lost in a failover.
 const ROTATE: &str = r"
 local s = redis.call('HMGET', KEYS[1], 'rt', 'prev_rt', 'rotated_at', 'idle_expiry',
-  'absolute_expiry', 'generation', 'roles')
+  'absolute_expiry', 'generation', 'roles', 'nrt')
 local now = tonumber(ARGV[2])
 if not s[1] then
   redis.call('ZREM', KEYS[2], ARGV[1])
@@ -62,10 +65,10 @@ if now >= tonumber(s[4]) or now >= tonumber(s[5]) then
   redis.call('ZREM', KEYS[2], ARGV[1])
   return {'not_found'}
 end
-if s[1] == ARGV[3] then
+if s[1] == ARGV[3] or (s[8] and s[8] == ARGV[3]) then
   local idle = math.min(now + tonumber(ARGV[5]), tonumber(s[5]))
   local idle_s = string.format('%d', idle)
-  redis.call('HSET', KEYS[1], 'rt', ARGV[4], 'prev_rt', ARGV[3], 'rotated_at', ARGV[2],
+  redis.call('HSET', KEYS[1], 'rt', ARGV[4], 'prev_rt', ARGV[3], 'nrt', ARGV[8], 'rotated_at', ARGV[2],
     'last_seen', ARGV[2], 'idle_expiry', idle_s, 'generation', string.format('%d', tonumber(s[6]) + 1))
   redis.call('PEXPIRE', KEYS[1], math.max(1, idle - now))
   redis.call('ZADD', KEYS[2], idle_s, ARGV[1])
@@ -208,6 +211,7 @@ impl SessionStore for RedisSessionStore {
         &self,
         s: &SessionRecord,
         refresh_hash: &str,
+        next_refresh_hash: &str,
         now_ms: i64,
         max_sessions: u64,
     ) -> Result<(), StoreError> {
@@ -230,6 +234,7 @@ impl SessionStore for RedisSessionStore {
             .arg(s.roles.join(","))
             .arg(max_sessions)
             .arg(session_prefix)
+            .arg(next_refresh_hash)
             .invoke_async(&mut conn)
             .await
             .map_err(redis_error)?;
@@ -251,6 +256,7 @@ impl SessionStore for RedisSessionStore {
             .arg(r.idle_ms)
             .arg(r.grace_ms)
             .arg(if r.reuse_revokes { "1" } else { "0" })
+            .arg(r.next_successor_hash)
             .invoke_async(&mut conn)
             .await
             .map_err(redis_error)?;
