@@ -1,8 +1,8 @@
 //! Handlers for "your devices", password change, the admin API and introspection.
 
 use axum::Json;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::State;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use verifier::Claims;
 
 use super::error::ApiError;
-use super::extract::{self, ApiJson, ApiQuery, Authenticated, Client};
+use super::extract::{self, ApiJson, ApiPath, ApiQuery, Authenticated, Client, MediaType, RawBody};
 use super::handlers::{AppState, UserResponse, rfc3339};
 use crate::domain::ports::{AuditEvent, SessionRecord};
 
@@ -58,7 +58,7 @@ pub async fn end_my_session(
     State(auth): AppState,
     Client(client): Client,
     Authenticated(claims): Authenticated,
-    Path(sid): Path<String>,
+    ApiPath(sid): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     auth.end_my_session(&claims, &sid, &client).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -139,7 +139,7 @@ pub async fn create_user(
 pub async fn get_user(
     State(auth): AppState,
     Authenticated(admin): Authenticated,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<UserResponse>, ApiError> {
     Ok(Json(UserResponse::from(
         auth.admin_get_user(&admin, &id).await?,
@@ -158,7 +158,7 @@ pub async fn set_roles(
     State(auth): AppState,
     Client(client): Client,
     Authenticated(admin): Authenticated,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<Roles>,
 ) -> Result<Json<UserResponse>, ApiError> {
     Ok(Json(UserResponse::from(
@@ -172,7 +172,7 @@ pub async fn disable_user(
     State(auth): AppState,
     Client(client): Client,
     Authenticated(admin): Authenticated,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<UserResponse>, ApiError> {
     Ok(Json(UserResponse::from(
         auth.admin_set_disabled(&admin, &id, true, &client).await?,
@@ -184,7 +184,7 @@ pub async fn enable_user(
     State(auth): AppState,
     Client(client): Client,
     Authenticated(admin): Authenticated,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<UserResponse>, ApiError> {
     Ok(Json(UserResponse::from(
         auth.admin_set_disabled(&admin, &id, false, &client).await?,
@@ -195,7 +195,7 @@ pub async fn enable_user(
 pub async fn user_sessions(
     State(auth): AppState,
     Authenticated(admin): Authenticated,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     Ok(sessions_json(
         auth.admin_user_sessions(&admin, &id).await?,
@@ -208,7 +208,7 @@ pub async fn force_logout_user(
     State(auth): AppState,
     Client(client): Client,
     Authenticated(admin): Authenticated,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     let ended = auth.admin_force_logout(&admin, &id, None, &client).await?;
     Ok(Json(json!({ "sessions_ended": ended })))
@@ -219,7 +219,7 @@ pub async fn force_logout_session(
     State(auth): AppState,
     Client(client): Client,
     Authenticated(admin): Authenticated,
-    Path((id, sid)): Path<(String, String)>,
+    ApiPath((id, sid)): ApiPath<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     auth.admin_force_logout(&admin, &id, Some(&sid), &client)
         .await?;
@@ -275,18 +275,12 @@ pub struct IntrospectRequest {
 pub async fn introspect(
     State(auth): AppState,
     Authenticated(caller): Authenticated,
-    headers: HeaderMap,
-    body: axum::body::Bytes,
+    RawBody(media, body): RawBody,
 ) -> Result<Response, ApiError> {
-    let form = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
     // Every problem with the body is `invalid_request` here, a syntax error included.
-    let request: IntrospectRequest = if form {
-        extract::form(&body)
-    } else {
-        extract::json_object(&body)
+    let request: IntrospectRequest = match media {
+        MediaType::Form => extract::form(&body),
+        MediaType::Json => extract::json_object(&body),
     }
     .map_err(|e| e.into_api_error("invalid_request"))?;
     let body = match auth.introspect(&caller, &request.token).await? {

@@ -237,3 +237,77 @@ impl FromRequestParts<Arc<AuthService>> for Authenticated {
         Ok(Authenticated(auth.authenticate(token).await?))
     }
 }
+
+/// Path parameters whose rejection (a segment that is not UTF-8, say) uses the common
+/// error shape.
+pub struct ApiPath<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiPath<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(v)| ApiPath(v))
+            .map_err(|e| {
+                ApiError::http(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    format!("invalid path: {}", e.body_text()),
+                )
+            })
+    }
+}
+
+/// A body's media type, as far as the routes that take more than one care.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MediaType {
+    /// `application/json`
+    Json,
+    /// `application/x-www-form-urlencoded`
+    Form,
+}
+
+/// The whole body as bytes, with the size limit and read errors in the common error shape,
+/// and its media type: the essence of `Content-Type` (parameters dropped, compared without
+/// regard to case), JSON or a form; anything else, or none, is `415`.
+pub struct RawBody(pub MediaType, pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for RawBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let essence = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .map(|v| v.trim().to_ascii_lowercase());
+        let media = match essence.as_deref() {
+            Some("application/json") => MediaType::Json,
+            Some("application/x-www-form-urlencoded") => MediaType::Form,
+            _ => {
+                return Err(ApiError::http(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "unsupported_media_type",
+                    "expected Content-Type: application/json or application/x-www-form-urlencoded",
+                ));
+            }
+        };
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|e| match e.status() {
+                StatusCode::PAYLOAD_TOO_LARGE => payload_too_large(),
+                _ => ApiError::http(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    "the request body could not be read",
+                ),
+            })?;
+        Ok(RawBody(media, bytes))
+    }
+}

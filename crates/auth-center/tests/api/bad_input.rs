@@ -427,3 +427,42 @@ async fn duplicated_json_members_form_and_query_parameters_are_refused_and_chang
         .await;
     assert_eq!(gateway_now["roles"], json!(["introspect"]));
 }
+
+#[tokio::test]
+async fn a_path_id_that_is_not_utf8_is_a_bad_request_in_the_common_shape() {
+    let app = spawn_app(Backend {
+        db: Db::Sqlite,
+        sessions: Sessions::Memory,
+    })
+    .await;
+    let admin = app.admin_login("pathadmin").await;
+    for path in [
+        "/v1/admin/users/%ff",
+        "/v1/sessions/%ff",
+        "/v1/admin/users/%ff/sessions/x",
+    ] {
+        let method = if path.starts_with("/v1/sessions") {
+            reqwest::Method::DELETE
+        } else {
+            reqwest::Method::GET
+        };
+        let r = app
+            .request(method, path)
+            .bearer_auth(&admin.access_token)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        assert!(
+            status == StatusCode::BAD_REQUEST
+                || status == StatusCode::NOT_FOUND
+                || status == StatusCode::METHOD_NOT_ALLOWED,
+            "{path}: {status}"
+        );
+        let body: serde_json::Value = r.json().await.expect("a JSON error body");
+        assert!(
+            body["error"].is_string() && body["message"].is_string(),
+            "{path}: {body}"
+        );
+    }
+}

@@ -14,6 +14,7 @@ for_backends! {
         introspection_reports_revoked_expired_and_garbage_tokens_as_inactive,
         introspection_needs_the_introspect_or_admin_role,
         a_malformed_introspection_request_is_a_bad_request,
+        introspection_reads_the_media_type_exactly_and_answers_every_refusal_in_the_common_shape,
     ],
     sqlite_redis: [
         a_session_deleted_in_redis_introspects_as_inactive,
@@ -188,4 +189,59 @@ async fn a_session_deleted_in_redis_introspects_as_inactive(backend: Backend) {
     assert_eq!(body["active"], true);
     assert_eq!(app.redis_del_session(&t.user_id(), &t.session_id).await, 1);
     inactive(&app, &caller.access_token, &t.access_token).await;
+}
+
+async fn introspection_reads_the_media_type_exactly_and_answers_every_refusal_in_the_common_shape(
+    backend: Backend,
+) {
+    let app = spawn_app(backend).await;
+    let caller = introspector(&app).await;
+    let t = app.register_and_login("mira").await;
+    let form = serde_urlencoded::to_string([("token", t.access_token.as_str())]).unwrap();
+    let json_body = json!({ "token": t.access_token }).to_string();
+    let send = |content_type: Option<&'static str>, body: String| {
+        let mut request = app
+            .request(Method::POST, "/v1/introspect")
+            .bearer_auth(&caller.access_token);
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        request.body(body).send()
+    };
+    // Media types are case-insensitive and may carry parameters.
+    for content_type in [
+        "Application/X-WWW-Form-Urlencoded",
+        "application/x-www-form-urlencoded; charset=utf-8",
+    ] {
+        let r = send(Some(content_type), form.clone()).await.unwrap();
+        assert_eq!(answer(r).await["active"], true, "{content_type}");
+    }
+    let r = send(Some("Application/JSON; charset=utf-8"), json_body.clone())
+        .await
+        .unwrap();
+    assert_eq!(answer(r).await["active"], true);
+    // Anything else is not guessed at.
+    for content_type in [
+        None,
+        Some("text/plain"),
+        Some("application/x-www-form-urlencodedXYZ"),
+    ] {
+        let r = send(content_type, json_body.clone()).await.unwrap();
+        assert_error(
+            r,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+        )
+        .await;
+    }
+    let r = send(Some("application/json"), format!("[{json_body}]"))
+        .await
+        .unwrap();
+    assert_error(r, StatusCode::BAD_REQUEST, "invalid_request").await;
+    // Too large, in the common shape.
+    let big = "x".repeat(20 * 1024);
+    let r = send(Some("application/x-www-form-urlencoded"), big)
+        .await
+        .unwrap();
+    assert_error(r, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large").await;
 }
