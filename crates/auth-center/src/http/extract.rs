@@ -180,12 +180,12 @@ impl FromRequestParts<Arc<AuthService>> for Client {
             .get::<ConnectInfo<SocketAddr>>()
             .map(|ConnectInfo(addr)| auth.client_ip(addr.ip(), forwarded.as_deref()).to_string())
             .unwrap_or_default();
+        // Browsers may send UTF-8 here; bytes that are not UTF-8 become U+FFFD.
         let user_agent = parts
             .headers
             .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_string();
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .unwrap_or_default();
         let device_token = super::cookie::device_cookie(&parts.headers).map(SecretString::from);
         Ok(Client(ClientInfo {
             ip,

@@ -12,6 +12,7 @@ for_backends! {
         the_device_list_shows_every_session_and_marks_only_the_callers_as_current,
         ending_another_own_session_revokes_its_access_and_refresh_tokens,
         garbage_and_unknown_session_ids_are_not_found_and_change_nothing,
+        a_user_agent_in_utf8_is_kept_and_invalid_bytes_are_replaced,
     ],
     sqlite_redis: [
         the_device_list_shows_every_session_and_marks_only_the_callers_as_current,
@@ -282,4 +283,33 @@ async fn garbage_and_unknown_session_ids_are_not_found_and_change_nothing(backen
         .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(app.session_count(&t.user_id()).await, 2);
+}
+
+async fn a_user_agent_in_utf8_is_kept_and_invalid_bytes_are_replaced(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.register("utfy", PASSWORD).await;
+    let mut last = None;
+    for agent in ["Navigateur café/1.0".as_bytes(), b"Broken \xff agent"] {
+        let r = app
+            .request(Method::POST, "/v1/login")
+            .header(
+                "user-agent",
+                reqwest::header::HeaderValue::from_bytes(agent).unwrap(),
+            )
+            .json(&json!({ "username": "utfy", "password": PASSWORD }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        last = Some(r.json::<Tokens>().await.unwrap());
+    }
+    let body = app
+        .get_json_ok("/v1/sessions", &last.unwrap().access_token)
+        .await;
+    let mut agents: Vec<String> = sessions(&body)
+        .iter()
+        .map(|s| s["user_agent"].as_str().unwrap().to_string())
+        .collect();
+    agents.sort();
+    assert_eq!(agents, ["Broken \u{fffd} agent", "Navigateur café/1.0"]);
 }
