@@ -25,3 +25,4 @@ mod lifecycle_races;
 mod lifetimes;
 mod passwords;
 mod rate_limits;
+mod slow_clients;
