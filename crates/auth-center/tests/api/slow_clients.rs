@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use auth_center::{Application, Config};
+use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -18,6 +19,8 @@ for_backends! {
         an_idle_keep_alive_connection_is_closed_after_the_idle_timeout,
         a_connection_over_the_cap_waits_until_a_slot_frees,
         shutdown_ends_within_the_grace_period_despite_half_sent_and_stalled_requests,
+        an_oversized_content_length_is_refused_before_the_body_is_sent,
+        a_stalled_body_is_answered_with_408_in_the_common_shape,
         connection_settings_that_cannot_work_are_refused,
     ],
 }
@@ -82,6 +85,22 @@ impl RawResponse {
             .iter()
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.as_str())
+    }
+
+    /// The `{"error","message"}` body's code.
+    fn error_code(&self) -> String {
+        let body: Value = serde_json::from_slice(&self.body).unwrap_or_else(|_| {
+            panic!(
+                "{}: not JSON: {}",
+                self.status,
+                String::from_utf8_lossy(&self.body)
+            )
+        });
+        assert!(
+            body["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "message missing in {body}"
+        );
+        body["error"].as_str().expect("an error code").to_string()
     }
 }
 
@@ -252,6 +271,65 @@ async fn shutdown_ends_within_the_grace_period_despite_half_sent_and_stalled_req
     closed_by_server(&mut half, "half-sent head").await;
     closed_by_server(&mut stalled, "stalled body").await;
     drop(dir);
+}
+
+async fn an_oversized_content_length_is_refused_before_the_body_is_sent(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let port = port_of(&app);
+    for path in ["/v1/login", "/v1/register"] {
+        let mut conn = connect(port).await;
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+             Content-Length: 99999999\r\n\r\n"
+        );
+        // Only the head: the answer must not depend on the body.
+        conn.write_all(head.as_bytes()).await.unwrap();
+        let response = read_response(&mut conn, path).await;
+        assert_eq!(
+            (response.status, response.error_code().as_str()),
+            (413, "payload_too_large"),
+            "{path}"
+        );
+        closed_by_server(&mut conn, "after 413").await;
+    }
+    // A body at the limit is still read (and judged on its content).
+    let at_limit = "x".repeat(auth_center::http::MAX_BODY_BYTES);
+    let response = app
+        .post_raw("/v1/login", "application/json", at_limit)
+        .await;
+    assert_error(response, reqwest::StatusCode::BAD_REQUEST, "invalid_json").await;
+}
+
+async fn a_stalled_body_is_answered_with_408_in_the_common_shape(backend: Backend) {
+    let app = spawn_app_with(backend, |c| c.http.body_read_timeout_ms = 300).await;
+    let mut conn = connect(port_of(&app)).await;
+    conn.write_all(STALLING_LOGIN).await.unwrap();
+    let response = read_response(&mut conn, "stalled body").await;
+    assert_eq!(
+        (response.status, response.error_code().as_str()),
+        (408, "request_timeout")
+    );
+    assert_eq!(response.header("connection"), Some("close"));
+    assert_eq!(response.header("retry-after"), None, "not an outage");
+    closed_by_server(&mut conn, "after 408").await;
+
+    // A body that arrives in time, in pieces, is served as usual.
+    let mut conn = connect(port_of(&app)).await;
+    let body = br#"{"username":"nobody","password":"wrong password"}"#;
+    let head = format!(
+        "POST /v1/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n",
+        body.len()
+    );
+    conn.write_all(head.as_bytes()).await.unwrap();
+    conn.write_all(&body[..10]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    conn.write_all(&body[10..]).await.unwrap();
+    let response = read_response(&mut conn, "timely body").await;
+    assert_eq!(
+        (response.status, response.error_code().as_str()),
+        (401, "invalid_credentials")
+    );
 }
 
 async fn connection_settings_that_cannot_work_are_refused(_backend: Backend) {
