@@ -57,6 +57,8 @@ pub struct Config {
     pub browser: BrowserConfig,
     /// Signing keys: publication before use, JWKS caching, scheduled rotation.
     pub keys: KeysConfig,
+    /// Connections: timeouts against slow or idle clients, the connection cap, shutdown.
+    pub http: HttpConfig,
 }
 
 /// Signing keys. A new key is published `publish_delay_secs` before it signs, which must
@@ -77,6 +79,39 @@ pub struct KeysConfig {
 impl Default for KeysConfig {
     fn default() -> Self {
         Config::default().keys
+    }
+}
+
+/// How the server treats connections. Every timeout is in milliseconds.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// A request head (request line and headers) must arrive within this time: counted
+    /// from the accept for a new connection, from its first byte on a kept-alive one.
+    pub header_read_timeout_ms: u64,
+    /// A kept-alive connection with no request in flight and no new request started is
+    /// closed after this time.
+    pub idle_timeout_ms: u64,
+    /// A request body must have arrived within this time of its head; otherwise `408`.
+    /// Below the 15 s request timeout, so a stalled body is never taken for an outage.
+    pub body_read_timeout_ms: u64,
+    /// On shutdown, requests in flight get this long to finish; then every remaining
+    /// connection is dropped.
+    pub shutdown_grace_ms: u64,
+    /// Most connections served at once; further ones wait in the listen backlog until
+    /// a connection closes.
+    pub max_connections: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            header_read_timeout_ms: 10_000,
+            idle_timeout_ms: 60_000,
+            body_read_timeout_ms: 10_000,
+            shutdown_grace_ms: 10_000,
+            max_connections: 10_000,
+        }
     }
 }
 
@@ -267,6 +302,7 @@ impl Default for Config {
                 jwks_max_age_secs: 300,
                 rotate_every_days: 0,
             },
+            http: HttpConfig::default(),
         }
     }
 }
@@ -289,6 +325,7 @@ impl std::fmt::Debug for Config {
             .field("trusted_proxies", &self.trusted_proxies)
             .field("browser", &self.browser)
             .field("keys", &self.keys)
+            .field("http", &self.http)
             .finish()
     }
 }
@@ -391,7 +428,7 @@ impl Config {
             return bad("set REDIS_URL or REDIS_CLUSTER_URLS, not both");
         }
         self.keys.validate()?;
-        Ok(())
+        self.http.validate()
     }
 
     /// Which session store this configuration selects, for logs.
@@ -439,5 +476,54 @@ impl KeysConfig {
             );
         }
         Ok(())
+    }
+}
+
+impl HttpConfig {
+    /// Rejects connection settings that cannot work.
+    fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: &str| Err(ConfigError::Invalid(m.into()));
+        if !(1..=300_000).contains(&self.header_read_timeout_ms) {
+            return bad("http.header_read_timeout_ms must be between 1 and 300000");
+        }
+        if !(1..=3_600_000).contains(&self.idle_timeout_ms) {
+            return bad("http.idle_timeout_ms must be between 1 and 3600000");
+        }
+        let request_timeout_ms = crate::http::REQUEST_TIMEOUT.as_millis();
+        if self.body_read_timeout_ms == 0
+            || u128::from(self.body_read_timeout_ms) >= request_timeout_ms
+        {
+            return Err(ConfigError::Invalid(format!(
+                "http.body_read_timeout_ms must be greater than 0 and below the request \
+                 timeout ({request_timeout_ms} ms)"
+            )));
+        }
+        if self.shutdown_grace_ms > 300_000 {
+            return bad("http.shutdown_grace_ms must be at most 300000");
+        }
+        if !(1..=1_000_000).contains(&self.max_connections) {
+            return bad("http.max_connections must be between 1 and 1000000");
+        }
+        Ok(())
+    }
+
+    /// [`Self::header_read_timeout_ms`].
+    pub fn header_read_timeout(&self) -> Duration {
+        Duration::from_millis(self.header_read_timeout_ms)
+    }
+
+    /// [`Self::idle_timeout_ms`].
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_millis(self.idle_timeout_ms)
+    }
+
+    /// [`Self::body_read_timeout_ms`].
+    pub fn body_read_timeout(&self) -> Duration {
+        Duration::from_millis(self.body_read_timeout_ms)
+    }
+
+    /// [`Self::shutdown_grace_ms`].
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_millis(self.shutdown_grace_ms)
     }
 }

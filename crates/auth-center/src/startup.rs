@@ -1,6 +1,7 @@
 //! Builds the application from a configuration: storage, domain, HTTP, listener.
 
-use std::net::SocketAddr;
+mod serve;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -66,18 +67,15 @@ impl Application {
         self.auth.clone()
     }
 
-    /// Serves until the future `shutdown` completes.
+    /// Serves until the future `shutdown` completes, then gives requests in flight
+    /// `http.shutdown_grace` to finish and drops the connections still open. Slow and
+    /// idle connections are closed on the `[http]` timeouts (see `startup/serve.rs`).
     pub async fn run_until(
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        axum::serve(
-            self.listener,
-            self.router
-                .into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await
+        let http = self.auth.config().http.clone();
+        serve::serve(self.listener, self.router, &http, shutdown).await
     }
 
     /// Serves until the process is asked to stop.

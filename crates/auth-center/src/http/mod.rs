@@ -10,15 +10,21 @@ mod keys;
 mod metrics;
 mod repeated;
 
+use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderName, HeaderValue, Method};
+use axum::body::{Body, Bytes, HttpBody as _};
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderName, HeaderValue, Method, Version};
 use axum::http::{StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
+use http_body::{Frame, SizeHint};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
@@ -66,6 +72,7 @@ pub fn router(auth: Arc<AuthService>) -> Router {
         .route("/admin/keys", get(keys::list))
         .route("/admin/keys/rotate", post(keys::rotate))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(refuse_declared_oversize))
         // Accounts, sessions, audit entries: nothing under /v1 may be stored by a cache.
         .layer(SetResponseHeaderLayer::if_not_present(
             header::CACHE_CONTROL,
@@ -86,6 +93,10 @@ pub fn router(auth: Arc<AuthService>) -> Router {
         .route("/readyz", get(handlers::readyz))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .route_layer(axum::middleware::from_fn_with_state(
+            auth.config().http.body_read_timeout(),
+            body_deadline,
+        ))
         .route_layer(axum::middleware::from_fn_with_state(
             metrics,
             metrics::track,
@@ -141,6 +152,101 @@ async fn request_timeout(
         ))
         .into_response(),
     }
+}
+
+/// A body whose declared `Content-Length` is over the limit is refused before any of it is
+/// read (the limit itself only stops a body while it is being read).
+async fn refuse_declared_oversize(request: Request, next: Next) -> Response {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > MAX_BODY_BYTES as u64) {
+        let refusal = ApiError::http(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "the request body is too large",
+        );
+        return closing(request.version(), refusal.into_response());
+    }
+    next.run(request).await
+}
+
+/// A request body must arrive within `limit` of its head. When the handler is still
+/// waiting for it then, the read fails and the answer is `408 request_timeout`, whatever
+/// the handler made of the failed read: a slow client is not a backend outage.
+async fn body_deadline(State(limit): State<Duration>, request: Request, next: Next) -> Response {
+    if request.body().is_end_stream() {
+        return next.run(request).await;
+    }
+    let version = request.version();
+    let expired = Arc::new(AtomicBool::new(false));
+    let request = request.map(|body| {
+        Body::new(DeadlineBody {
+            inner: body,
+            deadline: Box::pin(tokio::time::sleep(limit)),
+            expired: expired.clone(),
+        })
+    });
+    let response = next.run(request).await;
+    if !expired.load(Ordering::Relaxed) {
+        return response;
+    }
+    let timeout = ApiError::http(
+        StatusCode::REQUEST_TIMEOUT,
+        "request_timeout",
+        BODY_TIMED_OUT,
+    );
+    closing(version, timeout.into_response())
+}
+
+const BODY_TIMED_OUT: &str = "the request body did not arrive in time";
+
+/// A request body that fails once its deadline has passed while it is awaited.
+struct DeadlineBody {
+    inner: Body,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+    expired: Arc<AtomicBool>,
+}
+
+impl http_body::Body for DeadlineBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        let this = self.get_mut();
+        if let Poll::Ready(frame) = Pin::new(&mut this.inner).poll_frame(cx) {
+            return Poll::Ready(frame);
+        }
+        if this.deadline.as_mut().poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        this.expired.store(true, Ordering::Relaxed);
+        Poll::Ready(Some(Err(axum::Error::new(BODY_TIMED_OUT))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Asks an HTTP/1 client to close the connection after this response: the rest of its
+/// request body is not going to be read.
+fn closing(version: Version, mut response: Response) -> Response {
+    if version <= Version::HTTP_11 {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
 }
 
 async fn not_found() -> ApiError {

@@ -29,3 +29,4 @@ mod lost_rotation;
 mod memory;
 mod passwords;
 mod rate_limits;
+mod slow_clients;
