@@ -193,9 +193,11 @@ pub struct Rotation<'a> {
     pub idle_ms: i64,
     /// Grace window, ms.
     pub grace_ms: i64,
-    /// Whether a presented token that is neither current nor a grace replay proves theft
-    /// (revoke the session) or is merely invalid. Only a token the server provably issued
-    /// (its MAC verified) may prove theft.
+    /// Whether the presented token's MAC verified. A token without one (the form from
+    /// before MACs) rotates only on a session from before MACs (no `nrt`), and proves theft
+    /// only when its hash is the session's stored previous one; otherwise it is merely
+    /// invalid. A token with a verified MAC that is neither current nor a grace replay is
+    /// theft: the session is revoked.
     pub reuse_revokes: bool,
 }
 

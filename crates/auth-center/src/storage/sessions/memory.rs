@@ -99,7 +99,9 @@ impl SessionStore for MemorySessionStore {
                 sessions.remove(r.sid);
                 return RotateOutcome::NotFound;
             }
-            if e.refresh_hash == r.presented_hash || e.next_hash == r.presented_hash {
+            // Sessions here always post-date refresh-token MACs: a MAC-less token never rotates.
+            let current = e.refresh_hash == r.presented_hash || e.next_hash == r.presented_hash;
+            if current && r.reuse_revokes {
                 e.previous_hash = Some(r.presented_hash.into());
                 e.refresh_hash = r.successor_hash.into();
                 e.next_hash = r.next_successor_hash.into();
@@ -119,7 +121,8 @@ impl SessionStore for MemorySessionStore {
                     roles: e.record.roles.clone(),
                 };
             }
-            if !r.reuse_revokes {
+            let previous = e.previous_hash.as_deref() == Some(r.presented_hash);
+            if !r.reuse_revokes && !previous {
                 return RotateOutcome::NotFound;
             }
             sessions.remove(r.sid);

@@ -65,7 +65,11 @@ if now >= tonumber(s[4]) or now >= tonumber(s[5]) then
   redis.call('ZREM', KEYS[2], ARGV[1])
   return {'not_found'}
 end
-if s[1] == ARGV[3] or (s[8] and s[8] == ARGV[3]) then
+local issued = ARGV[7] == '1'
+local current = s[1] == ARGV[3] or (s[8] and s[8] == ARGV[3])
+-- A token without a MAC rotates only on a session from before MACs (no nrt): on a newer one
+-- its MAC was stripped.
+if current and (issued or not s[8]) then
   local idle = math.min(now + tonumber(ARGV[5]), tonumber(s[5]))
   local idle_s = string.format('%d', idle)
   redis.call('HSET', KEYS[1], 'rt', ARGV[4], 'prev_rt', ARGV[3], 'nrt', ARGV[8], 'rotated_at', ARGV[2],
@@ -78,7 +82,9 @@ end
 if s[2] and s[2] == ARGV[3] and s[1] == ARGV[4] and now - tonumber(s[3]) < tonumber(ARGV[6]) then
   return {'replayed', s[7]}
 end
-if ARGV[7] ~= '1' then
+-- Theft: a token that is neither current nor a grace replay, and provably issued: by its
+-- MAC, or, without one, by its hash being the stored previous one.
+if not issued and not (s[2] and s[2] == ARGV[3]) then
   return {'not_found'}
 end
 redis.call('DEL', KEYS[1])
