@@ -36,9 +36,8 @@ pub enum AuthError {
         retry_after_secs: u64,
         /// The rule that refused (see [`super::limits::Rule`]).
         rule: super::limits::Rule,
-        /// Whether this refusal is worth an audit event: the first of its window for a
-        /// counted rule, every refusal of a failure-count rule (which the per-IP attempt
-        /// limit in front of it bounds).
+        /// Whether this refusal is worth an audit event: the first of its rule, key and
+        /// window.
         audit: bool,
     },
     /// The caller lacks a role this operation needs.

@@ -180,12 +180,14 @@ impl PasswordHasher {
             };
             let raw = password.expose_secret();
             let normalised = nfkc(&password);
-            let mut legacy = false;
-            let mut valid = matches_phc(&parsed, normalised.expose_secret().as_bytes(), scratch);
-            if !valid && !is_nfkc(raw) {
-                valid = matches_phc(&parsed, raw.as_bytes(), scratch);
-                legacy = valid;
-            }
+            let normalised_valid =
+                matches_phc(&parsed, normalised.expose_secret().as_bytes(), scratch);
+            // For input that NFKC changes, the raw form (a hash from before normalisation) is
+            // always checked too, whatever the first answer: a right and a wrong password
+            // then cost the same, so the time does not tell them apart.
+            let raw_valid = !is_nfkc(raw) && matches_phc(&parsed, raw.as_bytes(), scratch);
+            let valid = normalised_valid || raw_valid;
+            let legacy = raw_valid && !normalised_valid;
             let current = Params::try_from(&parsed).ok();
             let needs_rehash = legacy
                 || parsed.algorithm != argon2::ARGON2ID_IDENT

@@ -12,6 +12,9 @@ use super::error::AuthError;
 use super::ports::{RateDecision, RateLimitStore};
 use crate::config::LimitsConfig;
 
+/// Trusted devices together may fail this many times the account-wide limit.
+pub const DEVICE_CEILING_FACTOR: u64 = 2;
+
 /// A rate-limit rule, as named in metrics and audit events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rule {
@@ -137,8 +140,9 @@ impl Limiter {
         }
     }
 
-    /// Refuses once a failure counter has reached `max` (every refusal audited; the per-IP
-    /// attempt counter in front bounds them).
+    /// Refuses once a failure counter has reached `max`. The first refusal of a window is
+    /// audited, found by counting refusals under `refused:<key>` (a store write on refusals
+    /// only), so a flood against a locked account writes one audit event, not one each.
     async fn peek(
         &self,
         rule: Rule,
@@ -151,24 +155,34 @@ impl Limiter {
             .peek(key, window_ms(window_secs), self.clock.now_millis())
             .await?;
         if d.count >= max {
-            Err(self.refuse(d, rule, true))
+            let refusals = self
+                .store
+                .hit(
+                    &format!("refused:{key}"),
+                    window_ms(window_secs),
+                    self.clock.now_millis(),
+                )
+                .await?;
+            Err(self.refuse(d, rule, refusals.count == 1))
         } else {
             Ok(())
         }
     }
 
-    /// Before any password work: counts the attempt against the IP, then refuses if the
-    /// client has failed too often. An unknown client is refused when the account has
-    /// failed too often from this IP or overall. A trusted device (`device`: the id of a
-    /// verified device token for this account) is exempt from both account limits and is
-    /// refused only when it has failed too often itself, so nobody can lock the owner out
-    /// of a device they have logged in from before.
+    /// Before any password work: [`Self::check_login_ip`], then
+    /// [`Self::check_login_failures`].
     pub async fn check_login(
         &self,
         username: &str,
         ip: &str,
         device: Option<&str>,
     ) -> Result<(), AuthError> {
+        self.check_login_ip(ip).await?;
+        self.check_login_failures(username, ip, device).await
+    }
+
+    /// Counts a login attempt against the client IP (every client, trusted or not).
+    pub async fn check_login_ip(&self, ip: &str) -> Result<(), AuthError> {
         let c = &self.config;
         self.hit(
             Rule::LoginIp,
@@ -176,14 +190,38 @@ impl Limiter {
             c.login_ip_max,
             c.login_ip_window_secs,
         )
-        .await?;
+        .await
+    }
+
+    /// Refuses if the client has failed too often. An unknown client is refused when the
+    /// account has failed too often from this IP or overall. A trusted device (`device`:
+    /// the id of a verified device token for this account) is exempt from both limits and
+    /// is refused when it has failed too often itself, so nobody can lock the owner out of
+    /// a device they have logged in from before; and, so that many device tokens cannot
+    /// multiply the guesses, when the account has failed [`DEVICE_CEILING_FACTOR`] times
+    /// its limit (trusted devices' failures count toward it too).
+    pub async fn check_login_failures(
+        &self,
+        username: &str,
+        ip: &str,
+        device: Option<&str>,
+    ) -> Result<(), AuthError> {
+        let c = &self.config;
         if let Some(device) = device {
+            self.peek(
+                Rule::LoginDevice,
+                &format!("login:device:{device}"),
+                c.login_device_failures_max,
+                c.login_device_window_secs,
+            )
+            .await?;
             return self
                 .peek(
-                    Rule::LoginDevice,
-                    &format!("login:device:{device}"),
-                    c.login_device_failures_max,
-                    c.login_device_window_secs,
+                    Rule::LoginAccount,
+                    &format!("login:acct:{username}"),
+                    c.login_account_failures_max
+                        .saturating_mul(DEVICE_CEILING_FACTOR),
+                    c.login_account_window_secs,
                 )
                 .await;
         }

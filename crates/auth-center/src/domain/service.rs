@@ -10,7 +10,7 @@ use super::client_ip::{IpRange, client_ip};
 use super::confusables::{check_single_script, username_skeleton};
 use super::credentials::{canonical_username, check_new_password, check_password_length};
 use super::crypto::{random_bytes, random_id};
-use super::device_token::DeviceTokens;
+use super::device_token::{DeviceTokens, binding as device_binding};
 use super::error::AuthError;
 use super::hasher::{HasherStats, PasswordHasher};
 use super::keys::{KeyManager, KeyPolicy};
@@ -246,17 +246,26 @@ impl AuthService {
         // work: an outage answers the same whatever the password (no oracle), and no
         // session can be half-made.
         let now_secs = self.clock.now_secs();
-        let device = client
-            .device_token
-            .as_ref()
-            .and_then(|t| self.devices.verify(t.expose_secret(), &username, now_secs));
+        let allowed = self.limiter.check_login_ip(&client.ip).await;
+        self.audit_refusal(allowed, client, None).await?;
+        let user = self.db.user_by_username(&username).await?;
+        // A device token counts only for the account it was issued to, under its current
+        // password: which failure limits apply depends on it.
+        let device = match (&client.device_token, &user) {
+            (Some(token), Some(u)) => self.devices.verify(
+                token.expose_secret(),
+                &username,
+                &device_binding(&u.password_hash),
+                now_secs,
+            ),
+            _ => None,
+        };
         let device = device.as_deref();
         let allowed = self
             .limiter
-            .check_login(&username, &client.ip, device)
+            .check_login_failures(&username, &client.ip, device)
             .await;
         self.audit_refusal(allowed, client, Some(&username)).await?;
-        let user = self.db.user_by_username(&username).await?;
         let stored_hash = user.as_ref().map(|u| u.password_hash.clone());
         let check = self.hasher.verify(password.clone(), stored_hash).await?;
         let mut user = match user {
@@ -306,7 +315,11 @@ impl AuthService {
                         .issue(&user.id, &pending.sid, &user.roles, refresh)
                         .and_then(|tokens| {
                             Ok(IssuedTokens {
-                                device_token: Some(self.devices.issue(&user.username, now_secs)?),
+                                device_token: Some(self.devices.issue(
+                                    &user.username,
+                                    &device_binding(&user.password_hash),
+                                    now_secs,
+                                )?),
                                 ..tokens
                             })
                         });
@@ -317,16 +330,18 @@ impl AuthService {
                             return Err(e);
                         }
                     };
-                    let sid = pending.keep();
+                    // Still pending during the audit write: a login cancelled there
+                    // leaves no session either.
                     self.audit(
                         "login.success",
                         Some(&user.id),
                         Some(&user.id),
-                        Some(&sid),
+                        Some(&pending.sid),
                         client,
                         None,
                     )
                     .await;
+                    pending.keep();
                     return Ok(tokens);
                 }
                 fresh => {
@@ -682,10 +697,9 @@ impl PendingSession {
         }
     }
 
-    /// The login succeeded: the session stays. Returns its sid.
-    fn keep(mut self) -> String {
+    /// The login succeeded: the session stays.
+    fn keep(mut self) {
         self.armed = false;
-        std::mem::take(&mut self.sid)
     }
 
     /// The login failed: deletes the session now; if that fails, the background clean-up

@@ -17,6 +17,9 @@ for_backends! {
         a_trusted_device_gets_only_its_own_few_tries_while_the_account_is_locked,
         a_device_token_that_is_tampered_expired_or_for_another_user_earns_no_trust,
         rate_limit_refusals_leave_one_audit_event_per_window_and_a_metric,
+        a_device_token_earns_no_trust_once_the_password_has_changed,
+        trusted_devices_together_get_at_most_twice_the_account_limit,
+        a_locked_account_leaves_one_audit_event_per_window_however_often_it_is_tried,
     ],
     sqlite_redis: [
         an_account_locked_by_failures_from_many_ips_still_admits_a_device_that_logged_in_before,
@@ -245,5 +248,83 @@ async fn rate_limit_refusals_leave_one_audit_event_per_window_and_a_metric(backe
     assert!(
         metrics.contains("auth_rate_limit_refusals_total{rule=\"login_ip\"} 3"),
         "{metrics}"
+    );
+}
+
+async fn a_device_token_earns_no_trust_once_the_password_has_changed(backend: Backend) {
+    let app = spawn(backend).await;
+    let device = owner_device_token(&app, "rita").await;
+    let r = login_with_device(&app, "rita", PASSWORD, OWNER_IP, None).await;
+    let access = r.json::<Tokens>().await.unwrap().access_token;
+    let new_password = "an entirely new passphrase";
+    let r = app
+        .post_json_bearer(
+            "/v1/password",
+            &access,
+            &json!({"current_password": PASSWORD, "new_password": new_password}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    for i in 0..4 {
+        let ip = format!("203.0.113.{i}");
+        let r = login_with_device(&app, "rita", WRONG, &ip, None).await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    }
+    // A device token from before the change (perhaps in a thief's hands) is an unknown client.
+    assert_error(
+        login_with_device(&app, "rita", new_password, OWNER_IP, Some(&device)).await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limited",
+    )
+    .await;
+}
+
+async fn trusted_devices_together_get_at_most_twice_the_account_limit(backend: Backend) {
+    let app = spawn(backend).await;
+    app.register("sven", PASSWORD).await;
+    // Someone who knew the password collected several device tokens.
+    let mut devices = Vec::new();
+    for _ in 0..4 {
+        let r = login_with_device(&app, "sven", PASSWORD, OWNER_IP, None).await;
+        let body: Value = r.json().await.unwrap();
+        devices.push(body["device_token"].as_str().unwrap().to_string());
+    }
+    lock_the_account(&app, "sven").await; // 4 failures: the account limit
+    let mut refused = 0;
+    for device in &devices {
+        for _ in 0..3 {
+            let r = login_with_device(&app, "sven", WRONG, OWNER_IP, Some(device)).await;
+            if r.status() == StatusCode::TOO_MANY_REQUESTS {
+                refused += 1;
+            }
+        }
+    }
+    // 4 + 4 more failures reach twice the limit of 4; the remaining tries are refused.
+    assert_eq!(
+        refused,
+        12 - 4,
+        "trusted devices failed beyond twice the account limit"
+    );
+}
+
+async fn a_locked_account_leaves_one_audit_event_per_window_however_often_it_is_tried(
+    backend: Backend,
+) {
+    let app = spawn(backend).await;
+    app.register("tess", PASSWORD).await;
+    lock_the_account(&app, "tess").await; // one refusal already
+    for i in 0..5 {
+        let ip = format!("192.0.2.{}", 100 + i);
+        let r = login_with_device(&app, "tess", PASSWORD, &ip, None).await;
+        assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    }
+    let events = app.audit_events("rate_limited").await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert!(
+        events[0]
+            .detail
+            .as_deref()
+            .unwrap_or("")
+            .contains("login_account")
     );
 }
