@@ -119,7 +119,9 @@ pub fn router(auth: Arc<AuthService>) -> Router {
 }
 
 /// CORS for browser clients: only the configured origins, with credentials; an origin
-/// that is not on the list gets no CORS headers at all (never a reflected Origin).
+/// that is not on the list gets no `Access-Control-Allow-Origin` (never a reflected Origin),
+/// which is what makes the browser refuse; the other CORS headers are fixed and say nothing
+/// about it.
 fn cors(allowed: &[String]) -> CorsLayer {
     let origins: Vec<HeaderValue> = allowed
         .iter()
@@ -134,6 +136,7 @@ fn cors(allowed: &[String]) -> CorsLayer {
             header::CONTENT_TYPE,
             HeaderName::from_static(cookie::TRANSPORT_HEADER),
         ])
+        .expose_headers([header::RETRY_AFTER])
         .max_age(Duration::from_secs(600))
 }
 

@@ -367,6 +367,12 @@ async fn cors_preflight_allows_only_listed_origins_with_credentials(backend: Bac
         let acao = r.headers().get("access-control-allow-origin");
         if allowed {
             assert_eq!(acao.unwrap(), origin);
+            // A browser app may read how long to wait after a 429 or 503.
+            let exposed = r.headers()["access-control-expose-headers"]
+                .to_str()
+                .unwrap()
+                .to_lowercase();
+            assert!(exposed.contains("retry-after"), "{exposed}");
         } else {
             assert!(acao.is_none());
         }
