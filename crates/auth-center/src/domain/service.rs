@@ -289,7 +289,7 @@ impl AuthService {
             .login_succeeded(&username, &client.ip, device)
             .await?;
         if check.needs_rehash
-            && let Some(hash) = self.upgrade_hash(&user.id, password).await
+            && let Some(hash) = self.upgrade_hash(&user.id, password.clone()).await
         {
             user.password_hash = hash;
         }
@@ -350,6 +350,19 @@ impl AuthService {
                         // Only the roles changed: open the session again with the new ones.
                         Some(fresh)
                             if !fresh.disabled && fresh.password_hash == user.password_hash =>
+                        {
+                            user = fresh
+                        }
+                        // Another hash: a password change, or a concurrent login's rehash
+                        // of the same password (new salt or parameters). Only this rare
+                        // race pays a second hash, to tell the two apart.
+                        Some(fresh)
+                            if !fresh.disabled
+                                && self
+                                    .hasher
+                                    .verify(password.clone(), Some(fresh.password_hash.clone()))
+                                    .await?
+                                    .valid =>
                         {
                             user = fresh
                         }

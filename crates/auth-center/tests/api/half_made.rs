@@ -252,3 +252,44 @@ async fn disabling_a_user_whose_sessions_cannot_be_ended_changes_nothing() {
     );
     assert_eq!(app.me(&victim.access_token).await.status(), StatusCode::OK);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_whose_password_was_rehashed_by_a_concurrent_login_still_succeeds() {
+    use argon2::PasswordHasher as _;
+    use secrecy::ExposeSecret as _;
+
+    let (app, faulty) = spawn_faulty(None).await;
+    app.register("rhea", PASSWORD).await;
+    // Another login of the same user rehashes the password (new salt, same password) while
+    // this one is between creating its session and re-reading the user.
+    let params = argon2::Params::new(
+        app.config.passwords.memory_kib,
+        app.config.passwords.iterations,
+        app.config.passwords.parallelism,
+        None,
+    )
+    .unwrap();
+    let rehashed = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
+        .hash_password(PASSWORD.as_bytes())
+        .unwrap()
+        .to_string();
+    let url = app.config.database_url.expose_secret().to_string();
+    *faulty.after_create.lock().unwrap() = Some(Box::new(move || {
+        tokio::runtime::Handle::current().block_on(async {
+            let db = sqlx::SqlitePool::connect(&url).await.unwrap();
+            sqlx::query("UPDATE users SET password_hash = ?1 WHERE username = 'rhea'")
+                .bind(&rehashed)
+                .execute(&db)
+                .await
+                .unwrap();
+        })
+    }));
+    let r = app.login("rhea", PASSWORD).await;
+    assert_eq!(
+        r.status(),
+        StatusCode::OK,
+        "the right password must not get 401"
+    );
+    let tokens: Tokens = r.json().await.unwrap();
+    assert_eq!(app.session_ids(&tokens.user_id()).await.len(), 1);
+}
