@@ -3,7 +3,12 @@
 //! `scripts/test.sh`) under a key prefix private to each test. Tests that stop Redis or kill
 //! a node start their own.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a panic is a failure report
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods
+)] // test code: a panic is a failure report
 
 mod helpers;
 

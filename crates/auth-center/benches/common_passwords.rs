@@ -10,7 +10,12 @@
 //! growth (`VmRSS`) from loading it. Run with `cargo bench -p auth-center --bench
 //! common_passwords`.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a benchmark: fail loudly
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods
+)] // a benchmark: fail loudly
 
 use std::hint::black_box;
 

@@ -23,6 +23,7 @@
 //! directory if the test process dies without dropping the fixture (statics, `exit`, abort,
 //! SIGKILL), so no server outlives the tests.
 
+#![allow(clippy::disallowed_methods)] // fixtures wait on real servers in real time
 #![warn(missing_docs)]
 
 mod postgres;

@@ -1,5 +1,7 @@
 //! The fixtures against the real servers: start, use through the official CLIs, stop, restart.
 
+#![allow(clippy::disallowed_methods)] // fixtures wait on real servers in real time
+
 use std::collections::HashSet;
 use std::net::TcpStream;
 use std::path::PathBuf;

@@ -21,7 +21,12 @@
 //!
 //! Run with `cargo bench -p verifier` (about 1–2 minutes of measurement).
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a benchmark: fail loudly
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods
+)] // a benchmark: fail loudly
 
 use std::cell::Cell;
 use std::hint::black_box;

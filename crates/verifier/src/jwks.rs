@@ -46,6 +46,7 @@ impl JwksSource {
 
     /// Refetches unless a fetch started less than a cooldown ago (then waits for it).
     /// Returns whether the set of key ids changed.
+    #[allow(clippy::disallowed_methods)] // real time: the refetch cooldown protects the issuer, not domain time
     pub(crate) async fn refresh(&self) -> bool {
         let mut last = self.last_fetch.lock().await;
         if last.is_some_and(|t| t.elapsed() < self.cooldown) {

@@ -7,7 +7,12 @@
 //! controls show both halves: a good token *does* reach Redis (and fails closed as
 //! `Unavailable`), and verifies with revocation off. No Redis server is needed.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a panic is a failure report
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods
+)] // test code: a panic is a failure report
 
 use std::sync::Arc;
 

@@ -16,6 +16,9 @@
 //!   connection closes), a half-sent request head is dropped, and whatever is still open
 //!   after `shutdown_grace` is dropped.
 
+// Connection timeouts are real time, not domain time (see `disallowed-methods` in clippy.toml).
+#![allow(clippy::disallowed_methods)]
+
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;

@@ -1,7 +1,12 @@
 //! auth-center API tests: the real app on port 0 against real SQLite/Postgres and real
 //! Redis (standalone and cluster) started by `scripts/test.sh`.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a panic is a failure report
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods
+)] // test code: a panic is a failure report
 
 mod helpers;
 
