@@ -7,7 +7,8 @@
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,
-    clippy::disallowed_methods
+    clippy::disallowed_methods,
+    unreachable_pub // helpers shared across this test binary's modules
 )] // test code: a panic is a failure report
 
 mod helpers;

@@ -1,3 +1,6 @@
+//! The auth-center binary: parses the command line and runs `serve` (the default) or a CLI
+//! command. Everything else is in the library (`auth_center`).
+
 use clap::Parser as _;
 
 #[tokio::main]

@@ -1,3 +1,6 @@
+//! The demo-service binary: a small downstream service protected by the verifier, configured
+//! from the environment (see the library's `Settings`).
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()

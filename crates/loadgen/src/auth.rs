@@ -12,7 +12,7 @@ use crate::client::Target;
 
 /// Arguments of `loadgen token`.
 #[derive(Debug, clap::Args)]
-pub struct TokenArgs {
+pub(crate) struct TokenArgs {
     /// The auth-center's base URL (loopback only), e.g. `http://127.0.0.1:8080`.
     #[arg(long)]
     pub auth_url: String,
@@ -30,7 +30,7 @@ pub struct TokenArgs {
 
 /// A logged-in session.
 #[derive(Debug, Clone)]
-pub struct Session {
+pub(crate) struct Session {
     pub access_token: String,
     pub session_id: String,
     pub sub: String,
@@ -39,14 +39,14 @@ pub struct Session {
 
 impl Session {
     /// The Redis key of this session's record.
-    pub fn key(&self, prefix: &str) -> anyhow::Result<String> {
+    pub(crate) fn key(&self, prefix: &str) -> anyhow::Result<String> {
         SessionKeys::new(prefix)
             .session(&self.sub, &self.sid)
             .context("token with malformed sub/sid")
     }
 
     /// A session from an access token alone (`sub` and `sid` read from its claims).
-    pub fn from_token(access_token: &str) -> anyhow::Result<Self> {
+    pub(crate) fn from_token(access_token: &str) -> anyhow::Result<Self> {
         #[derive(Deserialize)]
         struct Claims {
             sub: String,
@@ -68,14 +68,14 @@ impl Session {
 }
 
 /// An auth-center client.
-pub struct AuthCenter {
+pub(crate) struct AuthCenter {
     base: String,
     http: reqwest::Client,
 }
 
 /// Why a login failed.
 #[derive(Debug, thiserror::Error)]
-pub enum LoginError {
+pub(crate) enum LoginError {
     #[error("login rate-limited (429)")]
     RateLimited,
     #[error("{0:#}")]
@@ -83,7 +83,7 @@ pub enum LoginError {
 }
 
 impl AuthCenter {
-    pub fn new(base: &str) -> anyhow::Result<Self> {
+    pub(crate) fn new(base: &str) -> anyhow::Result<Self> {
         let base = base.trim_end_matches('/').to_string();
         Target::parse(&base)?; // loopback only
         Ok(Self {
@@ -95,7 +95,7 @@ impl AuthCenter {
     }
 
     /// Registers `username`; an existing user (409) is fine.
-    pub async fn register(&self, username: &str, password: &str) -> anyhow::Result<()> {
+    pub(crate) async fn register(&self, username: &str, password: &str) -> anyhow::Result<()> {
         let response = self
             .http
             .post(format!("{}/v1/register", self.base))
@@ -112,7 +112,11 @@ impl AuthCenter {
     }
 
     /// Logs in: a new session.
-    pub async fn login(&self, username: &str, password: &str) -> Result<Session, LoginError> {
+    pub(crate) async fn login(
+        &self,
+        username: &str,
+        password: &str,
+    ) -> Result<Session, LoginError> {
         #[derive(Deserialize)]
         struct TokenResponse {
             access_token: String,
@@ -146,7 +150,7 @@ impl AuthCenter {
 }
 
 /// `loadgen token`: shell assignments for a fresh session.
-pub async fn token_command(args: TokenArgs) -> anyhow::Result<String> {
+pub(crate) async fn token_command(args: TokenArgs) -> anyhow::Result<String> {
     let auth = AuthCenter::new(&args.auth_url)?;
     if args.register {
         auth.register(&args.username, &args.password).await?;

@@ -19,7 +19,7 @@ use tokio::net::TcpStream;
 
 /// Where and what to GET.
 #[derive(Debug, Clone)]
-pub struct Target {
+pub(crate) struct Target {
     pub addr: SocketAddr,
     host: HeaderValue,
     path: Uri,
@@ -28,7 +28,7 @@ pub struct Target {
 impl Target {
     /// Parses `http://127.0.0.1:port/path`. Only loopback addresses are accepted: the
     /// benchmarks send traffic to processes they started on this machine, nowhere else.
-    pub fn parse(url: &str) -> anyhow::Result<Self> {
+    pub(crate) fn parse(url: &str) -> anyhow::Result<Self> {
         let uri: Uri = url.parse().with_context(|| format!("bad URL {url}"))?;
         if uri.scheme_str() != Some("http") {
             bail!("{url}: only http:// URLs are supported");
@@ -61,7 +61,7 @@ impl Target {
 }
 
 /// One keep-alive connection.
-pub struct Conn {
+pub(crate) struct Conn {
     target: Target,
     auth: Option<HeaderValue>,
     sender: Option<SendRequest<Empty<Bytes>>>,
@@ -70,7 +70,7 @@ pub struct Conn {
 }
 
 impl Conn {
-    pub fn new(target: Target, bearer: Option<&str>) -> anyhow::Result<Self> {
+    pub(crate) fn new(target: Target, bearer: Option<&str>) -> anyhow::Result<Self> {
         let auth = bearer
             .map(|t| HeaderValue::from_str(&format!("Bearer {t}")))
             .transpose()?;
@@ -83,7 +83,7 @@ impl Conn {
     }
 
     /// Replaces the bearer token.
-    pub fn set_bearer(&mut self, bearer: &str) -> anyhow::Result<()> {
+    pub(crate) fn set_bearer(&mut self, bearer: &str) -> anyhow::Result<()> {
         self.auth = Some(HeaderValue::from_str(&format!("Bearer {bearer}"))?);
         Ok(())
     }
@@ -113,7 +113,7 @@ impl Conn {
 
     /// One GET; the body is read to the end. A connection the server closed is reopened
     /// once before giving up.
-    pub async fn get(&mut self) -> anyhow::Result<StatusCode> {
+    pub(crate) async fn get(&mut self) -> anyhow::Result<StatusCode> {
         let mut retried = false;
         loop {
             if self.sender.as_ref().is_none_or(SendRequest::is_closed) {
@@ -145,7 +145,7 @@ impl Conn {
 }
 
 /// A keep-alive connection sending one fixed, pre-encoded GET request.
-pub struct RawConn {
+pub(crate) struct RawConn {
     addr: SocketAddr,
     request: Vec<u8>,
     stream: Option<TcpStream>,
@@ -155,7 +155,7 @@ pub struct RawConn {
 }
 
 impl RawConn {
-    pub fn new(target: &Target, bearer: Option<&str>) -> anyhow::Result<Self> {
+    pub(crate) fn new(target: &Target, bearer: Option<&str>) -> anyhow::Result<Self> {
         let host = target.host.to_str()?;
         let mut request = format!("GET {} HTTP/1.1\r\nHost: {host}\r\n", target.path);
         if let Some(token) = bearer {
@@ -173,7 +173,7 @@ impl RawConn {
 
     /// One GET; the body is read (by `Content-Length`) and dropped. A connection the
     /// server closed is reopened once before giving up.
-    pub async fn get(&mut self) -> anyhow::Result<StatusCode> {
+    pub(crate) async fn get(&mut self) -> anyhow::Result<StatusCode> {
         match self.try_get().await {
             Ok(status) => Ok(status),
             Err(_) => {

@@ -22,7 +22,7 @@ use tokio::sync::Mutex;
 
 /// Arguments of `loadgen login-flood`.
 #[derive(Debug, clap::Args)]
-pub struct FloodArgs {
+pub(crate) struct FloodArgs {
     /// The auth-center binary to start, e.g. `target/release/auth-center`.
     #[arg(long)]
     pub binary: PathBuf,
@@ -51,7 +51,7 @@ fn parse_env(s: &str) -> Result<(String, String), String> {
 
 /// Memory of the server process, KiB.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
-pub struct Memory {
+pub(crate) struct Memory {
     pub rss_kib: u64,
     pub hwm_kib: u64,
     pub threads: u64,
@@ -59,7 +59,7 @@ pub struct Memory {
 
 /// The result, printed as one JSON object.
 #[derive(Debug, Serialize)]
-pub struct FloodResult {
+pub(crate) struct FloodResult {
     pub binary: String,
     pub concurrency: usize,
     pub seconds: f64,
@@ -94,7 +94,7 @@ const USERNAME: &str = "flood";
 const PASSWORD: &str = "flood password for the memory test";
 
 /// Runs the flood and stops the server again, however it ends.
-pub async fn run(args: FloodArgs) -> anyhow::Result<FloodResult> {
+pub(crate) async fn run(args: FloodArgs) -> anyhow::Result<FloodResult> {
     let binary = std::fs::canonicalize(&args.binary)
         .with_context(|| format!("{} not found", args.binary.display()))?;
     let dir = tempfile::tempdir()?;
@@ -312,7 +312,7 @@ async fn sample(pid: u32, stop: Arc<AtomicBool>) -> anyhow::Result<Peaks> {
 }
 
 /// `VmRSS`, `VmHWM` and `Threads` of a process.
-pub fn memory(pid: u32) -> anyhow::Result<Memory> {
+pub(crate) fn memory(pid: u32) -> anyhow::Result<Memory> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
         .with_context(|| format!("read /proc/{pid}/status (did the server exit?)"))?;
     let field = |name: &str| {

@@ -15,7 +15,7 @@ use crate::client::{Conn, RawConn, Target};
 
 /// Arguments of `loadgen http`.
 #[derive(Debug, clap::Args)]
-pub struct HttpArgs {
+pub(crate) struct HttpArgs {
     /// The URL to GET (loopback only), e.g. `http://127.0.0.1:8081/me`.
     #[arg(long)]
     pub url: String,
@@ -54,7 +54,7 @@ pub struct HttpArgs {
 
 /// Which HTTP client sends the load.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum ClientKind {
+pub(crate) enum ClientKind {
     Raw,
     Hyper,
 }
@@ -89,7 +89,7 @@ impl AnyConn {
 
 /// The result of one `http` run (also read back by `loadgen table`).
 #[derive(Debug, Serialize, serde::Deserialize)]
-pub struct HttpResult {
+pub(crate) struct HttpResult {
     pub kind: String,
     pub label: String,
     pub url: String,
@@ -132,7 +132,7 @@ fn histogram() -> anyhow::Result<Histogram<u64>> {
 }
 
 /// Runs the load and summarises it.
-pub async fn run(args: HttpArgs) -> anyhow::Result<HttpResult> {
+pub(crate) async fn run(args: HttpArgs) -> anyhow::Result<HttpResult> {
     if args.connections == 0 || args.connections > 4096 {
         bail!("--connections must be 1..=4096");
     }
@@ -308,7 +308,7 @@ async fn worker(
 }
 
 /// User + system CPU seconds of a process (all threads), from `/proc/<pid>/stat`.
-pub fn process_cpu_secs(pid: u32) -> Option<f64> {
+pub(crate) fn process_cpu_secs(pid: u32) -> Option<f64> {
     stat_cpu_secs(Path::new(&format!("/proc/{pid}/stat")))
 }
 

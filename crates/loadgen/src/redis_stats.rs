@@ -6,7 +6,7 @@ use redis::aio::MultiplexedConnection;
 use crate::client::Target;
 
 /// A plain (non-tracking) connection to a loopback Redis.
-pub async fn connect(url: &str) -> anyhow::Result<MultiplexedConnection> {
+pub(crate) async fn connect(url: &str) -> anyhow::Result<MultiplexedConnection> {
     let rest = url
         .strip_prefix("redis://")
         .context("the Redis URL must be redis://127.0.0.1:PORT")?;
@@ -18,7 +18,7 @@ pub async fn connect(url: &str) -> anyhow::Result<MultiplexedConnection> {
 }
 
 /// How many `EXISTS` commands the server has executed so far.
-pub async fn exists_calls(conn: &mut MultiplexedConnection) -> anyhow::Result<u64> {
+pub(crate) async fn exists_calls(conn: &mut MultiplexedConnection) -> anyhow::Result<u64> {
     let info: String = redis::cmd("INFO")
         .arg("commandstats")
         .query_async(conn)

@@ -21,7 +21,7 @@ use crate::client::{Conn, Target};
 
 /// Arguments of `loadgen revocation`.
 #[derive(Debug, clap::Args)]
-pub struct RevocationArgs {
+pub(crate) struct RevocationArgs {
     /// The protected URL (loopback only), e.g. `http://127.0.0.1:8081/me`.
     #[arg(long)]
     pub url: String,
@@ -62,7 +62,7 @@ pub struct RevocationArgs {
 
 /// The result of one `revocation` run (also read back by `loadgen table`).
 #[derive(Debug, Serialize, Deserialize)]
-pub struct RevocationResult {
+pub(crate) struct RevocationResult {
     pub kind: String,
     pub label: String,
     pub url: String,
@@ -118,7 +118,7 @@ fn histogram() -> anyhow::Result<Histogram<u64>> {
 }
 
 /// Runs the trials.
-pub async fn run(args: RevocationArgs) -> anyhow::Result<RevocationResult> {
+pub(crate) async fn run(args: RevocationArgs) -> anyhow::Result<RevocationResult> {
     if args.trials == 0 || args.trials > 100_000 {
         bail!("--trials must be 1..=100000");
     }

@@ -10,7 +10,7 @@ use crate::revocation::RevocationResult;
 
 /// Renders the result files: one table for `http` runs (ratios against the first
 /// label's best round), one for `revocation` runs.
-pub fn render(files: &[PathBuf]) -> anyhow::Result<String> {
+pub(crate) fn render(files: &[PathBuf]) -> anyhow::Result<String> {
     let mut http = Vec::new();
     let mut revocation = Vec::new();
     for path in files {

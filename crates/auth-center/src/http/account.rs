@@ -45,7 +45,7 @@ fn sessions_json(sessions: Vec<SessionRecord>, current_sid: Option<&str>) -> Jso
 }
 
 /// `GET /v1/sessions`
-pub async fn my_sessions(
+pub(super) async fn my_sessions(
     State(auth): AppState,
     Authenticated(claims): Authenticated,
 ) -> Result<Json<Value>, ApiError> {
@@ -54,7 +54,7 @@ pub async fn my_sessions(
 }
 
 /// `DELETE /v1/sessions/{sid}`
-pub async fn end_my_session(
+pub(super) async fn end_my_session(
     State(auth): AppState,
     Client(client): Client,
     Authenticated(claims): Authenticated,
@@ -67,13 +67,13 @@ pub async fn end_my_session(
 /// Body of a password change.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct PasswordChange {
+pub(super) struct PasswordChange {
     current_password: SecretString,
     new_password: SecretString,
 }
 
 /// `POST /v1/password`
-pub async fn change_password(
+pub(super) async fn change_password(
     State(auth): AppState,
     Client(client): Client,
     Authenticated(claims): Authenticated,
@@ -88,7 +88,7 @@ pub async fn change_password(
 /// Paging of admin lists.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Page {
+pub(super) struct Page {
     #[serde(default = "default_limit")]
     limit: i64,
     #[serde(default)]
@@ -100,7 +100,7 @@ fn default_limit() -> i64 {
 }
 
 /// `GET /v1/admin/users`
-pub async fn list_users(
+pub(super) async fn list_users(
     State(auth): AppState,
     Authenticated(admin): Authenticated,
     ApiQuery(page): ApiQuery<Page>,
@@ -115,7 +115,7 @@ pub async fn list_users(
 /// Body of an admin's user creation.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct NewUser {
+pub(super) struct NewUser {
     username: String,
     password: SecretString,
     #[serde(default)]
@@ -123,7 +123,7 @@ pub struct NewUser {
 }
 
 /// `POST /v1/admin/users`
-pub async fn create_user(
+pub(super) async fn create_user(
     State(auth): AppState,
     Client(client): Client,
     Authenticated(admin): Authenticated,
@@ -136,7 +136,7 @@ pub async fn create_user(
 }
 
 /// `GET /v1/admin/users/{id}`
-pub async fn get_user(
+pub(super) async fn get_user(
     State(auth): AppState,
     Authenticated(admin): Authenticated,
     ApiPath(id): ApiPath<String>,
@@ -149,12 +149,12 @@ pub async fn get_user(
 /// Body of a role change.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Roles {
+pub(super) struct Roles {
     roles: Vec<String>,
 }
 
 /// `PUT /v1/admin/users/{id}/roles`
-pub async fn set_roles(
+pub(super) async fn set_roles(
     State(auth): AppState,
     Client(client): Client,
     Authenticated(admin): Authenticated,
@@ -168,7 +168,7 @@ pub async fn set_roles(
 }
 
 /// `POST /v1/admin/users/{id}/disable`
-pub async fn disable_user(
+pub(super) async fn disable_user(
     State(auth): AppState,
     Client(client): Client,
     Authenticated(admin): Authenticated,
@@ -180,7 +180,7 @@ pub async fn disable_user(
 }
 
 /// `POST /v1/admin/users/{id}/enable`
-pub async fn enable_user(
+pub(super) async fn enable_user(
     State(auth): AppState,
     Client(client): Client,
     Authenticated(admin): Authenticated,
@@ -192,7 +192,7 @@ pub async fn enable_user(
 }
 
 /// `GET /v1/admin/users/{id}/sessions`
-pub async fn user_sessions(
+pub(super) async fn user_sessions(
     State(auth): AppState,
     Authenticated(admin): Authenticated,
     ApiPath(id): ApiPath<String>,
@@ -204,7 +204,7 @@ pub async fn user_sessions(
 }
 
 /// `DELETE /v1/admin/users/{id}/sessions`
-pub async fn force_logout_user(
+pub(super) async fn force_logout_user(
     State(auth): AppState,
     Client(client): Client,
     Authenticated(admin): Authenticated,
@@ -215,7 +215,7 @@ pub async fn force_logout_user(
 }
 
 /// `DELETE /v1/admin/users/{id}/sessions/{sid}`
-pub async fn force_logout_session(
+pub(super) async fn force_logout_session(
     State(auth): AppState,
     Client(client): Client,
     Authenticated(admin): Authenticated,
@@ -229,13 +229,13 @@ pub async fn force_logout_session(
 /// Paging of the audit log.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct AuditQuery {
+pub(super) struct AuditQuery {
     #[serde(default = "default_limit")]
     limit: i64,
 }
 
 /// `GET /v1/admin/audit`
-pub async fn audit_log(
+pub(super) async fn audit_log(
     State(auth): AppState,
     Authenticated(admin): Authenticated,
     ApiQuery(query): ApiQuery<AuditQuery>,
@@ -263,7 +263,7 @@ fn audit_json(e: AuditEvent) -> Value {
 
 /// Body of an introspection request (RFC 7662): form-encoded or JSON.
 #[derive(Deserialize)]
-pub struct IntrospectRequest {
+pub(super) struct IntrospectRequest {
     token: String,
     #[serde(default)]
     #[allow(dead_code)]
@@ -272,7 +272,7 @@ pub struct IntrospectRequest {
 
 /// `POST /v1/introspect` (RFC 7662 style; the caller needs the `introspect` or `admin`
 /// role). Anything but an active access token is `{"active": false}`.
-pub async fn introspect(
+pub(super) async fn introspect(
     State(auth): AppState,
     Authenticated(caller): Authenticated,
     RawBody(media, body): RawBody,

@@ -8,32 +8,32 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use crate::domain::AuthError;
 
 /// The refresh-token cookie.
-pub const COOKIE_NAME: &str = "__Host-refresh";
+pub(super) const COOKIE_NAME: &str = "__Host-refresh";
 /// The device-token cookie (see `domain::device_token`), set by a cookie-mode login.
-pub const DEVICE_COOKIE_NAME: &str = "__Host-device";
+pub(super) const DEVICE_COOKIE_NAME: &str = "__Host-device";
 /// Request header that selects cookie mode (and makes the request non-simple).
-pub const TRANSPORT_HEADER: &str = "x-token-transport";
+pub(super) const TRANSPORT_HEADER: &str = "x-token-transport";
 
 /// Whether the request asks for cookie mode.
-pub fn wants_cookie(headers: &HeaderMap) -> bool {
+pub(super) fn wants_cookie(headers: &HeaderMap) -> bool {
     headers
         .get(TRANSPORT_HEADER)
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"cookie"))
 }
 
 /// The refresh token from the cookie, if exactly one was sent (see [`refresh_cookies`]).
-pub fn refresh_cookie(headers: &HeaderMap) -> Option<String> {
+pub(super) fn refresh_cookie(headers: &HeaderMap) -> Option<String> {
     only(cookies(headers, COOKIE_NAME))
 }
 
 /// How many refresh cookies the request carries. More than one is ambiguous (a planted
 /// cookie beside the real one): the request is refused and neither is cleared.
-pub fn refresh_cookies(headers: &HeaderMap) -> usize {
+pub(super) fn refresh_cookies(headers: &HeaderMap) -> usize {
     cookies(headers, COOKIE_NAME).len()
 }
 
 /// The device token from the cookie, if exactly one was sent.
-pub fn device_cookie(headers: &HeaderMap) -> Option<String> {
+pub(super) fn device_cookie(headers: &HeaderMap) -> Option<String> {
     only(cookies(headers, DEVICE_COOKIE_NAME))
 }
 
@@ -54,7 +54,7 @@ fn cookies(headers: &HeaderMap, wanted: &str) -> Vec<String> {
 }
 
 /// CSRF check for a cookie-mode request: the custom header and an allowed `Origin`.
-pub fn check_csrf(headers: &HeaderMap, allowed_origins: &[String]) -> Result<(), AuthError> {
+pub(super) fn check_csrf(headers: &HeaderMap, allowed_origins: &[String]) -> Result<(), AuthError> {
     if !wants_cookie(headers) {
         return Err(AuthError::CsrfRejected(
             "cookie mode needs the X-Token-Transport: cookie header",
@@ -78,12 +78,12 @@ pub fn check_csrf(headers: &HeaderMap, allowed_origins: &[String]) -> Result<(),
 }
 
 /// `Set-Cookie` carrying a refresh token for `max_age_secs`.
-pub fn set_refresh_cookie(token: &str, max_age_secs: u64) -> Option<HeaderValue> {
+pub(super) fn set_refresh_cookie(token: &str, max_age_secs: u64) -> Option<HeaderValue> {
     set_cookie(COOKIE_NAME, token, max_age_secs)
 }
 
 /// `Set-Cookie` carrying a device token for `max_age_secs`.
-pub fn set_device_cookie(token: &str, max_age_secs: u64) -> Option<HeaderValue> {
+pub(super) fn set_device_cookie(token: &str, max_age_secs: u64) -> Option<HeaderValue> {
     set_cookie(DEVICE_COOKIE_NAME, token, max_age_secs)
 }
 
@@ -95,7 +95,7 @@ fn set_cookie(name: &str, value: &str, max_age_secs: u64) -> Option<HeaderValue>
 }
 
 /// `Set-Cookie` that deletes the refresh cookie.
-pub fn clear_refresh_cookie() -> HeaderValue {
+pub(super) fn clear_refresh_cookie() -> HeaderValue {
     HeaderValue::from_static(
         "__Host-refresh=; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=0",
     )

@@ -36,7 +36,7 @@ impl ApiError {
 }
 
 /// Builds the JSON error response.
-pub fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
+pub(super) fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
     (status, Json(ErrorBody::new(code, message))).into_response()
 }
 

@@ -19,7 +19,7 @@ use crate::domain::{AuthService, ClientInfo};
 /// `Json<T>` whose rejections (bad syntax, wrong content type, too large, not an object,
 /// a member repeated at any depth, unknown or missing fields) answer in the common error
 /// shape.
-pub struct ApiJson<T>(pub T);
+pub(super) struct ApiJson<T>(pub T);
 
 impl<S, T> FromRequest<S> for ApiJson<T>
 where
@@ -82,7 +82,7 @@ fn payload_too_large() -> ApiError {
 
 /// Why a body could not be read.
 #[derive(Debug)]
-pub enum BodyError {
+pub(super) enum BodyError {
     /// Not valid JSON (or form encoding).
     Syntax(String),
     /// Well-formed, but not what the route takes: not an object, a member or parameter
@@ -93,7 +93,7 @@ pub enum BodyError {
 impl BodyError {
     /// The common error: `400` with `syntax_code` for a syntax error, `invalid_request`
     /// otherwise.
-    pub fn into_api_error(self, syntax_code: &'static str) -> ApiError {
+    pub(super) fn into_api_error(self, syntax_code: &'static str) -> ApiError {
         match self {
             BodyError::Syntax(message) => {
                 ApiError::http(StatusCode::BAD_REQUEST, syntax_code, message)
@@ -107,7 +107,7 @@ impl BodyError {
 
 /// A JSON body as `T`: it must be an object, and no member may appear twice in any object
 /// of it.
-pub fn json_object<T: DeserializeOwned>(body: &[u8]) -> Result<T, BodyError> {
+pub(super) fn json_object<T: DeserializeOwned>(body: &[u8]) -> Result<T, BodyError> {
     match repeated::check_json(body) {
         Ok(JsonKind::Object) => {}
         // serde would otherwise accept a struct written as an array.
@@ -131,7 +131,7 @@ pub fn json_object<T: DeserializeOwned>(body: &[u8]) -> Result<T, BodyError> {
 
 /// An `application/x-www-form-urlencoded` body as `T`; no parameter may appear twice
 /// (RFC 6749 §3.2).
-pub fn form<T: DeserializeOwned>(body: &[u8]) -> Result<T, BodyError> {
+pub(super) fn form<T: DeserializeOwned>(body: &[u8]) -> Result<T, BodyError> {
     repeated::check_params(body).map_err(|e| BodyError::Invalid(format!("invalid form: {e}")))?;
     serde_urlencoded::from_bytes(body).map_err(|e| BodyError::Invalid(format!("invalid form: {e}")))
 }
@@ -159,7 +159,7 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
 
 /// The caller's IP (the TCP peer, or the forwarded client when the peer is a trusted
 /// proxy) and user agent.
-pub struct Client(pub ClientInfo);
+pub(super) struct Client(pub ClientInfo);
 
 impl FromRequestParts<Arc<AuthService>> for Client {
     type Rejection = std::convert::Infallible;
@@ -197,7 +197,7 @@ impl FromRequestParts<Arc<AuthService>> for Client {
 
 /// Query parameters whose rejection uses the common error shape; a parameter that appears
 /// twice is refused.
-pub struct ApiQuery<T>(pub T);
+pub(super) struct ApiQuery<T>(pub T);
 
 impl<S, T> FromRequestParts<S> for ApiQuery<T>
 where
@@ -223,7 +223,7 @@ where
 }
 
 /// A caller with a valid access token whose session is alive.
-pub struct Authenticated(pub Claims);
+pub(super) struct Authenticated(pub Claims);
 
 impl FromRequestParts<Arc<AuthService>> for Authenticated {
     type Rejection = ApiError;
@@ -240,7 +240,7 @@ impl FromRequestParts<Arc<AuthService>> for Authenticated {
 
 /// Path parameters whose rejection (a segment that is not UTF-8, say) uses the common
 /// error shape.
-pub struct ApiPath<T>(pub T);
+pub(super) struct ApiPath<T>(pub T);
 
 impl<S, T> FromRequestParts<S> for ApiPath<T>
 where
@@ -265,7 +265,7 @@ where
 
 /// A body's media type, as far as the routes that take more than one care.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MediaType {
+pub(super) enum MediaType {
     /// `application/json`
     Json,
     /// `application/x-www-form-urlencoded`
@@ -275,7 +275,7 @@ pub enum MediaType {
 /// The whole body as bytes, with the size limit and read errors in the common error shape,
 /// and its media type: the essence of `Content-Type` (parameters dropped, compared without
 /// regard to case), JSON or a form; anything else, or none, is `415`.
-pub struct RawBody(pub MediaType, pub Bytes);
+pub(super) struct RawBody(pub MediaType, pub Bytes);
 
 impl<S: Send + Sync> FromRequest<S> for RawBody {
     type Rejection = ApiError;

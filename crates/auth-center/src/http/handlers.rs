@@ -20,7 +20,7 @@ pub(super) type AppState = State<Arc<AuthService>>;
 /// Body of register.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Credentials {
+pub(super) struct Credentials {
     username: String,
     password: SecretString,
 }
@@ -29,7 +29,7 @@ pub struct Credentials {
 /// cookie mode send it as the `__Host-device` cookie instead).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct LoginRequest {
+pub(super) struct LoginRequest {
     username: String,
     password: SecretString,
     device_token: Option<SecretString>,
@@ -38,7 +38,7 @@ pub struct LoginRequest {
 /// Body of refresh. Without `refresh_token`, the cookie is used (cookie mode).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RefreshRequest {
+pub(super) struct RefreshRequest {
     refresh_token: Option<SecretString>,
 }
 
@@ -58,7 +58,7 @@ struct TokenResponse<'a> {
 
 /// A user as JSON.
 #[derive(Serialize)]
-pub struct UserResponse {
+pub(super) struct UserResponse {
     id: String,
     username: String,
     roles: Vec<String>,
@@ -150,7 +150,7 @@ fn clearing_cookie(request_headers: &HeaderMap, mut response: Response) -> Respo
 }
 
 /// `POST /v1/register`
-pub async fn register(
+pub(super) async fn register(
     State(auth): AppState,
     Client(client): Client,
     ApiJson(body): ApiJson<Credentials>,
@@ -162,7 +162,7 @@ pub async fn register(
 }
 
 /// `POST /v1/login` (cookie mode with `X-Token-Transport: cookie`).
-pub async fn login(
+pub(super) async fn login(
     State(auth): AppState,
     Client(client): Client,
     headers: HeaderMap,
@@ -179,7 +179,7 @@ pub async fn login(
 }
 
 /// `POST /v1/refresh`: the token from the body, or (cookie mode) from the cookie.
-pub async fn refresh(
+pub(super) async fn refresh(
     State(auth): AppState,
     Client(client): Client,
     headers: HeaderMap,
@@ -219,7 +219,7 @@ pub async fn refresh(
 }
 
 /// `POST /v1/logout` (also clears the refresh cookie).
-pub async fn logout(
+pub(super) async fn logout(
     State(auth): AppState,
     Client(client): Client,
     headers: HeaderMap,
@@ -233,7 +233,7 @@ pub async fn logout(
 }
 
 /// `POST /v1/logout-all` (also clears the refresh cookie).
-pub async fn logout_all(
+pub(super) async fn logout_all(
     State(auth): AppState,
     Client(client): Client,
     headers: HeaderMap,
@@ -247,7 +247,7 @@ pub async fn logout_all(
 }
 
 /// `GET /v1/me`
-pub async fn me(
+pub(super) async fn me(
     State(auth): AppState,
     Authenticated(claims): Authenticated,
 ) -> Result<Json<serde_json::Value>, ApiError> {
@@ -263,7 +263,7 @@ pub async fn me(
 
 /// `GET /.well-known/jwks.json`, cacheable for `keys.jwks_max_age_secs`, which is
 /// shorter than the publication delay of a new key.
-pub async fn jwks(State(auth): AppState) -> Response {
+pub(super) async fn jwks(State(auth): AppState) -> Response {
     let cache_control = format!("public, max-age={}", auth.config().keys.jwks_max_age_secs);
     let mut headers = HeaderMap::new();
     if let Ok(value) = HeaderValue::from_str(&cache_control) {
@@ -273,7 +273,7 @@ pub async fn jwks(State(auth): AppState) -> Response {
 }
 
 /// `GET /.well-known/openid-configuration` (minimal discovery document).
-pub async fn openid_configuration(State(auth): AppState) -> Json<serde_json::Value> {
+pub(super) async fn openid_configuration(State(auth): AppState) -> Json<serde_json::Value> {
     let issuer = auth.config().issuer.trim_end_matches('/').to_string();
     Json(json!({
         "issuer": issuer,
@@ -287,12 +287,12 @@ pub async fn openid_configuration(State(auth): AppState) -> Json<serde_json::Val
 }
 
 /// `GET /healthz`: the process is up.
-pub async fn healthz() -> Json<serde_json::Value> {
+pub(super) async fn healthz() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok" }))
 }
 
 /// `GET /readyz`: the database and the session store answer.
-pub async fn readyz(State(auth): AppState) -> Result<Json<serde_json::Value>, ApiError> {
+pub(super) async fn readyz(State(auth): AppState) -> Result<Json<serde_json::Value>, ApiError> {
     auth.ready().await?;
     Ok(Json(json!({ "status": "ready" })))
 }

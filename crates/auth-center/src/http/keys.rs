@@ -13,7 +13,7 @@ use crate::domain::keys::{KeyRotation, KeyStatus};
 /// Body of `POST /v1/admin/keys/rotate`; no body at all is a delayed rotation.
 #[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RotateRequest {
+pub(super) struct RotateRequest {
     /// Sign with the new key at once (an emergency).
     #[serde(default)]
     now: bool,
@@ -23,7 +23,7 @@ pub struct RotateRequest {
 }
 
 /// `POST /v1/admin/keys/rotate`
-pub async fn rotate(
+pub(super) async fn rotate(
     State(auth): AppState,
     Client(client): Client,
     Authenticated(admin): Authenticated,
@@ -47,7 +47,7 @@ pub async fn rotate(
 }
 
 /// `GET /v1/admin/keys`
-pub async fn list(
+pub(super) async fn list(
     State(auth): AppState,
     Authenticated(admin): Authenticated,
 ) -> Result<Json<Value>, ApiError> {

@@ -17,14 +17,14 @@ use crate::domain::AuthService;
 type RequestCounts = BTreeMap<(String, String, u16), (u64, f64)>;
 
 /// Counters shared by the middleware and the `/metrics` handler, plus the domain's own.
-pub struct Metrics {
+pub(super) struct Metrics {
     requests: Mutex<RequestCounts>,
     auth: Arc<AuthService>,
 }
 
 impl Metrics {
     /// Metrics of the HTTP layer and of `auth`.
-    pub fn new(auth: Arc<AuthService>) -> Self {
+    pub(super) fn new(auth: Arc<AuthService>) -> Self {
         Self {
             requests: Mutex::default(),
             auth,
@@ -93,7 +93,11 @@ impl Metrics {
 
 /// Middleware: counts every request under its matched route.
 #[allow(clippy::disallowed_methods)] // real time: request latency, not domain time
-pub async fn track(State(metrics): State<Arc<Metrics>>, request: Request, next: Next) -> Response {
+pub(super) async fn track(
+    State(metrics): State<Arc<Metrics>>,
+    request: Request,
+    next: Next,
+) -> Response {
     let started = Instant::now();
     let method = method_label(request.method()).to_string();
     let route = request
@@ -127,7 +131,7 @@ fn method_label(method: &axum::http::Method) -> &'static str {
 }
 
 /// `GET /metrics`
-pub async fn render(State(metrics): State<Arc<Metrics>>) -> Response {
+pub(super) async fn render(State(metrics): State<Arc<Metrics>>) -> Response {
     let mut response = metrics.render().into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,

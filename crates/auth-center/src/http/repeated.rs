@@ -14,7 +14,7 @@ use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 
 /// The top-level value of a JSON text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum JsonKind {
+pub(super) enum JsonKind {
     /// `{...}`
     Object,
     /// An array, string, number, boolean or null.
@@ -25,13 +25,13 @@ pub enum JsonKind {
 /// after unescaping, so `"a"` and `"\u0061"` are the same member). A repeat is a data error
 /// (`serde_json::Error::is_data`) naming the member and its position; a syntax error is
 /// returned as it is.
-pub fn check_json(body: &[u8]) -> Result<JsonKind, serde_json::Error> {
+pub(super) fn check_json(body: &[u8]) -> Result<JsonKind, serde_json::Error> {
     serde_json::from_slice::<Walk>(body).map(|Walk(kind)| kind)
 }
 
 /// Fails on the first `application/x-www-form-urlencoded` parameter (of a form body or a
 /// query string) whose name, after percent-decoding, appears more than once.
-pub fn check_params(encoded: &[u8]) -> Result<(), String> {
+pub(super) fn check_params(encoded: &[u8]) -> Result<(), String> {
     let pairs: Vec<(String, String)> =
         serde_urlencoded::from_bytes(encoded).map_err(|e| e.to_string())?;
     let mut seen = HashSet::with_capacity(pairs.len());
