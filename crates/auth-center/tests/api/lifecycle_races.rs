@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::sync::Mutex as StdMutex;
 use std::time::Duration;
 
+use auth_center::domain::AuthService;
 use auth_center::domain::ClientInfo;
 use auth_center::domain::error::AuthError;
 use reqwest::{Method, StatusCode};
@@ -29,20 +30,14 @@ for_every_backend!(
 
 for_backends! {
     sqlite_memory: [
-        a_user_disabled_just_before_a_login_creates_its_session_is_refused_and_keeps_no_session,
-        a_user_disabled_just_after_a_login_created_its_session_is_refused_and_keeps_no_session,
-        a_password_changed_just_before_a_login_with_the_old_one_creates_its_session_refuses_it,
-        a_password_changed_just_after_a_login_with_the_old_one_created_its_session_refuses_it,
-        roles_changed_just_before_a_login_creates_its_session_are_the_roles_it_hands_out,
-        roles_changed_just_after_a_login_created_its_session_are_the_roles_it_hands_out,
+        a_user_disabled_while_a_login_opens_its_session_is_refused_and_keeps_no_session,
+        a_password_changed_while_a_login_with_the_old_one_opens_its_session_refuses_it,
+        roles_changed_while_a_login_opens_its_session_are_the_roles_it_hands_out,
     ],
     sqlite_redis: [
-        a_user_disabled_just_before_a_login_creates_its_session_is_refused_and_keeps_no_session,
-        a_user_disabled_just_after_a_login_created_its_session_is_refused_and_keeps_no_session,
-        a_password_changed_just_before_a_login_with_the_old_one_creates_its_session_refuses_it,
-        a_password_changed_just_after_a_login_with_the_old_one_created_its_session_refuses_it,
-        roles_changed_just_before_a_login_creates_its_session_are_the_roles_it_hands_out,
-        roles_changed_just_after_a_login_created_its_session_are_the_roles_it_hands_out,
+        a_user_disabled_while_a_login_opens_its_session_is_refused_and_keeps_no_session,
+        a_password_changed_while_a_login_with_the_old_one_opens_its_session_refuses_it,
+        roles_changed_while_a_login_opens_its_session_are_the_roles_it_hands_out,
     ],
 }
 
@@ -222,7 +217,7 @@ async fn twenty_concurrent_refreshes_racing_an_admin_force_logout_never_bring_a_
 }
 
 /// Where, inside a login, the account changes: after the password check either way.
-#[derive(Clone, Copy)]
+#[derive(Debug, Clone, Copy)]
 enum Moment {
     /// Right before the session is created: the change's own sweep cannot see it.
     BeforeCreate,
@@ -230,173 +225,176 @@ enum Moment {
     AfterCreate,
 }
 
+const MOMENTS: [Moment; 2] = [Moment::BeforeCreate, Moment::AfterCreate];
+
 /// What the change did when it ran inside the login; `None` while it has not run.
 type Ran = Arc<StdMutex<Option<Result<(), String>>>>;
 
-/// Arranges for `change` to run once, inside the next login, at `moment`.
-fn during_next_login<F>(faulty: &FaultySessions, moment: Moment, change: F) -> Ran
-where
-    F: std::future::Future<Output = Result<(), AuthError>> + Send + 'static,
-{
-    let ran: Ran = Arc::default();
-    let record = ran.clone();
-    let hook = Box::new(move || {
-        let outcome = tokio::runtime::Handle::current().block_on(change);
-        *record.lock().unwrap() = Some(outcome.map_err(|e| e.to_string()));
-    });
-    let slot = match moment {
-        Moment::BeforeCreate => &faulty.before_create,
-        Moment::AfterCreate => &faulty.after_create,
-    };
-    *slot.lock().unwrap() = Some(hook);
-    ran
+/// An app whose session store runs a change inside the next login, and a user of it
+/// with one session.
+struct Race {
+    app: TestApp,
+    faulty: Arc<FaultySessions>,
+    /// The user's first session.
+    owner: Tokens,
+    uid: String,
+    /// An admin's claims, for admin changes.
+    admin: verifier::Claims,
 }
 
-fn assert_the_change_ran_inside_the_login(ran: &Ran) {
+impl Race {
+    async fn new(backend: Backend, username: &str) -> Self {
+        let (app, faulty) = spawn_faulty_on(backend, |_| {}).await;
+        let root = app.admin_login("root").await;
+        let admin = app.auth.authenticate(&root.access_token).await.unwrap();
+        let owner = app.register_and_login(username).await;
+        let uid = owner.user_id();
+        Self {
+            app,
+            faulty,
+            owner,
+            uid,
+            admin,
+        }
+    }
+
+    /// Arranges for `change` to run once, inside the next login, at `moment`.
+    fn during_next_login<F, Fut>(&self, moment: Moment, change: F) -> Ran
+    where
+        F: FnOnce(Arc<AuthService>, verifier::Claims, String) -> Fut,
+        Fut: std::future::Future<Output = Result<(), AuthError>> + Send + 'static,
+    {
+        let change = change(self.app.auth.clone(), self.admin.clone(), self.uid.clone());
+        let ran: Ran = Arc::default();
+        let record = ran.clone();
+        let hook = Box::new(move || {
+            let outcome = tokio::runtime::Handle::current().block_on(change);
+            *record.lock().unwrap() = Some(outcome.map_err(|e| e.to_string()));
+        });
+        let slot = match moment {
+            Moment::BeforeCreate => &self.faulty.before_create,
+            Moment::AfterCreate => &self.faulty.after_create,
+        };
+        *slot.lock().unwrap() = Some(hook);
+        ran
+    }
+}
+
+fn assert_the_change_ran_inside_the_login(ran: &Ran, moment: Moment) {
     assert_eq!(
         *ran.lock().unwrap(),
         Some(Ok(())),
-        "the account change did not run inside the login"
+        "{moment:?}: the account change did not run inside the login"
     );
 }
 
-const NEW_PASSWORD: &str = "the owner's new passphrase";
-
-async fn a_user_disabled_just_before_a_login_creates_its_session_is_refused_and_keeps_no_session(
+async fn a_user_disabled_while_a_login_opens_its_session_is_refused_and_keeps_no_session(
     backend: Backend,
 ) {
-    login_racing_a_disable(backend, Moment::BeforeCreate).await;
+    for moment in MOMENTS {
+        let race = Race::new(backend, "lena").await;
+        let ran = race.during_next_login(moment, |auth, admin, uid| async move {
+            auth.admin_set_disabled(&admin, &uid, true, &ClientInfo::default())
+                .await
+                .map(drop)
+        });
+
+        let r = race.app.login("lena", PASSWORD).await;
+
+        assert_the_change_ran_inside_the_login(&ran, moment);
+        assert_eq!(
+            r.status(),
+            StatusCode::UNAUTHORIZED,
+            "{moment:?}: a disabled user logged in"
+        );
+        assert_eq!(race.app.session_ids(&race.uid).await, Vec::<String>::new());
+        if backend.sessions != Sessions::Memory {
+            assert_eq!(race.app.redis_index_len(&race.uid).await, 0);
+        }
+    }
 }
 
-async fn a_user_disabled_just_after_a_login_created_its_session_is_refused_and_keeps_no_session(
+async fn a_password_changed_while_a_login_with_the_old_one_opens_its_session_refuses_it(
     backend: Backend,
 ) {
-    login_racing_a_disable(backend, Moment::AfterCreate).await;
-}
-
-async fn login_racing_a_disable(backend: Backend, moment: Moment) {
-    let (app, faulty) = spawn_faulty_on(backend, |_| {}).await;
-    let root = app.admin_login("root").await;
-    let uid = app.register_and_login("lena").await.user_id();
-    let admin = app.auth.authenticate(&root.access_token).await.unwrap();
-    let (auth, target) = (app.auth.clone(), uid.clone());
-    let ran = during_next_login(&faulty, moment, async move {
-        auth.admin_set_disabled(&admin, &target, true, &ClientInfo::default())
+    const NEW_PASSWORD: &str = "the owner's new passphrase";
+    for moment in MOMENTS {
+        let race = Race::new(backend, "mira").await;
+        let app = &race.app;
+        let owner = app
+            .auth
+            .authenticate(&race.owner.access_token)
             .await
-            .map(drop)
-    });
+            .unwrap();
+        let ran = race.during_next_login(moment, |auth, _, _| async move {
+            let current = SecretString::from(PASSWORD.to_string());
+            let new = SecretString::from(NEW_PASSWORD.to_string());
+            auth.change_password(&owner, current, new, &ClientInfo::default())
+                .await
+                .map(drop)
+        });
 
-    let r = app.login("lena", PASSWORD).await;
+        let r = app.login("mira", PASSWORD).await;
 
-    assert_the_change_ran_inside_the_login(&ran);
-    assert_eq!(
-        r.status(),
-        StatusCode::UNAUTHORIZED,
-        "a disabled user logged in"
-    );
-    assert_eq!(app.session_ids(&uid).await, Vec::<String>::new());
-    if backend.sessions != Sessions::Memory {
-        assert_eq!(app.redis_index_len(&uid).await, 0);
+        assert_the_change_ran_inside_the_login(&ran, moment);
+        assert_eq!(
+            r.status(),
+            StatusCode::UNAUTHORIZED,
+            "{moment:?}: a login with the replaced password succeeded"
+        );
+        // Only the owner's session, which the change kept, is left.
+        assert_eq!(
+            app.session_ids(&race.uid).await,
+            vec![race.owner.session_id.clone()]
+        );
+        if backend.sessions != Sessions::Memory {
+            assert_eq!(app.redis_index_len(&race.uid).await, 1);
+        }
+        assert_eq!(
+            app.me(&race.owner.access_token).await.status(),
+            StatusCode::OK
+        );
+        assert_eq!(
+            app.login("mira", NEW_PASSWORD).await.status(),
+            StatusCode::OK
+        );
     }
 }
 
-async fn a_password_changed_just_before_a_login_with_the_old_one_creates_its_session_refuses_it(
+async fn roles_changed_while_a_login_opens_its_session_are_the_roles_it_hands_out(
     backend: Backend,
 ) {
-    login_racing_a_password_change(backend, Moment::BeforeCreate).await;
-}
+    for moment in MOMENTS {
+        let race = Race::new(backend, "rolf").await;
+        let app = &race.app;
+        let ran = race.during_next_login(moment, |auth, admin, uid| async move {
+            let roles = vec!["auditor".to_string()];
+            auth.admin_set_roles(&admin, &uid, roles, &ClientInfo::default())
+                .await
+                .map(drop)
+        });
 
-async fn a_password_changed_just_after_a_login_with_the_old_one_created_its_session_refuses_it(
-    backend: Backend,
-) {
-    login_racing_a_password_change(backend, Moment::AfterCreate).await;
-}
+        let r = app.login("rolf", PASSWORD).await;
 
-async fn login_racing_a_password_change(backend: Backend, moment: Moment) {
-    let (app, faulty) = spawn_faulty_on(backend, |_| {}).await;
-    let owner = app.register_and_login("mira").await;
-    let uid = owner.user_id();
-    let claims = app.auth.authenticate(&owner.access_token).await.unwrap();
-    let auth = app.auth.clone();
-    let ran = during_next_login(&faulty, moment, async move {
-        auth.change_password(
-            &claims,
-            SecretString::from(PASSWORD.to_string()),
-            SecretString::from(NEW_PASSWORD.to_string()),
-            &ClientInfo::default(),
-        )
-        .await
-        .map(drop)
-    });
-
-    let r = app.login("mira", PASSWORD).await;
-
-    assert_the_change_ran_inside_the_login(&ran);
-    assert_eq!(
-        r.status(),
-        StatusCode::UNAUTHORIZED,
-        "a login with the replaced password succeeded"
-    );
-    // Only the owner's session, which the change kept, is left.
-    assert_eq!(app.session_ids(&uid).await, vec![owner.session_id.clone()]);
-    if backend.sessions != Sessions::Memory {
-        assert_eq!(app.redis_index_len(&uid).await, 1);
+        assert_the_change_ran_inside_the_login(&ran, moment);
+        assert_eq!(r.status(), StatusCode::OK, "{moment:?}");
+        let tokens: Tokens = r.json().await.unwrap();
+        assert_eq!(
+            tokens.claims()["roles"],
+            serde_json::json!(["auditor"]),
+            "{moment:?}: the login handed out the roles from before the change"
+        );
+        // Exactly the login's session is left, and it carries the new roles.
+        let sessions = app.auth.sessions_of(&race.uid).await.unwrap();
+        let left: Vec<(&str, &[String])> = sessions
+            .iter()
+            .map(|s| (s.sid.as_str(), s.roles.as_slice()))
+            .collect();
+        assert_eq!(
+            left,
+            vec![(tokens.session_id.as_str(), &["auditor".to_string()][..])],
+            "{moment:?}"
+        );
+        assert_eq!(app.me(&tokens.access_token).await.status(), StatusCode::OK);
     }
-    assert_eq!(app.me(&owner.access_token).await.status(), StatusCode::OK);
-    assert_eq!(
-        app.login("mira", NEW_PASSWORD).await.status(),
-        StatusCode::OK
-    );
-}
-
-async fn roles_changed_just_before_a_login_creates_its_session_are_the_roles_it_hands_out(
-    backend: Backend,
-) {
-    login_racing_a_role_change(backend, Moment::BeforeCreate).await;
-}
-
-async fn roles_changed_just_after_a_login_created_its_session_are_the_roles_it_hands_out(
-    backend: Backend,
-) {
-    login_racing_a_role_change(backend, Moment::AfterCreate).await;
-}
-
-async fn login_racing_a_role_change(backend: Backend, moment: Moment) {
-    let (app, faulty) = spawn_faulty_on(backend, |_| {}).await;
-    let root = app.admin_login("root").await;
-    let uid = app.register_and_login("rolf").await.user_id();
-    let admin = app.auth.authenticate(&root.access_token).await.unwrap();
-    let (auth, target) = (app.auth.clone(), uid.clone());
-    let ran = during_next_login(&faulty, moment, async move {
-        auth.admin_set_roles(
-            &admin,
-            &target,
-            vec!["auditor".to_string()],
-            &ClientInfo::default(),
-        )
-        .await
-        .map(drop)
-    });
-
-    let r = app.login("rolf", PASSWORD).await;
-
-    assert_the_change_ran_inside_the_login(&ran);
-    assert_eq!(r.status(), StatusCode::OK);
-    let tokens: Tokens = r.json().await.unwrap();
-    assert_eq!(
-        tokens.claims()["roles"],
-        serde_json::json!(["auditor"]),
-        "the login handed out the roles from before the change"
-    );
-    // Exactly the login's session is left, and it carries the new roles.
-    let sessions = app.auth.sessions_of(&uid).await.unwrap();
-    let left: Vec<(&str, &[String])> = sessions
-        .iter()
-        .map(|s| (s.sid.as_str(), s.roles.as_slice()))
-        .collect();
-    assert_eq!(
-        left,
-        vec![(tokens.session_id.as_str(), &["auditor".to_string()][..])]
-    );
-    assert_eq!(app.me(&tokens.access_token).await.status(), StatusCode::OK);
 }
