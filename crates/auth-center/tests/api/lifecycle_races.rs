@@ -1,14 +1,24 @@
 //! Atomicity: logout-all, admin disable and admin force-logout racing many concurrent
 //! refreshes. A refresh can never bring a session back, and the per-user index agrees
 //! with the session records afterwards.
+//!
+//! Logins racing an account change: the session store runs the change inside the login,
+//! after the password check and right before (or right after) the session is created, so
+//! the race happens every time and only the login's re-read of the user can catch it.
 
 use std::sync::Arc;
+use std::sync::Mutex as StdMutex;
 use std::time::Duration;
 
+use auth_center::domain::AuthService;
+use auth_center::domain::ClientInfo;
+use auth_center::domain::error::AuthError;
 use reqwest::{Method, StatusCode};
+use secrecy::SecretString;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
+use crate::faults::{FaultySessions, spawn_faulty_on};
 use crate::helpers::*;
 use crate::{for_backends, for_every_backend};
 
@@ -20,10 +30,14 @@ for_every_backend!(
 
 for_backends! {
     sqlite_memory: [
-        logins_racing_an_admin_disable_never_leave_a_session_behind,
+        a_user_disabled_while_a_login_opens_its_session_is_refused_and_keeps_no_session,
+        a_password_changed_while_a_login_with_the_old_one_opens_its_session_refuses_it,
+        roles_changed_while_a_login_opens_its_session_are_the_roles_it_hands_out,
     ],
     sqlite_redis: [
-        logins_racing_an_admin_disable_never_leave_a_session_behind,
+        a_user_disabled_while_a_login_opens_its_session_is_refused_and_keeps_no_session,
+        a_password_changed_while_a_login_with_the_old_one_opens_its_session_refuses_it,
+        roles_changed_while_a_login_opens_its_session_are_the_roles_it_hands_out,
     ],
 }
 
@@ -202,158 +216,185 @@ async fn twenty_concurrent_refreshes_racing_an_admin_force_logout_never_bring_a_
     race(backend, Ender::ForceLogout).await;
 }
 
-/// At most this many racing logins.
-const LOGINS: usize = 60;
+/// Where, inside a login, the account changes: after the password check either way.
+#[derive(Debug, Clone, Copy)]
+enum Moment {
+    /// Right before the session is created: the change's own sweep cannot see it.
+    BeforeCreate,
+    /// Right after the session is created, before the login re-reads the user.
+    AfterCreate,
+}
 
-/// Fires logins with `password`, one every 4 ms, until `end` has completed; returns the
-/// successful ones and how many were fired.
-async fn logins_during<F>(
-    app: &Arc<TestApp>,
-    username: &str,
-    password: &str,
-    end: F,
-) -> (Vec<Tokens>, usize)
-where
-    F: std::future::Future<Output = ()>,
-{
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let firing = {
-        let (app, stop) = (app.clone(), stop.clone());
-        let (username, password) = (username.to_string(), password.to_string());
-        tokio::spawn(async move {
-            let mut tasks = Vec::new();
-            while !stop.load(std::sync::atomic::Ordering::SeqCst) && tasks.len() < LOGINS {
-                let app = app.clone();
-                let (username, password) = (username.clone(), password.clone());
-                tasks.push(tokio::spawn(async move {
-                    let r = app.login(&username, &password).await;
-                    match r.status() {
-                        StatusCode::OK => Some(r.json::<Tokens>().await.unwrap()),
-                        status => {
-                            assert_eq!(status, StatusCode::UNAUTHORIZED);
-                            None
-                        }
-                    }
-                }));
-                tokio::time::sleep(Duration::from_millis(4)).await;
-            }
-            tasks
-        })
-    };
-    end.await;
-    stop.store(true, std::sync::atomic::Ordering::SeqCst);
-    let tasks = firing.await.unwrap();
-    let fired = tasks.len();
-    let mut ok = Vec::new();
-    for task in tasks {
-        if let Some(t) = task.await.unwrap() {
-            ok.push(t);
+const MOMENTS: [Moment; 2] = [Moment::BeforeCreate, Moment::AfterCreate];
+
+/// What the change did when it ran inside the login; `None` while it has not run.
+type Ran = Arc<StdMutex<Option<Result<(), String>>>>;
+
+/// An app whose session store runs a change inside the next login, and a user of it
+/// with one session.
+struct Race {
+    app: TestApp,
+    faulty: Arc<FaultySessions>,
+    /// The user's first session.
+    owner: Tokens,
+    uid: String,
+    /// An admin's claims, for admin changes.
+    admin: verifier::Claims,
+}
+
+impl Race {
+    async fn new(backend: Backend, username: &str) -> Self {
+        let (app, faulty) = spawn_faulty_on(backend, |_| {}).await;
+        let root = app.admin_login("root").await;
+        let admin = app.auth.authenticate(&root.access_token).await.unwrap();
+        let owner = app.register_and_login(username).await;
+        let uid = owner.user_id();
+        Self {
+            app,
+            faulty,
+            owner,
+            uid,
+            admin,
         }
     }
-    (ok, fired)
+
+    /// Arranges for `change` to run once, inside the next login, at `moment`.
+    fn during_next_login<F, Fut>(&self, moment: Moment, change: F) -> Ran
+    where
+        F: FnOnce(Arc<AuthService>, verifier::Claims, String) -> Fut,
+        Fut: std::future::Future<Output = Result<(), AuthError>> + Send + 'static,
+    {
+        let change = change(self.app.auth.clone(), self.admin.clone(), self.uid.clone());
+        let ran: Ran = Arc::default();
+        let record = ran.clone();
+        let hook = Box::new(move || {
+            let outcome = tokio::runtime::Handle::current().block_on(change);
+            *record.lock().unwrap() = Some(outcome.map_err(|e| e.to_string()));
+        });
+        let slot = match moment {
+            Moment::BeforeCreate => &self.faulty.before_create,
+            Moment::AfterCreate => &self.faulty.after_create,
+        };
+        *slot.lock().unwrap() = Some(hook);
+        ran
+    }
 }
 
-async fn logins_racing_an_admin_disable_never_leave_a_session_behind(backend: Backend) {
-    let app = Arc::new(spawn_app_with(backend, |c| c.limits.login_ip_max = 1_000).await);
-    let root = app.admin_login("root").await;
-    let first = app.register_and_login("lena").await;
-    let uid = first.user_id();
-    let (ok, fired) = logins_during(&app, "lena", PASSWORD, async {
-        tokio::time::sleep(Duration::from_millis(15)).await;
-        let r = app
-            .request(Method::POST, &format!("/v1/admin/users/{uid}/disable"))
-            .bearer_auth(&root.access_token)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), StatusCode::OK);
-    })
-    .await;
-    let survivors = app.session_ids(&uid).await;
-    assert!(
-        survivors.is_empty(),
-        "{} of {fired} logins raced the disable; sessions left: {survivors:?}",
-        ok.len()
+fn assert_the_change_ran_inside_the_login(ran: &Ran, moment: Moment) {
+    assert_eq!(
+        *ran.lock().unwrap(),
+        Some(Ok(())),
+        "{moment:?}: the account change did not run inside the login"
     );
-    for t in ok.iter().chain([&first]) {
-        assert_eq!(
-            app.me(&t.access_token).await.status(),
-            StatusCode::UNAUTHORIZED
-        );
-        assert_eq!(
-            app.refresh(&t.refresh_token).await.status(),
-            StatusCode::UNAUTHORIZED
-        );
-    }
-    if backend.sessions != Sessions::Memory {
-        assert_eq!(app.redis_index_len(&uid).await, 0);
-    }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn logins_with_the_old_password_racing_a_password_change_never_leave_a_session_behind_in_memory()
- {
-    logins_with_the_old_password_racing_a_password_change_never_leave_a_session_behind(Backend {
-        db: Db::Sqlite,
-        sessions: Sessions::Memory,
-    })
-    .await
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn logins_with_the_old_password_racing_a_password_change_never_leave_a_session_behind_in_redis()
- {
-    logins_with_the_old_password_racing_a_password_change_never_leave_a_session_behind(Backend {
-        db: Db::Sqlite,
-        sessions: Sessions::Redis,
-    })
-    .await
-}
-
-/// A login that checked the old password before the change committed must not keep a
-/// session once the change has ended "every other session".
-async fn logins_with_the_old_password_racing_a_password_change_never_leave_a_session_behind(
+async fn a_user_disabled_while_a_login_opens_its_session_is_refused_and_keeps_no_session(
     backend: Backend,
 ) {
-    let app = Arc::new(
-        spawn_app_with(backend, |c| {
-            c.limits.login_ip_max = 1_000;
-            c.limits.login_account_ip_failures_max = 1_000;
-        })
-        .await,
-    );
-    let owner = app.register_and_login("mira").await;
-    let uid = owner.user_id();
-    let (ok, fired) = logins_during(&app, "mira", PASSWORD, async {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-        let r = app
-            .post_json_bearer(
-                "/v1/password",
-                &owner.access_token,
-                &serde_json::json!({
-                    "current_password": PASSWORD,
-                    "new_password": "the owner's new passphrase",
-                }),
-            )
-            .await;
-        assert_eq!(r.status(), StatusCode::OK);
-    })
-    .await;
-    let survivors: Vec<String> = app
-        .session_ids(&uid)
-        .await
-        .into_iter()
-        .filter(|sid| *sid != owner.session_id)
-        .collect();
-    assert!(
-        survivors.is_empty(),
-        "{} of {fired} old-password logins succeeded; sessions opened with the old password \
-         survived the change: {survivors:?}",
-        ok.len()
-    );
-    assert_eq!(app.me(&owner.access_token).await.status(), StatusCode::OK);
-    assert_eq!(
-        app.login("mira", PASSWORD).await.status(),
-        StatusCode::UNAUTHORIZED
-    );
+    for moment in MOMENTS {
+        let race = Race::new(backend, "lena").await;
+        let ran = race.during_next_login(moment, |auth, admin, uid| async move {
+            auth.admin_set_disabled(&admin, &uid, true, &ClientInfo::default())
+                .await
+                .map(drop)
+        });
+
+        let r = race.app.login("lena", PASSWORD).await;
+
+        assert_the_change_ran_inside_the_login(&ran, moment);
+        assert_eq!(
+            r.status(),
+            StatusCode::UNAUTHORIZED,
+            "{moment:?}: a disabled user logged in"
+        );
+        assert_eq!(race.app.session_ids(&race.uid).await, Vec::<String>::new());
+        if backend.sessions != Sessions::Memory {
+            assert_eq!(race.app.redis_index_len(&race.uid).await, 0);
+        }
+    }
+}
+
+async fn a_password_changed_while_a_login_with_the_old_one_opens_its_session_refuses_it(
+    backend: Backend,
+) {
+    const NEW_PASSWORD: &str = "the owner's new passphrase";
+    for moment in MOMENTS {
+        let race = Race::new(backend, "mira").await;
+        let app = &race.app;
+        let owner = app
+            .auth
+            .authenticate(&race.owner.access_token)
+            .await
+            .unwrap();
+        let ran = race.during_next_login(moment, |auth, _, _| async move {
+            let current = SecretString::from(PASSWORD.to_string());
+            let new = SecretString::from(NEW_PASSWORD.to_string());
+            auth.change_password(&owner, current, new, &ClientInfo::default())
+                .await
+                .map(drop)
+        });
+
+        let r = app.login("mira", PASSWORD).await;
+
+        assert_the_change_ran_inside_the_login(&ran, moment);
+        assert_eq!(
+            r.status(),
+            StatusCode::UNAUTHORIZED,
+            "{moment:?}: a login with the replaced password succeeded"
+        );
+        // Only the owner's session, which the change kept, is left.
+        assert_eq!(
+            app.session_ids(&race.uid).await,
+            vec![race.owner.session_id.clone()]
+        );
+        if backend.sessions != Sessions::Memory {
+            assert_eq!(app.redis_index_len(&race.uid).await, 1);
+        }
+        assert_eq!(
+            app.me(&race.owner.access_token).await.status(),
+            StatusCode::OK
+        );
+        assert_eq!(
+            app.login("mira", NEW_PASSWORD).await.status(),
+            StatusCode::OK
+        );
+    }
+}
+
+async fn roles_changed_while_a_login_opens_its_session_are_the_roles_it_hands_out(
+    backend: Backend,
+) {
+    for moment in MOMENTS {
+        let race = Race::new(backend, "rolf").await;
+        let app = &race.app;
+        let ran = race.during_next_login(moment, |auth, admin, uid| async move {
+            let roles = vec!["auditor".to_string()];
+            auth.admin_set_roles(&admin, &uid, roles, &ClientInfo::default())
+                .await
+                .map(drop)
+        });
+
+        let r = app.login("rolf", PASSWORD).await;
+
+        assert_the_change_ran_inside_the_login(&ran, moment);
+        assert_eq!(r.status(), StatusCode::OK, "{moment:?}");
+        let tokens: Tokens = r.json().await.unwrap();
+        assert_eq!(
+            tokens.claims()["roles"],
+            serde_json::json!(["auditor"]),
+            "{moment:?}: the login handed out the roles from before the change"
+        );
+        // Exactly the login's session is left, and it carries the new roles.
+        let sessions = app.auth.sessions_of(&race.uid).await.unwrap();
+        let left: Vec<(&str, &[String])> = sessions
+            .iter()
+            .map(|s| (s.sid.as_str(), s.roles.as_slice()))
+            .collect();
+        assert_eq!(
+            left,
+            vec![(tokens.session_id.as_str(), &["auditor".to_string()][..])],
+            "{moment:?}"
+        );
+        assert_eq!(app.me(&tokens.access_token).await.status(), StatusCode::OK);
+    }
 }
