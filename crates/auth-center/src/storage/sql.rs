@@ -84,66 +84,109 @@ fn sql_error(e: sqlx::Error) -> StoreError {
     }
 }
 
-type UserRow = (String, String, String, String, bool, i64);
-type KeyRow = (
-    String,
-    String,
-    Vec<u8>,
-    Vec<u8>,
-    i64,
-    i64,
-    Option<i64>,
-    Option<String>,
-);
-type AuditRow = (
-    i64,
-    String,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-);
+// Rows as the queries below return them, one field per selected column and named after
+// it (sqlx decodes by name, so a reordered SELECT cannot shift values), and their one
+// conversion into the domain records.
 
-fn user_from_row((id, username, password_hash, roles, disabled, created_ms): UserRow) -> User {
-    User {
-        id,
-        username,
-        password_hash,
-        roles: roles
-            .split(',')
-            .filter(|r| !r.is_empty())
-            .map(String::from)
-            .collect(),
-        disabled,
-        created_ms,
+/// A row of `users` as `SELECT id, username, password_hash, roles, disabled, created_ms`.
+#[derive(sqlx::FromRow)]
+struct UserRow {
+    id: String,
+    username: String,
+    password_hash: String,
+    /// Comma-separated role names.
+    roles: String,
+    disabled: bool,
+    created_ms: i64,
+}
+
+impl From<UserRow> for User {
+    fn from(row: UserRow) -> Self {
+        User {
+            id: row.id,
+            username: row.username,
+            password_hash: row.password_hash,
+            roles: row
+                .roles
+                .split(',')
+                .filter(|r| !r.is_empty())
+                .map(String::from)
+                .collect(),
+            disabled: row.disabled,
+            created_ms: row.created_ms,
+        }
     }
 }
 
-fn key_from_row(
-    (kid, alg, private_der, public_key, created_ms, activates_ms, revoked_ms, scheduled_after): KeyRow,
-) -> StoredKey {
-    StoredKey {
-        kid,
-        alg,
-        private_der,
-        public_key,
-        created_ms,
-        activates_ms,
-        revoked_ms,
-        scheduled_after,
+/// A row of `users` as `SELECT id, username, created_ms` (the skeleton backfill).
+#[derive(sqlx::FromRow)]
+struct BackfillRow {
+    id: String,
+    username: String,
+    created_ms: i64,
+}
+
+impl From<BackfillRow> for UsernameRow {
+    fn from(row: BackfillRow) -> Self {
+        UsernameRow {
+            id: row.id,
+            username: row.username,
+            created_ms: row.created_ms,
+        }
     }
 }
 
-fn audit_from_row((at_ms, event, actor, target, sid, ip, detail): AuditRow) -> AuditEvent {
-    AuditEvent {
-        at_ms,
-        event,
-        actor,
-        target,
-        sid,
-        ip,
-        detail,
+/// A row of `signing_keys`.
+#[derive(sqlx::FromRow)]
+struct KeyRow {
+    kid: String,
+    alg: String,
+    private_der: Vec<u8>,
+    public_key: Vec<u8>,
+    created_ms: i64,
+    activates_at_ms: i64,
+    revoked_ms: Option<i64>,
+    scheduled_after: Option<String>,
+}
+
+impl From<KeyRow> for StoredKey {
+    fn from(row: KeyRow) -> Self {
+        StoredKey {
+            kid: row.kid,
+            alg: row.alg,
+            private_der: row.private_der,
+            public_key: row.public_key,
+            created_ms: row.created_ms,
+            activates_ms: row.activates_at_ms,
+            revoked_ms: row.revoked_ms,
+            scheduled_after: row.scheduled_after,
+        }
+    }
+}
+
+/// A row of `audit_log` (without its `id`).
+#[derive(sqlx::FromRow)]
+struct AuditRow {
+    at_ms: i64,
+    event: String,
+    actor: Option<String>,
+    target: Option<String>,
+    sid: Option<String>,
+    ip: Option<String>,
+    detail: Option<String>,
+}
+
+impl From<AuditRow> for AuditEvent {
+    fn from(row: AuditRow) -> Self {
+        AuditEvent {
+            at_ms: row.at_ms,
+            event: row.event,
+            actor: row.actor,
+            target: row.target,
+            sid: row.sid,
+            ip: row.ip,
+            detail: row.detail,
+        }
     }
 }
 
@@ -176,7 +219,7 @@ macro_rules! impl_database {
                 after_id: &str,
                 limit: i64,
             ) -> Result<Vec<UsernameRow>, StoreError> {
-                let rows: Vec<(String, String, i64)> = sqlx::query_as(
+                let rows: Vec<BackfillRow> = sqlx::query_as(
                     "SELECT id, username, created_ms FROM users WHERE username_skeleton IS NULL \
                      AND (created_ms > $1 OR (created_ms = $1 AND id > $2)) \
                      ORDER BY created_ms, id LIMIT $3",
@@ -187,14 +230,7 @@ macro_rules! impl_database {
                 .fetch_all(&self.0)
                 .await
                 .map_err(sql_error)?;
-                Ok(rows
-                    .into_iter()
-                    .map(|(id, username, created_ms)| UsernameRow {
-                        id,
-                        username,
-                        created_ms,
-                    })
-                    .collect())
+                Ok(rows.into_iter().map(UsernameRow::from).collect())
             }
 
             async fn set_username_skeleton(&self, id: &str, skeleton: &str) -> Result<(), StoreError> {
@@ -217,7 +253,7 @@ macro_rules! impl_database {
                 .fetch_optional(&self.0)
                 .await
                 .map_err(sql_error)?;
-                Ok(row.map(user_from_row))
+                Ok(row.map(User::from))
             }
 
             async fn user_by_id(&self, id: &str) -> Result<Option<User>, StoreError> {
@@ -228,7 +264,7 @@ macro_rules! impl_database {
                 .fetch_optional(&self.0)
                 .await
                 .map_err(sql_error)?;
-                Ok(row.map(user_from_row))
+                Ok(row.map(User::from))
             }
 
             async fn set_password_hash(&self, id: &str, hash: &str) -> Result<(), StoreError> {
@@ -251,7 +287,7 @@ macro_rules! impl_database {
                 .fetch_all(&self.0)
                 .await
                 .map_err(sql_error)?;
-                Ok(rows.into_iter().map(user_from_row).collect())
+                Ok(rows.into_iter().map(User::from).collect())
             }
 
             async fn set_roles(&self, id: &str, roles: &[String]) -> Result<bool, StoreError> {
@@ -282,7 +318,7 @@ macro_rules! impl_database {
                 .fetch_all(&self.0)
                 .await
                 .map_err(sql_error)?;
-                Ok(rows.into_iter().map(key_from_row).collect())
+                Ok(rows.into_iter().map(StoredKey::from).collect())
             }
 
             async fn insert_signing_key(&self, k: &StoredKey) -> Result<(), StoreError> {
@@ -330,7 +366,7 @@ macro_rules! impl_database {
                     .execute(&self.0)
                     .await
                     .map_err(sql_error)?;
-                let (value,): (Vec<u8>,) = sqlx::query_as("SELECT value FROM server_secrets WHERE name = $1")
+                let value: Vec<u8> = sqlx::query_scalar("SELECT value FROM server_secrets WHERE name = $1")
                     .bind(name)
                     .fetch_one(&self.0)
                     .await
@@ -364,7 +400,7 @@ macro_rules! impl_database {
                 .fetch_all(&self.0)
                 .await
                 .map_err(sql_error)?;
-                Ok(rows.into_iter().map(audit_from_row).collect())
+                Ok(rows.into_iter().map(AuditEvent::from).collect())
             }
 
             async fn ping(&self) -> Result<(), StoreError> {
