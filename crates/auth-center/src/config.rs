@@ -11,6 +11,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use figment::Figment;
+
+use crate::domain::client_ip::IpRange;
 use figment::providers::{Env, Format, Toml};
 use secrecy::SecretString;
 use serde::Deserialize;
@@ -47,18 +49,29 @@ pub struct Config {
     /// Timeouts towards Redis and the database.
     pub timeouts: TimeoutConfig,
     /// Log format: `pretty` or `json`.
-    pub log_format: String,
+    pub log_format: LogFormat,
     /// Rate limits (shared through Redis when Redis is configured).
     pub limits: LimitsConfig,
     /// Proxies whose `X-Forwarded-For` is believed: IPs or CIDRs. Empty: the TCP peer
     /// is always the client.
-    pub trusted_proxies: Vec<String>,
+    pub trusted_proxies: Vec<IpRange>,
     /// Browser clients: cookie mode, CSRF and CORS.
     pub browser: BrowserConfig,
     /// Signing keys: publication before use, JWKS caching, scheduled rotation.
     pub keys: KeysConfig,
     /// Connections: timeouts against slow or idle clients, the connection cap, shutdown.
     pub http: HttpConfig,
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines (the default).
+    #[default]
+    Pretty,
+    /// One JSON object per line.
+    Json,
 }
 
 /// Signing keys. A new key is published `publish_delay_secs` before it signs, which must
@@ -293,7 +306,7 @@ impl Default for Config {
                 redis_ms: 500,
                 database_ms: 2000,
             },
-            log_format: "pretty".into(),
+            log_format: LogFormat::Pretty,
             limits: LimitsConfig::default(),
             trusted_proxies: Vec::new(),
             browser: BrowserConfig::default(),
@@ -406,13 +419,6 @@ impl Config {
         }
         if self.redis_prefix.is_empty() || self.redis_prefix.contains(['{', '}']) {
             return bad("redis_prefix must be non-empty and must not contain '{' or '}'");
-        }
-        for proxy in &self.trusted_proxies {
-            if crate::domain::client_ip::IpRange::parse(proxy).is_none() {
-                return Err(ConfigError::Invalid(format!(
-                    "trusted_proxies: {proxy:?} is not an IP or CIDR"
-                )));
-            }
         }
         for origin in &self.browser.allowed_origins {
             if origin == "*"

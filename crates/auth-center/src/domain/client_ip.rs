@@ -3,11 +3,21 @@
 
 use std::net::IpAddr;
 
-/// An IP address or a CIDR range.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// An IP address or a CIDR range. In configuration it is written as a string
+/// (`"10.0.0.0/8"`, `"::1"`); anything else is refused when the configuration loads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(try_from = "String")]
 pub struct IpRange {
     network: IpAddr,
     prefix: u8,
+}
+
+impl TryFrom<String> for IpRange {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        Self::parse(&s).ok_or_else(|| format!("{s:?} is not an IP address or CIDR range"))
+    }
 }
 
 impl IpRange {

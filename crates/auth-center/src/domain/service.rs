@@ -130,11 +130,7 @@ impl AuthService {
         )
         .with_leeway_secs(i64::try_from(config.tokens.leeway_secs).unwrap_or(5));
         let limiter = Limiter::new(rate_limits, config.limits.clone(), clock.clone());
-        let trusted_proxies = config
-            .trusted_proxies
-            .iter()
-            .filter_map(|p| IpRange::parse(p))
-            .collect();
+        let trusted_proxies = config.trusted_proxies.clone();
         Ok(Self {
             db,
             sessions,

@@ -127,3 +127,53 @@ fn the_auth_center_starts_in_an_environment_that_also_configures_the_demo_servic
     let out = migrate(("AUTH_NO_SUCH_SETTING", "1"));
     assert!(!out.status.success(), "an unknown AUTH_ variable must fail");
 }
+
+#[test]
+fn a_typo_in_a_typed_setting_is_a_start_up_error_naming_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("auth.toml");
+    for (toml, field) in [
+        ("log_format = \"jsno\"\n", "log_format"),
+        ("trusted_proxies = [\"10.0.0.0/33\"]\n", "trusted_proxies"),
+        ("trusted_proxies = [\"not-an-ip\"]\n", "trusted_proxies"),
+    ] {
+        std::fs::write(&file, toml).unwrap();
+        let error = auth_center::Config::load(Some(&file))
+            .expect_err(toml)
+            .to_string();
+        assert!(error.contains(field), "{toml}: {error}");
+    }
+    std::fs::write(
+        &file,
+        "log_format = \"json\"\ntrusted_proxies = [\"10.0.0.0/8\", \"::1\"]\n",
+    )
+    .unwrap();
+    let config = auth_center::Config::load(Some(&file)).unwrap();
+    assert_eq!(config.log_format, auth_center::config::LogFormat::Json);
+    assert_eq!(config.trusted_proxies.len(), 2);
+    // The same through the environment, as operators write it.
+    let db_url = format!("sqlite:{}", dir.path().join("env.db").display());
+    let ok = auth_center_with_env(
+        &db_url,
+        &[
+            ("AUTH_TRUSTED_PROXIES", "[10.0.0.0/8,::1]"),
+            ("AUTH_LOG_FORMAT", "json"),
+        ],
+        &["migrate"],
+        "",
+    );
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let bad = auth_center_with_env(
+        &db_url,
+        &[("AUTH_TRUSTED_PROXIES", "[10.0.0.0/99]")],
+        &["migrate"],
+        "",
+    );
+    assert!(!bad.status.success());
+    let stderr = String::from_utf8_lossy(&bad.stderr).to_lowercase();
+    assert!(stderr.contains("trusted_proxies"), "{stderr}");
+}

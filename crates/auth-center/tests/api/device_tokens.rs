@@ -37,7 +37,8 @@ async fn spawn(backend: Backend) -> TestApp {
     spawn_app_with(backend, |c| {
         c.limits.login_account_failures_max = 4;
         c.limits.login_device_failures_max = 3;
-        c.trusted_proxies = vec!["127.0.0.1".into()];
+        c.trusted_proxies =
+            vec![auth_center::domain::client_ip::IpRange::parse("127.0.0.1").unwrap()];
         c.browser.allowed_origins = vec!["https://app.example".into()];
     })
     .await

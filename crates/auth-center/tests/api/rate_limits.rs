@@ -89,7 +89,8 @@ async fn failed_logins_back_off_the_account_from_that_ip_until_the_window_passes
 async fn the_owner_can_still_log_in_from_another_ip_during_the_back_off(backend: Backend) {
     let app = spawn_app_with(backend, |c| {
         c.limits.login_account_ip_failures_max = 3;
-        c.trusted_proxies = vec!["127.0.0.1".into()];
+        c.trusted_proxies =
+            vec![auth_center::domain::client_ip::IpRange::parse("127.0.0.1").unwrap()];
     })
     .await;
     app.register("sara", PASSWORD).await;
@@ -155,7 +156,8 @@ async fn a_spoofed_x_forwarded_for_does_not_bypass_the_per_ip_limit(backend: Bac
 async fn behind_a_trusted_proxy_the_login_limit_is_per_forwarded_ip(backend: Backend) {
     let app = spawn_app_with(backend, |c| {
         c.limits.login_ip_max = 2;
-        c.trusted_proxies = vec!["127.0.0.1".into()];
+        c.trusted_proxies =
+            vec![auth_center::domain::client_ip::IpRange::parse("127.0.0.1").unwrap()];
     })
     .await;
     app.register("uwe", PASSWORD).await;
@@ -245,7 +247,8 @@ async fn refreshes_are_rate_limited_per_ip_and_the_session_survives(backend: Bac
 async fn failures_from_many_ips_hit_the_account_wide_limit(backend: Backend) {
     let app = spawn_app_with(backend, |c| {
         c.limits.login_account_failures_max = 4;
-        c.trusted_proxies = vec!["127.0.0.1".into()];
+        c.trusted_proxies =
+            vec![auth_center::domain::client_ip::IpRange::parse("127.0.0.1").unwrap()];
     })
     .await;
     app.register("xena", PASSWORD).await;
