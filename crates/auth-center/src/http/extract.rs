@@ -52,16 +52,7 @@ where
 
     async fn from_request(req: Request, state: &S) -> Result<Option<Self>, Self::Rejection> {
         let (parts, body) = req.into_parts();
-        let bytes = Bytes::from_request(Request::from_parts(parts.clone(), body), state)
-            .await
-            .map_err(|e| match e.status() {
-                StatusCode::PAYLOAD_TOO_LARGE => payload_too_large(),
-                _ => ApiError::http(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_request",
-                    "the request body could not be read",
-                ),
-            })?;
+        let bytes = read_body(Request::from_parts(parts.clone(), body), state).await?;
         if bytes.is_empty() {
             return Ok(None);
         }
@@ -70,6 +61,20 @@ where
             .await
             .map(Some)
     }
+}
+
+/// The whole body, within the route's size limit; a refusal in the common error shape.
+async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
+    Bytes::from_request(req, state)
+        .await
+        .map_err(|e| match e.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => payload_too_large(),
+            _ => ApiError::http(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "the request body could not be read",
+            ),
+        })
 }
 
 fn payload_too_large() -> ApiError {
@@ -298,16 +303,7 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
                 ));
             }
         };
-        let bytes = Bytes::from_request(req, state)
-            .await
-            .map_err(|e| match e.status() {
-                StatusCode::PAYLOAD_TOO_LARGE => payload_too_large(),
-                _ => ApiError::http(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_request",
-                    "the request body could not be read",
-                ),
-            })?;
+        let bytes = read_body(req, state).await?;
         Ok(RawBody(media, bytes))
     }
 }

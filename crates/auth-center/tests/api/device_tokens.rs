@@ -237,15 +237,7 @@ async fn rate_limit_refusals_leave_one_audit_event_per_window_and_a_metric(backe
             .contains("login_ip"),
         "{events:?}"
     );
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics_text().await;
     assert!(
         metrics.contains("auth_rate_limit_refusals_total{rule=\"login_ip\"} 3"),
         "{metrics}"

@@ -141,24 +141,13 @@ async fn disabling_a_user_whose_sessions_cannot_be_ended_changes_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_login_whose_password_was_rehashed_by_a_concurrent_login_still_succeeds() {
-    use argon2::PasswordHasher as _;
     use secrecy::ExposeSecret as _;
 
     let (app, faulty) = spawn_faulty(None).await;
     app.register("rhea", PASSWORD).await;
     // Another login of the same user rehashes the password (new salt, same password) while
     // this one is between creating its session and re-reading the user.
-    let params = argon2::Params::new(
-        app.config.passwords.memory_kib,
-        app.config.passwords.iterations,
-        app.config.passwords.parallelism,
-        None,
-    )
-    .unwrap();
-    let rehashed = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
-        .hash_password(PASSWORD.as_bytes())
-        .unwrap()
-        .to_string();
+    let rehashed = argon2_hash(&app.config, PASSWORD.as_bytes());
     let url = app.config.database_url.expose_secret().to_string();
     *faulty.after_create.lock().unwrap() = Some(Box::new(move || {
         tokio::runtime::Handle::current().block_on(async {

@@ -62,14 +62,7 @@ async fn made_up_methods_do_not_grow_the_metrics(backend: Backend) {
         let r = app.request(method, "/healthz").send().await.unwrap();
         assert_eq!(r.status(), reqwest::StatusCode::METHOD_NOT_ALLOWED);
     }
-    let metrics = app
-        .request(Method::GET, "/metrics")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics_text().await;
     assert!(!metrics.contains("XYZZY"), "{metrics}");
     assert!(
         metrics.contains(r#"method="OTHER",route="/healthz",status="405"} 20"#),
@@ -85,14 +78,7 @@ async fn unmatched_paths_share_one_metrics_series(backend: Backend) {
             .await
             .unwrap();
     }
-    let metrics = app
-        .request(Method::GET, "/metrics")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics_text().await;
     assert!(!metrics.contains("/no/such"), "{metrics}");
 }
 

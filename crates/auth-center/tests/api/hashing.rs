@@ -52,15 +52,7 @@ async fn a_login_flood_beyond_the_hashing_capacity_gets_overloaded_answers_with_
     let hashing = app.auth.password_hashing();
     assert_eq!(hashing.peak_running, 1, "{hashing:?}");
     assert_eq!(hashing.refused, refused);
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics_text().await;
     for line in [
         "auth_password_hash_slots 1\n".to_string(),
         "auth_password_hashes_running_peak 1\n".to_string(),
@@ -83,24 +75,13 @@ async fn a_password_registered_in_nfc_logs_in_when_typed_in_nfd(backend: Backend
 }
 
 async fn a_legacy_hash_of_a_non_normalised_password_logs_in_and_is_replaced(backend: Backend) {
-    use argon2::PasswordHasher as _;
     use secrecy::ExposeSecret as _;
 
     let app = spawn_app(backend).await;
     let r = app.register("zoe", PASSWORD).await;
     assert_eq!(r.status(), StatusCode::CREATED);
     // A hash stored before passwords were normalised: the raw NFD bytes, current parameters.
-    let params = argon2::Params::new(
-        app.config.passwords.memory_kib,
-        app.config.passwords.iterations,
-        app.config.passwords.parallelism,
-        None,
-    )
-    .unwrap();
-    let legacy = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
-        .hash_password(NFD.as_bytes())
-        .unwrap()
-        .to_string();
+    let legacy = argon2_hash(&app.config, NFD.as_bytes());
     let db = sqlx::SqlitePool::connect(app.config.database_url.expose_secret())
         .await
         .unwrap();

@@ -525,3 +525,32 @@ impl TestApp {
         sids
     }
 }
+
+/// A PHC Argon2id hash of `password` with the app's parameters, made outside the app (as
+/// another instance, or an older version, would have stored it).
+pub fn argon2_hash(config: &Config, password: &[u8]) -> String {
+    use argon2::PasswordHasher as _;
+    let params = argon2::Params::new(
+        config.passwords.memory_kib,
+        config.passwords.iterations,
+        config.passwords.parallelism,
+        None,
+    )
+    .expect("argon2 parameters");
+    argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
+        .hash_password(password)
+        .expect("argon2 hash")
+        .to_string()
+}
+
+impl TestApp {
+    /// The `/metrics` text.
+    pub async fn metrics_text(&self) -> String {
+        let response = self.request(reqwest::Method::GET, "/metrics").send().await;
+        response
+            .expect("metrics")
+            .text()
+            .await
+            .expect("metrics text")
+    }
+}
