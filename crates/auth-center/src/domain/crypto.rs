@@ -24,6 +24,17 @@ pub fn sha256_b64(data: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(digest::digest(&digest::SHA256, data))
 }
 
+/// Bytes of a truncated HMAC tag carried in a token (128 bits).
+pub const TAG_BYTES: usize = 16;
+
+/// HMAC-SHA-256 of `data` under `key`, truncated to [`TAG_BYTES`] (a tag carried in a token).
+pub fn hmac_sha256_128(key: &[u8], data: &[u8]) -> [u8; TAG_BYTES] {
+    let full = hmac_sha256(key, data);
+    let mut out = [0u8; TAG_BYTES];
+    out.copy_from_slice(&full[..TAG_BYTES]);
+    out
+}
+
 /// HMAC-SHA-256 of `data` under `key`.
 pub fn hmac_sha256(key: &[u8], data: &[u8]) -> [u8; 32] {
     let tag = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, key), data);

@@ -13,10 +13,9 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use secrecy::{ExposeSecret, SecretSlice, SecretString};
 
-use super::crypto::{hmac_sha256, random_id, sha256_b64};
+use super::crypto::{TAG_BYTES, hmac_sha256_128, random_id, sha256_b64};
 use super::error::AuthError;
 
-const MAC_BYTES: usize = 16;
 /// Longest device token considered; anything longer is ignored unparsed.
 const MAX_WIRE_LEN: usize = 128;
 
@@ -43,12 +42,9 @@ impl DeviceTokens {
         }
     }
 
-    fn mac(&self, username: &str, binding: &str, id: &str, expiry: i64) -> [u8; MAC_BYTES] {
+    fn mac(&self, username: &str, binding: &str, id: &str, expiry: i64) -> [u8; TAG_BYTES] {
         let input = format!("device.v2.{username}.{binding}.{id}.{expiry}");
-        let full = hmac_sha256(self.key.expose_secret(), input.as_bytes());
-        let mut out = [0u8; MAC_BYTES];
-        out.copy_from_slice(&full[..MAC_BYTES]);
-        out
+        hmac_sha256_128(self.key.expose_secret(), input.as_bytes())
     }
 
     /// A new token for `username` (canonical) whose stored password hash gives `binding`

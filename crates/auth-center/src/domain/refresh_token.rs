@@ -18,12 +18,10 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use secrecy::{ExposeSecret, SecretSlice, SecretString};
 
-use super::crypto::{hmac_sha256, random_bytes, sha256_b64};
+use super::crypto::{TAG_BYTES, hmac_sha256, hmac_sha256_128, random_bytes, sha256_b64};
 use super::error::AuthError;
 use verifier::is_identifier;
 
-/// Bytes of the MAC kept in the token (HMAC-SHA-256 truncated to 128 bits).
-const MAC_BYTES: usize = 16;
 /// Derivation label of the MAC key; a new label would invalidate every token's MAC.
 const MAC_KEY_LABEL: &[u8] = b"auth-center refresh-token MAC v1";
 
@@ -48,17 +46,14 @@ impl RefreshKeys {
         }
     }
 
-    fn mac(&self, user_id: &str, sid: &str, secret: &[u8]) -> [u8; MAC_BYTES] {
+    fn mac(&self, user_id: &str, sid: &str, secret: &[u8]) -> [u8; TAG_BYTES] {
         let mut input = Vec::with_capacity(user_id.len() + sid.len() + 2 + secret.len());
         input.extend_from_slice(user_id.as_bytes());
         input.push(b'.');
         input.extend_from_slice(sid.as_bytes());
         input.push(b'.');
         input.extend_from_slice(secret);
-        let full = hmac_sha256(self.mac.expose_secret(), &input);
-        let mut out = [0u8; MAC_BYTES];
-        out.copy_from_slice(&full[..MAC_BYTES]);
-        out
+        hmac_sha256_128(self.mac.expose_secret(), &input)
     }
 }
 
@@ -119,7 +114,7 @@ impl RefreshToken {
         let provenance = match mac {
             None => Provenance::Legacy,
             Some(mac) => {
-                let presented = decode_exact(mac, MAC_BYTES)?;
+                let presented = decode_exact(mac, TAG_BYTES)?;
                 let expected = keys.mac(user_id, sid, &secret);
                 aws_lc_rs::constant_time::verify_slices_are_equal(&presented, &expected)
                     .map_err(|_| AuthError::InvalidRefreshToken)?;
