@@ -321,3 +321,17 @@ async fn a_locked_account_leaves_one_audit_event_per_window_however_often_it_is_
             .contains("login_account")
     );
 }
+
+#[test]
+fn device_and_hashing_settings_that_cannot_work_are_refused() {
+    let check = |tweak: &dyn Fn(&mut auth_center::Config)| {
+        let mut config = auth_center::Config::default();
+        tweak(&mut config);
+        config.validate()
+    };
+    assert!(check(&|c| c.limits.device_token_ttl_secs = 59).is_err());
+    assert!(check(&|c| c.limits.device_token_ttl_secs = 401 * 24 * 3600).is_err());
+    assert!(check(&|c| c.passwords.queue_wait_ms = 10_001).is_err());
+    assert!(check(&|c| c.limits.device_token_ttl_secs = 60).is_ok());
+    assert!(check(&|c| c.passwords.queue_wait_ms = 0).is_ok());
+}
