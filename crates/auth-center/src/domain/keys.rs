@@ -26,7 +26,7 @@ use serde::Serialize;
 use tokio::sync::Mutex;
 use verifier::{Claims, Clock, KeySet, VerifyingKey};
 
-use super::account::ADMIN_ROLE;
+use super::admin::ADMIN_ROLE;
 use super::crypto::random_id;
 use super::error::{AuthError, StoreError};
 use super::ports::{Database, StoredKey};

@@ -1,30 +1,25 @@
-//! The auth operations: register, login, refresh, logout, who-am-I. No HTTP here.
+//! `AuthService`, the auth-center's use cases, and what every area shares: the wiring, what
+//! a bearer token means to the auth-center (`authenticate`), token issuance, role checks,
+//! audit writes and the one path for account changes that must end sessions. The use
+//! cases themselves live in one file per area: `login`, `refresh`, `devices`, `passwords`,
+//! `admin`, `keys`, `introspection`.
 
 use std::sync::Arc;
 
 use jsonwebtoken::{Algorithm, Header};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use verifier::{ACCESS_TOKEN_TYP, Audience, Claims, Clock, TokenValidator, VerifyError};
 
 use super::client_ip::{IpRange, client_ip};
-use super::confusables::{check_single_script, username_skeleton};
-use super::credentials::{canonical_username, check_new_password, check_password_length};
 use super::crypto::{random_bytes, random_id};
-use super::device_token::{DeviceTokens, binding as device_binding};
+use super::device_token::DeviceTokens;
 use super::error::AuthError;
 use super::hasher::{HasherStats, PasswordHasher};
 use super::keys::{KeyManager, KeyPolicy};
-use super::limits::Limiter;
-use super::limits::Rule;
-use super::ports::{
-    AuditEvent, Database, RateLimitStore, RotateOutcome, Rotation, SessionRecord, SessionStore,
-    User,
-};
-use super::refresh_token::{Provenance, RefreshKeys, RefreshToken};
+use super::limits::{Limiter, Rule};
+use super::ports::{AuditEvent, Database, RateLimitStore, SessionStore, User};
+use super::refresh_token::{RefreshKeys, RefreshToken};
 use crate::config::Config;
-
-/// Longest user agent kept in a session record, in bytes.
-pub const MAX_USER_AGENT_BYTES: usize = 200;
 
 /// Who is calling, as far as the transport can tell.
 #[derive(Debug, Clone, Default)]
@@ -93,13 +88,13 @@ pub struct AuthService {
     pub(super) db: Arc<dyn Database>,
     pub(super) sessions: Arc<dyn SessionStore>,
     pub(super) limiter: Limiter,
-    hasher: PasswordHasher,
+    pub(super) hasher: PasswordHasher,
     keys: Arc<KeyManager>,
     validator: TokenValidator,
     pub(super) clock: Arc<dyn Clock>,
-    config: Arc<Config>,
-    refresh_keys: RefreshKeys,
-    devices: DeviceTokens,
+    pub(super) config: Arc<Config>,
+    pub(super) refresh_keys: RefreshKeys,
+    pub(super) devices: DeviceTokens,
     trusted_proxies: Vec<IpRange>,
 }
 
@@ -156,10 +151,6 @@ impl AuthService {
         client_ip(peer, forwarded_for, &self.trusted_proxies)
     }
 
-    pub(super) fn hasher(&self) -> &PasswordHasher {
-        &self.hasher
-    }
-
     /// What the password hasher is doing: running hashes, their high-water mark, refusals.
     pub fn password_hashing(&self) -> HasherStats {
         self.hasher.stats()
@@ -173,322 +164,6 @@ impl AuthService {
     /// The configuration.
     pub fn config(&self) -> &Config {
         &self.config
-    }
-
-    /// Creates an account.
-    pub async fn register(
-        &self,
-        username: &str,
-        password: SecretString,
-        client: &ClientInfo,
-    ) -> Result<UserView, AuthError> {
-        if !self.config.registration_enabled {
-            return Err(AuthError::RegistrationDisabled);
-        }
-        let allowed = self.limiter.check_register(&client.ip).await;
-        self.audit_refusal(allowed, client, None).await?;
-        let user = self.create_user(username, password, Vec::new()).await?;
-        self.audit(
-            "user.registered",
-            Some(&user.id),
-            Some(&user.id),
-            None,
-            client,
-            None,
-        )
-        .await;
-        Ok(user)
-    }
-
-    /// Creates a user with roles (registration, the CLI, admins).
-    pub async fn create_user(
-        &self,
-        username: &str,
-        password: SecretString,
-        roles: Vec<String>,
-    ) -> Result<UserView, AuthError> {
-        let username = canonical_username(username)?;
-        check_single_script(&username)?;
-        check_new_password(&password, &username)?;
-        let roles = checked_roles(roles)?;
-        let password_hash = self.hasher.hash(password).await?;
-        let user = User {
-            id: uuid::Uuid::new_v4().to_string(),
-            username,
-            password_hash,
-            roles,
-            disabled: false,
-            created_ms: self.clock.now_millis(),
-        };
-        // The skeleton's UNIQUE index refuses a look-alike of an existing user, also when
-        // both are created at once.
-        self.db
-            .create_user(&user, &username_skeleton(&user.username))
-            .await?;
-        Ok(UserView::from(&user))
-    }
-
-    /// Checks credentials and opens a new session (a new sid, never one from the client).
-    /// Unknown user, wrong password and disabled account cost the same and fail the same.
-    pub async fn login(
-        &self,
-        username: &str,
-        password: SecretString,
-        client: &ClientInfo,
-    ) -> Result<IssuedTokens, AuthError> {
-        let username = canonical_username(username)?;
-        check_password_length(&password)?;
-        // Rate limits (in the session store) and the user lookup come before any password
-        // work: an outage answers the same whatever the password (no oracle), and no
-        // session can be half-made.
-        let now_secs = self.clock.now_secs();
-        let allowed = self.limiter.check_login_ip(&client.ip).await;
-        self.audit_refusal(allowed, client, None).await?;
-        let user = self.db.user_by_username(&username).await?;
-        // A device token counts only for the account it was issued to, under its current
-        // password: which failure limits apply depends on it.
-        let device = match (&client.device_token, &user) {
-            (Some(token), Some(u)) => self.devices.verify(
-                token.expose_secret(),
-                &username,
-                &device_binding(&u.password_hash),
-                now_secs,
-            ),
-            _ => None,
-        };
-        let device = device.as_deref();
-        let allowed = self
-            .limiter
-            .check_login_failures(&username, &client.ip, device)
-            .await;
-        self.audit_refusal(allowed, client, Some(&username)).await?;
-        let stored_hash = user.as_ref().map(|u| u.password_hash.clone());
-        let check = self.hasher.verify(password.clone(), stored_hash).await?;
-        let mut user = match user {
-            Some(u) if check.valid && !u.disabled => u,
-            other => {
-                let detail = match &other {
-                    None => "unknown user",
-                    Some(u) if u.disabled => "disabled user",
-                    Some(_) => "wrong password",
-                };
-                let id = other.as_ref().map(|u| u.id.as_str());
-                self.audit("login.failure", id, id, None, client, Some(detail))
-                    .await;
-                self.limiter
-                    .login_failed(&username, &client.ip, device)
-                    .await?;
-                return Err(AuthError::InvalidCredentials);
-            }
-        };
-        self.limiter
-            .login_succeeded(&username, &client.ip, device)
-            .await?;
-        if check.needs_rehash
-            && let Some(hash) = self.upgrade_hash(&user.id, password.clone()).await
-        {
-            user.password_hash = hash;
-        }
-        // A disable, role change or password change racing this login either is seen by
-        // the re-read below, or ends the session just created: a session never survives
-        // with stale roles, for a disabled user, or for a password that was just replaced.
-        for _ in 0..3 {
-            let (pending, refresh) = self.open_session(&user, client).await?;
-            let reread = match self.db.user_by_id(&user.id).await {
-                Ok(reread) => reread,
-                Err(e) => {
-                    pending.discard().await;
-                    return Err(e.into());
-                }
-            };
-            match reread {
-                Some(now)
-                    if !now.disabled
-                        && now.roles == user.roles
-                        && now.password_hash == user.password_hash =>
-                {
-                    let issued = self
-                        .issue(&user.id, &pending.sid, &user.roles, refresh)
-                        .and_then(|tokens| {
-                            Ok(IssuedTokens {
-                                device_token: Some(self.devices.issue(
-                                    &user.username,
-                                    &device_binding(&user.password_hash),
-                                    now_secs,
-                                )?),
-                                ..tokens
-                            })
-                        });
-                    let tokens = match issued {
-                        Ok(tokens) => tokens,
-                        Err(e) => {
-                            pending.discard().await;
-                            return Err(e);
-                        }
-                    };
-                    // Still pending during the audit write: a login cancelled there
-                    // leaves no session either.
-                    self.audit(
-                        "login.success",
-                        Some(&user.id),
-                        Some(&user.id),
-                        Some(&pending.sid),
-                        client,
-                        None,
-                    )
-                    .await;
-                    pending.keep();
-                    return Ok(tokens);
-                }
-                fresh => {
-                    pending.discard().await;
-                    match fresh {
-                        // Only the roles changed: open the session again with the new ones.
-                        Some(fresh)
-                            if !fresh.disabled && fresh.password_hash == user.password_hash =>
-                        {
-                            user = fresh
-                        }
-                        // Another hash: a password change, or a concurrent login's rehash
-                        // of the same password (new salt or parameters). Only this rare
-                        // race pays a second hash, to tell the two apart.
-                        Some(fresh)
-                            if !fresh.disabled
-                                && self
-                                    .hasher
-                                    .verify(password.clone(), Some(fresh.password_hash.clone()))
-                                    .await?
-                                    .valid =>
-                        {
-                            user = fresh
-                        }
-                        _ => return Err(AuthError::InvalidCredentials),
-                    }
-                }
-            }
-        }
-        Err(AuthError::Unavailable(
-            "the account changed during login; retry".into(),
-        ))
-    }
-
-    /// Re-hashes with the current parameters; the stored hash, if it was replaced.
-    async fn upgrade_hash(&self, user_id: &str, password: SecretString) -> Option<String> {
-        match self.hasher.hash(password).await {
-            Ok(hash) => match self.db.set_password_hash(user_id, &hash).await {
-                Ok(()) => Some(hash),
-                Err(e) => {
-                    tracing::warn!(error = %e, "could not store the upgraded password hash");
-                    None
-                }
-            },
-            Err(e) => {
-                tracing::warn!(error = %e, "could not rehash a password");
-                None
-            }
-        }
-    }
-
-    /// Creates a session record with a fresh sid and refresh token. The session is
-    /// pending: it ends again unless the caller keeps it (see [`PendingSession`]).
-    async fn open_session(
-        &self,
-        user: &User,
-        client: &ClientInfo,
-    ) -> Result<(PendingSession, RefreshToken), AuthError> {
-        let now = self.clock.now_millis();
-        let sid = random_id()?;
-        let refresh = RefreshToken::generate(&user.id, &sid)?;
-        let record = SessionRecord {
-            user_id: user.id.clone(),
-            sid: sid.clone(),
-            created_ms: now,
-            last_seen_ms: now,
-            idle_expiry_ms: now + secs_to_ms(self.config.sessions.idle_secs),
-            absolute_expiry_ms: now + secs_to_ms(self.config.sessions.absolute_secs),
-            generation: 0,
-            user_agent: truncate(&client.user_agent, MAX_USER_AGENT_BYTES),
-            ip: truncate(&client.ip, 64),
-            roles: user.roles.clone(),
-        };
-        let max = self.config.sessions.max_per_user;
-        // Pending before the create: a create whose reply is lost (a timeout, or the
-        // request cancelled while waiting) may still have written the session.
-        let pending = PendingSession::new(self.sessions.clone(), &user.id, &sid);
-        let next = refresh.successor(&self.refresh_keys).hash();
-        self.sessions
-            .create(&record, &refresh.hash(), &next, now, max)
-            .await?;
-        Ok((pending, refresh))
-    }
-
-    /// Applies `change` (an SQL write that must end sessions: a password, roles, a
-    /// disable) with the user's sessions but `keep` ended before and after it. Ending them
-    /// first means a session store that fails answers `503` before anything changed; ending
-    /// them again catches a login that opened a session while the change was being written
-    /// (the login's re-read catches the ones after). Returns the change's result and how
-    /// many sessions ended.
-    pub(super) async fn change_ending_sessions<T, E>(
-        &self,
-        user_id: &str,
-        keep: Option<&str>,
-        change: impl std::future::Future<Output = Result<T, E>>,
-    ) -> Result<(T, u64), AuthError>
-    where
-        AuthError: From<E>,
-    {
-        let before = self.sessions.delete_all(user_id, keep).await?;
-        let value = change.await?;
-        let after = self.sessions.delete_all(user_id, keep).await?;
-        Ok((value, before + after))
-    }
-
-    /// Rotates a refresh token (see `SessionStore::rotate`).
-    pub async fn refresh(
-        &self,
-        wire: &str,
-        client: &ClientInfo,
-    ) -> Result<IssuedTokens, AuthError> {
-        let allowed = self.limiter.check_refresh(&client.ip).await;
-        self.audit_refusal(allowed, client, None).await?;
-        let presented = RefreshToken::parse(wire, &self.refresh_keys)?;
-        let successor = presented.successor(&self.refresh_keys);
-        let (presented_hash, successor_hash) = (presented.hash(), successor.hash());
-        let next_successor_hash = successor.successor(&self.refresh_keys).hash();
-        let rotation = Rotation {
-            user_id: &presented.user_id,
-            sid: &presented.sid,
-            presented_hash: &presented_hash,
-            successor_hash: &successor_hash,
-            next_successor_hash: &next_successor_hash,
-            now_ms: self.clock.now_millis(),
-            idle_ms: secs_to_ms(self.config.sessions.idle_secs),
-            grace_ms: i64::try_from(self.config.sessions.grace_ms).unwrap_or(0),
-            reuse_revokes: presented.provenance == Provenance::Issued,
-        };
-        match self.sessions.rotate(&rotation).await? {
-            RotateOutcome::Rotated { roles } | RotateOutcome::Replayed { roles } => {
-                self.issue(&presented.user_id, &presented.sid, &roles, successor)
-            }
-            RotateOutcome::Reused => {
-                let (uid, sid) = (
-                    Some(presented.user_id.as_str()),
-                    Some(presented.sid.as_str()),
-                );
-                tracing::warn!(user = %presented.user_id, "refresh token reuse detected; session revoked");
-                self.audit(
-                    "refresh.reuse_detected",
-                    uid,
-                    uid,
-                    sid,
-                    client,
-                    Some("session revoked"),
-                )
-                .await;
-                Err(AuthError::RefreshTokenReused)
-            }
-            RotateOutcome::NotFound => Err(AuthError::InvalidRefreshToken),
-        }
     }
 
     /// Checks an access token: signature and claims, then that its session still exists.
@@ -514,50 +189,13 @@ impl AuthService {
         Ok(claims)
     }
 
-    /// Ends the caller's session.
-    pub async fn logout(&self, claims: &Claims, client: &ClientInfo) -> Result<(), AuthError> {
-        self.sessions.delete(&claims.sub, &claims.sid).await?;
-        self.audit(
-            "logout",
-            Some(&claims.sub),
-            Some(&claims.sub),
-            Some(&claims.sid),
-            client,
-            None,
-        )
-        .await;
-        Ok(())
-    }
-
-    /// Ends every session of the caller.
-    pub async fn logout_all(&self, claims: &Claims, client: &ClientInfo) -> Result<u64, AuthError> {
-        let n = self.sessions.delete_all(&claims.sub, None).await?;
-        let detail = format!("{n} sessions ended");
-        self.audit(
-            "logout_all",
-            Some(&claims.sub),
-            Some(&claims.sub),
-            Some(&claims.sid),
-            client,
-            Some(&detail),
-        )
-        .await;
-        Ok(n)
-    }
-
-    /// The caller's account.
-    pub async fn me(&self, claims: &Claims) -> Result<UserView, AuthError> {
-        let user = self
-            .db
-            .user_by_id(&claims.sub)
-            .await?
-            .ok_or(AuthError::Token(VerifyError::Revoked))?;
-        Ok(UserView::from(&user))
-    }
-
-    /// The user's live sessions, most recently used first.
-    pub async fn sessions_of(&self, user_id: &str) -> Result<Vec<SessionRecord>, AuthError> {
-        Ok(self.sessions.list(user_id, self.clock.now_millis()).await?)
+    /// Fails unless the caller has `role`.
+    pub fn require_role(&self, claims: &Claims, role: &'static str) -> Result<(), AuthError> {
+        if claims.has_role(role) {
+            Ok(())
+        } else {
+            Err(AuthError::Forbidden(role))
+        }
     }
 
     /// Whether the database and the session store answer.
@@ -567,7 +205,7 @@ impl AuthService {
         Ok(())
     }
 
-    fn issue(
+    pub(super) fn issue(
         &self,
         user_id: &str,
         sid: &str,
@@ -609,6 +247,27 @@ impl AuthService {
             session_id: sid.into(),
             device_token: None,
         })
+    }
+
+    /// Applies `change` (an SQL write that must end sessions: a password, roles, a
+    /// disable) with the user's sessions but `keep` ended before and after it. Ending them
+    /// first means a session store that fails answers `503` before anything changed; ending
+    /// them again catches a login that opened a session while the change was being written
+    /// (the login's re-read catches the ones after). Returns the change's result and how
+    /// many sessions ended.
+    pub(super) async fn change_ending_sessions<T, E>(
+        &self,
+        user_id: &str,
+        keep: Option<&str>,
+        change: impl std::future::Future<Output = Result<T, E>>,
+    ) -> Result<(T, u64), AuthError>
+    where
+        AuthError: From<E>,
+    {
+        let before = self.sessions.delete_all(user_id, keep).await?;
+        let value = change.await?;
+        let after = self.sessions.delete_all(user_id, keep).await?;
+        Ok((value, before + after))
     }
 
     /// Writes the `rate_limited` audit event for a refusal worth one (see
@@ -670,118 +329,9 @@ impl AuthService {
             tracing::error!(error = %e, event, "could not write an audit event");
         }
     }
-
-    /// Recent audit events, newest first.
-    pub async fn recent_audit(&self, limit: i64) -> Result<Vec<AuditEvent>, AuthError> {
-        Ok(self.db.recent_audit(limit).await?)
-    }
 }
 
-/// A session that a login created but has not handed out yet. Unless [`keep`] is called,
-/// it is deleted again: inline by [`discard`], or, when the login fails some other way or
-/// its future is dropped (the request timed out, the client went away), by a background
-/// task that retries for a while. A failed login therefore leaves no session behind to show
-/// in the devices list, count toward the per-user cap, or live for the idle lifetime.
-///
-/// [`keep`]: PendingSession::keep
-/// [`discard`]: PendingSession::discard
-struct PendingSession {
-    sessions: Arc<dyn SessionStore>,
-    user_id: String,
-    sid: String,
-    armed: bool,
-}
-
-/// Background clean-up of a pending session: attempts and the pause after the first.
-const PENDING_CLEANUP_ATTEMPTS: u32 = 6;
-const PENDING_CLEANUP_FIRST_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
-
-impl PendingSession {
-    fn new(sessions: Arc<dyn SessionStore>, user_id: &str, sid: &str) -> Self {
-        Self {
-            sessions,
-            user_id: user_id.into(),
-            sid: sid.into(),
-            armed: true,
-        }
-    }
-
-    /// The login succeeded: the session stays.
-    fn keep(mut self) {
-        self.armed = false;
-    }
-
-    /// The login failed: deletes the session now; if that fails, the background clean-up
-    /// of `Drop` keeps trying.
-    async fn discard(mut self) {
-        if self.sessions.delete(&self.user_id, &self.sid).await.is_ok() {
-            self.armed = false;
-        }
-    }
-}
-
-impl Drop for PendingSession {
-    fn drop(&mut self) {
-        if !self.armed {
-            return;
-        }
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        let (sessions, user_id, sid) = (
-            self.sessions.clone(),
-            std::mem::take(&mut self.user_id),
-            std::mem::take(&mut self.sid),
-        );
-        runtime.spawn(async move {
-            let mut pause = PENDING_CLEANUP_FIRST_PAUSE;
-            for attempt in 1..=PENDING_CLEANUP_ATTEMPTS {
-                match sessions.delete(&user_id, &sid).await {
-                    Ok(_) => return,
-                    Err(e) if attempt == PENDING_CLEANUP_ATTEMPTS => {
-                        tracing::warn!(error = %e, user = %user_id,
-                            "could not delete the session of a failed login; it expires by its TTL");
-                    }
-                    Err(_) => {
-                        tokio::time::sleep(pause).await;
-                        pause *= 2;
-                    }
-                }
-            }
-        });
-    }
-}
-
-/// Most roles a user may hold. With role names of at most 64 characters, an access token
-/// stays well under the verifiers' [`verifier::MAX_TOKEN_BYTES`].
-pub const MAX_ROLES: usize = 32;
-
-/// Roles as stored: valid names, sorted, without duplicates, at most [`MAX_ROLES`].
-pub(super) fn checked_roles(mut roles: Vec<String>) -> Result<Vec<String>, AuthError> {
-    if let Some(role) = roles.iter().find(|r| !verifier::is_identifier(r)) {
-        return Err(AuthError::InvalidInput(format!(
-            "invalid role name {role:?}: 1 to 64 of A-Z a-z 0-9 _ -"
-        )));
-    }
-    roles.sort();
-    roles.dedup();
-    if roles.len() > MAX_ROLES {
-        return Err(AuthError::InvalidInput(format!(
-            "at most {MAX_ROLES} roles per user"
-        )));
-    }
-    Ok(roles)
-}
-
-fn secs_to_ms(secs: u64) -> i64 {
+/// Seconds as milliseconds, saturating.
+pub(super) fn secs_to_ms(secs: u64) -> i64 {
     i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX)
-}
-
-/// At most `max` bytes of `s`, cut on a character boundary.
-fn truncate(s: &str, max: usize) -> String {
-    let mut end = s.len().min(max);
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    s[..end].to_string()
 }

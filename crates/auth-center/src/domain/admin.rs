@@ -1,117 +1,22 @@
-//! The session lifecycle beyond login: your devices, password change, admin actions,
-//! introspection. Every admin action is audited with actor and target.
+//! The admin use cases: users (list, create, roles, disable), a user's sessions, force
+//! logout, the audit log, and their CLI entry points. Every admin action is audited with
+//! actor and target; role changes and disabling end the user's sessions.
 
 use secrecy::SecretString;
-use verifier::{Claims, VerifyError, is_identifier};
+use verifier::{Claims, is_identifier};
 
-use super::credentials::{canonical_username, check_new_password, check_password_length};
+use super::credentials::canonical_username;
 use super::error::AuthError;
 use super::ports::{AuditEvent, SessionRecord, User};
-use super::service::{AuthService, ClientInfo, UserView, checked_roles};
+use super::service::{AuthService, ClientInfo, UserView};
 
 /// The role that opens the admin API.
 pub const ADMIN_ROLE: &str = "admin";
-/// The role that may introspect tokens (admins may too).
-pub const INTROSPECT_ROLE: &str = "introspect";
 
 /// Largest page of users an admin can list at once.
 pub const MAX_PAGE: i64 = 500;
 
 impl AuthService {
-    /// The caller's live sessions ("your devices").
-    pub async fn my_sessions(&self, claims: &Claims) -> Result<Vec<SessionRecord>, AuthError> {
-        self.sessions_of(&claims.sub).await
-    }
-
-    /// Ends one of the caller's sessions. Another user's sid simply does not exist under
-    /// the caller's key, so it is `SessionNotFound` and nothing changes.
-    pub async fn end_my_session(
-        &self,
-        claims: &Claims,
-        sid: &str,
-        client: &ClientInfo,
-    ) -> Result<(), AuthError> {
-        if !is_identifier(sid) || !self.sessions.delete(&claims.sub, sid).await? {
-            return Err(AuthError::SessionNotFound);
-        }
-        self.audit(
-            "session.ended",
-            Some(&claims.sub),
-            Some(&claims.sub),
-            Some(sid),
-            client,
-            None,
-        )
-        .await;
-        Ok(())
-    }
-
-    /// Changes the caller's password after checking the current one, then ends every
-    /// other session of the user (the caller's own session stays).
-    pub async fn change_password(
-        &self,
-        claims: &Claims,
-        current: SecretString,
-        new: SecretString,
-        client: &ClientInfo,
-    ) -> Result<u64, AuthError> {
-        check_password_length(&current)?;
-        let user = self
-            .db
-            .user_by_id(&claims.sub)
-            .await?
-            .ok_or(AuthError::Token(VerifyError::Revoked))?;
-        check_new_password(&new, &user.username)?;
-        // The current-password check is a password guess like a login: same limits.
-        let allowed = self
-            .limiter
-            .check_login(&user.username, &client.ip, None)
-            .await;
-        self.audit_refusal(allowed, client, Some(&user.username))
-            .await?;
-        let check = self
-            .hasher()
-            .verify(current, Some(user.password_hash.clone()))
-            .await?;
-        if !check.valid {
-            self.audit(
-                "password.change_failed",
-                Some(&user.id),
-                Some(&user.id),
-                Some(&claims.sid),
-                client,
-                None,
-            )
-            .await;
-            self.limiter
-                .login_failed(&user.username, &client.ip, None)
-                .await?;
-            return Err(AuthError::InvalidCredentials);
-        }
-        self.limiter
-            .login_succeeded(&user.username, &client.ip, None)
-            .await?;
-        let hash = self.hasher().hash(new).await?;
-        let ((), ended) = self
-            .change_ending_sessions(
-                &user.id,
-                Some(&claims.sid),
-                self.db.set_password_hash(&user.id, &hash),
-            )
-            .await?;
-        let detail = format!("{ended} other sessions ended");
-        self.audit(
-            "password.changed",
-            Some(&user.id),
-            Some(&user.id),
-            Some(&claims.sid),
-            client,
-            Some(&detail),
-        )
-        .await;
-        Ok(ended)
-    }
-
     /// Audits an admin action: the admin is always the actor.
     pub(super) async fn audit_admin_action(
         &self,
@@ -124,15 +29,6 @@ impl AuthService {
     ) {
         self.audit(event, Some(&admin.sub), target, sid, client, detail)
             .await;
-    }
-
-    /// Fails unless the caller has `role`.
-    pub fn require_role(&self, claims: &Claims, role: &'static str) -> Result<(), AuthError> {
-        if claims.has_role(role) {
-            Ok(())
-        } else {
-            Err(AuthError::Forbidden(role))
-        }
     }
 
     async fn target_user(&self, id: &str) -> Result<User, AuthError> {
@@ -312,22 +208,9 @@ impl AuthService {
         self.recent_audit(limit).await
     }
 
-    /// Token introspection (RFC 7662) for a caller with the `introspect` or `admin`
-    /// role: the claims of an active access token, `None` for anything else (invalid,
-    /// expired, revoked). A backend outage is an error, never `active: false`.
-    pub async fn introspect(
-        &self,
-        caller: &Claims,
-        token: &str,
-    ) -> Result<Option<Claims>, AuthError> {
-        if !caller.has_role(INTROSPECT_ROLE) && !caller.has_role(ADMIN_ROLE) {
-            return Err(AuthError::Forbidden(INTROSPECT_ROLE));
-        }
-        match self.authenticate(token).await {
-            Ok(claims) => Ok(Some(claims)),
-            Err(AuthError::Token(e)) if !e.is_unavailable() => Ok(None),
-            Err(e) => Err(e),
-        }
+    /// Recent audit events, newest first.
+    pub async fn recent_audit(&self, limit: i64) -> Result<Vec<AuditEvent>, AuthError> {
+        Ok(self.db.recent_audit(limit).await?)
     }
 
     /// Admin via the CLI (no caller token): ends every session of a user by username.
@@ -389,4 +272,25 @@ impl AuthService {
         }
         Ok(view)
     }
+}
+
+/// Most roles a user may hold. With role names of at most 64 characters, an access token
+/// stays well under the verifiers' [`verifier::MAX_TOKEN_BYTES`].
+pub const MAX_ROLES: usize = 32;
+
+/// Roles as stored: valid names, sorted, without duplicates, at most [`MAX_ROLES`].
+pub(super) fn checked_roles(mut roles: Vec<String>) -> Result<Vec<String>, AuthError> {
+    if let Some(role) = roles.iter().find(|r| !verifier::is_identifier(r)) {
+        return Err(AuthError::InvalidInput(format!(
+            "invalid role name {role:?}: 1 to 64 of A-Z a-z 0-9 _ -"
+        )));
+    }
+    roles.sort();
+    roles.dedup();
+    if roles.len() > MAX_ROLES {
+        return Err(AuthError::InvalidInput(format!(
+            "at most {MAX_ROLES} roles per user"
+        )));
+    }
+    Ok(roles)
 }

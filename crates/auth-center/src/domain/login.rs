@@ -1,0 +1,339 @@
+//! Registration and login: creating accounts, checking credentials and opening a session,
+//! and who-am-I. A login's session stays pending (see [`PendingSession`]) until its tokens
+//! are made, and the login re-reads the user after creating it (the **re-read guard**), so
+//! a racing account change is never outlived by the session.
+
+use std::sync::Arc;
+
+use secrecy::SecretString;
+use verifier::{Claims, VerifyError};
+
+use super::admin::checked_roles;
+use super::confusables::{check_single_script, username_skeleton};
+use super::credentials::{canonical_username, check_new_password, check_password_length};
+use super::crypto::random_id;
+use super::error::AuthError;
+use super::ports::{SessionRecord, SessionStore, User};
+use super::refresh_token::RefreshToken;
+use super::service::{AuthService, ClientInfo, IssuedTokens, UserView, secs_to_ms};
+
+/// Longest user agent kept in a session record, in bytes.
+pub const MAX_USER_AGENT_BYTES: usize = 200;
+impl AuthService {
+    /// Creates an account.
+    pub async fn register(
+        &self,
+        username: &str,
+        password: SecretString,
+        client: &ClientInfo,
+    ) -> Result<UserView, AuthError> {
+        if !self.config.registration_enabled {
+            return Err(AuthError::RegistrationDisabled);
+        }
+        let allowed = self.limiter.check_register(&client.ip).await;
+        self.audit_refusal(allowed, client, None).await?;
+        let user = self.create_user(username, password, Vec::new()).await?;
+        self.audit(
+            "user.registered",
+            Some(&user.id),
+            Some(&user.id),
+            None,
+            client,
+            None,
+        )
+        .await;
+        Ok(user)
+    }
+
+    /// Creates a user with roles (registration, the CLI, admins).
+    pub async fn create_user(
+        &self,
+        username: &str,
+        password: SecretString,
+        roles: Vec<String>,
+    ) -> Result<UserView, AuthError> {
+        let username = canonical_username(username)?;
+        check_single_script(&username)?;
+        check_new_password(&password, &username)?;
+        let roles = checked_roles(roles)?;
+        let password_hash = self.hasher.hash(password).await?;
+        let user = User {
+            id: uuid::Uuid::new_v4().to_string(),
+            username,
+            password_hash,
+            roles,
+            disabled: false,
+            created_ms: self.clock.now_millis(),
+        };
+        // The skeleton's UNIQUE index refuses a look-alike of an existing user, also when
+        // both are created at once.
+        self.db
+            .create_user(&user, &username_skeleton(&user.username))
+            .await?;
+        Ok(UserView::from(&user))
+    }
+
+    /// Checks credentials and opens a new session (a new sid, never one from the client).
+    /// Unknown user, wrong password and disabled account cost the same and fail the same.
+    pub async fn login(
+        &self,
+        username: &str,
+        password: SecretString,
+        client: &ClientInfo,
+    ) -> Result<IssuedTokens, AuthError> {
+        let username = canonical_username(username)?;
+        check_password_length(&password)?;
+        // Rate limits (in the session store) and the user lookup come before any password
+        // work: an outage answers the same whatever the password (no oracle), and no
+        // session can be half-made.
+        let now_secs = self.clock.now_secs();
+        let allowed = self.limiter.check_login_ip(&client.ip).await;
+        self.audit_refusal(allowed, client, None).await?;
+        let user = self.db.user_by_username(&username).await?;
+        // A device token counts only for the account it was issued to, under its current
+        // password: which failure limits apply depends on it.
+        let device = self.trusted_device(
+            client.device_token.as_ref(),
+            &username,
+            user.as_ref(),
+            now_secs,
+        );
+        let device = device.as_deref();
+        let allowed = self
+            .limiter
+            .check_login_failures(&username, &client.ip, device)
+            .await;
+        self.audit_refusal(allowed, client, Some(&username)).await?;
+        let stored_hash = user.as_ref().map(|u| u.password_hash.clone());
+        let check = self.hasher.verify(password.clone(), stored_hash).await?;
+        let mut user = match user {
+            Some(u) if check.valid && !u.disabled => u,
+            other => {
+                let detail = match &other {
+                    None => "unknown user",
+                    Some(u) if u.disabled => "disabled user",
+                    Some(_) => "wrong password",
+                };
+                let id = other.as_ref().map(|u| u.id.as_str());
+                self.audit("login.failure", id, id, None, client, Some(detail))
+                    .await;
+                self.limiter
+                    .login_failed(&username, &client.ip, device)
+                    .await?;
+                return Err(AuthError::InvalidCredentials);
+            }
+        };
+        self.limiter
+            .login_succeeded(&username, &client.ip, device)
+            .await?;
+        if check.needs_rehash
+            && let Some(hash) = self.upgrade_hash(&user.id, password.clone()).await
+        {
+            user.password_hash = hash;
+        }
+        // A disable, role change or password change racing this login either is seen by
+        // the re-read below, or ends the session just created: a session never survives
+        // with stale roles, for a disabled user, or for a password that was just replaced.
+        for _ in 0..3 {
+            let (pending, refresh) = self.open_session(&user, client).await?;
+            let reread = match self.db.user_by_id(&user.id).await {
+                Ok(reread) => reread,
+                Err(e) => {
+                    pending.discard().await;
+                    return Err(e.into());
+                }
+            };
+            match reread {
+                Some(now)
+                    if !now.disabled
+                        && now.roles == user.roles
+                        && now.password_hash == user.password_hash =>
+                {
+                    let issued = self
+                        .issue(&user.id, &pending.sid, &user.roles, refresh)
+                        .and_then(|tokens| {
+                            Ok(IssuedTokens {
+                                device_token: Some(self.device_token(&user, now_secs)?),
+                                ..tokens
+                            })
+                        });
+                    let tokens = match issued {
+                        Ok(tokens) => tokens,
+                        Err(e) => {
+                            pending.discard().await;
+                            return Err(e);
+                        }
+                    };
+                    // Still pending during the audit write: a login cancelled there
+                    // leaves no session either.
+                    self.audit(
+                        "login.success",
+                        Some(&user.id),
+                        Some(&user.id),
+                        Some(&pending.sid),
+                        client,
+                        None,
+                    )
+                    .await;
+                    pending.keep();
+                    return Ok(tokens);
+                }
+                fresh => {
+                    pending.discard().await;
+                    match fresh {
+                        // Only the roles changed: open the session again with the new ones.
+                        Some(fresh)
+                            if !fresh.disabled && fresh.password_hash == user.password_hash =>
+                        {
+                            user = fresh
+                        }
+                        // Another hash: a password change, or a concurrent login's rehash
+                        // of the same password (new salt or parameters). Only this rare
+                        // race pays a second hash, to tell the two apart.
+                        Some(fresh)
+                            if !fresh.disabled
+                                && self
+                                    .hasher
+                                    .verify(password.clone(), Some(fresh.password_hash.clone()))
+                                    .await?
+                                    .valid =>
+                        {
+                            user = fresh
+                        }
+                        _ => return Err(AuthError::InvalidCredentials),
+                    }
+                }
+            }
+        }
+        Err(AuthError::Unavailable(
+            "the account changed during login; retry".into(),
+        ))
+    }
+
+    /// Creates a session record with a fresh sid and refresh token. The session is
+    /// pending: it ends again unless the caller keeps it (see [`PendingSession`]).
+    async fn open_session(
+        &self,
+        user: &User,
+        client: &ClientInfo,
+    ) -> Result<(PendingSession, RefreshToken), AuthError> {
+        let now = self.clock.now_millis();
+        let sid = random_id()?;
+        let refresh = RefreshToken::generate(&user.id, &sid)?;
+        let record = SessionRecord {
+            user_id: user.id.clone(),
+            sid: sid.clone(),
+            created_ms: now,
+            last_seen_ms: now,
+            idle_expiry_ms: now + secs_to_ms(self.config.sessions.idle_secs),
+            absolute_expiry_ms: now + secs_to_ms(self.config.sessions.absolute_secs),
+            generation: 0,
+            user_agent: truncate(&client.user_agent, MAX_USER_AGENT_BYTES),
+            ip: truncate(&client.ip, 64),
+            roles: user.roles.clone(),
+        };
+        let max = self.config.sessions.max_per_user;
+        // Pending before the create: a create whose reply is lost (a timeout, or the
+        // request cancelled while waiting) may still have written the session.
+        let pending = PendingSession::new(self.sessions.clone(), &user.id, &sid);
+        let next = refresh.successor(&self.refresh_keys).hash();
+        self.sessions
+            .create(&record, &refresh.hash(), &next, now, max)
+            .await?;
+        Ok((pending, refresh))
+    }
+
+    /// The caller's account.
+    pub async fn me(&self, claims: &Claims) -> Result<UserView, AuthError> {
+        let user = self
+            .db
+            .user_by_id(&claims.sub)
+            .await?
+            .ok_or(AuthError::Token(VerifyError::Revoked))?;
+        Ok(UserView::from(&user))
+    }
+}
+
+/// A session that a login created but has not handed out yet. Unless [`keep`] is called,
+/// it is deleted again: inline by [`discard`], or, when the login fails some other way or
+/// its future is dropped (the request timed out, the client went away), by a background
+/// task that retries for a while. A failed login therefore leaves no session behind to show
+/// in the devices list, count toward the per-user cap, or live for the idle lifetime.
+///
+/// [`keep`]: PendingSession::keep
+/// [`discard`]: PendingSession::discard
+struct PendingSession {
+    sessions: Arc<dyn SessionStore>,
+    user_id: String,
+    sid: String,
+    armed: bool,
+}
+
+/// Background clean-up of a pending session: attempts and the pause after the first.
+const PENDING_CLEANUP_ATTEMPTS: u32 = 6;
+const PENDING_CLEANUP_FIRST_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
+
+impl PendingSession {
+    fn new(sessions: Arc<dyn SessionStore>, user_id: &str, sid: &str) -> Self {
+        Self {
+            sessions,
+            user_id: user_id.into(),
+            sid: sid.into(),
+            armed: true,
+        }
+    }
+
+    /// The login succeeded: the session stays.
+    fn keep(mut self) {
+        self.armed = false;
+    }
+
+    /// The login failed: deletes the session now; if that fails, the background clean-up
+    /// of `Drop` keeps trying.
+    async fn discard(mut self) {
+        if self.sessions.delete(&self.user_id, &self.sid).await.is_ok() {
+            self.armed = false;
+        }
+    }
+}
+
+impl Drop for PendingSession {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (sessions, user_id, sid) = (
+            self.sessions.clone(),
+            std::mem::take(&mut self.user_id),
+            std::mem::take(&mut self.sid),
+        );
+        runtime.spawn(async move {
+            let mut pause = PENDING_CLEANUP_FIRST_PAUSE;
+            for attempt in 1..=PENDING_CLEANUP_ATTEMPTS {
+                match sessions.delete(&user_id, &sid).await {
+                    Ok(_) => return,
+                    Err(e) if attempt == PENDING_CLEANUP_ATTEMPTS => {
+                        tracing::warn!(error = %e, user = %user_id,
+                            "could not delete the session of a failed login; it expires by its TTL");
+                    }
+                    Err(_) => {
+                        tokio::time::sleep(pause).await;
+                        pause *= 2;
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// At most `max` bytes of `s`, cut on a character boundary.
+fn truncate(s: &str, max: usize) -> String {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_string()
+}
