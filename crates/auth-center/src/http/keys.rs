@@ -1,13 +1,17 @@
-//! The admin key endpoints: rotate, and list the keys with their states.
+//! The keys as HTTP: the JWKS and the discovery document that points at it, and the admin
+//! key routes (rotate, list the keys with their states), over `domain/keys.rs`.
 
 use axum::Json;
 use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::AppState;
 use super::error::ApiError;
 use super::extract::{ApiJson, Authenticated, Client};
-use super::handlers::{AppState, rfc3339};
+use super::json::rfc3339;
 use crate::domain::keys::{KeyRotation, KeyStatus};
 
 /// Body of `POST /v1/admin/keys/rotate`; no body at all is a delayed rotation.
@@ -71,4 +75,29 @@ fn key_json(k: &KeyStatus) -> Value {
         "unpublished_at": k.unpublished_ms.map(rfc3339),
         "revoked_at": k.revoked_ms.map(rfc3339),
     })
+}
+
+/// `GET /.well-known/jwks.json`, cacheable for `keys.jwks_max_age_secs`, which is
+/// shorter than the publication delay of a new key.
+pub(super) async fn jwks(State(auth): AppState) -> Response {
+    let cache_control = format!("public, max-age={}", auth.config().keys.jwks_max_age_secs);
+    let mut headers = HeaderMap::new();
+    if let Ok(value) = HeaderValue::from_str(&cache_control) {
+        headers.insert(header::CACHE_CONTROL, value);
+    }
+    (headers, Json(auth.keys().jwks())).into_response()
+}
+
+/// `GET /.well-known/openid-configuration` (minimal discovery document).
+pub(super) async fn openid_configuration(State(auth): AppState) -> Json<serde_json::Value> {
+    let issuer = auth.config().issuer.trim_end_matches('/').to_string();
+    Json(json!({
+        "issuer": issuer,
+        "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
+        "token_endpoint": format!("{issuer}/v1/login"),
+        "response_types_supported": [],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["EdDSA"],
+        "token_endpoint_auth_methods_supported": ["none"],
+    }))
 }

@@ -1,13 +1,19 @@
 //! The HTTP edge: routes, extractors, and the mapping of errors to responses. The only
 //! module that knows axum.
 
-mod account;
+mod admin;
 mod cookie;
+mod devices;
 mod error;
 mod extract;
-mod handlers;
+mod health;
+mod introspection;
+mod json;
 mod keys;
+mod login;
 mod metrics;
+mod passwords;
+mod refresh;
 mod repeated;
 
 use std::pin::Pin;
@@ -32,9 +38,12 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
 pub use error::ApiError;
-pub use handlers::rfc3339;
+pub use json::rfc3339;
 
 use crate::domain::AuthService;
+
+/// The state of every handler: the domain service.
+type AppState = State<Arc<AuthService>>;
 
 /// Largest request body accepted on the auth routes.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -42,33 +51,33 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
 /// The whole HTTP API.
 pub fn router(auth: Arc<AuthService>) -> Router {
     let v1 = Router::new()
-        .route("/register", post(handlers::register))
-        .route("/login", post(handlers::login))
-        .route("/refresh", post(handlers::refresh))
-        .route("/logout", post(handlers::logout))
-        .route("/logout-all", post(handlers::logout_all))
-        .route("/me", get(handlers::me))
-        .route("/password", post(account::change_password))
-        .route("/sessions", get(account::my_sessions))
-        .route("/sessions/{sid}", delete(account::end_my_session))
-        .route("/introspect", post(account::introspect))
+        .route("/register", post(login::register))
+        .route("/login", post(login::login))
+        .route("/me", get(login::me))
+        .route("/refresh", post(refresh::refresh))
+        .route("/logout", post(refresh::logout))
+        .route("/logout-all", post(refresh::logout_all))
+        .route("/sessions", get(devices::my_sessions))
+        .route("/sessions/{sid}", delete(devices::end_my_session))
+        .route("/password", post(passwords::change_password))
+        .route("/introspect", post(introspection::introspect))
         .route(
             "/admin/users",
-            get(account::list_users).post(account::create_user),
+            get(admin::list_users).post(admin::create_user),
         )
-        .route("/admin/users/{id}", get(account::get_user))
-        .route("/admin/users/{id}/roles", put(account::set_roles))
-        .route("/admin/users/{id}/disable", post(account::disable_user))
-        .route("/admin/users/{id}/enable", post(account::enable_user))
+        .route("/admin/users/{id}", get(admin::get_user))
+        .route("/admin/users/{id}/roles", put(admin::set_roles))
+        .route("/admin/users/{id}/disable", post(admin::disable_user))
+        .route("/admin/users/{id}/enable", post(admin::enable_user))
         .route(
             "/admin/users/{id}/sessions",
-            get(account::user_sessions).delete(account::force_logout_user),
+            get(admin::user_sessions).delete(admin::force_logout_user),
         )
         .route(
             "/admin/users/{id}/sessions/{sid}",
-            delete(account::force_logout_session),
+            delete(admin::force_logout_session),
         )
-        .route("/admin/audit", get(account::audit_log))
+        .route("/admin/audit", get(admin::audit_log))
         .route("/admin/keys", get(keys::list))
         .route("/admin/keys/rotate", post(keys::rotate))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -84,13 +93,13 @@ pub fn router(auth: Arc<AuthService>) -> Router {
         .with_state(metrics.clone());
     Router::new()
         .nest("/v1", v1)
-        .route("/.well-known/jwks.json", get(handlers::jwks))
+        .route("/.well-known/jwks.json", get(keys::jwks))
         .route(
             "/.well-known/openid-configuration",
-            get(handlers::openid_configuration),
+            get(keys::openid_configuration),
         )
-        .route("/healthz", get(handlers::healthz))
-        .route("/readyz", get(handlers::readyz))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .route_layer(axum::middleware::from_fn_with_state(

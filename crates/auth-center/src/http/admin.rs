@@ -1,89 +1,19 @@
-//! Handlers for "your devices", password change, the admin API and introspection.
+//! The admin API under `/v1/admin/users` and `/v1/admin/audit`, over `domain/admin.rs`
+//! (the key routes are in `keys.rs`).
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use secrecy::SecretString;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{Value, json};
-use verifier::Claims;
 
+use super::AppState;
 use super::error::ApiError;
-use super::extract::{self, ApiJson, ApiPath, ApiQuery, Authenticated, Client, MediaType, RawBody};
-use super::handlers::{AppState, UserResponse, rfc3339};
-use crate::domain::ports::{AuditEvent, SessionRecord};
-
-/// A session as shown to its user or an admin.
-#[derive(Serialize)]
-struct SessionResponse {
-    session_id: String,
-    created_at: String,
-    last_seen_at: String,
-    expires_at: String,
-    absolute_expires_at: String,
-    user_agent: String,
-    ip: String,
-    current: bool,
-}
-
-fn sessions_json(sessions: Vec<SessionRecord>, current_sid: Option<&str>) -> Json<Value> {
-    let list: Vec<SessionResponse> = sessions
-        .into_iter()
-        .map(|s| SessionResponse {
-            current: current_sid == Some(s.sid.as_str()),
-            session_id: s.sid,
-            created_at: rfc3339(s.created_ms),
-            last_seen_at: rfc3339(s.last_seen_ms),
-            expires_at: rfc3339(s.idle_expiry_ms),
-            absolute_expires_at: rfc3339(s.absolute_expiry_ms),
-            user_agent: s.user_agent,
-            ip: s.ip,
-        })
-        .collect();
-    Json(json!({ "sessions": list }))
-}
-
-/// `GET /v1/sessions`
-pub(super) async fn my_sessions(
-    State(auth): AppState,
-    Authenticated(claims): Authenticated,
-) -> Result<Json<Value>, ApiError> {
-    let sessions = auth.my_sessions(&claims).await?;
-    Ok(sessions_json(sessions, Some(&claims.sid)))
-}
-
-/// `DELETE /v1/sessions/{sid}`
-pub(super) async fn end_my_session(
-    State(auth): AppState,
-    Client(client): Client,
-    Authenticated(claims): Authenticated,
-    ApiPath(sid): ApiPath<String>,
-) -> Result<StatusCode, ApiError> {
-    auth.end_my_session(&claims, &sid, &client).await?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-/// Body of a password change.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct PasswordChange {
-    current_password: SecretString,
-    new_password: SecretString,
-}
-
-/// `POST /v1/password`
-pub(super) async fn change_password(
-    State(auth): AppState,
-    Client(client): Client,
-    Authenticated(claims): Authenticated,
-    ApiJson(body): ApiJson<PasswordChange>,
-) -> Result<Json<Value>, ApiError> {
-    let ended = auth
-        .change_password(&claims, body.current_password, body.new_password, &client)
-        .await?;
-    Ok(Json(json!({ "other_sessions_ended": ended })))
-}
+use super::extract::{ApiJson, ApiPath, ApiQuery, Authenticated, Client};
+use super::json::{UserResponse, rfc3339, sessions_json};
+use crate::domain::ports::AuditEvent;
 
 /// Paging of admin lists.
 #[derive(Deserialize)]
@@ -258,55 +188,5 @@ fn audit_json(e: AuditEvent) -> Value {
         "session_id": e.sid,
         "ip": e.ip,
         "detail": e.detail,
-    })
-}
-
-/// Body of an introspection request (RFC 7662): form-encoded or JSON.
-#[derive(Deserialize)]
-pub(super) struct IntrospectRequest {
-    token: String,
-    #[serde(default)]
-    #[allow(dead_code)]
-    token_type_hint: Option<String>,
-}
-
-/// `POST /v1/introspect` (RFC 7662 style; the caller needs the `introspect` or `admin`
-/// role). Anything but an active access token is `{"active": false}`.
-pub(super) async fn introspect(
-    State(auth): AppState,
-    Authenticated(caller): Authenticated,
-    RawBody(media, body): RawBody,
-) -> Result<Response, ApiError> {
-    // Every problem with the body is `invalid_request` here, a syntax error included.
-    let request: IntrospectRequest = match media {
-        MediaType::Form => extract::form(&body),
-        MediaType::Json => extract::json_object(&body),
-    }
-    .map_err(|e| e.into_api_error("invalid_request"))?;
-    let body = match auth.introspect(&caller, &request.token).await? {
-        Some(c) => active_json(&c),
-        None => json!({ "active": false }),
-    };
-    let mut response = Json(body).into_response();
-    response.headers_mut().insert(
-        header::CACHE_CONTROL,
-        axum::http::HeaderValue::from_static("no-store"),
-    );
-    Ok(response)
-}
-
-fn active_json(c: &Claims) -> Value {
-    json!({
-        "active": true,
-        "token_type": "access_token",
-        "iss": c.iss,
-        "sub": c.sub,
-        "aud": c.aud,
-        "exp": c.exp,
-        "iat": c.iat,
-        "nbf": c.nbf,
-        "jti": c.jti,
-        "sid": c.sid,
-        "roles": c.roles,
     })
 }
