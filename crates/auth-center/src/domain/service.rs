@@ -169,16 +169,17 @@ impl AuthService {
     /// Checks an access token: signature and claims, then that its session still exists.
     pub async fn authenticate(&self, token: &str) -> Result<Claims, AuthError> {
         let now = self.clock.now_secs();
-        let claims = match self
+        let mut keys = self.keys.verifying_keys();
+        // A `kid` this instance has not loaded may be a key another instance just created:
+        // the keys are re-read (at most once per cooldown) before the token is judged.
+        let unknown_kid = self
             .validator
-            .validate(token, &self.keys.verifying_keys(), now)
-        {
-            Err(VerifyError::Invalid("unknown key id")) if self.keys.reload_if_stale().await? => {
-                self.validator
-                    .validate(token, &self.keys.verifying_keys(), now)?
-            }
-            other => other?,
-        };
+            .check_header(token)
+            .is_ok_and(|header| keys.get(&header.kid).is_none());
+        if unknown_kid && self.keys.reload_if_stale().await? {
+            keys = self.keys.verifying_keys();
+        }
+        let claims = self.validator.validate(token, &keys, now)?;
         if !self
             .sessions
             .is_active(&claims.sub, &claims.sid, self.clock.now_millis())
