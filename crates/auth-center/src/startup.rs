@@ -11,6 +11,7 @@ use tokio::net::TcpListener;
 use verifier::{Clock, RedisConnection, RedisOptions, RedisTarget, SessionKeys, SystemClock};
 
 use crate::config::Config;
+use crate::domain::error::Chain;
 use crate::domain::ports::{Database, RateLimitStore, SessionStore};
 use crate::domain::{AuthService, confusables};
 use crate::storage::rate_limit::{MemoryRateLimitStore, RedisRateLimitStore};
@@ -93,7 +94,7 @@ fn spawn_key_reload(auth: &Arc<AuthService>) {
             tokio::time::sleep(KEY_RELOAD_INTERVAL).await;
             let Some(auth) = weak.upgrade() else { return };
             if let Err(e) = auth.maintain_keys().await {
-                tracing::warn!(error = %e, "could not reload or rotate signing keys");
+                tracing::warn!(error = %Chain(&e), "could not reload or rotate signing keys");
             }
         }
     });

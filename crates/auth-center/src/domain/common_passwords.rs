@@ -8,7 +8,7 @@
 //! that string: no index and no per-entry allocation.
 
 use std::io::Read as _;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use super::error::AuthError;
 
@@ -26,15 +26,13 @@ pub struct CommonPasswords {
 
 impl CommonPasswords {
     /// Decompresses the embedded list (what the first check does once).
-    pub fn load() -> Result<Self, String> {
+    pub fn load() -> Result<Self, std::io::Error> {
         // The gzip trailer ends with the decompressed size: one allocation, no regrowing.
         let size = CORPUS_GZ
             .last_chunk::<4>()
             .map_or(0, |n| u32::from_le_bytes(*n) as usize);
         let mut sorted_lines = String::with_capacity(size + 1);
-        flate2::read::GzDecoder::new(CORPUS_GZ)
-            .read_to_string(&mut sorted_lines)
-            .map_err(|e| format!("the embedded common-password list is unreadable: {e}"))?;
+        flate2::read::GzDecoder::new(CORPUS_GZ).read_to_string(&mut sorted_lines)?;
         if !sorted_lines.is_empty() && !sorted_lines.ends_with('\n') {
             sorted_lines.push('\n');
         }
@@ -43,10 +41,15 @@ impl CommonPasswords {
 
     /// The list, loaded at the first call.
     pub fn get() -> Result<&'static Self, AuthError> {
-        static LIST: OnceLock<Result<CommonPasswords, String>> = OnceLock::new();
-        LIST.get_or_init(Self::load)
+        static LIST: OnceLock<Result<CommonPasswords, Arc<std::io::Error>>> = OnceLock::new();
+        LIST.get_or_init(|| Self::load().map_err(Arc::new))
             .as_ref()
-            .map_err(|e| AuthError::Internal(e.clone()))
+            .map_err(|e| {
+                AuthError::internal_because(
+                    "the embedded common-password list is unreadable",
+                    Arc::clone(e),
+                )
+            })
     }
 
     /// Whether `lower_case` (a password already lower-cased with `str::to_lowercase`) is on

@@ -14,7 +14,7 @@
 
 use unicode_security::MixedScript as _;
 
-use super::error::{AuthError, StoreError};
+use super::error::{AuthError, StoreError, Unique};
 use super::ports::Database;
 
 /// Refuses a canonical username that mixes scripts.
@@ -55,7 +55,7 @@ pub async fn backfill_skeletons(db: &dyn Database) -> Result<u64, StoreError> {
                 .await
             {
                 Ok(()) => stored += 1,
-                Err(StoreError::Conflict) => tracing::warn!(
+                Err(StoreError::Conflict(Unique::UsernameSkeleton)) => tracing::warn!(
                     user_id = %user.id,
                     username = %user.username,
                     "this username looks like an older user's (same UTS #39 skeleton); it keeps \

@@ -10,7 +10,7 @@ use super::error::AuthError;
 pub fn random_bytes<const N: usize>() -> Result<[u8; N], AuthError> {
     let mut bytes = [0u8; N];
     rand::fill(&mut bytes)
-        .map_err(|_| AuthError::Internal("random number generator failed".into()))?;
+        .map_err(|e| AuthError::internal_because("the random number generator failed", e))?;
     Ok(bytes)
 }
 

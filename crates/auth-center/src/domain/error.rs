@@ -1,6 +1,17 @@
 //! Domain errors. `http::error` maps each to a status and a stable code.
+//!
+//! A failure's cause travels as a typed `source()`, never formatted into a message: a
+//! [`StoreError`] holds the driver's error, and [`AuthError::Unavailable`] and
+//! [`AuthError::Internal`] hold theirs. A log line shows the whole chain ([`Chain`]); a client
+//! sees only the fixed message of the outcome.
+
+use std::error::Error;
+use std::fmt;
 
 use verifier::VerifyError;
+
+/// The cause of a failure: any error, kept whole for the log.
+pub type Cause = Box<dyn Error + Send + Sync + 'static>;
 
 /// Everything an auth operation can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -46,41 +57,217 @@ pub enum AuthError {
     /// No such user.
     #[error("user not found")]
     UserNotFound,
-    /// Cross-site request refused (cookie mode).
-    #[error("{0}")]
-    CsrfRejected(&'static str),
     /// Every password-hashing slot stayed busy for the whole queue wait: the request was
     /// refused before any password work, and may be retried shortly.
     #[error("too many password checks at once, retry shortly")]
     Overloaded,
-    /// Redis or the database is unreachable.
-    #[error("backend unavailable: {0}")]
-    Unavailable(String),
-    /// A bug or an unexpected state.
-    #[error("internal error: {0}")]
-    Internal(String),
+    /// Redis or the database is unreachable, or the request could not be finished now; the
+    /// source says why.
+    #[error("backend unavailable")]
+    Unavailable(#[source] Cause),
+    /// A bug or an unexpected state; the source says what failed.
+    #[error("internal error")]
+    Internal(#[source] Cause),
+}
+
+impl AuthError {
+    /// [`AuthError::Internal`]: `what` went wrong, with no further cause.
+    pub fn internal(what: &'static str) -> Self {
+        AuthError::Internal(Box::new(Failure::new(what)))
+    }
+
+    /// [`AuthError::Internal`]: `what` failed because of `cause`.
+    pub fn internal_because(what: &'static str, cause: impl Into<Cause>) -> Self {
+        AuthError::Internal(Box::new(Failure::because(what, cause)))
+    }
+
+    /// [`AuthError::Unavailable`]: `what` could not be done now.
+    pub fn unavailable(what: &'static str) -> Self {
+        AuthError::Unavailable(Box::new(Failure::new(what)))
+    }
+}
+
+/// What failed, with the error that made it fail as its source: a link of a cause chain that
+/// names the operation, instead of a message with the cause formatted into it.
+#[derive(Debug, thiserror::Error)]
+#[error("{what}")]
+pub struct Failure {
+    what: &'static str,
+    #[source]
+    cause: Option<Cause>,
+}
+
+impl Failure {
+    /// `what` went wrong, with no further cause.
+    pub fn new(what: &'static str) -> Self {
+        Self { what, cause: None }
+    }
+
+    /// `what` failed because of `cause`.
+    pub fn because(what: &'static str, cause: impl Into<Cause>) -> Self {
+        Self {
+            what,
+            cause: Some(cause.into()),
+        }
+    }
 }
 
 /// Failures of a storage backend.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The backend could not be reached or timed out.
-    #[error("unavailable: {0}")]
-    Unavailable(String),
-    /// A uniqueness constraint was hit.
-    #[error("conflict")]
-    Conflict,
-    /// Anything else.
-    #[error("storage error: {0}")]
-    Other(String),
+    #[error("the store did not answer")]
+    Unavailable(#[source] Cause),
+    /// A uniqueness constraint refused the write.
+    #[error("unique constraint on {0} violated")]
+    Conflict(Unique),
+    /// Anything else: a refused statement, a script error, a malformed reply.
+    #[error("the store failed")]
+    Other(#[source] Cause),
+}
+
+impl StoreError {
+    /// [`StoreError::Other`]: `what` went wrong, with no further cause.
+    pub fn other(what: &'static str) -> Self {
+        StoreError::Other(Box::new(Failure::new(what)))
+    }
+
+    /// [`StoreError::Other`]: `what` failed because of `cause`.
+    pub fn other_because(what: &'static str, cause: impl Into<Cause>) -> Self {
+        StoreError::Other(Box::new(Failure::because(what, cause)))
+    }
+}
+
+/// The uniqueness rules of the schema that the domain tells apart. `storage::sql` maps a
+/// database's unique violation to one of these, by constraint name (or, where the database
+/// names no constraint, by table and column), in one table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unique {
+    /// `users.username`: the canonical username is taken.
+    Username,
+    /// `users.username_skeleton`: a look-alike of the username is taken (UTS #39).
+    UsernameSkeleton,
+    /// `signing_keys.scheduled_after`: another instance already scheduled the successor of
+    /// this key.
+    KeySuccessor,
+}
+
+impl fmt::Display for Unique {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Unique::Username => "users.username",
+            Unique::UsernameSkeleton => "users.username_skeleton",
+            Unique::KeySuccessor => "signing_keys.scheduled_after",
+        })
+    }
 }
 
 impl From<StoreError> for AuthError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Unavailable(m) => AuthError::Unavailable(m),
-            StoreError::Conflict => AuthError::UsernameTaken,
-            StoreError::Other(m) => AuthError::Internal(m),
+            StoreError::Conflict(Unique::Username | Unique::UsernameSkeleton) => {
+                AuthError::UsernameTaken
+            }
+            StoreError::Unavailable(_) => AuthError::Unavailable(Box::new(e)),
+            StoreError::Conflict(Unique::KeySuccessor) | StoreError::Other(_) => {
+                AuthError::Internal(Box::new(e))
+            }
         }
+    }
+}
+
+/// An error with its whole cause chain, for the log: `error: cause: cause of the cause`. A
+/// cause whose text the link before it already shows (some drivers print their source in
+/// their own message) is not repeated.
+pub struct Chain<'a>(pub &'a (dyn Error + 'static));
+
+impl fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut shown = self.0.to_string();
+        f.write_str(&shown)?;
+        let mut next = self.0.source();
+        while let Some(cause) = next {
+            let text = cause.to_string();
+            if !shown.ends_with(&text) {
+                write!(f, ": {text}")?;
+            }
+            shown = text;
+            next = cause.source();
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused() -> std::io::Error {
+        std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "connection refused")
+    }
+
+    #[test]
+    fn a_store_outage_keeps_its_cause_as_the_source_chain() {
+        let e = AuthError::from(StoreError::Unavailable(Box::new(refused())));
+        assert!(matches!(e, AuthError::Unavailable(_)));
+        assert_eq!(
+            e.to_string(),
+            "backend unavailable",
+            "no cause in the message"
+        );
+        assert_eq!(
+            Chain(&e).to_string(),
+            "backend unavailable: the store did not answer: connection refused"
+        );
+        let io = std::iter::successors(Some(&e as &(dyn Error + 'static)), |e| (*e).source())
+            .find_map(|e| e.downcast_ref::<std::io::Error>())
+            .expect("the io::Error is in the chain, typed");
+        assert_eq!(io.kind(), std::io::ErrorKind::ConnectionRefused);
+    }
+
+    #[test]
+    fn only_the_username_constraints_mean_the_username_is_taken() {
+        for unique in [Unique::Username, Unique::UsernameSkeleton] {
+            let e = AuthError::from(StoreError::Conflict(unique));
+            assert!(matches!(e, AuthError::UsernameTaken), "{unique}: {e:?}");
+        }
+        let e = AuthError::from(StoreError::Conflict(Unique::KeySuccessor));
+        assert!(matches!(e, AuthError::Internal(_)), "{e:?}");
+        assert_eq!(
+            Chain(&e).to_string(),
+            "internal error: unique constraint on signing_keys.scheduled_after violated"
+        );
+        let e = AuthError::from(StoreError::Other("lock poisoned".into()));
+        assert_eq!(
+            Chain(&e).to_string(),
+            "internal error: the store failed: lock poisoned"
+        );
+    }
+
+    #[test]
+    fn a_failure_names_the_operation_and_keeps_its_cause() {
+        let e = AuthError::internal_because("start a hashing thread", refused());
+        assert_eq!(e.to_string(), "internal error");
+        assert_eq!(
+            Chain(&e).to_string(),
+            "internal error: start a hashing thread: connection refused"
+        );
+        assert_eq!(
+            Chain(&AuthError::internal("no key signs now")).to_string(),
+            "internal error: no key signs now"
+        );
+    }
+
+    #[test]
+    fn a_cause_that_the_message_before_already_shows_is_not_repeated() {
+        /// Like `sqlx::Error::Database`: prints its source in its own message too.
+        #[derive(Debug, thiserror::Error)]
+        #[error("error returned from database: {0}")]
+        struct Echoing(#[source] std::io::Error);
+        let e = StoreError::Other(Box::new(Echoing(refused())));
+        assert_eq!(
+            Chain(&e).to_string(),
+            "the store failed: error returned from database: connection refused"
+        );
     }
 }

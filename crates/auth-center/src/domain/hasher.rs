@@ -117,7 +117,7 @@ impl PasswordHasher {
             config.parallelism,
             None,
         )
-        .map_err(|e| AuthError::Internal(format!("argon2 parameters: {e}")))?;
+        .map_err(|e| AuthError::internal_because("invalid argon2 parameters", e))?;
         let slots = match config.max_concurrent_hashes {
             0 => std::thread::available_parallelism()
                 .map(|n| n.get())
@@ -228,7 +228,7 @@ impl PasswordHasher {
         }))?;
         answer
             .await
-            .map_err(|_| AuthError::Internal("a hashing job failed".into()))?
+            .map_err(|e| AuthError::internal_because("a hashing job failed", e))?
     }
 }
 
@@ -255,7 +255,7 @@ impl Pool {
             std::thread::Builder::new()
                 .name(format!("argon2-{n}"))
                 .spawn(move || work_loop(&queue, Scratch::new(blocks)))
-                .map_err(|e| AuthError::Internal(format!("start a hashing thread: {e}")))?;
+                .map_err(|e| AuthError::internal_because("start a hashing thread", e))?;
         }
         Ok(Self {
             slots,
@@ -274,7 +274,9 @@ impl Pool {
         } else {
             match tokio::time::timeout(self.queue_wait, permits.acquire_owned()).await {
                 Ok(Ok(permit)) => Some(permit),
-                Ok(Err(_closed)) => return Err(AuthError::Internal("hasher closed".into())),
+                Ok(Err(closed)) => {
+                    return Err(AuthError::internal_because("the hasher is closed", closed));
+                }
                 Err(_elapsed) => None,
             }
         };
@@ -287,7 +289,7 @@ impl Pool {
     fn submit(&self, job: Job) -> Result<(), AuthError> {
         self.jobs
             .send(job)
-            .map_err(|_| AuthError::Internal("the hashing threads have stopped".into()))
+            .map_err(|_| AuthError::internal("the hashing threads have stopped"))
     }
 }
 
@@ -359,8 +361,10 @@ fn nfkc(password: &SecretString) -> SecretString {
 
 /// A new Argon2id hash of `password` with a random salt, as a PHC string.
 fn hash_phc(params: &Params, password: &[u8], scratch: &mut Scratch) -> Result<String, AuthError> {
-    let argon_error = |e: argon2::Error| AuthError::Internal(format!("argon2: {e}"));
-    let phc_error = |e: argon2::password_hash::phc::Error| AuthError::Internal(format!("phc: {e}"));
+    let argon_error = |e: argon2::Error| AuthError::internal_because("argon2 hashing", e);
+    let phc_error = |e: argon2::password_hash::phc::Error| {
+        AuthError::internal_because("encoding an argon2 hash", e)
+    };
     let salt = random_bytes::<{ argon2::RECOMMENDED_SALT_LEN }>()?;
     let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
     let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
@@ -370,7 +374,8 @@ fn hash_phc(params: &Params, password: &[u8], scratch: &mut Scratch) -> Result<S
     let hash = PasswordHash {
         algorithm: Algorithm::Argon2id.ident(),
         version: Some(Version::V0x13.into()),
-        params: ParamsString::try_from(params).map_err(|e| AuthError::Internal(format!("{e}")))?,
+        params: ParamsString::try_from(params)
+            .map_err(|e| AuthError::internal_because("encoding argon2 parameters", e))?,
         salt: Some(Salt::new(&salt).map_err(phc_error)?),
         hash: Some(Output::new(&out).map_err(phc_error)?),
     };

@@ -28,7 +28,7 @@ use verifier::{Claims, Clock, KeySet, VerifyingKey};
 
 use super::admin::ADMIN_ROLE;
 use super::crypto::random_id;
-use super::error::{AuthError, StoreError};
+use super::error::{AuthError, StoreError, Unique};
 use super::ports::{Database, StoredKey};
 use super::service::{AuthService, ClientInfo};
 use crate::config::Config;
@@ -84,7 +84,7 @@ impl KeyPolicy {
         let ms = |secs: u64| {
             secs.checked_mul(1000)
                 .and_then(|ms| i64::try_from(ms).ok())
-                .ok_or_else(|| AuthError::Internal("key timing out of range".into()))
+                .ok_or_else(|| AuthError::internal("key timing out of range"))
         };
         let tokens = &config.tokens;
         Ok(Self {
@@ -296,8 +296,8 @@ impl Loaded {
             .collect();
         events.sort_unstable();
         events.dedup();
-        let first = view_at(&lives, now_ms)
-            .ok_or_else(|| AuthError::Internal("no key signs now".into()))?;
+        let first =
+            view_at(&lives, now_ms).ok_or_else(|| AuthError::internal("no key signs now"))?;
         // A moment with no signing key (only after odd concurrent revocations) keeps the
         // previous view.
         let later = events
@@ -489,7 +489,7 @@ impl KeyManager {
         )?;
         match self.db.insert_signing_key(&key).await {
             Ok(()) => {}
-            Err(StoreError::Conflict) => {
+            Err(StoreError::Conflict(Unique::KeySuccessor)) => {
                 // Another instance scheduled this rotation first.
                 self.install_from_db(now).await?;
                 return Ok(None);
@@ -533,7 +533,7 @@ impl KeyManager {
             .iter()
             .find(|l| l.key.kid == kid)
             .map(|l| l.status(now))
-            .ok_or_else(|| AuthError::Internal("the new key was not stored".into()))
+            .ok_or_else(|| AuthError::internal("the new key was not stored"))
     }
 
     async fn install_from_db(&self, now: i64) -> Result<Vec<StoredKey>, AuthError> {
@@ -566,9 +566,9 @@ pub fn generate_ed25519(
     scheduled_after: Option<String>,
 ) -> Result<StoredKey, AuthError> {
     let pkcs8 = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new())
-        .map_err(|_| AuthError::Internal("key generation failed".into()))?;
+        .map_err(|e| AuthError::internal_because("generating a signing key", e))?;
     let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref())
-        .map_err(|_| AuthError::Internal("generated key rejected".into()))?;
+        .map_err(|e| AuthError::internal_because("reading a generated signing key", e))?;
     Ok(StoredKey {
         kid: random_id()?,
         alg: "EdDSA".into(),

@@ -12,7 +12,7 @@ use super::admin::checked_roles;
 use super::confusables::{check_single_script, username_skeleton};
 use super::credentials::{canonical_username, check_new_password, check_password_length};
 use super::crypto::random_id;
-use super::error::AuthError;
+use super::error::{AuthError, Chain};
 use super::ports::{SessionRecord, SessionStore, User};
 use super::refresh_token::RefreshToken;
 use super::service::{AuthService, ClientInfo, IssuedTokens, UserView, secs_to_ms};
@@ -205,8 +205,8 @@ impl AuthService {
                 }
             }
         }
-        Err(AuthError::Unavailable(
-            "the account changed during login; retry".into(),
+        Err(AuthError::unavailable(
+            "the account kept changing during login; retry",
         ))
     }
 
@@ -316,7 +316,7 @@ impl Drop for PendingSession {
                 match sessions.delete(&user_id, &sid).await {
                     Ok(_) => return,
                     Err(e) if attempt == PENDING_CLEANUP_ATTEMPTS => {
-                        tracing::warn!(error = %e, user = %user_id,
+                        tracing::warn!(error = %Chain(&e), user = %user_id,
                             "could not delete the session of a failed login; it expires by its TTL");
                     }
                     Err(_) => {

@@ -6,7 +6,7 @@ use secrecy::SecretString;
 use verifier::{Claims, VerifyError};
 
 use super::credentials::{check_new_password, check_password_length};
-use super::error::AuthError;
+use super::error::{AuthError, Chain};
 use super::service::{AuthService, ClientInfo};
 
 impl AuthService {
@@ -86,12 +86,12 @@ impl AuthService {
             Ok(hash) => match self.db.set_password_hash(user_id, &hash).await {
                 Ok(()) => Some(hash),
                 Err(e) => {
-                    tracing::warn!(error = %e, "could not store the upgraded password hash");
+                    tracing::warn!(error = %Chain(&e), "could not store the upgraded password hash");
                     None
                 }
             },
             Err(e) => {
-                tracing::warn!(error = %e, "could not rehash a password");
+                tracing::warn!(error = %Chain(&e), "could not rehash a password");
                 None
             }
         }

@@ -13,7 +13,7 @@ use verifier::{ACCESS_TOKEN_TYP, Audience, Claims, Clock, TokenValidator, Verify
 use super::client_ip::{IpRange, client_ip};
 use super::crypto::{random_bytes, random_id};
 use super::device_token::DeviceTokens;
-use super::error::AuthError;
+use super::error::{AuthError, Chain};
 use super::hasher::{HasherStats, PasswordHasher};
 use super::keys::{KeyManager, KeyPolicy};
 use super::limits::{Limiter, Rule};
@@ -234,12 +234,16 @@ impl AuthService {
         header.typ = Some(ACCESS_TOKEN_TYP.into());
         header.kid = Some(kid);
         let access_token = jsonwebtoken::encode(&header, &claims, &key)
-            .map_err(|e| AuthError::Internal(format!("signing failed: {e}")))?;
+            .map_err(|e| AuthError::internal_because("signing an access token", e))?;
         if access_token.len() > verifier::MAX_TOKEN_BYTES {
-            return Err(AuthError::Internal(format!(
-                "an access token of {} bytes would be refused by every verifier",
-                access_token.len()
-            )));
+            // A leaf cause: nothing failed below, the size itself is the fault.
+            return Err(AuthError::Internal(
+                format!(
+                    "an access token of {} bytes would be refused by every verifier",
+                    access_token.len()
+                )
+                .into(),
+            ));
         }
         Ok(IssuedTokens {
             access_token,
@@ -327,7 +331,7 @@ impl AuthService {
         };
         tracing::info!(target: "audit", event, actor, target, "audit event");
         if let Err(e) = self.db.audit(&entry).await {
-            tracing::error!(error = %e, event, "could not write an audit event");
+            tracing::error!(error = %Chain(&e), event, "could not write an audit event");
         }
     }
 }

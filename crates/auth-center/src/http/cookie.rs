@@ -5,7 +5,7 @@
 
 use axum::http::{HeaderMap, HeaderValue, header};
 
-use crate::domain::AuthError;
+use super::error::ApiError;
 
 /// The refresh-token cookie.
 pub(super) const COOKIE_NAME: &str = "__Host-refresh";
@@ -54,23 +54,23 @@ fn cookies(headers: &HeaderMap, wanted: &str) -> Vec<String> {
 }
 
 /// CSRF check for a cookie-mode request: the custom header and an allowed `Origin`.
-pub(super) fn check_csrf(headers: &HeaderMap, allowed_origins: &[String]) -> Result<(), AuthError> {
+pub(super) fn check_csrf(headers: &HeaderMap, allowed_origins: &[String]) -> Result<(), ApiError> {
     if !wants_cookie(headers) {
-        return Err(AuthError::CsrfRejected(
+        return Err(ApiError::csrf_rejected(
             "cookie mode needs the X-Token-Transport: cookie header",
         ));
     }
     let mut origins = headers.get_all(header::ORIGIN).iter();
     let (Some(origin), None) = (origins.next(), origins.next()) else {
-        return Err(AuthError::CsrfRejected(
+        return Err(ApiError::csrf_rejected(
             "cookie mode needs exactly one Origin header",
         ));
     };
     let origin = origin
         .to_str()
-        .map_err(|_| AuthError::CsrfRejected("the Origin header is not a valid origin"))?;
+        .map_err(|_| ApiError::csrf_rejected("the Origin header is not a valid origin"))?;
     if !allowed_origins.iter().any(|a| a == origin) {
-        return Err(AuthError::CsrfRejected(
+        return Err(ApiError::csrf_rejected(
             "this Origin may not use cookie mode",
         ));
     }

@@ -6,6 +6,7 @@ use axum::response::{IntoResponse, Response};
 use verifier::{ErrorBody, RETRY_AFTER_SECS, VerifyError};
 
 use crate::domain::AuthError;
+use crate::domain::error::Chain;
 
 /// An error on its way to the client.
 #[derive(Debug)]
@@ -32,6 +33,12 @@ impl ApiError {
     /// A transport-level error.
     pub fn http(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         ApiError::Http(status, code, message.into())
+    }
+
+    /// A cookie-mode request that fails the CSRF check (see `cookie::check_csrf`): `403
+    /// csrf_rejected` with the rule it broke.
+    pub(super) fn csrf_rejected(rule: &'static str) -> Self {
+        ApiError::http(StatusCode::FORBIDDEN, "csrf_rejected", rule)
     }
 }
 
@@ -60,7 +67,6 @@ impl IntoResponse for ApiError {
                 (StatusCode::NOT_FOUND, "not_found")
             }
             AuthError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
-            AuthError::CsrfRejected(_) => (StatusCode::FORBIDDEN, "csrf_rejected"),
             AuthError::RateLimited {
                 retry_after_secs, ..
             } => {
@@ -79,8 +85,9 @@ impl IntoResponse for ApiError {
                     .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
                 return response;
             }
-            AuthError::Unavailable(detail) => {
-                tracing::warn!(%detail, "backend unavailable");
+            // The cause chain goes to the log only; the client gets a fixed message.
+            AuthError::Unavailable(_) => {
+                tracing::warn!(error = %Chain(&e), "backend unavailable");
                 let mut response = error_response(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "unavailable",
@@ -91,8 +98,8 @@ impl IntoResponse for ApiError {
                     .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
                 return response;
             }
-            AuthError::Internal(detail) => {
-                tracing::error!(%detail, "internal error");
+            AuthError::Internal(_) => {
+                tracing::error!(error = %Chain(&e), "internal error");
                 return error_response(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "internal_error",
@@ -101,5 +108,86 @@ impl IntoResponse for ApiError {
             }
         };
         error_response(status, code, &message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+    use crate::domain::StoreError;
+
+    /// Log output captured while `f` runs.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    async fn answer_and_log(e: AuthError) -> (StatusCode, serde_json::Value, String) {
+        let logs = Captured::default();
+        let writer = logs.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let response =
+            tracing::subscriber::with_default(subscriber, || ApiError::from(e).into_response());
+        let status = response.status();
+        let body = axum::body::to_bytes(response.into_body(), 4096)
+            .await
+            .unwrap();
+        let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+        (status, serde_json::from_slice(&body).unwrap(), logs)
+    }
+
+    /// A cause with things a client must never see: a password, an address, a file path.
+    const CAUSE: &str = "connect to redis://:hunter2@10.0.0.7:6379 refused; see /var/lib/auth";
+
+    #[tokio::test]
+    async fn an_outage_answers_a_fixed_body_and_logs_the_whole_cause_chain() {
+        let cause = io::Error::new(io::ErrorKind::ConnectionRefused, CAUSE);
+        let e = AuthError::from(StoreError::Unavailable(Box::new(cause)));
+        let (status, body, logs) = answer_and_log(e).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            body,
+            serde_json::json!({
+                "error": "unavailable",
+                "message": "a backend is unavailable, retry shortly",
+            })
+        );
+        assert!(
+            logs.contains(&format!(
+                "backend unavailable: the store did not answer: {CAUSE}"
+            )),
+            "{logs}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_internal_error_answers_a_fixed_body_and_logs_the_whole_cause_chain() {
+        let cause = io::Error::other(CAUSE);
+        let e = AuthError::internal_because("start a hashing thread", cause);
+        let (status, body, logs) = answer_and_log(e).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(
+            body,
+            serde_json::json!({ "error": "internal_error", "message": "internal error" })
+        );
+        assert!(
+            logs.contains(&format!("internal error: start a hashing thread: {CAUSE}")),
+            "{logs}"
+        );
     }
 }

@@ -159,8 +159,8 @@ async fn request_timeout(
 ) -> Response {
     match tokio::time::timeout(REQUEST_TIMEOUT, next.run(request)).await {
         Ok(response) => response,
-        Err(_) => ApiError::from(crate::domain::AuthError::Unavailable(
-            "request timed out".into(),
+        Err(_) => ApiError::from(crate::domain::AuthError::unavailable(
+            "the request took longer than REQUEST_TIMEOUT",
         ))
         .into_response(),
     }

@@ -14,7 +14,7 @@ use crate::domain::error::StoreError;
 /// failures, `Other` (500) for logic errors such as a script bug.
 pub(crate) fn redis_error(e: redis::RedisError) -> StoreError {
     match RedisFailure::of(&e) {
-        RedisFailure::Unavailable => StoreError::Unavailable(e.to_string()),
-        RedisFailure::Fault => StoreError::Other(e.to_string()),
+        RedisFailure::Unavailable => StoreError::Unavailable(Box::new(e)),
+        RedisFailure::Fault => StoreError::Other(Box::new(e)),
     }
 }

@@ -146,7 +146,7 @@ impl MemoryRateLimitStore {
         let mut guard = self
             .counters
             .lock()
-            .map_err(|_| StoreError::Other("rate limiter lock poisoned".into()))?;
+            .map_err(|_| StoreError::other("the rate limiter's lock is poisoned"))?;
         Ok(f(&mut guard))
     }
 }

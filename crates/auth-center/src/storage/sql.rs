@@ -11,7 +11,7 @@ use secrecy::{ExposeSecret, SecretString};
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
-use crate::domain::error::StoreError;
+use crate::domain::error::{StoreError, Unique};
 use crate::domain::ports::{AuditEvent, Database, StoredKey, User, UsernameRow};
 
 /// Users in PostgreSQL.
@@ -36,11 +36,11 @@ pub async fn connect(
         sqlx::migrate!("../../migrations/postgres")
             .run(&pool)
             .await
-            .map_err(|e| StoreError::Other(e.to_string()))?;
+            .map_err(|e| StoreError::other_because("applying the migrations", e))?;
         Ok(Arc::new(PostgresDatabase(pool)))
     } else if url.starts_with("sqlite:") {
         let options = SqliteConnectOptions::from_str(url)
-            .map_err(|e| StoreError::Other(format!("bad sqlite URL: {e}")))?
+            .map_err(|e| StoreError::other_because("reading the SQLite URL", e))?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .busy_timeout(Duration::from_secs(5))
@@ -54,34 +54,81 @@ pub async fn connect(
         sqlx::migrate!("../../migrations/sqlite")
             .run(&pool)
             .await
-            .map_err(|e| StoreError::Other(e.to_string()))?;
+            .map_err(|e| StoreError::other_because("applying the migrations", e))?;
         Ok(Arc::new(SqliteDatabase(pool)))
     } else {
-        Err(StoreError::Other(
-            "DATABASE_URL must start with postgres:// or sqlite:".into(),
+        Err(StoreError::other(
+            "DATABASE_URL must start with postgres:// or sqlite:",
         ))
     }
 }
 
+/// A failed SQL call as a store error: a unique violation the domain tells apart is a
+/// `Conflict` (see [`UNIQUE_CONSTRAINTS`]); an unreachable, shutting-down or overloaded server is
+/// `Unavailable` (503 with `Retry-After`); anything else is `Other` (500). The sqlx error is kept
+/// as the source.
 fn sql_error(e: sqlx::Error) -> StoreError {
-    match &e {
-        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict,
+    let unavailable = match &e {
+        sqlx::Error::Database(db) => {
+            if let Some(unique) = unique_violation(db.as_ref()) {
+                return StoreError::Conflict(unique);
+            }
+            // Postgres shutting down / starting up / out of connections.
+            db.code()
+                .is_some_and(|c| c.starts_with("57P") || c.starts_with("08") || c == "53300")
+        }
         sqlx::Error::Io(_)
         | sqlx::Error::Tls(_)
         | sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
         | sqlx::Error::WorkerCrashed
-        | sqlx::Error::Protocol(_) => StoreError::Unavailable(e.to_string()),
-        // Postgres shutting down / starting up / out of connections.
-        sqlx::Error::Database(db)
-            if db
-                .code()
-                .is_some_and(|c| c.starts_with("57P") || c.starts_with("08") || c == "53300") =>
-        {
-            StoreError::Unavailable(e.to_string())
-        }
-        _ => StoreError::Other(e.to_string()),
+        | sqlx::Error::Protocol(_) => true,
+        _ => false,
+    };
+    if unavailable {
+        StoreError::Unavailable(Box::new(e))
+    } else {
+        StoreError::Other(Box::new(e))
     }
+}
+
+/// Every unique rule of the schema that the domain tells apart: the name PostgreSQL reports
+/// for it, and the `table.column` SQLite reports. Keep it in step with the migrations; a
+/// unique violation not listed here is a fault (`Other`), not a `Conflict`.
+///
+/// PostgreSQL names the violated constraint (`DatabaseError::constraint()`: the
+/// constraint's name, or the index's for a unique index). SQLite names none (sqlx's
+/// `constraint()` is `None` for it, as is `table()`): its extended result code
+/// (`SQLITE_CONSTRAINT_UNIQUE`, or `_PRIMARYKEY`), which sqlx reports as
+/// `ErrorKind::UniqueViolation`, says what happened, and only its message,
+/// `UNIQUE constraint failed: <table>.<column>`, says where. That message is read here and
+/// nowhere else.
+const UNIQUE_CONSTRAINTS: [(&str, &str, Unique); 3] = [
+    ("users_username_key", "users.username", Unique::Username),
+    (
+        "users_username_skeleton",
+        "users.username_skeleton",
+        Unique::UsernameSkeleton,
+    ),
+    (
+        "signing_keys_scheduled_after",
+        "signing_keys.scheduled_after",
+        Unique::KeySuccessor,
+    ),
+];
+
+/// Which of [`UNIQUE_CONSTRAINTS`] a database error violated, if it is one of them.
+fn unique_violation(db: &dyn sqlx::error::DatabaseError) -> Option<Unique> {
+    if db.kind() != sqlx::error::ErrorKind::UniqueViolation {
+        return None;
+    }
+    let sqlite_columns = db.message().strip_prefix("UNIQUE constraint failed: ");
+    UNIQUE_CONSTRAINTS
+        .iter()
+        .find(|(postgres, sqlite, _)| {
+            db.constraint() == Some(*postgres) || sqlite_columns == Some(*sqlite)
+        })
+        .map(|&(_, _, unique)| unique)
 }
 
 // Rows as the queries below return them, one field per selected column and named after

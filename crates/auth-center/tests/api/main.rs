@@ -37,3 +37,4 @@ mod memory;
 mod passwords;
 mod rate_limits;
 mod slow_clients;
+mod sql_errors;

@@ -43,7 +43,7 @@ impl MemorySessionStore {
         let mut guard = self
             .users
             .lock()
-            .map_err(|_| StoreError::Other("session store lock poisoned".into()))?;
+            .map_err(|_| StoreError::other("the session store's lock is poisoned"))?;
         Ok(f(&mut guard))
     }
 }

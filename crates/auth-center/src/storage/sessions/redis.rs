@@ -167,7 +167,7 @@ impl RedisSessionStore {
             self.keys.user_index(user_id),
         ) {
             (Some(s), Some(i)) => Ok((s, i)),
-            _ => Err(StoreError::Other("malformed user or session id".into())),
+            _ => Err(StoreError::other("malformed user or session id")),
         }
     }
 
@@ -175,7 +175,7 @@ impl RedisSessionStore {
         let index = self
             .keys
             .user_index(user_id)
-            .ok_or_else(|| StoreError::Other("malformed user id".into()))?;
+            .ok_or_else(|| StoreError::other("malformed user id"))?;
         // Session keys of this user are `<session_prefix><sid>`.
         let session_prefix = format!("{}:s:{{{user_id}}}:", self.keys.prefix());
         Ok((index, session_prefix))
@@ -304,9 +304,9 @@ impl SessionStore for RedisSessionStore {
         for pair in reply.chunks(2) {
             if let [sid, fields] = pair {
                 let sid: String = redis::from_redis_value_ref(sid)
-                    .map_err(|e| StoreError::Other(e.to_string()))?;
+                    .map_err(|e| StoreError::other_because("a malformed session list", e))?;
                 let fields: HashMap<String, String> = redis::from_redis_value_ref(fields)
-                    .map_err(|e| StoreError::Other(e.to_string()))?;
+                    .map_err(|e| StoreError::other_because("a malformed session list", e))?;
                 let record = parse_record(user_id, &sid, fields);
                 if now_ms < record.idle_expiry_ms && now_ms < record.absolute_expiry_ms {
                     out.push(record);
