@@ -2,8 +2,12 @@
 //! SameSite=Strict, Path=/), and the CSRF rules for requests it authenticates: the
 //! `Origin` must be on the allow-list and the request must carry the custom
 //! `X-Token-Transport: cookie` header (so it can never be a "simple" cross-site request).
+//!
+//! `Cookie` headers are parsed and `Set-Cookie` values built with the `cookie` crate; what is
+//! ours is the policy: the names, the attributes, and that a cookie sent twice is refused.
 
 use axum::http::{HeaderMap, HeaderValue, header};
+use cookie::{Cookie, SameSite};
 
 use super::error::ApiError;
 
@@ -41,15 +45,17 @@ fn only(mut values: Vec<String>) -> Option<String> {
     (values.len() == 1).then(|| values.pop()).flatten()
 }
 
+/// The values of every cookie named `wanted`, over all `Cookie` headers (a header that is
+/// not UTF-8, and a pair that does not parse, are skipped).
 fn cookies(headers: &HeaderMap, wanted: &str) -> Vec<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .filter(|(name, _)| *name == wanted)
-        .map(|(_, value)| value.to_string())
+        .flat_map(Cookie::split_parse)
+        .filter_map(Result::ok)
+        .filter(|c| c.name() == wanted)
+        .map(|c| c.value().to_string())
         .collect()
 }
 
@@ -87,18 +93,23 @@ pub(super) fn set_device_cookie(token: &str, max_age_secs: u64) -> Option<Header
     set_cookie(DEVICE_COOKIE_NAME, token, max_age_secs)
 }
 
+/// A `__Host-` cookie as the prefix demands (`Secure`, `Path=/`, no `Domain`), `HttpOnly`,
+/// `SameSite=Strict`, for `max_age_secs`. `None` if the value cannot be a header.
 fn set_cookie(name: &str, value: &str, max_age_secs: u64) -> Option<HeaderValue> {
-    HeaderValue::from_str(&format!(
-        "{name}={value}; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age={max_age_secs}"
-    ))
-    .ok()
+    let max_age = time::Duration::seconds(i64::try_from(max_age_secs).unwrap_or(i64::MAX));
+    let cookie = Cookie::build((name, value))
+        .path("/")
+        .secure(true)
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .max_age(max_age);
+    HeaderValue::from_str(&cookie.to_string()).ok()
 }
 
-/// `Set-Cookie` that deletes the refresh cookie.
-pub(super) fn clear_refresh_cookie() -> HeaderValue {
-    HeaderValue::from_static(
-        "__Host-refresh=; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=0",
-    )
+/// `Set-Cookie` that deletes the refresh cookie: empty, with the same attributes and
+/// `Max-Age=0`.
+pub(super) fn clear_refresh_cookie() -> Option<HeaderValue> {
+    set_cookie(COOKIE_NAME, "", 0)
 }
 
 #[cfg(test)]
@@ -118,6 +129,29 @@ mod tests {
         let h = headers(&[("cookie", "a=1; __Host-refresh=tok.en; b=2")]);
         assert_eq!(refresh_cookie(&h).as_deref(), Some("tok.en"));
         assert_eq!(refresh_cookie(&headers(&[("cookie", "refresh=x")])), None);
+        // Pairs that do not parse are skipped, not fatal.
+        let h = headers(&[("cookie", "junk; =x; __Host-refresh=tok.en;")]);
+        assert_eq!(refresh_cookie(&h).as_deref(), Some("tok.en"));
+    }
+
+    #[test]
+    fn a_cookie_sent_twice_counts_twice_even_across_headers() {
+        for h in [
+            headers(&[("cookie", "__Host-refresh=a; __Host-refresh=b")]),
+            headers(&[
+                ("cookie", "__Host-refresh=a"),
+                ("cookie", "__Host-refresh=b"),
+            ]),
+            headers(&[
+                ("cookie", "__Host-refresh=a; x=1"),
+                ("cookie", "__Host-refresh=a"),
+            ]),
+        ] {
+            assert_eq!(refresh_cookies(&h), 2, "{h:?}");
+            assert_eq!(refresh_cookie(&h), None, "{h:?}");
+        }
+        let h = headers(&[("cookie", "__Host-device=d"), ("cookie", "__Host-device=e")]);
+        assert_eq!(device_cookie(&h), None);
     }
 
     #[test]
@@ -140,20 +174,40 @@ mod tests {
         assert!(check_csrf(&ok, &[]).is_err());
     }
 
+    /// The name-value pair and the attributes of a `Set-Cookie`, sorted.
+    fn parts(v: &HeaderValue) -> (String, Vec<String>) {
+        let mut parts = v.to_str().unwrap().split("; ").map(String::from);
+        let pair = parts.next().unwrap();
+        let mut attributes: Vec<String> = parts.collect();
+        attributes.sort();
+        (pair, attributes)
+    }
+
+    fn attributes(max_age: &str) -> Vec<String> {
+        let mut a: Vec<String> = ["HttpOnly", "Path=/", "SameSite=Strict", "Secure", max_age]
+            .map(String::from)
+            .into();
+        a.sort();
+        a
+    }
+
     #[test]
     fn cookies_are_host_only_secure_http_only_and_strict() {
-        let v = set_refresh_cookie("t", 60).unwrap();
-        let v = v.to_str().unwrap();
-        for part in [
-            "__Host-refresh=t",
-            "Path=/",
-            "Secure",
-            "HttpOnly",
-            "SameSite=Strict",
-            "Max-Age=60",
-        ] {
-            assert!(v.contains(part), "{v} lacks {part}");
-        }
-        assert!(!v.contains("Domain"));
+        let refresh = set_refresh_cookie("t", 60).unwrap();
+        assert_eq!(
+            parts(&refresh),
+            ("__Host-refresh=t".into(), attributes("Max-Age=60"))
+        );
+        let device = set_device_cookie("d", 7_776_000).unwrap();
+        assert_eq!(
+            parts(&device),
+            ("__Host-device=d".into(), attributes("Max-Age=7776000"))
+        );
+        let cleared = clear_refresh_cookie().unwrap();
+        assert_eq!(
+            parts(&cleared),
+            ("__Host-refresh=".into(), attributes("Max-Age=0"))
+        );
+        // Nothing else: no Domain (the `__Host-` prefix forbids it), no Expires.
     }
 }

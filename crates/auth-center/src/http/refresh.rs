@@ -26,10 +26,10 @@ pub(super) struct RefreshRequest {
 
 /// Adds a `Set-Cookie` that clears the refresh cookie when the request carried one.
 fn clearing_cookie(request_headers: &HeaderMap, mut response: Response) -> Response {
-    if cookie::refresh_cookie(request_headers).is_some() {
-        response
-            .headers_mut()
-            .insert(header::SET_COOKIE, cookie::clear_refresh_cookie());
+    if cookie::refresh_cookie(request_headers).is_some()
+        && let Some(clear) = cookie::clear_refresh_cookie()
+    {
+        response.headers_mut().insert(header::SET_COOKIE, clear);
     }
     response
 }

@@ -28,8 +28,9 @@ for_backends! {
 const ORIGIN: &str = "https://app.example";
 const EVIL: &str = "https://evil.example";
 const COOKIE_PREFIX: &str = "__Host-refresh=";
-const COOKIE_ATTRIBUTES: &str = "; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=2592000";
-const CLEARED: &str = "__Host-refresh=; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=0";
+/// The attributes of a refresh `Set-Cookie`, exactly, in the order of [`normalised`].
+const COOKIE_ATTRIBUTES: &str = "; HttpOnly; Max-Age=2592000; Path=/; SameSite=Strict; Secure";
+const CLEARED: &str = "__Host-refresh=; HttpOnly; Max-Age=0; Path=/; SameSite=Strict; Secure";
 
 async fn browser_app(backend: Backend) -> TestApp {
     spawn_app_with(backend, |c| {
@@ -39,14 +40,22 @@ async fn browser_app(backend: Backend) -> TestApp {
 }
 
 /// The `Set-Cookie`s of the refresh cookie (a login also sets the device cookie, which
-/// `device_tokens.rs` checks).
+/// `device_tokens.rs` checks), [`normalised`].
 fn set_cookies(headers: &HeaderMap) -> Vec<String> {
     headers
         .get_all("set-cookie")
         .iter()
-        .map(|v| v.to_str().unwrap().to_string())
+        .map(|v| normalised(v.to_str().unwrap()))
         .filter(|c| !c.starts_with("__Host-device="))
         .collect()
+}
+
+/// A `Set-Cookie` with its attributes sorted: RFC 6265 gives their order no meaning, so the
+/// assertions compare everything else (pair, attributes, values, nothing more) exactly.
+fn normalised(set_cookie: &str) -> String {
+    let mut parts: Vec<&str> = set_cookie.split("; ").collect();
+    parts[1..].sort_unstable();
+    parts.join("; ")
 }
 
 /// The refresh token from the one refresh `Set-Cookie`, whose attributes are exactly these.
