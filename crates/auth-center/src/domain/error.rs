@@ -260,7 +260,7 @@ mod tests {
 
     #[test]
     fn a_cause_that_the_message_before_already_shows_is_not_repeated() {
-        /// Like `sqlx::Error::Database`: prints its source in its own message too.
+        /// Like the database error of sqlx: prints its source in its own message too.
         #[derive(Debug, thiserror::Error)]
         #[error("error returned from database: {0}")]
         struct Echoing(#[source] std::io::Error);
