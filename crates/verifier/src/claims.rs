@@ -7,17 +7,26 @@ pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
 
 /// Claims carried by an access token. No personal data: `sub` is an opaque user id.
 ///
-/// Every claim but `nbf` and `roles` is required. A claim that is present must have its
-/// type, even an optional one: `"nbf": null`, `"nbf": "1"` or `"roles": "admin"` make the
-/// token unreadable (RFC 8725 §3.7), never "absent". Time claims are integer NumericDates.
+/// Every claim but `nbf`, `roles`, `client_id` and `scope` is required. A claim that is
+/// present must have its type, even an optional one: `"nbf": null`, `"nbf": "1"`,
+/// `"roles": "admin"` or `"scope": ["a"]` make the token unreadable (RFC 8725 §3.7), never
+/// "absent". Time claims are integer NumericDates. Claims this struct does not name (`cnf`,
+/// say) are ignored, so a verifier keeps accepting tokens that carry claims added later.
+///
+/// `client_id` and `scope` are the RFC 9068 claims: the OAuth client the token was issued
+/// to, and the space-separated scopes it grants. Tokens from before they existed have
+/// neither; the auth-center sets `client_id` on every token and `scope` where the token has
+/// scopes (a service account's client-credentials token).
 ///
 /// ```
 /// use verifier::Claims;
 /// let json = r#"{"iss":"https://auth.example","sub":"u1","aud":"api","exp":2,"iat":1,
-///                "nbf":1,"jti":"j","sid":"s","roles":["admin"]}"#;
+///                "nbf":1,"jti":"j","sid":"s","roles":["admin"],"client_id":"first-party"}"#;
 /// let claims: Claims = serde_json::from_str(json).unwrap();
 /// assert!(claims.has_role("admin"));
 /// assert!(claims.aud.contains("api"));
+/// assert_eq!(claims.client_id.as_deref(), Some("first-party"));
+/// assert_eq!(claims.scope, None);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claims {
@@ -47,6 +56,21 @@ pub struct Claims {
     /// `null` is refused, as for any sequence).
     #[serde(default)]
     pub roles: Vec<String>,
+    /// The OAuth client the token was issued to (RFC 9068 §2.2). Optional, but never `null`.
+    #[serde(
+        default,
+        deserialize_with = "present_string",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub client_id: Option<String>,
+    /// The scopes the token grants, space-separated (RFC 9068 §2.2.3, RFC 6749 §3.3); see
+    /// [`Claims::has_scope`]. Optional, but never `null`.
+    #[serde(
+        default,
+        deserialize_with = "present_string",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub scope: Option<String>,
 }
 
 /// An optional claim that is present: absent is `None` through `#[serde(default)]`, so this
@@ -55,18 +79,45 @@ fn present_number<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<i
     i64::deserialize(deserializer).map(Some)
 }
 
+/// [`present_number`] for a string claim.
+fn present_string<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    String::deserialize(deserializer).map(Some)
+}
+
 impl Claims {
     /// Whether the token grants `role`.
     ///
     /// ```
     /// # use verifier::{Claims, Audience};
     /// # let claims = Claims { iss: "i".into(), sub: "u".into(), aud: Audience::One("a".into()),
-    /// #   exp: 2, iat: 1, nbf: None, jti: "j".into(), sid: "s".into(), roles: vec!["admin".into()] };
+    /// #   exp: 2, iat: 1, nbf: None, jti: "j".into(), sid: "s".into(), roles: vec!["admin".into()],
+    /// #   client_id: None, scope: None };
     /// assert!(claims.has_role("admin"));
     /// assert!(!claims.has_role("root"));
     /// ```
     pub fn has_role(&self, role: &str) -> bool {
         self.roles.iter().any(|r| r == role)
+    }
+
+    /// Whether the token's `scope` claim names `scope` (one of its space-separated values,
+    /// compared exactly). A token without the claim grants no scope.
+    ///
+    /// ```
+    /// # use verifier::{Claims, Audience};
+    /// # let claims = Claims { iss: "i".into(), sub: "u".into(), aud: Audience::One("a".into()),
+    /// #   exp: 2, iat: 1, nbf: None, jti: "j".into(), sid: "s".into(), roles: vec![],
+    /// #   client_id: Some("billing".into()), scope: Some("invoices:read reports".into()) };
+    /// assert!(claims.has_scope("invoices:read"));
+    /// assert!(claims.has_scope("reports"));
+    /// assert!(!claims.has_scope("invoices"));
+    /// assert!(!claims.has_scope(""));
+    /// ```
+    pub fn has_scope(&self, scope: &str) -> bool {
+        !scope.is_empty()
+            && self
+                .scope
+                .as_deref()
+                .is_some_and(|granted| granted.split(' ').any(|s| s == scope))
     }
 }
 
@@ -92,6 +143,53 @@ impl Audience {
         match self {
             Audience::One(a) => a == audience,
             Audience::Many(all) => all.iter().any(|a| a == audience),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> serde_json::Value {
+        serde_json::json!({"iss":"i","sub":"u","aud":"api","exp":2,"iat":1,"jti":"j","sid":"s"})
+    }
+
+    #[test]
+    fn tokens_without_the_rfc_9068_claims_still_read() {
+        let claims: Claims = serde_json::from_value(base()).unwrap();
+        assert_eq!((&claims.client_id, &claims.scope), (&None, &None));
+        // ...and are written back without them, as older verifiers expect.
+        let written = serde_json::to_value(&claims).unwrap();
+        assert!(written.get("client_id").is_none() && written.get("scope").is_none());
+    }
+
+    #[test]
+    fn claims_added_later_are_ignored_so_older_verifiers_accept_newer_tokens() {
+        let mut json = base();
+        json["client_id"] = "svc".into();
+        json["scope"] = "a b".into();
+        json["cnf"] = serde_json::json!({"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"});
+        json["some_future_claim"] = serde_json::json!([1, {"x": null}]);
+        let claims: Claims = serde_json::from_value(json).unwrap();
+        assert_eq!(claims.client_id.as_deref(), Some("svc"));
+        assert!(claims.has_scope("b"));
+    }
+
+    #[test]
+    fn a_present_client_id_or_scope_must_be_a_string() {
+        for (claim, value) in [
+            ("client_id", serde_json::Value::Null),
+            ("client_id", serde_json::json!(5)),
+            ("scope", serde_json::Value::Null),
+            ("scope", serde_json::json!(["a", "b"])),
+        ] {
+            let mut json = base();
+            json[claim] = value.clone();
+            assert!(
+                serde_json::from_value::<Claims>(json).is_err(),
+                "{claim}: {value}"
+            );
         }
     }
 }

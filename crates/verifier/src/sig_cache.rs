@@ -149,6 +149,8 @@ mod tests {
                 jti: "j".into(),
                 sid: "s".into(),
                 roles: vec![],
+                client_id: None,
+                scope: None,
             }),
             session_key: None,
         })
