@@ -1,4 +1,5 @@
-//! The command line: `serve` (default), `migrate`, `user ...` and `keys rotate|list`.
+//! The command line: `serve` (default), `migrate`, `user ...`, `client ...` and
+//! `keys rotate|list`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -10,6 +11,8 @@ use verifier::SystemClock;
 
 use crate::config::Config;
 use crate::domain::AuthService;
+use crate::domain::admin::cli_actor;
+use crate::domain::clients::{ClientView, ClientWithSecret, NewClient};
 use crate::domain::keys::{KEY_RELOAD_SECS, KeyRotation, KeyState, KeyStatus};
 use crate::http::rfc3339;
 use crate::startup::{Application, auth_service, connect_database};
@@ -39,6 +42,77 @@ pub enum Command {
     /// Manage signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Manage registered OAuth clients.
+    #[command(subcommand)]
+    Client(ClientCommand),
+}
+
+/// Client subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Register a client. A confidential client without --jwks-file gets a secret, printed
+    /// once.
+    Create {
+        /// The client_id: 1 to 64 of A-Z a-z 0-9 _ -, not a UUID.
+        #[arg(long)]
+        id: String,
+        /// What it is, for people (default: the id).
+        #[arg(long)]
+        name: Option<String>,
+        /// A public client (no secret): an app that cannot keep one.
+        #[arg(long)]
+        public: bool,
+        /// A role its tokens carry (repeatable).
+        #[arg(long = "role")]
+        roles: Vec<String>,
+        /// A scope it may receive (repeatable).
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+        /// It may introspect tokens.
+        #[arg(long)]
+        introspect: bool,
+        /// A JSON file with its public keys (a JWK Set): it authenticates with
+        /// private_key_jwt instead of a secret.
+        #[arg(long)]
+        jwks_file: Option<PathBuf>,
+        /// A redirect URI of a public client (repeatable).
+        #[arg(long = "redirect-uri")]
+        redirect_uris: Vec<String>,
+        /// A browser origin of a public client (repeatable).
+        #[arg(long = "origin")]
+        origins: Vec<String>,
+    },
+    /// List the registered clients.
+    List,
+    /// Give a confidential client a new secret (printed once) in place of its secret or
+    /// keys, and end its tokens.
+    RotateSecret {
+        /// The client_id.
+        #[arg(long)]
+        id: String,
+    },
+    /// Replace a confidential client's secret or keys with the public keys of a JWK Set
+    /// file, and end its tokens.
+    SetKeys {
+        /// The client_id.
+        #[arg(long)]
+        id: String,
+        /// A JSON file with the public keys (a JWK Set).
+        #[arg(long)]
+        jwks_file: PathBuf,
+    },
+    /// Disable a client and end its tokens.
+    Disable {
+        /// The client_id.
+        #[arg(long)]
+        id: String,
+    },
+    /// Enable a disabled client.
+    Enable {
+        /// The client_id.
+        #[arg(long)]
+        id: String,
+    },
 }
 
 /// Key subcommands.
@@ -199,6 +273,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 ),
             }
         }
+        Command::Client(command) => run_client_command(config, command).await?,
         Command::Keys(KeysCommand::List) => {
             for key in service(config).await?.keys().statuses().await? {
                 println!(
@@ -212,6 +287,112 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `client ...`: the admin use cases, with the actor `cli`.
+async fn run_client_command(config: Config, command: ClientCommand) -> anyhow::Result<()> {
+    let (admin, nobody) = (cli_actor(), crate::domain::ClientInfo::default());
+    match command {
+        ClientCommand::Create {
+            id,
+            name,
+            public,
+            roles,
+            scopes,
+            introspect,
+            jwks_file,
+            redirect_uris,
+            origins,
+        } => {
+            let new = NewClient {
+                id,
+                name,
+                public,
+                roles,
+                scopes,
+                jwks: jwks_file.as_deref().map(read_jwks).transpose()?,
+                introspect,
+                redirect_uris,
+                allowed_origins: origins,
+            };
+            let made = service(config)
+                .await?
+                .admin_create_client(&admin, new, &nobody)
+                .await?;
+            print_made("created", &made);
+        }
+        ClientCommand::List => {
+            for client in service(config).await?.admin_list_clients(&admin).await? {
+                println!("{}", describe_client(&client));
+            }
+        }
+        ClientCommand::RotateSecret { id } => {
+            warn_if_sessions_are_in_memory(&config);
+            let made = service(config)
+                .await?
+                .admin_rotate_client_secret(&admin, &id, &nobody)
+                .await?;
+            print_made("new secret for", &made);
+        }
+        ClientCommand::SetKeys { id, jwks_file } => {
+            warn_if_sessions_are_in_memory(&config);
+            let jwks = read_jwks(&jwks_file)?;
+            let client = service(config)
+                .await?
+                .admin_set_client_keys(&admin, &id, &jwks, &nobody)
+                .await?;
+            println!("{}; its tokens were ended", describe_client(&client));
+        }
+        ClientCommand::Disable { id } => {
+            warn_if_sessions_are_in_memory(&config);
+            let client = service(config)
+                .await?
+                .admin_set_client_disabled(&admin, &id, true, &nobody)
+                .await?;
+            println!("{}; its tokens were ended", describe_client(&client));
+        }
+        ClientCommand::Enable { id } => {
+            let client = service(config)
+                .await?
+                .admin_set_client_disabled(&admin, &id, false, &nobody)
+                .await?;
+            println!("{}", describe_client(&client));
+        }
+    }
+    Ok(())
+}
+
+/// A JWK Set from a JSON file.
+fn read_jwks(path: &std::path::Path) -> anyhow::Result<serde_json::Value> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the JWK Set {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))
+}
+
+/// A client on one line: id, type, methods, state, roles and scopes.
+fn describe_client(c: &ClientView) -> String {
+    format!(
+        "{}\t{}\t{}\t{}\troles [{}]\tscopes [{}]{}",
+        c.id,
+        c.kind.as_str(),
+        c.auth_methods.join(","),
+        if c.disabled { "disabled" } else { "enabled" },
+        c.roles.join(","),
+        c.scopes.join(" "),
+        if c.introspect { "\tintrospect" } else { "" },
+    )
+}
+
+/// A client just made, and its secret: printed once, never again.
+fn print_made(what: &str, made: &ClientWithSecret) {
+    println!("{what} {}", describe_client(&made.client));
+    if let Some(secret) = &made.secret {
+        println!(
+            "client_secret: {}",
+            secrecy::ExposeSecret::expose_secret(secret)
+        );
+        eprintln!("store the secret now: it is not shown again");
+    }
 }
 
 /// A key's state for `keys list`, with the times that matter in it.

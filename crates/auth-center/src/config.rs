@@ -61,6 +61,30 @@ pub struct Config {
     pub keys: KeysConfig,
     /// Connections: timeouts against slow or idle clients, the connection cap, shutdown.
     pub http: HttpConfig,
+    /// The OAuth 2 endpoints: client-credentials tokens and client assertions.
+    pub oauth: OAuthConfig,
+}
+
+/// The OAuth 2 endpoints (`/oauth2/token`, `/oauth2/revoke`, introspection with client
+/// authentication).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OAuthConfig {
+    /// Most live client-credentials tokens of one client (each has its own session); one
+    /// more ends the one closest to expiry (default 1000).
+    pub max_tokens_per_client: u64,
+    /// Longest accepted lifetime of a `private_key_jwt` client assertion: its `exp` may be at
+    /// most this far ahead, seconds (default 300; 10 to 3600).
+    pub assertion_max_lifetime_secs: u64,
+}
+
+impl Default for OAuthConfig {
+    fn default() -> Self {
+        Self {
+            max_tokens_per_client: 1000,
+            assertion_max_lifetime_secs: 300,
+        }
+    }
 }
 
 /// How log lines are written.
@@ -162,6 +186,11 @@ pub struct LimitsConfig {
     pub login_device_window_secs: u64,
     /// Lifetime of a device token; each successful login hands out a fresh one.
     pub device_token_ttl_secs: u64,
+    /// Failed client authentications (OAuth endpoints) per client IP before the IP is
+    /// refused for the rest of the window.
+    pub client_auth_ip_failures_max: u64,
+    /// Window of `client_auth_ip_failures_max`.
+    pub client_auth_ip_window_secs: u64,
 }
 
 impl Default for LimitsConfig {
@@ -180,6 +209,8 @@ impl Default for LimitsConfig {
             login_device_failures_max: 10,
             login_device_window_secs: 3600,
             device_token_ttl_secs: 90 * 24 * 3600,
+            client_auth_ip_failures_max: 20,
+            client_auth_ip_window_secs: 300,
         }
     }
 }
@@ -316,6 +347,7 @@ impl Default for Config {
                 rotate_every_days: 0,
             },
             http: HttpConfig::default(),
+            oauth: OAuthConfig::default(),
         }
     }
 }
@@ -339,6 +371,7 @@ impl std::fmt::Debug for Config {
             .field("browser", &self.browser)
             .field("keys", &self.keys)
             .field("http", &self.http)
+            .field("oauth", &self.oauth)
             .finish()
     }
 }
@@ -432,6 +465,12 @@ impl Config {
         }
         if self.redis_url.is_some() && self.redis_cluster_urls.is_some() {
             return bad("set REDIS_URL or REDIS_CLUSTER_URLS, not both");
+        }
+        if !(1..=100_000).contains(&self.oauth.max_tokens_per_client) {
+            return bad("oauth.max_tokens_per_client must be between 1 and 100000");
+        }
+        if !(10..=3600).contains(&self.oauth.assertion_max_lifetime_secs) {
+            return bad("oauth.assertion_max_lifetime_secs must be between 10 and 3600");
         }
         self.keys.validate()?;
         self.http.validate()

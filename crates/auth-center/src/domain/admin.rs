@@ -248,17 +248,7 @@ impl AuthService {
             .user_by_username(&username)
             .await?
             .ok_or(AuthError::UserNotFound)?;
-        let cli = Claims {
-            iss: String::new(),
-            sub: "cli".into(),
-            aud: verifier::Audience::Many(vec![]),
-            exp: 0,
-            iat: 0,
-            nbf: None,
-            jti: String::new(),
-            sid: String::new(),
-            roles: vec![ADMIN_ROLE.into()],
-        };
+        let cli = cli_actor();
         let mut view = UserView::from(&user);
         if let Some(roles) = roles {
             view = self
@@ -271,6 +261,24 @@ impl AuthService {
                 .await?;
         }
         Ok(view)
+    }
+}
+
+/// The admin the CLI acts as (`actor` `cli` in the audit log): the CLI runs the admin use
+/// cases with no caller token.
+pub fn cli_actor() -> Claims {
+    Claims {
+        iss: String::new(),
+        sub: "cli".into(),
+        aud: verifier::Audience::Many(vec![]),
+        exp: 0,
+        iat: 0,
+        nbf: None,
+        jti: String::new(),
+        sid: String::new(),
+        roles: vec![ADMIN_ROLE.into()],
+        client_id: None,
+        scope: None,
     }
 }
 

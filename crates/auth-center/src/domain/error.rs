@@ -57,6 +57,22 @@ pub enum AuthError {
     /// No such user.
     #[error("user not found")]
     UserNotFound,
+    /// Client authentication failed: no or unknown client, a wrong secret, a bad assertion,
+    /// a disabled client. One error for all (RFC 6749 §5.2 `invalid_client`).
+    #[error("client authentication failed")]
+    InvalidClient,
+    /// The authenticated client may not do this (RFC 6749 §5.2 `unauthorized_client`).
+    #[error("{0}")]
+    UnauthorizedClient(&'static str),
+    /// A requested scope is unknown or more than the client may receive (`invalid_scope`).
+    #[error("{0}")]
+    InvalidScope(String),
+    /// No such registered client.
+    #[error("client not found")]
+    ClientNotFound,
+    /// A client with this id exists already.
+    #[error("client_id is taken")]
+    ClientIdTaken,
     /// Every password-hashing slot stayed busy for the whole queue wait: the request was
     /// refused before any password work, and may be retried shortly.
     #[error("too many password checks at once, retry shortly")]
@@ -150,6 +166,8 @@ pub enum Unique {
     /// `signing_keys.scheduled_after`: another instance already scheduled the successor of
     /// this key.
     KeySuccessor,
+    /// `clients.id`: the client id is taken.
+    ClientId,
 }
 
 impl fmt::Display for Unique {
@@ -158,6 +176,7 @@ impl fmt::Display for Unique {
             Unique::Username => "users.username",
             Unique::UsernameSkeleton => "users.username_skeleton",
             Unique::KeySuccessor => "signing_keys.scheduled_after",
+            Unique::ClientId => "clients.id",
         })
     }
 }
@@ -168,6 +187,7 @@ impl From<StoreError> for AuthError {
             StoreError::Conflict(Unique::Username | Unique::UsernameSkeleton) => {
                 AuthError::UsernameTaken
             }
+            StoreError::Conflict(Unique::ClientId) => AuthError::ClientIdTaken,
             StoreError::Unavailable(_) => AuthError::Unavailable(Box::new(e)),
             StoreError::Conflict(Unique::KeySuccessor) | StoreError::Other(_) => {
                 AuthError::Internal(Box::new(e))

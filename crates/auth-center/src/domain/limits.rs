@@ -1,6 +1,6 @@
 //! Brute-force protection: login attempts per client IP, failed logins per account and
 //! IP, failed logins per account overall, failed logins per trusted device; registrations
-//! and refreshes per IP. Counters live in the shared store, so several instances enforce
+//! and refreshes per IP; failed client authentications per IP. Counters live in the shared store, so several instances enforce
 //! one limit.
 
 use std::sync::Arc;
@@ -30,17 +30,20 @@ pub enum Rule {
     RegisterIp,
     /// Refreshes per IP.
     RefreshIp,
+    /// Failed client authentications per IP.
+    ClientAuthIp,
 }
 
 impl Rule {
     /// Every rule, in metric order.
-    pub const ALL: [Rule; 6] = [
+    pub const ALL: [Rule; 7] = [
         Rule::LoginIp,
         Rule::LoginAccountIp,
         Rule::LoginAccount,
         Rule::LoginDevice,
         Rule::RegisterIp,
         Rule::RefreshIp,
+        Rule::ClientAuthIp,
     ];
 
     /// The stable name (metric label, audit detail).
@@ -52,6 +55,7 @@ impl Rule {
             Rule::LoginDevice => "login_device",
             Rule::RegisterIp => "register_ip",
             Rule::RefreshIp => "refresh_ip",
+            Rule::ClientAuthIp => "client_auth_ip",
         }
     }
 }
@@ -320,6 +324,45 @@ impl Limiter {
         )
         .await
     }
+}
+
+impl Limiter {
+    /// Refuses a client IP that has failed client authentication too often in the window,
+    /// before any credential is looked at.
+    pub async fn check_client_auth(&self, ip: &str) -> Result<(), AuthError> {
+        self.peek(
+            Rule::ClientAuthIp,
+            &client_auth_key(ip),
+            self.config.client_auth_ip_failures_max,
+            self.config.client_auth_ip_window_secs,
+        )
+        .await
+    }
+
+    /// After a failed client authentication: counts against the client IP.
+    pub async fn client_auth_failed(&self, ip: &str) -> Result<(), AuthError> {
+        self.store
+            .hit(
+                &client_auth_key(ip),
+                window_ms(self.config.client_auth_ip_window_secs),
+                self.clock.now_millis(),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Marks a single-use value (an assertion's `jti`) as used for `ttl_ms`: `false` if it
+    /// was used before, in the shared store.
+    pub async fn first_use(&self, key: &str, ttl_ms: i64) -> Result<bool, AuthError> {
+        Ok(self
+            .store
+            .first_use(key, ttl_ms, self.clock.now_millis())
+            .await?)
+    }
+}
+
+fn client_auth_key(ip: &str) -> String {
+    format!("client-auth:ip:{}", ip_bucket(ip))
 }
 
 #[cfg(test)]

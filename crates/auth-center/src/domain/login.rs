@@ -260,9 +260,11 @@ impl AuthService {
 /// task that retries for a while. A failed login therefore leaves no session behind to show
 /// in the devices list, count toward the per-user cap, or live for the idle lifetime.
 ///
+/// The client-credentials grant holds its session the same way.
+///
 /// [`keep`]: PendingSession::keep
 /// [`discard`]: PendingSession::discard
-struct PendingSession {
+pub(super) struct PendingSession {
     sessions: Arc<dyn SessionStore>,
     user_id: String,
     sid: String,
@@ -274,7 +276,7 @@ const PENDING_CLEANUP_ATTEMPTS: u32 = 6;
 const PENDING_CLEANUP_FIRST_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
 
 impl PendingSession {
-    fn new(sessions: Arc<dyn SessionStore>, user_id: &str, sid: &str) -> Self {
+    pub(super) fn new(sessions: Arc<dyn SessionStore>, user_id: &str, sid: &str) -> Self {
         Self {
             sessions,
             user_id: user_id.into(),
@@ -284,13 +286,13 @@ impl PendingSession {
     }
 
     /// The login succeeded: the session stays.
-    fn keep(mut self) {
+    pub(super) fn keep(mut self) {
         self.armed = false;
     }
 
     /// The login failed: deletes the session now; if that fails, the background clean-up
     /// of `Drop` keeps trying.
-    async fn discard(mut self) {
+    pub(super) async fn discard(mut self) {
         if self.sessions.delete(&self.user_id, &self.sid).await.is_ok() {
             self.armed = false;
         }
@@ -330,7 +332,7 @@ impl Drop for PendingSession {
 }
 
 /// At most `max` bytes of `s`, cut on a character boundary.
-fn truncate(s: &str, max: usize) -> String {
+pub(super) fn truncate(s: &str, max: usize) -> String {
     let mut end = s.len().min(max);
     while !s.is_char_boundary(end) {
         end -= 1;

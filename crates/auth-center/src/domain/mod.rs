@@ -3,10 +3,13 @@
 //!
 //! `service.rs` holds `AuthService` and what every area shares; the use cases are split by
 //! area, one file each, mirrored by the HTTP handlers of the same name in `http/`:
-//! `login`, `refresh`, `devices`, `passwords`, `admin`, `keys`, `introspection`.
+//! `login`, `refresh`, `devices`, `passwords`, `admin`, `keys`, `introspection`, `clients`,
+//! `oauth`.
 
 pub mod admin;
+pub mod client_assertion;
 pub mod client_ip;
+pub mod clients;
 pub mod common_passwords;
 pub mod confusables;
 pub mod credentials;
@@ -19,6 +22,7 @@ pub mod introspection;
 pub mod keys;
 pub mod limits;
 pub mod login;
+pub mod oauth;
 pub mod passwords;
 pub mod ports;
 pub mod refresh;

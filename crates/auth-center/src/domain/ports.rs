@@ -95,7 +95,70 @@ pub struct AuditEvent {
     pub detail: Option<String>,
 }
 
-/// Users, signing keys, server secrets and the audit log, in SQL.
+/// Whether a client can keep a secret (RFC 6749 §2.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientKind {
+    /// A service account: authenticates with a secret or a registered key.
+    Confidential,
+    /// An app that cannot keep a secret (a SPA, a mobile app): identified by its id only.
+    Public,
+}
+
+impl ClientKind {
+    /// The stored and shown name: `confidential` or `public`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClientKind::Confidential => "confidential",
+            ClientKind::Public => "public",
+        }
+    }
+}
+
+/// A registered OAuth client. Its `Debug` leaves out the secret's hash.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RegisteredClient {
+    /// The `client_id`: an identifier that is never UUID-shaped, so never a user id.
+    pub id: String,
+    /// What it is, for people.
+    pub name: String,
+    /// Confidential or public.
+    pub kind: ClientKind,
+    /// The keyed hash of the client secret (see `domain/clients.rs`); `None` for public
+    /// clients and clients that authenticate with a key.
+    pub secret_hash: Option<String>,
+    /// The public keys of a `private_key_jwt` client: a JWK Set as JSON text.
+    pub jwks: Option<String>,
+    /// Roles its access tokens carry.
+    pub roles: Vec<String>,
+    /// Scopes it may receive.
+    pub scopes: Vec<String>,
+    /// Whether it may introspect tokens.
+    pub introspect: bool,
+    /// Redirect URIs (public clients).
+    pub redirect_uris: Vec<String>,
+    /// Browser origins (public clients).
+    pub allowed_origins: Vec<String>,
+    /// A disabled client cannot authenticate; disabling ends its tokens' sessions.
+    pub disabled: bool,
+    /// Creation time, ms.
+    pub created_ms: i64,
+    /// When its secret or keys were last replaced, ms.
+    pub secret_rotated_ms: Option<i64>,
+}
+
+impl std::fmt::Debug for RegisteredClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegisteredClient")
+            .field("id", &self.id)
+            .field("kind", &self.kind)
+            .field("roles", &self.roles)
+            .field("scopes", &self.scopes)
+            .field("disabled", &self.disabled)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Users, signing keys, server secrets, registered clients and the audit log, in SQL.
 #[async_trait]
 pub trait Database: Send + Sync + 'static {
     /// Inserts a user with the UTS #39 skeleton of its username; `StoreError::Conflict` if
@@ -139,6 +202,23 @@ pub trait Database: Send + Sync + 'static {
     /// The server secret `name`, created from `candidate` if absent. Every instance gets
     /// the same value, whoever created it first.
     async fn server_secret(&self, name: &str, candidate: &[u8]) -> Result<Vec<u8>, StoreError>;
+    /// Registers a client; `StoreError::Conflict(Unique::ClientId)` if the id is taken.
+    async fn create_client(&self, client: &RegisteredClient) -> Result<(), StoreError>;
+    /// The client with this id.
+    async fn client_by_id(&self, id: &str) -> Result<Option<RegisteredClient>, StoreError>;
+    /// Every registered client, ordered by id.
+    async fn list_clients(&self) -> Result<Vec<RegisteredClient>, StoreError>;
+    /// Replaces a client's credentials (secret hash and keys) as of `at_ms`; whether the
+    /// client exists.
+    async fn set_client_credentials(
+        &self,
+        id: &str,
+        secret_hash: Option<&str>,
+        jwks: Option<&str>,
+        at_ms: i64,
+    ) -> Result<bool, StoreError>;
+    /// Disables or enables a client; whether the client exists.
+    async fn set_client_disabled(&self, id: &str, disabled: bool) -> Result<bool, StoreError>;
     /// Appends to the audit log.
     async fn audit(&self, event: &AuditEvent) -> Result<(), StoreError>;
     /// The most recent audit events, newest first.
@@ -273,4 +353,8 @@ pub trait RateLimitStore: Send + Sync + 'static {
     ) -> Result<RateDecision, StoreError>;
     /// Forgets `key` in the window containing `now_ms`.
     async fn reset(&self, key: &str, window_ms: i64, now_ms: i64) -> Result<(), StoreError>;
+    /// Marks `key` as used until `now_ms + ttl_ms`: `true` the first time, `false` while an
+    /// earlier mark lasts (a single-use value such as an assertion's `jti`, shared by every
+    /// instance when the store is Redis).
+    async fn first_use(&self, key: &str, ttl_ms: i64, now_ms: i64) -> Result<bool, StoreError>;
 }

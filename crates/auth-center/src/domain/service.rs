@@ -2,7 +2,7 @@
 //! a bearer token means to the auth-center (`authenticate`), token issuance, role checks,
 //! audit writes and the one path for account changes that must end sessions. The use
 //! cases themselves live in one file per area: `login`, `refresh`, `devices`, `passwords`,
-//! `admin`, `keys`, `introspection`.
+//! `admin`, `keys`, `introspection`, `clients`, `oauth`.
 
 use std::sync::Arc;
 
@@ -11,6 +11,7 @@ use secrecy::SecretString;
 use verifier::{ACCESS_TOKEN_TYP, Audience, Claims, Clock, TokenValidator, VerifyError};
 
 use super::client_ip::{IpRange, client_ip};
+use super::clients::{ClientSecrets, FIRST_PARTY_CLIENT_ID};
 use super::crypto::{random_bytes, random_id};
 use super::device_token::DeviceTokens;
 use super::error::{AuthError, Chain};
@@ -95,7 +96,22 @@ pub struct AuthService {
     pub(super) config: Arc<Config>,
     pub(super) refresh_keys: RefreshKeys,
     pub(super) devices: DeviceTokens,
+    pub(super) client_secrets: ClientSecrets,
     trusted_proxies: Vec<IpRange>,
+}
+
+/// What an access token says: whose it is, its session, and what it grants.
+pub(super) struct AccessGrant<'a> {
+    /// `sub`: a user id, or a client id for a client's own token.
+    pub(super) sub: &'a str,
+    /// The session.
+    pub(super) sid: &'a str,
+    /// `roles`.
+    pub(super) roles: &'a [String],
+    /// `client_id`: the client the token is issued to.
+    pub(super) client_id: &'a str,
+    /// `scope`, space-separated, if the token has scopes.
+    pub(super) scope: Option<&'a str>,
 }
 
 impl AuthService {
@@ -117,6 +133,9 @@ impl AuthService {
         let device_key = db
             .server_secret("device_token_key", &random_bytes::<32>()?)
             .await?;
+        let client_secret_key = db
+            .server_secret("client_secret_key", &random_bytes::<32>()?)
+            .await?;
         let devices = DeviceTokens::new(&device_key, config.limits.device_token_ttl_secs);
         let validator = TokenValidator::new(
             &config.issuer,
@@ -137,6 +156,7 @@ impl AuthService {
             config,
             refresh_keys: RefreshKeys::new(&rotation_key),
             devices,
+            client_secrets: ClientSecrets::new(&client_secret_key),
             trusted_proxies,
         })
     }
@@ -168,6 +188,20 @@ impl AuthService {
 
     /// Checks an access token: signature and claims, then that its session still exists.
     pub async fn authenticate(&self, token: &str) -> Result<Claims, AuthError> {
+        let claims = self.validate_access_token(token).await?;
+        if !self
+            .sessions
+            .is_active(&claims.sub, &claims.sid, self.clock.now_millis())
+            .await?
+        {
+            return Err(VerifyError::Revoked.into());
+        }
+        Ok(claims)
+    }
+
+    /// Checks an access token's signature and claims, without asking whether its session
+    /// still exists.
+    pub(super) async fn validate_access_token(&self, token: &str) -> Result<Claims, AuthError> {
         let now = self.clock.now_secs();
         let mut keys = self.keys.verifying_keys();
         // A `kid` this instance has not loaded may be a key another instance just created:
@@ -179,15 +213,7 @@ impl AuthService {
         if unknown_kid && self.keys.reload_if_stale().await? {
             keys = self.keys.verifying_keys();
         }
-        let claims = self.validator.validate(token, &keys, now)?;
-        if !self
-            .sessions
-            .is_active(&claims.sub, &claims.sid, self.clock.now_millis())
-            .await?
-        {
-            return Err(VerifyError::Revoked.into());
-        }
-        Ok(claims)
+        Ok(self.validator.validate(token, &keys, now)?)
     }
 
     /// Fails unless the caller has `role`.
@@ -206,6 +232,8 @@ impl AuthService {
         Ok(())
     }
 
+    /// The tokens of a first-party session (login, refresh): an access token issued to the
+    /// first-party client, and the refresh token.
     pub(super) fn issue(
         &self,
         user_id: &str,
@@ -213,11 +241,31 @@ impl AuthService {
         roles: &[String],
         refresh: RefreshToken,
     ) -> Result<IssuedTokens, AuthError> {
+        let access_token = self.sign_access_token(&AccessGrant {
+            sub: user_id,
+            sid,
+            roles,
+            client_id: FIRST_PARTY_CLIENT_ID,
+            scope: None,
+        })?;
+        Ok(IssuedTokens {
+            access_token,
+            refresh_token: refresh.to_wire(&self.refresh_keys),
+            expires_in: self.config.tokens.access_ttl_secs,
+            session_id: sid.into(),
+            device_token: None,
+        })
+    }
+
+    /// Signs an access token (RFC 9068) for a session that exists: its callers are `issue`
+    /// (after a login created the session or a refresh rotated it) and the client-credentials
+    /// grant (after it created the client's session).
+    pub(super) fn sign_access_token(&self, grant: &AccessGrant<'_>) -> Result<String, AuthError> {
         let now = self.clock.now_secs();
         let ttl = self.config.tokens.access_ttl_secs;
         let claims = Claims {
             iss: self.config.issuer.clone(),
-            sub: user_id.into(),
+            sub: grant.sub.into(),
             aud: match self.config.tokens.audience.as_slice() {
                 [one] => Audience::One(one.clone()),
                 many => Audience::Many(many.to_vec()),
@@ -226,8 +274,10 @@ impl AuthService {
             iat: now,
             nbf: Some(now),
             jti: random_id()?,
-            sid: sid.into(),
-            roles: roles.to_vec(),
+            sid: grant.sid.into(),
+            roles: grant.roles.to_vec(),
+            client_id: Some(grant.client_id.into()),
+            scope: grant.scope.map(String::from),
         };
         let (kid, key) = self.keys.signing_key();
         let mut header = Header::new(Algorithm::EdDSA);
@@ -245,13 +295,7 @@ impl AuthService {
                 .into(),
             ));
         }
-        Ok(IssuedTokens {
-            access_token,
-            refresh_token: refresh.to_wire(&self.refresh_keys),
-            expires_in: ttl,
-            session_id: sid.into(),
-            device_token: None,
-        })
+        Ok(access_token)
     }
 
     /// Applies `change` (an SQL write that must end sessions: a password, roles, a

@@ -42,6 +42,20 @@ impl ApiError {
     }
 }
 
+/// Logs the cause chain of an outage or an internal error (the client sees neither).
+pub(super) fn log_cause(e: &AuthError) {
+    match e {
+        AuthError::Unavailable(_) => tracing::warn!(error = %Chain(e), "backend unavailable"),
+        AuthError::Internal(_) => tracing::error!(error = %Chain(e), "internal error"),
+        _ => {}
+    }
+}
+
+/// The challenge of a failed client authentication (RFC 6749 §5.2, RFC 7617).
+pub(super) fn basic_challenge() -> HeaderValue {
+    HeaderValue::from_static(r#"Basic realm="auth-center", charset="UTF-8""#)
+}
+
 /// Builds the JSON error response.
 pub(super) fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
     (status, Json(ErrorBody::new(code, message))).into_response()
@@ -67,6 +81,18 @@ impl IntoResponse for ApiError {
                 (StatusCode::NOT_FOUND, "not_found")
             }
             AuthError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            AuthError::InvalidClient => {
+                let mut response =
+                    error_response(StatusCode::UNAUTHORIZED, "invalid_client", &message);
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, basic_challenge());
+                return response;
+            }
+            AuthError::UnauthorizedClient(_) => (StatusCode::FORBIDDEN, "unauthorized_client"),
+            AuthError::InvalidScope(_) => (StatusCode::BAD_REQUEST, "invalid_scope"),
+            AuthError::ClientNotFound => (StatusCode::NOT_FOUND, "not_found"),
+            AuthError::ClientIdTaken => (StatusCode::CONFLICT, "client_id_taken"),
             AuthError::RateLimited {
                 retry_after_secs, ..
             } => {
@@ -87,7 +113,7 @@ impl IntoResponse for ApiError {
             }
             // The cause chain goes to the log only; the client gets a fixed message.
             AuthError::Unavailable(_) => {
-                tracing::warn!(error = %Chain(&e), "backend unavailable");
+                log_cause(&e);
                 let mut response = error_response(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "unavailable",
@@ -99,7 +125,7 @@ impl IntoResponse for ApiError {
                 return response;
             }
             AuthError::Internal(_) => {
-                tracing::error!(error = %Chain(&e), "internal error");
+                log_cause(&e);
                 return error_response(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "internal_error",

@@ -64,7 +64,7 @@ where
 }
 
 /// The whole body, within the route's size limit; a refusal in the common error shape.
-async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
+pub(super) async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
     Bytes::from_request(req, state)
         .await
         .map_err(|e| match e.status() {
@@ -277,6 +277,21 @@ pub(super) enum MediaType {
     Form,
 }
 
+/// The media type of a body, from the essence of its `Content-Type` (parameters dropped,
+/// compared without regard to case): JSON, a form, or `None` for anything else.
+pub(super) fn media_type(headers: &axum::http::HeaderMap) -> Option<MediaType> {
+    let essence = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase());
+    match essence.as_deref() {
+        Some("application/json") => Some(MediaType::Json),
+        Some("application/x-www-form-urlencoded") => Some(MediaType::Form),
+        _ => None,
+    }
+}
+
 /// The whole body as bytes, with the size limit and read errors in the common error shape,
 /// and its media type: the essence of `Content-Type` (parameters dropped, compared without
 /// regard to case), JSON or a form; anything else, or none, is `415`.
@@ -286,16 +301,9 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let essence = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .map(|v| v.trim().to_ascii_lowercase());
-        let media = match essence.as_deref() {
-            Some("application/json") => MediaType::Json,
-            Some("application/x-www-form-urlencoded") => MediaType::Form,
-            _ => {
+        let media = match media_type(req.headers()) {
+            Some(media) => media,
+            None => {
                 return Err(ApiError::http(
                     StatusCode::UNSUPPORTED_MEDIA_TYPE,
                     "unsupported_media_type",

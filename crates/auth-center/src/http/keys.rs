@@ -1,5 +1,6 @@
-//! The keys as HTTP: the JWKS and the discovery document that points at it, and the admin
-//! key routes (rotate, list the keys with their states), over `domain/keys.rs`.
+//! The keys as HTTP: the JWKS, and the admin key routes (rotate, list the keys with their
+//! states), over `domain/keys.rs`. (The RFC 8414 metadata that points at the JWKS is in
+//! `oauth.rs`.)
 
 use axum::Json;
 use axum::extract::State;
@@ -86,18 +87,4 @@ pub(super) async fn jwks(State(auth): AppState) -> Response {
         headers.insert(header::CACHE_CONTROL, value);
     }
     (headers, Json(auth.keys().jwks())).into_response()
-}
-
-/// `GET /.well-known/openid-configuration` (minimal discovery document).
-pub(super) async fn openid_configuration(State(auth): AppState) -> Json<serde_json::Value> {
-    let issuer = auth.config().issuer.trim_end_matches('/').to_string();
-    Json(json!({
-        "issuer": issuer,
-        "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
-        "token_endpoint": format!("{issuer}/v1/login"),
-        "response_types_supported": [],
-        "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": ["EdDSA"],
-        "token_endpoint_auth_methods_supported": ["none"],
-    }))
 }

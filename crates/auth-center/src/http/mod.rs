@@ -2,6 +2,7 @@
 //! module that knows axum.
 
 mod admin;
+mod clients;
 mod cookie;
 mod devices;
 mod error;
@@ -12,6 +13,7 @@ mod json;
 mod keys;
 mod login;
 mod metrics;
+mod oauth;
 mod passwords;
 mod refresh;
 mod repeated;
@@ -78,11 +80,30 @@ pub fn router(auth: Arc<AuthService>) -> Router {
             delete(admin::force_logout_session),
         )
         .route("/admin/audit", get(admin::audit_log))
+        .route(
+            "/admin/clients",
+            get(clients::list_clients).post(clients::create_client),
+        )
+        .route("/admin/clients/{id}", get(clients::get_client))
+        .route("/admin/clients/{id}/secret", post(clients::rotate_secret))
+        .route("/admin/clients/{id}/keys", put(clients::set_keys))
+        .route("/admin/clients/{id}/disable", post(clients::disable_client))
+        .route("/admin/clients/{id}/enable", post(clients::enable_client))
         .route("/admin/keys", get(keys::list))
         .route("/admin/keys/rotate", post(keys::rotate))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(refuse_declared_oversize))
         // Accounts, sessions, audit entries: nothing under /v1 may be stored by a cache.
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ));
+    // Tokens (RFC 6749 §5.1): never stored by a cache either, errors included.
+    let oauth2 = Router::new()
+        .route("/token", post(oauth::token))
+        .route("/revoke", post(oauth::revoke))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(refuse_declared_oversize))
         .layer(SetResponseHeaderLayer::if_not_present(
             header::CACHE_CONTROL,
             HeaderValue::from_static("no-store"),
@@ -93,10 +114,13 @@ pub fn router(auth: Arc<AuthService>) -> Router {
         .with_state(metrics.clone());
     Router::new()
         .nest("/v1", v1)
+        .nest("/oauth2", oauth2)
         .route("/.well-known/jwks.json", get(keys::jwks))
+        // No OpenID Connect discovery document: there is no ID token, no authorization
+        // endpoint and no userinfo endpoint to describe (docs/http-api.md).
         .route(
-            "/.well-known/openid-configuration",
-            get(keys::openid_configuration),
+            "/.well-known/oauth-authorization-server",
+            get(oauth::metadata),
         )
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

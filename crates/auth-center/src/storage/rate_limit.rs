@@ -1,6 +1,8 @@
 //! Fixed-window rate-limit counters: in Redis (shared by every instance) or in process
 //! memory (the embedded default). Windows are aligned to the injected clock; the counter
-//! of window `n` lives under `<key>:<n>`, so a new window starts from zero.
+//! of window `n` lives under `<key>:<n>`, so a new window starts from zero. The same stores
+//! keep single-use marks (`first_use`, under `once:<key>`), such as the `jti` of a client
+//! assertion, for as long as the value could be replayed.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -98,6 +100,21 @@ impl RateLimitStore for RedisRateLimitStore {
             .map_err(redis_error)?;
         Ok(())
     }
+
+    async fn first_use(&self, key: &str, ttl_ms: i64, _now_ms: i64) -> Result<bool, StoreError> {
+        let mut conn = self.conn.clone();
+        // One command: set with its expiry, only if absent (`nil` when it was there).
+        let set: Option<String> = redis::cmd("SET")
+            .arg(format!("{}once:{key}", self.prefix))
+            .arg(1)
+            .arg("NX")
+            .arg("PX")
+            .arg(ttl_ms.max(1))
+            .query_async(&mut conn)
+            .await
+            .map_err(redis_error)?;
+        Ok(set.is_some())
+    }
 }
 
 /// Map size above which counters of ended windows are dropped.
@@ -136,6 +153,16 @@ pub struct MemoryRateLimitStore {
     counters: Mutex<Counters>,
 }
 
+impl Counters {
+    /// Drops the counters whose window has ended once the map has grown past `clean_at`.
+    fn clean(&mut self, now_ms: i64) {
+        if self.map.len() >= self.clean_at {
+            self.map.retain(|_, c| c.ends_ms > now_ms);
+            self.clean_at = (self.map.len() * 2).max(CLEANUP_THRESHOLD);
+        }
+    }
+}
+
 impl MemoryRateLimitStore {
     /// No counters yet.
     pub fn new() -> Self {
@@ -162,10 +189,7 @@ impl RateLimitStore for MemoryRateLimitStore {
         let (_, reset_in_ms) = window(window_ms, now_ms);
         let ends_ms = now_ms + reset_in_ms;
         self.with(|counters| {
-            if counters.map.len() >= counters.clean_at {
-                counters.map.retain(|_, c| c.ends_ms > now_ms);
-                counters.clean_at = (counters.map.len() * 2).max(CLEANUP_THRESHOLD);
-            }
+            counters.clean(now_ms);
             let entry = counters
                 .map
                 .entry(key.to_string())
@@ -203,6 +227,22 @@ impl RateLimitStore for MemoryRateLimitStore {
             counters.map.remove(key);
         })
     }
+
+    async fn first_use(&self, key: &str, ttl_ms: i64, now_ms: i64) -> Result<bool, StoreError> {
+        let ends_ms = now_ms + ttl_ms.max(1);
+        self.with(|counters| {
+            counters.clean(now_ms);
+            let mark = counters
+                .map
+                .entry(format!("once:{key}"))
+                .or_insert(Counter { ends_ms, count: 0 });
+            if mark.ends_ms <= now_ms {
+                *mark = Counter { ends_ms, count: 0 };
+            }
+            mark.count += 1;
+            mark.count == 1
+        })
+    }
 }
 
 #[cfg(test)]
@@ -230,6 +270,17 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(lockout.count, 5, "the hour's failures survive");
+    }
+
+    #[tokio::test]
+    async fn a_single_use_mark_refuses_a_second_use_until_it_expires() {
+        let store = MemoryRateLimitStore::new();
+        assert!(store.first_use("jti:a", 1000, 0).await.unwrap());
+        assert!(!store.first_use("jti:a", 1000, 999).await.unwrap());
+        assert!(store.first_use("jti:b", 1000, 999).await.unwrap());
+        // A counter of the same name is another key.
+        assert_eq!(store.hit("jti:a", 1000, 999).await.unwrap().count, 1);
+        assert!(store.first_use("jti:a", 1000, 1000).await.unwrap());
     }
 
     #[tokio::test]

@@ -12,7 +12,9 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
 use crate::domain::error::{StoreError, Unique};
-use crate::domain::ports::{AuditEvent, Database, StoredKey, User, UsernameRow};
+use crate::domain::ports::{
+    AuditEvent, ClientKind, Database, RegisteredClient, StoredKey, User, UsernameRow,
+};
 
 /// Users in PostgreSQL.
 pub struct PostgresDatabase(PgPool);
@@ -103,7 +105,7 @@ fn sql_error(e: sqlx::Error) -> StoreError {
 /// `ErrorKind::UniqueViolation`, says what happened, and only its message,
 /// `UNIQUE constraint failed: <table>.<column>`, says where. That message is read here and
 /// nowhere else.
-const UNIQUE_CONSTRAINTS: [(&str, &str, Unique); 3] = [
+const UNIQUE_CONSTRAINTS: [(&str, &str, Unique); 4] = [
     ("users_username_key", "users.username", Unique::Username),
     (
         "users_username_skeleton",
@@ -115,6 +117,7 @@ const UNIQUE_CONSTRAINTS: [(&str, &str, Unique); 3] = [
         "signing_keys.scheduled_after",
         Unique::KeySuccessor,
     ),
+    ("clients_pkey", "clients.id", Unique::ClientId),
 ];
 
 /// Which of [`UNIQUE_CONSTRAINTS`] a database error violated, if it is one of them.
@@ -153,14 +156,75 @@ impl From<UserRow> for User {
             id: row.id,
             username: row.username,
             password_hash: row.password_hash,
-            roles: row
-                .roles
-                .split(',')
-                .filter(|r| !r.is_empty())
-                .map(String::from)
-                .collect(),
+            roles: split_list(&row.roles, ','),
             disabled: row.disabled,
             created_ms: row.created_ms,
+        }
+    }
+}
+
+/// The items of a list stored as one column, `sep`-separated.
+fn split_list(stored: &str, sep: char) -> Vec<String> {
+    stored
+        .split(sep)
+        .filter(|item| !item.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+/// A row of `clients`, every column.
+#[derive(sqlx::FromRow)]
+struct ClientRow {
+    id: String,
+    name: String,
+    /// `confidential` or `public` (a CHECK constraint).
+    kind: String,
+    secret_hash: Option<String>,
+    jwks: Option<String>,
+    /// Comma-separated role names.
+    roles: String,
+    /// Space-separated scopes.
+    scopes: String,
+    introspect: bool,
+    /// Space-separated URIs.
+    redirect_uris: String,
+    /// Space-separated origins.
+    allowed_origins: String,
+    disabled: bool,
+    created_ms: i64,
+    secret_rotated_ms: Option<i64>,
+}
+
+/// Every column of `clients`, in [`ClientRow`]'s order (a macro, so that `concat!` builds
+/// each statement as one static string).
+macro_rules! client_columns {
+    () => {
+        "id, name, kind, secret_hash, jwks, roles, scopes, introspect, redirect_uris, \
+         allowed_origins, disabled, created_ms, secret_rotated_ms"
+    };
+}
+
+impl From<ClientRow> for RegisteredClient {
+    fn from(row: ClientRow) -> Self {
+        RegisteredClient {
+            id: row.id,
+            name: row.name,
+            // Anything but `public` must authenticate.
+            kind: if row.kind == ClientKind::Public.as_str() {
+                ClientKind::Public
+            } else {
+                ClientKind::Confidential
+            },
+            secret_hash: row.secret_hash,
+            jwks: row.jwks,
+            roles: split_list(&row.roles, ','),
+            scopes: split_list(&row.scopes, ' '),
+            introspect: row.introspect,
+            redirect_uris: split_list(&row.redirect_uris, ' '),
+            allowed_origins: split_list(&row.allowed_origins, ' '),
+            disabled: row.disabled,
+            created_ms: row.created_ms,
+            secret_rotated_ms: row.secret_rotated_ms,
         }
     }
 }
@@ -419,6 +483,80 @@ macro_rules! impl_database {
                     .await
                     .map_err(sql_error)?;
                 Ok(value)
+            }
+
+            async fn create_client(&self, c: &RegisteredClient) -> Result<(), StoreError> {
+                sqlx::query(concat!(
+                    "INSERT INTO clients (",
+                    client_columns!(),
+                    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+                ))
+                .bind(&c.id)
+                .bind(&c.name)
+                .bind(c.kind.as_str())
+                .bind(&c.secret_hash)
+                .bind(&c.jwks)
+                .bind(c.roles.join(","))
+                .bind(c.scopes.join(" "))
+                .bind(c.introspect)
+                .bind(c.redirect_uris.join(" "))
+                .bind(c.allowed_origins.join(" "))
+                .bind(c.disabled)
+                .bind(c.created_ms)
+                .bind(c.secret_rotated_ms)
+                .execute(&self.0)
+                .await
+                .map_err(sql_error)?;
+                Ok(())
+            }
+
+            async fn client_by_id(&self, id: &str) -> Result<Option<RegisteredClient>, StoreError> {
+                let row: Option<ClientRow> =
+                    sqlx::query_as(concat!("SELECT ", client_columns!(), " FROM clients WHERE id = $1"))
+                        .bind(id)
+                        .fetch_optional(&self.0)
+                        .await
+                        .map_err(sql_error)?;
+                Ok(row.map(RegisteredClient::from))
+            }
+
+            async fn list_clients(&self) -> Result<Vec<RegisteredClient>, StoreError> {
+                let rows: Vec<ClientRow> =
+                    sqlx::query_as(concat!("SELECT ", client_columns!(), " FROM clients ORDER BY id"))
+                        .fetch_all(&self.0)
+                        .await
+                        .map_err(sql_error)?;
+                Ok(rows.into_iter().map(RegisteredClient::from).collect())
+            }
+
+            async fn set_client_credentials(
+                &self,
+                id: &str,
+                secret_hash: Option<&str>,
+                jwks: Option<&str>,
+                at_ms: i64,
+            ) -> Result<bool, StoreError> {
+                let done = sqlx::query(
+                    "UPDATE clients SET secret_hash = $1, jwks = $2, secret_rotated_ms = $3 WHERE id = $4",
+                )
+                .bind(secret_hash)
+                .bind(jwks)
+                .bind(at_ms)
+                .bind(id)
+                .execute(&self.0)
+                .await
+                .map_err(sql_error)?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn set_client_disabled(&self, id: &str, disabled: bool) -> Result<bool, StoreError> {
+                let done = sqlx::query("UPDATE clients SET disabled = $1 WHERE id = $2")
+                    .bind(disabled)
+                    .bind(id)
+                    .execute(&self.0)
+                    .await
+                    .map_err(sql_error)?;
+                Ok(done.rows_affected() > 0)
             }
 
             async fn audit(&self, e: &AuditEvent) -> Result<(), StoreError> {

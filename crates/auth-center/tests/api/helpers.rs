@@ -554,3 +554,230 @@ impl TestApp {
             .expect("metrics text")
     }
 }
+
+// ---- OAuth clients (clients.rs, oauth.rs, introspection.rs) ----
+
+/// A confidential client registered by a test, and its secret.
+#[derive(Debug, Clone)]
+pub struct TestClient {
+    pub id: String,
+    pub secret: String,
+}
+
+/// The assertion type of `private_key_jwt`.
+pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+impl TestApp {
+    /// Registers a client through the domain, as the CLI does.
+    pub async fn register_client(
+        &self,
+        new: auth_center::domain::clients::NewClient,
+    ) -> auth_center::domain::clients::ClientWithSecret {
+        self.auth
+            .admin_create_client(
+                &auth_center::domain::admin::cli_actor(),
+                new,
+                &auth_center::domain::ClientInfo::default(),
+            )
+            .await
+            .expect("register a client")
+    }
+
+    /// Registers a confidential client with a secret, these scopes and roles, allowed to
+    /// introspect or not.
+    pub async fn secret_client(
+        &self,
+        id: &str,
+        scopes: &[&str],
+        roles: &[&str],
+        introspect: bool,
+    ) -> TestClient {
+        use secrecy::ExposeSecret as _;
+        let made = self
+            .register_client(auth_center::domain::clients::NewClient {
+                id: id.into(),
+                scopes: scopes.iter().map(|s| s.to_string()).collect(),
+                roles: roles.iter().map(|s| s.to_string()).collect(),
+                introspect,
+                ..Default::default()
+            })
+            .await;
+        TestClient {
+            id: id.into(),
+            secret: made.secret.expect("a secret").expose_secret().to_string(),
+        }
+    }
+
+    /// Registers a confidential `private_key_jwt` client with `key`.
+    pub async fn key_client(&self, id: &str, key: &ClientKey, scopes: &[&str], introspect: bool) {
+        let made = self
+            .register_client(auth_center::domain::clients::NewClient {
+                id: id.into(),
+                scopes: scopes.iter().map(|s| s.to_string()).collect(),
+                jwks: Some(json!({ "keys": [key.public_jwk.clone()] })),
+                introspect,
+                ..Default::default()
+            })
+            .await;
+        assert!(made.secret.is_none(), "a key client has no secret");
+    }
+
+    /// A form POST, with `Authorization: Basic` (id and secret form-urlencoded, RFC 6749
+    /// §2.3.1) when `basic` is given.
+    pub async fn post_form(
+        &self,
+        path: &str,
+        pairs: &[(&str, &str)],
+        basic: Option<(&str, &str)>,
+    ) -> Response {
+        let mut request = self
+            .request(reqwest::Method::POST, path)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(serde_urlencoded::to_string(pairs).expect("form"));
+        if let Some((id, secret)) = basic {
+            request = request.header("authorization", basic_header(id, secret));
+        }
+        request.send().await.expect("request")
+    }
+
+    /// A client-credentials token with `client_secret_basic`; the 200 body.
+    pub async fn client_token(&self, client: &TestClient, scope: Option<&str>) -> Value {
+        let mut pairs = vec![("grant_type", "client_credentials")];
+        if let Some(scope) = scope {
+            pairs.push(("scope", scope));
+        }
+        let r = self
+            .post_form("/oauth2/token", &pairs, Some((&client.id, &client.secret)))
+            .await;
+        let status = r.status();
+        let text = r.text().await.unwrap_or_default();
+        assert_eq!(status, StatusCode::OK, "client token: {text}");
+        serde_json::from_str(&text).expect("a token body")
+    }
+
+    /// Whether an access token is accepted by the auth-center (signature, claims, session).
+    pub async fn accepts(&self, access_token: &str) -> bool {
+        self.auth.authenticate(access_token).await.is_ok()
+    }
+}
+
+/// `Basic base64(urlencode(id) ":" urlencode(secret))` (RFC 6749 §2.3.1).
+pub fn basic_header(id: &str, secret: &str) -> String {
+    use base64::Engine as _;
+    let encode = |s: &str| serde_urlencoded::to_string([("", s)]).expect("encode")[1..].to_string();
+    let pair = format!("{}:{}", encode(id), encode(secret));
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(pair)
+    )
+}
+
+/// The claims of a JWT, decoded without verifying it.
+pub fn jwt_claims(token: &str) -> Value {
+    jwt_segment(token, 1)
+}
+
+/// The header of a JWT, decoded without verifying it.
+pub fn jwt_header(token: &str) -> Value {
+    jwt_segment(token, 0)
+}
+
+fn jwt_segment(token: &str, i: usize) -> Value {
+    use base64::Engine as _;
+    let segment = token.split('.').nth(i).expect("a segment");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(segment)
+        .expect("base64url");
+    serde_json::from_slice(&bytes).expect("JSON")
+}
+
+/// Asserts an OAuth error (`{"error","error_description"}`, not cacheable); returns the
+/// response's headers.
+pub async fn assert_oauth_error(
+    response: Response,
+    status: StatusCode,
+    code: &str,
+) -> reqwest::header::HeaderMap {
+    let got = response.status();
+    let headers = response.headers().clone();
+    let text = response.text().await.expect("a body");
+    let body: Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("{got}: {text}"));
+    assert_eq!(
+        (got, body["error"].as_str()),
+        (status, Some(code)),
+        "{text}"
+    );
+    assert!(
+        body["error_description"]
+            .as_str()
+            .is_some_and(|d| !d.is_empty()),
+        "{text}"
+    );
+    assert_eq!(headers["cache-control"], "no-store", "{text}");
+    headers
+}
+
+/// The Ed25519 key pair of a `private_key_jwt` client.
+pub struct ClientKey {
+    pub kid: String,
+    encoding: jsonwebtoken::EncodingKey,
+    pub public_jwk: Value,
+}
+
+impl ClientKey {
+    pub fn generate(kid: &str) -> Self {
+        use aws_lc_rs::signature::KeyPair as _;
+        use base64::Engine as _;
+        let pkcs8 = aws_lc_rs::signature::Ed25519KeyPair::generate_pkcs8(
+            &aws_lc_rs::rand::SystemRandom::new(),
+        )
+        .expect("generate");
+        let pair = aws_lc_rs::signature::Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).expect("pair");
+        let x = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(pair.public_key().as_ref());
+        Self {
+            kid: kid.into(),
+            encoding: jsonwebtoken::EncodingKey::from_ed_der(pkcs8.as_ref()),
+            public_jwk: json!({ "kty": "OKP", "crv": "Ed25519", "x": x, "kid": kid }),
+        }
+    }
+
+    /// Signs `claims` with `header` members added to `{"alg":"EdDSA","kid":..}`.
+    pub fn sign_with(&self, header_extra: &Value, claims: &Value) -> String {
+        use base64::Engine as _;
+        let mut header = json!({ "alg": "EdDSA", "kid": self.kid, "typ": "JWT" });
+        for (k, v) in header_extra.as_object().expect("object") {
+            if v.is_null() {
+                header.as_object_mut().unwrap().remove(k);
+            } else {
+                header[k] = v.clone();
+            }
+        }
+        let b64 =
+            |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+        let input = format!("{}.{}", b64(&header), b64(claims));
+        let signature = jsonwebtoken::crypto::sign(
+            input.as_bytes(),
+            &self.encoding,
+            jsonwebtoken::Algorithm::EdDSA,
+        )
+        .expect("sign");
+        format!("{input}.{signature}")
+    }
+
+    /// Good assertion claims for `client_id` at time `now` (seconds), aud the token endpoint.
+    pub fn claims(client_id: &str, now: i64) -> Value {
+        json!({
+            "iss": client_id,
+            "sub": client_id,
+            "aud": "http://auth.test/oauth2/token",
+            "iat": now,
+            "exp": now + 60,
+            "jti": uuid::Uuid::new_v4().to_string(),
+        })
+    }
+
+    /// A good assertion for `client_id` now.
+    pub fn assertion(&self, client_id: &str, now: i64) -> String {
+        self.sign_with(&json!({}), &Self::claims(client_id, now))
+    }
+}

@@ -15,6 +15,8 @@ for_backends! {
         introspection_needs_the_introspect_or_admin_role,
         a_malformed_introspection_request_is_a_bad_request,
         introspection_reads_the_media_type_exactly_and_answers_every_refusal_in_the_common_shape,
+        a_registered_client_introspects_with_client_authentication,
+        client_introspection_refusals_use_the_oauth_shape,
     ],
     sqlite_redis: [
         a_session_deleted_in_redis_introspects_as_inactive,
@@ -75,12 +77,27 @@ async fn introspection_reports_an_active_token_with_its_claims_for_form_and_json
     ] {
         let body = answer(r).await;
         assert_eq!(body["active"], true, "{body}");
-        assert_eq!(body["token_type"], "access_token");
-        for claim in ["sub", "sid", "exp", "iat", "iss", "aud", "jti", "roles"] {
+        // RFC 7662 §2.2: the token type of RFC 6749 §5.1.
+        assert_eq!(body["token_type"], "Bearer");
+        for claim in [
+            "sub",
+            "sid",
+            "exp",
+            "iat",
+            "nbf",
+            "iss",
+            "aud",
+            "jti",
+            "roles",
+            "client_id",
+        ] {
             assert_eq!(body[claim], claims[claim], "{claim} in {body}");
         }
         assert_eq!(body["sid"], t.session_id.as_str());
-        assert!(body.get("username").is_none() && body.get("password").is_none());
+        assert_eq!(body["client_id"], "first-party");
+        // RFC 7662 `username`: the user's, never anything secret; no scope on a user's token.
+        assert_eq!(body["username"], "ines");
+        assert!(body.get("scope").is_none() && body.get("password").is_none());
     }
     // Introspection is read-only: the session is as before.
     assert_eq!(app.session_count(&t.user_id()).await, 1);
@@ -244,4 +261,163 @@ async fn introspection_reads_the_media_type_exactly_and_answers_every_refusal_in
         .await
         .unwrap();
     assert_error(r, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large").await;
+}
+
+async fn a_registered_client_introspects_with_client_authentication(backend: Backend) {
+    use verifier::Clock as _;
+    let app = spawn_app(backend).await;
+    let gateway = app.secret_client("gateway", &[], &[], true).await;
+    let key = ClientKey::generate("k1");
+    app.key_client("signing-gateway", &key, &[], true).await;
+    let svc = app
+        .secret_client("svc", &["reports"], &["svc"], false)
+        .await;
+    let user = app.register_and_login("nora").await;
+    let svc_token = app.client_token(&svc, None).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let basic = Some((gateway.id.as_str(), gateway.secret.as_str()));
+    // client_secret_basic, for a user's token: the RFC 7662 members.
+    let r = app
+        .post_form("/v1/introspect", &[("token", &user.access_token)], basic)
+        .await;
+    let body = answer(r).await;
+    let claims = user.claims();
+    assert_eq!(body["active"], true);
+    assert_eq!(body["token_type"], "Bearer");
+    assert_eq!(body["username"], "nora");
+    assert_eq!(body["client_id"], "first-party");
+    for claim in ["sub", "sid", "exp", "iat", "nbf", "iss", "aud", "jti"] {
+        assert_eq!(body[claim], claims[claim], "{claim}");
+    }
+    // client_secret_post, for a service account's token: scope, no username.
+    let r = app
+        .post_form(
+            "/v1/introspect",
+            &[
+                ("token", &svc_token),
+                ("token_type_hint", "access_token"),
+                ("client_id", &gateway.id),
+                ("client_secret", &gateway.secret),
+            ],
+            None,
+        )
+        .await;
+    let body = answer(r).await;
+    assert_eq!(body["sub"], "svc");
+    assert_eq!(body["client_id"], "svc");
+    assert_eq!(body["scope"], "reports");
+    assert_eq!(body["roles"], json!(["svc"]));
+    assert!(body.get("username").is_none(), "{body}");
+    // private_key_jwt, aud the introspection endpoint.
+    let mut claims = ClientKey::claims("signing-gateway", app.clock.now_secs());
+    claims["aud"] = "http://auth.test/v1/introspect".into();
+    let r = app
+        .post_form(
+            "/v1/introspect",
+            &[
+                ("token", &svc_token),
+                ("client_assertion_type", JWT_BEARER),
+                ("client_assertion", &key.sign_with(&json!({}), &claims)),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(answer(r).await["active"], true);
+    // Basic with a JSON body.
+    let r = app
+        .request(Method::POST, "/v1/introspect")
+        .header("authorization", basic_header(&gateway.id, &gateway.secret))
+        .json(&json!({ "token": svc_token }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer(r).await["active"], true);
+    // Inactive: exactly {"active": false}, for a refresh token and a revoked token.
+    for token in [user.refresh_token.as_str(), "garbage"] {
+        let r = app
+            .post_form("/v1/introspect", &[("token", token)], basic)
+            .await;
+        assert_eq!(answer(r).await, json!({ "active": false }));
+    }
+    let r = app
+        .post_form(
+            "/oauth2/revoke",
+            &[("token", &svc_token)],
+            Some((&svc.id, &svc.secret)),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = app
+        .post_form("/v1/introspect", &[("token", &svc_token)], basic)
+        .await;
+    assert_eq!(answer(r).await, json!({ "active": false }));
+}
+
+async fn client_introspection_refusals_use_the_oauth_shape(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let gateway = app.secret_client("gateway", &[], &[], true).await;
+    let svc = app.secret_client("svc", &[], &[], false).await;
+    let t = app.register_and_login("otto").await;
+    let token = [("token", t.access_token.as_str())];
+    // Authenticated, but not allowed to introspect.
+    let r = app
+        .post_form("/v1/introspect", &token, Some((&svc.id, &svc.secret)))
+        .await;
+    assert_oauth_error(r, StatusCode::FORBIDDEN, "unauthorized_client").await;
+    let r = app
+        .post_form(
+            "/v1/introspect",
+            &[("token", &t.access_token), ("client_id", "first-party")],
+            None,
+        )
+        .await;
+    assert_oauth_error(r, StatusCode::FORBIDDEN, "unauthorized_client").await;
+    // Not authenticated (RFC 7662 §2.3: 401 as in RFC 6749 §5.2).
+    let r = app
+        .post_form("/v1/introspect", &token, Some((&gateway.id, "wrong")))
+        .await;
+    let headers = assert_oauth_error(r, StatusCode::UNAUTHORIZED, "invalid_client").await;
+    assert!(
+        headers["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .starts_with("Basic ")
+    );
+    // A bearer token and client credentials at once; no token.
+    let caller = introspector(&app).await;
+    let r = app
+        .request(Method::POST, "/v1/introspect")
+        .bearer_auth(&caller.access_token)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(
+            serde_urlencoded::to_string([
+                ("token", t.access_token.as_str()),
+                ("client_id", "gateway"),
+                ("client_secret", gateway.secret.as_str()),
+            ])
+            .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_oauth_error(r, StatusCode::BAD_REQUEST, "invalid_request").await;
+    let r = app
+        .post_form("/v1/introspect", &[], Some((&gateway.id, &gateway.secret)))
+        .await;
+    assert_oauth_error(r, StatusCode::BAD_REQUEST, "invalid_request").await;
+    // A bearer caller with a stray client_id is still a bearer caller.
+    let r = app
+        .request(Method::POST, "/v1/introspect")
+        .bearer_auth(&caller.access_token)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(
+            serde_urlencoded::to_string([("token", t.access_token.as_str()), ("client_id", "x")])
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer(r).await["active"], true);
 }

@@ -187,18 +187,19 @@ async fn jwks_publishes_the_signing_key_without_private_members(backend: Backend
             "private member {private} published"
         );
     }
-    let discovery: Value = app
+    // The RFC 8414 metadata points at the JWKS (the rest of it: tests/api/oauth.rs).
+    let metadata: Value = app
         .client
-        .get(app.url("/.well-known/openid-configuration"))
+        .get(app.url("/.well-known/oauth-authorization-server"))
         .send()
         .await
         .unwrap()
         .json()
         .await
         .unwrap();
-    assert_eq!(discovery["issuer"], "http://auth.test");
+    assert_eq!(metadata["issuer"], "http://auth.test");
     assert_eq!(
-        discovery["jwks_uri"],
+        metadata["jwks_uri"],
         "http://auth.test/.well-known/jwks.json"
     );
 }

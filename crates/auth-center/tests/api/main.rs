@@ -20,6 +20,7 @@ mod revocation;
 mod usernames;
 
 mod admin;
+mod clients;
 mod cookies;
 mod device_tokens;
 mod devices;
@@ -34,6 +35,7 @@ mod lifecycle_races;
 mod lifetimes;
 mod lost_rotation;
 mod memory;
+mod oauth;
 mod passwords;
 mod rate_limits;
 mod slow_clients;

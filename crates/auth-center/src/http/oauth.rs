@@ -1,0 +1,442 @@
+//! The OAuth 2 endpoints over `domain/oauth.rs` and `domain/clients.rs`: `POST /oauth2/token`
+//! (RFC 6749), `POST /oauth2/revoke` (RFC 7009) and the RFC 8414 metadata; and what they
+//! share with introspection: form parameters (RFC 6749 §3.2), the client authentication of a
+//! request, and errors in the RFC 6749 §5.2 shape `{"error", "error_description"}`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{FromRequest, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use secrecy::SecretString;
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::error::{ApiError, basic_challenge, log_cause};
+use super::extract::{self, Client, MediaType, read_body};
+use super::login::token_response;
+use super::repeated;
+use crate::domain::client_assertion::{ASSERTION_ALGORITHMS, ASSERTION_TYPE};
+use crate::domain::clients::{ClientCredentials, TOKEN_ENDPOINT_PATH};
+use crate::domain::{AuthError, AuthService};
+
+/// The revocation endpoint's path.
+pub(super) const REVOCATION_ENDPOINT_PATH: &str = "/oauth2/revoke";
+/// The introspection endpoint's path.
+pub(super) const INTROSPECTION_ENDPOINT_PATH: &str = "/v1/introspect";
+
+/// The URL of one of this server's endpoints: the configured issuer (never the request's
+/// `Host`) and the path.
+pub(super) fn endpoint_url(auth: &AuthService, path: &str) -> String {
+    format!("{}{path}", auth.config().issuer.trim_end_matches('/'))
+}
+
+/// An error of an OAuth endpoint: `{"error", "error_description"}` (RFC 6749 §5.2), never
+/// stored by a cache.
+#[derive(Debug)]
+pub(super) struct OAuthError {
+    status: StatusCode,
+    error: &'static str,
+    description: String,
+    /// Whether it carries the `Basic` challenge (a failed client authentication).
+    challenge: bool,
+    /// Its `Retry-After`, seconds.
+    retry_after: Option<u64>,
+}
+
+impl OAuthError {
+    pub(super) fn new(
+        status: StatusCode,
+        error: &'static str,
+        description: impl Into<String>,
+    ) -> Self {
+        Self {
+            status,
+            error,
+            description: description.into(),
+            challenge: false,
+            retry_after: None,
+        }
+    }
+
+    /// `400 invalid_request`.
+    pub(super) fn invalid_request(description: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_request", description)
+    }
+
+    /// `503 temporarily_unavailable` with `Retry-After`: an outage, whatever was sent.
+    fn unavailable() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "temporarily_unavailable",
+            "a backend is unavailable, retry shortly",
+        )
+        .retrying_after(verifier::RETRY_AFTER_SECS)
+    }
+
+    fn retrying_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs);
+        self
+    }
+}
+
+impl From<AuthError> for OAuthError {
+    fn from(e: AuthError) -> Self {
+        let description = e.to_string();
+        let (status, error) = match &e {
+            AuthError::InvalidClient => {
+                return Self {
+                    challenge: true,
+                    ..Self::new(StatusCode::UNAUTHORIZED, "invalid_client", description)
+                };
+            }
+            AuthError::InvalidRefreshToken | AuthError::RefreshTokenReused => {
+                (StatusCode::BAD_REQUEST, "invalid_grant")
+            }
+            AuthError::UnauthorizedClient(_) => (StatusCode::BAD_REQUEST, "unauthorized_client"),
+            AuthError::InvalidScope(_) => (StatusCode::BAD_REQUEST, "invalid_scope"),
+            AuthError::RateLimited {
+                retry_after_secs, ..
+            } => {
+                return Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", description)
+                    .retrying_after(*retry_after_secs);
+            }
+            AuthError::Unavailable(_) | AuthError::Overloaded => {
+                log_cause(&e);
+                return Self::unavailable();
+            }
+            AuthError::Token(v) if v.is_unavailable() => return Self::unavailable(),
+            AuthError::Internal(_) => {
+                log_cause(&e);
+                return Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "server_error",
+                    "internal error",
+                );
+            }
+            AuthError::Forbidden(_) => (StatusCode::FORBIDDEN, "unauthorized_client"),
+            AuthError::InvalidInput(_)
+            | AuthError::Token(_)
+            | AuthError::InvalidCredentials
+            | AuthError::UsernameTaken
+            | AuthError::RegistrationDisabled
+            | AuthError::SessionNotFound
+            | AuthError::UserNotFound
+            | AuthError::ClientNotFound
+            | AuthError::ClientIdTaken => (StatusCode::BAD_REQUEST, "invalid_request"),
+        };
+        Self::new(status, error, description)
+    }
+}
+
+/// A refusal made before the OAuth handler ran (a body too large, unreadable) keeps its
+/// status and code, in the OAuth shape.
+impl From<ApiError> for OAuthError {
+    fn from(e: ApiError) -> Self {
+        match e {
+            ApiError::Http(status, code, message) => Self::new(status, code, message),
+            ApiError::Domain(e) => e.into(),
+        }
+    }
+}
+
+impl IntoResponse for OAuthError {
+    fn into_response(self) -> Response {
+        let body = Json(json!({ "error": self.error, "error_description": self.description }));
+        let mut headers = no_store(HeaderMap::new());
+        if self.challenge {
+            headers.insert(header::WWW_AUTHENTICATE, basic_challenge());
+        }
+        if let Some(secs) = self.retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        (self.status, headers, body).into_response()
+    }
+}
+
+/// `headers` plus `Cache-Control: no-store` and `Pragma: no-cache` (RFC 6749 §5.1).
+fn no_store(mut headers: HeaderMap) -> HeaderMap {
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    headers
+}
+
+/// The parameters of a form body (RFC 6749 §3.2): a parameter given twice is refused,
+/// one given empty counts as absent, and unknown ones are ignored.
+pub(super) struct Params(HashMap<String, String>);
+
+impl Params {
+    /// Parses a form body.
+    pub(super) fn parse(body: &[u8]) -> Result<Self, OAuthError> {
+        repeated::check_params(body)
+            .map_err(|e| OAuthError::invalid_request(format!("invalid form: {e}")))?;
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
+            .map_err(|e| OAuthError::invalid_request(format!("invalid form: {e}")))?;
+        Ok(Self(pairs.into_iter().collect()))
+    }
+
+    /// The value of a parameter that was given and is not empty.
+    pub(super) fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    }
+
+    /// A required parameter.
+    pub(super) fn required(&self, name: &str) -> Result<&str, OAuthError> {
+        self.get(name)
+            .ok_or_else(|| OAuthError::invalid_request(format!("{name} is required")))
+    }
+
+    /// Whether the request carries client credentials in the body (`client_secret`,
+    /// `client_assertion`, `client_assertion_type`), or, when `alone`, at least names a
+    /// client (`client_id`).
+    pub(super) fn has_client_parameters(&self, alone: bool) -> bool {
+        let credentials = ["client_secret", "client_assertion", "client_assertion_type"];
+        credentials.iter().any(|name| self.get(name).is_some())
+            || (alone && self.get("client_id").is_some())
+    }
+}
+
+/// The form body of an OAuth endpoint: `application/x-www-form-urlencoded` only (RFC 6749
+/// §4.4.2, RFC 7009 §2.1), within the body limit.
+pub(super) struct OAuthForm(pub Params);
+
+impl<S: Send + Sync> FromRequest<S> for OAuthForm {
+    type Rejection = OAuthError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        if extract::media_type(req.headers()) != Some(MediaType::Form) {
+            return Err(OAuthError::invalid_request(
+                "expected Content-Type: application/x-www-form-urlencoded",
+            ));
+        }
+        let body = read_body(req, state).await?;
+        Params::parse(&body).map(OAuthForm)
+    }
+}
+
+/// The client authentication of a request: an `Authorization: Basic` header
+/// (`client_secret_basic`, its id and secret form-urlencoded inside, RFC 6749 §2.3.1), or
+/// the form's `client_secret` (`client_secret_post`) or `client_assertion`
+/// (`private_key_jwt`), or just `client_id` (a public client). More than one method is
+/// `invalid_request`; so is an `Authorization` header given twice.
+pub(super) fn client_credentials(
+    headers: &HeaderMap,
+    params: &Params,
+) -> Result<ClientCredentials, OAuthError> {
+    let mut authorization = headers.get_all(header::AUTHORIZATION).iter();
+    let (header, None) = (authorization.next(), authorization.next()) else {
+        return Err(OAuthError::invalid_request(
+            "more than one Authorization header",
+        ));
+    };
+    let client_id = params.get("client_id");
+    let secret = params.get("client_secret");
+    let assertion = params.get("client_assertion");
+    let assertion_type = params.get("client_assertion_type");
+    let methods = [header.is_some(), secret.is_some(), assertion.is_some()];
+    if methods.iter().filter(|used| **used).count() > 1 {
+        return Err(OAuthError::invalid_request(
+            "use exactly one client authentication method",
+        ));
+    }
+    if assertion.is_some() != assertion_type.is_some() {
+        return Err(OAuthError::invalid_request(
+            "client_assertion and client_assertion_type go together",
+        ));
+    }
+    if let Some(header) = header {
+        let (id, secret) = match basic_credentials(header) {
+            Ok(basic) => basic,
+            Err(reason) => return Ok(ClientCredentials::Malformed(reason)),
+        };
+        if client_id.is_some_and(|body_id| body_id != id) {
+            return Err(OAuthError::invalid_request(
+                "client_id does not match the Authorization header",
+            ));
+        }
+        return Ok(ClientCredentials::Secret {
+            client_id: id,
+            secret,
+        });
+    }
+    if let Some(secret) = secret {
+        let client_id = client_id
+            .ok_or_else(|| OAuthError::invalid_request("client_secret needs client_id"))?;
+        return Ok(ClientCredentials::Secret {
+            client_id: client_id.into(),
+            secret: SecretString::from(secret),
+        });
+    }
+    if let Some(assertion) = assertion {
+        if assertion_type != Some(ASSERTION_TYPE) {
+            return Err(OAuthError::invalid_request(format!(
+                "client_assertion_type must be {ASSERTION_TYPE}"
+            )));
+        }
+        return Ok(ClientCredentials::Assertion {
+            client_id: client_id.map(String::from),
+            assertion: SecretString::from(assertion),
+        });
+    }
+    Ok(match client_id {
+        Some(id) => ClientCredentials::Id(id.into()),
+        None => ClientCredentials::Absent,
+    })
+}
+
+/// The id and secret of an `Authorization: Basic` header; any other scheme, or a value
+/// that does not decode, is the reason client authentication fails.
+fn basic_credentials(value: &HeaderValue) -> Result<(String, SecretString), &'static str> {
+    let value = value
+        .to_str()
+        .map_err(|_| "unreadable Authorization header")?;
+    let (_, encoded) = value
+        .split_once(' ')
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("basic"))
+        .ok_or("Authorization header of another scheme than Basic")?;
+    let malformed = "malformed Basic credentials";
+    let decoded = STANDARD.decode(encoded.trim()).map_err(|_| malformed)?;
+    let decoded = String::from_utf8(decoded).map_err(|_| malformed)?;
+    let (id, secret) = decoded.split_once(':').ok_or(malformed)?;
+    let (id, secret) = (
+        form_decode(id).ok_or(malformed)?,
+        form_decode(secret).ok_or(malformed)?,
+    );
+    Ok((id, SecretString::from(secret)))
+}
+
+/// `application/x-www-form-urlencoded` decoding of one value: `+` is a space, `%XX` a byte;
+/// `None` for a broken escape or a result that is not UTF-8.
+fn form_decode(encoded: &str) -> Option<String> {
+    let mut bytes = Vec::with_capacity(encoded.len());
+    let mut input = encoded.bytes();
+    while let Some(b) = input.next() {
+        bytes.push(match b {
+            b'+' => b' ',
+            b'%' => {
+                let hex = [input.next()?, input.next()?];
+                u8::from_str_radix(std::str::from_utf8(&hex).ok()?, 16).ok()?
+            }
+            other => other,
+        });
+    }
+    String::from_utf8(bytes).ok()
+}
+
+/// `POST /oauth2/token`: `grant_type=client_credentials` (a confidential client's own
+/// token, `scope` optional) or `grant_type=refresh_token` (`refresh_token`; the rotation of
+/// `/v1/refresh`).
+pub(super) async fn token(
+    State(auth): AppState,
+    Client(info): Client,
+    headers: HeaderMap,
+    OAuthForm(params): OAuthForm,
+) -> Result<Response, OAuthError> {
+    let grant_type = params.required("grant_type")?;
+    let refresh_token = match grant_type {
+        "client_credentials" => None,
+        "refresh_token" => Some(params.required("refresh_token")?),
+        _ => {
+            return Err(OAuthError::new(
+                StatusCode::BAD_REQUEST,
+                "unsupported_grant_type",
+                "grant_type must be client_credentials or refresh_token",
+            ));
+        }
+    };
+    let credentials = client_credentials(&headers, &params)?;
+    let url = endpoint_url(&auth, TOKEN_ENDPOINT_PATH);
+    let client = auth.authenticate_client(credentials, &url, &info).await?;
+    let scope = params.get("scope");
+    match refresh_token {
+        Some(refresh_token) => {
+            let tokens = auth
+                .refresh_for_client(&client, refresh_token, scope, &info)
+                .await?;
+            Ok(token_response(&tokens, None, 0))
+        }
+        None => {
+            let token = auth.client_credentials(&client, scope, &info).await?;
+            let mut body = json!({
+                "access_token": token.access_token,
+                "token_type": "Bearer",
+                "expires_in": token.expires_in,
+            });
+            if let Some(scope) = token.scope {
+                body["scope"] = scope.into();
+            }
+            Ok((no_store(HeaderMap::new()), Json(body)).into_response())
+        }
+    }
+}
+
+/// `POST /oauth2/revoke` (RFC 7009): `token`, optionally `token_type_hint`. `200` with an
+/// empty body whether or not anything was revoked.
+pub(super) async fn revoke(
+    State(auth): AppState,
+    Client(info): Client,
+    headers: HeaderMap,
+    OAuthForm(params): OAuthForm,
+) -> Result<Response, OAuthError> {
+    let token = params.required("token")?;
+    let credentials = client_credentials(&headers, &params)?;
+    let url = endpoint_url(&auth, REVOCATION_ENDPOINT_PATH);
+    let client = auth.authenticate_client(credentials, &url, &info).await?;
+    auth.revoke(&client, token, &info).await?;
+    Ok((StatusCode::OK, no_store(HeaderMap::new())).into_response())
+}
+
+/// `GET /.well-known/oauth-authorization-server` (RFC 8414): exactly what this server has.
+pub(super) async fn metadata(State(auth): AppState) -> Json<Value> {
+    Json(metadata_document(&auth))
+}
+
+fn metadata_document(auth: &Arc<AuthService>) -> Value {
+    let issuer = auth.config().issuer.trim_end_matches('/');
+    // Public clients (`none`) may use the token endpoint (refresh) and revoke their tokens;
+    // introspection takes authenticated clients only (or, outside this document, a bearer
+    // token with the introspect role).
+    let client_methods = [
+        "client_secret_basic",
+        "client_secret_post",
+        "private_key_jwt",
+    ];
+    let with_public = [
+        "client_secret_basic",
+        "client_secret_post",
+        "private_key_jwt",
+        "none",
+    ];
+    json!({
+        "issuer": issuer,
+        "token_endpoint": format!("{issuer}{TOKEN_ENDPOINT_PATH}"),
+        "token_endpoint_auth_methods_supported": with_public,
+        "token_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGORITHMS,
+        "grant_types_supported": ["client_credentials", "refresh_token"],
+        "revocation_endpoint": format!("{issuer}{REVOCATION_ENDPOINT_PATH}"),
+        "revocation_endpoint_auth_methods_supported": with_public,
+        "revocation_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGORITHMS,
+        "introspection_endpoint": format!("{issuer}{INTROSPECTION_ENDPOINT_PATH}"),
+        "introspection_endpoint_auth_methods_supported": client_methods,
+        "introspection_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGORITHMS,
+        "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
+        // RFC 8414 §2: REQUIRED. There is no authorization endpoint (RFC 8414 §2 lets
+        // `authorization_endpoint` be left out when no grant type uses it), and
+        // `response_type` is a parameter of that endpoint only (RFC 6749 §3.1.1), so the
+        // set of supported response types is empty. (Authlib's metadata `validate()` takes
+        // an empty array for a missing one; the document is still correct.)
+        "response_types_supported": [],
+        // `scopes_supported` is left out: scopes are registered per client and change with
+        // the registrations (RFC 8414 §2 lets a server leave out some or all of them).
+        //
+        // DPoP (RFC 9449 §5.1): `dpop_signing_alg_values_supported` goes here once the
+        // token endpoint accepts DPoP proofs.
+    })
+}
