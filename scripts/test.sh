@@ -351,6 +351,50 @@ say "  redis standalone  TEST_REDIS_URL=$TEST_REDIS_URL"
 say "  redis cluster     TEST_REDIS_CLUSTER_URLS=$TEST_REDIS_CLUSTER_URLS (3 masters, 3 replicas)"
 say "  postgres          TEST_DATABASE_URL=$TEST_DATABASE_URL ($PG_VERSION$([ "$IS_ROOT" = 1 ] && echo ', as user postgres'))"
 
+# --- the Python OAuth client of the e2e tests ----------------------------------------------------
+
+# tests/e2e/oauth_clients.rs drives the auth-center with an independent OAuth client library:
+# Authlib, with requests and PyJWT, in a virtualenv under the cargo target directory (made once,
+# then reused). TEST_OAUTH_PYTHON names its interpreter. Without Python and pip the test is
+# skipped, except in CI (CI=true), where that is an error. As root on Debian, a missing python3 or
+# its venv module is installed with apt-get.
+OAUTH_PY_PACKAGES=("Authlib>=1.6,<2" "requests>=2.31,<3" "PyJWT[crypto]>=2.8,<3")
+setup_oauth_python() {
+  local venv python
+  venv="$(cargo_target_dir)/oauth-venv"
+  python_ok() { "$1" -c 'import authlib, joserfc, jwt, requests' >/dev/null 2>&1; }
+  if [ -x "$venv/bin/python" ] && python_ok "$venv/bin/python"; then
+    export TEST_OAUTH_PYTHON="$venv/bin/python"
+    return 0
+  fi
+  python=$(command -v python3 || true)
+  if { [ -z "$python" ] || ! "$python" -c 'import venv, ensurepip' >/dev/null 2>&1; } &&
+    [ "$IS_ROOT" = 1 ] && command -v apt-get >/dev/null 2>&1; then
+    say "python3 or its venv module is missing; installing them"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y python3 python3-venv python3-pip >&2 ||
+      { apt-get update >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y python3 python3-venv python3-pip >&2; } || true
+    python=$(command -v python3 || true)
+  fi
+  rm -rf "$venv"
+  if [ -n "$python" ] && "$python" -m venv "$venv" >&2 &&
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "${OAUTH_PY_PACKAGES[@]}" >&2 &&
+    python_ok "$venv/bin/python"; then
+    export TEST_OAUTH_PYTHON="$venv/bin/python"
+    say "  python OAuth client TEST_OAUTH_PYTHON=$TEST_OAUTH_PYTHON ($("$venv/bin/python" -m pip list 2>/dev/null | grep -iE '^(authlib|pyjwt) ' | tr -s ' ' | paste -sd, -))"
+    return 0
+  fi
+  [ "${CI:-}" = true ] && die "could not set up Python with ${OAUTH_PY_PACKAGES[*]} for the OAuth e2e test (CI=true)"
+  say "WARNING: no Python virtualenv with Authlib: the OAuth client e2e test will be skipped"
+}
+
+# The cargo target directory (CARGO_TARGET_DIR, or target/ here), absolute.
+cargo_target_dir() {
+  local dir=${CARGO_TARGET_DIR:-target}
+  mkdir -p "$dir" && (cd "$dir" && pwd)
+}
+
+setup_oauth_python
+
 # --- cargo test ----------------------------------------------------------------------------------
 
 cargo_args=() harness_args=() doc_args=()

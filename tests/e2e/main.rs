@@ -18,6 +18,7 @@ mod failover;
 mod key_rotation;
 mod login;
 mod logout;
+mod oauth_clients;
 mod outages;
 mod revocation;
 mod revocation_off;
