@@ -93,9 +93,46 @@ async fn every_redis_key_of_the_service_has_a_ttl(backend: Backend) {
     let q = app.register_and_login("quentin").await;
     app.post_bearer("/v1/logout-all", &q.access_token).await;
 
+    // A service account's token (a session and an index of its own), a failed client
+    // authentication, and a used client assertion (its jti is kept until it expires).
+    let svc = app.secret_client("svc", &[], &[], false).await;
+    app.client_token(&svc, None).await;
+    app.post_form(
+        "/oauth2/token",
+        &[("grant_type", "client_credentials")],
+        Some(("svc", "wrong")),
+    )
+    .await;
+    let key = ClientKey::generate("k1");
+    app.key_client("signer", &key, &[], false).await;
+    let assertion = key.assertion("signer", verifier::Clock::now_secs(&app.clock));
+    let r = app
+        .post_form(
+            "/oauth2/token",
+            &[
+                ("grant_type", "client_credentials"),
+                ("client_assertion_type", JWT_BEARER),
+                ("client_assertion", &assertion),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+
     let keys = keys_with_ttl(&app).await;
     let prefix = &app.config.redis_prefix;
-    for kind in [":s:", ":u:", ":rl:"] {
+    for (key, ttl) in &keys {
+        if key.starts_with(&format!("{prefix}:s:{{svc}}:")) {
+            assert!(*ttl <= 900 * 1000, "a client token's session: {key} {ttl}");
+        }
+        if key.starts_with(&format!("{prefix}:rl:once:")) {
+            assert!(
+                *ttl <= (60 + 5 + 1) * 1000,
+                "an assertion's jti: {key} {ttl}"
+            );
+        }
+    }
+    for kind in [":s:", ":u:", ":rl:", ":rl:once:", ":s:{svc}:", ":u:{svc}"] {
         assert!(
             keys.iter()
                 .any(|(k, _)| k.starts_with(&format!("{prefix}{kind}"))),

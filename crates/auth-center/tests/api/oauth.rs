@@ -948,3 +948,28 @@ async fn a_client_token_racing_a_disable_leaves_no_session(backend: Backend) {
     );
     assert_eq!(app.session_count("svc").await, 0);
 }
+
+#[test]
+fn oauth_settings_out_of_range_are_refused() {
+    use auth_center::Config;
+    let cases: [(&str, fn(&mut Config)); 4] = [
+        ("no tokens per client", |c| {
+            c.oauth.max_tokens_per_client = 0
+        }),
+        ("too many tokens per client", |c| {
+            c.oauth.max_tokens_per_client = 100_001
+        }),
+        ("assertions of a few seconds", |c| {
+            c.oauth.assertion_max_lifetime_secs = 9
+        }),
+        ("assertions of more than an hour", |c| {
+            c.oauth.assertion_max_lifetime_secs = 3601
+        }),
+    ];
+    for (what, change) in cases {
+        let mut config = Config::default();
+        change(&mut config);
+        assert!(config.validate().is_err(), "{what} was accepted");
+    }
+    assert!(Config::default().validate().is_ok());
+}

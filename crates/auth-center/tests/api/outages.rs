@@ -25,6 +25,27 @@ where
     panic!("timed out waiting for: {what}");
 }
 
+/// The OAuth endpoints' 503: `temporarily_unavailable` with `Retry-After`.
+async fn assert_oauth_unavailable(response: Response) -> bytes::Bytes {
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(response.headers().contains_key("retry-after"));
+    let body = response.bytes().await.unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(json["error"], "temporarily_unavailable");
+    body
+}
+
+/// Client-credentials requests with the right and a wrong secret.
+async fn client_token_requests(app: &TestApp, client: &TestClient) -> [Response; 2] {
+    let grant = [("grant_type", "client_credentials")];
+    [
+        app.post_form("/oauth2/token", &grant, Some((&client.id, &client.secret)))
+            .await,
+        app.post_form("/oauth2/token", &grant, Some((&client.id, "wrong")))
+            .await,
+    ]
+}
+
 async fn assert_unavailable(response: Response) -> bytes::Bytes {
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert!(
@@ -44,10 +65,21 @@ async fn survives_a_session_store_outage(
     restart: impl FnOnce(),
 ) {
     let tokens = app.register_and_login("outage").await;
+    let client = app.secret_client("svc", &[], &[], true).await;
     stop();
     let right = assert_unavailable(app.login("outage", PASSWORD).await).await;
     let wrong = assert_unavailable(app.login("outage", "wrong password").await).await;
     assert_eq!(right, wrong, "an outage must not become a password oracle");
+    // Nor a client-secret oracle, at any OAuth endpoint.
+    let [right, wrong] = client_token_requests(app, &client).await;
+    let right = assert_oauth_unavailable(right).await;
+    assert_eq!(right, assert_oauth_unavailable(wrong).await);
+    for path in ["/oauth2/revoke", "/v1/introspect"] {
+        let r = app
+            .post_form(path, &[("token", "x")], Some((&client.id, &client.secret)))
+            .await;
+        assert_oauth_unavailable(r).await;
+    }
     assert_unavailable(app.me(&tokens.access_token).await).await;
     assert_unavailable(app.refresh(&tokens.refresh_token).await).await;
     assert_unavailable(app.client.get(app.url("/readyz")).send().await.unwrap()).await;
@@ -67,6 +99,7 @@ async fn survives_a_session_store_outage(
     .await;
     let fresh = app.login_ok("outage").await;
     assert_eq!(app.me(&fresh.access_token).await.status(), StatusCode::OK);
+    app.client_token(&client, None).await;
     assert_eq!(
         app.refresh(&fresh.refresh_token).await.status(),
         StatusCode::OK
@@ -122,11 +155,29 @@ async fn a_database_outage_gives_503_and_the_app_recovers_when_postgres_returns(
     };
     let app = spawn_app_with(backend, |c| c.database_url = SecretString::from(db_url)).await;
     let tokens = app.register_and_login("dbdown").await;
+    let client = app.secret_client("svc", &[], &[], true).await;
+    let gateway = app.admin_login("gateway").await;
 
     pg.stop().unwrap();
     let right = assert_unavailable(app.login("dbdown", PASSWORD).await).await;
     let wrong = assert_unavailable(app.login("dbdown", "wrong password").await).await;
     assert_eq!(right, wrong);
+    // Clients are in SQL: no client authentication now, whatever the secret.
+    let [right, wrong] = client_token_requests(&app, &client).await;
+    let right = assert_oauth_unavailable(right).await;
+    assert_eq!(right, assert_oauth_unavailable(wrong).await);
+    // Introspection by a bearer caller needs no SQL: it goes on, without the username.
+    let r = app
+        .post_json_bearer(
+            "/v1/introspect",
+            &gateway.access_token,
+            &serde_json::json!({ "token": tokens.access_token }),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["active"], true);
+    assert!(body.get("username").is_none(), "{body}");
     assert_unavailable(app.register("newcomer", PASSWORD).await).await;
     assert_unavailable(app.client.get(app.url("/readyz")).send().await.unwrap()).await;
     // Refresh needs no SQL: sessions live in Redis.
@@ -145,4 +196,5 @@ async fn a_database_outage_gives_503_and_the_app_recovers_when_postgres_returns(
         app.me(&refreshed.access_token).await.status(),
         StatusCode::OK
     );
+    app.client_token(&client, None).await;
 }
