@@ -952,7 +952,8 @@ async fn a_client_token_racing_a_disable_leaves_no_session(backend: Backend) {
 #[test]
 fn oauth_settings_out_of_range_are_refused() {
     use auth_center::Config;
-    let cases: [(&str, fn(&mut Config)); 4] = [
+    type Change = fn(&mut Config);
+    let cases: [(&str, Change); 4] = [
         ("no tokens per client", |c| {
             c.oauth.max_tokens_per_client = 0
         }),
