@@ -21,6 +21,8 @@
 #                            (the 3 masters; each has a replica)
 #   TEST_DATABASE_URL        postgres://postgres@127.0.0.1:<port>/postgres  (superuser, trust auth)
 #   TEST_PG_BINDIR           directory of initdb/pg_ctl/postgres/psql
+#   TEST_OAUTH_PYTHON        python of a virtualenv with Authlib, requests and PyJWT (the OAuth
+#                            e2e test; see setup_oauth_python below)
 #
 # Needs redis-server, redis-cli and the PostgreSQL server binaries; when they are missing and we
 # are root they are installed with apt-get. Services already running on the machine (e.g. on
