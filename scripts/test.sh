@@ -367,6 +367,7 @@ setup_oauth_python() {
   python_ok() { "$1" -c 'import authlib, joserfc, jwt, requests' >/dev/null 2>&1; }
   if [ -x "$venv/bin/python" ] && python_ok "$venv/bin/python"; then
     export TEST_OAUTH_PYTHON="$venv/bin/python"
+    say "  python OAuth client TEST_OAUTH_PYTHON=$TEST_OAUTH_PYTHON (reused)"
     return 0
   fi
   python=$(command -v python3 || true)

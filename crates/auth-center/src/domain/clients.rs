@@ -290,6 +290,26 @@ impl AuthenticatedClient {
     }
 }
 
+/// The built-in first-party client as client authentication sees it (the migration registers
+/// the same in SQL, for the admin list): public, enabled, nothing else.
+fn first_party_client() -> RegisteredClient {
+    RegisteredClient {
+        id: FIRST_PARTY_CLIENT_ID.into(),
+        name: "First-party login (/v1/login, /v1/refresh)".into(),
+        kind: ClientKind::Public,
+        secret_hash: None,
+        jwks: None,
+        roles: Vec::new(),
+        scopes: Vec::new(),
+        introspect: false,
+        redirect_uris: Vec::new(),
+        allowed_origins: Vec::new(),
+        disabled: false,
+        created_ms: 0,
+        secret_rotated_ms: None,
+    }
+}
+
 /// `id` as a new client id: an identifier, and never UUID-shaped (user ids are UUIDs, and
 /// both become the `sub` of session keys).
 pub fn check_client_id(id: &str) -> Result<(), AuthError> {
@@ -736,9 +756,14 @@ impl AuthService {
                 _ => "no client authentication",
             }));
         };
-        let registered = match is_identifier(&claimed) {
-            true => self.db.client_by_id(&claimed).await?,
-            false => None,
+        // The built-in client needs no SQL: the refresh grant works while the database is
+        // down, as `/v1/refresh` does.
+        let registered = if claimed == FIRST_PARTY_CLIENT_ID {
+            Some(first_party_client())
+        } else if is_identifier(&claimed) {
+            self.db.client_by_id(&claimed).await?
+        } else {
+            None
         };
         let proven = match credentials {
             ClientCredentials::Absent => Err("no client authentication"),

@@ -58,6 +58,13 @@ async fn an_admin_registers_lists_rotates_disables_and_enables_a_client(backend:
         (body["introspect"].as_bool(), body["disabled"].as_bool()),
         (Some(true), Some(false))
     );
+    // The id is taken now, on every database (and the built-in one always was).
+    for id in ["billing-cron", "first-party"] {
+        let r = app
+            .post_json_bearer(CLIENTS, admin, &json!({ "client_id": id }))
+            .await;
+        assert_error(r, StatusCode::CONFLICT, "client_id_taken").await;
+    }
     // Listed and shown, never with the secret or its hash.
     let list = app.get_json_ok(CLIENTS, admin).await;
     let ids: Vec<&str> = list["clients"]

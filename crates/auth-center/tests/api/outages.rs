@@ -180,8 +180,22 @@ async fn a_database_outage_gives_503_and_the_app_recovers_when_postgres_returns(
     assert!(body.get("username").is_none(), "{body}");
     assert_unavailable(app.register("newcomer", PASSWORD).await).await;
     assert_unavailable(app.client.get(app.url("/readyz")).send().await.unwrap()).await;
-    // Refresh needs no SQL: sessions live in Redis.
+    // Refresh needs no SQL: sessions live in Redis. Nor does the refresh grant of the
+    // built-in first-party client.
     let refreshed = app.refresh_ok(&tokens.refresh_token).await;
+    let r = app
+        .post_form(
+            "/oauth2/token",
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", &refreshed.refresh_token),
+                ("client_id", "first-party"),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let refreshed: Tokens = r.json().await.unwrap();
 
     pg.restart().unwrap();
     eventually("login works again", || async {
