@@ -48,7 +48,8 @@ impl Clock for SystemClock {
 /// A clock that only moves when told to; for tests.
 ///
 /// ```
-/// use verifier::{Clock, ManualClock};
+/// use verifier::Clock;
+/// use verifier::contract::ManualClock;
 /// use std::time::Duration;
 /// let clock = ManualClock::starting_now();
 /// let before = clock.now_millis();

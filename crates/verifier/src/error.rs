@@ -84,3 +84,55 @@ impl From<&VerifyError> for ErrorBody {
         ErrorBody::new(e.code(), e.public_message())
     }
 }
+
+/// Seconds a client is told to wait after a `503`.
+#[cfg(feature = "axum")]
+#[cfg_attr(not(feature = "contract"), allow(unreachable_pub))]
+pub const RETRY_AFTER_SECS: u64 = 1;
+
+#[cfg(feature = "axum")]
+impl ErrorBody {
+    /// This body as a JSON response with `status`.
+    pub(crate) fn into_response_with(
+        self,
+        status: http::StatusCode,
+    ) -> axum_core::response::Response {
+        use axum_core::response::IntoResponse as _;
+        use http::{HeaderValue, header};
+        // Two strings always serialise; the fallback is never used.
+        let json = serde_json::to_vec(&self).unwrap_or_default();
+        (
+            status,
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            json,
+        )
+            .into_response()
+    }
+}
+
+#[cfg(feature = "axum")]
+impl axum_core::response::IntoResponse for VerifyError {
+    /// 401 with `WWW-Authenticate: Bearer error="invalid_token"` (RFC 6750), or 503 with
+    /// `Retry-After` when the session store could not be asked; the common JSON body.
+    fn into_response(self) -> axum_core::response::Response {
+        use http::{HeaderValue, StatusCode, header};
+        let body = ErrorBody::from(&self);
+        if self.is_unavailable() {
+            tracing::warn!(error = %self, "session check unavailable; failing closed");
+            let mut response = body.into_response_with(StatusCode::SERVICE_UNAVAILABLE);
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+            return response;
+        }
+        let mut response = body.into_response_with(StatusCode::UNAUTHORIZED);
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static(r#"Bearer error="invalid_token""#),
+        );
+        response
+    }
+}

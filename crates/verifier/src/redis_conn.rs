@@ -71,7 +71,7 @@ impl RedisTarget {
 /// closed) instead of hanging.
 ///
 /// ```
-/// let opts = verifier::RedisOptions::default();
+/// let opts = verifier::contract::RedisOptions::default();
 /// assert!(opts.response_timeout.as_millis() <= 1000);
 /// assert!(opts.client_cache_ttl.is_none());
 /// ```
@@ -211,7 +211,7 @@ impl RedisConnection {
 /// answers by.
 ///
 /// ```
-/// use verifier::RedisFailure;
+/// use verifier::contract::RedisFailure;
 /// let refused = redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
 /// assert_eq!(RedisFailure::of(&refused), RedisFailure::Unavailable);
 /// let moved = redis::parse_redis_value(b"-MOVED 3999 127.0.0.1:6381\r\n").unwrap().extract_error().unwrap_err();

@@ -10,7 +10,7 @@
 /// Builds session-record keys under a configured prefix.
 ///
 /// ```
-/// use verifier::SessionKeys;
+/// use verifier::contract::SessionKeys;
 /// let keys = SessionKeys::new("auth");
 /// assert_eq!(keys.session("u1", "s1").as_deref(), Some("auth:s:{u1}:s1"));
 /// assert_eq!(keys.user_index("u1").as_deref(), Some("auth:u:{u1}"));
@@ -50,9 +50,9 @@ impl SessionKeys {
 /// break out of the key layout (no `:`, `{`, `}`), whoever minted the token.
 ///
 /// ```
-/// assert!(verifier::is_identifier("0f3c-ab_Z"));
-/// assert!(!verifier::is_identifier("a:b"));
-/// assert!(!verifier::is_identifier(""));
+/// assert!(verifier::contract::is_identifier("0f3c-ab_Z"));
+/// assert!(!verifier::contract::is_identifier("a:b"));
+/// assert!(!verifier::contract::is_identifier(""));
 /// ```
 pub fn is_identifier(s: &str) -> bool {
     !s.is_empty()

@@ -2,7 +2,8 @@
 //! introspection. Every admin action is audited with actor and target.
 
 use secrecy::SecretString;
-use verifier::{Claims, VerifyError, is_identifier};
+use verifier::contract::is_identifier;
+use verifier::{Claims, VerifyError};
 
 use super::credentials::{canonical_username, check_new_password, check_password_length};
 use super::error::AuthError;

@@ -4,7 +4,8 @@ use std::sync::Arc;
 
 use jsonwebtoken::{Algorithm, Header};
 use secrecy::{ExposeSecret, SecretString};
-use verifier::{ACCESS_TOKEN_TYP, Audience, Claims, Clock, TokenValidator, VerifyError};
+use verifier::contract::{ACCESS_TOKEN_TYP, TokenValidator};
+use verifier::{Audience, Claims, Clock, VerifyError};
 
 use super::client_ip::{IpRange, client_ip};
 use super::confusables::{check_single_script, username_skeleton};
@@ -596,7 +597,7 @@ impl AuthService {
         header.kid = Some(kid);
         let access_token = jsonwebtoken::encode(&header, &claims, &key)
             .map_err(|e| AuthError::Internal(format!("signing failed: {e}")))?;
-        if access_token.len() > verifier::MAX_TOKEN_BYTES {
+        if access_token.len() > verifier::contract::MAX_TOKEN_BYTES {
             return Err(AuthError::Internal(format!(
                 "an access token of {} bytes would be refused by every verifier",
                 access_token.len()
@@ -753,12 +754,12 @@ impl Drop for PendingSession {
 }
 
 /// Most roles a user may hold. With role names of at most 64 characters, an access token
-/// stays well under the verifiers' [`verifier::MAX_TOKEN_BYTES`].
+/// stays well under the verifiers' [`verifier::contract::MAX_TOKEN_BYTES`].
 pub const MAX_ROLES: usize = 32;
 
 /// Roles as stored: valid names, sorted, without duplicates, at most [`MAX_ROLES`].
 pub(super) fn checked_roles(mut roles: Vec<String>) -> Result<Vec<String>, AuthError> {
-    if let Some(role) = roles.iter().find(|r| !verifier::is_identifier(r)) {
+    if let Some(role) = roles.iter().find(|r| !verifier::contract::is_identifier(r)) {
         return Err(AuthError::InvalidInput(format!(
             "invalid role name {role:?}: 1 to 64 of A-Z a-z 0-9 _ -"
         )));
