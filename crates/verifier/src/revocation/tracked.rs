@@ -1,16 +1,18 @@
 //! Tracked mode's cache of "this session exists" answers, invalidated by Redis's RESP3
 //! client-tracking pushes, and the heartbeat that drops it when Redis stops answering.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
+use quick_cache::sync::Cache;
 use redis::{PushInfo, PushKind, Value};
 
 use crate::redis_conn::RedisConnection;
 
-/// Most session keys remembered by the tracked cache (it is cleared when full).
+/// Most session keys remembered by the tracked cache. When it is full, the cache evicts
+/// what it judges least useful (quick_cache's S3-FIFO: a session seen once goes before
+/// sessions that keep coming back).
 const TRACKED_CAPACITY: usize = 100_000;
 
 /// Heartbeats per max stall: a `PING` is sent every `max_stall / HEARTBEATS_PER_STALL`.
@@ -20,16 +22,29 @@ const HEARTBEATS_PER_STALL: u32 = 4;
 /// removed by Redis invalidation pushes (any `DEL`/`UNLINK`/expiry/write of the key),
 /// everything is dropped on disconnect, `FLUSHALL` or a stall (see [`spawn_heartbeat`]),
 /// and an entry lives at most `ttl` (max staleness) in any case.
-#[derive(Debug)]
 pub(crate) struct TrackedCache {
     ttl: Duration,
-    /// Bumped (under the write lock) by every invalidation: a reply is only cached if
-    /// no invalidation was handled since its request was sent, so an invalidation that
-    /// overtakes the reply on its way to the cache cannot be lost.
+    /// Bumped (under the write side of `gate`) by every invalidation: a reply is only
+    /// cached if no invalidation was handled since its request was sent, so an invalidation
+    /// that overtakes the reply on its way to the cache cannot be lost.
     invalidations: AtomicU64,
     /// Set while the heartbeat finds Redis stalled: nothing is cached until it answers.
     stalled: AtomicBool,
-    entries: RwLock<HashMap<Box<[u8]>, Instant>>,
+    /// Orders invalidations against `remember`: a push handler holds the write side while
+    /// it bumps `invalidations` and removes entries; `remember` holds the read side while
+    /// it checks the epoch and inserts. Hits do not take it.
+    gate: RwLock<()>,
+    /// Session key → until when the answer may be served.
+    entries: Cache<Box<[u8]>, Instant>,
+}
+
+impl std::fmt::Debug for TrackedCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TrackedCache")
+            .field("ttl", &self.ttl)
+            .field("entries", &self.entries.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl TrackedCache {
@@ -38,18 +53,16 @@ impl TrackedCache {
             ttl,
             invalidations: AtomicU64::new(0),
             stalled: AtomicBool::new(false),
-            entries: RwLock::new(HashMap::new()),
+            gate: RwLock::new(()),
+            entries: Cache::new(TRACKED_CAPACITY),
         })
     }
 
     #[allow(clippy::disallowed_methods)] // real time: a safety-net TTL of cached answers, not domain time
     pub(crate) fn hit(&self, key: &str) -> bool {
-        let Ok(entries) = self.entries.read() else {
-            return false;
-        };
-        entries
+        self.entries
             .get(key.as_bytes())
-            .is_some_and(|until| Instant::now() < *until)
+            .is_some_and(|until| Instant::now() < until)
     }
 
     pub(crate) fn epoch(&self) -> u64 {
@@ -58,7 +71,7 @@ impl TrackedCache {
 
     #[allow(clippy::disallowed_methods)] // real time: a safety-net TTL of cached answers, not domain time
     pub(crate) fn remember(&self, key: &str, epoch: u64) {
-        let Ok(mut entries) = self.entries.write() else {
+        let Ok(_gate) = self.gate.read() else {
             return;
         };
         if self.invalidations.load(Ordering::Acquire) != epoch
@@ -66,15 +79,13 @@ impl TrackedCache {
         {
             return;
         }
-        if entries.len() >= TRACKED_CAPACITY {
-            entries.clear();
-        }
-        entries.insert(key.as_bytes().into(), Instant::now() + self.ttl);
+        self.entries
+            .insert(key.as_bytes().into(), Instant::now() + self.ttl);
     }
 
     /// Applies a push message from the tracked connection.
     pub(crate) fn on_push(&self, push: &PushInfo) {
-        let Ok(mut entries) = self.entries.write() else {
+        let Ok(_gate) = self.gate.write() else {
             return;
         };
         self.invalidations.fetch_add(1, Ordering::AcqRel);
@@ -82,13 +93,13 @@ impl TrackedCache {
             (PushKind::Invalidate, Some(Value::Array(keys))) => {
                 for key in keys {
                     if let Value::BulkString(key) = key {
-                        entries.remove(key.as_slice());
+                        self.entries.remove(key.as_slice());
                     }
                 }
             }
             // `FLUSHALL`/`FLUSHDB` (a nil key list), a dropped connection (no more
             // invalidations can arrive), or anything unexpected: forget everything.
-            (PushKind::Invalidate, _) | (PushKind::Disconnection, _) => entries.clear(),
+            (PushKind::Invalidate, _) | (PushKind::Disconnection, _) => self.entries.clear(),
             _ => {}
         }
     }
@@ -118,7 +129,7 @@ impl TrackedCache {
 
     #[cfg(test)]
     fn len(&self) -> usize {
-        self.entries.read().map(|e| e.len()).unwrap_or(0)
+        self.entries.len()
     }
 }
 
@@ -231,6 +242,21 @@ mod tests {
         cache.resume();
         cache.remember("b", cache.epoch());
         assert!(cache.hit("b"));
+    }
+
+    #[test]
+    fn a_hot_session_survives_a_flood_of_one_off_sessions() {
+        let cache = TrackedCache::new(Duration::from_secs(60));
+        cache.remember("hot", cache.epoch());
+        for i in 0..2 * TRACKED_CAPACITY {
+            assert!(
+                cache.hit("hot"),
+                "the hot session was dropped after {i} one-off sessions"
+            );
+            cache.remember(&format!("one-off-{i}"), cache.epoch());
+        }
+        assert!(cache.len() <= TRACKED_CAPACITY);
+        assert!(cache.len() > TRACKED_CAPACITY / 2, "{}", cache.len());
     }
 
     #[test]
