@@ -24,6 +24,14 @@ use crate::{
 };
 
 /// A verifier could not be built.
+///
+/// ```
+/// use verifier::{BuildError, Verifier};
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let refused = Verifier::builder().audience("api").build().await;
+/// assert!(matches!(refused, Err(BuildError::Config(m)) if m.contains("issuer")));
+/// # });
+/// ```
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
     /// A required setting is missing or settings contradict each other.
@@ -113,36 +121,65 @@ impl Default for VerifierBuilder {
 
 impl VerifierBuilder {
     /// The expected `iss` (required).
+    ///
+    /// ```
+    /// let builder = verifier::Verifier::builder().issuer("https://auth.example.com");
+    /// ```
     pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
         self.issuer = Some(issuer.into());
         self
     }
 
     /// An accepted `aud` (at least one required; call again to accept several).
+    ///
+    /// ```
+    /// // Accepts tokens whose `aud` contains "api" or "admin-api".
+    /// let builder = verifier::Verifier::builder().audience("api").audience("admin-api");
+    /// ```
     pub fn audience(mut self, audience: impl Into<String>) -> Self {
         self.audiences.push(audience.into());
         self
     }
 
     /// The algorithm allow-list (default: EdDSA only). Never taken from the token.
+    ///
+    /// ```
+    /// use verifier::{Algorithm, Verifier};
+    /// let builder = Verifier::builder().algorithms([Algorithm::EdDSA, Algorithm::ES256]);
+    /// ```
     pub fn algorithms(mut self, algorithms: impl IntoIterator<Item = Algorithm>) -> Self {
         self.algorithms = algorithms.into_iter().collect();
         self
     }
 
     /// Clock-skew allowance for `exp`/`nbf`/`iat` (default 5 s, at most 60 s).
+    ///
+    /// ```
+    /// let builder = verifier::Verifier::builder().leeway(std::time::Duration::from_secs(2));
+    /// ```
     pub fn leeway(mut self, leeway: Duration) -> Self {
         self.leeway_secs = i64::try_from(leeway.as_secs()).unwrap_or(60).min(60);
         self
     }
 
     /// Trust exactly these keys (from PEM, JWK or raw bytes).
+    ///
+    /// ```
+    /// use verifier::{KeySet, Verifier, VerifyingKey};
+    /// let keys = KeySet::from_keys([VerifyingKey::ed25519("k1", &[7u8; 32])]);
+    /// let builder = Verifier::builder().static_keys(keys);
+    /// ```
     pub fn static_keys(mut self, keys: KeySet) -> Self {
         self.static_keys = Some(keys);
         self
     }
 
     /// Fetch keys from this JWKS URL (cached; refetched on an unknown `kid`).
+    ///
+    /// ```
+    /// let builder = verifier::Verifier::builder()
+    ///     .jwks_url("https://auth.example.com/.well-known/jwks.json");
+    /// ```
     #[cfg(feature = "jwks")]
     pub fn jwks_url(mut self, url: impl Into<String>) -> Self {
         self.jwks_url = Some(url.into());
@@ -150,6 +187,10 @@ impl VerifierBuilder {
     }
 
     /// Minimum time between two JWKS fetches triggered by unknown `kid`s (default 10 s).
+    ///
+    /// ```
+    /// let builder = verifier::Verifier::builder().jwks_cooldown(std::time::Duration::from_secs(30));
+    /// ```
     #[cfg(feature = "jwks")]
     pub fn jwks_cooldown(mut self, cooldown: Duration) -> Self {
         self.jwks_cooldown = cooldown;
@@ -157,6 +198,11 @@ impl VerifierBuilder {
     }
 
     /// How often the JWKS is refetched in the background (default 5 min).
+    ///
+    /// ```
+    /// let builder = verifier::Verifier::builder()
+    ///     .jwks_refresh_interval(std::time::Duration::from_secs(600));
+    /// ```
     #[cfg(feature = "jwks")]
     pub fn jwks_refresh_interval(mut self, interval: Duration) -> Self {
         self.jwks_refresh_interval = interval;
@@ -164,6 +210,13 @@ impl VerifierBuilder {
     }
 
     /// Where the session records live (required unless revocation is off).
+    ///
+    /// ```
+    /// use verifier::{RedisTarget, Verifier};
+    /// let builder = Verifier::builder().redis(RedisTarget::Standalone("redis://127.0.0.1:6379".into()));
+    /// let cluster = Verifier::builder()
+    ///     .redis(RedisTarget::cluster_from_csv("redis://10.0.0.1:7000,redis://10.0.0.2:7000"));
+    /// ```
     #[cfg(feature = "redis")]
     pub fn redis(mut self, target: RedisTarget) -> Self {
         self.redis = Some(target);
@@ -171,6 +224,10 @@ impl VerifierBuilder {
     }
 
     /// The session-key prefix shared with the auth-center (default `auth`).
+    ///
+    /// ```
+    /// let builder = verifier::Verifier::builder().key_prefix("auth");
+    /// ```
     #[cfg(feature = "redis")]
     pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
         self.key_prefix = prefix.into();
@@ -178,6 +235,11 @@ impl VerifierBuilder {
     }
 
     /// How revocation is checked (default: tracked).
+    ///
+    /// ```
+    /// use verifier::{RevocationMode, Verifier};
+    /// let builder = Verifier::builder().revocation(RevocationMode::EveryRequest);
+    /// ```
     #[cfg(feature = "redis")]
     pub fn revocation(mut self, mode: RevocationMode) -> Self {
         self.revocation = mode;
@@ -186,6 +248,10 @@ impl VerifierBuilder {
 
     /// Longest time a cached "session exists" answer is trusted without Redis confirming
     /// it (tracked mode's safety net; default 5 s).
+    ///
+    /// ```
+    /// let builder = verifier::Verifier::builder().max_staleness(std::time::Duration::from_secs(2));
+    /// ```
     #[cfg(feature = "redis")]
     pub fn max_staleness(mut self, ttl: Duration) -> Self {
         self.max_staleness = ttl;
@@ -206,6 +272,10 @@ impl VerifierBuilder {
     ///
     /// Redis must answer a `PING` well within `3/4 × max_stall`, or the cache is dropped
     /// needlessly and requests go to Redis until the next `PING` is answered.
+    ///
+    /// ```
+    /// let builder = verifier::Verifier::builder().max_stall(std::time::Duration::from_millis(500));
+    /// ```
     #[cfg(feature = "redis")]
     pub fn max_stall(mut self, bound: Duration) -> Self {
         self.max_stall = bound;
@@ -213,6 +283,10 @@ impl VerifierBuilder {
     }
 
     /// Time allowed for a Redis answer before failing closed (default 500 ms).
+    ///
+    /// ```
+    /// let builder = verifier::Verifier::builder().redis_timeout(std::time::Duration::from_millis(250));
+    /// ```
     #[cfg(feature = "redis")]
     pub fn redis_timeout(mut self, timeout: Duration) -> Self {
         self.redis_timeout = timeout;
@@ -220,12 +294,22 @@ impl VerifierBuilder {
     }
 
     /// How many verified tokens to remember (default 10 000; 0 disables the cache).
+    ///
+    /// ```
+    /// let builder = verifier::Verifier::builder().signature_cache_capacity(50_000);
+    /// ```
     pub fn signature_cache_capacity(mut self, capacity: usize) -> Self {
         self.sig_cache_capacity = capacity;
         self
     }
 
     /// The time source (tests inject a `ManualClock`).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use verifier::{SystemClock, Verifier};
+    /// let builder = Verifier::builder().clock(Arc::new(SystemClock));
+    /// ```
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
         self
@@ -234,6 +318,19 @@ impl VerifierBuilder {
     /// Checks the settings, connects to Redis and fetches the JWKS once (a failed first
     /// fetch is logged and retried on demand, so a service can start before the
     /// auth-center).
+    ///
+    /// ```
+    /// use verifier::{KeySet, RevocationMode, Verifier, VerifyingKey};
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let verifier = Verifier::builder()
+    ///     .issuer("https://auth.example.com")
+    ///     .audience("api")
+    ///     .static_keys(KeySet::from_keys([VerifyingKey::ed25519("k1", &[7u8; 32])]))
+    ///     .revocation(RevocationMode::Off)
+    ///     .build()
+    ///     .await?;
+    /// # Ok::<_, verifier::BuildError>(()) }).unwrap();
+    /// ```
     pub async fn build(self) -> Result<Verifier, BuildError> {
         crate::keys::install_crypto_provider();
         let config = |m: &str| BuildError::Config(m.into());

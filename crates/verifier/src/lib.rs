@@ -36,7 +36,7 @@
 //! | `redis` | Revocation checks against Redis (standalone or cluster): [`RevocationMode`], [`RedisTarget`] and the builder's Redis settings | yes |
 //! | `jwks` | Keys fetched from a JWKS URL ([`VerifierBuilder::jwks_url`]), cached and refetched | yes |
 //! | `axum` | The tower middleware ([`VerifierLayer`], [`require_role`]), the [`Authenticated`] extractor and [`VerifyError`] as a response | yes |
-//! | `contract` | The [`contract`] module: what the auth-center shares with the verifier and nobody else needs (the Redis connection and its push handler, the token validator, the session-key layout, a manual clock for tests) | no |
+//! | `contract` | The `verifier::contract` module: what the auth-center shares with the verifier and nobody else needs (the Redis connection and its push handler, the token validator, the session-key layout, a manual clock for tests) | no |
 //!
 //! The crate never depends on SQL, argon2 or the auth-center. Without `axum` it depends on
 //! no web framework; with it, on `axum-core`, `tower-layer` and `tower-service` only.
@@ -45,7 +45,7 @@
 //!
 //! * [`middleware`]: one module per middleware, each with its layer, service and future;
 //! * the extractor [`Authenticated`] and [`bearer_token`] (feature `axum`);
-//! * [`contract`] (feature `contract`): the auth-center's side of the wire contract.
+//! * `contract` (feature `contract`): the auth-center's side of the wire contract.
 
 mod builder;
 #[cfg_attr(not(feature = "contract"), allow(unreachable_pub, dead_code))]

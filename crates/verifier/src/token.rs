@@ -17,6 +17,14 @@ use crate::keys::{KeySet, VerifyingKey, install_crypto_provider};
 use crate::session_keys::is_identifier;
 
 /// Longest token accepted, in bytes, checked before anything is decoded.
+///
+/// ```
+/// use verifier::{Algorithm, VerifyError};
+/// use verifier::contract::{MAX_TOKEN_BYTES, TokenValidator};
+/// let validator = TokenValidator::new("iss", ["aud"], [Algorithm::EdDSA]);
+/// let huge = "a".repeat(MAX_TOKEN_BYTES + 1);
+/// assert_eq!(validator.check_header(&huge), Err(VerifyError::Invalid("token too long")));
+/// ```
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
 
 /// The latest NumericDate accepted in `exp`, `iat` and `nbf`: 9999-12-31T23:59:59Z. Time
@@ -24,6 +32,15 @@ pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
 const MAX_NUMERIC_DATE: i64 = 253_402_300_799;
 
 /// The parts of a JOSE header that survived the hygiene checks.
+///
+/// ```
+/// use verifier::Algorithm;
+/// use verifier::contract::TokenValidator;
+/// let validator = TokenValidator::new("iss", ["aud"], [Algorithm::EdDSA]);
+/// // {"alg":"EdDSA","typ":"at+jwt","kid":"k1"}
+/// let header = validator.check_header("eyJhbGciOiJFZERTQSIsInR5cCI6ImF0K2p3dCIsImtpZCI6ImsxIn0.e30.c2ln").unwrap();
+/// assert_eq!((header.alg, header.kid.as_str()), (Algorithm::EdDSA, "k1"));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenHeader {
     /// The algorithm, already known to be on the allow-list.
@@ -83,6 +100,13 @@ pub(crate) const DEFAULT_LEEWAY_SECS: i64 = 5;
 impl TokenValidator {
     /// A validator for tokens from `issuer`, meant for any of `audiences`, signed with one
     /// of `algorithms` (the allow-list; `none` can never be on it).
+    ///
+    /// ```
+    /// use verifier::Algorithm;
+    /// use verifier::contract::TokenValidator;
+    /// let validator = TokenValidator::new("https://auth.example.com", ["api"], [Algorithm::EdDSA]);
+    /// assert_eq!(validator.issuer(), "https://auth.example.com");
+    /// ```
     pub fn new<A: Into<String>>(
         issuer: impl Into<String>,
         audiences: impl IntoIterator<Item = A>,
@@ -116,12 +140,24 @@ impl TokenValidator {
     }
 
     /// Sets the clock-skew allowance for `exp`, `nbf` and `iat` (default 5 s, at most 60 s).
+    ///
+    /// ```
+    /// use verifier::Algorithm;
+    /// use verifier::contract::TokenValidator;
+    /// let validator = TokenValidator::new("iss", ["aud"], [Algorithm::EdDSA]).with_leeway_secs(2);
+    /// ```
     pub fn with_leeway_secs(mut self, leeway: i64) -> Self {
         self.leeway_secs = leeway.clamp(0, 60);
         self
     }
 
     /// The configured issuer.
+    ///
+    /// ```
+    /// use verifier::Algorithm;
+    /// use verifier::contract::TokenValidator;
+    /// assert_eq!(TokenValidator::new("iss", ["aud"], [Algorithm::EdDSA]).issuer(), "iss");
+    /// ```
     pub fn issuer(&self) -> &str {
         &self.issuer
     }
@@ -189,6 +225,16 @@ impl TokenValidator {
     }
 
     /// Full validation of a token against `keys` at time `now_secs` (seconds since the epoch).
+    ///
+    /// ```
+    /// use verifier::{Algorithm, KeySet, VerifyError, VerifyingKey};
+    /// use verifier::contract::TokenValidator;
+    /// let validator = TokenValidator::new("iss", ["aud"], [Algorithm::EdDSA]);
+    /// let keys = KeySet::from_keys([VerifyingKey::ed25519("k1", &[7u8; 32])]);
+    /// // {"alg":"EdDSA","typ":"at+jwt","kid":"k1"}, a payload and a signature that do not verify
+    /// let forged = "eyJhbGciOiJFZERTQSIsInR5cCI6ImF0K2p3dCIsImtpZCI6ImsxIn0.e30.c2ln";
+    /// assert!(matches!(validator.validate(forged, &keys, 0), Err(VerifyError::Invalid(_))));
+    /// ```
     pub fn validate(
         &self,
         token: &str,
@@ -206,6 +252,16 @@ impl TokenValidator {
     /// `iss`, `aud` and the required claims: time claims are integers in `0..=9999-12-31`,
     /// `exp` is in the future and `nbf` and `iat` are not (each with the leeway), and `sub`
     /// and `sid` are identifiers.
+    ///
+    /// ```
+    /// use verifier::{Algorithm, VerifyError, VerifyingKey};
+    /// use verifier::contract::TokenValidator;
+    /// let validator = TokenValidator::new("iss", ["aud"], [Algorithm::EdDSA]);
+    /// let token = "eyJhbGciOiJFZERTQSIsInR5cCI6ImF0K2p3dCIsImtpZCI6ImsxIn0.e30.c2ln";
+    /// let header = validator.check_header(token).unwrap();
+    /// let key = VerifyingKey::ed25519("k1", &[7u8; 32]);
+    /// assert!(validator.validate_with_key(token, &header, &key, 0).is_err());
+    /// ```
     pub fn validate_with_key(
         &self,
         token: &str,

@@ -84,16 +84,36 @@ impl std::fmt::Debug for Verifier {
 impl Verifier {
     /// A builder with safe defaults: EdDSA only, 5 s leeway, tracked revocation,
     /// 5 s max staleness, 200 ms max stall, 500 ms Redis timeout, 10 000 cached signatures.
+    ///
+    /// ```
+    /// let builder = verifier::Verifier::builder();
+    /// ```
     pub fn builder() -> VerifierBuilder {
         VerifierBuilder::default()
     }
 
     /// Verifies `token` and returns its claims.
+    ///
+    /// ```
+    /// # async fn demo(verifier: verifier::Verifier, token: &str) {
+    /// match verifier.verify(token).await {
+    ///     Ok(claims) => println!("{} in session {}", claims.sub, claims.sid),
+    ///     Err(e) if e.is_unavailable() => println!("retry later: {e}"), // 503
+    ///     Err(e) => println!("rejected: {e}"),                            // 401
+    /// }
+    /// # }
+    /// ```
     pub async fn verify(&self, token: &str) -> Result<Claims, VerifyError> {
         self.verify_shared(token).await.map(|c| (*c).clone())
     }
 
     /// Like [`verify`](Self::verify), without copying the claims.
+    ///
+    /// ```
+    /// # async fn demo(verifier: verifier::Verifier, token: &str) -> Result<(), verifier::VerifyError> {
+    /// let claims: std::sync::Arc<verifier::Claims> = verifier.verify_shared(token).await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn verify_shared(&self, token: &str) -> Result<Arc<Claims>, VerifyError> {
         let inner = &self.inner;
         let now = inner.clock.now_secs();
@@ -173,6 +193,12 @@ impl Verifier {
     }
 
     /// The key ids currently trusted.
+    ///
+    /// ```
+    /// # fn demo(verifier: verifier::Verifier) {
+    /// println!("trusting keys {:?}", verifier.key_ids());
+    /// # }
+    /// ```
     pub fn key_ids(&self) -> Vec<String> {
         self.current_keys()
             .kids()

@@ -49,12 +49,22 @@ impl std::fmt::Debug for VerifyingKey {
 }
 
 /// A key could not be used.
+///
+/// ```
+/// let error = verifier::VerifyingKey::hs256("k", b"short").unwrap_err();
+/// assert!(error.to_string().starts_with("unusable key"));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unusable key: {0}")]
 pub struct KeyError(pub String);
 
 impl VerifyingKey {
     /// An Ed25519 public key from its 32 raw bytes.
+    ///
+    /// ```
+    /// let key = verifier::VerifyingKey::ed25519("k1", &[7u8; 32]);
+    /// assert_eq!(key.algorithm(), verifier::Algorithm::EdDSA);
+    /// ```
     pub fn ed25519(kid: impl Into<String>, public_key: &[u8]) -> Self {
         Self {
             kid: kid.into(),
@@ -108,6 +118,13 @@ impl VerifyingKey {
 
     /// A public key from a JWK. The JWK must carry `kid` and `alg`, and its key type must
     /// match `alg`; symmetric (`oct`) JWKs are refused, as they never belong in a JWKS.
+    ///
+    /// ```
+    /// let jwk: verifier::JwkSet = serde_json::from_str(r#"{"keys":[{"kty":"OKP","crv":"Ed25519",
+    ///     "x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo","kid":"k1","alg":"EdDSA","use":"sig"}]}"#).unwrap();
+    /// let key = verifier::VerifyingKey::from_jwk(&jwk.keys[0]).unwrap();
+    /// assert_eq!(key.kid(), "k1");
+    /// ```
     pub fn from_jwk(jwk: &Jwk) -> Result<Self, KeyError> {
         let kid = jwk
             .common
@@ -137,11 +154,20 @@ impl VerifyingKey {
     }
 
     /// The key id.
+    ///
+    /// ```
+    /// assert_eq!(verifier::VerifyingKey::ed25519("k1", &[7u8; 32]).kid(), "k1");
+    /// ```
     pub fn kid(&self) -> &str {
         &self.kid
     }
 
     /// The one algorithm this key verifies.
+    ///
+    /// ```
+    /// use verifier::{Algorithm, VerifyingKey};
+    /// assert_eq!(VerifyingKey::hs256("k", &[1u8; 32]).unwrap().algorithm(), Algorithm::HS256);
+    /// ```
     pub fn algorithm(&self) -> Algorithm {
         self.alg
     }
@@ -162,6 +188,12 @@ pub struct KeySet {
 
 impl KeySet {
     /// A key set from keys (a later duplicate `kid` replaces an earlier one).
+    ///
+    /// ```
+    /// use verifier::{KeySet, VerifyingKey};
+    /// let keys = KeySet::from_keys([VerifyingKey::ed25519("k1", &[7u8; 32]), VerifyingKey::ed25519("k2", &[8u8; 32])]);
+    /// assert_eq!(keys.len(), 2);
+    /// ```
     pub fn from_keys(keys: impl IntoIterator<Item = VerifyingKey>) -> Self {
         Self {
             keys: Arc::new(keys.into_iter().map(|k| (k.kid.clone(), k)).collect()),
@@ -170,6 +202,14 @@ impl KeySet {
 
     /// The usable keys of a JWKS; keys that are unusable or unsupported are skipped
     /// (and logged), so one odd key does not take the whole set down.
+    ///
+    /// ```
+    /// let jwks: verifier::JwkSet = serde_json::from_str(r#"{"keys":[
+    ///     {"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo","kid":"k1","alg":"EdDSA"},
+    ///     {"kty":"oct","k":"c2VjcmV0","kid":"k2","alg":"HS256"}]}"#).unwrap();
+    /// let keys = verifier::KeySet::from_jwks(&jwks);
+    /// assert_eq!(keys.kids(), ["k1"]); // the symmetric key is skipped
+    /// ```
     pub fn from_jwks(jwks: &JwkSet) -> Self {
         Self::from_keys(jwks.keys.iter().filter_map(|jwk| {
             VerifyingKey::from_jwk(jwk)
@@ -179,21 +219,41 @@ impl KeySet {
     }
 
     /// The key with this `kid`.
+    ///
+    /// ```
+    /// use verifier::{KeySet, VerifyingKey};
+    /// let keys = KeySet::from_keys([VerifyingKey::ed25519("k1", &[7u8; 32])]);
+    /// assert_eq!(keys.get("k1").map(|k| k.kid()), Some("k1"));
+    /// ```
     pub fn get(&self, kid: &str) -> Option<&VerifyingKey> {
         self.keys.get(kid)
     }
 
     /// Number of keys.
+    ///
+    /// ```
+    /// assert_eq!(verifier::KeySet::default().len(), 0);
+    /// ```
     pub fn len(&self) -> usize {
         self.keys.len()
     }
 
     /// Whether the set has no key.
+    ///
+    /// ```
+    /// assert!(verifier::KeySet::default().is_empty());
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()
     }
 
     /// The key ids, sorted.
+    ///
+    /// ```
+    /// use verifier::{KeySet, VerifyingKey};
+    /// let keys = KeySet::from_keys([VerifyingKey::ed25519("b", &[7u8; 32]), VerifyingKey::ed25519("a", &[8u8; 32])]);
+    /// assert_eq!(keys.kids(), ["a", "b"]);
+    /// ```
     pub fn kids(&self) -> Vec<&str> {
         let mut kids: Vec<&str> = self.keys.keys().map(String::as_str).collect();
         kids.sort_unstable();

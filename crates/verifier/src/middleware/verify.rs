@@ -147,6 +147,11 @@ where
 }
 
 /// The response future of [`VerifierService`].
+///
+/// ```
+/// fn is_a_future<F: std::future::Future>() {}
+/// is_a_future::<verifier::middleware::verify::ResponseFuture<std::convert::Infallible>>();
+/// ```
 pub struct ResponseFuture<E> {
     inner: Pin<Box<dyn Future<Output = Result<Response, E>> + Send>>,
 }

@@ -36,6 +36,10 @@ pub enum RevocationMode {
 
 /// The default of [`max_stall`](crate::VerifierBuilder::max_stall): how long tracked mode
 /// may keep serving cached answers from a Redis that stopped answering.
+///
+/// ```
+/// assert_eq!(verifier::DEFAULT_MAX_STALL, std::time::Duration::from_millis(200));
+/// ```
 pub const DEFAULT_MAX_STALL: Duration = Duration::from_millis(200);
 /// The shortest accepted max stall (the heartbeat then `PING`s every 5 ms).
 pub(crate) const MIN_MAX_STALL: Duration = Duration::from_millis(20);
