@@ -11,9 +11,8 @@ use demo_service::Settings;
 use reqwest::{Response, StatusCode};
 use secrecy::SecretString;
 use serde_json::{Value, json};
-use verifier::{
-    Clock, RedisConnection, RedisOptions, RedisTarget, RevocationMode, SessionKeys, SystemClock,
-};
+use verifier::contract::{RedisConnection, RedisOptions, SessionKeys};
+use verifier::{Clock, RedisTarget, RevocationMode, SystemClock};
 
 pub const PASSWORD: &str = "correct horse battery staple";
 pub const ISSUER: &str = "http://auth.test";

@@ -8,7 +8,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
-use verifier::{Clock, RedisConnection, RedisOptions, RedisTarget, SessionKeys, SystemClock};
+use verifier::contract::{RedisConnection, RedisOptions, SessionKeys};
+use verifier::{Clock, RedisTarget, SystemClock};
 
 use crate::config::Config;
 use crate::domain::error::Chain;
@@ -34,7 +35,7 @@ impl Application {
 
     /// Builds with an injected clock (tests move time forward with a `ManualClock`).
     pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
-        verifier::install_crypto_provider();
+        verifier::contract::install_crypto_provider();
         config.validate()?;
         let auth = Arc::new(auth_service(Arc::new(config), clock).await?);
         Self::with_service(auth).await

@@ -112,7 +112,7 @@ pub fn router(verifier: Verifier) -> Router {
     let protected = Router::new()
         .route("/admin", get(admin).route_layer(require_role("admin")))
         .route("/me", get(me))
-        .route_layer(VerifierLayer::new(verifier.clone()));
+        .route_layer(VerifierLayer::new(verifier));
     Router::new()
         .merge(protected)
         .route("/baseline/me", get(baseline_me))
@@ -120,7 +120,6 @@ pub fn router(verifier: Verifier) -> Router {
             "/healthz",
             get(|| async { Json(json!({ "status": "ok" })) }),
         )
-        .with_state(verifier)
 }
 
 async fn me(user: Authenticated) -> Json<Value> {

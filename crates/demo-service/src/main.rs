@@ -8,6 +8,5 @@ async fn main() -> anyhow::Result<()> {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
-    verifier::install_crypto_provider();
     demo_service::serve(demo_service::Settings::from_env()?).await
 }

@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use jsonwebtoken::{Algorithm, Header};
 use secrecy::SecretString;
-use verifier::{ACCESS_TOKEN_TYP, Audience, Claims, Clock, TokenValidator, VerifyError};
+use verifier::contract::{ACCESS_TOKEN_TYP, TokenValidator};
+use verifier::{Audience, Claims, Clock, VerifyError};
 
 use super::client_ip::{IpRange, client_ip};
 use super::crypto::{random_bytes, random_id};
@@ -235,7 +236,7 @@ impl AuthService {
         header.kid = Some(kid);
         let access_token = jsonwebtoken::encode(&header, &claims, &key)
             .map_err(|e| AuthError::internal_because("signing an access token", e))?;
-        if access_token.len() > verifier::MAX_TOKEN_BYTES {
+        if access_token.len() > verifier::contract::MAX_TOKEN_BYTES {
             // A leaf cause: nothing failed below, the size itself is the fault.
             return Err(AuthError::Internal(
                 format!(

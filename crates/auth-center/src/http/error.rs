@@ -3,7 +3,8 @@
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use verifier::{ErrorBody, RETRY_AFTER_SECS, VerifyError};
+use verifier::contract::RETRY_AFTER_SECS;
+use verifier::{ErrorBody, VerifyError};
 
 use crate::domain::AuthError;
 use crate::domain::error::Chain;

@@ -9,7 +9,8 @@ use auth_center::{Application, Config};
 use reqwest::{Response, StatusCode};
 use secrecy::SecretString;
 use serde_json::{Value, json};
-use verifier::{ManualClock, RedisConnection, RedisOptions, RedisTarget, SessionKeys};
+use verifier::RedisTarget;
+use verifier::contract::{ManualClock, RedisConnection, RedisOptions, SessionKeys};
 
 /// Where users live.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use redis::{Script, Value};
-use verifier::{RedisConnection, SessionKeys};
+use verifier::contract::{RedisConnection, SessionKeys};
 
 use crate::domain::error::StoreError;
 use crate::domain::ports::{RotateOutcome, Rotation, SessionRecord, SessionStore};
