@@ -13,6 +13,7 @@ use std::time::Duration;
 use figment::Figment;
 
 use crate::domain::client_ip::IpRange;
+pub use crate::domain::refresh_policy::ChangePolicy;
 use figment::providers::{Env, Format, Toml};
 use secrecy::SecretString;
 use serde::Deserialize;
@@ -61,6 +62,9 @@ pub struct Config {
     pub keys: KeysConfig,
     /// Connections: timeouts against slow or idle clients, the connection cap, shutdown.
     pub http: HttpConfig,
+    /// The refresh policy: a cap on rotations, and what a refresh from another network or
+    /// user agent does.
+    pub refresh: RefreshConfig,
 }
 
 /// How log lines are written.
@@ -316,6 +320,7 @@ impl Default for Config {
                 rotate_every_days: 0,
             },
             http: HttpConfig::default(),
+            refresh: RefreshConfig::default(),
         }
     }
 }
@@ -339,6 +344,7 @@ impl std::fmt::Debug for Config {
             .field("browser", &self.browser)
             .field("keys", &self.keys)
             .field("http", &self.http)
+            .field("refresh", &self.refresh)
             .finish()
     }
 }
@@ -434,7 +440,8 @@ impl Config {
             return bad("set REDIS_URL or REDIS_CLUSTER_URLS, not both");
         }
         self.keys.validate()?;
-        self.http.validate()
+        self.http.validate()?;
+        self.refresh.validate()
     }
 
     /// Which session store this configuration selects, for logs.
@@ -531,5 +538,62 @@ impl HttpConfig {
     /// [`Self::shutdown_grace_ms`].
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_millis(self.shutdown_grace_ms)
+    }
+}
+
+// ---- the refresh policy ------------------------------------------------------------------
+
+/// The refresh policy (`[refresh]`, `AUTH_REFRESH__*`), enforced by the session store in the
+/// same atomic step as the rotation. See `domain/refresh_policy.rs` and docs/security.md.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RefreshConfig {
+    /// Most rotations of one session (default 0: no cap). The refresh that would rotate a
+    /// session one more time ends it instead (`401 refresh_limit_reached`); the user logs in
+    /// again. At most 1 000 000 000.
+    pub max_rotations: u64,
+    /// What a refresh from another network than the session's last-seen one does: `allow`
+    /// (the default), `audit` or `revoke`.
+    pub on_network_change: ChangePolicy,
+    /// What a refresh with another user agent (numbers ignored) than the session's last-seen
+    /// one does: `allow` (the default), `audit` or `revoke`.
+    pub on_user_agent_change: ChangePolicy,
+    /// Leading bits of an IPv4 address that make its network (default 24), 0 to 32.
+    pub ipv4_prefix: u8,
+    /// Leading bits of an IPv6 address that make its network (default 64), 0 to 128.
+    pub ipv6_prefix: u8,
+}
+
+/// Largest `refresh.max_rotations`: far beyond any real session, and exact in Lua numbers.
+pub const MAX_ROTATIONS_LIMIT: u64 = 1_000_000_000;
+
+impl Default for RefreshConfig {
+    fn default() -> Self {
+        Self {
+            max_rotations: 0,
+            on_network_change: ChangePolicy::Allow,
+            on_user_agent_change: ChangePolicy::Allow,
+            ipv4_prefix: 24,
+            ipv6_prefix: 64,
+        }
+    }
+}
+
+impl RefreshConfig {
+    /// Rejects refresh-policy settings that cannot work, naming the field.
+    fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: String| Err(ConfigError::Invalid(m));
+        if self.max_rotations > MAX_ROTATIONS_LIMIT {
+            return bad(format!(
+                "refresh.max_rotations must be at most {MAX_ROTATIONS_LIMIT} (0 turns the cap off)"
+            ));
+        }
+        if self.ipv4_prefix > 32 {
+            return bad("refresh.ipv4_prefix must be between 0 and 32".into());
+        }
+        if self.ipv6_prefix > 128 {
+            return bad("refresh.ipv6_prefix must be between 0 and 128".into());
+        }
+        Ok(())
     }
 }
