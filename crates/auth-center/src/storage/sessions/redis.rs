@@ -478,9 +478,10 @@ mod tests {
     #[tokio::test]
     async fn the_scripts_network_and_user_agent_rules_agree_with_the_domain() {
         let target = verifier::RedisTarget::Standalone(test_support::shared_redis_url());
-        let mut conn = RedisConnection::connect(&target, verifier::RedisOptions::default())
-            .await
-            .unwrap();
+        let mut conn =
+            RedisConnection::connect(&target, verifier::contract::RedisOptions::default())
+                .await
+                .unwrap();
         let networks = Script::new(&format!(
             "{CONTEXT}return networks_differ(ARGV[1], ARGV[2], tonumber(ARGV[3]), \
              tonumber(ARGV[4])) and 1 or 0"
