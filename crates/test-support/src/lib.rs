@@ -28,7 +28,6 @@
 
 mod postgres;
 mod redis;
-mod resp;
 mod shared;
 mod tokens;
 mod util;
