@@ -54,7 +54,10 @@ fn cookies(headers: &HeaderMap, wanted: &str) -> Vec<String> {
 }
 
 /// CSRF check for a cookie-mode request: the custom header and an allowed `Origin`.
-pub(super) fn check_csrf(headers: &HeaderMap, allowed_origins: &[String]) -> Result<(), AuthError> {
+pub(super) fn check_csrf(
+    headers: &HeaderMap,
+    allowed_origins: &[crate::config::Origin],
+) -> Result<(), AuthError> {
     if !wants_cookie(headers) {
         return Err(AuthError::CsrfRejected(
             "cookie mode needs the X-Token-Transport: cookie header",
@@ -69,7 +72,7 @@ pub(super) fn check_csrf(headers: &HeaderMap, allowed_origins: &[String]) -> Res
     let origin = origin
         .to_str()
         .map_err(|_| AuthError::CsrfRejected("the Origin header is not a valid origin"))?;
-    if !allowed_origins.iter().any(|a| a == origin) {
+    if !allowed_origins.iter().any(|a| a.as_str() == origin) {
         return Err(AuthError::CsrfRejected(
             "this Origin may not use cookie mode",
         ));
@@ -122,7 +125,7 @@ mod tests {
 
     #[test]
     fn csrf_needs_the_custom_header_and_an_allowed_origin() {
-        let allowed = vec!["https://app.example".to_string()];
+        let allowed = vec![crate::config::Origin::parse("https://app.example").unwrap()];
         let ok = headers(&[
             ("x-token-transport", "cookie"),
             ("origin", "https://app.example"),
