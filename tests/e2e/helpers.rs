@@ -193,7 +193,7 @@ impl AuthCenter {
             jwks_url: self.jwks_url(),
             issuer: ISSUER.into(),
             audience: AUDIENCE.into(),
-            redis: Some(self.target.clone()),
+            redis: self.target.clone().into(),
             redis_prefix: self.prefix.clone(),
             revocation: RevocationMode::Tracked,
             max_staleness: Duration::from_secs(5),
