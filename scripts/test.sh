@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The project's one test command.
 #
-# Starts private test services on free loopback ports -- one standalone Redis, a Redis Cluster of
-# 3 masters with one replica each and one PostgreSQL server -- through test-support's launcher
-# (`cargo run -p test-support --bin test-services`), runs the whole test suite against them and
-# stops them again, whatever happens.
+# Builds the tests, starts private test services on free loopback ports -- one standalone Redis,
+# a Redis Cluster of 3 masters with one replica each and one PostgreSQL server -- through
+# test-support's launcher (the `test-services` binary), runs the whole test suite against them
+# and stops them again, whatever happens.
 #
 #   scripts/test.sh                               # everything
 #   scripts/test.sh -p verifier                   # one package
@@ -37,9 +37,6 @@ die() {
 
 command -v cargo >/dev/null 2>&1 || die "cargo not found in PATH"
 
-# The launcher of the test services (crates/test-support/src/bin/test-services.rs).
-launcher() { cargo run -q -p test-support --bin test-services -- "$@"; }
-
 # Whether process $1 exists and is not a zombie.
 alive() {
   local state
@@ -47,75 +44,10 @@ alive() {
   [ -n "$state" ] && [ "$state" != Z ]
 }
 
-# --- binaries ------------------------------------------------------------------------------------
-
-# `check` exits 3 when a binary (or, as root, the postgres user or runuser) is missing.
-say "building the test-service launcher"
-check_rc=0
-launcher check || check_rc=$?
-if [ "$check_rc" = 3 ]; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    say "redis-server/redis-cli or the PostgreSQL server binaries are missing; installing them"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update
-    apt-get install -y redis-server postgresql
-    launcher check || die "still missing something after apt-get install (see above)"
-  else
-    die "need redis-server, redis-cli and the PostgreSQL server binaries (initdb, pg_ctl, postgres, psql).
-  Install them (Debian/Ubuntu: sudo apt-get install redis-server postgresql), or point TEST_PG_BINDIR
-  at the PostgreSQL bindir. Running this script as root installs them automatically."
-  fi
-elif [ "$check_rc" != 0 ]; then
-  die "could not build or run the test-service launcher (exit code $check_rc)"
-fi
-
-# --- the test services ---------------------------------------------------------------------------
-
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/auth-tests.XXXXXX")
-LAUNCHER_PID=
-
-# Stops the launcher, which stops every server it started; should it not exit within 60 s it is
-# killed, and the watchdog of each server stops that server.
-cleanup() {
-  local rc=$? i
-  trap - EXIT INT TERM
-  set +e
-  if [ -n "$LAUNCHER_PID" ]; then
-    kill -TERM "$LAUNCHER_PID" 2>/dev/null
-    for ((i = 0; i < 600; i++)); do
-      alive "$LAUNCHER_PID" || break
-      sleep 0.1
-    done
-    kill -KILL "$LAUNCHER_PID" 2>/dev/null
-    wait "$LAUNCHER_PID" 2>/dev/null
-  fi
-  rm -rf "$WORK"
-  say "stopped the test services (exit code $rc)"
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# The launcher stops the servers on SIGTERM, or by itself when this script dies (it watches its
-# parent), so no server outlives the run. `cargo run` execs it: $! is the launcher's pid.
-cargo run -q -p test-support --bin test-services -- --env-file "$WORK/env" </dev/null >/dev/null &
-LAUNCHER_PID=$!
-until [ -s "$WORK/env" ]; do
-  if ! alive "$LAUNCHER_PID"; then
-    wait "$LAUNCHER_PID" && rc=0 || rc=$?
-    LAUNCHER_PID=
-    die "the test services did not start (exit code $rc, see above)"
-  fi
-  sleep 0.1
-done
-# shellcheck source=/dev/null
-. "$WORK/env"
-
-# --- cargo test ----------------------------------------------------------------------------------
+# --- arguments -----------------------------------------------------------------------------------
 
 cargo_args=() harness_args=() doc_args=()
-select_packages=0 select_targets=0 all_targets=0 doc_only=0 no_run=0
+select_packages=0 select_targets=0 all_targets=0 doc_only=0 no_run=0 own_message_format=0
 after_dashdash=0 value_for=""
 for arg in "$@"; do
   if [ "$after_dashdash" = 1 ]; then
@@ -152,8 +84,13 @@ for arg in "$@"; do
       value_for=skip
       ;;
     --no-run) no_run=1 ;;
+    --message-format | --message-format=*)
+      own_message_format=1
+      [ "$arg" = --message-format ] && value_for=doc
+      doc_args+=("$arg")
+      ;;
     --features | -F | --target | --profile | -j | --jobs | --manifest-path | --exclude | \
-      --color | --message-format | --config | -Z | --target-dir | --lockfile-path)
+      --color | --config | -Z | --target-dir | --lockfile-path)
       value_for=doc
       doc_args+=("$arg")
       ;;
@@ -166,6 +103,96 @@ workspace=(--workspace)
 targets=()
 [ "$select_targets" = 0 ] && [ "$all_targets" = 0 ] && targets=(--all-targets)
 [ "${#harness_args[@]}" -gt 0 ] && harness_args=(-- "${harness_args[@]}")
+
+# --- build ---------------------------------------------------------------------------------------
+
+# Prints the path of the test-services binary named in cargo's JSON messages on stdin.
+launcher_path() { sed -n 's/.*"executable":"\([^"]*\/test-services\)".*/\1/p' | tail -n 1; }
+
+# The tests are built first, in the invocation that runs them later. When that build includes
+# test-support's launcher (it does for the whole workspace), it is taken from there: a separate
+# `cargo build -p test-support` would build many dependencies a second time, with the features
+# of that package alone.
+LAUNCHER=
+if [ "$doc_only" = 0 ] && [ "$own_message_format" = 0 ]; then
+  say "building: cargo test ${workspace[*]} ${targets[*]} ${cargo_args[*]} --no-run"
+  built=$(cargo test "${workspace[@]}" "${targets[@]}" "${cargo_args[@]}" --no-run \
+    --message-format=json-render-diagnostics) || die "the build failed"
+  LAUNCHER=$(launcher_path <<<"$built")
+fi
+if [ -z "$LAUNCHER" ]; then
+  say "building the test-service launcher"
+  built=$(cargo build -p test-support --bin test-services --message-format=json-render-diagnostics) ||
+    die "could not build the test-service launcher"
+  LAUNCHER=$(launcher_path <<<"$built")
+fi
+[ -x "$LAUNCHER" ] || die "cargo named no test-services binary"
+
+# --- binaries ------------------------------------------------------------------------------------
+
+# `check` exits 3 when a binary (or, as root, the postgres user or runuser) is missing.
+check_rc=0
+"$LAUNCHER" check || check_rc=$?
+if [ "$check_rc" = 3 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    say "redis-server/redis-cli or the PostgreSQL server binaries are missing; installing them"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update
+    apt-get install -y redis-server postgresql
+    "$LAUNCHER" check || die "still missing something after apt-get install (see above)"
+  else
+    die "need redis-server, redis-cli and the PostgreSQL server binaries (initdb, pg_ctl, postgres, psql).
+  Install them (Debian/Ubuntu: sudo apt-get install redis-server postgresql), or point TEST_PG_BINDIR
+  at the PostgreSQL bindir. Running this script as root installs them automatically."
+  fi
+elif [ "$check_rc" != 0 ]; then
+  die "the test-service launcher failed (exit code $check_rc)"
+fi
+
+# --- the test services ---------------------------------------------------------------------------
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/auth-tests.XXXXXX")
+LAUNCHER_PID=
+
+# Stops the launcher, which stops every server it started; should it not exit within 60 s it is
+# killed, and the watchdog of each server stops that server.
+cleanup() {
+  local rc=$? i
+  trap - EXIT INT TERM
+  set +e
+  if [ -n "$LAUNCHER_PID" ]; then
+    kill -TERM "$LAUNCHER_PID" 2>/dev/null
+    for ((i = 0; i < 600; i++)); do
+      alive "$LAUNCHER_PID" || break
+      sleep 0.1
+    done
+    kill -KILL "$LAUNCHER_PID" 2>/dev/null
+    wait "$LAUNCHER_PID" 2>/dev/null
+  fi
+  rm -rf "$WORK"
+  say "stopped the test services (exit code $rc)"
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# The launcher stops the servers on SIGTERM, or by itself when this script dies (it watches its
+# parent), so no server outlives the run.
+"$LAUNCHER" --env-file "$WORK/env" </dev/null >/dev/null &
+LAUNCHER_PID=$!
+until [ -s "$WORK/env" ]; do
+  if ! alive "$LAUNCHER_PID"; then
+    wait "$LAUNCHER_PID" && rc=0 || rc=$?
+    LAUNCHER_PID=
+    die "the test services did not start (exit code $rc, see above)"
+  fi
+  sleep 0.1
+done
+# shellcheck source=/dev/null
+. "$WORK/env"
+
+# --- cargo test ----------------------------------------------------------------------------------
 
 run_cargo() {
   say "running: cargo $*"
