@@ -115,9 +115,9 @@ launcher_path() { sed -n 's/.*"executable":"\([^"]*\/test-services\)".*/\1/p' | 
 # of that package alone.
 LAUNCHER=
 if [ "$doc_only" = 0 ] && [ "$own_message_format" = 0 ]; then
-  say "building: cargo test ${workspace[*]} ${targets[*]} ${cargo_args[*]} --no-run"
-  built=$(cargo test "${workspace[@]}" "${targets[@]}" "${cargo_args[@]}" --no-run \
-    --message-format=json-render-diagnostics) || die "the build failed"
+  build=(test "${workspace[@]}" "${targets[@]}" "${cargo_args[@]}" --no-run)
+  say "building: cargo ${build[*]}"
+  built=$(cargo "${build[@]}" --message-format=json-render-diagnostics) || die "the build failed"
   LAUNCHER=$(launcher_path <<<"$built")
 fi
 if [ -z "$LAUNCHER" ]; then
