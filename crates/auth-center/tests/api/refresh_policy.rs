@@ -608,7 +608,7 @@ async fn a_change_between_ipv4_and_ipv6_is_a_network_change(backend: Backend) {
 async fn a_refresh_refused_by_the_policy_clears_the_refresh_cookie(backend: Backend) {
     const ORIGIN: &str = "https://app.example";
     let app = spawn_app_with(backend, |c| {
-        c.browser.allowed_origins = vec![ORIGIN.into()];
+        c.browser.allowed_origins = vec![auth_center::config::Origin::parse(ORIGIN).unwrap()];
         c.refresh.max_rotations = 1;
         c.refresh.on_user_agent_change = ChangePolicy::Revoke;
     })
