@@ -9,7 +9,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use auth_center::domain::keys::KeyRotation;
-use verifier::{ManualClock, RevocationMode, Verifier};
+use verifier::contract::ManualClock;
+use verifier::{RevocationMode, Verifier};
 
 use crate::helpers::*;
 

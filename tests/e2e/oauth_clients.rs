@@ -164,7 +164,7 @@ async fn a_service_accounts_token_is_revoked_by_del_of_its_session_key(store: St
     let me = demo.me(&tokens).await;
     me.assert_ok();
     assert_eq!(me.body["sub"], "nightly");
-    let key = verifier::SessionKeys::new(center.prefix.clone())
+    let key = verifier::contract::SessionKeys::new(center.prefix.clone())
         .session("nightly", claims["sid"].as_str().expect("sid"))
         .expect("a session key");
     assert_eq!(center.redis_on_key("DEL", &key, &[]).await, 1);

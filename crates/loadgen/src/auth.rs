@@ -6,7 +6,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use reqwest::StatusCode;
 use serde::Deserialize;
 use serde_json::json;
-use verifier::SessionKeys;
+use verifier::contract::SessionKeys;
 
 use crate::client::Target;
 

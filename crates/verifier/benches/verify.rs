@@ -43,9 +43,10 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use redis::aio::MultiplexedConnection;
 use tokio::runtime::Runtime;
 use tower::ServiceExt as _;
+use verifier::contract::{RedisConnection, RedisOptions, SessionKeys};
 use verifier::{
-    Authenticated, Claims, KeySet, RedisConnection, RedisOptions, RedisTarget, RevocationMode,
-    SessionKeys, Verifier, VerifierLayer, VerifyingKey,
+    Authenticated, Claims, KeySet, RedisTarget, RevocationMode, Verifier, VerifierLayer,
+    VerifyingKey,
 };
 
 const ISSUER: &str = "https://auth.bench";
@@ -159,7 +160,7 @@ fn report(rt: &Runtime, admin: &mut MultiplexedConnection, name: &str, before: u
 }
 
 fn benches(c: &mut Criterion) {
-    verifier::install_crypto_provider();
+    verifier::contract::install_crypto_provider();
     let redis_server = test_support::RedisServer::start().expect("start a private redis-server");
     let url = redis_server.url();
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -381,8 +382,7 @@ fn benches(c: &mut Criterion) {
             let verifier = rt.block_on(build_verifier(&minter, &url, mode, 10_000));
             let app = Router::new()
                 .route("/me", get(me))
-                .route_layer(VerifierLayer::new(verifier.clone()))
-                .with_state(verifier);
+                .route_layer(VerifierLayer::new(verifier));
             let first = rt.block_on(app.clone().oneshot(request("/me"))).unwrap();
             assert_eq!(first.status(), StatusCode::OK);
             let before = rt.block_on(exists_calls(&mut admin));

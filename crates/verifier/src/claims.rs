@@ -3,6 +3,10 @@
 use serde::{Deserialize, Deserializer, Serialize};
 
 /// The JOSE `typ` header of an access token (RFC 9068).
+///
+/// ```
+/// assert_eq!(verifier::contract::ACCESS_TOKEN_TYP, "at+jwt");
+/// ```
 pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
 
 /// Claims carried by an access token. No personal data: `sub` is an opaque user id.
@@ -139,6 +143,12 @@ pub enum Audience {
 
 impl Audience {
     /// Whether `aud` names this audience.
+    ///
+    /// ```
+    /// use verifier::Audience;
+    /// assert!(Audience::One("api".into()).contains("api"));
+    /// assert!(!Audience::Many(vec![]).contains("api"));
+    /// ```
     pub fn contains(&self, audience: &str) -> bool {
         match self {
             Audience::One(a) => a == audience,

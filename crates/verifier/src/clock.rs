@@ -48,7 +48,8 @@ impl Clock for SystemClock {
 /// A clock that only moves when told to; for tests.
 ///
 /// ```
-/// use verifier::{Clock, ManualClock};
+/// use verifier::Clock;
+/// use verifier::contract::ManualClock;
 /// use std::time::Duration;
 /// let clock = ManualClock::starting_now();
 /// let before = clock.now_millis();
@@ -60,11 +61,26 @@ pub struct ManualClock(Arc<AtomicI64>);
 
 impl ManualClock {
     /// A manual clock set to the current wall-clock time.
+    ///
+    /// ```
+    /// use verifier::{Clock, SystemClock};
+    /// use verifier::contract::ManualClock;
+    /// let clock = ManualClock::starting_now();
+    /// assert!(clock.now_millis() <= SystemClock.now_millis());
+    /// ```
     pub fn starting_now() -> Self {
         Self(Arc::new(AtomicI64::new(SystemClock.now_millis())))
     }
 
     /// Moves the clock forward.
+    ///
+    /// ```
+    /// use verifier::Clock;
+    /// let clock = verifier::contract::ManualClock::starting_now();
+    /// let before = clock.now_secs();
+    /// clock.advance(std::time::Duration::from_secs(15 * 60));
+    /// assert_eq!(clock.now_secs(), before + 900);
+    /// ```
     pub fn advance(&self, by: std::time::Duration) {
         let ms = i64::try_from(by.as_millis()).unwrap_or(i64::MAX);
         self.0.fetch_add(ms, Ordering::SeqCst);

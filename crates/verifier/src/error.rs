@@ -28,6 +28,10 @@ pub enum VerifyError {
 
 impl VerifyError {
     /// The stable error code used in the JSON body.
+    ///
+    /// ```
+    /// assert_eq!(verifier::VerifyError::Expired.code(), "token_expired");
+    /// ```
     pub fn code(&self) -> &'static str {
         match self {
             VerifyError::Invalid(_) => "invalid_token",
@@ -38,6 +42,11 @@ impl VerifyError {
     }
 
     /// A message safe to show to the caller (no internals).
+    ///
+    /// ```
+    /// let e = verifier::VerifyError::Invalid("bad signature");
+    /// assert_eq!(e.public_message(), "the access token is invalid"); // the reason stays in logs
+    /// ```
     pub fn public_message(&self) -> &'static str {
         match self {
             VerifyError::Invalid(_) => "the access token is invalid",
@@ -48,6 +57,12 @@ impl VerifyError {
     }
 
     /// Whether this is the fail-closed outage case (503, not 401).
+    ///
+    /// ```
+    /// use verifier::VerifyError;
+    /// assert!(VerifyError::Unavailable("timeout".into()).is_unavailable());
+    /// assert!(!VerifyError::Revoked.is_unavailable());
+    /// ```
     pub fn is_unavailable(&self) -> bool {
         matches!(self, VerifyError::Unavailable(_))
     }
@@ -71,6 +86,11 @@ pub struct ErrorBody {
 
 impl ErrorBody {
     /// A body with the given code and message.
+    ///
+    /// ```
+    /// let body = verifier::ErrorBody::new("insufficient_role", "this route needs a role");
+    /// assert_eq!(body.error, "insufficient_role");
+    /// ```
     pub fn new(error: impl Into<String>, message: impl Into<String>) -> Self {
         Self {
             error: error.into(),
@@ -82,5 +102,61 @@ impl ErrorBody {
 impl From<&VerifyError> for ErrorBody {
     fn from(e: &VerifyError) -> Self {
         ErrorBody::new(e.code(), e.public_message())
+    }
+}
+
+/// Seconds a client is told to wait after a `503`.
+///
+/// ```
+/// assert_eq!(verifier::contract::RETRY_AFTER_SECS, 1);
+/// ```
+#[cfg(feature = "axum")]
+#[cfg_attr(not(feature = "contract"), allow(unreachable_pub))]
+pub const RETRY_AFTER_SECS: u64 = 1;
+
+#[cfg(feature = "axum")]
+impl ErrorBody {
+    /// This body as a JSON response with `status`.
+    pub(crate) fn into_response_with(
+        self,
+        status: http::StatusCode,
+    ) -> axum_core::response::Response {
+        use axum_core::response::IntoResponse as _;
+        use http::{HeaderValue, header};
+        // Two strings always serialise; the fallback is never used.
+        let json = serde_json::to_vec(&self).unwrap_or_default();
+        (
+            status,
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            json,
+        )
+            .into_response()
+    }
+}
+
+#[cfg(feature = "axum")]
+impl axum_core::response::IntoResponse for VerifyError {
+    /// 401 with `WWW-Authenticate: Bearer error="invalid_token"` (RFC 6750), or 503 with
+    /// `Retry-After` when the session store could not be asked; the common JSON body.
+    fn into_response(self) -> axum_core::response::Response {
+        use http::{HeaderValue, StatusCode, header};
+        let body = ErrorBody::from(&self);
+        if self.is_unavailable() {
+            tracing::warn!(error = %self, "session check unavailable; failing closed");
+            let mut response = body.into_response_with(StatusCode::SERVICE_UNAVAILABLE);
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+            return response;
+        }
+        let mut response = body.into_response_with(StatusCode::UNAUTHORIZED);
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static(r#"Bearer error="invalid_token""#),
+        );
+        response
     }
 }

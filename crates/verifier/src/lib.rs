@@ -1,48 +1,94 @@
 //! # verifier
 //!
-//! Verifies the access tokens the auth-center issues, and is the wire contract between
-//! the auth-center and every downstream service: the [`Claims`], the Redis
-//! [`SessionKeys`] layout and the JSON [`ErrorBody`].
+//! Verifies the access tokens the auth-center issues: the signature and claims in-process,
+//! then (unless revocation is explicitly off) that the token's session still exists in
+//! Redis. A downstream service builds one [`Verifier`] and either calls
+//! [`verify`](Verifier::verify) itself or protects its axum routes with [`VerifierLayer`],
+//! [`require_role`] and the [`Authenticated`] extractor.
 //!
+//! ```no_run
+//! use axum::{Router, routing::get};
+//! use verifier::{Authenticated, RedisTarget, Verifier, VerifierLayer, require_role};
+//!
+//! async fn me(user: Authenticated) -> String {
+//!     format!("hello {}", user.sub)
+//! }
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let verifier = Verifier::builder()
+//!     .issuer("https://auth.example.com")
+//!     .audience("api")
+//!     .jwks_url("https://auth.example.com/.well-known/jwks.json")
+//!     .redis(RedisTarget::Standalone("redis://127.0.0.1:6379".into()))
+//!     .build()
+//!     .await?;
+//! let app: Router = Router::new()
+//!     .route("/admin", get(|| async { "secret" }).route_layer(require_role("admin")))
+//!     .route("/me", get(me))
+//!     .route_layer(VerifierLayer::new(verifier));
+//! # Ok(()) }
 //! ```
-//! use verifier::{Algorithm, KeySet, TokenValidator};
-//! let validator = TokenValidator::new("https://auth.example", ["api"], [Algorithm::EdDSA]);
-//! assert!(validator.validate("garbage", &KeySet::default(), 0).is_err());
-//! ```
+//!
+//! # Feature flags
+//!
+//! | Name | What it adds | Default? |
+//! |---|---|---|
+//! | `redis` | Revocation checks against Redis (standalone or cluster): [`RevocationMode`], [`RedisTarget`] and the builder's Redis settings | yes |
+//! | `jwks` | Keys fetched from a JWKS URL ([`VerifierBuilder::jwks_url`]), cached and refetched | yes |
+//! | `axum` | The tower middleware ([`VerifierLayer`], [`require_role`]), the [`Authenticated`] extractor and [`VerifyError`] as a response | yes |
+//! | `contract` | The `verifier::contract` module: what the auth-center shares with the verifier and nobody else needs (the Redis connection and its push handler, the token validator, the session-key layout, a manual clock for tests) | no |
+//!
+//! The crate never depends on SQL, argon2 or the auth-center. Without `axum` it depends on
+//! no web framework; with it, on `axum-core`, `tower-layer` and `tower-service` only.
+//!
+//! # Modules
+//!
+//! * [`middleware`]: one module per middleware, each with its layer, service and future;
+//! * the extractor [`Authenticated`] and [`bearer_token`] (feature `axum`);
+//! * `contract` (feature `contract`): the auth-center's side of the wire contract.
 
-#[cfg(feature = "axum")]
-mod axum_glue;
+mod builder;
+#[cfg_attr(not(feature = "contract"), allow(unreachable_pub, dead_code))]
 mod claims;
+#[cfg_attr(not(feature = "contract"), allow(unreachable_pub, dead_code))]
 mod clock;
 mod error;
-#[cfg(feature = "jwks")]
-mod jwks;
+#[cfg(feature = "axum")]
+mod extract;
+#[cfg_attr(not(feature = "contract"), allow(unreachable_pub, dead_code))]
+mod keys;
+#[cfg(feature = "axum")]
+pub mod middleware;
 #[cfg(feature = "redis")]
+#[cfg_attr(not(feature = "contract"), allow(unreachable_pub, dead_code))]
 mod redis_conn;
 #[cfg(feature = "redis")]
 mod revocation;
+#[cfg_attr(not(feature = "contract"), allow(unreachable_pub, dead_code))]
 mod session_keys;
 mod sig_cache;
+#[cfg_attr(not(feature = "contract"), allow(unreachable_pub, dead_code))]
 mod token;
-mod verifier;
+mod verify;
 
-#[cfg(feature = "axum")]
-pub use axum_glue::{
-    Authenticated, RETRY_AFTER_SECS, RequireRole, RequireRoleLayer, ResponseFuture, VerifierLayer,
-    VerifierService, bearer_token, require_role,
-};
-pub use claims::{ACCESS_TOKEN_TYP, Audience, Claims};
-pub use clock::{Clock, ManualClock, SystemClock};
+#[cfg(feature = "contract")]
+pub mod contract;
+
+pub use builder::{BuildError, VerifierBuilder};
+pub use claims::{Audience, Claims};
+pub use clock::{Clock, SystemClock};
 pub use error::{ErrorBody, VerifyError};
+#[cfg(feature = "axum")]
+pub use extract::{Authenticated, AuthenticatedRejection, bearer_token};
 pub use jsonwebtoken::Algorithm;
 pub use jsonwebtoken::jwk::JwkSet;
+pub use keys::{KeyError, KeySet, VerifyingKey};
+#[cfg(feature = "axum")]
+pub use middleware::require_role::{RequireRole, RequireRoleLayer, require_role};
+#[cfg(feature = "axum")]
+pub use middleware::verify::{VerifierLayer, VerifierService};
 #[cfg(feature = "redis")]
-pub use redis_conn::{PushHandler, RedisConnection, RedisFailure, RedisOptions, RedisTarget};
+pub use redis_conn::RedisTarget;
 #[cfg(feature = "redis")]
 pub use revocation::{DEFAULT_MAX_STALL, RevocationMode};
-pub use session_keys::{SessionKeys, is_identifier};
-pub use token::{
-    DEFAULT_LEEWAY_SECS, KeyError, KeySet, MAX_TOKEN_BYTES, TokenHeader, TokenValidator,
-    VerifyingKey, algorithm_name, install_crypto_provider,
-};
-pub use verifier::{BuildError, Verifier, VerifierBuilder};
+pub use verify::Verifier;

@@ -56,6 +56,12 @@ fn redact_url(url: &str) -> String {
 
 impl RedisTarget {
     /// Parses a comma-separated list of seed URLs (blank entries are ignored).
+    ///
+    /// ```
+    /// use verifier::RedisTarget;
+    /// let target = RedisTarget::cluster_from_csv("redis://a:7000,,redis://b:7000 ");
+    /// assert_eq!(target, RedisTarget::Cluster(vec!["redis://a:7000".into(), "redis://b:7000".into()]));
+    /// ```
     pub fn cluster_from_csv(csv: &str) -> Self {
         RedisTarget::Cluster(
             csv.split(',')
@@ -71,7 +77,7 @@ impl RedisTarget {
 /// closed) instead of hanging.
 ///
 /// ```
-/// let opts = verifier::RedisOptions::default();
+/// let opts = verifier::contract::RedisOptions::default();
 /// assert!(opts.response_timeout.as_millis() <= 1000);
 /// assert!(opts.client_cache_ttl.is_none());
 /// ```
@@ -90,6 +96,13 @@ pub struct RedisOptions {
 }
 
 /// A callback for push messages.
+///
+/// ```
+/// use std::sync::Arc;
+/// use verifier::contract::{PushHandler, RedisOptions};
+/// let on_push: PushHandler = Arc::new(|push| println!("push: {:?}", push.kind));
+/// let options = RedisOptions { on_push: Some(on_push), ..RedisOptions::default() };
+/// ```
 pub type PushHandler = Arc<dyn Fn(&PushInfo) + Send + Sync>;
 
 impl std::fmt::Debug for RedisOptions {
@@ -133,6 +146,17 @@ fn push_sender(handler: PushHandler) -> impl Fn(PushInfo) -> Result<(), std::con
 /// A multiplexed, self-reconnecting connection to a standalone server or a cluster.
 /// Cheap to clone; implements [`ConnectionLike`], so commands and scripts run on it
 /// whatever the topology.
+///
+/// ```
+/// use verifier::RedisTarget;
+/// use verifier::contract::{RedisConnection, RedisOptions};
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// // Lazy: nothing listens on port 1, yet connecting succeeds; commands fail until it does.
+/// let target = RedisTarget::Standalone("redis://127.0.0.1:1".into());
+/// let mut conn = RedisConnection::connect(&target, RedisOptions::default()).await.unwrap();
+/// assert!(redis::cmd("PING").query_async::<String>(&mut conn).await.is_err());
+/// # });
+/// ```
 #[derive(Clone)]
 pub enum RedisConnection {
     /// A standalone server behind a reconnecting [`ConnectionManager`].
@@ -154,6 +178,15 @@ impl RedisConnection {
     /// Connects. A standalone connection is lazy (it connects on first use and keeps
     /// reconnecting), so a service can start while Redis is down; a cluster connection
     /// needs one seed node to answer now.
+    ///
+    /// ```
+    /// # async fn demo() -> redis::RedisResult<()> {
+    /// use verifier::RedisTarget;
+    /// use verifier::contract::{RedisConnection, RedisOptions};
+    /// let target = RedisTarget::cluster_from_csv("redis://127.0.0.1:7000");
+    /// let conn = RedisConnection::connect(&target, RedisOptions::default()).await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn connect(target: &RedisTarget, options: RedisOptions) -> RedisResult<Self> {
         match target {
             RedisTarget::Standalone(url) => {
@@ -211,7 +244,7 @@ impl RedisConnection {
 /// answers by.
 ///
 /// ```
-/// use verifier::RedisFailure;
+/// use verifier::contract::RedisFailure;
 /// let refused = redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
 /// assert_eq!(RedisFailure::of(&refused), RedisFailure::Unavailable);
 /// let moved = redis::parse_redis_value(b"-MOVED 3999 127.0.0.1:6381\r\n").unwrap().extract_error().unwrap_err();
@@ -235,6 +268,12 @@ pub enum RedisFailure {
 
 impl RedisFailure {
     /// Classifies by the error's kind and server error code, never by its message.
+    ///
+    /// ```
+    /// use verifier::contract::RedisFailure;
+    /// let timed_out = redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::TimedOut));
+    /// assert_eq!(RedisFailure::of(&timed_out), RedisFailure::Unavailable);
+    /// ```
     pub fn of(error: &RedisError) -> Self {
         let unavailable = match error.kind() {
             // Every connection-level failure: refused, reset, dropped, timed out, TLS, DNS.

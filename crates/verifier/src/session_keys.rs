@@ -10,7 +10,7 @@
 /// Builds session-record keys under a configured prefix.
 ///
 /// ```
-/// use verifier::SessionKeys;
+/// use verifier::contract::SessionKeys;
 /// let keys = SessionKeys::new("auth");
 /// assert_eq!(keys.session("u1", "s1").as_deref(), Some("auth:s:{u1}:s1"));
 /// assert_eq!(keys.user_index("u1").as_deref(), Some("auth:u:{u1}"));
@@ -23,6 +23,10 @@ pub struct SessionKeys {
 
 impl SessionKeys {
     /// Keys under `prefix` (for example `auth`; both sides must use the same one).
+    ///
+    /// ```
+    /// let keys = verifier::contract::SessionKeys::new("auth");
+    /// ```
     pub fn new(prefix: impl Into<String>) -> Self {
         Self {
             prefix: prefix.into(),
@@ -30,17 +34,32 @@ impl SessionKeys {
     }
 
     /// The configured prefix.
+    ///
+    /// ```
+    /// assert_eq!(verifier::contract::SessionKeys::new("auth").prefix(), "auth");
+    /// ```
     pub fn prefix(&self) -> &str {
         &self.prefix
     }
 
     /// The key of one session record, or `None` if an id is not a well-formed identifier.
+    ///
+    /// ```
+    /// let keys = verifier::contract::SessionKeys::new("auth");
+    /// assert_eq!(keys.session("u1", "s1").as_deref(), Some("auth:s:{u1}:s1"));
+    /// assert_eq!(keys.session("u1", "s:1"), None);
+    /// ```
     pub fn session(&self, user_id: &str, sid: &str) -> Option<String> {
         (is_identifier(user_id) && is_identifier(sid))
             .then(|| format!("{}:s:{{{user_id}}}:{sid}", self.prefix))
     }
 
     /// The key of the user's session index, or `None` if the id is not well-formed.
+    ///
+    /// ```
+    /// let keys = verifier::contract::SessionKeys::new("auth");
+    /// assert_eq!(keys.user_index("u1").as_deref(), Some("auth:u:{u1}"));
+    /// ```
     pub fn user_index(&self, user_id: &str) -> Option<String> {
         is_identifier(user_id).then(|| format!("{}:u:{{{user_id}}}", self.prefix))
     }
@@ -50,9 +69,9 @@ impl SessionKeys {
 /// break out of the key layout (no `:`, `{`, `}`), whoever minted the token.
 ///
 /// ```
-/// assert!(verifier::is_identifier("0f3c-ab_Z"));
-/// assert!(!verifier::is_identifier("a:b"));
-/// assert!(!verifier::is_identifier(""));
+/// assert!(verifier::contract::is_identifier("0f3c-ab_Z"));
+/// assert!(!verifier::contract::is_identifier("a:b"));
+/// assert!(!verifier::contract::is_identifier(""));
 /// ```
 pub fn is_identifier(s: &str) -> bool {
     !s.is_empty()

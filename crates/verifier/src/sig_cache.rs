@@ -1,14 +1,19 @@
 //! Cache of already verified tokens, so a repeat token costs a hash lookup instead of an
-//! Ed25519 verification. Bounded; an entry never outlives its token's `exp`; flushed
-//! whenever the key set changes.
+//! Ed25519 verification. Bounded, with real eviction: when it is nearly full, expired
+//! entries go first (swept at most once a second), then quick_cache's S3-FIFO picks (a token
+//! seen once goes before tokens that keep coming back). An entry is never served past its
+//! token's `exp`; the cache is emptied whenever the key set changes.
 //!
-//! The map is keyed by a keyed hash (random per process) of the token's last bytes —
-//! its signature, which differs for every token — and a hit still compares the whole
-//! token, so a collision is only ever a miss.
+//! The map is keyed by the whole token, hashed with a seeded hash (random per process) of
+//! the token's last bytes only — its signature, which differs for every token — so a
+//! lookup hashes 48 bytes, and a hit still compares the whole token.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
-use std::sync::{Arc, RwLock};
+use std::hash::{BuildHasher, Hasher};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use quick_cache::sync::{Cache, DefaultLifecycle};
+use quick_cache::{DefaultHashBuilder, UnitWeighter};
 
 use crate::claims::Claims;
 
@@ -20,37 +25,46 @@ pub(crate) struct Verified {
     pub(crate) session_key: Option<Box<str>>,
 }
 
-struct Entry {
-    token: Box<str>,
-    verified: Arc<Verified>,
-}
-
-/// The map's keys are already hashes; don't hash them again.
-#[derive(Default)]
-struct PassThrough(u64);
-
-impl Hasher for PassThrough {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(b);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-}
-
 /// How many trailing bytes of a token are hashed (an Ed25519 signature is 86).
 const HASHED_SUFFIX: usize = 48;
+
+/// Hashes a token (a `str`) by its last [`HASHED_SUFFIX`] bytes only, with the cache's own
+/// seeded hasher (random per process).
+#[derive(Clone, Default)]
+struct SuffixHash(DefaultHashBuilder);
+
+impl BuildHasher for SuffixHash {
+    type Hasher = SuffixHasher;
+    fn build_hasher(&self) -> SuffixHasher {
+        SuffixHasher(self.0.build_hasher())
+    }
+}
+
+struct SuffixHasher(<DefaultHashBuilder as BuildHasher>::Hasher);
+
+impl Hasher for SuffixHasher {
+    fn finish(&self) -> u64 {
+        self.0.finish()
+    }
+    /// `str`'s `Hash` writes its bytes here (then a terminator byte, below).
+    fn write(&mut self, bytes: &[u8]) {
+        self.0
+            .write(&bytes[bytes.len().saturating_sub(HASHED_SUFFIX)..]);
+    }
+    fn write_u8(&mut self, byte: u8) {
+        self.0.write_u8(byte);
+    }
+}
+
+type Entries = Cache<Box<str>, Arc<Verified>, UnitWeighter, SuffixHash>;
 
 /// Bounded map from token to its verification. Its `Debug` shows no token.
 pub(crate) struct SignatureCache {
     capacity: usize,
-    seed: RandomState,
-    entries: RwLock<HashMap<u64, Entry, BuildHasherDefault<PassThrough>>>,
+    /// `None` when the capacity is 0: nothing is cached.
+    entries: Option<Entries>,
+    /// The second (of the verifier's clock) of the latest sweep of expired entries.
+    last_sweep: AtomicI64,
 }
 
 impl std::fmt::Debug for SignatureCache {
@@ -63,17 +77,20 @@ impl std::fmt::Debug for SignatureCache {
 
 impl SignatureCache {
     pub(crate) fn new(capacity: usize) -> Self {
+        let entries = (capacity > 0).then(|| {
+            Cache::with(
+                capacity,
+                u64::try_from(capacity).unwrap_or(u64::MAX),
+                UnitWeighter,
+                SuffixHash::default(),
+                DefaultLifecycle::default(),
+            )
+        });
         Self {
             capacity,
-            seed: RandomState::new(),
-            entries: RwLock::new(HashMap::default()),
+            entries,
+            last_sweep: AtomicI64::new(i64::MIN),
         }
-    }
-
-    fn slot(&self, token: &str) -> u64 {
-        let bytes = token.as_bytes();
-        self.seed
-            .hash_one(&bytes[bytes.len().saturating_sub(HASHED_SUFFIX)..])
     }
 
     /// The verification of `token` if it was verified before and has not expired at
@@ -84,51 +101,35 @@ impl SignatureCache {
         now_secs: i64,
         leeway_secs: i64,
     ) -> Option<Arc<Verified>> {
-        if self.capacity == 0 {
-            return None;
-        }
-        let slot = self.slot(token);
-        let entries = self.entries.read().ok()?;
-        let entry = entries.get(&slot).filter(|e| &*e.token == token)?;
-        (entry.verified.claims.exp + leeway_secs > now_secs).then(|| Arc::clone(&entry.verified))
+        let verified = self.entries.as_ref()?.get(token)?;
+        (verified.claims.exp + leeway_secs > now_secs).then_some(verified)
     }
 
-    /// Remembers a verified token. When full, expired entries go first; if none have
-    /// expired, everything goes (a cheap, bounded policy: a refill costs one verify each).
+    /// Remembers a verified token at `now_secs`. When the cache is nearly full (9/10), the
+    /// entries expired by then go first, at most once a second; beyond that the cache evicts
+    /// what it judges least useful (a token seen once before one that keeps coming back).
     pub(crate) fn insert(&self, token: &str, verified: Arc<Verified>, now_secs: i64) {
-        if self.capacity == 0 {
-            return;
-        }
-        let slot = self.slot(token);
-        let Ok(mut entries) = self.entries.write() else {
+        let Some(entries) = &self.entries else {
             return;
         };
-        if entries.len() >= self.capacity {
-            entries.retain(|_, e| e.verified.claims.exp > now_secs);
-            if entries.len() >= self.capacity {
-                entries.clear();
-            }
+        let nearly_full = entries.len().saturating_mul(10) >= self.capacity.saturating_mul(9);
+        if nearly_full && self.last_sweep.swap(now_secs, Ordering::Relaxed) != now_secs {
+            entries.retain(|_, e| e.claims.exp > now_secs);
         }
-        entries.insert(
-            slot,
-            Entry {
-                token: token.into(),
-                verified,
-            },
-        );
+        entries.insert(token.into(), verified);
     }
 
     /// Forgets everything (the key set changed).
     #[cfg_attr(not(feature = "jwks"), allow(dead_code))]
     pub(crate) fn clear(&self) {
-        if let Ok(mut entries) = self.entries.write() {
+        if let Some(entries) = &self.entries {
             entries.clear();
         }
     }
 
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.entries.read().map(|e| e.len()).unwrap_or(0)
+        self.entries.as_ref().map_or(0, Cache::len)
     }
 }
 
@@ -173,6 +174,22 @@ mod tests {
             assert!(cache.len() <= 3);
         }
         assert!(cache.get("t9", 0, 0).is_some());
+    }
+
+    #[test]
+    fn a_hot_token_survives_a_flood_of_one_off_tokens() {
+        let cache = SignatureCache::new(100);
+        cache.insert("hot", verified(1000), 0);
+        for i in 0..1000 {
+            assert!(
+                cache.get("hot", 0, 0).is_some(),
+                "the hot token was dropped after {i} one-off tokens"
+            );
+            cache.insert(&format!("one-off-{i}"), verified(1000), 0);
+            assert!(cache.len() <= 100);
+        }
+        // Some of the latest one-off tokens are still there: the cache did not empty.
+        assert!(cache.len() > 50, "{}", cache.len());
     }
 
     #[test]

@@ -21,9 +21,9 @@ use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair as _};
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde_json::{Value, json};
+use verifier::contract::{MAX_TOKEN_BYTES, ManualClock};
 use verifier::{
-    Algorithm, Clock, KeySet, MAX_TOKEN_BYTES, ManualClock, RedisTarget, RevocationMode, Verifier,
-    VerifyError, VerifyingKey,
+    Algorithm, Clock, KeySet, RedisTarget, RevocationMode, Verifier, VerifyError, VerifyingKey,
 };
 
 const ISSUER: &str = "https://auth.example";
@@ -729,7 +729,7 @@ async fn a_good_token_verifies_with_revocation_off() {
     assert!(claims.has_role("admin"));
 
     // The same through jsonwebtoken, as the auth-center signs.
-    verifier::install_crypto_provider();
+    verifier::contract::install_crypto_provider();
     let mut header = jsonwebtoken::Header::new(Algorithm::EdDSA);
     header.typ = Some("at+jwt".into());
     header.kid = Some(KID.into());

@@ -3,7 +3,8 @@
 //! actor and target; role changes and disabling end the user's sessions.
 
 use secrecy::SecretString;
-use verifier::{Claims, is_identifier};
+use verifier::Claims;
+use verifier::contract::is_identifier;
 
 use super::credentials::canonical_username;
 use super::error::AuthError;
@@ -283,12 +284,12 @@ pub fn cli_actor() -> Claims {
 }
 
 /// Most roles a user may hold. With role names of at most 64 characters, an access token
-/// stays well under the verifiers' [`verifier::MAX_TOKEN_BYTES`].
+/// stays well under the verifiers' [`verifier::contract::MAX_TOKEN_BYTES`].
 pub const MAX_ROLES: usize = 32;
 
 /// Roles as stored: valid names, sorted, without duplicates, at most [`MAX_ROLES`].
 pub(super) fn checked_roles(mut roles: Vec<String>) -> Result<Vec<String>, AuthError> {
-    if let Some(role) = roles.iter().find(|r| !verifier::is_identifier(r)) {
+    if let Some(role) = roles.iter().find(|r| !is_identifier(r)) {
         return Err(AuthError::InvalidInput(format!(
             "invalid role name {role:?}: 1 to 64 of A-Z a-z 0-9 _ -"
         )));

@@ -13,14 +13,15 @@
 //!
 //! **Client ids never collide with user ids.** A client's own tokens have `sub` = client id,
 //! so its sessions live under `<prefix>:s:{<client_id>}:<sid>`, beside the users'. User ids
-//! are UUIDs; a client id is an identifier ([`verifier::is_identifier`]) that is never
-//! UUID-shaped ([`check_client_id`]).
+//! are UUIDs; a client id is an identifier ([`verifier::contract::is_identifier`]) that is
+//! never UUID-shaped ([`check_client_id`]).
 
 use aws_lc_rs::constant_time::verify_slices_are_equal;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use secrecy::{ExposeSecret, SecretSlice, SecretString};
-use verifier::{Claims, is_identifier};
+use verifier::Claims;
+use verifier::contract::is_identifier;
 
 use super::admin::{ADMIN_ROLE, checked_roles};
 use super::client_assertion::{self, AssertionCheck};

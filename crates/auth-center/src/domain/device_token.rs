@@ -82,7 +82,7 @@ impl DeviceTokens {
         };
         let expiry: i64 = expiry.parse().ok()?;
         let mac = URL_SAFE_NO_PAD.decode(mac).ok()?;
-        if !verifier::is_identifier(id) || now_secs >= expiry {
+        if !verifier::contract::is_identifier(id) || now_secs >= expiry {
             return None;
         }
         aws_lc_rs::constant_time::verify_slices_are_equal(

@@ -3,7 +3,8 @@
 //! format is in `device_token.rs`; the limits it relaxes in `limits.rs`).
 
 use secrecy::{ExposeSecret, SecretString};
-use verifier::{Claims, is_identifier};
+use verifier::Claims;
+use verifier::contract::is_identifier;
 
 use super::device_token::binding;
 use super::error::AuthError;

@@ -37,6 +37,14 @@ pub enum AuthError {
     /// A refresh token was used again after rotation: the session was revoked.
     #[error("refresh token reuse detected; the session was revoked")]
     RefreshTokenReused,
+    /// The session had been rotated `refresh.max_rotations` times: it was ended, and the
+    /// user must log in again.
+    #[error("the session reached its refresh limit and was ended; log in again")]
+    RefreshLimitReached,
+    /// The refresh came from another network or user agent than the session's last use,
+    /// under a `revoke` policy: the session was ended.
+    #[error("the refresh came from another network or user agent; the session was revoked")]
+    RefreshContextChanged,
     /// No such session for this user.
     #[error("session not found")]
     SessionNotFound,

@@ -228,8 +228,8 @@ impl AuthService {
             idle_expiry_ms: now + secs_to_ms(self.config.sessions.idle_secs),
             absolute_expiry_ms: now + secs_to_ms(self.config.sessions.absolute_secs),
             generation: 0,
-            user_agent: truncate(&client.user_agent, MAX_USER_AGENT_BYTES),
-            ip: truncate(&client.ip, 64),
+            user_agent: client.stored_user_agent(),
+            ip: client.stored_ip(),
             roles: user.roles.clone(),
         };
         let max = self.config.sessions.max_per_user;
@@ -329,13 +329,4 @@ impl Drop for PendingSession {
             }
         });
     }
-}
-
-/// At most `max` bytes of `s`, cut on a character boundary.
-pub(super) fn truncate(s: &str, max: usize) -> String {
-    let mut end = s.len().min(max);
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    s[..end].to_string()
 }

@@ -26,6 +26,7 @@ pub mod oauth;
 pub mod passwords;
 pub mod ports;
 pub mod refresh;
+pub mod refresh_policy;
 pub mod refresh_token;
 pub mod service;
 

@@ -14,7 +14,7 @@
 use super::clients::{AuthenticatedClient, FIRST_PARTY_CLIENT_ID, granted_scope};
 use super::crypto::{random_bytes, random_id, sha256_b64};
 use super::error::AuthError;
-use super::login::{MAX_USER_AGENT_BYTES, PendingSession, truncate};
+use super::login::PendingSession;
 use super::ports::{ClientKind, SessionRecord};
 use super::refresh_token::{Provenance, RefreshToken};
 use super::service::{AccessGrant, AuthService, ClientInfo, IssuedTokens, secs_to_ms};
@@ -80,8 +80,8 @@ impl AuthService {
             idle_expiry_ms: now + secs_to_ms(ttl),
             absolute_expiry_ms: now + secs_to_ms(ttl),
             generation: 0,
-            user_agent: truncate(&info.user_agent, MAX_USER_AGENT_BYTES),
-            ip: truncate(&info.ip, 64),
+            user_agent: info.stored_user_agent(),
+            ip: info.stored_ip(),
             roles: registered.roles.clone(),
         };
         // The session has no refresh token: its refresh hashes are of secrets nobody holds.

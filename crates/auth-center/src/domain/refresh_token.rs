@@ -20,7 +20,7 @@ use secrecy::{ExposeSecret, SecretSlice, SecretString};
 
 use super::crypto::{TAG_BYTES, hmac_sha256, hmac_sha256_128, random_bytes, sha256_b64};
 use super::error::AuthError;
-use verifier::is_identifier;
+use verifier::contract::is_identifier;
 
 /// Derivation label of the MAC key; a new label would invalidate every token's MAC.
 const MAC_KEY_LABEL: &[u8] = b"auth-center refresh-token MAC v1";

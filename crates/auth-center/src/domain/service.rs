@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use jsonwebtoken::{Algorithm, Header};
 use secrecy::SecretString;
-use verifier::{ACCESS_TOKEN_TYP, Audience, Claims, Clock, TokenValidator, VerifyError};
+use verifier::contract::{ACCESS_TOKEN_TYP, TokenValidator};
+use verifier::{Audience, Claims, Clock, VerifyError};
 
 use super::client_ip::{IpRange, client_ip};
 use super::clients::{ClientSecrets, FIRST_PARTY_CLIENT_ID};
@@ -18,6 +19,7 @@ use super::error::{AuthError, Chain};
 use super::hasher::{HasherStats, PasswordHasher};
 use super::keys::{KeyManager, KeyPolicy};
 use super::limits::{Limiter, Rule};
+use super::login::MAX_USER_AGENT_BYTES;
 use super::ports::{AuditEvent, Database, RateLimitStore, SessionStore, User};
 use super::refresh_token::{RefreshKeys, RefreshToken};
 use crate::config::Config;
@@ -31,6 +33,27 @@ pub struct ClientInfo {
     pub user_agent: String,
     /// A device token from an earlier login (body field or cookie), if the client sent one.
     pub device_token: Option<SecretString>,
+}
+
+impl ClientInfo {
+    /// The user agent as a session record keeps it: at most [`MAX_USER_AGENT_BYTES`].
+    pub(super) fn stored_user_agent(&self) -> String {
+        truncate(&self.user_agent, MAX_USER_AGENT_BYTES)
+    }
+
+    /// The IP as a session record keeps it: at most 64 bytes.
+    pub(super) fn stored_ip(&self) -> String {
+        truncate(&self.ip, 64)
+    }
+}
+
+/// At most `max` bytes of `s`, cut on a character boundary.
+fn truncate(s: &str, max: usize) -> String {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_string()
 }
 
 /// What login and refresh hand out. Its `Debug` shows neither token.
@@ -285,7 +308,7 @@ impl AuthService {
         header.kid = Some(kid);
         let access_token = jsonwebtoken::encode(&header, &claims, &key)
             .map_err(|e| AuthError::internal_because("signing an access token", e))?;
-        if access_token.len() > verifier::MAX_TOKEN_BYTES {
+        if access_token.len() > verifier::contract::MAX_TOKEN_BYTES {
             // A leaf cause: nothing failed below, the size itself is the fault.
             return Err(AuthError::Internal(
                 format!(

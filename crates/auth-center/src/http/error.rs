@@ -3,7 +3,8 @@
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use verifier::{ErrorBody, RETRY_AFTER_SECS, VerifyError};
+use verifier::contract::RETRY_AFTER_SECS;
+use verifier::{ErrorBody, VerifyError};
 
 use crate::domain::AuthError;
 use crate::domain::error::Chain;
@@ -77,6 +78,10 @@ impl IntoResponse for ApiError {
             AuthError::Token(v) => return v.clone().into_response(),
             AuthError::InvalidRefreshToken => (StatusCode::UNAUTHORIZED, "invalid_refresh_token"),
             AuthError::RefreshTokenReused => (StatusCode::UNAUTHORIZED, "refresh_token_reused"),
+            AuthError::RefreshLimitReached => (StatusCode::UNAUTHORIZED, "refresh_limit_reached"),
+            AuthError::RefreshContextChanged => {
+                (StatusCode::UNAUTHORIZED, "refresh_context_changed")
+            }
             AuthError::SessionNotFound | AuthError::UserNotFound => {
                 (StatusCode::NOT_FOUND, "not_found")
             }

@@ -14,6 +14,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use secrecy::SecretString;
 use serde_json::{Value, json};
+use verifier::contract::RETRY_AFTER_SECS;
 
 use super::AppState;
 use super::error::{ApiError, basic_challenge, log_cause};
@@ -75,7 +76,7 @@ impl OAuthError {
             "temporarily_unavailable",
             "a backend is unavailable, retry shortly",
         )
-        .retrying_after(verifier::RETRY_AFTER_SECS)
+        .retrying_after(RETRY_AFTER_SECS)
     }
 
     fn retrying_after(mut self, secs: u64) -> Self {
@@ -94,9 +95,12 @@ impl From<AuthError> for OAuthError {
                     ..Self::new(StatusCode::UNAUTHORIZED, "invalid_client", description)
                 };
             }
-            AuthError::InvalidRefreshToken | AuthError::RefreshTokenReused => {
-                (StatusCode::BAD_REQUEST, "invalid_grant")
-            }
+            // The refresh policy's refusals too: the grant is no longer valid (RFC 6749
+            // §5.2), and the description says why.
+            AuthError::InvalidRefreshToken
+            | AuthError::RefreshTokenReused
+            | AuthError::RefreshLimitReached
+            | AuthError::RefreshContextChanged => (StatusCode::BAD_REQUEST, "invalid_grant"),
             AuthError::UnauthorizedClient(_) => (StatusCode::BAD_REQUEST, "unauthorized_client"),
             AuthError::InvalidScope(_) => (StatusCode::BAD_REQUEST, "invalid_scope"),
             AuthError::RateLimited {

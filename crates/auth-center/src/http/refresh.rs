@@ -65,9 +65,12 @@ pub(super) async fn refresh(
     match auth.refresh(&wire, &client).await {
         Ok(tokens) => Ok(token_response(&tokens, cookie_max_age, 0)),
         // A dead refresh cookie is cleared so the browser stops sending it.
-        Err(e @ (AuthError::InvalidRefreshToken | AuthError::RefreshTokenReused))
-            if cookie_max_age.is_some() =>
-        {
+        Err(
+            e @ (AuthError::InvalidRefreshToken
+            | AuthError::RefreshTokenReused
+            | AuthError::RefreshLimitReached
+            | AuthError::RefreshContextChanged),
+        ) if cookie_max_age.is_some() => {
             Ok(clearing_cookie(&headers, ApiError::from(e).into_response()))
         }
         Err(e) => Err(e.into()),

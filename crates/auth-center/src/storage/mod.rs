@@ -5,7 +5,7 @@ pub mod rate_limit;
 pub mod sessions;
 pub mod sql;
 
-use verifier::RedisFailure;
+use verifier::contract::RedisFailure;
 
 use crate::domain::error::StoreError;
 

@@ -9,7 +9,7 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 use redis::Script;
-use verifier::RedisConnection;
+use verifier::contract::RedisConnection;
 
 use crate::domain::error::StoreError;
 use crate::domain::ports::{RateDecision, RateLimitStore};

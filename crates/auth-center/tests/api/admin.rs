@@ -846,7 +846,7 @@ async fn a_user_gets_at_most_as_many_roles_as_fit_in_a_token_every_verifier_acce
         .await;
     assert_eq!(r.status(), StatusCode::OK);
     let tokens = app.login_ok("wally").await;
-    assert!(tokens.access_token.len() <= verifier::MAX_TOKEN_BYTES);
+    assert!(tokens.access_token.len() <= verifier::contract::MAX_TOKEN_BYTES);
     assert_eq!(app.me(&tokens.access_token).await.status(), StatusCode::OK);
     assert_eq!(
         app.post_bearer("/v1/logout", &tokens.access_token)

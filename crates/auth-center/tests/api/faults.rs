@@ -12,7 +12,7 @@ use auth_center::domain::error::StoreError;
 use auth_center::domain::ports::{RotateOutcome, Rotation, SessionRecord, SessionStore};
 use auth_center::startup::{connect_database, connect_redis_stores};
 use secrecy::SecretString;
-use verifier::ManualClock;
+use verifier::contract::ManualClock;
 
 use crate::helpers::*;
 

@@ -4,12 +4,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use auth_center::config::{Origin, RedisConfig};
 use auth_center::domain::AuthService;
 use auth_center::{Application, Config};
 use reqwest::{Response, StatusCode};
 use secrecy::SecretString;
 use serde_json::{Value, json};
-use verifier::{ManualClock, RedisConnection, RedisOptions, RedisTarget, SessionKeys};
+use verifier::RedisTarget;
+use verifier::contract::{ManualClock, RedisConnection, RedisOptions, SessionKeys};
 
 /// Where users live.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,12 +68,10 @@ pub fn test_config(backend: Backend, dir: &tempfile::TempDir) -> Config {
     match backend.sessions {
         Sessions::Memory => {}
         Sessions::Redis => {
-            config.redis_url = Some(SecretString::from(test_support::shared_redis_url()))
+            config.redis = RedisConfig::standalone(&test_support::shared_redis_url()).unwrap()
         }
         Sessions::Cluster => {
-            config.redis_cluster_urls = Some(SecretString::from(
-                test_support::shared_cluster_urls().join(","),
-            ))
+            config.redis = RedisConfig::cluster(test_support::shared_cluster_urls()).unwrap()
         }
     }
     config.redis_prefix = format!("t{}", uuid::Uuid::new_v4().simple());

@@ -15,7 +15,8 @@ use reqwest::{Method, StatusCode};
 use secrecy::ExposeSecret as _;
 use serde_json::{Value, json};
 use sqlx::sqlite::SqliteConnectOptions;
-use verifier::{Clock as _, ManualClock};
+use verifier::Clock as _;
+use verifier::contract::ManualClock;
 
 use crate::cli::auth_center_with_env;
 use crate::for_backends;

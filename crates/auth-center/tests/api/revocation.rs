@@ -125,7 +125,7 @@ async fn an_expired_access_token_is_refused_as_expired(backend: Backend) {
 
 /// A token with the right claims and kid, signed by a key the server never had.
 fn forge(claims: &serde_json::Value, kid: &str) -> String {
-    verifier::install_crypto_provider();
+    verifier::contract::install_crypto_provider();
     let pkcs8 = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).unwrap();
     let mut header = Header::new(Algorithm::EdDSA);
     header.typ = Some("at+jwt".into());

@@ -8,6 +8,7 @@ use async_trait::async_trait;
 
 use crate::domain::error::StoreError;
 use crate::domain::ports::{RotateOutcome, Rotation, SessionRecord, SessionStore};
+use crate::domain::refresh_policy::judge;
 
 struct Entry {
     record: SessionRecord,
@@ -99,9 +100,20 @@ impl SessionStore for MemorySessionStore {
                 sessions.remove(r.sid);
                 return RotateOutcome::NotFound;
             }
+            // The caller against the last-seen client, as the script's `judge`.
+            let judged = || judge(&r.policy, &e.record.ip, &e.record.user_agent, &r.caller);
             // Sessions here always post-date refresh-token MACs: a MAC-less token never rotates.
             let current = e.refresh_hash == r.presented_hash || e.next_hash == r.presented_hash;
             if current && r.reuse_revokes {
+                let (change, revoke) = judged();
+                if revoke {
+                    sessions.remove(r.sid);
+                    return RotateOutcome::ContextRevoked { change };
+                }
+                if r.policy.max_rotations > 0 && e.record.generation >= r.policy.max_rotations {
+                    sessions.remove(r.sid);
+                    return RotateOutcome::LimitReached { change };
+                }
                 e.previous_hash = Some(r.presented_hash.into());
                 e.refresh_hash = r.successor_hash.into();
                 e.next_hash = r.next_successor_hash.into();
@@ -109,16 +121,25 @@ impl SessionStore for MemorySessionStore {
                 e.record.last_seen_ms = r.now_ms;
                 e.record.idle_expiry_ms = (r.now_ms + r.idle_ms).min(e.record.absolute_expiry_ms);
                 e.record.generation += 1;
+                e.record.ip = r.caller.ip.into();
+                e.record.user_agent = r.caller.user_agent.into();
                 return RotateOutcome::Rotated {
                     roles: e.record.roles.clone(),
+                    change,
                 };
             }
             if e.previous_hash.as_deref() == Some(r.presented_hash)
                 && e.refresh_hash == r.successor_hash
                 && r.now_ms - e.rotated_ms < r.grace_ms
             {
+                let (change, revoke) = judged();
+                if revoke {
+                    sessions.remove(r.sid);
+                    return RotateOutcome::ContextRevoked { change };
+                }
                 return RotateOutcome::Replayed {
                     roles: e.record.roles.clone(),
+                    change,
                 };
             }
             let previous = e.previous_hash.as_deref() == Some(r.presented_hash);

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use jsonwebtoken::jwk::JwkSet;
 
-use crate::token::KeySet;
+use super::KeySet;
 
 /// Fetches and caches the keys published at a JWKS URL.
 #[derive(Debug)]

@@ -1,48 +1,20 @@
-//! Session-existence checks against Redis: the allowlist. A session key exists ⇔ the
-//! tokens of that session are valid.
+//! Tracked mode's cache of "this session exists" answers, invalidated by Redis's RESP3
+//! client-tracking pushes, and the heartbeat that drops it when Redis stops answering.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
+use quick_cache::sync::Cache;
 use redis::{PushInfo, PushKind, Value};
 
-use crate::error::VerifyError;
-use crate::redis_conn::{RedisConnection, RedisFailure};
+use crate::redis_conn::RedisConnection;
 
-/// How a verifier learns about revoked sessions.
-///
-/// ```
-/// use verifier::RevocationMode;
-/// assert_eq!(RevocationMode::default(), RevocationMode::Tracked);
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum RevocationMode {
-    /// Session existence is cached in-process and invalidated by Redis server-assisted
-    /// client-side caching (RESP3 `CLIENT TRACKING`): a `DEL`, `UNLINK` or expiry
-    /// reaches the verifier within a round trip. Entries also expire after the
-    /// max-staleness TTL, and the cache is dropped when the connection drops or Redis
-    /// stops answering for longer than the max stall.
-    #[default]
-    Tracked,
-    /// One Redis `EXISTS` per request.
-    EveryRequest,
-    /// No revocation check at all: a logged-out token stays valid until it expires.
-    /// Explicit opt-in only; the verifier warns loudly at start-up.
-    Off,
-}
-
-/// Most session keys remembered by the tracked cache (it is cleared when full).
+/// Most session keys remembered by the tracked cache. When it is full, the cache evicts
+/// what it judges least useful (quick_cache's S3-FIFO: a session seen once goes before
+/// sessions that keep coming back).
 const TRACKED_CAPACITY: usize = 100_000;
 
-/// The default of [`max_stall`](crate::VerifierBuilder::max_stall): how long tracked mode
-/// may keep serving cached answers from a Redis that stopped answering.
-pub const DEFAULT_MAX_STALL: Duration = Duration::from_millis(200);
-/// The shortest accepted max stall (the heartbeat then `PING`s every 5 ms).
-pub(crate) const MIN_MAX_STALL: Duration = Duration::from_millis(20);
-/// The longest accepted max stall.
-pub(crate) const MAX_MAX_STALL: Duration = Duration::from_secs(60);
 /// Heartbeats per max stall: a `PING` is sent every `max_stall / HEARTBEATS_PER_STALL`.
 const HEARTBEATS_PER_STALL: u32 = 4;
 
@@ -50,16 +22,29 @@ const HEARTBEATS_PER_STALL: u32 = 4;
 /// removed by Redis invalidation pushes (any `DEL`/`UNLINK`/expiry/write of the key),
 /// everything is dropped on disconnect, `FLUSHALL` or a stall (see [`spawn_heartbeat`]),
 /// and an entry lives at most `ttl` (max staleness) in any case.
-#[derive(Debug)]
 pub(crate) struct TrackedCache {
     ttl: Duration,
-    /// Bumped (under the write lock) by every invalidation: a reply is only cached if
-    /// no invalidation was handled since its request was sent, so an invalidation that
-    /// overtakes the reply on its way to the cache cannot be lost.
+    /// Bumped (under the write side of `gate`) by every invalidation: a reply is only
+    /// cached if no invalidation was handled since its request was sent, so an invalidation
+    /// that overtakes the reply on its way to the cache cannot be lost.
     invalidations: AtomicU64,
     /// Set while the heartbeat finds Redis stalled: nothing is cached until it answers.
     stalled: AtomicBool,
-    entries: RwLock<HashMap<Box<[u8]>, Instant>>,
+    /// Orders invalidations against `remember`: a push handler holds the write side while
+    /// it bumps `invalidations` and removes entries; `remember` holds the read side while
+    /// it checks the epoch and inserts. Hits do not take it.
+    gate: RwLock<()>,
+    /// Session key → until when the answer may be served.
+    entries: Cache<Box<[u8]>, Instant>,
+}
+
+impl std::fmt::Debug for TrackedCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TrackedCache")
+            .field("ttl", &self.ttl)
+            .field("entries", &self.entries.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl TrackedCache {
@@ -68,27 +53,25 @@ impl TrackedCache {
             ttl,
             invalidations: AtomicU64::new(0),
             stalled: AtomicBool::new(false),
-            entries: RwLock::new(HashMap::new()),
+            gate: RwLock::new(()),
+            entries: Cache::new(TRACKED_CAPACITY),
         })
     }
 
     #[allow(clippy::disallowed_methods)] // real time: a safety-net TTL of cached answers, not domain time
-    fn hit(&self, key: &str) -> bool {
-        let Ok(entries) = self.entries.read() else {
-            return false;
-        };
-        entries
+    pub(crate) fn hit(&self, key: &str) -> bool {
+        self.entries
             .get(key.as_bytes())
-            .is_some_and(|until| Instant::now() < *until)
+            .is_some_and(|until| Instant::now() < until)
     }
 
-    fn epoch(&self) -> u64 {
+    pub(crate) fn epoch(&self) -> u64 {
         self.invalidations.load(Ordering::Acquire)
     }
 
     #[allow(clippy::disallowed_methods)] // real time: a safety-net TTL of cached answers, not domain time
-    fn remember(&self, key: &str, epoch: u64) {
-        let Ok(mut entries) = self.entries.write() else {
+    pub(crate) fn remember(&self, key: &str, epoch: u64) {
+        let Ok(_gate) = self.gate.read() else {
             return;
         };
         if self.invalidations.load(Ordering::Acquire) != epoch
@@ -96,15 +79,13 @@ impl TrackedCache {
         {
             return;
         }
-        if entries.len() >= TRACKED_CAPACITY {
-            entries.clear();
-        }
-        entries.insert(key.as_bytes().into(), Instant::now() + self.ttl);
+        self.entries
+            .insert(key.as_bytes().into(), Instant::now() + self.ttl);
     }
 
     /// Applies a push message from the tracked connection.
     pub(crate) fn on_push(&self, push: &PushInfo) {
-        let Ok(mut entries) = self.entries.write() else {
+        let Ok(_gate) = self.gate.write() else {
             return;
         };
         self.invalidations.fetch_add(1, Ordering::AcqRel);
@@ -112,13 +93,13 @@ impl TrackedCache {
             (PushKind::Invalidate, Some(Value::Array(keys))) => {
                 for key in keys {
                     if let Value::BulkString(key) = key {
-                        entries.remove(key.as_slice());
+                        self.entries.remove(key.as_slice());
                     }
                 }
             }
             // `FLUSHALL`/`FLUSHDB` (a nil key list), a dropped connection (no more
             // invalidations can arrive), or anything unexpected: forget everything.
-            (PushKind::Invalidate, _) | (PushKind::Disconnection, _) => entries.clear(),
+            (PushKind::Invalidate, _) | (PushKind::Disconnection, _) => self.entries.clear(),
             _ => {}
         }
     }
@@ -148,7 +129,7 @@ impl TrackedCache {
 
     #[cfg(test)]
     fn len(&self) -> usize {
-        self.entries.read().map(|e| e.len()).unwrap_or(0)
+        self.entries.len()
     }
 }
 
@@ -197,47 +178,6 @@ pub(crate) fn spawn_heartbeat(
             }
         }
     });
-}
-
-/// Asks Redis whether a session still exists, failing closed.
-#[derive(Debug, Clone)]
-pub(crate) struct SessionCheck {
-    pub(crate) conn: RedisConnection,
-    pub(crate) timeout: Duration,
-    /// Tracked mode's cache; `None` in every-request mode.
-    pub(crate) tracked: Option<Arc<TrackedCache>>,
-}
-
-impl SessionCheck {
-    /// `Ok` if the session key exists; `Revoked` if not; `Unavailable` if Redis did not
-    /// answer in time or failed. A failure fails closed whatever its [`RedisFailure`]; a
-    /// `Fault` (a misconfiguration, such as an ACL without `EXISTS`) is logged as an error,
-    /// as it does not pass by itself the way an outage or a failover does.
-    pub(crate) async fn check(&self, session_key: &str) -> Result<(), VerifyError> {
-        if self.tracked.as_ref().is_some_and(|c| c.hit(session_key)) {
-            return Ok(());
-        }
-        let epoch = self.tracked.as_ref().map(|c| c.epoch());
-        let mut conn = self.conn.clone();
-        let mut cmd = redis::cmd("EXISTS");
-        cmd.arg(session_key);
-        match tokio::time::timeout(self.timeout, cmd.query_async::<i64>(&mut conn)).await {
-            Ok(Ok(1)) => {
-                if let (Some(cache), Some(epoch)) = (&self.tracked, epoch) {
-                    cache.remember(session_key, epoch);
-                }
-                Ok(())
-            }
-            Ok(Ok(_)) => Err(VerifyError::Revoked),
-            Ok(Err(e)) => {
-                if RedisFailure::of(&e) == RedisFailure::Fault {
-                    tracing::error!(error = %e, "the session check failed, and retrying will not help");
-                }
-                Err(VerifyError::Unavailable(e.to_string()))
-            }
-            Err(_) => Err(VerifyError::Unavailable("redis timed out".into())),
-        }
-    }
 }
 
 #[cfg(test)]
@@ -302,6 +242,21 @@ mod tests {
         cache.resume();
         cache.remember("b", cache.epoch());
         assert!(cache.hit("b"));
+    }
+
+    #[test]
+    fn a_hot_session_survives_a_flood_of_one_off_sessions() {
+        let cache = TrackedCache::new(Duration::from_secs(60));
+        cache.remember("hot", cache.epoch());
+        for i in 0..2 * TRACKED_CAPACITY {
+            assert!(
+                cache.hit("hot"),
+                "the hot session was dropped after {i} one-off sessions"
+            );
+            cache.remember(&format!("one-off-{i}"), cache.epoch());
+        }
+        assert!(cache.len() <= TRACKED_CAPACITY);
+        assert!(cache.len() > TRACKED_CAPACITY / 2, "{}", cache.len());
     }
 
     #[test]

@@ -1,194 +1,37 @@
-//! The `Verifier`: signature and claims in-process, then the session's existence in
-//! Redis. Built with [`Verifier::builder`].
+//! [`VerifierBuilder`]: the settings of a [`Verifier`], checked once by `build()`.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use jsonwebtoken::Algorithm;
 
-use crate::claims::Claims;
 use crate::clock::{Clock, SystemClock};
-use crate::error::VerifyError;
-use crate::sig_cache::{SignatureCache, Verified};
-use crate::token::{DEFAULT_LEEWAY_SECS, KeySet, TokenValidator};
-
+use crate::keys::KeySet;
 #[cfg(feature = "jwks")]
-use crate::jwks::JwksSource;
+use crate::keys::jwks::JwksSource;
+use crate::sig_cache::SignatureCache;
+use crate::token::{DEFAULT_LEEWAY_SECS, TokenValidator};
+use crate::verify::{Inner, KeySource, Verifier};
 #[cfg(feature = "redis")]
 use crate::{
-    redis_conn::{RedisConnection, RedisOptions, RedisTarget},
+    redis_conn::{PushHandler, RedisConnection, RedisOptions, RedisTarget},
     revocation::{
         DEFAULT_MAX_STALL, MAX_MAX_STALL, MIN_MAX_STALL, RevocationMode, SessionCheck,
-        TrackedCache, spawn_heartbeat,
+        tracked::{TrackedCache, spawn_heartbeat},
     },
     session_keys::SessionKeys,
+    verify::KeyedCheck,
 };
 
-/// Verifies access tokens: structure, header, signature, claims, then (unless revocation
-/// is explicitly off) that the token's session still exists in Redis. Cheap to clone.
-///
-/// ```no_run
-/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-/// use verifier::{RedisTarget, Verifier};
-/// let verifier = Verifier::builder()
-///     .issuer("https://auth.example.com")
-///     .audience("api")
-///     .jwks_url("https://auth.example.com/.well-known/jwks.json")
-///     .redis(RedisTarget::Standalone("redis://127.0.0.1:6379".into()))
-///     .build()
-///     .await?;
-/// match verifier.verify("eyJ...").await {
-///     Ok(claims) => println!("hello {}", claims.sub),
-///     Err(e) => println!("rejected: {e}"),
-/// }
-/// # Ok(()) }
-/// ```
-#[derive(Clone)]
-pub struct Verifier {
-    inner: Arc<Inner>,
-}
-
-struct Inner {
-    validator: TokenValidator,
-    leeway_secs: i64,
-    keys: KeySource,
-    sig_cache: SignatureCache,
-    #[cfg(feature = "redis")]
-    session_check: Option<KeyedCheck>,
-    clock: Arc<dyn Clock>,
-}
-
-/// The session check and the key layout it checks.
-#[cfg(feature = "redis")]
-struct KeyedCheck {
-    keys: SessionKeys,
-    check: SessionCheck,
-}
-
-#[cfg(feature = "redis")]
-impl std::ops::Deref for KeyedCheck {
-    type Target = SessionCheck;
-    fn deref(&self) -> &SessionCheck {
-        &self.check
-    }
-}
-
-enum KeySource {
-    Static(KeySet),
-    #[cfg(feature = "jwks")]
-    Jwks(Arc<JwksSource>),
-}
-
-impl std::fmt::Debug for Verifier {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Verifier")
-            .field("validator", &self.inner.validator)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Verifier {
-    /// A builder with safe defaults: EdDSA only, 5 s leeway, tracked revocation,
-    /// 5 s max staleness, 200 ms max stall, 500 ms Redis timeout, 10 000 cached signatures.
-    pub fn builder() -> VerifierBuilder {
-        VerifierBuilder::default()
-    }
-
-    /// Verifies `token` and returns its claims.
-    pub async fn verify(&self, token: &str) -> Result<Claims, VerifyError> {
-        self.verify_shared(token).await.map(|c| (*c).clone())
-    }
-
-    /// Like [`verify`](Self::verify), without copying the claims.
-    pub async fn verify_shared(&self, token: &str) -> Result<Arc<Claims>, VerifyError> {
-        let inner = &self.inner;
-        let now = inner.clock.now_secs();
-        let verified = match inner.sig_cache.get(token, now, inner.leeway_secs) {
-            Some(verified) => verified,
-            None => self.verify_signature(token, now).await?,
-        };
-        #[cfg(feature = "redis")]
-        if let (Some(check), Some(key)) = (&inner.session_check, &verified.session_key) {
-            check.check(key).await?;
-        }
-        Ok(Arc::clone(&verified.claims))
-    }
-
-    async fn verify_signature(&self, token: &str, now: i64) -> Result<Arc<Verified>, VerifyError> {
-        let inner = &self.inner;
-        let header = inner.validator.check_header(token)?;
-        let keys = self.current_keys();
-        let claims = match keys.get(&header.kid) {
-            Some(key) => inner
-                .validator
-                .validate_with_key(token, &header, key, now)?,
-            None => {
-                let keys = self
-                    .refetch_keys()
-                    .await
-                    .ok_or(VerifyError::Invalid("unknown key id"))?;
-                let key = keys
-                    .get(&header.kid)
-                    .ok_or(VerifyError::Invalid("unknown key id"))?;
-                inner
-                    .validator
-                    .validate_with_key(token, &header, key, now)?
-            }
-        };
-        #[cfg(feature = "redis")]
-        let session_key = match &inner.session_check {
-            Some(check) => Some(
-                check
-                    .keys
-                    .session(&claims.sub, &claims.sid)
-                    .ok_or(VerifyError::Invalid("malformed sub or sid"))?
-                    .into_boxed_str(),
-            ),
-            None => None,
-        };
-        #[cfg(not(feature = "redis"))]
-        let session_key = None;
-        let verified = Arc::new(Verified {
-            claims: Arc::new(claims),
-            session_key,
-        });
-        inner.sig_cache.insert(token, Arc::clone(&verified), now);
-        Ok(verified)
-    }
-
-    fn current_keys(&self) -> KeySet {
-        match &self.inner.keys {
-            KeySource::Static(keys) => keys.clone(),
-            #[cfg(feature = "jwks")]
-            KeySource::Jwks(source) => source.keys(),
-        }
-    }
-
-    /// On an unknown `kid`: refetch the JWKS (rate-limited); `None` for static keys.
-    async fn refetch_keys(&self) -> Option<KeySet> {
-        match &self.inner.keys {
-            KeySource::Static(_) => None,
-            #[cfg(feature = "jwks")]
-            KeySource::Jwks(source) => {
-                if source.refresh().await {
-                    self.inner.sig_cache.clear();
-                }
-                Some(source.keys())
-            }
-        }
-    }
-
-    /// The key ids currently trusted.
-    pub fn key_ids(&self) -> Vec<String> {
-        self.current_keys()
-            .kids()
-            .into_iter()
-            .map(String::from)
-            .collect()
-    }
-}
-
 /// A verifier could not be built.
+///
+/// ```
+/// use verifier::{BuildError, Verifier};
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let refused = Verifier::builder().audience("api").build().await;
+/// assert!(matches!(refused, Err(BuildError::Config(m)) if m.contains("issuer")));
+/// # });
+/// ```
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
     /// A required setting is missing or settings contradict each other.
@@ -278,36 +121,65 @@ impl Default for VerifierBuilder {
 
 impl VerifierBuilder {
     /// The expected `iss` (required).
+    ///
+    /// ```
+    /// let builder = verifier::Verifier::builder().issuer("https://auth.example.com");
+    /// ```
     pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
         self.issuer = Some(issuer.into());
         self
     }
 
     /// An accepted `aud` (at least one required; call again to accept several).
+    ///
+    /// ```
+    /// // Accepts tokens whose `aud` contains "api" or "admin-api".
+    /// let builder = verifier::Verifier::builder().audience("api").audience("admin-api");
+    /// ```
     pub fn audience(mut self, audience: impl Into<String>) -> Self {
         self.audiences.push(audience.into());
         self
     }
 
     /// The algorithm allow-list (default: EdDSA only). Never taken from the token.
+    ///
+    /// ```
+    /// use verifier::{Algorithm, Verifier};
+    /// let builder = Verifier::builder().algorithms([Algorithm::EdDSA, Algorithm::ES256]);
+    /// ```
     pub fn algorithms(mut self, algorithms: impl IntoIterator<Item = Algorithm>) -> Self {
         self.algorithms = algorithms.into_iter().collect();
         self
     }
 
     /// Clock-skew allowance for `exp`/`nbf`/`iat` (default 5 s, at most 60 s).
+    ///
+    /// ```
+    /// let builder = verifier::Verifier::builder().leeway(std::time::Duration::from_secs(2));
+    /// ```
     pub fn leeway(mut self, leeway: Duration) -> Self {
         self.leeway_secs = i64::try_from(leeway.as_secs()).unwrap_or(60).min(60);
         self
     }
 
     /// Trust exactly these keys (from PEM, JWK or raw bytes).
+    ///
+    /// ```
+    /// use verifier::{KeySet, Verifier, VerifyingKey};
+    /// let keys = KeySet::from_keys([VerifyingKey::ed25519("k1", &[7u8; 32])]);
+    /// let builder = Verifier::builder().static_keys(keys);
+    /// ```
     pub fn static_keys(mut self, keys: KeySet) -> Self {
         self.static_keys = Some(keys);
         self
     }
 
     /// Fetch keys from this JWKS URL (cached; refetched on an unknown `kid`).
+    ///
+    /// ```
+    /// let builder = verifier::Verifier::builder()
+    ///     .jwks_url("https://auth.example.com/.well-known/jwks.json");
+    /// ```
     #[cfg(feature = "jwks")]
     pub fn jwks_url(mut self, url: impl Into<String>) -> Self {
         self.jwks_url = Some(url.into());
@@ -315,6 +187,10 @@ impl VerifierBuilder {
     }
 
     /// Minimum time between two JWKS fetches triggered by unknown `kid`s (default 10 s).
+    ///
+    /// ```
+    /// let builder = verifier::Verifier::builder().jwks_cooldown(std::time::Duration::from_secs(30));
+    /// ```
     #[cfg(feature = "jwks")]
     pub fn jwks_cooldown(mut self, cooldown: Duration) -> Self {
         self.jwks_cooldown = cooldown;
@@ -322,6 +198,11 @@ impl VerifierBuilder {
     }
 
     /// How often the JWKS is refetched in the background (default 5 min).
+    ///
+    /// ```
+    /// let builder = verifier::Verifier::builder()
+    ///     .jwks_refresh_interval(std::time::Duration::from_secs(600));
+    /// ```
     #[cfg(feature = "jwks")]
     pub fn jwks_refresh_interval(mut self, interval: Duration) -> Self {
         self.jwks_refresh_interval = interval;
@@ -329,6 +210,13 @@ impl VerifierBuilder {
     }
 
     /// Where the session records live (required unless revocation is off).
+    ///
+    /// ```
+    /// use verifier::{RedisTarget, Verifier};
+    /// let builder = Verifier::builder().redis(RedisTarget::Standalone("redis://127.0.0.1:6379".into()));
+    /// let cluster = Verifier::builder()
+    ///     .redis(RedisTarget::cluster_from_csv("redis://10.0.0.1:7000,redis://10.0.0.2:7000"));
+    /// ```
     #[cfg(feature = "redis")]
     pub fn redis(mut self, target: RedisTarget) -> Self {
         self.redis = Some(target);
@@ -336,6 +224,10 @@ impl VerifierBuilder {
     }
 
     /// The session-key prefix shared with the auth-center (default `auth`).
+    ///
+    /// ```
+    /// let builder = verifier::Verifier::builder().key_prefix("auth");
+    /// ```
     #[cfg(feature = "redis")]
     pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
         self.key_prefix = prefix.into();
@@ -343,6 +235,11 @@ impl VerifierBuilder {
     }
 
     /// How revocation is checked (default: tracked).
+    ///
+    /// ```
+    /// use verifier::{RevocationMode, Verifier};
+    /// let builder = Verifier::builder().revocation(RevocationMode::EveryRequest);
+    /// ```
     #[cfg(feature = "redis")]
     pub fn revocation(mut self, mode: RevocationMode) -> Self {
         self.revocation = mode;
@@ -351,6 +248,10 @@ impl VerifierBuilder {
 
     /// Longest time a cached "session exists" answer is trusted without Redis confirming
     /// it (tracked mode's safety net; default 5 s).
+    ///
+    /// ```
+    /// let builder = verifier::Verifier::builder().max_staleness(std::time::Duration::from_secs(2));
+    /// ```
     #[cfg(feature = "redis")]
     pub fn max_staleness(mut self, ttl: Duration) -> Self {
         self.max_staleness = ttl;
@@ -371,6 +272,10 @@ impl VerifierBuilder {
     ///
     /// Redis must answer a `PING` well within `3/4 × max_stall`, or the cache is dropped
     /// needlessly and requests go to Redis until the next `PING` is answered.
+    ///
+    /// ```
+    /// let builder = verifier::Verifier::builder().max_stall(std::time::Duration::from_millis(500));
+    /// ```
     #[cfg(feature = "redis")]
     pub fn max_stall(mut self, bound: Duration) -> Self {
         self.max_stall = bound;
@@ -378,6 +283,10 @@ impl VerifierBuilder {
     }
 
     /// Time allowed for a Redis answer before failing closed (default 500 ms).
+    ///
+    /// ```
+    /// let builder = verifier::Verifier::builder().redis_timeout(std::time::Duration::from_millis(250));
+    /// ```
     #[cfg(feature = "redis")]
     pub fn redis_timeout(mut self, timeout: Duration) -> Self {
         self.redis_timeout = timeout;
@@ -385,12 +294,22 @@ impl VerifierBuilder {
     }
 
     /// How many verified tokens to remember (default 10 000; 0 disables the cache).
+    ///
+    /// ```
+    /// let builder = verifier::Verifier::builder().signature_cache_capacity(50_000);
+    /// ```
     pub fn signature_cache_capacity(mut self, capacity: usize) -> Self {
         self.sig_cache_capacity = capacity;
         self
     }
 
     /// The time source (tests inject a `ManualClock`).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use verifier::{SystemClock, Verifier};
+    /// let builder = Verifier::builder().clock(Arc::new(SystemClock));
+    /// ```
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
         self
@@ -399,8 +318,21 @@ impl VerifierBuilder {
     /// Checks the settings, connects to Redis and fetches the JWKS once (a failed first
     /// fetch is logged and retried on demand, so a service can start before the
     /// auth-center).
+    ///
+    /// ```
+    /// use verifier::{KeySet, RevocationMode, Verifier, VerifyingKey};
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let verifier = Verifier::builder()
+    ///     .issuer("https://auth.example.com")
+    ///     .audience("api")
+    ///     .static_keys(KeySet::from_keys([VerifyingKey::ed25519("k1", &[7u8; 32])]))
+    ///     .revocation(RevocationMode::Off)
+    ///     .build()
+    ///     .await?;
+    /// # Ok::<_, verifier::BuildError>(()) }).unwrap();
+    /// ```
     pub async fn build(self) -> Result<Verifier, BuildError> {
-        crate::install_crypto_provider();
+        crate::keys::install_crypto_provider();
         let config = |m: &str| BuildError::Config(m.into());
         let issuer = self.issuer.ok_or_else(|| config("an issuer is required"))?;
         if self.audiences.is_empty() {
@@ -472,9 +404,7 @@ impl VerifierBuilder {
                 client_cache_ttl: tracked.as_ref().map(|_| Duration::from_millis(1)),
                 on_push: tracked
                     .clone()
-                    .map(|cache| -> crate::redis_conn::PushHandler {
-                        Arc::new(move |push| cache.on_push(push))
-                    }),
+                    .map(|cache| -> PushHandler { Arc::new(move |push| cache.on_push(push)) }),
             };
             match (self.revocation, self.redis) {
                 (RevocationMode::Off, _) => {

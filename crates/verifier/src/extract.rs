@@ -1,0 +1,148 @@
+//! The [`Authenticated`] extractor and [`bearer_token`] (feature `axum`).
+//!
+//! The extractor reads what [`VerifierLayer`](crate::VerifierLayer) put in the request
+//! extensions; it needs nothing in the router state. On a route the layer does not cover it
+//! answers `500`, "is `VerifierLayer` enabled?": a set-up mistake of the server.
+
+use std::sync::Arc;
+
+use axum_core::extract::{FromRequestParts, OptionalFromRequestParts};
+use axum_core::response::{IntoResponse, Response};
+use http::request::Parts;
+use http::{Extensions, HeaderMap, StatusCode, header};
+
+use crate::claims::Claims;
+use crate::error::{ErrorBody, VerifyError};
+
+/// The bearer token of a request, if it has exactly one `Authorization` header with the
+/// `Bearer` scheme. Two `Authorization` headers give `None`, as does any other scheme.
+///
+/// ```
+/// let mut headers = http::HeaderMap::new();
+/// headers.insert("authorization", "Bearer abc".parse().unwrap());
+/// assert_eq!(verifier::bearer_token(&headers), Some("abc"));
+/// headers.append("authorization", "Bearer xyz".parse().unwrap());
+/// assert_eq!(verifier::bearer_token(&headers), None);
+/// ```
+pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    // Exactly one: with two, a proxy reading the last and this service reading the first
+    // would see different callers.
+    let (Some(value), None) = (values.next(), values.next()) else {
+        return None;
+    };
+    let value = value.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+/// The verified caller: the claims of a valid token whose session exists.
+///
+/// As an extractor it reads what [`VerifierLayer`](crate::VerifierLayer) stored in the
+/// request extensions, whatever the router's state. `Option<Authenticated>` gives `None`
+/// for a request the layer let through anonymously
+/// ([`allow_anonymous`](crate::VerifierLayer::allow_anonymous)). On a route the layer does
+/// not cover, both answer `500` ([`AuthenticatedRejection::MissingLayer`]).
+///
+/// ```
+/// use verifier::Authenticated;
+/// async fn handler(user: Authenticated) -> String {
+///     format!("{} has roles {:?}", user.sub, user.roles)
+/// }
+/// async fn maybe(user: Option<Authenticated>) -> &'static str {
+///     if user.is_some() { "signed in" } else { "anonymous" }
+/// }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Authenticated(pub Arc<Claims>);
+
+impl std::ops::Deref for Authenticated {
+    type Target = Claims;
+    fn deref(&self) -> &Claims {
+        &self.0
+    }
+}
+
+/// Put in the request extensions by a [`VerifierLayer`](crate::VerifierLayer) that let a
+/// request without an `Authorization` header through.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Anonymous;
+
+/// The caller the verifier layer stored in `extensions`.
+pub(crate) fn caller(extensions: &Extensions) -> Result<&Authenticated, AuthenticatedRejection> {
+    match extensions.get::<Authenticated>() {
+        Some(user) => Ok(user),
+        None if extensions.get::<Anonymous>().is_some() => Err(AuthenticatedRejection::Anonymous),
+        None => Err(AuthenticatedRejection::MissingLayer),
+    }
+}
+
+/// Why there is no [`Authenticated`] caller.
+///
+/// ```
+/// use axum::response::IntoResponse as _;
+/// use verifier::AuthenticatedRejection;
+/// let response = AuthenticatedRejection::MissingLayer.into_response();
+/// assert_eq!(response.status(), http::StatusCode::INTERNAL_SERVER_ERROR);
+/// let response = AuthenticatedRejection::Anonymous.into_response();
+/// assert_eq!(response.status(), http::StatusCode::UNAUTHORIZED);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AuthenticatedRejection {
+    /// No [`VerifierLayer`](crate::VerifierLayer) ran for this request: the route is not
+    /// behind it, or the guard or extractor sits outside it. A set-up mistake of the server:
+    /// `500` with the common JSON body, whose message asks "is `VerifierLayer` enabled?".
+    MissingLayer,
+    /// The layer let the request through without a caller
+    /// ([`allow_anonymous`](crate::VerifierLayer::allow_anonymous)), and the route needs
+    /// one: `401`, as for a missing token.
+    Anonymous,
+}
+
+impl IntoResponse for AuthenticatedRejection {
+    fn into_response(self) -> Response {
+        match self {
+            AuthenticatedRejection::MissingLayer => {
+                tracing::error!(
+                    "a route reads the verified caller, but no VerifierLayer ran for the request"
+                );
+                ErrorBody::new(
+                    "internal_error",
+                    "the server is misconfigured: this route needs the verified caller, but \
+                     the verifier did not run for it; is `VerifierLayer` enabled?",
+                )
+                .into_response_with(StatusCode::INTERNAL_SERVER_ERROR)
+            }
+            AuthenticatedRejection::Anonymous => {
+                VerifyError::Invalid("missing bearer token").into_response()
+            }
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Authenticated {
+    type Rejection = AuthenticatedRejection;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        caller(&parts.extensions).cloned()
+    }
+}
+
+impl<S: Send + Sync> OptionalFromRequestParts<S> for Authenticated {
+    type Rejection = AuthenticatedRejection;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _state: &S,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        match caller(&parts.extensions) {
+            Ok(user) => Ok(Some(user.clone())),
+            Err(AuthenticatedRejection::Anonymous) => Ok(None),
+            Err(rejection) => Err(rejection),
+        }
+    }
+}

@@ -1,0 +1,170 @@
+//! [`VerifierLayer`]: lets a request through only with a valid bearer token whose session
+//! exists, and puts the caller in the request extensions.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use axum_core::response::{IntoResponse, Response};
+use http::{Request, header};
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::error::VerifyError;
+use crate::extract::{Anonymous, Authenticated, bearer_token};
+use crate::verify::Verifier;
+
+/// A [`Layer`] that lets a request through only with a valid bearer token whose session
+/// exists, and stores [`Authenticated`] in its extensions for the extractor and the guards.
+///
+/// A request without a valid token gets `401` (`503` when the session store cannot be
+/// asked), and the inner service never sees it. Use it with `route_layer`, so that unknown
+/// paths still answer `404`.
+///
+/// ```
+/// # fn demo(verifier: verifier::Verifier) {
+/// use axum::{Router, routing::get};
+/// use verifier::{Authenticated, VerifierLayer};
+/// let app: Router = Router::new()
+///     .route("/me", get(|user: Authenticated| async move { user.sub.clone() }))
+///     .route_layer(VerifierLayer::new(verifier));
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct VerifierLayer {
+    verifier: Verifier,
+    allow_anonymous: bool,
+}
+
+impl VerifierLayer {
+    /// Protects the wrapped routes with `verifier`.
+    ///
+    /// ```
+    /// # fn demo(verifier: verifier::Verifier) {
+    /// let layer = verifier::VerifierLayer::new(verifier);
+    /// # }
+    /// ```
+    pub fn new(verifier: Verifier) -> Self {
+        Self {
+            verifier,
+            allow_anonymous: false,
+        }
+    }
+
+    /// Whether a request without any `Authorization` header goes through, anonymous
+    /// (default `false`). Then `Option<Authenticated>` gives `None`, while `Authenticated`
+    /// and [`require_role`](crate::require_role) answer `401`. A request that has an
+    /// `Authorization` header is verified as usual: a bad token is still refused.
+    ///
+    /// ```
+    /// # fn demo(verifier: verifier::Verifier) {
+    /// use axum::{Router, routing::get};
+    /// use verifier::{Authenticated, VerifierLayer};
+    /// async fn greet(user: Option<Authenticated>) -> String {
+    ///     user.map_or_else(|| "hello stranger".into(), |u| format!("hello {}", u.sub))
+    /// }
+    /// let app: Router = Router::new()
+    ///     .route("/greet", get(greet))
+    ///     .route_layer(VerifierLayer::new(verifier).allow_anonymous(true));
+    /// # }
+    /// ```
+    pub fn allow_anonymous(mut self, allow: bool) -> Self {
+        self.allow_anonymous = allow;
+        self
+    }
+}
+
+impl<S> Layer<S> for VerifierLayer {
+    type Service = VerifierService<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        VerifierService {
+            inner,
+            layer: self.clone(),
+        }
+    }
+}
+
+/// The service made by [`VerifierLayer`].
+///
+/// ```
+/// # fn demo(verifier: verifier::Verifier) {
+/// use tower_layer::Layer as _;
+/// use verifier::{VerifierLayer, VerifierService};
+/// let inner = tower::service_fn(|_: http::Request<axum::body::Body>| async {
+///     Ok::<_, std::convert::Infallible>(axum::response::Response::new(axum::body::Body::empty()))
+/// });
+/// let service: VerifierService<_> = VerifierLayer::new(verifier).layer(inner);
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct VerifierService<S> {
+    inner: S,
+    layer: VerifierLayer,
+}
+
+impl<S, B> Service<Request<B>> for VerifierService<S>
+where
+    S: Service<Request<B>, Response = Response> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        // The clone is not ready; swap it in and drive the one that is (tower's idiom).
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let VerifierLayer {
+            verifier,
+            allow_anonymous,
+        } = self.layer.clone();
+        ResponseFuture {
+            inner: Box::pin(async move {
+                if allow_anonymous && !request.headers().contains_key(header::AUTHORIZATION) {
+                    request.extensions_mut().insert(Anonymous);
+                    return inner.call(request).await;
+                }
+                let verified = match bearer_token(request.headers()) {
+                    None => Err(VerifyError::Invalid("missing bearer token")),
+                    Some(token) => verifier.verify_shared(token).await,
+                };
+                match verified {
+                    Ok(claims) => {
+                        request.extensions_mut().insert(Authenticated(claims));
+                        inner.call(request).await
+                    }
+                    Err(e) => Ok(e.into_response()),
+                }
+            }),
+        }
+    }
+}
+
+/// The response future of [`VerifierService`].
+///
+/// ```
+/// fn is_a_future<F: std::future::Future>() {}
+/// is_a_future::<verifier::middleware::verify::ResponseFuture<std::convert::Infallible>>();
+/// ```
+pub struct ResponseFuture<E> {
+    inner: Pin<Box<dyn Future<Output = Result<Response, E>> + Send>>,
+}
+
+impl<E> Future for ResponseFuture<E> {
+    type Output = Result<Response, E>;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.inner.as_mut().poll(cx)
+    }
+}
+
+impl<E> std::fmt::Debug for ResponseFuture<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,209 @@
+//! The `Verifier`: signature and claims in-process, then the session's existence in
+//! Redis. Built with [`Verifier::builder`](crate::VerifierBuilder).
+
+use std::sync::Arc;
+
+use crate::builder::VerifierBuilder;
+use crate::claims::Claims;
+use crate::clock::Clock;
+use crate::error::VerifyError;
+use crate::keys::KeySet;
+#[cfg(feature = "jwks")]
+use crate::keys::jwks::JwksSource;
+#[cfg(feature = "redis")]
+use crate::revocation::SessionCheck;
+#[cfg(feature = "redis")]
+use crate::session_keys::SessionKeys;
+use crate::sig_cache::{SignatureCache, Verified};
+use crate::token::TokenValidator;
+
+/// Verifies access tokens: structure, header, signature, claims, then (unless revocation
+/// is explicitly off) that the token's session still exists in Redis. Cheap to clone.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// use verifier::{RedisTarget, Verifier};
+/// let verifier = Verifier::builder()
+///     .issuer("https://auth.example.com")
+///     .audience("api")
+///     .jwks_url("https://auth.example.com/.well-known/jwks.json")
+///     .redis(RedisTarget::Standalone("redis://127.0.0.1:6379".into()))
+///     .build()
+///     .await?;
+/// match verifier.verify("eyJ...").await {
+///     Ok(claims) => println!("hello {}", claims.sub),
+///     Err(e) => println!("rejected: {e}"),
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Verifier {
+    pub(crate) inner: Arc<Inner>,
+}
+
+/// What a [`Verifier`] is made of; the builder puts it together.
+pub(crate) struct Inner {
+    pub(crate) validator: TokenValidator,
+    pub(crate) leeway_secs: i64,
+    pub(crate) keys: KeySource,
+    pub(crate) sig_cache: SignatureCache,
+    #[cfg(feature = "redis")]
+    pub(crate) session_check: Option<KeyedCheck>,
+    pub(crate) clock: Arc<dyn Clock>,
+}
+
+/// The session check and the key layout it checks.
+#[cfg(feature = "redis")]
+pub(crate) struct KeyedCheck {
+    pub(crate) keys: SessionKeys,
+    pub(crate) check: SessionCheck,
+}
+
+#[cfg(feature = "redis")]
+impl std::ops::Deref for KeyedCheck {
+    type Target = SessionCheck;
+    fn deref(&self) -> &SessionCheck {
+        &self.check
+    }
+}
+
+pub(crate) enum KeySource {
+    Static(KeySet),
+    #[cfg(feature = "jwks")]
+    Jwks(Arc<JwksSource>),
+}
+
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verifier")
+            .field("validator", &self.inner.validator)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Verifier {
+    /// A builder with safe defaults: EdDSA only, 5 s leeway, tracked revocation,
+    /// 5 s max staleness, 200 ms max stall, 500 ms Redis timeout, 10 000 cached signatures.
+    ///
+    /// ```
+    /// let builder = verifier::Verifier::builder();
+    /// ```
+    pub fn builder() -> VerifierBuilder {
+        VerifierBuilder::default()
+    }
+
+    /// Verifies `token` and returns its claims.
+    ///
+    /// ```
+    /// # async fn demo(verifier: verifier::Verifier, token: &str) {
+    /// match verifier.verify(token).await {
+    ///     Ok(claims) => println!("{} in session {}", claims.sub, claims.sid),
+    ///     Err(e) if e.is_unavailable() => println!("retry later: {e}"), // 503
+    ///     Err(e) => println!("rejected: {e}"),                            // 401
+    /// }
+    /// # }
+    /// ```
+    pub async fn verify(&self, token: &str) -> Result<Claims, VerifyError> {
+        self.verify_shared(token).await.map(|c| (*c).clone())
+    }
+
+    /// Like [`verify`](Self::verify), without copying the claims.
+    ///
+    /// ```
+    /// # async fn demo(verifier: verifier::Verifier, token: &str) -> Result<(), verifier::VerifyError> {
+    /// let claims: std::sync::Arc<verifier::Claims> = verifier.verify_shared(token).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn verify_shared(&self, token: &str) -> Result<Arc<Claims>, VerifyError> {
+        let inner = &self.inner;
+        let now = inner.clock.now_secs();
+        let verified = match inner.sig_cache.get(token, now, inner.leeway_secs) {
+            Some(verified) => verified,
+            None => self.verify_signature(token, now).await?,
+        };
+        #[cfg(feature = "redis")]
+        if let (Some(check), Some(key)) = (&inner.session_check, &verified.session_key) {
+            check.check(key).await?;
+        }
+        Ok(Arc::clone(&verified.claims))
+    }
+
+    async fn verify_signature(&self, token: &str, now: i64) -> Result<Arc<Verified>, VerifyError> {
+        let inner = &self.inner;
+        let header = inner.validator.check_header(token)?;
+        let keys = self.current_keys();
+        let claims = match keys.get(&header.kid) {
+            Some(key) => inner
+                .validator
+                .validate_with_key(token, &header, key, now)?,
+            None => {
+                let keys = self
+                    .refetch_keys()
+                    .await
+                    .ok_or(VerifyError::Invalid("unknown key id"))?;
+                let key = keys
+                    .get(&header.kid)
+                    .ok_or(VerifyError::Invalid("unknown key id"))?;
+                inner
+                    .validator
+                    .validate_with_key(token, &header, key, now)?
+            }
+        };
+        #[cfg(feature = "redis")]
+        let session_key = match &inner.session_check {
+            Some(check) => Some(
+                check
+                    .keys
+                    .session(&claims.sub, &claims.sid)
+                    .ok_or(VerifyError::Invalid("malformed sub or sid"))?
+                    .into_boxed_str(),
+            ),
+            None => None,
+        };
+        #[cfg(not(feature = "redis"))]
+        let session_key = None;
+        let verified = Arc::new(Verified {
+            claims: Arc::new(claims),
+            session_key,
+        });
+        inner.sig_cache.insert(token, Arc::clone(&verified), now);
+        Ok(verified)
+    }
+
+    fn current_keys(&self) -> KeySet {
+        match &self.inner.keys {
+            KeySource::Static(keys) => keys.clone(),
+            #[cfg(feature = "jwks")]
+            KeySource::Jwks(source) => source.keys(),
+        }
+    }
+
+    /// On an unknown `kid`: refetch the JWKS (rate-limited); `None` for static keys.
+    async fn refetch_keys(&self) -> Option<KeySet> {
+        match &self.inner.keys {
+            KeySource::Static(_) => None,
+            #[cfg(feature = "jwks")]
+            KeySource::Jwks(source) => {
+                if source.refresh().await {
+                    self.inner.sig_cache.clear();
+                }
+                Some(source.keys())
+            }
+        }
+    }
+
+    /// The key ids currently trusted.
+    ///
+    /// ```
+    /// # fn demo(verifier: verifier::Verifier) {
+    /// println!("trusting keys {:?}", verifier.key_ids());
+    /// # }
+    /// ```
+    pub fn key_ids(&self) -> Vec<String> {
+        self.current_keys()
+            .kids()
+            .into_iter()
+            .map(String::from)
+            .collect()
+    }
+}
