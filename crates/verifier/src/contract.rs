@@ -7,6 +7,8 @@
 //! * the token validation itself ([`TokenValidator`], [`TokenHeader`], [`MAX_TOKEN_BYTES`],
 //!   [`ACCESS_TOKEN_TYP`]) and the crypto provider it needs
 //!   ([`install_crypto_provider`]);
+//! * the JOSE header hygiene shared by every JWT the auth-center reads, its client
+//!   assertions too ([`JoseHeader`], [`JoseError`], [`compact_jws`]);
 //! * the Redis key layout of session records ([`SessionKeys`], [`is_identifier`]);
 //! * the one Redis connection type for standalone servers and clusters
 //!   ([`RedisConnection`], [`RedisOptions`], [`PushHandler`]) and the classification of its
@@ -30,4 +32,6 @@ pub use crate::keys::install_crypto_provider;
 #[cfg(feature = "redis")]
 pub use crate::redis_conn::{PushHandler, RedisConnection, RedisFailure, RedisOptions};
 pub use crate::session_keys::{SessionKeys, is_identifier};
-pub use crate::token::{MAX_TOKEN_BYTES, TokenHeader, TokenValidator};
+pub use crate::token::{
+    JoseError, JoseHeader, MAX_TOKEN_BYTES, TokenHeader, TokenValidator, compact_jws,
+};

@@ -65,6 +65,122 @@ struct RawHeader {
     b64: Option<IgnoredAny>,
 }
 
+/// The three segments of a compact JWS (header, payload, signature): exactly three, none
+/// empty, each base64url without padding; `None` for anything else. No length cap: that is
+/// the caller's.
+///
+/// ```
+/// use verifier::contract::compact_jws;
+/// assert_eq!(compact_jws("e30.e30.c2ln"), Some(["e30", "e30", "c2ln"]));
+/// for junk in ["e30.e30.", "e30.e30", "e30.e30.c2ln.e30", "e30.e30.c2ln="] {
+///     assert_eq!(compact_jws(junk), None, "{junk}");
+/// }
+/// ```
+pub fn compact_jws(jws: &str) -> Option<[&str; 3]> {
+    let mut parts = jws.split('.');
+    let segments = [parts.next()?, parts.next()?, parts.next()?];
+    (parts.next().is_none() && segments.iter().all(|p| !p.is_empty() && is_base64url(p)))
+        .then_some(segments)
+}
+
+/// The JOSE header of a compact JWS after the hygiene checks that every JWT of the
+/// workspace gets, access tokens and client assertions alike (RFC 8725 §3.1, §3.10): the
+/// header is a JSON object with a string `alg`, `typ` and `kid` are strings if present, and
+/// none of `jku`, `jwk`, `x5u`, `x5c` (keys named by the token itself), `crit` (extensions
+/// nobody here understands), `enc`, `zip` or `b64` is there. What `alg`, `typ` and `kid`
+/// must be is the caller's to check.
+///
+/// ```
+/// use verifier::contract::{JoseError, JoseHeader};
+/// // {"alg":"EdDSA","kid":"k1"}
+/// let header = JoseHeader::read("eyJhbGciOiJFZERTQSIsImtpZCI6ImsxIn0.e30.c2ln").unwrap();
+/// assert_eq!((header.alg.as_str(), header.kid.as_deref(), header.typ), ("EdDSA", Some("k1"), None));
+/// // {"alg":"EdDSA","jku":"https://evil.example/jwks.json"}
+/// let jku = "eyJhbGciOiJFZERTQSIsImprdSI6Imh0dHBzOi8vZXZpbC5leGFtcGxlL2p3a3MuanNvbiJ9.e30.c2ln";
+/// assert_eq!(JoseHeader::read(jku), Err(JoseError::ForbiddenParameter));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JoseHeader {
+    /// `alg`, as sent: not yet checked against any allow-list.
+    pub alg: String,
+    /// `typ`, as sent.
+    pub typ: Option<String>,
+    /// `kid`, as sent.
+    pub kid: Option<String>,
+}
+
+/// Why [`JoseHeader::read`] refused a compact JWS.
+///
+/// ```
+/// use verifier::contract::{JoseError, JoseHeader};
+/// assert_eq!(JoseHeader::read("a.b"), Err(JoseError::NotCompact));
+/// assert_eq!(JoseError::NotCompact.reason(), "not a compact JWS");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JoseError {
+    /// Not three non-empty base64url segments ([`compact_jws`]).
+    NotCompact,
+    /// The header segment does not decode as base64url.
+    HeaderNotBase64url,
+    /// The header is not a JSON object with a string `alg` and, if present, string `typ`
+    /// and `kid` (or it repeats a member).
+    MalformedHeader,
+    /// The header has `jku`, `jwk`, `x5u`, `x5c`, `crit`, `enc`, `zip` or `b64`.
+    ForbiddenParameter,
+}
+
+impl JoseError {
+    /// The reason, as [`VerifyError::Invalid`] words it for an access token.
+    ///
+    /// ```
+    /// use verifier::contract::JoseError;
+    /// assert_eq!(JoseError::ForbiddenParameter.reason(), "forbidden header parameter");
+    /// ```
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::NotCompact => "not a compact JWS",
+            Self::HeaderNotBase64url => "header is not base64url",
+            Self::MalformedHeader => "malformed header",
+            Self::ForbiddenParameter => "forbidden header parameter",
+        }
+    }
+}
+
+impl JoseHeader {
+    /// Reads and checks the header of the compact JWS `jws` (see [`JoseHeader`]).
+    ///
+    /// ```
+    /// use verifier::contract::{JoseError, JoseHeader};
+    /// // {"alg":"EdDSA","crit":["exp"]}
+    /// let crit = "eyJhbGciOiJFZERTQSIsImNyaXQiOlsiZXhwIl19.e30.c2ln";
+    /// assert_eq!(JoseHeader::read(crit), Err(JoseError::ForbiddenParameter));
+    /// ```
+    pub fn read(jws: &str) -> Result<Self, JoseError> {
+        let [header, _, _] = compact_jws(jws).ok_or(JoseError::NotCompact)?;
+        let raw = URL_SAFE_NO_PAD
+            .decode(header)
+            .map_err(|_| JoseError::HeaderNotBase64url)?;
+        let raw: RawHeader =
+            serde_json::from_slice(&raw).map_err(|_| JoseError::MalformedHeader)?;
+        if raw.jku.is_some()
+            || raw.jwk.is_some()
+            || raw.x5u.is_some()
+            || raw.x5c.is_some()
+            || raw.crit.is_some()
+            || raw.enc.is_some()
+            || raw.zip.is_some()
+            || raw.b64.is_some()
+        {
+            return Err(JoseError::ForbiddenParameter);
+        }
+        Ok(Self {
+            alg: raw.alg,
+            typ: raw.typ,
+            kid: raw.kid,
+        })
+    }
+}
+
 /// Checks tokens against an issuer, audiences, an algorithm allow-list and a key set.
 ///
 /// ```
@@ -162,9 +278,10 @@ impl TokenValidator {
         &self.issuer
     }
 
-    /// Structure and header checks only: length cap, compact JWS of exactly three
-    /// base64url segments, header a JSON object with an allowed `alg`, `typ` of an access
-    /// token, a `kid`, and none of `jku`/`jwk`/`x5u`/`x5c`/`crit`/`enc`/`zip`/`b64`.
+    /// Structure and header checks only: length cap, the checks of [`JoseHeader::read`]
+    /// (compact JWS of exactly three base64url segments, header a JSON object, none of
+    /// `jku`/`jwk`/`x5u`/`x5c`/`crit`/`enc`/`zip`/`b64`), then an allowed `alg`, `typ` of an
+    /// access token and a `kid`.
     ///
     /// ```
     /// use verifier::Algorithm;
@@ -178,34 +295,7 @@ impl TokenValidator {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(VerifyError::Invalid("token too long"));
         }
-        let mut parts = token.split('.');
-        let (Some(header), Some(payload), Some(signature), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err(VerifyError::Invalid("not a compact JWS"));
-        };
-        if [header, payload, signature]
-            .iter()
-            .any(|p| p.is_empty() || !is_base64url(p))
-        {
-            return Err(VerifyError::Invalid("not a compact JWS"));
-        }
-        let raw = URL_SAFE_NO_PAD
-            .decode(header)
-            .map_err(|_| VerifyError::Invalid("header is not base64url"))?;
-        let raw: RawHeader =
-            serde_json::from_slice(&raw).map_err(|_| VerifyError::Invalid("malformed header"))?;
-        if raw.jku.is_some()
-            || raw.jwk.is_some()
-            || raw.x5u.is_some()
-            || raw.x5c.is_some()
-            || raw.crit.is_some()
-            || raw.enc.is_some()
-            || raw.zip.is_some()
-            || raw.b64.is_some()
-        {
-            return Err(VerifyError::Invalid("forbidden header parameter"));
-        }
+        let raw = JoseHeader::read(token).map_err(|e| VerifyError::Invalid(e.reason()))?;
         let typ_ok = raw.typ.as_deref().is_some_and(|t| {
             let t = t.to_ascii_lowercase();
             t == ACCESS_TOKEN_TYP || t == "application/at+jwt"

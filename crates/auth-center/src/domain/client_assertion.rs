@@ -1,15 +1,17 @@
 //! `private_key_jwt` (RFC 7523 §2.2, §3): a client authenticates with a JWT it signed with a
 //! key it registered. Here: the registered keys (a JWK Set, checked and normalised once at
 //! registration) and the checks of an assertion. The single use of its `jti` is checked by
-//! the caller (`clients.rs`) in the shared store, after everything here passed.
+//! the caller (`clients.rs`) in the shared store, after everything here passed. The header
+//! hygiene is the verifier's (`verifier::contract::JoseHeader`), the one every access token
+//! gets too.
 //!
 //! An assertion must have: a compact JWS of at most 8 KiB; `alg` EdDSA, ES256 or RS256,
 //! matching the key; a `typ` that is absent, `JWT` or `client-authentication+jwt` (so no
-//! other JWT of ours, an access token say, is taken for one); no `jku`, `jwk`, `x5u`, `x5c`
-//! or `crit`; `iss` = `sub` = the client id; an `aud` naming this server (its issuer, its
-//! token endpoint or the endpoint called); an `exp` in the future and at most
-//! `oauth.assertion_max_lifetime_secs` ahead; a `jti`; `nbf` and `iat`, if present, not in
-//! the future (each time with the token leeway).
+//! other JWT of ours, an access token say, is taken for one); no `jku`, `jwk`, `x5u`, `x5c`,
+//! `crit`, `enc`, `zip` or `b64`; `iss` = `sub` = the client id; an `aud` naming this server
+//! (its issuer, its token endpoint or the endpoint called); an `exp` in the future and at
+//! most `oauth.assertion_max_lifetime_secs` ahead; a `jti`; `nbf` and `iat`, if present, not
+//! in the future (each time with the token leeway).
 
 use std::collections::HashSet;
 
@@ -18,8 +20,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, ThumbprintHash};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, errors::ErrorKind};
 use serde::Deserialize;
-use serde::de::IgnoredAny;
 use serde_json::{Value, json};
+use verifier::contract::{JoseError, JoseHeader, compact_jws};
 
 use super::error::AuthError;
 
@@ -164,21 +166,6 @@ pub(super) struct VerifiedAssertion {
 }
 
 #[derive(Deserialize)]
-struct AssertionHeader {
-    alg: String,
-    typ: Option<String>,
-    kid: Option<String>,
-    jku: Option<IgnoredAny>,
-    jwk: Option<IgnoredAny>,
-    x5u: Option<IgnoredAny>,
-    x5c: Option<IgnoredAny>,
-    crit: Option<IgnoredAny>,
-    enc: Option<IgnoredAny>,
-    zip: Option<IgnoredAny>,
-    b64: Option<IgnoredAny>,
-}
-
-#[derive(Deserialize)]
 struct AssertionClaims {
     sub: String,
     exp: i64,
@@ -192,15 +179,7 @@ fn segments(assertion: &str) -> Option<[&str; 3]> {
     if assertion.len() > MAX_ASSERTION_BYTES {
         return None;
     }
-    let mut parts = assertion.split('.');
-    let segments = [parts.next()?, parts.next()?, parts.next()?];
-    let well_formed = parts.next().is_none()
-        && segments.iter().all(|p| {
-            !p.is_empty()
-                && p.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        });
-    well_formed.then_some(segments)
+    compact_jws(assertion)
 }
 
 /// The `iss` an assertion claims, read without verifying anything: only to find whose keys
@@ -218,23 +197,13 @@ pub(super) fn verify(
     assertion: &str,
     check: &AssertionCheck<'_>,
 ) -> Result<VerifiedAssertion, &'static str> {
-    let [header, _, _] = segments(assertion).ok_or("malformed client assertion")?;
-    let header = URL_SAFE_NO_PAD
-        .decode(header)
-        .ok()
-        .and_then(|h| serde_json::from_slice::<AssertionHeader>(&h).ok())
-        .ok_or("malformed assertion header")?;
-    if header.jku.is_some()
-        || header.jwk.is_some()
-        || header.x5u.is_some()
-        || header.x5c.is_some()
-        || header.crit.is_some()
-        || header.enc.is_some()
-        || header.zip.is_some()
-        || header.b64.is_some()
-    {
-        return Err("forbidden assertion header parameter");
-    }
+    segments(assertion).ok_or("malformed client assertion")?;
+    // The header hygiene of the access tokens' validation, one implementation for both.
+    let header = JoseHeader::read(assertion).map_err(|e| match e {
+        JoseError::NotCompact => "malformed client assertion",
+        JoseError::HeaderNotBase64url | JoseError::MalformedHeader => "malformed assertion header",
+        JoseError::ForbiddenParameter => "forbidden assertion header parameter",
+    })?;
     let typ_ok = header.typ.as_deref().is_none_or(|t| {
         t.eq_ignore_ascii_case("JWT") || t.eq_ignore_ascii_case("client-authentication+jwt")
     });
@@ -359,6 +328,56 @@ mod tests {
         ] {
             assert!(normalized_jwks(&jwks).is_err(), "{jwks}");
         }
+    }
+
+    #[test]
+    fn assertions_naming_their_own_keys_or_extensions_are_refused_by_the_shared_header_check() {
+        let jwks = normalized_jwks(&json!({ "keys": [ed25519_jwk()] })).unwrap();
+        let audiences = ["https://auth.example".to_string()];
+        let check = AssertionCheck {
+            client_id: "svc",
+            jwks: &jwks,
+            audiences: &audiences,
+            now_secs: 1_000,
+            leeway_secs: 5,
+            max_lifetime_secs: 300,
+        };
+        let payload = URL_SAFE_NO_PAD.encode(br#"{"iss":"svc","sub":"svc"}"#);
+        let assertion = |header: Value| {
+            let header = URL_SAFE_NO_PAD.encode(header.to_string());
+            format!("{header}.{payload}.c2ln")
+        };
+        for (param, value) in [
+            ("jku", json!("https://evil.example/jwks.json")),
+            ("jwk", ed25519_jwk()),
+            ("x5u", json!("https://evil.example/cert.pem")),
+            ("x5c", json!(["bm90IGEgY2VydGlmaWNhdGU="])),
+            ("crit", json!(["exp"])),
+            ("enc", json!("A256GCM")),
+            ("zip", json!("DEF")),
+            ("b64", json!(false)),
+        ] {
+            let mut header = json!({ "alg": "EdDSA", "typ": "JWT" });
+            header[param] = value;
+            assert_eq!(
+                verify(&assertion(header), &check).unwrap_err(),
+                "forbidden assertion header parameter",
+                "{param}"
+            );
+        }
+        // The same header without them passes the header check; only the signature fails.
+        assert_eq!(
+            verify(&assertion(json!({ "alg": "EdDSA", "typ": "JWT" })), &check).unwrap_err(),
+            "bad assertion signature"
+        );
+        assert_eq!(
+            verify(&assertion(json!({ "alg": 1 })), &check).unwrap_err(),
+            "malformed assertion header"
+        );
+        assert_eq!(
+            verify("e30.e30", &check).unwrap_err(),
+            "malformed client assertion"
+        );
     }
 
     #[test]
