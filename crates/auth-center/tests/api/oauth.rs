@@ -4,11 +4,13 @@
 
 use std::time::Duration;
 
+use auth_center::domain::refresh_policy::ChangePolicy;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use verifier::Clock as _;
 
 use crate::helpers::*;
+use crate::refresh_policy::{CURL, FIREFOX_124, from, login_from};
 use crate::{for_backends, for_every_backend};
 
 for_every_backend!(
@@ -26,6 +28,7 @@ for_backends! {
         failed_client_authentication_is_rate_limited_per_ip,
         private_key_jwt_checks_the_assertion_strictly,
         the_refresh_grant_is_the_rotation_of_v1_refresh,
+        the_refresh_policy_holds_at_the_refresh_grant_as_invalid_grant,
         a_refresh_token_presented_by_another_client_is_invalid_grant_and_left_alone,
         a_client_cannot_revoke_another_clients_tokens,
         login_and_refresh_tokens_carry_the_first_party_client_id,
@@ -35,6 +38,7 @@ for_backends! {
     sqlite_redis: [
         deleting_the_session_key_in_redis_revokes_a_client_token,
         an_assertion_is_single_use_across_instances,
+        the_refresh_policy_holds_at_the_refresh_grant_as_invalid_grant,
     ],
     sqlite_cluster: [
         private_key_jwt_checks_the_assertion_strictly,
@@ -685,6 +689,60 @@ async fn the_refresh_grant_is_the_rotation_of_v1_refresh(backend: Backend) {
     assert_oauth_error(r, StatusCode::UNAUTHORIZED, "invalid_client").await;
     // None of the refused requests rotated it.
     app.refresh_ok(&t.refresh_token).await;
+}
+
+/// The refresh policy (`refresh.max_rotations`, `refresh.on_user_agent_change`) is the
+/// rotation's, so it holds at `/oauth2/token` too; its refusals are RFC 6749 `invalid_grant`
+/// there (400), where `/v1/refresh` says `refresh_limit_reached` or `refresh_context_changed`
+/// (401). The description says which.
+async fn the_refresh_policy_holds_at_the_refresh_grant_as_invalid_grant(backend: Backend) {
+    let app = spawn_app_with(backend, |c| {
+        c.refresh.max_rotations = 2;
+        c.refresh.on_user_agent_change = ChangePolicy::Revoke;
+    })
+    .await;
+    let grant = |token: String, agent: &'static str| {
+        let form = [
+            ("grant_type", "refresh_token"),
+            ("refresh_token", token.as_str()),
+            ("client_id", "first-party"),
+        ];
+        from(&app, TOKEN, None, Some(agent))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(serde_urlencoded::to_string(form).unwrap())
+            .send()
+    };
+    let refused = |token: String, agent: &'static str, why: &'static str| {
+        let r = grant(token, agent);
+        async move {
+            let r = r.await.unwrap();
+            assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+            let body: Value = r.json().await.unwrap();
+            assert_eq!(body["error"], "invalid_grant", "{body}");
+            let description = body["error_description"].as_str().unwrap_or_default();
+            assert!(description.contains(why), "{body}");
+        }
+    };
+
+    // The rotation cap: two rotations, then the session ends.
+    let mut t = login_from(&app, "cap", None, Some(FIREFOX_124)).await;
+    for _ in 0..2 {
+        let r = grant(t.refresh_token.clone(), FIREFOX_124).await.unwrap();
+        t = r.json().await.unwrap();
+    }
+    assert!(app.accepts(&t.access_token).await);
+    refused(t.refresh_token.clone(), FIREFOX_124, "refresh limit").await;
+    assert!(!app.accepts(&t.access_token).await);
+    assert_eq!(app.audit_events("refresh.limit_reached").await.len(), 1);
+    refused(t.refresh_token, FIREFOX_124, "refresh token is invalid").await;
+
+    // A changed user agent under `revoke`: the session ends.
+    let t = login_from(&app, "agent", None, Some(FIREFOX_124)).await;
+    refused(t.refresh_token.clone(), CURL, "user agent").await;
+    assert!(!app.accepts(&t.access_token).await);
+    assert_eq!(app.audit_events("refresh.context_revoked").await.len(), 1);
+    refused(t.refresh_token, FIREFOX_124, "refresh token is invalid").await;
+    assert!(app.audit_events("refresh.reuse_detected").await.is_empty());
 }
 
 async fn a_refresh_token_presented_by_another_client_is_invalid_grant_and_left_alone(

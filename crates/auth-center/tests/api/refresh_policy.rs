@@ -50,9 +50,10 @@ for_backends! {
     ],
 }
 
-const FIREFOX_124: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:124.0) Gecko/20100101 Firefox/124.0";
+pub(crate) const FIREFOX_124: &str =
+    "Mozilla/5.0 (X11; Linux x86_64; rv:124.0) Gecko/20100101 Firefox/124.0";
 const FIREFOX_125: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:125.0) Gecko/20100101 Firefox/125.0";
-const CURL: &str = "curl/8.5.0";
+pub(crate) const CURL: &str = "curl/8.5.0";
 
 /// An app behind a trusted proxy (the test client, 127.0.0.1), so `X-Forwarded-For` sets
 /// the client IP as a real proxy would.
@@ -66,7 +67,7 @@ async fn proxied_app(backend: Backend, tweak: impl FnOnce(&mut Config)) -> TestA
 }
 
 /// A request from the client `ip` (forwarded) with user agent `agent`.
-fn from(
+pub(crate) fn from(
     app: &TestApp,
     path: &str,
     ip: Option<&str>,
@@ -83,7 +84,7 @@ fn from(
 }
 
 /// Registers `username` and logs in from `ip` with `agent`.
-async fn login_from(
+pub(crate) async fn login_from(
     app: &TestApp,
     username: &str,
     ip: Option<&str>,
