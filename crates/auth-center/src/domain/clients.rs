@@ -29,6 +29,7 @@ use super::crypto::{hmac_sha256, random_bytes, sha256_b64};
 use super::error::AuthError;
 use super::ports::{ClientKind, RegisteredClient};
 use super::service::{AuthService, ClientInfo, secs_to_ms};
+use crate::config::Origin;
 
 /// The built-in public client that `/v1/login` and `/v1/refresh` issue tokens to: the
 /// `client_id` of every first-party access token. Registered by the migration; it cannot be
@@ -412,25 +413,17 @@ fn check_redirect_uri(uri: &str) -> Result<(), AuthError> {
     Ok(())
 }
 
-/// A browser origin of a public client: `http(s)://host[:port]`, nothing after it.
+/// A browser origin of a public client, as browsers send it (`http(s)://host[:port]`,
+/// nothing after it): the rule of `browser.allowed_origins`, [`Origin::parse`].
 fn check_origin(origin: &str) -> Result<(), AuthError> {
-    let authority = origin
-        .strip_prefix("https://")
-        .or_else(|| origin.strip_prefix("http://"));
-    match authority {
-        Some(a)
-            if !a.is_empty()
-                && origin.len() <= MAX_URI_BYTES
-                && a.bytes().all(|b| {
-                    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']')
-                }) =>
-        {
-            Ok(())
-        }
-        _ => Err(AuthError::InvalidInput(format!(
-            "invalid origin {origin:?}: http(s)://host[:port], nothing after it"
-        ))),
+    if origin.len() > MAX_URI_BYTES {
+        return Err(AuthError::InvalidInput(format!(
+            "an origin is at most {MAX_URI_BYTES} bytes"
+        )));
     }
+    Origin::parse(origin)
+        .map(drop)
+        .map_err(|e| AuthError::InvalidInput(format!("invalid origin: {e}")))
 }
 
 /// Each of `items` passes `check`; sorted, without duplicates, at most [`MAX_URIS`].
@@ -950,6 +943,8 @@ mod tests {
         assert!(check_origin("http://localhost:3000").is_ok());
         for bad in [
             "https://app.example.com/",
+            "https://App.example.com",
+            "https://app.example.com:443",
             "null",
             "*",
             "ftp://x",
