@@ -12,6 +12,8 @@
 //!   `TEST_REDIS_URL`, `TEST_REDIS_CLUSTER_URLS` and `TEST_DATABASE_URL`; under a plain
 //!   `cargo test` each test process starts its own.
 //! * [`create_postgres_database`]: a fresh database per test.
+//! * [`DpopKey`]: a DPoP client's key pair that makes proofs (RFC 9449), and [`Tokens`], the
+//!   auth-center's token response.
 //!
 //! Everything is synchronous (blocking); calling it from a `#[tokio::test]` is fine.
 //!
@@ -26,6 +28,7 @@
 #![allow(clippy::disallowed_methods)] // fixtures wait on real servers in real time
 #![warn(missing_docs)]
 
+mod dpop;
 mod postgres;
 mod redis;
 mod resp;
@@ -33,6 +36,7 @@ mod shared;
 mod tokens;
 mod util;
 
+pub use crate::dpop::{DpopKey, access_token_hash};
 pub use crate::postgres::{Postgres, create_postgres_database};
 pub use crate::redis::{ClusterOptions, RedisCluster, RedisServer};
 pub use crate::shared::{shared_cluster_urls, shared_postgres_url, shared_redis_url};

@@ -52,9 +52,11 @@ mod builder;
 mod claims;
 #[cfg_attr(not(feature = "contract"), allow(unreachable_pub, dead_code))]
 mod clock;
+pub mod dpop;
 mod error;
 #[cfg(feature = "axum")]
 mod extract;
+mod jws;
 #[cfg_attr(not(feature = "contract"), allow(unreachable_pub, dead_code))]
 mod keys;
 #[cfg(feature = "axum")]
@@ -75,16 +77,18 @@ mod verify;
 pub mod contract;
 
 pub use builder::{BuildError, VerifierBuilder};
-pub use claims::{Audience, Claims};
+pub use claims::{Audience, Claims, Confirmation};
 pub use clock::{Clock, SystemClock};
 pub use error::{ErrorBody, VerifyError};
 #[cfg(feature = "axum")]
-pub use extract::{Authenticated, AuthenticatedRejection, bearer_token};
+pub use extract::{AccessToken, Authenticated, AuthenticatedRejection, access_token, bearer_token};
 pub use jsonwebtoken::Algorithm;
 pub use jsonwebtoken::jwk::JwkSet;
 pub use keys::{KeyError, KeySet, VerifyingKey};
 #[cfg(feature = "axum")]
 pub use middleware::require_role::{RequireRole, RequireRoleLayer, require_role};
+#[cfg(feature = "axum")]
+pub use middleware::require_scope::{RequireScope, RequireScopeLayer, require_scope};
 #[cfg(feature = "axum")]
 pub use middleware::verify::{VerifierLayer, VerifierService};
 #[cfg(feature = "redis")]

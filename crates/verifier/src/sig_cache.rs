@@ -150,6 +150,9 @@ mod tests {
                 jti: "j".into(),
                 sid: "s".into(),
                 roles: vec![],
+                client_id: None,
+                scope: None,
+                cnf: None,
             }),
             session_key: None,
         })

@@ -13,6 +13,7 @@ use serde::de::IgnoredAny;
 
 use crate::claims::{ACCESS_TOKEN_TYP, Claims};
 use crate::error::VerifyError;
+use crate::jws::{compact_parts, typ_is};
 use crate::keys::{KeySet, VerifyingKey, install_crypto_provider};
 use crate::session_keys::is_identifier;
 
@@ -178,18 +179,8 @@ impl TokenValidator {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(VerifyError::Invalid("token too long"));
         }
-        let mut parts = token.split('.');
-        let (Some(header), Some(payload), Some(signature), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err(VerifyError::Invalid("not a compact JWS"));
-        };
-        if [header, payload, signature]
-            .iter()
-            .any(|p| p.is_empty() || !is_base64url(p))
-        {
-            return Err(VerifyError::Invalid("not a compact JWS"));
-        }
+        let (header, _, _) =
+            compact_parts(token).ok_or(VerifyError::Invalid("not a compact JWS"))?;
         let raw = URL_SAFE_NO_PAD
             .decode(header)
             .map_err(|_| VerifyError::Invalid("header is not base64url"))?;
@@ -206,11 +197,7 @@ impl TokenValidator {
         {
             return Err(VerifyError::Invalid("forbidden header parameter"));
         }
-        let typ_ok = raw.typ.as_deref().is_some_and(|t| {
-            let t = t.to_ascii_lowercase();
-            t == ACCESS_TOKEN_TYP || t == "application/at+jwt"
-        });
-        if !typ_ok {
+        if !typ_is(raw.typ.as_deref(), ACCESS_TOKEN_TYP) {
             return Err(VerifyError::Invalid("not an access token (typ)"));
         }
         // Exact, case-sensitive match against the allow-list: "none", "NONE", "nOnE" all fail.
@@ -311,9 +298,4 @@ impl TokenValidator {
         }
         Ok(claims)
     }
-}
-
-fn is_base64url(s: &str) -> bool {
-    s.bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }

@@ -259,6 +259,9 @@ impl AuthService {
             jti: String::new(),
             sid: String::new(),
             roles: vec![ADMIN_ROLE.into()],
+            client_id: None,
+            scope: None,
+            cnf: None,
         };
         let mut view = UserView::from(&user);
         if let Some(roles) = roles {

@@ -229,6 +229,9 @@ impl AuthService {
             jti: random_id()?,
             sid: sid.into(),
             roles: roles.to_vec(),
+            client_id: None,
+            scope: None,
+            cnf: None,
         };
         let (kid, key) = self.keys.signing_key();
         let mut header = Header::new(Algorithm::EdDSA);
