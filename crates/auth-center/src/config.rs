@@ -61,6 +61,39 @@ pub struct Config {
     pub keys: KeysConfig,
     /// Connections: timeouts against slow or idle clients, the connection cap, shutdown.
     pub http: HttpConfig,
+    /// DPoP (RFC 9449): proof checking and what is bound to the client's key.
+    pub dpop: DpopConfig,
+}
+
+/// DPoP proofs (RFC 9449). A login with a valid proof opens a session bound to the proof's
+/// key; every refresh of it needs a proof from that key.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DpopConfig {
+    /// The URL clients reach this service under (scheme, host, port, any path prefix a
+    /// proxy adds), against which a proof's `htu` is checked: it plus the route's path.
+    /// Unset: the issuer. Never taken from request headers.
+    pub public_url: Option<String>,
+    /// Whether access tokens of a bound session are DPoP-bound too (`cnf.jkt`, `token_type`
+    /// `DPoP`); they are then refused as bearer tokens, also by every verifier. Default off:
+    /// only the refresh token is bound.
+    pub bind_access_tokens: bool,
+    /// How old a proof's `iat` may be, seconds (default 60, 1 to 300); the clock skew allowed
+    /// is `tokens.leeway_secs`.
+    pub max_age_secs: u64,
+    /// How many proofs the replay cache of this process remembers (default 100 000).
+    pub replay_cache_capacity: usize,
+}
+
+impl Default for DpopConfig {
+    fn default() -> Self {
+        Self {
+            public_url: None,
+            bind_access_tokens: false,
+            max_age_secs: 60,
+            replay_cache_capacity: 100_000,
+        }
+    }
 }
 
 /// How log lines are written.
@@ -316,6 +349,7 @@ impl Default for Config {
                 rotate_every_days: 0,
             },
             http: HttpConfig::default(),
+            dpop: DpopConfig::default(),
         }
     }
 }
@@ -339,6 +373,7 @@ impl std::fmt::Debug for Config {
             .field("browser", &self.browser)
             .field("keys", &self.keys)
             .field("http", &self.http)
+            .field("dpop", &self.dpop)
             .finish()
     }
 }
@@ -434,7 +469,24 @@ impl Config {
             return bad("set REDIS_URL or REDIS_CLUSTER_URLS, not both");
         }
         self.keys.validate()?;
-        self.http.validate()
+        self.http.validate()?;
+        self.dpop_checker(std::sync::Arc::new(verifier::SystemClock))
+            .map(|_| ())
+            .map_err(|e| ConfigError::Invalid(format!("dpop: {}", e.0)))
+    }
+
+    /// The DPoP proof checker these settings describe, on `clock`.
+    pub fn dpop_checker(
+        &self,
+        clock: std::sync::Arc<dyn verifier::Clock>,
+    ) -> Result<verifier::dpop::DpopChecker, verifier::dpop::DpopConfigError> {
+        verifier::dpop::DpopChecker::builder()
+            .public_url(self.dpop.public_url.as_deref().unwrap_or(&self.issuer))
+            .max_age(Duration::from_secs(self.dpop.max_age_secs))
+            .leeway(Duration::from_secs(self.tokens.leeway_secs))
+            .replay_cache_capacity(self.dpop.replay_cache_capacity)
+            .clock(clock)
+            .build()
     }
 
     /// Which session store this configuration selects, for logs.

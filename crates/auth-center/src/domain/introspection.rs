@@ -21,7 +21,9 @@ impl AuthService {
         if !caller.has_role(INTROSPECT_ROLE) && !caller.has_role(ADMIN_ROLE) {
             return Err(AuthError::Forbidden(INTROSPECT_ROLE));
         }
-        match self.authenticate(token).await {
+        // The introspected token is judged, not presented: its DPoP binding is reported
+        // (`cnf`), not checked.
+        match self.active_claims(token).await {
             Ok(claims) => Ok(Some(claims)),
             Err(AuthError::Token(e)) if !e.is_unavailable() => Ok(None),
             Err(e) => Err(e),

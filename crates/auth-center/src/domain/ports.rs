@@ -170,6 +170,9 @@ pub struct SessionRecord {
     pub ip: String,
     /// Roles to put into access tokens minted for this session.
     pub roles: Vec<String>,
+    /// The RFC 7638 thumbprint of the DPoP key the session is bound to (fixed at login):
+    /// every refresh needs a proof from that key. `None`: not bound.
+    pub dpop_jkt: Option<String>,
 }
 
 /// A refresh attempt, with hashes only.
@@ -199,6 +202,11 @@ pub struct Rotation<'a> {
     /// invalid. A token with a verified MAC that is neither current nor a grace replay is
     /// theft: the session is revoked.
     pub reuse_revokes: bool,
+    /// The thumbprint of the key of the DPoP proof that came with the refresh, already
+    /// verified. On a bound session: none is `DpopRequired` and changes nothing; another key
+    /// with a genuine token (`reuse_revokes`) is theft, the session is revoked
+    /// (`DpopKeyMismatch`). Ignored on a session that is not bound.
+    pub dpop_jkt: Option<&'a str>,
 }
 
 /// What a refresh did.
@@ -208,14 +216,23 @@ pub enum RotateOutcome {
     Rotated {
         /// The session's roles.
         roles: Vec<String>,
+        /// The DPoP key the session is bound to, if any.
+        dpop_jkt: Option<String>,
     },
     /// The just-rotated token was replayed within the grace window: the successor stands.
     Replayed {
         /// The session's roles.
         roles: Vec<String>,
+        /// The DPoP key the session is bound to, if any.
+        dpop_jkt: Option<String>,
     },
     /// An older token (or the previous one after the window): the session was revoked.
     Reused,
+    /// The session is bound to a DPoP key and no proof came: nothing changed.
+    DpopRequired,
+    /// A genuine token of a bound session came with a proof from another key: the session
+    /// was revoked.
+    DpopKeyMismatch,
     /// No such session (never existed, ended or expired).
     NotFound,
 }

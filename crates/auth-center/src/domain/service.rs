@@ -9,7 +9,8 @@ use std::sync::Arc;
 use jsonwebtoken::{Algorithm, Header};
 use secrecy::SecretString;
 use verifier::contract::{ACCESS_TOKEN_TYP, TokenValidator};
-use verifier::{Audience, Claims, Clock, VerifyError};
+use verifier::dpop::{DpopChecker, VerifiedProof, check_binding};
+use verifier::{Audience, Claims, Clock, Confirmation, VerifyError};
 
 use super::client_ip::{IpRange, client_ip};
 use super::crypto::{random_bytes, random_id};
@@ -46,6 +47,9 @@ pub struct IssuedTokens {
     /// A fresh device token (login only): proof for later logins that this client has
     /// logged in to this account before.
     pub device_token: Option<SecretString>,
+    /// Whether the access token is DPoP-bound (`cnf.jkt`): `token_type` `DPoP` instead of
+    /// `Bearer` (RFC 9449 §5).
+    pub dpop_bound: bool,
 }
 
 impl std::fmt::Debug for IssuedTokens {
@@ -53,6 +57,7 @@ impl std::fmt::Debug for IssuedTokens {
         f.debug_struct("IssuedTokens")
             .field("session_id", &self.session_id)
             .field("expires_in", &self.expires_in)
+            .field("dpop_bound", &self.dpop_bound)
             .finish_non_exhaustive()
     }
 }
@@ -97,6 +102,7 @@ pub struct AuthService {
     pub(super) refresh_keys: RefreshKeys,
     pub(super) devices: DeviceTokens,
     trusted_proxies: Vec<IpRange>,
+    dpop: DpopChecker,
 }
 
 impl AuthService {
@@ -127,6 +133,9 @@ impl AuthService {
         .with_leeway_secs(i64::try_from(config.tokens.leeway_secs).unwrap_or(5));
         let limiter = Limiter::new(rate_limits, config.limits.clone(), clock.clone());
         let trusted_proxies = config.trusted_proxies.clone();
+        let dpop = config
+            .dpop_checker(clock.clone())
+            .map_err(|e| AuthError::internal_because("building the DPoP proof checker", e))?;
         Ok(Self {
             db,
             sessions,
@@ -139,6 +148,7 @@ impl AuthService {
             refresh_keys: RefreshKeys::new(&rotation_key),
             devices,
             trusted_proxies,
+            dpop,
         })
     }
 
@@ -167,8 +177,42 @@ impl AuthService {
         &self.config
     }
 
-    /// Checks an access token: signature and claims, then that its session still exists.
-    pub async fn authenticate(&self, token: &str) -> Result<Claims, AuthError> {
+    /// The DPoP proof checker (RFC 9449) of this instance: its public URL, algorithms, `iat`
+    /// window and replay cache. The HTTP layer checks a request's proof with it and passes
+    /// the [`VerifiedProof`] to `login`, `refresh` and `authenticate`.
+    pub fn dpop(&self) -> &DpopChecker {
+        &self.dpop
+    }
+
+    /// The algorithms DPoP proofs may be signed with: `dpop_signing_alg_values_supported`
+    /// of the authorization-server metadata (RFC 9449 §5.1).
+    pub fn dpop_signing_alg_values(&self) -> Vec<&'static str> {
+        self.dpop.signing_alg_values()
+    }
+
+    /// What a presented access token means to the auth-center: signature and claims, the
+    /// DPoP binding (`proof` is the request's verified proof when the token came with the
+    /// DPoP scheme, `None` for a bearer token; see `verifier::dpop::check_binding`), then
+    /// that its session still exists.
+    pub async fn authenticate(
+        &self,
+        token: &str,
+        proof: Option<&VerifiedProof>,
+    ) -> Result<Claims, AuthError> {
+        let claims = self.validate(token).await?;
+        check_binding(&claims, proof)?;
+        self.check_session(claims).await
+    }
+
+    /// A token's claims if it is valid and its session exists, however it is bound: for
+    /// introspection, which judges another party's token.
+    pub(super) async fn active_claims(&self, token: &str) -> Result<Claims, AuthError> {
+        let claims = self.validate(token).await?;
+        self.check_session(claims).await
+    }
+
+    /// Signature and claims.
+    async fn validate(&self, token: &str) -> Result<Claims, AuthError> {
         let now = self.clock.now_secs();
         let mut keys = self.keys.verifying_keys();
         // A `kid` this instance has not loaded may be a key another instance just created:
@@ -180,7 +224,11 @@ impl AuthService {
         if unknown_kid && self.keys.reload_if_stale().await? {
             keys = self.keys.verifying_keys();
         }
-        let claims = self.validator.validate(token, &keys, now)?;
+        Ok(self.validator.validate(token, &keys, now)?)
+    }
+
+    /// `claims` if their session still exists.
+    async fn check_session(&self, claims: Claims) -> Result<Claims, AuthError> {
         if !self
             .sessions
             .is_active(&claims.sub, &claims.sid, self.clock.now_millis())
@@ -207,12 +255,15 @@ impl AuthService {
         Ok(())
     }
 
+    /// The tokens of a session. `dpop_jkt` is the key the session is bound to: with
+    /// `dpop.bind_access_tokens`, the access token is bound to it too (`cnf.jkt`).
     pub(super) fn issue(
         &self,
         user_id: &str,
         sid: &str,
         roles: &[String],
         refresh: RefreshToken,
+        dpop_jkt: Option<&str>,
     ) -> Result<IssuedTokens, AuthError> {
         let now = self.clock.now_secs();
         let ttl = self.config.tokens.access_ttl_secs;
@@ -231,8 +282,11 @@ impl AuthService {
             roles: roles.to_vec(),
             client_id: None,
             scope: None,
-            cnf: None,
+            cnf: dpop_jkt
+                .filter(|_| self.config.dpop.bind_access_tokens)
+                .map(|jkt| Confirmation { jkt: jkt.into() }),
         };
+        let dpop_bound = claims.cnf.is_some();
         let (kid, key) = self.keys.signing_key();
         let mut header = Header::new(Algorithm::EdDSA);
         header.typ = Some(ACCESS_TOKEN_TYP.into());
@@ -255,6 +309,7 @@ impl AuthService {
             expires_in: ttl,
             session_id: sid.into(),
             device_token: None,
+            dpop_bound,
         })
     }
 

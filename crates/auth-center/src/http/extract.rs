@@ -10,7 +10,7 @@ use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use secrecy::SecretString;
 use serde::de::DeserializeOwned;
-use verifier::{Claims, VerifyError};
+use verifier::{AccessToken, Claims, VerifyError};
 
 use super::error::ApiError;
 use super::repeated::{self, JsonKind};
@@ -227,7 +227,9 @@ where
     }
 }
 
-/// A caller with a valid access token whose session is alive.
+/// A caller with a valid access token whose session is alive: `Authorization: Bearer`, or
+/// `Authorization: DPoP` with a `DPoP` proof for this request and token, checked as every
+/// verifier checks them (a DPoP-bound token is refused as a bearer token).
 pub(super) struct Authenticated(pub Claims);
 
 impl FromRequestParts<Arc<AuthService>> for Authenticated {
@@ -237,9 +239,18 @@ impl FromRequestParts<Arc<AuthService>> for Authenticated {
         parts: &mut Parts,
         auth: &Arc<AuthService>,
     ) -> Result<Self, Self::Rejection> {
-        let token = verifier::bearer_token(&parts.headers)
-            .ok_or(VerifyError::Invalid("missing bearer token"))?;
-        Ok(Authenticated(auth.authenticate(token).await?))
+        let (token, proof) = match verifier::access_token(&parts.headers) {
+            None => return Err(VerifyError::Invalid("missing bearer token").into()),
+            Some(AccessToken::Bearer(token)) => (token, None),
+            Some(AccessToken::Dpop(token)) => {
+                let proof = super::dpop::presented_proof(auth, parts, token)
+                    .map_err(VerifyError::InvalidDpopProof)?;
+                (token, Some(proof))
+            }
+        };
+        Ok(Authenticated(
+            auth.authenticate(token, proof.as_ref()).await?,
+        ))
     }
 }
 

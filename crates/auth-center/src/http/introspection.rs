@@ -47,7 +47,7 @@ pub(super) async fn introspect(
 }
 
 fn active_json(c: &Claims) -> Value {
-    json!({
+    let mut body = json!({
         "active": true,
         "token_type": "access_token",
         "iss": c.iss,
@@ -59,5 +59,10 @@ fn active_json(c: &Claims) -> Value {
         "jti": c.jti,
         "sid": c.sid,
         "roles": c.roles,
-    })
+    });
+    // A DPoP-bound token: its key, so a resource server can check the proof (RFC 9449 §6.2).
+    if let Some(cnf) = &c.cnf {
+        body["cnf"] = json!({ "jkt": cnf.jkt });
+    }
+    body
 }

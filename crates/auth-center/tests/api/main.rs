@@ -23,6 +23,7 @@ mod admin;
 mod cookies;
 mod device_tokens;
 mod devices;
+mod dpop;
 mod faults;
 mod forged_refresh;
 mod half_made;

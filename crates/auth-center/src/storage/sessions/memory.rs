@@ -99,6 +99,19 @@ impl SessionStore for MemorySessionStore {
                 sessions.remove(r.sid);
                 return RotateOutcome::NotFound;
             }
+            // Bound to a DPoP key: only a proof from that key refreshes (the ROTATE script).
+            if let Some(bound) = &e.record.dpop_jkt
+                && r.dpop_jkt != Some(bound.as_str())
+            {
+                if r.dpop_jkt.is_none() {
+                    return RotateOutcome::DpopRequired;
+                }
+                if !r.reuse_revokes {
+                    return RotateOutcome::NotFound;
+                }
+                sessions.remove(r.sid);
+                return RotateOutcome::DpopKeyMismatch;
+            }
             // Sessions here always post-date refresh-token MACs: a MAC-less token never rotates.
             let current = e.refresh_hash == r.presented_hash || e.next_hash == r.presented_hash;
             if current && r.reuse_revokes {
@@ -111,6 +124,7 @@ impl SessionStore for MemorySessionStore {
                 e.record.generation += 1;
                 return RotateOutcome::Rotated {
                     roles: e.record.roles.clone(),
+                    dpop_jkt: e.record.dpop_jkt.clone(),
                 };
             }
             if e.previous_hash.as_deref() == Some(r.presented_hash)
@@ -119,6 +133,7 @@ impl SessionStore for MemorySessionStore {
             {
                 return RotateOutcome::Replayed {
                     roles: e.record.roles.clone(),
+                    dpop_jkt: e.record.dpop_jkt.clone(),
                 };
             }
             let previous = e.previous_hash.as_deref() == Some(r.presented_hash);

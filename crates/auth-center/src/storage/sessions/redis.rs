@@ -24,12 +24,16 @@ end
 ";
 
 /// KEYS: session, index. ARGV: sid, now, user, idle_expiry, absolute_expiry, rt, ua, ip,
-/// roles, max sessions, session key prefix of the user, nrt (the hash of rt's successor).
+/// roles, max sessions, session key prefix of the user, nrt (the hash of rt's successor),
+/// jkt (the DPoP key thumbprint the session is bound to, '' for none).
 const CREATE: &str = r"
 local now = tonumber(ARGV[2])
 redis.call('HSET', KEYS[1], 'user', ARGV[3], 'created', ARGV[2], 'last_seen', ARGV[2],
   'idle_expiry', ARGV[4], 'absolute_expiry', ARGV[5], 'rt', ARGV[6], 'generation', '0',
   'ua', ARGV[7], 'ip', ARGV[8], 'roles', ARGV[9], 'nrt', ARGV[12])
+if ARGV[13] ~= '' then
+  redis.call('HSET', KEYS[1], 'jkt', ARGV[13])
+end
 redis.call('PEXPIRE', KEYS[1], math.max(1, tonumber(ARGV[4]) - now))
 redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
 touch_index(KEYS[2], now)
@@ -49,12 +53,14 @@ return 1
 
 /// KEYS: session, index. ARGV: sid, now, presented hash, successor hash, idle ms, grace ms,
 /// '1' when a token that is neither current nor a grace replay proves theft, else '0',
-/// the successor's successor hash.
+/// the successor's successor hash, the thumbprint of the request's verified DPoP key ('' for
+/// none).
 /// The current token rotates; so does the current token's successor (`nrt`), which the
 /// server issued in a rotation that Redis acknowledged and then lost in a failover.
+/// Replies `{outcome, roles, jkt}` for `rotated` and `replayed`.
 const ROTATE: &str = r"
 local s = redis.call('HMGET', KEYS[1], 'rt', 'prev_rt', 'rotated_at', 'idle_expiry',
-  'absolute_expiry', 'generation', 'roles', 'nrt')
+  'absolute_expiry', 'generation', 'roles', 'nrt', 'jkt')
 local now = tonumber(ARGV[2])
 if not s[1] then
   redis.call('ZREM', KEYS[2], ARGV[1])
@@ -66,6 +72,20 @@ if now >= tonumber(s[4]) or now >= tonumber(s[5]) then
   return {'not_found'}
 end
 local issued = ARGV[7] == '1'
+-- A session bound to a DPoP key refreshes only with a proof from that key: without one
+-- nothing changes; a genuine token with another key's proof is theft.
+local jkt = s[9] or ''
+if jkt ~= '' and ARGV[9] ~= jkt then
+  if ARGV[9] == '' then
+    return {'dpop_required'}
+  end
+  if not issued then
+    return {'not_found'}
+  end
+  redis.call('DEL', KEYS[1])
+  redis.call('ZREM', KEYS[2], ARGV[1])
+  return {'dpop_mismatch'}
+end
 local current = s[1] == ARGV[3] or (s[8] and s[8] == ARGV[3])
 -- A token without a MAC rotates only on a session from before MACs (no nrt): on a newer one
 -- its MAC was stripped.
@@ -77,10 +97,10 @@ if current and (issued or not s[8]) then
   redis.call('PEXPIRE', KEYS[1], math.max(1, idle - now))
   redis.call('ZADD', KEYS[2], idle_s, ARGV[1])
   touch_index(KEYS[2], now)
-  return {'rotated', s[7]}
+  return {'rotated', s[7], jkt}
 end
 if s[2] and s[2] == ARGV[3] and s[1] == ARGV[4] and now - tonumber(s[3]) < tonumber(ARGV[6]) then
-  return {'replayed', s[7]}
+  return {'replayed', s[7], jkt}
 end
 -- Theft: a token that is neither current nor a grace replay, and provably issued: by its
 -- MAC, or, without one, by its hash being the stored previous one.
@@ -201,6 +221,7 @@ fn parse_record(user_id: &str, sid: &str, fields: HashMap<String, String>) -> Se
         user_agent: text("ua"),
         ip: text("ip"),
         roles: split_roles(&text("roles")),
+        dpop_jkt: fields.get("jkt").filter(|j| !j.is_empty()).cloned(),
     }
 }
 
@@ -241,6 +262,7 @@ impl SessionStore for RedisSessionStore {
             .arg(max_sessions)
             .arg(session_prefix)
             .arg(next_refresh_hash)
+            .arg(s.dpop_jkt.as_deref().unwrap_or(""))
             .invoke_async(&mut conn)
             .await
             .map_err(redis_error)?;
@@ -263,14 +285,24 @@ impl SessionStore for RedisSessionStore {
             .arg(r.grace_ms)
             .arg(if r.reuse_revokes { "1" } else { "0" })
             .arg(r.next_successor_hash)
+            .arg(r.dpop_jkt.unwrap_or(""))
             .invoke_async(&mut conn)
             .await
             .map_err(redis_error)?;
         let roles = || split_roles(reply.get(1).map(String::as_str).unwrap_or(""));
+        let dpop_jkt = || reply.get(2).filter(|j| !j.is_empty()).cloned();
         Ok(match reply.first().map(String::as_str) {
-            Some("rotated") => RotateOutcome::Rotated { roles: roles() },
-            Some("replayed") => RotateOutcome::Replayed { roles: roles() },
+            Some("rotated") => RotateOutcome::Rotated {
+                roles: roles(),
+                dpop_jkt: dpop_jkt(),
+            },
+            Some("replayed") => RotateOutcome::Replayed {
+                roles: roles(),
+                dpop_jkt: dpop_jkt(),
+            },
             Some("reused") => RotateOutcome::Reused,
+            Some("dpop_required") => RotateOutcome::DpopRequired,
+            Some("dpop_mismatch") => RotateOutcome::DpopKeyMismatch,
             _ => RotateOutcome::NotFound,
         })
     }
