@@ -8,7 +8,9 @@
 //! Configured from the environment: `AUTH_JWKS_URL`, `AUTH_ISSUER`, `AUTH_AUDIENCE`,
 //! `REDIS_URL` or `REDIS_CLUSTER_URLS`, `LISTEN_ADDR`, plus `AUTH_REDIS_PREFIX`
 //! (default `auth`), `AUTH_REVOCATION` (`tracked` | `every-request` | `off`),
-//! `AUTH_MAX_STALENESS_MS` (default 5000) and `AUTH_MAX_STALL_MS` (default 200).
+//! `AUTH_MAX_STALENESS_MS` (default 5000) and `AUTH_MAX_STALL_MS` (default 200), and
+//! `PUBLIC_URL`: the URL clients reach it under; when set, DPoP-bound tokens (RFC 9449) are
+//! accepted with the `DPoP` scheme and a proof for that URL.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -42,6 +44,9 @@ pub struct Settings {
     pub max_stall: Duration,
     /// Minimum time between JWKS refetches on unknown `kid`s.
     pub jwks_cooldown: Duration,
+    /// The URL clients reach this service under; set, DPoP-bound tokens are accepted with
+    /// proofs whose `htu` is it plus the route.
+    pub public_url: Option<String>,
 }
 
 impl Settings {
@@ -86,6 +91,7 @@ impl Settings {
             max_staleness: millis("AUTH_MAX_STALENESS_MS", Duration::from_secs(5))?,
             max_stall: millis("AUTH_MAX_STALL_MS", verifier::DEFAULT_MAX_STALL)?,
             jwks_cooldown: millis("AUTH_JWKS_COOLDOWN_MS", Duration::from_secs(10))?,
+            public_url: var("PUBLIC_URL"),
         })
     }
 
@@ -102,6 +108,14 @@ impl Settings {
             .max_stall(self.max_stall);
         if let Some(target) = &self.redis {
             builder = builder.redis(target.clone());
+        }
+        if let Some(url) = &self.public_url {
+            builder = builder.dpop(
+                verifier::dpop::DpopChecker::builder()
+                    .public_url(url)
+                    .build()
+                    .context("PUBLIC_URL")?,
+            );
         }
         Ok(builder.build().await?)
     }
