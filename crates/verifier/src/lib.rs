@@ -4,7 +4,8 @@
 //! then (unless revocation is explicitly off) that the token's session still exists in
 //! Redis. A downstream service builds one [`Verifier`] and either calls
 //! [`verify`](Verifier::verify) itself or protects its axum routes with [`VerifierLayer`],
-//! [`require_role`] and the [`Authenticated`] extractor.
+//! [`require_role`], [`require_scope`] and the [`Authenticated`] extractor. DPoP-bound
+//! tokens (RFC 9449) are accepted once the builder has a [`dpop::DpopChecker`].
 //!
 //! ```no_run
 //! use axum::{Router, routing::get};
@@ -38,13 +39,19 @@
 //! | `axum` | The tower middleware ([`VerifierLayer`], [`require_role`]), the [`Authenticated`] extractor and [`VerifyError`] as a response | yes |
 //! | `contract` | The `verifier::contract` module: what the auth-center shares with the verifier and nobody else needs (the Redis connection and its push handler, the token validator, the session-key layout, a manual clock for tests) | no |
 //!
+//! DPoP ([`dpop`]) has no feature of its own: it needs no dependency the crate does not
+//! already have, the auth-center and every verifier use the same checker, and a verifier
+//! must understand `cnf` anyway to refuse a DPoP-bound token presented as a bearer token.
+//! Only [`dpop::proof_header`] follows `axum`.
+//!
 //! The crate never depends on SQL, argon2 or the auth-center. Without `axum` it depends on
 //! no web framework; with it, on `axum-core`, `tower-layer` and `tower-service` only.
 //!
 //! # Modules
 //!
 //! * [`middleware`]: one module per middleware, each with its layer, service and future;
-//! * the extractor [`Authenticated`] and [`bearer_token`] (feature `axum`);
+//! * the extractor [`Authenticated`], [`access_token`] and [`bearer_token`] (feature `axum`);
+//! * [`dpop`]: DPoP proofs (RFC 9449): the checker, thumbprints, the binding rule;
 //! * `contract` (feature `contract`): the auth-center's side of the wire contract.
 
 mod builder;
