@@ -474,3 +474,23 @@ async fn a_theft_in_cookie_mode_clears_the_cookie(backend: Backend) {
         "{cleared}"
     );
 }
+
+#[test]
+fn dpop_settings_that_cannot_work_are_refused_at_start_up() {
+    let check = |tweak: &dyn Fn(&mut auth_center::Config)| {
+        let mut config = auth_center::Config::default();
+        tweak(&mut config);
+        config.validate().map_err(|e| e.to_string())
+    };
+    for url in ["auth.example.com", "ftp://auth.example.com", "https://a.example/?x=1"] {
+        let refused = check(&|c| c.dpop.public_url = Some(url.into()));
+        assert!(refused.as_ref().is_err_and(|e| e.contains("dpop")), "{url}: {refused:?}");
+    }
+    // The issuer is the default public URL, so it must be one too.
+    assert!(check(&|c| c.issuer = "not a url".into()).is_err());
+    assert!(check(&|c| c.dpop.max_age_secs = 0).is_err());
+    assert!(check(&|c| c.dpop.max_age_secs = 301).is_err());
+    assert!(check(&|c| c.dpop.replay_cache_capacity = 0).is_err());
+    assert!(check(&|c| c.dpop.public_url = Some("https://example.com/auth".into())).is_ok());
+    assert!(check(&|c| c.dpop.max_age_secs = 300).is_ok());
+}
