@@ -18,7 +18,8 @@ use crate::domain::{AuthError, AuthService};
 /// invalid_dpop_proof` before the handler runs, so before any password work.
 ///
 /// A token endpoint takes it and passes the proof to `AuthService::login` or
-/// `AuthService::refresh`.
+/// `AuthService::refresh`; one that answers in another error shape (RFC 6749 §5.2) calls
+/// [`token_endpoint_proof`] instead.
 pub(super) struct DpopProof(pub Option<VerifiedProof>);
 
 impl FromRequestParts<Arc<AuthService>> for DpopProof {
@@ -28,17 +29,23 @@ impl FromRequestParts<Arc<AuthService>> for DpopProof {
         parts: &mut Parts,
         auth: &Arc<AuthService>,
     ) -> Result<Self, Self::Rejection> {
-        let Some(proof) = proof_header(&parts.headers).map_err(refused)? else {
-            return Ok(DpopProof(None));
-        };
-        let request = ProofRequest::new(parts.method.as_str(), path(parts));
-        let checked = auth.dpop().check(proof, &request).map_err(refused)?;
-        Ok(DpopProof(Some(checked)))
+        token_endpoint_proof(auth, parts)
+            .map(DpopProof)
+            .map_err(|e| AuthError::InvalidDpopProof(e).into())
     }
 }
 
-fn refused(e: DpopError) -> ApiError {
-    AuthError::InvalidDpopProof(e).into()
+/// The request's DPoP proof for this route, with no access token: `Ok(None)` without a
+/// `DPoP` header, an error for two headers or an invalid proof (`invalid_dpop_proof`).
+pub(super) fn token_endpoint_proof(
+    auth: &AuthService,
+    parts: &Parts,
+) -> Result<Option<VerifiedProof>, DpopError> {
+    let Some(proof) = proof_header(&parts.headers)? else {
+        return Ok(None);
+    };
+    let request = ProofRequest::new(parts.method.as_str(), path(parts));
+    auth.dpop().check(proof, &request).map(Some)
 }
 
 /// The proof that must come with `access_token` presented as `Authorization: DPoP`:

@@ -482,9 +482,16 @@ fn dpop_settings_that_cannot_work_are_refused_at_start_up() {
         tweak(&mut config);
         config.validate().map_err(|e| e.to_string())
     };
-    for url in ["auth.example.com", "ftp://auth.example.com", "https://a.example/?x=1"] {
+    for url in [
+        "auth.example.com",
+        "ftp://auth.example.com",
+        "https://a.example/?x=1",
+    ] {
         let refused = check(&|c| c.dpop.public_url = Some(url.into()));
-        assert!(refused.as_ref().is_err_and(|e| e.contains("dpop")), "{url}: {refused:?}");
+        assert!(
+            refused.as_ref().is_err_and(|e| e.contains("dpop")),
+            "{url}: {refused:?}"
+        );
     }
     // The issuer is the default public URL, so it must be one too.
     assert!(check(&|c| c.issuer = "not a url".into()).is_err());
