@@ -5,6 +5,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use auth_center::config::RedisConfig;
 use auth_center::domain::AuthService;
 use auth_center::{Application, Config};
 use demo_service::Settings;
@@ -134,14 +135,11 @@ impl AuthCenter {
         config.tokens.audience = vec![AUDIENCE.into()];
         config.database_url =
             SecretString::from(format!("sqlite:{}", dir.path().join("auth.db").display()));
-        match &target {
-            RedisTarget::Standalone(url) => {
-                config.redis_url = Some(SecretString::from(url.clone()))
-            }
-            RedisTarget::Cluster(urls) => {
-                config.redis_cluster_urls = Some(SecretString::from(urls.join(",")))
-            }
+        config.redis = match &target {
+            RedisTarget::Standalone(url) => RedisConfig::standalone(url),
+            RedisTarget::Cluster(urls) => RedisConfig::cluster(urls),
         }
+        .expect("redis target");
         config.redis_prefix = prefix.clone();
         // OWASP's m=12 MiB, t=3 row: as strong as the default and quicker in debug builds.
         config.passwords.memory_kib = 12 * 1024;
@@ -200,7 +198,7 @@ impl AuthCenter {
             jwks_url: self.jwks_url(),
             issuer: ISSUER.into(),
             audience: AUDIENCE.into(),
-            redis: Some(self.target.clone()),
+            redis: self.target.clone().into(),
             redis_prefix: self.prefix.clone(),
             revocation: RevocationMode::Tracked,
             max_staleness: Duration::from_secs(5),

@@ -10,7 +10,7 @@ async fn with_revocation_off_the_demo_service_needs_no_redis_and_a_del_does_not_
     let center = AuthCenter::spawn(Store::Standalone).await;
     let mut settings = center.demo_settings();
     settings.revocation = RevocationMode::Off;
-    settings.redis = None;
+    settings.redis = demo_service::SessionStore::None;
     let demo = Demo::spawn(settings).await;
 
     let tokens = center.register_and_login("oscar").await;

@@ -6,16 +6,18 @@
 //! `AUTH_<SECTION>__<FIELD>`, e.g. `AUTH_SESSIONS__IDLE_SECS=3600`; top-level fields as
 //! `AUTH_<FIELD>`, e.g. `AUTH_ISSUER`.
 
+use std::fmt;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
 use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use secrecy::{ExposeSecret as _, SecretString};
+use serde::Deserialize;
 
 use crate::domain::client_ip::IpRange;
-use figment::providers::{Env, Format, Toml};
-use secrecy::SecretString;
-use serde::Deserialize;
+pub use crate::domain::refresh_policy::ChangePolicy;
 
 /// Longest allowed `passwords.queue_wait_ms`: a refusal must come well before the 15 s
 /// request timeout.
@@ -31,11 +33,10 @@ pub struct Config {
     pub issuer: String,
     /// SQL database: `sqlite:<path>` (embedded default) or `postgres://...`.
     pub database_url: SecretString,
-    /// Standalone Redis URL. With neither this nor `redis_cluster_urls`, sessions live in
-    /// process memory (not shared between instances).
-    pub redis_url: Option<SecretString>,
-    /// Comma-separated Redis Cluster seed URLs.
-    pub redis_cluster_urls: Option<SecretString>,
+    /// Where sessions and rate-limit counters live: read from `redis_url` (`REDIS_URL`) or
+    /// `redis_cluster_urls` (`REDIS_CLUSTER_URLS`); with neither, in process memory.
+    #[serde(flatten)]
+    pub redis: RedisConfig,
     /// Prefix of every Redis key (shared with the verifiers).
     pub redis_prefix: String,
     /// Whether `POST /v1/register` is open.
@@ -61,6 +62,9 @@ pub struct Config {
     pub keys: KeysConfig,
     /// Connections: timeouts against slow or idle clients, the connection cap, shutdown.
     pub http: HttpConfig,
+    /// The refresh policy: a cap on rotations, and what a refresh from another network or
+    /// user agent does.
+    pub refresh: RefreshConfig,
     /// DPoP (RFC 9449): proof checking and what is bound to the client's key.
     pub dpop: DpopConfig,
 }
@@ -105,6 +109,237 @@ pub enum LogFormat {
     Pretty,
     /// One JSON object per line.
     Json,
+}
+
+/// Where sessions and rate-limit counters live, decided when the configuration loads from
+/// the two settings `redis_url` (`REDIS_URL`) and `redis_cluster_urls` (`REDIS_CLUSTER_URLS`,
+/// comma-separated seed nodes). Setting both, an empty list or a URL the Redis client refuses
+/// is a start-up error naming the setting.
+///
+/// ```
+/// use auth_center::config::RedisConfig;
+/// let redis = RedisConfig::cluster(["redis://10.0.0.1:7000", "redis://10.0.0.2:7000"])?;
+/// assert_eq!(redis.mode(), "cluster");
+/// assert!(RedisConfig::standalone("http://cache:6379").is_err());
+/// # Ok::<(), auth_center::config::ConfigError>(())
+/// ```
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(try_from = "RedisSettings")]
+pub enum RedisConfig {
+    /// Neither is set: sessions and rate-limit counters live in this process's memory, not
+    /// shared with other instances or verifiers.
+    #[default]
+    Memory,
+    /// A standalone Redis (`redis_url`).
+    Standalone(RedisUrl),
+    /// A Redis Cluster, through at least one seed node (`redis_cluster_urls`).
+    Cluster(Vec<RedisUrl>),
+}
+
+/// The two settings [`RedisConfig`] is read from, as written.
+#[derive(Deserialize)]
+struct RedisSettings {
+    redis_url: Option<Text>,
+    redis_cluster_urls: Option<Text>,
+}
+
+/// A setting that should be a string; anything else is refused with the setting's name
+/// (the flattened settings have no path in figment's errors).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Text {
+    String(SecretString),
+    Other(serde::de::IgnoredAny),
+}
+
+impl Text {
+    fn string(self, field: &str) -> Result<SecretString, String> {
+        match self {
+            Text::String(s) => Ok(s),
+            Text::Other(_) => Err(format!("{field}: expected a string")),
+        }
+    }
+}
+
+const REDIS_URL: &str = "redis_url (REDIS_URL)";
+const REDIS_CLUSTER_URLS: &str = "redis_cluster_urls (REDIS_CLUSTER_URLS)";
+
+impl TryFrom<RedisSettings> for RedisConfig {
+    type Error = String;
+
+    fn try_from(settings: RedisSettings) -> Result<Self, String> {
+        match (settings.redis_url, settings.redis_cluster_urls) {
+            (None, None) => Ok(RedisConfig::Memory),
+            (Some(_), Some(_)) => Err(format!("set {REDIS_URL} or {REDIS_CLUSTER_URLS}, not both")),
+            (Some(url), None) => Self::parse_standalone(url.string(REDIS_URL)?.expose_secret()),
+            (None, Some(urls)) => {
+                Self::parse_cluster(urls.string(REDIS_CLUSTER_URLS)?.expose_secret().split(','))
+            }
+        }
+    }
+}
+
+impl RedisConfig {
+    /// A standalone Redis at `url`, checked as the Redis client checks it before connecting.
+    pub fn standalone(url: &str) -> Result<Self, ConfigError> {
+        Self::parse_standalone(url).map_err(ConfigError::Invalid)
+    }
+
+    /// A Redis Cluster reached through the seed nodes `urls` (blank entries are skipped, at
+    /// least one must remain), each checked as the Redis client checks it.
+    pub fn cluster<I>(urls: I) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        Self::parse_cluster(urls).map_err(ConfigError::Invalid)
+    }
+
+    fn parse_standalone(url: &str) -> Result<Self, String> {
+        RedisUrl::parse(url)
+            .map(RedisConfig::Standalone)
+            .map_err(|e| format!("{REDIS_URL}: {e}"))
+    }
+
+    fn parse_cluster<I>(urls: I) -> Result<Self, String>
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        let mut seeds = Vec::new();
+        for url in urls {
+            let url = url.as_ref().trim();
+            if url.is_empty() {
+                continue;
+            }
+            let seed = RedisUrl::parse(url)
+                .map_err(|e| format!("{REDIS_CLUSTER_URLS}, seed node {}: {e}", seeds.len() + 1))?;
+            seeds.push(seed);
+        }
+        if seeds.is_empty() {
+            return Err(format!("{REDIS_CLUSTER_URLS}: names no seed node"));
+        }
+        Ok(RedisConfig::Cluster(seeds))
+    }
+
+    /// `standalone`, `cluster` or `in-memory`, for logs.
+    pub fn mode(&self) -> &'static str {
+        match self {
+            RedisConfig::Memory => "in-memory",
+            RedisConfig::Standalone(_) => "standalone",
+            RedisConfig::Cluster(_) => "cluster",
+        }
+    }
+
+    /// What the verifier's Redis connection needs; `None` for [`RedisConfig::Memory`].
+    pub fn target(&self) -> Option<verifier::RedisTarget> {
+        match self {
+            RedisConfig::Memory => None,
+            RedisConfig::Standalone(url) => Some(verifier::RedisTarget::Standalone(
+                url.0.expose_secret().to_owned(),
+            )),
+            RedisConfig::Cluster(seeds) => Some(verifier::RedisTarget::Cluster(
+                seeds
+                    .iter()
+                    .map(|url| url.0.expose_secret().to_owned())
+                    .collect(),
+            )),
+        }
+    }
+}
+
+/// A Redis URL (`redis://[user][:password@]host[:port][/db]`, `rediss://` for TLS) that the
+/// Redis client accepts. It may carry a password, so it is a secret: `Debug` prints none of
+/// it, and errors about it never quote it.
+#[derive(Clone)]
+pub struct RedisUrl(SecretString);
+
+impl RedisUrl {
+    /// Checks `url` with the Redis client's own parser (without connecting).
+    pub fn parse(url: &str) -> Result<Self, String> {
+        let url = url.trim();
+        if url.is_empty() {
+            return Err("is empty".into());
+        }
+        redis::IntoConnectionInfo::into_connection_info(url).map_err(|e| {
+            format!(
+                "not a usable Redis URL (redis://[[user]:password@]host[:port][/db], or \
+                     rediss:// for TLS): {e}"
+            )
+        })?;
+        Ok(Self(SecretString::from(url)))
+    }
+
+    /// The URL, password included.
+    pub fn as_secret(&self) -> &SecretString {
+        &self.0
+    }
+}
+
+impl fmt::Debug for RedisUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RedisUrl([redacted])")
+    }
+}
+
+/// A browser origin, `scheme://host[:port]`, written exactly as browsers send it in the
+/// `Origin` header (which it is compared with): `http` or `https`, the host in lower case
+/// (international names in punycode), no default port, and no path, trailing slash, query,
+/// fragment or user. Anything else, `*` and `null` included, is refused when the
+/// configuration loads, with the spelling to use where there is one.
+///
+/// ```
+/// use auth_center::config::Origin;
+/// assert_eq!(Origin::parse("https://app.example.com")?.as_str(), "https://app.example.com");
+/// let error = Origin::parse("https://App.example.com:443/").unwrap_err();
+/// assert!(error.contains("\"https://app.example.com\""), "{error}");
+/// # Ok::<(), String>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct Origin(String);
+
+impl Origin {
+    /// Checks that `origin` is a serialized http(s) origin.
+    pub fn parse(origin: &str) -> Result<Self, String> {
+        if origin == "*" || origin == "null" {
+            return Err(format!(
+                "{origin:?} is never allowed: list the origins that may call, one by one"
+            ));
+        }
+        let url =
+            url::Url::parse(origin).map_err(|e| format!("{origin:?} is not an origin: {e}"))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(format!("{origin:?} is not an http:// or https:// origin"));
+        }
+        let serialized = url.origin().ascii_serialization();
+        if serialized != origin {
+            return Err(format!(
+                "{origin:?} is not an origin as browsers send it (scheme, host and port only, \
+                 lower case, no default port, no trailing slash); write {serialized:?}"
+            ));
+        }
+        Ok(Self(serialized))
+    }
+
+    /// The origin as browsers send it.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for Origin {
+    type Error = String;
+
+    fn try_from(origin: String) -> Result<Self, String> {
+        Self::parse(&origin)
+    }
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
 /// Signing keys. A new key is published `publish_delay_secs` before it signs, which must
@@ -224,7 +459,7 @@ pub struct BrowserConfig {
     /// Origins (`https://app.example.com`) allowed to call with credentials: the CORS
     /// allow-list and the CSRF Origin check of cookie-authenticated requests. Empty:
     /// no cross-origin access and no cookie mode.
-    pub allowed_origins: Vec<String>,
+    pub allowed_origins: Vec<Origin>,
 }
 
 /// Access tokens.
@@ -313,8 +548,7 @@ impl Default for Config {
             listen_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             issuer: "http://localhost:8080".into(),
             database_url: SecretString::from("sqlite:auth-center.db"),
-            redis_url: None,
-            redis_cluster_urls: None,
+            redis: RedisConfig::Memory,
             redis_prefix: "auth".into(),
             registration_enabled: true,
             tokens: TokenConfig {
@@ -349,6 +583,7 @@ impl Default for Config {
                 rotate_every_days: 0,
             },
             http: HttpConfig::default(),
+            refresh: RefreshConfig::default(),
             dpop: DpopConfig::default(),
         }
     }
@@ -373,6 +608,7 @@ impl std::fmt::Debug for Config {
             .field("browser", &self.browser)
             .field("keys", &self.keys)
             .field("http", &self.http)
+            .field("refresh", &self.refresh)
             .field("dpop", &self.dpop)
             .finish()
     }
@@ -455,21 +691,9 @@ impl Config {
         if self.redis_prefix.is_empty() || self.redis_prefix.contains(['{', '}']) {
             return bad("redis_prefix must be non-empty and must not contain '{' or '}'");
         }
-        for origin in &self.browser.allowed_origins {
-            if origin == "*"
-                || origin == "null"
-                || !(origin.starts_with("https://") || origin.starts_with("http://"))
-            {
-                return Err(ConfigError::Invalid(format!(
-                    "browser.allowed_origins: {origin:?} must be an explicit http(s) origin"
-                )));
-            }
-        }
-        if self.redis_url.is_some() && self.redis_cluster_urls.is_some() {
-            return bad("set REDIS_URL or REDIS_CLUSTER_URLS, not both");
-        }
         self.keys.validate()?;
         self.http.validate()?;
+        self.refresh.validate()?;
         self.dpop_checker(std::sync::Arc::new(verifier::SystemClock))
             .map(|_| ())
             .map_err(|e| ConfigError::Invalid(format!("dpop: {}", e.0)))
@@ -489,13 +713,9 @@ impl Config {
             .build()
     }
 
-    /// Which session store this configuration selects, for logs.
+    /// Which session store this configuration selects, for logs: [`RedisConfig::mode`].
     pub fn redis_mode(&self) -> &'static str {
-        match (&self.redis_url, &self.redis_cluster_urls) {
-            (Some(_), _) => "standalone",
-            (None, Some(_)) => "cluster",
-            (None, None) => "in-memory",
-        }
+        self.redis.mode()
     }
 
     /// Access-token lifetime.
@@ -583,5 +803,62 @@ impl HttpConfig {
     /// [`Self::shutdown_grace_ms`].
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_millis(self.shutdown_grace_ms)
+    }
+}
+
+// ---- the refresh policy ------------------------------------------------------------------
+
+/// The refresh policy (`[refresh]`, `AUTH_REFRESH__*`), enforced by the session store in the
+/// same atomic step as the rotation. See `domain/refresh_policy.rs` and docs/security.md.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RefreshConfig {
+    /// Most rotations of one session (default 0: no cap). The refresh that would rotate a
+    /// session one more time ends it instead (`401 refresh_limit_reached`); the user logs in
+    /// again. At most 1 000 000 000.
+    pub max_rotations: u64,
+    /// What a refresh from another network than the session's last-seen one does: `allow`
+    /// (the default), `audit` or `revoke`.
+    pub on_network_change: ChangePolicy,
+    /// What a refresh with another user agent (numbers ignored) than the session's last-seen
+    /// one does: `allow` (the default), `audit` or `revoke`.
+    pub on_user_agent_change: ChangePolicy,
+    /// Leading bits of an IPv4 address that make its network (default 24), 0 to 32.
+    pub ipv4_prefix: u8,
+    /// Leading bits of an IPv6 address that make its network (default 64), 0 to 128.
+    pub ipv6_prefix: u8,
+}
+
+/// Largest `refresh.max_rotations`: far beyond any real session, and exact in Lua numbers.
+pub const MAX_ROTATIONS_LIMIT: u64 = 1_000_000_000;
+
+impl Default for RefreshConfig {
+    fn default() -> Self {
+        Self {
+            max_rotations: 0,
+            on_network_change: ChangePolicy::Allow,
+            on_user_agent_change: ChangePolicy::Allow,
+            ipv4_prefix: 24,
+            ipv6_prefix: 64,
+        }
+    }
+}
+
+impl RefreshConfig {
+    /// Rejects refresh-policy settings that cannot work, naming the field.
+    fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: String| Err(ConfigError::Invalid(m));
+        if self.max_rotations > MAX_ROTATIONS_LIMIT {
+            return bad(format!(
+                "refresh.max_rotations must be at most {MAX_ROTATIONS_LIMIT} (0 turns the cap off)"
+            ));
+        }
+        if self.ipv4_prefix > 32 {
+            return bad("refresh.ipv4_prefix must be between 0 and 32".into());
+        }
+        if self.ipv6_prefix > 128 {
+            return bad("refresh.ipv6_prefix must be between 0 and 128".into());
+        }
+        Ok(())
     }
 }

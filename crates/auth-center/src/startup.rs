@@ -6,10 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 use verifier::contract::{RedisConnection, RedisOptions, SessionKeys};
-use verifier::{Clock, RedisTarget, SystemClock};
+use verifier::{Clock, SystemClock};
 
 use crate::config::Config;
 use crate::domain::error::Chain;
@@ -130,20 +129,16 @@ pub struct RedisStores {
 /// The session and rate-limit stores of the configuration: Redis standalone, Redis
 /// Cluster or memory.
 pub async fn connect_redis_stores(config: &Config) -> anyhow::Result<RedisStores> {
-    let target = match (&config.redis_url, &config.redis_cluster_urls) {
-        (Some(url), _) => RedisTarget::Standalone(url.expose_secret().to_string()),
-        (None, Some(urls)) => RedisTarget::cluster_from_csv(urls.expose_secret()),
-        (None, None) => {
-            tracing::warn!(
-                "NO REDIS CONFIGURED: sessions and rate limits are kept in this process's \
-                 memory. They are NOT shared with other instances or verifiers and are lost \
-                 on restart. Set REDIS_URL or REDIS_CLUSTER_URLS for production."
-            );
-            return Ok(RedisStores {
-                sessions: Arc::new(MemorySessionStore::new()),
-                rate_limits: Arc::new(MemoryRateLimitStore::new()),
-            });
-        }
+    let Some(target) = config.redis.target() else {
+        tracing::warn!(
+            "NO REDIS CONFIGURED: sessions and rate limits are kept in this process's \
+             memory. They are NOT shared with other instances or verifiers and are lost \
+             on restart. Set REDIS_URL or REDIS_CLUSTER_URLS for production."
+        );
+        return Ok(RedisStores {
+            sessions: Arc::new(MemorySessionStore::new()),
+            rate_limits: Arc::new(MemoryRateLimitStore::new()),
+        });
     };
     let timeout = Duration::from_millis(config.timeouts.redis_ms);
     let options = RedisOptions {

@@ -5,121 +5,22 @@
 //! * `GET /baseline/me` — the same handler with no auth at all (the benchmark baseline);
 //! * `GET /healthz`.
 //!
-//! Configured from the environment: `AUTH_JWKS_URL`, `AUTH_ISSUER`, `AUTH_AUDIENCE`,
-//! `REDIS_URL` or `REDIS_CLUSTER_URLS`, `LISTEN_ADDR`, plus `AUTH_REDIS_PREFIX`
-//! (default `auth`), `AUTH_REVOCATION` (`tracked` | `every-request` | `off`),
-//! `AUTH_MAX_STALENESS_MS` (default 5000) and `AUTH_MAX_STALL_MS` (default 200), and
-//! `PUBLIC_URL`: the URL clients reach it under; when set, DPoP-bound tokens (RFC 9449) are
-//! accepted with the `DPoP` scheme and a proof for that URL.
+//! Configured like the auth-center, from an optional TOML file and the environment
+//! (`AUTH_JWKS_URL`, `AUTH_ISSUER`, `AUTH_AUDIENCE`, `REDIS_URL` or `REDIS_CLUSTER_URLS`,
+//! `LISTEN_ADDR`, ...): see [`Settings`]. With `PUBLIC_URL`, the URL clients reach it under,
+//! DPoP-bound tokens (RFC 9449) are accepted with the `DPoP` scheme and a proof for that URL.
+
+mod config;
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use anyhow::Context as _;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Value, json};
-use verifier::{Authenticated, RedisTarget, RevocationMode, Verifier, VerifierLayer, require_role};
+use verifier::{Authenticated, Verifier, VerifierLayer, require_role};
 
-/// Settings of the demo-service.
-#[derive(Debug, Clone)]
-pub struct Settings {
-    /// Where to listen.
-    pub listen_addr: SocketAddr,
-    /// The auth-center's JWKS URL.
-    pub jwks_url: String,
-    /// Expected `iss`.
-    pub issuer: String,
-    /// Expected `aud`.
-    pub audience: String,
-    /// Session store.
-    pub redis: Option<RedisTarget>,
-    /// Session-key prefix shared with the auth-center.
-    pub redis_prefix: String,
-    /// Revocation mode.
-    pub revocation: RevocationMode,
-    /// Tracked mode's safety-net TTL.
-    pub max_staleness: Duration,
-    /// Tracked mode's bound on cached answers from a Redis that stopped answering.
-    pub max_stall: Duration,
-    /// Minimum time between JWKS refetches on unknown `kid`s.
-    pub jwks_cooldown: Duration,
-    /// The URL clients reach this service under; set, DPoP-bound tokens are accepted with
-    /// proofs whose `htu` is it plus the route.
-    pub public_url: Option<String>,
-}
-
-impl Settings {
-    /// Reads the environment.
-    pub fn from_env() -> anyhow::Result<Self> {
-        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-        let required = |name: &str| var(name).with_context(|| format!("{name} must be set"));
-        let redis = match (var("REDIS_URL"), var("REDIS_CLUSTER_URLS")) {
-            (Some(url), None) => Some(RedisTarget::Standalone(url)),
-            (None, Some(urls)) => Some(RedisTarget::cluster_from_csv(&urls)),
-            (None, None) => None,
-            (Some(_), Some(_)) => anyhow::bail!("set REDIS_URL or REDIS_CLUSTER_URLS, not both"),
-        };
-        let revocation = match var("AUTH_REVOCATION").as_deref() {
-            None | Some("tracked") => RevocationMode::Tracked,
-            Some("every-request") => RevocationMode::EveryRequest,
-            Some("off") => RevocationMode::Off,
-            Some(other) => {
-                anyhow::bail!("AUTH_REVOCATION={other}: expected tracked, every-request or off")
-            }
-        };
-        let millis = |name: &str, default: Duration| -> anyhow::Result<Duration> {
-            match var(name) {
-                Some(v) => Ok(Duration::from_millis(
-                    v.parse()
-                        .with_context(|| format!("{name} must be milliseconds"))?,
-                )),
-                None => Ok(default),
-            }
-        };
-        Ok(Self {
-            listen_addr: var("LISTEN_ADDR")
-                .unwrap_or_else(|| "127.0.0.1:8081".into())
-                .parse()
-                .context("LISTEN_ADDR")?,
-            jwks_url: required("AUTH_JWKS_URL")?,
-            issuer: required("AUTH_ISSUER")?,
-            audience: var("AUTH_AUDIENCE").unwrap_or_else(|| "api".into()),
-            redis,
-            redis_prefix: var("AUTH_REDIS_PREFIX").unwrap_or_else(|| "auth".into()),
-            revocation,
-            max_staleness: millis("AUTH_MAX_STALENESS_MS", Duration::from_secs(5))?,
-            max_stall: millis("AUTH_MAX_STALL_MS", verifier::DEFAULT_MAX_STALL)?,
-            jwks_cooldown: millis("AUTH_JWKS_COOLDOWN_MS", Duration::from_secs(10))?,
-            public_url: var("PUBLIC_URL"),
-        })
-    }
-
-    /// Builds the verifier these settings describe.
-    pub async fn verifier(&self) -> anyhow::Result<Verifier> {
-        let mut builder = Verifier::builder()
-            .issuer(&self.issuer)
-            .audience(&self.audience)
-            .jwks_url(&self.jwks_url)
-            .jwks_cooldown(self.jwks_cooldown)
-            .key_prefix(&self.redis_prefix)
-            .revocation(self.revocation)
-            .max_staleness(self.max_staleness)
-            .max_stall(self.max_stall);
-        if let Some(target) = &self.redis {
-            builder = builder.redis(target.clone());
-        }
-        if let Some(url) = &self.public_url {
-            builder = builder.dpop(
-                verifier::dpop::DpopChecker::builder()
-                    .public_url(url)
-                    .build()
-                    .context("PUBLIC_URL")?,
-            );
-        }
-        Ok(builder.build().await?)
-    }
-}
+pub use crate::config::{SessionStore, Settings};
 
 /// The routes: protecting `/me` and `/admin` is the two `route_layer` lines.
 pub fn router(verifier: Verifier) -> Router {

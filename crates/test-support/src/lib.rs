@@ -8,9 +8,12 @@
 //!   replicas ([`ClusterOptions`]) lets a test kill a master and wait for its replica to take
 //!   over.
 //! * [`shared_redis_url`], [`shared_cluster_urls`], [`shared_postgres_url`]: instances shared by
-//!   ordinary tests (the cluster has a replica per master). `scripts/test.sh` starts them once for the whole run and exports
-//!   `TEST_REDIS_URL`, `TEST_REDIS_CLUSTER_URLS` and `TEST_DATABASE_URL`; under a plain
-//!   `cargo test` each test process starts its own.
+//!   ordinary tests (the cluster has a replica per master). The `test-services` launcher
+//!   (this crate's binary, run by `scripts/test.sh`) starts them once for the whole run and
+//!   exports `TEST_REDIS_URL`, `TEST_REDIS_CLUSTER_URLS`, `TEST_DATABASE_URL` and
+//!   `TEST_PG_BINDIR`; under a plain `cargo test` each test process starts its own.
+//! * [`Service`]: the kinds of shared server, their variables and how they start: the one
+//!   definition both of the above use.
 //! * [`create_postgres_database`]: a fresh database per test.
 //! * [`DpopKey`]: a DPoP client's key pair that makes proofs (RFC 9449), and [`Tokens`], the
 //!   auth-center's token response.
@@ -31,7 +34,7 @@
 mod dpop;
 mod postgres;
 mod redis;
-mod resp;
+mod services;
 mod shared;
 mod tokens;
 mod util;
@@ -39,5 +42,6 @@ mod util;
 pub use crate::dpop::{DpopKey, access_token_hash};
 pub use crate::postgres::{Postgres, create_postgres_database};
 pub use crate::redis::{ClusterOptions, RedisCluster, RedisServer};
+pub use crate::services::{Running, Service, start_all};
 pub use crate::shared::{shared_cluster_urls, shared_postgres_url, shared_redis_url};
 pub use crate::tokens::{Tokens, decode_segment};

@@ -8,9 +8,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
+use redis::{Cmd, FromRedisValue, RedisResult, cmd};
 use tempfile::TempDir;
 
-use crate::resp::{self, Reply};
 use crate::util::{
     self, READY_TIMEOUT, START_ATTEMPTS, Watchdog, file_len, log_tail, says_address_in_use,
     wait_until,
@@ -27,6 +27,26 @@ const RESTART_BIND_RETRY: Duration = Duration::from_secs(10);
 const FAILOVER_TIMEOUT: Duration = Duration::from_secs(30);
 /// Name of the pidfile the watchdog looks for.
 const PIDFILE: &str = "redis-server.pid";
+/// How long a fixture waits to connect to a node.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long a fixture waits for a node's reply.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Sends `command` to the node on `127.0.0.1:port` on a fresh connection (a fixture asks
+/// rarely, and the node may have been restarted since it last asked) and reads the reply.
+fn query<T: FromRedisValue>(port: u16, command: &Cmd) -> RedisResult<T> {
+    let client = redis::Client::open(("127.0.0.1", port))?;
+    let mut connection = client.get_connection_with_timeout(CONNECT_TIMEOUT)?;
+    connection.set_read_timeout(Some(REPLY_TIMEOUT))?;
+    connection.set_write_timeout(Some(REPLY_TIMEOUT))?;
+    command.query(&mut connection)
+}
+
+/// Asks the node on `port` to exit at once without saving. On success the node closes the
+/// connection without a reply, so the outcome is not looked at: callers wait for the exit.
+fn ask_shutdown(port: u16) {
+    let _ = query::<()>(port, cmd("SHUTDOWN").arg("NOSAVE"));
+}
 
 /// Why a start attempt failed.
 enum StartError {
@@ -193,7 +213,7 @@ impl Node {
                     StartError::Other(err)
                 });
             }
-            if matches!(resp::command(self.port, &["PING"]), Ok(Reply::Simple(s)) if s == "PONG") {
+            if matches!(query::<String>(self.port, &cmd("PING")), Ok(s) if s == "PONG") {
                 return Ok(());
             }
             if Instant::now() >= deadline {
@@ -229,8 +249,7 @@ impl Node {
     /// the port refuses connections.
     fn stop(&mut self) -> Result<()> {
         if self.is_running() {
-            // On success the server closes the connection without a reply.
-            let _ = resp::command(self.port, &["SHUTDOWN", "NOSAVE"]);
+            ask_shutdown(self.port);
             let exited = wait_until(Duration::from_secs(5), Duration::from_millis(10), || {
                 Ok(!self.is_running())
             })?;
@@ -404,18 +423,14 @@ impl ClusterNodeLine {
 
 /// `CLUSTER NODES` as seen by the node on `port`.
 fn cluster_nodes(port: u16) -> Result<Vec<ClusterNodeLine>> {
-    match resp::command(port, &["CLUSTER", "NODES"])? {
-        Reply::Bulk(Some(text)) => Ok(text.lines().filter_map(ClusterNodeLine::parse).collect()),
-        other => bail!("CLUSTER NODES on port {port}: {other:?}"),
-    }
+    let text: String = query(port, cmd("CLUSTER").arg("NODES"))
+        .with_context(|| format!("CLUSTER NODES on port {port}"))?;
+    Ok(text.lines().filter_map(ClusterNodeLine::parse).collect())
 }
 
 /// The lines of an `INFO` section or `CLUSTER INFO` reply from the node on `port`.
-fn info_lines(port: u16, command: &[&str]) -> String {
-    match resp::command(port, command) {
-        Ok(Reply::Bulk(Some(info))) => info,
-        other => format!("{other:?}"),
-    }
+fn info_lines(port: u16, command: &Cmd) -> String {
+    query(port, command).unwrap_or_else(|e| format!("({e})"))
 }
 
 fn has_line(text: &str, wanted: &str) -> bool {
@@ -533,7 +548,7 @@ impl RedisCluster {
         // Ask all nodes first so they go down together (no node gets flagged as failing).
         for node in &mut self.nodes {
             if node.is_running() {
-                let _ = resp::command(node.port, &["SHUTDOWN", "NOSAVE"]);
+                ask_shutdown(node.port);
             }
         }
         for node in &mut self.nodes {
@@ -581,7 +596,10 @@ impl RedisCluster {
             promoted = None;
             let mut seen = Vec::new();
             for port in self.running_ports() {
-                let ok = has_line(&info_lines(port, &["CLUSTER", "INFO"]), "cluster_state:ok");
+                let ok = has_line(
+                    &info_lines(port, cmd("CLUSTER").arg("INFO")),
+                    "cluster_state:ok",
+                );
                 let master = serving(port, slot).ok().flatten();
                 seen.push(format!(
                     "node {port}: slot {slot} served by {master:?}, ok: {ok}"
@@ -636,10 +654,8 @@ impl RedisCluster {
             .running_ports()
             .first()
             .context("no cluster node is running")?;
-        match resp::command(port, &["CLUSTER", "KEYSLOT", key])? {
-            Reply::Integer(slot) => Ok(u16::try_from(slot)?),
-            other => bail!("CLUSTER KEYSLOT {key}: {other:?}"),
-        }
+        query(port, cmd("CLUSTER").arg("KEYSLOT").arg(key))
+            .with_context(|| format!("CLUSTER KEYSLOT {key}"))
     }
 
     /// `redis-cli --cluster create`, with a time limit and its output in `cluster-create.log`.
@@ -703,7 +719,7 @@ impl RedisCluster {
                     last = (format!("{}: {what}", node.name()), Some(node.log_path()));
                     Ok(false)
                 };
-                let info = info_lines(node.port, &["CLUSTER", "INFO"]);
+                let info = info_lines(node.port, cmd("CLUSTER").arg("INFO"));
                 if !expected.iter().all(|e| has_line(&info, e)) {
                     return missing(info.trim_end().to_owned());
                 }
@@ -713,7 +729,7 @@ impl RedisCluster {
                 if known != replicas {
                     return missing(format!("knows {known} of {replicas} replicas"));
                 }
-                let replication = info_lines(node.port, &["INFO", "replication"]);
+                let replication = info_lines(node.port, cmd("INFO").arg("replication"));
                 if has_line(&replication, "role:slave") {
                     if !has_line(&replication, "master_link_status:up") {
                         return missing(replication.trim_end().to_owned());

@@ -360,14 +360,163 @@ fn servers_die_with_the_test_process() -> Result<()> {
         .map(str::parse)
         .collect::<Result<_, _>>()?;
     assert_eq!(ports.len(), 5);
-    let deadline = Instant::now() + Duration::from_secs(15);
+    wait_refused(
+        &ports,
+        Duration::from_secs(15),
+        "servers outlived their test process",
+    )
+}
+
+/// The `test-services` launcher binary.
+const LAUNCHER: &str = env!("CARGO_BIN_EXE_test-services");
+
+/// Waits (up to 60 s) until the launcher wrote `env_file`; returns its `export` lines as pairs.
+fn wait_for_env_file(env_file: &std::path::Path) -> Result<Vec<(String, String)>> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !env_file.exists() {
+        ensure!(
+            Instant::now() < deadline,
+            "the launcher wrote no {}",
+            env_file.display()
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+    std::fs::read_to_string(env_file)?
+        .lines()
+        .map(|line| {
+            let (name, value) = line
+                .strip_prefix("export ")
+                .and_then(|l| l.split_once('='))
+                .with_context(|| format!("not an export line: {line:?}"))?;
+            let value = value
+                .strip_prefix('\'')
+                .and_then(|v| v.strip_suffix('\''))
+                .with_context(|| format!("not quoted: {line:?}"))?;
+            Ok((name.to_owned(), value.to_owned()))
+        })
+        .collect()
+}
+
+fn value<'a>(env: &'a [(String, String)], name: &str) -> Result<&'a str> {
+    env.iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
+        .with_context(|| format!("{name} was not announced: {env:?}"))
+}
+
+/// Waits (up to `within`) until every port refuses connections.
+fn wait_refused(ports: &[u16], within: Duration, what: &str) -> Result<()> {
+    let deadline = Instant::now() + within;
     while !ports.iter().all(|p| refuses(*p)) {
         ensure!(
             Instant::now() < deadline,
-            "servers outlived their test process: {:?} still open",
+            "{what}: {:?} still open",
             ports.iter().filter(|p| !refuses(**p)).collect::<Vec<_>>()
         );
         thread::sleep(Duration::from_millis(100));
     }
+    Ok(())
+}
+
+#[test]
+fn the_launcher_announces_the_services_and_stops_them_on_sigterm() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let env_file = dir.path().join("env");
+    let child = Command::new(LAUNCHER)
+        .arg("--env-file")
+        .arg(&env_file)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    let env = wait_for_env_file(&env_file)?;
+    let names: Vec<&str> = env.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "TEST_REDIS_URL",
+            "TEST_REDIS_CLUSTER_URLS",
+            "TEST_DATABASE_URL",
+            "TEST_PG_BINDIR"
+        ]
+    );
+    let redis = port_of(value(&env, "TEST_REDIS_URL")?)?;
+    assert_eq!(redis_cli(redis, &["ping"])?, "PONG");
+    let mut ports = vec![redis];
+    for url in value(&env, "TEST_REDIS_CLUSTER_URLS")?.split(',') {
+        let port = port_of(url)?;
+        assert!(
+            port <= 55_535,
+            "cluster port {port} leaves no room for the bus"
+        );
+        assert!(cluster_ok(port)?, "{url} is not ok");
+        assert_eq!(role(port)?, "master", "{url}");
+        ports.push(port);
+    }
+    assert_eq!(ports.len(), 4);
+    assert_eq!(replicas_known_to(ports[1])?, 3);
+    let admin = value(&env, "TEST_DATABASE_URL")?;
+    assert_eq!(psql(&create_postgres_database(admin)?, "select 1")?, "1");
+    ports.push(port_of(admin.trim_end_matches("/postgres"))?);
+    let bindir = PathBuf::from(value(&env, "TEST_PG_BINDIR")?);
+    assert!(bindir.join("initdb").is_file(), "{}", bindir.display());
+
+    output(Command::new("kill").args(["-TERM", &child.id().to_string()]))?;
+    let out = child.wait_with_output()?;
+    assert!(out.status.success(), "{}", out.status);
+    // What it printed is what it wrote.
+    let printed = String::from_utf8(out.stdout)?;
+    assert_eq!(printed.lines().count(), env.len(), "{printed}");
+    assert!(printed.contains(&format!("export TEST_DATABASE_URL='{admin}'")));
+    wait_refused(&ports, Duration::from_secs(30), "after SIGTERM")?;
+    assert!(!env_file.exists(), "the env file outlived the services");
+    Ok(())
+}
+
+#[test]
+fn the_launcher_stops_the_services_when_its_parent_dies() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let env_file = dir.path().join("env");
+    // A parent that is SIGKILLed: it can tell nobody anything.
+    let mut parent = Command::new("sh")
+        .arg("-c")
+        .arg(r#""$0" --only redis,postgres --env-file "$1" >/dev/null 2>&1 </dev/null & sleep 600"#)
+        .arg(LAUNCHER)
+        .arg(&env_file)
+        .spawn()?;
+    let env = wait_for_env_file(&env_file);
+    parent.kill()?;
+    parent.wait()?;
+    let env = env?;
+    let ports = [
+        port_of(value(&env, "TEST_REDIS_URL")?)?,
+        port_of(value(&env, "TEST_DATABASE_URL")?.trim_end_matches("/postgres"))?,
+    ];
+    wait_refused(
+        &ports,
+        Duration::from_secs(30),
+        "after the launcher's parent died",
+    )
+}
+
+#[test]
+fn the_launcher_checks_what_the_services_need() -> Result<()> {
+    let out = Command::new(LAUNCHER).arg("check").output()?;
+    assert!(
+        out.status.success(),
+        "{}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Nothing on PATH: the Redis binaries are missing, and `check` says so with exit code 3.
+    let out = Command::new(LAUNCHER)
+        .args(["check", "--only", "redis-cluster"])
+        .env("PATH", "")
+        .output()?;
+    assert_eq!(out.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("redis-server, redis-cli"), "{stderr}");
+    let out = Command::new(LAUNCHER).args(["--only", "nope"]).output()?;
+    assert_eq!(out.status.code(), Some(2));
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! Which IP is the client's: the TCP peer, unless the peer is a trusted proxy, in which
 //! case the right-most `X-Forwarded-For` entry that is not itself a trusted proxy.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// An IP address or a CIDR range. In configuration it is written as a string
 /// (`"10.0.0.0/8"`, `"::1"`); anything else is refused when the configuration loads.
@@ -72,6 +72,25 @@ fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// The network of `ip`, written `address/prefix`: its first `ipv4_prefix` bits for IPv4
+/// (an IPv4-mapped IPv6 address counts as IPv4), its first `ipv6_prefix` bits for IPv6.
+/// `network(203.0.113.9, 24, 64)` is `203.0.113.0/24`.
+pub fn network(ip: IpAddr, ipv4_prefix: u8, ipv6_prefix: u8) -> String {
+    match canonical(ip) {
+        IpAddr::V4(v4) => {
+            let prefix = ipv4_prefix.min(32);
+            let bits = masked(u128::from(u32::from(v4)) << 96, prefix) >> 96;
+            let address = Ipv4Addr::from(u32::try_from(bits).unwrap_or(0));
+            format!("{address}/{prefix}")
+        }
+        IpAddr::V6(v6) => {
+            let prefix = ipv6_prefix.min(128);
+            let address = Ipv6Addr::from(masked(u128::from(v6), prefix));
+            format!("{address}/{prefix}")
+        }
+    }
+}
+
 /// The client IP for a request from `peer` carrying `forwarded_for` (the raw
 /// `X-Forwarded-For` values, comma-separated, possibly several headers joined).
 pub fn client_ip(peer: IpAddr, forwarded_for: Option<&str>, trusted: &[IpRange]) -> IpAddr {
@@ -111,6 +130,27 @@ mod tests {
         assert!(IpRange::parse("0.0.0.0/0").unwrap().contains(ip("8.8.8.8")));
         assert!(IpRange::parse("10.0.0.0/33").is_none());
         assert!(IpRange::parse("nonsense").is_none());
+    }
+
+    #[test]
+    fn a_network_is_the_address_cut_to_its_family_s_prefix() {
+        assert_eq!(network(ip("203.0.113.9"), 24, 64), "203.0.113.0/24");
+        assert_eq!(network(ip("203.0.113.9"), 16, 64), "203.0.0.0/16");
+        assert_eq!(network(ip("203.0.113.9"), 32, 64), "203.0.113.9/32");
+        assert_eq!(network(ip("203.0.113.9"), 0, 64), "0.0.0.0/0");
+        assert_eq!(network(ip("::ffff:203.0.113.9"), 24, 64), "203.0.113.0/24");
+        assert_eq!(
+            network(ip("2001:db8:1:2:3:4:5:6"), 24, 64),
+            "2001:db8:1:2::/64"
+        );
+        assert_eq!(
+            network(ip("2001:db8:1:2:3:4:5:6"), 24, 48),
+            "2001:db8:1::/48"
+        );
+        assert_eq!(
+            network(ip("2001:db8:1:2:3:4:5:6"), 24, 128),
+            "2001:db8:1:2:3:4:5:6/128"
+        );
     }
 
     #[test]

@@ -38,6 +38,14 @@ pub enum AuthError {
     /// A refresh token was used again after rotation: the session was revoked.
     #[error("refresh token reuse detected; the session was revoked")]
     RefreshTokenReused,
+    /// The session had been rotated `refresh.max_rotations` times: it was ended, and the
+    /// user must log in again.
+    #[error("the session reached its refresh limit and was ended; log in again")]
+    RefreshLimitReached,
+    /// The refresh came from another network or user agent than the session's last use,
+    /// under a `revoke` policy: the session was ended.
+    #[error("the refresh came from another network or user agent; the session was revoked")]
+    RefreshContextChanged,
     /// A DPoP proof at login or refresh was invalid, or a refresh of a session bound to a
     /// DPoP key came without one (RFC 9449 §5: `invalid_dpop_proof`). Nothing changed.
     #[error("invalid DPoP proof: {0}")]

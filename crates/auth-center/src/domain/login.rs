@@ -234,8 +234,8 @@ impl AuthService {
             idle_expiry_ms: now + secs_to_ms(self.config.sessions.idle_secs),
             absolute_expiry_ms: now + secs_to_ms(self.config.sessions.absolute_secs),
             generation: 0,
-            user_agent: truncate(&client.user_agent, MAX_USER_AGENT_BYTES),
-            ip: truncate(&client.ip, 64),
+            user_agent: client.stored_user_agent(),
+            ip: client.stored_ip(),
             roles: user.roles.clone(),
             dpop_jkt: dpop_jkt.map(String::from),
         };
@@ -334,13 +334,4 @@ impl Drop for PendingSession {
             }
         });
     }
-}
-
-/// At most `max` bytes of `s`, cut on a character boundary.
-fn truncate(s: &str, max: usize) -> String {
-    let mut end = s.len().min(max);
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    s[..end].to_string()
 }

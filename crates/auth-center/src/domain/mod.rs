@@ -22,6 +22,7 @@ pub mod login;
 pub mod passwords;
 pub mod ports;
 pub mod refresh;
+pub mod refresh_policy;
 pub mod refresh_token;
 pub mod service;
 

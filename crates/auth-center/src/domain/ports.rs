@@ -4,6 +4,7 @@
 use async_trait::async_trait;
 
 use super::error::StoreError;
+use super::refresh_policy::ChangePolicy;
 
 /// A user account. Its `Debug` leaves out the password hash.
 #[derive(Clone, PartialEq, Eq)]
@@ -164,9 +165,10 @@ pub struct SessionRecord {
     pub absolute_expiry_ms: i64,
     /// Number of rotations so far.
     pub generation: u64,
-    /// Client user agent, length-capped.
+    /// Client user agent, length-capped. Set at login and updated by every rotation.
     pub user_agent: String,
-    /// Client IP.
+    /// Client IP. Set at login and updated by every rotation: where the session was last
+    /// seen.
     pub ip: String,
     /// Roles to put into access tokens minted for this session.
     pub roles: Vec<String>,
@@ -207,17 +209,72 @@ pub struct Rotation<'a> {
     /// with a genuine token (`reuse_revokes`) is theft, the session is revoked
     /// (`DpopKeyMismatch`). Ignored on a session that is not bound.
     pub dpop_jkt: Option<&'a str>,
+    /// Who presents the token: compared with the session's last-seen client under
+    /// `policy`, and stored as it when the session rotates.
+    pub caller: Caller<'a>,
+    /// The rotation cap and the policy on a changed network or user agent, enforced in the
+    /// same atomic step as the rotation.
+    pub policy: RotationPolicy,
+}
+
+/// The client presenting a refresh token, in the form a session record keeps it.
+#[derive(Debug, Clone, Copy)]
+pub struct Caller<'a> {
+    /// Client IP, length-capped like the record's.
+    pub ip: &'a str,
+    /// User agent, length-capped like the record's.
+    pub user_agent: &'a str,
+}
+
+/// What the store enforces together with a rotation (`refresh` in the configuration).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RotationPolicy {
+    /// Most rotations of one session; the refresh that would be one more ends the session
+    /// instead. 0: no cap.
+    pub max_rotations: u64,
+    /// What a refresh from another network than the session's last-seen one does.
+    pub on_network_change: ChangePolicy,
+    /// What a refresh with another user agent than the session's last-seen one does.
+    pub on_user_agent_change: ChangePolicy,
+    /// Leading bits of an IPv4 address that make its network.
+    pub ipv4_prefix: u8,
+    /// Leading bits of an IPv6 address that make its network.
+    pub ipv6_prefix: u8,
+}
+
+/// How the caller differs from the session's last-seen client (`refresh_policy::judge`).
+/// Only attributes whose policy is not `allow` are compared.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContextChange {
+    /// The network changed.
+    pub network: bool,
+    /// The user agent changed.
+    pub user_agent: bool,
+    /// The session's last-seen IP before this refresh.
+    pub previous_ip: String,
+    /// The session's last-seen user agent before this refresh.
+    pub previous_user_agent: String,
+}
+
+impl ContextChange {
+    /// Whether anything changed.
+    pub fn any(&self) -> bool {
+        self.network || self.user_agent
+    }
 }
 
 /// What a refresh did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RotateOutcome {
-    /// The current token was presented: rotated to the successor, expiry extended.
+    /// The current token was presented: rotated to the successor, expiry extended, the
+    /// caller stored as the last-seen client.
     Rotated {
         /// The session's roles.
         roles: Vec<String>,
         /// The DPoP key the session is bound to, if any.
         dpop_jkt: Option<String>,
+        /// How the caller differs from the session's last-seen client (let through).
+        change: ContextChange,
     },
     /// The just-rotated token was replayed within the grace window: the successor stands.
     Replayed {
@@ -225,6 +282,8 @@ pub enum RotateOutcome {
         roles: Vec<String>,
         /// The DPoP key the session is bound to, if any.
         dpop_jkt: Option<String>,
+        /// How the caller differs from the session's last-seen client (let through).
+        change: ContextChange,
     },
     /// An older token (or the previous one after the window): the session was revoked.
     Reused,
@@ -235,6 +294,18 @@ pub enum RotateOutcome {
     DpopKeyMismatch,
     /// No such session (never existed, ended or expired).
     NotFound,
+    /// The current token of a session already rotated `max_rotations` times: the session
+    /// was ended instead of rotated.
+    LimitReached {
+        /// How the caller differs from the session's last-seen client.
+        change: ContextChange,
+    },
+    /// The caller's network or user agent changed under a `revoke` policy: the session was
+    /// ended.
+    ContextRevoked {
+        /// What changed.
+        change: ContextChange,
+    },
 }
 
 /// The session store (Redis standalone, Redis Cluster, or process memory).
@@ -251,7 +322,13 @@ pub trait SessionStore: Send + Sync + 'static {
         now_ms: i64,
         max_sessions: u64,
     ) -> Result<(), StoreError>;
-    /// Check, rotate and extend, all or nothing.
+    /// Check, rotate and extend, all or nothing. Every store checks in one order (written out
+    /// at the Redis store's `ROTATE` script): the session (`NotFound`); what the token is
+    /// (current, grace replay, other; genuine or not); the DPoP key of a bound session
+    /// (`DpopRequired` changes nothing, `DpopKeyMismatch` ends it), before anything that
+    /// could rotate or end the session; the network / user-agent policy (`ContextRevoked`);
+    /// the rotation cap, current token only (`LimitReached`); then `Rotated` or `Replayed`,
+    /// and for any other genuine token `Reused`.
     async fn rotate(&self, rotation: &Rotation<'_>) -> Result<RotateOutcome, StoreError>;
     /// Whether the session exists and has not expired at `now_ms`.
     async fn is_active(&self, user_id: &str, sid: &str, now_ms: i64) -> Result<bool, StoreError>;

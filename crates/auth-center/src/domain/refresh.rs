@@ -6,18 +6,24 @@ use verifier::Claims;
 use verifier::dpop::{DpopError, VerifiedProof};
 
 use super::error::AuthError;
-use super::ports::{RotateOutcome, Rotation};
+use super::ports::{Caller, ContextChange, RotateOutcome, Rotation, RotationPolicy};
+use super::refresh_policy;
 use super::refresh_token::{Provenance, RefreshToken};
 use super::service::{AuthService, ClientInfo, IssuedTokens, secs_to_ms};
 
 impl AuthService {
-    /// Rotates a refresh token (see `SessionStore::rotate`). `dpop` is the request's DPoP
-    /// proof, verified by the caller for this request (`self.dpop()`), or `None` without a
-    /// `DPoP` header. A session bound to a DPoP key at login refreshes only with a proof from
-    /// that key: without one the answer is `InvalidDpopProof` and nothing changes; a genuine
-    /// token with another key's proof was stolen, and the session is revoked
-    /// (`DpopKeyMismatch`, audited as `refresh.dpop_key_mismatch`). On a session that is not
-    /// bound the proof changes nothing: binding happens at login only.
+    /// Rotates a refresh token (see `SessionStore::rotate`), under the refresh policy
+    /// (`refresh` in the configuration): the rotation cap and the policy on a changed
+    /// network or user agent, which the store enforces atomically with the rotation.
+    ///
+    /// `dpop` is the request's DPoP proof, verified by the caller for this request
+    /// (`self.dpop()`), or `None` without a `DPoP` header. A session bound to a DPoP key at
+    /// login refreshes only with a proof from that key: without one the answer is
+    /// `InvalidDpopProof` and nothing changes; a genuine token with another key's proof was
+    /// stolen, and the session is revoked (`DpopKeyMismatch`, audited as
+    /// `refresh.dpop_key_mismatch`). On a session that is not bound the proof changes
+    /// nothing: binding happens at login only. The key is checked before the refresh policy
+    /// (see `SessionStore::rotate` for the order).
     pub async fn refresh(
         &self,
         wire: &str,
@@ -30,6 +36,8 @@ impl AuthService {
         let successor = presented.successor(&self.refresh_keys);
         let (presented_hash, successor_hash) = (presented.hash(), successor.hash());
         let next_successor_hash = successor.successor(&self.refresh_keys).hash();
+        let (ip, user_agent) = (client.stored_ip(), client.stored_user_agent());
+        let policy = &self.config.refresh;
         let rotation = Rotation {
             user_id: &presented.user_id,
             sid: &presented.sid,
@@ -41,10 +49,51 @@ impl AuthService {
             grace_ms: i64::try_from(self.config.sessions.grace_ms).unwrap_or(0),
             reuse_revokes: presented.provenance == Provenance::Issued,
             dpop_jkt: dpop.map(VerifiedProof::thumbprint),
+            caller: Caller {
+                ip: &ip,
+                user_agent: &user_agent,
+            },
+            policy: RotationPolicy {
+                max_rotations: policy.max_rotations,
+                on_network_change: policy.on_network_change,
+                on_user_agent_change: policy.on_user_agent_change,
+                ipv4_prefix: policy.ipv4_prefix,
+                ipv6_prefix: policy.ipv6_prefix,
+            },
         };
-        match self.sessions.rotate(&rotation).await? {
-            RotateOutcome::Rotated { roles, dpop_jkt }
-            | RotateOutcome::Replayed { roles, dpop_jkt } => self.issue(
+        let (uid, sid) = (
+            Some(presented.user_id.as_str()),
+            Some(presented.sid.as_str()),
+        );
+        let describe = |change: &ContextChange, outcome: &str| {
+            let what = refresh_policy::describe(change, &rotation.caller, &rotation.policy);
+            format!("{what}; {outcome}")
+        };
+        let outcome = self.sessions.rotate(&rotation).await?;
+        // A change under an `audit` policy; under `revoke` it ended the session instead.
+        if let RotateOutcome::Rotated { change, .. }
+        | RotateOutcome::Replayed { change, .. }
+        | RotateOutcome::LimitReached { change } = &outcome
+            && change.any()
+        {
+            let detail = describe(change, "allowed");
+            self.audit(
+                "refresh.context_changed",
+                uid,
+                uid,
+                sid,
+                client,
+                Some(&detail),
+            )
+            .await;
+        }
+        match outcome {
+            RotateOutcome::Rotated {
+                roles, dpop_jkt, ..
+            }
+            | RotateOutcome::Replayed {
+                roles, dpop_jkt, ..
+            } => self.issue(
                 &presented.user_id,
                 &presented.sid,
                 &roles,
@@ -52,10 +101,6 @@ impl AuthService {
                 dpop_jkt.as_deref(),
             ),
             RotateOutcome::Reused => {
-                let (uid, sid) = (
-                    Some(presented.user_id.as_str()),
-                    Some(presented.sid.as_str()),
-                );
                 tracing::warn!(user = %presented.user_id, "refresh token reuse detected; session revoked");
                 self.audit(
                     "refresh.reuse_detected",
@@ -70,11 +115,6 @@ impl AuthService {
             }
             RotateOutcome::DpopRequired => Err(AuthError::InvalidDpopProof(DpopError::Missing)),
             RotateOutcome::DpopKeyMismatch => {
-                // The audit's event name stays at the call, where `grep 'self.audit('` finds it.
-                let (uid, sid) = (
-                    Some(presented.user_id.as_str()),
-                    Some(presented.sid.as_str()),
-                );
                 tracing::warn!(user = %presented.user_id,
                     "a bound refresh token came with another key's DPoP proof; session revoked");
                 self.audit(
@@ -89,6 +129,36 @@ impl AuthService {
                 Err(AuthError::DpopKeyMismatch)
             }
             RotateOutcome::NotFound => Err(AuthError::InvalidRefreshToken),
+            RotateOutcome::LimitReached { .. } => {
+                let detail = format!(
+                    "session ended after {} rotations (refresh.max_rotations)",
+                    policy.max_rotations
+                );
+                self.audit(
+                    "refresh.limit_reached",
+                    uid,
+                    uid,
+                    sid,
+                    client,
+                    Some(&detail),
+                )
+                .await;
+                Err(AuthError::RefreshLimitReached)
+            }
+            RotateOutcome::ContextRevoked { change } => {
+                tracing::warn!(user = %presented.user_id, "refresh from another network or user agent; session revoked");
+                let detail = describe(&change, "session revoked");
+                self.audit(
+                    "refresh.context_revoked",
+                    uid,
+                    uid,
+                    sid,
+                    client,
+                    Some(&detail),
+                )
+                .await;
+                Err(AuthError::RefreshContextChanged)
+            }
         }
     }
 

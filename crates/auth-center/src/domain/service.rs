@@ -19,6 +19,7 @@ use super::error::{AuthError, Chain};
 use super::hasher::{HasherStats, PasswordHasher};
 use super::keys::{KeyManager, KeyPolicy};
 use super::limits::{Limiter, Rule};
+use super::login::MAX_USER_AGENT_BYTES;
 use super::ports::{AuditEvent, Database, RateLimitStore, SessionStore, User};
 use super::refresh_token::{RefreshKeys, RefreshToken};
 use crate::config::Config;
@@ -32,6 +33,27 @@ pub struct ClientInfo {
     pub user_agent: String,
     /// A device token from an earlier login (body field or cookie), if the client sent one.
     pub device_token: Option<SecretString>,
+}
+
+impl ClientInfo {
+    /// The user agent as a session record keeps it: at most [`MAX_USER_AGENT_BYTES`].
+    pub(super) fn stored_user_agent(&self) -> String {
+        truncate(&self.user_agent, MAX_USER_AGENT_BYTES)
+    }
+
+    /// The IP as a session record keeps it: at most 64 bytes.
+    pub(super) fn stored_ip(&self) -> String {
+        truncate(&self.ip, 64)
+    }
+}
+
+/// At most `max` bytes of `s`, cut on a character boundary.
+fn truncate(s: &str, max: usize) -> String {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_string()
 }
 
 /// What login and refresh hand out. Its `Debug` shows neither token.

@@ -60,7 +60,10 @@ fn cookies(headers: &HeaderMap, wanted: &str) -> Vec<String> {
 }
 
 /// CSRF check for a cookie-mode request: the custom header and an allowed `Origin`.
-pub(super) fn check_csrf(headers: &HeaderMap, allowed_origins: &[String]) -> Result<(), ApiError> {
+pub(super) fn check_csrf(
+    headers: &HeaderMap,
+    allowed_origins: &[crate::config::Origin],
+) -> Result<(), ApiError> {
     if !wants_cookie(headers) {
         return Err(ApiError::csrf_rejected(
             "cookie mode needs the X-Token-Transport: cookie header",
@@ -75,7 +78,7 @@ pub(super) fn check_csrf(headers: &HeaderMap, allowed_origins: &[String]) -> Res
     let origin = origin
         .to_str()
         .map_err(|_| ApiError::csrf_rejected("the Origin header is not a valid origin"))?;
-    if !allowed_origins.iter().any(|a| a == origin) {
+    if !allowed_origins.iter().any(|a| a.as_str() == origin) {
         return Err(ApiError::csrf_rejected(
             "this Origin may not use cookie mode",
         ));
@@ -156,7 +159,7 @@ mod tests {
 
     #[test]
     fn csrf_needs_the_custom_header_and_an_allowed_origin() {
-        let allowed = vec!["https://app.example".to_string()];
+        let allowed = vec![crate::config::Origin::parse("https://app.example").unwrap()];
         let ok = headers(&[
             ("x-token-transport", "cookie"),
             ("origin", "https://app.example"),

@@ -64,6 +64,10 @@ impl IntoResponse for ApiError {
             AuthError::Token(v) => return v.clone().into_response(),
             AuthError::InvalidRefreshToken => (StatusCode::UNAUTHORIZED, "invalid_refresh_token"),
             AuthError::RefreshTokenReused => (StatusCode::UNAUTHORIZED, "refresh_token_reused"),
+            AuthError::RefreshLimitReached => (StatusCode::UNAUTHORIZED, "refresh_limit_reached"),
+            AuthError::RefreshContextChanged => {
+                (StatusCode::UNAUTHORIZED, "refresh_context_changed")
+            }
             // RFC 9449 §5: a token-endpoint error (RFC 6749 §5.2), so 400.
             AuthError::InvalidDpopProof(_) | AuthError::DpopKeyMismatch => {
                 (StatusCode::BAD_REQUEST, "invalid_dpop_proof")

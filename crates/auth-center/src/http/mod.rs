@@ -133,10 +133,10 @@ pub fn router(auth: Arc<AuthService>) -> Router {
 /// that is not on the list gets no `Access-Control-Allow-Origin` (never a reflected Origin),
 /// which is what makes the browser refuse; the other CORS headers are fixed and say nothing
 /// about it.
-fn cors(allowed: &[String]) -> CorsLayer {
+fn cors(allowed: &[crate::config::Origin]) -> CorsLayer {
     let origins: Vec<HeaderValue> = allowed
         .iter()
-        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .filter_map(|o| HeaderValue::from_str(o.as_str()).ok())
         .collect();
     CorsLayer::new()
         .allow_origin(AllowOrigin::list(origins))

@@ -71,6 +71,8 @@ pub(super) async fn refresh(
         Err(
             e @ (AuthError::InvalidRefreshToken
             | AuthError::RefreshTokenReused
+            | AuthError::RefreshLimitReached
+            | AuthError::RefreshContextChanged
             | AuthError::DpopKeyMismatch),
         ) if cookie_max_age.is_some() => {
             Ok(clearing_cookie(&headers, ApiError::from(e).into_response()))

@@ -177,3 +177,146 @@ fn a_typo_in_a_typed_setting_is_a_start_up_error_naming_the_field() {
     let stderr = String::from_utf8_lossy(&bad.stderr).to_lowercase();
     assert!(stderr.contains("trusted_proxies"), "{stderr}");
 }
+
+/// The Redis target and the allowed origins are typed values decided when the configuration
+/// loads: a URL or origin that cannot work is a start-up error naming the field (and never
+/// echoing a Redis password).
+#[test]
+fn a_redis_url_or_origin_that_cannot_work_is_a_start_up_error_naming_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("auth.toml");
+    for (toml, field) in [
+        ("redis_url = \"http://:hunter2@cache:6379\"\n", "redis_url"),
+        ("redis_url = \"redis://\"\n", "redis_url"),
+        ("redis_url = \"cache:6379\"\n", "redis_url"),
+        ("redis_url = \"\"\n", "redis_url"),
+        (
+            "redis_cluster_urls = \"redis://:hunter2@a:7000,htp://b:7001\"\n",
+            "redis_cluster_urls",
+        ),
+        ("redis_cluster_urls = \" , \"\n", "redis_cluster_urls"),
+        (
+            "redis_url = \"redis://a:6379\"\nredis_cluster_urls = \"redis://b:7000\"\n",
+            "redis_cluster_urls",
+        ),
+        (
+            "[browser]\nallowed_origins = [\"https://app.example.com/\"]\n",
+            "browser.allowed_origins",
+        ),
+    ] {
+        std::fs::write(&file, toml).unwrap();
+        let error = auth_center::Config::load(Some(&file))
+            .expect_err(toml)
+            .to_string();
+        assert!(error.contains(field), "{toml}: {error}");
+        assert!(!error.contains("hunter2"), "{toml}: {error}");
+    }
+    // Not origins: a path, a trailing slash, a query, a fragment, user info, a default port
+    // spelt out, upper case (browsers send the serialized origin, compared exactly), no
+    // scheme, another scheme, no host, the wildcard and `null`.
+    for origin in [
+        "https://app.example.com/",
+        "https://app.example.com/app",
+        "https://app.example.com?x=1",
+        "https://app.example.com#top",
+        "https://user@app.example.com",
+        "https://app.example.com:443",
+        "http://localhost:80",
+        "https://App.Example.com",
+        "HTTPS://app.example.com",
+        "app.example.com",
+        "ftp://app.example.com",
+        "https://",
+        "https://app.example.com:99999",
+        "*",
+        "null",
+        "",
+    ] {
+        std::fs::write(
+            &file,
+            format!("[browser]\nallowed_origins = [\"https://ok.example\", {origin:?}]\n"),
+        )
+        .unwrap();
+        let error = auth_center::Config::load(Some(&file))
+            .expect_err(origin)
+            .to_string();
+        assert!(
+            error.contains("browser.allowed_origins"),
+            "{origin}: {error}"
+        );
+    }
+    // The same through the environment, as operators write it.
+    let db_url = format!("sqlite:{}", dir.path().join("env.db").display());
+    for (name, value, field) in [
+        ("REDIS_URL", "localhost:6379", "redis_url"),
+        (
+            "REDIS_CLUSTER_URLS",
+            "redis://a:7000;redis://b:7000",
+            "redis_cluster_urls",
+        ),
+        (
+            "AUTH_BROWSER__ALLOWED_ORIGINS",
+            "[https://app.example.com/]",
+            "allowed_origins",
+        ),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_auth-center"))
+            .arg("migrate")
+            .env("DATABASE_URL", &db_url)
+            .env_remove("REDIS_URL")
+            .env_remove("REDIS_CLUSTER_URLS")
+            .env(name, value)
+            .output()
+            .expect("run auth-center");
+        assert!(!out.status.success(), "{name}={value} was accepted");
+        let stderr = String::from_utf8_lossy(&out.stderr).to_lowercase();
+        assert!(stderr.contains(field), "{name}={value}: {stderr}");
+    }
+}
+
+#[test]
+fn the_redis_target_and_the_origins_are_typed_when_the_configuration_loads() {
+    use auth_center::config::RedisConfig;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("auth.toml");
+    let load = |toml: &str| {
+        std::fs::write(&file, toml).unwrap();
+        auth_center::Config::load(Some(&file)).unwrap()
+    };
+    assert!(matches!(load("").redis, RedisConfig::Memory));
+    let config = load("redis_url = \"redis://:hunter2@127.0.0.1:6379/2\"\n");
+    let RedisConfig::Standalone(url) = &config.redis else {
+        panic!("not standalone: {:?}", config.redis);
+    };
+    assert_eq!(
+        secrecy::ExposeSecret::expose_secret(url.as_secret()),
+        "redis://:hunter2@127.0.0.1:6379/2"
+    );
+    assert!(!format!("{config:?}").contains("hunter2"));
+    let config = load("redis_cluster_urls = \"redis://127.0.0.1:7000, redis://127.0.0.1:7001,\"\n");
+    let RedisConfig::Cluster(seeds) = &config.redis else {
+        panic!("not a cluster: {:?}", config.redis);
+    };
+    assert_eq!(seeds.len(), 2);
+    assert_eq!(config.redis.mode(), "cluster");
+
+    let config = load(
+        "[browser]\nallowed_origins = [\"https://app.example.com\", \"http://localhost:5173\", \
+         \"http://[::1]:8080\", \"https://xn--bcher-kva.example\"]\n",
+    );
+    let origins: Vec<&str> = config
+        .browser
+        .allowed_origins
+        .iter()
+        .map(|o| o.as_str())
+        .collect();
+    assert_eq!(
+        origins,
+        [
+            "https://app.example.com",
+            "http://localhost:5173",
+            "http://[::1]:8080",
+            "https://xn--bcher-kva.example"
+        ]
+    );
+}

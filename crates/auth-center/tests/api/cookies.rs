@@ -34,7 +34,10 @@ const CLEARED: &str = "__Host-refresh=; HttpOnly; Max-Age=0; Path=/; SameSite=St
 
 async fn browser_app(backend: Backend) -> TestApp {
     spawn_app_with(backend, |c| {
-        c.browser.allowed_origins = vec![ORIGIN.into(), "http://localhost:5173".into()];
+        c.browser.allowed_origins = vec![
+            Origin::parse(ORIGIN).unwrap(),
+            Origin::parse("http://localhost:5173").unwrap(),
+        ];
     })
     .await
 }

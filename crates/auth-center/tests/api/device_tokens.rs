@@ -39,7 +39,7 @@ async fn spawn(backend: Backend) -> TestApp {
         c.limits.login_device_failures_max = 3;
         c.trusted_proxies =
             vec![auth_center::domain::client_ip::IpRange::parse("127.0.0.1").unwrap()];
-        c.browser.allowed_origins = vec!["https://app.example".into()];
+        c.browser.allowed_origins = vec![Origin::parse("https://app.example").unwrap()];
     })
     .await
 }

@@ -16,6 +16,9 @@ for_every_backend!(
     a_genuine_bound_token_with_another_keys_proof_is_theft_and_ends_the_session,
     a_grace_replay_with_the_right_key_gets_the_same_successor,
     an_unbound_session_behaves_as_before_whatever_proofs_come,
+    a_bound_session_at_the_rotation_cap_is_judged_by_its_key_first,
+    a_bound_session_refreshed_from_another_network_under_revoke,
+    a_bound_session_under_an_audit_policy_stays_bound,
 );
 
 for_backends! {
@@ -50,6 +53,27 @@ async fn assert_invalid_dpop_proof(response: reqwest::Response, why: &str) {
         (StatusCode::BAD_REQUEST, "invalid_dpop_proof"),
         "{why}: {message}"
     );
+}
+
+/// Asserts that `response` refused a genuine token of the session of `tokens` that came with
+/// another key's proof, as theft: `400 invalid_dpop_proof` saying the session was revoked, and
+/// the session gone from the store (and, on Redis, its key and its index entry).
+async fn assert_theft_ended(app: &TestApp, response: reqwest::Response, tokens: &Tokens) {
+    let (status, code, message) = refusal(response).await;
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::BAD_REQUEST, "invalid_dpop_proof")
+    );
+    assert!(message.contains("revoked"), "{message}");
+    let (uid, sid) = (tokens.user_id(), &tokens.session_id);
+    assert!(
+        !app.session_ids(&uid).await.contains(sid),
+        "the session is gone"
+    );
+    if app.redis.is_some() {
+        assert!(!app.redis_session_exists(&uid, sid).await);
+        assert!(!app.redis_index_members(&uid).await.contains(sid));
+    }
 }
 
 async fn a_login_with_a_proof_binds_the_session_and_a_refresh_without_one_changes_nothing(
@@ -108,17 +132,8 @@ async fn a_genuine_bound_token_with_another_keys_proof_is_theft_and_ends_the_ses
     let response = app
         .refresh_with_proof(&second.refresh_token, &app.proof(&thief, "/v1/refresh"))
         .await;
-    let (status, code, message) = refusal(response).await;
-    assert_eq!(
-        (status, code.as_str()),
-        (StatusCode::BAD_REQUEST, "invalid_dpop_proof")
-    );
-    assert!(message.contains("revoked"), "{message}");
-    assert_eq!(app.session_count(&uid).await, 0, "the session is gone");
-    if app.redis.is_some() {
-        assert!(!app.redis_session_exists(&uid, &first.session_id).await);
-        assert!(app.redis_index_members(&uid).await.is_empty());
-    }
+    assert_theft_ended(&app, response, &second).await;
+    assert_eq!(app.session_count(&uid).await, 0);
     let events = app.audit_events("refresh.dpop_key_mismatch").await;
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].sid.as_deref(), Some(first.session_id.as_str()));
@@ -416,7 +431,8 @@ async fn bound_access_tokens_need_the_dpop_scheme_everywhere_at_the_auth_center(
 
 async fn a_theft_in_cookie_mode_clears_the_cookie(backend: Backend) {
     let app = spawn_app_with(backend, |c| {
-        c.browser.allowed_origins = vec!["https://app.test".into()]
+        c.browser.allowed_origins =
+            vec![auth_center::config::Origin::parse("https://app.test").unwrap()]
     })
     .await;
     let key = DpopKey::es256();
@@ -473,6 +489,207 @@ async fn a_theft_in_cookie_mode_clears_the_cookie(backend: Backend) {
         cleared.starts_with("__Host-refresh=;") && cleared.contains("Max-Age=0"),
         "{cleared}"
     );
+}
+
+// ---- with the refresh policy: the key is checked before the policy and the cap ----
+
+/// A login of an existing user from `ip` with a proof of `key`: a bound session.
+async fn login_bound_from(app: &TestApp, username: &str, key: &DpopKey, ip: &str) -> Tokens {
+    let response = post_from(app, "/v1/login", Some(ip), Some(CURL))
+        .header("dpop", app.proof(key, "/v1/login"))
+        .json(&serde_json::json!({ "username": username, "password": PASSWORD }))
+        .send()
+        .await
+        .unwrap();
+    tokens_ok(response, "login").await
+}
+
+/// A refresh from `ip` with user agent `agent`, with a fresh proof of `key` if given.
+async fn refresh_from(
+    app: &TestApp,
+    token: &str,
+    ip: &str,
+    agent: &str,
+    key: Option<&DpopKey>,
+) -> reqwest::Response {
+    let mut request = post_from(app, "/v1/refresh", Some(ip), Some(agent));
+    if let Some(key) = key {
+        request = request.header("dpop", app.proof(key, "/v1/refresh"));
+    }
+    request
+        .json(&serde_json::json!({ "refresh_token": token }))
+        .send()
+        .await
+        .unwrap()
+}
+
+const CURL: &str = "curl/8.5.0";
+const FIREFOX: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:124.0) Gecko/20100101 Firefox/124.0";
+
+/// The session's generation, last-seen IP and binding, straight from the store.
+async fn session_state(app: &TestApp, tokens: &Tokens) -> (u64, String, Option<String>) {
+    let sessions = app.auth.sessions_of(&tokens.user_id()).await.unwrap();
+    let s = sessions
+        .iter()
+        .find(|s| s.sid == tokens.session_id)
+        .unwrap_or_else(|| panic!("no session {}", tokens.session_id));
+    (s.generation, s.ip.clone(), s.dpop_jkt.clone())
+}
+
+async fn a_bound_session_at_the_rotation_cap_is_judged_by_its_key_first(backend: Backend) {
+    let app = spawn_app_with(backend, |c| c.refresh.max_rotations = 2).await;
+    let key = DpopKey::es256();
+    let t0 = app.register_and_login_bound("kate", &key).await;
+    let t1 = app.refresh_bound_ok(&t0.refresh_token, &key).await;
+    let t2 = app.refresh_bound_ok(&t1.refresh_token, &key).await;
+    let uid = t0.user_id();
+    // At the cap. Without a proof the refresh is refused before the cap is looked at: the
+    // session is neither rotated nor ended.
+    assert_invalid_dpop_proof(app.refresh(&t2.refresh_token).await, "no proof at the cap").await;
+    assert_eq!(session_state(&app, &t2).await.0, 2);
+    assert!(app.audit_events("refresh.limit_reached").await.is_empty());
+    // A grace replay of the last allowed rotation, with the key, still gets its successor.
+    app.clock.advance(Duration::from_secs(5));
+    let replay = app.refresh_bound_ok(&t1.refresh_token, &key).await;
+    assert_eq!(replay.refresh_token, t2.refresh_token, "the same successor");
+    // With the key, the cap applies as to any session.
+    assert_error(
+        app.refresh_with_proof(&t2.refresh_token, &app.proof(&key, "/v1/refresh"))
+            .await,
+        StatusCode::UNAUTHORIZED,
+        "refresh_limit_reached",
+    )
+    .await;
+    assert_eq!(app.session_count(&uid).await, 0);
+    assert_eq!(app.audit_events("refresh.limit_reached").await.len(), 1);
+    assert!(
+        app.audit_events("refresh.dpop_key_mismatch")
+            .await
+            .is_empty()
+    );
+
+    // Another session at the cap, and the genuine current token with another key's proof:
+    // theft, reported as such and not as the cap.
+    let s0 = app.login_bound("kate", &key).await;
+    let s1 = app.refresh_bound_ok(&s0.refresh_token, &key).await;
+    let s2 = app.refresh_bound_ok(&s1.refresh_token, &key).await;
+    let thief = DpopKey::ed25519();
+    let response = app
+        .refresh_with_proof(&s2.refresh_token, &app.proof(&thief, "/v1/refresh"))
+        .await;
+    assert_theft_ended(&app, response, &s2).await;
+    assert_eq!(app.session_count(&uid).await, 0);
+    assert_eq!(app.audit_events("refresh.dpop_key_mismatch").await.len(), 1);
+    assert_eq!(app.audit_events("refresh.limit_reached").await.len(), 1);
+}
+
+async fn a_bound_session_refreshed_from_another_network_under_revoke(backend: Backend) {
+    use auth_center::domain::refresh_policy::ChangePolicy;
+    let app = proxied_app(backend, |c| {
+        c.refresh.on_network_change = ChangePolicy::Revoke
+    })
+    .await;
+    let key = DpopKey::es256();
+    assert_eq!(
+        app.register("liam", PASSWORD).await.status(),
+        StatusCode::CREATED
+    );
+    let home = "198.51.100.7";
+    let elsewhere = "203.0.113.9";
+    let t0 = login_bound_from(&app, "liam", &key, home).await;
+    let uid = t0.user_id();
+    // The same network, with the key: rotated, and the record keeps the caller's IP.
+    let ok = refresh_from(&app, &t0.refresh_token, "198.51.100.9", CURL, Some(&key)).await;
+    let t1 = tokens_ok(ok, "refresh from the same network").await;
+    assert_eq!(
+        session_state(&app, &t1).await,
+        (1, "198.51.100.9".into(), Some(key.thumbprint()))
+    );
+    // From elsewhere without a proof: refused for the proof, before the policy looks at it.
+    // Nothing changes: the session stays, with its last-seen IP, and nothing is audited.
+    let response = refresh_from(&app, &t1.refresh_token, elsewhere, CURL, None).await;
+    assert_invalid_dpop_proof(response, "no proof from another network").await;
+    assert_eq!(
+        session_state(&app, &t1).await,
+        (1, "198.51.100.9".into(), Some(key.thumbprint()))
+    );
+    assert!(app.audit_events("refresh.context_revoked").await.is_empty());
+    // From elsewhere with another key and the genuine token: theft, whatever the network.
+    let other = login_bound_from(&app, "liam", &key, home).await;
+    let thief = DpopKey::ed25519();
+    let response = refresh_from(&app, &other.refresh_token, elsewhere, CURL, Some(&thief)).await;
+    assert_theft_ended(&app, response, &other).await;
+    assert_eq!(app.audit_events("refresh.dpop_key_mismatch").await.len(), 1);
+    assert!(app.audit_events("refresh.context_revoked").await.is_empty());
+    assert_eq!(app.session_ids(&uid).await, vec![t1.session_id.clone()]);
+    // From elsewhere with the key: the policy applies as to any session.
+    let response = refresh_from(&app, &t1.refresh_token, elsewhere, CURL, Some(&key)).await;
+    assert_error(
+        response,
+        StatusCode::UNAUTHORIZED,
+        "refresh_context_changed",
+    )
+    .await;
+    assert_eq!(app.session_count(&uid).await, 0);
+    if app.redis.is_some() {
+        assert!(!app.redis_session_exists(&uid, &t1.session_id).await);
+        assert!(app.redis_index_members(&uid).await.is_empty());
+    }
+    let events = app.audit_events("refresh.context_revoked").await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].sid.as_deref(), Some(t1.session_id.as_str()));
+    let detail = events[0].detail.clone().unwrap_or_default();
+    assert!(
+        detail.contains("198.51.100.9") && detail.contains(elsewhere),
+        "{detail}"
+    );
+    assert_eq!(app.audit_events("refresh.dpop_key_mismatch").await.len(), 1);
+}
+
+async fn a_bound_session_under_an_audit_policy_stays_bound(backend: Backend) {
+    use auth_center::domain::refresh_policy::ChangePolicy;
+    let app = proxied_app(backend, |c| {
+        c.refresh.on_user_agent_change = ChangePolicy::Audit;
+        c.dpop.bind_access_tokens = true;
+    })
+    .await;
+    let key = DpopKey::es256();
+    assert_eq!(
+        app.register("mona", PASSWORD).await.status(),
+        StatusCode::CREATED
+    );
+    let t0 = login_bound_from(&app, "mona", &key, "198.51.100.7").await;
+    assert_eq!(t0.token_type, "DPoP");
+    // Another user agent, with the key: let through and audited once; the successor's
+    // access token is bound to the same key (the store's answer carries the binding along
+    // with the change).
+    let response = refresh_from(&app, &t0.refresh_token, "198.51.100.7", FIREFOX, Some(&key)).await;
+    let t1 = tokens_ok(response, "refresh with another user agent").await;
+    assert_eq!(t1.token_type, "DPoP");
+    assert_eq!(t1.claims()["cnf"]["jkt"], key.thumbprint().as_str());
+    let events = app.audit_events("refresh.context_changed").await;
+    assert_eq!(events.len(), 1);
+    let detail = events[0].detail.clone().unwrap_or_default();
+    assert!(
+        detail.contains(CURL) && detail.contains("allowed"),
+        "{detail}"
+    );
+    // A grace replay from the original user agent is a change too, audited, and the same
+    // successor, still bound.
+    app.clock.advance(Duration::from_secs(5));
+    let response = refresh_from(&app, &t0.refresh_token, "198.51.100.7", CURL, Some(&key)).await;
+    let replay = tokens_ok(response, "grace replay").await;
+    assert_eq!(replay.refresh_token, t1.refresh_token);
+    assert_eq!(replay.claims()["cnf"]["jkt"], key.thumbprint().as_str());
+    assert_eq!(app.audit_events("refresh.context_changed").await.len(), 2);
+    assert_eq!(
+        session_state(&app, &t1).await,
+        (1, "198.51.100.7".into(), Some(key.thumbprint()))
+    );
+    let me = app
+        .send_dpop(Method::GET, "/v1/me", &replay.access_token, &key)
+        .await;
+    assert_eq!(me.status(), StatusCode::OK);
 }
 
 #[test]

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use auth_center::config::{Origin, RedisConfig};
 use auth_center::domain::AuthService;
 use auth_center::{Application, Config};
 use reqwest::{Response, StatusCode};
@@ -67,12 +68,10 @@ pub fn test_config(backend: Backend, dir: &tempfile::TempDir) -> Config {
     match backend.sessions {
         Sessions::Memory => {}
         Sessions::Redis => {
-            config.redis_url = Some(SecretString::from(test_support::shared_redis_url()))
+            config.redis = RedisConfig::standalone(&test_support::shared_redis_url()).unwrap()
         }
         Sessions::Cluster => {
-            config.redis_cluster_urls = Some(SecretString::from(
-                test_support::shared_cluster_urls().join(","),
-            ))
+            config.redis = RedisConfig::cluster(test_support::shared_cluster_urls()).unwrap()
         }
     }
     config.redis_prefix = format!("t{}", uuid::Uuid::new_v4().simple());
@@ -646,4 +645,34 @@ impl TestApp {
             .unwrap_or_else(|| panic!("no session {sid}"))
             .dpop_jkt
     }
+}
+
+// ---- clients behind a proxy (the refresh policy's network and user-agent tests) ----
+
+/// An app behind a trusted proxy (the test client, 127.0.0.1), so `X-Forwarded-For` sets
+/// the client IP as a real proxy would.
+pub async fn proxied_app(backend: Backend, tweak: impl FnOnce(&mut Config)) -> TestApp {
+    spawn_app_with(backend, |c| {
+        c.trusted_proxies =
+            vec![auth_center::domain::client_ip::IpRange::parse("127.0.0.1").expect("range")];
+        tweak(c);
+    })
+    .await
+}
+
+/// `POST path` from the client `ip` (forwarded) with user agent `agent`.
+pub fn post_from(
+    app: &TestApp,
+    path: &str,
+    ip: Option<&str>,
+    agent: Option<&str>,
+) -> reqwest::RequestBuilder {
+    let mut request = app.request(reqwest::Method::POST, path);
+    if let Some(ip) = ip {
+        request = request.header("x-forwarded-for", ip);
+    }
+    if let Some(agent) = agent {
+        request = request.header("user-agent", agent);
+    }
+    request
 }

@@ -16,6 +16,7 @@ mod cli;
 mod login;
 mod outages;
 mod refresh;
+mod refresh_policy;
 mod revocation;
 mod usernames;
 

@@ -81,7 +81,10 @@ async fn a_redis_outage_gives_503_and_the_app_recovers_when_redis_returns() {
         db: Db::Sqlite,
         sessions: Sessions::Memory,
     };
-    let app = spawn_app_with(backend, |c| c.redis_url = Some(SecretString::from(url))).await;
+    let app = spawn_app_with(backend, |c| {
+        c.redis = RedisConfig::standalone(&url).unwrap();
+    })
+    .await;
     let redis = std::sync::Mutex::new(&mut redis);
     survives_a_session_store_outage(
         &app,
@@ -94,13 +97,13 @@ async fn a_redis_outage_gives_503_and_the_app_recovers_when_redis_returns() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_cluster_outage_gives_503_and_the_app_recovers_when_it_returns() {
     let mut cluster = RedisCluster::start().unwrap();
-    let urls = cluster.urls().join(",");
+    let urls = cluster.urls();
     let backend = Backend {
         db: Db::Sqlite,
         sessions: Sessions::Memory,
     };
     let app = spawn_app_with(backend, |c| {
-        c.redis_cluster_urls = Some(SecretString::from(urls))
+        c.redis = RedisConfig::cluster(urls).unwrap();
     })
     .await;
     let cluster = std::sync::Mutex::new(&mut cluster);

@@ -8,6 +8,7 @@ use async_trait::async_trait;
 
 use crate::domain::error::StoreError;
 use crate::domain::ports::{RotateOutcome, Rotation, SessionRecord, SessionStore};
+use crate::domain::refresh_policy::judge;
 
 struct Entry {
     record: SessionRecord,
@@ -99,7 +100,15 @@ impl SessionStore for MemorySessionStore {
                 sessions.remove(r.sid);
                 return RotateOutcome::NotFound;
             }
-            // Bound to a DPoP key: only a proof from that key refreshes (the ROTATE script).
+            // The checks in the order of the ROTATE script (see `SessionStore::rotate`): the
+            // session (above), what the token is, the DPoP key, the network / user-agent
+            // policy, the rotation cap, then the rotation or the grace replay.
+            // Sessions here always post-date refresh-token MACs: a MAC-less token never rotates.
+            let current = e.refresh_hash == r.presented_hash || e.next_hash == r.presented_hash;
+            // Bound to a DPoP key: only a proof from that key refreshes, and this comes before
+            // anything that could change or end the session. No proof: refused, untouched.
+            // Another key with a genuine token: theft, the session ends. With a forged token:
+            // merely invalid.
             if let Some(bound) = &e.record.dpop_jkt
                 && r.dpop_jkt != Some(bound.as_str())
             {
@@ -112,9 +121,20 @@ impl SessionStore for MemorySessionStore {
                 sessions.remove(r.sid);
                 return RotateOutcome::DpopKeyMismatch;
             }
-            // Sessions here always post-date refresh-token MACs: a MAC-less token never rotates.
-            let current = e.refresh_hash == r.presented_hash || e.next_hash == r.presented_hash;
+            // The caller against the last-seen client, as the script's `judge`. A `revoke`
+            // goes before the cap, so a session that both changes hands and reaches its cap
+            // is reported as the change.
+            let judged = || judge(&r.policy, &e.record.ip, &e.record.user_agent, &r.caller);
             if current && r.reuse_revokes {
+                let (change, revoke) = judged();
+                if revoke {
+                    sessions.remove(r.sid);
+                    return RotateOutcome::ContextRevoked { change };
+                }
+                if r.policy.max_rotations > 0 && e.record.generation >= r.policy.max_rotations {
+                    sessions.remove(r.sid);
+                    return RotateOutcome::LimitReached { change };
+                }
                 e.previous_hash = Some(r.presented_hash.into());
                 e.refresh_hash = r.successor_hash.into();
                 e.next_hash = r.next_successor_hash.into();
@@ -122,18 +142,27 @@ impl SessionStore for MemorySessionStore {
                 e.record.last_seen_ms = r.now_ms;
                 e.record.idle_expiry_ms = (r.now_ms + r.idle_ms).min(e.record.absolute_expiry_ms);
                 e.record.generation += 1;
+                e.record.ip = r.caller.ip.into();
+                e.record.user_agent = r.caller.user_agent.into();
                 return RotateOutcome::Rotated {
                     roles: e.record.roles.clone(),
                     dpop_jkt: e.record.dpop_jkt.clone(),
+                    change,
                 };
             }
             if e.previous_hash.as_deref() == Some(r.presented_hash)
                 && e.refresh_hash == r.successor_hash
                 && r.now_ms - e.rotated_ms < r.grace_ms
             {
+                let (change, revoke) = judged();
+                if revoke {
+                    sessions.remove(r.sid);
+                    return RotateOutcome::ContextRevoked { change };
+                }
                 return RotateOutcome::Replayed {
                     roles: e.record.roles.clone(),
                     dpop_jkt: e.record.dpop_jkt.clone(),
+                    change,
                 };
             }
             let previous = e.previous_hash.as_deref() == Some(r.presented_hash);

@@ -8,7 +8,7 @@ use redis::{Script, Value};
 use verifier::contract::{RedisConnection, SessionKeys};
 
 use crate::domain::error::StoreError;
-use crate::domain::ports::{RotateOutcome, Rotation, SessionRecord, SessionStore};
+use crate::domain::ports::{ContextChange, RotateOutcome, Rotation, SessionRecord, SessionStore};
 use crate::storage::redis_error;
 
 /// Keeps the user's index pruned of expired entries and its TTL at the latest expiry.
@@ -51,17 +51,96 @@ end
 return 1
 ";
 
-/// KEYS: session, index. ARGV: sid, now, presented hash, successor hash, idle ms, grace ms,
-/// '1' when a token that is neither current nor a grace replay proves theft, else '0',
-/// the successor's successor hash, the thumbprint of the request's verified DPoP key ('' for
-/// none).
+/// The refresh policy's comparisons, the Lua twins of those in `domain::refresh_policy`.
+/// `network(ip, v4, v6)` is the network of an address as the auth-center writes it (IPv4
+/// dotted, IPv6 as Rust prints it, mapped IPv4 already as IPv4): its first v4 or v6 bits,
+/// as a string equal for every address of the network; nil for anything else, which is
+/// never compared. `networks_differ` is `refresh_policy::network_changed`, and
+/// `agent_shape` is what `refresh_policy::user_agent_changed` compares: every run of digits
+/// read as one '0'.
+const CONTEXT: &str = r"
+local function network(ip, v4, v6)
+  local a, b, c, d = string.match(ip or '', '^(%d+)%.(%d+)%.(%d+)%.(%d+)$')
+  if a then
+    local n = ((tonumber(a) * 256 + tonumber(b)) * 256 + tonumber(c)) * 256 + tonumber(d)
+    return '4/' .. math.floor(n / 2 ^ (32 - v4))
+  end
+  -- IPv6: eight groups of hex digits, '::' standing for the missing zero groups.
+  local groups, head, tail = {}, string.match(ip or '', '^([%x:]*)::([%x:]*)$')
+  for g in string.gmatch(head or ip or '', '[^:]+') do table.insert(groups, g) end
+  if tail then
+    local rest = {}
+    for g in string.gmatch(tail, '[^:]+') do table.insert(rest, g) end
+    for _ = 1, 8 - #groups - #rest do table.insert(groups, '0') end
+    for _, g in ipairs(rest) do table.insert(groups, g) end
+  end
+  if #groups ~= 8 then return nil end
+  local out = {'6'}
+  for i, g in ipairs(groups) do
+    local value = tonumber(g, 16)
+    if not value or #g > 4 then return nil end
+    local bits = math.max(0, math.min(16, v6 - (i - 1) * 16))
+    table.insert(out, math.floor(value / 2 ^ (16 - bits)))
+  end
+  return table.concat(out, ':')
+end
+local function networks_differ(previous, current, v4, v6)
+  local p, c = network(previous, v4, v6), network(current, v4, v6)
+  return p ~= nil and c ~= nil and p ~= c
+end
+local function agent_shape(ua)
+  return (string.gsub(ua or '', '%d+', '0'))
+end
+";
+
+/// KEYS: session, index.
+///
+/// ARGV, in the order `RedisSessionStore::rotate` passes them:
+///
+/// - 1 sid, 2 now (ms), 3 presented hash, 4 successor hash, 5 idle ms, 6 grace ms, 7 '1'
+///   when the presented token's MAC verified (else '0'), 8 the successor's successor hash;
+/// - 9 the thumbprint of the request's verified DPoP key ('' for none);
+/// - 10 the caller's ip, 11 its user agent (stored as the session's last-seen client when it
+///   rotates);
+/// - 12 max rotations (0: no cap), 13 on network change, 14 on user agent change ('allow',
+///   'audit' or 'revoke'), 15 and 16 the IPv4 and IPv6 prefix lengths of a network.
+///
 /// The current token rotates; so does the current token's successor (`nrt`), which the
 /// server issued in a rotation that Redis acknowledged and then lost in a failover.
-/// Replies `{outcome, roles, jkt}` for `rotated` and `replayed`.
+///
+/// The checks, in this order (the memory store keeps the same one):
+///
+/// 1. the session: none, or expired (then deleted): 'not_found';
+/// 2. what the token is: `issued` (its MAC verified) and `current` (rt, or nrt);
+/// 3. the DPoP key of a bound session (field `jkt`), before anything that changes or ends
+///    the session, so a request without the key can do neither: no proof is
+///    'dpop_required' and changes nothing; another key's proof with an issued token is
+///    theft ('dpop_mismatch', the session is deleted); with a forged token, 'not_found';
+/// 4. for the current token and for a grace replay, the network / user-agent policy
+///    (`judge`): under 'revoke' a change ends the session ('context_revoked'). It comes
+///    before the cap, so a change that ends the session is reported (and audited) as that
+///    change, not as a routine cap;
+/// 5. for the current token only, the rotation cap ('limit_reached', the session is
+///    deleted); a grace replay rotates nothing, so it is not capped;
+/// 6. rotate ('rotated'), or answer the grace replay ('replayed');
+/// 7. anything else is theft when provably issued ('reused', the session is deleted), else
+///    'not_found'.
+///
+/// Replies `{outcome, roles, jkt, <change>}` for 'rotated' and 'replayed' (jkt: the DPoP key
+/// the session is bound to, '' for none), `{outcome, <change>}` for 'limit_reached' and
+/// 'context_revoked' (the session was ended), `{outcome}` for the others. `<change>` is what
+/// `refresh_policy::judge` returns: network changed ('1' or '0'), user agent changed, the
+/// last-seen ip and user agent.
 const ROTATE: &str = r"
 local s = redis.call('HMGET', KEYS[1], 'rt', 'prev_rt', 'rotated_at', 'idle_expiry',
-  'absolute_expiry', 'generation', 'roles', 'nrt', 'jkt')
+  'absolute_expiry', 'generation', 'roles', 'nrt', 'jkt', 'ip', 'ua')
 local now = tonumber(ARGV[2])
+local dpop_jkt = ARGV[9]
+local caller_ip, caller_ua = ARGV[10], ARGV[11]
+local max_rotations, on_network, on_agent = tonumber(ARGV[12]), ARGV[13], ARGV[14]
+local v4_prefix, v6_prefix = tonumber(ARGV[15]), tonumber(ARGV[16])
+local bound_jkt, last_ip, last_ua = s[9] or '', s[10], s[11]
+-- 1. The session.
 if not s[1] then
   redis.call('ZREM', KEYS[2], ARGV[1])
   return {'not_found'}
@@ -71,12 +150,26 @@ if now >= tonumber(s[4]) or now >= tonumber(s[5]) then
   redis.call('ZREM', KEYS[2], ARGV[1])
   return {'not_found'}
 end
+-- The caller against the session's last-seen client (refresh_policy::judge): what changed,
+-- for each attribute whose policy is not 'allow', and whether that ends the session.
+local function judge()
+  local moved = on_network ~= 'allow' and networks_differ(last_ip, caller_ip, v4_prefix, v6_prefix)
+  local agent = on_agent ~= 'allow' and agent_shape(last_ua) ~= agent_shape(caller_ua)
+  local revoke = (moved and on_network == 'revoke') or (agent and on_agent == 'revoke')
+  return {moved and '1' or '0', agent and '1' or '0', last_ip or '', last_ua or ''}, revoke
+end
+local function ended(outcome, change)
+  redis.call('DEL', KEYS[1])
+  redis.call('ZREM', KEYS[2], ARGV[1])
+  return {outcome, unpack(change)}
+end
+-- 2. What the token is.
 local issued = ARGV[7] == '1'
--- A session bound to a DPoP key refreshes only with a proof from that key: without one
+local current = s[1] == ARGV[3] or (s[8] and s[8] == ARGV[3])
+-- 3. A session bound to a DPoP key refreshes only with a proof from that key: without one
 -- nothing changes; a genuine token with another key's proof is theft.
-local jkt = s[9] or ''
-if jkt ~= '' and ARGV[9] ~= jkt then
-  if ARGV[9] == '' then
+if bound_jkt ~= '' and dpop_jkt ~= bound_jkt then
+  if dpop_jkt == '' then
     return {'dpop_required'}
   end
   if not issued then
@@ -86,23 +179,37 @@ if jkt ~= '' and ARGV[9] ~= jkt then
   redis.call('ZREM', KEYS[2], ARGV[1])
   return {'dpop_mismatch'}
 end
-local current = s[1] == ARGV[3] or (s[8] and s[8] == ARGV[3])
 -- A token without a MAC rotates only on a session from before MACs (no nrt): on a newer one
 -- its MAC was stripped.
 if current and (issued or not s[8]) then
+  -- 4. The network / user-agent policy, then 5. the cap.
+  local change, revoke = judge()
+  if revoke then
+    return ended('context_revoked', change)
+  end
+  if max_rotations > 0 and tonumber(s[6]) >= max_rotations then
+    return ended('limit_reached', change)
+  end
+  -- 6. Rotate.
   local idle = math.min(now + tonumber(ARGV[5]), tonumber(s[5]))
   local idle_s = string.format('%d', idle)
   redis.call('HSET', KEYS[1], 'rt', ARGV[4], 'prev_rt', ARGV[3], 'nrt', ARGV[8], 'rotated_at', ARGV[2],
-    'last_seen', ARGV[2], 'idle_expiry', idle_s, 'generation', string.format('%d', tonumber(s[6]) + 1))
+    'last_seen', ARGV[2], 'idle_expiry', idle_s, 'generation', string.format('%d', tonumber(s[6]) + 1),
+    'ip', caller_ip, 'ua', caller_ua)
   redis.call('PEXPIRE', KEYS[1], math.max(1, idle - now))
   redis.call('ZADD', KEYS[2], idle_s, ARGV[1])
   touch_index(KEYS[2], now)
-  return {'rotated', s[7], jkt}
+  return {'rotated', s[7] or '', bound_jkt, unpack(change)}
 end
 if s[2] and s[2] == ARGV[3] and s[1] == ARGV[4] and now - tonumber(s[3]) < tonumber(ARGV[6]) then
-  return {'replayed', s[7], jkt}
+  -- 4. The policy judges a grace replay too (no cap: it rotates nothing); 6. the replay.
+  local change, revoke = judge()
+  if revoke then
+    return ended('context_revoked', change)
+  end
+  return {'replayed', s[7] or '', bound_jkt, unpack(change)}
 end
--- Theft: a token that is neither current nor a grace replay, and provably issued: by its
+-- 7. Theft: a token that is neither current nor a grace replay, and provably issued: by its
 -- MAC, or, without one, by its hash being the stored previous one.
 if not issued and not (s[2] and s[2] == ARGV[3]) then
   return {'not_found'}
@@ -173,7 +280,7 @@ impl RedisSessionStore {
             keys,
             scripts: Scripts {
                 create: with_index(CREATE),
-                rotate: with_index(ROTATE),
+                rotate: Script::new(&format!("{TOUCH_INDEX}{CONTEXT}{ROTATE}")),
                 list: with_index(LIST),
                 delete: Script::new(DELETE),
                 delete_all: Script::new(DELETE_ALL),
@@ -222,6 +329,18 @@ fn parse_record(user_id: &str, sid: &str, fields: HashMap<String, String>) -> Se
         ip: text("ip"),
         roles: split_roles(&text("roles")),
         dpop_jkt: fields.get("jkt").filter(|j| !j.is_empty()).cloned(),
+    }
+}
+
+/// The `<change>` part of a `ROTATE` reply: network changed, user agent changed, the
+/// last-seen ip and user agent.
+fn context_change(fields: &[String]) -> ContextChange {
+    let field = |i: usize| fields.get(i).cloned().unwrap_or_default();
+    ContextChange {
+        network: field(0) == "1",
+        user_agent: field(1) == "1",
+        previous_ip: field(2),
+        previous_user_agent: field(3),
     }
 }
 
@@ -277,6 +396,8 @@ impl SessionStore for RedisSessionStore {
             .rotate
             .key(key)
             .key(index)
+            // ARGV in the order the script documents: the token (1-8), the DPoP key (9), the
+            // caller (10-11), the refresh policy (12-16).
             .arg(r.sid)
             .arg(r.now_ms)
             .arg(r.presented_hash)
@@ -286,23 +407,41 @@ impl SessionStore for RedisSessionStore {
             .arg(if r.reuse_revokes { "1" } else { "0" })
             .arg(r.next_successor_hash)
             .arg(r.dpop_jkt.unwrap_or(""))
+            .arg(r.caller.ip)
+            .arg(r.caller.user_agent)
+            .arg(r.policy.max_rotations)
+            .arg(r.policy.on_network_change.as_str())
+            .arg(r.policy.on_user_agent_change.as_str())
+            .arg(r.policy.ipv4_prefix)
+            .arg(r.policy.ipv6_prefix)
             .invoke_async(&mut conn)
             .await
             .map_err(redis_error)?;
-        let roles = || split_roles(reply.get(1).map(String::as_str).unwrap_or(""));
-        let dpop_jkt = || reply.get(2).filter(|j| !j.is_empty()).cloned();
-        Ok(match reply.first().map(String::as_str) {
-            Some("rotated") => RotateOutcome::Rotated {
-                roles: roles(),
-                dpop_jkt: dpop_jkt(),
+        let (outcome, rest) = match reply.split_first() {
+            Some((outcome, rest)) => (outcome.as_str(), rest),
+            None => ("", &[][..]),
+        };
+        let bound = |jkt: &String| Some(jkt.clone()).filter(|j| !j.is_empty());
+        Ok(match (outcome, rest) {
+            ("rotated", [roles, jkt, change @ ..]) => RotateOutcome::Rotated {
+                roles: split_roles(roles),
+                dpop_jkt: bound(jkt),
+                change: context_change(change),
             },
-            Some("replayed") => RotateOutcome::Replayed {
-                roles: roles(),
-                dpop_jkt: dpop_jkt(),
+            ("replayed", [roles, jkt, change @ ..]) => RotateOutcome::Replayed {
+                roles: split_roles(roles),
+                dpop_jkt: bound(jkt),
+                change: context_change(change),
             },
-            Some("reused") => RotateOutcome::Reused,
-            Some("dpop_required") => RotateOutcome::DpopRequired,
-            Some("dpop_mismatch") => RotateOutcome::DpopKeyMismatch,
+            ("limit_reached", change) => RotateOutcome::LimitReached {
+                change: context_change(change),
+            },
+            ("context_revoked", change) => RotateOutcome::ContextRevoked {
+                change: context_change(change),
+            },
+            ("reused", _) => RotateOutcome::Reused,
+            ("dpop_required", _) => RotateOutcome::DpopRequired,
+            ("dpop_mismatch", _) => RotateOutcome::DpopKeyMismatch,
             _ => RotateOutcome::NotFound,
         })
     }
@@ -386,5 +525,104 @@ impl SessionStore for RedisSessionStore {
             .await
             .map_err(redis_error)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::refresh_policy::{network_changed, user_agent_changed};
+
+    /// The Lua twins of the refresh policy's rules answer as the Rust ones do, on a real
+    /// Redis, for addresses as the auth-center writes them and prefixes across the range.
+    #[tokio::test]
+    async fn the_scripts_network_and_user_agent_rules_agree_with_the_domain() {
+        let target = verifier::RedisTarget::Standalone(test_support::shared_redis_url());
+        let mut conn =
+            RedisConnection::connect(&target, verifier::contract::RedisOptions::default())
+                .await
+                .unwrap();
+        let networks = Script::new(&format!(
+            "{CONTEXT}return networks_differ(ARGV[1], ARGV[2], tonumber(ARGV[3]), \
+             tonumber(ARGV[4])) and 1 or 0"
+        ));
+        let agents = Script::new(&format!(
+            "{CONTEXT}return agent_shape(ARGV[1]) ~= agent_shape(ARGV[2]) and 1 or 0"
+        ));
+        // As `client_ip` writes them: canonical, mapped IPv4 as IPv4; plus unknown ones.
+        let addresses: Vec<String> = [
+            "198.51.100.7",
+            "198.51.100.200",
+            "198.51.101.7",
+            "10.0.0.1",
+            "255.255.255.255",
+            "0.0.0.0",
+            "::ffff:198.51.100.9",
+            "::",
+            "::1",
+            "1::",
+            "2001:db8::1",
+            "2001:db8:1:2::10",
+            "2001:db8:1:2:ffff::1",
+            "2001:db8:1:3::1",
+            "2001:db8:0:0:1::1",
+            "fe80::1:0:0:0",
+            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+            "2001:db8:8000::",
+        ]
+        .iter()
+        .map(|a| {
+            let ip: std::net::IpAddr = a.parse().unwrap();
+            ip.to_canonical().to_string()
+        })
+        .chain(["".to_string(), "unknown".to_string()])
+        .collect();
+        let prefixes = [
+            (0, 0),
+            (1, 1),
+            (8, 16),
+            (15, 17),
+            (16, 33),
+            (17, 47),
+            (24, 48),
+            (25, 56),
+            (31, 63),
+            (32, 64),
+            (24, 65),
+            (24, 127),
+            (24, 128),
+        ];
+        for (v4, v6) in prefixes {
+            for a in &addresses {
+                for b in &addresses {
+                    let lua: i64 = networks
+                        .arg(a)
+                        .arg(b)
+                        .arg(v4)
+                        .arg(v6)
+                        .invoke_async(&mut conn)
+                        .await
+                        .unwrap();
+                    let rust = network_changed(a, b, v4, v6);
+                    assert_eq!(lua == 1, rust, "{a} -> {b} at /{v4} /{v6}");
+                }
+            }
+        }
+        let user_agents = [
+            "",
+            "curl/8.5.0",
+            "curl/8.6",
+            "Mozilla/5.0 (X11; Linux x86_64; rv:124.0) Gecko/20100101 Firefox/124.0",
+            "Mozilla/5.0 (X11; Linux x86_64; rv:125.0) Gecko/20100101 Firefox/125.0",
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/124.0.0.0 Safari/537.36",
+            "Ünïcödé/1 ½ ٣",
+            "7",
+        ];
+        for a in user_agents {
+            for b in user_agents {
+                let lua: i64 = agents.arg(a).arg(b).invoke_async(&mut conn).await.unwrap();
+                assert_eq!(lua == 1, user_agent_changed(a, b), "{a:?} -> {b:?}");
+            }
+        }
     }
 }

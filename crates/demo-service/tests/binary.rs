@@ -1,0 +1,181 @@
+//! The demo-service binary reads the settings it has always read from the environment, and a
+//! TOML file, the way the auth-center does.
+
+#![allow(
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods // waiting for a real process in real time
+)] // test code: a panic is a failure report
+
+use std::io::{Read as _, Write as _};
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::process::{Child, Command, Output, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+const JWKS_URL: &str = "http://127.0.0.1:9/.well-known/jwks.json";
+
+/// The demo-service with nothing but `env` in its environment.
+fn demo(env: &[(&str, &str)], args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_demo-service"));
+    command
+        .args(args)
+        .env_clear()
+        .envs(env.iter().copied())
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    command
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Whether `GET /healthz` on `port` answers 200.
+fn healthy(port: u16) -> bool {
+    let Ok(mut stream) = TcpStream::connect((Ipv4Addr::LOCALHOST, port)) else {
+        return false;
+    };
+    let request = "GET /healthz HTTP/1.1\r\nHost: demo\r\nConnection: close\r\n\r\n";
+    let mut response = String::new();
+    stream.write_all(request.as_bytes()).is_ok()
+        && stream.read_to_string(&mut response).is_ok()
+        && response.starts_with("HTTP/1.1 200")
+}
+
+/// Waits (up to 20 s) until the demo-service answers on `port`, then stops it; returns what
+/// it printed.
+fn serves(mut child: Child, port: u16) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut up = false;
+    while Instant::now() < deadline {
+        if healthy(port) {
+            up = true;
+            break;
+        }
+        if child.try_wait().expect("try_wait").is_some() {
+            break;
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let out = child.wait_with_output().expect("wait");
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(up, "the demo-service did not serve on {port}: {printed}");
+    printed
+}
+
+fn fails(out: Output) -> String {
+    assert!(!out.status.success(), "it started");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn it_starts_on_the_environment_variables_it_has_always_read() {
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let child = demo(
+        &[
+            ("AUTH_JWKS_URL", JWKS_URL),
+            ("AUTH_ISSUER", "http://127.0.0.1:9"),
+            ("AUTH_AUDIENCE", "api"),
+            ("LISTEN_ADDR", &listen),
+            ("AUTH_REDIS_PREFIX", "demo"),
+            ("AUTH_REVOCATION", "off"),
+            ("AUTH_MAX_STALENESS_MS", "5000"),
+            ("AUTH_MAX_STALL_MS", "200"),
+            ("AUTH_JWKS_COOLDOWN_MS", "10000"),
+            ("PUBLIC_URL", "https://demo.example"),
+            // The auth-center's settings, in a shared environment, are not the demo's.
+            ("AUTH_SESSIONS__IDLE_SECS", "3600"),
+            ("AUTH_LOG_FORMAT", "json"),
+            ("AUTH_CONFIG_FILE", "/nonexistent/auth-center.toml"),
+        ],
+        &[],
+    )
+    .spawn()
+    .expect("spawn");
+    let printed = serves(child, port);
+    // AUTH_REVOCATION was read: the verifier says loudly that revocation is off.
+    assert!(printed.contains("REVOCATION CHECKS ARE OFF"), "{printed}");
+}
+
+#[test]
+fn a_toml_file_sets_what_the_environment_does_not() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("demo.toml");
+    let port = free_port();
+    std::fs::write(
+        &file,
+        format!(
+            "listen_addr = \"127.0.0.1:{port}\"\njwks_url = \"{JWKS_URL}\"\n\
+             issuer = \"http://from-the-file\"\nrevocation = \"off\"\n"
+        ),
+    )
+    .expect("write");
+    let file = file.to_str().expect("utf-8 path");
+    // Through --config, the environment winning over the file.
+    let child = demo(
+        &[("AUTH_ISSUER", "http://127.0.0.1:9")],
+        &["--config", file],
+    )
+    .spawn()
+    .expect("spawn");
+    serves(child, port);
+    // Through DEMO_CONFIG_FILE; the file's revocation mode is overridden and needs Redis.
+    let stderr = fails(
+        demo(
+            &[("DEMO_CONFIG_FILE", file), ("AUTH_REVOCATION", "tracked")],
+            &[],
+        )
+        .output()
+        .expect("run"),
+    );
+    assert!(stderr.to_lowercase().contains("redis"), "{stderr}");
+    // An unknown field in the file is an error naming it.
+    std::fs::write(dir.path().join("demo.toml"), "revokation = \"off\"\n").expect("write");
+    let stderr = fails(demo(&[], &["--config", file]).output().expect("run"));
+    assert!(stderr.contains("revokation"), "{stderr}");
+}
+
+#[test]
+fn a_setting_that_cannot_work_is_a_start_up_error_naming_it() {
+    let required = [("AUTH_JWKS_URL", JWKS_URL), ("AUTH_ISSUER", "http://a")];
+    let stderr = fails(demo(&required[1..], &[]).output().expect("run"));
+    assert!(stderr.contains("AUTH_JWKS_URL"), "{stderr}");
+    let stderr = fails(demo(&required[..1], &[]).output().expect("run"));
+    assert!(stderr.contains("AUTH_ISSUER"), "{stderr}");
+    for (name, value, field) in [
+        ("AUTH_REVOCATION", "sometimes", "revocation"),
+        ("AUTH_MAX_STALL_MS", "fast", "max_stall_ms"),
+        ("LISTEN_ADDR", "localhost", "listen_addr"),
+        ("PUBLIC_URL", "demo.example", "public_url"),
+    ] {
+        let mut env = required.to_vec();
+        env.push((name, value));
+        let stderr = fails(demo(&env, &[]).output().expect("run"));
+        assert!(
+            stderr.to_lowercase().contains(field),
+            "{name}={value}: {stderr}"
+        );
+    }
+    let mut env = required.to_vec();
+    env.extend([
+        ("REDIS_URL", "redis://127.0.0.1:1"),
+        ("REDIS_CLUSTER_URLS", "redis://127.0.0.1:2"),
+    ]);
+    let stderr = fails(demo(&env, &[]).output().expect("run"));
+    assert!(
+        stderr.contains("REDIS_URL") && stderr.contains("REDIS_CLUSTER_URLS"),
+        "{stderr}"
+    );
+}
