@@ -71,7 +71,7 @@ macro_rules! on_standalone_and_cluster {
     };
 }
 
-pub use test_support::Tokens;
+pub use test_support::{DpopKey, Tokens};
 
 fn http_client() -> reqwest::Client {
     reqwest::Client::builder()
@@ -169,6 +169,12 @@ impl AuthCenter {
         }
     }
 
+    /// `method path` at the auth-center, for the caller to finish and send.
+    pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, format!("{}{path}", self.address))
+    }
+
     pub fn jwks_url(&self) -> String {
         format!("{}/.well-known/jwks.json", self.address)
     }
@@ -198,6 +204,7 @@ impl AuthCenter {
             max_staleness: Duration::from_secs(5),
             max_stall: verifier::DEFAULT_MAX_STALL,
             jwks_cooldown: Duration::from_secs(10),
+            public_url: None,
         }
     }
 
@@ -331,6 +338,12 @@ impl Demo {
 
     pub async fn me(&self, tokens: &Tokens) -> Answer {
         Answer::of(self.get("/me", Some(&tokens.access_token)).await).await
+    }
+
+    /// `method path` at the demo-service, for the caller to finish and send.
+    pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, format!("{}{path}", self.address))
     }
 
     pub async fn admin(&self, tokens: &Tokens) -> Answer {

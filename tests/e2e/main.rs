@@ -14,6 +14,7 @@
 mod helpers;
 
 mod caching;
+mod dpop;
 mod failover;
 mod key_rotation;
 mod login;

@@ -67,6 +67,39 @@ pub struct Config {
     /// The refresh policy: a cap on rotations, and what a refresh from another network or
     /// user agent does.
     pub refresh: RefreshConfig,
+    /// DPoP (RFC 9449): proof checking and what is bound to the client's key.
+    pub dpop: DpopConfig,
+}
+
+/// DPoP proofs (RFC 9449). A login with a valid proof opens a session bound to the proof's
+/// key; every refresh of it needs a proof from that key.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DpopConfig {
+    /// The URL clients reach this service under (scheme, host, port, any path prefix a
+    /// proxy adds), against which a proof's `htu` is checked: it plus the route's path.
+    /// Unset: the issuer. Never taken from request headers.
+    pub public_url: Option<String>,
+    /// Whether access tokens of a bound session are DPoP-bound too (`cnf.jkt`, `token_type`
+    /// `DPoP`); they are then refused as bearer tokens, also by every verifier. Default off:
+    /// only the refresh token is bound.
+    pub bind_access_tokens: bool,
+    /// How old a proof's `iat` may be, seconds (default 60, 1 to 300); the clock skew allowed
+    /// is `tokens.leeway_secs`.
+    pub max_age_secs: u64,
+    /// How many proofs the replay cache of this process remembers (default 100 000).
+    pub replay_cache_capacity: usize,
+}
+
+impl Default for DpopConfig {
+    fn default() -> Self {
+        Self {
+            public_url: None,
+            bind_access_tokens: false,
+            max_age_secs: 60,
+            replay_cache_capacity: 100_000,
+        }
+    }
 }
 
 /// The OAuth 2 endpoints (`/oauth2/token`, `/oauth2/revoke`, introspection with client
@@ -583,6 +616,7 @@ impl Default for Config {
             http: HttpConfig::default(),
             oauth: OAuthConfig::default(),
             refresh: RefreshConfig::default(),
+            dpop: DpopConfig::default(),
         }
     }
 }
@@ -608,6 +642,7 @@ impl std::fmt::Debug for Config {
             .field("http", &self.http)
             .field("oauth", &self.oauth)
             .field("refresh", &self.refresh)
+            .field("dpop", &self.dpop)
             .finish()
     }
 }
@@ -697,7 +732,24 @@ impl Config {
         }
         self.keys.validate()?;
         self.http.validate()?;
-        self.refresh.validate()
+        self.refresh.validate()?;
+        self.dpop_checker(std::sync::Arc::new(verifier::SystemClock))
+            .map(|_| ())
+            .map_err(|e| ConfigError::Invalid(format!("dpop: {}", e.0)))
+    }
+
+    /// The DPoP proof checker these settings describe, on `clock`.
+    pub fn dpop_checker(
+        &self,
+        clock: std::sync::Arc<dyn verifier::Clock>,
+    ) -> Result<verifier::dpop::DpopChecker, verifier::dpop::DpopConfigError> {
+        verifier::dpop::DpopChecker::builder()
+            .public_url(self.dpop.public_url.as_deref().unwrap_or(&self.issuer))
+            .max_age(Duration::from_secs(self.dpop.max_age_secs))
+            .leeway(Duration::from_secs(self.tokens.leeway_secs))
+            .replay_cache_capacity(self.dpop.replay_cache_capacity)
+            .clock(clock)
+            .build()
     }
 
     /// Which session store this configuration selects, for logs: [`RedisConfig::mode`].

@@ -3,7 +3,7 @@
 //! environment, in that order (later wins).
 //!
 //! Names in the environment follow the auth-center's conventions: `REDIS_URL`,
-//! `REDIS_CLUSTER_URLS` and `LISTEN_ADDR` without a prefix, every other setting as
+//! `REDIS_CLUSTER_URLS`, `LISTEN_ADDR` and `PUBLIC_URL` without a prefix, every other setting as
 //! `AUTH_<FIELD>` (`AUTH_JWKS_URL`, `AUTH_ISSUER`, `AUTH_AUDIENCE`, `AUTH_REDIS_PREFIX`,
 //! `AUTH_REVOCATION`, `AUTH_MAX_STALENESS_MS`, `AUTH_MAX_STALL_MS`,
 //! `AUTH_JWKS_COOLDOWN_MS`). Other `AUTH_*` variables are the auth-center's and are ignored,
@@ -73,6 +73,10 @@ pub struct Settings {
     /// `AUTH_JWKS_COOLDOWN_MS`).
     #[serde(rename = "jwks_cooldown_ms", deserialize_with = "millis")]
     pub jwks_cooldown: Duration,
+    /// The URL clients reach this service under (`PUBLIC_URL`: scheme, host, port, any path
+    /// prefix a proxy adds). Set, DPoP-bound tokens (RFC 9449) are accepted with the `DPoP`
+    /// scheme and a proof whose `htu` is it plus the route; unset, they are refused.
+    pub public_url: Option<String>,
 }
 
 /// A duration written in milliseconds.
@@ -94,6 +98,7 @@ impl Default for Settings {
             max_staleness: Duration::from_secs(5),
             max_stall: verifier::DEFAULT_MAX_STALL,
             jwks_cooldown: Duration::from_secs(10),
+            public_url: None,
         }
     }
 }
@@ -107,7 +112,12 @@ impl Settings {
             figment = figment.merge(Toml::file_exact(file));
         }
         let settings: Settings = figment
-            .merge(Env::raw().only(&["REDIS_URL", "REDIS_CLUSTER_URLS", "LISTEN_ADDR"]))
+            .merge(Env::raw().only(&[
+                "REDIS_URL",
+                "REDIS_CLUSTER_URLS",
+                "LISTEN_ADDR",
+                "PUBLIC_URL",
+            ]))
             .merge(Env::prefixed("AUTH_").only(&AUTH_FIELDS))
             .extract()
             .map_err(|e| anyhow::anyhow!("settings: {e}"))?;
@@ -115,7 +125,8 @@ impl Settings {
         Ok(settings)
     }
 
-    /// Refuses settings that cannot work: the JWKS URL and the issuer are required.
+    /// Refuses settings that cannot work: the JWKS URL and the issuer are required, and a
+    /// public URL must be one a DPoP proof can name.
     pub fn validate(&self) -> anyhow::Result<()> {
         if self.jwks_url.trim().is_empty() {
             bail!("settings: jwks_url (AUTH_JWKS_URL) must be set");
@@ -123,7 +134,20 @@ impl Settings {
         if self.issuer.trim().is_empty() {
             bail!("settings: issuer (AUTH_ISSUER) must be set");
         }
+        self.dpop_checker()?;
         Ok(())
+    }
+
+    /// The DPoP proof checker for [`public_url`](Self::public_url), if it is set.
+    fn dpop_checker(&self) -> anyhow::Result<Option<verifier::dpop::DpopChecker>> {
+        let Some(url) = &self.public_url else {
+            return Ok(None);
+        };
+        let checker = verifier::dpop::DpopChecker::builder()
+            .public_url(url)
+            .build()
+            .map_err(|e| anyhow::anyhow!("settings: public_url (PUBLIC_URL): {}", e.0))?;
+        Ok(Some(checker))
     }
 
     /// Builds the verifier these settings describe.
@@ -139,6 +163,9 @@ impl Settings {
             .max_stall(self.max_stall);
         if let Some(target) = self.redis.target() {
             builder = builder.redis(target);
+        }
+        if let Some(checker) = self.dpop_checker()? {
+            builder = builder.dpop(checker);
         }
         Ok(builder.build().await?)
     }
@@ -253,6 +280,7 @@ mod tests {
             max_staleness_ms = 60000
             max_stall_ms = 50
             jwks_cooldown_ms = 100
+            public_url = "https://demo.example/api"
             "#,
         )
         .unwrap();
@@ -269,6 +297,10 @@ mod tests {
         assert_eq!(settings.max_staleness, Duration::from_secs(60));
         assert_eq!(settings.max_stall, Duration::from_millis(50));
         assert_eq!(settings.jwks_cooldown, Duration::from_millis(100));
+        assert_eq!(
+            settings.public_url.as_deref(),
+            Some("https://demo.example/api")
+        );
         assert!(settings.validate().is_ok());
         // The password is a secret.
         assert!(!format!("{settings:?}").contains("hunter2"));
@@ -288,6 +320,7 @@ mod tests {
         assert_eq!(settings.max_staleness, Duration::from_secs(5));
         assert_eq!(settings.max_stall, verifier::DEFAULT_MAX_STALL);
         assert_eq!(settings.jwks_cooldown, Duration::from_secs(10));
+        assert_eq!(settings.public_url, None, "DPoP-bound tokens are refused");
         // The two settings without a default.
         let error = settings.validate().unwrap_err().to_string();
         assert!(error.contains("AUTH_JWKS_URL"), "{error}");
@@ -311,6 +344,21 @@ mod tests {
         ] {
             let error = from_toml(toml).map(drop).expect_err(toml);
             assert!(error.contains(field), "{toml}: {error}");
+        }
+        // A public URL no DPoP proof can name is refused when the settings are checked.
+        for url in [
+            "demo.example",
+            "ftp://demo.example",
+            "https://demo.example/?x=1",
+        ] {
+            let settings = Settings {
+                jwks_url: "http://a/jwks".into(),
+                issuer: "http://a".into(),
+                public_url: Some(url.into()),
+                ..Settings::default()
+            };
+            let error = settings.validate().unwrap_err().to_string();
+            assert!(error.contains("PUBLIC_URL"), "{url}: {error}");
         }
     }
 }

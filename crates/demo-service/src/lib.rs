@@ -7,7 +7,8 @@
 //!
 //! Configured like the auth-center, from an optional TOML file and the environment
 //! (`AUTH_JWKS_URL`, `AUTH_ISSUER`, `AUTH_AUDIENCE`, `REDIS_URL` or `REDIS_CLUSTER_URLS`,
-//! `LISTEN_ADDR`, ...): see [`Settings`].
+//! `LISTEN_ADDR`, ...): see [`Settings`]. With `PUBLIC_URL`, the URL clients reach it under,
+//! DPoP-bound tokens (RFC 9449) are accepted with the `DPoP` scheme and a proof for that URL.
 
 mod config;
 

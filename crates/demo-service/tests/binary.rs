@@ -94,6 +94,7 @@ fn it_starts_on_the_environment_variables_it_has_always_read() {
             ("AUTH_MAX_STALENESS_MS", "5000"),
             ("AUTH_MAX_STALL_MS", "200"),
             ("AUTH_JWKS_COOLDOWN_MS", "10000"),
+            ("PUBLIC_URL", "https://demo.example"),
             // The auth-center's settings, in a shared environment, are not the demo's.
             ("AUTH_SESSIONS__IDLE_SECS", "3600"),
             ("AUTH_LOG_FORMAT", "json"),
@@ -157,6 +158,7 @@ fn a_setting_that_cannot_work_is_a_start_up_error_naming_it() {
         ("AUTH_REVOCATION", "sometimes", "revocation"),
         ("AUTH_MAX_STALL_MS", "fast", "max_stall_ms"),
         ("LISTEN_ADDR", "localhost", "listen_addr"),
+        ("PUBLIC_URL", "demo.example", "public_url"),
     ] {
         let mut env = required.to_vec();
         env.push((name, value));

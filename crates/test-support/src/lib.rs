@@ -15,6 +15,8 @@
 //! * [`Service`]: the kinds of shared server, their variables and how they start: the one
 //!   definition both of the above use.
 //! * [`create_postgres_database`]: a fresh database per test.
+//! * [`DpopKey`]: a DPoP client's key pair that makes proofs (RFC 9449), and [`Tokens`], the
+//!   auth-center's token response.
 //!
 //! Everything is synchronous (blocking); calling it from a `#[tokio::test]` is fine.
 //!
@@ -29,6 +31,7 @@
 #![allow(clippy::disallowed_methods)] // fixtures wait on real servers in real time
 #![warn(missing_docs)]
 
+mod dpop;
 mod postgres;
 mod redis;
 mod services;
@@ -36,6 +39,7 @@ mod shared;
 mod tokens;
 mod util;
 
+pub use crate::dpop::{DpopKey, access_token_hash};
 pub use crate::postgres::{Postgres, create_postgres_database};
 pub use crate::redis::{ClusterOptions, RedisCluster, RedisServer};
 pub use crate::services::{Running, Service, start_all};

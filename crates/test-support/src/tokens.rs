@@ -11,7 +11,7 @@ pub struct Tokens {
     pub access_token: String,
     /// The opaque refresh token.
     pub refresh_token: String,
-    /// Always `Bearer`.
+    /// `Bearer`, or `DPoP` for a DPoP-bound access token (RFC 9449 §5).
     pub token_type: String,
     /// Access-token lifetime, seconds.
     pub expires_in: u64,

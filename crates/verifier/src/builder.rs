@@ -6,6 +6,7 @@ use std::time::Duration;
 use jsonwebtoken::Algorithm;
 
 use crate::clock::{Clock, SystemClock};
+use crate::dpop::DpopChecker;
 use crate::keys::KeySet;
 #[cfg(feature = "jwks")]
 use crate::keys::jwks::JwksSource;
@@ -85,6 +86,7 @@ pub struct VerifierBuilder {
     redis_timeout: Duration,
     sig_cache_capacity: usize,
     clock: Arc<dyn Clock>,
+    dpop: Option<DpopChecker>,
 }
 
 impl Default for VerifierBuilder {
@@ -115,6 +117,7 @@ impl Default for VerifierBuilder {
             redis_timeout: Duration::from_millis(500),
             sig_cache_capacity: 10_000,
             clock: Arc::new(SystemClock),
+            dpop: None,
         }
     }
 }
@@ -315,6 +318,22 @@ impl VerifierBuilder {
         self
     }
 
+    /// Accept DPoP-bound access tokens (RFC 9449), presented as `Authorization: DPoP
+    /// <token>` with a `DPoP` proof that `checker` verifies ([`Verifier::verify_dpop`] and
+    /// [`VerifierLayer`](crate::VerifierLayer)). Without it, a DPoP-bound token is always
+    /// refused; bearer tokens are accepted either way, except bound ones. Give the checker
+    /// the same clock as the verifier.
+    ///
+    /// ```
+    /// use verifier::{Verifier, dpop::DpopChecker};
+    /// let checker = DpopChecker::builder().public_url("https://api.example.com").build().unwrap();
+    /// let builder = Verifier::builder().dpop(checker);
+    /// ```
+    pub fn dpop(mut self, checker: DpopChecker) -> Self {
+        self.dpop = Some(checker);
+        self
+    }
+
     /// Checks the settings, connects to Redis and fetches the JWKS once (a failed first
     /// fetch is logged and retried on demand, so a service can start before the
     /// auth-center).
@@ -446,6 +465,7 @@ impl VerifierBuilder {
             #[cfg(feature = "redis")]
             session_check,
             clock: self.clock,
+            dpop: self.dpop,
         });
         #[cfg(feature = "jwks")]
         if let KeySource::Jwks(source) = &inner.keys {

@@ -11,16 +11,18 @@ pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
 
 /// Claims carried by an access token. No personal data: `sub` is an opaque user id.
 ///
-/// Every claim but `nbf`, `roles`, `client_id` and `scope` is required. A claim that is
-/// present must have its type, even an optional one: `"nbf": null`, `"nbf": "1"`,
-/// `"roles": "admin"` or `"scope": ["a"]` make the token unreadable (RFC 8725 §3.7), never
-/// "absent". Time claims are integer NumericDates. Claims this struct does not name (`cnf`,
-/// say) are ignored, so a verifier keeps accepting tokens that carry claims added later.
+/// Every claim but `nbf`, `roles`, `client_id`, `scope` and `cnf` is required. A claim that
+/// is present must have its type, even an optional one: `"nbf": null`, `"nbf": "1"`,
+/// `"roles": "admin"`, `"scope": ["a"]` or `"cnf": null` make the token unreadable
+/// (RFC 8725 §3.7), never "absent". Time claims are integer NumericDates. Claims this struct
+/// does not name are ignored, so a verifier keeps accepting tokens that carry claims added
+/// later.
 ///
 /// `client_id` and `scope` are the RFC 9068 claims: the OAuth client the token was issued
-/// to, and the space-separated scopes it grants. Tokens from before they existed have
-/// neither; the auth-center sets `client_id` on every token and `scope` where the token has
-/// scopes (a service account's client-credentials token).
+/// to, and the space-separated scopes it grants. `cnf` (RFC 7800) names the key a
+/// DPoP-bound token is bound to. Tokens from before they existed have none of them; the
+/// auth-center sets `client_id` on every token, `scope` where the token has scopes (a
+/// service account's client-credentials token) and `cnf` where it binds the access token.
 ///
 /// ```
 /// use verifier::Claims;
@@ -75,6 +77,30 @@ pub struct Claims {
         skip_serializing_if = "Option::is_none"
     )]
     pub scope: Option<String>,
+    /// The key the token is bound to (RFC 7800 `cnf`; RFC 9449 §6: `jkt`, the SHA-256
+    /// thumbprint of a DPoP key). A bound token is accepted only with a DPoP proof from that
+    /// key, never as a bearer token. Optional, but never `null`: a `null` must not read as
+    /// "unbound".
+    #[serde(
+        default,
+        deserialize_with = "present_confirmation",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub cnf: Option<Confirmation>,
+}
+
+/// The `cnf` claim of a DPoP-bound token (RFC 7800 §3.1, RFC 9449 §6.1).
+///
+/// ```
+/// use verifier::Confirmation;
+/// let cnf: Confirmation =
+///     serde_json::from_str(r#"{"jkt":"0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}"#).unwrap();
+/// assert_eq!(cnf.jkt, "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Confirmation {
+    /// The base64url SHA-256 JWK thumbprint (RFC 7638) of the key the token is bound to.
+    pub jkt: String,
 }
 
 /// An optional claim that is present: absent is `None` through `#[serde(default)]`, so this
@@ -88,6 +114,13 @@ fn present_string<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<S
     String::deserialize(deserializer).map(Some)
 }
 
+/// [`present_number`] for the `cnf` claim.
+fn present_confirmation<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Confirmation>, D::Error> {
+    Confirmation::deserialize(deserializer).map(Some)
+}
+
 impl Claims {
     /// Whether the token grants `role`.
     ///
@@ -95,7 +128,7 @@ impl Claims {
     /// # use verifier::{Claims, Audience};
     /// # let claims = Claims { iss: "i".into(), sub: "u".into(), aud: Audience::One("a".into()),
     /// #   exp: 2, iat: 1, nbf: None, jti: "j".into(), sid: "s".into(), roles: vec!["admin".into()],
-    /// #   client_id: None, scope: None };
+    /// #   client_id: None, scope: None, cnf: None };
     /// assert!(claims.has_role("admin"));
     /// assert!(!claims.has_role("root"));
     /// ```
@@ -110,7 +143,8 @@ impl Claims {
     /// # use verifier::{Claims, Audience};
     /// # let claims = Claims { iss: "i".into(), sub: "u".into(), aud: Audience::One("a".into()),
     /// #   exp: 2, iat: 1, nbf: None, jti: "j".into(), sid: "s".into(), roles: vec![],
-    /// #   client_id: Some("billing".into()), scope: Some("invoices:read reports".into()) };
+    /// #   client_id: Some("billing".into()), scope: Some("invoices:read reports".into()),
+    /// #   cnf: None };
     /// assert!(claims.has_scope("invoices:read"));
     /// assert!(claims.has_scope("reports"));
     /// assert!(!claims.has_scope("invoices"));
@@ -169,9 +203,11 @@ mod tests {
     fn tokens_without_the_rfc_9068_claims_still_read() {
         let claims: Claims = serde_json::from_value(base()).unwrap();
         assert_eq!((&claims.client_id, &claims.scope), (&None, &None));
+        assert_eq!(claims.cnf, None);
         // ...and are written back without them, as older verifiers expect.
         let written = serde_json::to_value(&claims).unwrap();
         assert!(written.get("client_id").is_none() && written.get("scope").is_none());
+        assert!(written.get("cnf").is_none());
     }
 
     #[test]
@@ -184,11 +220,18 @@ mod tests {
         let claims: Claims = serde_json::from_value(json).unwrap();
         assert_eq!(claims.client_id.as_deref(), Some("svc"));
         assert!(claims.has_scope("b"));
+        assert_eq!(
+            claims.cnf.map(|c| c.jkt).as_deref(),
+            Some("0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I")
+        );
     }
 
     #[test]
-    fn a_present_client_id_or_scope_must_be_a_string() {
+    fn a_present_client_id_scope_or_cnf_must_have_its_type() {
         for (claim, value) in [
+            ("cnf", serde_json::Value::Null),
+            ("cnf", serde_json::json!("jkt")),
+            ("cnf", serde_json::json!({})),
             ("client_id", serde_json::Value::Null),
             ("client_id", serde_json::json!(5)),
             ("scope", serde_json::Value::Null),

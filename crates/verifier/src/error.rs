@@ -2,8 +2,11 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Why a token was not accepted. Callers act on the kind: `Invalid`, `Expired` and
-/// `Revoked` mean 401; `Unavailable` means 503 (the session could not be checked).
+use crate::dpop::DpopError;
+
+/// Why a token was not accepted. Callers act on the kind: `Invalid`, `Expired`, `Revoked`,
+/// `InvalidDpopProof` and `DpopBinding` mean 401; `Unavailable` means 503 (the session
+/// could not be checked).
 ///
 /// ```
 /// use verifier::VerifyError;
@@ -24,6 +27,15 @@ pub enum VerifyError {
     /// The session store could not be asked; fail closed.
     #[error("session store unavailable: {0}")]
     Unavailable(String),
+    /// The token came with the DPoP scheme and its proof is missing or invalid (RFC 9449
+    /// §7.1: `invalid_dpop_proof`).
+    #[error("invalid DPoP proof: {0}")]
+    InvalidDpopProof(DpopError),
+    /// The token does not fit how it was presented (RFC 9449 §7.1-7.2): a DPoP-bound token
+    /// as a bearer token, a token that is not bound with the DPoP scheme, a proof from
+    /// another key, or DPoP at a verifier not set up for it. `invalid_token`.
+    #[error("DPoP binding: {0}")]
+    DpopBinding(&'static str),
 }
 
 impl VerifyError {
@@ -38,6 +50,8 @@ impl VerifyError {
             VerifyError::Expired => "token_expired",
             VerifyError::Revoked => "session_revoked",
             VerifyError::Unavailable(_) => "unavailable",
+            VerifyError::InvalidDpopProof(_) => "invalid_dpop_proof",
+            VerifyError::DpopBinding(_) => "invalid_token",
         }
     }
 
@@ -53,6 +67,10 @@ impl VerifyError {
             VerifyError::Expired => "the access token has expired",
             VerifyError::Revoked => "the session has ended",
             VerifyError::Unavailable(_) => "the session store is unavailable, retry shortly",
+            VerifyError::InvalidDpopProof(_) => "the DPoP proof is invalid",
+            VerifyError::DpopBinding(_) => {
+                "the access token does not fit the DPoP proof it came with, or lacks one"
+            }
         }
     }
 
@@ -139,8 +157,19 @@ impl ErrorBody {
 
 #[cfg(feature = "axum")]
 impl axum_core::response::IntoResponse for VerifyError {
-    /// 401 with `WWW-Authenticate: Bearer error="invalid_token"` (RFC 6750), or 503 with
-    /// `Retry-After` when the session store could not be asked; the common JSON body.
+    /// 401 with `WWW-Authenticate: Bearer error="invalid_token"` (RFC 6750), or, for the DPoP
+    /// errors, `DPoP error="invalid_dpop_proof"` or `DPoP error="invalid_token"` with the
+    /// accepted `algs` (RFC 9449 §7.1); 503 with `Retry-After` when the session store could
+    /// not be asked; the common JSON body.
+    ///
+    /// ```
+    /// use axum::response::IntoResponse as _;
+    /// use verifier::{VerifyError, dpop::DpopError};
+    /// let response = VerifyError::InvalidDpopProof(DpopError::Stale).into_response();
+    /// assert_eq!(response.status(), http::StatusCode::UNAUTHORIZED);
+    /// let challenge = response.headers()["www-authenticate"].to_str().unwrap();
+    /// assert_eq!(challenge, r#"DPoP error="invalid_dpop_proof", algs="ES256 EdDSA PS256 RS256""#);
+    /// ```
     fn into_response(self) -> axum_core::response::Response {
         use http::{HeaderValue, StatusCode, header};
         let body = ErrorBody::from(&self);
@@ -152,11 +181,21 @@ impl axum_core::response::IntoResponse for VerifyError {
                 .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
             return response;
         }
+        let challenge = match &self {
+            VerifyError::InvalidDpopProof(_) | VerifyError::DpopBinding(_) => {
+                HeaderValue::from_str(&format!(
+                    r#"DPoP error="{}", algs="{}""#,
+                    self.code(),
+                    crate::dpop::supported_alg_names()
+                ))
+                .unwrap_or_else(|_| HeaderValue::from_static("DPoP"))
+            }
+            _ => HeaderValue::from_static(r#"Bearer error="invalid_token""#),
+        };
         let mut response = body.into_response_with(StatusCode::UNAUTHORIZED);
-        response.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static(r#"Bearer error="invalid_token""#),
-        );
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, challenge);
         response
     }
 }

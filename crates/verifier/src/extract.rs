@@ -25,6 +25,53 @@ use crate::error::{ErrorBody, VerifyError};
 /// assert_eq!(verifier::bearer_token(&headers), None);
 /// ```
 pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    match access_token(headers) {
+        Some(AccessToken::Bearer(token)) => Some(token),
+        _ => None,
+    }
+}
+
+/// An access token and the scheme it was presented with.
+///
+/// ```
+/// use verifier::AccessToken;
+/// let token = AccessToken::Dpop("eyJ...");
+/// assert_eq!(token.token(), "eyJ...");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccessToken<'a> {
+    /// `Authorization: Bearer <token>` (RFC 6750).
+    Bearer(&'a str),
+    /// `Authorization: DPoP <token>` (RFC 9449 §7.1): a `DPoP` proof header must come with it.
+    Dpop(&'a str),
+}
+
+impl<'a> AccessToken<'a> {
+    /// The token, whatever the scheme.
+    ///
+    /// ```
+    /// assert_eq!(verifier::AccessToken::Bearer("abc").token(), "abc");
+    /// ```
+    pub fn token(self) -> &'a str {
+        match self {
+            AccessToken::Bearer(token) | AccessToken::Dpop(token) => token,
+        }
+    }
+}
+
+/// The access token of a request, if it has exactly one `Authorization` header with the
+/// `Bearer` or the `DPoP` scheme (case-insensitive) and a token. Two `Authorization`
+/// headers give `None`, as does any other scheme.
+///
+/// ```
+/// use verifier::{AccessToken, access_token};
+/// let mut headers = http::HeaderMap::new();
+/// headers.insert("authorization", "DPoP abc".parse().unwrap());
+/// assert_eq!(access_token(&headers), Some(AccessToken::Dpop("abc")));
+/// headers.insert("authorization", "Basic abc".parse().unwrap());
+/// assert_eq!(access_token(&headers), None);
+/// ```
+pub fn access_token(headers: &HeaderMap) -> Option<AccessToken<'_>> {
     let mut values = headers.get_all(header::AUTHORIZATION).iter();
     // Exactly one: with two, a proxy reading the last and this service reading the first
     // would see different callers.
@@ -33,10 +80,17 @@ pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
     };
     let value = value.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim())
-        .filter(|t| !t.is_empty())
+    let token = token.trim();
+    if token.is_empty() {
+        return None;
+    }
+    if scheme.eq_ignore_ascii_case("bearer") {
+        Some(AccessToken::Bearer(token))
+    } else if scheme.eq_ignore_ascii_case("dpop") {
+        Some(AccessToken::Dpop(token))
+    } else {
+        None
+    }
 }
 
 /// The verified caller: the claims of a valid token whose session exists.

@@ -4,7 +4,8 @@
 //! then (unless revocation is explicitly off) that the token's session still exists in
 //! Redis. A downstream service builds one [`Verifier`] and either calls
 //! [`verify`](Verifier::verify) itself or protects its axum routes with [`VerifierLayer`],
-//! [`require_role`] and the [`Authenticated`] extractor.
+//! [`require_role`], [`require_scope`] and the [`Authenticated`] extractor. DPoP-bound
+//! tokens (RFC 9449) are accepted once the builder has a [`dpop::DpopChecker`].
 //!
 //! ```no_run
 //! use axum::{Router, routing::get};
@@ -38,13 +39,19 @@
 //! | `axum` | The tower middleware ([`VerifierLayer`], [`require_role`]), the [`Authenticated`] extractor and [`VerifyError`] as a response | yes |
 //! | `contract` | The `verifier::contract` module: what the auth-center shares with the verifier and nobody else needs (the Redis connection and its push handler, the token validator, the session-key layout, a manual clock for tests) | no |
 //!
+//! DPoP ([`dpop`]) has no feature of its own: it needs no dependency the crate does not
+//! already have, the auth-center and every verifier use the same checker, and a verifier
+//! must understand `cnf` anyway to refuse a DPoP-bound token presented as a bearer token.
+//! Only [`dpop::proof_header`] follows `axum`.
+//!
 //! The crate never depends on SQL, argon2 or the auth-center. Without `axum` it depends on
 //! no web framework; with it, on `axum-core`, `tower-layer` and `tower-service` only.
 //!
 //! # Modules
 //!
 //! * [`middleware`]: one module per middleware, each with its layer, service and future;
-//! * the extractor [`Authenticated`] and [`bearer_token`] (feature `axum`);
+//! * the extractor [`Authenticated`], [`access_token`] and [`bearer_token`] (feature `axum`);
+//! * [`dpop`]: DPoP proofs (RFC 9449): the checker, thumbprints, the binding rule;
 //! * `contract` (feature `contract`): the auth-center's side of the wire contract.
 
 mod builder;
@@ -52,9 +59,11 @@ mod builder;
 mod claims;
 #[cfg_attr(not(feature = "contract"), allow(unreachable_pub, dead_code))]
 mod clock;
+pub mod dpop;
 mod error;
 #[cfg(feature = "axum")]
 mod extract;
+mod jws;
 #[cfg_attr(not(feature = "contract"), allow(unreachable_pub, dead_code))]
 mod keys;
 #[cfg(feature = "axum")]
@@ -75,16 +84,18 @@ mod verify;
 pub mod contract;
 
 pub use builder::{BuildError, VerifierBuilder};
-pub use claims::{Audience, Claims};
+pub use claims::{Audience, Claims, Confirmation};
 pub use clock::{Clock, SystemClock};
 pub use error::{ErrorBody, VerifyError};
 #[cfg(feature = "axum")]
-pub use extract::{Authenticated, AuthenticatedRejection, bearer_token};
+pub use extract::{AccessToken, Authenticated, AuthenticatedRejection, access_token, bearer_token};
 pub use jsonwebtoken::Algorithm;
 pub use jsonwebtoken::jwk::JwkSet;
 pub use keys::{KeyError, KeySet, VerifyingKey};
 #[cfg(feature = "axum")]
 pub use middleware::require_role::{RequireRole, RequireRoleLayer, require_role};
+#[cfg(feature = "axum")]
+pub use middleware::require_scope::{RequireScope, RequireScopeLayer, require_scope};
 #[cfg(feature = "axum")]
 pub use middleware::verify::{VerifierLayer, VerifierService};
 #[cfg(feature = "redis")]

@@ -152,6 +152,7 @@ mod tests {
                 roles: vec![],
                 client_id: None,
                 scope: None,
+                cnf: None,
             }),
             session_key: None,
         })

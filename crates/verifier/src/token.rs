@@ -13,6 +13,7 @@ use serde::de::IgnoredAny;
 
 use crate::claims::{ACCESS_TOKEN_TYP, Claims};
 use crate::error::VerifyError;
+use crate::jws::{compact_parts, typ_is};
 use crate::keys::{KeySet, VerifyingKey, install_crypto_provider};
 use crate::session_keys::is_identifier;
 
@@ -77,10 +78,7 @@ struct RawHeader {
 /// }
 /// ```
 pub fn compact_jws(jws: &str) -> Option<[&str; 3]> {
-    let mut parts = jws.split('.');
-    let segments = [parts.next()?, parts.next()?, parts.next()?];
-    (parts.next().is_none() && segments.iter().all(|p| !p.is_empty() && is_base64url(p)))
-        .then_some(segments)
+    compact_parts(jws).map(|(header, payload, signature)| [header, payload, signature])
 }
 
 /// The JOSE header of a compact JWS after the hygiene checks that every JWT of the
@@ -296,11 +294,7 @@ impl TokenValidator {
             return Err(VerifyError::Invalid("token too long"));
         }
         let raw = JoseHeader::read(token).map_err(|e| VerifyError::Invalid(e.reason()))?;
-        let typ_ok = raw.typ.as_deref().is_some_and(|t| {
-            let t = t.to_ascii_lowercase();
-            t == ACCESS_TOKEN_TYP || t == "application/at+jwt"
-        });
-        if !typ_ok {
+        if !typ_is(raw.typ.as_deref(), ACCESS_TOKEN_TYP) {
             return Err(VerifyError::Invalid("not an access token (typ)"));
         }
         // Exact, case-sensitive match against the allow-list: "none", "NONE", "nOnE" all fail.
@@ -401,9 +395,4 @@ impl TokenValidator {
         }
         Ok(claims)
     }
-}
-
-fn is_base64url(s: &str) -> bool {
-    s.bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }

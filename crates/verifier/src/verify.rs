@@ -6,6 +6,7 @@ use std::sync::Arc;
 use crate::builder::VerifierBuilder;
 use crate::claims::Claims;
 use crate::clock::Clock;
+use crate::dpop::{DpopChecker, ProofRequest, check_binding};
 use crate::error::VerifyError;
 use crate::keys::KeySet;
 #[cfg(feature = "jwks")]
@@ -50,6 +51,8 @@ pub(crate) struct Inner {
     #[cfg(feature = "redis")]
     pub(crate) session_check: Option<KeyedCheck>,
     pub(crate) clock: Arc<dyn Clock>,
+    /// Set with [`VerifierBuilder::dpop`]: DPoP-bound tokens are accepted.
+    pub(crate) dpop: Option<DpopChecker>,
 }
 
 /// The session check and the key layout it checks.
@@ -92,7 +95,9 @@ impl Verifier {
         VerifierBuilder::default()
     }
 
-    /// Verifies `token` and returns its claims.
+    /// Verifies `token`, presented as a bearer token, and returns its claims. A DPoP-bound
+    /// token (`cnf.jkt`) is refused here ([`VerifyError::DpopBinding`], RFC 9449 §7.2): it
+    /// needs [`verify_dpop`](Self::verify_dpop).
     ///
     /// ```
     /// # async fn demo(verifier: verifier::Verifier, token: &str) {
@@ -115,12 +120,77 @@ impl Verifier {
     /// # Ok(()) }
     /// ```
     pub async fn verify_shared(&self, token: &str) -> Result<Arc<Claims>, VerifyError> {
+        self.verify_presented(token, None).await
+    }
+
+    /// Verifies `token`, presented as `Authorization: DPoP <token>` with the DPoP proof
+    /// `proof` on a `method` request to `path` (RFC 9449 §7.1): the token as in
+    /// [`verify`](Self::verify), the proof with the checker given to
+    /// [`VerifierBuilder::dpop`] (its `ath` must be the token's hash), and the token must
+    /// be bound (`cnf.jkt`) to the proof's key. Then the session check.
+    ///
+    /// ```
+    /// # async fn demo(verifier: verifier::Verifier, token: &str, proof: &str) {
+    /// match verifier.verify_dpop(token, proof, "GET", "/me").await {
+    ///     Ok(claims) => println!("{} holds the key {:?}", claims.sub, claims.cnf),
+    ///     Err(e) => println!("rejected: {e}"),
+    /// }
+    /// # }
+    /// ```
+    pub async fn verify_dpop(
+        &self,
+        token: &str,
+        proof: &str,
+        method: &str,
+        path: &str,
+    ) -> Result<Claims, VerifyError> {
+        self.verify_dpop_shared(token, proof, method, path)
+            .await
+            .map(|c| (*c).clone())
+    }
+
+    /// Like [`verify_dpop`](Self::verify_dpop), without copying the claims.
+    ///
+    /// ```
+    /// # async fn demo(verifier: verifier::Verifier, token: &str, proof: &str) -> Result<(), verifier::VerifyError> {
+    /// let claims = verifier.verify_dpop_shared(token, proof, "POST", "/orders").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn verify_dpop_shared(
+        &self,
+        token: &str,
+        proof: &str,
+        method: &str,
+        path: &str,
+    ) -> Result<Arc<Claims>, VerifyError> {
+        self.verify_presented(token, Some((proof, ProofRequest::new(method, path))))
+            .await
+    }
+
+    /// The token, then (with the DPoP scheme) the proof, then the binding between them, all
+    /// in-process; the session check last.
+    async fn verify_presented(
+        &self,
+        token: &str,
+        proof: Option<(&str, ProofRequest<'_>)>,
+    ) -> Result<Arc<Claims>, VerifyError> {
         let inner = &self.inner;
         let now = inner.clock.now_secs();
         let verified = match inner.sig_cache.get(token, now, inner.leeway_secs) {
             Some(verified) => verified,
             None => self.verify_signature(token, now).await?,
         };
+        let proof = match proof {
+            None => None,
+            Some((proof, request)) => {
+                let checker = inner.dpop.as_ref().ok_or(VerifyError::DpopBinding(
+                    "this verifier is not set up for DPoP",
+                ))?;
+                let checked = checker.check(proof, &request.with_access_token(token));
+                Some(checked.map_err(VerifyError::InvalidDpopProof)?)
+            }
+        };
+        check_binding(&verified.claims, proof.as_ref())?;
         #[cfg(feature = "redis")]
         if let (Some(check), Some(key)) = (&inner.session_check, &verified.session_key) {
             check.check(key).await?;

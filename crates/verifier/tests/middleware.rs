@@ -11,13 +11,18 @@ use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair as _};
 use axum::Router;
 use axum::body::Body;
-use axum::routing::get;
+use std::sync::Arc;
+
+use axum::routing::{get, post};
 use http::{Request, StatusCode, header};
 use serde_json::{Value, json};
+use test_support::DpopKey;
 use tower::ServiceExt as _;
+use verifier::contract::ManualClock;
+use verifier::dpop::{DpopChecker, DpopError};
 use verifier::{
     Authenticated, Clock as _, KeySet, RevocationMode, SystemClock, Verifier, VerifierLayer,
-    VerifyingKey, require_role,
+    VerifyError, VerifyingKey, require_role, require_scope,
 };
 
 const ISSUER: &str = "https://auth.example";
@@ -28,42 +33,103 @@ const MISSING_LAYER: &str = "is `VerifierLayer` enabled?";
 /// A verifier with one static Ed25519 key and revocation off, and a token it accepts (with
 /// the `user` role only).
 async fn verifier_and_token() -> (Verifier, String) {
-    let pkcs8 = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).unwrap();
-    let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
-    let verifier = Verifier::builder()
-        .issuer(ISSUER)
-        .audience(AUDIENCE)
-        .static_keys(KeySet::from_keys([VerifyingKey::ed25519(
-            KID,
-            pair.public_key().as_ref(),
-        )]))
-        .revocation(RevocationMode::Off)
-        .build()
-        .await
-        .unwrap();
-    let now = SystemClock.now_secs();
-    let claims = json!({
-        "iss": ISSUER, "sub": "user-1", "aud": AUDIENCE, "exp": now + 600, "iat": now,
-        "jti": "jti-1", "sid": "sid-1", "roles": ["user"],
-    });
-    let mut jws_header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
-    jws_header.typ = Some("at+jwt".into());
-    jws_header.kid = Some(KID.into());
-    let token = jsonwebtoken::encode(
-        &jws_header,
-        &claims,
-        &jsonwebtoken::EncodingKey::from_ed_der(pkcs8.as_ref()),
-    )
-    .unwrap();
-    (verifier, token)
+    let issuer = Issuer::new();
+    let verifier = issuer.verifier().await;
+    (verifier, issuer.token(json!({})))
+}
+
+/// Signs test tokens with one Ed25519 key.
+struct Issuer {
+    pkcs8: Vec<u8>,
+    public_key: Vec<u8>,
+}
+
+impl Issuer {
+    fn new() -> Self {
+        let pkcs8 = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).unwrap();
+        let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
+        Self {
+            pkcs8: pkcs8.as_ref().to_vec(),
+            public_key: pair.public_key().as_ref().to_vec(),
+        }
+    }
+
+    /// A verifier of this issuer's tokens, revocation off.
+    async fn verifier(&self) -> Verifier {
+        self.verifier_with(|builder| builder).await
+    }
+
+    /// [`Issuer::verifier`], its builder changed by `tweak`.
+    async fn verifier_with(
+        &self,
+        tweak: impl FnOnce(verifier::VerifierBuilder) -> verifier::VerifierBuilder,
+    ) -> Verifier {
+        let builder = Verifier::builder()
+            .issuer(ISSUER)
+            .audience(AUDIENCE)
+            .static_keys(KeySet::from_keys([VerifyingKey::ed25519(
+                KID,
+                &self.public_key,
+            )]))
+            .revocation(RevocationMode::Off);
+        tweak(builder).build().await.unwrap()
+    }
+
+    /// A token of `user-1` with the `user` role, its claims extended (or replaced) by
+    /// `extra`.
+    fn token(&self, extra: Value) -> String {
+        let now = SystemClock.now_secs();
+        let mut claims = json!({
+            "iss": ISSUER, "sub": "user-1", "aud": AUDIENCE, "exp": now + 600, "iat": now,
+            "jti": "jti-1", "sid": "sid-1", "roles": ["user"],
+        });
+        for (name, value) in extra.as_object().into_iter().flatten() {
+            claims[name] = value.clone();
+        }
+        let mut jws_header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
+        jws_header.typ = Some("at+jwt".into());
+        jws_header.kid = Some(KID.into());
+        jsonwebtoken::encode(
+            &jws_header,
+            &claims,
+            &jsonwebtoken::EncodingKey::from_ed_der(&self.pkcs8),
+        )
+        .unwrap()
+    }
 }
 
 /// Sends `GET path` (with `Authorization: Bearer <token>` when given) and returns the status
 /// and the body as JSON (as a JSON string when the body is plain text).
 async fn get_json(app: &Router, path: &str, token: Option<&str>) -> (StatusCode, Value) {
-    let mut request = Request::get(path);
-    if let Some(token) = token {
-        request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+    let (status, _, body) = get_with_challenge(app, path, token).await;
+    (status, body)
+}
+
+/// [`get_json`], and the `WWW-Authenticate` header.
+async fn get_with_challenge(
+    app: &Router,
+    path: &str,
+    token: Option<&str>,
+) -> (StatusCode, Option<String>, Value) {
+    let authorization = token.map(|token| format!("Bearer {token}"));
+    send(app, "GET", path, authorization.as_deref(), &[]).await
+}
+
+/// Sends `method path` with these `Authorization` and `DPoP` headers; the status, the
+/// `WWW-Authenticate` header and the body as JSON.
+async fn send(
+    app: &Router,
+    method: &str,
+    path: &str,
+    authorization: Option<&str>,
+    dpop: &[&str],
+) -> (StatusCode, Option<String>, Value) {
+    let mut request = Request::builder().method(method).uri(path);
+    if let Some(authorization) = authorization {
+        request = request.header(header::AUTHORIZATION, authorization);
+    }
+    for proof in dpop {
+        request = request.header("dpop", *proof);
     }
     let response = app
         .clone()
@@ -71,12 +137,16 @@ async fn get_json(app: &Router, path: &str, token: Option<&str>) -> (StatusCode,
         .await
         .unwrap();
     let status = response.status();
+    let challenge = response
+        .headers()
+        .get(header::WWW_AUTHENTICATE)
+        .map(|v| v.to_str().unwrap().to_string());
     let bytes = axum::body::to_bytes(response.into_body(), 64 * 1024)
         .await
         .unwrap();
     let body = serde_json::from_slice(&bytes)
         .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
-    (status, body)
+    (status, challenge, body)
 }
 
 /// A `500` in the common `{"error","message"}` body whose message says the layer is missing.
@@ -177,4 +247,309 @@ async fn a_layer_that_allows_anonymous_callers_leaves_the_choice_to_the_extracto
     }
     let (status, _) = get_json(&app, "/admin", Some(&token)).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
+}
+
+/// `/read` (scope `read`), `/both` (`read` and `write`) and `/delete` (`delete`) behind
+/// `verifier`.
+fn scoped_routes(verifier: Verifier) -> Router {
+    Router::new()
+        .route("/read", get(me).route_layer(require_scope("read")))
+        .route("/both", get(me).route_layer(require_scope("read write")))
+        .route("/delete", get(me).route_layer(require_scope("delete")))
+        .route_layer(VerifierLayer::new(verifier).allow_anonymous(true))
+}
+
+#[tokio::test]
+async fn a_scope_guard_lets_through_only_tokens_that_grant_every_scope_it_names() {
+    let issuer = Issuer::new();
+    let app = scoped_routes(issuer.verifier().await);
+    let reader = issuer.token(json!({ "scope": "read write", "client_id": "app" }));
+    for path in ["/read", "/both"] {
+        let answer = get_json(&app, path, Some(&reader)).await;
+        assert_eq!(answer, (StatusCode::OK, json!("user-1")), "{path}");
+    }
+    // Lacking a scope: 403 with the RFC 6750 challenge naming what is needed.
+    let (status, challenge, body) = get_with_challenge(&app, "/delete", Some(&reader)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["error"], "insufficient_scope", "{body}");
+    assert_eq!(
+        challenge.as_deref(),
+        Some(r#"Bearer error="insufficient_scope", scope="delete""#)
+    );
+    // A token with only one of two scopes, one with no scope claim at all, one whose scope
+    // merely contains the name.
+    for scope in [Some("read"), None, Some("readwrite"), Some("")] {
+        let token = issuer.token(match scope {
+            Some(scope) => json!({ "scope": scope }),
+            None => json!({}),
+        });
+        let (status, challenge, body) = get_with_challenge(&app, "/both", Some(&token)).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{scope:?}: {body}");
+        assert_eq!(body["error"], "insufficient_scope", "{scope:?}: {body}");
+        assert_eq!(
+            challenge.as_deref(),
+            Some(r#"Bearer error="insufficient_scope", scope="read write""#),
+            "{scope:?}"
+        );
+    }
+    // An anonymous request the layer let through: 401, as for a missing token.
+    let (status, body) = get_json(&app, "/read", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert_eq!(body["error"], "invalid_token", "{body}");
+}
+
+#[tokio::test]
+async fn a_scope_guard_without_the_verifier_layer_is_a_server_error_that_says_so() {
+    let issuer = Issuer::new();
+    let token = issuer.token(json!({ "scope": "read" }));
+    let app: Router = Router::new().route("/read", get(me).route_layer(require_scope("read")));
+    assert_missing_layer("/read", get_json(&app, "/read", Some(&token)).await);
+    assert_missing_layer("/read", get_json(&app, "/read", None).await);
+}
+
+#[tokio::test]
+async fn tokens_from_before_client_id_and_scope_still_verify_and_expose_the_new_claims() {
+    let issuer = Issuer::new();
+    let verifier = issuer.verifier().await;
+    let old = verifier.verify(&issuer.token(json!({}))).await.unwrap();
+    assert_eq!((old.client_id, old.scope, old.cnf), (None, None, None));
+    let new = verifier
+        .verify(&issuer.token(json!({ "client_id": "cli", "scope": "a b" })))
+        .await
+        .unwrap();
+    assert_eq!(new.client_id.as_deref(), Some("cli"));
+    assert!(new.has_scope("a") && new.has_scope("b") && !new.has_scope("a b"));
+    // A present claim must have its type.
+    for bad in [
+        json!({ "scope": ["a"] }),
+        json!({ "client_id": 5 }),
+        json!({ "cnf": "x" }),
+    ] {
+        assert!(
+            verifier.verify(&issuer.token(bad.clone())).await.is_err(),
+            "{bad}"
+        );
+    }
+}
+
+// ---- DPoP-bound access tokens (RFC 9449 §7) ----
+
+const PUBLIC_URL: &str = "https://api.example.com";
+
+/// A verifier that accepts DPoP at [`PUBLIC_URL`], on `clock`, behind the layer: `/me` and
+/// `/write` (scope `write`).
+async fn dpop_app(issuer: &Issuer, clock: &ManualClock) -> (Verifier, Router) {
+    let checker = DpopChecker::builder()
+        .public_url(PUBLIC_URL)
+        .clock(Arc::new(clock.clone()))
+        .build()
+        .unwrap();
+    let verifier = issuer
+        .verifier_with(|b| b.dpop(checker).clock(Arc::new(clock.clone())))
+        .await;
+    let app = Router::new()
+        .route("/me", get(me))
+        .route("/write", post(me).route_layer(require_scope("write")))
+        .route_layer(VerifierLayer::new(verifier.clone()));
+    (verifier, app)
+}
+
+/// `method path` with `Authorization: DPoP <token>` and these `DPoP` headers.
+async fn send_dpop(
+    app: &Router,
+    method: &str,
+    path: &str,
+    token: &str,
+    proofs: &[&str],
+) -> (StatusCode, Option<String>, Value) {
+    send(app, method, path, Some(&format!("DPoP {token}")), proofs).await
+}
+
+/// A 401 with `code` and a `DPoP` challenge with that error.
+fn assert_dpop_401(
+    what: &str,
+    (status, challenge, body): (StatusCode, Option<String>, Value),
+    code: &str,
+) {
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{what}: {body}");
+    assert_eq!(body["error"], code, "{what}: {body}");
+    let challenge = challenge.unwrap_or_default();
+    assert!(
+        challenge.starts_with(&format!(r#"DPoP error="{code}""#))
+            && challenge.contains("algs=\"ES256"),
+        "{what}: {challenge}"
+    );
+}
+
+#[tokio::test]
+async fn a_bound_token_works_only_with_a_proof_from_its_key() {
+    let issuer = Issuer::new();
+    let clock = ManualClock::starting_now();
+    let (_, app) = dpop_app(&issuer, &clock).await;
+    let key = DpopKey::es256();
+    let token = issuer.token(json!({ "cnf": { "jkt": key.thumbprint() }, "scope": "write" }));
+    let htu = format!("{PUBLIC_URL}/me");
+    let now = clock.now_secs();
+
+    let proof = key.proof_for_token("GET", &htu, now, &token);
+    let (status, _, body) = send_dpop(&app, "GET", "/me", &token, &[&proof]).await;
+    assert_eq!((status, body), (StatusCode::OK, json!("user-1")));
+    let write = key.proof_for_token("POST", &format!("{PUBLIC_URL}/write"), now, &token);
+    let (status, _, _) = send_dpop(&app, "POST", "/write", &token, &[&write]).await;
+    assert_eq!(status, StatusCode::OK);
+
+    // As a bearer token: refused (RFC 9449 §7.2), with a DPoP challenge.
+    let bearer = format!("Bearer {token}");
+    let fresh = key.proof_for_token("GET", &htu, now, &token);
+    assert_dpop_401(
+        "as Bearer",
+        send(&app, "GET", "/me", Some(&bearer), &[&fresh]).await,
+        "invalid_token",
+    );
+    assert_dpop_401(
+        "as Bearer, no proof",
+        send(&app, "GET", "/me", Some(&bearer), &[]).await,
+        "invalid_token",
+    );
+    // A valid proof from another key: the token is not bound to it.
+    let thief = DpopKey::es256().proof_for_token("GET", &htu, now, &token);
+    assert_dpop_401(
+        "other key",
+        send_dpop(&app, "GET", "/me", &token, &[&thief]).await,
+        "invalid_token",
+    );
+    // The proof is missing, doubled, replayed, for another request, or without `ath`.
+    assert_dpop_401(
+        "no proof",
+        send_dpop(&app, "GET", "/me", &token, &[]).await,
+        "invalid_dpop_proof",
+    );
+    let (a, b) = (
+        key.proof_for_token("GET", &htu, now, &token),
+        key.proof_for_token("GET", &htu, now, &token),
+    );
+    assert_dpop_401(
+        "two proofs",
+        send_dpop(&app, "GET", "/me", &token, &[&a, &b]).await,
+        "invalid_dpop_proof",
+    );
+    assert_dpop_401(
+        "replayed",
+        send_dpop(&app, "GET", "/me", &token, &[&proof]).await,
+        "invalid_dpop_proof",
+    );
+    let for_write = key.proof_for_token("POST", &format!("{PUBLIC_URL}/write"), now, &token);
+    assert_dpop_401(
+        "other route",
+        send_dpop(&app, "GET", "/me", &token, &[&for_write]).await,
+        "invalid_dpop_proof",
+    );
+    let no_ath = key.proof("GET", &htu, now);
+    assert_dpop_401(
+        "no ath",
+        send_dpop(&app, "GET", "/me", &token, &[&no_ath]).await,
+        "invalid_dpop_proof",
+    );
+    let other_token = issuer.token(json!({ "cnf": { "jkt": key.thumbprint() }, "jti": "jti-2" }));
+    let wrong_ath = key.proof_for_token("GET", &htu, now, &other_token);
+    assert_dpop_401(
+        "wrong ath",
+        send_dpop(&app, "GET", "/me", &token, &[&wrong_ath]).await,
+        "invalid_dpop_proof",
+    );
+    clock.advance(std::time::Duration::from_secs(120));
+    let stale = key.proof_for_token("GET", &htu, now, &token);
+    assert_dpop_401(
+        "stale",
+        send_dpop(&app, "GET", "/me", &token, &[&stale]).await,
+        "invalid_dpop_proof",
+    );
+}
+
+#[tokio::test]
+async fn unbound_tokens_stay_bearer_tokens() {
+    let issuer = Issuer::new();
+    let clock = ManualClock::starting_now();
+    let (verifier, app) = dpop_app(&issuer, &clock).await;
+    let token = issuer.token(json!({}));
+    let (status, _, body) = send(&app, "GET", "/me", Some(&format!("Bearer {token}")), &[]).await;
+    assert_eq!((status, body), (StatusCode::OK, json!("user-1")));
+    assert!(verifier.verify(&token).await.is_ok());
+    // With the DPoP scheme there is no binding to check: refused.
+    let key = DpopKey::es256();
+    let proof = key.proof_for_token("GET", &format!("{PUBLIC_URL}/me"), clock.now_secs(), &token);
+    assert_dpop_401(
+        "unbound as DPoP",
+        send_dpop(&app, "GET", "/me", &token, &[&proof]).await,
+        "invalid_token",
+    );
+}
+
+#[tokio::test]
+async fn the_verify_api_applies_the_same_binding_rules() {
+    let issuer = Issuer::new();
+    let clock = ManualClock::starting_now();
+    let (verifier, _) = dpop_app(&issuer, &clock).await;
+    let key = DpopKey::ed25519();
+    let token = issuer.token(json!({ "cnf": { "jkt": key.thumbprint() } }));
+    assert!(matches!(
+        verifier.verify(&token).await,
+        Err(VerifyError::DpopBinding(_))
+    ));
+    let proof = key.proof_for_token(
+        "DELETE",
+        &format!("{PUBLIC_URL}/orders/7"),
+        clock.now_secs(),
+        &token,
+    );
+    let claims = verifier
+        .verify_dpop(&token, &proof, "DELETE", "/orders/7")
+        .await
+        .unwrap();
+    assert_eq!(claims.cnf.map(|c| c.jkt), Some(key.thumbprint()));
+    assert_eq!(
+        verifier
+            .verify_dpop(&token, &proof, "DELETE", "/orders/7")
+            .await,
+        Err(VerifyError::InvalidDpopProof(DpopError::Replayed))
+    );
+
+    // A verifier not set up for DPoP refuses bound tokens either way: fail closed.
+    let plain = issuer.verifier().await;
+    let proof = key.proof_for_token("GET", &format!("{PUBLIC_URL}/me"), clock.now_secs(), &token);
+    assert!(matches!(
+        plain.verify(&token).await,
+        Err(VerifyError::DpopBinding(_))
+    ));
+    assert!(matches!(
+        plain.verify_dpop(&token, &proof, "GET", "/me").await,
+        Err(VerifyError::DpopBinding(_))
+    ));
+    let app = routes_behind(VerifierLayer::new(plain));
+    assert_dpop_401(
+        "no DPoP set up",
+        send_dpop(&app, "GET", "/me", &token, &[&proof]).await,
+        "invalid_token",
+    );
+}
+
+#[tokio::test]
+async fn a_scope_refusal_of_a_bound_token_challenges_with_the_dpop_scheme() {
+    let issuer = Issuer::new();
+    let clock = ManualClock::starting_now();
+    let (_, app) = dpop_app(&issuer, &clock).await;
+    let key = DpopKey::es256();
+    let token = issuer.token(json!({ "cnf": { "jkt": key.thumbprint() }, "scope": "read" }));
+    let proof = key.proof_for_token(
+        "POST",
+        &format!("{PUBLIC_URL}/write"),
+        clock.now_secs(),
+        &token,
+    );
+    let (status, challenge, body) = send_dpop(&app, "POST", "/write", &token, &[&proof]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(
+        challenge.as_deref(),
+        Some(r#"DPoP error="insufficient_scope", scope="write""#)
+    );
 }

@@ -280,6 +280,7 @@ pub fn cli_actor() -> Claims {
         roles: vec![ADMIN_ROLE.into()],
         client_id: None,
         scope: None,
+        cnf: None,
     }
 }
 

@@ -9,6 +9,7 @@ use std::error::Error;
 use std::fmt;
 
 use verifier::VerifyError;
+use verifier::dpop::DpopError;
 
 /// The cause of a failure: any error, kept whole for the log.
 pub type Cause = Box<dyn Error + Send + Sync + 'static>;
@@ -45,6 +46,14 @@ pub enum AuthError {
     /// under a `revoke` policy: the session was ended.
     #[error("the refresh came from another network or user agent; the session was revoked")]
     RefreshContextChanged,
+    /// A DPoP proof at login or refresh was invalid, or a refresh of a session bound to a
+    /// DPoP key came without one (RFC 9449 §5: `invalid_dpop_proof`). Nothing changed.
+    #[error("invalid DPoP proof: {0}")]
+    InvalidDpopProof(#[source] DpopError),
+    /// A genuine refresh token of a session bound to a DPoP key came with a proof from
+    /// another key: the token was stolen, and the session was revoked.
+    #[error("the DPoP proof is not from the key this session is bound to; the session was revoked")]
+    DpopKeyMismatch,
     /// No such session for this user.
     #[error("session not found")]
     SessionNotFound,

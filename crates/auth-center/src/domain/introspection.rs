@@ -58,7 +58,9 @@ impl AuthService {
             }
             _ => {}
         }
-        let claims = match self.authenticate(token).await {
+        // The introspected token is judged, not presented: its DPoP binding is reported
+        // (`cnf`), not checked.
+        let claims = match self.active_claims(token).await {
             Ok(claims) => claims,
             Err(AuthError::Token(e)) if !e.is_unavailable() => return Ok(None),
             Err(e) => return Err(e),

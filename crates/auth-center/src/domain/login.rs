@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use secrecy::SecretString;
+use verifier::dpop::VerifiedProof;
 use verifier::{Claims, VerifyError};
 
 use super::admin::checked_roles;
@@ -75,12 +76,16 @@ impl AuthService {
 
     /// Checks credentials and opens a new session (a new sid, never one from the client).
     /// Unknown user, wrong password and disabled account cost the same and fail the same.
+    /// With `dpop`, the request's verified DPoP proof, the session is bound to the proof's
+    /// key for its whole life: every refresh needs a proof from that key (RFC 9449 §5).
     pub async fn login(
         &self,
         username: &str,
         password: SecretString,
+        dpop: Option<&VerifiedProof>,
         client: &ClientInfo,
     ) -> Result<IssuedTokens, AuthError> {
+        let dpop_jkt = dpop.map(VerifiedProof::thumbprint);
         let username = canonical_username(username)?;
         check_password_length(&password)?;
         // Rate limits (in the session store) and the user lookup come before any password
@@ -135,7 +140,7 @@ impl AuthService {
         // the re-read below, or ends the session just created: a session never survives
         // with stale roles, for a disabled user, or for a password that was just replaced.
         for _ in 0..3 {
-            let (pending, refresh) = self.open_session(&user, client).await?;
+            let (pending, refresh) = self.open_session(&user, dpop_jkt, client).await?;
             let reread = match self.db.user_by_id(&user.id).await {
                 Ok(reread) => reread,
                 Err(e) => {
@@ -150,7 +155,7 @@ impl AuthService {
                         && now.password_hash == user.password_hash =>
                 {
                     let issued = self
-                        .issue(&user.id, &pending.sid, &user.roles, refresh)
+                        .issue(&user.id, &pending.sid, &user.roles, refresh, dpop_jkt)
                         .and_then(|tokens| {
                             Ok(IssuedTokens {
                                 device_token: Some(self.device_token(&user, now_secs)?),
@@ -215,6 +220,7 @@ impl AuthService {
     async fn open_session(
         &self,
         user: &User,
+        dpop_jkt: Option<&str>,
         client: &ClientInfo,
     ) -> Result<(PendingSession, RefreshToken), AuthError> {
         let now = self.clock.now_millis();
@@ -231,6 +237,7 @@ impl AuthService {
             user_agent: client.stored_user_agent(),
             ip: client.stored_ip(),
             roles: user.roles.clone(),
+            dpop_jkt: dpop_jkt.map(String::from),
         };
         let max = self.config.sessions.max_per_user;
         // Pending before the create: a create whose reply is lost (a timeout, or the

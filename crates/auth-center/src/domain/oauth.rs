@@ -83,6 +83,7 @@ impl AuthService {
             user_agent: info.stored_user_agent(),
             ip: info.stored_ip(),
             roles: registered.roles.clone(),
+            dpop_jkt: None,
         };
         // The session has no refresh token: its refresh hashes are of secrets nobody holds.
         let (unheld, unheld_next) = (
@@ -121,6 +122,7 @@ impl AuthService {
             roles: &registered.roles,
             client_id: &registered.id,
             scope: scope.as_deref(),
+            cnf_jkt: None,
         });
         let access_token = match signed {
             Ok(token) => token,
@@ -168,7 +170,7 @@ impl AuthService {
                 "this refresh token grants no scope".into(),
             ));
         }
-        self.refresh(refresh_token, info).await
+        self.refresh(refresh_token, None, info).await
     }
 
     /// RFC 7009 revocation by `client`: an access token (valid, unexpired) or a refresh token

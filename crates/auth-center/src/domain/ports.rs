@@ -252,6 +252,9 @@ pub struct SessionRecord {
     pub ip: String,
     /// Roles to put into access tokens minted for this session.
     pub roles: Vec<String>,
+    /// The RFC 7638 thumbprint of the DPoP key the session is bound to (fixed at login):
+    /// every refresh needs a proof from that key. `None`: not bound.
+    pub dpop_jkt: Option<String>,
 }
 
 /// A refresh attempt, with hashes only.
@@ -281,6 +284,11 @@ pub struct Rotation<'a> {
     /// invalid. A token with a verified MAC that is neither current nor a grace replay is
     /// theft: the session is revoked.
     pub reuse_revokes: bool,
+    /// The thumbprint of the key of the DPoP proof that came with the refresh, already
+    /// verified. On a bound session: none is `DpopRequired` and changes nothing; another key
+    /// with a genuine token (`reuse_revokes`) is theft, the session is revoked
+    /// (`DpopKeyMismatch`). Ignored on a session that is not bound.
+    pub dpop_jkt: Option<&'a str>,
     /// Who presents the token: compared with the session's last-seen client under
     /// `policy`, and stored as it when the session rotates.
     pub caller: Caller<'a>,
@@ -343,6 +351,8 @@ pub enum RotateOutcome {
     Rotated {
         /// The session's roles.
         roles: Vec<String>,
+        /// The DPoP key the session is bound to, if any.
+        dpop_jkt: Option<String>,
         /// How the caller differs from the session's last-seen client (let through).
         change: ContextChange,
     },
@@ -350,11 +360,18 @@ pub enum RotateOutcome {
     Replayed {
         /// The session's roles.
         roles: Vec<String>,
+        /// The DPoP key the session is bound to, if any.
+        dpop_jkt: Option<String>,
         /// How the caller differs from the session's last-seen client (let through).
         change: ContextChange,
     },
     /// An older token (or the previous one after the window): the session was revoked.
     Reused,
+    /// The session is bound to a DPoP key and no proof came: nothing changed.
+    DpopRequired,
+    /// A genuine token of a bound session came with a proof from another key: the session
+    /// was revoked.
+    DpopKeyMismatch,
     /// No such session (never existed, ended or expired).
     NotFound,
     /// The current token of a session already rotated `max_rotations` times: the session
@@ -385,7 +402,13 @@ pub trait SessionStore: Send + Sync + 'static {
         now_ms: i64,
         max_sessions: u64,
     ) -> Result<(), StoreError>;
-    /// Check, rotate and extend, all or nothing.
+    /// Check, rotate and extend, all or nothing. Every store checks in one order (written out
+    /// at the Redis store's `ROTATE` script): the session (`NotFound`); what the token is
+    /// (current, grace replay, other; genuine or not); the DPoP key of a bound session
+    /// (`DpopRequired` changes nothing, `DpopKeyMismatch` ends it), before anything that
+    /// could rotate or end the session; the network / user-agent policy (`ContextRevoked`);
+    /// the rotation cap, current token only (`LimitReached`); then `Rotated` or `Replayed`,
+    /// and for any other genuine token `Reused`.
     async fn rotate(&self, rotation: &Rotation<'_>) -> Result<RotateOutcome, StoreError>;
     /// Whether the session exists and has not expired at `now_ms`.
     async fn is_active(&self, user_id: &str, sid: &str, now_ms: i64) -> Result<bool, StoreError>;

@@ -3,6 +3,7 @@
 //! check-rotate-extend step in the session store's `ROTATE` script.
 
 use verifier::Claims;
+use verifier::dpop::{DpopError, VerifiedProof};
 
 use super::error::AuthError;
 use super::ports::{Caller, ContextChange, RotateOutcome, Rotation, RotationPolicy};
@@ -14,9 +15,19 @@ impl AuthService {
     /// Rotates a refresh token (see `SessionStore::rotate`), under the refresh policy
     /// (`refresh` in the configuration): the rotation cap and the policy on a changed
     /// network or user agent, which the store enforces atomically with the rotation.
+    ///
+    /// `dpop` is the request's DPoP proof, verified by the caller for this request
+    /// (`self.dpop()`), or `None` without a `DPoP` header. A session bound to a DPoP key at
+    /// login refreshes only with a proof from that key: without one the answer is
+    /// `InvalidDpopProof` and nothing changes; a genuine token with another key's proof was
+    /// stolen, and the session is revoked (`DpopKeyMismatch`, audited as
+    /// `refresh.dpop_key_mismatch`). On a session that is not bound the proof changes
+    /// nothing: binding happens at login only. The key is checked before the refresh policy
+    /// (see `SessionStore::rotate` for the order).
     pub async fn refresh(
         &self,
         wire: &str,
+        dpop: Option<&VerifiedProof>,
         client: &ClientInfo,
     ) -> Result<IssuedTokens, AuthError> {
         let allowed = self.limiter.check_refresh(&client.ip).await;
@@ -37,6 +48,7 @@ impl AuthService {
             idle_ms: secs_to_ms(self.config.sessions.idle_secs),
             grace_ms: i64::try_from(self.config.sessions.grace_ms).unwrap_or(0),
             reuse_revokes: presented.provenance == Provenance::Issued,
+            dpop_jkt: dpop.map(VerifiedProof::thumbprint),
             caller: Caller {
                 ip: &ip,
                 user_agent: &user_agent,
@@ -76,9 +88,18 @@ impl AuthService {
             .await;
         }
         match outcome {
-            RotateOutcome::Rotated { roles, .. } | RotateOutcome::Replayed { roles, .. } => {
-                self.issue(&presented.user_id, &presented.sid, &roles, successor)
+            RotateOutcome::Rotated {
+                roles, dpop_jkt, ..
             }
+            | RotateOutcome::Replayed {
+                roles, dpop_jkt, ..
+            } => self.issue(
+                &presented.user_id,
+                &presented.sid,
+                &roles,
+                successor,
+                dpop_jkt.as_deref(),
+            ),
             RotateOutcome::Reused => {
                 tracing::warn!(user = %presented.user_id, "refresh token reuse detected; session revoked");
                 self.audit(
@@ -91,6 +112,21 @@ impl AuthService {
                 )
                 .await;
                 Err(AuthError::RefreshTokenReused)
+            }
+            RotateOutcome::DpopRequired => Err(AuthError::InvalidDpopProof(DpopError::Missing)),
+            RotateOutcome::DpopKeyMismatch => {
+                tracing::warn!(user = %presented.user_id,
+                    "a bound refresh token came with another key's DPoP proof; session revoked");
+                self.audit(
+                    "refresh.dpop_key_mismatch",
+                    uid,
+                    uid,
+                    sid,
+                    client,
+                    Some("session revoked"),
+                )
+                .await;
+                Err(AuthError::DpopKeyMismatch)
             }
             RotateOutcome::NotFound => Err(AuthError::InvalidRefreshToken),
             RotateOutcome::LimitReached { .. } => {

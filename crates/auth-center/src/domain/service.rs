@@ -9,7 +9,8 @@ use std::sync::Arc;
 use jsonwebtoken::{Algorithm, Header};
 use secrecy::SecretString;
 use verifier::contract::{ACCESS_TOKEN_TYP, TokenValidator};
-use verifier::{Audience, Claims, Clock, VerifyError};
+use verifier::dpop::{DpopChecker, VerifiedProof, check_binding};
+use verifier::{Audience, Claims, Clock, Confirmation, VerifyError};
 
 use super::client_ip::{IpRange, client_ip};
 use super::clients::{ClientSecrets, FIRST_PARTY_CLIENT_ID};
@@ -69,6 +70,9 @@ pub struct IssuedTokens {
     /// A fresh device token (login only): proof for later logins that this client has
     /// logged in to this account before.
     pub device_token: Option<SecretString>,
+    /// Whether the access token is DPoP-bound (`cnf.jkt`): `token_type` `DPoP` instead of
+    /// `Bearer` (RFC 9449 §5).
+    pub dpop_bound: bool,
 }
 
 impl std::fmt::Debug for IssuedTokens {
@@ -76,6 +80,7 @@ impl std::fmt::Debug for IssuedTokens {
         f.debug_struct("IssuedTokens")
             .field("session_id", &self.session_id)
             .field("expires_in", &self.expires_in)
+            .field("dpop_bound", &self.dpop_bound)
             .finish_non_exhaustive()
     }
 }
@@ -121,6 +126,7 @@ pub struct AuthService {
     pub(super) devices: DeviceTokens,
     pub(super) client_secrets: ClientSecrets,
     trusted_proxies: Vec<IpRange>,
+    dpop: DpopChecker,
 }
 
 /// What an access token says: whose it is, its session, and what it grants.
@@ -135,6 +141,9 @@ pub(super) struct AccessGrant<'a> {
     pub(super) client_id: &'a str,
     /// `scope`, space-separated, if the token has scopes.
     pub(super) scope: Option<&'a str>,
+    /// `cnf.jkt`: the DPoP key the access token is bound to, if it is (see
+    /// [`AuthService::access_token_binding`]).
+    pub(super) cnf_jkt: Option<&'a str>,
 }
 
 impl AuthService {
@@ -168,6 +177,9 @@ impl AuthService {
         .with_leeway_secs(i64::try_from(config.tokens.leeway_secs).unwrap_or(5));
         let limiter = Limiter::new(rate_limits, config.limits.clone(), clock.clone());
         let trusted_proxies = config.trusted_proxies.clone();
+        let dpop = config
+            .dpop_checker(clock.clone())
+            .map_err(|e| AuthError::internal_because("building the DPoP proof checker", e))?;
         Ok(Self {
             db,
             sessions,
@@ -181,6 +193,7 @@ impl AuthService {
             devices,
             client_secrets: ClientSecrets::new(&client_secret_key),
             trusted_proxies,
+            dpop,
         })
     }
 
@@ -209,21 +222,42 @@ impl AuthService {
         &self.config
     }
 
-    /// Checks an access token: signature and claims, then that its session still exists.
-    pub async fn authenticate(&self, token: &str) -> Result<Claims, AuthError> {
+    /// The DPoP proof checker (RFC 9449) of this instance: its public URL, algorithms, `iat`
+    /// window and replay cache. The HTTP layer checks a request's proof with it and passes
+    /// the [`VerifiedProof`] to `login`, `refresh` and `authenticate`.
+    pub fn dpop(&self) -> &DpopChecker {
+        &self.dpop
+    }
+
+    /// The algorithms DPoP proofs may be signed with: `dpop_signing_alg_values_supported`
+    /// of the authorization-server metadata (RFC 9449 §5.1).
+    pub fn dpop_signing_alg_values(&self) -> Vec<&'static str> {
+        self.dpop.signing_alg_values()
+    }
+
+    /// What a presented access token means to the auth-center: signature and claims, the
+    /// DPoP binding (`proof` is the request's verified proof when the token came with the
+    /// DPoP scheme, `None` for a bearer token; see `verifier::dpop::check_binding`), then
+    /// that its session still exists.
+    pub async fn authenticate(
+        &self,
+        token: &str,
+        proof: Option<&VerifiedProof>,
+    ) -> Result<Claims, AuthError> {
         let claims = self.validate_access_token(token).await?;
-        if !self
-            .sessions
-            .is_active(&claims.sub, &claims.sid, self.clock.now_millis())
-            .await?
-        {
-            return Err(VerifyError::Revoked.into());
-        }
-        Ok(claims)
+        check_binding(&claims, proof)?;
+        self.check_session(claims).await
+    }
+
+    /// A token's claims if it is valid and its session exists, however it is bound: for
+    /// introspection, which judges another party's token.
+    pub(super) async fn active_claims(&self, token: &str) -> Result<Claims, AuthError> {
+        let claims = self.validate_access_token(token).await?;
+        self.check_session(claims).await
     }
 
     /// Checks an access token's signature and claims, without asking whether its session
-    /// still exists.
+    /// still exists or how it is bound (revocation judges a token, it does not use it).
     pub(super) async fn validate_access_token(&self, token: &str) -> Result<Claims, AuthError> {
         let now = self.clock.now_secs();
         let mut keys = self.keys.verifying_keys();
@@ -237,6 +271,18 @@ impl AuthService {
             keys = self.keys.verifying_keys();
         }
         Ok(self.validator.validate(token, &keys, now)?)
+    }
+
+    /// `claims` if their session still exists.
+    async fn check_session(&self, claims: Claims) -> Result<Claims, AuthError> {
+        if !self
+            .sessions
+            .is_active(&claims.sub, &claims.sid, self.clock.now_millis())
+            .await?
+        {
+            return Err(VerifyError::Revoked.into());
+        }
+        Ok(claims)
     }
 
     /// Fails unless the caller has `role`.
@@ -256,20 +302,24 @@ impl AuthService {
     }
 
     /// The tokens of a first-party session (login, refresh): an access token issued to the
-    /// first-party client, and the refresh token.
+    /// first-party client, and the refresh token. `dpop_jkt` is the key the session is bound
+    /// to: with `dpop.bind_access_tokens`, the access token is bound to it too (`cnf.jkt`).
     pub(super) fn issue(
         &self,
         user_id: &str,
         sid: &str,
         roles: &[String],
         refresh: RefreshToken,
+        dpop_jkt: Option<&str>,
     ) -> Result<IssuedTokens, AuthError> {
+        let cnf_jkt = self.access_token_binding(dpop_jkt);
         let access_token = self.sign_access_token(&AccessGrant {
             sub: user_id,
             sid,
             roles,
             client_id: FIRST_PARTY_CLIENT_ID,
             scope: None,
+            cnf_jkt,
         })?;
         Ok(IssuedTokens {
             access_token,
@@ -277,7 +327,14 @@ impl AuthService {
             expires_in: self.config.tokens.access_ttl_secs,
             session_id: sid.into(),
             device_token: None,
+            dpop_bound: cnf_jkt.is_some(),
         })
+    }
+
+    /// The key an access token of a session bound to `session_jkt` is bound to (its
+    /// `cnf.jkt`): the session's, when `dpop.bind_access_tokens` is on; `None` otherwise.
+    pub(super) fn access_token_binding<'a>(&self, session_jkt: Option<&'a str>) -> Option<&'a str> {
+        session_jkt.filter(|_| self.config.dpop.bind_access_tokens)
     }
 
     /// Signs an access token (RFC 9068) for a session that exists: its callers are `issue`
@@ -301,6 +358,7 @@ impl AuthService {
             roles: grant.roles.to_vec(),
             client_id: Some(grant.client_id.into()),
             scope: grant.scope.map(String::from),
+            cnf: grant.cnf_jkt.map(|jkt| Confirmation { jkt: jkt.into() }),
         };
         let (kid, key) = self.keys.signing_key();
         let mut header = Header::new(Algorithm::EdDSA);

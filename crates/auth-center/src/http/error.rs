@@ -82,6 +82,10 @@ impl IntoResponse for ApiError {
             AuthError::RefreshContextChanged => {
                 (StatusCode::UNAUTHORIZED, "refresh_context_changed")
             }
+            // RFC 9449 §5: a token-endpoint error (RFC 6749 §5.2), so 400.
+            AuthError::InvalidDpopProof(_) | AuthError::DpopKeyMismatch => {
+                (StatusCode::BAD_REQUEST, "invalid_dpop_proof")
+            }
             AuthError::SessionNotFound | AuthError::UserNotFound => {
                 (StatusCode::NOT_FOUND, "not_found")
             }

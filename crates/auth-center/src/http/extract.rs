@@ -10,7 +10,7 @@ use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use secrecy::SecretString;
 use serde::de::DeserializeOwned;
-use verifier::{Claims, VerifyError};
+use verifier::{AccessToken, Claims, VerifyError};
 
 use super::error::ApiError;
 use super::repeated::{self, JsonKind};
@@ -227,7 +227,9 @@ where
     }
 }
 
-/// A caller with a valid access token whose session is alive.
+/// A caller with a valid access token whose session is alive: `Authorization: Bearer`, or
+/// `Authorization: DPoP` with a `DPoP` proof for this request and token, checked as every
+/// verifier checks them (a DPoP-bound token is refused as a bearer token).
 pub(super) struct Authenticated(pub Claims);
 
 impl FromRequestParts<Arc<AuthService>> for Authenticated {
@@ -237,10 +239,23 @@ impl FromRequestParts<Arc<AuthService>> for Authenticated {
         parts: &mut Parts,
         auth: &Arc<AuthService>,
     ) -> Result<Self, Self::Rejection> {
-        let token = verifier::bearer_token(&parts.headers)
-            .ok_or(VerifyError::Invalid("missing bearer token"))?;
-        Ok(Authenticated(auth.authenticate(token).await?))
+        authenticated(auth, parts).await.map(Authenticated)
     }
+}
+
+/// The claims of the request's access token, checked as [`Authenticated`] says: for a
+/// handler that decides for itself whether the caller presents a token at all.
+pub(super) async fn authenticated(auth: &AuthService, parts: &Parts) -> Result<Claims, ApiError> {
+    let (token, proof) = match verifier::access_token(&parts.headers) {
+        None => return Err(VerifyError::Invalid("missing bearer token").into()),
+        Some(AccessToken::Bearer(token)) => (token, None),
+        Some(AccessToken::Dpop(token)) => {
+            let proof = super::dpop::presented_proof(auth, parts, token)
+                .map_err(VerifyError::InvalidDpopProof)?;
+            (token, Some(proof))
+        }
+    };
+    Ok(auth.authenticate(token, proof.as_ref()).await?)
 }
 
 /// Path parameters whose rejection (a segment that is not UTF-8, say) uses the common

@@ -1,17 +1,18 @@
 //! `POST /v1/introspect` (RFC 7662), over `domain/introspection.rs`. Two kinds of caller:
 //!
-//! - a bearer token with the `introspect` or `admin` role (any `Authorization` other than
-//!   Basic, or none and no client parameter): errors in the common shape, as always;
+//! - an access token with the `introspect` or `admin` role, `Bearer` or `DPoP` with its
+//!   proof (any `Authorization` other than Basic, or none and no client parameter): errors
+//!   in the common shape, as always;
 //! - a client authenticating as at the token endpoint (`Authorization: Basic`, or the form's
 //!   client parameters): errors in the OAuth shape (RFC 7662 §2.3, RFC 6749 §5.2).
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
-use verifier::VerifyError;
 
 use super::AppState;
 use super::error::ApiError;
@@ -32,9 +33,10 @@ pub(super) struct IntrospectRequest {
 pub(super) async fn introspect(
     State(auth): AppState,
     Client(info): Client,
-    headers: HeaderMap,
+    parts: Parts,
     body: Result<RawBody, ApiError>,
 ) -> Response {
+    let headers = &parts.headers;
     let authorization = headers.get(header::AUTHORIZATION);
     let basic = authorization
         .and_then(|v| v.to_str().ok())
@@ -48,7 +50,7 @@ pub(super) async fn introspect(
     let client_parameters = matches!(&form,
         Some(Ok(params)) if params.has_client_parameters(authorization.is_none()));
     if !basic && !client_parameters {
-        return as_bearer(&auth, &headers, body)
+        return as_bearer(&auth, &parts, body)
             .await
             .unwrap_or_else(IntoResponse::into_response);
     }
@@ -62,7 +64,7 @@ pub(super) async fn introspect(
             (None, body) => (None, json_token(body?)?),
         };
         let empty = Params::parse(b"")?;
-        let credentials = client_credentials(&headers, params.as_ref().unwrap_or(&empty))?;
+        let credentials = client_credentials(headers, params.as_ref().unwrap_or(&empty))?;
         let url = endpoint_url(&auth, INTROSPECTION_ENDPOINT_PATH);
         let client = auth.authenticate_client(credentials, &url, &info).await?;
         auth.introspect(Introspector::Client(&client), &token)
@@ -81,15 +83,14 @@ pub(super) async fn introspect(
     }
 }
 
-/// The bearer-token caller: the token is checked before the body is read, as ever.
+/// The caller with an access token (`Bearer`, or `DPoP` with its proof): the token is
+/// checked before the body is read, as ever.
 async fn as_bearer(
     auth: &crate::domain::AuthService,
-    headers: &HeaderMap,
+    parts: &Parts,
     body: Result<RawBody, ApiError>,
 ) -> Result<Response, ApiError> {
-    let token =
-        verifier::bearer_token(headers).ok_or(VerifyError::Invalid("missing bearer token"))?;
-    let caller = auth.authenticate(token).await?;
+    let caller = extract::authenticated(auth, parts).await?;
     let RawBody(media, body) = body?;
     // Every problem with the body is `invalid_request` here, a syntax error included.
     let request: IntrospectRequest = match media {
@@ -133,8 +134,10 @@ fn active_json(
 ) -> Value {
     let mut body = Map::new();
     body.insert("active".into(), true.into());
-    // RFC 7662 §2.2: the token type of RFC 6749 §5.1.
-    body.insert("token_type".into(), "Bearer".into());
+    // RFC 7662 §2.2: the token type of RFC 6749 §5.1, `DPoP` for a DPoP-bound token as the
+    // token endpoint names it (RFC 9449 §5).
+    let token_type = if c.cnf.is_some() { "DPoP" } else { "Bearer" };
+    body.insert("token_type".into(), token_type.into());
     let optional = [
         ("client_id", c.client_id),
         ("scope", c.scope),
@@ -156,5 +159,9 @@ fn active_json(
     body.insert("jti".into(), c.jti.into());
     body.insert("sid".into(), c.sid.into());
     body.insert("roles".into(), json!(c.roles));
+    // A DPoP-bound token: its key, so a resource server can check the proof (RFC 9449 §6.2).
+    if let Some(cnf) = c.cnf {
+        body.insert("cnf".into(), json!({ "jkt": cnf.jkt }));
+    }
     Value::Object(body)
 }

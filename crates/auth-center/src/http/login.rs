@@ -11,6 +11,7 @@ use serde_json::json;
 
 use super::AppState;
 use super::cookie;
+use super::dpop::DpopProof;
 use super::error::ApiError;
 use super::extract::{ApiJson, Authenticated, Client};
 use super::json::{UserResponse, rfc3339};
@@ -62,7 +63,9 @@ pub(super) fn token_response(
         refresh_token: cookie_max_age
             .is_none()
             .then(|| tokens.refresh_token.expose_secret()),
-        token_type: "Bearer",
+        // RFC 9449 §5: `DPoP` when the access token is DPoP-bound; a session whose refresh
+        // token alone is bound still gets `Bearer`.
+        token_type: if tokens.dpop_bound { "DPoP" } else { "Bearer" },
         expires_in: tokens.expires_in,
         session_id: &tokens.session_id,
         device_token: device_cookie_age
@@ -113,10 +116,12 @@ pub(super) async fn register(
     Ok((StatusCode::CREATED, Json(UserResponse::from(user))).into_response())
 }
 
-/// `POST /v1/login` (cookie mode with `X-Token-Transport: cookie`).
+/// `POST /v1/login` (cookie mode with `X-Token-Transport: cookie`). With a valid `DPoP`
+/// proof the session is bound to its key.
 pub(super) async fn login(
     State(auth): AppState,
     Client(client): Client,
+    DpopProof(proof): DpopProof,
     headers: HeaderMap,
     ApiJson(body): ApiJson<LoginRequest>,
 ) -> Result<Response, ApiError> {
@@ -125,7 +130,9 @@ pub(super) async fn login(
     if body.device_token.is_some() {
         client.device_token = body.device_token;
     }
-    let tokens = auth.login(&body.username, body.password, &client).await?;
+    let tokens = auth
+        .login(&body.username, body.password, proof.as_ref(), &client)
+        .await?;
     let device_max_age = auth.config().limits.device_token_ttl_secs;
     Ok(token_response(&tokens, cookie_max_age, device_max_age))
 }

@@ -5,6 +5,7 @@ mod admin;
 mod clients;
 mod cookie;
 mod devices;
+mod dpop;
 mod error;
 mod extract;
 mod health;
@@ -141,6 +142,7 @@ pub fn router(auth: Arc<AuthService>) -> Router {
         .layer(SetSensitiveRequestHeadersLayer::new([
             header::AUTHORIZATION,
             header::COOKIE,
+            HeaderName::from_static("dpop"),
         ]))
         .with_state(auth)
         .merge(metrics_route)
@@ -168,6 +170,7 @@ fn cors(allowed: &[crate::config::Origin]) -> CorsLayer {
             header::AUTHORIZATION,
             header::CONTENT_TYPE,
             HeaderName::from_static(cookie::TRANSPORT_HEADER),
+            HeaderName::from_static("dpop"),
         ])
         .expose_headers([header::RETRY_AFTER])
         .max_age(Duration::from_secs(600))

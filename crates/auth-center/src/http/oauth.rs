@@ -102,6 +102,11 @@ impl From<AuthError> for OAuthError {
             | AuthError::RefreshLimitReached
             | AuthError::RefreshContextChanged => (StatusCode::BAD_REQUEST, "invalid_grant"),
             AuthError::UnauthorizedClient(_) => (StatusCode::BAD_REQUEST, "unauthorized_client"),
+            // RFC 9449 §5, §7: a proof that is invalid, or from another key than the one
+            // the refresh token is bound to.
+            AuthError::InvalidDpopProof(_) | AuthError::DpopKeyMismatch => {
+                (StatusCode::BAD_REQUEST, "invalid_dpop_proof")
+            }
             AuthError::InvalidScope(_) => (StatusCode::BAD_REQUEST, "invalid_scope"),
             AuthError::RateLimited {
                 retry_after_secs, ..

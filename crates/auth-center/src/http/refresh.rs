@@ -12,6 +12,7 @@ use serde_json::json;
 
 use super::AppState;
 use super::cookie;
+use super::dpop::DpopProof;
 use super::error::ApiError;
 use super::extract::{ApiJson, Authenticated, Client};
 use super::login::token_response;
@@ -34,10 +35,12 @@ fn clearing_cookie(request_headers: &HeaderMap, mut response: Response) -> Respo
     response
 }
 
-/// `POST /v1/refresh`: the token from the body, or (cookie mode) from the cookie.
+/// `POST /v1/refresh`: the token from the body, or (cookie mode) from the cookie; the
+/// `DPoP` proof, if any, from its header.
 pub(super) async fn refresh(
     State(auth): AppState,
     Client(client): Client,
+    DpopProof(proof): DpopProof,
     headers: HeaderMap,
     ApiJson(body): ApiJson<RefreshRequest>,
 ) -> Result<Response, ApiError> {
@@ -62,14 +65,15 @@ pub(super) async fn refresh(
             (cookie, Some(auth.config().sessions.absolute_secs))
         }
     };
-    match auth.refresh(&wire, &client).await {
+    match auth.refresh(&wire, proof.as_ref(), &client).await {
         Ok(tokens) => Ok(token_response(&tokens, cookie_max_age, 0)),
         // A dead refresh cookie is cleared so the browser stops sending it.
         Err(
             e @ (AuthError::InvalidRefreshToken
             | AuthError::RefreshTokenReused
             | AuthError::RefreshLimitReached
-            | AuthError::RefreshContextChanged),
+            | AuthError::RefreshContextChanged
+            | AuthError::DpopKeyMismatch),
         ) if cookie_max_age.is_some() => {
             Ok(clearing_cookie(&headers, ApiError::from(e).into_response()))
         }

@@ -72,9 +72,12 @@ async fn a_login_cancelled_right_after_the_session_was_created_leaves_no_session
     app.register("carl", PASSWORD).await;
     faulty.hang_after_create.store(true, Ordering::SeqCst);
     let client = Default::default();
-    let login = app
-        .auth
-        .login("carl", SecretString::from(PASSWORD.to_string()), &client);
+    let login = app.auth.login(
+        "carl",
+        SecretString::from(PASSWORD.to_string()),
+        None,
+        &client,
+    );
     // The request timeout, or a client that goes away, drops the login future here.
     let outcome = tokio::time::timeout(Duration::from_millis(500), login).await;
     assert!(outcome.is_err(), "the login hung inside the store");

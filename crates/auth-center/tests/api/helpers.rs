@@ -50,7 +50,7 @@ pub struct TestApp {
     _dir: Arc<tempfile::TempDir>,
 }
 
-pub use test_support::Tokens;
+pub use test_support::{DpopKey, Tokens};
 
 /// A test configuration for `backend`: free port, private database, private key prefix.
 #[allow(clippy::field_reassign_with_default)] // reads better as a list of overrides
@@ -228,14 +228,7 @@ impl TestApp {
     }
 
     pub async fn login_ok(&self, username: &str) -> Tokens {
-        let r = self.login(username, PASSWORD).await;
-        assert_eq!(
-            r.status(),
-            StatusCode::OK,
-            "login: {}",
-            r.text().await.unwrap_or_default()
-        );
-        r.json().await.expect("token body")
+        tokens_ok(self.login(username, PASSWORD).await, "login").await
     }
 
     pub async fn refresh(&self, refresh_token: &str) -> Response {
@@ -244,14 +237,7 @@ impl TestApp {
     }
 
     pub async fn refresh_ok(&self, refresh_token: &str) -> Tokens {
-        let r = self.refresh(refresh_token).await;
-        assert_eq!(
-            r.status(),
-            StatusCode::OK,
-            "refresh: {}",
-            r.text().await.unwrap_or_default()
-        );
-        r.json().await.expect("token body")
+        tokens_ok(self.refresh(refresh_token).await, "refresh").await
     }
 
     pub async fn get_bearer(&self, path: &str, access_token: &str) -> Response {
@@ -306,6 +292,14 @@ impl TestApp {
             .filter(|e| e.event == event)
             .collect()
     }
+}
+
+/// The token response of a `200`; panics with the body (for `what`) otherwise.
+pub async fn tokens_ok(r: Response, what: &str) -> Tokens {
+    let status = r.status();
+    let text = r.text().await.unwrap_or_default();
+    assert_eq!(status, StatusCode::OK, "{what}: {text}");
+    serde_json::from_str(&text).expect("token body")
 }
 
 /// Asserts the common error shape and returns the code.
@@ -655,9 +649,10 @@ impl TestApp {
         serde_json::from_str(&text).expect("a token body")
     }
 
-    /// Whether an access token is accepted by the auth-center (signature, claims, session).
+    /// Whether an access token is accepted by the auth-center as a bearer token (signature,
+    /// claims, no DPoP binding, session).
     pub async fn accepts(&self, access_token: &str) -> bool {
-        self.auth.authenticate(access_token).await.is_ok()
+        self.auth.authenticate(access_token, None).await.is_ok()
     }
 }
 
@@ -780,4 +775,132 @@ impl ClientKey {
     pub fn assertion(&self, client_id: &str, now: i64) -> String {
         self.sign_with(&json!({}), &Self::claims(client_id, now))
     }
+}
+
+// ---- DPoP (RFC 9449) ----
+
+impl TestApp {
+    /// The `htu` of a proof for `path`: the tests' public URL is the issuer.
+    pub fn htu(&self, path: &str) -> String {
+        format!("{}{path}", self.config.issuer)
+    }
+
+    /// Now, by the app's clock, in seconds: the `iat` of a fresh proof.
+    pub fn now_secs(&self) -> i64 {
+        use verifier::Clock as _;
+        self.clock.now_secs()
+    }
+
+    /// A fresh proof of `key` for `POST path`.
+    pub fn proof(&self, key: &DpopKey, path: &str) -> String {
+        key.proof("POST", &self.htu(path), self.now_secs())
+    }
+
+    /// A login of `username` with [`PASSWORD`] and the `DPoP` header `proof`.
+    pub async fn login_with_proof(&self, username: &str, proof: &str) -> Response {
+        self.request(reqwest::Method::POST, "/v1/login")
+            .header("dpop", proof)
+            .json(&json!({ "username": username, "password": PASSWORD }))
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// Registers `username` and logs in with a proof of `key`: a session bound to it.
+    pub async fn register_and_login_bound(&self, username: &str, key: &DpopKey) -> Tokens {
+        let r = self.register(username, PASSWORD).await;
+        assert_eq!(r.status(), StatusCode::CREATED, "register");
+        self.login_bound(username, key).await
+    }
+
+    /// A login of an existing user with a proof of `key`, which must succeed.
+    pub async fn login_bound(&self, username: &str, key: &DpopKey) -> Tokens {
+        let proof = self.proof(key, "/v1/login");
+        tokens_ok(self.login_with_proof(username, &proof).await, "login").await
+    }
+
+    /// A refresh with the `DPoP` header `proof`.
+    pub async fn refresh_with_proof(&self, refresh_token: &str, proof: &str) -> Response {
+        self.request(reqwest::Method::POST, "/v1/refresh")
+            .header("dpop", proof)
+            .json(&json!({ "refresh_token": refresh_token }))
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// A refresh with a fresh proof of `key`, which must succeed.
+    pub async fn refresh_bound_ok(&self, refresh_token: &str, key: &DpopKey) -> Tokens {
+        let proof = self.proof(key, "/v1/refresh");
+        tokens_ok(
+            self.refresh_with_proof(refresh_token, &proof).await,
+            "refresh",
+        )
+        .await
+    }
+
+    /// `method path` with `Authorization: DPoP <access_token>` and a fresh proof of `key`
+    /// for it.
+    pub async fn send_dpop(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        access_token: &str,
+        key: &DpopKey,
+    ) -> Response {
+        let proof = key.proof_for_token(
+            method.as_str(),
+            &self.htu(path),
+            self.now_secs(),
+            access_token,
+        );
+        self.request(method, path)
+            .header("authorization", format!("DPoP {access_token}"))
+            .header("dpop", proof)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// The DPoP key thumbprint the session is bound to, straight from the store.
+    pub async fn session_binding(&self, user_id: &str, sid: &str) -> Option<String> {
+        self.auth
+            .sessions_of(user_id)
+            .await
+            .expect("list sessions")
+            .into_iter()
+            .find(|s| s.sid == sid)
+            .unwrap_or_else(|| panic!("no session {sid}"))
+            .dpop_jkt
+    }
+}
+
+// ---- clients behind a proxy (the refresh policy's network and user-agent tests) ----
+
+/// An app behind a trusted proxy (the test client, 127.0.0.1), so `X-Forwarded-For` sets
+/// the client IP as a real proxy would.
+pub async fn proxied_app(backend: Backend, tweak: impl FnOnce(&mut Config)) -> TestApp {
+    spawn_app_with(backend, |c| {
+        c.trusted_proxies =
+            vec![auth_center::domain::client_ip::IpRange::parse("127.0.0.1").expect("range")];
+        tweak(c);
+    })
+    .await
+}
+
+/// `POST path` from the client `ip` (forwarded) with user agent `agent`.
+pub fn post_from(
+    app: &TestApp,
+    path: &str,
+    ip: Option<&str>,
+    agent: Option<&str>,
+) -> reqwest::RequestBuilder {
+    let mut request = app.request(reqwest::Method::POST, path);
+    if let Some(ip) = ip {
+        request = request.header("x-forwarded-for", ip);
+    }
+    if let Some(agent) = agent {
+        request = request.header("user-agent", agent);
+    }
+    request
 }

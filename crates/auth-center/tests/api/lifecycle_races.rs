@@ -246,7 +246,11 @@ impl Race {
     async fn new(backend: Backend, username: &str) -> Self {
         let (app, faulty) = spawn_faulty_on(backend, |_| {}).await;
         let root = app.admin_login("root").await;
-        let admin = app.auth.authenticate(&root.access_token).await.unwrap();
+        let admin = app
+            .auth
+            .authenticate(&root.access_token, None)
+            .await
+            .unwrap();
         let owner = app.register_and_login(username).await;
         let uid = owner.user_id();
         Self {
@@ -323,7 +327,7 @@ async fn a_password_changed_while_a_login_with_the_old_one_opens_its_session_ref
         let app = &race.app;
         let owner = app
             .auth
-            .authenticate(&race.owner.access_token)
+            .authenticate(&race.owner.access_token, None)
             .await
             .unwrap();
         let ran = race.during_next_login(moment, |auth, _, _| async move {

@@ -25,6 +25,7 @@ mod clients;
 mod cookies;
 mod device_tokens;
 mod devices;
+mod dpop;
 mod faults;
 mod forged_refresh;
 mod half_made;

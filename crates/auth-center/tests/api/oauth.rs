@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use verifier::Clock as _;
 
 use crate::helpers::*;
-use crate::refresh_policy::{CURL, FIREFOX_124, from, login_from};
+use crate::refresh_policy::{CURL, FIREFOX_124, login_from};
 use crate::{for_backends, for_every_backend};
 
 for_every_backend!(
@@ -707,7 +707,7 @@ async fn the_refresh_policy_holds_at_the_refresh_grant_as_invalid_grant(backend:
             ("refresh_token", token.as_str()),
             ("client_id", "first-party"),
         ];
-        from(&app, TOKEN, None, Some(agent))
+        post_from(&app, TOKEN, None, Some(agent))
             .header("content-type", "application/x-www-form-urlencoded")
             .body(serde_urlencoded::to_string(form).unwrap())
             .send()

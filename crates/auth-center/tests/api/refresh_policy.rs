@@ -55,34 +55,6 @@ pub(crate) const FIREFOX_124: &str =
 const FIREFOX_125: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:125.0) Gecko/20100101 Firefox/125.0";
 pub(crate) const CURL: &str = "curl/8.5.0";
 
-/// An app behind a trusted proxy (the test client, 127.0.0.1), so `X-Forwarded-For` sets
-/// the client IP as a real proxy would.
-async fn proxied_app(backend: Backend, tweak: impl FnOnce(&mut Config)) -> TestApp {
-    spawn_app_with(backend, |c| {
-        c.trusted_proxies =
-            vec![auth_center::domain::client_ip::IpRange::parse("127.0.0.1").unwrap()];
-        tweak(c);
-    })
-    .await
-}
-
-/// A request from the client `ip` (forwarded) with user agent `agent`.
-pub(crate) fn from(
-    app: &TestApp,
-    path: &str,
-    ip: Option<&str>,
-    agent: Option<&str>,
-) -> reqwest::RequestBuilder {
-    let mut request = app.request(Method::POST, path);
-    if let Some(ip) = ip {
-        request = request.header("x-forwarded-for", ip);
-    }
-    if let Some(agent) = agent {
-        request = request.header("user-agent", agent);
-    }
-    request
-}
-
 /// Registers `username` and logs in from `ip` with `agent`.
 pub(crate) async fn login_from(
     app: &TestApp,
@@ -92,7 +64,7 @@ pub(crate) async fn login_from(
 ) -> Tokens {
     let r = app.register(username, PASSWORD).await;
     assert_eq!(r.status(), StatusCode::CREATED);
-    let r = from(app, "/v1/login", ip, agent)
+    let r = post_from(app, "/v1/login", ip, agent)
         .json(&json!({ "username": username, "password": PASSWORD }))
         .send()
         .await
@@ -107,7 +79,7 @@ async fn refresh_from(
     ip: Option<&str>,
     agent: Option<&str>,
 ) -> Response {
-    from(app, "/v1/refresh", ip, agent)
+    post_from(app, "/v1/refresh", ip, agent)
         .json(&json!({ "refresh_token": token }))
         .send()
         .await

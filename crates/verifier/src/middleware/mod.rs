@@ -5,7 +5,11 @@
 //!   the caller in the request extensions, where the
 //!   [`Authenticated`](crate::Authenticated) extractor and the guards find it;
 //! * [`require_role`]: [`require_role`](crate::require_role) answers `403` to a caller
-//!   without a role.
+//!   without a role;
+//! * [`require_scope`]: [`require_scope`](crate::require_scope) answers `403` to a caller
+//!   whose token lacks a scope;
+//! * [`guard`]: the one guard both are made of ([`GuardLayer`](guard::GuardLayer) with a
+//!   [`Rule`](guard::Rule)), for rules of your own.
 //!
 //! A guard or an extractor on a route that `VerifierLayer` does not cover is a set-up
 //! mistake: it answers `500` with a message that asks "is `VerifierLayer` enabled?", never
@@ -23,5 +27,7 @@
 //! # }
 //! ```
 
+pub mod guard;
 pub mod require_role;
+pub mod require_scope;
 pub mod verify;

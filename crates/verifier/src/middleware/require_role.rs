@@ -1,17 +1,16 @@
-//! [`require_role`]: a guard that answers `403` unless the caller has a role.
+//! [`require_role`]: a guard that answers `403` unless the caller has a role. It is the
+//! [`GuardLayer`] with the rule [`HasRole`].
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
-use axum_core::response::{IntoResponse, Response};
-use http::{Request, StatusCode};
-use tower_layer::Layer;
-use tower_service::Service;
+use axum_core::response::Response;
+use http::StatusCode;
 
+use super::guard::{Guard, GuardLayer, Rule};
+use crate::claims::Claims;
 use crate::error::ErrorBody;
-use crate::extract::caller;
+
+pub use super::guard::ResponseFuture;
 
 /// A guard that lets a request through only when its caller has `role`.
 ///
@@ -37,15 +36,12 @@ pub fn require_role(role: impl Into<String>) -> RequireRoleLayer {
     RequireRoleLayer::new(role)
 }
 
-/// The layer made by [`require_role`].
+/// The layer made by [`require_role`]: a [`GuardLayer`] with the rule [`HasRole`].
 ///
 /// ```
 /// let layer = verifier::RequireRoleLayer::new("admin");
 /// ```
-#[derive(Debug, Clone)]
-pub struct RequireRoleLayer {
-    role: Arc<str>,
-}
+pub type RequireRoleLayer = GuardLayer<HasRole>;
 
 impl RequireRoleLayer {
     /// A guard for `role`; the same as [`require_role`].
@@ -60,19 +56,7 @@ impl RequireRoleLayer {
     /// # }
     /// ```
     pub fn new(role: impl Into<String>) -> Self {
-        Self {
-            role: role.into().into(),
-        }
-    }
-}
-
-impl<S> Layer<S> for RequireRoleLayer {
-    type Service = RequireRole<S>;
-    fn layer(&self, inner: S) -> Self::Service {
-        RequireRole {
-            inner,
-            role: self.role.clone(),
-        }
+        Self::from_rule(HasRole::new(role))
     }
 }
 
@@ -86,78 +70,40 @@ impl<S> Layer<S> for RequireRoleLayer {
 /// });
 /// let service: RequireRole<_> = require_role("admin").layer(inner);
 /// ```
+pub type RequireRole<S> = Guard<S, HasRole>;
+
+/// The rule of [`require_role`]: the caller's `roles` claim holds the role.
+///
+/// ```
+/// use verifier::middleware::require_role::HasRole;
+/// let rule = HasRole::new("admin");
+/// ```
 #[derive(Debug, Clone)]
-pub struct RequireRole<S> {
-    inner: S,
+pub struct HasRole {
     role: Arc<str>,
 }
 
-impl<S, B> Service<Request<B>> for RequireRole<S>
-where
-    S: Service<Request<B>, Response = Response>,
-{
-    type Response = Response;
-    type Error = S::Error;
-    type Future = ResponseFuture<S::Future>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
+impl HasRole {
+    /// The rule for `role`.
+    ///
+    /// ```
+    /// let rule = verifier::middleware::require_role::HasRole::new("admin");
+    /// ```
+    pub fn new(role: impl Into<String>) -> Self {
+        Self {
+            role: role.into().into(),
+        }
     }
+}
 
-    fn call(&mut self, request: Request<B>) -> Self::Future {
-        let refusal = match caller(request.extensions()) {
-            Ok(user) if user.has_role(&self.role) => {
-                return ResponseFuture {
-                    state: State::Allowed(Box::pin(self.inner.call(request))),
-                };
-            }
-            Ok(_) => ErrorBody::new(
+impl Rule for HasRole {
+    fn refuse(&self, caller: &Claims) -> Option<Response> {
+        (!caller.has_role(&self.role)).then(|| {
+            ErrorBody::new(
                 "insufficient_role",
                 "this route needs a role the caller lacks",
             )
-            .into_response_with(StatusCode::FORBIDDEN),
-            Err(rejection) => rejection.into_response(),
-        };
-        ResponseFuture {
-            state: State::Refused(Some(refusal)),
-        }
-    }
-}
-
-/// The response future of [`RequireRole`]: the inner service's, or the refusal.
-///
-/// ```
-/// fn is_a_future<F: std::future::Future>() {}
-/// is_a_future::<verifier::middleware::require_role::ResponseFuture<std::future::Ready<
-///     Result<axum::response::Response, std::convert::Infallible>,
-/// >>>();
-/// ```
-pub struct ResponseFuture<F> {
-    state: State<F>,
-}
-
-enum State<F> {
-    Allowed(Pin<Box<F>>),
-    /// Taken when polled.
-    Refused(Option<Response>),
-}
-
-impl<F, E> Future for ResponseFuture<F>
-where
-    F: Future<Output = Result<Response, E>>,
-{
-    type Output = Result<Response, E>;
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match &mut self.state {
-            State::Allowed(inner) => inner.as_mut().poll(cx),
-            // Polled again after it completed (a caller's bug): an empty response.
-            State::Refused(refusal) => Poll::Ready(Ok(refusal.take().unwrap_or_default())),
-        }
-    }
-}
-
-impl<F> std::fmt::Debug for ResponseFuture<F> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+            .into_response_with(StatusCode::FORBIDDEN)
+        })
     }
 }

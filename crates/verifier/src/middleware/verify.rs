@@ -10,16 +10,23 @@ use http::{Request, header};
 use tower_layer::Layer;
 use tower_service::Service;
 
+use crate::dpop::{DpopError, proof_header};
 use crate::error::VerifyError;
-use crate::extract::{Anonymous, Authenticated, bearer_token};
+use crate::extract::{AccessToken, Anonymous, Authenticated, access_token};
 use crate::verify::Verifier;
 
-/// A [`Layer`] that lets a request through only with a valid bearer token whose session
+/// A [`Layer`] that lets a request through only with a valid access token whose session
 /// exists, and stores [`Authenticated`] in its extensions for the extractor and the guards.
+///
+/// The token comes as `Authorization: Bearer <token>`, or, when the verifier accepts DPoP
+/// ([`VerifierBuilder::dpop`](crate::VerifierBuilder::dpop)), as `Authorization: DPoP
+/// <token>` with exactly one `DPoP` proof header for this request's method and path
+/// ([`Verifier::verify_dpop`]). A DPoP-bound token presented as a bearer token is refused.
 ///
 /// A request without a valid token gets `401` (`503` when the session store cannot be
 /// asked), and the inner service never sees it. Use it with `route_layer`, so that unknown
-/// paths still answer `404`.
+/// paths still answer `404`; the path a proof's `htu` is checked against is the one this
+/// layer sees, after the checker's public URL.
 ///
 /// ```
 /// # fn demo(verifier: verifier::Verifier) {
@@ -130,9 +137,20 @@ where
                     request.extensions_mut().insert(Anonymous);
                     return inner.call(request).await;
                 }
-                let verified = match bearer_token(request.headers()) {
+                let headers = request.headers();
+                let verified = match access_token(headers) {
                     None => Err(VerifyError::Invalid("missing bearer token")),
-                    Some(token) => verifier.verify_shared(token).await,
+                    Some(AccessToken::Bearer(token)) => verifier.verify_shared(token).await,
+                    Some(AccessToken::Dpop(token)) => match proof_header(headers) {
+                        Ok(Some(proof)) => {
+                            let (method, path) = (request.method().as_str(), request.uri().path());
+                            verifier
+                                .verify_dpop_shared(token, proof, method, path)
+                                .await
+                        }
+                        Ok(None) => Err(VerifyError::InvalidDpopProof(DpopError::Missing)),
+                        Err(e) => Err(VerifyError::InvalidDpopProof(e)),
+                    },
                 };
                 match verified {
                     Ok(claims) => {

@@ -100,10 +100,31 @@ impl SessionStore for MemorySessionStore {
                 sessions.remove(r.sid);
                 return RotateOutcome::NotFound;
             }
-            // The caller against the last-seen client, as the script's `judge`.
-            let judged = || judge(&r.policy, &e.record.ip, &e.record.user_agent, &r.caller);
+            // The checks in the order of the ROTATE script (see `SessionStore::rotate`): the
+            // session (above), what the token is, the DPoP key, the network / user-agent
+            // policy, the rotation cap, then the rotation or the grace replay.
             // Sessions here always post-date refresh-token MACs: a MAC-less token never rotates.
             let current = e.refresh_hash == r.presented_hash || e.next_hash == r.presented_hash;
+            // Bound to a DPoP key: only a proof from that key refreshes, and this comes before
+            // anything that could change or end the session. No proof: refused, untouched.
+            // Another key with a genuine token: theft, the session ends. With a forged token:
+            // merely invalid.
+            if let Some(bound) = &e.record.dpop_jkt
+                && r.dpop_jkt != Some(bound.as_str())
+            {
+                if r.dpop_jkt.is_none() {
+                    return RotateOutcome::DpopRequired;
+                }
+                if !r.reuse_revokes {
+                    return RotateOutcome::NotFound;
+                }
+                sessions.remove(r.sid);
+                return RotateOutcome::DpopKeyMismatch;
+            }
+            // The caller against the last-seen client, as the script's `judge`. A `revoke`
+            // goes before the cap, so a session that both changes hands and reaches its cap
+            // is reported as the change.
+            let judged = || judge(&r.policy, &e.record.ip, &e.record.user_agent, &r.caller);
             if current && r.reuse_revokes {
                 let (change, revoke) = judged();
                 if revoke {
@@ -125,6 +146,7 @@ impl SessionStore for MemorySessionStore {
                 e.record.user_agent = r.caller.user_agent.into();
                 return RotateOutcome::Rotated {
                     roles: e.record.roles.clone(),
+                    dpop_jkt: e.record.dpop_jkt.clone(),
                     change,
                 };
             }
@@ -139,6 +161,7 @@ impl SessionStore for MemorySessionStore {
                 }
                 return RotateOutcome::Replayed {
                     roles: e.record.roles.clone(),
+                    dpop_jkt: e.record.dpop_jkt.clone(),
                     change,
                 };
             }

@@ -24,12 +24,16 @@ end
 ";
 
 /// KEYS: session, index. ARGV: sid, now, user, idle_expiry, absolute_expiry, rt, ua, ip,
-/// roles, max sessions, session key prefix of the user, nrt (the hash of rt's successor).
+/// roles, max sessions, session key prefix of the user, nrt (the hash of rt's successor),
+/// jkt (the DPoP key thumbprint the session is bound to, '' for none).
 const CREATE: &str = r"
 local now = tonumber(ARGV[2])
 redis.call('HSET', KEYS[1], 'user', ARGV[3], 'created', ARGV[2], 'last_seen', ARGV[2],
   'idle_expiry', ARGV[4], 'absolute_expiry', ARGV[5], 'rt', ARGV[6], 'generation', '0',
   'ua', ARGV[7], 'ip', ARGV[8], 'roles', ARGV[9], 'nrt', ARGV[12])
+if ARGV[13] ~= '' then
+  redis.call('HSET', KEYS[1], 'jkt', ARGV[13])
+end
 redis.call('PEXPIRE', KEYS[1], math.max(1, tonumber(ARGV[4]) - now))
 redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
 touch_index(KEYS[2], now)
@@ -90,24 +94,53 @@ end
 ";
 
 /// KEYS: session, index.
-/// ARGV: sid, now, presented hash, successor hash, idle ms, grace ms, '1' when a token that
-/// is neither current nor a grace replay proves theft (else '0'), the successor's successor
-/// hash; then the caller: ip and user agent (stored as the session's last-seen client when
-/// it rotates); then the policy: max rotations (0: no cap), on network change, on user agent
-/// change ('allow', 'audit' or 'revoke'), the IPv4 and IPv6 prefix lengths of a network.
+///
+/// ARGV, in the order `RedisSessionStore::rotate` passes them:
+///
+/// - 1 sid, 2 now (ms), 3 presented hash, 4 successor hash, 5 idle ms, 6 grace ms, 7 '1'
+///   when the presented token's MAC verified (else '0'), 8 the successor's successor hash;
+/// - 9 the thumbprint of the request's verified DPoP key ('' for none);
+/// - 10 the caller's ip, 11 its user agent (stored as the session's last-seen client when it
+///   rotates);
+/// - 12 max rotations (0: no cap), 13 on network change, 14 on user agent change ('allow',
+///   'audit' or 'revoke'), 15 and 16 the IPv4 and IPv6 prefix lengths of a network.
+///
 /// The current token rotates; so does the current token's successor (`nrt`), which the
 /// server issued in a rotation that Redis acknowledged and then lost in a failover.
-/// Replies `{outcome, roles, <change>}` for 'rotated' and 'replayed', `{outcome, <change>}`
-/// for 'limit_reached' and 'context_revoked' (the session was ended), `{outcome}` for
-/// 'reused' and 'not_found'. `<change>` is what `refresh_policy::judge` returns: network
-/// changed ('1' or '0'), user agent changed, the last-seen ip and user agent.
+///
+/// The checks, in this order (the memory store keeps the same one):
+///
+/// 1. the session: none, or expired (then deleted): 'not_found';
+/// 2. what the token is: `issued` (its MAC verified) and `current` (rt, or nrt);
+/// 3. the DPoP key of a bound session (field `jkt`), before anything that changes or ends
+///    the session, so a request without the key can do neither: no proof is
+///    'dpop_required' and changes nothing; another key's proof with an issued token is
+///    theft ('dpop_mismatch', the session is deleted); with a forged token, 'not_found';
+/// 4. for the current token and for a grace replay, the network / user-agent policy
+///    (`judge`): under 'revoke' a change ends the session ('context_revoked'). It comes
+///    before the cap, so a change that ends the session is reported (and audited) as that
+///    change, not as a routine cap;
+/// 5. for the current token only, the rotation cap ('limit_reached', the session is
+///    deleted); a grace replay rotates nothing, so it is not capped;
+/// 6. rotate ('rotated'), or answer the grace replay ('replayed');
+/// 7. anything else is theft when provably issued ('reused', the session is deleted), else
+///    'not_found'.
+///
+/// Replies `{outcome, roles, jkt, <change>}` for 'rotated' and 'replayed' (jkt: the DPoP key
+/// the session is bound to, '' for none), `{outcome, <change>}` for 'limit_reached' and
+/// 'context_revoked' (the session was ended), `{outcome}` for the others. `<change>` is what
+/// `refresh_policy::judge` returns: network changed ('1' or '0'), user agent changed, the
+/// last-seen ip and user agent.
 const ROTATE: &str = r"
 local s = redis.call('HMGET', KEYS[1], 'rt', 'prev_rt', 'rotated_at', 'idle_expiry',
-  'absolute_expiry', 'generation', 'roles', 'nrt', 'ip', 'ua')
+  'absolute_expiry', 'generation', 'roles', 'nrt', 'jkt', 'ip', 'ua')
 local now = tonumber(ARGV[2])
-local caller_ip, caller_ua = ARGV[9], ARGV[10]
-local max_rotations, on_network, on_agent = tonumber(ARGV[11]), ARGV[12], ARGV[13]
-local v4_prefix, v6_prefix = tonumber(ARGV[14]), tonumber(ARGV[15])
+local dpop_jkt = ARGV[9]
+local caller_ip, caller_ua = ARGV[10], ARGV[11]
+local max_rotations, on_network, on_agent = tonumber(ARGV[12]), ARGV[13], ARGV[14]
+local v4_prefix, v6_prefix = tonumber(ARGV[15]), tonumber(ARGV[16])
+local bound_jkt, last_ip, last_ua = s[9] or '', s[10], s[11]
+-- 1. The session.
 if not s[1] then
   redis.call('ZREM', KEYS[2], ARGV[1])
   return {'not_found'}
@@ -120,21 +153,36 @@ end
 -- The caller against the session's last-seen client (refresh_policy::judge): what changed,
 -- for each attribute whose policy is not 'allow', and whether that ends the session.
 local function judge()
-  local moved = on_network ~= 'allow' and networks_differ(s[9], caller_ip, v4_prefix, v6_prefix)
-  local agent = on_agent ~= 'allow' and agent_shape(s[10]) ~= agent_shape(caller_ua)
+  local moved = on_network ~= 'allow' and networks_differ(last_ip, caller_ip, v4_prefix, v6_prefix)
+  local agent = on_agent ~= 'allow' and agent_shape(last_ua) ~= agent_shape(caller_ua)
   local revoke = (moved and on_network == 'revoke') or (agent and on_agent == 'revoke')
-  return {moved and '1' or '0', agent and '1' or '0', s[9] or '', s[10] or ''}, revoke
+  return {moved and '1' or '0', agent and '1' or '0', last_ip or '', last_ua or ''}, revoke
 end
 local function ended(outcome, change)
   redis.call('DEL', KEYS[1])
   redis.call('ZREM', KEYS[2], ARGV[1])
   return {outcome, unpack(change)}
 end
+-- 2. What the token is.
 local issued = ARGV[7] == '1'
 local current = s[1] == ARGV[3] or (s[8] and s[8] == ARGV[3])
+-- 3. A session bound to a DPoP key refreshes only with a proof from that key: without one
+-- nothing changes; a genuine token with another key's proof is theft.
+if bound_jkt ~= '' and dpop_jkt ~= bound_jkt then
+  if dpop_jkt == '' then
+    return {'dpop_required'}
+  end
+  if not issued then
+    return {'not_found'}
+  end
+  redis.call('DEL', KEYS[1])
+  redis.call('ZREM', KEYS[2], ARGV[1])
+  return {'dpop_mismatch'}
+end
 -- A token without a MAC rotates only on a session from before MACs (no nrt): on a newer one
 -- its MAC was stripped.
 if current and (issued or not s[8]) then
+  -- 4. The network / user-agent policy, then 5. the cap.
   local change, revoke = judge()
   if revoke then
     return ended('context_revoked', change)
@@ -142,6 +190,7 @@ if current and (issued or not s[8]) then
   if max_rotations > 0 and tonumber(s[6]) >= max_rotations then
     return ended('limit_reached', change)
   end
+  -- 6. Rotate.
   local idle = math.min(now + tonumber(ARGV[5]), tonumber(s[5]))
   local idle_s = string.format('%d', idle)
   redis.call('HSET', KEYS[1], 'rt', ARGV[4], 'prev_rt', ARGV[3], 'nrt', ARGV[8], 'rotated_at', ARGV[2],
@@ -150,16 +199,17 @@ if current and (issued or not s[8]) then
   redis.call('PEXPIRE', KEYS[1], math.max(1, idle - now))
   redis.call('ZADD', KEYS[2], idle_s, ARGV[1])
   touch_index(KEYS[2], now)
-  return {'rotated', s[7] or '', unpack(change)}
+  return {'rotated', s[7] or '', bound_jkt, unpack(change)}
 end
 if s[2] and s[2] == ARGV[3] and s[1] == ARGV[4] and now - tonumber(s[3]) < tonumber(ARGV[6]) then
+  -- 4. The policy judges a grace replay too (no cap: it rotates nothing); 6. the replay.
   local change, revoke = judge()
   if revoke then
     return ended('context_revoked', change)
   end
-  return {'replayed', s[7] or '', unpack(change)}
+  return {'replayed', s[7] or '', bound_jkt, unpack(change)}
 end
--- Theft: a token that is neither current nor a grace replay, and provably issued: by its
+-- 7. Theft: a token that is neither current nor a grace replay, and provably issued: by its
 -- MAC, or, without one, by its hash being the stored previous one.
 if not issued and not (s[2] and s[2] == ARGV[3]) then
   return {'not_found'}
@@ -278,6 +328,7 @@ fn parse_record(user_id: &str, sid: &str, fields: HashMap<String, String>) -> Se
         user_agent: text("ua"),
         ip: text("ip"),
         roles: split_roles(&text("roles")),
+        dpop_jkt: fields.get("jkt").filter(|j| !j.is_empty()).cloned(),
     }
 }
 
@@ -330,6 +381,7 @@ impl SessionStore for RedisSessionStore {
             .arg(max_sessions)
             .arg(session_prefix)
             .arg(next_refresh_hash)
+            .arg(s.dpop_jkt.as_deref().unwrap_or(""))
             .invoke_async(&mut conn)
             .await
             .map_err(redis_error)?;
@@ -344,6 +396,8 @@ impl SessionStore for RedisSessionStore {
             .rotate
             .key(key)
             .key(index)
+            // ARGV in the order the script documents: the token (1-8), the DPoP key (9), the
+            // caller (10-11), the refresh policy (12-16).
             .arg(r.sid)
             .arg(r.now_ms)
             .arg(r.presented_hash)
@@ -352,6 +406,7 @@ impl SessionStore for RedisSessionStore {
             .arg(r.grace_ms)
             .arg(if r.reuse_revokes { "1" } else { "0" })
             .arg(r.next_successor_hash)
+            .arg(r.dpop_jkt.unwrap_or(""))
             .arg(r.caller.ip)
             .arg(r.caller.user_agent)
             .arg(r.policy.max_rotations)
@@ -366,13 +421,16 @@ impl SessionStore for RedisSessionStore {
             Some((outcome, rest)) => (outcome.as_str(), rest),
             None => ("", &[][..]),
         };
+        let bound = |jkt: &String| Some(jkt.clone()).filter(|j| !j.is_empty());
         Ok(match (outcome, rest) {
-            ("rotated", [roles, change @ ..]) => RotateOutcome::Rotated {
+            ("rotated", [roles, jkt, change @ ..]) => RotateOutcome::Rotated {
                 roles: split_roles(roles),
+                dpop_jkt: bound(jkt),
                 change: context_change(change),
             },
-            ("replayed", [roles, change @ ..]) => RotateOutcome::Replayed {
+            ("replayed", [roles, jkt, change @ ..]) => RotateOutcome::Replayed {
                 roles: split_roles(roles),
+                dpop_jkt: bound(jkt),
                 change: context_change(change),
             },
             ("limit_reached", change) => RotateOutcome::LimitReached {
@@ -382,6 +440,8 @@ impl SessionStore for RedisSessionStore {
                 change: context_change(change),
             },
             ("reused", _) => RotateOutcome::Reused,
+            ("dpop_required", _) => RotateOutcome::DpopRequired,
+            ("dpop_mismatch", _) => RotateOutcome::DpopKeyMismatch,
             _ => RotateOutcome::NotFound,
         })
     }
