@@ -22,8 +22,8 @@
 #   TEST_DATABASE_URL        postgres://postgres@127.0.0.1:<port>/postgres  (superuser, trust auth)
 #   TEST_PG_BINDIR           directory of initdb/pg_ctl/postgres/psql
 # and, set up by this script (see setup_oauth_python below):
-#   TEST_OAUTH_PYTHON        python of a virtualenv with Authlib, requests and PyJWT (the OAuth
-#                            e2e test)
+#   TEST_OAUTH_PYTHON        python of a virtualenv with Authlib, requests and PyJWT with
+#                            cryptography (the OAuth e2e test, its DPoP proofs included)
 #
 # Needs redis-server, redis-cli and the PostgreSQL server binaries; when they are missing and we
 # are root they are installed with apt-get. Services already running on the machine (e.g. on
@@ -198,7 +198,8 @@ done
 # --- the Python OAuth client of the e2e tests ----------------------------------------------------
 
 # tests/e2e/oauth_clients.rs drives the auth-center with an independent OAuth client library:
-# Authlib, with requests and PyJWT, in a virtualenv under the cargo target directory (made once,
+# Authlib, with requests and PyJWT (its crypto extra, `cryptography`, signs the DPoP proofs and
+# checks RFC 9068 signatures), in a virtualenv under the cargo target directory (made once,
 # then reused). TEST_OAUTH_PYTHON names its interpreter. Without Python and pip the test is
 # skipped, except in CI (CI=true), where that is an error. As root on Debian, a missing python3 or
 # its venv module is installed with apt-get.
@@ -206,7 +207,7 @@ OAUTH_PY_PACKAGES=("Authlib>=1.6,<2" "requests>=2.31,<3" "PyJWT[crypto]>=2.8,<3"
 setup_oauth_python() {
   local venv python
   venv="$(cargo_target_dir)/oauth-venv"
-  python_ok() { "$1" -c 'import authlib, joserfc, jwt, requests' >/dev/null 2>&1; }
+  python_ok() { "$1" -c 'import authlib, cryptography, joserfc, jwt, requests' >/dev/null 2>&1; }
   if [ -x "$venv/bin/python" ] && python_ok "$venv/bin/python"; then
     export TEST_OAUTH_PYTHON="$venv/bin/python"
     say "python OAuth client TEST_OAUTH_PYTHON=$TEST_OAUTH_PYTHON (reused)"

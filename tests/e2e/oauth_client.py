@@ -1,5 +1,6 @@
 """A new integrator's first session with the auth-center, using independent, well-known
-client libraries only: Authlib (OAuth 2 client), requests and PyJWT (RFC 9068 check).
+client libraries only: Authlib (OAuth 2 client), requests, PyJWT (RFC 9068 check) and, for
+DPoP (RFC 9449), PyJWT with `cryptography` making the proofs.
 
 Run by tests/e2e/oauth_clients.rs against a running auth-center and demo-service:
 
@@ -14,6 +15,7 @@ non-zero exit code.
 import os
 import sys
 import time
+import uuid
 
 import jwt
 import requests
@@ -21,6 +23,8 @@ from authlib.integrations.requests_client import OAuth2Session
 from authlib.oauth2.rfc7523 import PrivateKeyJWT
 from authlib.oauth2.rfc7523.assertion import private_key_jwt_sign
 from authlib.oauth2.rfc8414 import AuthorizationServerMetadata
+from cryptography.hazmat.primitives.asymmetric import ec
+from jwt.algorithms import ECAlgorithm
 from joserfc.jwk import ECKey
 
 BASE = os.environ["OAUTH_E2E_BASE"]
@@ -173,7 +177,69 @@ assert refreshed["refresh_token"] != login["refresh_token"], refreshed
 user_claims = check_rfc9068(refreshed["access_token"], "first-party")
 step("a user's refresh token rotated through /oauth2/token")
 
-# 6. Introspection with client authentication (RFC 7662).
+# 6. DPoP (RFC 9449), with proofs made by PyJWT and `cryptography`, not by this project's code:
+# a login with a proof binds the session to the client's EC P-256 key, and its refresh token
+# then rotates at /oauth2/token only with a fresh proof from that key.
+assert "ES256" in meta["dpop_signing_alg_values_supported"], meta
+dpop_key = ec.generate_private_key(ec.SECP256R1())
+dpop_jwk = ECAlgorithm.to_jwk(dpop_key.public_key(), as_dict=True)
+
+
+def dpop_proof(url, method="POST"):
+    """A fresh DPoP proof JWT for `method url` (RFC 9449 §4.2)."""
+    return jwt.encode(
+        {"jti": str(uuid.uuid4()), "htm": method, "htu": url, "iat": int(time.time())},
+        dpop_key,
+        algorithm="ES256",
+        headers={"typ": "dpop+jwt", "jwk": dpop_jwk},
+    )
+
+
+def refresh_at_token_endpoint(refresh_token, proof=None):
+    headers = {"DPoP": proof} if proof else {}
+    return requests.post(
+        meta["token_endpoint"],
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": refresh_token,
+            "client_id": "first-party",
+        },
+        headers=headers,
+        timeout=TIMEOUT,
+    )
+
+
+response = requests.post(
+    BASE + "/v1/login",
+    json=user,
+    headers={"DPoP": dpop_proof(BASE + "/v1/login")},
+    timeout=TIMEOUT,
+)
+assert response.status_code == 200, response.text
+bound = response.json()
+response = refresh_at_token_endpoint(bound["refresh_token"], dpop_proof(meta["token_endpoint"]))
+assert response.status_code == 200, response.text
+bound_refreshed = response.json()
+assert bound_refreshed["session_id"] == bound["session_id"], bound_refreshed
+assert bound_refreshed["refresh_token"] != bound["refresh_token"], bound_refreshed
+check_rfc9068(bound_refreshed["access_token"], "first-party")
+# Without a proof the bound refresh token is refused, and the session is left as it was...
+response = refresh_at_token_endpoint(bound_refreshed["refresh_token"])
+assert response.status_code == 400, response.text
+assert response.json()["error"] == "invalid_dpop_proof", response.text
+# ...as it is with a proof made for another URL.
+response = refresh_at_token_endpoint(
+    bound_refreshed["refresh_token"], dpop_proof(BASE + "/v1/refresh")
+)
+assert response.status_code == 400, response.text
+assert response.json()["error"] == "invalid_dpop_proof", response.text
+response = refresh_at_token_endpoint(
+    bound_refreshed["refresh_token"], dpop_proof(meta["token_endpoint"])
+)
+assert response.status_code == 200, response.text
+step("DPoP: a login bound to a PyJWT-made ES256 key refreshes at /oauth2/token only with a proof")
+
+# 7. Introspection with client authentication (RFC 7662).
 response = basic.introspect_token(
     meta["introspection_endpoint"], token=refreshed["access_token"], timeout=TIMEOUT
 )
@@ -192,7 +258,7 @@ assert answer["active"] is True and answer["scope"] == "read", answer
 assert answer["client_id"] == "svc-basic", answer
 step("introspection with client_secret_basic: a user's and a service account's token")
 
-# 7. Revocation (RFC 7009): the client's own token, then the user's refresh token.
+# 8. Revocation (RFC 7009): the client's own token, then the user's refresh token.
 response = basic.revoke_token(
     meta["revocation_endpoint"],
     token=token["access_token"],

@@ -1,6 +1,7 @@
 //! The OAuth 2 surface through an independent, well-known client library: Python's Authlib
-//! (with requests, and PyJWT for the RFC 9068 check) runs `oauth_client.py` against the
-//! real auth-center and demo-service, as a new integrator would. `scripts/test.sh` installs
+//! (with requests, and PyJWT for the RFC 9068 check and the DPoP proofs of a bound session
+//! refreshed at `/oauth2/token`) runs `oauth_client.py` against the real auth-center and
+//! demo-service, as a new integrator would. `scripts/test.sh` installs
 //! them in a virtualenv and names its interpreter in `TEST_OAUTH_PYTHON`. Without it the
 //! test is skipped, except in CI (`CI=true`), where that is a failure.
 //!

@@ -4,12 +4,16 @@
 //! - **client credentials** (RFC 6749 §4.4): a confidential client's own access token. Each
 //!   token has its own session record (`sub` = client id), created before the token is
 //!   signed, so `DEL` of its session key, the client's disabling or a revocation ends it
-//!   for every verifier, as for a user's token;
+//!   for every verifier, as for a user's token. With a DPoP proof (RFC 9449) the session is
+//!   bound to its key, as at login, and so is the access token under
+//!   `dpop.bind_access_tokens`;
 //! - **refresh token** (RFC 6749 §6): the one refresh rotation of `refresh.rs`, for the client
-//!   the refresh token was issued to. Every refresh token today comes from `/v1/login`, so it
-//!   belongs to the first-party client;
+//!   the refresh token was issued to, DPoP binding included. Every refresh token today comes
+//!   from `/v1/login`, so it belongs to the first-party client;
 //! - **revocation** (RFC 7009): an access or refresh token of the calling client ends its
 //!   session; anything else is answered the same and changes nothing.
+
+use verifier::dpop::VerifiedProof;
 
 use super::clients::{AuthenticatedClient, FIRST_PARTY_CLIENT_ID, granted_scope};
 use super::crypto::{random_bytes, random_id, sha256_b64};
@@ -29,6 +33,8 @@ pub struct ClientToken {
     pub expires_in: u64,
     /// The scopes it grants, space-separated.
     pub scope: Option<String>,
+    /// Whether it is DPoP-bound (`cnf.jkt`): `token_type` `DPoP` instead of `Bearer`.
+    pub dpop_bound: bool,
 }
 
 impl std::fmt::Debug for ClientToken {
@@ -36,6 +42,7 @@ impl std::fmt::Debug for ClientToken {
         f.debug_struct("ClientToken")
             .field("expires_in", &self.expires_in)
             .field("scope", &self.scope)
+            .field("dpop_bound", &self.dpop_bound)
             .finish_non_exhaustive()
     }
 }
@@ -56,10 +63,16 @@ impl AuthService {
     /// for, all it may receive when it asked for nothing). Like a login, the client is read
     /// again after its session was created, so a disable or a credential change racing this
     /// grant never leaves a token behind.
+    ///
+    /// With `dpop`, the request's verified DPoP proof, the session records the proof's key
+    /// as a login's does, and under `dpop.bind_access_tokens` the access token is bound to
+    /// it (`cnf.jkt`). Otherwise the token is a bearer token: the session has no refresh
+    /// token, so its binding changes nothing else.
     pub async fn client_credentials(
         &self,
         client: &AuthenticatedClient,
         scope: Option<&str>,
+        dpop: Option<&VerifiedProof>,
         info: &ClientInfo,
     ) -> Result<ClientToken, AuthError> {
         let registered = &client.client;
@@ -72,6 +85,7 @@ impl AuthService {
         let now = self.clock.now_millis();
         let ttl = self.config.tokens.access_ttl_secs;
         let sid = random_id()?;
+        let dpop_jkt = dpop.map(VerifiedProof::thumbprint);
         let record = SessionRecord {
             user_id: registered.id.clone(),
             sid: sid.clone(),
@@ -83,7 +97,7 @@ impl AuthService {
             user_agent: info.stored_user_agent(),
             ip: info.stored_ip(),
             roles: registered.roles.clone(),
-            dpop_jkt: None,
+            dpop_jkt: dpop_jkt.map(String::from),
         };
         // The session has no refresh token: its refresh hashes are of secrets nobody holds.
         let (unheld, unheld_next) = (
@@ -116,13 +130,14 @@ impl AuthService {
             pending.discard().await;
             return Err(AuthError::InvalidClient);
         }
+        let cnf_jkt = self.access_token_binding(dpop_jkt);
         let signed = self.sign_access_token(&AccessGrant {
             sub: &registered.id,
             sid: &sid,
             roles: &registered.roles,
             client_id: &registered.id,
             scope: scope.as_deref(),
-            cnf_jkt: None,
+            cnf_jkt,
         });
         let access_token = match signed {
             Ok(token) => token,
@@ -131,7 +146,10 @@ impl AuthService {
                 return Err(e);
             }
         };
-        let detail = format!("scope [{}]", scope.as_deref().unwrap_or_default());
+        let mut detail = format!("scope [{}]", scope.as_deref().unwrap_or_default());
+        if dpop_jkt.is_some() {
+            detail.push_str("; DPoP key bound");
+        }
         self.audit(
             "client.token_issued",
             Some(&registered.id),
@@ -146,6 +164,7 @@ impl AuthService {
             access_token,
             expires_in: ttl,
             scope,
+            dpop_bound: cnf_jkt.is_some(),
         })
     }
 
@@ -154,12 +173,14 @@ impl AuthService {
     /// Refresh tokens come from `/v1/login`, so that is the first-party client; a token
     /// presented by another client is `invalid_grant` and is left as it was (not rotated,
     /// not counted as reuse). The session grants no scope, so asking for one is
-    /// `invalid_scope`.
+    /// `invalid_scope`. `dpop` is the request's verified DPoP proof: a session bound at
+    /// login needs one from its key, exactly as at `/v1/refresh`.
     pub async fn refresh_for_client(
         &self,
         client: &AuthenticatedClient,
         refresh_token: &str,
         scope: Option<&str>,
+        dpop: Option<&VerifiedProof>,
         info: &ClientInfo,
     ) -> Result<IssuedTokens, AuthError> {
         if client.id() != FIRST_PARTY_CLIENT_ID {
@@ -170,7 +191,7 @@ impl AuthService {
                 "this refresh token grants no scope".into(),
             ));
         }
-        self.refresh(refresh_token, None, info).await
+        self.refresh(refresh_token, dpop, info).await
     }
 
     /// RFC 7009 revocation by `client`: an access token (valid, unexpired) or a refresh token

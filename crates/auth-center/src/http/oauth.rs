@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{FromRequest, Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
@@ -17,6 +18,7 @@ use serde_json::{Value, json};
 use verifier::contract::RETRY_AFTER_SECS;
 
 use super::AppState;
+use super::dpop::token_endpoint_proof;
 use super::error::{ApiError, basic_challenge, log_cause};
 use super::extract::{self, Client, MediaType, read_body};
 use super::login::token_response;
@@ -341,11 +343,13 @@ fn form_decode(encoded: &str) -> Option<String> {
 
 /// `POST /oauth2/token`: `grant_type=client_credentials` (a confidential client's own
 /// token, `scope` optional) or `grant_type=refresh_token` (`refresh_token`; the rotation of
-/// `/v1/refresh`).
+/// `/v1/refresh`). Either may come with a `DPoP` proof (RFC 9449), checked before the client
+/// is: an invalid one is `400 invalid_dpop_proof` whatever the credentials, as a login's is
+/// refused before any password work.
 pub(super) async fn token(
     State(auth): AppState,
     Client(info): Client,
-    headers: HeaderMap,
+    parts: Parts,
     OAuthForm(params): OAuthForm,
 ) -> Result<Response, OAuthError> {
     let grant_type = params.required("grant_type")?;
@@ -360,22 +364,25 @@ pub(super) async fn token(
             ));
         }
     };
-    let credentials = client_credentials(&headers, &params)?;
+    let proof = token_endpoint_proof(&auth, &parts).map_err(AuthError::InvalidDpopProof)?;
+    let credentials = client_credentials(&parts.headers, &params)?;
     let url = endpoint_url(&auth, TOKEN_ENDPOINT_PATH);
     let client = auth.authenticate_client(credentials, &url, &info).await?;
     let scope = params.get("scope");
     match refresh_token {
         Some(refresh_token) => {
             let tokens = auth
-                .refresh_for_client(&client, refresh_token, scope, &info)
+                .refresh_for_client(&client, refresh_token, scope, proof.as_ref(), &info)
                 .await?;
             Ok(token_response(&tokens, None, 0))
         }
         None => {
-            let token = auth.client_credentials(&client, scope, &info).await?;
+            let token = auth
+                .client_credentials(&client, scope, proof.as_ref(), &info)
+                .await?;
             let mut body = json!({
                 "access_token": token.access_token,
-                "token_type": "Bearer",
+                "token_type": if token.dpop_bound { "DPoP" } else { "Bearer" },
                 "expires_in": token.expires_in,
             });
             if let Some(scope) = token.scope {
@@ -445,7 +452,8 @@ fn metadata_document(auth: &Arc<AuthService>) -> Value {
         // `scopes_supported` is left out: scopes are registered per client and change with
         // the registrations (RFC 8414 §2 lets a server leave out some or all of them).
         //
-        // DPoP (RFC 9449 §5.1): `dpop_signing_alg_values_supported` goes here once the
-        // token endpoint accepts DPoP proofs.
+        // DPoP (RFC 9449 §5.1): the algorithms of the one proof checker, which the token
+        // endpoint and `/v1/login` and `/v1/refresh` share.
+        "dpop_signing_alg_values_supported": auth.dpop_signing_alg_values(),
     })
 }

@@ -1,7 +1,9 @@
 //! Refresh tokens bound to the device (DPoP, RFC 9449): a login with a proof binds its
 //! session to the proof's key, every refresh of it needs a proof from that key, a genuine
-//! token with another key's proof is theft; optionally the access tokens are bound too.
-//! Proofs come from `test_support::DpopKey`; time from the app's `ManualClock`.
+//! token with another key's proof is theft; optionally the access tokens are bound too. The
+//! same holds at the OAuth token endpoint (`/oauth2/token`): its refresh grant, and the
+//! client-credentials grant with a proof. Proofs come from `test_support::DpopKey`; time from
+//! the app's `ManualClock`.
 
 use std::time::Duration;
 
@@ -19,6 +21,8 @@ for_every_backend!(
     a_bound_session_at_the_rotation_cap_is_judged_by_its_key_first,
     a_bound_session_refreshed_from_another_network_under_revoke,
     a_bound_session_under_an_audit_policy_stays_bound,
+    a_bound_session_refreshes_at_the_token_endpoint_only_with_its_keys_proof,
+    a_client_credentials_token_with_a_proof_is_bound_like_a_login,
 );
 
 for_backends! {
@@ -28,6 +32,7 @@ for_backends! {
         a_login_with_an_invalid_proof_is_refused_before_any_password_work,
         bound_access_tokens_need_the_dpop_scheme_everywhere_at_the_auth_center,
         a_theft_in_cookie_mode_clears_the_cookie,
+        invalid_proofs_at_the_token_endpoint_are_invalid_dpop_proof_before_the_client_is_checked,
     ],
     sqlite_redis: [
         invalid_proofs_at_refresh_are_refused_and_change_nothing,
@@ -420,7 +425,35 @@ async fn bound_access_tokens_need_the_dpop_scheme_everywhere_at_the_auth_center(
         .await
         .unwrap();
     assert_eq!(introspected["active"], true);
+    assert_eq!(introspected["token_type"], "DPoP");
     assert_eq!(introspected["cnf"]["jkt"], key.thumbprint().as_str());
+    // An introspecting caller whose own token is bound presents it with the DPoP scheme.
+    let admin_key = DpopKey::ed25519();
+    let bound_admin = app.login_bound("ivan", &admin_key).await;
+    // The proof is made for `proof_path`: the introspection route, or another one.
+    let introspect_as_bound_admin = |proof_path: &str| {
+        let proof = admin_key.proof_for_token(
+            "POST",
+            &app.htu(proof_path),
+            app.now_secs(),
+            &bound_admin.access_token,
+        );
+        app.request(Method::POST, "/v1/introspect")
+            .header(
+                "authorization",
+                format!("DPoP {}", bound_admin.access_token),
+            )
+            .header("dpop", proof)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("token={}", next.access_token))
+            .send()
+    };
+    let response = introspect_as_bound_admin("/v1/introspect").await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["cnf"]["jkt"], key.thumbprint().as_str());
+    let response = introspect_as_bound_admin("/v1/me").await.unwrap();
+    assert_error(response, StatusCode::UNAUTHORIZED, "invalid_dpop_proof").await;
 
     let logout = app
         .send_dpop(Method::POST, "/v1/logout", &next.access_token, &key)
@@ -717,4 +750,243 @@ fn dpop_settings_that_cannot_work_are_refused_at_start_up() {
     assert!(check(&|c| c.dpop.replay_cache_capacity = 0).is_err());
     assert!(check(&|c| c.dpop.public_url = Some("https://example.com/auth".into())).is_ok());
     assert!(check(&|c| c.dpop.max_age_secs = 300).is_ok());
+}
+
+// ---- the OAuth token endpoint ----
+
+const TOKEN: &str = "/oauth2/token";
+
+/// A refresh grant of the first-party client at `/oauth2/token`, with the `DPoP` header
+/// `proof` if given.
+async fn refresh_grant(
+    app: &TestApp,
+    refresh_token: &str,
+    proof: Option<&str>,
+) -> reqwest::Response {
+    let pairs = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", refresh_token),
+        ("client_id", "first-party"),
+    ];
+    send_with_proof(app.form_request(TOKEN, &pairs, None), proof).await
+}
+
+/// Sends `request` with the `DPoP` header `proof` if given.
+async fn send_with_proof(
+    request: reqwest::RequestBuilder,
+    proof: Option<&str>,
+) -> reqwest::Response {
+    match proof {
+        Some(proof) => request.header("dpop", proof),
+        None => request,
+    }
+    .send()
+    .await
+    .unwrap()
+}
+
+/// A client-credentials grant of `client` with the `DPoP` header `proof` if given.
+async fn client_grant(
+    app: &TestApp,
+    client: &TestClient,
+    proof: Option<&str>,
+) -> reqwest::Response {
+    let request = app.form_request(
+        TOKEN,
+        &[("grant_type", "client_credentials")],
+        Some((&client.id, &client.secret)),
+    );
+    send_with_proof(request, proof).await
+}
+
+/// The session of a bound login, refreshed through the refresh grant: the right key rotates
+/// it (`200`), no proof is `400 invalid_dpop_proof` in the RFC 6749 §5.2 shape and leaves it
+/// as it was, and a genuine token with another key's proof is theft (RFC 9449 §5): the
+/// session ends and the audit log says why, as at `/v1/refresh`.
+async fn a_bound_session_refreshes_at_the_token_endpoint_only_with_its_keys_proof(
+    backend: Backend,
+) {
+    let app = spawn_app(backend).await;
+    let key = DpopKey::es256();
+    let first = app.register_and_login_bound("kim", &key).await;
+    let uid = first.user_id();
+
+    let response = refresh_grant(&app, &first.refresh_token, Some(&app.proof(&key, TOKEN))).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let second: Tokens = response.json().await.unwrap();
+    assert_eq!(second.session_id, first.session_id);
+    assert_eq!(
+        second.token_type, "Bearer",
+        "only the refresh token is bound"
+    );
+    assert_eq!(second.claims()["client_id"], "first-party");
+    assert_eq!(
+        app.session_binding(&uid, &second.session_id).await,
+        Some(key.thumbprint())
+    );
+
+    // No proof: refused, nothing changes (the same token rotates afterwards).
+    let response = refresh_grant(&app, &second.refresh_token, None).await;
+    assert_oauth_error(response, StatusCode::BAD_REQUEST, "invalid_dpop_proof").await;
+    let sessions = app.auth.sessions_of(&uid).await.unwrap();
+    assert_eq!((sessions.len(), sessions[0].generation), (1, 1));
+    assert!(app.audit_events("refresh.reuse_detected").await.is_empty());
+
+    // A proof of the right key for `/v1/refresh` is not one for the token endpoint.
+    let elsewhere = app.proof(&key, "/v1/refresh");
+    let response = refresh_grant(&app, &second.refresh_token, Some(&elsewhere)).await;
+    assert_oauth_error(response, StatusCode::BAD_REQUEST, "invalid_dpop_proof").await;
+    assert_eq!(app.auth.sessions_of(&uid).await.unwrap()[0].generation, 1);
+
+    // And the right key rotates it at either endpoint, the binding kept.
+    let response = refresh_grant(&app, &second.refresh_token, Some(&app.proof(&key, TOKEN))).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let third: Tokens = response.json().await.unwrap();
+    let fourth = app.refresh_bound_ok(&third.refresh_token, &key).await;
+
+    // The thief's own key: theft, the session ends.
+    let thief = DpopKey::ed25519();
+    let response =
+        refresh_grant(&app, &fourth.refresh_token, Some(&app.proof(&thief, TOKEN))).await;
+    let headers = assert_oauth_error(response, StatusCode::BAD_REQUEST, "invalid_dpop_proof").await;
+    assert!(headers.get("www-authenticate").is_none());
+    assert_eq!(app.session_count(&uid).await, 0);
+    if app.redis.is_some() {
+        assert!(!app.redis_session_exists(&uid, &first.session_id).await);
+    }
+    let events = app.audit_events("refresh.dpop_key_mismatch").await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].sid.as_deref(), Some(first.session_id.as_str()));
+    assert_eq!(events[0].target.as_deref(), Some(uid.as_str()));
+    let response = refresh_grant(&app, &fourth.refresh_token, Some(&app.proof(&key, TOKEN))).await;
+    assert_oauth_error(response, StatusCode::BAD_REQUEST, "invalid_grant").await;
+}
+
+/// A client-credentials grant with a proof: the session records the key as a login's does;
+/// with `dpop.bind_access_tokens` the token is bound (`cnf.jkt`, `token_type` `DPoP`) and is
+/// no bearer token any more, introspection reporting the binding; without it the token
+/// stays a bearer token.
+async fn a_client_credentials_token_with_a_proof_is_bound_like_a_login(backend: Backend) {
+    let app = spawn_app_with(backend, |c| c.dpop.bind_access_tokens = true).await;
+    let client = app.secret_client("dpop-svc", &["read"], &[], true).await;
+    let key = DpopKey::es256();
+
+    let response = client_grant(&app, &client, Some(&app.proof(&key, TOKEN))).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["token_type"], "DPoP");
+    assert_eq!(body["scope"], "read");
+    let token = body["access_token"].as_str().unwrap();
+    let claims = jwt_claims(token);
+    assert_eq!(claims["cnf"]["jkt"], key.thumbprint().as_str());
+    assert_eq!(claims["client_id"], "dpop-svc");
+    let sid = claims["sid"].as_str().unwrap();
+    assert_eq!(
+        app.session_binding("dpop-svc", sid).await,
+        Some(key.thumbprint())
+    );
+    let issued = app.audit_events("client.token_issued").await;
+    assert_eq!(
+        issued[0].detail.as_deref(),
+        Some("scope [read]; DPoP key bound")
+    );
+    // Not a bearer token; introspection says what it is bound to.
+    assert!(!app.accepts(token).await);
+    let response = app
+        .post_form(
+            "/v1/introspect",
+            &[("token", token)],
+            Some((&client.id, &client.secret)),
+        )
+        .await;
+    let introspected: Value = response.json().await.unwrap();
+    assert_eq!(introspected["active"], true, "{introspected}");
+    assert_eq!(introspected["token_type"], "DPoP");
+    assert_eq!(introspected["cnf"]["jkt"], key.thumbprint().as_str());
+
+    // Without a proof: a bearer token, as before.
+    let body = app.client_token(&client, None).await;
+    assert_eq!(body["token_type"], "Bearer");
+    let plain = body["access_token"].as_str().unwrap();
+    assert_eq!(jwt_claims(plain).get("cnf"), None);
+    assert!(app.accepts(plain).await);
+
+    // An invalid proof: refused before anything is issued.
+    let stale = key.proof("POST", &app.htu(TOKEN), app.now_secs() - 600);
+    let response = client_grant(&app, &client, Some(&stale)).await;
+    assert_oauth_error(response, StatusCode::BAD_REQUEST, "invalid_dpop_proof").await;
+    assert_eq!(app.session_count("dpop-svc").await, 2);
+
+    // Access tokens not bound: the proof is checked and its key recorded on the session, as
+    // at `/v1/login`, but the token is a bearer token.
+    let unbound_app = spawn_app(backend).await;
+    let client = unbound_app
+        .secret_client("dpop-svc-2", &["read"], &[], false)
+        .await;
+    let response = client_grant(&unbound_app, &client, Some(&unbound_app.proof(&key, TOKEN))).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["token_type"], "Bearer");
+    let token = body["access_token"].as_str().unwrap();
+    assert_eq!(jwt_claims(token).get("cnf"), None);
+    assert!(unbound_app.accepts(token).await);
+    let sid = jwt_claims(token)["sid"].as_str().unwrap().to_string();
+    assert_eq!(
+        unbound_app.session_binding("dpop-svc-2", &sid).await,
+        Some(key.thumbprint())
+    );
+    let response = client_grant(&unbound_app, &client, Some("a.b.c")).await;
+    assert_oauth_error(response, StatusCode::BAD_REQUEST, "invalid_dpop_proof").await;
+}
+
+/// An invalid proof is `400 invalid_dpop_proof` before the client is authenticated: no
+/// `invalid_client` oracle and no client-authentication failure counted; two `DPoP` headers
+/// are invalid too.
+async fn invalid_proofs_at_the_token_endpoint_are_invalid_dpop_proof_before_the_client_is_checked(
+    backend: Backend,
+) {
+    let app = spawn_app(backend).await;
+    let client = app.secret_client("svc", &[], &[], false).await;
+    let wrong = TestClient {
+        id: client.id.clone(),
+        secret: "not the secret".into(),
+    };
+    let key = DpopKey::es256();
+    let now = app.now_secs();
+    for (why, proof) in [
+        ("for login", key.proof("POST", &app.htu("/v1/login"), now)),
+        ("GET", key.proof("GET", &app.htu(TOKEN), now)),
+        ("stale", key.proof("POST", &app.htu(TOKEN), now - 600)),
+        ("garbage", "a.b.c".to_string()),
+    ] {
+        for c in [&client, &wrong] {
+            let response = client_grant(&app, c, Some(&proof)).await;
+            let headers =
+                assert_oauth_error(response, StatusCode::BAD_REQUEST, "invalid_dpop_proof").await;
+            assert!(headers.get("www-authenticate").is_none(), "{why}");
+        }
+    }
+    assert!(app.audit_events("client.auth_failed").await.is_empty());
+    // Two headers, each a good proof.
+    let response = app
+        .form_request(
+            TOKEN,
+            &[("grant_type", "client_credentials")],
+            Some((&client.id, &client.secret)),
+        )
+        .header("dpop", app.proof(&key, TOKEN))
+        .header("dpop", app.proof(&key, TOKEN))
+        .send()
+        .await
+        .unwrap();
+    assert_oauth_error(response, StatusCode::BAD_REQUEST, "invalid_dpop_proof").await;
+    // A proof used once is used up.
+    let proof = app.proof(&key, TOKEN);
+    assert_eq!(
+        client_grant(&app, &client, Some(&proof)).await.status(),
+        StatusCode::OK
+    );
+    let response = client_grant(&app, &client, Some(&proof)).await;
+    assert_oauth_error(response, StatusCode::BAD_REQUEST, "invalid_dpop_proof").await;
+    assert_eq!(app.session_count("svc").await, 1);
 }

@@ -624,14 +624,27 @@ impl TestApp {
         pairs: &[(&str, &str)],
         basic: Option<(&str, &str)>,
     ) -> Response {
-        let mut request = self
+        self.form_request(path, pairs, basic)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// [`TestApp::post_form`]'s request, for a test to add headers (a `DPoP` proof) to.
+    pub fn form_request(
+        &self,
+        path: &str,
+        pairs: &[(&str, &str)],
+        basic: Option<(&str, &str)>,
+    ) -> reqwest::RequestBuilder {
+        let request = self
             .request(reqwest::Method::POST, path)
             .header("content-type", "application/x-www-form-urlencoded")
             .body(serde_urlencoded::to_string(pairs).expect("form"));
-        if let Some((id, secret)) = basic {
-            request = request.header("authorization", basic_header(id, secret));
+        match basic {
+            Some((id, secret)) => request.header("authorization", basic_header(id, secret)),
+            None => request,
         }
-        request.send().await.expect("request")
     }
 
     /// A client-credentials token with `client_secret_basic`; the 200 body.

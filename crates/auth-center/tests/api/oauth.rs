@@ -929,6 +929,7 @@ async fn the_metadata_lists_exactly_what_exists_and_openid_discovery_is_gone(bac
             "introspection_endpoint_auth_signing_alg_values_supported": algs,
             "jwks_uri": "http://auth.test/.well-known/jwks.json",
             "response_types_supported": [],
+            "dpop_signing_alg_values_supported": ["ES256", "EdDSA", "PS256", "RS256"],
         })
     );
     // Every endpoint it names exists here (an empty POST is a client error, not a 404).
@@ -996,6 +997,7 @@ async fn a_client_token_racing_a_disable_leaves_no_session(backend: Backend) {
         .auth
         .client_credentials(
             &authenticated,
+            None,
             None,
             &auth_center::domain::ClientInfo::default(),
         )
