@@ -115,22 +115,28 @@ async fn ready(State(gateway): State<Arc<Gateway>>) -> Response {
     }
 }
 
-/// Binds and serves until the process stops.
+/// Binds and serves until the process gets `SIGTERM` or `SIGINT` (`Ctrl-C`); then it stops
+/// accepting connections and finishes the requests it has.
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
-    let (addr, server) = bind(settings).await?;
+    let (addr, server) = bind_until(settings, shutdown_signal()).await?;
     tracing::info!(%addr, "gateway listening");
     server.await
 }
 
-/// Builds the verifier, binds; returns the address and the server future.
+/// Builds the verifier, binds; returns the address and the server future, which serves until
+/// it is dropped.
 pub async fn bind(
     settings: Settings,
-) -> anyhow::Result<(
-    SocketAddr,
-    impl std::future::Future<Output = anyhow::Result<()>>,
-)> {
-    let verifier = settings.verifier.build().await?;
-    let app = router(verifier, &settings)?;
+) -> anyhow::Result<(SocketAddr, impl Future<Output = anyhow::Result<()>>)> {
+    bind_until(settings, std::future::pending()).await
+}
+
+/// [`bind`], the server stopping gracefully when `shutdown` completes.
+async fn bind_until(
+    settings: Settings,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<(SocketAddr, impl Future<Output = anyhow::Result<()>>)> {
+    let app = router(settings.verifier.build().await?, &settings)?;
     let listener = tokio::net::TcpListener::bind(settings.listen_addr)
         .await
         .context("bind")?;
@@ -143,8 +149,34 @@ pub async fn bind(
                 metrics::handle().run_upkeep();
             }
         });
-        let served = axum::serve(listener, app).await.context("serve");
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .context("serve");
         upkeep.abort();
         served
     }))
+}
+
+/// Completes on `SIGTERM` or `SIGINT`.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = interrupt => {}
+                    _ = terminate.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = interrupt.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+    tracing::info!("shutting down: finishing the requests in flight");
 }

@@ -12,16 +12,20 @@ struct Cli {
     /// TOML file with settings; the environment overrides it.
     #[arg(long, env = "GATEWAY_CONFIG_FILE")]
     config: Option<PathBuf>,
+    /// Check the settings (the rules, the header names, the verifier's) and exit, without
+    /// connecting to anything.
+    #[arg(long)]
+    check: bool,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
+    verifier::settings::init_logging();
     let settings = gateway::Settings::load(cli.config.as_deref())?;
+    if cli.check {
+        println!("settings OK: {} rules", settings.rules.len());
+        return Ok(());
+    }
     gateway::serve(settings).await
 }

@@ -157,7 +157,12 @@ impl Settings {
                     .split("__")
                     .ignore(&["config_file"]),
             );
-        let (verifier, settings) = verifier::settings::extract::<Settings>(&figment)?;
+        Ok(Self::from_figment(&figment)?)
+    }
+
+    /// The settings in `figment`, checked.
+    fn from_figment(figment: &figment::Figment) -> Result<Self, SettingsError> {
+        let (verifier, settings) = verifier::settings::extract::<Settings>(figment)?;
         let settings = Settings {
             verifier,
             ..settings
@@ -222,14 +227,15 @@ mod tests {
 
     fn from_toml(toml: &str) -> Result<Settings, String> {
         let figment = Figment::from(Toml::string(&format!("{REQUIRED}{toml}")));
-        let (verifier, settings) =
-            verifier::settings::extract::<Settings>(&figment).map_err(|e| e.to_string())?;
-        let settings = Settings {
-            verifier,
-            ..settings
-        };
-        settings.check().map_err(|e| e.to_string())?;
-        Ok(settings)
+        Settings::from_figment(&figment).map_err(|e| e.to_string())
+    }
+
+    fn names(headers: &IdentityHeaders) -> Vec<&str> {
+        headers
+            .all()
+            .iter()
+            .map(|(_, name)| name.as_str())
+            .collect()
     }
 
     #[test]
@@ -263,14 +269,8 @@ mod tests {
         assert_eq!(settings.listen_addr, SocketAddr::from(([0, 0, 0, 0], 9000)));
         assert_eq!(settings.verifier.revocation, RevocationMode::EveryRequest);
         assert_eq!(settings.verifier.max_stall, Duration::from_millis(50));
-        let names: Vec<&str> = settings
-            .headers
-            .all()
-            .iter()
-            .map(|(_, n)| n.as_str())
-            .collect();
         assert_eq!(
-            names,
+            names(&settings.headers),
             ["x-user", "x-session", "x-roles", "x-scope", "x-client"]
         );
         assert_eq!(
@@ -302,14 +302,8 @@ mod tests {
             SocketAddr::from(([127, 0, 0, 1], 8082))
         );
         assert_eq!(settings.headers, IdentityHeaders::default());
-        let names: Vec<&str> = settings
-            .headers
-            .all()
-            .iter()
-            .map(|(_, n)| n.as_str())
-            .collect();
         assert_eq!(
-            names,
+            names(&settings.headers),
             [
                 "x-auth-subject",
                 "x-auth-session",

@@ -12,6 +12,7 @@
 //! A service keeps its own settings beside the verifier's, in the same file and at the same
 //! level: [`figment`] gives the standard sources, the service merges its own environment
 //! variables, and [`extract`] reads both trees and refuses a name that neither knows.
+//! [`init_logging`] starts logging the way the workspace's binaries do.
 //!
 //! ```
 //! use figment::providers::{Env, Format as _, Toml};
@@ -327,6 +328,22 @@ fn invalid(message: &str) -> SettingsError {
     SettingsError::Invalid(message.to_owned())
 }
 
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`), as the workspace's binaries do.
+/// Installs the global subscriber once; later calls change nothing.
+///
+/// ```
+/// verifier::settings::init_logging();
+/// tracing::info!("starting");
+/// ```
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
 /// The standard sources, in order: `file` (TOML, which must exist) if given, then the
 /// environment variables of [`VerifierSettings`] (see the [module documentation](self)).
 /// Serde defaults come first. A service merges its own variables after these.
@@ -537,19 +554,23 @@ mod tests {
     #[test]
     fn the_environment_names_are_the_auth_centers() {
         figment::Jail::expect_with(|jail| {
-            jail.set_env("AUTH_JWKS_URL", "http://a/jwks");
-            jail.set_env("AUTH_ISSUER", "http://a");
-            jail.set_env("AUTH_AUDIENCE", "orders");
-            jail.set_env("REDIS_URL", "redis://cache:6379");
-            jail.set_env("AUTH_REDIS_PREFIX", "p");
-            jail.set_env("AUTH_REVOCATION", "every-request");
-            jail.set_env("AUTH_MAX_STALENESS_MS", "1000");
-            jail.set_env("AUTH_MAX_STALL_MS", "30");
-            jail.set_env("AUTH_JWKS_COOLDOWN_MS", "20");
-            jail.set_env("PUBLIC_URL", "https://api.example");
-            // The auth-center's own settings in a shared environment are not errors.
-            jail.set_env("AUTH_SESSIONS__IDLE_SECS", "3600");
-            jail.set_env("AUTH_LOG_FORMAT", "json");
+            for (name, value) in [
+                ("AUTH_JWKS_URL", "http://a/jwks"),
+                ("AUTH_ISSUER", "http://a"),
+                ("AUTH_AUDIENCE", "orders"),
+                ("REDIS_URL", "redis://cache:6379"),
+                ("AUTH_REDIS_PREFIX", "p"),
+                ("AUTH_REVOCATION", "every-request"),
+                ("AUTH_MAX_STALENESS_MS", "1000"),
+                ("AUTH_MAX_STALL_MS", "30"),
+                ("AUTH_JWKS_COOLDOWN_MS", "20"),
+                ("PUBLIC_URL", "https://api.example"),
+                // The auth-center's own settings in a shared environment are not errors.
+                ("AUTH_SESSIONS__IDLE_SECS", "3600"),
+                ("AUTH_LOG_FORMAT", "json"),
+            ] {
+                jail.set_env(name, value);
+            }
             let (settings, _): (VerifierSettings, Own) =
                 extract(&figment(None)).map_err(|e| e.to_string())?;
             assert_eq!(settings.audience, "orders");

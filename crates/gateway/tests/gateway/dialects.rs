@@ -46,11 +46,7 @@ async fn a_token_without_scope_or_client_id_leaves_those_headers_out() {
         .token("user-2", json!({ "roles": [], "client_id": null }))
         .await;
     for dialect in DIALECTS {
-        let answer = gateway
-            .ask(dialect, "GET", "/")
-            .bearer_auth(&token)
-            .answer()
-            .await;
+        let answer = gateway.with_token(dialect, "/", &token).await;
         answer.assert_allowed();
         assert_eq!(answer.header("x-auth-subject"), Some("user-2"));
         assert_eq!(answer.header("x-auth-roles"), Some(""), "no roles: empty");
@@ -64,11 +60,7 @@ async fn identity_headers_the_client_sent_are_neither_read_nor_echoed() {
     let env = Env::new().await;
     let gateway = env
         .gateway(|settings| {
-            settings.rules = vec![gateway::Rule {
-                prefix: "/public".into(),
-                anonymous: true,
-                ..Default::default()
-            }];
+            settings.rules = vec![anonymous_rule("/public")];
         })
         .await;
     let token = env.token("user-3", json!({ "client_id": null })).await;
@@ -138,59 +130,54 @@ async fn a_request_that_does_not_say_what_it_asks_about_is_a_400_even_with_a_val
     let token = env.token("user-5", json!({})).await;
     let client = reqwest::Client::new();
     let url = |path: &str| format!("http://{}{path}", gateway.addr);
-    let cases = [
-        ("no X-Original-URI", client.get(url("/authz/auth-request"))),
+    /// What is wrong, the endpoint, the headers.
+    type Case<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)]);
+    let cases: [Case; 10] = [
+        ("no X-Original-URI", "/authz/auth-request", &[]),
         (
             "only X-Original-Method",
-            client
-                .get(url("/authz/auth-request"))
-                .header("X-Original-Method", "GET"),
+            "/authz/auth-request",
+            &[("X-Original-Method", "GET")],
         ),
         (
             "Traefik's header at nginx's endpoint",
-            client
-                .get(url("/authz/auth-request"))
-                .header("X-Forwarded-Uri", "/"),
+            "/authz/auth-request",
+            &[("X-Forwarded-Uri", "/")],
         ),
-        ("no X-Forwarded-Uri", client.get(url("/authz/forward-auth"))),
+        ("no X-Forwarded-Uri", "/authz/forward-auth", &[]),
         (
             "nginx's header at Traefik's endpoint",
-            client
-                .get(url("/authz/forward-auth"))
-                .header("X-Original-URI", "/"),
+            "/authz/forward-auth",
+            &[("X-Original-URI", "/")],
         ),
-        (
-            "no path after the prefix",
-            client.get(url("/authz/ext-authz")),
-        ),
+        ("no path after the prefix", "/authz/ext-authz", &[]),
         (
             "two X-Original-URI",
-            client
-                .get(url("/authz/auth-request"))
-                .header("X-Original-URI", "/admin")
-                .header("X-Original-URI", "/public"),
+            "/authz/auth-request",
+            &[("X-Original-URI", "/admin"), ("X-Original-URI", "/public")],
         ),
         (
             "a method that is not one",
-            gateway
-                .ask(Dialect::AuthRequest, "GET", "/")
-                .header("X-Original-Method", "G(E)T"),
+            "/authz/auth-request",
+            &[("X-Original-URI", "/"), ("X-Original-Method", "G(E)T")],
         ),
         (
             "an empty URI",
-            client
-                .get(url("/authz/forward-auth"))
-                .header("X-Forwarded-Uri", ""),
+            "/authz/forward-auth",
+            &[("X-Forwarded-Uri", "")],
         ),
         (
             "a URI that is not a path",
-            client
-                .get(url("/authz/forward-auth"))
-                .header("X-Forwarded-Uri", "admin"),
+            "/authz/forward-auth",
+            &[("X-Forwarded-Uri", "admin")],
         ),
     ];
-    for (what, request) in cases {
-        let answer = request.bearer_auth(&token).answer().await;
+    for (what, path, headers) in cases {
+        let mut request = client.get(url(path)).bearer_auth(&token);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let answer = request.answer().await;
         assert_eq!(answer.status, 400, "{what}: {answer:?}");
         answer.assert_400().assert_no_identity();
     }

@@ -58,16 +58,10 @@ async fn the_metrics_count_decisions_by_dialect_and_outcome() {
     }
     for dialect in DIALECTS {
         gateway
-            .ask(dialect, "GET", "/")
-            .bearer_auth(&token)
-            .answer()
+            .with_token(dialect, "/", &token)
             .await
             .assert_allowed();
-        gateway
-            .ask(dialect, "GET", "/")
-            .bearer_auth("x.y.z")
-            .answer()
-            .await;
+        gateway.with_token(dialect, "/", "x.y.z").await;
     }
     let metrics = gateway.get("/metrics").await;
     assert_eq!(

@@ -29,20 +29,12 @@ async fn an_unreachable_redis_is_a_503_with_retry_after_never_a_200() {
         let gateway = env
             .gateway(|settings| {
                 settings.verifier.revocation = mode;
-                settings.rules = vec![gateway::Rule {
-                    prefix: "/public".into(),
-                    anonymous: true,
-                    ..Default::default()
-                }];
+                settings.rules = vec![anonymous_rule("/public")];
             })
             .await;
         for dialect in DIALECTS {
             for path in ["/orders", "/public/page"] {
-                let answer = gateway
-                    .ask(dialect, "GET", path)
-                    .bearer_auth(&token)
-                    .answer()
-                    .await;
+                let answer = gateway.with_token(dialect, path, &token).await;
                 answer.assert_503().assert_no_identity();
             }
             // Without a token there is no session to check: the anonymous path still
@@ -75,12 +67,7 @@ async fn a_stopped_redis_turns_answers_into_503s_until_it_is_back() {
         .await;
     let session = env.session("user-1").await;
     let token = env.issuer.token(&session, json!({}));
-    let ask = || {
-        gateway
-            .ask(Dialect::AuthRequest, "GET", "/")
-            .bearer_auth(&token)
-            .answer()
-    };
+    let ask = || gateway.with_token(Dialect::AuthRequest, "/", &token);
     ask().await.assert_allowed();
     assert_eq!(gateway.get("/readyz").await.status, 200);
 
@@ -100,9 +87,7 @@ async fn a_stopped_redis_turns_answers_into_503s_until_it_is_back() {
     let again = env.session("user-1").await;
     let token = env.issuer.token(&again, json!({}));
     gateway
-        .ask(Dialect::AuthRequest, "GET", "/")
-        .bearer_auth(&token)
-        .answer()
+        .with_token(Dialect::AuthRequest, "/", &token)
         .await
         .assert_allowed();
 }

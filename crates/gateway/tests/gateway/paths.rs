@@ -2,7 +2,6 @@
 //! the `admin` role is a `400` or a `403`, never a `200`, in every dialect, with a token and
 //! without one.
 
-use gateway::Rule;
 use serde_json::json;
 
 use crate::support::*;
@@ -34,18 +33,7 @@ const ATTEMPTS: [&str; 22] = [
 ];
 
 fn admin_behind_public(settings: &mut gateway::Settings) {
-    settings.rules = vec![
-        Rule {
-            prefix: "/admin".into(),
-            role: Some("admin".into()),
-            ..Rule::default()
-        },
-        Rule {
-            prefix: "/public".into(),
-            anonymous: true,
-            ..Rule::default()
-        },
-    ];
+    settings.rules = vec![role_rule("/admin", "admin"), anonymous_rule("/public")];
 }
 
 #[tokio::test]
@@ -106,11 +94,7 @@ async fn a_path_that_only_looks_odd_is_judged_by_its_rule() {
     }
     for uri in ["/administrator", "/x/admin", "/orders/..data"] {
         for dialect in DIALECTS {
-            let answer = gateway
-                .ask(dialect, "GET", uri)
-                .bearer_auth(&user)
-                .answer()
-                .await;
+            let answer = gateway.with_token(dialect, uri, &user).await;
             answer.assert_allowed();
         }
     }
@@ -127,11 +111,7 @@ async fn an_unreadable_original_uri_is_a_400_that_says_why() {
         ("/a/../b", "dot segment"),
         ("ftp://host/a", "not a path"),
     ] {
-        let answer = gateway
-            .ask(Dialect::ForwardAuth, "GET", uri)
-            .bearer_auth(&user)
-            .answer()
-            .await;
+        let answer = gateway.with_token(Dialect::ForwardAuth, uri, &user).await;
         answer.assert_400();
         let message = answer.body["message"].as_str().unwrap_or_default();
         assert!(message.contains(says), "{uri}: {message}");

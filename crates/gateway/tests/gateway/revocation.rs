@@ -17,19 +17,12 @@ async fn a_deleted_session_key_is_refused_from_the_next_requests_on() {
         let token = env.issuer.token(&session, json!({}));
         for dialect in DIALECTS {
             gateway
-                .ask(dialect, "GET", "/")
-                .bearer_auth(&token)
-                .answer()
+                .with_token(dialect, "/", &token)
                 .await
                 .assert_allowed();
         }
         env.end(&session).await;
-        let ask = || {
-            gateway
-                .ask(Dialect::AuthRequest, "GET", "/")
-                .bearer_auth(&token)
-                .answer()
-        };
+        let ask = || gateway.with_token(Dialect::AuthRequest, "/", &token);
         if mode == RevocationMode::EveryRequest {
             ask().await.assert_401("session_revoked");
         } else {
@@ -43,11 +36,7 @@ async fn a_deleted_session_key_is_refused_from_the_next_requests_on() {
         }
         for dialect in DIALECTS {
             for _ in 0..5 {
-                let answer = gateway
-                    .ask(dialect, "GET", "/")
-                    .bearer_auth(&token)
-                    .answer()
-                    .await;
+                let answer = gateway.with_token(dialect, "/", &token).await;
                 answer.assert_401("session_revoked").assert_no_identity();
             }
         }
@@ -65,9 +54,7 @@ async fn a_token_of_a_session_that_never_existed_is_a_401() {
     let token = env.issuer.token(&never, json!({}));
     for dialect in DIALECTS {
         gateway
-            .ask(dialect, "GET", "/")
-            .bearer_auth(&token)
-            .answer()
+            .with_token(dialect, "/", &token)
             .await
             .assert_401("session_revoked");
     }
@@ -89,9 +76,7 @@ async fn with_revocation_off_a_deleted_session_is_still_accepted() {
     let token = env.issuer.token(&session, json!({}));
     env.end(&session).await;
     gateway
-        .ask(Dialect::ExtAuthz, "GET", "/")
-        .bearer_auth(&token)
-        .answer()
+        .with_token(Dialect::ExtAuthz, "/", &token)
         .await
         .assert_allowed();
     // And it is ready: there is no Redis to wait for.

@@ -9,22 +9,14 @@ use crate::support::*;
 /// `DELETE`; `/public` is anonymous; `/public/private` needs a token again.
 fn with_rules(settings: &mut Settings) {
     settings.rules = vec![
-        Rule {
-            prefix: "/admin".into(),
-            role: Some("admin".into()),
-            ..Rule::default()
-        },
+        role_rule("/admin", "admin"),
         Rule {
             prefix: "/orders".into(),
             methods: vec!["POST".into(), "DELETE".into()],
             scope: Some("orders:write".into()),
             ..Rule::default()
         },
-        Rule {
-            prefix: "/public".into(),
-            anonymous: true,
-            ..Rule::default()
-        },
+        anonymous_rule("/public"),
         Rule {
             prefix: "/public/private".into(),
             ..Rule::default()
@@ -42,25 +34,15 @@ async fn a_role_rule_is_a_403_without_the_role() {
         .await;
     for dialect in DIALECTS {
         for path in ["/admin", "/admin/", "/admin/users?page=2"] {
-            let answer = gateway
-                .ask(dialect, "GET", path)
-                .bearer_auth(&user)
-                .answer()
-                .await;
+            let answer = gateway.with_token(dialect, path, &user).await;
             answer.assert_403("insufficient_role").assert_no_identity();
-            let answer = gateway
-                .ask(dialect, "GET", path)
-                .bearer_auth(&admin)
-                .answer()
-                .await;
+            let answer = gateway.with_token(dialect, path, &admin).await;
             answer.assert_allowed();
             assert_eq!(answer.header("x-auth-roles"), Some("user,admin"));
         }
         // A segment boundary: `/administrator` is not under `/admin`.
         gateway
-            .ask(dialect, "GET", "/administrator")
-            .bearer_auth(&user)
-            .answer()
+            .with_token(dialect, "/administrator", &user)
             .await
             .assert_allowed();
         // No token at all is still a 401, not a 403.
@@ -103,9 +85,7 @@ async fn a_scope_rule_is_a_403_with_an_insufficient_scope_challenge_for_its_meth
         }
         // GET is not ruled: any valid token.
         gateway
-            .ask(dialect, "GET", "/orders/7")
-            .bearer_auth(&reader)
-            .answer()
+            .with_token(dialect, "/orders/7", &reader)
             .await
             .assert_allowed();
     }
@@ -121,18 +101,12 @@ async fn an_anonymous_prefix_passes_without_a_token_and_without_identity() {
             let answer = gateway.ask(dialect, "GET", path).answer().await;
             answer.assert_allowed().assert_no_identity();
             // A token that is sent is verified: a valid one adds the identity...
-            let answer = gateway
-                .ask(dialect, "GET", path)
-                .bearer_auth(&token)
-                .answer()
-                .await;
+            let answer = gateway.with_token(dialect, path, &token).await;
             answer.assert_allowed();
             assert_eq!(answer.header("x-auth-subject"), Some("user-1"));
             // ...an invalid one is refused.
             gateway
-                .ask(dialect, "GET", path)
-                .bearer_auth("x.y.z")
-                .answer()
+                .with_token(dialect, path, "x.y.z")
                 .await
                 .assert_401("invalid_token");
         }

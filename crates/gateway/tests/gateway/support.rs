@@ -54,6 +54,24 @@ impl Dialect {
     }
 }
 
+/// A rule: `prefix` needs `role`.
+pub fn role_rule(prefix: &str, role: &str) -> gateway::Rule {
+    gateway::Rule {
+        prefix: prefix.into(),
+        role: Some(role.into()),
+        ..gateway::Rule::default()
+    }
+}
+
+/// A rule: `prefix` is anonymous.
+pub fn anonymous_rule(prefix: &str) -> gateway::Rule {
+    gateway::Rule {
+        prefix: prefix.into(),
+        anonymous: true,
+        ..gateway::Rule::default()
+    }
+}
+
 /// Signs access tokens with one Ed25519 key and serves its JWKS.
 pub struct Issuer {
     pkcs8: Vec<u8>,
@@ -281,6 +299,14 @@ impl Gateway {
                 self.url(&format!("/authz/ext-authz{uri}")),
             ),
         }
+    }
+
+    /// `GET uri` asked in `dialect`, with `token` as a bearer token.
+    pub async fn with_token(&self, dialect: Dialect, uri: &str, token: &str) -> Answer {
+        self.ask(dialect, "GET", uri)
+            .bearer_auth(token)
+            .answer()
+            .await
     }
 
     /// Sends `request` byte for byte (no client normalises its target) and returns the

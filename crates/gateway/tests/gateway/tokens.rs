@@ -40,11 +40,7 @@ async fn an_invalid_token_is_a_401_whose_challenge_says_why() {
     ];
     for dialect in DIALECTS {
         for (what, token) in &cases {
-            let answer = gateway
-                .ask(dialect, "GET", "/")
-                .bearer_auth(token)
-                .answer()
-                .await;
+            let answer = gateway.with_token(dialect, "/", token).await;
             answer.assert_401("invalid_token").assert_no_identity();
             assert_eq!(
                 answer.header("www-authenticate"),
@@ -66,11 +62,7 @@ async fn an_expired_token_is_a_401_that_says_it_expired() {
         .token("user-1", json!({ "iat": now - 3600, "exp": now - 600 }))
         .await;
     for dialect in DIALECTS {
-        let answer = gateway
-            .ask(dialect, "GET", "/")
-            .bearer_auth(&token)
-            .answer()
-            .await;
+        let answer = gateway.with_token(dialect, "/", &token).await;
         answer.assert_401("token_expired");
         let challenge = answer.header("www-authenticate").unwrap();
         assert!(challenge.contains("has expired"), "{challenge}");
@@ -118,11 +110,7 @@ async fn a_claim_that_cannot_be_a_header_value_is_a_401_not_a_broken_header() {
         json!({ "scope": "caf\u{e9}" }),
     ] {
         let token = env.token("user-1", claims.clone()).await;
-        let answer = gateway
-            .ask(Dialect::AuthRequest, "GET", "/")
-            .bearer_auth(&token)
-            .answer()
-            .await;
+        let answer = gateway.with_token(Dialect::AuthRequest, "/", &token).await;
         assert_eq!(answer.status, 401, "{claims}: {answer:?}");
         answer.assert_401("invalid_token").assert_no_identity();
     }
@@ -171,11 +159,7 @@ async fn a_dpop_bound_token_passes_with_a_proof_for_the_original_request_when_a_
             );
         }
         // The bound token as a bearer token: refused, and the challenge names DPoP.
-        let answer = gateway
-            .ask(dialect, "GET", "/")
-            .bearer_auth(&token)
-            .answer()
-            .await;
+        let answer = gateway.with_token(dialect, "/", &token).await;
         assert_eq!(answer.status, 401);
         let challenge = answer.header("www-authenticate").unwrap();
         assert!(
