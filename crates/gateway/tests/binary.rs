@@ -162,3 +162,19 @@ fn sigterm_stops_it_cleanly() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("shutting down"), "{stderr}");
 }
+
+#[test]
+fn the_example_configuration_of_the_docs_is_valid() {
+    let example = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../deploy/gateway/gateway.toml"
+    );
+    let out = gateway(&[], &["--config", example, "--check"])
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "settings OK: 3 rules\n"
+    );
+}
