@@ -29,6 +29,15 @@ fn config_file(toml: &str) -> (tempfile::TempDir, String) {
     (dir, path)
 }
 
+/// What `gateway --config file --check` prints, when it succeeds.
+fn checked(file: &str) -> String {
+    let out = gateway(&[], &["--config", file, "--check"])
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// `REQUIRED` and `more`.
 fn env<'a>(more: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
     REQUIRED.iter().chain(more).copied().collect()
@@ -72,14 +81,7 @@ fn a_toml_file_sets_the_rules_and_what_the_environment_does_not() {
     ));
     let file = file.as_str();
     // --check reads it all and connects to nothing.
-    let out = gateway(&[], &["--config", file, "--check"])
-        .output()
-        .expect("run");
-    assert!(out.status.success(), "{out:?}");
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
-        "settings OK: 2 rules\n"
-    );
+    assert_eq!(checked(file), "settings OK: 2 rules\n");
     // Through --config, the environment winning over the file.
     spawn_and_serve(
         gateway(
@@ -169,12 +171,5 @@ fn the_example_configuration_of_the_docs_is_valid() {
         env!("CARGO_MANIFEST_DIR"),
         "/../../deploy/gateway/gateway.toml"
     );
-    let out = gateway(&[], &["--config", example, "--check"])
-        .output()
-        .expect("run");
-    assert!(out.status.success(), "{out:?}");
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
-        "settings OK: 3 rules\n"
-    );
+    assert_eq!(checked(example), "settings OK: 3 rules\n");
 }
