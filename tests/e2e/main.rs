@@ -12,6 +12,7 @@
 )] // test code: a panic is a failure report
 
 mod helpers;
+mod python;
 
 mod caching;
 mod dpop;
@@ -19,6 +20,7 @@ mod failover;
 mod key_rotation;
 mod login;
 mod logout;
+mod native;
 mod oauth_clients;
 mod outages;
 mod revocation;
