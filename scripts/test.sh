@@ -23,7 +23,8 @@
 #   TEST_PG_BINDIR           directory of initdb/pg_ctl/postgres/psql
 # and, set up by this script (see setup_oauth_python below):
 #   TEST_OAUTH_PYTHON        python of a virtualenv with Authlib, requests and PyJWT with
-#                            cryptography (the OAuth e2e test, its DPoP proofs included)
+#                            cryptography (the OAuth e2e test, its DPoP proofs included; the
+#                            native reference checker; the gateway test's Python application)
 #
 # Needs redis-server, redis-cli and the PostgreSQL server binaries, and nginx for the gateway's
 # e2e tests; when they are missing and we are root they are installed with apt-get. Services already running on the machine (e.g. on
@@ -207,8 +208,10 @@ done
 # tests/e2e/oauth_clients.rs drives the auth-center with an independent OAuth client library:
 # Authlib, with requests and PyJWT (its crypto extra, `cryptography`, signs the DPoP proofs and
 # checks RFC 9068 signatures), in a virtualenv under the cargo target directory (made once,
-# then reused). TEST_OAUTH_PYTHON names its interpreter. Without Python and pip the test is
-# skipped, except in CI (CI=true), where that is an error. As root on Debian, a missing python3 or
+# then reused). TEST_OAUTH_PYTHON names its interpreter. tests/e2e/native.rs runs the reference
+# checker of docs/native-revocation.md (PyJWT and cryptography) with it too, and
+# tests/e2e/gateway.rs its echo application. Without Python and pip these tests are skipped,
+# except in CI (CI=true), where that is an error. As root on Debian, a missing python3 or
 # its venv module is installed with apt-get.
 OAUTH_PY_PACKAGES=("Authlib>=1.6,<2" "requests>=2.31,<3" "PyJWT[crypto]>=2.8,<3")
 setup_oauth_python() {
