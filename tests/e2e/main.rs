@@ -17,6 +17,7 @@ mod python;
 mod caching;
 mod dpop;
 mod failover;
+mod gateway;
 mod key_rotation;
 mod login;
 mod logout;

@@ -43,6 +43,27 @@ pub fn venv_python() -> Option<String> {
     }
 }
 
+/// Any Python 3 for a script that needs the standard library only: the virtualenv's, else
+/// `python3` from `PATH`; `None` (outside CI) to skip.
+pub fn any_python() -> Option<String> {
+    if let Ok(python) = std::env::var("TEST_OAUTH_PYTHON")
+        && !python.is_empty()
+    {
+        return Some(python);
+    }
+    let found = std::process::Command::new("python3")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if found {
+        Some("python3".into())
+    } else {
+        skip_or_fail("no python3 on PATH and TEST_OAUTH_PYTHON is unset")
+    }
+}
+
 /// The path of a file of this test binary's directory (`tests/e2e/`) or of the repository.
 pub fn repo_path(relative: &str) -> String {
     format!("{}/../{relative}", env!("CARGO_MANIFEST_DIR"))
