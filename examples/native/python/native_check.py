@@ -162,7 +162,7 @@ class TrackedSessions:
         return reply == 1
 
     def _connect(self):  # with self.lock held
-        u = self.url
+        u, sock = self.url, None
         try:
             sock = socket.create_connection((u.hostname, u.port or 6379), timeout=self.timeout)
             if u.scheme == "rediss":
@@ -176,7 +176,9 @@ class TrackedSessions:
             for command in setup:
                 if isinstance(read_frame(f), RedisError):
                     raise OSError(f"{command[0]} refused")
-        except OSError as e:
+        except (OSError, ValueError) as e:
+            if sock is not None:
+                sock.close()
             raise Unavailable(f"redis: {e}") from None
         sock.settimeout(None)  # the reader blocks; requests time out on their own
         self.conn = (sock, f, deque())
