@@ -4,15 +4,18 @@
 #   scripts/bench.sh
 #
 # Builds release binaries, starts a private redis-server, an auth-center (SQLite + that
-# Redis) and three demo-services (revocation tracked / every-request / off) pinned to
-# core 0, then drives them from `loadgen` pinned to core 1 (with Redis and the
-# auth-center):
+# Redis), three demo-services (revocation tracked / every-request / off), the forward-auth
+# gateway (tracked) and, when Debian's nginx is installed, a private nginx running
+# deploy/nginx/gateway.conf in front of the tracked demo-service, all pinned to core 0; then
+# drives them from `loadgen` pinned to core 1 (with Redis and the auth-center):
 #   1. throughput and latency, 32 keep-alive connections: /baseline/me (no auth) vs /me
 #      in each revocation mode, as ratios to the baseline (plus /baseline/me sent with the
 #      same Authorization header, which the handler ignores: the cost of the bigger
-#      request alone);
+#      request alone); the gateway's forward-auth answer (Envoy's ext_authz form, the same
+#      decision as nginx's and Traefik's); and /baseline/me through nginx without and with
+#      auth_request to the gateway (server CPU: nginx + gateway + demo-service);
 #   2. revocation latency: DEL of the session key in Redis -> first 401, tracked and
-#      every-request;
+#      every-request at the demo-service, at the gateway, and through nginx;
 #   3. MEMORY USAGE of one session key (target <= 512 bytes).
 # The table's "srv µs/req" is the server's CPU time per request: the cost of each path
 # whatever the bottleneck; "EXISTS/req" is how many requests reached Redis.
@@ -55,10 +58,10 @@ if (( ncpu < 2 )); then
 fi
 
 if [[ "${BENCH_NO_BUILD:-}" != 1 ]]; then
-    log "building release binaries (auth-center, demo-service, loadgen)"
-    cargo build --release -p auth-center -p demo-service -p loadgen >&2
+    log "building release binaries (auth-center, demo-service, gateway, loadgen)"
+    cargo build --release -p auth-center -p demo-service -p gateway -p loadgen >&2
 fi
-for b in auth-center demo-service loadgen; do
+for b in auth-center demo-service gateway loadgen; do
     [[ -x $BIN/$b ]] || die "$BIN/$b missing (build it or unset BENCH_NO_BUILD)"
 done
 
@@ -147,6 +150,59 @@ for mode in tracked every-request off; do
 done
 log "demo-services: tracked ${DEMO_PORT[tracked]}, every-request ${DEMO_PORT[every-request]}, off ${DEMO_PORT[off]} (cpu $SERVER_CPU)"
 
+# --- the gateway (tracked), on the server core ------------------------------------------------
+GW_PORT=$(free_port)
+env AUTH_JWKS_URL="$ISSUER/.well-known/jwks.json" AUTH_ISSUER="$ISSUER" \
+    AUTH_AUDIENCE=api REDIS_URL="$REDIS_URL" LISTEN_ADDR="127.0.0.1:$GW_PORT" \
+    AUTH_REDIS_PREFIX="$PREFIX" AUTH_REVOCATION=tracked RUST_LOG=warn \
+    taskset -c "$SERVER_CPU" "$BIN/gateway" >"$TMP/gateway.log" 2>&1 &
+PIDS+=($!)
+GW_PID=$!
+wait_http "http://127.0.0.1:$GW_PORT/healthz" gateway
+log "gateway on $GW_PORT (cpu $SERVER_CPU)"
+
+# --- nginx: deploy/nginx/gateway.conf in front of the tracked demo-service, plus a server --------
+# that proxies to the same application without auth_request. One process, on the server core.
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+NGX_PID=
+if [[ -x $NGINX ]]; then
+    NGX_AUTH_PORT=$(free_port)
+    NGX_PLAIN_PORT=$(free_port)
+    mkdir -p "$TMP/nginx/logs"
+    sed -e "s/{{LISTEN}}/127.0.0.1:$NGX_AUTH_PORT/" -e "s/{{GATEWAY}}/127.0.0.1:$GW_PORT/" \
+        -e "s/{{UPSTREAM}}/127.0.0.1:${DEMO_PORT[tracked]}/" deploy/nginx/gateway.conf \
+        >"$TMP/nginx/gateway.conf"
+    cat >"$TMP/nginx/nginx.conf" <<EOF
+daemon off;
+master_process off;
+worker_processes 1;
+pid $TMP/nginx/nginx.pid;
+error_log $TMP/nginx/error.log warn;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    client_body_temp_path $TMP/nginx/body;
+    proxy_temp_path $TMP/nginx/proxy;
+    fastcgi_temp_path $TMP/nginx/fastcgi;
+    uwsgi_temp_path $TMP/nginx/uwsgi;
+    scgi_temp_path $TMP/nginx/scgi;
+    include $TMP/nginx/gateway.conf;
+    server {
+        listen 127.0.0.1:$NGX_PLAIN_PORT;
+        location / { proxy_pass http://app; }
+    }
+}
+EOF
+    taskset -c "$SERVER_CPU" "$NGINX" -p "$TMP/nginx/" -c "$TMP/nginx/nginx.conf" \
+        -e "$TMP/nginx/error.log" >"$TMP/nginx/stdout.log" 2>&1 &
+    PIDS+=($!)
+    NGX_PID=$!
+    wait_http "http://127.0.0.1:$NGX_PLAIN_PORT/healthz" nginx
+    log "nginx $("$NGINX" -v 2>&1 | sed 's|.*/||'): auth_request on $NGX_AUTH_PORT, plain on $NGX_PLAIN_PORT (cpu $SERVER_CPU)"
+else
+    log "nginx not installed: the runs through nginx are skipped (apt-get install nginx)"
+fi
+
 # --- a user and a session ------------------------------------------------------------------
 USERNAME="bench_user_$$"
 export LOADGEN_PASSWORD="bench-password-$RANDOM-$RANDOM-long-enough"
@@ -156,16 +212,22 @@ log "logged in: session key $SESSION_KEY"
 
 # --- 1. throughput --------------------------------------------------------------------------
 n=0
-run_http() { # label mode path [token]
-    local label=$1 mode=$2 path=$3 token=${4:-}
+run_url() { # label url token server-pid...
+    local label=$1 url=$2 token=$3
+    shift 3
+    local pids=()
+    for pid in "$@"; do pids+=(--server-pid "$pid"); done
     n=$((n + 1))
     local out="$TMP/$(printf '%02d' $n)-http.json"
     log "http: $label (${DURATION}s + ${WARMUP}s warm-up, $CONNS connections)"
     LOADGEN_TOKEN="$token" timeout $((DURATION * 3 + 60)) taskset -c "$CLIENT_CPU" \
-        "$BIN/loadgen" http --url "http://127.0.0.1:${DEMO_PORT[$mode]}$path" \
+        "$BIN/loadgen" http --url "$url" \
         -c "$CONNS" -d "$DURATION" --warmup "$WARMUP" \
-        --server-pid "${DEMO_PID[$mode]}" --redis-url "$REDIS_URL" \
+        "${pids[@]}" --redis-url "$REDIS_URL" \
         --label "$label" >"$out"
+}
+run_http() { # label mode path [token]
+    run_url "$1" "http://127.0.0.1:${DEMO_PORT[$2]}$3" "${4:-}" "${DEMO_PID[$2]}"
 }
 for round in $(seq "$ROUNDS"); do
     log "round $round of $ROUNDS"
@@ -174,6 +236,15 @@ for round in $(seq "$ROUNDS"); do
     run_http "/me tracked" tracked /me "$ACCESS_TOKEN"
     run_http "/me every-request" every-request /me "$ACCESS_TOKEN"
     run_http "/me revocation off" off /me "$ACCESS_TOKEN"
+    run_url "gateway forward-auth (tracked)" "http://127.0.0.1:$GW_PORT/authz/ext-authz/me" \
+        "$ACCESS_TOKEN" "$GW_PID"
+    if [[ -n $NGX_PID ]]; then
+        run_url "nginx -> /baseline/me (no auth_request)" \
+            "http://127.0.0.1:$NGX_PLAIN_PORT/baseline/me" "$ACCESS_TOKEN" "$NGX_PID" "${DEMO_PID[tracked]}"
+        run_url "nginx -> auth_request gateway -> /baseline/me" \
+            "http://127.0.0.1:$NGX_AUTH_PORT/baseline/me" "$ACCESS_TOKEN" \
+            "$NGX_PID" "$GW_PID" "${DEMO_PID[tracked]}"
+    fi
 done
 
 # --- memory per session (before the revocation trials create and delete sessions) ----------
@@ -189,19 +260,24 @@ INDEX_LEN=$(redis-cli -p "$REDIS_PORT" ZCARD "$INDEX_KEY")
 REVOKE_USER="bench_revoke_$$"
 "$BIN/loadgen" token --auth-url "$ISSUER" --username "$REVOKE_USER" --register \
     --prefix "$PREFIX" >/dev/null
-run_revocation() { # label mode
-    local label=$1 mode=$2
+run_revocation() { # label mode|url
+    local label=$1 url=$2
+    [[ $url == http* ]] || url="http://127.0.0.1:${DEMO_PORT[$url]}/me"
     n=$((n + 1))
     local out="$TMP/$(printf '%02d' $n)-revocation.json"
     log "revocation: $label ($TRIALS trials)"
     timeout $((TRIALS + 120)) taskset -c "$CLIENT_CPU" \
-        "$BIN/loadgen" revocation --url "http://127.0.0.1:${DEMO_PORT[$mode]}/me" \
+        "$BIN/loadgen" revocation --url "$url" \
         --redis-url "$REDIS_URL" --prefix "$PREFIX" \
         --auth-url "$ISSUER" --username "$REVOKE_USER" \
         -k "$TRIALS" --label "$label" >"$out"
 }
 run_revocation "tracked" tracked
 run_revocation "every-request" every-request
+run_revocation "gateway (tracked)" "http://127.0.0.1:$GW_PORT/authz/ext-authz/me"
+if [[ -n $NGX_PID ]]; then
+    run_revocation "through nginx + gateway" "http://127.0.0.1:$NGX_AUTH_PORT/baseline/me"
+fi
 
 # --- report ---------------------------------------------------------------------------------
 echo
@@ -215,4 +291,5 @@ echo "session key: MEMORY USAGE $MEM bytes ($FIELDS fields, $ENCODING; target <=
 echo "user index:  MEMORY USAGE $INDEX_MEM bytes for $INDEX_LEN sessions (per user, not per session)"
 echo
 echo "targets: /me tracked ratio >= 0.80 (aim 0.90); every-request >= naive (verify + EXISTS);"
+echo "         gateway forward-auth >= 0.9 x /me tracked (the embedded verifier);"
 echo "         DEL -> first 401 p99 <= 1 ms; session key <= 512 bytes"

@@ -41,8 +41,10 @@ pub(crate) struct HttpArgs {
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
     /// PID of the server under test: its CPU use during the measured window is reported.
+    /// Repeat it for a path through several processes (a proxy, the gateway, the
+    /// application): their CPU time is added up.
     #[arg(long)]
-    pub server_pid: Option<u32>,
+    pub server_pid: Vec<u32>,
     /// Redis (loopback) whose `EXISTS` commands are counted during the window, to show
     /// how many requests reached Redis.
     #[arg(long)]
@@ -177,7 +179,7 @@ pub(crate) async fn run(args: HttpArgs) -> anyhow::Result<HttpResult> {
         None => None,
     };
     let cpu_start = (
-        args.server_pid.and_then(process_cpu_secs),
+        servers_cpu_secs(&args.server_pid),
         self_cpu_secs(),
         Instant::now(),
     );
@@ -187,7 +189,7 @@ pub(crate) async fn run(args: HttpArgs) -> anyhow::Result<HttpResult> {
         results.push(task.await??);
     }
     let cpu_end = (
-        args.server_pid.and_then(process_cpu_secs),
+        servers_cpu_secs(&args.server_pid),
         self_cpu_secs(),
         Instant::now(),
     );
@@ -308,6 +310,14 @@ async fn worker(
 }
 
 /// User + system CPU seconds of a process (all threads), from `/proc/<pid>/stat`.
+/// The CPU time of all of `pids` together; `None` when there are none or one is gone.
+fn servers_cpu_secs(pids: &[u32]) -> Option<f64> {
+    if pids.is_empty() {
+        return None;
+    }
+    pids.iter().map(|&pid| process_cpu_secs(pid)).sum()
+}
+
 pub(crate) fn process_cpu_secs(pid: u32) -> Option<f64> {
     stat_cpu_secs(Path::new(&format!("/proc/{pid}/stat")))
 }
