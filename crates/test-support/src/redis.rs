@@ -11,6 +11,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use redis::{Cmd, FromRedisValue, RedisResult, cmd};
 use tempfile::TempDir;
 
+use crate::tls::NodeTls;
 use crate::util::{
     self, READY_TIMEOUT, START_ATTEMPTS, Watchdog, file_len, log_tail, says_address_in_use,
     wait_until,
@@ -77,6 +78,8 @@ struct Node {
     port: u16,
     /// `cluster-node-timeout` of a cluster node; `None` for a standalone server.
     cluster_node_timeout: Option<Duration>,
+    /// TLS only (`--port 0 --tls-port <port>`), with these certificates.
+    tls: Option<NodeTls>,
     child: Option<Child>,
 }
 
@@ -86,7 +89,23 @@ impl Node {
             dir,
             port: 0,
             cluster_node_timeout,
+            tls: None,
             child: None,
+        }
+    }
+
+    /// Sends `command` to this node, over TLS if it is a TLS node (see [`query`]).
+    fn query<T: FromRedisValue>(&self, command: &Cmd) -> RedisResult<T> {
+        match &self.tls {
+            None => query(self.port, command),
+            Some(tls) => {
+                let mut connection = tls
+                    .client(self.port)?
+                    .get_connection_with_timeout(CONNECT_TIMEOUT)?;
+                connection.set_read_timeout(Some(REPLY_TIMEOUT))?;
+                connection.set_write_timeout(Some(REPLY_TIMEOUT))?;
+                command.query(&mut connection)
+            }
         }
     }
 
@@ -99,7 +118,12 @@ impl Node {
     }
 
     fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        let scheme = if self.tls.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
     fn name(&self) -> String {
@@ -149,9 +173,14 @@ impl Node {
         let log = self.log_path();
         let log_start = file_len(&log);
         let mut cmd = Command::new("redis-server");
-        cmd.arg("--port")
-            .arg(self.port.to_string())
-            .args(["--bind", "127.0.0.1"])
+        match &self.tls {
+            None => cmd.arg("--port").arg(self.port.to_string()),
+            Some(tls) => cmd
+                .args(["--port", "0", "--tls-port"])
+                .arg(self.port.to_string())
+                .args(tls.server_args()),
+        };
+        cmd.args(["--bind", "127.0.0.1"])
             .args(["--save", ""])
             .args(["--appendonly", "no"])
             .args(["--daemonize", "no"])
@@ -213,7 +242,7 @@ impl Node {
                     StartError::Other(err)
                 });
             }
-            if matches!(query::<String>(self.port, &cmd("PING")), Ok(s) if s == "PONG") {
+            if matches!(self.query::<String>(&cmd("PING")), Ok(s) if s == "PONG") {
                 return Ok(());
             }
             if Instant::now() >= deadline {
@@ -249,7 +278,8 @@ impl Node {
     /// the port refuses connections.
     fn stop(&mut self) -> Result<()> {
         if self.is_running() {
-            ask_shutdown(self.port);
+            // On success the node closes the connection without a reply.
+            let _ = self.query::<()>(cmd("SHUTDOWN").arg("NOSAVE"));
             let exited = wait_until(Duration::from_secs(5), Duration::from_millis(10), || {
                 Ok(!self.is_running())
             })?;
@@ -294,13 +324,25 @@ impl RedisServer {
     /// and waits (up to 20 s) until it answers `PING`. Retries with another port if the chosen
     /// one gets taken in the meantime.
     pub fn start() -> Result<Self> {
+        Self::start_node(None)
+    }
+
+    /// Like [`RedisServer::start`], but TLS only (`--port 0 --tls-port <port>`) with the
+    /// certificates of `tls`; its URL is `rediss://127.0.0.1:<port>`.
+    pub(crate) fn start_tls(tls: NodeTls) -> Result<Self> {
+        Self::start_node(Some(tls))
+    }
+
+    fn start_node(tls: Option<NodeTls>) -> Result<Self> {
         let dir = tempfile::Builder::new()
             .prefix("test-support-redis-")
             .tempdir()
             .context("could not create a temporary directory for redis-server")?;
         let watchdog = Watchdog::spawn(dir.path())?;
+        let mut node = Node::new(dir.path().to_path_buf(), None);
+        node.tls = tls;
         let mut server = Self {
-            node: Node::new(dir.path().to_path_buf(), None),
+            node,
             watchdog,
             _dir: dir,
         };
@@ -308,7 +350,12 @@ impl RedisServer {
         Ok(server)
     }
 
-    /// The server's URL: `redis://127.0.0.1:<port>`.
+    /// Sends `command` to the server (over TLS for a TLS server) and reads the reply.
+    pub fn query<T: FromRedisValue>(&self, command: &Cmd) -> RedisResult<T> {
+        self.node.query(command)
+    }
+
+    /// The server's URL: `redis://127.0.0.1:<port>` (`rediss://` for a TLS server).
     pub fn url(&self) -> String {
         self.node.url()
     }

@@ -34,7 +34,7 @@
 //!
 //! | Name | What it adds | Default? |
 //! |---|---|---|
-//! | `redis` | Revocation checks against Redis (standalone or cluster): [`RevocationMode`], [`RedisTarget`] and the builder's Redis settings | yes |
+//! | `redis` | Revocation checks against Redis (standalone or cluster): [`RevocationMode`], [`RedisTarget`], [`RedisTls`] (`rediss://`), [`RedisCredentials`] (ACL users) and the builder's Redis settings | yes |
 //! | `jwks` | Keys fetched from a JWKS URL ([`VerifierBuilder::jwks_url`]), cached and refetched | yes |
 //! | `axum` | The tower middleware ([`VerifierLayer`], [`require_role`]), the [`Authenticated`] extractor and [`VerifyError`] as a response | yes |
 //! | `contract` | The `verifier::contract` module: what the auth-center shares with the verifier and nobody else needs (the Redis connection and its push handler, the token validator, the session-key layout, a manual clock for tests) | no |
@@ -70,6 +70,9 @@ mod keys;
 pub mod middleware;
 #[cfg(feature = "redis")]
 #[cfg_attr(not(feature = "contract"), allow(unreachable_pub, dead_code))]
+mod redis_access;
+#[cfg(feature = "redis")]
+#[cfg_attr(not(feature = "contract"), allow(unreachable_pub, dead_code))]
 mod redis_conn;
 #[cfg(feature = "redis")]
 mod revocation;
@@ -98,6 +101,8 @@ pub use middleware::require_role::{RequireRole, RequireRoleLayer, require_role};
 pub use middleware::require_scope::{RequireScope, RequireScopeLayer, require_scope};
 #[cfg(feature = "axum")]
 pub use middleware::verify::{VerifierLayer, VerifierService};
+#[cfg(feature = "redis")]
+pub use redis_access::{RedisCredentials, RedisTls, RedisTlsError};
 #[cfg(feature = "redis")]
 pub use redis_conn::RedisTarget;
 #[cfg(feature = "redis")]
