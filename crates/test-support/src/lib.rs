@@ -34,6 +34,7 @@
 #![allow(clippy::disallowed_methods)] // fixtures wait on real servers in real time
 #![warn(missing_docs)]
 
+mod acl;
 mod dpop;
 mod postgres;
 mod redis;
@@ -43,6 +44,7 @@ mod tls;
 mod tokens;
 mod util;
 
+pub use crate::acl::AclUser;
 pub use crate::dpop::{DpopKey, access_token_hash};
 pub use crate::postgres::{Postgres, create_postgres_database};
 pub use crate::redis::{ClusterOptions, RedisCluster, RedisServer};

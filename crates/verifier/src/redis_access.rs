@@ -242,20 +242,24 @@ pub fn refused_for_good(error: &RedisError) -> Option<RedisError> {
     })
 }
 
-/// The rustls error somewhere in `error`'s causes (an `io::Error` keeps it as its inner error,
-/// which `source()` skips).
+/// The rustls error somewhere in `error`'s causes. redis-rs keeps an I/O error behind an
+/// `Arc`, and an `io::Error` keeps the rustls error as its inner error, which `source()` skips.
 fn tls_error(error: &RedisError) -> Option<&rustls::Error> {
+    type Shared = std::sync::Arc<dyn std::error::Error + Send + Sync>;
     let mut next: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(e) = next {
-        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
-            return Some(tls);
-        }
-        if let Some(tls) = e
+        let unshared: &(dyn std::error::Error + 'static) = match e.downcast_ref::<Shared>() {
+            Some(shared) => shared.as_ref(),
+            None => e,
+        };
+        let inner = unshared
             .downcast_ref::<std::io::Error>()
             .and_then(|io| io.get_ref())
-            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-        {
-            return Some(tls);
+            .map(|inner| -> &(dyn std::error::Error + 'static) { inner });
+        for candidate in [Some(unshared), inner].into_iter().flatten() {
+            if let Some(tls) = candidate.downcast_ref::<rustls::Error>() {
+                return Some(tls);
+            }
         }
         next = e.source();
     }
@@ -268,6 +272,7 @@ mod tests {
 
     #[test]
     fn a_tls_failure_inside_an_io_error_is_refused_for_good() {
+        // As redis-rs reports a failed handshake: an io::Error (behind an Arc) holding it.
         let tls = rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
         let io = std::io::Error::new(std::io::ErrorKind::InvalidData, tls);
         let refused = refused_for_good(&RedisError::from(io)).expect("a TLS failure");
