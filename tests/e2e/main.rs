@@ -23,3 +23,4 @@ mod oauth_clients;
 mod outages;
 mod revocation;
 mod revocation_off;
+mod tls;

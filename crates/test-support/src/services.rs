@@ -3,7 +3,7 @@
 //! `scripts/test.sh`) and the per-process fallback of [`crate::shared_redis_url`] and its
 //! siblings both start services through [`Service::start`], so there is one way to start them.
 //!
-//! A new kind of shared server (TLS Redis, Sentinel, TLS Postgres, ...) is one more
+//! A new kind of shared server (Sentinel, ...) is one more
 //! [`Service`] variant with its variable, its check and its start.
 
 use std::any::Any;
