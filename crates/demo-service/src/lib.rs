@@ -20,7 +20,7 @@ use axum::{Json, Router};
 use serde_json::{Value, json};
 use verifier::{Authenticated, Verifier, VerifierLayer, require_role};
 
-pub use crate::config::{SessionStore, Settings};
+pub use crate::config::Settings;
 
 /// The routes: protecting `/me` and `/admin` is the two `route_layer` lines.
 pub fn router(verifier: Verifier) -> Router {
@@ -68,7 +68,7 @@ pub async fn bind(
     SocketAddr,
     impl std::future::Future<Output = anyhow::Result<()>>,
 )> {
-    let verifier = settings.verifier().await?;
+    let verifier = settings.verifier.build().await?;
     let listener = tokio::net::TcpListener::bind(settings.listen_addr)
         .await
         .context("bind")?;
