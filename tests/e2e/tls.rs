@@ -208,3 +208,33 @@ async fn tls_settings_with_a_plain_redis_url_are_refused_at_build() {
         Ok(_) => panic!("built"),
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_service_over_tls_as_the_read_only_user_answers_401_once_the_session_is_deleted() {
+    let tls = test_support::shared_tls();
+    let center = auth_center_over_tls(&tls).await;
+    let user = documented_user(&tls, "verifier", &center.prefix).await;
+    let mut settings = center.demo_settings();
+    settings.verifier.redis_tls_ca_file = Some(PathBuf::from(&tls.ca_file));
+    settings.verifier.redis_username = Some(user.name.clone());
+    settings.verifier.redis_password = Some(user.password.clone().into());
+    // Only an invalidation push can revoke within the poll bound.
+    settings.verifier.max_staleness = Duration::from_secs(600);
+    let demo = Demo::spawn(settings).await;
+    let tokens = center.register_and_login("carol").await;
+    demo.me(&tokens).await.assert_ok();
+    demo.me(&tokens).await.assert_ok();
+
+    let deleted = center
+        .redis_on_key("DEL", &center.session_key(&tokens), &[])
+        .await;
+    assert_eq!(deleted, 1);
+    poll_until(
+        "401 after the DEL",
+        POLL_BOUND,
+        || demo.me(&tokens),
+        |answer| answer.is_401("session_revoked"),
+    )
+    .await;
+    stays("401", || demo.me(&tokens), |a| a.is_401("session_revoked")).await;
+}

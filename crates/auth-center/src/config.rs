@@ -203,12 +203,6 @@ impl Text {
 
 const REDIS_URL: &str = "redis_url (REDIS_URL)";
 const REDIS_CLUSTER_URLS: &str = "redis_cluster_urls (REDIS_CLUSTER_URLS)";
-const REDIS_TLS_CA_FILE: &str = "redis_tls_ca_file (REDIS_TLS_CA_FILE)";
-const REDIS_TLS_CLIENT_CERT_FILE: &str = "redis_tls_client_cert_file (REDIS_TLS_CLIENT_CERT_FILE)";
-const REDIS_TLS_CLIENT_KEY_FILE: &str = "redis_tls_client_key_file (REDIS_TLS_CLIENT_KEY_FILE)";
-/// The three TLS settings, for errors about all of them.
-const REDIS_TLS: &str = "a Redis TLS setting (REDIS_TLS_CA_FILE, REDIS_TLS_CLIENT_CERT_FILE, \
-                         REDIS_TLS_CLIENT_KEY_FILE)";
 
 impl TryFrom<RedisSettings> for RedisConfig {
     type Error = String;
@@ -319,14 +313,6 @@ impl RedisUrl {
     /// The URL, password included.
     pub fn as_secret(&self) -> &SecretString {
         &self.0
-    }
-
-    /// Whether it is a `rediss://` (TLS) URL.
-    pub fn is_tls(&self) -> bool {
-        self.0
-            .expose_secret()
-            .get(..9)
-            .is_some_and(|scheme| scheme.eq_ignore_ascii_case("rediss://"))
     }
 }
 
@@ -805,81 +791,34 @@ impl Config {
             .build()
     }
 
-    /// The TLS settings for Redis (`redis_tls_*`), their files read and checked; `None` when
-    /// none is set. Refused: a client certificate without its key (or the reverse), TLS
-    /// settings without Redis or with a `redis://` URL, a file that cannot be read or holds
-    /// no PEM certificate or key. The error names the setting.
-    pub fn redis_tls(&self) -> Result<Option<verifier::RedisTls>, ConfigError> {
-        let bad = |m: String| Err(ConfigError::Invalid(m));
-        let (ca, cert, key) = (
-            &self.redis_tls_ca_file,
-            &self.redis_tls_client_cert_file,
-            &self.redis_tls_client_key_file,
-        );
-        if ca.is_none() && cert.is_none() && key.is_none() {
-            return Ok(None);
+    /// How the Redis settings say to get in (the `redis_tls_*` files, `redis_username`,
+    /// `redis_password`); their rules are the verifier's, shared with every service.
+    fn redis_access(&self) -> verifier::RedisAccessSettings<'_> {
+        verifier::RedisAccessSettings {
+            tls_ca_file: self.redis_tls_ca_file.as_deref(),
+            tls_client_cert_file: self.redis_tls_client_cert_file.as_deref(),
+            tls_client_key_file: self.redis_tls_client_key_file.as_deref(),
+            username: self.redis_username.as_deref(),
+            password: self.redis_password.as_ref().map(|p| p.expose_secret()),
         }
-        let urls: Vec<&RedisUrl> = match &self.redis {
-            RedisConfig::Memory => {
-                return bad(format!(
-                    "{REDIS_TLS} is set, but no Redis is: set {REDIS_URL} or {REDIS_CLUSTER_URLS}"
-                ));
-            }
-            RedisConfig::Standalone(url) => vec![url],
-            RedisConfig::Cluster(seeds) => seeds.iter().collect(),
-        };
-        if let Some(n) = urls.iter().position(|url| !url.is_tls()) {
-            let which = match self.redis {
-                RedisConfig::Cluster(_) => format!("{REDIS_CLUSTER_URLS}, seed node {}", n + 1),
-                _ => REDIS_URL.to_owned(),
-            };
-            return bad(format!(
-                "{REDIS_TLS} is set, but {which} is not a rediss:// (TLS) URL"
-            ));
-        }
-        let mut tls = verifier::RedisTls::new();
-        if let Some(ca) = ca {
-            tls = tls
-                .ca_file(ca)
-                .map_err(|e| ConfigError::Invalid(format!("{REDIS_TLS_CA_FILE}: {e}")))?;
-        }
-        match (cert, key) {
-            (None, None) => {}
-            (Some(cert), Some(key)) => {
-                tls = tls.client_identity_files(cert, key).map_err(|e| {
-                    ConfigError::Invalid(format!(
-                        "{REDIS_TLS_CLIENT_CERT_FILE} / {REDIS_TLS_CLIENT_KEY_FILE}: {e}"
-                    ))
-                })?;
-            }
-            _ => {
-                return bad(format!(
-                    "{REDIS_TLS_CLIENT_CERT_FILE} and {REDIS_TLS_CLIENT_KEY_FILE} go together: \
-                     set both or neither"
-                ));
-            }
-        }
-        Ok(Some(tls))
     }
 
-    /// The Redis user and password (`redis_username`, `redis_password`), if set; a user
-    /// without a password, or either without Redis, is refused.
+    /// The TLS settings for Redis, their files read and checked; `None` when none is set.
+    /// Refused: a client certificate without its key (or the reverse), TLS settings without
+    /// Redis or with a `redis://` URL, a file that cannot be read or holds no PEM certificate
+    /// or key. The error names the setting.
+    pub fn redis_tls(&self) -> Result<Option<verifier::RedisTls>, ConfigError> {
+        self.redis_access()
+            .tls(self.redis.target().as_ref())
+            .map_err(ConfigError::Invalid)
+    }
+
+    /// The Redis user and password, if set; a user without a password, or either without
+    /// Redis, is refused.
     pub fn redis_credentials(&self) -> Result<Option<verifier::RedisCredentials>, ConfigError> {
-        let bad = |m: String| Err(ConfigError::Invalid(m));
-        match (&self.redis_username, &self.redis_password) {
-            (None, None) => Ok(None),
-            (Some(_), None) => {
-                bad("redis_username (REDIS_USERNAME) needs redis_password (REDIS_PASSWORD)".into())
-            }
-            (_, Some(_)) if matches!(self.redis, RedisConfig::Memory) => bad(format!(
-                "redis_password (REDIS_PASSWORD) is set, but no Redis is: set {REDIS_URL} or \
-                 {REDIS_CLUSTER_URLS}"
-            )),
-            (username, Some(password)) => Ok(Some(verifier::RedisCredentials::new(
-                username.as_deref(),
-                password.expose_secret(),
-            ))),
-        }
+        self.redis_access()
+            .credentials(self.redis.target().as_ref())
+            .map_err(ConfigError::Invalid)
     }
 
     /// How to reach Redis: its address, TLS and credentials, with these timeouts; `None` for

@@ -106,7 +106,7 @@ pub use middleware::require_scope::{RequireScope, RequireScopeLayer, require_sco
 #[cfg(feature = "axum")]
 pub use middleware::verify::{VerifierLayer, VerifierService};
 #[cfg(feature = "redis")]
-pub use redis_access::{RedisCredentials, RedisTls, RedisTlsError};
+pub use redis_access::{RedisAccessSettings, RedisCredentials, RedisTls, RedisTlsError};
 #[cfg(feature = "redis")]
 pub use redis_conn::RedisTarget;
 #[cfg(feature = "redis")]

@@ -212,6 +212,124 @@ impl fmt::Debug for RedisCredentials {
     }
 }
 
+/// How a service's settings say to get into Redis: the settings every binary of this
+/// workspace reads beside `REDIS_URL` and `REDIS_CLUSTER_URLS` (`REDIS_TLS_CA_FILE`,
+/// `REDIS_TLS_CLIENT_CERT_FILE`, `REDIS_TLS_CLIENT_KEY_FILE`, `REDIS_USERNAME`,
+/// `REDIS_PASSWORD`), checked against the Redis they go with. The one place these rules live:
+/// the auth-center's configuration and [`crate::settings`] both ask it, and its errors name
+/// the settings.
+///
+/// ```
+/// use verifier::{RedisAccessSettings, RedisTarget};
+/// let target = RedisTarget::Standalone("redis://cache:6379".into());
+/// let settings = RedisAccessSettings { tls_ca_file: Some("ca.pem".as_ref()), ..Default::default() };
+/// let error = settings.tls(Some(&target)).unwrap_err();
+/// assert!(error.contains("REDIS_URL") && error.contains("rediss://"), "{error}");
+/// let user = RedisAccessSettings { username: Some("verifier"), ..Default::default() };
+/// assert!(user.credentials(Some(&target)).unwrap_err().contains("REDIS_PASSWORD"));
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RedisAccessSettings<'a> {
+    /// `redis_tls_ca_file` (`REDIS_TLS_CA_FILE`).
+    pub tls_ca_file: Option<&'a Path>,
+    /// `redis_tls_client_cert_file` (`REDIS_TLS_CLIENT_CERT_FILE`).
+    pub tls_client_cert_file: Option<&'a Path>,
+    /// `redis_tls_client_key_file` (`REDIS_TLS_CLIENT_KEY_FILE`).
+    pub tls_client_key_file: Option<&'a Path>,
+    /// `redis_username` (`REDIS_USERNAME`).
+    pub username: Option<&'a str>,
+    /// `redis_password` (`REDIS_PASSWORD`); `Debug` of the settings that hold it must hide it.
+    pub password: Option<&'a str>,
+}
+
+const REDIS_URL: &str = "redis_url (REDIS_URL)";
+const REDIS_CLUSTER_URLS: &str = "redis_cluster_urls (REDIS_CLUSTER_URLS)";
+const CA_FILE: &str = "redis_tls_ca_file (REDIS_TLS_CA_FILE)";
+const CLIENT_CERT_FILE: &str = "redis_tls_client_cert_file (REDIS_TLS_CLIENT_CERT_FILE)";
+const CLIENT_KEY_FILE: &str = "redis_tls_client_key_file (REDIS_TLS_CLIENT_KEY_FILE)";
+const ANY_TLS: &str = "a Redis TLS setting (REDIS_TLS_CA_FILE, REDIS_TLS_CLIENT_CERT_FILE, \
+                       REDIS_TLS_CLIENT_KEY_FILE)";
+
+impl RedisAccessSettings<'_> {
+    /// The TLS settings, their files read and checked; `None` when none is set. Refused: a
+    /// client certificate without its key (or the reverse), TLS settings without a Redis
+    /// (`target` `None`) or with a `redis://` URL, a file that cannot be read or holds no PEM
+    /// certificate or key.
+    pub fn tls(&self, target: Option<&crate::RedisTarget>) -> Result<Option<RedisTls>, String> {
+        let (ca, cert, key) = (
+            self.tls_ca_file,
+            self.tls_client_cert_file,
+            self.tls_client_key_file,
+        );
+        if ca.is_none() && cert.is_none() && key.is_none() {
+            return Ok(None);
+        }
+        let not_tls = |url: &String| {
+            !url.get(..9)
+                .is_some_and(|scheme| scheme.eq_ignore_ascii_case("rediss://"))
+        };
+        match target {
+            None => {
+                return Err(format!(
+                    "{ANY_TLS} is set, but no Redis is: set {REDIS_URL} or {REDIS_CLUSTER_URLS}"
+                ));
+            }
+            Some(crate::RedisTarget::Standalone(url)) if not_tls(url) => {
+                return Err(format!(
+                    "{ANY_TLS} is set, but {REDIS_URL} is not a rediss:// (TLS) URL"
+                ));
+            }
+            Some(crate::RedisTarget::Cluster(urls)) => {
+                if let Some(n) = urls.iter().position(not_tls) {
+                    return Err(format!(
+                        "{ANY_TLS} is set, but {REDIS_CLUSTER_URLS}, seed node {}, is not a \
+                         rediss:// (TLS) URL",
+                        n + 1
+                    ));
+                }
+            }
+            Some(_) => {}
+        }
+        let mut tls = RedisTls::new();
+        if let Some(ca) = ca {
+            tls = tls.ca_file(ca).map_err(|e| format!("{CA_FILE}: {e}"))?;
+        }
+        match (cert, key) {
+            (None, None) => {}
+            (Some(cert), Some(key)) => {
+                tls = tls
+                    .client_identity_files(cert, key)
+                    .map_err(|e| format!("{CLIENT_CERT_FILE} / {CLIENT_KEY_FILE}: {e}"))?;
+            }
+            _ => {
+                return Err(format!(
+                    "{CLIENT_CERT_FILE} and {CLIENT_KEY_FILE} go together: set both or neither"
+                ));
+            }
+        }
+        Ok(Some(tls))
+    }
+
+    /// The user and password, if set; a user without a password, or either without a Redis,
+    /// is refused.
+    pub fn credentials(
+        &self,
+        target: Option<&crate::RedisTarget>,
+    ) -> Result<Option<RedisCredentials>, String> {
+        match (self.username, self.password) {
+            (None, None) => Ok(None),
+            (Some(_), None) => {
+                Err("redis_username (REDIS_USERNAME) needs redis_password (REDIS_PASSWORD)".into())
+            }
+            (_, Some(_)) if target.is_none() => Err(format!(
+                "redis_password (REDIS_PASSWORD) is set, but no Redis is: set {REDIS_URL} or \
+                 {REDIS_CLUSTER_URLS}"
+            )),
+            (username, Some(password)) => Ok(Some(RedisCredentials::new(username, password))),
+        }
+    }
+}
+
 /// Whether a failed first connection is a mistake in the TLS settings or the credentials,
 /// which waiting does not fix, rather than an outage: the TLS handshake failed (the server's
 /// certificate is not trusted or does not name the host, or the server refused our client
