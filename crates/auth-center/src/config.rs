@@ -698,17 +698,8 @@ impl Config {
             figment = figment.merge(Toml::file_exact(file));
         }
         let config: Config = figment
-            .merge(Env::raw().only(&[
-                "DATABASE_URL",
-                "REDIS_URL",
-                "REDIS_CLUSTER_URLS",
-                "REDIS_TLS_CA_FILE",
-                "REDIS_TLS_CLIENT_CERT_FILE",
-                "REDIS_TLS_CLIENT_KEY_FILE",
-                "REDIS_USERNAME",
-                "REDIS_PASSWORD",
-                "LISTEN_ADDR",
-            ]))
+            .merge(Env::raw().only(&["DATABASE_URL", "LISTEN_ADDR"]))
+            .merge(Env::raw().only(&verifier::RedisAccessSettings::ENVIRONMENT))
             .merge(
                 Env::prefixed("AUTH_")
                     .ignore(&[

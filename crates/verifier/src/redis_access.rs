@@ -242,6 +242,24 @@ pub struct RedisAccessSettings<'a> {
     pub password: Option<&'a str>,
 }
 
+impl RedisAccessSettings<'_> {
+    /// The environment variables, read without a prefix, of where Redis is and how to get in:
+    /// the same names in every binary of this workspace, so one environment serves them all.
+    ///
+    /// ```
+    /// assert!(verifier::RedisAccessSettings::ENVIRONMENT.contains(&"REDIS_TLS_CA_FILE"));
+    /// ```
+    pub const ENVIRONMENT: [&'static str; 7] = [
+        "REDIS_URL",
+        "REDIS_CLUSTER_URLS",
+        "REDIS_TLS_CA_FILE",
+        "REDIS_TLS_CLIENT_CERT_FILE",
+        "REDIS_TLS_CLIENT_KEY_FILE",
+        "REDIS_USERNAME",
+        "REDIS_PASSWORD",
+    ];
+}
+
 const REDIS_URL: &str = "redis_url (REDIS_URL)";
 const REDIS_CLUSTER_URLS: &str = "redis_cluster_urls (REDIS_CLUSTER_URLS)";
 const CA_FILE: &str = "redis_tls_ca_file (REDIS_TLS_CA_FILE)";

@@ -74,17 +74,9 @@ const AUTH_FIELDS: [&str; 8] = [
     "jwks_cooldown_ms",
 ];
 
-/// The fields of [`VerifierSettings`] that the environment sets without a prefix.
-const RAW_FIELDS: [&str; 8] = [
-    "REDIS_URL",
-    "REDIS_CLUSTER_URLS",
-    "REDIS_TLS_CA_FILE",
-    "REDIS_TLS_CLIENT_CERT_FILE",
-    "REDIS_TLS_CLIENT_KEY_FILE",
-    "REDIS_USERNAME",
-    "REDIS_PASSWORD",
-    "PUBLIC_URL",
-];
+/// The fields of [`VerifierSettings`] that the environment sets without a prefix besides
+/// the Redis ones ([`RedisAccessSettings::ENVIRONMENT`]).
+const RAW_FIELDS: [&str; 1] = ["PUBLIC_URL"];
 
 /// Settings could not be read, or cannot work.
 ///
@@ -429,6 +421,7 @@ pub fn figment(file: Option<&Path>) -> Figment {
         figment = figment.merge(Toml::file_exact(file));
     }
     figment
+        .merge(Env::raw().only(&RedisAccessSettings::ENVIRONMENT))
         .merge(Env::raw().only(&RAW_FIELDS))
         .merge(Env::prefixed("AUTH_").only(&AUTH_FIELDS))
 }
@@ -692,7 +685,7 @@ mod tests {
         for name in AUTH_FIELDS {
             assert!(names.contains(&name), "{name}");
         }
-        for name in RAW_FIELDS {
+        for name in RAW_FIELDS.iter().chain(&RedisAccessSettings::ENVIRONMENT) {
             assert!(names.contains(&name.to_lowercase().as_str()), "{name}");
         }
         assert_eq!(field_names::<Own>(), ["listen_addr"]);

@@ -244,3 +244,25 @@ async fn redis_tls_and_credential_settings_that_cannot_work_are_refused_naming_t
     let no_password = refused(&|c| c.redis_username = Some("auth-center".into()));
     assert!(no_password.contains("REDIS_PASSWORD"), "{no_password}");
 }
+
+/// The Redis access settings come from the environment under their stable names, and a
+/// mistake in them stops the start naming the setting, never printing the password.
+#[test]
+fn the_redis_access_settings_are_read_from_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let db_url = format!("sqlite:{}", dir.path().join("env.db").display());
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_auth-center"))
+        .arg("migrate")
+        .env("DATABASE_URL", &db_url)
+        .env("REDIS_URL", "rediss://127.0.0.1:1")
+        .env("REDIS_USERNAME", "auth-center")
+        .env("REDIS_PASSWORD", "env-s3cret")
+        .env("REDIS_TLS_CA_FILE", "/nonexistent/redis-ca.pem")
+        .output()
+        .expect("run auth-center");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("REDIS_TLS_CA_FILE"), "{stderr}");
+    assert!(stderr.contains("/nonexistent/redis-ca.pem"), "{stderr}");
+    assert!(!stderr.contains("env-s3cret"), "{stderr}");
+}
