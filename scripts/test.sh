@@ -3,8 +3,8 @@
 #
 # Builds the tests, starts private test services on free loopback ports -- one standalone Redis,
 # a Redis Cluster of 3 masters with one replica each, one PostgreSQL server, and TLS servers
-# with a throwaway CA (a TLS-only Redis, one demanding client certificates, a PostgreSQL over
-# TLS only) -- through
+# with a throwaway CA (a TLS-only Redis, one demanding client certificates, a TLS-only Redis
+# Cluster of 3 masters, a PostgreSQL over TLS only) -- through
 # test-support's launcher (the `test-services` binary), runs the whole test suite against them
 # and stops them again, whatever happens.
 #
@@ -27,6 +27,8 @@
 #                            certificate is optional; `default` user without password, the
 #                            tests create ACL users)
 #   TEST_REDIS_MTLS_URL      rediss://127.0.0.1:<port>  (TLS only, client certificate required)
+#   TEST_REDIS_TLS_CLUSTER_URLS  rediss://127.0.0.1:<p1>,...  (a TLS-only Redis Cluster of 3
+#                            masters: clients, cluster bus and replication over TLS)
 #   TEST_DATABASE_TLS_URL    postgres://postgres@127.0.0.1:<port>/postgres?sslmode=verify-full&sslrootcert=<CA>
 #                            (ssl=on, pg_hba takes TCP connections over TLS only)
 #   TEST_TLS_CA_FILE         the throwaway CA (rcgen, ECDSA P-256) that signed the servers'

@@ -20,30 +20,37 @@ fn trusting(ca_file: &str) -> RedisTls {
 }
 
 /// The documented `role` user for `prefix`, created by the `default` user (no password on the
-/// test server).
+/// test servers) on the TLS Redis and on every node of the TLS cluster (ACLs are per node).
 async fn documented_user(tls: &SharedTls, role: &str, prefix: &str) -> AclUser {
     let user = AclUser::documented(role, prefix);
-    let options = RedisOptions {
-        tls: Some(trusting(&tls.ca_file)),
-        ..RedisOptions::default()
-    };
-    let target = RedisTarget::Standalone(tls.redis_url.clone());
-    let mut admin = RedisConnection::connect(&target, options)
-        .await
-        .expect("admin connection");
-    let () = redis::cmd("ACL")
-        .arg(user.setuser_args())
-        .query_async(&mut admin)
-        .await
-        .expect("ACL SETUSER");
+    for url in std::iter::once(&tls.redis_url).chain(&tls.redis_cluster_urls) {
+        let options = RedisOptions {
+            tls: Some(trusting(&tls.ca_file)),
+            ..RedisOptions::default()
+        };
+        let target = RedisTarget::Standalone(url.clone());
+        let mut admin = RedisConnection::connect(&target, options)
+            .await
+            .expect("admin connection");
+        let () = redis::cmd("ACL")
+            .arg(user.setuser_args())
+            .query_async(&mut admin)
+            .await
+            .expect("ACL SETUSER");
+    }
     user
 }
 
-/// An auth-center on the TLS-only Redis (as the `default` user: its own ACL is tested in the
-/// auth-center's API tests).
-async fn auth_center_over_tls(tls: &SharedTls) -> AuthCenter {
+/// An auth-center on the TLS-only Redis, or with `cluster` the TLS-only cluster (as the
+/// `default` user: its own ACL is tested in the auth-center's API tests).
+async fn auth_center_over_tls(tls: &SharedTls, cluster: bool) -> AuthCenter {
     let ca = PathBuf::from(&tls.ca_file);
-    AuthCenter::spawn_with(RedisTarget::Standalone(tls.redis_url.clone()), |config| {
+    let target = if cluster {
+        RedisTarget::Cluster(tls.redis_cluster_urls.clone())
+    } else {
+        RedisTarget::Standalone(tls.redis_url.clone())
+    };
+    AuthCenter::spawn_with(target, |config| {
         config.redis_tls_ca_file = Some(ca);
     })
     .await
@@ -68,7 +75,7 @@ fn verifier_on(url: String, tls: RedisTls) -> VerifierBuilder {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_verifier_as_the_documented_read_only_user_over_tls_sees_a_del_at_once() {
     let tls = test_support::shared_tls();
-    let center = auth_center_over_tls(&tls).await;
+    let center = auth_center_over_tls(&tls, false).await;
     let user = documented_user(&tls, "verifier", &center.prefix).await;
     // The safety net is far beyond the poll bound: only an invalidation push can revoke in time.
     let verifier = Verifier::builder()
@@ -209,16 +216,18 @@ async fn tls_settings_with_a_plain_redis_url_are_refused_at_build() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_demo_service_over_tls_as_the_read_only_user_answers_401_once_the_session_is_deleted() {
+/// The demo-service, configured through `verifier::settings` as the documented read-only user
+/// over TLS (the standalone Redis, or with `cluster` the cluster), answers `401` once an
+/// operator deletes the session; the safety net is far beyond the poll bound, so only an
+/// invalidation push can revoke in time.
+async fn the_demo_service_over_tls_as_the_read_only_user_answers_401_after_a_del(cluster: bool) {
     let tls = test_support::shared_tls();
-    let center = auth_center_over_tls(&tls).await;
+    let center = auth_center_over_tls(&tls, cluster).await;
     let user = documented_user(&tls, "verifier", &center.prefix).await;
     let mut settings = center.demo_settings();
     settings.verifier.redis_tls_ca_file = Some(PathBuf::from(&tls.ca_file));
     settings.verifier.redis_username = Some(user.name.clone());
     settings.verifier.redis_password = Some(user.password.clone().into());
-    // Only an invalidation push can revoke within the poll bound.
     settings.verifier.max_staleness = Duration::from_secs(600);
     let demo = Demo::spawn(settings).await;
     let tokens = center.register_and_login("carol").await;
@@ -237,4 +246,15 @@ async fn the_demo_service_over_tls_as_the_read_only_user_answers_401_once_the_se
     )
     .await;
     stays("401", || demo.me(&tokens), |a| a.is_401("session_revoked")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_service_over_tls_as_the_read_only_user_answers_401_once_the_session_is_deleted() {
+    the_demo_service_over_tls_as_the_read_only_user_answers_401_after_a_del(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_service_on_a_tls_cluster_as_the_read_only_user_answers_401_once_the_session_is_deleted()
+ {
+    the_demo_service_over_tls_as_the_read_only_user_answers_401_after_a_del(true).await;
 }

@@ -15,8 +15,8 @@
 //! * [`Service`]: the kinds of shared server, their variables and how they start: the one
 //!   definition both of the above use.
 //! * [`shared_tls`]: TLS servers shared by ordinary tests ([`TlsServers`]: a TLS-only Redis, one
-//!   with mutual TLS, a Postgres over TLS only), with the files of the throwaway CA
-//!   ([`TestPki`], made with rcgen) that signed their certificates.
+//!   with mutual TLS, a TLS-only cluster, a Postgres over TLS only), with the files of the
+//!   throwaway CA ([`TestPki`], made with rcgen) that signed their certificates.
 //! * [`create_postgres_database`]: a fresh database per test.
 //! * [`DpopKey`]: a DPoP client's key pair that makes proofs (RFC 9449), and [`Tokens`], the
 //!   auth-center's token response.

@@ -38,7 +38,8 @@ pub enum Service {
     Postgres,
     /// TLS servers with the certificates of a throwaway CA ([`crate::TlsServers`]):
     /// `TEST_REDIS_TLS_URL` (a TLS-only Redis, client certificate optional),
-    /// `TEST_REDIS_MTLS_URL` (client certificate required), `TEST_DATABASE_TLS_URL` (a
+    /// `TEST_REDIS_MTLS_URL` (client certificate required), `TEST_REDIS_TLS_CLUSTER_URLS` (a
+    /// TLS-only cluster of 3 masters), `TEST_DATABASE_TLS_URL` (a
     /// Postgres over TLS only, superuser URL with `sslmode=verify-full` and `sslrootcert`),
     /// `TEST_TLS_CA_FILE`, `TEST_TLS_OTHER_CA_FILE` (a CA that signed nothing here),
     /// `TEST_TLS_CLIENT_CERT_FILE` and `TEST_TLS_CLIENT_KEY_FILE`.
@@ -89,7 +90,7 @@ impl Service {
             Service::RedisCluster => require_on_path(&["redis-server", "redis-cli"]),
             Service::Postgres | Service::Tls => {
                 if self == Service::Tls {
-                    require_on_path(&["redis-server"])?;
+                    require_on_path(&["redis-server", "redis-cli"])?;
                 }
                 pg_bindir()?;
                 if util::is_root() {
@@ -138,7 +139,9 @@ impl Service {
             Service::Tls => {
                 let servers = TlsServers::start()?;
                 let env = servers.env();
-                let note = "TLS-only Redis, Redis with mutual TLS, Postgres over TLS".to_owned();
+                let note = "TLS-only Redis, Redis with mutual TLS, Redis Cluster of 3 masters, \
+                            Postgres over TLS"
+                    .to_owned();
                 Running::new(self, servers, env, note)
             }
         };

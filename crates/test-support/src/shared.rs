@@ -43,6 +43,8 @@ pub struct SharedTls {
     pub redis_url: String,
     /// `rediss://127.0.0.1:<port>`: a TLS-only Redis that demands a client certificate.
     pub redis_mtls_url: String,
+    /// The 3 masters of a TLS-only Redis Cluster, `rediss://127.0.0.1:<port>` each.
+    pub redis_cluster_urls: Vec<String>,
     /// Superuser URL of a Postgres that takes TCP connections over TLS only, with
     /// `sslmode=verify-full&sslrootcert=<ca file>`.
     pub database_url: String,
@@ -83,6 +85,10 @@ pub fn shared_tls() -> SharedTls {
     SharedTls {
         redis_url: get("TEST_REDIS_TLS_URL"),
         redis_mtls_url: get("TEST_REDIS_MTLS_URL"),
+        redis_cluster_urls: get("TEST_REDIS_TLS_CLUSTER_URLS")
+            .split(',')
+            .map(str::to_owned)
+            .collect(),
         database_url: get("TEST_DATABASE_TLS_URL"),
         ca_file: get("TEST_TLS_CA_FILE"),
         other_ca_file: get("TEST_TLS_OTHER_CA_FILE"),

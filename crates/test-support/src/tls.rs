@@ -1,7 +1,7 @@
 //! TLS test servers: a throwaway PKI ([`TestPki`], made with rcgen), a TLS-only Redis that
 //! takes a client certificate when one is offered, a second one that demands it (mutual TLS),
-//! and a PostgreSQL server with `ssl = on` that takes TCP connections over TLS only
-//! ([`TlsServers`], the `tls` service of the launcher).
+//! a TLS-only Redis Cluster of 3 masters, and a PostgreSQL server with `ssl = on` that takes
+//! TCP connections over TLS only ([`TlsServers`], the `tls` service of the launcher).
 
 use std::ffi::OsString;
 use std::fs;
@@ -15,7 +15,7 @@ use rcgen::{
 use redis::{ClientTlsConfig, RedisResult, TlsCertificates};
 use tempfile::TempDir;
 
-use crate::{Postgres, RedisServer};
+use crate::{ClusterOptions, Postgres, RedisCluster, RedisServer};
 
 /// A certificate and its private key, PEM.
 #[derive(Clone)]
@@ -25,7 +25,8 @@ pub(crate) struct ServerCertificate {
 }
 
 /// A throwaway PKI in a directory: a CA (`ca.pem`), a server certificate it signed for
-/// `127.0.0.1` and `localhost` (`server.pem`, `server.key`), a client certificate it signed
+/// `127.0.0.1` and `localhost` (`server.pem`, `server.key`; also good as a client certificate,
+/// which cluster nodes need on each other's bus), a client certificate it signed
 /// (`client.pem`, `client.key`), and an unrelated CA (`other-ca.pem`) for "wrong CA" tests.
 /// Keys are ECDSA P-256, PKCS#8.
 ///
@@ -45,17 +46,21 @@ impl TestPki {
     pub fn generate(dir: &Path) -> Result<Self> {
         let (ca_cert, ca) = certificate_authority("test-support CA")?;
         let (other_ca_cert, _) = certificate_authority("test-support unrelated CA")?;
+        // Cluster nodes present their server certificate as clients of each other's bus.
         let server = leaf(
             &ca,
             "127.0.0.1",
             &["127.0.0.1", "localhost"],
-            ExtendedKeyUsagePurpose::ServerAuth,
+            &[
+                ExtendedKeyUsagePurpose::ServerAuth,
+                ExtendedKeyUsagePurpose::ClientAuth,
+            ],
         )?;
         let client = leaf(
             &ca,
             "test-support client",
             &[],
-            ExtendedKeyUsagePurpose::ClientAuth,
+            &[ExtendedKeyUsagePurpose::ClientAuth],
         )?;
         let files = [
             ("ca.pem", ca_cert.as_str()),
@@ -124,7 +129,7 @@ fn leaf(
     ca: &Issuer<'_, KeyPair>,
     common_name: &str,
     names: &[&str],
-    usage: ExtendedKeyUsagePurpose,
+    usages: &[ExtendedKeyUsagePurpose],
 ) -> Result<ServerCertificate> {
     let key = KeyPair::generate()?;
     let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
@@ -133,7 +138,7 @@ fn leaf(
         .distinguished_name
         .push(DnType::CommonName, common_name);
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    params.extended_key_usages = vec![usage];
+    params.extended_key_usages = usages.to_vec();
     let cert = params.signed_by(&key, ca)?;
     Ok(ServerCertificate {
         cert_pem: cert.pem(),
@@ -184,6 +189,20 @@ impl NodeTls {
         ]
     }
 
+    /// The `redis-cli` arguments to reach a node: TLS, trusting the CA, with the client
+    /// certificate.
+    pub(crate) fn cli_args(&self) -> Vec<OsString> {
+        vec![
+            "--tls".into(),
+            "--cacert".into(),
+            self.ca.clone().into(),
+            "--cert".into(),
+            self.client_cert.clone().into(),
+            "--key".into(),
+            self.client_key.clone().into(),
+        ]
+    }
+
     /// A client for the fixture's own commands: trusts the CA, presents the client
     /// certificate.
     pub(crate) fn client(&self, port: u16) -> RedisResult<redis::Client> {
@@ -205,10 +224,12 @@ impl NodeTls {
 
 /// The servers of the `tls` service, all on loopback with certificates of one [`TestPki`]:
 /// a TLS-only Redis that takes a client certificate when offered, a TLS-only Redis that
-/// demands one, and a Postgres that takes TCP connections over TLS only. Dropping it stops
+/// demands one, a TLS-only Redis Cluster of 3 masters (no replicas), and a Postgres that
+/// takes TCP connections over TLS only. Dropping it stops
 /// them and removes the certificates.
 pub struct TlsServers {
     redis: RedisServer,
+    cluster: RedisCluster,
     redis_mtls: RedisServer,
     postgres: Postgres,
     pki: TestPki,
@@ -226,9 +247,12 @@ impl TlsServers {
         let pki = TestPki::generate(dir.path())?;
         let redis = RedisServer::start_tls(NodeTls::new(&pki, false))?;
         let redis_mtls = RedisServer::start_tls(NodeTls::new(&pki, true))?;
+        let cluster =
+            RedisCluster::start_tls(ClusterOptions::MASTERS_ONLY, NodeTls::new(&pki, false))?;
         let postgres = Postgres::start_ssl(pki.server.clone())?;
         Ok(Self {
             redis,
+            cluster,
             redis_mtls,
             postgres,
             pki,
@@ -243,6 +267,7 @@ impl TlsServers {
         vec![
             ("TEST_REDIS_TLS_URL", self.redis.url()),
             ("TEST_REDIS_MTLS_URL", self.redis_mtls.url()),
+            ("TEST_REDIS_TLS_CLUSTER_URLS", self.cluster.urls().join(",")),
             (
                 "TEST_DATABASE_TLS_URL",
                 format!(

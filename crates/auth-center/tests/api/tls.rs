@@ -15,27 +15,30 @@ use verifier::{RedisTarget, RedisTls};
 
 use crate::helpers::*;
 
-/// A connection as the `default` user (no password on the test server), for what an operator
-/// does: creating users.
-async fn admin_connection(tls: &SharedTls) -> RedisConnection {
+/// A connection to the node at `url` as the `default` user (no password on the test
+/// servers), for what an operator does: creating users.
+async fn admin_connection(tls: &SharedTls, url: &str) -> RedisConnection {
     let options = RedisOptions {
         tls: Some(RedisTls::new().ca_file(&tls.ca_file).unwrap()),
         ..RedisOptions::default()
     };
-    RedisConnection::connect(&RedisTarget::Standalone(tls.redis_url.clone()), options)
+    RedisConnection::connect(&RedisTarget::Standalone(url.to_owned()), options)
         .await
         .unwrap()
 }
 
-/// Creates the documented `role` user for `prefix` on the TLS Redis, as documented.
+/// Creates the documented `role` user for `prefix`, as documented, on the TLS Redis and on
+/// every node of the TLS cluster (ACLs are per node).
 async fn create_documented_user(tls: &SharedTls, role: &str, prefix: &str) -> AclUser {
     let user = AclUser::documented(role, prefix);
-    let mut admin = admin_connection(tls).await;
-    let () = redis::cmd("ACL")
-        .arg(user.setuser_args())
-        .query_async(&mut admin)
-        .await
-        .unwrap();
+    for url in std::iter::once(&tls.redis_url).chain(&tls.redis_cluster_urls) {
+        let mut admin = admin_connection(tls, url).await;
+        let () = redis::cmd("ACL")
+            .arg(user.setuser_args())
+            .query_async(&mut admin)
+            .await
+            .unwrap();
+    }
     user
 }
 
@@ -86,7 +89,12 @@ async fn the_auth_center_works_over_tls_to_postgres_and_redis_as_the_documented_
     let mut config = tls_config(&tls, &dir);
     as_documented_user(&tls, &mut config).await;
     let app = spawn(config, dir).await;
+    what_a_user_does_works(&app).await;
+}
 
+/// Readiness, registration, login, who-am-I, the device list, refresh, logout (after which the
+/// refresh token is dead), logout-all: every script and command of the auth-center.
+async fn what_a_user_does_works(app: &TestApp) {
     let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
     assert_eq!(ready.status(), StatusCode::OK);
     let tokens = app.register_and_login("alice").await;
@@ -110,6 +118,29 @@ async fn the_auth_center_works_over_tls_to_postgres_and_redis_as_the_documented_
     let logout_all = app.post_bearer("/v1/logout-all", &again.access_token).await;
     assert!(logout_all.status().is_success(), "{}", logout_all.status());
     assert_eq!(app.session_count(&again.user_id()).await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_auth_center_works_over_tls_to_a_redis_cluster_as_the_documented_acl_user() {
+    let tls = test_support::shared_tls();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = tls_config(&tls, &dir);
+    config.redis = RedisConfig::cluster(&tls.redis_cluster_urls).unwrap();
+    as_documented_user(&tls, &mut config).await;
+    let app = spawn(config, dir).await;
+    what_a_user_does_works(&app).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_cluster_certificate_from_another_ca_stops_the_start_naming_the_tls_failure() {
+    let tls = test_support::shared_tls();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = tls_config(&tls, &dir);
+    config.redis = RedisConfig::cluster(&tls.redis_cluster_urls).unwrap();
+    config.redis_tls_ca_file = Some(PathBuf::from(&tls.other_ca_file));
+    let refused = build_error(config).await;
+    assert!(refused.contains("cannot connect to Redis"), "{refused}");
+    assert!(refused.contains("UnknownIssuer"), "{refused}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
