@@ -34,6 +34,14 @@ pub struct Cli {
 pub enum Command {
     /// Run the HTTP server.
     Serve,
+    /// Ask the running server on the configured listen address (loopback for 0.0.0.0,
+    /// over TLS when it serves TLS) for `/healthz`; exit 0 on a 2xx, 1 otherwise. For
+    /// container health checks in an image without curl.
+    Healthcheck {
+        /// The path to ask for (`/readyz` checks the stores too).
+        #[arg(long, default_value = "/healthz")]
+        path: String,
+    },
     /// Apply database migrations and exit.
     Migrate,
     /// Manage users.
@@ -185,8 +193,22 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
             let app = Application::build(config).await?;
-            tracing::info!(port = app.port(), "auth-center listening");
+            tracing::info!(
+                port = app.port(),
+                scheme = app.scheme(),
+                "auth-center listening"
+            );
             app.run_until(shutdown_signal()).await?;
+        }
+        Command::Healthcheck { path } => {
+            let status = service_kit::healthcheck::probe(
+                config.listen_addr,
+                &path,
+                &config.tls,
+                HEALTHCHECK_TIMEOUT,
+            )
+            .await?;
+            println!("{status}");
         }
         Command::Migrate => {
             connect_database(&config).await?;
@@ -445,6 +467,9 @@ fn read_password() -> anyhow::Result<SecretString> {
     let line = line.strip_suffix('\r').unwrap_or(line);
     Ok(SecretString::from(line.to_string()))
 }
+
+/// How long `healthcheck` waits for the answer.
+const HEALTHCHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 async fn shutdown_signal() {
     let ctrl_c = async {

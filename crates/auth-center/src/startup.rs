@@ -1,11 +1,10 @@
 //! Builds the application from a configuration: storage, domain, HTTP, listener.
 
-mod serve;
-
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use service_kit::ListenerTls;
 use tokio::net::TcpListener;
 use verifier::contract::{RedisConnection, RedisOptions, SessionKeys};
 use verifier::{Clock, SystemClock};
@@ -22,6 +21,7 @@ use crate::storage::sql;
 pub struct Application {
     port: u16,
     listener: TcpListener,
+    tls: Option<ListenerTls>,
     router: axum::Router,
     auth: Arc<AuthService>,
 }
@@ -43,6 +43,7 @@ impl Application {
     /// Serves an already-built domain service on its configured listen address. The
     /// composition seam for tests that wrap a store to inject a fault at a chosen point.
     pub async fn with_service(auth: Arc<AuthService>) -> anyhow::Result<Self> {
+        let tls = ListenerTls::from_settings(&auth.config().tls)?;
         spawn_key_reload(&auth);
         let addr = auth.config().listen_addr;
         let listener = TcpListener::bind(addr)
@@ -53,6 +54,7 @@ impl Application {
         Ok(Self {
             port,
             listener,
+            tls,
             router,
             auth,
         })
@@ -63,6 +65,11 @@ impl Application {
         self.port
     }
 
+    /// Whether the listener serves TLS (`https`) or plain HTTP (`http`).
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
+    }
+
     /// The domain service (for the CLI and tests).
     pub fn auth(&self) -> Arc<AuthService> {
         self.auth.clone()
@@ -70,13 +77,21 @@ impl Application {
 
     /// Serves until the future `shutdown` completes, then gives requests in flight
     /// `http.shutdown_grace` to finish and drops the connections still open. Slow and
-    /// idle connections are closed on the `[http]` timeouts (see `startup/serve.rs`).
+    /// idle connections are closed on the `[http]` timeouts (see `service_kit::serve`).
+    /// With `[tls]` set, connections are TLS and the certificate files are watched for a
+    /// change while this runs.
     pub async fn run_until(
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let http = self.auth.config().http.clone();
-        serve::serve(self.listener, self.router, &http, shutdown).await
+        let options = self.auth.config().http.serve_options();
+        let reloader = self.tls.as_ref().map(ListenerTls::spawn_reloader);
+        let served =
+            service_kit::serve(self.listener, self.router, &options, self.tls, shutdown).await;
+        if let Some(reloader) = reloader {
+            reloader.abort();
+        }
+        served
     }
 
     /// Serves until the process is asked to stop.

@@ -1,22 +1,25 @@
-//! The serve loop: hyper HTTP/1.1 connections (the protocol `axum::serve` spoke here), with
-//! bounded patience for slow and idle clients, a cap on open connections, and a shutdown
-//! with a deadline.
+//! The serve loop: hyper HTTP/1.1 connections (the protocol `axum::serve` speaks), with
+//! bounded patience for slow and idle clients, a cap on open connections, a shutdown with a
+//! deadline and, optionally, TLS.
 //!
 //! * **Header read and idle.** Each connection has a watchdog. With no request in flight it
 //!   closes the connection when a request head takes longer than `header_read_timeout`
-//!   (counted from the accept on a new connection, from the first byte of the next request
-//!   on a kept-alive one) or when a kept-alive connection stays silent for `idle_timeout`.
-//!   hyper's own `header_read_timeout` is switched off: its clock also runs while a
-//!   kept-alive connection waits for the next request (hyper#3185), so it cannot tell the
-//!   two apart.
+//!   (counted from the accept on a new connection, so a TLS handshake counts too, and from
+//!   the first byte of the next request on a kept-alive one) or when a kept-alive connection
+//!   stays silent for `idle_timeout`. hyper's own `header_read_timeout` is switched off: its
+//!   clock also runs while a kept-alive connection waits for the next request (hyper#3185),
+//!   so it cannot tell the two apart.
 //! * **Cap.** A semaphore holds `max_connections` slots. A slot is taken before `accept`, so
 //!   over the cap new connections wait in the listen backlog until one closes.
 //! * **Shutdown.** The listener is closed, every connection is told to finish (hyper's
 //!   graceful shutdown: idle ones close at once, in-flight requests are answered, then the
-//!   connection closes), a half-sent request head is dropped, and whatever is still open
-//!   after `shutdown_grace` is dropped.
+//!   connection closes), a half-sent request head or TLS handshake is dropped, and whatever
+//!   is still open after `shutdown_grace` is dropped.
+//! * **TLS.** With a [`ListenerTls`], every connection is a TLS connection; the handshake
+//!   uses the certificate current at that moment (see [`crate::tls`] for reloading), and
+//!   every response carries the `Strict-Transport-Security` header it configures.
 
-// Connection timeouts are real time, not domain time (see `disallowed-methods` in clippy.toml).
+// Connection timeouts are real time, not domain time.
 #![allow(clippy::disallowed_methods)]
 
 use std::future::Future;
@@ -29,6 +32,8 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::ConnectInfo;
+use axum::http::HeaderValue;
+use axum::http::header::STRICT_TRANSPORT_SECURITY;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
@@ -39,19 +44,63 @@ use tokio::task::{JoinError, JoinSet};
 use tokio::time::Instant;
 use tower::ServiceExt as _;
 
-use crate::config::HttpConfig;
+use crate::tls::ListenerTls;
 
-/// Serves `router` on `listener` until `shutdown` completes, then drains within the grace.
-pub(super) async fn serve(
+/// How the server treats connections.
+///
+/// ```
+/// let options = service_kit::ServeOptions::default();
+/// assert_eq!(options.max_connections, 10_000);
+/// ```
+#[derive(Clone, Debug)]
+pub struct ServeOptions {
+    /// A request head (request line and headers; on a new TLS connection the handshake too)
+    /// must arrive within this time: counted from the accept for a new connection, from its
+    /// first byte on a kept-alive one.
+    pub header_read_timeout: Duration,
+    /// A kept-alive connection with no request in flight and no new request started is
+    /// closed after this time.
+    pub idle_timeout: Duration,
+    /// On shutdown, requests in flight get this long to finish; then every remaining
+    /// connection is dropped.
+    pub shutdown_grace: Duration,
+    /// Most connections served at once; further ones wait in the listen backlog.
+    pub max_connections: usize,
+}
+
+impl Default for ServeOptions {
+    /// 10 s header read, 60 s idle, 10 s shutdown grace, 10 000 connections.
+    fn default() -> Self {
+        Self {
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            shutdown_grace: Duration::from_secs(10),
+            max_connections: 10_000,
+        }
+    }
+}
+
+/// Serves `router` on `listener` (over TLS when `tls` is given) until `shutdown` completes,
+/// then drains within the grace. Each request carries `ConnectInfo<SocketAddr>`, the peer.
+///
+/// ```no_run
+/// # async fn run() -> std::io::Result<()> {
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+/// let router = axum::Router::new();
+/// service_kit::serve(listener, router, &Default::default(), None, std::future::pending()).await
+/// # }
+/// ```
+pub async fn serve(
     listener: TcpListener,
     router: Router,
-    http: &HttpConfig,
+    options: &ServeOptions,
+    tls: Option<ListenerTls>,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
-    let slots = Arc::new(Semaphore::new(http.max_connections));
+    let slots = Arc::new(Semaphore::new(options.max_connections));
     let patience = Patience {
-        header_read: http.header_read_timeout(),
-        idle: http.idle_timeout(),
+        header_read: options.header_read_timeout,
+        idle: options.idle_timeout,
     };
     let mut builder = http1::Builder::new();
     // The watchdog times request heads; see the module docs.
@@ -68,11 +117,14 @@ pub(super) async fn serve(
             (stream, peer, slot) = accept(&listener, &slots) => {
                 connections.spawn(serve_connection(
                     stream,
-                    peer,
-                    router.clone(),
-                    builder.clone(),
-                    patience,
-                    stopped.clone(),
+                    Connection {
+                        peer,
+                        router: router.clone(),
+                        builder: builder.clone(),
+                        patience,
+                        stopped: stopped.clone(),
+                    },
+                    tls.clone(),
                     slot,
                 ));
             }
@@ -89,7 +141,7 @@ pub(super) async fn serve(
             report(ended);
         }
     };
-    if tokio::time::timeout(http.shutdown_grace(), drain)
+    if tokio::time::timeout(options.shutdown_grace, drain)
         .await
         .is_err()
     {
@@ -147,62 +199,123 @@ struct Patience {
     idle: Duration,
 }
 
-/// Serves one connection until it ends, its watchdog fires, or shutdown drops it. The
-/// slot is given back after the socket is closed.
-async fn serve_connection(
-    stream: TcpStream,
+/// What serving one connection needs besides its socket.
+struct Connection {
     peer: SocketAddr,
     router: Router,
     builder: Arc<http1::Builder>,
     patience: Patience,
-    mut stopped: watch::Receiver<()>,
+    stopped: watch::Receiver<()>,
+}
+
+/// Serves one connection until it ends, its watchdog fires, or shutdown drops it. The
+/// slot is given back after the socket is closed.
+async fn serve_connection(
+    stream: TcpStream,
+    connection: Connection,
+    tls: Option<ListenerTls>,
     slot: OwnedSemaphorePermit,
 ) {
-    {
-        let activity = Arc::new(Activity::new());
-        let io = TokioIo::new(Watched {
-            inner: stream,
-            activity: activity.clone(),
-        });
-        let service = hyper::service::service_fn({
-            let activity = activity.clone();
-            move |mut request: hyper::Request<Incoming>| {
-                let in_flight = activity.request_started();
-                // What `into_make_service_with_connect_info::<SocketAddr>` would insert.
-                request.extensions_mut().insert(ConnectInfo(peer));
-                let response = router.clone().oneshot(request);
-                async move {
-                    let response = response.await;
-                    drop(in_flight);
-                    response
-                }
+    let activity = Arc::new(Activity::new());
+    let watched = Watched {
+        inner: stream,
+        activity: activity.clone(),
+    };
+    match tls {
+        None => serve_http(TokioIo::new(watched), connection, &activity, None).await,
+        Some(tls) => serve_tls(watched, connection, &activity, &tls).await,
+    }
+    drop(slot);
+}
+
+/// The TLS handshake, within the header-read timeout (the watchdog's clock has run since
+/// the accept), then HTTP over the TLS stream.
+async fn serve_tls(
+    watched: Watched,
+    mut connection: Connection,
+    activity: &Arc<Activity>,
+    tls: &ListenerTls,
+) {
+    let peer = connection.peer;
+    let watchdog = activity.watchdog(connection.patience);
+    let handshake = tls.acceptor().accept(watched);
+    let stream = tokio::select! {
+        accepted = handshake => match accepted {
+            Ok(stream) => stream,
+            Err(e) => {
+                tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                return;
             }
-        });
-        let connection = builder.serve_connection(io, service);
-        let watchdog = activity.watchdog(patience);
-        tokio::pin!(connection, watchdog);
-        let mut stopping = false;
-        loop {
-            tokio::select! {
-                ended = connection.as_mut() => {
-                    if let Err(e) = ended {
-                        tracing::debug!(%peer, error = %e, "connection ended with an error");
-                    }
-                    break;
+        },
+        reason = watchdog => {
+            tracing::debug!(%peer, reason, "closing the connection during the TLS handshake");
+            return;
+        }
+        _ = connection.stopped.changed() => return,
+    };
+    serve_http(TokioIo::new(stream), connection, activity, tls.hsts()).await;
+}
+
+/// HTTP/1.1 on `io` until the connection ends, its watchdog fires or shutdown drops it.
+/// `hsts` is added to every response (TLS connections only).
+async fn serve_http<I>(
+    io: TokioIo<I>,
+    connection: Connection,
+    activity: &Arc<Activity>,
+    hsts: Option<HeaderValue>,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let Connection {
+        peer,
+        router,
+        builder,
+        patience,
+        mut stopped,
+    } = connection;
+    let service = hyper::service::service_fn({
+        let activity = activity.clone();
+        move |mut request: hyper::Request<Incoming>| {
+            let in_flight = activity.request_started();
+            // What `into_make_service_with_connect_info::<SocketAddr>` would insert.
+            request.extensions_mut().insert(ConnectInfo(peer));
+            let response = router.clone().oneshot(request);
+            let hsts = hsts.clone();
+            async move {
+                let mut response = response.await;
+                drop(in_flight);
+                if let (Ok(response), Some(hsts)) = (&mut response, hsts) {
+                    response
+                        .headers_mut()
+                        .insert(STRICT_TRANSPORT_SECURITY, hsts);
                 }
-                reason = &mut watchdog => {
-                    tracing::debug!(%peer, reason, "closing the connection");
-                    break;
+                response
+            }
+        }
+    });
+    let connection = builder.serve_connection(io, service);
+    let watchdog = activity.watchdog(patience);
+    tokio::pin!(connection, watchdog);
+    let mut stopping = false;
+    loop {
+        tokio::select! {
+            ended = connection.as_mut() => {
+                if let Err(e) = ended {
+                    tracing::debug!(%peer, error = %e, "connection ended with an error");
                 }
-                _ = stopped.changed(), if !stopping => {
-                    stopping = true;
-                    activity.stopping();
-                    connection.as_mut().graceful_shutdown();
-                }
+                break;
+            }
+            reason = &mut watchdog => {
+                tracing::debug!(%peer, reason, "closing the connection");
+                break;
+            }
+            _ = stopped.changed(), if !stopping => {
+                stopping = true;
+                activity.stopping();
+                connection.as_mut().graceful_shutdown();
             }
         }
     }
-    drop(slot);
 }
 
 /// What a connection is doing, as far as its watchdog cares.
