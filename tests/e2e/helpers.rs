@@ -205,6 +205,7 @@ impl AuthCenter {
             max_stall: verifier::DEFAULT_MAX_STALL,
             jwks_cooldown: Duration::from_secs(10),
             public_url: None,
+            tls: Default::default(),
         }
     }
 

@@ -682,11 +682,7 @@ impl Config {
                     "TLS_CERT_FILE",
                     "TLS_KEY_FILE",
                 ])
-                .map(|name| match name.as_str().to_ascii_lowercase().as_str() {
-                    "tls_cert_file" => "tls.cert_file".into(),
-                    "tls_key_file" => "tls.key_file".into(),
-                    other => other.to_owned().into(),
-                })
+                .map(|name| service_kit::tls::env_key(name.as_str()).into())
             }))
             .merge(
                 Environment::new(|env: Env| {

@@ -3,11 +3,14 @@
 //! environment, in that order (later wins).
 //!
 //! Names in the environment follow the auth-center's conventions: `REDIS_URL`,
-//! `REDIS_CLUSTER_URLS`, `LISTEN_ADDR` and `PUBLIC_URL` without a prefix, every other setting as
+//! `REDIS_CLUSTER_URLS`, `LISTEN_ADDR`, `PUBLIC_URL`, `TLS_CERT_FILE` and `TLS_KEY_FILE`
+//! without a prefix, every other setting as
 //! `AUTH_<FIELD>` (`AUTH_JWKS_URL`, `AUTH_ISSUER`, `AUTH_AUDIENCE`, `AUTH_REDIS_PREFIX`,
 //! `AUTH_REVOCATION`, `AUTH_MAX_STALENESS_MS`, `AUTH_MAX_STALL_MS`,
 //! `AUTH_JWKS_COOLDOWN_MS`). Other `AUTH_*` variables are the auth-center's and are ignored,
 //! so both programs can share one environment; an unknown field in the TOML file is an error.
+//! Any of these variables can be given as `<NAME>_FILE` instead, the path of a file holding the
+//! value (`service_kit::env`).
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -18,6 +21,8 @@ use figment::Figment;
 use figment::providers::{Env, Format, Toml};
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
+use service_kit::TlsSettings;
+use service_kit::env::Environment;
 use verifier::{RedisTarget, RevocationMode, Verifier};
 
 /// The settings that the environment sets through `AUTH_<FIELD>`.
@@ -77,6 +82,9 @@ pub struct Settings {
     /// prefix a proxy adds). Set, DPoP-bound tokens (RFC 9449) are accepted with the `DPoP`
     /// scheme and a proof whose `htu` is it plus the route; unset, they are refused.
     pub public_url: Option<String>,
+    /// TLS on the listener (`[tls]`; `TLS_CERT_FILE`, `TLS_KEY_FILE`): off unless both
+    /// files are set.
+    pub tls: TlsSettings,
 }
 
 /// A duration written in milliseconds.
@@ -99,6 +107,7 @@ impl Default for Settings {
             max_stall: verifier::DEFAULT_MAX_STALL,
             jwks_cooldown: Duration::from_secs(10),
             public_url: None,
+            tls: TlsSettings::default(),
         }
     }
 }
@@ -112,13 +121,20 @@ impl Settings {
             figment = figment.merge(Toml::file_exact(file));
         }
         let settings: Settings = figment
-            .merge(Env::raw().only(&[
-                "REDIS_URL",
-                "REDIS_CLUSTER_URLS",
-                "LISTEN_ADDR",
-                "PUBLIC_URL",
-            ]))
-            .merge(Env::prefixed("AUTH_").only(&AUTH_FIELDS))
+            .merge(Environment::new(|env: Env| {
+                env.only(&[
+                    "REDIS_URL",
+                    "REDIS_CLUSTER_URLS",
+                    "LISTEN_ADDR",
+                    "PUBLIC_URL",
+                    "TLS_CERT_FILE",
+                    "TLS_KEY_FILE",
+                ])
+                .map(|name| service_kit::tls::env_key(name.as_str()).into())
+            }))
+            .merge(Environment::new(|env: Env| {
+                Environment::prefixed(env, "AUTH_").only(&AUTH_FIELDS)
+            }))
             .extract()
             .map_err(|e| anyhow::anyhow!("settings: {e}"))?;
         settings.validate()?;
@@ -135,6 +151,7 @@ impl Settings {
             bail!("settings: issuer (AUTH_ISSUER) must be set");
         }
         self.dpop_checker()?;
+        self.tls.validate()?;
         Ok(())
     }
 

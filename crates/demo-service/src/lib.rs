@@ -56,12 +56,19 @@ fn claims_json(user: &Authenticated) -> Value {
 
 /// Binds and serves until the process stops.
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let scheme = if settings.tls.enabled() {
+        "https"
+    } else {
+        "http"
+    };
     let (addr, server) = bind(settings).await?;
-    tracing::info!(%addr, "demo-service listening");
+    tracing::info!(%addr, scheme, "demo-service listening");
     server.await
 }
 
-/// Binds; returns the address and the server future.
+/// Binds; returns the address and the server future. The server is the workspace's serve
+/// loop (`service_kit::serve`: timeouts, connection cap) with its default options, over TLS
+/// when `settings.tls` names a certificate (reloaded when its files change).
 pub async fn bind(
     settings: Settings,
 ) -> anyhow::Result<(
@@ -69,12 +76,19 @@ pub async fn bind(
     impl std::future::Future<Output = anyhow::Result<()>>,
 )> {
     let verifier = settings.verifier().await?;
+    let tls = service_kit::ListenerTls::from_settings(&settings.tls)?;
     let listener = tokio::net::TcpListener::bind(settings.listen_addr)
         .await
-        .context("bind")?;
+        .with_context(|| format!("cannot listen on {}", settings.listen_addr))?;
     let addr = listener.local_addr()?;
     let app = router(verifier);
     Ok((addr, async move {
-        axum::serve(listener, app).await.context("serve")
+        let reloader = tls.as_ref().map(service_kit::ListenerTls::spawn_reloader);
+        let options = service_kit::ServeOptions::default();
+        let served = service_kit::serve(listener, app, &options, tls, std::future::pending()).await;
+        if let Some(reloader) = reloader {
+            reloader.abort();
+        }
+        served.context("serve")
     }))
 }

@@ -73,6 +73,23 @@ impl Default for TlsSettings {
 /// relative to its section: what [`crate::env::Environment::paths`] is told.
 pub const PATH_SETTINGS: [&str; 2] = ["cert_file", "key_file"];
 
+/// The key of a raw environment variable of a loader that also reads the short names
+/// `TLS_CERT_FILE` and `TLS_KEY_FILE`: those two go to the `[tls]` section, every other name
+/// is the top-level setting of its (lower-cased) name.
+///
+/// ```
+/// use service_kit::tls::env_key;
+/// assert_eq!(env_key("TLS_CERT_FILE"), "tls.cert_file");
+/// assert_eq!(env_key("LISTEN_ADDR"), "listen_addr");
+/// ```
+pub fn env_key(name: &str) -> String {
+    let name = name.to_ascii_lowercase();
+    match name.strip_prefix("tls_") {
+        Some(field) if PATH_SETTINGS.contains(&field) => format!("tls.{field}"),
+        _ => name,
+    }
+}
+
 impl TlsSettings {
     /// Refuses settings that cannot work: one file without the other, or a reload interval
     /// out of range. Whether the files are usable is checked by [`ListenerTls::load`].
