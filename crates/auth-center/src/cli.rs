@@ -198,7 +198,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 scheme = app.scheme(),
                 "auth-center listening"
             );
-            app.run_until(shutdown_signal()).await?;
+            app.run_until(service_kit::shutdown_signal()).await?;
         }
         Command::Healthcheck { path } => {
             let status = service_kit::healthcheck::probe(
@@ -470,22 +470,3 @@ fn read_password() -> anyhow::Result<SecretString> {
 
 /// How long `healthcheck` waits for the answer.
 const HEALTHCHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! { _ = ctrl_c => {}, _ = terminate => {} }
-    tracing::info!("shutting down");
-}

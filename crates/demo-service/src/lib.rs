@@ -54,23 +54,36 @@ fn claims_json(user: &Authenticated) -> Value {
     json!({ "sub": user.sub, "sid": user.sid, "roles": user.roles, "aud": user.aud, "exp": user.exp })
 }
 
-/// Binds and serves until the process stops.
+/// Binds and serves until Ctrl-C or SIGTERM.
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let scheme = if settings.tls.enabled() {
         "https"
     } else {
         "http"
     };
-    let (addr, server) = bind(settings).await?;
+    let (addr, server) = bind_until(settings, service_kit::shutdown_signal()).await?;
     tracing::info!(%addr, scheme, "demo-service listening");
     server.await
 }
 
 /// Binds; returns the address and the server future. The server is the workspace's serve
 /// loop (`service_kit::serve`: timeouts, connection cap) with its default options, over TLS
-/// when `settings.tls` names a certificate (reloaded when its files change).
+/// when `settings.tls` names a certificate (reloaded when its files change); it runs until
+/// the process is stopped.
 pub async fn bind(
     settings: Settings,
+) -> anyhow::Result<(
+    SocketAddr,
+    impl std::future::Future<Output = anyhow::Result<()>>,
+)> {
+    bind_until(settings, std::future::pending()).await
+}
+
+/// [`bind`], with a server that stops (after finishing the requests in flight) when
+/// `shutdown` completes.
+pub async fn bind_until(
+    settings: Settings,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<(
     SocketAddr,
     impl std::future::Future<Output = anyhow::Result<()>>,
@@ -85,7 +98,7 @@ pub async fn bind(
     Ok((addr, async move {
         let reloader = tls.as_ref().map(service_kit::ListenerTls::spawn_reloader);
         let options = service_kit::ServeOptions::default();
-        let served = service_kit::serve(listener, app, &options, tls, std::future::pending()).await;
+        let served = service_kit::serve(listener, app, &options, tls, shutdown).await;
         if let Some(reloader) = reloader {
             reloader.abort();
         }

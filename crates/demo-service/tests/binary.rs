@@ -182,7 +182,7 @@ fn a_setting_that_cannot_work_is_a_start_up_error_naming_it() {
 }
 
 #[test]
-fn it_serves_tls_with_settings_from_files_and_its_healthcheck_speaks_tls() {
+fn it_serves_tls_with_settings_from_files_its_healthcheck_speaks_tls_and_sigterm_stops_it() {
     let dir = tempfile::tempdir().expect("tempdir");
     let key = rcgen::KeyPair::generate().expect("key");
     let cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
@@ -220,8 +220,27 @@ fn it_serves_tls_with_settings_from_files_and_its_healthcheck_speaks_tls() {
     };
     // Plain HTTP on the TLS port gets no HTTP answer.
     assert!(!healthy(port));
-    let _ = child.kill();
-    let _ = child.wait();
+    // SIGTERM (`docker stop`) ends it at once, cleanly, even as a container's PID 1.
+    let terminated = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(terminated.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let exited = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break Some(status);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            break None;
+        }
+        thread::sleep(Duration::from_millis(50));
+    };
+    assert!(
+        exited.is_some_and(|status| status.success()),
+        "no clean exit on SIGTERM: {exited:?}"
+    );
     assert!(
         probed.status.success(),
         "{}",

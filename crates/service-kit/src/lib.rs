@@ -2,7 +2,8 @@
 //! is written once:
 //!
 //! * [`serve`]: the serve loop on hyper's HTTP/1.1 connection builder, with a header-read
-//!   and an idle timeout, a connection cap and a shutdown deadline ([`ServeOptions`]);
+//!   and an idle timeout, a connection cap and a shutdown deadline ([`ServeOptions`]), and
+//!   [`shutdown_signal`] (Ctrl-C or SIGTERM) to end it;
 //! * [`tls`]: optional TLS on the listener ([`TlsSettings`], [`ListenerTls`]): a PEM
 //!   certificate chain and key, re-read when they change without a restart, and HSTS on
 //!   every response served over TLS;
@@ -16,5 +17,5 @@ pub mod healthcheck;
 pub mod serve;
 pub mod tls;
 
-pub use serve::{ServeOptions, serve};
+pub use serve::{ServeOptions, serve, shutdown_signal};
 pub use tls::{ListenerTls, TlsError, TlsSettings};

@@ -154,6 +154,29 @@ pub async fn serve(
     Ok(())
 }
 
+/// Completes on Ctrl-C or SIGTERM (what `docker stop` and Kubernetes send), logging
+/// "shutting down": the `shutdown` future of [`serve`] for a process's main server. A
+/// process that is PID 1 in a container gets no default action for SIGTERM, so without this
+/// it would be killed only after the stop timeout.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = terminate => {} }
+    tracing::info!("shutting down");
+}
+
 /// Takes a connection slot, then the next connection. Cancel-safe: a dropped call gives
 /// the slot back and loses no connection.
 async fn accept(
