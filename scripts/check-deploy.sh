@@ -7,7 +7,8 @@
 #    errors), with `kubernetes-validate` from PyPI in a virtualenv under the cargo target
 #    directory (made once, then reused). Without Python and pip this check is skipped with a
 #    warning, except in CI (CI=true), where that is an error.
-# 2. docker-compose.yml, alone and with docker-compose.host.yml, with `docker-compose config -q`.
+# 2. docker-compose.yml with docker-compose.override.yml (what `docker-compose up` reads) and
+#    with docker-compose.host.yml, with `docker-compose config -q`.
 #    As root on Debian a missing docker-compose is installed with apt-get; otherwise the check
 #    is skipped with a warning.
 set -euo pipefail
@@ -66,10 +67,10 @@ compose_config() {
     say "WARNING: no docker-compose: the compose files are not checked"
     return 0
   fi
-  docker-compose -f docker-compose.yml config -q || die "docker-compose.yml is not valid"
+  docker-compose config -q || die "docker-compose.yml with docker-compose.override.yml is not valid"
   docker-compose -f docker-compose.yml -f docker-compose.host.yml config -q ||
     die "docker-compose.yml with docker-compose.host.yml is not valid"
-  say "docker-compose.yml and docker-compose.host.yml: valid ($(docker-compose version --short 2>/dev/null))"
+  say "docker-compose.yml, docker-compose.override.yml and docker-compose.host.yml: valid ($(docker-compose version --short 2>/dev/null))"
 }
 
 kubernetes_validate

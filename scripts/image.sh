@@ -15,6 +15,9 @@
 #                               # nginx + gateway to the Python upstream
 #   scripts/image.sh down       # stop and remove the stack's containers and volumes
 #
+# STACK_SERVICES="redis postgres auth-center" limits `up` to those services (and what they
+# depend on); the smoke test then skips the parts whose services are not running.
+#
 # Needs: docker (a daemon that runs), docker-compose, debootstrap, curl, python3, a Rust
 # toolchain (rustup's default) to copy into the builder. As root on Debian, missing
 # docker-compose and debootstrap are installed with apt-get. The builds use the host's network
@@ -162,7 +165,8 @@ STACK_SECRETS_DIR=$secrets
 EOF
   compose config -q || die "the compose files are not valid"
   say "starting the stack (project $PROJECT): $(tr '\n' ' ' <"$STATE")"
-  if ! compose up -d --no-build >"$WORK/up.log" 2>&1; then
+  # shellcheck disable=SC2086 # a list of names
+  if ! compose up -d --no-build ${STACK_SERVICES:-} >"$WORK/up.log" 2>&1; then
     cat "$WORK/up.log" >&2
     compose ps >&2 || true
     compose logs --tail 30 >&2 || true
@@ -223,26 +227,34 @@ smoke() {
   status=$(curl -s -o /dev/null -w '%{http_code}' "$demo/me")
   check "demo-service /me without a token" 401 "$status"
 
-  # Through nginx: auth_request to the gateway, then the Python upstream.
-  body=$(curl -sf "$nginx/orders?x=1" -H "Authorization: Bearer $access" \
-    -H "X-Auth-Subject: forged") || die "the call through nginx failed"
-  local subject
-  subject=$(python3 -c '
+  local through_nginx=1
+  if [ -z "$(compose ps -q nginx 2>/dev/null)" ]; then
+    through_nginx=0
+    say "skipped: the calls through nginx and the gateway (nginx is not running)"
+  fi
+  if [ "$through_nginx" = 1 ]; then
+    # Through nginx: auth_request to the gateway, then the Python upstream.
+    body=$(curl -sf "$nginx/orders?x=1" -H "Authorization: Bearer $access" \
+      -H "X-Auth-Subject: forged") || die "the call through nginx failed"
+    local subject sub
+    subject=$(python3 -c '
 import json, sys
 headers = json.load(sys.stdin)["headers"]
 print(",".join(v for k, v in headers if k.lower() == "x-auth-subject"))' <<<"$body")
-  check "nginx -> gateway -> python upstream: X-Auth-Subject (the forged one dropped)" \
-    "$(field sub < <(python3 -c 'import base64, json, sys
-p = sys.argv[1].split(".")[1]; print(base64.urlsafe_b64decode(p + "=" * (-len(p) % 4)).decode())' "$access"))" \
-    "$subject"
-  status=$(curl -s -o /dev/null -w '%{http_code}' "$nginx/orders" -H "X-Auth-Subject: forged")
-  check "nginx without a token" 401 "$status"
+    sub=$(python3 -c 'import base64, json, sys
+p = sys.argv[1].split(".")[1]; print(json.loads(base64.urlsafe_b64decode(p + "=" * (-len(p) % 4)))["sub"])' "$access")
+    check "nginx -> gateway -> python upstream: X-Auth-Subject (the forged one dropped)" "$sub" "$subject"
+    status=$(curl -s -o /dev/null -w '%{http_code}' "$nginx/orders" -H "X-Auth-Subject: forged")
+    check "nginx without a token" 401 "$status"
+  fi
   status=$(curl -s -o /dev/null -w '%{http_code}' -X POST "$auth/v1/logout" -H "Authorization: Bearer $access")
   check "logout" 204 "$status"
-  status=$(curl -s -o /dev/null -w '%{http_code}' "$nginx/orders" -H "Authorization: Bearer $access")
-  check "nginx after logout" 401 "$status"
   status=$(curl -s -o /dev/null -w '%{http_code}' "$demo/me" -H "Authorization: Bearer $access")
   check "demo-service after logout" 401 "$status"
+  if [ "$through_nginx" = 1 ]; then
+    status=$(curl -s -o /dev/null -w '%{http_code}' "$nginx/orders" -H "Authorization: Bearer $access")
+    check "nginx after logout" 401 "$status"
+  fi
   say "smoke test passed"
 }
 
