@@ -23,8 +23,8 @@ async fn a_bound_access_token_reaches_the_demo_service_only_with_a_proof_from_it
     let center =
         AuthCenter::spawn_with(store.shared_target(), |c| c.dpop.bind_access_tokens = true).await;
     let mut settings = center.demo_settings();
-    settings.public_url = Some(DEMO_URL.into());
-    settings.revocation = RevocationMode::EveryRequest;
+    settings.verifier.public_url = Some(DEMO_URL.into());
+    settings.verifier.revocation = RevocationMode::EveryRequest;
     let demo = Demo::spawn(settings).await;
     let plain_demo = center.demo(RevocationMode::EveryRequest).await; // not set up for DPoP
 

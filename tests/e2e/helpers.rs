@@ -13,6 +13,7 @@ use reqwest::{Response, StatusCode};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use verifier::contract::{RedisConnection, RedisOptions, SessionKeys};
+use verifier::settings::VerifierSettings;
 use verifier::{Clock, RedisTarget, RevocationMode, SystemClock};
 
 pub const PASSWORD: &str = "correct horse battery staple";
@@ -195,24 +196,31 @@ impl AuthCenter {
     pub fn demo_settings(&self) -> Settings {
         Settings {
             listen_addr: "127.0.0.1:0".parse().expect("addr"),
+            verifier: self.verifier_settings(),
+            ..Settings::default()
+        }
+    }
+
+    /// Verifier settings matching this auth-center (tracked revocation, the defaults).
+    pub fn verifier_settings(&self) -> VerifierSettings {
+        VerifierSettings {
             jwks_url: self.jwks_url(),
             issuer: ISSUER.into(),
             audience: AUDIENCE.into(),
-            redis: self.target.clone().into(),
             redis_prefix: self.prefix.clone(),
             revocation: RevocationMode::Tracked,
             max_staleness: Duration::from_secs(5),
             max_stall: verifier::DEFAULT_MAX_STALL,
             jwks_cooldown: Duration::from_secs(10),
-            public_url: None,
-            tls: Default::default(),
+            ..VerifierSettings::default()
         }
+        .with_redis(self.target.clone())
     }
 
     /// A demo-service sharing this auth-center's Redis and prefix, in `mode`.
     pub async fn demo(&self, mode: RevocationMode) -> Demo {
         let mut settings = self.demo_settings();
-        settings.revocation = mode;
+        settings.verifier.revocation = mode;
         Demo::spawn(settings).await
     }
 

@@ -18,8 +18,8 @@ use crate::helpers::*;
 async fn an_emergency_rotation_is_picked_up_through_its_unknown_kid_and_old_tokens_stay_valid() {
     let center = AuthCenter::spawn(Store::Standalone).await;
     let mut settings = center.demo_settings();
-    settings.revocation = RevocationMode::Tracked;
-    settings.jwks_cooldown = Duration::from_millis(100);
+    settings.verifier.revocation = RevocationMode::Tracked;
+    settings.verifier.jwks_cooldown = Duration::from_millis(100);
     let demo = Demo::spawn(settings).await;
 
     let old = center.register_and_login("olga").await;

@@ -19,8 +19,8 @@ async fn demos(center: &AuthCenter) -> Vec<Demo> {
     let mut demos = Vec::new();
     for mode in [RevocationMode::Tracked, RevocationMode::EveryRequest] {
         let mut settings = center.demo_settings();
-        settings.revocation = mode;
-        settings.max_staleness = Duration::from_secs(60);
+        settings.verifier.revocation = mode;
+        settings.verifier.max_staleness = Duration::from_secs(60);
         demos.push(Demo::spawn(settings).await);
     }
     demos

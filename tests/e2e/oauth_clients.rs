@@ -69,7 +69,7 @@ async fn authlib_discovers_gets_client_tokens_refreshes_introspects_and_revokes(
     .await;
     assert_eq!(center.address, issuer);
     let mut settings = center.demo_settings();
-    settings.issuer = issuer.clone();
+    settings.verifier.issuer = issuer.clone();
     let demo = Demo::spawn(settings).await;
     let admin = center.admin_login("root").await;
 

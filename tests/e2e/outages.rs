@@ -90,8 +90,8 @@ async fn a_session_cached_in_tracked_mode_fails_closed_soon_after_redis_stops(st
     let mut redis = PrivateRedis::start(store);
     let center = AuthCenter::spawn_on(redis.target()).await;
     let mut settings = center.demo_settings();
-    settings.revocation = RevocationMode::Tracked;
-    settings.max_staleness = Duration::from_secs(60);
+    settings.verifier.revocation = RevocationMode::Tracked;
+    settings.verifier.max_staleness = Duration::from_secs(60);
     let demo = Demo::spawn(settings).await;
     let alice = center.register_and_login("alice").await;
     for _ in 0..3 {
@@ -162,9 +162,9 @@ async fn a_paused_redis_turns_cached_sessions_into_503_within_the_max_stall_unti
     let redis = PrivateRedis::start(store);
     let center = AuthCenter::spawn_on(redis.target()).await;
     let mut settings = center.demo_settings();
-    settings.revocation = RevocationMode::Tracked;
-    settings.max_staleness = Duration::from_secs(60);
-    settings.max_stall = MAX_STALL;
+    settings.verifier.revocation = RevocationMode::Tracked;
+    settings.verifier.max_staleness = Duration::from_secs(60);
+    settings.verifier.max_stall = MAX_STALL;
     let demo = Demo::spawn(settings).await;
     let alice = center.register_and_login("alice").await;
     for _ in 0..3 {

@@ -25,8 +25,8 @@ async fn removing_the_session_key_revokes_the_session(
 ) {
     let center = AuthCenter::spawn(store).await;
     let mut settings = center.demo_settings();
-    settings.revocation = mode;
-    settings.max_staleness = Duration::from_secs(60);
+    settings.verifier.revocation = mode;
+    settings.verifier.max_staleness = Duration::from_secs(60);
     let demo = Demo::spawn(settings).await;
 
     let victim = center.register_and_login("victim").await;

@@ -9,8 +9,11 @@ use crate::helpers::*;
 async fn with_revocation_off_the_demo_service_needs_no_redis_and_a_del_does_not_revoke() {
     let center = AuthCenter::spawn(Store::Standalone).await;
     let mut settings = center.demo_settings();
-    settings.revocation = RevocationMode::Off;
-    settings.redis = demo_service::SessionStore::None;
+    settings.verifier.revocation = RevocationMode::Off;
+    (
+        settings.verifier.redis_url,
+        settings.verifier.redis_cluster_urls,
+    ) = (None, None);
     let demo = Demo::spawn(settings).await;
 
     let tokens = center.register_and_login("oscar").await;

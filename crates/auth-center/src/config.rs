@@ -6,7 +6,7 @@
 //! listener. Every other field is reachable as `AUTH_<SECTION>__<FIELD>`, e.g.
 //! `AUTH_SESSIONS__IDLE_SECS=3600`; top-level fields as `AUTH_<FIELD>`, e.g. `AUTH_ISSUER`.
 //! Any of these variables can instead be given as `<NAME>_FILE`, the path of a file holding
-//! the value (Docker and Kubernetes secrets; see `service_kit::env`).
+//! the value (Docker and Kubernetes secrets; see `verifier::settings::Environment`).
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -17,7 +17,7 @@ use figment::Figment;
 use figment::providers::{Env, Format, Toml};
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
-use service_kit::env::Environment;
+use verifier::settings::Environment;
 
 use crate::domain::client_ip::IpRange;
 pub use crate::domain::refresh_policy::ChangePolicy;

@@ -4,8 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use service_kit::ListenerTls;
-use tokio::net::TcpListener;
+use service_kit::Bound;
 use verifier::contract::{RedisConnection, RedisOptions, SessionKeys};
 use verifier::{Clock, SystemClock};
 
@@ -20,8 +19,7 @@ use crate::storage::sql;
 /// A built, bound, not yet serving auth-center.
 pub struct Application {
     port: u16,
-    listener: TcpListener,
-    tls: Option<ListenerTls>,
+    bound: Bound,
     router: axum::Router,
     auth: Arc<AuthService>,
 }
@@ -43,18 +41,14 @@ impl Application {
     /// Serves an already-built domain service on its configured listen address. The
     /// composition seam for tests that wrap a store to inject a fault at a chosen point.
     pub async fn with_service(auth: Arc<AuthService>) -> anyhow::Result<Self> {
-        let tls = ListenerTls::from_settings(&auth.config().tls)?;
+        let config = auth.config();
+        let bound = Bound::bind(config.listen_addr, &config.tls).await?;
         spawn_key_reload(&auth);
-        let addr = auth.config().listen_addr;
-        let listener = TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("cannot listen on {addr}"))?;
-        let port = listener.local_addr()?.port();
+        let port = bound.local_addr()?.port();
         let router = crate::http::router(auth.clone());
         Ok(Self {
             port,
-            listener,
-            tls,
+            bound,
             router,
             auth,
         })
@@ -67,7 +61,7 @@ impl Application {
 
     /// Whether the listener serves TLS (`https`) or plain HTTP (`http`).
     pub fn scheme(&self) -> &'static str {
-        if self.tls.is_some() { "https" } else { "http" }
+        self.auth.config().tls.scheme()
     }
 
     /// The domain service (for the CLI and tests).
@@ -85,13 +79,7 @@ impl Application {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let options = self.auth.config().http.serve_options();
-        let reloader = self.tls.as_ref().map(ListenerTls::spawn_reloader);
-        let served =
-            service_kit::serve(self.listener, self.router, &options, self.tls, shutdown).await;
-        if let Some(reloader) = reloader {
-            reloader.abort();
-        }
-        served
+        self.bound.serve(self.router, &options, shutdown).await
     }
 
     /// Serves until the process is asked to stop.

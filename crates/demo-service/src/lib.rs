@@ -20,7 +20,7 @@ use axum::{Json, Router};
 use serde_json::{Value, json};
 use verifier::{Authenticated, Verifier, VerifierLayer, require_role};
 
-pub use crate::config::{SessionStore, Settings};
+pub use crate::config::Settings;
 
 /// The routes: protecting `/me` and `/admin` is the two `route_layer` lines.
 pub fn router(verifier: Verifier) -> Router {
@@ -56,11 +56,7 @@ fn claims_json(user: &Authenticated) -> Value {
 
 /// Binds and serves until Ctrl-C or SIGTERM.
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
-    let scheme = if settings.tls.enabled() {
-        "https"
-    } else {
-        "http"
-    };
+    let scheme = settings.tls.scheme();
     let (addr, server) = bind_until(settings, service_kit::shutdown_signal()).await?;
     tracing::info!(%addr, scheme, "demo-service listening");
     server.await
@@ -88,20 +84,12 @@ pub async fn bind_until(
     SocketAddr,
     impl std::future::Future<Output = anyhow::Result<()>>,
 )> {
-    let verifier = settings.verifier().await?;
-    let tls = service_kit::ListenerTls::from_settings(&settings.tls)?;
-    let listener = tokio::net::TcpListener::bind(settings.listen_addr)
-        .await
-        .with_context(|| format!("cannot listen on {}", settings.listen_addr))?;
-    let addr = listener.local_addr()?;
+    let verifier = settings.verifier.build().await?;
+    let bound = service_kit::Bound::bind(settings.listen_addr, &settings.tls).await?;
+    let addr = bound.local_addr()?;
     let app = router(verifier);
     Ok((addr, async move {
-        let reloader = tls.as_ref().map(service_kit::ListenerTls::spawn_reloader);
         let options = service_kit::ServeOptions::default();
-        let served = service_kit::serve(listener, app, &options, tls, shutdown).await;
-        if let Some(reloader) = reloader {
-            reloader.abort();
-        }
-        served.context("serve")
+        bound.serve(app, &options, shutdown).await.context("serve")
     }))
 }

@@ -8,76 +8,17 @@
     clippy::disallowed_methods // waiting for a real process in real time
 )] // test code: a panic is a failure report
 
-use std::io::{Read as _, Write as _};
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
+
+use test_support::binary::{command, fails, free_port, healthy, serves};
 
 const JWKS_URL: &str = "http://127.0.0.1:9/.well-known/jwks.json";
 
 /// The demo-service with nothing but `env` in its environment.
 fn demo(env: &[(&str, &str)], args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_demo-service"));
-    command
-        .args(args)
-        .env_clear()
-        .envs(env.iter().copied())
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    command
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-/// Whether `GET /healthz` on `port` answers 200.
-fn healthy(port: u16) -> bool {
-    let Ok(mut stream) = TcpStream::connect((Ipv4Addr::LOCALHOST, port)) else {
-        return false;
-    };
-    let request = "GET /healthz HTTP/1.1\r\nHost: demo\r\nConnection: close\r\n\r\n";
-    let mut response = String::new();
-    stream.write_all(request.as_bytes()).is_ok()
-        && stream.read_to_string(&mut response).is_ok()
-        && response.starts_with("HTTP/1.1 200")
-}
-
-/// Waits (up to 20 s) until the demo-service answers on `port`, then stops it; returns what
-/// it printed.
-fn serves(mut child: Child, port: u16) -> String {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut up = false;
-    while Instant::now() < deadline {
-        if healthy(port) {
-            up = true;
-            break;
-        }
-        if child.try_wait().expect("try_wait").is_some() {
-            break;
-        }
-        thread::sleep(Duration::from_millis(50));
-    }
-    let _ = child.kill();
-    let out = child.wait_with_output().expect("wait");
-    let printed = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(up, "the demo-service did not serve on {port}: {printed}");
-    printed
-}
-
-fn fails(out: Output) -> String {
-    assert!(!out.status.success(), "it started");
-    String::from_utf8_lossy(&out.stderr).into_owned()
+    command(env!("CARGO_BIN_EXE_demo-service"), env, args)
 }
 
 #[test]

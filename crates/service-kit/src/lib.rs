@@ -7,15 +7,12 @@
 //! * [`tls`]: optional TLS on the listener ([`TlsSettings`], [`ListenerTls`]): a PEM
 //!   certificate chain and key, re-read when they change without a restart, and HSTS on
 //!   every response served over TLS;
-//! * [`env`]: the environment as configuration, where any setting `NAME` can also be given as
-//!   `NAME_FILE`, the path of a file holding the value (Docker and Kubernetes secrets);
 //! * [`healthcheck`]: the probe behind each binary's `healthcheck` subcommand (container
 //!   `HEALTHCHECK`s without curl in the image).
 
-pub mod env;
 pub mod healthcheck;
 pub mod serve;
 pub mod tls;
 
-pub use serve::{ServeOptions, serve, shutdown_signal};
+pub use serve::{BindError, Bound, ServeOptions, serve, shutdown_signal};
 pub use tls::{ListenerTls, TlsError, TlsSettings};

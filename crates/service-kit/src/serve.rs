@@ -80,6 +80,72 @@ impl Default for ServeOptions {
     }
 }
 
+/// A bound listener and its TLS, if any: binding and serving in two steps, so that a caller
+/// learns the address (port 0) before serving.
+///
+/// ```no_run
+/// # async fn run() -> anyhow::Result<()> {
+/// let tls = service_kit::TlsSettings::default();
+/// let bound = service_kit::Bound::bind("127.0.0.1:0".parse()?, &tls).await?;
+/// println!("listening on {}", bound.local_addr()?);
+/// bound
+///     .serve(axum::Router::new(), &Default::default(), service_kit::shutdown_signal())
+///     .await?;
+/// # Ok(()) }
+/// ```
+pub struct Bound {
+    listener: TcpListener,
+    tls: Option<ListenerTls>,
+}
+
+/// Why a listener could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum BindError {
+    /// The TLS settings or files cannot be used.
+    #[error(transparent)]
+    Tls(#[from] crate::TlsError),
+    /// The address cannot be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: io::Error,
+    },
+}
+
+impl Bound {
+    /// Loads the TLS certificate of `tls` (if any), then binds `addr`.
+    pub async fn bind(addr: SocketAddr, tls: &crate::TlsSettings) -> Result<Self, BindError> {
+        let tls = ListenerTls::from_settings(tls)?;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| BindError::Listen { addr, source })?;
+        Ok(Self { listener, tls })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// [`serve`]s `router` until `shutdown` completes, watching the certificate files for a
+    /// change meanwhile.
+    pub async fn serve(
+        self,
+        router: Router,
+        options: &ServeOptions,
+        shutdown: impl Future<Output = ()>,
+    ) -> io::Result<()> {
+        let reloader = self.tls.as_ref().map(ListenerTls::spawn_reloader);
+        let served = serve(self.listener, router, options, self.tls, shutdown).await;
+        if let Some(reloader) = reloader {
+            reloader.abort();
+        }
+        served
+    }
+}
+
 /// Serves `router` on `listener` (over TLS when `tls` is given) until `shutdown` completes,
 /// then drains within the grace. Each request carries `ConnectInfo<SocketAddr>`, the peer.
 ///

@@ -70,7 +70,7 @@ impl Default for TlsSettings {
 }
 
 /// The keys of [`TlsSettings`] that are file paths although their names end in `_file`,
-/// relative to its section: what [`crate::env::Environment::paths`] is told.
+/// relative to its section: what `verifier::settings::Environment::paths` is told.
 pub const PATH_SETTINGS: [&str; 2] = ["cert_file", "key_file"];
 
 /// The key of a raw environment variable of a loader that also reads the short names
@@ -108,6 +108,15 @@ impl TlsSettings {
     /// Whether the listener serves TLS.
     pub fn enabled(&self) -> bool {
         self.cert_file.is_some()
+    }
+
+    /// `https` when the listener serves TLS, else `http` (for logs and URLs).
+    ///
+    /// ```
+    /// assert_eq!(service_kit::TlsSettings::default().scheme(), "http");
+    /// ```
+    pub fn scheme(&self) -> &'static str {
+        if self.enabled() { "https" } else { "http" }
     }
 }
 

@@ -15,6 +15,7 @@
 //! * [`Service`]: the kinds of shared server, their variables and how they start: the one
 //!   definition both of the above use.
 //! * [`create_postgres_database`]: a fresh database per test.
+//! * [`binary`]: a workspace binary run with a clean environment until it serves.
 //! * [`DpopKey`]: a DPoP client's key pair that makes proofs (RFC 9449), and [`Tokens`], the
 //!   auth-center's token response.
 //!
@@ -31,6 +32,7 @@
 #![allow(clippy::disallowed_methods)] // fixtures wait on real servers in real time
 #![warn(missing_docs)]
 
+pub mod binary;
 mod dpop;
 mod postgres;
 mod redis;

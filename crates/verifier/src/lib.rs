@@ -37,6 +37,7 @@
 //! | `redis` | Revocation checks against Redis (standalone or cluster): [`RevocationMode`], [`RedisTarget`] and the builder's Redis settings | yes |
 //! | `jwks` | Keys fetched from a JWKS URL ([`VerifierBuilder::jwks_url`]), cached and refetched | yes |
 //! | `axum` | The tower middleware ([`VerifierLayer`], [`require_role`]), the [`Authenticated`] extractor and [`VerifyError`] as a response | yes |
+//! | `settings` | The `verifier::settings` module: `VerifierSettings`, the verifier's settings read from a TOML file and the environment with the names every binary of the workspace uses (`AUTH_JWKS_URL`, `REDIS_URL`, ...) | no |
 //! | `contract` | The `verifier::contract` module: what the auth-center shares with the verifier and nobody else needs (the Redis connection and its push handler, the token validator, the session-key layout, a manual clock for tests) | no |
 //!
 //! DPoP ([`dpop`]) has no feature of its own: it needs no dependency the crate does not
@@ -52,6 +53,7 @@
 //! * [`middleware`]: one module per middleware, each with its layer, service and future;
 //! * the extractor [`Authenticated`], [`access_token`] and [`bearer_token`] (feature `axum`);
 //! * [`dpop`]: DPoP proofs (RFC 9449): the checker, thumbprints, the binding rule;
+//! * `settings` (feature `settings`): the verifier's settings from a file and the environment;
 //! * `contract` (feature `contract`): the auth-center's side of the wire contract.
 
 mod builder;
@@ -60,6 +62,8 @@ mod claims;
 #[cfg_attr(not(feature = "contract"), allow(unreachable_pub, dead_code))]
 mod clock;
 pub mod dpop;
+#[cfg(feature = "settings")]
+mod environment;
 mod error;
 #[cfg(feature = "axum")]
 mod extract;
@@ -75,6 +79,8 @@ mod redis_conn;
 mod revocation;
 #[cfg_attr(not(feature = "contract"), allow(unreachable_pub, dead_code))]
 mod session_keys;
+#[cfg(feature = "settings")]
+pub mod settings;
 mod sig_cache;
 #[cfg_attr(not(feature = "contract"), allow(unreachable_pub, dead_code))]
 mod token;

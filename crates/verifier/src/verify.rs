@@ -262,6 +262,34 @@ impl Verifier {
         }
     }
 
+    /// Whether this verifier can check sessions now, for a readiness probe: `Ok` when Redis
+    /// answers a `PING` within the Redis timeout, [`VerifyError::Unavailable`] when it does
+    /// not. Without Redis (revocation off) there is nothing to wait for: always `Ok`.
+    ///
+    /// ```
+    /// use verifier::{KeySet, RedisTarget, Verifier, VerifyingKey};
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// // Nothing listens on port 1: the verifier builds (Redis is connected lazily), but is
+    /// // not ready.
+    /// let verifier = Verifier::builder()
+    ///     .issuer("https://auth.example.com")
+    ///     .audience("api")
+    ///     .static_keys(KeySet::from_keys([VerifyingKey::ed25519("k1", &[7u8; 32])]))
+    ///     .redis(RedisTarget::Standalone("redis://127.0.0.1:1".into()))
+    ///     .build()
+    ///     .await
+    ///     .unwrap();
+    /// assert!(verifier.check_ready().await.unwrap_err().is_unavailable());
+    /// # });
+    /// ```
+    pub async fn check_ready(&self) -> Result<(), VerifyError> {
+        #[cfg(feature = "redis")]
+        if let Some(check) = &self.inner.session_check {
+            return check.ping().await;
+        }
+        Ok(())
+    }
+
     /// The key ids currently trusted.
     ///
     /// ```

@@ -85,4 +85,15 @@ impl SessionCheck {
             Err(_) => Err(VerifyError::Unavailable("redis timed out".into())),
         }
     }
+
+    /// `Ok` if Redis answers a `PING` in time; `Unavailable` otherwise.
+    pub(crate) async fn ping(&self) -> Result<(), VerifyError> {
+        let mut conn = self.conn.clone();
+        let ping = redis::cmd("PING");
+        match tokio::time::timeout(self.timeout, ping.query_async::<String>(&mut conn)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(VerifyError::Unavailable(e.to_string())),
+            Err(_) => Err(VerifyError::Unavailable("redis timed out".into())),
+        }
+    }
 }

@@ -1,34 +1,6 @@
-//! The environment as a configuration source, where any setting can come from a file.
-//!
-//! [`Environment`] is figment's [`Env`] provider with one addition: next to a variable
-//! `NAME` that the configuration reads, `NAME_FILE` may name a file that holds the value.
-//! That is how Docker and Kubernetes hand out secrets (`/run/secrets/...`), so a password
-//! never has to sit in the environment, where `docker inspect` and `/proc/<pid>/environ`
-//! show it. The rules, the same for every setting and every binary:
-//!
-//! * the file's content is the value, as if it were the variable's, less any trailing
-//!   newline (`\n` or `\r\n`, as editors and `echo` leave them);
-//! * setting both `NAME` and `NAME_FILE` is an error naming both;
-//! * a file that cannot be read is an error naming the variable and the file;
-//! * a setting whose own name ends in `_FILE` and is a path (`TLS_CERT_FILE`) stays a path:
-//!   with explicit names (`Env::only`) nothing else is possible, and where every name with a
-//!   prefix is read (`AUTH_<SECTION>__<FIELD>`) such settings are listed with
-//!   [`Environment::paths`].
-//!
-//! ```
-//! use figment::{Figment, providers::Env};
-//! use service_kit::env::Environment;
-//!
-//! #[derive(serde::Deserialize)]
-//! struct Settings {
-//!     database_url: Option<String>,
-//! }
-//!
-//! let environment = Environment::new(|env: Env| env.only(&["DATABASE_URL"]));
-//! // With DATABASE_URL_FILE=/run/secrets/db set, `database_url` is that file's content.
-//! let settings: Settings = Figment::from(environment).extract()?;
-//! # Ok::<(), figment::Error>(())
-//! ```
+//! The environment as a configuration source where any setting can also come from a file
+//! (`NAME_FILE`): [`Environment`], re-exported from [`crate::settings`]. Every binary of the
+//! workspace reads its environment through it.
 
 use std::sync::Arc;
 
@@ -39,8 +11,32 @@ use figment::{Metadata, Profile, Provider};
 /// How the caller narrows and renames the environment, as for an [`Env`].
 type Select = Arc<dyn Fn(Env) -> Env + Send + Sync>;
 
-/// The environment variables `select` picks, plus `NAME_FILE` for each of them: see the
-/// [module docs](self).
+/// The environment variables `select` picks, plus `NAME_FILE` for each of them: any
+/// setting can come from a file, the way Docker and Kubernetes hand out secrets.
+///
+/// * the file's content is the value, as if it were the variable's, less any trailing
+///   newline (`\n` or `\r\n`);
+/// * setting both `NAME` and `NAME_FILE` is an error naming both;
+/// * a file that cannot be read is an error naming the variable and the file;
+/// * a setting whose own name ends in `_FILE` and is a path (`TLS_CERT_FILE`) stays a path:
+///   with explicit names (`Env::only`) nothing else is possible, and where every name with a
+///   prefix is read (`AUTH_<SECTION>__<FIELD>`) such settings are listed with
+///   [`Environment::paths`].
+///
+/// ```
+/// use figment::{Figment, providers::Env};
+/// use verifier::settings::Environment;
+///
+/// #[derive(serde::Deserialize)]
+/// struct Settings {
+///     database_url: Option<String>,
+/// }
+///
+/// let environment = Environment::new(|env: Env| env.only(&["DATABASE_URL"]));
+/// // With DATABASE_URL_FILE=/run/secrets/db set, `database_url` is that file's content.
+/// let settings: Settings = Figment::from(environment).extract()?;
+/// # Ok::<(), figment::Error>(())
+/// ```
 #[derive(Clone)]
 pub struct Environment {
     select: Select,
@@ -62,7 +58,7 @@ impl Environment {
     /// (in any case), without it.
     ///
     /// ```
-    /// use service_kit::env::Environment;
+    /// use verifier::settings::Environment;
     /// let environment = Environment::new(|env| Environment::prefixed(env, "APP_").split("__"));
     /// # let _ = environment;
     /// ```
@@ -78,6 +74,14 @@ impl Environment {
 
     /// Settings (keys as `select` names them, e.g. `tls.cert_file`) whose names end in
     /// `_file` and that are paths, not a secret to read from a file.
+    ///
+    /// ```
+    /// use verifier::settings::Environment;
+    /// // AUTH_TLS__CERT_FILE is the path `tls.cert_file`, not a file holding `tls.cert`.
+    /// let environment = Environment::new(|env| Environment::prefixed(env, "AUTH_").split("__"))
+    ///     .paths(["tls.cert_file", "tls.key_file"]);
+    /// # let _ = environment;
+    /// ```
     pub fn paths<I, S>(mut self, keys: I) -> Self
     where
         I: IntoIterator<Item = S>,

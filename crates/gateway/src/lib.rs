@@ -1,0 +1,158 @@
+//! # gateway
+//!
+//! A forward-auth server on the verifier: a proxy (nginx, Traefik, Caddy, Envoy) asks it
+//! about every request, and it answers as a service embedding the verifier would, with the
+//! same signature cache and the same Redis-pushed revocation, so that services in any
+//! language get instant logout without a round trip to the auth-center.
+//!
+//! * `/authz/auth-request`: nginx `auth_request` (`X-Original-URI`, `X-Original-Method`);
+//! * `/authz/forward-auth`: Traefik `ForwardAuth`, Caddy `forward_auth` (`X-Forwarded-Uri`,
+//!   `X-Forwarded-Method`);
+//! * `/authz/ext-authz/...`: Envoy `ext_authz` over HTTP with `path_prefix: /authz/ext-authz`
+//!   (the original method, the original path after the prefix);
+//! * `/healthz`, `/readyz` (Redis answers), `/metrics` (Prometheus).
+//!
+//! The answer: `200` with the caller's identity in `X-Auth-Subject`, `X-Auth-Session`,
+//! `X-Auth-Roles`, `X-Auth-Scope` and `X-Auth-Client-Id` (names configurable); `401` with
+//! `WWW-Authenticate` for a missing, invalid, expired or revoked token; `403` for a missing
+//! role or scope of a [`Rule`]; `503` with `Retry-After` when Redis cannot be asked (fail
+//! closed); `400` when the proxy did not say which request it asks about, or the original
+//! URI is one the gateway refuses to judge ([`OriginalPath`]). Identity headers a client
+//! sends are never read. The user guide is `docs/gateway.md`.
+//!
+//! Built on the verifier's public API only: [`verifier::Verifier`], its settings (feature
+//! `settings`), the token extraction and the role and scope guards' rules.
+
+mod decision;
+mod dialect;
+mod metrics;
+mod rules;
+mod settings;
+mod uri;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, any, get};
+use axum::{Json, Router};
+use http::header;
+use serde_json::json;
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::trace::TraceLayer;
+use verifier::Verifier;
+use verifier::settings::SettingsError;
+
+use crate::decision::Gateway;
+use crate::dialect::{Dialect, EXT_AUTHZ_PREFIX};
+
+pub use crate::rules::{Rule, RuleError};
+pub use crate::settings::{IdentityHeaders, Settings};
+pub use crate::uri::{OriginalPath, UriError};
+
+/// The gateway's routes, answering with `verifier` under `settings`' headers and rules
+/// (which it checks: [`Settings::check`]).
+///
+/// ```
+/// # async fn demo(verifier: verifier::Verifier) -> anyhow::Result<()> {
+/// let app: axum::Router = gateway::router(verifier, &gateway::Settings::default())?;
+/// # Ok(()) }
+/// ```
+pub fn router(verifier: Verifier, settings: &Settings) -> Result<Router, SettingsError> {
+    settings.check()?;
+    let dpop_algs = settings
+        .verifier
+        .dpop_checker()?
+        .map(|checker| checker.signing_alg_values().join(" "));
+    let gateway = Arc::new(Gateway {
+        verifier,
+        rules: settings.compiled_rules()?,
+        headers: settings.headers.clone(),
+        missing_challenge: Gateway::missing_challenge(dpop_algs.as_deref()),
+        dpop_algs,
+        metrics: metrics::DecisionMetrics::new(),
+    });
+    let ext_authz = endpoint(Dialect::ExtAuthz);
+    Ok(Router::new()
+        .route("/authz/auth-request", endpoint(Dialect::AuthRequest))
+        .route("/authz/forward-auth", endpoint(Dialect::ForwardAuth))
+        .route(EXT_AUTHZ_PREFIX, ext_authz.clone())
+        .route(&format!("{EXT_AUTHZ_PREFIX}/"), ext_authz.clone())
+        .route(&format!("{EXT_AUTHZ_PREFIX}/{{*path}}"), ext_authz)
+        .route("/readyz", get(ready))
+        .with_state(gateway)
+        .route(
+            "/healthz",
+            get(|| async { Json(json!({ "status": "ok" })) }),
+        )
+        .route("/metrics", get(metrics::render))
+        .layer(TraceLayer::new_for_http())
+        .layer(SetSensitiveRequestHeadersLayer::new([
+            header::AUTHORIZATION,
+            header::PROXY_AUTHORIZATION,
+            header::COOKIE,
+            header::HeaderName::from_static("dpop"),
+        ])))
+}
+
+/// The route of one dialect: every method.
+fn endpoint(dialect: Dialect) -> MethodRouter<Arc<Gateway>> {
+    any(
+        move |State(gateway): State<Arc<Gateway>>, request: Request| async move {
+            gateway.answer(dialect, request).await
+        },
+    )
+}
+
+/// `GET /readyz`: `200` when the verifier can check sessions (Redis answers, or revocation
+/// is off), else `503` with `Retry-After`.
+async fn ready(State(gateway): State<Arc<Gateway>>) -> Response {
+    match gateway.verifier.check_ready().await {
+        Ok(()) => Json(json!({ "status": "ready" })).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Binds and serves until the process gets `SIGTERM` or `SIGINT` (`Ctrl-C`); then it stops
+/// accepting connections and finishes the requests it has.
+pub async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let scheme = settings.tls.scheme();
+    let (addr, server) = bind_until(settings, service_kit::shutdown_signal()).await?;
+    tracing::info!(%addr, scheme, "gateway listening");
+    server.await
+}
+
+/// Builds the verifier, binds; returns the address and the server future, which serves until
+/// it is dropped.
+pub async fn bind(
+    settings: Settings,
+) -> anyhow::Result<(SocketAddr, impl Future<Output = anyhow::Result<()>>)> {
+    bind_until(settings, std::future::pending()).await
+}
+
+/// [`bind`], the server stopping gracefully when `shutdown` completes. It is the workspace's
+/// serve loop (`service_kit::serve`: header-read and idle timeouts, a connection cap, a
+/// shutdown deadline), over TLS when `settings.tls` names a certificate.
+async fn bind_until(
+    settings: Settings,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<(SocketAddr, impl Future<Output = anyhow::Result<()>>)> {
+    let app = router(settings.verifier.build().await?, &settings)?;
+    let bound = service_kit::Bound::bind(settings.listen_addr, &settings.tls).await?;
+    let addr = bound.local_addr()?;
+    Ok((addr, async move {
+        let upkeep = tokio::spawn(async {
+            let mut every = tokio::time::interval(metrics::UPKEEP_EVERY);
+            loop {
+                every.tick().await;
+                metrics::handle().run_upkeep();
+            }
+        });
+        let options = service_kit::ServeOptions::default();
+        let served = bound.serve(app, &options, shutdown).await.context("serve");
+        upkeep.abort();
+        served
+    }))
+}

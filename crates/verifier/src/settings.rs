@@ -1,0 +1,609 @@
+//! The verifier's settings as a service reads them (feature `settings`): one typed tree,
+//! [`VerifierSettings`], loaded with figment from defaults, an optional TOML file and the
+//! environment, in that order (later wins), with the names every binary of this workspace
+//! uses.
+//!
+//! In the environment `REDIS_URL`, `REDIS_CLUSTER_URLS` and `PUBLIC_URL` have no prefix; every
+//! other field is `AUTH_<FIELD>` (`AUTH_JWKS_URL`, `AUTH_ISSUER`, `AUTH_AUDIENCE`,
+//! `AUTH_REDIS_PREFIX`, `AUTH_REVOCATION`, `AUTH_MAX_STALENESS_MS`, `AUTH_MAX_STALL_MS`,
+//! `AUTH_JWKS_COOLDOWN_MS`). Other `AUTH_*` variables are the auth-center's and are
+//! ignored, so a service and the auth-center can share one environment. Any of these
+//! variables can be given as `<NAME>_FILE` instead, the path of a file holding the value
+//! ([`Environment`]).
+//!
+//! A service keeps its own settings beside the verifier's, in the same file and at the same
+//! level: [`figment`] gives the standard sources, the service merges its own environment
+//! variables, and [`extract`] reads both trees and refuses a name that neither knows.
+//! [`init_logging`] starts logging the way the workspace's binaries do.
+//!
+//! ```
+//! use figment::providers::{Env, Format as _, Toml};
+//! use verifier::settings::{self, VerifierSettings};
+//!
+//! /// A service's own settings; the verifier's come beside them.
+//! #[derive(Debug, Default, serde::Deserialize)]
+//! #[serde(default)]
+//! struct Own {
+//!     greeting: String,
+//! }
+//!
+//! let figment = settings::figment(None)
+//!     .merge(Toml::string(r#"
+//!         jwks_url = "https://auth.example/.well-known/jwks.json"
+//!         issuer = "https://auth.example"
+//!         revocation = "every-request"
+//!         redis_url = "redis://cache:6379"
+//!         greeting = "hello"
+//!     "#))
+//!     .merge(Env::prefixed("MY_SERVICE_").only(&["greeting"]));
+//! let (verifier, own): (VerifierSettings, Own) = settings::extract(&figment).unwrap();
+//! assert_eq!(own.greeting, "hello");
+//! assert_eq!(verifier.audience, "api");
+//! assert_eq!(verifier.revocation, verifier::RevocationMode::EveryRequest);
+//!
+//! let typo = figment::Figment::from(Toml::string("greting = \"hi\""));
+//! let error = settings::extract::<Own>(&typo).unwrap_err().to_string();
+//! assert!(error.contains("greting"), "{error}");
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format as _, Toml};
+use secrecy::{ExposeSecret as _, SecretString};
+use serde::Deserialize;
+use serde::de::{self, DeserializeOwned, Visitor};
+
+pub use crate::environment::Environment;
+
+use crate::builder::{BuildError, VerifierBuilder};
+use crate::dpop::DpopChecker;
+use crate::redis_conn::RedisTarget;
+use crate::revocation::{DEFAULT_MAX_STALL, RevocationMode};
+use crate::verify::Verifier;
+
+/// The fields of [`VerifierSettings`] that the environment sets as `AUTH_<FIELD>`.
+const AUTH_FIELDS: [&str; 8] = [
+    "jwks_url",
+    "issuer",
+    "audience",
+    "redis_prefix",
+    "revocation",
+    "max_staleness_ms",
+    "max_stall_ms",
+    "jwks_cooldown_ms",
+];
+
+/// The fields of [`VerifierSettings`] that the environment sets without a prefix.
+const RAW_FIELDS: [&str; 3] = ["REDIS_URL", "REDIS_CLUSTER_URLS", "PUBLIC_URL"];
+
+/// Settings could not be read, or cannot work.
+///
+/// ```
+/// let error = verifier::settings::VerifierSettings::default().validate().unwrap_err();
+/// assert!(error.to_string().contains("AUTH_JWKS_URL"), "{error}");
+/// ```
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// A value has the wrong type or a name is unknown; figment's message names the field
+    /// and where the value came from.
+    #[error("settings: {0}")]
+    Load(Box<figment::Error>),
+    /// A setting that cannot work, named with its field and its environment variable.
+    #[error("settings: {0}")]
+    Invalid(String),
+    /// The verifier refused the settings, or Redis could not be reached.
+    #[error(transparent)]
+    Build(#[from] BuildError),
+}
+
+/// The verifier's settings: what [`Verifier::builder`] needs, typed, with every default.
+/// `Debug` shows no Redis URL (they may carry a password).
+///
+/// ```
+/// use verifier::settings::VerifierSettings;
+/// let settings = VerifierSettings {
+///     jwks_url: "http://127.0.0.1:8080/.well-known/jwks.json".into(),
+///     issuer: "http://127.0.0.1:8080".into(),
+///     ..VerifierSettings::default()
+/// };
+/// assert_eq!(settings.audience, "api");
+/// assert_eq!(settings.redis_target().unwrap(), None);
+/// ```
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct VerifierSettings {
+    /// The auth-center's JWKS URL (`AUTH_JWKS_URL`, required).
+    pub jwks_url: String,
+    /// Expected `iss` (`AUTH_ISSUER`, required).
+    pub issuer: String,
+    /// Expected `aud` (`AUTH_AUDIENCE`).
+    pub audience: String,
+    /// A standalone Redis (`REDIS_URL`); not with [`redis_cluster_urls`](Self::redis_cluster_urls).
+    pub redis_url: Option<SecretString>,
+    /// A Redis Cluster's seed nodes, comma-separated (`REDIS_CLUSTER_URLS`).
+    pub redis_cluster_urls: Option<SecretString>,
+    /// Session-key prefix shared with the auth-center (`AUTH_REDIS_PREFIX`).
+    pub redis_prefix: String,
+    /// Revocation mode (`AUTH_REVOCATION`: `tracked`, `every-request` or `off`).
+    #[serde(with = "Revocation")]
+    pub revocation: RevocationMode,
+    /// Tracked mode's safety-net TTL (`max_staleness_ms`, `AUTH_MAX_STALENESS_MS`).
+    #[serde(rename = "max_staleness_ms", deserialize_with = "millis")]
+    pub max_staleness: Duration,
+    /// Tracked mode's bound on cached answers from a Redis that stopped answering
+    /// (`max_stall_ms`, `AUTH_MAX_STALL_MS`).
+    #[serde(rename = "max_stall_ms", deserialize_with = "millis")]
+    pub max_stall: Duration,
+    /// Minimum time between JWKS refetches on unknown `kid`s (`jwks_cooldown_ms`,
+    /// `AUTH_JWKS_COOLDOWN_MS`).
+    #[serde(rename = "jwks_cooldown_ms", deserialize_with = "millis")]
+    pub jwks_cooldown: Duration,
+    /// The URL clients reach the service under (`PUBLIC_URL`: scheme, host, port, any path
+    /// prefix a proxy adds). Set, DPoP-bound tokens (RFC 9449) are accepted with the `DPoP`
+    /// scheme and a proof whose `htu` is it plus the request's path; unset, they are refused.
+    pub public_url: Option<String>,
+}
+
+impl Default for VerifierSettings {
+    /// Every default; `jwks_url` and `issuer` are empty and must be set.
+    fn default() -> Self {
+        Self {
+            jwks_url: String::new(),
+            issuer: String::new(),
+            audience: "api".into(),
+            redis_url: None,
+            redis_cluster_urls: None,
+            redis_prefix: "auth".into(),
+            revocation: RevocationMode::Tracked,
+            max_staleness: Duration::from_secs(5),
+            max_stall: DEFAULT_MAX_STALL,
+            jwks_cooldown: Duration::from_secs(10),
+            public_url: None,
+        }
+    }
+}
+
+/// A duration written in milliseconds.
+fn millis<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+    u64::deserialize(deserializer).map(Duration::from_millis)
+}
+
+/// [`RevocationMode`] as it is written in settings.
+#[derive(Deserialize)]
+#[serde(remote = "RevocationMode", rename_all = "kebab-case")]
+enum Revocation {
+    Tracked,
+    EveryRequest,
+    Off,
+}
+
+impl VerifierSettings {
+    /// These settings with their Redis set to `target` (what tests and programs that already
+    /// hold a [`RedisTarget`] use).
+    ///
+    /// ```
+    /// use verifier::{RedisTarget, settings::VerifierSettings};
+    /// let target = RedisTarget::Standalone("redis://127.0.0.1:6379".into());
+    /// let settings = VerifierSettings::default().with_redis(target.clone());
+    /// assert_eq!(settings.redis_target().unwrap(), Some(target));
+    /// ```
+    pub fn with_redis(mut self, target: RedisTarget) -> Self {
+        (self.redis_url, self.redis_cluster_urls) = match target {
+            RedisTarget::Standalone(url) => (Some(url.into()), None),
+            RedisTarget::Cluster(urls) => (None, Some(urls.join(",").into())),
+        };
+        self
+    }
+
+    /// The Redis the verifier checks sessions in: `None` without one (only for revocation
+    /// `off`). Refuses both URLs at once, and a cluster list that names no node.
+    ///
+    /// ```
+    /// use verifier::{RedisTarget, settings::VerifierSettings};
+    /// let settings = VerifierSettings {
+    ///     redis_cluster_urls: Some("redis://a:7000, redis://b:7000,".to_string().into()),
+    ///     ..VerifierSettings::default()
+    /// };
+    /// assert_eq!(
+    ///     settings.redis_target().unwrap(),
+    ///     Some(RedisTarget::Cluster(vec!["redis://a:7000".into(), "redis://b:7000".into()]))
+    /// );
+    /// ```
+    pub fn redis_target(&self) -> Result<Option<RedisTarget>, SettingsError> {
+        match (&self.redis_url, &self.redis_cluster_urls) {
+            (None, None) => Ok(None),
+            (Some(url), None) => Ok(Some(RedisTarget::Standalone(
+                url.expose_secret().to_owned(),
+            ))),
+            (None, Some(urls)) => match RedisTarget::cluster_from_csv(urls.expose_secret()) {
+                RedisTarget::Cluster(seeds) if seeds.is_empty() => Err(invalid(
+                    "redis_cluster_urls (REDIS_CLUSTER_URLS) names no seed node",
+                )),
+                target => Ok(Some(target)),
+            },
+            (Some(_), Some(_)) => Err(invalid(
+                "set redis_url (REDIS_URL) or redis_cluster_urls (REDIS_CLUSTER_URLS), not both",
+            )),
+        }
+    }
+
+    /// The DPoP proof checker for [`public_url`](Self::public_url), if it is set.
+    ///
+    /// ```
+    /// use verifier::settings::VerifierSettings;
+    /// let settings = VerifierSettings {
+    ///     public_url: Some("https://api.example".into()),
+    ///     ..VerifierSettings::default()
+    /// };
+    /// let checker = settings.dpop_checker().unwrap().unwrap();
+    /// assert_eq!(checker.public_url(), "https://api.example");
+    /// ```
+    pub fn dpop_checker(&self) -> Result<Option<DpopChecker>, SettingsError> {
+        let Some(url) = &self.public_url else {
+            return Ok(None);
+        };
+        let checker = DpopChecker::builder()
+            .public_url(url)
+            .build()
+            .map_err(|e| invalid(&format!("public_url (PUBLIC_URL): {}", e.0)))?;
+        Ok(Some(checker))
+    }
+
+    /// Refuses settings that cannot work: the JWKS URL and the issuer are required, the Redis
+    /// URLs must name one store, and a public URL must be one a DPoP proof can name. Each
+    /// error names the field and its environment variable.
+    ///
+    /// ```
+    /// use verifier::settings::VerifierSettings;
+    /// let settings = VerifierSettings { jwks_url: "http://a/jwks".into(), ..Default::default() };
+    /// let error = settings.validate().unwrap_err().to_string();
+    /// assert!(error.contains("issuer (AUTH_ISSUER)"), "{error}");
+    /// ```
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        if self.jwks_url.trim().is_empty() {
+            return Err(invalid("jwks_url (AUTH_JWKS_URL) must be set"));
+        }
+        if self.issuer.trim().is_empty() {
+            return Err(invalid("issuer (AUTH_ISSUER) must be set"));
+        }
+        self.redis_target()?;
+        self.dpop_checker()?;
+        Ok(())
+    }
+
+    /// A verifier builder with these settings, for a program that adds its own (a clock, the
+    /// signature cache's size).
+    ///
+    /// ```
+    /// use verifier::{RevocationMode, settings::VerifierSettings};
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let settings = VerifierSettings {
+    ///     jwks_url: "http://127.0.0.1:9/.well-known/jwks.json".into(),
+    ///     issuer: "http://127.0.0.1:9".into(),
+    ///     revocation: RevocationMode::Off,
+    ///     ..VerifierSettings::default()
+    /// };
+    /// let verifier = settings.builder().unwrap().signature_cache_capacity(100).build().await;
+    /// assert!(verifier.is_ok());
+    /// # });
+    /// ```
+    pub fn builder(&self) -> Result<VerifierBuilder, SettingsError> {
+        self.validate()?;
+        let mut builder = Verifier::builder()
+            .issuer(&self.issuer)
+            .audience(&self.audience)
+            .jwks_url(&self.jwks_url)
+            .jwks_cooldown(self.jwks_cooldown)
+            .key_prefix(&self.redis_prefix)
+            .revocation(self.revocation)
+            .max_staleness(self.max_staleness)
+            .max_stall(self.max_stall);
+        if let Some(target) = self.redis_target()? {
+            builder = builder.redis(target);
+        }
+        if let Some(checker) = self.dpop_checker()? {
+            builder = builder.dpop(checker);
+        }
+        Ok(builder)
+    }
+
+    /// Builds the verifier these settings describe.
+    ///
+    /// ```no_run
+    /// # async fn demo(settings: verifier::settings::VerifierSettings) -> anyhow::Result<()> {
+    /// let verifier = settings.build().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn build(&self) -> Result<Verifier, SettingsError> {
+        Ok(self.builder()?.build().await?)
+    }
+}
+
+impl From<figment::Error> for SettingsError {
+    fn from(error: figment::Error) -> Self {
+        SettingsError::Load(Box::new(error))
+    }
+}
+
+fn invalid(message: &str) -> SettingsError {
+    SettingsError::Invalid(message.to_owned())
+}
+
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`), as the workspace's binaries do.
+/// Installs the global subscriber once; later calls change nothing.
+///
+/// ```
+/// verifier::settings::init_logging();
+/// tracing::info!("starting");
+/// ```
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// The standard sources, in order: `file` (TOML, which must exist) if given, then the
+/// environment variables of [`VerifierSettings`] (see the [module documentation](self)).
+/// Serde defaults come first. A service merges its own variables after these.
+///
+/// ```
+/// use figment::providers::Env;
+/// let figment = verifier::settings::figment(None).merge(Env::raw().only(&["LISTEN_ADDR"]));
+/// ```
+pub fn figment(file: Option<&Path>) -> Figment {
+    let mut figment = Figment::new();
+    if let Some(file) = file {
+        figment = figment.merge(Toml::file_exact(file));
+    }
+    figment
+        .merge(Environment::new(|env: Env| env.only(&RAW_FIELDS)))
+        .merge(Environment::new(|env: Env| {
+            Environment::prefixed(env, "AUTH_").only(&AUTH_FIELDS)
+        }))
+}
+
+/// Reads the verifier's settings and a service's own settings `S` from `figment`, checks the
+/// verifier's ([`VerifierSettings::validate`]) and refuses any top-level name that neither
+/// knows, naming it. `S` is a struct with named fields (a field that holds the
+/// [`VerifierSettings`] itself is `#[serde(skip)]`).
+///
+/// ```
+/// use figment::{Figment, providers::{Format as _, Toml}};
+/// #[derive(Default, serde::Deserialize)]
+/// #[serde(default)]
+/// struct Own {
+///     port: u16,
+/// }
+/// let figment = Figment::from(Toml::string("port = \"eighty\""));
+/// let error = verifier::settings::extract::<Own>(&figment).err().unwrap().to_string();
+/// assert!(error.contains("port"), "{error}");
+/// ```
+pub fn extract<S: DeserializeOwned>(
+    figment: &Figment,
+) -> Result<(VerifierSettings, S), SettingsError> {
+    let names: BTreeMap<String, figment::value::Value> = figment.extract()?;
+    let (verifier_fields, own_fields) = (field_names::<VerifierSettings>(), field_names::<S>());
+    if let Some(unknown) = names.keys().find(|name| {
+        !verifier_fields.contains(&name.as_str()) && !own_fields.contains(&name.as_str())
+    }) {
+        let mut expected: Vec<&str> = verifier_fields.iter().chain(own_fields).copied().collect();
+        expected.sort_unstable();
+        return Err(SettingsError::Invalid(format!(
+            "unknown field `{unknown}`, expected one of {}",
+            expected.join(", ")
+        )));
+    }
+    let verifier: VerifierSettings = figment.extract()?;
+    let own: S = figment.extract()?;
+    verifier.validate()?;
+    Ok((verifier, own))
+}
+
+/// The field names a struct's `Deserialize` asks for (serde passes them to
+/// `deserialize_struct`); empty for anything that is not a struct with named fields.
+fn field_names<T: DeserializeOwned>() -> &'static [&'static str] {
+    struct Fields(&'static [&'static str]);
+
+    /// A deserializer that only records the field names it is asked for, then stops.
+    struct Recorder<'a>(&'a mut Fields);
+
+    #[derive(Debug)]
+    struct Stop;
+    impl std::fmt::Display for Stop {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("field names recorded")
+        }
+    }
+    impl std::error::Error for Stop {}
+    impl de::Error for Stop {
+        fn custom<M: std::fmt::Display>(_: M) -> Self {
+            Stop
+        }
+    }
+
+    impl<'de> de::Deserializer<'de> for Recorder<'_> {
+        type Error = Stop;
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Stop> {
+            Err(Stop)
+        }
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Stop> {
+            self.0.0 = fields;
+            Err(Stop)
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
+            byte_buf option unit unit_struct newtype_struct seq tuple tuple_struct map enum
+            identifier ignored_any
+        }
+    }
+
+    let mut fields = Fields(&[]);
+    let _ = T::deserialize(Recorder(&mut fields));
+    fields.0
+}
+
+#[cfg(test)]
+mod tests {
+    // Test code: a panic is a failure report; figment::Jail's closures return its error.
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::result_large_err)]
+
+    use super::*;
+
+    /// A service's own settings, as the demo-service and the gateway have them.
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(default)]
+    struct Own {
+        listen_addr: Option<std::net::SocketAddr>,
+        #[serde(skip)]
+        _verifier: VerifierSettings,
+    }
+
+    fn from_toml(toml: &str) -> Result<VerifierSettings, String> {
+        extract::<Own>(&Figment::from(Toml::string(toml)))
+            .map(|(verifier, _)| verifier)
+            .map_err(|e| e.to_string())
+    }
+
+    const REQUIRED: &str = "jwks_url = \"http://a/jwks\"\nissuer = \"http://a\"\n";
+
+    #[test]
+    fn every_setting_has_a_typed_field() {
+        let settings = from_toml(
+            r#"
+            jwks_url = "http://auth:8080/.well-known/jwks.json"
+            issuer = "http://auth:8080"
+            audience = "orders"
+            redis_cluster_urls = "redis://:hunter2@a:7000, redis://b:7000,"
+            redis_prefix = "p"
+            revocation = "every-request"
+            max_staleness_ms = 60000
+            max_stall_ms = 50
+            jwks_cooldown_ms = 100
+            public_url = "https://demo.example/api"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(settings.jwks_url, "http://auth:8080/.well-known/jwks.json");
+        assert_eq!(settings.issuer, "http://auth:8080");
+        assert_eq!(settings.audience, "orders");
+        assert_eq!(
+            settings.redis_target().unwrap(),
+            Some(RedisTarget::Cluster(vec![
+                "redis://:hunter2@a:7000".into(),
+                "redis://b:7000".into()
+            ]))
+        );
+        assert_eq!(settings.redis_prefix, "p");
+        assert_eq!(settings.revocation, RevocationMode::EveryRequest);
+        assert_eq!(settings.max_staleness, Duration::from_secs(60));
+        assert_eq!(settings.max_stall, Duration::from_millis(50));
+        assert_eq!(settings.jwks_cooldown, Duration::from_millis(100));
+        assert_eq!(
+            settings.public_url.as_deref(),
+            Some("https://demo.example/api")
+        );
+        // The password is a secret.
+        assert!(!format!("{settings:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn the_defaults_are_those_of_the_environment_variables() {
+        let settings = VerifierSettings::default();
+        assert_eq!(settings.audience, "api");
+        assert_eq!(settings.redis_prefix, "auth");
+        assert_eq!(settings.redis_target().unwrap(), None);
+        assert_eq!(settings.revocation, RevocationMode::Tracked);
+        assert_eq!(settings.max_staleness, Duration::from_secs(5));
+        assert_eq!(settings.max_stall, DEFAULT_MAX_STALL);
+        assert_eq!(settings.jwks_cooldown, Duration::from_secs(10));
+        assert_eq!(settings.public_url, None, "DPoP-bound tokens are refused");
+        // The two settings without a default.
+        let error = from_toml("").unwrap_err();
+        assert!(error.contains("AUTH_JWKS_URL"), "{error}");
+        let error = from_toml("jwks_url = \"http://a/jwks\"").unwrap_err();
+        assert!(error.contains("AUTH_ISSUER"), "{error}");
+        assert!(from_toml(REQUIRED).is_ok());
+    }
+
+    #[test]
+    fn a_setting_that_cannot_work_is_an_error_naming_it() {
+        for (toml, field) in [
+            ("revocation = \"sometimes\"", "revocation"),
+            ("max_stall_ms = \"fast\"", "max_stall_ms"),
+            ("listen_addr = \"localhost\"", "listen_addr"),
+            ("no_such_setting = 1", "no_such_setting"),
+            (
+                "redis_url = \"redis://a\"\nredis_cluster_urls = \"redis://b\"",
+                "redis_cluster_urls",
+            ),
+            ("redis_cluster_urls = \" , \"", "redis_cluster_urls"),
+            ("public_url = \"demo.example\"", "PUBLIC_URL"),
+            ("public_url = \"ftp://demo.example\"", "PUBLIC_URL"),
+            ("public_url = \"https://demo.example/?x=1\"", "PUBLIC_URL"),
+        ] {
+            let error = from_toml(&format!("{REQUIRED}{toml}")).expect_err(toml);
+            assert!(error.contains(field), "{toml}: {error}");
+        }
+    }
+
+    #[test]
+    fn the_environment_names_are_the_auth_centers() {
+        figment::Jail::expect_with(|jail| {
+            for (name, value) in [
+                ("AUTH_JWKS_URL", "http://a/jwks"),
+                ("AUTH_ISSUER", "http://a"),
+                ("AUTH_AUDIENCE", "orders"),
+                ("REDIS_URL", "redis://cache:6379"),
+                ("AUTH_REDIS_PREFIX", "p"),
+                ("AUTH_REVOCATION", "every-request"),
+                ("AUTH_MAX_STALENESS_MS", "1000"),
+                ("AUTH_MAX_STALL_MS", "30"),
+                ("AUTH_JWKS_COOLDOWN_MS", "20"),
+                ("PUBLIC_URL", "https://api.example"),
+                // The auth-center's own settings in a shared environment are not errors.
+                ("AUTH_SESSIONS__IDLE_SECS", "3600"),
+                ("AUTH_LOG_FORMAT", "json"),
+            ] {
+                jail.set_env(name, value);
+            }
+            let (settings, _): (VerifierSettings, Own) =
+                extract(&figment(None)).map_err(|e| e.to_string())?;
+            assert_eq!(settings.audience, "orders");
+            assert_eq!(
+                settings.redis_target().map_err(|e| e.to_string())?,
+                Some(RedisTarget::Standalone("redis://cache:6379".into()))
+            );
+            assert_eq!(settings.redis_prefix, "p");
+            assert_eq!(settings.revocation, RevocationMode::EveryRequest);
+            assert_eq!(settings.max_staleness, Duration::from_secs(1));
+            assert_eq!(settings.max_stall, Duration::from_millis(30));
+            assert_eq!(settings.jwks_cooldown, Duration::from_millis(20));
+            assert_eq!(settings.public_url.as_deref(), Some("https://api.example"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_field_names_are_those_serde_reads() {
+        let names = field_names::<VerifierSettings>();
+        for name in AUTH_FIELDS {
+            assert!(names.contains(&name), "{name}");
+        }
+        for name in RAW_FIELDS {
+            assert!(names.contains(&name.to_lowercase().as_str()), "{name}");
+        }
+        assert_eq!(field_names::<Own>(), ["listen_addr"]);
+        assert!(field_names::<u32>().is_empty());
+    }
+}
