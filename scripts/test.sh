@@ -23,14 +23,15 @@
 #   TEST_PG_BINDIR           directory of initdb/pg_ctl/postgres/psql
 # and, set up by this script (see setup_oauth_python below):
 #   TEST_OAUTH_PYTHON        python of a virtualenv with Authlib, requests and PyJWT with
-#                            cryptography (the OAuth e2e test, its DPoP proofs included)
+#                            cryptography (the OAuth e2e test, its DPoP proofs included; the
+#                            native reference checker; the gateway test's Python application)
 #
 # With the whole suite (no package or target selection) it also checks the deployment files
 # offline first: scripts/check-deploy.sh (deploy/k8s against the Kubernetes schemas, the compose
 # files with `docker-compose config`).
 #
-# Needs redis-server, redis-cli and the PostgreSQL server binaries; when they are missing and we
-# are root they are installed with apt-get. Services already running on the machine (e.g. on
+# Needs redis-server, redis-cli and the PostgreSQL server binaries, and nginx for the gateway's
+# e2e tests; when they are missing and we are root they are installed with apt-get. Services already running on the machine (e.g. on
 # 6379/5432) are never used or touched.
 set -euo pipefail
 
@@ -137,20 +138,27 @@ fi
 
 # --- binaries ------------------------------------------------------------------------------------
 
-# `check` exits 3 when a binary (or, as root, the postgres user or runuser) is missing.
+# `check` exits 3 when a binary (or, as root, the postgres user or runuser) is missing. It
+# looks for nginx too: the gateway's e2e tests run a private nginx of their own (never the
+# system's service, its configuration or its logs). Without nginx those tests are skipped with
+# a warning, except in CI (CI=true), where that is an error.
 check_rc=0
 "$LAUNCHER" check || check_rc=$?
 if [ "$check_rc" = 3 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    say "redis-server/redis-cli or the PostgreSQL server binaries are missing; installing them"
+    say "redis-server/redis-cli, the PostgreSQL server binaries or nginx are missing; installing them"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update
-    apt-get install -y redis-server postgresql
+    apt-get install -y redis-server postgresql nginx
     "$LAUNCHER" check || die "still missing something after apt-get install (see above)"
+  elif "$LAUNCHER" check --only redis,redis-cluster,postgres >/dev/null 2>&1; then
+    [ "${CI:-}" = true ] && die "nginx is missing (CI=true): install it (Debian/Ubuntu: sudo apt-get install nginx)"
+    say "WARNING: nginx is missing: the gateway's e2e tests behind nginx will be SKIPPED.
+  Install it (Debian/Ubuntu: sudo apt-get install nginx); running this script as root installs it."
   else
     die "need redis-server, redis-cli and the PostgreSQL server binaries (initdb, pg_ctl, postgres, psql).
-  Install them (Debian/Ubuntu: sudo apt-get install redis-server postgresql), or point TEST_PG_BINDIR
-  at the PostgreSQL bindir. Running this script as root installs them automatically."
+  Install them (Debian/Ubuntu: sudo apt-get install redis-server postgresql nginx), or point
+  TEST_PG_BINDIR at the PostgreSQL bindir. Running this script as root installs them automatically."
   fi
 elif [ "$check_rc" != 0 ]; then
   die "the test-service launcher failed (exit code $check_rc)"
@@ -204,8 +212,10 @@ done
 # tests/e2e/oauth_clients.rs drives the auth-center with an independent OAuth client library:
 # Authlib, with requests and PyJWT (its crypto extra, `cryptography`, signs the DPoP proofs and
 # checks RFC 9068 signatures), in a virtualenv under the cargo target directory (made once,
-# then reused). TEST_OAUTH_PYTHON names its interpreter. Without Python and pip the test is
-# skipped, except in CI (CI=true), where that is an error. As root on Debian, a missing python3 or
+# then reused). TEST_OAUTH_PYTHON names its interpreter. tests/e2e/native.rs runs the reference
+# checker of docs/native-revocation.md (PyJWT and cryptography) with it too, and
+# tests/e2e/gateway.rs its echo application. Without Python and pip these tests are skipped,
+# except in CI (CI=true), where that is an error. As root on Debian, a missing python3 or
 # its venv module is installed with apt-get.
 OAUTH_PY_PACKAGES=("Authlib>=1.6,<2" "requests>=2.31,<3" "PyJWT[crypto]>=2.8,<3")
 setup_oauth_python() {

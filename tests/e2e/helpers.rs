@@ -26,6 +26,8 @@ pub const POLL_BOUND: Duration = Duration::from_secs(5);
 pub const POLL_STEP: Duration = Duration::from_millis(1);
 /// Requests that must all give the same answer once a state change has been seen.
 pub const STAYS_FOR: usize = 20;
+/// How long a restarted Redis (cluster: slots re-learnt) may take to serve the apps again.
+pub const RECOVERY_BOUND: Duration = Duration::from_secs(20);
 
 /// Which shared Redis topology a test runs against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,7 +76,8 @@ macro_rules! on_standalone_and_cluster {
 
 pub use test_support::{DpopKey, Tokens};
 
-fn http_client() -> reqwest::Client {
+/// The tests' HTTP client: no proxy from the environment, a 10 s timeout.
+pub fn http_client() -> reqwest::Client {
     reqwest::Client::builder()
         .no_proxy()
         .timeout(Duration::from_secs(10))
@@ -239,6 +242,19 @@ impl AuthCenter {
             &json!({ "username": username, "password": PASSWORD }),
         )
         .await
+    }
+
+    /// Logs in once the auth-center serves again after a Redis restart (within
+    /// [`RECOVERY_BOUND`]).
+    pub async fn login_after_restart(&self, username: &str) -> Tokens {
+        poll_until(
+            "login at the auth-center works again",
+            RECOVERY_BOUND,
+            || async { Answer::of(self.login(username).await).await },
+            Answer::is_ok,
+        )
+        .await;
+        self.login_ok(username).await
     }
 
     pub async fn login_ok(&self, username: &str) -> Tokens {
@@ -478,6 +494,18 @@ where
         }
         before.push(answer);
         tokio::time::sleep(POLL_STEP).await;
+    }
+}
+
+impl Polled {
+    /// Asserts that every answer before the hit satisfies `expected`: `what` says which.
+    #[track_caller]
+    pub fn assert_before(&self, what: &str, expected: impl Fn(&Answer) -> bool) {
+        assert!(
+            self.before.iter().all(expected),
+            "{what}: {:?}",
+            self.before
+        );
     }
 }
 

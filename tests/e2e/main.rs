@@ -12,13 +12,16 @@
 )] // test code: a panic is a failure report
 
 mod helpers;
+mod python;
 
 mod caching;
 mod dpop;
 mod failover;
+mod gateway;
 mod key_rotation;
 mod login;
 mod logout;
+mod native;
 mod oauth_clients;
 mod outages;
 mod revocation;

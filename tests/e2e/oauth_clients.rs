@@ -17,34 +17,12 @@ use verifier::RevocationMode;
 
 use crate::helpers::*;
 use crate::on_standalone_and_cluster;
+use crate::python::venv_python;
 
 on_standalone_and_cluster!(a_service_accounts_token_is_revoked_by_del_of_its_session_key);
 
 /// Longest the Python step may take.
 const PYTHON_BOUND: Duration = Duration::from_secs(120);
-
-/// The interpreter of the test virtualenv, or `None` (outside CI) to skip.
-fn oauth_python() -> Option<String> {
-    match std::env::var("TEST_OAUTH_PYTHON") {
-        Ok(python) if !python.is_empty() => {
-            assert!(
-                std::path::Path::new(&python).exists(),
-                "TEST_OAUTH_PYTHON={python} does not exist"
-            );
-            Some(python)
-        }
-        _ if std::env::var("CI").is_ok_and(|ci| ci == "true") => {
-            panic!("CI=true but TEST_OAUTH_PYTHON is unset: scripts/test.sh installs it")
-        }
-        _ => {
-            eprintln!(
-                "skipped: TEST_OAUTH_PYTHON is unset (scripts/test.sh installs Authlib in a \
-                 virtualenv and sets it)"
-            );
-            None
-        }
-    }
-}
 
 /// A loopback port that was free a moment ago: the issuer must name the address the
 /// client library reaches, so the port is chosen before the server binds it.
@@ -57,7 +35,7 @@ fn free_port() -> u16 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn authlib_discovers_gets_client_tokens_refreshes_introspects_and_revokes() {
-    let Some(python) = oauth_python() else {
+    let Some(python) = venv_python() else {
         return;
     };
     let port = free_port();

@@ -14,22 +14,9 @@ on_standalone_and_cluster!(
     a_paused_redis_turns_cached_sessions_into_503_within_the_max_stall_until_it_answers_again,
 );
 
-/// How long a restarted Redis (cluster: slots re-learnt) may take to serve the apps again.
-const RECOVERY_BOUND: Duration = Duration::from_secs(20);
 /// How long a session cached before the outage may keep being served: the dropped connection
 /// must be noticed (the max-staleness TTL there is 60 s, so the TTL cannot be what ends it).
 const CACHED_OUTAGE_BOUND: Duration = Duration::from_secs(2);
-
-async fn login_after_restart(center: &AuthCenter, username: &str) -> Tokens {
-    poll_until(
-        "login at the auth-center works again",
-        RECOVERY_BOUND,
-        || async { Answer::of(center.login(username).await).await },
-        Answer::is_ok,
-    )
-    .await;
-    center.login_ok(username).await
-}
 
 async fn a_redis_outage_answers_503_with_retry_after_never_200_and_recovers_after_a_restart(
     store: Store,
@@ -65,7 +52,7 @@ async fn a_redis_outage_answers_503_with_retry_after_never_200_and_recovers_afte
     redis.restart();
 
     // The data is gone with the restart: log in again.
-    let alice_again = login_after_restart(&center, "alice").await;
+    let alice_again = center.login_after_restart("alice").await;
     for demo in [&tracked, &every_request] {
         let polled = poll_until(
             "the demo-service serves again",
@@ -74,11 +61,7 @@ async fn a_redis_outage_answers_503_with_retry_after_never_200_and_recovers_afte
             Answer::is_ok,
         )
         .await;
-        assert!(
-            polled.before.iter().all(Answer::is_503),
-            "only 503s before recovery: {:?}",
-            polled.before
-        );
+        polled.assert_before("only 503s before recovery", Answer::is_503);
         // Sessions lost with the data are gone for good, never resurrected from a cache.
         for lost in [&alice, &bob] {
             demo.me(lost).await.assert_401("session_revoked");
@@ -140,7 +123,7 @@ async fn a_session_cached_in_tracked_mode_fails_closed_soon_after_redis_stops(st
     )
     .await;
     polled.hit.assert_401("session_revoked");
-    let alice_again = login_after_restart(&center, "alice").await;
+    let alice_again = center.login_after_restart("alice").await;
     demo.me(&alice_again).await.assert_ok();
 }
 

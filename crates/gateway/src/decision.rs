@@ -306,9 +306,14 @@ fn no_store(mut response: Response) -> Response {
     response
 }
 
-/// `400` with the common body, saying what the proxy sent wrong.
+/// `400` with the common body, saying what the proxy sent wrong. A proxy that does not say
+/// what it asks about is misconfigured (a warning); a refused URI is a client's (debug).
 fn bad_request(dialect: Dialect, error: &BadRequest) -> Response {
-    tracing::info!(dialect = dialect.label(), error = %error, "bad forward-auth request");
+    if error.is_proxy_setup() {
+        tracing::warn!(dialect = dialect.label(), error = %error, "bad forward-auth request");
+    } else {
+        tracing::debug!(dialect = dialect.label(), error = %error, "refused original request");
+    }
     let body = ErrorBody::new("invalid_request", error.to_string());
     no_store((StatusCode::BAD_REQUEST, Json(body)).into_response())
 }

@@ -113,6 +113,17 @@ impl Original<'_> {
     }
 }
 
+impl BadRequest {
+    /// Whether the proxy, not its client, got something wrong: the headers that describe the
+    /// original request are missing or repeated.
+    pub(crate) fn is_proxy_setup(&self) -> bool {
+        matches!(
+            self,
+            BadRequest::MissingUri(_) | BadRequest::MissingPath | BadRequest::Repeated(_)
+        )
+    }
+}
+
 /// Why a forward-auth request cannot be answered (`400`): the proxy is misconfigured, or the
 /// original request is one the gateway refuses to judge.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -16,13 +16,16 @@
 //!   definition both of the above use.
 //! * [`create_postgres_database`]: a fresh database per test.
 //! * [`binary`]: a workspace binary run with a clean environment until it serves.
+//! * [`Nginx`]: a private nginx (Debian's binary, never the system service) serving a
+//!   configuration template on a free loopback port, for the forward-auth gateway's tests.
 //! * [`DpopKey`]: a DPoP client's key pair that makes proofs (RFC 9449), and [`Tokens`], the
 //!   auth-center's token response.
 //!
 //! Everything is synchronous (blocking); calling it from a `#[tokio::test]` is fine.
 //!
 //! Binaries: `redis-server` and `redis-cli` from `PATH`; the Postgres binaries from
-//! `$TEST_PG_BINDIR`, `pg_config --bindir` or `/usr/lib/postgresql/*/bin`. When running as
+//! `$TEST_PG_BINDIR`, `pg_config --bindir` or `/usr/lib/postgresql/*/bin`; `nginx` from `PATH` or
+//! `/usr/sbin`. When running as
 //! root, Postgres runs as the `postgres` user (via `runuser`).
 //!
 //! Every fixture is paired with a tiny watchdog process that kills its servers and removes its
@@ -34,6 +37,7 @@
 
 pub mod binary;
 mod dpop;
+mod nginx;
 mod postgres;
 mod redis;
 mod services;
@@ -42,6 +46,7 @@ mod tokens;
 mod util;
 
 pub use crate::dpop::{DpopKey, access_token_hash};
+pub use crate::nginx::{Nginx, nginx_binary};
 pub use crate::postgres::{Postgres, create_postgres_database};
 pub use crate::redis::{ClusterOptions, RedisCluster, RedisServer};
 pub use crate::services::{Running, Service, start_all};

@@ -208,10 +208,10 @@ pub(crate) fn pick_port(with_bus: bool) -> Result<u16> {
 ///
 /// It blocks reading a pipe whose write end only this process holds (close-on-exec, so servers
 /// do not inherit it). On EOF it kills the servers recorded in the directory — Redis pidfiles
-/// named `redis-server.pid` (in the directory or one level below) and Postgres'
-/// `data/postmaster.pid` — but only processes whose working directory lies inside the fixture
-/// directory (guards against recycled pids), then removes the directory. A fixture that is
-/// dropped normally cleans up itself and then sends `disarm`.
+/// named `redis-server.pid` (in the directory or one level below), nginx's `nginx.pid` and
+/// Postgres' `data/postmaster.pid` — but only processes whose working directory lies inside
+/// the fixture directory (guards against recycled pids), then removes the directory. A fixture
+/// that is dropped normally cleans up itself and then sends `disarm`.
 pub(crate) struct Watchdog {
     child: Child,
     stdin: Option<ChildStdin>,
@@ -232,7 +232,7 @@ try_kill() { # signal pidfile
   case $cwd in "$real"|"$real"/*) ;; *) return 0;; esac
   kill "-$1" "$pid" 2>/dev/null && pids="$pids $pid"
 }
-for f in "$dir"/redis-server.pid "$dir"/*/redis-server.pid; do try_kill KILL "$f"; done
+for f in "$dir"/redis-server.pid "$dir"/*/redis-server.pid "$dir"/nginx.pid; do try_kill KILL "$f"; done
 try_kill QUIT "$dir/data/postmaster.pid"
 i=0
 while [ "$i" -lt 100 ]; do

@@ -16,7 +16,8 @@
 //! (SIGKILL), each server's watchdog does.
 //!
 //! `test-services check` only checks that what the services need is installed; it exits 3
-//! and says what is missing if something is.
+//! and says what is missing if something is. Without `--only` it also checks for `nginx`,
+//! which the gateway's e2e tests start themselves (see `test_support::Nginx`).
 
 #![allow(clippy::disallowed_methods)] // "up after N s" is real elapsed time
 
@@ -36,7 +37,8 @@ usage: test-services [--only SERVICE,...] [--env-file PATH]
 
 Starts private Redis, Redis Cluster and Postgres servers for the tests, prints the variables
 that announce them, and stops them on SIGINT, SIGTERM, SIGHUP or when its parent exits.
-`check` only says whether what they need is installed (exit code 3 if not).
+`check` only says whether what they need is installed (exit code 3 if not); without --only
+it also checks for nginx, which the gateway's e2e tests start themselves.
 Services: redis, redis-cluster, postgres (default: all).";
 
 /// The exit code of `check` when something is missing.
@@ -48,6 +50,8 @@ const PARENT_POLL: Duration = Duration::from_millis(200);
 struct Args {
     check: bool,
     services: Vec<Service>,
+    /// No `--only`: everything the tests need, nginx included.
+    everything: bool,
     env_file: Option<PathBuf>,
 }
 
@@ -55,6 +59,7 @@ fn parse_args() -> Result<Args> {
     let mut args = Args {
         check: false,
         services: Service::ALL.to_vec(),
+        everything: true,
         env_file: None,
     };
     let mut it = std::env::args().skip(1);
@@ -63,6 +68,7 @@ fn parse_args() -> Result<Args> {
             "check" => args.check = true,
             "--only" => {
                 let list = it.next().context("--only needs a list of services")?;
+                args.everything = false;
                 args.services = list
                     .split(',')
                     .map(|name| {
@@ -97,7 +103,7 @@ fn main() -> ExitCode {
         }
     };
     if args.check {
-        return check(&args.services);
+        return check(&args.services, args.everything);
     }
     match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
@@ -108,13 +114,17 @@ fn main() -> ExitCode {
     }
 }
 
-fn check(services: &[Service]) -> ExitCode {
+fn check(services: &[Service], with_nginx: bool) -> ExitCode {
     let mut missing = false;
     for service in services {
         if let Err(e) = service.check() {
             say(&format!("{service}: {e:#}"));
             missing = true;
         }
+    }
+    if with_nginx && test_support::nginx_binary().is_none() {
+        say("nginx: not found on PATH nor at /usr/sbin/nginx");
+        missing = true;
     }
     if missing {
         ExitCode::from(MISSING)
