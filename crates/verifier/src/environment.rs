@@ -100,48 +100,97 @@ impl Environment {
         env.iter().next().map(|(key, _)| key.as_str().to_owned())
     }
 
-    /// Every (key, value) this provider gives, files read.
-    fn values(&self) -> Result<Vec<(String, String)>, String> {
+    /// Every variable this provider reads: its name, its value (a path for a file
+    /// variable), the key it sets, and whether it names a file.
+    fn variables(&self) -> Vec<Variable> {
         let vars: Vec<(String, String)> = std::env::vars_os()
             .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
             .filter(|(k, _)| !k.trim().is_empty())
             .collect();
-        let mut values = Vec::new();
-        for (name, value) in &vars {
-            let plain = self.key(name, name);
+        let mut found = Vec::new();
+        for (name, value) in vars {
+            let plain = self.key(&name, &name);
             let base = name
                 .strip_suffix("_FILE")
                 .or_else(|| name.strip_suffix("_file"))
                 .filter(|base| !base.is_empty());
-            let from_file = base.and_then(|base| Some((base, self.key(name, base)?)));
+            let from_file = base.and_then(|base| Some((base.to_owned(), self.key(&name, base)?)));
             let from_file = match (&plain, from_file) {
                 (Some(key), Some(_)) if self.paths.contains(key) => None,
                 (_, from_file) => from_file,
             };
-            let Some((base, key)) = from_file else {
-                if let Some(key) = plain {
-                    values.push((key, value.clone()));
-                }
+            let (key, file_of) = match (from_file, plain) {
+                (Some((base, key)), _) => (key, Some(base)),
+                (None, Some(key)) => (key, None),
+                (None, None) => continue,
+            };
+            found.push(Variable {
+                name,
+                value,
+                key,
+                file_of,
+            });
+        }
+        found
+    }
+
+    /// Every (key, value) this provider gives, files read.
+    fn values(&self) -> Result<Vec<(String, String)>, String> {
+        let variables = self.variables();
+        let mut values = Vec::new();
+        for variable in &variables {
+            let Some(base) = &variable.file_of else {
+                values.push((variable.key.clone(), variable.value.clone()));
                 continue;
             };
-            if vars.iter().any(|(other, _)| other == base) {
+            let name = &variable.name;
+            if std::env::var_os(base).is_some() {
                 return Err(format!(
                     "both {base} and {name} are set: set one of them ({name} names a file \
                      that holds the value of {base})"
                 ));
             }
-            let content = std::fs::read_to_string(value)
-                .map_err(|e| format!("{name}: cannot read the file {value:?}: {e}"))?;
-            let content = content.trim_end_matches(['\n', '\r']).to_owned();
-            values.push((key, content));
+            let path = &variable.value;
+            let content = std::fs::read_to_string(path)
+                .map_err(|e| format!("{name}: cannot read the file {path:?}: {e}"))?;
+            values.push((
+                variable.key.clone(),
+                content.trim_end_matches(['\n', '\r']).to_owned(),
+            ));
         }
         Ok(values)
     }
 }
 
+/// One variable an [`Environment`] reads.
+struct Variable {
+    /// Its name, as set.
+    name: String,
+    /// Its value: the setting's, or the path of the file that holds it.
+    value: String,
+    /// The setting's key.
+    key: String,
+    /// For `NAME_FILE`: `NAME`.
+    file_of: Option<String>,
+}
+
 impl Provider for Environment {
     fn metadata(&self) -> Metadata {
-        Metadata::named("environment variable(s) or their *_FILE files")
+        // Errors name the variable that set a key, as figment's `Env` does.
+        let names: Vec<(String, String)> = self
+            .variables()
+            .into_iter()
+            .map(|variable| (variable.key, variable.name))
+            .collect();
+        Metadata::named("environment variable(s) or their *_FILE files").interpolater(
+            move |_profile, keys| {
+                let key = keys.join(".");
+                names
+                    .iter()
+                    .find(|(known, _)| known.eq_ignore_ascii_case(&key))
+                    .map_or_else(|| key.to_ascii_uppercase(), |(_, name)| name.clone())
+            },
+        )
     }
 
     fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
