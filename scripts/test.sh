@@ -2,7 +2,9 @@
 # The project's one test command.
 #
 # Builds the tests, starts private test services on free loopback ports -- one standalone Redis,
-# a Redis Cluster of 3 masters with one replica each and one PostgreSQL server -- through
+# a Redis Cluster of 3 masters with one replica each, one PostgreSQL server, and TLS servers
+# with a throwaway CA (a TLS-only Redis, one demanding client certificates, a TLS-only Redis
+# Cluster of 3 masters, a PostgreSQL over TLS only) -- through
 # test-support's launcher (the `test-services` binary), runs the whole test suite against them
 # and stops them again, whatever happens.
 #
@@ -21,6 +23,18 @@
 #                            (the 3 masters; each has a replica)
 #   TEST_DATABASE_URL        postgres://postgres@127.0.0.1:<port>/postgres  (superuser, trust auth)
 #   TEST_PG_BINDIR           directory of initdb/pg_ctl/postgres/psql
+#   TEST_REDIS_TLS_URL       rediss://127.0.0.1:<port>  (TLS only: --port 0 --tls-port; a client
+#                            certificate is optional; `default` user without password, the
+#                            tests create ACL users)
+#   TEST_REDIS_MTLS_URL      rediss://127.0.0.1:<port>  (TLS only, client certificate required)
+#   TEST_REDIS_TLS_CLUSTER_URLS  rediss://127.0.0.1:<p1>,...  (a TLS-only Redis Cluster of 3
+#                            masters: clients, cluster bus and replication over TLS)
+#   TEST_DATABASE_TLS_URL    postgres://postgres@127.0.0.1:<port>/postgres?sslmode=verify-full&sslrootcert=<CA>
+#                            (ssl=on, pg_hba takes TCP connections over TLS only)
+#   TEST_TLS_CA_FILE         the throwaway CA (rcgen, ECDSA P-256) that signed the servers'
+#                            certificates (for 127.0.0.1 and localhost) and the client's
+#   TEST_TLS_OTHER_CA_FILE   a CA that signed nothing here ("wrong CA" tests)
+#   TEST_TLS_CLIENT_CERT_FILE, TEST_TLS_CLIENT_KEY_FILE   a client certificate and key (PEM)
 # and, set up by this script (see setup_oauth_python below):
 #   TEST_OAUTH_PYTHON        python of a virtualenv with Authlib, requests and PyJWT with
 #                            cryptography (the OAuth e2e test, its DPoP proofs included; the

@@ -152,6 +152,11 @@ impl AuthCenter {
         // tests in the auth-center.
         config.limits.login_ip_max = 10_000;
         tweak(&mut config);
+        // The test's own connection reaches Redis as the auth-center does (TLS, user).
+        let (own_target, own_options) = config
+            .redis_connection(RedisOptions::default())
+            .expect("redis settings")
+            .expect("a Redis");
 
         let app = Application::build_with_clock(config, clock)
             .await
@@ -159,7 +164,7 @@ impl AuthCenter {
         let address = format!("http://127.0.0.1:{}", app.port());
         let auth = app.auth();
         tokio::spawn(app.run_until_stopped());
-        let redis = RedisConnection::connect(&target, RedisOptions::default())
+        let redis = RedisConnection::connect(&own_target, own_options)
             .await
             .expect("test's own Redis connection");
         Self {

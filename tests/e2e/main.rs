@@ -26,3 +26,4 @@ mod oauth_clients;
 mod outages;
 mod revocation;
 mod revocation_off;
+mod tls;

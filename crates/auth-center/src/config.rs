@@ -2,15 +2,17 @@
 //! environment (in that order, later wins).
 //!
 //! Stable environment names (DESIGN.md §4a): `DATABASE_URL`, `REDIS_URL`,
-//! `REDIS_CLUSTER_URLS`, `LISTEN_ADDR`, and `TLS_CERT_FILE`, `TLS_KEY_FILE` for TLS on the
-//! listener. Every other field is reachable as `AUTH_<SECTION>__<FIELD>`, e.g.
+//! `REDIS_CLUSTER_URLS`, `LISTEN_ADDR`, and beside the Redis URLs how to get into Redis:
+//! `REDIS_TLS_CA_FILE`, `REDIS_TLS_CLIENT_CERT_FILE`, `REDIS_TLS_CLIENT_KEY_FILE`,
+//! `REDIS_USERNAME`, `REDIS_PASSWORD`; `TLS_CERT_FILE`, `TLS_KEY_FILE` for TLS on the listener.
+//! Every other field is reachable as `AUTH_<SECTION>__<FIELD>`, e.g.
 //! `AUTH_SESSIONS__IDLE_SECS=3600`; top-level fields as `AUTH_<FIELD>`, e.g. `AUTH_ISSUER`.
 //! Any of these variables can instead be given as `<NAME>_FILE`, the path of a file holding
 //! the value (Docker and Kubernetes secrets; see `verifier::settings::Environment`).
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use figment::Figment;
@@ -40,6 +42,20 @@ pub struct Config {
     /// `redis_cluster_urls` (`REDIS_CLUSTER_URLS`); with neither, in process memory.
     #[serde(flatten)]
     pub redis: RedisConfig,
+    /// A PEM file with the CA certificate(s) that signed the Redis server's certificate, for
+    /// `rediss://` URLs (`REDIS_TLS_CA_FILE`). Unset: the built-in public CAs.
+    pub redis_tls_ca_file: Option<PathBuf>,
+    /// A PEM client certificate for Redis servers that ask for one (mutual TLS,
+    /// `REDIS_TLS_CLIENT_CERT_FILE`); needs `redis_tls_client_key_file`.
+    pub redis_tls_client_cert_file: Option<PathBuf>,
+    /// The PEM private key of `redis_tls_client_cert_file` (`REDIS_TLS_CLIENT_KEY_FILE`).
+    pub redis_tls_client_key_file: Option<PathBuf>,
+    /// The Redis ACL user (`REDIS_USERNAME`), in place of a user in the URL; needs
+    /// `redis_password`.
+    pub redis_username: Option<String>,
+    /// The Redis password (`REDIS_PASSWORD`), of `redis_username` or of the `default` user,
+    /// in place of a password in the URL.
+    pub redis_password: Option<SecretString>,
     /// Prefix of every Redis key (shared with the verifiers).
     pub redis_prefix: String,
     /// Whether `POST /v1/register` is open.
@@ -585,6 +601,11 @@ impl Default for Config {
             issuer: "http://localhost:8080".into(),
             database_url: SecretString::from("sqlite:auth-center.db"),
             redis: RedisConfig::Memory,
+            redis_tls_ca_file: None,
+            redis_tls_client_cert_file: None,
+            redis_tls_client_key_file: None,
+            redis_username: None,
+            redis_password: None,
             redis_prefix: "auth".into(),
             registration_enabled: true,
             tokens: TokenConfig {
@@ -635,6 +656,17 @@ impl std::fmt::Debug for Config {
             .field("issuer", &self.issuer)
             .field("database_url", &"[redacted]")
             .field("redis", &self.redis_mode())
+            .field("redis_tls_ca_file", &self.redis_tls_ca_file)
+            .field(
+                "redis_tls_client_cert_file",
+                &self.redis_tls_client_cert_file,
+            )
+            .field("redis_tls_client_key_file", &self.redis_tls_client_key_file)
+            .field("redis_username", &self.redis_username)
+            .field(
+                "redis_password",
+                &self.redis_password.as_ref().map(|_| "[redacted]"),
+            )
             .field("redis_prefix", &self.redis_prefix)
             .field("registration_enabled", &self.registration_enabled)
             .field("tokens", &self.tokens)
@@ -676,13 +708,14 @@ impl Config {
             .merge(Environment::new(|env: Env| {
                 env.only(&[
                     "DATABASE_URL",
-                    "REDIS_URL",
-                    "REDIS_CLUSTER_URLS",
                     "LISTEN_ADDR",
                     "TLS_CERT_FILE",
                     "TLS_KEY_FILE",
                 ])
                 .map(|name| service_kit::tls::env_key(name.as_str()).into())
+            }))
+            .merge(Environment::new(|env: Env| {
+                env.only(&verifier::RedisAccessSettings::ENVIRONMENT)
             }))
             .merge(
                 Environment::new(|env: Env| {
@@ -701,7 +734,13 @@ impl Config {
                         ])
                         .split("__")
                 })
-                .paths(service_kit::tls::PATH_SETTINGS.map(|key| format!("tls.{key}"))),
+                // Settings that are paths although their names end in `_file`.
+                .paths(service_kit::tls::PATH_SETTINGS.map(|key| format!("tls.{key}")))
+                .paths([
+                    "redis_tls_ca_file",
+                    "redis_tls_client_cert_file",
+                    "redis_tls_client_key_file",
+                ]),
             )
             .extract()
             .map_err(|e| ConfigError::Load(Box::new(e)))?;
@@ -742,6 +781,8 @@ impl Config {
         if self.redis_prefix.is_empty() || self.redis_prefix.contains(['{', '}']) {
             return bad("redis_prefix must be non-empty and must not contain '{' or '}'");
         }
+        self.redis_tls()?;
+        self.redis_credentials()?;
         if !(1..=100_000).contains(&self.oauth.max_tokens_per_client) {
             return bad("oauth.max_tokens_per_client must be between 1 and 100000");
         }
@@ -771,6 +812,54 @@ impl Config {
             .replay_cache_capacity(self.dpop.replay_cache_capacity)
             .clock(clock)
             .build()
+    }
+
+    /// How the Redis settings say to get in (the `redis_tls_*` files, `redis_username`,
+    /// `redis_password`); their rules are the verifier's, shared with every service.
+    fn redis_access(&self) -> verifier::RedisAccessSettings<'_> {
+        verifier::RedisAccessSettings {
+            tls_ca_file: self.redis_tls_ca_file.as_deref(),
+            tls_client_cert_file: self.redis_tls_client_cert_file.as_deref(),
+            tls_client_key_file: self.redis_tls_client_key_file.as_deref(),
+            username: self.redis_username.as_deref(),
+            password: self.redis_password.as_ref().map(|p| p.expose_secret()),
+        }
+    }
+
+    /// The TLS settings for Redis, their files read and checked; `None` when none is set.
+    /// Refused: a client certificate without its key (or the reverse), TLS settings without
+    /// Redis or with a `redis://` URL, a file that cannot be read or holds no PEM certificate
+    /// or key. The error names the setting.
+    pub fn redis_tls(&self) -> Result<Option<verifier::RedisTls>, ConfigError> {
+        self.redis_access()
+            .tls(self.redis.target().as_ref())
+            .map_err(ConfigError::Invalid)
+    }
+
+    /// The Redis user and password, if set; a user without a password, or either without
+    /// Redis, is refused.
+    pub fn redis_credentials(&self) -> Result<Option<verifier::RedisCredentials>, ConfigError> {
+        self.redis_access()
+            .credentials(self.redis.target().as_ref())
+            .map_err(ConfigError::Invalid)
+    }
+
+    /// How to reach Redis: its address, TLS and credentials, with these timeouts; `None` for
+    /// the in-memory stores.
+    pub fn redis_connection(
+        &self,
+        options: verifier::contract::RedisOptions,
+    ) -> Result<Option<(verifier::RedisTarget, verifier::contract::RedisOptions)>, ConfigError>
+    {
+        let Some(target) = self.redis.target() else {
+            return Ok(None);
+        };
+        let options = verifier::contract::RedisOptions {
+            tls: self.redis_tls()?,
+            credentials: self.redis_credentials()?,
+            ..options
+        };
+        Ok(Some((target, options)))
     }
 
     /// Which session store this configuration selects, for logs: [`RedisConfig::mode`].

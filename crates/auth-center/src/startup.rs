@@ -132,7 +132,13 @@ pub struct RedisStores {
 /// The session and rate-limit stores of the configuration: Redis standalone, Redis
 /// Cluster or memory.
 pub async fn connect_redis_stores(config: &Config) -> anyhow::Result<RedisStores> {
-    let Some(target) = config.redis.target() else {
+    let timeout = Duration::from_millis(config.timeouts.redis_ms);
+    let options = RedisOptions {
+        connect_timeout: timeout,
+        response_timeout: timeout,
+        ..RedisOptions::default()
+    };
+    let Some((target, options)) = config.redis_connection(options)? else {
         tracing::warn!(
             "NO REDIS CONFIGURED: sessions and rate limits are kept in this process's \
              memory. They are NOT shared with other instances or verifiers and are lost \
@@ -142,12 +148,6 @@ pub async fn connect_redis_stores(config: &Config) -> anyhow::Result<RedisStores
             sessions: Arc::new(MemorySessionStore::new()),
             rate_limits: Arc::new(MemoryRateLimitStore::new()),
         });
-    };
-    let timeout = Duration::from_millis(config.timeouts.redis_ms);
-    let options = RedisOptions {
-        connect_timeout: timeout,
-        response_timeout: timeout,
-        ..RedisOptions::default()
     };
     let conn = RedisConnection::connect(&target, options)
         .await

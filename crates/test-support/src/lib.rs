@@ -14,6 +14,9 @@
 //!   `TEST_PG_BINDIR`; under a plain `cargo test` each test process starts its own.
 //! * [`Service`]: the kinds of shared server, their variables and how they start: the one
 //!   definition both of the above use.
+//! * [`shared_tls`]: TLS servers shared by ordinary tests ([`TlsServers`]: a TLS-only Redis, one
+//!   with mutual TLS, a TLS-only cluster, a Postgres over TLS only), with the files of the
+//!   throwaway CA ([`TestPki`], made with rcgen) that signed their certificates.
 //! * [`create_postgres_database`]: a fresh database per test.
 //! * [`binary`]: a workspace binary run with a clean environment until it serves.
 //! * [`Nginx`]: a private nginx (Debian's binary, never the system service) serving a
@@ -35,6 +38,7 @@
 #![allow(clippy::disallowed_methods)] // fixtures wait on real servers in real time
 #![warn(missing_docs)]
 
+mod acl;
 pub mod binary;
 mod dpop;
 mod nginx;
@@ -42,13 +46,18 @@ mod postgres;
 mod redis;
 mod services;
 mod shared;
+mod tls;
 mod tokens;
 mod util;
 
+pub use crate::acl::AclUser;
 pub use crate::dpop::{DpopKey, access_token_hash};
 pub use crate::nginx::{Nginx, nginx_binary};
 pub use crate::postgres::{Postgres, create_postgres_database};
 pub use crate::redis::{ClusterOptions, RedisCluster, RedisServer};
 pub use crate::services::{Running, Service, start_all};
-pub use crate::shared::{shared_cluster_urls, shared_postgres_url, shared_redis_url};
+pub use crate::shared::{
+    SharedTls, shared_cluster_urls, shared_postgres_url, shared_redis_url, shared_tls,
+};
+pub use crate::tls::{TestPki, TlsServers};
 pub use crate::tokens::{Tokens, decode_segment};

@@ -2,7 +2,7 @@
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::chown;
+use std::os::unix::fs::{PermissionsExt as _, chown};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, bail};
 use tempfile::TempDir;
 
+use crate::tls::ServerCertificate;
 use crate::util::{
     self, READY_TIMEOUT, START_ATTEMPTS, Watchdog, file_len, log_tail, run, says_address_in_use,
     wait_until,
@@ -39,6 +40,8 @@ const RESTART_BIND_RETRY: Duration = Duration::from_secs(10);
 /// ```
 pub struct Postgres {
     port: u16,
+    /// `ssl = on` with this certificate, TCP connections over TLS only.
+    ssl: Option<ServerCertificate>,
     bindir: PathBuf,
     running: bool,
     watchdog: Watchdog,
@@ -50,6 +53,16 @@ impl Postgres {
     /// loopback port (retrying with another port if it was taken meanwhile) and waits (up to
     /// 20 s) until it accepts connections.
     pub fn start() -> Result<Self> {
+        Self::start_with(None)
+    }
+
+    /// Like [`Postgres::start`], with `ssl = on` and the certificate `ssl`; TCP connections
+    /// must use TLS (`hostssl` only in `pg_hba.conf`).
+    pub(crate) fn start_ssl(ssl: ServerCertificate) -> Result<Self> {
+        Self::start_with(Some(ssl))
+    }
+
+    fn start_with(ssl: Option<ServerCertificate>) -> Result<Self> {
         let bindir = pg_bindir()?;
         let dir = tempfile::Builder::new()
             .prefix("test-support-postgres-")
@@ -67,6 +80,7 @@ impl Postgres {
         let watchdog = Watchdog::spawn(dir.path())?;
         let mut pg = Self {
             port: 0,
+            ssl,
             bindir,
             running: false,
             watchdog,
@@ -173,6 +187,38 @@ impl Postgres {
              max_connections = 300\n"
         )
         .context("could not write postgresql.conf")?;
+        if let Some(ssl) = &self.ssl {
+            self.enable_ssl(ssl, &mut conf)?;
+        }
+        Ok(())
+    }
+
+    /// `ssl = on` with `server.crt` and `server.key` (mode 0600, owned by the server's user) in
+    /// the data directory, and TCP connections over TLS only.
+    fn enable_ssl(&self, ssl: &ServerCertificate, conf: &mut fs::File) -> Result<()> {
+        let data = self.data_dir();
+        for (name, pem) in [("server.crt", &ssl.cert_pem), ("server.key", &ssl.key_pem)] {
+            let path = data.join(name);
+            fs::write(&path, pem).with_context(|| format!("could not write {}", path.display()))?;
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o600))?;
+            if util::is_root() {
+                let (uid, gid) = postgres_user_ids()?;
+                chown(&path, Some(uid), Some(gid))
+                    .with_context(|| format!("could not chown {}", path.display()))?;
+            }
+        }
+        write!(
+            conf,
+            "ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n"
+        )
+        .context("could not write postgresql.conf")?;
+        fs::write(
+            data.join("pg_hba.conf"),
+            "# test-support: TLS only over TCP\n\
+             local all all trust\n\
+             hostssl all all 127.0.0.1/32 trust\n",
+        )
+        .context("could not write pg_hba.conf")?;
         Ok(())
     }
 

@@ -1,9 +1,11 @@
 //! Private `redis-server` processes: standalone ([`RedisServer`]) and a 3-master cluster
 //! ([`RedisCluster`]), optionally with replicas that take over when a master dies.
 
+use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -11,6 +13,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use redis::{Cmd, FromRedisValue, RedisResult, cmd};
 use tempfile::TempDir;
 
+use crate::tls::NodeTls;
 use crate::util::{
     self, READY_TIMEOUT, START_ATTEMPTS, Watchdog, file_len, log_tail, says_address_in_use,
     wait_until,
@@ -34,12 +37,28 @@ const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Sends `command` to the node on `127.0.0.1:port` on a fresh connection (a fixture asks
 /// rarely, and the node may have been restarted since it last asked) and reads the reply.
+/// Over TLS for a TLS node of this process (see [`tls_nodes`]).
 fn query<T: FromRedisValue>(port: u16, command: &Cmd) -> RedisResult<T> {
-    let client = redis::Client::open(("127.0.0.1", port))?;
+    let tls = tls_nodes()
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .get(&port)
+        .cloned();
+    let client = match tls {
+        Some(tls) => tls.client(port)?,
+        None => redis::Client::open(("127.0.0.1", port))?,
+    };
     let mut connection = client.get_connection_with_timeout(CONNECT_TIMEOUT)?;
     connection.set_read_timeout(Some(REPLY_TIMEOUT))?;
     connection.set_write_timeout(Some(REPLY_TIMEOUT))?;
     command.query(&mut connection)
+}
+
+/// The TLS-only nodes this process started, by port (ports are never handed out twice), so
+/// that every query of the fixtures reaches them over TLS.
+fn tls_nodes() -> &'static Mutex<HashMap<u16, NodeTls>> {
+    static TLS_NODES: OnceLock<Mutex<HashMap<u16, NodeTls>>> = OnceLock::new();
+    TLS_NODES.get_or_init(|| Mutex::new(HashMap::new()))
 }
 
 /// Asks the node on `port` to exit at once without saving. On success the node closes the
@@ -77,6 +96,8 @@ struct Node {
     port: u16,
     /// `cluster-node-timeout` of a cluster node; `None` for a standalone server.
     cluster_node_timeout: Option<Duration>,
+    /// TLS only (`--port 0 --tls-port <port>`), with these certificates.
+    tls: Option<NodeTls>,
     child: Option<Child>,
 }
 
@@ -86,8 +107,14 @@ impl Node {
             dir,
             port: 0,
             cluster_node_timeout,
+            tls: None,
             child: None,
         }
+    }
+
+    /// Sends `command` to this node (over TLS for a TLS node, see [`query`]).
+    fn query<T: FromRedisValue>(&self, command: &Cmd) -> RedisResult<T> {
+        query(self.port, command)
     }
 
     fn is_cluster(&self) -> bool {
@@ -99,7 +126,12 @@ impl Node {
     }
 
     fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        let scheme = if self.tls.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
     fn name(&self) -> String {
@@ -149,9 +181,24 @@ impl Node {
         let log = self.log_path();
         let log_start = file_len(&log);
         let mut cmd = Command::new("redis-server");
-        cmd.arg("--port")
-            .arg(self.port.to_string())
-            .args(["--bind", "127.0.0.1"])
+        match &self.tls {
+            None => cmd.arg("--port").arg(self.port.to_string()),
+            Some(tls) => {
+                tls_nodes()
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .insert(self.port, tls.clone());
+                cmd.args(["--port", "0", "--tls-port"])
+                    .arg(self.port.to_string())
+                    .args(tls.server_args());
+                if self.is_cluster() {
+                    // The cluster bus (tls-port + 10000) and replication over TLS too.
+                    cmd.args(["--tls-cluster", "yes", "--tls-replication", "yes"]);
+                }
+                &mut cmd
+            }
+        };
+        cmd.args(["--bind", "127.0.0.1"])
             .args(["--save", ""])
             .args(["--appendonly", "no"])
             .args(["--daemonize", "no"])
@@ -213,7 +260,7 @@ impl Node {
                     StartError::Other(err)
                 });
             }
-            if matches!(query::<String>(self.port, &cmd("PING")), Ok(s) if s == "PONG") {
+            if matches!(self.query::<String>(&cmd("PING")), Ok(s) if s == "PONG") {
                 return Ok(());
             }
             if Instant::now() >= deadline {
@@ -249,7 +296,8 @@ impl Node {
     /// the port refuses connections.
     fn stop(&mut self) -> Result<()> {
         if self.is_running() {
-            ask_shutdown(self.port);
+            // On success the node closes the connection without a reply.
+            let _ = self.query::<()>(cmd("SHUTDOWN").arg("NOSAVE"));
             let exited = wait_until(Duration::from_secs(5), Duration::from_millis(10), || {
                 Ok(!self.is_running())
             })?;
@@ -294,13 +342,25 @@ impl RedisServer {
     /// and waits (up to 20 s) until it answers `PING`. Retries with another port if the chosen
     /// one gets taken in the meantime.
     pub fn start() -> Result<Self> {
+        Self::start_node(None)
+    }
+
+    /// Like [`RedisServer::start`], but TLS only (`--port 0 --tls-port <port>`) with the
+    /// certificates of `tls`; its URL is `rediss://127.0.0.1:<port>`.
+    pub(crate) fn start_tls(tls: NodeTls) -> Result<Self> {
+        Self::start_node(Some(tls))
+    }
+
+    fn start_node(tls: Option<NodeTls>) -> Result<Self> {
         let dir = tempfile::Builder::new()
             .prefix("test-support-redis-")
             .tempdir()
             .context("could not create a temporary directory for redis-server")?;
         let watchdog = Watchdog::spawn(dir.path())?;
+        let mut node = Node::new(dir.path().to_path_buf(), None);
+        node.tls = tls;
         let mut server = Self {
-            node: Node::new(dir.path().to_path_buf(), None),
+            node,
             watchdog,
             _dir: dir,
         };
@@ -308,7 +368,12 @@ impl RedisServer {
         Ok(server)
     }
 
-    /// The server's URL: `redis://127.0.0.1:<port>`.
+    /// Sends `command` to the server (over TLS for a TLS server) and reads the reply.
+    pub fn query<T: FromRedisValue>(&self, command: &Cmd) -> RedisResult<T> {
+        self.node.query(command)
+    }
+
+    /// The server's URL: `redis://127.0.0.1:<port>` (`rediss://` for a TLS server).
     pub fn url(&self) -> String {
         self.node.url()
     }
@@ -463,6 +528,8 @@ fn has_line(text: &str, wanted: &str) -> bool {
 /// # Ok::<(), anyhow::Error>(())
 /// ```
 pub struct RedisCluster {
+    /// TLS-only nodes with these certificates.
+    tls: Option<NodeTls>,
     nodes: Vec<Node>,
     /// The masters as created, in node order: the seed nodes.
     seeds: Vec<u16>,
@@ -485,12 +552,23 @@ impl RedisCluster {
     /// 30 s) until every node reports `cluster_state:ok`, knows all nodes and sees all 16384
     /// slots served, and every replica's link to its master is up.
     pub fn start_with(options: ClusterOptions) -> Result<Self> {
+        Self::start_cluster(options, None)
+    }
+
+    /// Like [`RedisCluster::start_with`], but TLS only (client connections, the cluster bus
+    /// and replication) with the certificates of `tls`; its URLs are `rediss://`.
+    pub(crate) fn start_tls(options: ClusterOptions, tls: NodeTls) -> Result<Self> {
+        Self::start_cluster(options, Some(tls))
+    }
+
+    fn start_cluster(options: ClusterOptions, tls: Option<NodeTls>) -> Result<Self> {
         let dir = tempfile::Builder::new()
             .prefix("test-support-redis-cluster-")
             .tempdir()
             .context("could not create a temporary directory for the redis cluster")?;
         let watchdog = Watchdog::spawn(dir.path())?;
         let mut cluster = Self {
+            tls,
             nodes: Vec::new(),
             seeds: Vec::new(),
             options,
@@ -502,6 +580,7 @@ impl RedisCluster {
                 cluster.dir.path().join(format!("node-{i}")),
                 Some(options.node_timeout),
             );
+            node.tls = cluster.tls.clone();
             node.start_fresh()?;
             cluster.nodes.push(node);
         }
@@ -525,9 +604,14 @@ impl RedisCluster {
     /// One URL per master as created, `redis://127.0.0.1:<port>`: the seed nodes. After a
     /// failover one of them may be a replica or dead; a cluster client finds the rest.
     pub fn urls(&self) -> Vec<String> {
+        let scheme = if self.tls.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
         self.seeds
             .iter()
-            .map(|p| format!("redis://127.0.0.1:{p}"))
+            .map(|p| format!("{scheme}://127.0.0.1:{p}"))
             .collect()
     }
 
@@ -670,6 +754,7 @@ impl RedisCluster {
             .arg("--cluster-replicas")
             .arg(self.options.replicas_per_master.to_string())
             .arg("--cluster-yes")
+            .args(self.tls.iter().flat_map(NodeTls::cli_args))
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)

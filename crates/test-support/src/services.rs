@@ -3,7 +3,7 @@
 //! `scripts/test.sh`) and the per-process fallback of [`crate::shared_redis_url`] and its
 //! siblings both start services through [`Service::start`], so there is one way to start them.
 //!
-//! A new kind of shared server (TLS Redis, Sentinel, TLS Postgres, ...) is one more
+//! A new kind of shared server (Sentinel, ...) is one more
 //! [`Service`] variant with its variable, its check and its start.
 
 use std::any::Any;
@@ -15,7 +15,7 @@ use anyhow::{Context, Result, anyhow, bail};
 
 use crate::postgres::{self, pg_bindir};
 use crate::util;
-use crate::{ClusterOptions, Postgres, RedisCluster, RedisServer};
+use crate::{ClusterOptions, Postgres, RedisCluster, RedisServer, TlsServers};
 
 /// One kind of server shared by the tests of a run.
 ///
@@ -23,7 +23,7 @@ use crate::{ClusterOptions, Postgres, RedisCluster, RedisServer};
 /// use test_support::Service;
 /// assert_eq!(Service::parse("redis-cluster"), Some(Service::RedisCluster));
 /// assert_eq!(Service::RedisCluster.env_var(), "TEST_REDIS_CLUSTER_URLS");
-/// assert_eq!(Service::ALL.len(), 3);
+/// assert_eq!(Service::ALL.len(), 4);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Service {
@@ -36,19 +36,33 @@ pub enum Service {
     /// A PostgreSQL server ([`Postgres`]): `TEST_DATABASE_URL`, the superuser URL, and
     /// `TEST_PG_BINDIR`, the directory of its binaries.
     Postgres,
+    /// TLS servers with the certificates of a throwaway CA ([`crate::TlsServers`]):
+    /// `TEST_REDIS_TLS_URL` (a TLS-only Redis, client certificate optional),
+    /// `TEST_REDIS_MTLS_URL` (client certificate required), `TEST_REDIS_TLS_CLUSTER_URLS` (a
+    /// TLS-only cluster of 3 masters), `TEST_DATABASE_TLS_URL` (a
+    /// Postgres over TLS only, superuser URL with `sslmode=verify-full` and `sslrootcert`),
+    /// `TEST_TLS_CA_FILE`, `TEST_TLS_OTHER_CA_FILE` (a CA that signed nothing here),
+    /// `TEST_TLS_CLIENT_CERT_FILE` and `TEST_TLS_CLIENT_KEY_FILE`.
+    Tls,
 }
 
 impl Service {
     /// Every service, in the order the launcher reports them.
-    pub const ALL: [Service; 3] = [Service::Redis, Service::RedisCluster, Service::Postgres];
+    pub const ALL: [Service; 4] = [
+        Service::Redis,
+        Service::RedisCluster,
+        Service::Postgres,
+        Service::Tls,
+    ];
 
     /// The service's name on the launcher's command line: `redis`, `redis-cluster`,
-    /// `postgres`.
+    /// `postgres`, `tls`.
     pub fn name(self) -> &'static str {
         match self {
             Service::Redis => "redis",
             Service::RedisCluster => "redis-cluster",
             Service::Postgres => "postgres",
+            Service::Tls => "tls",
         }
     }
 
@@ -64,6 +78,7 @@ impl Service {
             Service::Redis => "TEST_REDIS_URL",
             Service::RedisCluster => "TEST_REDIS_CLUSTER_URLS",
             Service::Postgres => "TEST_DATABASE_URL",
+            Service::Tls => "TEST_REDIS_TLS_URL",
         }
     }
 
@@ -73,7 +88,10 @@ impl Service {
         match self {
             Service::Redis => require_on_path(&["redis-server"]),
             Service::RedisCluster => require_on_path(&["redis-server", "redis-cli"]),
-            Service::Postgres => {
+            Service::Postgres | Service::Tls => {
+                if self == Service::Tls {
+                    require_on_path(&["redis-server", "redis-cli"])?;
+                }
                 pg_bindir()?;
                 if util::is_root() {
                     postgres::postgres_user_ids()?;
@@ -117,6 +135,14 @@ impl Service {
                     ("TEST_PG_BINDIR", bindir.display().to_string()),
                 ];
                 Running::new(self, pg, env, note)
+            }
+            Service::Tls => {
+                let servers = TlsServers::start()?;
+                let env = servers.env();
+                let note = "TLS-only Redis, Redis with mutual TLS, Redis Cluster of 3 masters, \
+                            Postgres over TLS"
+                    .to_owned();
+                Running::new(self, servers, env, note)
             }
         };
         Ok(started)

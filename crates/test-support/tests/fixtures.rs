@@ -437,7 +437,15 @@ fn the_launcher_announces_the_services_and_stops_them_on_sigterm() -> Result<()>
             "TEST_REDIS_URL",
             "TEST_REDIS_CLUSTER_URLS",
             "TEST_DATABASE_URL",
-            "TEST_PG_BINDIR"
+            "TEST_PG_BINDIR",
+            "TEST_REDIS_TLS_URL",
+            "TEST_REDIS_MTLS_URL",
+            "TEST_REDIS_TLS_CLUSTER_URLS",
+            "TEST_DATABASE_TLS_URL",
+            "TEST_TLS_CA_FILE",
+            "TEST_TLS_OTHER_CA_FILE",
+            "TEST_TLS_CLIENT_CERT_FILE",
+            "TEST_TLS_CLIENT_KEY_FILE",
         ]
     );
     let redis = port_of(value(&env, "TEST_REDIS_URL")?)?;
@@ -460,6 +468,7 @@ fn the_launcher_announces_the_services_and_stops_them_on_sigterm() -> Result<()>
     ports.push(port_of(admin.trim_end_matches("/postgres"))?);
     let bindir = PathBuf::from(value(&env, "TEST_PG_BINDIR")?);
     assert!(bindir.join("initdb").is_file(), "{}", bindir.display());
+    ports.extend(tls_services_answer(&env)?);
 
     output(Command::new("kill").args(["-TERM", &child.id().to_string()]))?;
     let out = child.wait_with_output()?;
@@ -471,6 +480,42 @@ fn the_launcher_announces_the_services_and_stops_them_on_sigterm() -> Result<()>
     wait_refused(&ports, Duration::from_secs(30), "after SIGTERM")?;
     assert!(!env_file.exists(), "the env file outlived the services");
     Ok(())
+}
+
+/// The TLS servers answer over TLS only, trusting the announced CA; their ports.
+fn tls_services_answer(env: &[(String, String)]) -> Result<Vec<u16>> {
+    let ca = value(env, "TEST_TLS_CA_FILE")?;
+    let (cert, key) = (
+        value(env, "TEST_TLS_CLIENT_CERT_FILE")?,
+        value(env, "TEST_TLS_CLIENT_KEY_FILE")?,
+    );
+    let tls = [
+        "--tls", "--cacert", ca, "--cert", cert, "--key", key, "ping",
+    ];
+    let mut ports = Vec::new();
+    let cluster = value(env, "TEST_REDIS_TLS_CLUSTER_URLS")?.split(',');
+    let redis = [
+        value(env, "TEST_REDIS_TLS_URL")?,
+        value(env, "TEST_REDIS_MTLS_URL")?,
+    ];
+    for url in redis.into_iter().chain(cluster) {
+        assert!(url.starts_with("rediss://"), "{url}");
+        let port = port_of(url)?;
+        assert_eq!(redis_cli(port, &tls)?, "PONG", "{url}");
+        assert!(
+            redis_cli(port, &["ping"]).is_err(),
+            "{url} answers without TLS"
+        );
+        ports.push(port);
+    }
+    let database = value(env, "TEST_DATABASE_TLS_URL")?;
+    assert!(database.contains("sslmode=verify-full"), "{database}");
+    let sql = "select ssl from pg_stat_ssl where pid = pg_backend_pid()";
+    assert_eq!(psql(&create_postgres_database(database)?, sql)?, "t");
+    let plain = database.split('?').next().context("a URL")?;
+    assert!(psql(&format!("{plain}?sslmode=disable"), "select 1").is_err());
+    ports.push(port_of(plain.trim_end_matches("/postgres"))?);
+    Ok(ports)
 }
 
 #[test]

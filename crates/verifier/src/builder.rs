@@ -15,6 +15,7 @@ use crate::token::{DEFAULT_LEEWAY_SECS, TokenValidator};
 use crate::verify::{Inner, KeySource, Verifier};
 #[cfg(feature = "redis")]
 use crate::{
+    redis_access::{RedisCredentials, RedisTls},
     redis_conn::{PushHandler, RedisConnection, RedisOptions, RedisTarget},
     revocation::{
         DEFAULT_MAX_STALL, MAX_MAX_STALL, MIN_MAX_STALL, RevocationMode, SessionCheck,
@@ -75,6 +76,10 @@ pub struct VerifierBuilder {
     #[cfg(feature = "redis")]
     redis: Option<RedisTarget>,
     #[cfg(feature = "redis")]
+    redis_tls: Option<RedisTls>,
+    #[cfg(feature = "redis")]
+    redis_credentials: Option<RedisCredentials>,
+    #[cfg(feature = "redis")]
     key_prefix: String,
     #[cfg(feature = "redis")]
     revocation: RevocationMode,
@@ -105,6 +110,10 @@ impl Default for VerifierBuilder {
             jwks_refresh_interval: Duration::from_secs(300),
             #[cfg(feature = "redis")]
             redis: None,
+            #[cfg(feature = "redis")]
+            redis_tls: None,
+            #[cfg(feature = "redis")]
+            redis_credentials: None,
             #[cfg(feature = "redis")]
             key_prefix: "auth".into(),
             #[cfg(feature = "redis")]
@@ -223,6 +232,44 @@ impl VerifierBuilder {
     #[cfg(feature = "redis")]
     pub fn redis(mut self, target: RedisTarget) -> Self {
         self.redis = Some(target);
+        self
+    }
+
+    /// TLS settings for a `rediss://` target: a CA file to trust instead of the built-in
+    /// public CAs, and a client certificate for mutual TLS. A `rediss://` URL needs none of
+    /// them when its server has a certificate from a public CA; with a `redis://` URL they
+    /// are an error at `build()`. A server certificate the CA does not vouch for, or a client
+    /// certificate the server refuses, is an error at `build()` too.
+    ///
+    /// ```no_run
+    /// use verifier::{RedisTarget, RedisTls, Verifier};
+    /// let tls = RedisTls::new()
+    ///     .ca_file("/etc/redis-tls/ca.pem")?
+    ///     .client_identity_files("/etc/redis-tls/client.pem", "/etc/redis-tls/client.key")?;
+    /// let builder = Verifier::builder()
+    ///     .redis(RedisTarget::Standalone("rediss://redis.internal:6380".into()))
+    ///     .redis_tls(tls);
+    /// # Ok::<(), verifier::RedisTlsError>(())
+    /// ```
+    #[cfg(feature = "redis")]
+    pub fn redis_tls(mut self, tls: RedisTls) -> Self {
+        self.redis_tls = Some(tls);
+        self
+    }
+
+    /// The Redis ACL user and password, in place of any in the URL (which then need not
+    /// carry a secret). Redis refusing them is an error at `build()`. A verifier needs only
+    /// a read-only user: see the operations guide's Redis ACLs.
+    ///
+    /// ```
+    /// use verifier::{RedisCredentials, RedisTarget, Verifier};
+    /// let builder = Verifier::builder()
+    ///     .redis(RedisTarget::Standalone("redis://redis.internal:6379".into()))
+    ///     .redis_credentials(RedisCredentials::new(Some("verifier"), "s3cret"));
+    /// ```
+    #[cfg(feature = "redis")]
+    pub fn redis_credentials(mut self, credentials: RedisCredentials) -> Self {
+        self.redis_credentials = Some(credentials);
         self
     }
 
@@ -424,6 +471,8 @@ impl VerifierBuilder {
                 on_push: tracked
                     .clone()
                     .map(|cache| -> PushHandler { Arc::new(move |push| cache.on_push(push)) }),
+                tls: self.redis_tls,
+                credentials: self.redis_credentials,
             };
             match (self.revocation, self.redis) {
                 (RevocationMode::Off, _) => {

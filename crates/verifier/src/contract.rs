@@ -12,7 +12,8 @@
 //! * the Redis key layout of session records ([`SessionKeys`], [`is_identifier`]);
 //! * the one Redis connection type for standalone servers and clusters
 //!   ([`RedisConnection`], [`RedisOptions`], [`PushHandler`]) and the classification of its
-//!   errors ([`RedisFailure`]) (feature `redis`);
+//!   errors ([`RedisFailure`], and [`refused_for_good`] for TLS and credential mistakes)
+//!   (feature `redis`);
 //! * the `Retry-After` of a `503` ([`RETRY_AFTER_SECS`]) (feature `axum`);
 //! * a clock that only moves when told to ([`ManualClock`]), for tests.
 //!
@@ -29,6 +30,8 @@ pub use crate::clock::ManualClock;
 #[cfg(feature = "axum")]
 pub use crate::error::RETRY_AFTER_SECS;
 pub use crate::keys::install_crypto_provider;
+#[cfg(feature = "redis")]
+pub use crate::redis_access::refused_for_good;
 #[cfg(feature = "redis")]
 pub use crate::redis_conn::{PushHandler, RedisConnection, RedisFailure, RedisOptions};
 pub use crate::session_keys::{SessionKeys, is_identifier};

@@ -34,7 +34,7 @@
 //!
 //! | Name | What it adds | Default? |
 //! |---|---|---|
-//! | `redis` | Revocation checks against Redis (standalone or cluster): [`RevocationMode`], [`RedisTarget`] and the builder's Redis settings | yes |
+//! | `redis` | Revocation checks against Redis (standalone or cluster): [`RevocationMode`], [`RedisTarget`], [`RedisTls`] (`rediss://`), [`RedisCredentials`] (ACL users) and the builder's Redis settings | yes |
 //! | `jwks` | Keys fetched from a JWKS URL ([`VerifierBuilder::jwks_url`]), cached and refetched | yes |
 //! | `axum` | The tower middleware ([`VerifierLayer`], [`require_role`]), the [`Authenticated`] extractor and [`VerifyError`] as a response | yes |
 //! | `settings` | The `verifier::settings` module: `VerifierSettings`, the verifier's settings read from a TOML file and the environment with the names every binary of the workspace uses (`AUTH_JWKS_URL`, `REDIS_URL`, ...) | no |
@@ -74,6 +74,9 @@ mod keys;
 pub mod middleware;
 #[cfg(feature = "redis")]
 #[cfg_attr(not(feature = "contract"), allow(unreachable_pub, dead_code))]
+mod redis_access;
+#[cfg(feature = "redis")]
+#[cfg_attr(not(feature = "contract"), allow(unreachable_pub, dead_code))]
 mod redis_conn;
 #[cfg(feature = "redis")]
 mod revocation;
@@ -104,6 +107,8 @@ pub use middleware::require_role::{RequireRole, RequireRoleLayer, require_role};
 pub use middleware::require_scope::{RequireScope, RequireScopeLayer, require_scope};
 #[cfg(feature = "axum")]
 pub use middleware::verify::{VerifierLayer, VerifierService};
+#[cfg(feature = "redis")]
+pub use redis_access::{RedisAccessSettings, RedisCredentials, RedisTls, RedisTlsError};
 #[cfg(feature = "redis")]
 pub use redis_conn::RedisTarget;
 #[cfg(feature = "redis")]

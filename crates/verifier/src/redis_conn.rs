@@ -10,12 +10,17 @@ use redis::caching::CacheConfig;
 use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
 use redis::{
-    Cmd, ErrorKind, IntoConnectionInfo as _, Pipeline, ProtocolVersion, PushInfo, RedisError,
-    RedisFuture, RedisResult, ServerErrorKind, Value,
+    AsyncConnectionConfig, Client, Cmd, ConnectionAddr, ConnectionInfo, ErrorKind,
+    IntoConnectionInfo as _, Pipeline, ProtocolVersion, PushInfo, RedisError, RedisFuture,
+    RedisResult, ServerErrorKind, Value,
 };
 
+use crate::redis_access::{RedisCredentials, RedisTls, refused_for_good};
+
 /// Where Redis is: one server (`REDIS_URL`) or the seed nodes of a cluster
-/// (`REDIS_CLUSTER_URLS`).
+/// (`REDIS_CLUSTER_URLS`). `rediss://` URLs connect with TLS; how ([`crate::RedisTls`]) and as
+/// whom ([`crate::RedisCredentials`], or the user and password in the URL) are separate
+/// settings, shared by every topology.
 ///
 /// ```
 /// use verifier::RedisTarget;
@@ -93,6 +98,11 @@ pub struct RedisOptions {
     /// Called with every push message (RESP3 invalidations, disconnects) of the
     /// connection, inline: it must not block.
     pub on_push: Option<PushHandler>,
+    /// The CA and client certificate for `rediss://` URLs; `None`: the built-in public CAs
+    /// and no client certificate. Setting it with a `redis://` URL is an error.
+    pub tls: Option<RedisTls>,
+    /// The ACL user and password, in place of those in the URL.
+    pub credentials: Option<RedisCredentials>,
 }
 
 /// A callback for push messages.
@@ -112,6 +122,8 @@ impl std::fmt::Debug for RedisOptions {
             .field("response_timeout", &self.response_timeout)
             .field("client_cache_ttl", &self.client_cache_ttl)
             .field("on_push", &self.on_push.is_some())
+            .field("tls", &self.tls)
+            .field("credentials", &self.credentials)
             .finish()
     }
 }
@@ -123,6 +135,8 @@ impl Default for RedisOptions {
             response_timeout: Duration::from_millis(500),
             client_cache_ttl: None,
             on_push: None,
+            tls: None,
+            credentials: None,
         }
     }
 }
@@ -179,6 +193,11 @@ impl RedisConnection {
     /// reconnecting), so a service can start while Redis is down; a cluster connection
     /// needs one seed node to answer now.
     ///
+    /// With TLS (`rediss://`) or credentials, a standalone connection is tried once first:
+    /// a failed TLS handshake (an untrusted server certificate, a refused client certificate)
+    /// or refused credentials is an error now, with a message that says so, since waiting
+    /// does not fix it; an unreachable server is not.
+    ///
     /// ```
     /// # async fn demo() -> redis::RedisResult<()> {
     /// use verifier::RedisTarget;
@@ -190,7 +209,9 @@ impl RedisConnection {
     pub async fn connect(target: &RedisTarget, options: RedisOptions) -> RedisResult<Self> {
         match target {
             RedisTarget::Standalone(url) => {
-                let mut info = url.as_str().into_connection_info()?;
+                let mut info = with_credentials(url.as_str().into_connection_info()?, &options);
+                let tls = is_tls(&info);
+                check_tls_scheme(tls, &options)?;
                 let mut config = ConnectionManagerConfig::new()
                     .set_connection_timeout(Some(options.connect_timeout))
                     .set_response_timeout(Some(options.response_timeout))
@@ -208,12 +229,26 @@ impl RedisConnection {
                 if let Some(handler) = options.on_push.clone() {
                     config = config.set_push_sender(push_sender(handler));
                 }
-                let client = redis::Client::open(info)?;
+                let secured = info.redis_settings().password().is_some();
+                let client = match &options.tls {
+                    Some(certificates) => {
+                        Client::build_with_tls(info, certificates.certificates())?
+                    }
+                    None => Client::open(info)?,
+                };
+                if tls || secured {
+                    refuse_bad_access(&client, &options).await?;
+                }
                 Ok(RedisConnection::Standalone(
                     ConnectionManager::new_lazy_with_config(client, config)?,
                 ))
             }
             RedisTarget::Cluster(urls) => {
+                let mut tls = false;
+                for url in urls {
+                    tls |= is_tls(&url.as_str().into_connection_info()?);
+                }
+                check_tls_scheme(tls, &options)?;
                 let mut builder = ClusterClientBuilder::new(urls.iter().map(String::as_str));
                 if let Some(ttl) = options.client_cache_ttl {
                     builder = builder
@@ -223,6 +258,15 @@ impl RedisConnection {
                 if let Some(handler) = options.on_push.clone() {
                     builder = builder.push_sender(push_sender(handler));
                 }
+                if let Some(certificates) = &options.tls {
+                    builder = builder.certs(certificates.certificates());
+                }
+                if let Some(credentials) = &options.credentials {
+                    if let Some(username) = &credentials.username {
+                        builder = builder.username(username);
+                    }
+                    builder = builder.password(&credentials.password);
+                }
                 let client = builder
                     .connection_timeout(options.connect_timeout)
                     .response_timeout(options.response_timeout)
@@ -231,11 +275,60 @@ impl RedisConnection {
                     .min_retry_wait(10)
                     .max_retry_wait(200)
                     .build()?;
-                Ok(RedisConnection::Cluster(
-                    client.get_async_connection().await?,
-                ))
+                let conn = client
+                    .get_async_connection()
+                    .await
+                    .map_err(|e| refused_for_good(&e).unwrap_or(e))?;
+                Ok(RedisConnection::Cluster(conn))
             }
         }
+    }
+}
+
+/// `info` with the user and password of `options`, if it has them, in place of the URL's.
+fn with_credentials(info: ConnectionInfo, options: &RedisOptions) -> ConnectionInfo {
+    let Some(credentials) = &options.credentials else {
+        return info;
+    };
+    let mut settings = info.redis_settings().clone();
+    if let Some(username) = &credentials.username {
+        settings = settings.set_username(username);
+    }
+    settings = settings.set_password(&credentials.password);
+    info.set_redis_settings(settings)
+}
+
+fn is_tls(info: &ConnectionInfo) -> bool {
+    matches!(info.addr(), ConnectionAddr::TcpTls { .. })
+}
+
+/// TLS settings with a plain `redis://` URL would be ignored: refused instead.
+fn check_tls_scheme(tls: bool, options: &RedisOptions) -> RedisResult<()> {
+    if options.tls.is_some() && !tls {
+        return Err(RedisError::from((
+            ErrorKind::InvalidClientConfig,
+            "a Redis CA file or client certificate is set, but the Redis URL is not rediss:// \
+             (TLS): use rediss://",
+        )));
+    }
+    Ok(())
+}
+
+/// Connects once, and fails if the TLS settings or the credentials are refused (see
+/// [`refused_for_good`]); any other failure is left to the lazy connection's retries.
+async fn refuse_bad_access(client: &Client, options: &RedisOptions) -> RedisResult<()> {
+    let config = AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(options.connect_timeout))
+        .set_response_timeout(Some(options.response_timeout));
+    match client
+        .get_multiplexed_async_connection_with_config(&config)
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e) => match refused_for_good(&e) {
+            Some(refused) => Err(refused),
+            None => Ok(()),
+        },
     }
 }
 

@@ -3,7 +3,9 @@
 //! environment, in that order (later wins), with the names every binary of this workspace
 //! uses.
 //!
-//! In the environment `REDIS_URL`, `REDIS_CLUSTER_URLS` and `PUBLIC_URL` have no prefix; every
+//! In the environment `REDIS_URL`, `REDIS_CLUSTER_URLS`, `PUBLIC_URL` and how to get into Redis
+//! (`REDIS_TLS_CA_FILE`, `REDIS_TLS_CLIENT_CERT_FILE`, `REDIS_TLS_CLIENT_KEY_FILE`,
+//! `REDIS_USERNAME`, `REDIS_PASSWORD`) have no prefix; every
 //! other field is `AUTH_<FIELD>` (`AUTH_JWKS_URL`, `AUTH_ISSUER`, `AUTH_AUDIENCE`,
 //! `AUTH_REDIS_PREFIX`, `AUTH_REVOCATION`, `AUTH_MAX_STALENESS_MS`, `AUTH_MAX_STALL_MS`,
 //! `AUTH_JWKS_COOLDOWN_MS`). Other `AUTH_*` variables are the auth-center's and are
@@ -47,7 +49,7 @@
 //! ```
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use figment::Figment;
@@ -60,6 +62,7 @@ pub use crate::environment::Environment;
 
 use crate::builder::{BuildError, VerifierBuilder};
 use crate::dpop::DpopChecker;
+use crate::redis_access::{RedisAccessSettings, RedisCredentials, RedisTls};
 use crate::redis_conn::RedisTarget;
 use crate::revocation::{DEFAULT_MAX_STALL, RevocationMode};
 use crate::verify::Verifier;
@@ -76,8 +79,9 @@ const AUTH_FIELDS: [&str; 8] = [
     "jwks_cooldown_ms",
 ];
 
-/// The fields of [`VerifierSettings`] that the environment sets without a prefix.
-const RAW_FIELDS: [&str; 3] = ["REDIS_URL", "REDIS_CLUSTER_URLS", "PUBLIC_URL"];
+/// The fields of [`VerifierSettings`] that the environment sets without a prefix besides
+/// the Redis ones ([`RedisAccessSettings::ENVIRONMENT`]).
+const RAW_FIELDS: [&str; 1] = ["PUBLIC_URL"];
 
 /// Settings could not be read, or cannot work.
 ///
@@ -125,6 +129,19 @@ pub struct VerifierSettings {
     pub redis_url: Option<SecretString>,
     /// A Redis Cluster's seed nodes, comma-separated (`REDIS_CLUSTER_URLS`).
     pub redis_cluster_urls: Option<SecretString>,
+    /// The CA (PEM) to trust for `rediss://` URLs instead of the public CAs
+    /// (`REDIS_TLS_CA_FILE`).
+    pub redis_tls_ca_file: Option<PathBuf>,
+    /// A client certificate (PEM) for a Redis that asks for one (`REDIS_TLS_CLIENT_CERT_FILE`);
+    /// with [`redis_tls_client_key_file`](Self::redis_tls_client_key_file).
+    pub redis_tls_client_cert_file: Option<PathBuf>,
+    /// The client certificate's private key (PEM, `REDIS_TLS_CLIENT_KEY_FILE`).
+    pub redis_tls_client_key_file: Option<PathBuf>,
+    /// The Redis ACL user (`REDIS_USERNAME`), in place of one in the URL; needs
+    /// [`redis_password`](Self::redis_password).
+    pub redis_username: Option<String>,
+    /// The Redis password (`REDIS_PASSWORD`), in place of one in the URL.
+    pub redis_password: Option<SecretString>,
     /// Session-key prefix shared with the auth-center (`AUTH_REDIS_PREFIX`).
     pub redis_prefix: String,
     /// Revocation mode (`AUTH_REVOCATION`: `tracked`, `every-request` or `off`).
@@ -156,6 +173,11 @@ impl Default for VerifierSettings {
             audience: "api".into(),
             redis_url: None,
             redis_cluster_urls: None,
+            redis_tls_ca_file: None,
+            redis_tls_client_cert_file: None,
+            redis_tls_client_key_file: None,
+            redis_username: None,
+            redis_password: None,
             redis_prefix: "auth".into(),
             revocation: RevocationMode::Tracked,
             max_staleness: Duration::from_secs(5),
@@ -230,6 +252,56 @@ impl VerifierSettings {
         }
     }
 
+    /// How to get into Redis: the TLS files and the ACL user, checked against the Redis
+    /// URLs (the rules of [`RedisAccessSettings`], shared with the auth-center).
+    fn redis_access(&self) -> RedisAccessSettings<'_> {
+        RedisAccessSettings {
+            tls_ca_file: self.redis_tls_ca_file.as_deref(),
+            tls_client_cert_file: self.redis_tls_client_cert_file.as_deref(),
+            tls_client_key_file: self.redis_tls_client_key_file.as_deref(),
+            username: self.redis_username.as_deref(),
+            password: self.redis_password.as_ref().map(|p| p.expose_secret()),
+        }
+    }
+
+    /// The TLS settings for Redis, files read and checked; `None` when none is set. The
+    /// error names the setting.
+    ///
+    /// ```
+    /// use verifier::settings::VerifierSettings;
+    /// let settings = VerifierSettings {
+    ///     redis_url: Some("rediss://cache:6380".to_string().into()),
+    ///     redis_tls_ca_file: Some("/nonexistent/ca.pem".into()),
+    ///     ..VerifierSettings::default()
+    /// };
+    /// let error = settings.redis_tls().unwrap_err().to_string();
+    /// assert!(error.contains("REDIS_TLS_CA_FILE"), "{error}");
+    /// ```
+    pub fn redis_tls(&self) -> Result<Option<RedisTls>, SettingsError> {
+        self.redis_access()
+            .tls(self.redis_target()?.as_ref())
+            .map_err(SettingsError::Invalid)
+    }
+
+    /// The Redis user and password, if set.
+    ///
+    /// ```
+    /// use verifier::settings::VerifierSettings;
+    /// let settings = VerifierSettings {
+    ///     redis_url: Some("redis://cache:6379".to_string().into()),
+    ///     redis_username: Some("verifier".into()),
+    ///     redis_password: Some("s3cret".to_string().into()),
+    ///     ..VerifierSettings::default()
+    /// };
+    /// assert!(settings.redis_credentials().unwrap().is_some());
+    /// assert!(!format!("{settings:?}").contains("s3cret"));
+    /// ```
+    pub fn redis_credentials(&self) -> Result<Option<RedisCredentials>, SettingsError> {
+        self.redis_access()
+            .credentials(self.redis_target()?.as_ref())
+            .map_err(SettingsError::Invalid)
+    }
+
     /// The DPoP proof checker for [`public_url`](Self::public_url), if it is set.
     ///
     /// ```
@@ -270,6 +342,8 @@ impl VerifierSettings {
             return Err(invalid("issuer (AUTH_ISSUER) must be set"));
         }
         self.redis_target()?;
+        self.redis_tls()?;
+        self.redis_credentials()?;
         self.dpop_checker()?;
         Ok(())
     }
@@ -303,6 +377,12 @@ impl VerifierSettings {
             .max_stall(self.max_stall);
         if let Some(target) = self.redis_target()? {
             builder = builder.redis(target);
+        }
+        if let Some(tls) = self.redis_tls()? {
+            builder = builder.redis_tls(tls);
+        }
+        if let Some(credentials) = self.redis_credentials()? {
+            builder = builder.redis_credentials(credentials);
         }
         if let Some(checker) = self.dpop_checker()? {
             builder = builder.dpop(checker);
@@ -362,6 +442,9 @@ pub fn figment(file: Option<&Path>) -> Figment {
         figment = figment.merge(Toml::file_exact(file));
     }
     figment
+        .merge(Environment::new(|env: Env| {
+            env.only(&RedisAccessSettings::ENVIRONMENT)
+        }))
         .merge(Environment::new(|env: Env| env.only(&RAW_FIELDS)))
         .merge(Environment::new(|env: Env| {
             Environment::prefixed(env, "AUTH_").only(&AUTH_FIELDS)
@@ -595,12 +678,43 @@ mod tests {
     }
 
     #[test]
+    fn the_redis_tls_and_user_settings_come_from_the_auth_centers_names() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("ca.pem", "not a certificate")?;
+            jail.set_env("AUTH_JWKS_URL", "http://a/jwks");
+            jail.set_env("AUTH_ISSUER", "http://a");
+            jail.set_env("REDIS_URL", "rediss://cache:6380");
+            jail.set_env("REDIS_USERNAME", "verifier");
+            jail.set_env("REDIS_PASSWORD", "s3cret");
+            jail.set_env("REDIS_TLS_CA_FILE", "ca.pem");
+            jail.set_env("REDIS_TLS_CLIENT_CERT_FILE", "client.pem");
+            jail.set_env("REDIS_TLS_CLIENT_KEY_FILE", "client.key");
+            let error = extract::<Own>(&figment(None)).unwrap_err().to_string();
+            // Read, then refused naming the setting: the CA file holds no certificate.
+            assert!(
+                error.contains("REDIS_TLS_CA_FILE") && error.contains("ca.pem"),
+                "{error}"
+            );
+            assert!(!error.contains("s3cret"), "{error}");
+            let settings: VerifierSettings = figment(None).extract()?;
+            assert_eq!(settings.redis_username.as_deref(), Some("verifier"));
+            let password = settings.redis_password.as_ref().map(|p| p.expose_secret());
+            assert_eq!(password, Some("s3cret"));
+            assert_eq!(
+                settings.redis_tls_client_key_file.as_deref(),
+                Some(Path::new("client.key"))
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
     fn the_field_names_are_those_serde_reads() {
         let names = field_names::<VerifierSettings>();
         for name in AUTH_FIELDS {
             assert!(names.contains(&name), "{name}");
         }
-        for name in RAW_FIELDS {
+        for name in RAW_FIELDS.iter().chain(&RedisAccessSettings::ENVIRONMENT) {
             assert!(names.contains(&name.to_lowercase().as_str()), "{name}");
         }
         assert_eq!(field_names::<Own>(), ["listen_addr"]);

@@ -10,7 +10,6 @@ use auth_center::{Application, Config};
 use reqwest::{Response, StatusCode};
 use secrecy::SecretString;
 use serde_json::{Value, json};
-use verifier::RedisTarget;
 use verifier::contract::{ManualClock, RedisConnection, RedisOptions, SessionKeys};
 
 /// Where users live.
@@ -129,14 +128,13 @@ async fn serve(
     let address = format!("http://127.0.0.1:{}", app.port());
     let auth = app.auth();
     tokio::spawn(app.run_until_stopped());
-    let redis = match backend.sessions {
-        Sessions::Memory => None,
-        Sessions::Redis => Some(RedisTarget::Standalone(test_support::shared_redis_url())),
-        Sessions::Cluster => Some(RedisTarget::Cluster(test_support::shared_cluster_urls())),
-    };
-    let redis = match redis {
-        Some(target) => Some(
-            RedisConnection::connect(&target, RedisOptions::default())
+    // The test's own connection reaches Redis as the app does: same address, TLS and user.
+    let redis = match config
+        .redis_connection(RedisOptions::default())
+        .expect("redis settings")
+    {
+        Some((target, options)) => Some(
+            RedisConnection::connect(&target, options)
                 .await
                 .expect("redis"),
         ),

@@ -44,3 +44,4 @@ mod passwords;
 mod rate_limits;
 mod slow_clients;
 mod sql_errors;
+mod tls;

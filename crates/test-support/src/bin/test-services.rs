@@ -35,11 +35,12 @@ const USAGE: &str = "\
 usage: test-services [--only SERVICE,...] [--env-file PATH]
        test-services check [--only SERVICE,...]
 
-Starts private Redis, Redis Cluster and Postgres servers for the tests, prints the variables
-that announce them, and stops them on SIGINT, SIGTERM, SIGHUP or when its parent exits.
-`check` only says whether what they need is installed (exit code 3 if not); without --only
-it also checks for nginx, which the gateway's e2e tests start themselves.
-Services: redis, redis-cluster, postgres (default: all).";
+Starts private Redis, Redis Cluster and Postgres servers for the tests, and TLS ones (`tls`:
+a TLS-only Redis, one with mutual TLS and a Postgres over TLS, with a throwaway CA), prints
+the variables that announce them, and stops them on SIGINT, SIGTERM, SIGHUP or when its
+parent exits. `check` only says whether what they need is installed (exit code 3 if not);
+without --only it also checks for nginx, which the gateway's e2e tests start themselves.
+Services: redis, redis-cluster, postgres, tls (default: all).";
 
 /// The exit code of `check` when something is missing.
 const MISSING: u8 = 3;

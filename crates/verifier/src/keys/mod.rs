@@ -10,11 +10,16 @@ use jsonwebtoken::{Algorithm, DecodingKey};
 #[cfg(feature = "jwks")]
 pub(crate) mod jwks;
 
-/// Installs jsonwebtoken's aws-lc-rs crypto provider for this process (idempotent).
+/// Installs the aws-lc-rs crypto providers for this process (idempotent): jsonwebtoken's,
+/// and, with the `jwks` or `redis` feature, rustls's process default, which the JWKS client
+/// (reqwest) and TLS to Redis (`rediss://`) use.
 ///
-/// jsonwebtoken panics on first use when no provider is selected; every binary and
-/// test calls this once at start-up. Building a [`Verifier`](crate::Verifier) and
-/// [`TokenValidator::new`](crate::contract::TokenValidator::new) call it too.
+/// jsonwebtoken panics on first use when no provider is selected; rustls panics when it
+/// finds two providers (ring and aws-lc-rs, enabled by different crates) and none was
+/// installed. Every binary and test calls this once at start-up. Building a
+/// [`Verifier`](crate::Verifier) and
+/// [`TokenValidator::new`](crate::contract::TokenValidator::new) call it too. sqlx picks
+/// aws-lc-rs on its own (`tls-rustls-aws-lc-rs`).
 ///
 /// ```
 /// verifier::contract::install_crypto_provider();
@@ -23,6 +28,8 @@ pub(crate) mod jwks;
 pub fn install_crypto_provider() {
     // Err means a provider is already installed, which is what we want.
     let _ = jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER.install_default();
+    #[cfg(any(feature = "jwks", feature = "redis"))]
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
 }
 
 /// A public key (or HMAC secret) that verifies tokens with one `kid` and one algorithm.
