@@ -18,23 +18,31 @@ use anyhow::Context as _;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Value, json};
+use service_kit::access::{AccessLog, Caller};
 use verifier::{Authenticated, Verifier, VerifierLayer, require_role};
 
 pub use crate::config::Settings;
 
-/// The routes: protecting `/me` and `/admin` is the two `route_layer` lines.
+/// The routes: protecting `/me` and `/admin` is the two `route_layer` lines. Every request
+/// gets an id and an access line (`service_kit::access`); the demo-service trusts no proxy,
+/// so a client's `X-Request-Id` is always replaced and the client IP is the peer.
 pub fn router(verifier: Verifier) -> Router {
     let protected = Router::new()
         .route("/admin", get(admin).route_layer(require_role("admin")))
         .route("/me", get(me))
         .route_layer(VerifierLayer::new(verifier));
-    Router::new()
+    let app = Router::new()
         .merge(protected)
         .route("/baseline/me", get(baseline_me))
         .route(
             "/healthz",
             get(|| async { Json(json!({ "status": "ok" })) }),
-        )
+        );
+    AccessLog::new(|peer, _| Caller {
+        client_ip: peer,
+        trusted_proxy: false,
+    })
+    .wrap(app)
 }
 
 async fn me(user: Authenticated) -> Json<Value> {

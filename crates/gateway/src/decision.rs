@@ -92,6 +92,8 @@ pub(crate) struct Gateway {
     /// The challenge of a request without a token.
     pub(crate) missing_challenge: HeaderValue,
     pub(crate) metrics: DecisionMetrics,
+    /// The verifier's revocation mode (`/readyz` checks Redis unless it is `off`).
+    pub(crate) revocation: verifier::RevocationMode,
 }
 
 /// How the caller presented its token.

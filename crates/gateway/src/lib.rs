@@ -35,15 +35,16 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use axum::extract::{Request, State};
-use axum::response::{IntoResponse, Response};
+use axum::response::{IntoResponse as _, Response};
 use axum::routing::{MethodRouter, any, get};
 use axum::{Json, Router};
 use http::header;
 use serde_json::json;
+use service_kit::access::{AccessLog, Caller};
+use service_kit::ready::Check;
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
-use tower_http::trace::TraceLayer;
-use verifier::Verifier;
 use verifier::settings::SettingsError;
+use verifier::{RevocationMode, Verifier};
 
 use crate::decision::Gateway;
 use crate::dialect::{Dialect, EXT_AUTHZ_PREFIX};
@@ -73,9 +74,10 @@ pub fn router(verifier: Verifier, settings: &Settings) -> Result<Router, Setting
         missing_challenge: Gateway::missing_challenge(dpop_algs.as_deref()),
         dpop_algs,
         metrics: metrics::DecisionMetrics::new(),
+        revocation: settings.verifier.revocation,
     });
     let ext_authz = endpoint(Dialect::ExtAuthz);
-    Ok(Router::new()
+    let app = Router::new()
         .route("/authz/auth-request", endpoint(Dialect::AuthRequest))
         .route("/authz/forward-auth", endpoint(Dialect::ForwardAuth))
         .route(EXT_AUTHZ_PREFIX, ext_authz.clone())
@@ -88,13 +90,19 @@ pub fn router(verifier: Verifier, settings: &Settings) -> Result<Router, Setting
             get(|| async { Json(json!({ "status": "ok" })) }),
         )
         .route("/metrics", get(metrics::render))
-        .layer(TraceLayer::new_for_http())
         .layer(SetSensitiveRequestHeadersLayer::new([
             header::AUTHORIZATION,
             header::PROXY_AUTHORIZATION,
             header::COOKIE,
             header::HeaderName::from_static("dpop"),
-        ])))
+        ]));
+    // The gateway's peers are the proxies in front of it (docs/security.md: it trusts its
+    // network position), so their X-Request-Id is kept; the client IP is the peer.
+    let access_log = AccessLog::new(|peer, _| Caller {
+        client_ip: peer,
+        trusted_proxy: true,
+    });
+    Ok(access_log.wrap(app))
 }
 
 /// The route of one dialect: every method.
@@ -106,13 +114,33 @@ fn endpoint(dialect: Dialect) -> MethodRouter<Arc<Gateway>> {
     )
 }
 
-/// `GET /readyz`: `200` when the verifier can check sessions (Redis answers, or revocation
-/// is off), else `503` with `Retry-After`.
+/// `GET /readyz`: `200` when the verifier can check sessions (the `redis` check: Redis
+/// answers; no check when revocation is off), else `503` with `Retry-After`; each check by
+/// name (`service_kit::ready`).
 async fn ready(State(gateway): State<Arc<Gateway>>) -> Response {
-    match gateway.verifier.check_ready().await {
-        Ok(()) => Json(json!({ "status": "ready" })).into_response(),
-        Err(e) => e.into_response(),
-    }
+    // The verifier's own refusal says how soon to retry.
+    let mut retry_after_secs = 1;
+    let checks: Vec<Check> = if gateway.revocation == RevocationMode::Off {
+        Vec::new()
+    } else {
+        let failure = gateway.verifier.check_ready().await.err().map(|e| {
+            tracing::warn!(error = %e, "the readiness check of Redis failed");
+            let refusal = e.into_response();
+            if let Some(secs) = refusal
+                .headers()
+                .get(header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok()?.parse().ok())
+            {
+                retry_after_secs = secs;
+            }
+            "Redis does not answer".to_owned()
+        });
+        vec![Check {
+            name: "redis",
+            failure,
+        }]
+    };
+    service_kit::ready::response(&checks, retry_after_secs)
 }
 
 /// Binds and serves until the process gets `SIGTERM` or `SIGINT` (`Ctrl-C`); then it stops

@@ -7,10 +7,14 @@
 //! * [`tls`]: optional TLS on the listener ([`TlsSettings`], [`ListenerTls`]): a PEM
 //!   certificate chain and key, re-read when they change without a restart, and HSTS on
 //!   every response served over TLS;
+//! * [`access`]: request ids (`X-Request-Id`) and one access-log line per request;
+//! * [`ready`]: the `/readyz` body, naming each check and its state;
 //! * [`healthcheck`]: the probe behind each binary's `healthcheck` subcommand (container
 //!   `HEALTHCHECK`s without curl in the image).
 
+pub mod access;
 pub mod healthcheck;
+pub mod ready;
 pub mod serve;
 pub mod tls;
 

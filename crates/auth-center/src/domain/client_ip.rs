@@ -91,10 +91,15 @@ pub fn network(ip: IpAddr, ipv4_prefix: u8, ipv6_prefix: u8) -> String {
     }
 }
 
+/// Whether `ip` is one of the `trusted` proxies.
+pub fn is_trusted(ip: IpAddr, trusted: &[IpRange]) -> bool {
+    trusted.iter().any(|r| r.contains(ip))
+}
+
 /// The client IP for a request from `peer` carrying `forwarded_for` (the raw
 /// `X-Forwarded-For` values, comma-separated, possibly several headers joined).
 pub fn client_ip(peer: IpAddr, forwarded_for: Option<&str>, trusted: &[IpRange]) -> IpAddr {
-    let is_trusted = |ip: IpAddr| trusted.iter().any(|r| r.contains(ip));
+    let is_trusted = |ip: IpAddr| is_trusted(ip, trusted);
     if !is_trusted(peer) {
         return canonical(peer);
     }

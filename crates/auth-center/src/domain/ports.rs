@@ -92,6 +92,9 @@ pub struct AuditEvent {
     pub sid: Option<String>,
     /// The client IP, if known.
     pub ip: Option<String>,
+    /// The id of the HTTP request that caused it (`X-Request-Id`); `None` for the CLI and
+    /// scheduled tasks.
+    pub request_id: Option<String>,
     /// Extra non-secret detail.
     pub detail: Option<String>,
 }

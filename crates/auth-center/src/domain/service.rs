@@ -8,11 +8,12 @@ use std::sync::Arc;
 
 use jsonwebtoken::{Algorithm, Header};
 use secrecy::SecretString;
+use service_kit::ready::Check;
 use verifier::contract::{ACCESS_TOKEN_TYP, TokenValidator};
 use verifier::dpop::{DpopChecker, VerifiedProof, check_binding};
 use verifier::{Audience, Claims, Clock, Confirmation, VerifyError};
 
-use super::client_ip::{IpRange, client_ip};
+use super::client_ip::{IpRange, client_ip, is_trusted};
 use super::clients::{ClientSecrets, FIRST_PARTY_CLIENT_ID};
 use super::crypto::{random_bytes, random_id};
 use super::device_token::DeviceTokens;
@@ -34,6 +35,9 @@ pub struct ClientInfo {
     pub user_agent: String,
     /// A device token from an earlier login (body field or cookie), if the client sent one.
     pub device_token: Option<SecretString>,
+    /// The id of the HTTP request (`X-Request-Id`), written with its audit events; `None`
+    /// outside a request (the CLI, scheduled tasks).
+    pub request_id: Option<String>,
 }
 
 impl ClientInfo {
@@ -207,6 +211,12 @@ impl AuthService {
         client_ip(peer, forwarded_for, &self.trusted_proxies)
     }
 
+    /// Whether `peer` is a trusted proxy (whose `X-Forwarded-For` and `X-Request-Id` are
+    /// believed).
+    pub fn is_trusted_proxy(&self, peer: std::net::IpAddr) -> bool {
+        is_trusted(peer, &self.trusted_proxies)
+    }
+
     /// What the password hasher is doing: running hashes, their high-water mark, refusals.
     pub fn password_hashing(&self) -> HasherStats {
         self.hasher.stats()
@@ -294,11 +304,25 @@ impl AuthService {
         }
     }
 
-    /// Whether the database and the session store answer.
-    pub async fn ready(&self) -> Result<(), AuthError> {
-        self.db.ping().await?;
-        self.sessions.ping().await?;
-        Ok(())
+    /// Whether the database and the session store answer, each asked at once: the
+    /// `database` check, and `redis` (or `memory` for in-process sessions). A failure is
+    /// logged with its causes; the check says only the outcome's fixed message.
+    pub async fn readiness(&self) -> Vec<Check> {
+        let sessions = match self.config.redis {
+            crate::config::RedisConfig::Memory => "memory",
+            _ => "redis",
+        };
+        let (database, store) = tokio::join!(self.db.ping(), self.sessions.ping());
+        [("database", database), (sessions, store)]
+            .into_iter()
+            .map(|(name, outcome)| Check {
+                name,
+                failure: outcome.err().map(|e| {
+                    tracing::warn!(check = name, error = %Chain(&e), "a readiness check failed");
+                    e.to_string()
+                }),
+            })
+            .collect()
     }
 
     /// The tokens of a first-party session (login, refresh): an access token issued to the
@@ -452,6 +476,7 @@ impl AuthService {
             target: target.map(String::from),
             sid: sid.map(String::from),
             ip: (!client.ip.is_empty()).then(|| client.ip.clone()),
+            request_id: client.request_id.clone(),
             detail: detail.map(String::from),
         };
         tracing::info!(target: "audit", event, actor, target, "audit event");

@@ -187,6 +187,7 @@ fn audit_json(e: AuditEvent) -> Value {
         "target": e.target,
         "session_id": e.sid,
         "ip": e.ip,
+        "request_id": e.request_id,
         "detail": e.detail,
     })
 }

@@ -10,6 +10,7 @@ use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use secrecy::SecretString;
 use serde::de::DeserializeOwned;
+use service_kit::access::RequestId;
 use verifier::{AccessToken, Claims, VerifyError};
 
 use super::error::ApiError;
@@ -163,8 +164,18 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
 }
 
 /// The caller's IP (the TCP peer, or the forwarded client when the peer is a trusted
-/// proxy) and user agent.
+/// proxy), user agent and the request's id.
 pub(super) struct Client(pub ClientInfo);
+
+/// The request's `X-Forwarded-For` values, joined with commas; `None` without any.
+pub(super) fn forwarded_for(headers: &axum::http::HeaderMap) -> Option<String> {
+    let forwarded: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    (!forwarded.is_empty()).then(|| forwarded.join(","))
+}
 
 impl FromRequestParts<Arc<AuthService>> for Client {
     type Rejection = std::convert::Infallible;
@@ -173,13 +184,7 @@ impl FromRequestParts<Arc<AuthService>> for Client {
         parts: &mut Parts,
         auth: &Arc<AuthService>,
     ) -> Result<Self, Self::Rejection> {
-        let forwarded: Vec<&str> = parts
-            .headers
-            .get_all("x-forwarded-for")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .collect();
-        let forwarded = (!forwarded.is_empty()).then(|| forwarded.join(","));
+        let forwarded = forwarded_for(&parts.headers);
         let ip = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
@@ -192,10 +197,15 @@ impl FromRequestParts<Arc<AuthService>> for Client {
             .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
             .unwrap_or_default();
         let device_token = super::cookie::device_cookie(&parts.headers).map(SecretString::from);
+        let request_id = parts
+            .extensions
+            .get::<RequestId>()
+            .map(|id| id.as_str().to_owned());
         Ok(Client(ClientInfo {
             ip,
             user_agent,
             device_token,
+            request_id,
         }))
     }
 }

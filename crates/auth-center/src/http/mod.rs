@@ -34,11 +34,11 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use http_body::{Frame, SizeHint};
+use service_kit::access::{AccessLog, Caller};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
-use tower_http::trace::TraceLayer;
 
 pub use error::ApiError;
 pub use json::rfc3339;
@@ -109,11 +109,12 @@ pub fn router(auth: Arc<AuthService>) -> Router {
             header::CACHE_CONTROL,
             HeaderValue::from_static("no-store"),
         ));
+    let access_log = access_log(auth.clone());
     let metrics = Arc::new(metrics::Metrics::new(auth.clone()));
     let metrics_route = Router::new()
         .route("/metrics", get(metrics::render))
         .with_state(metrics.clone());
-    Router::new()
+    let app = Router::new()
         .nest("/v1", v1)
         .nest("/oauth2", oauth2)
         .route("/.well-known/jwks.json", get(keys::jwks))
@@ -138,7 +139,6 @@ pub fn router(auth: Arc<AuthService>) -> Router {
         .layer(cors(&auth.config().browser.allowed_origins))
         .layer(axum::middleware::from_fn(request_timeout))
         .layer(CatchPanicLayer::custom(panic_response))
-        .layer(TraceLayer::new_for_http())
         .layer(SetSensitiveRequestHeadersLayer::new([
             header::AUTHORIZATION,
             header::COOKIE,
@@ -150,7 +150,21 @@ pub fn router(auth: Arc<AuthService>) -> Router {
         .layer(SetResponseHeaderLayer::overriding(
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
-        ))
+        ));
+    // Around all of it: every request, /metrics and refusals included, gets an id and a line.
+    access_log.wrap(app)
+}
+
+/// Request ids and the access line, with the caller resolved as everywhere in the
+/// auth-center: the client IP behind trusted proxies, whose `X-Request-Id` is kept.
+fn access_log(auth: Arc<AuthService>) -> AccessLog {
+    AccessLog::new(move |peer, headers| {
+        let forwarded = extract::forwarded_for(headers);
+        Caller {
+            client_ip: peer.map(|peer| auth.client_ip(peer, forwarded.as_deref())),
+            trusted_proxy: peer.is_some_and(|peer| auth.is_trusted_proxy(peer)),
+        }
+    })
 }
 
 /// CORS for browser clients: only the configured origins, with credentials; an origin

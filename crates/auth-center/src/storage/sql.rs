@@ -284,6 +284,7 @@ struct AuditRow {
     target: Option<String>,
     sid: Option<String>,
     ip: Option<String>,
+    request_id: Option<String>,
     detail: Option<String>,
 }
 
@@ -296,6 +297,7 @@ impl From<AuditRow> for AuditEvent {
             target: row.target,
             sid: row.sid,
             ip: row.ip,
+            request_id: row.request_id,
             detail: row.detail,
         }
     }
@@ -561,8 +563,8 @@ macro_rules! impl_database {
 
             async fn audit(&self, e: &AuditEvent) -> Result<(), StoreError> {
                 sqlx::query(
-                    "INSERT INTO audit_log (at_ms, event, actor, target, sid, ip, detail) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    "INSERT INTO audit_log (at_ms, event, actor, target, sid, ip, detail, request_id) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                 )
                 .bind(e.at_ms)
                 .bind(&e.event)
@@ -571,6 +573,7 @@ macro_rules! impl_database {
                 .bind(&e.sid)
                 .bind(&e.ip)
                 .bind(&e.detail)
+                .bind(&e.request_id)
                 .execute(&self.0)
                 .await
                 .map_err(sql_error)?;
@@ -579,7 +582,8 @@ macro_rules! impl_database {
 
             async fn recent_audit(&self, limit: i64) -> Result<Vec<AuditEvent>, StoreError> {
                 let rows: Vec<AuditRow> = sqlx::query_as(
-                    "SELECT at_ms, event, actor, target, sid, ip, detail FROM audit_log ORDER BY id DESC LIMIT $1",
+                    "SELECT at_ms, event, actor, target, sid, ip, detail, request_id FROM audit_log \
+                     ORDER BY id DESC LIMIT $1",
                 )
                 .bind(limit)
                 .fetch_all(&self.0)

@@ -173,6 +173,11 @@ impl TestApp {
         format!("{}{}", self.address, path)
     }
 
+    /// `GET path`, without credentials.
+    pub async fn get(&self, path: &str) -> Response {
+        self.client.get(self.url(path)).send().await.expect("GET")
+    }
+
     pub async fn post_json(&self, path: &str, body: &Value) -> Response {
         self.client
             .post(self.url(path))

@@ -14,6 +14,7 @@ mod helpers;
 mod bad_input;
 mod cli;
 mod login;
+mod logs;
 mod outages;
 mod refresh;
 mod refresh_policy;

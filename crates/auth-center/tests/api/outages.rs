@@ -182,7 +182,11 @@ async fn a_database_outage_gives_503_and_the_app_recovers_when_postgres_returns(
     assert_eq!(body["active"], true);
     assert!(body.get("username").is_none(), "{body}");
     assert_unavailable(app.register("newcomer", PASSWORD).await).await;
-    assert_unavailable(app.client.get(app.url("/readyz")).send().await.unwrap()).await;
+    let ready = assert_unavailable(app.client.get(app.url("/readyz")).send().await.unwrap()).await;
+    let ready: serde_json::Value = serde_json::from_slice(&ready).unwrap();
+    assert_eq!(ready["checks"]["redis"], "ok", "{ready}");
+    let database = ready["checks"]["database"].as_str().unwrap();
+    assert!(database.starts_with("error: "), "{ready}");
     // Refresh needs no SQL: sessions live in Redis. Nor does the refresh grant of the
     // built-in first-party client.
     let refreshed = app.refresh_ok(&tokens.refresh_token).await;

@@ -16,8 +16,34 @@ async fn the_health_endpoints_answer_when_redis_does() {
     let ready = gateway.get("/readyz").await;
     assert_eq!(
         (ready.status.as_u16(), &ready.body),
-        (200, &json!({ "status": "ready" }))
+        (
+            200,
+            &json!({ "status": "ready", "checks": { "redis": "ok" } })
+        )
     );
+}
+
+#[tokio::test]
+async fn every_answer_carries_the_proxy_s_request_id_or_a_new_one() {
+    let env = Env::new().await;
+    let gateway = env.gateway(|_| {}).await;
+    let asked = Answer::of(
+        gateway
+            .ask(Dialect::AuthRequest, "GET", "/public/page")
+            .header("x-request-id", "nginx-4f2a"),
+    )
+    .await;
+    assert_eq!(asked.header("x-request-id"), Some("nginx-4f2a"));
+    let invalid = Answer::of(
+        gateway
+            .ask(Dialect::AuthRequest, "GET", "/public/page")
+            .header("x-request-id", "two words"),
+    )
+    .await;
+    let generated = invalid.header("x-request-id").expect("a request id");
+    assert!(uuid::Uuid::parse_str(generated).is_ok(), "{generated}");
+    let health = gateway.get("/healthz").await;
+    assert!(health.header("x-request-id").is_some());
 }
 
 /// The value of the sample `name{labels}` in a Prometheus text page.

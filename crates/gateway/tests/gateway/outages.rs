@@ -73,7 +73,13 @@ async fn a_stopped_redis_turns_answers_into_503s_until_it_is_back() {
 
     tokio::task::block_in_place(|| redis.stop()).expect("stop Redis");
     ask().await.assert_503();
-    gateway.get("/readyz").await.assert_503();
+    let ready = gateway.get("/readyz").await;
+    ready.assert_503();
+    assert_eq!(ready.body["status"], "unavailable", "{ready:?}");
+    assert_eq!(
+        ready.body["checks"]["redis"], "error: Redis does not answer",
+        "{ready:?}"
+    );
 
     tokio::task::block_in_place(|| redis.restart()).expect("restart Redis");
     poll_until(
