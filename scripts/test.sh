@@ -40,6 +40,10 @@
 #                            cryptography (the OAuth e2e test, its DPoP proofs included; the
 #                            native reference checker; the gateway test's Python application)
 #
+# With the whole suite (no package or target selection) it also checks the deployment files
+# offline first: scripts/check-deploy.sh (deploy/k8s against the Kubernetes schemas, the compose
+# files with `docker-compose config`).
+#
 # Needs redis-server, redis-cli and the PostgreSQL server binaries, and nginx for the gateway's
 # e2e tests; when they are missing and we are root they are installed with apt-get. Services already running on the machine (e.g. on
 # 6379/5432) are never used or touched.
@@ -264,6 +268,12 @@ cargo_target_dir() {
 }
 
 setup_oauth_python
+
+# --- the deployment files ------------------------------------------------------------------------
+
+if [ "$select_packages" = 0 ] && [ "$select_targets" = 0 ] && [ "$no_run" = 0 ] && [ "$doc_only" = 0 ]; then
+  scripts/check-deploy.sh || die "the deployment files do not validate"
+fi
 
 # --- cargo test ----------------------------------------------------------------------------------
 

@@ -205,6 +205,7 @@ impl AuthCenter {
         Settings {
             listen_addr: "127.0.0.1:0".parse().expect("addr"),
             verifier: self.verifier_settings(),
+            ..Settings::default()
         }
     }
 

@@ -34,6 +34,14 @@ pub struct Cli {
 pub enum Command {
     /// Run the HTTP server.
     Serve,
+    /// Ask the running server on the configured listen address (loopback for 0.0.0.0,
+    /// over TLS when it serves TLS) for `/healthz`; exit 0 on a 2xx, 1 otherwise. For
+    /// container health checks in an image without curl.
+    Healthcheck {
+        /// The path to ask for (`/readyz` checks the stores too).
+        #[arg(long, default_value = "/healthz")]
+        path: String,
+    },
     /// Apply database migrations and exit.
     Migrate,
     /// Manage users.
@@ -185,8 +193,22 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
             let app = Application::build(config).await?;
-            tracing::info!(port = app.port(), "auth-center listening");
-            app.run_until(shutdown_signal()).await?;
+            tracing::info!(
+                port = app.port(),
+                scheme = app.scheme(),
+                "auth-center listening"
+            );
+            app.run_until(service_kit::shutdown_signal()).await?;
+        }
+        Command::Healthcheck { path } => {
+            let status = service_kit::healthcheck::probe(
+                config.listen_addr,
+                &path,
+                &config.tls,
+                HEALTHCHECK_TIMEOUT,
+            )
+            .await?;
+            println!("{status}");
         }
         Command::Migrate => {
             connect_database(&config).await?;
@@ -446,21 +468,5 @@ fn read_password() -> anyhow::Result<SecretString> {
     Ok(SecretString::from(line.to_string()))
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! { _ = ctrl_c => {}, _ = terminate => {} }
-    tracing::info!("shutting down");
-}
+/// How long `healthcheck` waits for the answer.
+const HEALTHCHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);

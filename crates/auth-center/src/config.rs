@@ -4,9 +4,11 @@
 //! Stable environment names (DESIGN.md §4a): `DATABASE_URL`, `REDIS_URL`,
 //! `REDIS_CLUSTER_URLS`, `LISTEN_ADDR`, and beside the Redis URLs how to get into Redis:
 //! `REDIS_TLS_CA_FILE`, `REDIS_TLS_CLIENT_CERT_FILE`, `REDIS_TLS_CLIENT_KEY_FILE`,
-//! `REDIS_USERNAME`, `REDIS_PASSWORD`. Every other field is reachable as
-//! `AUTH_<SECTION>__<FIELD>`, e.g. `AUTH_SESSIONS__IDLE_SECS=3600`; top-level fields as
-//! `AUTH_<FIELD>`, e.g. `AUTH_ISSUER`.
+//! `REDIS_USERNAME`, `REDIS_PASSWORD`; `TLS_CERT_FILE`, `TLS_KEY_FILE` for TLS on the listener.
+//! Every other field is reachable as `AUTH_<SECTION>__<FIELD>`, e.g.
+//! `AUTH_SESSIONS__IDLE_SECS=3600`; top-level fields as `AUTH_<FIELD>`, e.g. `AUTH_ISSUER`.
+//! Any of these variables can instead be given as `<NAME>_FILE`, the path of a file holding
+//! the value (Docker and Kubernetes secrets; see `verifier::settings::Environment`).
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -17,6 +19,7 @@ use figment::Figment;
 use figment::providers::{Env, Format, Toml};
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
+use verifier::settings::Environment;
 
 use crate::domain::client_ip::IpRange;
 pub use crate::domain::refresh_policy::ChangePolicy;
@@ -78,6 +81,8 @@ pub struct Config {
     pub keys: KeysConfig,
     /// Connections: timeouts against slow or idle clients, the connection cap, shutdown.
     pub http: HttpConfig,
+    /// TLS on the listener (`TLS_CERT_FILE`, `TLS_KEY_FILE`): off unless both are set.
+    pub tls: service_kit::TlsSettings,
     /// The OAuth 2 endpoints: client-credentials tokens and client assertions.
     pub oauth: OAuthConfig,
     /// The refresh policy: a cap on rotations, and what a refresh from another network or
@@ -635,6 +640,7 @@ impl Default for Config {
                 rotate_every_days: 0,
             },
             http: HttpConfig::default(),
+            tls: service_kit::TlsSettings::default(),
             oauth: OAuthConfig::default(),
             refresh: RefreshConfig::default(),
             dpop: DpopConfig::default(),
@@ -672,6 +678,7 @@ impl std::fmt::Debug for Config {
             .field("browser", &self.browser)
             .field("keys", &self.keys)
             .field("http", &self.http)
+            .field("tls", &self.tls)
             .field("oauth", &self.oauth)
             .field("refresh", &self.refresh)
             .field("dpop", &self.dpop)
@@ -698,20 +705,42 @@ impl Config {
             figment = figment.merge(Toml::file_exact(file));
         }
         let config: Config = figment
-            .merge(Env::raw().only(&["DATABASE_URL", "LISTEN_ADDR"]))
-            .merge(Env::raw().only(&verifier::RedisAccessSettings::ENVIRONMENT))
+            .merge(Environment::new(|env: Env| {
+                env.only(&[
+                    "DATABASE_URL",
+                    "LISTEN_ADDR",
+                    "TLS_CERT_FILE",
+                    "TLS_KEY_FILE",
+                ])
+                .map(|name| service_kit::tls::env_key(name.as_str()).into())
+            }))
+            .merge(Environment::new(|env: Env| {
+                env.only(&verifier::RedisAccessSettings::ENVIRONMENT)
+            }))
             .merge(
-                Env::prefixed("AUTH_")
-                    .ignore(&[
-                        "config_file",
-                        "jwks_url",
-                        "audience",
-                        "revocation",
-                        "max_staleness_ms",
-                        "max_stall_ms",
-                        "jwks_cooldown_ms",
-                    ])
-                    .split("__"),
+                Environment::new(|env: Env| {
+                    Environment::prefixed(env, "AUTH_")
+                        .ignore(&[
+                            // AUTH_CONFIG_FILE is the command line's TOML file, not the
+                            // file of a setting `config`.
+                            "config",
+                            "config_file",
+                            "jwks_url",
+                            "audience",
+                            "revocation",
+                            "max_staleness_ms",
+                            "max_stall_ms",
+                            "jwks_cooldown_ms",
+                        ])
+                        .split("__")
+                })
+                // Settings that are paths although their names end in `_file`.
+                .paths(service_kit::tls::PATH_SETTINGS.map(|key| format!("tls.{key}")))
+                .paths([
+                    "redis_tls_ca_file",
+                    "redis_tls_client_cert_file",
+                    "redis_tls_client_key_file",
+                ]),
             )
             .extract()
             .map_err(|e| ConfigError::Load(Box::new(e)))?;
@@ -762,6 +791,9 @@ impl Config {
         }
         self.keys.validate()?;
         self.http.validate()?;
+        self.tls
+            .validate()
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
         self.refresh.validate()?;
         self.dpop_checker(std::sync::Arc::new(verifier::SystemClock))
             .map(|_| ())
@@ -920,6 +952,16 @@ impl HttpConfig {
     /// [`Self::shutdown_grace_ms`].
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_millis(self.shutdown_grace_ms)
+    }
+
+    /// What the serve loop needs of these settings.
+    pub fn serve_options(&self) -> service_kit::ServeOptions {
+        service_kit::ServeOptions {
+            header_read_timeout: self.header_read_timeout(),
+            idle_timeout: self.idle_timeout(),
+            shutdown_grace: self.shutdown_grace(),
+            max_connections: self.max_connections,
+        }
     }
 }
 

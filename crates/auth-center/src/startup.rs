@@ -1,12 +1,10 @@
 //! Builds the application from a configuration: storage, domain, HTTP, listener.
 
-mod serve;
-
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use tokio::net::TcpListener;
+use service_kit::Bound;
 use verifier::contract::{RedisConnection, RedisOptions, SessionKeys};
 use verifier::{Clock, SystemClock};
 
@@ -21,7 +19,7 @@ use crate::storage::sql;
 /// A built, bound, not yet serving auth-center.
 pub struct Application {
     port: u16,
-    listener: TcpListener,
+    bound: Bound,
     router: axum::Router,
     auth: Arc<AuthService>,
 }
@@ -43,16 +41,14 @@ impl Application {
     /// Serves an already-built domain service on its configured listen address. The
     /// composition seam for tests that wrap a store to inject a fault at a chosen point.
     pub async fn with_service(auth: Arc<AuthService>) -> anyhow::Result<Self> {
+        let config = auth.config();
+        let bound = Bound::bind(config.listen_addr, &config.tls).await?;
         spawn_key_reload(&auth);
-        let addr = auth.config().listen_addr;
-        let listener = TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("cannot listen on {addr}"))?;
-        let port = listener.local_addr()?.port();
+        let port = bound.local_addr()?.port();
         let router = crate::http::router(auth.clone());
         Ok(Self {
             port,
-            listener,
+            bound,
             router,
             auth,
         })
@@ -63,6 +59,11 @@ impl Application {
         self.port
     }
 
+    /// Whether the listener serves TLS (`https`) or plain HTTP (`http`).
+    pub fn scheme(&self) -> &'static str {
+        self.auth.config().tls.scheme()
+    }
+
     /// The domain service (for the CLI and tests).
     pub fn auth(&self) -> Arc<AuthService> {
         self.auth.clone()
@@ -70,13 +71,15 @@ impl Application {
 
     /// Serves until the future `shutdown` completes, then gives requests in flight
     /// `http.shutdown_grace` to finish and drops the connections still open. Slow and
-    /// idle connections are closed on the `[http]` timeouts (see `startup/serve.rs`).
+    /// idle connections are closed on the `[http]` timeouts (see `service_kit::serve`).
+    /// With `[tls]` set, connections are TLS and the certificate files are watched for a
+    /// change while this runs.
     pub async fn run_until(
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let http = self.auth.config().http.clone();
-        serve::serve(self.listener, self.router, &http, shutdown).await
+        let options = self.auth.config().http.serve_options();
+        self.bound.serve(self.router, &options, shutdown).await
     }
 
     /// Serves until the process is asked to stop.

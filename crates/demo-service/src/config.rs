@@ -3,16 +3,19 @@
 //! optional TOML file (`--config FILE` or `DEMO_CONFIG_FILE`) and the environment, in that
 //! order (later wins).
 //!
-//! Names in the environment follow the auth-center's conventions: `LISTEN_ADDR`, and the
+//! Names in the environment follow the auth-center's conventions: `LISTEN_ADDR`,
+//! `TLS_CERT_FILE` and `TLS_KEY_FILE` (TLS on the listener, `[tls]` in the file), and the
 //! verifier's (`AUTH_JWKS_URL`, `AUTH_ISSUER`, `REDIS_URL`, ...; see [`verifier::settings`]).
-//! An unknown field in the TOML file is an error.
+//! Any of them can be given as `<NAME>_FILE`, the path of a file holding the value. An
+//! unknown field in the TOML file is an error.
 
 use std::net::SocketAddr;
 use std::path::Path;
 
 use figment::providers::Env;
 use serde::Deserialize;
-use verifier::settings::VerifierSettings;
+use service_kit::TlsSettings;
+use verifier::settings::{Environment, VerifierSettings};
 
 /// Settings of the demo-service.
 ///
@@ -33,6 +36,9 @@ use verifier::settings::VerifierSettings;
 pub struct Settings {
     /// Where to listen (`LISTEN_ADDR`).
     pub listen_addr: SocketAddr,
+    /// TLS on the listener (`[tls]`; `TLS_CERT_FILE`, `TLS_KEY_FILE`): off unless both
+    /// files are set.
+    pub tls: TlsSettings,
     /// The verifier's settings, at the top level of the file beside `listen_addr`.
     #[serde(skip)]
     pub verifier: VerifierSettings,
@@ -43,6 +49,7 @@ impl Default for Settings {
     fn default() -> Self {
         Self {
             listen_addr: SocketAddr::from(([127, 0, 0, 1], 8081)),
+            tls: TlsSettings::default(),
             verifier: VerifierSettings::default(),
         }
     }
@@ -52,8 +59,12 @@ impl Settings {
     /// Loads the defaults, then `file` (TOML) if given, then the environment, and checks
     /// that the settings can work.
     pub fn load(file: Option<&Path>) -> anyhow::Result<Self> {
-        let figment = verifier::settings::figment(file).merge(Env::raw().only(&["LISTEN_ADDR"]));
+        let figment = verifier::settings::figment(file).merge(Environment::new(|env: Env| {
+            env.only(&["LISTEN_ADDR", "TLS_CERT_FILE", "TLS_KEY_FILE"])
+                .map(|name| service_kit::tls::env_key(name.as_str()).into())
+        }));
         let (verifier, settings) = verifier::settings::extract::<Settings>(&figment)?;
+        settings.tls.validate()?;
         Ok(Settings {
             verifier,
             ..settings

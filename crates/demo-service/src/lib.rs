@@ -54,27 +54,42 @@ fn claims_json(user: &Authenticated) -> Value {
     json!({ "sub": user.sub, "sid": user.sid, "roles": user.roles, "aud": user.aud, "exp": user.exp })
 }
 
-/// Binds and serves until the process stops.
+/// Binds and serves until Ctrl-C or SIGTERM.
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
-    let (addr, server) = bind(settings).await?;
-    tracing::info!(%addr, "demo-service listening");
+    let scheme = settings.tls.scheme();
+    let (addr, server) = bind_until(settings, service_kit::shutdown_signal()).await?;
+    tracing::info!(%addr, scheme, "demo-service listening");
     server.await
 }
 
-/// Binds; returns the address and the server future.
+/// Binds; returns the address and the server future. The server is the workspace's serve
+/// loop (`service_kit::serve`: timeouts, connection cap) with its default options, over TLS
+/// when `settings.tls` names a certificate (reloaded when its files change); it runs until
+/// the process is stopped.
 pub async fn bind(
     settings: Settings,
 ) -> anyhow::Result<(
     SocketAddr,
     impl std::future::Future<Output = anyhow::Result<()>>,
 )> {
+    bind_until(settings, std::future::pending()).await
+}
+
+/// [`bind`], with a server that stops (after finishing the requests in flight) when
+/// `shutdown` completes.
+pub async fn bind_until(
+    settings: Settings,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<(
+    SocketAddr,
+    impl std::future::Future<Output = anyhow::Result<()>>,
+)> {
     let verifier = settings.verifier.build().await?;
-    let listener = tokio::net::TcpListener::bind(settings.listen_addr)
-        .await
-        .context("bind")?;
-    let addr = listener.local_addr()?;
+    let bound = service_kit::Bound::bind(settings.listen_addr, &settings.tls).await?;
+    let addr = bound.local_addr()?;
     let app = router(verifier);
     Ok((addr, async move {
-        axum::serve(listener, app).await.context("serve")
+        let options = service_kit::ServeOptions::default();
+        bound.serve(app, &options, shutdown).await.context("serve")
     }))
 }

@@ -1,5 +1,6 @@
 //! The demo-service binary reads the settings it has always read from the environment, and a
-//! TOML file, the way the auth-center does.
+//! TOML file, the way the auth-center does; it serves TLS when given a certificate, and its
+//! `healthcheck` subcommand asks the running service.
 
 #![allow(
     clippy::expect_used,
@@ -8,8 +9,10 @@
 )] // test code: a panic is a failure report
 
 use std::process::Command;
+use std::thread;
+use std::time::{Duration, Instant};
 
-use test_support::binary::{command, fails, free_port, serves};
+use test_support::binary::{command, fails, free_port, healthy, serves};
 
 const JWKS_URL: &str = "http://127.0.0.1:9/.well-known/jwks.json";
 
@@ -116,5 +119,76 @@ fn a_setting_that_cannot_work_is_a_start_up_error_naming_it() {
     assert!(
         stderr.contains("REDIS_URL") && stderr.contains("REDIS_CLUSTER_URLS"),
         "{stderr}"
+    );
+}
+
+#[test]
+fn it_serves_tls_with_settings_from_files_its_healthcheck_speaks_tls_and_sigterm_stops_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = rcgen::KeyPair::generate().expect("key");
+    let cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+        .expect("params")
+        .self_signed(&key)
+        .expect("certificate");
+    let (cert_file, key_file) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+    std::fs::write(&cert_file, cert.pem()).expect("write");
+    std::fs::write(&key_file, key.serialize_pem()).expect("write");
+    let issuer_file = dir.path().join("issuer");
+    std::fs::write(&issuer_file, "http://127.0.0.1:9\n").expect("write");
+    let port = free_port();
+    let listen = format!("0.0.0.0:{port}");
+    let env = [
+        ("AUTH_JWKS_URL", JWKS_URL),
+        ("AUTH_ISSUER_FILE", issuer_file.to_str().expect("utf-8")),
+        ("AUTH_REVOCATION", "off"),
+        ("LISTEN_ADDR", &listen),
+        ("TLS_CERT_FILE", cert_file.to_str().expect("utf-8")),
+        ("TLS_KEY_FILE", key_file.to_str().expect("utf-8")),
+    ];
+    let healthcheck = || demo(&env, &["healthcheck"]).output().expect("run");
+    // Nothing listens yet: the probe fails and says where it went.
+    let stderr = fails(healthcheck());
+    assert!(stderr.contains("/healthz"), "{stderr}");
+
+    let mut child = demo(&env, &[]).spawn().expect("spawn");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let probed = loop {
+        let out = healthcheck();
+        if out.status.success() || Instant::now() > deadline {
+            break out;
+        }
+        thread::sleep(Duration::from_millis(50));
+    };
+    // Plain HTTP on the TLS port gets no HTTP answer.
+    assert!(!healthy(port));
+    // SIGTERM (`docker stop`) ends it at once, cleanly, even as a container's PID 1.
+    let terminated = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(terminated.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let exited = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break Some(status);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            break None;
+        }
+        thread::sleep(Duration::from_millis(50));
+    };
+    assert!(
+        exited.is_some_and(|status| status.success()),
+        "no clean exit on SIGTERM: {exited:?}"
+    );
+    assert!(
+        probed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&probed.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&probed.stdout).trim(),
+        "HTTP/1.1 200 OK"
     );
 }

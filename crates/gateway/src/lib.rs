@@ -118,8 +118,9 @@ async fn ready(State(gateway): State<Arc<Gateway>>) -> Response {
 /// Binds and serves until the process gets `SIGTERM` or `SIGINT` (`Ctrl-C`); then it stops
 /// accepting connections and finishes the requests it has.
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
-    let (addr, server) = bind_until(settings, shutdown_signal()).await?;
-    tracing::info!(%addr, "gateway listening");
+    let scheme = settings.tls.scheme();
+    let (addr, server) = bind_until(settings, service_kit::shutdown_signal()).await?;
+    tracing::info!(%addr, scheme, "gateway listening");
     server.await
 }
 
@@ -131,16 +132,16 @@ pub async fn bind(
     bind_until(settings, std::future::pending()).await
 }
 
-/// [`bind`], the server stopping gracefully when `shutdown` completes.
+/// [`bind`], the server stopping gracefully when `shutdown` completes. It is the workspace's
+/// serve loop (`service_kit::serve`: header-read and idle timeouts, a connection cap, a
+/// shutdown deadline), over TLS when `settings.tls` names a certificate.
 async fn bind_until(
     settings: Settings,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<(SocketAddr, impl Future<Output = anyhow::Result<()>>)> {
     let app = router(settings.verifier.build().await?, &settings)?;
-    let listener = tokio::net::TcpListener::bind(settings.listen_addr)
-        .await
-        .context("bind")?;
-    let addr = listener.local_addr()?;
+    let bound = service_kit::Bound::bind(settings.listen_addr, &settings.tls).await?;
+    let addr = bound.local_addr()?;
     Ok((addr, async move {
         let upkeep = tokio::spawn(async {
             let mut every = tokio::time::interval(metrics::UPKEEP_EVERY);
@@ -149,34 +150,9 @@ async fn bind_until(
                 metrics::handle().run_upkeep();
             }
         });
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
-            .context("serve");
+        let options = service_kit::ServeOptions::default();
+        let served = bound.serve(app, &options, shutdown).await.context("serve");
         upkeep.abort();
         served
     }))
-}
-
-/// Completes on `SIGTERM` or `SIGINT`.
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut terminate) => {
-                tokio::select! {
-                    _ = interrupt => {}
-                    _ = terminate.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = interrupt.await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = interrupt.await;
-    tracing::info!("shutting down: finishing the requests in flight");
 }

@@ -3,10 +3,12 @@
 //! rules. Loaded from defaults, an optional TOML file (`--config FILE` or
 //! `GATEWAY_CONFIG_FILE`) and the environment, in that order (later wins).
 //!
-//! The environment: `LISTEN_ADDR`, the verifier's variables (`AUTH_JWKS_URL`, `AUTH_ISSUER`,
+//! The environment: `LISTEN_ADDR`, `TLS_CERT_FILE` and `TLS_KEY_FILE` (TLS on the listener,
+//! `[tls]` in the file), the verifier's variables (`AUTH_JWKS_URL`, `AUTH_ISSUER`,
 //! `REDIS_URL`, ...; see [`verifier::settings`]), and `GATEWAY_<FIELD>` for the gateway's
 //! own, nested fields joined by `__`: `GATEWAY_HEADERS__SUBJECT=X-User`. An unknown field in
-//! the file or an unknown `GATEWAY_*` variable is an error that names it.
+//! the file or an unknown `GATEWAY_*` variable is an error that names it. Any variable can be
+//! given as `<NAME>_FILE` instead, the path of a file holding the value.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -14,7 +16,8 @@ use std::path::Path;
 use figment::providers::Env;
 use http::HeaderName;
 use serde::{Deserialize, Deserializer};
-use verifier::settings::{SettingsError, VerifierSettings};
+use service_kit::TlsSettings;
+use verifier::settings::{Environment, SettingsError, VerifierSettings};
 
 use crate::rules::{Rule, Rules};
 
@@ -43,6 +46,9 @@ use crate::rules::{Rule, Rules};
 pub struct Settings {
     /// Where to listen (`LISTEN_ADDR`). Only the proxy may reach it.
     pub listen_addr: SocketAddr,
+    /// TLS on the listener (`[tls]`; `TLS_CERT_FILE`, `TLS_KEY_FILE`): off unless both
+    /// files are set.
+    pub tls: TlsSettings,
     /// The names of the identity headers of a `200` (`[headers]`).
     pub headers: IdentityHeaders,
     /// Per-path rules (`[[rules]]`); a path no rule matches needs a valid token.
@@ -57,6 +63,7 @@ impl Default for Settings {
     fn default() -> Self {
         Self {
             listen_addr: SocketAddr::from(([127, 0, 0, 1], 8082)),
+            tls: TlsSettings::default(),
             headers: IdentityHeaders::default(),
             rules: Vec::new(),
             verifier: VerifierSettings::default(),
@@ -151,11 +158,18 @@ impl Settings {
     /// that the settings can work ([`VerifierSettings::validate`], [`Settings::check`]).
     pub fn load(file: Option<&Path>) -> anyhow::Result<Self> {
         let figment = verifier::settings::figment(file)
-            .merge(Env::raw().only(&["LISTEN_ADDR"]))
+            .merge(Environment::new(|env: Env| {
+                env.only(&["LISTEN_ADDR", "TLS_CERT_FILE", "TLS_KEY_FILE"])
+                    .map(|name| service_kit::tls::env_key(name.as_str()).into())
+            }))
             .merge(
-                Env::prefixed("GATEWAY_")
-                    .split("__")
-                    .ignore(&["config_file"]),
+                Environment::new(|env: Env| {
+                    Environment::prefixed(env, "GATEWAY_")
+                        .split("__")
+                        // GATEWAY_CONFIG_FILE is the command line's, not a setting `config`.
+                        .ignore(&["config_file", "config"])
+                })
+                .paths(service_kit::tls::PATH_SETTINGS.map(|key| format!("tls.{key}"))),
             );
         Ok(Self::from_figment(&figment)?)
     }
@@ -181,6 +195,9 @@ impl Settings {
     /// assert!(error.contains("headers.roles"), "{error}");
     /// ```
     pub fn check(&self) -> Result<(), SettingsError> {
+        self.tls
+            .validate()
+            .map_err(|e| SettingsError::Invalid(e.to_string()))?;
         let headers = self.headers.all();
         for (i, (field, name)) in headers.iter().enumerate() {
             let invalid = |message: &str| {

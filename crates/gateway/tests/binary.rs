@@ -1,6 +1,7 @@
 //! The gateway binary reads its settings from the environment and a TOML file the way the
-//! demo-service does, checks them with `--check`, refuses one that cannot work naming it, and
-//! stops cleanly on `SIGTERM`.
+//! demo-service does (any of them from a file through `<NAME>_FILE`), checks them with
+//! `--check`, refuses one that cannot work naming it, stops cleanly on `SIGTERM`, and its
+//! `healthcheck` subcommand asks the running gateway.
 
 #![allow(clippy::expect_used)] // test code: a panic is a failure report
 
@@ -172,4 +173,46 @@ fn the_example_configuration_of_the_docs_is_valid() {
         "/../../deploy/gateway/gateway.toml"
     );
     assert_eq!(checked(example), "settings OK: 3 rules\n");
+}
+
+#[test]
+fn its_healthcheck_asks_the_running_gateway_whose_settings_may_come_from_files() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let issuer = dir.path().join("issuer");
+    std::fs::write(&issuer, "http://127.0.0.1:9\n").expect("write");
+    let port = free_port();
+    let listen = format!("0.0.0.0:{port}");
+    let settings = [
+        ("AUTH_JWKS_URL", JWKS_URL),
+        ("AUTH_ISSUER_FILE", issuer.to_str().expect("utf-8 path")),
+        ("AUTH_REVOCATION", "off"),
+        ("LISTEN_ADDR", &listen),
+    ];
+    let healthcheck = || gateway(&settings, &["healthcheck"]).output().expect("run");
+    let stderr = fails(healthcheck());
+    assert!(stderr.contains("/healthz: cannot connect"), "{stderr}");
+
+    let mut child = gateway(&settings, &[]).spawn().expect("spawn");
+    wait_listening(port);
+    let out = healthcheck();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "HTTP/1.1 200 OK"
+    );
+}
+
+#[test]
+fn a_tls_certificate_without_its_key_is_refused_naming_the_missing_setting() {
+    let stderr = fails(
+        gateway(
+            &env(&[("TLS_CERT_FILE", "/etc/tls/cert.pem")]),
+            &["--check"],
+        )
+        .output()
+        .expect("run"),
+    );
+    assert!(stderr.contains("TLS_KEY_FILE"), "{stderr}");
 }

@@ -37,7 +37,7 @@ pub fn free_port() -> u16 {
 }
 
 /// Whether `GET /healthz` on `port` answers 200.
-fn healthy(port: u16) -> bool {
+pub fn healthy(port: u16) -> bool {
     let Ok(mut stream) = TcpStream::connect((Ipv4Addr::LOCALHOST, port)) else {
         return false;
     };

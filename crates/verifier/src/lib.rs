@@ -62,6 +62,8 @@ mod claims;
 #[cfg_attr(not(feature = "contract"), allow(unreachable_pub, dead_code))]
 mod clock;
 pub mod dpop;
+#[cfg(feature = "settings")]
+mod environment;
 mod error;
 #[cfg(feature = "axum")]
 mod extract;

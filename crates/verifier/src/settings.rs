@@ -9,7 +9,9 @@
 //! other field is `AUTH_<FIELD>` (`AUTH_JWKS_URL`, `AUTH_ISSUER`, `AUTH_AUDIENCE`,
 //! `AUTH_REDIS_PREFIX`, `AUTH_REVOCATION`, `AUTH_MAX_STALENESS_MS`, `AUTH_MAX_STALL_MS`,
 //! `AUTH_JWKS_COOLDOWN_MS`). Other `AUTH_*` variables are the auth-center's and are
-//! ignored, so a service and the auth-center can share one environment.
+//! ignored, so a service and the auth-center can share one environment. Any of these
+//! variables can be given as `<NAME>_FILE` instead, the path of a file holding the value
+//! ([`Environment`]).
 //!
 //! A service keeps its own settings beside the verifier's, in the same file and at the same
 //! level: [`figment`] gives the standard sources, the service merges its own environment
@@ -55,6 +57,8 @@ use figment::providers::{Env, Format as _, Toml};
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
 use serde::de::{self, DeserializeOwned, Visitor};
+
+pub use crate::environment::Environment;
 
 use crate::builder::{BuildError, VerifierBuilder};
 use crate::dpop::DpopChecker;
@@ -438,9 +442,13 @@ pub fn figment(file: Option<&Path>) -> Figment {
         figment = figment.merge(Toml::file_exact(file));
     }
     figment
-        .merge(Env::raw().only(&RedisAccessSettings::ENVIRONMENT))
-        .merge(Env::raw().only(&RAW_FIELDS))
-        .merge(Env::prefixed("AUTH_").only(&AUTH_FIELDS))
+        .merge(Environment::new(|env: Env| {
+            env.only(&RedisAccessSettings::ENVIRONMENT)
+        }))
+        .merge(Environment::new(|env: Env| env.only(&RAW_FIELDS)))
+        .merge(Environment::new(|env: Env| {
+            Environment::prefixed(env, "AUTH_").only(&AUTH_FIELDS)
+        }))
 }
 
 /// Reads the verifier's settings and a service's own settings `S` from `figment`, checks the

@@ -18,6 +18,8 @@ mod outages;
 mod refresh;
 mod refresh_policy;
 mod revocation;
+mod secret_files;
+mod tls_listener;
 mod usernames;
 
 mod admin;
