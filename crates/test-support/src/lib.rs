@@ -38,8 +38,8 @@
 #![allow(clippy::disallowed_methods)] // fixtures wait on real servers in real time
 #![warn(missing_docs)]
 
-pub mod binary;
 mod acl;
+pub mod binary;
 mod dpop;
 mod nginx;
 mod postgres;
