@@ -455,7 +455,8 @@ fn warn_if_sessions_are_in_memory(config: &Config) {
 }
 
 async fn service(config: Config) -> anyhow::Result<AuthService> {
-    auth_service(Arc::new(config), Arc::new(SystemClock)).await
+    let registry = service_kit::metrics::Registry::private();
+    auth_service(Arc::new(config), Arc::new(SystemClock), &registry).await
 }
 
 fn read_password() -> anyhow::Result<SecretString> {

@@ -2,8 +2,8 @@
 //! environment (in that order, later wins).
 //!
 //! Stable environment names (DESIGN.md §4a): `DATABASE_URL`, `REDIS_URL`,
-//! `REDIS_CLUSTER_URLS`, `LISTEN_ADDR`, and beside the Redis URLs how to get into Redis:
-//! `REDIS_TLS_CA_FILE`, `REDIS_TLS_CLIENT_CERT_FILE`, `REDIS_TLS_CLIENT_KEY_FILE`,
+//! `REDIS_CLUSTER_URLS`, `LISTEN_ADDR`, `METRICS_ADDR`, and beside the Redis URLs how to get
+//! into Redis: `REDIS_TLS_CA_FILE`, `REDIS_TLS_CLIENT_CERT_FILE`, `REDIS_TLS_CLIENT_KEY_FILE`,
 //! `REDIS_USERNAME`, `REDIS_PASSWORD`; `TLS_CERT_FILE`, `TLS_KEY_FILE` for TLS on the listener.
 //! Every other field is reachable as `AUTH_<SECTION>__<FIELD>`, e.g.
 //! `AUTH_SESSIONS__IDLE_SECS=3600`; top-level fields as `AUTH_<FIELD>`, e.g. `AUTH_ISSUER`.
@@ -34,6 +34,9 @@ pub const MAX_QUEUE_WAIT_MS: u64 = 10_000;
 pub struct Config {
     /// Address to listen on; port 0 picks a free port.
     pub listen_addr: SocketAddr,
+    /// Where to serve `/metrics` instead of on `listen_addr` (`METRICS_ADDR`; plain HTTP, so
+    /// metrics need not be public). Unset: `/metrics` is on the main listener.
+    pub metrics_addr: Option<SocketAddr>,
     /// The `iss` of issued tokens: the public base URL of this service.
     pub issuer: String,
     /// SQL database: `sqlite:<path>` (embedded default) or `postgres://...`.
@@ -598,6 +601,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             listen_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            metrics_addr: None,
             issuer: "http://localhost:8080".into(),
             database_url: SecretString::from("sqlite:auth-center.db"),
             redis: RedisConfig::Memory,
@@ -653,6 +657,7 @@ impl std::fmt::Debug for Config {
         // Secrets (URLs may carry passwords) are never printed.
         f.debug_struct("Config")
             .field("listen_addr", &self.listen_addr)
+            .field("metrics_addr", &self.metrics_addr)
             .field("issuer", &self.issuer)
             .field("database_url", &"[redacted]")
             .field("redis", &self.redis_mode())
@@ -709,6 +714,7 @@ impl Config {
                 env.only(&[
                     "DATABASE_URL",
                     "LISTEN_ADDR",
+                    "METRICS_ADDR",
                     "TLS_CERT_FILE",
                     "TLS_KEY_FILE",
                 ])

@@ -3,7 +3,9 @@
 //! * `GET /me` — the caller's claims (any valid token with a live session);
 //! * `GET /admin` — needs the `admin` role;
 //! * `GET /baseline/me` — the same handler with no auth at all (the benchmark baseline);
-//! * `GET /healthz`.
+//! * `GET /healthz`;
+//! * `GET /metrics` (Prometheus: the HTTP series and the verifier's; on `METRICS_ADDR`
+//!   instead when that is set).
 //!
 //! Configured like the auth-center, from an optional TOML file and the environment
 //! (`AUTH_JWKS_URL`, `AUTH_ISSUER`, `AUTH_AUDIENCE`, `REDIS_URL` or `REDIS_CLUSTER_URLS`,
@@ -84,12 +86,21 @@ pub async fn bind_until(
     SocketAddr,
     impl std::future::Future<Output = anyhow::Result<()>>,
 )> {
+    // The global registry before the verifier: its series are registered as it is built.
+    let registry = service_kit::metrics::Registry::global();
+    let exporter = service_kit::metrics::Exporter::bind(registry, settings.metrics_addr).await?;
     let verifier = settings.verifier.build().await?;
     let bound = service_kit::Bound::bind(settings.listen_addr, &settings.tls).await?;
     let addr = bound.local_addr()?;
-    let app = router(verifier);
+    if let Some(metrics_addr) = exporter.metrics_addr() {
+        tracing::info!(%metrics_addr, "demo-service metrics listening");
+    }
+    let app = exporter.instrument(router(verifier));
     Ok((addr, async move {
         let options = service_kit::ServeOptions::default();
-        bound.serve(app, &options, shutdown).await.context("serve")
+        exporter
+            .run(bound.serve(app, &options, shutdown))
+            .await
+            .context("serve")
     }))
 }

@@ -10,6 +10,7 @@ use crate::dpop::DpopChecker;
 use crate::keys::KeySet;
 #[cfg(feature = "jwks")]
 use crate::keys::jwks::JwksSource;
+use crate::metrics::VerifierMetrics;
 use crate::sig_cache::SignatureCache;
 use crate::token::{DEFAULT_LEEWAY_SECS, TokenValidator};
 use crate::verify::{Inner, KeySource, Verifier};
@@ -416,6 +417,8 @@ impl VerifierBuilder {
             TokenValidator::new(issuer, self.audiences, self.algorithms.iter().copied())
                 .with_leeway_secs(self.leeway_secs);
         let sig_cache = SignatureCache::new(self.sig_cache_capacity);
+        // The metrics hook: handles of the recorder installed now (none: they do nothing).
+        let metrics = Arc::new(VerifierMetrics::register());
 
         #[cfg(feature = "jwks")]
         let jwks_url = self.jwks_url;
@@ -460,7 +463,7 @@ impl VerifierBuilder {
             // across reconnects), and every invalidation it receives also clears the
             // verifier's own cache, which answers repeat requests without Redis.
             let tracked = (self.revocation == RevocationMode::Tracked)
-                .then(|| TrackedCache::new(self.max_staleness));
+                .then(|| TrackedCache::new(self.max_staleness, metrics.clone()));
             let options = RedisOptions {
                 connect_timeout: self.redis_timeout,
                 response_timeout: self.redis_timeout,
@@ -500,6 +503,7 @@ impl VerifierBuilder {
                             conn,
                             timeout: self.redis_timeout,
                             tracked,
+                            metrics: metrics.clone(),
                         },
                     })
                 }
@@ -515,6 +519,7 @@ impl VerifierBuilder {
             session_check,
             clock: self.clock,
             dpop: self.dpop,
+            metrics,
         });
         #[cfg(feature = "jwks")]
         if let KeySource::Jwks(source) = &inner.keys {

@@ -13,7 +13,6 @@ mod introspection;
 mod json;
 mod keys;
 mod login;
-mod metrics;
 mod oauth;
 mod passwords;
 mod refresh;
@@ -51,7 +50,8 @@ type AppState = State<Arc<AuthService>>;
 /// Largest request body accepted on the auth routes.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
-/// The whole HTTP API.
+/// The whole HTTP API, but `/metrics` and the request metrics (`service_kit::metrics`,
+/// added by `startup`).
 pub fn router(auth: Arc<AuthService>) -> Router {
     let v1 = Router::new()
         .route("/register", post(login::register))
@@ -109,10 +109,6 @@ pub fn router(auth: Arc<AuthService>) -> Router {
             header::CACHE_CONTROL,
             HeaderValue::from_static("no-store"),
         ));
-    let metrics = Arc::new(metrics::Metrics::new(auth.clone()));
-    let metrics_route = Router::new()
-        .route("/metrics", get(metrics::render))
-        .with_state(metrics.clone());
     Router::new()
         .nest("/v1", v1)
         .nest("/oauth2", oauth2)
@@ -131,10 +127,6 @@ pub fn router(auth: Arc<AuthService>) -> Router {
             auth.config().http.body_read_timeout(),
             body_deadline,
         ))
-        .route_layer(axum::middleware::from_fn_with_state(
-            metrics,
-            metrics::track,
-        ))
         .layer(cors(&auth.config().browser.allowed_origins))
         .layer(axum::middleware::from_fn(request_timeout))
         .layer(CatchPanicLayer::custom(panic_response))
@@ -145,8 +137,8 @@ pub fn router(auth: Arc<AuthService>) -> Router {
             HeaderName::from_static("dpop"),
         ]))
         .with_state(auth)
-        .merge(metrics_route)
-        // Outermost, so errors, fallbacks, timeouts, panics and /metrics carry it too.
+        // Outermost, so errors, fallbacks, timeouts, panics and /metrics carry it too
+        // (`startup` adds /metrics and the request metrics around this router).
         .layer(SetResponseHeaderLayer::overriding(
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),

@@ -39,6 +39,7 @@ mod lifecycle_races;
 mod lifetimes;
 mod lost_rotation;
 mod memory;
+mod metrics;
 mod oauth;
 mod passwords;
 mod rate_limits;
