@@ -41,8 +41,10 @@ pub struct Config {
     pub issuer: String,
     /// SQL database: `sqlite:<path>` (embedded default) or `postgres://...`.
     pub database_url: SecretString,
-    /// Where sessions and rate-limit counters live: read from `redis_url` (`REDIS_URL`) or
-    /// `redis_cluster_urls` (`REDIS_CLUSTER_URLS`); with neither, in process memory.
+    /// Where sessions and rate-limit counters live: read from `redis_url` (`REDIS_URL`),
+    /// `redis_cluster_urls` (`REDIS_CLUSTER_URLS`) or `redis_sentinel_urls` with
+    /// `redis_sentinel_master` (`REDIS_SENTINEL_URLS`, `REDIS_SENTINEL_MASTER`); with none, in
+    /// process memory.
     #[serde(flatten)]
     pub redis: RedisConfig,
     /// A PEM file with the CA certificate(s) that signed the Redis server's certificate, for
@@ -59,6 +61,10 @@ pub struct Config {
     /// The Redis password (`REDIS_PASSWORD`), of `redis_username` or of the `default` user,
     /// in place of a password in the URL.
     pub redis_password: Option<SecretString>,
+    /// The sentinels' own ACL user (`REDIS_SENTINEL_USERNAME`), with Sentinel only.
+    pub redis_sentinel_username: Option<String>,
+    /// The sentinels' own password (`REDIS_SENTINEL_PASSWORD`); else the one in their URLs.
+    pub redis_sentinel_password: Option<SecretString>,
     /// Prefix of every Redis key (shared with the verifiers).
     pub redis_prefix: String,
     /// Whether `POST /v1/register` is open.
@@ -160,9 +166,11 @@ pub enum LogFormat {
 }
 
 /// Where sessions and rate-limit counters live, decided when the configuration loads from
-/// the two settings `redis_url` (`REDIS_URL`) and `redis_cluster_urls` (`REDIS_CLUSTER_URLS`,
-/// comma-separated seed nodes). Setting both, an empty list or a URL the Redis client refuses
-/// is a start-up error naming the setting.
+/// the settings `redis_url` (`REDIS_URL`), `redis_cluster_urls` (`REDIS_CLUSTER_URLS`,
+/// comma-separated seed nodes) and `redis_sentinel_urls` (`REDIS_SENTINEL_URLS`,
+/// comma-separated sentinels, with the master's name in `redis_sentinel_master`,
+/// `REDIS_SENTINEL_MASTER`). Setting more than one, an empty list, sentinels without a master
+/// name or a URL the Redis client refuses is a start-up error naming the setting.
 ///
 /// ```
 /// use auth_center::config::RedisConfig;
@@ -182,13 +190,23 @@ pub enum RedisConfig {
     Standalone(RedisUrl),
     /// A Redis Cluster, through at least one seed node (`redis_cluster_urls`).
     Cluster(Vec<RedisUrl>),
+    /// The master that Redis Sentinel names (`redis_sentinel_urls`, `redis_sentinel_master`),
+    /// followed across failovers.
+    Sentinel {
+        /// The sentinels, at least one.
+        sentinels: Vec<RedisUrl>,
+        /// The master's name in the sentinels' configuration.
+        master: String,
+    },
 }
 
-/// The two settings [`RedisConfig`] is read from, as written.
+/// The settings [`RedisConfig`] is read from, as written.
 #[derive(Deserialize)]
 struct RedisSettings {
     redis_url: Option<Text>,
     redis_cluster_urls: Option<Text>,
+    redis_sentinel_urls: Option<Text>,
+    redis_sentinel_master: Option<Text>,
 }
 
 /// A setting that should be a string; anything else is refused with the setting's name
@@ -211,20 +229,62 @@ impl Text {
 
 const REDIS_URL: &str = "redis_url (REDIS_URL)";
 const REDIS_CLUSTER_URLS: &str = "redis_cluster_urls (REDIS_CLUSTER_URLS)";
+const REDIS_SENTINEL_URLS: &str = "redis_sentinel_urls (REDIS_SENTINEL_URLS)";
+const REDIS_SENTINEL_MASTER: &str = "redis_sentinel_master (REDIS_SENTINEL_MASTER)";
 
 impl TryFrom<RedisSettings> for RedisConfig {
     type Error = String;
 
     fn try_from(settings: RedisSettings) -> Result<Self, String> {
-        match (settings.redis_url, settings.redis_cluster_urls) {
-            (None, None) => Ok(RedisConfig::Memory),
-            (Some(_), Some(_)) => Err(format!("set {REDIS_URL} or {REDIS_CLUSTER_URLS}, not both")),
-            (Some(url), None) => Self::parse_standalone(url.string(REDIS_URL)?.expose_secret()),
-            (None, Some(urls)) => {
-                Self::parse_cluster(urls.string(REDIS_CLUSTER_URLS)?.expose_secret().split(','))
+        let text =
+            |setting: Option<Text>, field: &str| setting.map(|t| t.string(field)).transpose();
+        let url = text(settings.redis_url, REDIS_URL)?;
+        let cluster_urls = text(settings.redis_cluster_urls, REDIS_CLUSTER_URLS)?;
+        let sentinel_urls = text(settings.redis_sentinel_urls, REDIS_SENTINEL_URLS)?;
+        let sentinel_master = text(settings.redis_sentinel_master, REDIS_SENTINEL_MASTER)?;
+        // Which topology: the verifier's rules, shared with every service.
+        let target = verifier::RedisTopologySettings {
+            url: url.as_ref().map(|u| u.expose_secret()),
+            cluster_urls: cluster_urls.as_ref().map(|u| u.expose_secret()),
+            sentinel_urls: sentinel_urls.as_ref().map(|u| u.expose_secret()),
+            sentinel_master: sentinel_master.as_ref().map(|m| m.expose_secret()),
+        }
+        .target()?;
+        match target {
+            None => Ok(RedisConfig::Memory),
+            Some(verifier::RedisTarget::Standalone(url)) => Self::parse_standalone(&url),
+            Some(verifier::RedisTarget::Cluster(urls)) => Self::parse_cluster(urls),
+            Some(verifier::RedisTarget::Sentinel { sentinels, master }) => {
+                Ok(RedisConfig::Sentinel {
+                    sentinels: parse_urls(sentinels, REDIS_SENTINEL_URLS, "sentinel")?,
+                    master,
+                })
             }
         }
     }
+}
+
+/// Each URL of `urls` checked (blank ones skipped, at least one must remain); errors name
+/// `field` and the `what` by its position.
+fn parse_urls<I>(urls: I, field: &str, what: &str) -> Result<Vec<RedisUrl>, String>
+where
+    I: IntoIterator,
+    I::Item: AsRef<str>,
+{
+    let mut parsed = Vec::new();
+    for url in urls {
+        let url = url.as_ref().trim();
+        if url.is_empty() {
+            continue;
+        }
+        let url = RedisUrl::parse(url)
+            .map_err(|e| format!("{field}, {what} {}: {e}", parsed.len() + 1))?;
+        parsed.push(url);
+    }
+    if parsed.is_empty() {
+        return Err(format!("{field}: names no {what}"));
+    }
+    Ok(parsed)
 }
 
 impl RedisConfig {
@@ -254,28 +314,45 @@ impl RedisConfig {
         I: IntoIterator,
         I::Item: AsRef<str>,
     {
-        let mut seeds = Vec::new();
-        for url in urls {
-            let url = url.as_ref().trim();
-            if url.is_empty() {
-                continue;
-            }
-            let seed = RedisUrl::parse(url)
-                .map_err(|e| format!("{REDIS_CLUSTER_URLS}, seed node {}: {e}", seeds.len() + 1))?;
-            seeds.push(seed);
-        }
-        if seeds.is_empty() {
-            return Err(format!("{REDIS_CLUSTER_URLS}: names no seed node"));
-        }
-        Ok(RedisConfig::Cluster(seeds))
+        parse_urls(urls, REDIS_CLUSTER_URLS, "seed node").map(RedisConfig::Cluster)
     }
 
-    /// `standalone`, `cluster` or `in-memory`, for logs.
+    /// The master named `master` in Redis Sentinel, through the sentinels `urls` (blank
+    /// entries are skipped, at least one must remain).
+    ///
+    /// ```
+    /// use auth_center::config::RedisConfig;
+    /// let redis = RedisConfig::sentinel(["redis://10.0.0.1:26379", "redis://10.0.0.2:26379"], "auth")?;
+    /// assert_eq!(redis.mode(), "sentinel");
+    /// assert!(RedisConfig::sentinel(["redis://10.0.0.1:26379"], " ").is_err());
+    /// # Ok::<(), auth_center::config::ConfigError>(())
+    /// ```
+    pub fn sentinel<I>(urls: I, master: &str) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        let master = master.trim();
+        if master.is_empty() {
+            return Err(ConfigError::Invalid(format!(
+                "{REDIS_SENTINEL_MASTER} is empty"
+            )));
+        }
+        let sentinels =
+            parse_urls(urls, REDIS_SENTINEL_URLS, "sentinel").map_err(ConfigError::Invalid)?;
+        Ok(RedisConfig::Sentinel {
+            sentinels,
+            master: master.to_owned(),
+        })
+    }
+
+    /// `standalone`, `cluster`, `sentinel` or `in-memory`, for logs.
     pub fn mode(&self) -> &'static str {
         match self {
             RedisConfig::Memory => "in-memory",
             RedisConfig::Standalone(_) => "standalone",
             RedisConfig::Cluster(_) => "cluster",
+            RedisConfig::Sentinel { .. } => "sentinel",
         }
     }
 
@@ -286,14 +363,19 @@ impl RedisConfig {
             RedisConfig::Standalone(url) => Some(verifier::RedisTarget::Standalone(
                 url.0.expose_secret().to_owned(),
             )),
-            RedisConfig::Cluster(seeds) => Some(verifier::RedisTarget::Cluster(
-                seeds
-                    .iter()
-                    .map(|url| url.0.expose_secret().to_owned())
-                    .collect(),
-            )),
+            RedisConfig::Cluster(seeds) => Some(verifier::RedisTarget::Cluster(exposed(seeds))),
+            RedisConfig::Sentinel { sentinels, master } => Some(verifier::RedisTarget::Sentinel {
+                sentinels: exposed(sentinels),
+                master: master.clone(),
+            }),
         }
     }
+}
+
+fn exposed(urls: &[RedisUrl]) -> Vec<String> {
+    urls.iter()
+        .map(|url| url.0.expose_secret().to_owned())
+        .collect()
 }
 
 /// A Redis URL (`redis://[user][:password@]host[:port][/db]`, `rediss://` for TLS) that the
@@ -610,6 +692,8 @@ impl Default for Config {
             redis_tls_client_key_file: None,
             redis_username: None,
             redis_password: None,
+            redis_sentinel_username: None,
+            redis_sentinel_password: None,
             redis_prefix: "auth".into(),
             registration_enabled: true,
             tokens: TokenConfig {
@@ -671,6 +755,11 @@ impl std::fmt::Debug for Config {
             .field(
                 "redis_password",
                 &self.redis_password.as_ref().map(|_| "[redacted]"),
+            )
+            .field("redis_sentinel_username", &self.redis_sentinel_username)
+            .field(
+                "redis_sentinel_password",
+                &self.redis_sentinel_password.as_ref().map(|_| "[redacted]"),
             )
             .field("redis_prefix", &self.redis_prefix)
             .field("registration_enabled", &self.registration_enabled)
@@ -789,6 +878,9 @@ impl Config {
         }
         self.redis_tls()?;
         self.redis_credentials()?;
+        self.redis_access()
+            .sentinel_credentials(self.redis.target().as_ref())
+            .map_err(ConfigError::Invalid)?;
         if !(1..=100_000).contains(&self.oauth.max_tokens_per_client) {
             return bad("oauth.max_tokens_per_client must be between 1 and 100000");
         }
@@ -829,6 +921,11 @@ impl Config {
             tls_client_key_file: self.redis_tls_client_key_file.as_deref(),
             username: self.redis_username.as_deref(),
             password: self.redis_password.as_ref().map(|p| p.expose_secret()),
+            sentinel_username: self.redis_sentinel_username.as_deref(),
+            sentinel_password: self
+                .redis_sentinel_password
+                .as_ref()
+                .map(|p| p.expose_secret()),
         }
     }
 
@@ -863,6 +960,10 @@ impl Config {
         let options = verifier::contract::RedisOptions {
             tls: self.redis_tls()?,
             credentials: self.redis_credentials()?,
+            sentinel_credentials: self
+                .redis_access()
+                .sentinel_credentials(Some(&target))
+                .map_err(ConfigError::Invalid)?,
             ..options
         };
         Ok(Some((target, options)))

@@ -147,7 +147,7 @@ pub struct RedisStores {
 }
 
 /// The session and rate-limit stores of the configuration: Redis standalone, Redis
-/// Cluster or memory.
+/// Cluster, Redis Sentinel or memory.
 pub async fn connect_redis_stores(config: &Config) -> anyhow::Result<RedisStores> {
     let timeout = Duration::from_millis(config.timeouts.redis_ms);
     let options = RedisOptions {
@@ -159,7 +159,8 @@ pub async fn connect_redis_stores(config: &Config) -> anyhow::Result<RedisStores
         tracing::warn!(
             "NO REDIS CONFIGURED: sessions and rate limits are kept in this process's \
              memory. They are NOT shared with other instances or verifiers and are lost \
-             on restart. Set REDIS_URL or REDIS_CLUSTER_URLS for production."
+             on restart. Set REDIS_URL, REDIS_CLUSTER_URLS or REDIS_SENTINEL_URLS for \
+             production."
         );
         return Ok(RedisStores {
             sessions: Arc::new(MemorySessionStore::new()),

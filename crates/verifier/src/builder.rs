@@ -81,6 +81,8 @@ pub struct VerifierBuilder {
     #[cfg(feature = "redis")]
     redis_credentials: Option<RedisCredentials>,
     #[cfg(feature = "redis")]
+    redis_sentinel_credentials: Option<RedisCredentials>,
+    #[cfg(feature = "redis")]
     key_prefix: String,
     #[cfg(feature = "redis")]
     revocation: RevocationMode,
@@ -115,6 +117,8 @@ impl Default for VerifierBuilder {
             redis_tls: None,
             #[cfg(feature = "redis")]
             redis_credentials: None,
+            #[cfg(feature = "redis")]
+            redis_sentinel_credentials: None,
             #[cfg(feature = "redis")]
             key_prefix: "auth".into(),
             #[cfg(feature = "redis")]
@@ -229,6 +233,12 @@ impl VerifierBuilder {
     /// let builder = Verifier::builder().redis(RedisTarget::Standalone("redis://127.0.0.1:6379".into()));
     /// let cluster = Verifier::builder()
     ///     .redis(RedisTarget::cluster_from_csv("redis://10.0.0.1:7000,redis://10.0.0.2:7000"));
+    /// // Sentinel: the master named "auth", followed across failovers; tracked mode
+    /// // re-enables CLIENT TRACKING on the new master and drops its cache on the switch.
+    /// let sentinel = Verifier::builder().redis(RedisTarget::sentinel_from_csv(
+    ///     "redis://10.0.0.1:26379,redis://10.0.0.2:26379,redis://10.0.0.3:26379",
+    ///     "auth",
+    /// ));
     /// ```
     #[cfg(feature = "redis")]
     pub fn redis(mut self, target: RedisTarget) -> Self {
@@ -271,6 +281,22 @@ impl VerifierBuilder {
     #[cfg(feature = "redis")]
     pub fn redis_credentials(mut self, credentials: RedisCredentials) -> Self {
         self.redis_credentials = Some(credentials);
+        self
+    }
+
+    /// With a [`RedisTarget::Sentinel`]: the sentinels' own ACL user and password, in place of
+    /// those in the sentinel URLs ([`redis_credentials`](Self::redis_credentials) are for the
+    /// master).
+    ///
+    /// ```
+    /// use verifier::{RedisCredentials, RedisTarget, Verifier};
+    /// let builder = Verifier::builder()
+    ///     .redis(RedisTarget::sentinel_from_csv("redis://10.0.0.1:26379", "auth"))
+    ///     .redis_sentinel_credentials(RedisCredentials::new(Some("watcher"), "s3cret"));
+    /// ```
+    #[cfg(feature = "redis")]
+    pub fn redis_sentinel_credentials(mut self, credentials: RedisCredentials) -> Self {
+        self.redis_sentinel_credentials = Some(credentials);
         self
     }
 
@@ -476,6 +502,7 @@ impl VerifierBuilder {
                     .map(|cache| -> PushHandler { Arc::new(move |push| cache.on_push(push)) }),
                 tls: self.redis_tls,
                 credentials: self.redis_credentials,
+                sentinel_credentials: self.redis_sentinel_credentials,
             };
             match (self.revocation, self.redis) {
                 (RevocationMode::Off, _) => {

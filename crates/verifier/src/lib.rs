@@ -88,6 +88,9 @@ mod redis_access;
 #[cfg_attr(not(feature = "contract"), allow(unreachable_pub, dead_code))]
 mod redis_conn;
 #[cfg(feature = "redis")]
+#[cfg_attr(not(feature = "contract"), allow(unreachable_pub, dead_code))]
+mod redis_sentinel;
+#[cfg(feature = "redis")]
 mod revocation;
 #[cfg_attr(not(feature = "contract"), allow(unreachable_pub, dead_code))]
 mod session_keys;
@@ -117,7 +120,9 @@ pub use middleware::require_scope::{RequireScope, RequireScopeLayer, require_sco
 #[cfg(feature = "axum")]
 pub use middleware::verify::{VerifierLayer, VerifierService};
 #[cfg(feature = "redis")]
-pub use redis_access::{RedisAccessSettings, RedisCredentials, RedisTls, RedisTlsError};
+pub use redis_access::{
+    RedisAccessSettings, RedisCredentials, RedisTls, RedisTlsError, RedisTopologySettings,
+};
 #[cfg(feature = "redis")]
 pub use redis_conn::RedisTarget;
 #[cfg(feature = "redis")]
