@@ -520,3 +520,36 @@ async fn a_sentinel_failover_answers_503_never_500_revokes_what_the_new_master_d
         ))
         .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_wait_replicas_a_login_is_refused_with_503_when_no_replica_acknowledges_its_session() {
+    let mut sentinel = blocking(RedisSentinel::start).expect("a master, a replica, 3 sentinels");
+    let target = RedisTarget::sentinel_from_csv(
+        &sentinel.sentinel_urls().join(","),
+        RedisSentinel::MASTER_NAME,
+    );
+    let center = AuthCenter::spawn_with(target, |config| {
+        config.sessions.wait_replicas = 1;
+        config.sessions.wait_timeout_ms = 200;
+    })
+    .await;
+    let tracked = center.demo(RevocationMode::Tracked).await;
+    // The replica acknowledges: logins work as usual.
+    let alice = center.register_and_login("alice").await;
+    tracked.me(&alice).await.assert_ok();
+
+    let replica = blocking(|| sentinel.data_ports())[1];
+    blocking(|| sentinel.kill(replica)).expect("stop the replica");
+    let refused = center.login("alice").await;
+    let status = refused.status();
+    let retry_after = refused.headers().get("retry-after").cloned();
+    assert_eq!(
+        status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{:?}",
+        refused.text().await
+    );
+    assert!(retry_after.is_some(), "a 503 says when to retry");
+    // Sessions already written stay valid; only new ones wait for a replica.
+    tracked.me(&alice).await.assert_ok();
+}
