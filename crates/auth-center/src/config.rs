@@ -625,6 +625,17 @@ pub struct SessionConfig {
     /// Most sessions one user may have; a new login beyond it ends the least recently
     /// used ones (default 50).
     pub max_per_user: u64,
+    /// Replicas that must acknowledge a new session before its tokens are handed out
+    /// (`AUTH_SESSIONS__WAIT_REPLICAS`, default 0: none, Redis's asynchronous replication).
+    /// Set, a login runs `WAIT <n> <wait_timeout_ms>` on the session's master after writing
+    /// it; fewer acknowledgements in time fail the login closed (503, the session deleted
+    /// again), so a failover right after a login cannot lose a session whose tokens were
+    /// issued to fewer than `n` replicas. Only with Redis (standalone with replicas, Sentinel,
+    /// Cluster with replicas).
+    pub wait_replicas: u32,
+    /// How long a login waits for the replicas, milliseconds (`AUTH_SESSIONS__WAIT_TIMEOUT_MS`,
+    /// default 100, 1 to 5000).
+    pub wait_timeout_ms: u64,
 }
 
 /// Argon2id parameters and hashing concurrency.
@@ -706,6 +717,8 @@ impl Default for Config {
                 absolute_secs: 30 * 24 * 3600,
                 grace_ms: 10_000,
                 max_per_user: 50,
+                wait_replicas: 0,
+                wait_timeout_ms: 100,
             },
             passwords: PasswordConfig {
                 memory_kib: argon2::Params::DEFAULT_M_COST,
@@ -860,6 +873,14 @@ impl Config {
         }
         if self.sessions.max_per_user == 0 {
             return bad("sessions.max_per_user must be at least 1");
+        }
+        if !(1..=5000).contains(&self.sessions.wait_timeout_ms) {
+            return bad("sessions.wait_timeout_ms must be between 1 and 5000");
+        }
+        if self.sessions.wait_replicas > 0 && matches!(self.redis, RedisConfig::Memory) {
+            return bad(
+                "sessions.wait_replicas needs Redis (REDIS_URL, REDIS_CLUSTER_URLS or REDIS_SENTINEL_URLS)",
+            );
         }
         if self.sessions.grace_ms > 60_000 {
             return bad("sessions.grace_ms must be at most 60000");

@@ -171,10 +171,13 @@ pub async fn connect_redis_stores(config: &Config) -> anyhow::Result<RedisStores
         .await
         .context("cannot connect to Redis")?;
     Ok(RedisStores {
-        sessions: Arc::new(RedisSessionStore::new(
-            conn.clone(),
-            SessionKeys::new(config.redis_prefix.clone()),
-        )),
+        sessions: Arc::new(
+            RedisSessionStore::new(conn.clone(), SessionKeys::new(config.redis_prefix.clone()))
+                .wait_for_replicas(
+                    config.sessions.wait_replicas,
+                    Duration::from_millis(config.sessions.wait_timeout_ms),
+                ),
+        ),
         rate_limits: Arc::new(RedisRateLimitStore::new(conn, &config.redis_prefix)),
     })
 }

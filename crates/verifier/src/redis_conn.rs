@@ -351,6 +351,40 @@ impl RedisConnection {
     }
 }
 
+impl RedisConnection {
+    /// `WAIT <replicas> <timeout>` after a write of `key` on this connection: how many
+    /// replicas acknowledged every write made so far, at most after `timeout`. On a cluster it
+    /// goes to the master of `key`'s slot (not to every master); elsewhere to the one master.
+    /// It makes no write durable by itself: a master that crashes before a replica has it
+    /// still loses it, `WAIT` only tells.
+    ///
+    /// ```no_run
+    /// # async fn demo(conn: verifier::contract::RedisConnection) -> redis::RedisResult<()> {
+    /// let acknowledged = conn.wait_for_replicas("auth:s:{u1}:s1", 1, std::time::Duration::from_millis(100)).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn wait_for_replicas(
+        &self,
+        key: &str,
+        replicas: u32,
+        timeout: Duration,
+    ) -> RedisResult<u32> {
+        let mut wait = redis::cmd("WAIT");
+        wait.arg(replicas)
+            .arg(u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX));
+        match self.clone() {
+            RedisConnection::Cluster(mut c) => {
+                use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
+                let route = Route::with_key(key, SlotAddr::Master);
+                let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(route));
+                let value = c.route_command(wait, routing).await?;
+                Ok(redis::from_redis_value(value)?)
+            }
+            mut conn => wait.query_async(&mut conn).await,
+        }
+    }
+}
+
 /// `info` with the user and password of `options`, if it has them, in place of the URL's.
 fn with_credentials(info: ConnectionInfo, options: &RedisOptions) -> ConnectionInfo {
     let Some(credentials) = &options.credentials else {

@@ -16,7 +16,7 @@ use redis::{
 };
 
 use crate::redis_access::refused_for_good;
-use crate::redis_conn::{RedisOptions, cache_config, push_sender};
+use crate::redis_conn::{RedisFailure, RedisOptions, cache_config, push_sender};
 
 /// After a failed look-up, callers fail at once for this long instead of asking the
 /// sentinels again (under load, every request would otherwise ask them).
@@ -234,7 +234,7 @@ impl SentinelConnection {
             }
             Err(e) => {
                 resolver.failed_at = Some(tokio::time::Instant::now());
-                Err(e)
+                Err(no_master(e))
             }
         }
     }
@@ -286,6 +286,23 @@ async fn resolve(
         Err(e) if e.code() == Some("NOPERM") => Ok(conn),
         Err(e) => Err(e),
     }
+}
+
+/// A failed look-up is an outage to the caller (a `503`), whatever the sentinels' reason
+/// (the master they name refuses connections or is not master yet, no master is known, no
+/// sentinel answers), except refused TLS or credentials, which waiting does not fix.
+fn no_master(error: RedisError) -> RedisError {
+    if let Some(refused) = refused_for_good(&error) {
+        return refused;
+    }
+    if RedisFailure::of(&error) == RedisFailure::Unavailable {
+        return error;
+    }
+    RedisError::from((
+        ErrorKind::Io,
+        "no Redis master: the sentinels name none that answers as master",
+        error.to_string(),
+    ))
 }
 
 fn not_master() -> RedisError {
@@ -383,6 +400,20 @@ impl ConnectionLike for SentinelConnection {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failed_look_up_is_an_outage_unless_the_credentials_are_refused() {
+        let unknown = RedisError::from((
+            ErrorKind::MasterNameNotFoundBySentinel,
+            "Master with given name not found in sentinel",
+        ));
+        assert_eq!(
+            RedisFailure::of(&no_master(unknown)),
+            RedisFailure::Unavailable
+        );
+        let wrong = RedisError::from((ErrorKind::AuthenticationFailed, "WRONGPASS"));
+        assert!(no_master(wrong).to_string().contains("credentials"));
+    }
 
     #[test]
     fn a_lost_connection_or_a_replica_needs_a_new_master_and_a_script_error_does_not() {
