@@ -168,3 +168,35 @@ async fn redis_and_sql_calls_are_timed_by_operation(backend: Backend) {
     assert!(scrape.value(r#"auth_sql_query_duration_seconds_count{op="user_by_username"}"#) >= 1.0);
     assert!(scrape.value(r#"auth_sql_query_duration_seconds_count{op="create_user"}"#) >= 1.0);
 }
+
+#[tokio::test]
+async fn with_a_metrics_address_metrics_are_served_there_and_not_on_the_api_listener() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = Backend {
+        db: Db::Sqlite,
+        sessions: Sessions::Memory,
+    };
+    let mut config = test_config(backend, &dir);
+    config.metrics_addr = Some("127.0.0.1:0".parse().unwrap());
+    let app = auth_center::startup::Application::build(config)
+        .await
+        .unwrap();
+    let (api, metrics) = (app.port(), app.metrics_port().expect("a metrics listener"));
+    tokio::spawn(app.run_until_stopped());
+    let get = |port: u16| async move {
+        let response = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .unwrap()
+            .get(format!("http://127.0.0.1:{port}/metrics"))
+            .send()
+            .await
+            .unwrap();
+        (response.status(), response.text().await.unwrap())
+    };
+    let (status, _) = get(api).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, text) = get(metrics).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(Scrape::parse(&text).value(&login("success")), 0.0);
+}
