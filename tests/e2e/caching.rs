@@ -16,10 +16,7 @@ const REQUESTS: u64 = 50;
 
 /// `EXISTS` calls served so far, summed over every node.
 async fn exists_calls(target: &RedisTarget) -> u64 {
-    let urls = match target {
-        RedisTarget::Standalone(url) => vec![url.clone()],
-        RedisTarget::Cluster(urls) => urls.clone(),
-    };
+    let urls = target.urls().to_vec();
     let mut total = 0;
     for url in urls {
         let client = redis::Client::open(url.as_str()).expect("redis url");

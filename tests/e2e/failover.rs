@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
 use serde_json::json;
-use test_support::{ClusterOptions, RedisCluster};
+use test_support::{ClusterOptions, RedisCluster, RedisSentinel};
 use verifier::{RedisTarget, RevocationMode};
 
 use crate::helpers::*;
@@ -266,55 +266,69 @@ where
     .hit
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_master_failover_answers_503_never_500_and_every_route_recovers_without_a_restart() {
-    let mut cluster = blocking(|| RedisCluster::start_with(ClusterOptions::FAST_FAILOVER))
-        .expect("a cluster with replicas");
-    // Refreshes are not rate-limited here: the limiter has its own tests.
-    let center = AuthCenter::spawn_with(RedisTarget::Cluster(cluster.urls()), |config| {
-        config.limits.refresh_ip_max = 1_000_000;
-    })
-    .await;
-    let tracked = center.demo(RevocationMode::Tracked).await;
-    let every_request = center.demo(RevocationMode::EveryRequest).await;
-    let alice = center.register_and_login("alice").await;
-    center.admin_login("root").await;
-    let alice_id = alice.user_id();
-    let session_key = center.session_key(&alice);
+/// The load workers on alice's sessions and the admin root's, running and warm.
+struct Running {
+    load: Load,
+    workers: Vec<tokio::task::JoinHandle<()>>,
+}
 
-    let load = Load {
-        client: reqwest::Client::builder()
-            .no_proxy()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .expect("http client"),
-        center: center.address.clone(),
-        tracked: tracked.address.clone(),
-        every_request: every_request.address.clone(),
-        tally: Arc::default(),
-        stop: Arc::default(),
-    };
-    let workers = [
-        tokio::spawn(refresher(Worker::new(&load, "alice"))),
-        tokio::spawn(checker(Worker::new(&load, "alice"))),
-        tokio::spawn(lifecycle(Worker::new(&load, "alice"))),
-        tokio::spawn(operator(Worker::new(&load, "root"), alice_id.clone())),
-    ];
-    let warm = Instant::now() + RECOVERY_BOUND;
-    while load.tally.lock().unwrap().total() < WARM_UP * workers.len() {
-        assert!(Instant::now() < warm, "the load did not get going");
-        tokio::time::sleep(PACE).await;
+impl Running {
+    async fn start(
+        center: &AuthCenter,
+        tracked: &Demo,
+        every_request: &Demo,
+        alice_id: &str,
+    ) -> Self {
+        let load = Load {
+            client: reqwest::Client::builder()
+                .no_proxy()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .expect("http client"),
+            center: center.address.clone(),
+            tracked: tracked.address.clone(),
+            every_request: every_request.address.clone(),
+            tally: Arc::default(),
+            stop: Arc::default(),
+        };
+        let workers = vec![
+            tokio::spawn(refresher(Worker::new(&load, "alice"))),
+            tokio::spawn(checker(Worker::new(&load, "alice"))),
+            tokio::spawn(lifecycle(Worker::new(&load, "alice"))),
+            tokio::spawn(operator(Worker::new(&load, "root"), alice_id.to_owned())),
+        ];
+        let warm = Instant::now() + RECOVERY_BOUND;
+        while load.tally.lock().unwrap().total() < WARM_UP * workers.len() {
+            assert!(Instant::now() < warm, "the load did not get going");
+            tokio::time::sleep(PACE).await;
+        }
+        Self { load, workers }
     }
 
-    // Crash the master that holds alice's sessions (every key of hers shares one slot).
-    let master = blocking(|| cluster.master_of(&session_key)).expect("alice's master");
-    let killed = Instant::now();
-    blocking(|| cluster.kill(master)).expect("kill the master");
-    let promoted = blocking(|| cluster.wait_for_promotion(&session_key, master))
-        .expect("a replica takes over");
-    let promoted_after = killed.elapsed();
+    /// Stops the load, prints what it saw after `summary`, and fails on any answer other than
+    /// 2xx, 401 or 503 with `Retry-After`.
+    async fn stop(self, summary: String) {
+        self.load.stop.store(true, Ordering::Relaxed);
+        for worker in self.workers {
+            worker.await.expect("a load worker");
+        }
+        let tally = self.load.tally.lock().unwrap();
+        eprintln!(
+            "observation: failover: {summary}; {} answers:",
+            tally.total()
+        );
+        tally.print();
+        assert!(
+            tally.bad.is_empty(),
+            "{} answer(s) other than 2xx, 401 or 503 with Retry-After, e.g. {:#?}",
+            tally.bad.len(),
+            &tally.bad[..tally.bad.len().min(5)]
+        );
+    }
+}
 
-    // Every route serves again, for a fresh session, without a restart of either app.
+/// Every route serves again, for a fresh session, without a restart of either app.
+async fn every_route_serves_again(load: &Load, alice_id: &str) {
     let url = |base: &str, path: &str| format!("{base}{path}");
     let fresh =
         tokens_of(until_served("login", || load.login_answer("alice")).await).expect("tokens");
@@ -372,24 +386,170 @@ async fn a_master_failover_answers_503_never_500_and_every_route_recovers_withou
         )
     })
     .await;
+}
+
+/// Refreshes are not rate-limited here (the limiter has its own tests), nor are logins.
+fn unlimited(config: &mut auth_center::config::Config) {
+    config.limits.refresh_ip_max = 1_000_000;
+    config.limits.login_ip_max = 1_000_000;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_master_failover_answers_503_never_500_and_every_route_recovers_without_a_restart() {
+    let mut cluster = blocking(|| RedisCluster::start_with(ClusterOptions::FAST_FAILOVER))
+        .expect("a cluster with replicas");
+    let center = AuthCenter::spawn_with(RedisTarget::Cluster(cluster.urls()), unlimited).await;
+    let tracked = center.demo(RevocationMode::Tracked).await;
+    let every_request = center.demo(RevocationMode::EveryRequest).await;
+    let alice = center.register_and_login("alice").await;
+    center.admin_login("root").await;
+    let alice_id = alice.user_id();
+    let session_key = center.session_key(&alice);
+    let running = Running::start(&center, &tracked, &every_request, &alice_id).await;
+
+    // Crash the master that holds alice's sessions (every key of hers shares one slot).
+    let master = blocking(|| cluster.master_of(&session_key)).expect("alice's master");
+    let killed = Instant::now();
+    blocking(|| cluster.kill(master)).expect("kill the master");
+    let promoted = blocking(|| cluster.wait_for_promotion(&session_key, master))
+        .expect("a replica takes over");
+    let promoted_after = killed.elapsed();
+    every_route_serves_again(&running.load, &alice_id).await;
+    let recovered_after = killed.elapsed();
+    running
+        .stop(format!(
+            "master {master} killed; replica {promoted} promoted after {promoted_after:?}; every \
+             route served again {recovered_after:?} after the kill"
+        ))
+        .await;
+}
+
+/// Sessions created one after another right before the master is killed.
+const LAST_MOMENT_SESSIONS: usize = 20;
+
+/// Asks `request` until it answers something other than the fail-closed 503; panics after
+/// [`RECOVERY_BOUND`].
+async fn until_decided<F, Fut>(what: &str, request: F) -> Answer
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Answer>,
+{
+    poll_until(what, RECOVERY_BOUND, request, |answer| {
+        answer.status != StatusCode::SERVICE_UNAVAILABLE
+    })
+    .await
+    .hit
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sentinel_failover_answers_503_never_500_revokes_what_the_new_master_deletes_and_recovers_without_a_restart()
+ {
+    let mut sentinel = blocking(RedisSentinel::start).expect("a master, a replica, 3 sentinels");
+    let target = RedisTarget::sentinel_from_csv(
+        &sentinel.sentinel_urls().join(","),
+        RedisSentinel::MASTER_NAME,
+    );
+    let center = AuthCenter::spawn_with(target, unlimited).await;
+    let tracked = center.demo(RevocationMode::Tracked).await;
+    let every_request = center.demo(RevocationMode::EveryRequest).await;
+    let alice = center.register_and_login("alice").await;
+    let bob = center.register_and_login("bob").await;
+    center.register_and_login("carol").await;
+    center.admin_login("root").await;
+    let alice_id = alice.user_id();
+    // Bob's session: cached by the tracked verifier from the old master, deleted on the new.
+    tracked.me(&bob).await.assert_ok();
+    every_request.me(&bob).await.assert_ok();
+    let running = Running::start(&center, &tracked, &every_request, &alice_id).await;
+
+    // Sessions written in the last moments before the crash: replication is asynchronous.
+    let mut last_moment = Vec::new();
+    for _ in 0..LAST_MOMENT_SESSIONS {
+        last_moment.push(center.login_ok("carol").await);
+    }
+    let master = blocking(|| sentinel.master()).expect("the master");
+    let killed = Instant::now();
+    blocking(|| sentinel.kill(master)).expect("kill the master");
+    let promoted = blocking(|| sentinel.wait_for_promotion(master)).expect("the replica promoted");
+    let promoted_after = killed.elapsed();
+    every_route_serves_again(&running.load, &alice_id).await;
     let recovered_after = killed.elapsed();
 
-    load.stop.store(true, Ordering::Relaxed);
-    for worker in workers {
-        worker.await.expect("a load worker");
+    // An operator deletes bob's session on the new master: every verifier refuses it at once,
+    // the tracked one although it had it cached from the old master.
+    let bob_key = center.session_key(&bob);
+    let deleted: i64 = blocking(|| sentinel.query(promoted, redis::cmd("DEL").arg(&bob_key)))
+        .expect("DEL on the new master");
+    assert_eq!(
+        deleted, 1,
+        "bob's session was replicated long before the crash"
+    );
+    for (name, demo) in [("tracked", &tracked), ("every request", &every_request)] {
+        let answer = until_decided(name, || demo.me(&bob)).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::UNAUTHORIZED,
+            "{name}: {answer:?}"
+        );
     }
-    let tally = load.tally.lock().unwrap();
-    eprintln!(
-        "observation: failover: master {master} killed; replica {promoted} promoted after \
-         {promoted_after:?}; every route served again {recovered_after:?} after the kill; \
-         {} answers:",
-        tally.total()
+    let me = format!("{}/v1/me", center.address);
+    let answer = until_decided("/v1/me", || async {
+        let answer = running
+            .load
+            .get("GET /v1/me", me.clone(), &bob.access_token);
+        answer.await.expect("an HTTP answer")
+    })
+    .await;
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{answer:?}");
+
+    // How many of the last-moment sessions the new master has.
+    let mut survived = 0;
+    for tokens in &last_moment {
+        let answer = until_decided("a last-moment session", || every_request.me(tokens)).await;
+        match answer.status {
+            StatusCode::OK => survived += 1,
+            StatusCode::UNAUTHORIZED => {}
+            _ => panic!("a last-moment session: {answer:?}"),
+        }
+    }
+    running
+        .stop(format!(
+            "sentinel: master {master} killed; replica {promoted} promoted after \
+             {promoted_after:?}; every route served again {recovered_after:?} after the kill; \
+             {survived} of {LAST_MOMENT_SESSIONS} sessions created just before the kill survived"
+        ))
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_wait_replicas_a_login_is_refused_with_503_when_no_replica_acknowledges_its_session() {
+    let mut sentinel = blocking(RedisSentinel::start).expect("a master, a replica, 3 sentinels");
+    let target = RedisTarget::sentinel_from_csv(
+        &sentinel.sentinel_urls().join(","),
+        RedisSentinel::MASTER_NAME,
     );
-    tally.print();
-    assert!(
-        tally.bad.is_empty(),
-        "{} answer(s) other than 2xx, 401 or 503 with Retry-After, e.g. {:#?}",
-        tally.bad.len(),
-        &tally.bad[..tally.bad.len().min(5)]
+    let center = AuthCenter::spawn_with(target, |config| {
+        config.sessions.wait_replicas = 1;
+        config.sessions.wait_timeout_ms = 200;
+    })
+    .await;
+    let tracked = center.demo(RevocationMode::Tracked).await;
+    // The replica acknowledges: logins work as usual.
+    let alice = center.register_and_login("alice").await;
+    tracked.me(&alice).await.assert_ok();
+
+    let replica = blocking(|| sentinel.data_ports())[1];
+    blocking(|| sentinel.kill(replica)).expect("stop the replica");
+    let refused = center.login("alice").await;
+    let status = refused.status();
+    let retry_after = refused.headers().get("retry-after").cloned();
+    assert_eq!(
+        status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{:?}",
+        refused.text().await
     );
+    assert!(retry_after.is_some(), "a 503 says when to retry");
+    // Sessions already written stay valid; only new ones wait for a replica.
+    tracked.me(&alice).await.assert_ok();
 }

@@ -142,6 +142,7 @@ impl AuthCenter {
         config.redis = match &target {
             RedisTarget::Standalone(url) => RedisConfig::standalone(url),
             RedisTarget::Cluster(urls) => RedisConfig::cluster(urls),
+            RedisTarget::Sentinel { sentinels, master } => RedisConfig::sentinel(sentinels, master),
         }
         .expect("redis target");
         config.redis_prefix = prefix.clone();

@@ -154,10 +154,7 @@ async fn a_paused_redis_turns_cached_sessions_into_503_within_the_max_stall_unti
         demo.me(&alice).await.assert_ok(); // cached
     }
 
-    let urls = match redis.target() {
-        verifier::RedisTarget::Standalone(url) => vec![url],
-        verifier::RedisTarget::Cluster(urls) => urls,
-    };
+    let urls = redis.target().urls().to_vec();
     // Up to three pauses: a heartbeat timer that one trial's scheduling delays past the
     // allowance (CI runs this beside the whole suite on two cores) does not fail the test,
     // while the old design, whose stall was set by the 500 ms Redis timeout, exceeds it in

@@ -448,14 +448,15 @@ fn describe_state(key: &KeyStatus) -> String {
 fn warn_if_sessions_are_in_memory(config: &Config) {
     if config.redis_mode() == "in-memory" {
         eprintln!(
-            "warning: no REDIS_URL/REDIS_CLUSTER_URLS set: sessions live in the running server's \
+            "warning: no REDIS_URL/REDIS_CLUSTER_URLS/REDIS_SENTINEL_URLS set: sessions live in the running server's \
              memory, which this command cannot reach; use the admin API to end them"
         );
     }
 }
 
 async fn service(config: Config) -> anyhow::Result<AuthService> {
-    auth_service(Arc::new(config), Arc::new(SystemClock)).await
+    let registry = service_kit::metrics::Registry::private();
+    auth_service(Arc::new(config), Arc::new(SystemClock), &registry).await
 }
 
 fn read_password() -> anyhow::Result<SecretString> {

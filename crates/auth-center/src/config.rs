@@ -2,8 +2,8 @@
 //! environment (in that order, later wins).
 //!
 //! Stable environment names (DESIGN.md §4a): `DATABASE_URL`, `REDIS_URL`,
-//! `REDIS_CLUSTER_URLS`, `LISTEN_ADDR`, and beside the Redis URLs how to get into Redis:
-//! `REDIS_TLS_CA_FILE`, `REDIS_TLS_CLIENT_CERT_FILE`, `REDIS_TLS_CLIENT_KEY_FILE`,
+//! `REDIS_CLUSTER_URLS`, `LISTEN_ADDR`, `METRICS_ADDR`, and beside the Redis URLs how to get
+//! into Redis: `REDIS_TLS_CA_FILE`, `REDIS_TLS_CLIENT_CERT_FILE`, `REDIS_TLS_CLIENT_KEY_FILE`,
 //! `REDIS_USERNAME`, `REDIS_PASSWORD`; `TLS_CERT_FILE`, `TLS_KEY_FILE` for TLS on the listener.
 //! Every other field is reachable as `AUTH_<SECTION>__<FIELD>`, e.g.
 //! `AUTH_SESSIONS__IDLE_SECS=3600`; top-level fields as `AUTH_<FIELD>`, e.g. `AUTH_ISSUER`.
@@ -34,12 +34,17 @@ pub const MAX_QUEUE_WAIT_MS: u64 = 10_000;
 pub struct Config {
     /// Address to listen on; port 0 picks a free port.
     pub listen_addr: SocketAddr,
+    /// Where to serve `/metrics` instead of on `listen_addr` (`METRICS_ADDR`; plain HTTP, so
+    /// metrics need not be public). Unset: `/metrics` is on the main listener.
+    pub metrics_addr: Option<SocketAddr>,
     /// The `iss` of issued tokens: the public base URL of this service.
     pub issuer: String,
     /// SQL database: `sqlite:<path>` (embedded default) or `postgres://...`.
     pub database_url: SecretString,
-    /// Where sessions and rate-limit counters live: read from `redis_url` (`REDIS_URL`) or
-    /// `redis_cluster_urls` (`REDIS_CLUSTER_URLS`); with neither, in process memory.
+    /// Where sessions and rate-limit counters live: read from `redis_url` (`REDIS_URL`),
+    /// `redis_cluster_urls` (`REDIS_CLUSTER_URLS`) or `redis_sentinel_urls` with
+    /// `redis_sentinel_master` (`REDIS_SENTINEL_URLS`, `REDIS_SENTINEL_MASTER`); with none, in
+    /// process memory.
     #[serde(flatten)]
     pub redis: RedisConfig,
     /// A PEM file with the CA certificate(s) that signed the Redis server's certificate, for
@@ -56,6 +61,10 @@ pub struct Config {
     /// The Redis password (`REDIS_PASSWORD`), of `redis_username` or of the `default` user,
     /// in place of a password in the URL.
     pub redis_password: Option<SecretString>,
+    /// The sentinels' own ACL user (`REDIS_SENTINEL_USERNAME`), with Sentinel only.
+    pub redis_sentinel_username: Option<String>,
+    /// The sentinels' own password (`REDIS_SENTINEL_PASSWORD`); else the one in their URLs.
+    pub redis_sentinel_password: Option<SecretString>,
     /// Prefix of every Redis key (shared with the verifiers).
     pub redis_prefix: String,
     /// Whether `POST /v1/register` is open.
@@ -157,9 +166,11 @@ pub enum LogFormat {
 }
 
 /// Where sessions and rate-limit counters live, decided when the configuration loads from
-/// the two settings `redis_url` (`REDIS_URL`) and `redis_cluster_urls` (`REDIS_CLUSTER_URLS`,
-/// comma-separated seed nodes). Setting both, an empty list or a URL the Redis client refuses
-/// is a start-up error naming the setting.
+/// the settings `redis_url` (`REDIS_URL`), `redis_cluster_urls` (`REDIS_CLUSTER_URLS`,
+/// comma-separated seed nodes) and `redis_sentinel_urls` (`REDIS_SENTINEL_URLS`,
+/// comma-separated sentinels, with the master's name in `redis_sentinel_master`,
+/// `REDIS_SENTINEL_MASTER`). Setting more than one, an empty list, sentinels without a master
+/// name or a URL the Redis client refuses is a start-up error naming the setting.
 ///
 /// ```
 /// use auth_center::config::RedisConfig;
@@ -179,13 +190,23 @@ pub enum RedisConfig {
     Standalone(RedisUrl),
     /// A Redis Cluster, through at least one seed node (`redis_cluster_urls`).
     Cluster(Vec<RedisUrl>),
+    /// The master that Redis Sentinel names (`redis_sentinel_urls`, `redis_sentinel_master`),
+    /// followed across failovers.
+    Sentinel {
+        /// The sentinels, at least one.
+        sentinels: Vec<RedisUrl>,
+        /// The master's name in the sentinels' configuration.
+        master: String,
+    },
 }
 
-/// The two settings [`RedisConfig`] is read from, as written.
+/// The settings [`RedisConfig`] is read from, as written.
 #[derive(Deserialize)]
 struct RedisSettings {
     redis_url: Option<Text>,
     redis_cluster_urls: Option<Text>,
+    redis_sentinel_urls: Option<Text>,
+    redis_sentinel_master: Option<Text>,
 }
 
 /// A setting that should be a string; anything else is refused with the setting's name
@@ -208,20 +229,62 @@ impl Text {
 
 const REDIS_URL: &str = "redis_url (REDIS_URL)";
 const REDIS_CLUSTER_URLS: &str = "redis_cluster_urls (REDIS_CLUSTER_URLS)";
+const REDIS_SENTINEL_URLS: &str = "redis_sentinel_urls (REDIS_SENTINEL_URLS)";
+const REDIS_SENTINEL_MASTER: &str = "redis_sentinel_master (REDIS_SENTINEL_MASTER)";
 
 impl TryFrom<RedisSettings> for RedisConfig {
     type Error = String;
 
     fn try_from(settings: RedisSettings) -> Result<Self, String> {
-        match (settings.redis_url, settings.redis_cluster_urls) {
-            (None, None) => Ok(RedisConfig::Memory),
-            (Some(_), Some(_)) => Err(format!("set {REDIS_URL} or {REDIS_CLUSTER_URLS}, not both")),
-            (Some(url), None) => Self::parse_standalone(url.string(REDIS_URL)?.expose_secret()),
-            (None, Some(urls)) => {
-                Self::parse_cluster(urls.string(REDIS_CLUSTER_URLS)?.expose_secret().split(','))
+        let text =
+            |setting: Option<Text>, field: &str| setting.map(|t| t.string(field)).transpose();
+        let url = text(settings.redis_url, REDIS_URL)?;
+        let cluster_urls = text(settings.redis_cluster_urls, REDIS_CLUSTER_URLS)?;
+        let sentinel_urls = text(settings.redis_sentinel_urls, REDIS_SENTINEL_URLS)?;
+        let sentinel_master = text(settings.redis_sentinel_master, REDIS_SENTINEL_MASTER)?;
+        // Which topology: the verifier's rules, shared with every service.
+        let target = verifier::RedisTopologySettings {
+            url: url.as_ref().map(|u| u.expose_secret()),
+            cluster_urls: cluster_urls.as_ref().map(|u| u.expose_secret()),
+            sentinel_urls: sentinel_urls.as_ref().map(|u| u.expose_secret()),
+            sentinel_master: sentinel_master.as_ref().map(|m| m.expose_secret()),
+        }
+        .target()?;
+        match target {
+            None => Ok(RedisConfig::Memory),
+            Some(verifier::RedisTarget::Standalone(url)) => Self::parse_standalone(&url),
+            Some(verifier::RedisTarget::Cluster(urls)) => Self::parse_cluster(urls),
+            Some(verifier::RedisTarget::Sentinel { sentinels, master }) => {
+                Ok(RedisConfig::Sentinel {
+                    sentinels: parse_urls(sentinels, REDIS_SENTINEL_URLS, "sentinel")?,
+                    master,
+                })
             }
         }
     }
+}
+
+/// Each URL of `urls` checked (blank ones skipped, at least one must remain); errors name
+/// `field` and the `what` by its position.
+fn parse_urls<I>(urls: I, field: &str, what: &str) -> Result<Vec<RedisUrl>, String>
+where
+    I: IntoIterator,
+    I::Item: AsRef<str>,
+{
+    let mut parsed = Vec::new();
+    for url in urls {
+        let url = url.as_ref().trim();
+        if url.is_empty() {
+            continue;
+        }
+        let url = RedisUrl::parse(url)
+            .map_err(|e| format!("{field}, {what} {}: {e}", parsed.len() + 1))?;
+        parsed.push(url);
+    }
+    if parsed.is_empty() {
+        return Err(format!("{field}: names no {what}"));
+    }
+    Ok(parsed)
 }
 
 impl RedisConfig {
@@ -251,28 +314,45 @@ impl RedisConfig {
         I: IntoIterator,
         I::Item: AsRef<str>,
     {
-        let mut seeds = Vec::new();
-        for url in urls {
-            let url = url.as_ref().trim();
-            if url.is_empty() {
-                continue;
-            }
-            let seed = RedisUrl::parse(url)
-                .map_err(|e| format!("{REDIS_CLUSTER_URLS}, seed node {}: {e}", seeds.len() + 1))?;
-            seeds.push(seed);
-        }
-        if seeds.is_empty() {
-            return Err(format!("{REDIS_CLUSTER_URLS}: names no seed node"));
-        }
-        Ok(RedisConfig::Cluster(seeds))
+        parse_urls(urls, REDIS_CLUSTER_URLS, "seed node").map(RedisConfig::Cluster)
     }
 
-    /// `standalone`, `cluster` or `in-memory`, for logs.
+    /// The master named `master` in Redis Sentinel, through the sentinels `urls` (blank
+    /// entries are skipped, at least one must remain).
+    ///
+    /// ```
+    /// use auth_center::config::RedisConfig;
+    /// let redis = RedisConfig::sentinel(["redis://10.0.0.1:26379", "redis://10.0.0.2:26379"], "auth")?;
+    /// assert_eq!(redis.mode(), "sentinel");
+    /// assert!(RedisConfig::sentinel(["redis://10.0.0.1:26379"], " ").is_err());
+    /// # Ok::<(), auth_center::config::ConfigError>(())
+    /// ```
+    pub fn sentinel<I>(urls: I, master: &str) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        let master = master.trim();
+        if master.is_empty() {
+            return Err(ConfigError::Invalid(format!(
+                "{REDIS_SENTINEL_MASTER} is empty"
+            )));
+        }
+        let sentinels =
+            parse_urls(urls, REDIS_SENTINEL_URLS, "sentinel").map_err(ConfigError::Invalid)?;
+        Ok(RedisConfig::Sentinel {
+            sentinels,
+            master: master.to_owned(),
+        })
+    }
+
+    /// `standalone`, `cluster`, `sentinel` or `in-memory`, for logs.
     pub fn mode(&self) -> &'static str {
         match self {
             RedisConfig::Memory => "in-memory",
             RedisConfig::Standalone(_) => "standalone",
             RedisConfig::Cluster(_) => "cluster",
+            RedisConfig::Sentinel { .. } => "sentinel",
         }
     }
 
@@ -283,14 +363,19 @@ impl RedisConfig {
             RedisConfig::Standalone(url) => Some(verifier::RedisTarget::Standalone(
                 url.0.expose_secret().to_owned(),
             )),
-            RedisConfig::Cluster(seeds) => Some(verifier::RedisTarget::Cluster(
-                seeds
-                    .iter()
-                    .map(|url| url.0.expose_secret().to_owned())
-                    .collect(),
-            )),
+            RedisConfig::Cluster(seeds) => Some(verifier::RedisTarget::Cluster(exposed(seeds))),
+            RedisConfig::Sentinel { sentinels, master } => Some(verifier::RedisTarget::Sentinel {
+                sentinels: exposed(sentinels),
+                master: master.clone(),
+            }),
         }
     }
+}
+
+fn exposed(urls: &[RedisUrl]) -> Vec<String> {
+    urls.iter()
+        .map(|url| url.0.expose_secret().to_owned())
+        .collect()
 }
 
 /// A Redis URL (`redis://[user][:password@]host[:port][/db]`, `rediss://` for TLS) that the
@@ -540,6 +625,17 @@ pub struct SessionConfig {
     /// Most sessions one user may have; a new login beyond it ends the least recently
     /// used ones (default 50).
     pub max_per_user: u64,
+    /// Replicas that must acknowledge a new session before its tokens are handed out
+    /// (`AUTH_SESSIONS__WAIT_REPLICAS`, default 0: none, Redis's asynchronous replication).
+    /// Set, a login runs `WAIT <n> <wait_timeout_ms>` on the session's master after writing
+    /// it; fewer acknowledgements in time fail the login closed (503, the session deleted
+    /// again), so a failover right after a login cannot lose a session whose tokens were
+    /// issued to fewer than `n` replicas. Only with Redis (standalone with replicas, Sentinel,
+    /// Cluster with replicas).
+    pub wait_replicas: u32,
+    /// How long a login waits for the replicas, milliseconds (`AUTH_SESSIONS__WAIT_TIMEOUT_MS`,
+    /// default 100, 1 to 5000).
+    pub wait_timeout_ms: u64,
 }
 
 /// Argon2id parameters and hashing concurrency.
@@ -598,6 +694,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             listen_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            metrics_addr: None,
             issuer: "http://localhost:8080".into(),
             database_url: SecretString::from("sqlite:auth-center.db"),
             redis: RedisConfig::Memory,
@@ -606,6 +703,8 @@ impl Default for Config {
             redis_tls_client_key_file: None,
             redis_username: None,
             redis_password: None,
+            redis_sentinel_username: None,
+            redis_sentinel_password: None,
             redis_prefix: "auth".into(),
             registration_enabled: true,
             tokens: TokenConfig {
@@ -618,6 +717,8 @@ impl Default for Config {
                 absolute_secs: 30 * 24 * 3600,
                 grace_ms: 10_000,
                 max_per_user: 50,
+                wait_replicas: 0,
+                wait_timeout_ms: 100,
             },
             passwords: PasswordConfig {
                 memory_kib: argon2::Params::DEFAULT_M_COST,
@@ -653,6 +754,7 @@ impl std::fmt::Debug for Config {
         // Secrets (URLs may carry passwords) are never printed.
         f.debug_struct("Config")
             .field("listen_addr", &self.listen_addr)
+            .field("metrics_addr", &self.metrics_addr)
             .field("issuer", &self.issuer)
             .field("database_url", &"[redacted]")
             .field("redis", &self.redis_mode())
@@ -666,6 +768,11 @@ impl std::fmt::Debug for Config {
             .field(
                 "redis_password",
                 &self.redis_password.as_ref().map(|_| "[redacted]"),
+            )
+            .field("redis_sentinel_username", &self.redis_sentinel_username)
+            .field(
+                "redis_sentinel_password",
+                &self.redis_sentinel_password.as_ref().map(|_| "[redacted]"),
             )
             .field("redis_prefix", &self.redis_prefix)
             .field("registration_enabled", &self.registration_enabled)
@@ -709,6 +816,7 @@ impl Config {
                 env.only(&[
                     "DATABASE_URL",
                     "LISTEN_ADDR",
+                    "METRICS_ADDR",
                     "TLS_CERT_FILE",
                     "TLS_KEY_FILE",
                 ])
@@ -766,6 +874,14 @@ impl Config {
         if self.sessions.max_per_user == 0 {
             return bad("sessions.max_per_user must be at least 1");
         }
+        if !(1..=5000).contains(&self.sessions.wait_timeout_ms) {
+            return bad("sessions.wait_timeout_ms must be between 1 and 5000");
+        }
+        if self.sessions.wait_replicas > 0 && matches!(self.redis, RedisConfig::Memory) {
+            return bad(
+                "sessions.wait_replicas needs Redis (REDIS_URL, REDIS_CLUSTER_URLS or REDIS_SENTINEL_URLS)",
+            );
+        }
         if self.sessions.grace_ms > 60_000 {
             return bad("sessions.grace_ms must be at most 60000");
         }
@@ -783,6 +899,9 @@ impl Config {
         }
         self.redis_tls()?;
         self.redis_credentials()?;
+        self.redis_access()
+            .sentinel_credentials(self.redis.target().as_ref())
+            .map_err(ConfigError::Invalid)?;
         if !(1..=100_000).contains(&self.oauth.max_tokens_per_client) {
             return bad("oauth.max_tokens_per_client must be between 1 and 100000");
         }
@@ -823,6 +942,11 @@ impl Config {
             tls_client_key_file: self.redis_tls_client_key_file.as_deref(),
             username: self.redis_username.as_deref(),
             password: self.redis_password.as_ref().map(|p| p.expose_secret()),
+            sentinel_username: self.redis_sentinel_username.as_deref(),
+            sentinel_password: self
+                .redis_sentinel_password
+                .as_ref()
+                .map(|p| p.expose_secret()),
         }
     }
 
@@ -857,6 +981,10 @@ impl Config {
         let options = verifier::contract::RedisOptions {
             tls: self.redis_tls()?,
             credentials: self.redis_credentials()?,
+            sentinel_credentials: self
+                .redis_access()
+                .sentinel_credentials(Some(&target))
+                .map_err(ConfigError::Invalid)?,
             ..options
         };
         Ok(Some((target, options)))

@@ -5,13 +5,16 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use service_kit::Bound;
+use service_kit::metrics::{Exporter, Registry};
 use verifier::contract::{RedisConnection, RedisOptions, SessionKeys};
 use verifier::{Clock, SystemClock};
 
 use crate::config::Config;
 use crate::domain::error::Chain;
+use crate::domain::metrics::AuthMetrics;
 use crate::domain::ports::{Database, RateLimitStore, SessionStore};
 use crate::domain::{AuthService, confusables};
+use crate::storage::metered::{MeteredDatabase, MeteredRateLimits, MeteredSessions};
 use crate::storage::rate_limit::{MemoryRateLimitStore, RedisRateLimitStore};
 use crate::storage::sessions::{MemorySessionStore, RedisSessionStore};
 use crate::storage::sql;
@@ -22,6 +25,7 @@ pub struct Application {
     bound: Bound,
     router: axum::Router,
     auth: Arc<AuthService>,
+    exporter: Exporter,
 }
 
 impl Application {
@@ -30,28 +34,41 @@ impl Application {
         Self::build_with_clock(config, Arc::new(SystemClock)).await
     }
 
-    /// Builds with an injected clock (tests move time forward with a `ManualClock`).
+    /// Builds with an injected clock (tests move time forward with a `ManualClock`). The
+    /// application records its metrics in a registry of its own (several applications in
+    /// one process, as in the API tests, each count only their own).
     pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
         verifier::contract::install_crypto_provider();
         config.validate()?;
-        let auth = Arc::new(auth_service(Arc::new(config), clock).await?);
-        Self::with_service(auth).await
+        let registry = Registry::private();
+        let auth = Arc::new(auth_service(Arc::new(config), clock, &registry).await?);
+        Self::with_service(auth, registry).await
     }
 
-    /// Serves an already-built domain service on its configured listen address. The
+    /// Serves an already-built domain service on its configured listen address, with the
+    /// metrics of `registry` (the one its `AuthMetrics` were registered in). The
     /// composition seam for tests that wrap a store to inject a fault at a chosen point.
-    pub async fn with_service(auth: Arc<AuthService>) -> anyhow::Result<Self> {
+    pub async fn with_service(auth: Arc<AuthService>, registry: Registry) -> anyhow::Result<Self> {
         let config = auth.config();
+        let exporter = Exporter::bind(registry, config.metrics_addr).await?;
         let bound = Bound::bind(config.listen_addr, &config.tls).await?;
         spawn_key_reload(&auth);
         let port = bound.local_addr()?.port();
-        let router = crate::http::router(auth.clone());
+        // The access log outermost: /metrics and the request metrics' time are inside it.
+        let router = crate::http::access_log(auth.clone())
+            .wrap(exporter.instrument(crate::http::router(auth.clone())));
         Ok(Self {
             port,
             bound,
             router,
             auth,
+            exporter,
         })
+    }
+
+    /// The port of the separate metrics listener (`metrics_addr`), if there is one.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.exporter.metrics_addr().map(|a| a.port())
     }
 
     /// The bound port (useful with port 0).
@@ -79,7 +96,9 @@ impl Application {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let options = self.auth.config().http.serve_options();
-        self.bound.serve(self.router, &options, shutdown).await
+        self.exporter
+            .run(self.bound.serve(self.router, &options, shutdown))
+            .await
     }
 
     /// Serves until the process is asked to stop.
@@ -130,7 +149,7 @@ pub struct RedisStores {
 }
 
 /// The session and rate-limit stores of the configuration: Redis standalone, Redis
-/// Cluster or memory.
+/// Cluster, Redis Sentinel or memory.
 pub async fn connect_redis_stores(config: &Config) -> anyhow::Result<RedisStores> {
     let timeout = Duration::from_millis(config.timeouts.redis_ms);
     let options = RedisOptions {
@@ -142,7 +161,8 @@ pub async fn connect_redis_stores(config: &Config) -> anyhow::Result<RedisStores
         tracing::warn!(
             "NO REDIS CONFIGURED: sessions and rate limits are kept in this process's \
              memory. They are NOT shared with other instances or verifiers and are lost \
-             on restart. Set REDIS_URL or REDIS_CLUSTER_URLS for production."
+             on restart. Set REDIS_URL, REDIS_CLUSTER_URLS or REDIS_SENTINEL_URLS for \
+             production."
         );
         return Ok(RedisStores {
             sessions: Arc::new(MemorySessionStore::new()),
@@ -153,20 +173,43 @@ pub async fn connect_redis_stores(config: &Config) -> anyhow::Result<RedisStores
         .await
         .context("cannot connect to Redis")?;
     Ok(RedisStores {
-        sessions: Arc::new(RedisSessionStore::new(
-            conn.clone(),
-            SessionKeys::new(config.redis_prefix.clone()),
-        )),
+        sessions: Arc::new(
+            RedisSessionStore::new(conn.clone(), SessionKeys::new(config.redis_prefix.clone()))
+                .wait_for_replicas(
+                    config.sessions.wait_replicas,
+                    Duration::from_millis(config.sessions.wait_timeout_ms),
+                ),
+        ),
         rate_limits: Arc::new(RedisRateLimitStore::new(conn, &config.redis_prefix)),
     })
 }
 
-/// Builds the domain service on the configured stores.
+/// Builds the domain service on the configured stores, its metrics (and the stores') in
+/// `registry`.
 pub async fn auth_service(
     config: Arc<Config>,
     clock: Arc<dyn Clock>,
+    registry: &Registry,
 ) -> anyhow::Result<AuthService> {
-    let db = connect_database(&config).await?;
-    let stores = connect_redis_stores(&config).await?;
-    Ok(AuthService::new(config, db, stores.sessions, stores.rate_limits, clock).await?)
+    let db: Arc<dyn Database> = Arc::new(MeteredDatabase::new(
+        connect_database(&config).await?,
+        registry,
+    ));
+    let mut stores = connect_redis_stores(&config).await?;
+    if config.redis.target().is_some() {
+        stores = RedisStores {
+            sessions: Arc::new(MeteredSessions::new(stores.sessions, registry)),
+            rate_limits: Arc::new(MeteredRateLimits::new(stores.rate_limits, registry)),
+        };
+    }
+    let metrics = registry.register(AuthMetrics::register);
+    Ok(AuthService::new(
+        config,
+        db,
+        stores.sessions,
+        stores.rate_limits,
+        clock,
+        metrics,
+    )
+    .await?)
 }

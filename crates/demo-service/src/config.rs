@@ -3,7 +3,7 @@
 //! optional TOML file (`--config FILE` or `DEMO_CONFIG_FILE`) and the environment, in that
 //! order (later wins).
 //!
-//! Names in the environment follow the auth-center's conventions: `LISTEN_ADDR`,
+//! Names in the environment follow the auth-center's conventions: `LISTEN_ADDR`, `METRICS_ADDR`,
 //! `TLS_CERT_FILE` and `TLS_KEY_FILE` (TLS on the listener, `[tls]` in the file), and the
 //! verifier's (`AUTH_JWKS_URL`, `AUTH_ISSUER`, `REDIS_URL`, ...; see [`verifier::settings`]).
 //! Any of them can be given as `<NAME>_FILE`, the path of a file holding the value. An
@@ -39,6 +39,9 @@ pub struct Settings {
     /// TLS on the listener (`[tls]`; `TLS_CERT_FILE`, `TLS_KEY_FILE`): off unless both
     /// files are set.
     pub tls: TlsSettings,
+    /// Where to serve `/metrics` instead of on `listen_addr` (`METRICS_ADDR`; plain HTTP).
+    /// Unset: `/metrics` is on the main listener.
+    pub metrics_addr: Option<SocketAddr>,
     /// The verifier's settings, at the top level of the file beside `listen_addr`.
     #[serde(skip)]
     pub verifier: VerifierSettings,
@@ -50,6 +53,7 @@ impl Default for Settings {
         Self {
             listen_addr: SocketAddr::from(([127, 0, 0, 1], 8081)),
             tls: TlsSettings::default(),
+            metrics_addr: None,
             verifier: VerifierSettings::default(),
         }
     }
@@ -60,7 +64,7 @@ impl Settings {
     /// that the settings can work.
     pub fn load(file: Option<&Path>) -> anyhow::Result<Self> {
         let figment = verifier::settings::figment(file).merge(Environment::new(|env: Env| {
-            env.only(&["LISTEN_ADDR", "TLS_CERT_FILE", "TLS_KEY_FILE"])
+            env.only(&service_kit::LISTENER_ENV)
                 .map(|name| service_kit::tls::env_key(name.as_str()).into())
         }));
         let (verifier, settings) = verifier::settings::extract::<Settings>(&figment)?;

@@ -3,7 +3,9 @@
 //! * `GET /me` — the caller's claims (any valid token with a live session);
 //! * `GET /admin` — needs the `admin` role;
 //! * `GET /baseline/me` — the same handler with no auth at all (the benchmark baseline);
-//! * `GET /healthz`.
+//! * `GET /healthz`;
+//! * `GET /metrics` (Prometheus: the HTTP series and the verifier's; on `METRICS_ADDR`
+//!   instead when that is set).
 //!
 //! Configured like the auth-center, from an optional TOML file and the environment
 //! (`AUTH_JWKS_URL`, `AUTH_ISSUER`, `AUTH_AUDIENCE`, `REDIS_URL` or `REDIS_CLUSTER_URLS`,
@@ -23,26 +25,29 @@ use verifier::{Authenticated, Verifier, VerifierLayer, require_role};
 
 pub use crate::config::Settings;
 
-/// The routes: protecting `/me` and `/admin` is the two `route_layer` lines. Every request
-/// gets an id and an access line (`service_kit::access`); the demo-service trusts no proxy,
-/// so a client's `X-Request-Id` is always replaced and the client IP is the peer.
+/// The routes: protecting `/me` and `/admin` is the two `route_layer` lines.
 pub fn router(verifier: Verifier) -> Router {
     let protected = Router::new()
         .route("/admin", get(admin).route_layer(require_role("admin")))
         .route("/me", get(me))
         .route_layer(VerifierLayer::new(verifier));
-    let app = Router::new()
+    Router::new()
         .merge(protected)
         .route("/baseline/me", get(baseline_me))
         .route(
             "/healthz",
             get(|| async { Json(json!({ "status": "ok" })) }),
-        );
+        )
+}
+
+/// Request ids and the access line around everything the demo-service serves
+/// (`service_kit::access`). It trusts no proxy: a client's `X-Request-Id` is always replaced
+/// and the client IP is the peer.
+fn access_log() -> AccessLog {
     AccessLog::new(|peer, _| Caller {
         client_ip: peer,
         trusted_proxy: false,
     })
-    .wrap(app)
 }
 
 async fn me(user: Authenticated) -> Json<Value> {
@@ -92,12 +97,21 @@ pub async fn bind_until(
     SocketAddr,
     impl std::future::Future<Output = anyhow::Result<()>>,
 )> {
+    // The global registry before the verifier: its series are registered as it is built.
+    let registry = service_kit::metrics::Registry::global();
+    let exporter = service_kit::metrics::Exporter::bind(registry, settings.metrics_addr).await?;
     let verifier = settings.verifier.build().await?;
     let bound = service_kit::Bound::bind(settings.listen_addr, &settings.tls).await?;
     let addr = bound.local_addr()?;
-    let app = router(verifier);
+    if let Some(metrics_addr) = exporter.metrics_addr() {
+        tracing::info!(%metrics_addr, "demo-service metrics listening");
+    }
+    let app = access_log().wrap(exporter.instrument(router(verifier)));
     Ok((addr, async move {
         let options = service_kit::ServeOptions::default();
-        bound.serve(app, &options, shutdown).await.context("serve")
+        exporter
+            .run(bound.serve(app, &options, shutdown))
+            .await
+            .context("serve")
     }))
 }

@@ -10,7 +10,8 @@
 //!   `X-Forwarded-Method`);
 //! * `/authz/ext-authz/...`: Envoy `ext_authz` over HTTP with `path_prefix: /authz/ext-authz`
 //!   (the original method, the original path after the prefix);
-//! * `/healthz`, `/readyz` (Redis answers), `/metrics` (Prometheus).
+//! * `/healthz`, `/readyz` (Redis answers), `/metrics` (Prometheus: the gateway's, the
+//!   verifier's and the HTTP series; on `METRICS_ADDR` instead when that is set).
 //!
 //! The answer: `200` with the caller's identity in `X-Auth-Subject`, `X-Auth-Session`,
 //! `X-Auth-Roles`, `X-Auth-Scope` and `X-Auth-Client-Id` (names configurable); `401` with
@@ -54,7 +55,8 @@ pub use crate::settings::{IdentityHeaders, Settings};
 pub use crate::uri::{OriginalPath, UriError};
 
 /// The gateway's routes, answering with `verifier` under `settings`' headers and rules
-/// (which it checks: [`Settings::check`]).
+/// (which it checks: [`Settings::check`]). Without `/metrics` and the request metrics:
+/// [`bind`] adds them (`service_kit::metrics::Exporter`).
 ///
 /// ```
 /// # async fn demo(verifier: verifier::Verifier) -> anyhow::Result<()> {
@@ -73,7 +75,7 @@ pub fn router(verifier: Verifier, settings: &Settings) -> Result<Router, Setting
         headers: settings.headers.clone(),
         missing_challenge: Gateway::missing_challenge(dpop_algs.as_deref()),
         dpop_algs,
-        metrics: metrics::DecisionMetrics::new(),
+        metrics: metrics::DecisionMetrics::new(&service_kit::metrics::Registry::global()),
         revocation: settings.verifier.revocation,
     });
     let ext_authz = endpoint(Dialect::ExtAuthz);
@@ -89,20 +91,23 @@ pub fn router(verifier: Verifier, settings: &Settings) -> Result<Router, Setting
             "/healthz",
             get(|| async { Json(json!({ "status": "ok" })) }),
         )
-        .route("/metrics", get(metrics::render))
         .layer(SetSensitiveRequestHeadersLayer::new([
             header::AUTHORIZATION,
             header::PROXY_AUTHORIZATION,
             header::COOKIE,
             header::HeaderName::from_static("dpop"),
         ]));
-    // The gateway's peers are the proxies in front of it (docs/security.md: it trusts its
-    // network position), so their X-Request-Id is kept; the client IP is the peer.
-    let access_log = AccessLog::new(|peer, _| Caller {
+    Ok(app)
+}
+
+/// Request ids and the access line around everything the gateway serves. Its peers are the
+/// proxies in front of it (docs/security.md: it trusts its network position), so their
+/// `X-Request-Id` is kept; the client IP is the peer.
+fn access_log() -> AccessLog {
+    AccessLog::new(|peer, _| Caller {
         client_ip: peer,
         trusted_proxy: true,
-    });
-    Ok(access_log.wrap(app))
+    })
 }
 
 /// The route of one dialect: every method.
@@ -167,20 +172,21 @@ async fn bind_until(
     settings: Settings,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<(SocketAddr, impl Future<Output = anyhow::Result<()>>)> {
+    // The global registry before the verifier: its series are registered as it is built.
+    let registry = service_kit::metrics::Registry::global();
+    let exporter = service_kit::metrics::Exporter::bind(registry, settings.metrics_addr).await?;
     let app = router(settings.verifier.build().await?, &settings)?;
+    let app = access_log().wrap(exporter.instrument(app));
     let bound = service_kit::Bound::bind(settings.listen_addr, &settings.tls).await?;
     let addr = bound.local_addr()?;
+    if let Some(metrics_addr) = exporter.metrics_addr() {
+        tracing::info!(%metrics_addr, "gateway metrics listening");
+    }
     Ok((addr, async move {
-        let upkeep = tokio::spawn(async {
-            let mut every = tokio::time::interval(metrics::UPKEEP_EVERY);
-            loop {
-                every.tick().await;
-                metrics::handle().run_upkeep();
-            }
-        });
         let options = service_kit::ServeOptions::default();
-        let served = bound.serve(app, &options, shutdown).await.context("serve");
-        upkeep.abort();
-        served
+        exporter
+            .run(bound.serve(app, &options, shutdown))
+            .await
+            .context("serve")
     }))
 }

@@ -3,7 +3,7 @@
 //! rules. Loaded from defaults, an optional TOML file (`--config FILE` or
 //! `GATEWAY_CONFIG_FILE`) and the environment, in that order (later wins).
 //!
-//! The environment: `LISTEN_ADDR`, `TLS_CERT_FILE` and `TLS_KEY_FILE` (TLS on the listener,
+//! The environment: `LISTEN_ADDR`, `METRICS_ADDR`, `TLS_CERT_FILE` and `TLS_KEY_FILE` (TLS on the listener,
 //! `[tls]` in the file), the verifier's variables (`AUTH_JWKS_URL`, `AUTH_ISSUER`,
 //! `REDIS_URL`, ...; see [`verifier::settings`]), and `GATEWAY_<FIELD>` for the gateway's
 //! own, nested fields joined by `__`: `GATEWAY_HEADERS__SUBJECT=X-User`. An unknown field in
@@ -49,6 +49,9 @@ pub struct Settings {
     /// TLS on the listener (`[tls]`; `TLS_CERT_FILE`, `TLS_KEY_FILE`): off unless both
     /// files are set.
     pub tls: TlsSettings,
+    /// Where to serve `/metrics` instead of on `listen_addr` (`METRICS_ADDR`; plain HTTP).
+    /// Unset: `/metrics` is on the main listener.
+    pub metrics_addr: Option<SocketAddr>,
     /// The names of the identity headers of a `200` (`[headers]`).
     pub headers: IdentityHeaders,
     /// Per-path rules (`[[rules]]`); a path no rule matches needs a valid token.
@@ -64,6 +67,7 @@ impl Default for Settings {
         Self {
             listen_addr: SocketAddr::from(([127, 0, 0, 1], 8082)),
             tls: TlsSettings::default(),
+            metrics_addr: None,
             headers: IdentityHeaders::default(),
             rules: Vec::new(),
             verifier: VerifierSettings::default(),
@@ -159,7 +163,7 @@ impl Settings {
     pub fn load(file: Option<&Path>) -> anyhow::Result<Self> {
         let figment = verifier::settings::figment(file)
             .merge(Environment::new(|env: Env| {
-                env.only(&["LISTEN_ADDR", "TLS_CERT_FILE", "TLS_KEY_FILE"])
+                env.only(&service_kit::LISTENER_ENV)
                     .map(|name| service_kit::tls::env_key(name.as_str()).into())
             }))
             .merge(

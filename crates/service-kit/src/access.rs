@@ -27,11 +27,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
-use axum::extract::{ConnectInfo, MatchedPath, Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::middleware::Next;
 use axum::response::Response;
 use tracing::Instrument as _;
+
+use crate::metrics::UNMATCHED;
+use crate::route::{RouteSlot, note_route};
 
 /// The request-id header, `X-Request-Id`.
 pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
@@ -124,23 +127,9 @@ impl AccessLog {
     /// layers (timeouts, panics, fallbacks).
     pub fn wrap<S: Clone + Send + Sync + 'static>(self, router: Router<S>) -> Router<S> {
         router
-            .route_layer(axum::middleware::from_fn(keep_route))
+            .route_layer(axum::middleware::from_fn(note_route))
             .layer(axum::middleware::from_fn_with_state(self, access))
     }
-}
-
-/// The matched route template, moved to the response for [`access`] (which runs before
-/// routing and so never sees it on the request).
-#[derive(Clone)]
-struct Route(MatchedPath);
-
-async fn keep_route(request: Request, next: Next) -> Response {
-    let route = request.extensions().get::<MatchedPath>().cloned();
-    let mut response = next.run(request).await;
-    if let Some(route) = route {
-        response.extensions_mut().insert(Route(route));
-    }
-    response
 }
 
 async fn access(State(layer): State<AccessLog>, mut request: Request, next: Next) -> Response {
@@ -167,16 +156,14 @@ async fn access(State(layer): State<AccessLog>, mut request: Request, next: Next
             .insert(REQUEST_ID_HEADER, header.clone());
     }
     request.extensions_mut().insert(id.clone());
+    let slot = RouteSlot::of(&mut request);
     let method = request.method().clone();
     let span = tracing::info_span!("request", request_id = %id);
     let mut response = next.run(request).instrument(span.clone()).await;
     if let Some(header) = header {
         response.headers_mut().insert(REQUEST_ID_HEADER, header);
     }
-    let route = response
-        .extensions()
-        .get::<Route>()
-        .map_or("unmatched", |Route(path)| path.as_str());
+    let route = slot.route().unwrap_or(UNMATCHED);
     let client_ip = caller.client_ip.map(tracing::field::display);
     span.in_scope(|| {
         tracing::info!(

@@ -7,6 +7,9 @@
 //! * [`tls`]: optional TLS on the listener ([`TlsSettings`], [`ListenerTls`]): a PEM
 //!   certificate chain and key, re-read when they change without a restart, and HSTS on
 //!   every response served over TLS;
+//! * [`metrics`]: Prometheus metrics through the `metrics` facade: the registry (global or
+//!   private), request duration and in-flight metrics per route template, `/metrics` on the
+//!   main listener or on a separate one (`METRICS_ADDR`);
 //! * [`access`]: request ids (`X-Request-Id`) and one access-log line per request;
 //! * [`ready`]: the `/readyz` body, naming each check and its state;
 //! * [`healthcheck`]: the probe behind each binary's `healthcheck` subcommand (container
@@ -14,9 +17,26 @@
 
 pub mod access;
 pub mod healthcheck;
+pub mod metrics;
 pub mod ready;
+mod route;
 pub mod serve;
 pub mod tls;
+
+/// The unprefixed environment variables of a server's listeners, shared by the
+/// demo-service and the gateway: the main listener, the separate metrics listener
+/// ([`metrics::Exporter`]) and the listener's TLS files (mapped to settings by
+/// [`tls::env_key`]).
+///
+/// ```
+/// assert!(service_kit::LISTENER_ENV.contains(&"METRICS_ADDR"));
+/// ```
+pub const LISTENER_ENV: [&str; 4] = [
+    "LISTEN_ADDR",
+    "METRICS_ADDR",
+    "TLS_CERT_FILE",
+    "TLS_KEY_FILE",
+];
 
 pub use serve::{BindError, Bound, ServeOptions, serve, shutdown_signal};
 pub use tls::{ListenerTls, TlsError, TlsSettings};

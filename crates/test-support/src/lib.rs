@@ -6,7 +6,8 @@
 //!   its own temporary directory, server log included), for tests that stop/restart servers or
 //!   need isolation. Dropping one shuts it down and removes its directory. A cluster with
 //!   replicas ([`ClusterOptions`]) lets a test kill a master and wait for its replica to take
-//!   over.
+//!   over. [`RedisSentinel`]: a master, a replica and three sentinels, for a Sentinel
+//!   failover.
 //! * [`shared_redis_url`], [`shared_cluster_urls`], [`shared_postgres_url`]: instances shared by
 //!   ordinary tests (the cluster has a replica per master). The `test-services` launcher
 //!   (this crate's binary, run by `scripts/test.sh`) starts them once for the whole run and
@@ -44,6 +45,7 @@ mod dpop;
 mod nginx;
 mod postgres;
 mod redis;
+mod sentinel;
 mod services;
 mod shared;
 mod tls;
@@ -55,6 +57,7 @@ pub use crate::dpop::{DpopKey, access_token_hash};
 pub use crate::nginx::{Nginx, nginx_binary};
 pub use crate::postgres::{Postgres, create_postgres_database};
 pub use crate::redis::{ClusterOptions, RedisCluster, RedisServer};
+pub use crate::sentinel::RedisSentinel;
 pub use crate::services::{Running, Service, start_all};
 pub use crate::shared::{
     SharedTls, shared_cluster_urls, shared_postgres_url, shared_redis_url, shared_tls,

@@ -27,7 +27,7 @@ const CLUSTER_CREATE_TIMEOUT: Duration = Duration::from_secs(60);
 const RESTART_BIND_RETRY: Duration = Duration::from_secs(10);
 /// How long a killed master's replica may take to be promoted (node timeout, election and
 /// a loaded machine included).
-const FAILOVER_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const FAILOVER_TIMEOUT: Duration = Duration::from_secs(30);
 /// Name of the pidfile the watchdog looks for.
 const PIDFILE: &str = "redis-server.pid";
 /// How long a fixture waits to connect to a node.
@@ -38,7 +38,7 @@ const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Sends `command` to the node on `127.0.0.1:port` on a fresh connection (a fixture asks
 /// rarely, and the node may have been restarted since it last asked) and reads the reply.
 /// Over TLS for a TLS node of this process (see [`tls_nodes`]).
-fn query<T: FromRedisValue>(port: u16, command: &Cmd) -> RedisResult<T> {
+pub(crate) fn query<T: FromRedisValue>(port: u16, command: &Cmd) -> RedisResult<T> {
     let tls = tls_nodes()
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -90,30 +90,37 @@ impl StartError {
 }
 
 /// One `redis-server` process living in `dir` (its working directory, log, pidfile and, for
-/// cluster nodes, `nodes.conf`).
-struct Node {
+/// cluster nodes, `nodes.conf`; for a sentinel, `sentinel.conf`).
+pub(crate) struct Node {
     dir: PathBuf,
-    port: u16,
+    pub(crate) port: u16,
     /// `cluster-node-timeout` of a cluster node; `None` for a standalone server.
     cluster_node_timeout: Option<Duration>,
     /// TLS only (`--port 0 --tls-port <port>`), with these certificates.
     tls: Option<NodeTls>,
+    /// More arguments for `redis-server` (e.g. `--replicaof`).
+    pub(crate) extra_args: Vec<String>,
+    /// A sentinel's configuration, written to `sentinel.conf` before its first start (the
+    /// sentinel rewrites it as it learns); `None` for a data node.
+    pub(crate) sentinel_conf: Option<String>,
     child: Option<Child>,
 }
 
 impl Node {
-    fn new(dir: PathBuf, cluster_node_timeout: Option<Duration>) -> Self {
+    pub(crate) fn new(dir: PathBuf, cluster_node_timeout: Option<Duration>) -> Self {
         Self {
             dir,
             port: 0,
             cluster_node_timeout,
             tls: None,
+            extra_args: Vec::new(),
+            sentinel_conf: None,
             child: None,
         }
     }
 
     /// Sends `command` to this node (over TLS for a TLS node, see [`query`]).
-    fn query<T: FromRedisValue>(&self, command: &Cmd) -> RedisResult<T> {
+    pub(crate) fn query<T: FromRedisValue>(&self, command: &Cmd) -> RedisResult<T> {
         query(self.port, command)
     }
 
@@ -134,8 +141,10 @@ impl Node {
         format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
-    fn name(&self) -> String {
-        if self.is_cluster() {
+    pub(crate) fn name(&self) -> String {
+        if self.sentinel_conf.is_some() {
+            format!("redis sentinel on port {}", self.port)
+        } else if self.is_cluster() {
             format!("redis cluster node on port {}", self.port)
         } else {
             format!("redis-server on port {}", self.port)
@@ -143,7 +152,7 @@ impl Node {
     }
 
     /// Starts on a fresh random port, retrying with other ports if the chosen one is taken.
-    fn start_fresh(&mut self) -> Result<()> {
+    pub(crate) fn start_fresh(&mut self) -> Result<()> {
         let mut last = None;
         for _ in 0..START_ATTEMPTS {
             self.port = util::pick_port(self.is_cluster())?;
@@ -181,6 +190,13 @@ impl Node {
         let log = self.log_path();
         let log_start = file_len(&log);
         let mut cmd = Command::new("redis-server");
+        if let Some(conf) = &self.sentinel_conf {
+            let path = self.dir.join("sentinel.conf");
+            if !path.exists() {
+                fs::write(&path, conf).with_context(|| format!("writing {}", path.display()))?;
+            }
+            cmd.arg(path).arg("--sentinel");
+        }
         match &self.tls {
             None => cmd.arg("--port").arg(self.port.to_string()),
             Some(tls) => {
@@ -207,7 +223,8 @@ impl Node {
             .arg("--logfile")
             .arg(&log)
             .arg("--pidfile")
-            .arg(self.dir.join(PIDFILE));
+            .arg(self.dir.join(PIDFILE))
+            .args(&self.extra_args);
         if let Some(timeout) = self.cluster_node_timeout {
             cmd.args(["--cluster-enabled", "yes"])
                 .arg("--cluster-config-file")
@@ -275,7 +292,7 @@ impl Node {
         }
     }
 
-    fn is_running(&mut self) -> bool {
+    pub(crate) fn is_running(&mut self) -> bool {
         match self.child.as_mut() {
             Some(child) => matches!(child.try_wait(), Ok(None)),
             None => false,
@@ -284,7 +301,7 @@ impl Node {
 
     /// SIGKILLs the process (if any) and reaps it. The pidfile is removed first so the watchdog
     /// never sees a stale pid.
-    fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         let _ = fs::remove_file(self.dir.join(PIDFILE));
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();

@@ -10,6 +10,7 @@ use crate::dpop::DpopChecker;
 use crate::keys::KeySet;
 #[cfg(feature = "jwks")]
 use crate::keys::jwks::JwksSource;
+use crate::metrics::VerifierMetrics;
 use crate::sig_cache::SignatureCache;
 use crate::token::{DEFAULT_LEEWAY_SECS, TokenValidator};
 use crate::verify::{Inner, KeySource, Verifier};
@@ -80,6 +81,8 @@ pub struct VerifierBuilder {
     #[cfg(feature = "redis")]
     redis_credentials: Option<RedisCredentials>,
     #[cfg(feature = "redis")]
+    redis_sentinel_credentials: Option<RedisCredentials>,
+    #[cfg(feature = "redis")]
     key_prefix: String,
     #[cfg(feature = "redis")]
     revocation: RevocationMode,
@@ -114,6 +117,8 @@ impl Default for VerifierBuilder {
             redis_tls: None,
             #[cfg(feature = "redis")]
             redis_credentials: None,
+            #[cfg(feature = "redis")]
+            redis_sentinel_credentials: None,
             #[cfg(feature = "redis")]
             key_prefix: "auth".into(),
             #[cfg(feature = "redis")]
@@ -228,6 +233,12 @@ impl VerifierBuilder {
     /// let builder = Verifier::builder().redis(RedisTarget::Standalone("redis://127.0.0.1:6379".into()));
     /// let cluster = Verifier::builder()
     ///     .redis(RedisTarget::cluster_from_csv("redis://10.0.0.1:7000,redis://10.0.0.2:7000"));
+    /// // Sentinel: the master named "auth", followed across failovers; tracked mode
+    /// // re-enables CLIENT TRACKING on the new master and drops its cache on the switch.
+    /// let sentinel = Verifier::builder().redis(RedisTarget::sentinel_from_csv(
+    ///     "redis://10.0.0.1:26379,redis://10.0.0.2:26379,redis://10.0.0.3:26379",
+    ///     "auth",
+    /// ));
     /// ```
     #[cfg(feature = "redis")]
     pub fn redis(mut self, target: RedisTarget) -> Self {
@@ -270,6 +281,22 @@ impl VerifierBuilder {
     #[cfg(feature = "redis")]
     pub fn redis_credentials(mut self, credentials: RedisCredentials) -> Self {
         self.redis_credentials = Some(credentials);
+        self
+    }
+
+    /// With a [`RedisTarget::Sentinel`]: the sentinels' own ACL user and password, in place of
+    /// those in the sentinel URLs ([`redis_credentials`](Self::redis_credentials) are for the
+    /// master).
+    ///
+    /// ```
+    /// use verifier::{RedisCredentials, RedisTarget, Verifier};
+    /// let builder = Verifier::builder()
+    ///     .redis(RedisTarget::sentinel_from_csv("redis://10.0.0.1:26379", "auth"))
+    ///     .redis_sentinel_credentials(RedisCredentials::new(Some("watcher"), "s3cret"));
+    /// ```
+    #[cfg(feature = "redis")]
+    pub fn redis_sentinel_credentials(mut self, credentials: RedisCredentials) -> Self {
+        self.redis_sentinel_credentials = Some(credentials);
         self
     }
 
@@ -416,6 +443,8 @@ impl VerifierBuilder {
             TokenValidator::new(issuer, self.audiences, self.algorithms.iter().copied())
                 .with_leeway_secs(self.leeway_secs);
         let sig_cache = SignatureCache::new(self.sig_cache_capacity);
+        // The metrics hook: handles of the recorder installed now (none: they do nothing).
+        let metrics = Arc::new(VerifierMetrics::register());
 
         #[cfg(feature = "jwks")]
         let jwks_url = self.jwks_url;
@@ -460,7 +489,7 @@ impl VerifierBuilder {
             // across reconnects), and every invalidation it receives also clears the
             // verifier's own cache, which answers repeat requests without Redis.
             let tracked = (self.revocation == RevocationMode::Tracked)
-                .then(|| TrackedCache::new(self.max_staleness));
+                .then(|| TrackedCache::new(self.max_staleness, metrics.clone()));
             let options = RedisOptions {
                 connect_timeout: self.redis_timeout,
                 response_timeout: self.redis_timeout,
@@ -473,6 +502,7 @@ impl VerifierBuilder {
                     .map(|cache| -> PushHandler { Arc::new(move |push| cache.on_push(push)) }),
                 tls: self.redis_tls,
                 credentials: self.redis_credentials,
+                sentinel_credentials: self.redis_sentinel_credentials,
             };
             match (self.revocation, self.redis) {
                 (RevocationMode::Off, _) => {
@@ -500,6 +530,7 @@ impl VerifierBuilder {
                             conn,
                             timeout: self.redis_timeout,
                             tracked,
+                            metrics: metrics.clone(),
                         },
                     })
                 }
@@ -515,6 +546,7 @@ impl VerifierBuilder {
             session_check,
             clock: self.clock,
             dpop: self.dpop,
+            metrics,
         });
         #[cfg(feature = "jwks")]
         if let KeySource::Jwks(source) = &inner.keys {

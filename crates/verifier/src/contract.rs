@@ -10,8 +10,8 @@
 //! * the JOSE header hygiene shared by every JWT the auth-center reads, its client
 //!   assertions too ([`JoseHeader`], [`JoseError`], [`compact_jws`]);
 //! * the Redis key layout of session records ([`SessionKeys`], [`is_identifier`]);
-//! * the one Redis connection type for standalone servers and clusters
-//!   ([`RedisConnection`], [`RedisOptions`], [`PushHandler`]) and the classification of its
+//! * the one Redis connection type for standalone servers, clusters and Sentinel
+//!   ([`RedisConnection`], [`SentinelConnection`], [`RedisOptions`], [`PushHandler`]) and the classification of its
 //!   errors ([`RedisFailure`], and [`refused_for_good`] for TLS and credential mistakes)
 //!   (feature `redis`);
 //! * the `Retry-After` of a `503` ([`RETRY_AFTER_SECS`]) (feature `axum`);
@@ -33,7 +33,9 @@ pub use crate::keys::install_crypto_provider;
 #[cfg(feature = "redis")]
 pub use crate::redis_access::refused_for_good;
 #[cfg(feature = "redis")]
-pub use crate::redis_conn::{PushHandler, RedisConnection, RedisFailure, RedisOptions};
+pub use crate::redis_conn::{
+    PushHandler, RedisConnection, RedisFailure, RedisOptions, SentinelConnection,
+};
 pub use crate::session_keys::{SessionKeys, is_identifier};
 pub use crate::token::{
     JoseError, JoseHeader, MAX_TOKEN_BYTES, TokenHeader, TokenValidator, compact_jws,

@@ -37,6 +37,7 @@
 //! | `redis` | Revocation checks against Redis (standalone or cluster): [`RevocationMode`], [`RedisTarget`], [`RedisTls`] (`rediss://`), [`RedisCredentials`] (ACL users) and the builder's Redis settings | yes |
 //! | `jwks` | Keys fetched from a JWKS URL ([`VerifierBuilder::jwks_url`]), cached and refetched | yes |
 //! | `axum` | The tower middleware ([`VerifierLayer`], [`require_role`]), the [`Authenticated`] extractor and [`VerifyError`] as a response | yes |
+//! | `metrics` | Counters of verified tokens, cache hits and misses, invalidations, cache drops and Redis requests, and the revocation-lag histogram, through the `metrics` facade: exported by whatever recorder the embedding process installs ([`metrics`] says which series) | yes |
 //! | `settings` | The `verifier::settings` module: `VerifierSettings`, the verifier's settings read from a TOML file and the environment with the names every binary of the workspace uses (`AUTH_JWKS_URL`, `REDIS_URL`, ...) | no |
 //! | `contract` | The `verifier::contract` module: what the auth-center shares with the verifier and nobody else needs (the Redis connection and its push handler, the token validator, the session-key layout, a manual clock for tests) | no |
 //!
@@ -52,6 +53,7 @@
 //!
 //! * [`middleware`]: one module per middleware, each with its layer, service and future;
 //! * the extractor [`Authenticated`], [`access_token`] and [`bearer_token`] (feature `axum`);
+//! * `metrics` (feature `metrics`): the metrics hook and [`metrics::record_revocation_lag`];
 //! * [`dpop`]: DPoP proofs (RFC 9449): the checker, thumbprints, the binding rule;
 //! * `settings` (feature `settings`): the verifier's settings from a file and the environment;
 //! * `contract` (feature `contract`): the auth-center's side of the wire contract.
@@ -62,6 +64,8 @@ mod claims;
 #[cfg_attr(not(feature = "contract"), allow(unreachable_pub, dead_code))]
 mod clock;
 pub mod dpop;
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+mod drop_cause;
 #[cfg(feature = "settings")]
 mod environment;
 mod error;
@@ -70,6 +74,11 @@ mod extract;
 mod jws;
 #[cfg_attr(not(feature = "contract"), allow(unreachable_pub, dead_code))]
 mod keys;
+#[cfg(feature = "metrics")]
+pub mod metrics;
+#[cfg(not(feature = "metrics"))]
+#[path = "metrics_off.rs"]
+mod metrics;
 #[cfg(feature = "axum")]
 pub mod middleware;
 #[cfg(feature = "redis")]
@@ -78,6 +87,9 @@ mod redis_access;
 #[cfg(feature = "redis")]
 #[cfg_attr(not(feature = "contract"), allow(unreachable_pub, dead_code))]
 mod redis_conn;
+#[cfg(feature = "redis")]
+#[cfg_attr(not(feature = "contract"), allow(unreachable_pub, dead_code))]
+mod redis_sentinel;
 #[cfg(feature = "redis")]
 mod revocation;
 #[cfg_attr(not(feature = "contract"), allow(unreachable_pub, dead_code))]
@@ -108,7 +120,9 @@ pub use middleware::require_scope::{RequireScope, RequireScopeLayer, require_sco
 #[cfg(feature = "axum")]
 pub use middleware::verify::{VerifierLayer, VerifierService};
 #[cfg(feature = "redis")]
-pub use redis_access::{RedisAccessSettings, RedisCredentials, RedisTls, RedisTlsError};
+pub use redis_access::{
+    RedisAccessSettings, RedisCredentials, RedisTls, RedisTlsError, RedisTopologySettings,
+};
 #[cfg(feature = "redis")]
 pub use redis_conn::RedisTarget;
 #[cfg(feature = "redis")]

@@ -240,6 +240,10 @@ pub struct RedisAccessSettings<'a> {
     pub username: Option<&'a str>,
     /// `redis_password` (`REDIS_PASSWORD`); `Debug` of the settings that hold it must hide it.
     pub password: Option<&'a str>,
+    /// `redis_sentinel_username` (`REDIS_SENTINEL_USERNAME`): the sentinels' own ACL user.
+    pub sentinel_username: Option<&'a str>,
+    /// `redis_sentinel_password` (`REDIS_SENTINEL_PASSWORD`); hidden as `password` is.
+    pub sentinel_password: Option<&'a str>,
 }
 
 impl RedisAccessSettings<'_> {
@@ -249,9 +253,13 @@ impl RedisAccessSettings<'_> {
     /// ```
     /// assert!(verifier::RedisAccessSettings::ENVIRONMENT.contains(&"REDIS_TLS_CA_FILE"));
     /// ```
-    pub const ENVIRONMENT: [&'static str; 7] = [
+    pub const ENVIRONMENT: [&'static str; 11] = [
         "REDIS_URL",
         "REDIS_CLUSTER_URLS",
+        "REDIS_SENTINEL_URLS",
+        "REDIS_SENTINEL_MASTER",
+        "REDIS_SENTINEL_USERNAME",
+        "REDIS_SENTINEL_PASSWORD",
         "REDIS_TLS_CA_FILE",
         "REDIS_TLS_CLIENT_CERT_FILE",
         "REDIS_TLS_CLIENT_KEY_FILE",
@@ -262,6 +270,84 @@ impl RedisAccessSettings<'_> {
 
 const REDIS_URL: &str = "redis_url (REDIS_URL)";
 const REDIS_CLUSTER_URLS: &str = "redis_cluster_urls (REDIS_CLUSTER_URLS)";
+const REDIS_SENTINEL_URLS: &str = "redis_sentinel_urls (REDIS_SENTINEL_URLS)";
+const REDIS_SENTINEL_MASTER: &str = "redis_sentinel_master (REDIS_SENTINEL_MASTER)";
+const NO_REDIS: &str = "set redis_url (REDIS_URL), redis_cluster_urls (REDIS_CLUSTER_URLS) or \
+                        redis_sentinel_urls (REDIS_SENTINEL_URLS)";
+
+/// Where the settings say Redis is, as written: exactly one of a server (`REDIS_URL`), a
+/// cluster's seed nodes (`REDIS_CLUSTER_URLS`) or the sentinels (`REDIS_SENTINEL_URLS`, with
+/// the master's name in `REDIS_SENTINEL_MASTER`), or none. The one place these rules live:
+/// the auth-center's configuration and [`crate::settings`] both ask it.
+///
+/// ```
+/// use verifier::{RedisTarget, RedisTopologySettings};
+/// let sentinel = RedisTopologySettings {
+///     sentinel_urls: Some("redis://s1:26379, redis://s2:26379"),
+///     sentinel_master: Some("auth"),
+///     ..Default::default()
+/// };
+/// assert_eq!(sentinel.target().unwrap(), Some(RedisTarget::sentinel_from_csv("redis://s1:26379,redis://s2:26379", "auth")));
+/// let two = RedisTopologySettings { url: Some("redis://a"), sentinel_urls: Some("redis://s1"), ..Default::default() };
+/// assert!(two.target().unwrap_err().contains("only one"));
+/// let nameless = RedisTopologySettings { sentinel_urls: Some("redis://s1"), ..Default::default() };
+/// assert!(nameless.target().unwrap_err().contains("REDIS_SENTINEL_MASTER"));
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RedisTopologySettings<'a> {
+    /// `redis_url` (`REDIS_URL`).
+    pub url: Option<&'a str>,
+    /// `redis_cluster_urls` (`REDIS_CLUSTER_URLS`), comma-separated.
+    pub cluster_urls: Option<&'a str>,
+    /// `redis_sentinel_urls` (`REDIS_SENTINEL_URLS`), comma-separated.
+    pub sentinel_urls: Option<&'a str>,
+    /// `redis_sentinel_master` (`REDIS_SENTINEL_MASTER`).
+    pub sentinel_master: Option<&'a str>,
+}
+
+impl RedisTopologySettings<'_> {
+    /// The target; `None` when no Redis is set. Refused: more than one topology, a list that
+    /// names no node, sentinels without a master name or a master name without sentinels.
+    pub fn target(&self) -> Result<Option<crate::RedisTarget>, String> {
+        use crate::RedisTarget;
+        let set = [self.url, self.cluster_urls, self.sentinel_urls]
+            .iter()
+            .filter(|s| s.is_some())
+            .count();
+        if set > 1 {
+            return Err(format!("{NO_REDIS}: only one of them"));
+        }
+        let master = self
+            .sentinel_master
+            .map(str::trim)
+            .filter(|m| !m.is_empty());
+        match (self.url, self.cluster_urls, self.sentinel_urls) {
+            (Some(url), _, _) => Ok(Some(RedisTarget::Standalone(url.trim().to_owned()))),
+            (_, Some(urls), _) => match RedisTarget::cluster_from_csv(urls) {
+                RedisTarget::Cluster(seeds) if seeds.is_empty() => {
+                    Err(format!("{REDIS_CLUSTER_URLS} names no seed node"))
+                }
+                target => Ok(Some(target)),
+            },
+            (_, _, Some(urls)) => {
+                let Some(master) = master else {
+                    return Err(format!(
+                        "{REDIS_SENTINEL_URLS} needs the master's name in {REDIS_SENTINEL_MASTER}"
+                    ));
+                };
+                let target = RedisTarget::sentinel_from_csv(urls, master);
+                if target.urls().is_empty() {
+                    return Err(format!("{REDIS_SENTINEL_URLS} names no sentinel"));
+                }
+                Ok(Some(target))
+            }
+            (None, None, None) if self.sentinel_master.is_some() => Err(format!(
+                "{REDIS_SENTINEL_MASTER} is set, but {REDIS_SENTINEL_URLS} is not"
+            )),
+            (None, None, None) => Ok(None),
+        }
+    }
+}
 const CA_FILE: &str = "redis_tls_ca_file (REDIS_TLS_CA_FILE)";
 const CLIENT_CERT_FILE: &str = "redis_tls_client_cert_file (REDIS_TLS_CLIENT_CERT_FILE)";
 const CLIENT_KEY_FILE: &str = "redis_tls_client_key_file (REDIS_TLS_CLIENT_KEY_FILE)";
@@ -288,9 +374,7 @@ impl RedisAccessSettings<'_> {
         };
         match target {
             None => {
-                return Err(format!(
-                    "{ANY_TLS} is set, but no Redis is: set {REDIS_URL} or {REDIS_CLUSTER_URLS}"
-                ));
+                return Err(format!("{ANY_TLS} is set, but no Redis is: {NO_REDIS}"));
             }
             Some(crate::RedisTarget::Standalone(url)) if not_tls(url) => {
                 return Err(format!(
@@ -302,6 +386,15 @@ impl RedisAccessSettings<'_> {
                     return Err(format!(
                         "{ANY_TLS} is set, but {REDIS_CLUSTER_URLS}, seed node {}, is not a \
                          rediss:// (TLS) URL",
+                        n + 1
+                    ));
+                }
+            }
+            Some(crate::RedisTarget::Sentinel { sentinels, .. }) => {
+                if let Some(n) = sentinels.iter().position(not_tls) {
+                    return Err(format!(
+                        "{ANY_TLS} is set, but {REDIS_SENTINEL_URLS}, sentinel {}, is not a \
+                         rediss:// (TLS) URL (the sentinels and the data nodes share the scheme)",
                         n + 1
                     ));
                 }
@@ -340,9 +433,38 @@ impl RedisAccessSettings<'_> {
                 Err("redis_username (REDIS_USERNAME) needs redis_password (REDIS_PASSWORD)".into())
             }
             (_, Some(_)) if target.is_none() => Err(format!(
-                "redis_password (REDIS_PASSWORD) is set, but no Redis is: set {REDIS_URL} or \
-                 {REDIS_CLUSTER_URLS}"
+                "redis_password (REDIS_PASSWORD) is set, but no Redis is: {NO_REDIS}"
             )),
+            (username, Some(password)) => Ok(Some(RedisCredentials::new(username, password))),
+        }
+    }
+
+    /// The sentinels' own user and password, if set; refused without a password, or with a
+    /// target that is not [`crate::RedisTarget::Sentinel`].
+    ///
+    /// ```
+    /// use verifier::{RedisAccessSettings, RedisTarget};
+    /// let target = RedisTarget::sentinel_from_csv("redis://s1:26379", "auth");
+    /// let settings = RedisAccessSettings { sentinel_password: Some("s3cret"), ..Default::default() };
+    /// assert!(settings.sentinel_credentials(Some(&target)).unwrap().is_some());
+    /// let standalone = RedisTarget::Standalone("redis://cache".into());
+    /// assert!(settings.sentinel_credentials(Some(&standalone)).unwrap_err().contains("REDIS_SENTINEL_URLS"));
+    /// ```
+    pub fn sentinel_credentials(
+        &self,
+        target: Option<&crate::RedisTarget>,
+    ) -> Result<Option<RedisCredentials>, String> {
+        match (self.sentinel_username, self.sentinel_password) {
+            (None, None) => Ok(None),
+            (Some(_), None) => Err("redis_sentinel_username (REDIS_SENTINEL_USERNAME) needs \
+                                    redis_sentinel_password (REDIS_SENTINEL_PASSWORD)"
+                .into()),
+            (_, Some(_)) if !matches!(target, Some(crate::RedisTarget::Sentinel { .. })) => {
+                Err(format!(
+                    "redis_sentinel_password (REDIS_SENTINEL_PASSWORD) is set, but \
+                     {REDIS_SENTINEL_URLS} is not"
+                ))
+            }
             (username, Some(password)) => Ok(Some(RedisCredentials::new(username, password))),
         }
     }

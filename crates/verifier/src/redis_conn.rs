@@ -16,9 +16,11 @@ use redis::{
 };
 
 use crate::redis_access::{RedisCredentials, RedisTls, refused_for_good};
+pub use crate::redis_sentinel::SentinelConnection;
 
-/// Where Redis is: one server (`REDIS_URL`) or the seed nodes of a cluster
-/// (`REDIS_CLUSTER_URLS`). `rediss://` URLs connect with TLS; how ([`crate::RedisTls`]) and as
+/// Where Redis is: one server (`REDIS_URL`), the seed nodes of a cluster
+/// (`REDIS_CLUSTER_URLS`), or the sentinels that name a master (`REDIS_SENTINEL_URLS`,
+/// `REDIS_SENTINEL_MASTER`). `rediss://` URLs connect with TLS; how ([`crate::RedisTls`]) and as
 /// whom ([`crate::RedisCredentials`], or the user and password in the URL) are separate
 /// settings, shared by every topology.
 ///
@@ -28,6 +30,11 @@ use crate::redis_access::{RedisCredentials, RedisTls, refused_for_good};
 /// assert_eq!(t, RedisTarget::Cluster(vec!["redis://127.0.0.1:7000".into(), "redis://127.0.0.1:7001".into()]));
 /// let secret = RedisTarget::Standalone("redis://:hunter2@cache:6379".into());
 /// assert_eq!(format!("{secret:?}"), r#"Standalone("redis://cache:6379")"#);
+/// let sentinel = RedisTarget::sentinel_from_csv("redis://s1:26379, redis://s2:26379", "auth");
+/// assert_eq!(sentinel, RedisTarget::Sentinel {
+///     sentinels: vec!["redis://s1:26379".into(), "redis://s2:26379".into()],
+///     master: "auth".into(),
+/// });
 /// ```
 #[derive(Clone, PartialEq, Eq)]
 pub enum RedisTarget {
@@ -35,6 +42,16 @@ pub enum RedisTarget {
     Standalone(String),
     /// Cluster seed node URLs.
     Cluster(Vec<String>),
+    /// A master and its replicas watched by Redis Sentinel: the connection goes to whichever
+    /// node the sentinels name master, and follows a failover (see
+    /// [`SentinelConnection`](crate::contract::SentinelConnection)).
+    Sentinel {
+        /// Sentinel URLs, `redis://host:26379` (`rediss://` for TLS to the sentinels and the
+        /// data nodes alike); a user and password in them are the sentinels' own.
+        sentinels: Vec<String>,
+        /// The master's name in the sentinels' configuration (`sentinel monitor <name> ...`).
+        master: String,
+    },
 }
 
 /// Shows host and port only: a URL may carry a password.
@@ -47,6 +64,11 @@ impl std::fmt::Debug for RedisTarget {
                 f.debug_tuple("Standalone").field(&redact_url(url)).finish()
             }
             RedisTarget::Cluster(urls) => f.debug_tuple("Cluster").field(&hosts(urls)).finish(),
+            RedisTarget::Sentinel { sentinels, master } => f
+                .debug_struct("Sentinel")
+                .field("sentinels", &hosts(sentinels))
+                .field("master", master)
+                .finish(),
         }
     }
 }
@@ -68,14 +90,45 @@ impl RedisTarget {
     /// assert_eq!(target, RedisTarget::Cluster(vec!["redis://a:7000".into(), "redis://b:7000".into()]));
     /// ```
     pub fn cluster_from_csv(csv: &str) -> Self {
-        RedisTarget::Cluster(
-            csv.split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(String::from)
-                .collect(),
-        )
+        RedisTarget::Cluster(split_csv(csv))
     }
+
+    /// The sentinels of a comma-separated list of URLs (blank entries are ignored) and the
+    /// master's name.
+    ///
+    /// ```
+    /// use verifier::RedisTarget;
+    /// let target = RedisTarget::sentinel_from_csv("redis://a:26379,,", "auth");
+    /// assert_eq!(target, RedisTarget::Sentinel { sentinels: vec!["redis://a:26379".into()], master: "auth".into() });
+    /// ```
+    pub fn sentinel_from_csv(csv: &str, master: &str) -> Self {
+        RedisTarget::Sentinel {
+            sentinels: split_csv(csv),
+            master: master.trim().to_owned(),
+        }
+    }
+
+    /// Every URL of the target: the server, the seed nodes or the sentinels.
+    ///
+    /// ```
+    /// use verifier::RedisTarget;
+    /// assert_eq!(RedisTarget::Standalone("redis://a".into()).urls(), ["redis://a"]);
+    /// ```
+    pub fn urls(&self) -> &[String] {
+        match self {
+            RedisTarget::Standalone(url) => std::slice::from_ref(url),
+            RedisTarget::Cluster(urls) => urls,
+            RedisTarget::Sentinel { sentinels, .. } => sentinels,
+        }
+    }
+}
+
+fn split_csv(csv: &str) -> Vec<String> {
+    csv.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect()
 }
 
 /// Timeouts for every Redis call; a call that takes longer fails (and the caller fails
@@ -103,6 +156,9 @@ pub struct RedisOptions {
     pub tls: Option<RedisTls>,
     /// The ACL user and password, in place of those in the URL.
     pub credentials: Option<RedisCredentials>,
+    /// With [`RedisTarget::Sentinel`]: the sentinels' own user and password, in place of
+    /// those in their URLs ([`credentials`](Self::credentials) are the data nodes').
+    pub sentinel_credentials: Option<RedisCredentials>,
 }
 
 /// A callback for push messages.
@@ -124,6 +180,7 @@ impl std::fmt::Debug for RedisOptions {
             .field("on_push", &self.on_push.is_some())
             .field("tls", &self.tls)
             .field("credentials", &self.credentials)
+            .field("sentinel_credentials", &self.sentinel_credentials)
             .finish()
     }
 }
@@ -137,6 +194,7 @@ impl Default for RedisOptions {
             on_push: None,
             tls: None,
             credentials: None,
+            sentinel_credentials: None,
         }
     }
 }
@@ -144,13 +202,15 @@ impl Default for RedisOptions {
 /// Entries kept by the client-side cache.
 const CLIENT_CACHE_ENTRIES: usize = 100_000;
 
-fn cache_config(ttl: Duration) -> CacheConfig {
+pub(crate) fn cache_config(ttl: Duration) -> CacheConfig {
     CacheConfig::new()
         .set_default_client_ttl(ttl)
         .set_size(NonZeroUsize::new(CLIENT_CACHE_ENTRIES).unwrap_or(NonZeroUsize::MIN))
 }
 
-fn push_sender(handler: PushHandler) -> impl Fn(PushInfo) -> Result<(), std::convert::Infallible> {
+pub(crate) fn push_sender(
+    handler: PushHandler,
+) -> impl Fn(PushInfo) -> Result<(), std::convert::Infallible> {
     move |push| {
         handler(&push);
         Ok(())
@@ -177,6 +237,8 @@ pub enum RedisConnection {
     Standalone(ConnectionManager),
     /// A cluster; commands are routed by key slot.
     Cluster(ClusterConnection),
+    /// The master that Redis Sentinel names, followed across failovers.
+    Sentinel(SentinelConnection),
 }
 
 impl std::fmt::Debug for RedisConnection {
@@ -184,6 +246,7 @@ impl std::fmt::Debug for RedisConnection {
         f.write_str(match self {
             RedisConnection::Standalone(_) => "RedisConnection::Standalone",
             RedisConnection::Cluster(_) => "RedisConnection::Cluster",
+            RedisConnection::Sentinel(_) => "RedisConnection::Sentinel",
         })
     }
 }
@@ -281,6 +344,43 @@ impl RedisConnection {
                     .map_err(|e| refused_for_good(&e).unwrap_or(e))?;
                 Ok(RedisConnection::Cluster(conn))
             }
+            RedisTarget::Sentinel { sentinels, master } => Ok(RedisConnection::Sentinel(
+                SentinelConnection::connect(sentinels, master, options).await?,
+            )),
+        }
+    }
+}
+
+impl RedisConnection {
+    /// `WAIT <replicas> <timeout>` after a write of `key` on this connection: how many
+    /// replicas acknowledged every write made so far, at most after `timeout`. On a cluster it
+    /// goes to the master of `key`'s slot (not to every master); elsewhere to the one master.
+    /// It makes no write durable by itself: a master that crashes before a replica has it
+    /// still loses it, `WAIT` only tells.
+    ///
+    /// ```no_run
+    /// # async fn demo(conn: verifier::contract::RedisConnection) -> redis::RedisResult<()> {
+    /// let acknowledged = conn.wait_for_replicas("auth:s:{u1}:s1", 1, std::time::Duration::from_millis(100)).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn wait_for_replicas(
+        &self,
+        key: &str,
+        replicas: u32,
+        timeout: Duration,
+    ) -> RedisResult<u32> {
+        let mut wait = redis::cmd("WAIT");
+        wait.arg(replicas)
+            .arg(u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX));
+        match self.clone() {
+            RedisConnection::Cluster(mut c) => {
+                use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
+                let route = Route::with_key(key, SlotAddr::Master);
+                let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(route));
+                let value = c.route_command(wait, routing).await?;
+                Ok(redis::from_redis_value(value)?)
+            }
+            mut conn => wait.query_async(&mut conn).await,
         }
     }
 }
@@ -303,7 +403,7 @@ fn is_tls(info: &ConnectionInfo) -> bool {
 }
 
 /// TLS settings with a plain `redis://` URL would be ignored: refused instead.
-fn check_tls_scheme(tls: bool, options: &RedisOptions) -> RedisResult<()> {
+pub(crate) fn check_tls_scheme(tls: bool, options: &RedisOptions) -> RedisResult<()> {
     if options.tls.is_some() && !tls {
         return Err(RedisError::from((
             ErrorKind::InvalidClientConfig,
@@ -409,6 +509,7 @@ impl ConnectionLike for RedisConnection {
         match self {
             RedisConnection::Standalone(c) => c.req_packed_command(cmd),
             RedisConnection::Cluster(c) => c.req_packed_command(cmd),
+            RedisConnection::Sentinel(c) => c.req_packed_command(cmd),
         }
     }
 
@@ -421,6 +522,7 @@ impl ConnectionLike for RedisConnection {
         match self {
             RedisConnection::Standalone(c) => c.req_packed_commands(pipeline, offset, count),
             RedisConnection::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+            RedisConnection::Sentinel(c) => c.req_packed_commands(pipeline, offset, count),
         }
     }
 
@@ -428,6 +530,7 @@ impl ConnectionLike for RedisConnection {
         match self {
             RedisConnection::Standalone(c) => c.get_db(),
             RedisConnection::Cluster(c) => c.get_db(),
+            RedisConnection::Sentinel(c) => c.get_db(),
         }
     }
 }

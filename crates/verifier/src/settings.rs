@@ -129,6 +129,15 @@ pub struct VerifierSettings {
     pub redis_url: Option<SecretString>,
     /// A Redis Cluster's seed nodes, comma-separated (`REDIS_CLUSTER_URLS`).
     pub redis_cluster_urls: Option<SecretString>,
+    /// Redis Sentinel's nodes, comma-separated (`REDIS_SENTINEL_URLS`); with
+    /// [`redis_sentinel_master`](Self::redis_sentinel_master).
+    pub redis_sentinel_urls: Option<SecretString>,
+    /// The master's name the sentinels monitor (`REDIS_SENTINEL_MASTER`).
+    pub redis_sentinel_master: Option<String>,
+    /// The sentinels' own ACL user (`REDIS_SENTINEL_USERNAME`).
+    pub redis_sentinel_username: Option<String>,
+    /// The sentinels' own password (`REDIS_SENTINEL_PASSWORD`).
+    pub redis_sentinel_password: Option<SecretString>,
     /// The CA (PEM) to trust for `rediss://` URLs instead of the public CAs
     /// (`REDIS_TLS_CA_FILE`).
     pub redis_tls_ca_file: Option<PathBuf>,
@@ -173,6 +182,10 @@ impl Default for VerifierSettings {
             audience: "api".into(),
             redis_url: None,
             redis_cluster_urls: None,
+            redis_sentinel_urls: None,
+            redis_sentinel_master: None,
+            redis_sentinel_username: None,
+            redis_sentinel_password: None,
             redis_tls_ca_file: None,
             redis_tls_client_cert_file: None,
             redis_tls_client_key_file: None,
@@ -213,15 +226,27 @@ impl VerifierSettings {
     /// assert_eq!(settings.redis_target().unwrap(), Some(target));
     /// ```
     pub fn with_redis(mut self, target: RedisTarget) -> Self {
-        (self.redis_url, self.redis_cluster_urls) = match target {
-            RedisTarget::Standalone(url) => (Some(url.into()), None),
-            RedisTarget::Cluster(urls) => (None, Some(urls.join(",").into())),
-        };
+        (
+            self.redis_url,
+            self.redis_cluster_urls,
+            self.redis_sentinel_urls,
+        ) = (None, None, None);
+        self.redis_sentinel_master = None;
+        match target {
+            RedisTarget::Standalone(url) => self.redis_url = Some(url.into()),
+            RedisTarget::Cluster(urls) => self.redis_cluster_urls = Some(urls.join(",").into()),
+            RedisTarget::Sentinel { sentinels, master } => {
+                self.redis_sentinel_urls = Some(sentinels.join(",").into());
+                self.redis_sentinel_master = Some(master);
+            }
+        }
         self
     }
 
     /// The Redis the verifier checks sessions in: `None` without one (only for revocation
-    /// `off`). Refuses both URLs at once, and a cluster list that names no node.
+    /// `off`). Refuses more than one of `REDIS_URL`, `REDIS_CLUSTER_URLS` and
+    /// `REDIS_SENTINEL_URLS`, a list that names no node, and sentinels without a master name
+    /// (the rules of [`RedisTopologySettings`](crate::RedisTopologySettings)).
     ///
     /// ```
     /// use verifier::{RedisTarget, settings::VerifierSettings};
@@ -235,21 +260,14 @@ impl VerifierSettings {
     /// );
     /// ```
     pub fn redis_target(&self) -> Result<Option<RedisTarget>, SettingsError> {
-        match (&self.redis_url, &self.redis_cluster_urls) {
-            (None, None) => Ok(None),
-            (Some(url), None) => Ok(Some(RedisTarget::Standalone(
-                url.expose_secret().to_owned(),
-            ))),
-            (None, Some(urls)) => match RedisTarget::cluster_from_csv(urls.expose_secret()) {
-                RedisTarget::Cluster(seeds) if seeds.is_empty() => Err(invalid(
-                    "redis_cluster_urls (REDIS_CLUSTER_URLS) names no seed node",
-                )),
-                target => Ok(Some(target)),
-            },
-            (Some(_), Some(_)) => Err(invalid(
-                "set redis_url (REDIS_URL) or redis_cluster_urls (REDIS_CLUSTER_URLS), not both",
-            )),
+        crate::RedisTopologySettings {
+            url: self.redis_url.as_ref().map(|u| u.expose_secret()),
+            cluster_urls: self.redis_cluster_urls.as_ref().map(|u| u.expose_secret()),
+            sentinel_urls: self.redis_sentinel_urls.as_ref().map(|u| u.expose_secret()),
+            sentinel_master: self.redis_sentinel_master.as_deref(),
         }
+        .target()
+        .map_err(SettingsError::Invalid)
     }
 
     /// How to get into Redis: the TLS files and the ACL user, checked against the Redis
@@ -261,6 +279,11 @@ impl VerifierSettings {
             tls_client_key_file: self.redis_tls_client_key_file.as_deref(),
             username: self.redis_username.as_deref(),
             password: self.redis_password.as_ref().map(|p| p.expose_secret()),
+            sentinel_username: self.redis_sentinel_username.as_deref(),
+            sentinel_password: self
+                .redis_sentinel_password
+                .as_ref()
+                .map(|p| p.expose_secret()),
         }
     }
 
@@ -299,6 +322,25 @@ impl VerifierSettings {
     pub fn redis_credentials(&self) -> Result<Option<RedisCredentials>, SettingsError> {
         self.redis_access()
             .credentials(self.redis_target()?.as_ref())
+            .map_err(SettingsError::Invalid)
+    }
+
+    /// The sentinels' own user and password, if set.
+    ///
+    /// ```
+    /// use verifier::settings::VerifierSettings;
+    /// let settings = VerifierSettings {
+    ///     redis_sentinel_urls: Some("redis://s1:26379".to_string().into()),
+    ///     redis_sentinel_master: Some("auth".into()),
+    ///     redis_sentinel_password: Some("s3cret".to_string().into()),
+    ///     ..VerifierSettings::default()
+    /// };
+    /// assert!(settings.redis_sentinel_credentials().unwrap().is_some());
+    /// assert!(!format!("{settings:?}").contains("s3cret"));
+    /// ```
+    pub fn redis_sentinel_credentials(&self) -> Result<Option<RedisCredentials>, SettingsError> {
+        self.redis_access()
+            .sentinel_credentials(self.redis_target()?.as_ref())
             .map_err(SettingsError::Invalid)
     }
 
@@ -344,6 +386,7 @@ impl VerifierSettings {
         self.redis_target()?;
         self.redis_tls()?;
         self.redis_credentials()?;
+        self.redis_sentinel_credentials()?;
         self.dpop_checker()?;
         Ok(())
     }
@@ -383,6 +426,9 @@ impl VerifierSettings {
         }
         if let Some(credentials) = self.redis_credentials()? {
             builder = builder.redis_credentials(credentials);
+        }
+        if let Some(credentials) = self.redis_sentinel_credentials()? {
+            builder = builder.redis_sentinel_credentials(credentials);
         }
         if let Some(checker) = self.dpop_checker()? {
             builder = builder.dpop(checker);
@@ -631,6 +677,23 @@ mod tests {
                 "redis_cluster_urls",
             ),
             ("redis_cluster_urls = \" , \"", "redis_cluster_urls"),
+            (
+                "redis_url = \"redis://a\"\nredis_sentinel_urls = \"redis://s\"",
+                "redis_sentinel_urls",
+            ),
+            (
+                "redis_sentinel_urls = \"redis://s\"",
+                "REDIS_SENTINEL_MASTER",
+            ),
+            ("redis_sentinel_master = \"auth\"", "REDIS_SENTINEL_URLS"),
+            (
+                "redis_sentinel_urls = \",\"\nredis_sentinel_master = \"auth\"",
+                "names no sentinel",
+            ),
+            (
+                "redis_url = \"redis://a\"\nredis_sentinel_password = \"x\"",
+                "REDIS_SENTINEL_PASSWORD",
+            ),
             ("public_url = \"demo.example\"", "PUBLIC_URL"),
             ("public_url = \"ftp://demo.example\"", "PUBLIC_URL"),
             ("public_url = \"https://demo.example/?x=1\"", "PUBLIC_URL"),
@@ -673,6 +736,33 @@ mod tests {
             assert_eq!(settings.max_stall, Duration::from_millis(30));
             assert_eq!(settings.jwks_cooldown, Duration::from_millis(20));
             assert_eq!(settings.public_url.as_deref(), Some("https://api.example"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn sentinels_and_their_own_user_come_from_the_auth_centers_names() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("AUTH_JWKS_URL", "http://a/jwks");
+            jail.set_env("AUTH_ISSUER", "http://a");
+            jail.set_env("REDIS_SENTINEL_URLS", "redis://s1:26379, redis://s2:26379");
+            jail.set_env("REDIS_SENTINEL_MASTER", "auth");
+            jail.set_env("REDIS_SENTINEL_USERNAME", "watcher");
+            jail.set_env("REDIS_SENTINEL_PASSWORD", "sentinel-secret");
+            let (settings, _): (VerifierSettings, Own) =
+                extract(&figment(None)).map_err(|e| e.to_string())?;
+            assert_eq!(
+                settings.redis_target().map_err(|e| e.to_string())?,
+                Some(RedisTarget::sentinel_from_csv(
+                    "redis://s1:26379,redis://s2:26379",
+                    "auth"
+                ))
+            );
+            let credentials = settings
+                .redis_sentinel_credentials()
+                .map_err(|e| e.to_string())?;
+            assert!(credentials.is_some());
+            assert!(!format!("{settings:?} {credentials:?}").contains("sentinel-secret"));
             Ok(())
         });
     }

@@ -11,6 +11,7 @@ use crate::error::VerifyError;
 use crate::keys::KeySet;
 #[cfg(feature = "jwks")]
 use crate::keys::jwks::JwksSource;
+use crate::metrics::VerifierMetrics;
 #[cfg(feature = "redis")]
 use crate::revocation::SessionCheck;
 #[cfg(feature = "redis")]
@@ -53,6 +54,8 @@ pub(crate) struct Inner {
     pub(crate) clock: Arc<dyn Clock>,
     /// Set with [`VerifierBuilder::dpop`]: DPoP-bound tokens are accepted.
     pub(crate) dpop: Option<DpopChecker>,
+    /// Registered once at build: the request path only adds to atomics.
+    pub(crate) metrics: Arc<VerifierMetrics>,
 }
 
 /// The session check and the key layout it checks.
@@ -167,16 +170,30 @@ impl Verifier {
             .await
     }
 
+    /// Verifies, and counts the outcome (`verifier_tokens_total`): the one place it is
+    /// known.
+    async fn verify_presented(
+        &self,
+        token: &str,
+        proof: Option<(&str, ProofRequest<'_>)>,
+    ) -> Result<Arc<Claims>, VerifyError> {
+        let result = self.check_presented(token, proof).await;
+        self.inner.metrics.token(&result);
+        result
+    }
+
     /// The token, then (with the DPoP scheme) the proof, then the binding between them, all
     /// in-process; the session check last.
-    async fn verify_presented(
+    async fn check_presented(
         &self,
         token: &str,
         proof: Option<(&str, ProofRequest<'_>)>,
     ) -> Result<Arc<Claims>, VerifyError> {
         let inner = &self.inner;
         let now = inner.clock.now_secs();
-        let verified = match inner.sig_cache.get(token, now, inner.leeway_secs) {
+        let cached = inner.sig_cache.get(token, now, inner.leeway_secs);
+        inner.metrics.signature_cache(cached.is_some());
+        let verified = match cached {
             Some(verified) => verified,
             None => self.verify_signature(token, now).await?,
         };

@@ -8,6 +8,7 @@ use verifier::contract::is_identifier;
 
 use super::credentials::canonical_username;
 use super::error::AuthError;
+use super::metrics::EndCause;
 use super::ports::{AuditEvent, SessionRecord, User};
 use super::service::{AuthService, ClientInfo, UserView};
 
@@ -104,7 +105,12 @@ impl AuthService {
         let roles = checked_roles(roles)?;
         let user = self.target_user(id).await?;
         let (_, ended) = self
-            .change_ending_sessions(&user.id, None, self.db.set_roles(&user.id, &roles))
+            .change_ending_sessions(
+                &user.id,
+                None,
+                EndCause::Admin,
+                self.db.set_roles(&user.id, &roles),
+            )
             .await?;
         let detail = format!(
             "roles [{}] -> [{}]; {ended} sessions ended",
@@ -138,7 +144,12 @@ impl AuthService {
         let user = self.target_user(id).await?;
         let (event, detail) = if disabled {
             let (_, ended) = self
-                .change_ending_sessions(&user.id, None, self.db.set_disabled(&user.id, true))
+                .change_ending_sessions(
+                    &user.id,
+                    None,
+                    EndCause::Admin,
+                    self.db.set_disabled(&user.id, true),
+                )
                 .await?;
             ("admin.user_disabled", format!("{ended} sessions ended"))
         } else {
@@ -181,6 +192,7 @@ impl AuthService {
             Some(_) => 1,
             None => self.sessions.delete_all(&user.id, None).await?,
         };
+        self.metrics.sessions_ended(EndCause::Admin, ended);
         let detail = format!("{ended} sessions ended");
         self.audit_admin_action(
             admin,
@@ -223,6 +235,7 @@ impl AuthService {
             .await?
             .ok_or(AuthError::UserNotFound)?;
         let ended = self.sessions.delete_all(&user.id, None).await?;
+        self.metrics.sessions_ended(EndCause::Admin, ended);
         let detail = format!("{ended} sessions ended");
         self.audit(
             "admin.force_logout",

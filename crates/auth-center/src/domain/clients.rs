@@ -27,6 +27,7 @@ use super::admin::{ADMIN_ROLE, checked_roles};
 use super::client_assertion::{self, AssertionCheck};
 use super::crypto::{hmac_sha256, random_bytes, sha256_b64};
 use super::error::AuthError;
+use super::metrics::EndCause;
 use super::ports::{ClientKind, RegisteredClient};
 use super::service::{AuthService, ClientInfo, secs_to_ms};
 use crate::config::Origin;
@@ -604,6 +605,7 @@ impl AuthService {
             .change_ending_sessions(
                 &target.id,
                 None,
+                EndCause::ClientRevoked,
                 self.db
                     .set_client_credentials(&target.id, Some(&hash), None, now),
             )
@@ -648,6 +650,7 @@ impl AuthService {
             .change_ending_sessions(
                 &target.id,
                 None,
+                EndCause::ClientRevoked,
                 self.db
                     .set_client_credentials(&target.id, None, Some(&jwks), now),
             )
@@ -691,6 +694,7 @@ impl AuthService {
                 .change_ending_sessions(
                     &target.id,
                     None,
+                    EndCause::ClientRevoked,
                     self.db.set_client_disabled(&target.id, true),
                 )
                 .await?;

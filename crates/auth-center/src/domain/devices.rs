@@ -8,6 +8,7 @@ use verifier::contract::is_identifier;
 
 use super::device_token::binding;
 use super::error::AuthError;
+use super::metrics::EndCause;
 use super::ports::{SessionRecord, User};
 use super::service::{AuthService, ClientInfo};
 
@@ -28,6 +29,7 @@ impl AuthService {
         if !is_identifier(sid) || !self.sessions.delete(&claims.sub, sid).await? {
             return Err(AuthError::SessionNotFound);
         }
+        self.metrics.sessions_ended(EndCause::Device, 1);
         self.audit(
             "session.ended",
             Some(&claims.sub),

@@ -160,6 +160,11 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// [`StoreError::Unavailable`]: `what` could not be done now.
+    pub fn unavailable(what: &'static str) -> Self {
+        StoreError::Unavailable(Box::new(Failure::new(what)))
+    }
+
     /// [`StoreError::Other`]: `what` went wrong, with no further cause.
     pub fn other(what: &'static str) -> Self {
         StoreError::Other(Box::new(Failure::new(what)))

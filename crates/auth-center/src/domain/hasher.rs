@@ -34,6 +34,7 @@ use unicode_normalization::is_nfkc;
 
 use super::crypto::random_bytes;
 use super::error::AuthError;
+use super::metrics::HashMetrics;
 use crate::config::PasswordConfig;
 
 /// The outcome of checking a password against a stored hash.
@@ -71,21 +72,44 @@ pub struct HasherStats {
     pub abandoned: u64,
 }
 
-/// Counts the hashes that are running, and the most that ever ran at once.
-#[derive(Debug, Default)]
+/// Counts the hashes that are running, and the most that ever ran at once; and exports
+/// them.
 struct Gauge {
     running: AtomicUsize,
     peak: AtomicUsize,
     refused: AtomicU64,
     abandoned: AtomicU64,
+    metrics: HashMetrics,
 }
 
 impl Gauge {
+    fn new(metrics: HashMetrics) -> Self {
+        Self {
+            running: AtomicUsize::new(0),
+            peak: AtomicUsize::new(0),
+            refused: AtomicU64::new(0),
+            abandoned: AtomicU64::new(0),
+            metrics,
+        }
+    }
+
     /// Marks one hash as running until the guard is dropped.
     fn enter(self: &Arc<Self>) -> Running {
         let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
-        self.peak.fetch_max(now, Ordering::SeqCst);
+        let peak = self.peak.fetch_max(now, Ordering::SeqCst).max(now);
+        self.metrics.running.increment(1.0);
+        self.metrics.peak.set(peak as f64);
         Running(self.clone())
+    }
+
+    fn refuse(&self) {
+        self.refused.fetch_add(1, Ordering::SeqCst);
+        self.metrics.refused.increment(1);
+    }
+
+    fn abandon(&self) {
+        self.abandoned.fetch_add(1, Ordering::SeqCst);
+        self.metrics.abandoned.increment(1);
     }
 }
 
@@ -94,6 +118,7 @@ struct Running(Arc<Gauge>);
 impl Drop for Running {
     fn drop(&mut self) {
         self.0.running.fetch_sub(1, Ordering::SeqCst);
+        self.0.metrics.running.decrement(1.0);
     }
 }
 
@@ -108,9 +133,10 @@ impl std::fmt::Debug for PasswordHasher {
 }
 
 impl PasswordHasher {
-    /// A hasher with the configured parameters. Starts the hashing threads and computes one
-    /// dummy hash up front, used to spend the same time on unknown users as on known ones.
-    pub fn new(config: &PasswordConfig) -> Result<Self, AuthError> {
+    /// A hasher with the configured parameters, exporting to `metrics`. Starts the hashing
+    /// threads and computes one dummy hash up front, used to spend the same time on unknown
+    /// users as on known ones.
+    pub fn new(config: &PasswordConfig, metrics: HashMetrics) -> Result<Self, AuthError> {
         let params = Params::new(
             config.memory_kib,
             config.iterations,
@@ -130,8 +156,14 @@ impl PasswordHasher {
             &mut Scratch::new(params.block_count()),
         )?;
         let queue_wait = Duration::from_millis(config.queue_wait_ms);
+        metrics.slots.set(slots as f64);
         Ok(Self {
-            pool: Arc::new(Pool::start(slots, queue_wait, params.block_count())?),
+            pool: Arc::new(Pool::start(
+                slots,
+                queue_wait,
+                params.block_count(),
+                metrics,
+            )?),
             params,
             dummy_hash: dummy.into(),
         })
@@ -205,23 +237,37 @@ impl PasswordHasher {
     }
 
     /// Runs `work` on a hashing thread once a slot is free, waiting at most the queue wait.
+    /// The wait and the work are timed (real time: they are metrics, not domain time).
+    #[allow(clippy::disallowed_methods)]
     async fn run<T: Send + 'static>(
         &self,
         work: impl FnOnce(&mut Scratch) -> Result<T, AuthError> + Send + 'static,
     ) -> Result<T, AuthError> {
-        let permit = self.pool.acquire().await?;
-        let (reply, answer) = oneshot::channel();
+        let queued = std::time::Instant::now();
+        let permit = self.pool.acquire().await;
         let gauge = self.pool.gauge.clone();
+        gauge
+            .metrics
+            .queue_wait
+            .record(queued.elapsed().as_secs_f64());
+        let permit = permit?;
+        let (reply, answer) = oneshot::channel();
         self.pool.submit(Box::new(move |scratch| {
             // The slot stays taken until the hash is over, whatever became of the caller,
             // and is free again before the caller hears back.
             if reply.is_closed() {
-                gauge.abandoned.fetch_add(1, Ordering::SeqCst);
+                gauge.abandon();
                 return;
             }
             let outcome = {
                 let _running = gauge.enter();
-                work(scratch)
+                let started = std::time::Instant::now();
+                let outcome = work(scratch);
+                gauge
+                    .metrics
+                    .duration
+                    .record(started.elapsed().as_secs_f64());
+                outcome
             };
             drop(permit);
             let _ = reply.send(outcome);
@@ -247,7 +293,12 @@ struct Pool {
 impl Pool {
     /// Starts the threads, each with room for `blocks` Argon2 blocks (allocated on its first
     /// hash). They stop when the pool is dropped (the queue closes).
-    fn start(slots: usize, queue_wait: Duration, blocks: usize) -> Result<Self, AuthError> {
+    fn start(
+        slots: usize,
+        queue_wait: Duration,
+        blocks: usize,
+        metrics: HashMetrics,
+    ) -> Result<Self, AuthError> {
         let (jobs, queue) = mpsc::channel::<Job>();
         let queue = Arc::new(Mutex::new(queue));
         for n in 0..slots {
@@ -262,7 +313,7 @@ impl Pool {
             queue_wait,
             permits: Arc::new(Semaphore::new(slots)),
             jobs,
-            gauge: Arc::default(),
+            gauge: Arc::new(Gauge::new(metrics)),
         })
     }
 
@@ -281,7 +332,7 @@ impl Pool {
             }
         };
         permit.ok_or_else(|| {
-            self.gauge.refused.fetch_add(1, Ordering::SeqCst);
+            self.gauge.refuse();
             AuthError::Overloaded
         })
     }
@@ -412,6 +463,7 @@ mod tests {
     use futures::FutureExt as _;
 
     use super::*;
+    use crate::domain::metrics::AuthMetrics;
 
     const PASSWORD: &str = "correct horse battery staple";
 
@@ -487,7 +539,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn cancelled_verifications_never_run_more_hashes_at_once_than_the_limit() {
-        let hasher = PasswordHasher::new(&config(1)).unwrap();
+        let hasher = PasswordHasher::new(&config(1), AuthMetrics::default().hashing).unwrap();
         let stored = hasher.hash(secret(PASSWORD)).await.unwrap();
         // Each verification is started (polled once, so it is waiting for or holding the
         // slot) and then dropped, as a request timeout or a client disconnect would.
@@ -508,10 +560,13 @@ mod tests {
     async fn a_verification_that_finds_every_slot_busy_for_the_queue_wait_is_refused_as_overloaded()
     {
         for queue_wait_ms in [0, 20] {
-            let hasher = PasswordHasher::new(&PasswordConfig {
-                queue_wait_ms,
-                ..config(1)
-            })
+            let hasher = PasswordHasher::new(
+                &PasswordConfig {
+                    queue_wait_ms,
+                    ..config(1)
+                },
+                AuthMetrics::default().hashing,
+            )
             .unwrap();
             let stored = hasher.hash(secret(PASSWORD)).await.unwrap();
             let occupied = Occupied::start(&hasher).await;
@@ -533,7 +588,7 @@ mod tests {
     async fn hashes_made_here_and_by_the_argon2_crate_verify_each_other() {
         use argon2::PasswordVerifier as _;
 
-        let hasher = PasswordHasher::new(&config(1)).unwrap();
+        let hasher = PasswordHasher::new(&config(1), AuthMetrics::default().hashing).unwrap();
         let ours = hasher.hash(secret(PASSWORD)).await.unwrap();
         assert!(
             ours.starts_with("$argon2id$v=19$m=12288,t=3,p=1$"),
@@ -573,7 +628,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_password_typed_in_nfd_verifies_against_a_hash_made_from_nfc_input() {
-        let hasher = PasswordHasher::new(&config(1)).unwrap();
+        let hasher = PasswordHasher::new(&config(1), AuthMetrics::default().hashing).unwrap();
         let from_nfc = hasher.hash(secret(NFC)).await.unwrap();
         let check = verify(&hasher, NFD, from_nfc).await;
         assert_eq!(check, outcome(true, false));
@@ -589,7 +644,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_legacy_hash_of_a_non_normalised_password_still_verifies_and_asks_for_a_rehash() {
-        let hasher = PasswordHasher::new(&config(1)).unwrap();
+        let hasher = PasswordHasher::new(&config(1), AuthMetrics::default().hashing).unwrap();
         // Made before normalisation, from the raw NFD bytes, with the current parameters.
         let legacy = crate_hash(NFD, 12 * 1024, 3);
         let check = verify(&hasher, NFD, legacy.clone()).await;

@@ -4,11 +4,11 @@
 //! one limit.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use verifier::Clock;
 
 use super::error::AuthError;
+use super::metrics::AuthMetrics;
 use super::ports::{RateDecision, RateLimitStore};
 use crate::config::LimitsConfig;
 
@@ -65,7 +65,7 @@ pub struct Limiter {
     store: Arc<dyn RateLimitStore>,
     config: LimitsConfig,
     clock: Arc<dyn Clock>,
-    refusals: [AtomicU64; Rule::ALL.len()],
+    metrics: AuthMetrics,
 }
 
 /// The address a per-IP limit counts against: IPv4 as is, IPv6 by its /64 (one
@@ -96,32 +96,24 @@ fn limited(decision: RateDecision, rule: Rule, audit: bool) -> AuthError {
 }
 
 impl Limiter {
-    /// A limiter over `store`.
+    /// A limiter over `store`, counting its refusals in `metrics`.
     pub fn new(
         store: Arc<dyn RateLimitStore>,
         config: LimitsConfig,
         clock: Arc<dyn Clock>,
+        metrics: AuthMetrics,
     ) -> Self {
         Self {
             store,
             config,
             clock,
-            refusals: Default::default(),
+            metrics,
         }
     }
 
-    /// Refusals so far, per rule (for `/metrics`).
-    pub fn refusals(&self) -> impl Iterator<Item = (Rule, u64)> + '_ {
-        Rule::ALL
-            .into_iter()
-            .zip(&self.refusals)
-            .map(|(rule, n)| (rule, n.load(Ordering::Relaxed)))
-    }
-
+    /// The one place a refusal is decided (and counted).
     fn refuse(&self, decision: RateDecision, rule: Rule, audit: bool) -> AuthError {
-        if let Some(i) = Rule::ALL.iter().position(|r| *r == rule) {
-            self.refusals[i].fetch_add(1, Ordering::Relaxed);
-        }
+        self.metrics.refused(rule);
         limited(decision, rule, audit)
     }
 

@@ -14,6 +14,7 @@ use super::confusables::{check_single_script, username_skeleton};
 use super::credentials::{canonical_username, check_new_password, check_password_length};
 use super::crypto::random_id;
 use super::error::{AuthError, Chain};
+use super::metrics::{LoginOutcome, SessionKind};
 use super::ports::{SessionRecord, SessionStore, User};
 use super::refresh_token::RefreshToken;
 use super::service::{AuthService, ClientInfo, IssuedTokens, UserView, secs_to_ms};
@@ -85,6 +86,25 @@ impl AuthService {
         dpop: Option<&VerifiedProof>,
         client: &ClientInfo,
     ) -> Result<IssuedTokens, AuthError> {
+        let result = self.check_and_open(username, password, dpop, client).await;
+        // The refusals decided before the password is looked at; the other outcomes are
+        // counted where they are decided, below.
+        match &result {
+            Err(AuthError::RateLimited { .. }) => self.metrics.login(LoginOutcome::RateLimited),
+            Err(AuthError::InvalidInput(_)) => self.metrics.login(LoginOutcome::InvalidRequest),
+            _ => {}
+        }
+        result
+    }
+
+    /// [`login`](Self::login) itself.
+    async fn check_and_open(
+        &self,
+        username: &str,
+        password: SecretString,
+        dpop: Option<&VerifiedProof>,
+        client: &ClientInfo,
+    ) -> Result<IssuedTokens, AuthError> {
         let dpop_jkt = dpop.map(VerifiedProof::thumbprint);
         let username = canonical_username(username)?;
         check_password_length(&password)?;
@@ -114,11 +134,12 @@ impl AuthService {
         let mut user = match user {
             Some(u) if check.valid && !u.disabled => u,
             other => {
-                let detail = match &other {
-                    None => "unknown user",
-                    Some(u) if u.disabled => "disabled user",
-                    Some(_) => "wrong password",
+                let (detail, outcome) = match &other {
+                    None => ("unknown user", LoginOutcome::UnknownUser),
+                    Some(u) if u.disabled => ("disabled user", LoginOutcome::Disabled),
+                    Some(_) => ("wrong password", LoginOutcome::WrongPassword),
                 };
+                self.metrics.login(outcome);
                 let id = other.as_ref().map(|u| u.id.as_str());
                 self.audit("login.failure", id, id, None, client, Some(detail))
                     .await;
@@ -180,6 +201,8 @@ impl AuthService {
                         None,
                     )
                     .await;
+                    self.metrics.login(LoginOutcome::Success);
+                    self.metrics.session_created(SessionKind::Login);
                     pending.keep();
                     return Ok(tokens);
                 }

@@ -22,6 +22,7 @@ pub mod introspection;
 pub mod keys;
 pub mod limits;
 pub mod login;
+pub mod metrics;
 pub mod oauth;
 pub mod passwords;
 pub mod ports;

@@ -19,6 +19,7 @@ use super::clients::{AuthenticatedClient, FIRST_PARTY_CLIENT_ID, granted_scope};
 use super::crypto::{random_bytes, random_id, sha256_b64};
 use super::error::AuthError;
 use super::login::PendingSession;
+use super::metrics::{EndCause, SessionKind};
 use super::ports::{ClientKind, SessionRecord};
 use super::refresh_token::{Provenance, RefreshToken};
 use super::service::{AccessGrant, AuthService, ClientInfo, IssuedTokens, secs_to_ms};
@@ -159,6 +160,7 @@ impl AuthService {
             Some(&detail),
         )
         .await;
+        self.metrics.session_created(SessionKind::ClientCredentials);
         pending.keep();
         Ok(ClientToken {
             access_token,
@@ -223,6 +225,7 @@ impl AuthService {
             return Ok(());
         }
         if self.sessions.delete(&target.sub, &target.sid).await? {
+            self.metrics.sessions_ended(EndCause::ClientRevoked, 1);
             self.audit(
                 "oauth.token_revoked",
                 Some(client.id()),

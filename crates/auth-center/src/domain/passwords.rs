@@ -7,6 +7,7 @@ use verifier::{Claims, VerifyError};
 
 use super::credentials::{check_new_password, check_password_length};
 use super::error::{AuthError, Chain};
+use super::metrics::EndCause;
 use super::service::{AuthService, ClientInfo};
 
 impl AuthService {
@@ -60,6 +61,7 @@ impl AuthService {
             .change_ending_sessions(
                 &user.id,
                 Some(&claims.sid),
+                EndCause::PasswordChange,
                 self.db.set_password_hash(&user.id, &hash),
             )
             .await?;

@@ -6,6 +6,7 @@ use verifier::Claims;
 use verifier::dpop::{DpopError, VerifiedProof};
 
 use super::error::AuthError;
+use super::metrics::{EndCause, RefreshOutcome};
 use super::ports::{Caller, ContextChange, RotateOutcome, Rotation, RotationPolicy};
 use super::refresh_policy;
 use super::refresh_token::{Provenance, RefreshToken};
@@ -31,8 +32,13 @@ impl AuthService {
         client: &ClientInfo,
     ) -> Result<IssuedTokens, AuthError> {
         let allowed = self.limiter.check_refresh(&client.ip).await;
+        if let Err(AuthError::RateLimited { .. }) = allowed {
+            self.metrics.refresh(RefreshOutcome::RateLimited);
+        }
         self.audit_refusal(allowed, client, None).await?;
-        let presented = RefreshToken::parse(wire, &self.refresh_keys)?;
+        let presented = RefreshToken::parse(wire, &self.refresh_keys).inspect_err(|_| {
+            self.metrics.refresh(RefreshOutcome::Invalid);
+        })?;
         let successor = presented.successor(&self.refresh_keys);
         let (presented_hash, successor_hash) = (presented.hash(), successor.hash());
         let next_successor_hash = successor.successor(&self.refresh_keys).hash();
@@ -70,6 +76,7 @@ impl AuthService {
             format!("{what}; {outcome}")
         };
         let outcome = self.sessions.rotate(&rotation).await?;
+        self.count_rotation(&outcome);
         // A change under an `audit` policy; under `revoke` it ended the session instead.
         if let RotateOutcome::Rotated { change, .. }
         | RotateOutcome::Replayed { change, .. }
@@ -162,9 +169,32 @@ impl AuthService {
         }
     }
 
+    /// Counts what the store decided: the refresh's outcome, and the session it ended.
+    fn count_rotation(&self, outcome: &RotateOutcome) {
+        let (refresh, ended) = match outcome {
+            RotateOutcome::Rotated { .. } => (RefreshOutcome::Rotated, None),
+            RotateOutcome::Replayed { .. } => (RefreshOutcome::GraceReplay, None),
+            RotateOutcome::Reused => (RefreshOutcome::ReuseDetected, Some(EndCause::Theft)),
+            RotateOutcome::NotFound => (RefreshOutcome::Expired, None),
+            RotateOutcome::DpopRequired => (RefreshOutcome::PolicyRefused, None),
+            RotateOutcome::DpopKeyMismatch | RotateOutcome::ContextRevoked { .. } => {
+                (RefreshOutcome::PolicyRefused, Some(EndCause::Theft))
+            }
+            RotateOutcome::LimitReached { .. } => {
+                (RefreshOutcome::PolicyRefused, Some(EndCause::Cap))
+            }
+        };
+        self.metrics.refresh(refresh);
+        if let Some(cause) = ended {
+            self.metrics.sessions_ended(cause, 1);
+        }
+    }
+
     /// Ends the caller's session.
     pub async fn logout(&self, claims: &Claims, client: &ClientInfo) -> Result<(), AuthError> {
-        self.sessions.delete(&claims.sub, &claims.sid).await?;
+        if self.sessions.delete(&claims.sub, &claims.sid).await? {
+            self.metrics.sessions_ended(EndCause::Logout, 1);
+        }
         self.audit(
             "logout",
             Some(&claims.sub),
@@ -180,6 +210,7 @@ impl AuthService {
     /// Ends every session of the caller.
     pub async fn logout_all(&self, claims: &Claims, client: &ClientInfo) -> Result<u64, AuthError> {
         let n = self.sessions.delete_all(&claims.sub, None).await?;
+        self.metrics.sessions_ended(EndCause::LogoutAll, n);
         let detail = format!("{n} sessions ended");
         self.audit(
             "logout_all",

@@ -22,6 +22,7 @@ use super::hasher::{HasherStats, PasswordHasher};
 use super::keys::{KeyManager, KeyPolicy};
 use super::limits::{Limiter, Rule};
 use super::login::MAX_USER_AGENT_BYTES;
+use super::metrics::{AuthMetrics, EndCause};
 use super::ports::{AuditEvent, Database, RateLimitStore, SessionStore, User};
 use super::refresh_token::{RefreshKeys, RefreshToken};
 use crate::config::Config;
@@ -131,6 +132,7 @@ pub struct AuthService {
     pub(super) client_secrets: ClientSecrets,
     trusted_proxies: Vec<IpRange>,
     dpop: DpopChecker,
+    pub(super) metrics: AuthMetrics,
 }
 
 /// What an access token says: whose it is, its session, and what it grants.
@@ -159,8 +161,9 @@ impl AuthService {
         sessions: Arc<dyn SessionStore>,
         rate_limits: Arc<dyn RateLimitStore>,
         clock: Arc<dyn Clock>,
+        metrics: AuthMetrics,
     ) -> Result<Self, AuthError> {
-        let hasher = PasswordHasher::new(&config.passwords)?;
+        let hasher = PasswordHasher::new(&config.passwords, metrics.hashing.clone())?;
         let policy = KeyPolicy::from_config(&config)?;
         let keys = Arc::new(KeyManager::load(db.clone(), clock.clone(), policy).await?);
         let rotation_key = db
@@ -179,7 +182,12 @@ impl AuthService {
             [Algorithm::EdDSA],
         )
         .with_leeway_secs(i64::try_from(config.tokens.leeway_secs).unwrap_or(5));
-        let limiter = Limiter::new(rate_limits, config.limits.clone(), clock.clone());
+        let limiter = Limiter::new(
+            rate_limits,
+            config.limits.clone(),
+            clock.clone(),
+            metrics.clone(),
+        );
         let trusted_proxies = config.trusted_proxies.clone();
         let dpop = config
             .dpop_checker(clock.clone())
@@ -198,6 +206,7 @@ impl AuthService {
             client_secrets: ClientSecrets::new(&client_secret_key),
             trusted_proxies,
             dpop,
+            metrics,
         })
     }
 
@@ -413,14 +422,17 @@ impl AuthService {
         &self,
         user_id: &str,
         keep: Option<&str>,
+        cause: EndCause,
         change: impl std::future::Future<Output = Result<T, E>>,
     ) -> Result<(T, u64), AuthError>
     where
         AuthError: From<E>,
     {
         let before = self.sessions.delete_all(user_id, keep).await?;
+        self.metrics.sessions_ended(cause, before);
         let value = change.await?;
         let after = self.sessions.delete_all(user_id, keep).await?;
+        self.metrics.sessions_ended(cause, after);
         Ok((value, before + after))
     }
 
@@ -449,14 +461,6 @@ impl AuthService {
                 .await;
         }
         allowed
-    }
-
-    /// Rate-limit refusals so far, per rule name (for `/metrics`).
-    pub fn rate_limit_refusals(&self) -> Vec<(&'static str, u64)> {
-        self.limiter
-            .refusals()
-            .map(|(rule, n)| (rule.name(), n))
-            .collect()
     }
 
     /// Writes an audit event; an audit failure is logged, not fatal.

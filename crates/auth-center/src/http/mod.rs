@@ -13,7 +13,6 @@ mod introspection;
 mod json;
 mod keys;
 mod login;
-mod metrics;
 mod oauth;
 mod passwords;
 mod refresh;
@@ -51,7 +50,8 @@ type AppState = State<Arc<AuthService>>;
 /// Largest request body accepted on the auth routes.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
-/// The whole HTTP API.
+/// The whole HTTP API, but `/metrics` and the request metrics (`service_kit::metrics`,
+/// added by `startup`).
 pub fn router(auth: Arc<AuthService>) -> Router {
     let v1 = Router::new()
         .route("/register", post(login::register))
@@ -109,12 +109,7 @@ pub fn router(auth: Arc<AuthService>) -> Router {
             header::CACHE_CONTROL,
             HeaderValue::from_static("no-store"),
         ));
-    let access_log = access_log(auth.clone());
-    let metrics = Arc::new(metrics::Metrics::new(auth.clone()));
-    let metrics_route = Router::new()
-        .route("/metrics", get(metrics::render))
-        .with_state(metrics.clone());
-    let app = Router::new()
+    Router::new()
         .nest("/v1", v1)
         .nest("/oauth2", oauth2)
         .route("/.well-known/jwks.json", get(keys::jwks))
@@ -132,10 +127,6 @@ pub fn router(auth: Arc<AuthService>) -> Router {
             auth.config().http.body_read_timeout(),
             body_deadline,
         ))
-        .route_layer(axum::middleware::from_fn_with_state(
-            metrics,
-            metrics::track,
-        ))
         .layer(cors(&auth.config().browser.allowed_origins))
         .layer(axum::middleware::from_fn(request_timeout))
         .layer(CatchPanicLayer::custom(panic_response))
@@ -145,19 +136,18 @@ pub fn router(auth: Arc<AuthService>) -> Router {
             HeaderName::from_static("dpop"),
         ]))
         .with_state(auth)
-        .merge(metrics_route)
-        // Outermost, so errors, fallbacks, timeouts, panics and /metrics carry it too.
+        // Outermost, so errors, fallbacks, timeouts, panics and /metrics carry it too
+        // (`startup` adds /metrics and the request metrics around this router).
         .layer(SetResponseHeaderLayer::overriding(
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
-        ));
-    // Around all of it: every request, /metrics and refusals included, gets an id and a line.
-    access_log.wrap(app)
+        ))
 }
 
 /// Request ids and the access line, with the caller resolved as everywhere in the
 /// auth-center: the client IP behind trusted proxies, whose `X-Request-Id` is kept.
-fn access_log(auth: Arc<AuthService>) -> AccessLog {
+/// `startup` wraps the whole application in it, `/metrics` and the request metrics included.
+pub fn access_log(auth: Arc<AuthService>) -> AccessLog {
     AccessLog::new(move |peer, headers| {
         let forwarded = extract::forwarded_for(headers);
         Caller {

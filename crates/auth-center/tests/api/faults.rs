@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use auth_center::Config;
 use auth_center::domain::AuthService;
 use auth_center::domain::error::StoreError;
+use auth_center::domain::metrics::AuthMetrics;
 use auth_center::domain::ports::{RotateOutcome, Rotation, SessionRecord, SessionStore};
 use auth_center::startup::{connect_database, connect_redis_stores};
 use secrecy::SecretString;
@@ -139,6 +140,7 @@ pub async fn spawn_faulty_on(
         faulty.clone(),
         stores.rate_limits,
         Arc::new(clock.clone()),
+        AuthMetrics::default(),
     )
     .await
     .unwrap();

@@ -112,7 +112,7 @@ pub async fn spawn_with_service(
     auth: Arc<AuthService>,
 ) -> TestApp {
     let config = auth.config().clone();
-    let app = Application::with_service(auth)
+    let app = Application::with_service(auth, service_kit::metrics::Registry::private())
         .await
         .expect("application builds");
     serve(backend, config, dir, clock, app).await
@@ -541,6 +541,11 @@ pub fn argon2_hash(config: &Config, password: &[u8]) -> String {
 }
 
 impl TestApp {
+    /// `/metrics`, parsed. This app's own: each app records into a registry of its own.
+    pub async fn scrape(&self) -> Scrape {
+        Scrape::parse(&self.metrics_text().await)
+    }
+
     /// The `/metrics` text.
     pub async fn metrics_text(&self) -> String {
         let response = self.request(reqwest::Method::GET, "/metrics").send().await;
@@ -919,4 +924,40 @@ pub fn post_from(
         request = request.header("user-agent", agent);
     }
     request
+}
+
+/// A Prometheus text exposition: each series (name and labels, as written) with its value.
+pub struct Scrape {
+    text: String,
+    values: std::collections::HashMap<String, f64>,
+}
+
+impl Scrape {
+    pub fn parse(text: &str) -> Self {
+        let values = text
+            .lines()
+            .filter(|line| !line.starts_with('#') && !line.trim().is_empty())
+            .map(|line| {
+                let (series, value) = line.rsplit_once(' ').expect("a series and its value");
+                (series.to_string(), value.parse().expect("a number"))
+            })
+            .collect();
+        Self {
+            text: text.to_string(),
+            values,
+        }
+    }
+
+    /// Whether the text contains `needle` anywhere.
+    pub fn text_contains(&self, needle: &str) -> bool {
+        self.text.contains(needle)
+    }
+
+    /// The value of `series` (`name{label="value",...}`); a missing series fails the test.
+    pub fn value(&self, series: &str) -> f64 {
+        *self
+            .values
+            .get(series)
+            .unwrap_or_else(|| panic!("no {series} in\n{}", self.text))
+    }
 }

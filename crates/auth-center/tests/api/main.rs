@@ -40,6 +40,7 @@ mod lifecycle_races;
 mod lifetimes;
 mod lost_rotation;
 mod memory;
+mod metrics;
 mod oauth;
 mod passwords;
 mod rate_limits;

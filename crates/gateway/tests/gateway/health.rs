@@ -120,3 +120,41 @@ async fn the_metrics_count_decisions_by_dialect_and_outcome() {
         "{after}"
     );
 }
+
+#[tokio::test]
+async fn the_verifiers_series_and_the_request_durations_are_exported_at_metrics() {
+    let env = Env::new().await;
+    let gateway = env.gateway(|_| {}).await;
+    let token = env.token("user-1", json!({})).await;
+    let page = |answer: Answer| answer.body.as_str().unwrap_or_default().to_owned();
+    let value = |page: &str, series: &str| {
+        sample(page, series).unwrap_or_else(|| panic!("no {series} in {page}"))
+    };
+    let series = [
+        r#"verifier_tokens_total{outcome="valid"}"#,
+        r#"verifier_signature_cache_total{result="hit"}"#,
+        r#"verifier_session_cache_total{result="hit"}"#,
+        "verifier_redis_requests_total",
+    ];
+    let before = page(gateway.get("/metrics").await);
+    for _ in 0..3 {
+        gateway
+            .with_token(Dialect::AuthRequest, "/", &token)
+            .await
+            .assert_allowed();
+    }
+    let after = page(gateway.get("/metrics").await);
+    // Other tests in this process verify too: at least this test's own.
+    for name in series {
+        assert!(
+            value(&after, name) > value(&before, name),
+            "{name} did not grow: {after}"
+        );
+    }
+    assert!(
+        value(&after, r#"verifier_tokens_total{outcome="valid"}"#)
+            >= value(&before, r#"verifier_tokens_total{outcome="valid"}"#) + 3.0
+    );
+    let requests = r#"http_request_duration_seconds_count{method="GET",route="/authz/auth-request",status="200"}"#;
+    assert!(value(&after, requests) >= 3.0, "{after}");
+}

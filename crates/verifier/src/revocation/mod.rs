@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::VerifyError;
+use crate::metrics::VerifierMetrics;
 use crate::redis_conn::{RedisConnection, RedisFailure};
 
 pub(crate) mod tracked;
@@ -53,6 +54,7 @@ pub(crate) struct SessionCheck {
     pub(crate) timeout: Duration,
     /// Tracked mode's cache; `None` in every-request mode.
     pub(crate) tracked: Option<Arc<TrackedCache>>,
+    pub(crate) metrics: Arc<VerifierMetrics>,
 }
 
 impl SessionCheck {
@@ -61,14 +63,20 @@ impl SessionCheck {
     /// `Fault` (a misconfiguration, such as an ACL without `EXISTS`) is logged as an error,
     /// as it does not pass by itself the way an outage or a failover does.
     pub(crate) async fn check(&self, session_key: &str) -> Result<(), VerifyError> {
-        if self.tracked.as_ref().is_some_and(|c| c.hit(session_key)) {
-            return Ok(());
+        if let Some(cache) = &self.tracked {
+            let hit = cache.hit(session_key);
+            self.metrics.session_cache(hit);
+            if hit {
+                return Ok(());
+            }
         }
         let epoch = self.tracked.as_ref().map(|c| c.epoch());
         let mut conn = self.conn.clone();
         let mut cmd = redis::cmd("EXISTS");
         cmd.arg(session_key);
-        match tokio::time::timeout(self.timeout, cmd.query_async::<i64>(&mut conn)).await {
+        let answer = tokio::time::timeout(self.timeout, cmd.query_async::<i64>(&mut conn)).await;
+        self.metrics.redis_request(!matches!(answer, Ok(Ok(_))));
+        match answer {
             Ok(Ok(1)) => {
                 if let (Some(cache), Some(epoch)) = (&self.tracked, epoch) {
                     cache.remember(session_key, epoch);

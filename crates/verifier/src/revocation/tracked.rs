@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use quick_cache::sync::Cache;
 use redis::{PushInfo, PushKind, Value};
 
+use crate::metrics::{DropCause, VerifierMetrics};
 use crate::redis_conn::RedisConnection;
 
 /// Most session keys remembered by the tracked cache. When it is full, the cache evicts
@@ -36,6 +37,7 @@ pub(crate) struct TrackedCache {
     gate: RwLock<()>,
     /// Session key → until when the answer may be served.
     entries: Cache<Box<[u8]>, Instant>,
+    metrics: Arc<VerifierMetrics>,
 }
 
 impl std::fmt::Debug for TrackedCache {
@@ -48,21 +50,29 @@ impl std::fmt::Debug for TrackedCache {
 }
 
 impl TrackedCache {
-    pub(crate) fn new(ttl: Duration) -> Arc<Self> {
+    pub(crate) fn new(ttl: Duration, metrics: Arc<VerifierMetrics>) -> Arc<Self> {
         Arc::new(Self {
             ttl,
             invalidations: AtomicU64::new(0),
             stalled: AtomicBool::new(false),
             gate: RwLock::new(()),
             entries: Cache::new(TRACKED_CAPACITY),
+            metrics,
         })
     }
 
+    /// Whether `key` is cached and fresh; a cached entry past the max staleness counts as
+    /// a `staleness` drop.
     #[allow(clippy::disallowed_methods)] // real time: a safety-net TTL of cached answers, not domain time
     pub(crate) fn hit(&self, key: &str) -> bool {
-        self.entries
-            .get(key.as_bytes())
-            .is_some_and(|until| Instant::now() < until)
+        let Some(until) = self.entries.get(key.as_bytes()) else {
+            return false;
+        };
+        let fresh = Instant::now() < until;
+        if !fresh {
+            self.metrics.cache_drop(DropCause::Staleness);
+        }
+        fresh
     }
 
     pub(crate) fn epoch(&self) -> u64 {
@@ -91,6 +101,7 @@ impl TrackedCache {
         self.invalidations.fetch_add(1, Ordering::AcqRel);
         match (&push.kind, push.data.first()) {
             (PushKind::Invalidate, Some(Value::Array(keys))) => {
+                self.metrics.invalidation();
                 for key in keys {
                     if let Value::BulkString(key) = key {
                         self.entries.remove(key.as_slice());
@@ -99,23 +110,33 @@ impl TrackedCache {
             }
             // `FLUSHALL`/`FLUSHDB` (a nil key list), a dropped connection (no more
             // invalidations can arrive), or anything unexpected: forget everything.
-            (PushKind::Invalidate, _) | (PushKind::Disconnection, _) => self.entries.clear(),
+            (PushKind::Invalidate, _) => {
+                self.metrics.invalidation();
+                self.metrics.cache_drop(DropCause::Flush);
+                self.entries.clear();
+            }
+            (PushKind::Disconnection, _) => {
+                self.metrics.cache_drop(DropCause::Disconnect);
+                self.entries.clear();
+            }
             _ => {}
         }
     }
 
-    /// Drops every entry: invalidations may have been missed.
-    pub(crate) fn forget_all(&self) {
-        self.on_push(&PushInfo {
-            kind: PushKind::Disconnection,
-            data: Vec::new(),
-        });
+    /// Drops every entry, for `cause`: invalidations may have been missed.
+    fn forget_all(&self, cause: DropCause) {
+        let Ok(_gate) = self.gate.write() else {
+            return;
+        };
+        self.invalidations.fetch_add(1, Ordering::AcqRel);
+        self.metrics.cache_drop(cause);
+        self.entries.clear();
     }
 
     /// Redis stopped answering: drop everything and cache nothing until [`resume`](Self::resume).
     fn stall(&self) {
         self.stalled.store(true, Ordering::Release);
-        self.forget_all();
+        self.forget_all(DropCause::Heartbeat);
     }
 
     /// Redis answered a heartbeat: caching may resume.
@@ -197,7 +218,10 @@ mod tests {
 
     #[test]
     fn an_invalidation_removes_exactly_its_keys() {
-        let cache = TrackedCache::new(Duration::from_secs(60));
+        let cache = TrackedCache::new(
+            Duration::from_secs(60),
+            Arc::new(VerifierMetrics::register()),
+        );
         cache.remember("a", cache.epoch());
         cache.remember("b", cache.epoch());
         cache.on_push(&invalidate(&["a"]));
@@ -207,7 +231,10 @@ mod tests {
 
     #[test]
     fn a_reply_overtaken_by_an_invalidation_is_not_cached() {
-        let cache = TrackedCache::new(Duration::from_secs(60));
+        let cache = TrackedCache::new(
+            Duration::from_secs(60),
+            Arc::new(VerifierMetrics::register()),
+        );
         let epoch = cache.epoch(); // request sent
         cache.on_push(&invalidate(&["a"])); // DEL's invalidation handled first
         cache.remember("a", epoch); // then the (stale) "exists" reply
@@ -216,7 +243,10 @@ mod tests {
 
     #[test]
     fn a_disconnect_or_flush_forgets_everything() {
-        let cache = TrackedCache::new(Duration::from_secs(60));
+        let cache = TrackedCache::new(
+            Duration::from_secs(60),
+            Arc::new(VerifierMetrics::register()),
+        );
         cache.remember("a", cache.epoch());
         cache.on_push(&PushInfo {
             kind: PushKind::Disconnection,
@@ -233,7 +263,10 @@ mod tests {
 
     #[test]
     fn a_stalled_redis_empties_the_cache_and_nothing_is_cached_until_it_answers_again() {
-        let cache = TrackedCache::new(Duration::from_secs(60));
+        let cache = TrackedCache::new(
+            Duration::from_secs(60),
+            Arc::new(VerifierMetrics::register()),
+        );
         cache.remember("a", cache.epoch());
         cache.stall();
         assert!(!cache.hit("a"));
@@ -246,7 +279,10 @@ mod tests {
 
     #[test]
     fn a_hot_session_survives_a_flood_of_one_off_sessions() {
-        let cache = TrackedCache::new(Duration::from_secs(60));
+        let cache = TrackedCache::new(
+            Duration::from_secs(60),
+            Arc::new(VerifierMetrics::register()),
+        );
         cache.remember("hot", cache.epoch());
         for i in 0..2 * TRACKED_CAPACITY {
             assert!(
@@ -261,7 +297,7 @@ mod tests {
 
     #[test]
     fn entries_expire_after_the_max_staleness() {
-        let cache = TrackedCache::new(Duration::ZERO);
+        let cache = TrackedCache::new(Duration::ZERO, Arc::new(VerifierMetrics::register()));
         cache.remember("a", cache.epoch());
         assert!(!cache.hit("a"));
     }

@@ -2,6 +2,7 @@
 //! script over keys that share the user's hash tag, so it runs atomically on one slot.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use redis::{Script, Value};
@@ -269,6 +270,8 @@ pub struct RedisSessionStore {
     conn: RedisConnection,
     keys: SessionKeys,
     scripts: Scripts,
+    /// Replicas that must acknowledge a new session, and how long to wait for them.
+    durability: Option<(u32, Duration)>,
 }
 
 impl RedisSessionStore {
@@ -285,7 +288,15 @@ impl RedisSessionStore {
                 delete: Script::new(DELETE),
                 delete_all: Script::new(DELETE_ALL),
             },
+            durability: None,
         }
+    }
+
+    /// This store, with every new session acknowledged by `replicas` replicas within
+    /// `timeout` (`WAIT`) before `create` succeeds; `0` replicas: no waiting.
+    pub fn wait_for_replicas(mut self, replicas: u32, timeout: Duration) -> Self {
+        self.durability = (replicas > 0).then_some((replicas, timeout));
+        self
     }
 
     fn session_keys(&self, user_id: &str, sid: &str) -> Result<(String, String), StoreError> {
@@ -385,7 +396,30 @@ impl SessionStore for RedisSessionStore {
             .invoke_async(&mut conn)
             .await
             .map_err(redis_error)?;
-        Ok(())
+        let Some((replicas, timeout)) = self.durability else {
+            return Ok(());
+        };
+        let (key, _) = self.session_keys(&s.user_id, &s.sid)?;
+        let acknowledged = conn.wait_for_replicas(&key, replicas, timeout).await;
+        match acknowledged {
+            Ok(n) if n >= replicas => Ok(()),
+            outcome => {
+                tracing::warn!(
+                    acknowledged = ?outcome.as_ref().ok(),
+                    required = replicas,
+                    "a new session was not acknowledged by enough Redis replicas in time: \
+                     the login fails closed (503)"
+                );
+                // No tokens are handed out for it: take it back (best effort).
+                let _ = self.delete(&s.user_id, &s.sid).await;
+                match outcome {
+                    Err(e) => Err(redis_error(e)),
+                    Ok(_) => Err(StoreError::unavailable(
+                        "too few Redis replicas acknowledged the new session",
+                    )),
+                }
+            }
+        }
     }
 
     async fn rotate(&self, r: &Rotation<'_>) -> Result<RotateOutcome, StoreError> {

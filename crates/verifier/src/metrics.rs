@@ -1,0 +1,162 @@
+//! The verifier's metrics, through the [`metrics`](https://docs.rs/metrics) facade (feature
+//! `metrics`, on by default).
+//!
+//! **The hook**: the verifier records into whatever `metrics` recorder the embedding
+//! process has installed (`metrics::set_global_recorder`, or an exporter's `install`, such
+//! as `metrics-exporter-prometheus`) when the verifier is built; with none installed,
+//! recording does nothing and costs a branch. The workspace's demo-service and gateway
+//! install a Prometheus recorder before they build their verifier and serve it at
+//! `/metrics`.
+//!
+//! The series:
+//!
+//! | Name | Labels | What it counts |
+//! |---|---|---|
+//! | `verifier_tokens_total` | `outcome`: `valid`, `invalid`, `expired`, `revoked`, `unavailable`, `dpop_invalid` | tokens verified, by answer |
+//! | `verifier_signature_cache_total` | `result`: `hit`, `miss` | signature-cache lookups |
+//! | `verifier_session_cache_total` | `result`: `hit`, `miss` | tracked mode's session-cache lookups |
+//! | `verifier_invalidations_total` | | invalidation pushes received from Redis |
+//! | `verifier_cache_drops_total` | `cause`: `disconnect`, `flush`, `heartbeat`, `staleness` | session-cache entries dropped wholesale (`disconnect`, `flush`, `heartbeat`) or one expired entry found (`staleness`) |
+//! | `verifier_redis_requests_total` | | session checks sent to Redis (`EXISTS`) |
+//! | `verifier_redis_errors_total` | | of those, failed or timed out |
+//! | `verifier_revocation_lag_seconds` | | histogram: a deleted session's refusal delay, from [`record_revocation_lag`] |
+//!
+//! Every handle is registered once, when the verifier is built, so the request path only
+//! adds to an atomic counter (see `docs/benchmarks.md` for what it costs).
+
+use std::time::Duration;
+
+use ::metrics::{Counter, Unit};
+
+use crate::error::VerifyError;
+
+const TOKENS: &str = "verifier_tokens_total";
+const SIGNATURE_CACHE: &str = "verifier_signature_cache_total";
+const SESSION_CACHE: &str = "verifier_session_cache_total";
+const INVALIDATIONS: &str = "verifier_invalidations_total";
+const CACHE_DROPS: &str = "verifier_cache_drops_total";
+const REDIS_REQUESTS: &str = "verifier_redis_requests_total";
+const REDIS_ERRORS: &str = "verifier_redis_errors_total";
+/// The name of the revocation-lag histogram.
+pub const REVOCATION_LAG: &str = "verifier_revocation_lag_seconds";
+
+/// Records one revocation lag: the time from a session's deletion in Redis to this verifier
+/// refusing its token, as measured by a probe (the auth-center's revocation self-test), into
+/// the `verifier_revocation_lag_seconds` histogram of the installed recorder.
+///
+/// ```
+/// use std::time::Duration;
+/// verifier::metrics::record_revocation_lag(Duration::from_micros(350));
+/// ```
+pub fn record_revocation_lag(lag: Duration) {
+    ::metrics::describe_histogram!(
+        REVOCATION_LAG,
+        Unit::Seconds,
+        "Time from a session's deletion to the verifier refusing its token."
+    );
+    ::metrics::histogram!(REVOCATION_LAG).record(lag.as_secs_f64());
+}
+
+pub(crate) use crate::drop_cause::DropCause;
+
+/// The verifier's pre-registered handles. (Without `redis`, the session-check series stay
+/// at zero.)
+#[derive(Debug)]
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+pub(crate) struct VerifierMetrics {
+    /// By outcome: valid, invalid, expired, revoked, unavailable, dpop_invalid.
+    tokens: [Counter; 6],
+    sig_hit: Counter,
+    sig_miss: Counter,
+    session_hit: Counter,
+    session_miss: Counter,
+    invalidations: Counter,
+    /// By [`DropCause`], in its order.
+    drops: [Counter; 4],
+    redis_requests: Counter,
+    redis_errors: Counter,
+}
+
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+impl VerifierMetrics {
+    /// Registers every series in the facade's current recorder.
+    pub(crate) fn register() -> Self {
+        ::metrics::describe_counter!(TOKENS, "Tokens verified, by outcome.");
+        ::metrics::describe_counter!(SIGNATURE_CACHE, "Signature-cache lookups, by result.");
+        ::metrics::describe_counter!(SESSION_CACHE, "Session-cache lookups, by result.");
+        ::metrics::describe_counter!(INVALIDATIONS, "Invalidation pushes received from Redis.");
+        ::metrics::describe_counter!(CACHE_DROPS, "Session-cache drops, by cause.");
+        ::metrics::describe_counter!(REDIS_REQUESTS, "Session checks sent to Redis.");
+        ::metrics::describe_counter!(REDIS_ERRORS, "Session checks that failed or timed out.");
+        Self {
+            tokens: [
+                "valid",
+                "invalid",
+                "expired",
+                "revoked",
+                "unavailable",
+                "dpop_invalid",
+            ]
+            .map(|outcome| ::metrics::counter!(TOKENS, "outcome" => outcome)),
+            sig_hit: ::metrics::counter!(SIGNATURE_CACHE, "result" => "hit"),
+            sig_miss: ::metrics::counter!(SIGNATURE_CACHE, "result" => "miss"),
+            session_hit: ::metrics::counter!(SESSION_CACHE, "result" => "hit"),
+            session_miss: ::metrics::counter!(SESSION_CACHE, "result" => "miss"),
+            invalidations: ::metrics::counter!(INVALIDATIONS),
+            drops: ["disconnect", "flush", "heartbeat", "staleness"]
+                .map(|cause| ::metrics::counter!(CACHE_DROPS, "cause" => cause)),
+            redis_requests: ::metrics::counter!(REDIS_REQUESTS),
+            redis_errors: ::metrics::counter!(REDIS_ERRORS),
+        }
+    }
+
+    /// A verification answered `result`.
+    #[inline]
+    pub(crate) fn token<T>(&self, result: &Result<T, VerifyError>) {
+        let i = match result {
+            Ok(_) => 0,
+            Err(VerifyError::Invalid(_)) => 1,
+            Err(VerifyError::Expired) => 2,
+            Err(VerifyError::Revoked) => 3,
+            Err(VerifyError::Unavailable(_)) => 4,
+            Err(VerifyError::InvalidDpopProof(_) | VerifyError::DpopBinding(_)) => 5,
+        };
+        self.tokens[i].increment(1);
+    }
+
+    #[inline]
+    pub(crate) fn signature_cache(&self, hit: bool) {
+        if hit { &self.sig_hit } else { &self.sig_miss }.increment(1);
+    }
+
+    #[inline]
+    pub(crate) fn session_cache(&self, hit: bool) {
+        if hit {
+            &self.session_hit
+        } else {
+            &self.session_miss
+        }
+        .increment(1);
+    }
+
+    pub(crate) fn invalidation(&self) {
+        self.invalidations.increment(1);
+    }
+
+    pub(crate) fn cache_drop(&self, cause: DropCause) {
+        let i = match cause {
+            DropCause::Disconnect => 0,
+            DropCause::Flush => 1,
+            DropCause::Heartbeat => 2,
+            DropCause::Staleness => 3,
+        };
+        self.drops[i].increment(1);
+    }
+
+    pub(crate) fn redis_request(&self, failed: bool) {
+        self.redis_requests.increment(1);
+        if failed {
+            self.redis_errors.increment(1);
+        }
+    }
+}
