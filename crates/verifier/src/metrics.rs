@@ -70,7 +70,8 @@ pub(crate) use crate::drop_cause::DropCause;
 #[derive(Debug)]
 #[cfg_attr(not(feature = "redis"), allow(dead_code))]
 pub(crate) struct VerifierMetrics {
-    /// By outcome: valid, invalid, expired, revoked, unavailable, dpop_invalid.
+    /// By outcome: valid, invalid, expired, revoked, unavailable, dpop_invalid (the indexes
+    /// of [`failed`](Self::failed)).
     tokens: [Counter; 6],
     sig_hit: Counter,
     sig_miss: Counter,
@@ -122,17 +123,13 @@ impl VerifierMetrics {
         }
     }
 
-    /// A verification answered `result`, its signature from the cache or not, its session
-    /// from tracked mode's cache (`Some(true)`), from Redis (`Some(false)`) or not checked
-    /// there (`None`). The hot path is one atomic add.
+    /// A valid token, its signature from the cache or not, its session from tracked mode's
+    /// cache (`Some(true)`), from Redis (`Some(false)`) or not checked there (`None`). The
+    /// hot path (both from the caches, or the signature with no session check) is one
+    /// atomic add.
     #[inline]
-    pub(crate) fn verification<T>(
-        &self,
-        signature_cached: bool,
-        session_cached: Option<bool>,
-        result: &Result<T, VerifyError>,
-    ) {
-        if signature_cached && result.is_ok() {
+    pub(crate) fn valid(&self, signature_cached: bool, session_cached: Option<bool>) {
+        if signature_cached {
             match session_cached {
                 Some(true) => {
                     self.fast_checked.fetch_add(1, Ordering::Relaxed);
@@ -145,8 +142,30 @@ impl VerifierMetrics {
                 Some(false) => {}
             }
         }
+        self.count(signature_cached, session_cached, 0);
+    }
+
+    /// A refused token (`error`), the caches as in [`valid`](Self::valid).
+    pub(crate) fn failed(
+        &self,
+        signature_cached: bool,
+        session_cached: Option<bool>,
+        error: &VerifyError,
+    ) {
+        let outcome = match error {
+            VerifyError::Invalid(_) => 1,
+            VerifyError::Expired => 2,
+            VerifyError::Revoked => 3,
+            VerifyError::Unavailable(_) => 4,
+            VerifyError::InvalidDpopProof(_) | VerifyError::DpopBinding(_) => 5,
+        };
+        self.count(signature_cached, session_cached, outcome);
+    }
+
+    /// Off the hot path: folds the hot path's counts in, then counts this verification.
+    fn count(&self, signature_cached: bool, session_cached: Option<bool>, outcome: usize) {
         self.flush();
-        self.token(result);
+        self.tokens[outcome].increment(1);
         if signature_cached {
             &self.sig_hit
         } else {
@@ -173,18 +192,6 @@ impl VerifierMetrics {
                 self.session_hit.increment(n);
             }
         }
-    }
-
-    fn token<T>(&self, result: &Result<T, VerifyError>) {
-        let i = match result {
-            Ok(_) => 0,
-            Err(VerifyError::Invalid(_)) => 1,
-            Err(VerifyError::Expired) => 2,
-            Err(VerifyError::Revoked) => 3,
-            Err(VerifyError::Unavailable(_)) => 4,
-            Err(VerifyError::InvalidDpopProof(_) | VerifyError::DpopBinding(_)) => 5,
-        };
-        self.tokens[i].increment(1);
     }
 
     pub(crate) fn invalidation(&self) {

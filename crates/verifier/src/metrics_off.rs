@@ -15,7 +15,8 @@ impl VerifierMetrics {
         Self
     }
     #[inline]
-    pub(crate) fn verification<T>(&self, _: bool, _: Option<bool>, _: &Result<T, VerifyError>) {}
+    pub(crate) fn valid(&self, _: bool, _: Option<bool>) {}
+    pub(crate) fn failed(&self, _: bool, _: Option<bool>, _: &VerifyError) {}
     pub(crate) fn flush(&self) {}
     pub(crate) fn invalidation(&self) {}
     pub(crate) fn cache_drop(&self, _: DropCause) {}

@@ -79,14 +79,6 @@ pub(crate) enum KeySource {
     Jwks(Arc<JwksSource>),
 }
 
-/// Which caches answered a verification, for its metrics.
-#[derive(Default)]
-struct Path {
-    signature_cached: bool,
-    /// `None` when no session cache was asked.
-    session_cached: Option<bool>,
-}
-
 impl std::fmt::Debug for Verifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Verifier")
@@ -178,53 +170,64 @@ impl Verifier {
             .await
     }
 
-    /// Verifies, and counts the outcome (`verifier_tokens_total`): the one place it is
-    /// known.
+    /// The token, then (with the DPoP scheme) the proof, then the binding between them, all
+    /// in-process; the session check last. The outcome and which caches answered are
+    /// counted at the end, the one place they are all known (one async fn, no wrapper: the
+    /// hot path stays as short as it was).
     async fn verify_presented(
         &self,
         token: &str,
         proof: Option<(&str, ProofRequest<'_>)>,
     ) -> Result<Arc<Claims>, VerifyError> {
-        let mut path = Path::default();
-        let result = self.check_presented(token, proof, &mut path).await;
-        self.inner
-            .metrics
-            .verification(path.signature_cached, path.session_cached, &result);
-        result
-    }
-
-    /// The token, then (with the DPoP scheme) the proof, then the binding between them, all
-    /// in-process; the session check last.
-    async fn check_presented(
-        &self,
-        token: &str,
-        proof: Option<(&str, ProofRequest<'_>)>,
-        path: &mut Path,
-    ) -> Result<Arc<Claims>, VerifyError> {
         let inner = &self.inner;
         let now = inner.clock.now_secs();
         let cached = inner.sig_cache.get(token, now, inner.leeway_secs);
-        path.signature_cached = cached.is_some();
+        let signature_cached = cached.is_some();
+        #[cfg_attr(not(feature = "redis"), allow(unused_mut))]
+        let mut session_cached = None;
+        let failed = |e: VerifyError, session_cached: Option<bool>| {
+            inner.metrics.failed(signature_cached, session_cached, &e);
+            Err(e)
+        };
         let verified = match cached {
             Some(verified) => verified,
-            None => self.verify_signature(token, now).await?,
+            None => match self.verify_signature(token, now).await {
+                Ok(verified) => verified,
+                Err(e) => return failed(e, None),
+            },
         };
+        if let Err(e) = self.check_proof(&verified, token, proof) {
+            return failed(e, None);
+        }
+        #[cfg(feature = "redis")]
+        if let (Some(check), Some(key)) = (&inner.session_check, &verified.session_key)
+            && let Err(e) = check.check(key, &mut session_cached).await
+        {
+            return failed(e, session_cached);
+        }
+        inner.metrics.valid(signature_cached, session_cached);
+        Ok(Arc::clone(&verified.claims))
+    }
+
+    /// With the DPoP scheme, the proof; then the binding between token and proof.
+    #[inline]
+    fn check_proof(
+        &self,
+        verified: &Verified,
+        token: &str,
+        proof: Option<(&str, ProofRequest<'_>)>,
+    ) -> Result<(), VerifyError> {
         let proof = match proof {
             None => None,
             Some((proof, request)) => {
-                let checker = inner.dpop.as_ref().ok_or(VerifyError::DpopBinding(
+                let checker = self.inner.dpop.as_ref().ok_or(VerifyError::DpopBinding(
                     "this verifier is not set up for DPoP",
                 ))?;
                 let checked = checker.check(proof, &request.with_access_token(token));
                 Some(checked.map_err(VerifyError::InvalidDpopProof)?)
             }
         };
-        check_binding(&verified.claims, proof.as_ref())?;
-        #[cfg(feature = "redis")]
-        if let (Some(check), Some(key)) = (&inner.session_check, &verified.session_key) {
-            check.check(key, &mut path.session_cached).await?;
-        }
-        Ok(Arc::clone(&verified.claims))
+        check_binding(&verified.claims, proof.as_ref())
     }
 
     async fn verify_signature(&self, token: &str, now: i64) -> Result<Arc<Verified>, VerifyError> {
