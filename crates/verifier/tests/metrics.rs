@@ -66,7 +66,7 @@ async fn an_installed_recorder_receives_the_verifiers_series() {
     let page = handle.render();
     assert_eq!(
         value(&page, r#"verifier_tokens_total{outcome="valid"}"#),
-        2.0
+        3.0
     );
     assert_eq!(
         value(&page, r#"verifier_tokens_total{outcome="expired"}"#),
@@ -82,7 +82,7 @@ async fn an_installed_recorder_receives_the_verifiers_series() {
     );
     assert_eq!(
         value(&page, r#"verifier_signature_cache_total{result="hit"}"#),
-        1.0
+        2.0
     );
     assert_eq!(
         value(&page, r#"verifier_signature_cache_total{result="miss"}"#),
