@@ -19,7 +19,9 @@
 //! (`INFO commandstats`) is printed next to the number of calls made, so a client-side
 //! cache that does not hit shows up at once.
 //!
-//! Run with `cargo bench -p verifier` (about 1–2 minutes of measurement).
+//! Run with `cargo bench -p verifier` (about 1–2 minutes of measurement); with
+//! `BENCH_METRICS=prometheus` a Prometheus recorder is installed first, so the verifier's
+//! metrics (feature `metrics`) record for real (`docs/benchmarks.md`).
 
 #![allow(
     clippy::unwrap_used,
@@ -161,6 +163,14 @@ fn report(rt: &Runtime, admin: &mut MultiplexedConnection, name: &str, before: u
 
 fn benches(c: &mut Criterion) {
     verifier::contract::install_crypto_provider();
+    // With BENCH_METRICS=prometheus, a Prometheus recorder is the process's (the hook's)
+    // before any verifier is built, as in the demo-service and the gateway: the verifier's
+    // counters are then real atomics. Without it, no recorder: they do nothing.
+    if std::env::var("BENCH_METRICS").is_ok_and(|v| v == "prometheus") {
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        metrics::set_global_recorder(recorder).unwrap();
+        eprintln!("metrics: a Prometheus recorder is installed");
+    }
     let redis_server = test_support::RedisServer::start().expect("start a private redis-server");
     let url = redis_server.url();
     let rt = tokio::runtime::Builder::new_current_thread()

@@ -548,6 +548,8 @@ impl VerifierBuilder {
             dpop: self.dpop,
             metrics,
         });
+        #[cfg(all(feature = "metrics", any(feature = "redis", feature = "jwks")))]
+        spawn_metrics_flush(&inner.metrics);
         #[cfg(feature = "jwks")]
         if let KeySource::Jwks(source) = &inner.keys {
             let weak = Arc::downgrade(&inner);
@@ -585,6 +587,22 @@ fn is_loopback_http(url: &str) -> bool {
     ["http://127.0.0.1", "http://localhost", "http://[::1]"]
         .iter()
         .any(|p| url.starts_with(p))
+}
+
+/// Folds the hot path's metric counts in every second while the verifier lives.
+#[cfg(all(feature = "metrics", any(feature = "redis", feature = "jwks")))]
+fn spawn_metrics_flush(metrics: &Arc<VerifierMetrics>) {
+    let metrics = Arc::downgrade(metrics);
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            every.tick().await;
+            let Some(metrics) = metrics.upgrade() else {
+                return;
+            };
+            metrics.flush();
+        }
+    });
 }
 
 #[cfg(all(test, feature = "redis"))]

@@ -21,9 +21,15 @@
 //! | `verifier_redis_errors_total` | | of those, failed or timed out |
 //! | `verifier_revocation_lag_seconds` | | histogram: a deleted session's refusal delay, from [`record_revocation_lag`] |
 //!
-//! Every handle is registered once, when the verifier is built, so the request path only
-//! adds to an atomic counter (see `docs/benchmarks.md` for what it costs).
+//! Every handle is registered once, when the verifier is built. The hot path (a repeat token:
+//! signature-cache hit, session-cache hit or no session check, valid) adds to **one**
+//! atomic of the verifier's own instead of three counters; those counts are folded into
+//! the three series (`valid`, the two cache hits) by the next verification that takes any
+//! other path, and at the latest every second by a background task (with the `redis` or
+//! `jwks` feature) or by [`Verifier::flush_metrics`](crate::Verifier::flush_metrics). Other
+//! paths count directly. See `docs/benchmarks.md` for what it costs.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use ::metrics::{Counter, Unit};
@@ -64,7 +70,8 @@ pub(crate) use crate::drop_cause::DropCause;
 #[derive(Debug)]
 #[cfg_attr(not(feature = "redis"), allow(dead_code))]
 pub(crate) struct VerifierMetrics {
-    /// By outcome: valid, invalid, expired, revoked, unavailable, dpop_invalid.
+    /// By outcome: valid, invalid, expired, revoked, unavailable, dpop_invalid (the indexes
+    /// of [`failed`](Self::failed)).
     tokens: [Counter; 6],
     sig_hit: Counter,
     sig_miss: Counter,
@@ -75,6 +82,10 @@ pub(crate) struct VerifierMetrics {
     drops: [Counter; 4],
     redis_requests: Counter,
     redis_errors: Counter,
+    /// Hot-path verifications not yet folded in: signature and session cache hits, valid.
+    fast_checked: AtomicU64,
+    /// The same without a session check (revocation off): signature-cache hit, valid.
+    fast_unchecked: AtomicU64,
 }
 
 #[cfg_attr(not(feature = "redis"), allow(dead_code))]
@@ -107,36 +118,80 @@ impl VerifierMetrics {
                 .map(|cause| ::metrics::counter!(CACHE_DROPS, "cause" => cause)),
             redis_requests: ::metrics::counter!(REDIS_REQUESTS),
             redis_errors: ::metrics::counter!(REDIS_ERRORS),
+            fast_checked: AtomicU64::new(0),
+            fast_unchecked: AtomicU64::new(0),
         }
     }
 
-    /// A verification answered `result`.
+    /// A valid token, its signature from the cache or not, its session from tracked mode's
+    /// cache (`Some(true)`), from Redis (`Some(false)`) or not checked there (`None`). The
+    /// hot path (both from the caches, or the signature with no session check) is one
+    /// atomic add.
     #[inline]
-    pub(crate) fn token<T>(&self, result: &Result<T, VerifyError>) {
-        let i = match result {
-            Ok(_) => 0,
-            Err(VerifyError::Invalid(_)) => 1,
-            Err(VerifyError::Expired) => 2,
-            Err(VerifyError::Revoked) => 3,
-            Err(VerifyError::Unavailable(_)) => 4,
-            Err(VerifyError::InvalidDpopProof(_) | VerifyError::DpopBinding(_)) => 5,
+    pub(crate) fn valid(&self, signature_cached: bool, session_cached: Option<bool>) {
+        if signature_cached {
+            match session_cached {
+                Some(true) => {
+                    self.fast_checked.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+                None => {
+                    self.fast_unchecked.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+                Some(false) => {}
+            }
+        }
+        self.count(signature_cached, session_cached, 0);
+    }
+
+    /// A refused token (`error`), the caches as in [`valid`](Self::valid).
+    pub(crate) fn failed(
+        &self,
+        signature_cached: bool,
+        session_cached: Option<bool>,
+        error: &VerifyError,
+    ) {
+        let outcome = match error {
+            VerifyError::Invalid(_) => 1,
+            VerifyError::Expired => 2,
+            VerifyError::Revoked => 3,
+            VerifyError::Unavailable(_) => 4,
+            VerifyError::InvalidDpopProof(_) | VerifyError::DpopBinding(_) => 5,
         };
-        self.tokens[i].increment(1);
+        self.count(signature_cached, session_cached, outcome);
     }
 
-    #[inline]
-    pub(crate) fn signature_cache(&self, hit: bool) {
-        if hit { &self.sig_hit } else { &self.sig_miss }.increment(1);
-    }
-
-    #[inline]
-    pub(crate) fn session_cache(&self, hit: bool) {
-        if hit {
-            &self.session_hit
+    /// Off the hot path: folds the hot path's counts in, then counts this verification.
+    fn count(&self, signature_cached: bool, session_cached: Option<bool>, outcome: usize) {
+        self.flush();
+        self.tokens[outcome].increment(1);
+        if signature_cached {
+            &self.sig_hit
         } else {
-            &self.session_miss
+            &self.sig_miss
         }
         .increment(1);
+        match session_cached {
+            Some(true) => self.session_hit.increment(1),
+            Some(false) => self.session_miss.increment(1),
+            None => {}
+        }
+    }
+
+    /// Folds the hot path's counts into their series.
+    pub(crate) fn flush(&self) {
+        for (fast, checked) in [(&self.fast_checked, true), (&self.fast_unchecked, false)] {
+            if fast.load(Ordering::Relaxed) == 0 {
+                continue;
+            }
+            let n = fast.swap(0, Ordering::Relaxed);
+            self.tokens[0].increment(n);
+            self.sig_hit.increment(n);
+            if checked {
+                self.session_hit.increment(n);
+            }
+        }
     }
 
     pub(crate) fn invalidation(&self) {

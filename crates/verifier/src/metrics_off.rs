@@ -15,11 +15,9 @@ impl VerifierMetrics {
         Self
     }
     #[inline]
-    pub(crate) fn token<T>(&self, _: &Result<T, VerifyError>) {}
-    #[inline]
-    pub(crate) fn signature_cache(&self, _: bool) {}
-    #[inline]
-    pub(crate) fn session_cache(&self, _: bool) {}
+    pub(crate) fn valid(&self, _: bool, _: Option<bool>) {}
+    pub(crate) fn failed(&self, _: bool, _: Option<bool>, _: &VerifyError) {}
+    pub(crate) fn flush(&self) {}
     pub(crate) fn invalidation(&self) {}
     pub(crate) fn cache_drop(&self, _: DropCause) {}
     pub(crate) fn redis_request(&self, _: bool) {}

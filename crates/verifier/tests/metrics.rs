@@ -55,15 +55,18 @@ async fn an_installed_recorder_receives_the_verifiers_series() {
     };
     let valid = token(600);
     verifier.verify(&valid).await.unwrap();
+    // The hot path: counted in the verifier until flushed.
+    verifier.verify(&valid).await.unwrap();
     verifier.verify(&valid).await.unwrap();
     assert!(verifier.verify(&token(-600)).await.is_err());
     assert!(verifier.verify("not.a.token").await.is_err());
     verifier::metrics::record_revocation_lag(Duration::from_micros(300));
 
+    verifier.flush_metrics();
     let page = handle.render();
     assert_eq!(
         value(&page, r#"verifier_tokens_total{outcome="valid"}"#),
-        2.0
+        3.0
     );
     assert_eq!(
         value(&page, r#"verifier_tokens_total{outcome="expired"}"#),
@@ -79,7 +82,7 @@ async fn an_installed_recorder_receives_the_verifiers_series() {
     );
     assert_eq!(
         value(&page, r#"verifier_signature_cache_total{result="hit"}"#),
-        1.0
+        2.0
     );
     assert_eq!(
         value(&page, r#"verifier_signature_cache_total{result="miss"}"#),

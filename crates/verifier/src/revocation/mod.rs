@@ -62,10 +62,17 @@ impl SessionCheck {
     /// answer in time or failed. A failure fails closed whatever its [`RedisFailure`]; a
     /// `Fault` (a misconfiguration, such as an ACL without `EXISTS`) is logged as an error,
     /// as it does not pass by itself the way an outage or a failover does.
-    pub(crate) async fn check(&self, session_key: &str) -> Result<(), VerifyError> {
+    ///
+    /// `cache_hit` is set to whether tracked mode's cache answered (left `None` in
+    /// every-request mode), for the caller's metrics.
+    pub(crate) async fn check(
+        &self,
+        session_key: &str,
+        cache_hit: &mut Option<bool>,
+    ) -> Result<(), VerifyError> {
         if let Some(cache) = &self.tracked {
             let hit = cache.hit(session_key);
-            self.metrics.session_cache(hit);
+            *cache_hit = Some(hit);
             if hit {
                 return Ok(());
             }
