@@ -71,6 +71,11 @@ impl AuthService {
             Some(presented.user_id.as_str()),
             Some(presented.sid.as_str()),
         );
+        // Every audit entry of a refresh is about the caller's own session.
+        let audit = |event: &'static str, detail: String| async move {
+            self.audit(event, uid, uid, sid, client, Some(&detail))
+                .await
+        };
         let describe = |change: &ContextChange, outcome: &str| {
             let what = refresh_policy::describe(change, &rotation.caller, &rotation.policy);
             format!("{what}; {outcome}")
@@ -84,15 +89,7 @@ impl AuthService {
             && change.any()
         {
             let detail = describe(change, "allowed");
-            self.audit(
-                "refresh.context_changed",
-                uid,
-                uid,
-                sid,
-                client,
-                Some(&detail),
-            )
-            .await;
+            audit("refresh.context_changed", detail).await;
         }
         match outcome {
             RotateOutcome::Rotated {
@@ -109,30 +106,14 @@ impl AuthService {
             ),
             RotateOutcome::Reused => {
                 tracing::warn!(user = %presented.user_id, "refresh token reuse detected; session revoked");
-                self.audit(
-                    "refresh.reuse_detected",
-                    uid,
-                    uid,
-                    sid,
-                    client,
-                    Some("session revoked"),
-                )
-                .await;
+                audit("refresh.reuse_detected", "session revoked".into()).await;
                 Err(AuthError::RefreshTokenReused)
             }
             RotateOutcome::DpopRequired => Err(AuthError::InvalidDpopProof(DpopError::Missing)),
             RotateOutcome::DpopKeyMismatch => {
                 tracing::warn!(user = %presented.user_id,
                     "a bound refresh token came with another key's DPoP proof; session revoked");
-                self.audit(
-                    "refresh.dpop_key_mismatch",
-                    uid,
-                    uid,
-                    sid,
-                    client,
-                    Some("session revoked"),
-                )
-                .await;
+                audit("refresh.dpop_key_mismatch", "session revoked".into()).await;
                 Err(AuthError::DpopKeyMismatch)
             }
             RotateOutcome::NotFound => Err(AuthError::InvalidRefreshToken),
@@ -141,29 +122,13 @@ impl AuthService {
                     "session ended after {} rotations (refresh.max_rotations)",
                     policy.max_rotations
                 );
-                self.audit(
-                    "refresh.limit_reached",
-                    uid,
-                    uid,
-                    sid,
-                    client,
-                    Some(&detail),
-                )
-                .await;
+                audit("refresh.limit_reached", detail).await;
                 Err(AuthError::RefreshLimitReached)
             }
             RotateOutcome::ContextRevoked { change } => {
                 tracing::warn!(user = %presented.user_id, "refresh from another network or user agent; session revoked");
                 let detail = describe(&change, "session revoked");
-                self.audit(
-                    "refresh.context_revoked",
-                    uid,
-                    uid,
-                    sid,
-                    client,
-                    Some(&detail),
-                )
-                .await;
+                audit("refresh.context_revoked", detail).await;
                 Err(AuthError::RefreshContextChanged)
             }
         }
