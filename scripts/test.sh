@@ -38,7 +38,8 @@
 # and, set up by this script (see setup_oauth_python below):
 #   TEST_OAUTH_PYTHON        python of a virtualenv with Authlib, requests and PyJWT with
 #                            cryptography (the OAuth e2e test, its DPoP proofs included; the
-#                            native reference checker; the gateway test's Python application)
+#                            native reference checker; the gateway test's Python application),
+#                            Schemathesis and openapi-spec-validator (the OpenAPI contract test)
 #
 # With the whole suite (no package or target selection) it also checks the deployment files
 # offline first: scripts/check-deploy.sh (deploy/k8s against the Kubernetes schemas, the compose
@@ -230,12 +231,20 @@ done
 # checker of docs/native-revocation.md (PyJWT and cryptography) with it too, and
 # tests/e2e/gateway.rs its echo application. Without Python and pip these tests are skipped,
 # except in CI (CI=true), where that is an error. As root on Debian, a missing python3 or
-# its venv module is installed with apt-get.
-OAUTH_PY_PACKAGES=("Authlib>=1.6,<2" "requests>=2.31,<3" "PyJWT[crypto]>=2.8,<3")
+# its venv module is installed with apt-get. tests/e2e/contract.rs checks the OpenAPI document
+# with Schemathesis and openapi-spec-validator from it, pinned: a new release may generate
+# other cases or judge differently, so the fuzzing stays repeatable until the pins move.
+SCHEMATHESIS_VERSION=4.32.5
+OPENAPI_SPEC_VALIDATOR_VERSION=0.9.0
+OAUTH_PY_PACKAGES=("Authlib>=1.6,<2" "requests>=2.31,<3" "PyJWT[crypto]>=2.8,<3"
+  "schemathesis==$SCHEMATHESIS_VERSION" "openapi-spec-validator==$OPENAPI_SPEC_VALIDATOR_VERSION")
 setup_oauth_python() {
   local venv python
   venv="$(cargo_target_dir)/oauth-venv"
-  python_ok() { "$1" -c 'import authlib, cryptography, joserfc, jwt, requests' >/dev/null 2>&1; }
+  python_ok() {
+    "$1" -c 'import authlib, cryptography, joserfc, jwt, requests, schemathesis, openapi_spec_validator' >/dev/null 2>&1 &&
+      [ "$("$1" -c 'import importlib.metadata as m; print(m.version("schemathesis"), m.version("openapi-spec-validator"))')" = "$SCHEMATHESIS_VERSION $OPENAPI_SPEC_VALIDATOR_VERSION" ]
+  }
   if [ -x "$venv/bin/python" ] && python_ok "$venv/bin/python"; then
     export TEST_OAUTH_PYTHON="$venv/bin/python"
     say "python OAuth client TEST_OAUTH_PYTHON=$TEST_OAUTH_PYTHON (reused)"

@@ -15,6 +15,7 @@ mod helpers;
 mod python;
 
 mod caching;
+mod contract;
 mod dpop;
 mod failover;
 mod gateway;

@@ -8,8 +8,7 @@
 //! Also: a service account's token is revoked at the demo-service by `DEL` of its session
 //! key, like a user's.
 
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -17,7 +16,7 @@ use verifier::RevocationMode;
 
 use crate::helpers::*;
 use crate::on_standalone_and_cluster;
-use crate::python::venv_python;
+use crate::python::{run_bounded, venv_python};
 
 on_standalone_and_cluster!(a_service_accounts_token_is_revoked_by_del_of_its_session_key);
 
@@ -52,27 +51,17 @@ async fn authlib_discovers_gets_client_tokens_refreshes_introspects_and_revokes(
     let admin = center.admin_login("root").await;
 
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/e2e/oauth_client.py");
-    let mut child = Command::new(&python)
-        .arg(script)
-        .env("OAUTH_E2E_BASE", &issuer)
-        .env("OAUTH_E2E_ADMIN_TOKEN", &admin.access_token)
-        .env("OAUTH_E2E_DEMO", &demo.address)
-        .env("PYTHONUNBUFFERED", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {python}: {e}"));
-    // The servers run on this runtime: wait for the script without blocking it.
-    let deadline = Instant::now() + PYTHON_BOUND;
-    while child.try_wait().expect("wait for python").is_none() {
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let output = blocking(|| child.wait_with_output()).expect("python output");
+    let output = run_bounded(
+        tokio::process::Command::new(&python)
+            .arg(script)
+            .env("OAUTH_E2E_BASE", &issuer)
+            .env("OAUTH_E2E_ADMIN_TOKEN", &admin.access_token)
+            .env("OAUTH_E2E_DEMO", &demo.address)
+            .env("PYTHONUNBUFFERED", "1"),
+        PYTHON_BOUND,
+    )
+    .await
+    .expect("the Authlib client finishes within PYTHON_BOUND");
     let (stdout, stderr) = (
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr),

@@ -64,6 +64,14 @@ pub fn any_python() -> Option<String> {
     }
 }
 
+/// Runs `command` to its end and returns its output, or `None` once `bound` has passed (it is
+/// killed then). Awaited, so the servers under test keep running on the test's runtime.
+pub async fn run_bounded(command: &mut Command, bound: Duration) -> Option<std::process::Output> {
+    command.stdin(Stdio::null()).kill_on_drop(true);
+    let output = tokio::time::timeout(bound, command.output()).await.ok()?;
+    Some(output.unwrap_or_else(|e| panic!("cannot run {command:?}: {e}")))
+}
+
 /// The path of a file of this test binary's directory (`tests/e2e/`) or of the repository.
 pub fn repo_path(relative: &str) -> String {
     format!("{}/../{relative}", env!("CARGO_MANIFEST_DIR"))

@@ -42,6 +42,9 @@ pub enum Command {
         #[arg(long, default_value = "/healthz")]
         path: String,
     },
+    /// Print the OpenAPI 3.1 document of the HTTP API (as `/openapi.json` serves it) and
+    /// exit: for generating a client without a running server.
+    Openapi,
     /// Apply database migrations and exit.
     Migrate,
     /// Manage users.
@@ -209,6 +212,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             )
             .await?;
             println!("{status}");
+        }
+        Command::Openapi => {
+            println!("{:#}", crate::http::openapi_document(&config.issuer));
         }
         Command::Migrate => {
             connect_database(&config).await?;

@@ -512,6 +512,10 @@ pub struct HttpConfig {
     /// Most connections served at once; further ones wait in the listen backlog until
     /// a connection closes.
     pub max_connections: usize,
+    /// Serve the API's OpenAPI 3.1 document at `/openapi.json` and its reference UI (Swagger
+    /// UI, built in) at `/docs` (default on: the document describes only what any client
+    /// sees by calling the routes, and served by the server it always matches its version).
+    pub api_docs: bool,
 }
 
 impl Default for HttpConfig {
@@ -522,6 +526,7 @@ impl Default for HttpConfig {
             body_read_timeout_ms: 10_000,
             shutdown_grace_ms: 10_000,
             max_connections: 10_000,
+            api_docs: true,
         }
     }
 }

@@ -18,6 +18,21 @@ pub(super) const DEVICE_COOKIE_NAME: &str = "__Host-device";
 /// Request header that selects cookie mode (and makes the request non-simple).
 pub(super) const TRANSPORT_HEADER: &str = "x-token-transport";
 
+/// The request headers of cookie mode, for the OpenAPI document (the handlers read them
+/// with [`wants_cookie`] and [`check_csrf`]).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)] // never built: it documents headers that are read from the `HeaderMap`
+pub(super) struct CookieModeHeaders {
+    /// `cookie` selects cookie mode: the refresh token travels in the `__Host-refresh`
+    /// cookie, never in a body.
+    #[param(rename = "X-Token-Transport", value_type = Option<String>, pattern = "^cookie$")]
+    transport: Option<String>,
+    /// In cookie mode: exactly one, and on `AUTH_BROWSER__ALLOWED_ORIGINS`.
+    #[param(rename = "Origin", example = "https://app.example")]
+    origin: Option<String>,
+}
+
 /// Whether the request asks for cookie mode.
 pub(super) fn wants_cookie(headers: &HeaderMap) -> bool {
     headers

@@ -13,6 +13,18 @@ use verifier::dpop::{DpopError, ProofRequest, VerifiedProof, proof_header};
 use super::error::ApiError;
 use crate::domain::{AuthError, AuthService};
 
+/// The `DPoP` header of a token endpoint, for the OpenAPI document (read by [`DpopProof`] or
+/// [`token_endpoint_proof`]).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)] // never built: it documents a header that the extractors read
+pub(super) struct DpopHeader {
+    /// A DPoP proof JWT (RFC 9449 §4) for this request (`htm`, `htu`): the session, or the
+    /// client's token, is bound to its key. An invalid proof is `400 invalid_dpop_proof`.
+    #[param(rename = "DPoP")]
+    proof: Option<String>,
+}
+
 /// The request's DPoP proof, checked for this route with no access token: `None` without a
 /// `DPoP` header. An invalid proof (or two headers) is refused with `400
 /// invalid_dpop_proof` before the handler runs, so before any password work.

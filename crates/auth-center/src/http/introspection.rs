@@ -11,25 +11,56 @@ use axum::extract::State;
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::AppState;
 use super::error::ApiError;
 use super::extract::{self, Client, MediaType, RawBody};
 use super::oauth::{
-    INTROSPECTION_ENDPOINT_PATH, OAuthError, Params, client_credentials, endpoint_url,
+    ClientAuthParams, INTROSPECTION_ENDPOINT_PATH, OAuthError, Params, client_credentials,
+    endpoint_url,
 };
 use crate::domain::AuthError;
 use crate::domain::introspection::{Introspection, Introspector};
 
 /// Body of an introspection request (RFC 7662): form-encoded or JSON.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub(super) struct IntrospectRequest {
+    /// The token to introspect: an access token; anything else is inactive.
     token: String,
 }
 
+/// The form of an introspection request, for the OpenAPI document: the token, a hint, and
+/// a client's authentication in the body (read by `Params` and `client_credentials`).
+#[derive(ToSchema)]
+#[allow(dead_code)] // never built: the form is read as `Params` (RFC 6749 §3.2 rules)
+pub(super) struct IntrospectForm {
+    /// The token to introspect.
+    token: String,
+    /// Ignored (`access_token` or `refresh_token`).
+    token_type_hint: Option<String>,
+    #[schema(inline)]
+    #[serde(flatten)]
+    client: ClientAuthParams,
+}
+
 /// `POST /v1/introspect`. Anything but an active access token is `{"active": false}`.
+#[utoipa::path(post, path = "/introspect", tag = "oauth2",
+    summary = "Token introspection (RFC 7662)",
+    description = "For a bearer caller with the `introspect` or `admin` role (errors in the common shape), or a client registered with `introspect` authenticating as at the token endpoint (errors in the OAuth shape). Media types are compared without case, parameters ignored.",
+    request_body(content(
+        (IntrospectForm = "application/x-www-form-urlencoded"),
+        (IntrospectRequest = "application/json"),
+    )),
+    security(("bearer" = []), ("dpop" = []), ("client_secret_basic" = []), ()),
+    responses(
+        (status = 200, description = "The RFC 7662 members of an active access token, or exactly `{\"active\": false}` for anything else; never cached. An outage is never `active: false`.", body = IntrospectionResponse),
+        (status = 400, description = "`invalid_request` (no token; a malformed body; more than one client authentication method)."),
+        (status = 401, description = "A token error of the bearer caller, or `invalid_client` (client authentication failed)."),
+        (status = 403, description = "`forbidden`: the bearer caller lacks the `introspect` and `admin` roles; `unauthorized_client`: the client may not introspect."),
+        (status = 429, description = "`rate_limited`: too many failed client authentications from this network."),
+    ))]
 pub(super) async fn introspect(
     State(auth): AppState,
     Client(info): Client,
@@ -112,13 +143,64 @@ fn json_token(body: RawBody) -> Result<String, OAuthError> {
         .map_err(|e| e.into_api_error("invalid_request").into())
 }
 
+/// An introspection answer (RFC 7662 §2.2): every member but `active` is present for an
+/// active token only.
+#[derive(Serialize, ToSchema, Default)]
+#[schema(example = json!({
+    "active": true, "token_type": "Bearer", "client_id": "first-party", "username": "alice",
+    "iss": "https://auth.example", "sub": "5f0c6f9e-8d1c-4b7e-9a35-2f6d1e0b9c47", "aud": ["api"],
+    "exp": 1768470300, "iat": 1768469400, "nbf": 1768469400, "jti": "Qm9vbGVhbg",
+    "sid": "3q2-7w-f4kZ9s1n0", "roles": ["admin"]
+}))]
+pub(super) struct IntrospectionResponse {
+    active: bool,
+    /// `Bearer`, or `DPoP` for a DPoP-bound token (RFC 9449 §5).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    token_type: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scope: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    username: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    iss: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sub: Option<String>,
+    /// The audience: a string or an array of strings.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Value>)]
+    aud: Option<verifier::Audience>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    exp: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    iat: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nbf: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    jti: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sid: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    roles: Option<Vec<String>>,
+    /// The key a DPoP-bound token is bound to, so a resource server can check the proof
+    /// (RFC 9449 §6.2).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cnf: Option<Confirmation>,
+}
+
+/// The confirmation of a DPoP-bound token (RFC 9449 §6.1).
+#[derive(Serialize, ToSchema)]
+pub(super) struct Confirmation {
+    /// The JWK SHA-256 thumbprint of the key.
+    jkt: String,
+}
+
 /// The answer: the RFC 7662 members of an active token, or exactly `{"active": false}`;
 /// never stored by a cache.
 fn answer_json(introspection: Option<Introspection>) -> Response {
-    let body = match introspection {
-        Some(i) => active_json(i),
-        None => json!({ "active": false }),
-    };
+    let body = introspection.map(active_json).unwrap_or_default();
     let mut response = Json(body).into_response();
     response
         .headers_mut()
@@ -131,37 +213,24 @@ fn active_json(
         claims: c,
         username,
     }: Introspection,
-) -> Value {
-    let mut body = Map::new();
-    body.insert("active".into(), true.into());
-    // RFC 7662 §2.2: the token type of RFC 6749 §5.1, `DPoP` for a DPoP-bound token as the
-    // token endpoint names it (RFC 9449 §5).
-    let token_type = if c.cnf.is_some() { "DPoP" } else { "Bearer" };
-    body.insert("token_type".into(), token_type.into());
-    let optional = [
-        ("client_id", c.client_id),
-        ("scope", c.scope),
-        ("username", username),
-    ];
-    for (name, value) in optional {
-        if let Some(value) = value {
-            body.insert(name.into(), value.into());
-        }
+) -> IntrospectionResponse {
+    IntrospectionResponse {
+        active: true,
+        // RFC 7662 §2.2: the token type of RFC 6749 §5.1, `DPoP` for a DPoP-bound token as
+        // the token endpoint names it (RFC 9449 §5).
+        token_type: Some(if c.cnf.is_some() { "DPoP" } else { "Bearer" }),
+        client_id: c.client_id,
+        scope: c.scope,
+        username,
+        iss: Some(c.iss),
+        sub: Some(c.sub),
+        aud: Some(c.aud),
+        exp: Some(c.exp),
+        iat: Some(c.iat),
+        nbf: c.nbf,
+        jti: Some(c.jti),
+        sid: Some(c.sid),
+        roles: Some(c.roles),
+        cnf: c.cnf.map(|cnf| Confirmation { jkt: cnf.jkt }),
     }
-    body.insert("iss".into(), c.iss.into());
-    body.insert("sub".into(), c.sub.into());
-    body.insert("aud".into(), json!(c.aud));
-    body.insert("exp".into(), c.exp.into());
-    body.insert("iat".into(), c.iat.into());
-    if let Some(nbf) = c.nbf {
-        body.insert("nbf".into(), nbf.into());
-    }
-    body.insert("jti".into(), c.jti.into());
-    body.insert("sid".into(), c.sid.into());
-    body.insert("roles".into(), json!(c.roles));
-    // A DPoP-bound token: its key, so a resource server can check the proof (RFC 9449 §6.2).
-    if let Some(cnf) = c.cnf {
-        body.insert("cnf".into(), json!({ "jkt": cnf.jkt }));
-    }
-    Value::Object(body)
 }

@@ -2,7 +2,7 @@
 
 use axum::Json;
 use serde::Serialize;
-use serde_json::{Value, json};
+use utoipa::ToSchema;
 
 use crate::domain::UserView;
 use crate::domain::ports::SessionRecord;
@@ -19,13 +19,36 @@ pub fn rfc3339(ms: i64) -> String {
 }
 
 /// A user as JSON.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({
+    "id": "5f0c6f9e-8d1c-4b7e-9a35-2f6d1e0b9c47",
+    "username": "alice",
+    "roles": ["admin"],
+    "created_at": "2026-01-15T09:30:00Z",
+    "disabled": false
+}))]
 pub(super) struct UserResponse {
+    /// The user's id, a UUID.
     id: String,
+    /// The canonical username.
     username: String,
+    /// Sorted, without duplicates.
     roles: Vec<String>,
+    /// RFC 3339, UTC.
     created_at: String,
     disabled: bool,
+}
+
+/// A page of users, ordered by username.
+#[derive(Serialize, ToSchema)]
+pub(super) struct UserList {
+    pub(super) users: Vec<UserResponse>,
+}
+
+/// How many sessions a request ended.
+#[derive(Serialize, ToSchema)]
+pub(super) struct SessionsEnded {
+    pub(super) sessions_ended: u64,
 }
 
 impl From<UserView> for UserResponse {
@@ -40,9 +63,10 @@ impl From<UserView> for UserResponse {
     }
 }
 
-/// A session as shown to its user or an admin.
-#[derive(Serialize)]
-struct SessionResponse {
+/// A session as shown to its user or an admin. Times are RFC 3339, UTC; `user_agent` and
+/// `ip` are those of its last use (its login or latest refresh).
+#[derive(Serialize, ToSchema)]
+pub(super) struct SessionResponse {
     session_id: String,
     created_at: String,
     last_seen_at: String,
@@ -50,13 +74,20 @@ struct SessionResponse {
     absolute_expires_at: String,
     user_agent: String,
     ip: String,
+    /// Whether this is the caller's own session (always false for an admin's view).
     current: bool,
+}
+
+/// Sessions, most recently used first.
+#[derive(Serialize, ToSchema)]
+pub(super) struct SessionList {
+    sessions: Vec<SessionResponse>,
 }
 
 pub(super) fn sessions_json(
     sessions: Vec<SessionRecord>,
     current_sid: Option<&str>,
-) -> Json<Value> {
+) -> Json<SessionList> {
     let list: Vec<SessionResponse> = sessions
         .into_iter()
         .map(|s| SessionResponse {
@@ -70,5 +101,5 @@ pub(super) fn sessions_json(
             ip: s.ip,
         })
         .collect();
-    Json(json!({ "sessions": list }))
+    Json(SessionList { sessions: list })
 }

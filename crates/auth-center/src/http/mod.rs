@@ -14,6 +14,7 @@ mod json;
 mod keys;
 mod login;
 mod oauth;
+mod openapi;
 mod passwords;
 mod refresh;
 mod repeated;
@@ -31,16 +32,19 @@ use axum::http::{HeaderName, HeaderValue, Method, Version};
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post, put};
 use http_body::{Frame, SizeHint};
 use service_kit::access::{AccessLog, Caller};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
+use utoipa::OpenApi as _;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 pub use error::ApiError;
 pub use json::rfc3339;
+pub use openapi::{DOCUMENT_PATH, UI_PATH};
 
 use crate::domain::AuthService;
 
@@ -51,77 +55,18 @@ type AppState = State<Arc<AuthService>>;
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
 /// The whole HTTP API, but `/metrics` and the request metrics (`service_kit::metrics`,
-/// added by `startup`).
+/// added by `startup`); with `http.api_docs`, also the OpenAPI document and its UI.
 pub fn router(auth: Arc<AuthService>) -> Router {
-    let v1 = Router::new()
-        .route("/register", post(login::register))
-        .route("/login", post(login::login))
-        .route("/me", get(login::me))
-        .route("/refresh", post(refresh::refresh))
-        .route("/logout", post(refresh::logout))
-        .route("/logout-all", post(refresh::logout_all))
-        .route("/sessions", get(devices::my_sessions))
-        .route("/sessions/{sid}", delete(devices::end_my_session))
-        .route("/password", post(passwords::change_password))
-        .route("/introspect", post(introspection::introspect))
-        .route(
-            "/admin/users",
-            get(admin::list_users).post(admin::create_user),
-        )
-        .route("/admin/users/{id}", get(admin::get_user))
-        .route("/admin/users/{id}/roles", put(admin::set_roles))
-        .route("/admin/users/{id}/disable", post(admin::disable_user))
-        .route("/admin/users/{id}/enable", post(admin::enable_user))
-        .route(
-            "/admin/users/{id}/sessions",
-            get(admin::user_sessions).delete(admin::force_logout_user),
-        )
-        .route(
-            "/admin/users/{id}/sessions/{sid}",
-            delete(admin::force_logout_session),
-        )
-        .route("/admin/audit", get(admin::audit_log))
-        .route(
-            "/admin/clients",
-            get(clients::list_clients).post(clients::create_client),
-        )
-        .route("/admin/clients/{id}", get(clients::get_client))
-        .route("/admin/clients/{id}/secret", post(clients::rotate_secret))
-        .route("/admin/clients/{id}/keys", put(clients::set_keys))
-        .route("/admin/clients/{id}/disable", post(clients::disable_client))
-        .route("/admin/clients/{id}/enable", post(clients::enable_client))
-        .route("/admin/keys", get(keys::list))
-        .route("/admin/keys/rotate", post(keys::rotate))
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(axum::middleware::from_fn(refuse_declared_oversize))
-        // Accounts, sessions, audit entries: nothing under /v1 may be stored by a cache.
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::CACHE_CONTROL,
-            HeaderValue::from_static("no-store"),
-        ));
-    // Tokens (RFC 6749 §5.1): never stored by a cache either, errors included.
-    let oauth2 = Router::new()
-        .route("/token", post(oauth::token))
-        .route("/revoke", post(oauth::revoke))
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(axum::middleware::from_fn(refuse_declared_oversize))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::CACHE_CONTROL,
-            HeaderValue::from_static("no-store"),
-        ));
-    Router::new()
-        .nest("/v1", v1)
-        .nest("/oauth2", oauth2)
-        .route("/.well-known/jwks.json", get(keys::jwks))
-        // No OpenID Connect discovery document: there is no ID token, no authorization
-        // endpoint and no userinfo endpoint to describe (docs/http-api.md).
-        .route(
-            "/.well-known/oauth-authorization-server",
-            get(oauth::metadata),
-        )
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .fallback(not_found)
+    let (api, generated) = documented_routes().split_for_parts();
+    let api = if auth.config().http.api_docs {
+        api.merge(openapi::routes(&openapi::document(
+            generated,
+            &auth.config().issuer,
+        )))
+    } else {
+        api
+    };
+    api.fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .route_layer(axum::middleware::from_fn_with_state(
             auth.config().http.body_read_timeout(),
@@ -142,6 +87,70 @@ pub fn router(auth: Arc<AuthService>) -> Router {
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
         ))
+}
+
+/// The OpenAPI document alone, as `/openapi.json` serves it (whether or not it is served).
+pub fn openapi_document(issuer: &str) -> serde_json::Value {
+    openapi::document(documented_routes().into_openapi(), issuer)
+}
+
+/// Every route of the API with its documentation: `routes!` registers a handler and its
+/// `#[utoipa::path]` operation together, so nothing is routed here that the document does not
+/// describe. (Never `.route(...)` here: that would route without documenting.)
+fn documented_routes() -> OpenApiRouter<Arc<AuthService>> {
+    let v1 = OpenApiRouter::default()
+        .routes(routes!(login::register))
+        .routes(routes!(login::login))
+        .routes(routes!(login::me))
+        .routes(routes!(refresh::refresh))
+        .routes(routes!(refresh::logout))
+        .routes(routes!(refresh::logout_all))
+        .routes(routes!(devices::my_sessions))
+        .routes(routes!(devices::end_my_session))
+        .routes(routes!(passwords::change_password))
+        .routes(routes!(introspection::introspect))
+        .routes(routes!(admin::list_users, admin::create_user))
+        .routes(routes!(admin::get_user))
+        .routes(routes!(admin::set_roles))
+        .routes(routes!(admin::disable_user))
+        .routes(routes!(admin::enable_user))
+        .routes(routes!(admin::user_sessions, admin::force_logout_user))
+        .routes(routes!(admin::force_logout_session))
+        .routes(routes!(admin::audit_log))
+        .routes(routes!(clients::list_clients, clients::create_client))
+        .routes(routes!(clients::get_client))
+        .routes(routes!(clients::rotate_secret))
+        .routes(routes!(clients::set_keys))
+        .routes(routes!(clients::disable_client))
+        .routes(routes!(clients::enable_client))
+        .routes(routes!(keys::list))
+        .routes(routes!(keys::rotate))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(refuse_declared_oversize))
+        // Accounts, sessions, audit entries: nothing under /v1 may be stored by a cache.
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ));
+    // Tokens (RFC 6749 §5.1): never stored by a cache either, errors included.
+    let oauth2 = OpenApiRouter::default()
+        .routes(routes!(oauth::token))
+        .routes(routes!(oauth::revoke))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(refuse_declared_oversize))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ));
+    // No OpenID Connect discovery document: there is no ID token, no authorization endpoint
+    // and no userinfo endpoint to describe (docs/http-api.md).
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .nest("/v1", v1)
+        .nest("/oauth2", oauth2)
+        .routes(routes!(keys::jwks))
+        .routes(routes!(oauth::metadata))
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::readyz))
 }
 
 /// Request ids and the access line, with the caller resolved as everywhere in the
@@ -311,4 +320,27 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
         "internal_error",
         "internal error",
     )
+}
+
+#[cfg(test)]
+mod tests {
+    /// `documented_routes` routes only with `routes!`, which takes a handler together with its
+    /// `#[utoipa::path]` operation; axum's `.route` (or a service) there would route without
+    /// documenting. (`tests/api/openapi.rs` checks the served document against the routes.)
+    #[test]
+    fn the_api_routes_nothing_without_its_documentation() {
+        let source = include_str!("mod.rs");
+        let body = source
+            .split("fn documented_routes()")
+            .nth(1)
+            .and_then(|rest| rest.split("\n}\n").next())
+            .expect("documented_routes in mod.rs");
+        assert!(body.contains(".routes(routes!("), "{body}");
+        for undocumented in [".route(", ".route_service(", ".nest_service(", ".fallback"] {
+            assert!(
+                !body.contains(undocumented),
+                "{undocumented} in documented_routes"
+            );
+        }
+    }
 }

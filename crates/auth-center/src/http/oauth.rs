@@ -14,14 +14,16 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use secrecy::SecretString;
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::json;
+use utoipa::ToSchema;
 use verifier::contract::RETRY_AFTER_SECS;
 
 use super::AppState;
-use super::dpop::token_endpoint_proof;
+use super::dpop::{DpopHeader, token_endpoint_proof};
 use super::error::{ApiError, basic_challenge, log_cause};
 use super::extract::{self, Client, MediaType, read_body};
-use super::login::token_response;
+use super::login::{TokenResponse, token_response};
 use super::repeated;
 use crate::domain::client_assertion::{ASSERTION_ALGORITHMS, ASSERTION_TYPE};
 use crate::domain::clients::{ClientCredentials, TOKEN_ENDPOINT_PATH};
@@ -232,6 +234,58 @@ impl<S: Send + Sync> FromRequest<S> for OAuthForm {
     }
 }
 
+/// A client's authentication in a form body, for the OpenAPI document (read by
+/// [`client_credentials`]); exactly one method per request, `Authorization: Basic`
+/// (`client_secret_basic`) included.
+#[derive(ToSchema)]
+#[allow(dead_code)] // never built: the form is read as `Params` (RFC 6749 §3.2 rules)
+pub(super) struct ClientAuthParams {
+    /// The client; with nothing else, a public client.
+    #[schema(example = "billing-service")]
+    client_id: Option<String>,
+    /// `client_secret_post`.
+    #[schema(format = Password)]
+    client_secret: Option<String>,
+    /// `private_key_jwt` (RFC 7523): a JWT signed with one of the client's registered keys,
+    /// `iss` and `sub` the client id, `aud` this endpoint's URL.
+    client_assertion: Option<String>,
+    /// With `client_assertion`: `urn:ietf:params:oauth:client-assertion-type:jwt-bearer`.
+    #[schema(pattern = "^urn:ietf:params:oauth:client-assertion-type:jwt-bearer$")]
+    client_assertion_type: Option<String>,
+}
+
+/// The form of `POST /oauth2/token`, for the OpenAPI document.
+#[derive(ToSchema)]
+#[allow(dead_code)] // never built: the form is read as `Params`
+pub(super) struct TokenForm {
+    /// `client_credentials` or `refresh_token`.
+    #[schema(
+        example = "client_credentials",
+        pattern = "^(client_credentials|refresh_token)$"
+    )]
+    grant_type: String,
+    /// With `refresh_token`: the refresh token to rotate.
+    refresh_token: Option<String>,
+    /// Space-separated scopes, a subset of the client's registered ones.
+    scope: Option<String>,
+    #[schema(inline)]
+    #[serde(flatten)]
+    client: ClientAuthParams,
+}
+
+/// The form of `POST /oauth2/revoke`, for the OpenAPI document.
+#[derive(ToSchema)]
+#[allow(dead_code)] // never built: the form is read as `Params`
+pub(super) struct RevokeForm {
+    /// An access token or a refresh token of the client.
+    token: String,
+    /// `access_token` or `refresh_token`: where to look first.
+    token_type_hint: Option<String>,
+    #[schema(inline)]
+    #[serde(flatten)]
+    client: ClientAuthParams,
+}
+
 /// The client authentication of a request: an `Authorization: Basic` header
 /// (`client_secret_basic`, its id and secret form-urlencoded inside, RFC 6749 §2.3.1), or
 /// the form's `client_secret` (`client_secret_post`) or `client_assertion`
@@ -341,11 +395,52 @@ fn form_decode(encoded: &str) -> Option<String> {
     String::from_utf8(bytes).ok()
 }
 
+/// The answer of the client-credentials grant (RFC 6749 §4.4.3): no refresh token.
+#[derive(Serialize, ToSchema)]
+// For the document only (serde ignores it when serialising): no other member, which tells
+// this answer from the token response of the refresh grant.
+#[serde(deny_unknown_fields)]
+pub(super) struct ClientTokenResponse {
+    access_token: String,
+    /// `Bearer`, or `DPoP` when bound to the proof's key.
+    #[schema(value_type = String, pattern = "^(Bearer|DPoP)$")]
+    token_type: &'static str,
+    /// Seconds the access token is valid.
+    expires_in: u64,
+    /// The scopes granted, when any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scope: Option<String>,
+}
+
+/// The answers of the token endpoint, for the OpenAPI document: one per grant.
+#[derive(ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)] // never built: `token` answers with one of the two
+pub(super) enum TokenEndpointResponse {
+    /// `client_credentials`.
+    Client(ClientTokenResponse),
+    /// `refresh_token`.
+    Refresh(TokenResponse<'static>),
+}
+
 /// `POST /oauth2/token`: `grant_type=client_credentials` (a confidential client's own
 /// token, `scope` optional) or `grant_type=refresh_token` (`refresh_token`; the rotation of
 /// `/v1/refresh`). Either may come with a `DPoP` proof (RFC 9449), checked before the client
 /// is: an invalid one is `400 invalid_dpop_proof` whatever the credentials, as a login's is
 /// refused before any password work.
+#[utoipa::path(post, path = "/token", tag = "oauth2",
+    summary = "The token endpoint (RFC 6749): client credentials, refresh",
+    request_body(content = TokenForm, content_type = "application/x-www-form-urlencoded"),
+    params(DpopHeader),
+    security(("client_secret_basic" = []), ()),
+    responses(
+        (status = 200, description = "Client credentials: the client's access token; refresh: the token response. Never cached.",
+            body = TokenEndpointResponse),
+        (status = 400, description = "`invalid_request` (also for a body that is not a form), `unsupported_grant_type`, `invalid_grant` (the refresh token is invalid, reused, at its limit, or its context changed), `invalid_scope`, `unauthorized_client`, `invalid_dpop_proof`."),
+        (status = 401, description = "`invalid_client`: client authentication failed; `WWW-Authenticate: Basic`."),
+        (status = 403, description = "`unauthorized_client`: the client may not use this grant."),
+        (status = 429, description = "`rate_limited`: too many failed client authentications from this network, or refreshes."),
+    ))]
 pub(super) async fn token(
     State(auth): AppState,
     Client(info): Client,
@@ -380,14 +475,12 @@ pub(super) async fn token(
             let token = auth
                 .client_credentials(&client, scope, proof.as_ref(), &info)
                 .await?;
-            let mut body = json!({
-                "access_token": token.access_token,
-                "token_type": if token.dpop_bound { "DPoP" } else { "Bearer" },
-                "expires_in": token.expires_in,
-            });
-            if let Some(scope) = token.scope {
-                body["scope"] = scope.into();
-            }
+            let body = ClientTokenResponse {
+                access_token: token.access_token,
+                token_type: if token.dpop_bound { "DPoP" } else { "Bearer" },
+                expires_in: token.expires_in,
+                scope: token.scope,
+            };
             Ok((no_store(HeaderMap::new()), Json(body)).into_response())
         }
     }
@@ -395,6 +488,16 @@ pub(super) async fn token(
 
 /// `POST /oauth2/revoke` (RFC 7009): `token`, optionally `token_type_hint`. `200` with an
 /// empty body whether or not anything was revoked.
+#[utoipa::path(post, path = "/revoke", tag = "oauth2",
+    summary = "Token revocation (RFC 7009)",
+    request_body(content = RevokeForm, content_type = "application/x-www-form-urlencoded"),
+    security(("client_secret_basic" = []), ()),
+    responses(
+        (status = 200, description = "Empty, whether or not anything was revoked: a refresh token ends its session, an access token its session too."),
+        (status = 400, description = "`invalid_request`: no `token`, not a form, more than one client authentication method."),
+        (status = 401, description = "`invalid_client`: client authentication failed; `WWW-Authenticate: Basic`."),
+        (status = 429, description = "`rate_limited`: too many failed client authentications from this network."),
+    ))]
 pub(super) async fn revoke(
     State(auth): AppState,
     Client(info): Client,
@@ -409,51 +512,80 @@ pub(super) async fn revoke(
     Ok((StatusCode::OK, no_store(HeaderMap::new())).into_response())
 }
 
+/// The authorization server metadata (RFC 8414 §2): exactly what this server has.
+#[derive(Serialize, ToSchema)]
+pub(super) struct AuthorizationServerMetadata {
+    issuer: String,
+    token_endpoint: String,
+    #[schema(value_type = Vec<String>)]
+    token_endpoint_auth_methods_supported: &'static [&'static str],
+    #[schema(value_type = Vec<String>)]
+    token_endpoint_auth_signing_alg_values_supported: &'static [&'static str],
+    #[schema(value_type = Vec<String>)]
+    grant_types_supported: &'static [&'static str],
+    revocation_endpoint: String,
+    #[schema(value_type = Vec<String>)]
+    revocation_endpoint_auth_methods_supported: &'static [&'static str],
+    #[schema(value_type = Vec<String>)]
+    revocation_endpoint_auth_signing_alg_values_supported: &'static [&'static str],
+    introspection_endpoint: String,
+    #[schema(value_type = Vec<String>)]
+    introspection_endpoint_auth_methods_supported: &'static [&'static str],
+    #[schema(value_type = Vec<String>)]
+    introspection_endpoint_auth_signing_alg_values_supported: &'static [&'static str],
+    jwks_uri: String,
+    /// RFC 8414 §2: REQUIRED. There is no authorization endpoint (RFC 8414 §2 lets
+    /// `authorization_endpoint` be left out when no grant type uses it), and
+    /// `response_type` is a parameter of that endpoint only (RFC 6749 §3.1.1), so the set
+    /// of supported response types is empty. (Authlib's metadata `validate()` takes an
+    /// empty array for a missing one; the document is still correct.) `scopes_supported`
+    /// is left out: scopes are registered per client and change with the registrations
+    /// (RFC 8414 §2 lets a server leave out some or all of them).
+    #[schema(value_type = Vec<String>)]
+    response_types_supported: &'static [&'static str],
+    /// DPoP (RFC 9449 §5.1): the algorithms of the one proof checker, which the token
+    /// endpoint and `/v1/login` and `/v1/refresh` share.
+    dpop_signing_alg_values_supported: Vec<&'static str>,
+}
+
 /// `GET /.well-known/oauth-authorization-server` (RFC 8414): exactly what this server has.
-pub(super) async fn metadata(State(auth): AppState) -> Json<Value> {
+#[utoipa::path(get, path = "/.well-known/oauth-authorization-server", tag = "oauth2",
+    summary = "Authorization server metadata (RFC 8414)",
+    responses((status = 200, description = "The metadata.", body = AuthorizationServerMetadata)))]
+pub(super) async fn metadata(State(auth): AppState) -> Json<AuthorizationServerMetadata> {
     Json(metadata_document(&auth))
 }
 
-fn metadata_document(auth: &Arc<AuthService>) -> Value {
+fn metadata_document(auth: &Arc<AuthService>) -> AuthorizationServerMetadata {
     let issuer = auth.config().issuer.trim_end_matches('/');
     // Public clients (`none`) may use the token endpoint (refresh) and revoke their tokens;
     // introspection takes authenticated clients only (or, outside this document, a bearer
     // token with the introspect role).
-    let client_methods = [
+    const CLIENT_METHODS: &[&str] = &[
         "client_secret_basic",
         "client_secret_post",
         "private_key_jwt",
     ];
-    let with_public = [
+    const WITH_PUBLIC: &[&str] = &[
         "client_secret_basic",
         "client_secret_post",
         "private_key_jwt",
         "none",
     ];
-    json!({
-        "issuer": issuer,
-        "token_endpoint": format!("{issuer}{TOKEN_ENDPOINT_PATH}"),
-        "token_endpoint_auth_methods_supported": with_public,
-        "token_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGORITHMS,
-        "grant_types_supported": ["client_credentials", "refresh_token"],
-        "revocation_endpoint": format!("{issuer}{REVOCATION_ENDPOINT_PATH}"),
-        "revocation_endpoint_auth_methods_supported": with_public,
-        "revocation_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGORITHMS,
-        "introspection_endpoint": format!("{issuer}{INTROSPECTION_ENDPOINT_PATH}"),
-        "introspection_endpoint_auth_methods_supported": client_methods,
-        "introspection_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGORITHMS,
-        "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
-        // RFC 8414 §2: REQUIRED. There is no authorization endpoint (RFC 8414 §2 lets
-        // `authorization_endpoint` be left out when no grant type uses it), and
-        // `response_type` is a parameter of that endpoint only (RFC 6749 §3.1.1), so the
-        // set of supported response types is empty. (Authlib's metadata `validate()` takes
-        // an empty array for a missing one; the document is still correct.)
-        "response_types_supported": [],
-        // `scopes_supported` is left out: scopes are registered per client and change with
-        // the registrations (RFC 8414 §2 lets a server leave out some or all of them).
-        //
-        // DPoP (RFC 9449 §5.1): the algorithms of the one proof checker, which the token
-        // endpoint and `/v1/login` and `/v1/refresh` share.
-        "dpop_signing_alg_values_supported": auth.dpop_signing_alg_values(),
-    })
+    AuthorizationServerMetadata {
+        issuer: issuer.to_string(),
+        token_endpoint: format!("{issuer}{TOKEN_ENDPOINT_PATH}"),
+        token_endpoint_auth_methods_supported: WITH_PUBLIC,
+        token_endpoint_auth_signing_alg_values_supported: &ASSERTION_ALGORITHMS,
+        grant_types_supported: &["client_credentials", "refresh_token"],
+        revocation_endpoint: format!("{issuer}{REVOCATION_ENDPOINT_PATH}"),
+        revocation_endpoint_auth_methods_supported: WITH_PUBLIC,
+        revocation_endpoint_auth_signing_alg_values_supported: &ASSERTION_ALGORITHMS,
+        introspection_endpoint: format!("{issuer}{INTROSPECTION_ENDPOINT_PATH}"),
+        introspection_endpoint_auth_methods_supported: CLIENT_METHODS,
+        introspection_endpoint_auth_signing_alg_values_supported: &ASSERTION_ALGORITHMS,
+        jwks_uri: format!("{issuer}/.well-known/jwks.json"),
+        response_types_supported: &[],
+        dpop_signing_alg_values_supported: auth.dpop_signing_alg_values(),
+    }
 }

@@ -8,20 +8,23 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
-use serde_json::json;
+use utoipa::ToSchema;
 
 use super::AppState;
-use super::cookie;
-use super::dpop::DpopProof;
+use super::cookie::{self, CookieModeHeaders};
+use super::dpop::{DpopHeader, DpopProof};
 use super::error::ApiError;
 use super::extract::{ApiJson, Authenticated, Client};
-use super::login::token_response;
+use super::json::SessionsEnded;
+use super::login::{TokenResponse, token_response};
 use crate::domain::AuthError;
 
 /// Body of refresh. Without `refresh_token`, the cookie is used (cookie mode).
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RefreshRequest {
+    /// The refresh token of the last token response; left out in cookie mode.
+    #[schema(value_type = Option<String>, example = "0b7c1d3e-5f6a-4b8c-9d0e-1f2a3b4c5d6e.a1b2c3d4e5f6.bWFj")]
     refresh_token: Option<SecretString>,
 }
 
@@ -37,6 +40,19 @@ fn clearing_cookie(request_headers: &HeaderMap, mut response: Response) -> Respo
 
 /// `POST /v1/refresh`: the token from the body, or (cookie mode) from the cookie; the
 /// `DPoP` proof, if any, from its header.
+#[utoipa::path(post, path = "/refresh", tag = "sessions",
+    summary = "Rotate the refresh token: new tokens for the same session",
+    request_body = RefreshRequest,
+    params(CookieModeHeaders, DpopHeader),
+    security((), ("refresh_cookie" = [])),
+    responses(
+        (status = 200, description = "The token response (no device token), never cached; in cookie mode the new refresh token is in `Set-Cookie`.", body = TokenResponse,
+            headers(("Set-Cookie" = String, description = "Cookie mode only."))),
+        (status = 400, description = "`invalid_request` (no refresh token, or more than one refresh cookie), `invalid_json`; `invalid_dpop_proof`: an invalid proof, or none or another key's for a session bound to a DPoP key."),
+        (status = 401, description = "`invalid_refresh_token`, `refresh_token_reused` (the session is ended), `refresh_limit_reached`, `refresh_context_changed`; in cookie mode the dead cookie is cleared."),
+        (status = 403, description = "`csrf_rejected`: cookie mode without `X-Token-Transport: cookie` or from an `Origin` not allowed."),
+        (status = 429, description = "`rate_limited`: too many refreshes from this network."),
+    ))]
 pub(super) async fn refresh(
     State(auth): AppState,
     Client(client): Client,
@@ -82,6 +98,11 @@ pub(super) async fn refresh(
 }
 
 /// `POST /v1/logout` (also clears the refresh cookie).
+#[utoipa::path(post, path = "/logout", tag = "sessions",
+    summary = "End the caller's session",
+    security(("bearer" = []), ("dpop" = [])),
+    responses((status = 204, description = "The session is ended; a refresh cookie sent with the request is cleared.",
+        headers(("Set-Cookie" = String, description = "Clears `__Host-refresh` when it was sent.")))))]
 pub(super) async fn logout(
     State(auth): AppState,
     Client(client): Client,
@@ -96,6 +117,11 @@ pub(super) async fn logout(
 }
 
 /// `POST /v1/logout-all` (also clears the refresh cookie).
+#[utoipa::path(post, path = "/logout-all", tag = "sessions",
+    summary = "End every session of the caller",
+    security(("bearer" = []), ("dpop" = [])),
+    responses((status = 200, description = "How many sessions ended; a refresh cookie sent with the request is cleared.", body = SessionsEnded,
+        headers(("Set-Cookie" = String, description = "Clears `__Host-refresh` when it was sent.")))))]
 pub(super) async fn logout_all(
     State(auth): AppState,
     Client(client): Client,
@@ -105,6 +131,6 @@ pub(super) async fn logout_all(
     let n = auth.logout_all(&claims, &client).await?;
     Ok(clearing_cookie(
         &headers,
-        Json(json!({ "sessions_ended": n })).into_response(),
+        Json(SessionsEnded { sessions_ended: n }).into_response(),
     ))
 }

@@ -42,6 +42,7 @@ mod lost_rotation;
 mod memory;
 mod metrics;
 mod oauth;
+mod openapi;
 mod passwords;
 mod rate_limits;
 mod slow_clients;
