@@ -4,8 +4,8 @@
 //! - openapi-spec-validator validates the published `/openapi.json` against the official
 //!   OpenAPI 3.1 schema;
 //! - Schemathesis fuzzes a running auth-center against that document, a bounded number of
-//!   examples per operation from a fixed seed, with the checks for server errors, status
-//!   codes and response schemas. The server runs on SQLite and the test Redis with generous
+//!   examples per operation, deterministically, with the checks for server errors, status
+//!   codes and response schemas (and the documented content types and response headers). The server runs on SQLite and the test Redis with generous
 //!   rate limits (a `429` is documented, but fuzzing only `429`s would test nothing), seeded
 //!   with an admin and a registered client, so authenticated operations get exercised.
 //!
@@ -26,8 +26,6 @@ const FUZZ_BOUND: Duration = Duration::from_secs(300);
 const VALIDATE_BOUND: Duration = Duration::from_secs(60);
 /// Test cases per operation and phase.
 const MAX_EXAMPLES: &str = "15";
-/// A fixed seed, and deterministic generation: the same cases on every run.
-const SEED: &str = "20261126";
 
 /// The tool `name` of the virtualenv whose interpreter is `python`.
 fn venv_tool(python: &str, name: &str) -> String {
@@ -72,26 +70,40 @@ async fn the_published_document_validates_against_the_openapi_3_1_schema() {
     );
 }
 
-/// One Schemathesis run against `center` with `extra` arguments (filters, credentials);
-/// panics with its report when it finds anything.
-async fn fuzz(python: &str, center: &AuthCenter, what: &str, extra: &[&str]) {
+/// One Schemathesis run against `center` with `extra` arguments (filters, credentials) and,
+/// when given, a configuration file (`schemathesis.toml`); panics with its report when it finds
+/// anything.
+async fn fuzz(
+    python: &str,
+    center: &AuthCenter,
+    what: &str,
+    config: Option<&std::path::Path>,
+    extra: &[&str],
+) {
     let started = Instant::now();
+    // Run in a directory of its own: Schemathesis keeps a cache of the crashes it found
+    // (`.schemathesis/`) in its working directory, which would steer the next run.
+    let cwd = tempfile::tempdir().expect("tempdir");
+    let mut command = tokio::process::Command::new(venv_tool(python, "st"));
+    command.current_dir(cwd.path());
+    if let Some(config) = config {
+        command.arg("--config-file").arg(config);
+    }
     let output = run_bounded(
-        tokio::process::Command::new(venv_tool(python, "st"))
+        command
             .arg("run")
             .arg(format!("{}/openapi.json", center.address))
             .args([
                 "--checks",
-                "not_a_server_error,status_code_conformance,response_schema_conformance",
+                "not_a_server_error,status_code_conformance,response_schema_conformance,\
+                 content_type_conformance,response_headers_conformance",
                 "--phases",
                 "examples,coverage,fuzzing",
                 "--max-examples",
                 MAX_EXAMPLES,
-                "--seed",
-                SEED,
+                // The same cases on every run; implies no example database, so nothing is
+                // remembered between runs either.
                 "--generation-deterministic",
-                "--generation-database",
-                "none",
                 "--workers",
                 "1",
                 "--request-timeout",
@@ -105,7 +117,7 @@ async fn fuzz(python: &str, center: &AuthCenter, what: &str, extra: &[&str]) {
     .unwrap_or_else(|| panic!("Schemathesis ({what}) takes longer than {FUZZ_BOUND:?}"));
     let stdout = String::from_utf8_lossy(&output.stdout);
     eprintln!(
-        "Schemathesis ({what}) took {:.1} s",
+        "Schemathesis ({what}) took {:.1} s:\n{stdout}",
         started.elapsed().as_secs_f64()
     );
     assert!(
@@ -115,6 +127,13 @@ async fn fuzz(python: &str, center: &AuthCenter, what: &str, extra: &[&str]) {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// The operations that end sessions or withdraw keys: fuzzed apart, so that the admin whose
+/// token the fuzzer uses keeps it for the rest (Schemathesis reuses the ids it saw in answers,
+/// the admin's own among them).
+const ENDING_A_USER: &str =
+    "^/v1/(sessions/\\{sid\\}|admin/users/\\{id\\}/(roles|disable|sessions|sessions/\\{sid\\}))$";
+const ENDING_THE_CALLER: &str = "^/v1/(logout|logout-all|admin/keys/rotate)$";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schemathesis_finds_no_server_error_and_no_answer_outside_the_contract() {
@@ -151,31 +170,14 @@ async fn schemathesis_finds_no_server_error_and_no_answer_outside_the_contract()
         .expect("a secret")
         .to_string();
 
-    // The API under /v1 as an admin, but the operations that end the caller's session or
-    // withdraw the key that signed its token: they run last, below.
-    let bearer = format!("Authorization: Bearer {}", admin.access_token);
-    let last = "^/v1/(logout|logout-all|admin/keys/rotate)$";
-    fuzz(
-        &python,
-        &center,
-        "/v1 as an admin",
-        &[
-            "--include-path-regex",
-            "^/v1/",
-            "--exclude-path-regex",
-            last,
-            "--header",
-            &bearer,
-        ],
-    )
-    .await;
-    // The OAuth endpoints, the JWKS, the metadata and health, as a registered client
-    // (`client_secret_basic`); introspection as a client too.
+    // First, as the registered client (`client_secret_basic`): the OAuth endpoints and
+    // introspection, the JWKS, the metadata and health (the admin API below may disable it).
     let basic = format!("fuzzer:{secret}");
     fuzz(
         &python,
         &center,
         "OAuth and public routes as a client",
+        None,
         &[
             "--exclude-path-regex",
             "^/v1/(?!introspect$)",
@@ -184,13 +186,61 @@ async fn schemathesis_finds_no_server_error_and_no_answer_outside_the_contract()
         ],
     )
     .await;
-    let last_admin = center.login_ok("root").await;
-    let bearer = format!("Authorization: Bearer {}", last_admin.access_token);
+    // The API under /v1 as an admin, but the operations that could end the admin's session.
+    let bearer = format!("Authorization: Bearer {}", admin.access_token);
+    let ending = format!("{ENDING_A_USER}|{ENDING_THE_CALLER}");
+    fuzz(
+        &python,
+        &center,
+        "/v1 as an admin",
+        None,
+        &[
+            "--include-path-regex",
+            "^/v1/",
+            "--exclude-path-regex",
+            &ending,
+            "--header",
+            &bearer,
+        ],
+    )
+    .await;
+    // Those that end a user's sessions, aimed at a user who has one.
+    let victim = center
+        .auth
+        .create_user("victim", secrecy::SecretString::from(PASSWORD), vec![])
+        .await
+        .expect("create a user");
+    let session = center.login_ok("victim").await.session_id;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("schemathesis.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[parameters]\n\"path.id\" = \"{}\"\n\"path.sid\" = \"{session}\"\n",
+            victim.id
+        ),
+    )
+    .expect("write schemathesis.toml");
+    fuzz(
+        &python,
+        &center,
+        "ending a user's sessions",
+        Some(&config),
+        &["--include-path-regex", ENDING_A_USER, "--header", &bearer],
+    )
+    .await;
+    // Last, those that end the caller's own session or its key.
     fuzz(
         &python,
         &center,
         "logout and key rotation",
-        &["--include-path-regex", last, "--header", &bearer],
+        None,
+        &[
+            "--include-path-regex",
+            ENDING_THE_CALLER,
+            "--header",
+            &bearer,
+        ],
     )
     .await;
 }

@@ -22,10 +22,10 @@ use crate::domain::{AuthService, IssuedTokens};
 #[serde(deny_unknown_fields)]
 pub(super) struct Credentials {
     /// 1 to 64 characters once canonicalised (PRECIS UsernameCaseMapped), one script.
-    #[schema(example = "alice")]
+    #[schema(example = "alice", min_length = 1, max_length = 64)]
     username: String,
-    /// 8 to 1024 characters; not on the breached-password list.
-    #[schema(value_type = String, format = Password, example = "a long passphrase of yours")]
+    /// 8 to 128 characters; not on the breached-password list.
+    #[schema(value_type = String, format = Password, example = "a long passphrase of yours", min_length = 8, max_length = 128)]
     password: SecretString,
 }
 

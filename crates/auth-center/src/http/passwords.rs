@@ -16,8 +16,8 @@ use super::extract::{ApiJson, Authenticated, Client};
 pub(super) struct PasswordChange {
     #[schema(value_type = String, format = Password, example = "a long passphrase of yours")]
     current_password: SecretString,
-    /// 8 to 1024 characters; not on the breached-password list.
-    #[schema(value_type = String, format = Password, example = "an even longer new passphrase")]
+    /// 8 to 128 characters; not on the breached-password list.
+    #[schema(value_type = String, format = Password, example = "an even longer new passphrase", min_length = 8, max_length = 128)]
     new_password: SecretString,
 }
 
