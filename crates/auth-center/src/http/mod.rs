@@ -124,33 +124,34 @@ fn documented_routes() -> OpenApiRouter<Arc<AuthService>> {
         .routes(routes!(clients::disable_client))
         .routes(routes!(clients::enable_client))
         .routes(routes!(keys::list))
-        .routes(routes!(keys::rotate))
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(axum::middleware::from_fn(refuse_declared_oversize))
-        // Accounts, sessions, audit entries: nothing under /v1 may be stored by a cache.
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::CACHE_CONTROL,
-            HeaderValue::from_static("no-store"),
-        ));
-    // Tokens (RFC 6749 §5.1): never stored by a cache either, errors included.
+        .routes(routes!(keys::rotate));
     let oauth2 = OpenApiRouter::default()
         .routes(routes!(oauth::token))
-        .routes(routes!(oauth::revoke))
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(axum::middleware::from_fn(refuse_declared_oversize))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::CACHE_CONTROL,
-            HeaderValue::from_static("no-store"),
-        ));
+        .routes(routes!(oauth::revoke));
     // No OpenID Connect discovery document: there is no ID token, no authorization endpoint
     // and no userinfo endpoint to describe (docs/http-api.md).
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
-        .nest("/v1", v1)
-        .nest("/oauth2", oauth2)
+        .nest("/v1", limited_and_not_stored(v1))
+        .nest("/oauth2", limited_and_not_stored(oauth2))
         .routes(routes!(keys::jwks))
         .routes(routes!(oauth::metadata))
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
+}
+
+/// The routes under `/v1` and `/oauth2`: bodies within [`MAX_BODY_BYTES`] (a declared
+/// `Content-Length` over it refused before any of it is read), and no answer stored by a
+/// cache: accounts, sessions, audit entries, and tokens (RFC 6749 §5.1), errors included.
+fn limited_and_not_stored(
+    routes: OpenApiRouter<Arc<AuthService>>,
+) -> OpenApiRouter<Arc<AuthService>> {
+    routes
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(refuse_declared_oversize))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
 }
 
 /// Request ids and the access line, with the caller resolved as everywhere in the
