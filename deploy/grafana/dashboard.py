@@ -53,17 +53,23 @@ def queries(targets):
     return [query(chr(ord("A") + i), expr, legend) for i, (expr, legend) in enumerate(targets)]
 
 
-def series(title, description, unit, targets, width=12, highlight=()):
-    """A time-series panel; series whose name matches a regular expression of `highlight`
-    are drawn in red (what needs a look)."""
-    panel = (
-        timeseries.Panel()
-        .title(title)
+def framed(panel, title, description, unit, width):
+    """What every panel has: title, description, data source, unit, 8 rows high."""
+    return (
+        panel.title(title)
         .description(description)
         .datasource(DATASOURCE)
         .unit(unit)
         .height(8)
         .span(width)
+    )
+
+
+def series(title, description, unit, targets, width=12, highlight=()):
+    """A time-series panel; series whose name matches a regular expression of `highlight`
+    are drawn in red (what needs a look)."""
+    panel = (
+        framed(timeseries.Panel(), title, description, unit, width)
         .fill_opacity(10)
         .legend(
             common_builder.VizLegendOptions()
@@ -114,13 +120,7 @@ def single(title, description, expr, unit, red_below=None, width=6):
             Threshold(value=red_below, color="green"),
         ]
     return (
-        stat.Panel()
-        .title(title)
-        .description(description)
-        .datasource(DATASOURCE)
-        .unit(unit)
-        .height(8)
-        .span(width)
+        framed(stat.Panel(), title, description, unit, width)
         .graph_mode(common.BigValueGraphMode.AREA)
         .color_mode(common.BigValueColorMode.VALUE)
         .thresholds(dash.ThresholdsConfig().mode(ThresholdsMode.ABSOLUTE).steps(steps))
@@ -140,8 +140,27 @@ class Section:
         return self
 
 
-def rate_by(metric, label, selector=""):
-    return f"sum by ({label}) (rate({metric}{selector}{RATE}))"
+def rate_by(metric, labels):
+    return f"sum by ({labels}) (rate({metric}{RATE}))"
+
+
+def errors_by(errors, histogram, labels):
+    """The rate of counter `errors` by `labels`, 0 for the calls of `histogram` that never
+    failed (an error series appears with its first error)."""
+    return f"{rate_by(errors, labels)} or {rate_by(histogram + '_count', labels)} * 0"
+
+
+def per_second(title, description, metric, labels, width=12, highlight=()):
+    """A time-series panel of counter `metric`'s rate by `labels` ("job, outcome")."""
+    legend = " ".join("{{%s}}" % label.strip() for label in labels.split(","))
+    return series(
+        title,
+        description,
+        "ops",
+        [(rate_by(metric, labels), legend)],
+        width=width,
+        highlight=highlight,
+    )
 
 
 def quantiles(metric, by, legend):
@@ -197,50 +216,50 @@ def build():
     sessions = (
         Section("Logins, refreshes and sessions")
         .with_panel(
-            series(
+            per_second(
                 "Logins by outcome",
                 "auth_logins_total: success, wrong_password, unknown_user, disabled, "
                 "rate_limited, invalid_request.",
-                "ops",
-                [(rate_by("auth_logins_total", "outcome"), "{{outcome}}")],
+                "auth_logins_total",
+                "outcome",
                 width=8,
             )
         )
         .with_panel(
-            series(
+            per_second(
                 "Refreshes by outcome",
                 "auth_refreshes_total; reuse_detected (red) is a replayed refresh token, "
                 "each one ends its session as a theft (alert RefreshReuseSpike).",
-                "ops",
-                [(rate_by("auth_refreshes_total", "outcome"), "{{outcome}}")],
+                "auth_refreshes_total",
+                "outcome",
                 width=8,
                 highlight=("^reuse_detected$",),
             )
         )
         .with_panel(
-            series(
+            per_second(
                 "Rate-limit refusals by rule",
                 "auth_rate_limit_refusals_total.",
-                "ops",
-                [(rate_by("auth_rate_limit_refusals_total", "rule"), "{{rule}}")],
+                "auth_rate_limit_refusals_total",
+                "rule",
                 width=8,
             )
         )
         .with_panel(
-            series(
+            per_second(
                 "Sessions created by kind",
                 "auth_sessions_created_total: login, client_credentials.",
-                "ops",
-                [(rate_by("auth_sessions_created_total", "kind"), "{{kind}}")],
+                "auth_sessions_created_total",
+                "kind",
             )
         )
         .with_panel(
-            series(
+            per_second(
                 "Sessions ended by cause",
                 "auth_sessions_ended_total; theft (red): reuse, another key's DPoP proof, "
                 "a context change under `revoke`.",
-                "ops",
-                [(rate_by("auth_sessions_ended_total", "cause"), "{{cause}}")],
+                "auth_sessions_ended_total",
+                "cause",
                 highlight=("^theft$",),
             )
         )
@@ -298,7 +317,12 @@ def build():
                 "(alert AuthRedisErrors), the verifiers' session checks (VerifierRedisErrors).",
                 "ops",
                 [
-                    (rate_by("auth_redis_errors_total", "op"), "auth-center {{op}}"),
+                    (
+                        errors_by(
+                            "auth_redis_errors_total", "auth_redis_command_duration_seconds", "op"
+                        ),
+                        "auth-center {{op}}",
+                    ),
                     (rate_by("verifier_redis_errors_total", "job"), "verifier {{job}}"),
                 ],
                 width=6,
@@ -324,7 +348,14 @@ def build():
                 "SQL errors by operation",
                 "auth_sql_errors_total (alert AuthSqlErrors).",
                 "ops",
-                [(rate_by("auth_sql_errors_total", "op"), "{{op}}")],
+                [
+                    (
+                        errors_by(
+                            "auth_sql_errors_total", "auth_sql_query_duration_seconds", "op"
+                        ),
+                        "{{op}}",
+                    )
+                ],
                 width=6,
             )
         )
@@ -332,12 +363,12 @@ def build():
     verifiers = (
         Section("Verifiers")
         .with_panel(
-            series(
+            per_second(
                 "Tokens verified by outcome",
                 "verifier_tokens_total in every service that embeds the verifier; revoked "
                 "(red): a token whose session was deleted.",
-                "ops",
-                [(rate_by("verifier_tokens_total", "job, outcome"), "{{job}} {{outcome}}")],
+                "verifier_tokens_total",
+                "job, outcome",
                 width=8,
                 highlight=(" revoked$",),
             )
@@ -355,20 +386,20 @@ def build():
             )
         )
         .with_panel(
-            series(
+            per_second(
                 "Session checks sent to Redis",
                 "verifier_redis_requests_total (EXISTS), what the session cache saves.",
-                "ops",
-                [(rate_by("verifier_redis_requests_total", "job"), "{{job}}")],
+                "verifier_redis_requests_total",
+                "job",
                 width=8,
             )
         )
         .with_panel(
-            series(
+            per_second(
                 "Invalidation pushes",
                 "verifier_invalidations_total: RESP3 pushes received from Redis.",
-                "ops",
-                [(rate_by("verifier_invalidations_total", "job"), "{{job}}")],
+                "verifier_invalidations_total",
+                "job",
                 width=8,
             )
         )
@@ -413,10 +444,12 @@ def build():
                     "objective (alerts SelftestRevocationLagHigh, VerifierRevocationLagHigh).",
                     "s",
                     [
-                        ("job:auth_selftest_revocation_lag_seconds:p50_5m", "p50 self-test {{job}}"),
-                        ("job:auth_selftest_revocation_lag_seconds:p99_5m", "p99 self-test {{job}}"),
-                        ("job:verifier_revocation_lag_seconds:p50_5m", "p50 verifier {{job}}"),
-                        ("job:verifier_revocation_lag_seconds:p99_5m", "p99 verifier {{job}}"),
+                        (f"job:{metric}:{q}_5m", f"{q} {source} {{{{job}}}}")
+                        for source, metric in (
+                            ("self-test", "auth_selftest_revocation_lag_seconds"),
+                            ("verifier", "verifier_revocation_lag_seconds"),
+                        )
+                        for q in ("p50", "p99")
                     ],
                 ),
                 LAG_OBJECTIVE_SECONDS,
