@@ -36,17 +36,20 @@
 #   TEST_TLS_OTHER_CA_FILE   a CA that signed nothing here ("wrong CA" tests)
 #   TEST_TLS_CLIENT_CERT_FILE, TEST_TLS_CLIENT_KEY_FILE   a client certificate and key (PEM)
 # and, set up by this script (see setup_oauth_python below):
-#   TEST_OAUTH_PYTHON        python of a virtualenv with Authlib, requests and PyJWT with
-#                            cryptography (the OAuth e2e test, its DPoP proofs included; the
-#                            native reference checker; the gateway test's Python application),
+#   TEST_OAUTH_PYTHON        python of a virtualenv with tests/requirements.txt: Authlib,
+#                            requests and PyJWT with cryptography (the OAuth e2e test, its DPoP
+#                            proofs included; the native reference checker; the gateway test's
+#                            Python application), the Grafana Foundation SDK (the dashboard
+#                            generator deploy/grafana/dashboard.py, checked by the e2e tests),
 #                            Schemathesis and openapi-spec-validator (the OpenAPI contract test)
 #
 # With the whole suite (no package or target selection) it also checks the deployment files
 # offline first: scripts/check-deploy.sh (deploy/k8s against the Kubernetes schemas, the compose
 # files with `docker-compose config`).
 #
-# Needs redis-server, redis-cli and the PostgreSQL server binaries, and nginx for the gateway's
-# e2e tests; when they are missing and we are root they are installed with apt-get. Services already running on the machine (e.g. on
+# Needs redis-server, redis-cli and the PostgreSQL server binaries, nginx for the gateway's
+# e2e tests and prometheus (with promtool) for the monitoring ones; when they are missing and
+# we are root they are installed with apt-get. Services already running on the machine (e.g. on
 # 6379/5432) are never used or touched.
 set -euo pipefail
 
@@ -154,25 +157,28 @@ fi
 # --- binaries ------------------------------------------------------------------------------------
 
 # `check` exits 3 when a binary (or, as root, the postgres user or runuser) is missing. It
-# looks for nginx too: the gateway's e2e tests run a private nginx of their own (never the
-# system's service, its configuration or its logs). Without nginx those tests are skipped with
-# a warning, except in CI (CI=true), where that is an error.
+# looks for nginx and Prometheus (with promtool) too: the gateway's e2e tests run a private
+# nginx of their own, the monitoring e2e tests a private Prometheus (never the system's
+# service, its configuration or its logs). Without them those tests are skipped with a
+# warning, except in CI (CI=true), where that is an error.
 check_rc=0
 "$LAUNCHER" check || check_rc=$?
 if [ "$check_rc" = 3 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    say "redis-server/redis-cli, the PostgreSQL server binaries or nginx are missing; installing them"
+    say "redis-server/redis-cli, the PostgreSQL server binaries, nginx or prometheus are missing; installing them"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update
-    apt-get install -y redis-server postgresql nginx
+    # Debian's prometheus has promtool; its own service is never used by the tests.
+    apt-get install -y redis-server postgresql nginx prometheus
     "$LAUNCHER" check || die "still missing something after apt-get install (see above)"
   elif "$LAUNCHER" check --only redis,redis-cluster,postgres >/dev/null 2>&1; then
-    [ "${CI:-}" = true ] && die "nginx is missing (CI=true): install it (Debian/Ubuntu: sudo apt-get install nginx)"
-    say "WARNING: nginx is missing: the gateway's e2e tests behind nginx will be SKIPPED.
-  Install it (Debian/Ubuntu: sudo apt-get install nginx); running this script as root installs it."
+    [ "${CI:-}" = true ] && die "nginx or prometheus is missing (CI=true): install them (Debian/Ubuntu: sudo apt-get install nginx prometheus)"
+    say "WARNING: nginx or prometheus is missing: the gateway's e2e tests behind nginx or the
+  monitoring e2e tests (a real Prometheus, promtool) will be SKIPPED. Install them
+  (Debian/Ubuntu: sudo apt-get install nginx prometheus); running this script as root installs them."
   else
     die "need redis-server, redis-cli and the PostgreSQL server binaries (initdb, pg_ctl, postgres, psql).
-  Install them (Debian/Ubuntu: sudo apt-get install redis-server postgresql nginx), or point
+  Install them (Debian/Ubuntu: sudo apt-get install redis-server postgresql nginx prometheus), or point
   TEST_PG_BINDIR at the PostgreSQL bindir. Running this script as root installs them automatically."
   fi
 elif [ "$check_rc" != 0 ]; then
@@ -231,19 +237,18 @@ done
 # checker of docs/native-revocation.md (PyJWT and cryptography) with it too, and
 # tests/e2e/gateway.rs its echo application. Without Python and pip these tests are skipped,
 # except in CI (CI=true), where that is an error. As root on Debian, a missing python3 or
-# its venv module is installed with apt-get. tests/e2e/contract.rs checks the OpenAPI document
-# with Schemathesis and openapi-spec-validator from it, pinned: a new release may generate
-# other cases or judge differently, so the fuzzing stays repeatable until the pins move.
-SCHEMATHESIS_VERSION=4.32.5
-OPENAPI_SPEC_VALIDATOR_VERSION=0.9.0
-OAUTH_PY_PACKAGES=("Authlib>=1.6,<2" "requests>=2.31,<3" "PyJWT[crypto]>=2.8,<3"
-  "schemathesis==$SCHEMATHESIS_VERSION" "openapi-spec-validator==$OPENAPI_SPEC_VALIDATOR_VERSION")
+# its venv module is installed with apt-get.
+# The packages are pinned in tests/requirements.txt (with the Grafana Foundation SDK that
+# deploy/grafana/dashboard.py uses, and Schemathesis and openapi-spec-validator, with which
+# tests/e2e/contract.rs checks the OpenAPI document); the virtualenv is made again when that
+# file changed.
+PY_REQUIREMENTS=tests/requirements.txt
 setup_oauth_python() {
   local venv python
   venv="$(cargo_target_dir)/oauth-venv"
   python_ok() {
-    "$1" -c 'import authlib, cryptography, joserfc, jwt, requests, schemathesis, openapi_spec_validator' >/dev/null 2>&1 &&
-      [ "$("$1" -c 'import importlib.metadata as m; print(m.version("schemathesis"), m.version("openapi-spec-validator"))')" = "$SCHEMATHESIS_VERSION $OPENAPI_SPEC_VALIDATOR_VERSION" ]
+    "$1" -c 'import authlib, cryptography, joserfc, jwt, requests, grafana_foundation_sdk, schemathesis, openapi_spec_validator' >/dev/null 2>&1 &&
+      cmp -s "$PY_REQUIREMENTS" "$venv/requirements.txt"
   }
   if [ -x "$venv/bin/python" ] && python_ok "$venv/bin/python"; then
     export TEST_OAUTH_PYTHON="$venv/bin/python"
@@ -260,14 +265,14 @@ setup_oauth_python() {
   fi
   rm -rf "$venv"
   if [ -n "$python" ] && "$python" -m venv "$venv" >&2 &&
-    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "${OAUTH_PY_PACKAGES[@]}" >&2 &&
-    python_ok "$venv/bin/python"; then
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$PY_REQUIREMENTS" >&2 &&
+    cp "$PY_REQUIREMENTS" "$venv/requirements.txt" && python_ok "$venv/bin/python"; then
     export TEST_OAUTH_PYTHON="$venv/bin/python"
     say "python OAuth client TEST_OAUTH_PYTHON=$TEST_OAUTH_PYTHON ($("$venv/bin/python" -m pip list 2>/dev/null | grep -iE '^(authlib|pyjwt) ' | tr -s ' ' | paste -sd, -))"
     return 0
   fi
-  [ "${CI:-}" = true ] && die "could not set up Python with ${OAUTH_PY_PACKAGES[*]} for the OAuth e2e test (CI=true)"
-  say "WARNING: no Python virtualenv with Authlib: the OAuth client e2e test will be skipped"
+  [ "${CI:-}" = true ] && die "could not set up Python with $PY_REQUIREMENTS for the e2e tests (CI=true)"
+  say "WARNING: no Python virtualenv with $PY_REQUIREMENTS: the OAuth client e2e test and the dashboard check will be skipped"
 }
 
 # The cargo target directory (CARGO_TARGET_DIR, or target/ here), absolute.

@@ -93,6 +93,8 @@ pub fn blocking<T>(f: impl FnOnce() -> T) -> T {
 /// A running auth-center with its own SQLite file and Redis key prefix.
 pub struct AuthCenter {
     pub address: String,
+    /// `127.0.0.1:<port>` of the separate metrics listener, when `metrics_addr` was set.
+    pub metrics_address: Option<String>,
     pub auth: Arc<AuthService>,
     pub prefix: String,
     pub target: RedisTarget,
@@ -163,6 +165,7 @@ impl AuthCenter {
             .await
             .expect("auth-center builds");
         let address = format!("http://127.0.0.1:{}", app.port());
+        let metrics_address = app.metrics_port().map(|port| format!("127.0.0.1:{port}"));
         let auth = app.auth();
         tokio::spawn(app.run_until_stopped());
         let redis = RedisConnection::connect(&own_target, own_options)
@@ -170,6 +173,7 @@ impl AuthCenter {
             .expect("test's own Redis connection");
         Self {
             address,
+            metrics_address,
             auth,
             prefix,
             target,

@@ -25,6 +25,7 @@ mod logout;
 mod native;
 mod oauth_clients;
 mod outages;
+mod prometheus;
 mod revocation;
 mod revocation_off;
 mod tls;

@@ -22,6 +22,9 @@
 //! * [`binary`]: a workspace binary run with a clean environment until it serves.
 //! * [`Nginx`]: a private nginx (Debian's binary, never the system service) serving a
 //!   configuration template on a free loopback port, for the forward-auth gateway's tests.
+//! * [`Prometheus`]: a private Prometheus (Debian's binary, never the system service) with a
+//!   configuration of the test's own on a free loopback port, for the monitoring tests;
+//!   [`promtool_binary`] finds its `promtool`.
 //! * [`DpopKey`]: a DPoP client's key pair that makes proofs (RFC 9449), and [`Tokens`], the
 //!   auth-center's token response.
 //!
@@ -29,7 +32,7 @@
 //!
 //! Binaries: `redis-server` and `redis-cli` from `PATH`; the Postgres binaries from
 //! `$TEST_PG_BINDIR`, `pg_config --bindir` or `/usr/lib/postgresql/*/bin`; `nginx` from `PATH` or
-//! `/usr/sbin`. When running as
+//! `/usr/sbin`; `prometheus` and `promtool` from `PATH` or `/usr/bin`. When running as
 //! root, Postgres runs as the `postgres` user (via `runuser`).
 //!
 //! Every fixture is paired with a tiny watchdog process that kills its servers and removes its
@@ -42,8 +45,10 @@
 mod acl;
 pub mod binary;
 mod dpop;
+mod foreground;
 mod nginx;
 mod postgres;
+mod prometheus;
 mod redis;
 mod sentinel;
 mod services;
@@ -56,6 +61,7 @@ pub use crate::acl::AclUser;
 pub use crate::dpop::{DpopKey, access_token_hash};
 pub use crate::nginx::{Nginx, nginx_binary};
 pub use crate::postgres::{Postgres, create_postgres_database};
+pub use crate::prometheus::{Prometheus, prometheus_binary, promtool_binary};
 pub use crate::redis::{ClusterOptions, RedisCluster, RedisServer};
 pub use crate::sentinel::RedisSentinel;
 pub use crate::services::{Running, Service, start_all};

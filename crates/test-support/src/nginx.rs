@@ -4,16 +4,13 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result, anyhow, bail};
 use tempfile::TempDir;
 
-use crate::util::{
-    self, READY_TIMEOUT, START_ATTEMPTS, Watchdog, file_len, log_tail, says_address_in_use,
-};
+use crate::foreground::{Foreground, Start, on_a_free_port};
+use crate::util::{self, Watchdog, file_len, log_tail};
 
 /// Where Debian installs the binary; `/usr/sbin` is not on every user's `PATH`.
 const DEBIAN_NGINX: &str = "/usr/sbin/nginx";
@@ -61,7 +58,7 @@ pub fn nginx_binary() -> Option<PathBuf> {
 /// ```
 pub struct Nginx {
     port: u16,
-    child: Option<Child>,
+    server: Foreground,
     watchdog: Watchdog,
     /// Removed when dropped, after nginx is gone (fields drop after `Drop::drop`).
     dir: TempDir,
@@ -87,24 +84,15 @@ impl Nginx {
         let watchdog = Watchdog::spawn(dir.path())?;
         let mut nginx = Self {
             port: 0,
-            child: None,
+            server: Foreground::new("nginx", dir.path().join(PIDFILE)),
             watchdog,
             dir,
         };
-        let mut last = None;
-        for _ in 0..START_ATTEMPTS {
-            nginx.port = util::pick_port(false)?;
-            match nginx.start_once(&binary, template, values) {
-                Ok(()) => return Ok(nginx),
-                Err(Start::AddrInUse(e)) => last = Some(e),
-                Err(Start::Other(e)) => return Err(e),
-            }
-        }
-        Err(last
-            .unwrap_or_else(|| anyhow!("no attempt made"))
-            .context(format!(
-                "nginx: every port tried was taken ({START_ATTEMPTS} attempts)"
-            )))
+        on_a_free_port("nginx", |port| {
+            nginx.port = port;
+            nginx.start_once(&binary, template, values)
+        })?;
+        Ok(nginx)
     }
 
     /// The port nginx listens on, on 127.0.0.1.
@@ -155,76 +143,16 @@ impl Nginx {
             .stderr(Stdio::null())
             .spawn()
             .map_err(|e| anyhow!("could not run {}: {e}", binary.display()))?;
-        self.child = Some(child);
-        let ready = self.wait_ready(&log, log_start);
-        if ready.is_err() {
-            self.kill();
-        }
-        ready
-    }
-
-    fn wait_ready(&mut self, log: &Path, log_start: u64) -> Result<(), Start> {
-        let deadline = Instant::now() + READY_TIMEOUT;
-        loop {
-            if let Some(child) = self.child.as_mut()
-                && let Some(status) = child.try_wait().context("waiting for nginx")?
-            {
-                self.child = None;
-                let err = anyhow!(
-                    "nginx on port {} exited during startup ({status})\n{}",
-                    self.port,
-                    log_tail(log, 30)
-                );
-                return Err(if says_address_in_use(&util::read_from(log, log_start)) {
-                    Start::AddrInUse(err)
-                } else {
-                    Start::Other(err)
-                });
-            }
-            if util::port_accepts(self.port) {
-                return Ok(());
-            }
-            if Instant::now() >= deadline {
-                return Err(Start::Other(anyhow!(
-                    "nginx did not accept connections on port {} within {}s\n{}",
-                    self.port,
-                    READY_TIMEOUT.as_secs(),
-                    log_tail(log, 30)
-                )));
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// SIGKILLs nginx (one process: no master, no workers) and reaps it. The pidfile goes
-    /// first so the watchdog never sees a stale pid.
-    fn kill(&mut self) {
-        let _ = fs::remove_file(self.dir.path().join(PIDFILE));
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        let port = self.port;
+        self.server
+            .wait_ready(child, port, &log, log_start, || util::port_accepts(port))
     }
 }
 
 impl Drop for Nginx {
     fn drop(&mut self) {
-        self.kill();
+        self.server.kill();
         self.watchdog.disarm();
-    }
-}
-
-/// Why a start attempt failed.
-enum Start {
-    /// The port was taken: try another.
-    AddrInUse(anyhow::Error),
-    /// Anything else.
-    Other(anyhow::Error),
-}
-
-impl From<anyhow::Error> for Start {
-    fn from(e: anyhow::Error) -> Self {
-        Self::Other(e)
     }
 }
 

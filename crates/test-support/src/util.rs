@@ -232,7 +232,7 @@ try_kill() { # signal pidfile
   case $cwd in "$real"|"$real"/*) ;; *) return 0;; esac
   kill "-$1" "$pid" 2>/dev/null && pids="$pids $pid"
 }
-for f in "$dir"/redis-server.pid "$dir"/*/redis-server.pid "$dir"/nginx.pid; do try_kill KILL "$f"; done
+for f in "$dir"/redis-server.pid "$dir"/*/redis-server.pid "$dir"/nginx.pid "$dir"/prometheus.pid; do try_kill KILL "$f"; done
 try_kill QUIT "$dir/data/postmaster.pid"
 i=0
 while [ "$i" -lt 100 ]; do

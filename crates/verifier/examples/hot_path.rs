@@ -1,8 +1,9 @@
-//! The tracked repeat-token path, `HOT_PATH_CALLS` times (default 100 000), for counting its
+//! The repeat-token path, `HOT_PATH_CALLS` times (default 100 000), for counting its
 //! instructions under `valgrind --tool=cachegrind` (deterministic, unlike wall time on a
 //! shared machine): run it with two call counts and divide the difference. With
 //! `BENCH_METRICS=prometheus` a Prometheus recorder is installed first (the verifier's
-//! metrics then record for real). See `docs/benchmarks.md`.
+//! metrics then record for real). `HOT_PATH_MODE=off` measures revocation mode `off` instead
+//! of `tracked`. See `docs/benchmarks.md`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)] // a measurement: fail loudly
 
@@ -24,6 +25,10 @@ fn main() {
         .ok()
         .and_then(|n| n.parse().ok())
         .unwrap_or(100_000);
+    let mode = match std::env::var("HOT_PATH_MODE").as_deref() {
+        Ok("off") => RevocationMode::Off,
+        _ => RevocationMode::Tracked,
+    };
     let redis = test_support::RedisServer::start().expect("a private redis-server");
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -71,7 +76,7 @@ fn main() {
             .static_keys(KeySet::from_keys([VerifyingKey::ed25519("k1", &public)]))
             .redis(RedisTarget::Standalone(redis.url()))
             .key_prefix("bench")
-            .revocation(RevocationMode::Tracked)
+            .revocation(mode)
             .max_staleness(Duration::from_secs(600))
             // A heartbeat every 15 s: next to nothing in the count.
             .max_stall(Duration::from_secs(60))

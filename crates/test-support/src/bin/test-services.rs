@@ -17,7 +17,8 @@
 //!
 //! `test-services check` only checks that what the services need is installed; it exits 3
 //! and says what is missing if something is. Without `--only` it also checks for `nginx`,
-//! which the gateway's e2e tests start themselves (see `test_support::Nginx`).
+//! which the gateway's e2e tests start themselves (see `test_support::Nginx`), and for
+//! `prometheus` and `promtool`, which the monitoring e2e tests run (`test_support::Prometheus`).
 
 #![allow(clippy::disallowed_methods)] // "up after N s" is real elapsed time
 
@@ -39,7 +40,8 @@ Starts private Redis, Redis Cluster and Postgres servers for the tests, and TLS 
 a TLS-only Redis, one with mutual TLS and a Postgres over TLS, with a throwaway CA), prints
 the variables that announce them, and stops them on SIGINT, SIGTERM, SIGHUP or when its
 parent exits. `check` only says whether what they need is installed (exit code 3 if not);
-without --only it also checks for nginx, which the gateway's e2e tests start themselves.
+without --only it also checks for nginx and prometheus (with promtool), which the e2e tests
+start themselves.
 Services: redis, redis-cluster, postgres, tls (default: all).";
 
 /// The exit code of `check` when something is missing.
@@ -51,7 +53,7 @@ const PARENT_POLL: Duration = Duration::from_millis(200);
 struct Args {
     check: bool,
     services: Vec<Service>,
-    /// No `--only`: everything the tests need, nginx included.
+    /// No `--only`: everything the tests need, nginx and Prometheus included.
     everything: bool,
     env_file: Option<PathBuf>,
 }
@@ -115,7 +117,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn check(services: &[Service], with_nginx: bool) -> ExitCode {
+fn check(services: &[Service], everything: bool) -> ExitCode {
     let mut missing = false;
     for service in services {
         if let Err(e) = service.check() {
@@ -123,9 +125,26 @@ fn check(services: &[Service], with_nginx: bool) -> ExitCode {
             missing = true;
         }
     }
-    if with_nginx && test_support::nginx_binary().is_none() {
-        say("nginx: not found on PATH nor at /usr/sbin/nginx");
-        missing = true;
+    if everything {
+        let servers = [
+            ("nginx", test_support::nginx_binary(), "/usr/sbin/nginx"),
+            (
+                "prometheus",
+                test_support::prometheus_binary(),
+                "/usr/bin/prometheus",
+            ),
+            (
+                "promtool",
+                test_support::promtool_binary(),
+                "/usr/bin/promtool",
+            ),
+        ];
+        for (name, found, debian) in servers {
+            if found.is_none() {
+                say(&format!("{name}: not found on PATH nor at {debian}"));
+                missing = true;
+            }
+        }
     }
     if missing {
         ExitCode::from(MISSING)
