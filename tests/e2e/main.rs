@@ -26,4 +26,5 @@ mod oauth_clients;
 mod outages;
 mod revocation;
 mod revocation_off;
+mod selftest;
 mod tls;
