@@ -873,6 +873,8 @@ impl Config {
                             "max_staleness_ms",
                             "max_stall_ms",
                             "jwks_cooldown_ms",
+                            "revocation_selftest",
+                            "instance_name",
                         ])
                         .split("__")
                 })

@@ -28,6 +28,36 @@ for_backends! {
     ],
 }
 
+#[test]
+fn selftest_settings_out_of_range_are_refused_naming_the_setting() {
+    let cases: [(fn(&mut auth_center::Config), &str); 5] = [
+        (|c| c.selftest.interval_secs = 0, "selftest.interval_secs"),
+        (
+            |c| c.selftest.interval_secs = 3601,
+            "selftest.interval_secs",
+        ),
+        (
+            |c| c.selftest.arm_timeout_ms = 1000,
+            "selftest.arm_timeout_ms",
+        ),
+        (
+            |c| c.selftest.ack_timeout_ms = 99,
+            "selftest.ack_timeout_ms",
+        ),
+        (
+            |c| c.selftest.ack_timeout_ms = 60_001,
+            "selftest.ack_timeout_ms",
+        ),
+    ];
+    for (tweak, name) in cases {
+        let mut config = auth_center::Config::default();
+        tweak(&mut config);
+        let error = config.validate().expect_err(name).to_string();
+        assert!(error.contains(name), "{error}");
+    }
+    auth_center::Config::default().validate().unwrap();
+}
+
 /// Upper bound of every wait (never reached when things work).
 const BOUND: Duration = Duration::from_secs(30);
 
