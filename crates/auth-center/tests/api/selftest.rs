@@ -28,9 +28,12 @@ for_backends! {
     ],
 }
 
+/// A change to a configuration.
+type Tweak = fn(&mut auth_center::Config);
+
 #[test]
 fn selftest_settings_out_of_range_are_refused_naming_the_setting() {
-    let cases: [(fn(&mut auth_center::Config), &str); 5] = [
+    let cases: [(Tweak, &str); 5] = [
         (|c| c.selftest.interval_secs = 0, "selftest.interval_secs"),
         (
             |c| c.selftest.interval_secs = 3601,
