@@ -66,6 +66,7 @@ async fn the_command_prints_the_demo_services_verifier_with_its_lag(store: Store
             .await
             .unwrap();
     assert!(passed, "{table}");
+    eprintln!("{table}"); // the measured figures, with --nocapture
     let line = table
         .lines()
         .find(|l| l.contains(&pid))
