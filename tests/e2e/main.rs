@@ -28,4 +28,5 @@ mod outages;
 mod prometheus;
 mod revocation;
 mod revocation_off;
+mod selftest;
 mod tls;

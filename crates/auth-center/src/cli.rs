@@ -1,5 +1,5 @@
-//! The command line: `serve` (default), `migrate`, `user ...`, `client ...` and
-//! `keys rotate|list`.
+//! The command line: `serve` (default), `migrate`, `user ...`, `client ...`,
+//! `keys rotate|list` and `selftest revocation`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -14,6 +14,8 @@ use crate::domain::AuthService;
 use crate::domain::admin::cli_actor;
 use crate::domain::clients::{ClientView, ClientWithSecret, NewClient};
 use crate::domain::keys::{KEY_RELOAD_SECS, KeyRotation, KeyState, KeyStatus};
+use crate::domain::metrics::RoundOutcome;
+use crate::domain::selftest::{SelftestError, SelftestReport, VerifierResult};
 use crate::http::rfc3339;
 use crate::startup::{Application, auth_service, connect_database};
 
@@ -56,6 +58,23 @@ pub enum Command {
     /// Manage registered OAuth clients.
     #[command(subcommand)]
     Client(ClientCommand),
+    /// Check the running deployment.
+    #[command(subcommand)]
+    Selftest(SelftestCommand),
+}
+
+/// Self-test subcommands.
+#[derive(Debug, Subcommand)]
+pub enum SelftestCommand {
+    /// Run one round of the revocation self-test against the configured Redis: a probe
+    /// session that every verifier reporting in checks, then sees deleted. Prints each
+    /// verifier's lag; exits non-zero when a verifier did not acknowledge or none reported
+    /// in.
+    Revocation {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Client subcommands.
@@ -302,6 +321,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Client(command) => run_client_command(config, command).await?,
+        Command::Selftest(SelftestCommand::Revocation { json }) => {
+            let (text, passed) = selftest_revocation(config, json).await?;
+            print!("{text}");
+            if !passed {
+                anyhow::bail!("the revocation self-test did not pass");
+            }
+        }
         Command::Keys(KeysCommand::List) => {
             for key in service(config).await?.keys().statuses().await? {
                 println!(
@@ -388,6 +414,106 @@ async fn run_client_command(config: Config, command: ClientCommand) -> anyhow::R
         }
     }
     Ok(())
+}
+
+/// `selftest revocation`: one round (waiting its turn while another round holds the lock),
+/// as a table or JSON, and whether every verifier that reported in acknowledged.
+pub async fn selftest_revocation(config: Config, json: bool) -> anyhow::Result<(String, bool)> {
+    let service = service(config).await?;
+    let waiting = tokio::time::sleep(SELFTEST_BUSY_WAIT);
+    tokio::pin!(waiting);
+    let report = loop {
+        match service.revocation_selftest().await {
+            Err(SelftestError::Busy) if !waiting.is_elapsed() => {
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+            other => break other?,
+        }
+    };
+    let passed = report.outcome() == RoundOutcome::Ok;
+    let text = if json {
+        format!("{}\n", selftest_json(&report))
+    } else {
+        selftest_table(&report)
+    };
+    Ok((text, passed))
+}
+
+/// How long `selftest revocation` waits for another round to end.
+const SELFTEST_BUSY_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Milliseconds with µs precision.
+fn millis(d: std::time::Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn selftest_table(report: &SelftestReport) -> String {
+    if report.verifiers.is_empty() {
+        return "no verifier reported in (tracked-mode verifiers with the self-test on report \
+                every second)\n"
+            .into();
+    }
+    let width = report
+        .verifiers
+        .keys()
+        .map(String::len)
+        .max()
+        .unwrap_or(0)
+        .max(8);
+    let mut out = format!(
+        "{:<width$}  {:>10}  {:>10}  result\n",
+        "instance", "lag ms", "± ms"
+    );
+    for (instance, result) in &report.verifiers {
+        out += &match result {
+            VerifierResult::Acked { lag, error_bound } => format!(
+                "{instance:<width$}  {:>10.3}  {:>10.3}  refused\n",
+                millis(*lag),
+                millis(*error_bound)
+            ),
+            VerifierResult::NoAck => {
+                format!(
+                    "{instance:<width$}  {:>10}  {:>10}  NO ACK: armed, but did not report the deletion\n",
+                    "-", "-"
+                )
+            }
+            VerifierResult::NotArmed => {
+                format!(
+                    "{instance:<width$}  {:>10}  {:>10}  NOT ARMED: reported in, but did not check the probe\n",
+                    "-", "-"
+                )
+            }
+        };
+    }
+    out += "lag: from the deletion (Redis TIME) to the verifier's invalidation, an upper bound; \
+            ±: how much too high it may be (the verifier's round trip to Redis)\n";
+    out
+}
+
+fn selftest_json(report: &SelftestReport) -> serde_json::Value {
+    let verifiers: Vec<serde_json::Value> = report
+        .verifiers
+        .iter()
+        .map(|(instance, result)| match result {
+            VerifierResult::Acked { lag, error_bound } => serde_json::json!({
+                "instance": instance,
+                "result": "acked",
+                "lag_ms": millis(*lag),
+                "error_bound_ms": millis(*error_bound),
+            }),
+            VerifierResult::NoAck => {
+                serde_json::json!({"instance": instance, "result": "no_ack"})
+            }
+            VerifierResult::NotArmed => {
+                serde_json::json!({"instance": instance, "result": "not_armed"})
+            }
+        })
+        .collect();
+    serde_json::json!({
+        "started": rfc3339(report.started_ms),
+        "outcome": report.outcome().label(),
+        "verifiers": verifiers,
+    })
 }
 
 /// A JWK Set from a JSON file.

@@ -99,6 +99,38 @@ pub struct Config {
     pub refresh: RefreshConfig,
     /// DPoP (RFC 9449): proof checking and what is bound to the client's key.
     pub dpop: DpopConfig,
+    /// The revocation self-test: how often it runs, how long a round waits.
+    pub selftest: SelftestConfig,
+}
+
+/// The revocation self-test (`[selftest]`): a probe session that every verifier reporting
+/// in checks, then sees deleted; each one's delay is measured. It needs Redis: with the
+/// in-memory session store no verifier shares the sessions, and it does not run.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SelftestConfig {
+    /// Whether this instance runs a round every `interval_secs` (default on; with several
+    /// instances, a round lock in Redis keeps rounds from overlapping).
+    pub enabled: bool,
+    /// Seconds between rounds (default 10, 1 to 3600).
+    pub interval_secs: u64,
+    /// How long a round waits for every verifier that reported in to check the probe, ms
+    /// (default 3000; 1500 to 60000: verifiers report in every second).
+    pub arm_timeout_ms: u64,
+    /// How long a round waits for the verifiers' acknowledgements of the deletion, ms
+    /// (default 2000; 100 to 60000).
+    pub ack_timeout_ms: u64,
+}
+
+impl Default for SelftestConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            interval_secs: 10,
+            arm_timeout_ms: 3000,
+            ack_timeout_ms: 2000,
+        }
+    }
 }
 
 /// DPoP proofs (RFC 9449). A login with a valid proof opens a session bound to the proof's
@@ -750,6 +782,7 @@ impl Default for Config {
             oauth: OAuthConfig::default(),
             refresh: RefreshConfig::default(),
             dpop: DpopConfig::default(),
+            selftest: SelftestConfig::default(),
         }
     }
 }
@@ -794,6 +827,7 @@ impl std::fmt::Debug for Config {
             .field("oauth", &self.oauth)
             .field("refresh", &self.refresh)
             .field("dpop", &self.dpop)
+            .field("selftest", &self.selftest)
             .finish()
     }
 }
@@ -844,6 +878,8 @@ impl Config {
                             "max_staleness_ms",
                             "max_stall_ms",
                             "jwks_cooldown_ms",
+                            "revocation_selftest",
+                            "instance_name",
                         ])
                         .split("__")
                 })
@@ -864,6 +900,15 @@ impl Config {
     /// Rejects values that cannot work.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |m: &str| Err(ConfigError::Invalid(m.into()));
+        if !(1..=3600).contains(&self.selftest.interval_secs) {
+            return bad("selftest.interval_secs must be between 1 and 3600");
+        }
+        if !(1500..=60_000).contains(&self.selftest.arm_timeout_ms) {
+            return bad("selftest.arm_timeout_ms must be between 1500 and 60000");
+        }
+        if !(100..=60_000).contains(&self.selftest.ack_timeout_ms) {
+            return bad("selftest.ack_timeout_ms must be between 100 and 60000");
+        }
         if self.tokens.audience.is_empty() || self.tokens.audience.iter().any(String::is_empty) {
             return bad("tokens.audience needs at least one non-empty audience");
         }

@@ -12,10 +12,11 @@ use verifier::{Clock, SystemClock};
 use crate::config::Config;
 use crate::domain::error::Chain;
 use crate::domain::metrics::AuthMetrics;
-use crate::domain::ports::{Database, RateLimitStore, SessionStore};
+use crate::domain::ports::{Database, RateLimitStore, SelftestStore, SessionStore};
 use crate::domain::{AuthService, confusables};
 use crate::storage::metered::{MeteredDatabase, MeteredRateLimits, MeteredSessions};
 use crate::storage::rate_limit::{MemoryRateLimitStore, RedisRateLimitStore};
+use crate::storage::selftest::RedisSelftestStore;
 use crate::storage::sessions::{MemorySessionStore, RedisSessionStore};
 use crate::storage::sql;
 
@@ -53,6 +54,7 @@ impl Application {
         let exporter = Exporter::bind(registry, config.metrics_addr).await?;
         let bound = Bound::bind(config.listen_addr, &config.tls).await?;
         spawn_key_reload(&auth);
+        spawn_selftest(&auth);
         let port = bound.local_addr()?.port();
         // The access log outermost: /metrics and the request metrics' time are inside it.
         let router = crate::http::access_log(auth.clone())
@@ -122,6 +124,24 @@ fn spawn_key_reload(auth: &Arc<AuthService>) {
     });
 }
 
+/// Runs a revocation self-test round every `selftest.interval_secs` (the first one interval
+/// after start), when it is enabled and sessions are in Redis.
+fn spawn_selftest(auth: &Arc<AuthService>) {
+    let settings = &auth.config().selftest;
+    if !settings.enabled || !auth.has_selftest() {
+        return;
+    }
+    let every = Duration::from_secs(settings.interval_secs);
+    let weak = Arc::downgrade(auth);
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(every).await;
+            let Some(auth) = weak.upgrade() else { return };
+            auth.scheduled_selftest().await;
+        }
+    });
+}
+
 /// How often signing keys are re-read from the database.
 const KEY_RELOAD_INTERVAL: Duration = Duration::from_secs(crate::domain::keys::KEY_RELOAD_SECS);
 
@@ -146,6 +166,8 @@ pub struct RedisStores {
     pub sessions: Arc<dyn SessionStore>,
     /// Rate-limit counters.
     pub rate_limits: Arc<dyn RateLimitStore>,
+    /// The revocation self-test's keys (with Redis only).
+    pub selftest: Option<Arc<dyn SelftestStore>>,
 }
 
 /// The session and rate-limit stores of the configuration: Redis standalone, Redis
@@ -167,6 +189,7 @@ pub async fn connect_redis_stores(config: &Config) -> anyhow::Result<RedisStores
         return Ok(RedisStores {
             sessions: Arc::new(MemorySessionStore::new()),
             rate_limits: Arc::new(MemoryRateLimitStore::new()),
+            selftest: None,
         });
     };
     let conn = RedisConnection::connect(&target, options)
@@ -180,7 +203,11 @@ pub async fn connect_redis_stores(config: &Config) -> anyhow::Result<RedisStores
                     Duration::from_millis(config.sessions.wait_timeout_ms),
                 ),
         ),
-        rate_limits: Arc::new(RedisRateLimitStore::new(conn, &config.redis_prefix)),
+        rate_limits: Arc::new(RedisRateLimitStore::new(conn.clone(), &config.redis_prefix)),
+        selftest: Some(Arc::new(RedisSelftestStore::new(
+            conn,
+            &config.redis_prefix,
+        ))),
     })
 }
 
@@ -200,10 +227,11 @@ pub async fn auth_service(
         stores = RedisStores {
             sessions: Arc::new(MeteredSessions::new(stores.sessions, registry)),
             rate_limits: Arc::new(MeteredRateLimits::new(stores.rate_limits, registry)),
+            selftest: stores.selftest,
         };
     }
     let metrics = registry.register(AuthMetrics::register);
-    Ok(AuthService::new(
+    let auth = AuthService::new(
         config,
         db,
         stores.sessions,
@@ -211,5 +239,9 @@ pub async fn auth_service(
         clock,
         metrics,
     )
-    .await?)
+    .await?;
+    Ok(match stores.selftest {
+        Some(store) => auth.with_selftest(store),
+        None => auth,
+    })
 }

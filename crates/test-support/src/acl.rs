@@ -60,4 +60,17 @@ impl AclUser {
         args.extend(self.rules.iter().cloned());
         args
     }
+
+    /// The same user without the rules that contain any of `parts` (a user as it was
+    /// documented before a permission was added, say).
+    ///
+    /// ```
+    /// let user = test_support::AclUser::documented("verifier", "t1").without_rules(&["selftest"]);
+    /// assert!(!user.setuser_args().iter().any(|a| a.contains("selftest")));
+    /// ```
+    pub fn without_rules(mut self, parts: &[&str]) -> Self {
+        self.rules
+            .retain(|rule| !parts.iter().any(|p| rule.contains(p)));
+        self
+    }
 }

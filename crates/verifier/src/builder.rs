@@ -19,10 +19,10 @@ use crate::{
     redis_access::{RedisCredentials, RedisTls},
     redis_conn::{PushHandler, RedisConnection, RedisOptions, RedisTarget},
     revocation::{
-        DEFAULT_MAX_STALL, MAX_MAX_STALL, MIN_MAX_STALL, RevocationMode, SessionCheck,
+        DEFAULT_MAX_STALL, MAX_MAX_STALL, MIN_MAX_STALL, RevocationMode, SessionCheck, selftest,
         tracked::{TrackedCache, spawn_heartbeat},
     },
-    session_keys::SessionKeys,
+    session_keys::{SelftestKeys, SessionKeys},
     verify::KeyedCheck,
 };
 
@@ -92,6 +92,10 @@ pub struct VerifierBuilder {
     max_stall: Duration,
     #[cfg(feature = "redis")]
     redis_timeout: Duration,
+    #[cfg(feature = "redis")]
+    revocation_selftest: bool,
+    #[cfg(feature = "redis")]
+    instance_name: Option<String>,
     sig_cache_capacity: usize,
     clock: Arc<dyn Clock>,
     dpop: Option<DpopChecker>,
@@ -129,6 +133,10 @@ impl Default for VerifierBuilder {
             max_stall: DEFAULT_MAX_STALL,
             #[cfg(feature = "redis")]
             redis_timeout: Duration::from_millis(500),
+            #[cfg(feature = "redis")]
+            revocation_selftest: true,
+            #[cfg(feature = "redis")]
+            instance_name: None,
             sig_cache_capacity: 10_000,
             clock: Arc::new(SystemClock),
             dpop: None,
@@ -370,6 +378,37 @@ impl VerifierBuilder {
         self
     }
 
+    /// Whether this verifier takes part in the auth-center's revocation self-test (default:
+    /// on; tracked mode only, as every-request mode refuses a deleted session at once by
+    /// construction and off mode never does). A background task reports the verifier in
+    /// every second, checks each probe session the auth-center creates through the same
+    /// session check as a request, and acknowledges its deletion with the time it took to
+    /// learn of it (`verifier_revocation_lag_seconds`). It needs the self-test's permissions
+    /// in the Redis ACL (see the operations guide); without them it logs one warning, backs
+    /// off, and verification goes on unaffected.
+    ///
+    /// ```
+    /// let builder = verifier::Verifier::builder().revocation_selftest(false);
+    /// ```
+    #[cfg(feature = "redis")]
+    pub fn revocation_selftest(mut self, on: bool) -> Self {
+        self.revocation_selftest = on;
+        self
+    }
+
+    /// The name this verifier reports to the revocation self-test under: 1 to 128 printable
+    /// ASCII characters, no spaces, unique among the verifiers sharing a Redis (default:
+    /// `<host>/<pid>/<random>`). `build()` refuses another name.
+    ///
+    /// ```
+    /// let builder = verifier::Verifier::builder().instance_name("orders-7f9c/1");
+    /// ```
+    #[cfg(feature = "redis")]
+    pub fn instance_name(mut self, name: impl Into<String>) -> Self {
+        self.instance_name = Some(name.into());
+        self
+    }
+
     /// How many verified tokens to remember (default 10 000; 0 disables the cache).
     ///
     /// ```
@@ -433,6 +472,15 @@ impl VerifierBuilder {
         }
         check_algorithms(&self.algorithms)?;
         #[cfg(feature = "redis")]
+        if let Some(name) = &self.instance_name
+            && !selftest::is_instance_name(name)
+        {
+            return Err(BuildError::Config(format!(
+                "instance_name must be 1 to {} printable ASCII characters without spaces",
+                selftest::MAX_INSTANCE_NAME
+            )));
+        }
+        #[cfg(feature = "redis")]
         if !(MIN_MAX_STALL..=MAX_MAX_STALL).contains(&self.max_stall) {
             return Err(BuildError::Config(format!(
                 "max_stall must be between {MIN_MAX_STALL:?} and {MAX_MAX_STALL:?}, not {:?}",
@@ -490,6 +538,16 @@ impl VerifierBuilder {
             // verifier's own cache, which answers repeat requests without Redis.
             let tracked = (self.revocation == RevocationMode::Tracked)
                 .then(|| TrackedCache::new(self.max_staleness, metrics.clone()));
+            // The revocation self-test sees the tracked connection's invalidations.
+            let selftest_keys = SelftestKeys::new(self.key_prefix.clone());
+            let selftest = tracked
+                .as_ref()
+                .filter(|_| self.revocation_selftest)
+                .map(|cache| {
+                    let (signal, events) = selftest::signal(&selftest_keys);
+                    cache.watch_for_selftest(signal.clone());
+                    (signal, events)
+                });
             let options = RedisOptions {
                 connect_timeout: self.redis_timeout,
                 response_timeout: self.redis_timeout,
@@ -524,14 +582,29 @@ impl VerifierBuilder {
                     if let Some(cache) = &tracked {
                         spawn_heartbeat(conn.clone(), cache, self.max_stall);
                     }
+                    let check = SessionCheck {
+                        conn,
+                        timeout: self.redis_timeout,
+                        tracked,
+                        metrics: metrics.clone(),
+                    };
+                    let selftest = selftest.map(|(signal, events)| {
+                        let instance = self
+                            .instance_name
+                            .unwrap_or_else(selftest::default_instance_name);
+                        selftest::spawn(
+                            check.clone(),
+                            selftest_keys,
+                            instance,
+                            signal,
+                            events,
+                            metrics.clone(),
+                        )
+                    });
                     Some(KeyedCheck {
                         keys: SessionKeys::new(self.key_prefix),
-                        check: SessionCheck {
-                            conn,
-                            timeout: self.redis_timeout,
-                            tracked,
-                            metrics: metrics.clone(),
-                        },
+                        check,
+                        selftest,
                     })
                 }
             }

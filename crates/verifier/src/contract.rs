@@ -9,7 +9,8 @@
 //!   ([`install_crypto_provider`]);
 //! * the JOSE header hygiene shared by every JWT the auth-center reads, its client
 //!   assertions too ([`JoseHeader`], [`JoseError`], [`compact_jws`]);
-//! * the Redis key layout of session records ([`SessionKeys`], [`is_identifier`]);
+//! * the Redis key layout of session records ([`SessionKeys`], [`is_identifier`]) and of
+//!   the revocation self-test ([`SelftestKeys`], [`SELFTEST_SUBJECT`]);
 //! * the one Redis connection type for standalone servers, clusters and Sentinel
 //!   ([`RedisConnection`], [`SentinelConnection`], [`RedisOptions`], [`PushHandler`]) and the classification of its
 //!   errors ([`RedisFailure`], and [`refused_for_good`] for TLS and credential mistakes)
@@ -36,7 +37,7 @@ pub use crate::redis_access::refused_for_good;
 pub use crate::redis_conn::{
     PushHandler, RedisConnection, RedisFailure, RedisOptions, SentinelConnection,
 };
-pub use crate::session_keys::{SessionKeys, is_identifier};
+pub use crate::session_keys::{SELFTEST_SUBJECT, SelftestKeys, SessionKeys, is_identifier};
 pub use crate::token::{
     JoseError, JoseHeader, MAX_TOKEN_BYTES, TokenHeader, TokenValidator, compact_jws,
 };

@@ -19,7 +19,8 @@
 //! | `verifier_cache_drops_total` | `cause`: `disconnect`, `flush`, `heartbeat`, `staleness` | session-cache entries dropped wholesale (`disconnect`, `flush`, `heartbeat`) or one expired entry found (`staleness`) |
 //! | `verifier_redis_requests_total` | | session checks sent to Redis (`EXISTS`) |
 //! | `verifier_redis_errors_total` | | of those, failed or timed out |
-//! | `verifier_revocation_lag_seconds` | | histogram: a deleted session's refusal delay, from [`record_revocation_lag`] |
+//! | `verifier_revocation_lag_seconds` | | histogram: a deleted session's refusal delay, measured by the revocation self-test (tracked mode) or given to [`record_revocation_lag`] |
+//! | `verifier_selftest_errors_total` | | revocation self-test steps that failed (Redis down, an ACL without the self-test's permissions); verification is not affected |
 //!
 //! Every handle is registered once, when the verifier is built. The hot path (a repeat token:
 //! signature-cache hit, session-cache hit or no session check, valid) adds to **one**
@@ -32,7 +33,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use ::metrics::{Counter, Unit};
+use ::metrics::{Counter, Histogram, Unit};
 
 use crate::error::VerifyError;
 
@@ -43,6 +44,7 @@ const INVALIDATIONS: &str = "verifier_invalidations_total";
 const CACHE_DROPS: &str = "verifier_cache_drops_total";
 const REDIS_REQUESTS: &str = "verifier_redis_requests_total";
 const REDIS_ERRORS: &str = "verifier_redis_errors_total";
+const SELFTEST_ERRORS: &str = "verifier_selftest_errors_total";
 /// The name of the revocation-lag histogram.
 pub const REVOCATION_LAG: &str = "verifier_revocation_lag_seconds";
 
@@ -55,12 +57,16 @@ pub const REVOCATION_LAG: &str = "verifier_revocation_lag_seconds";
 /// verifier::metrics::record_revocation_lag(Duration::from_micros(350));
 /// ```
 pub fn record_revocation_lag(lag: Duration) {
+    describe_revocation_lag();
+    ::metrics::histogram!(REVOCATION_LAG).record(lag.as_secs_f64());
+}
+
+fn describe_revocation_lag() {
     ::metrics::describe_histogram!(
         REVOCATION_LAG,
         Unit::Seconds,
         "Time from a session's deletion to the verifier refusing its token."
     );
-    ::metrics::histogram!(REVOCATION_LAG).record(lag.as_secs_f64());
 }
 
 pub(crate) use crate::drop_cause::DropCause;
@@ -82,6 +88,9 @@ pub(crate) struct VerifierMetrics {
     drops: [Counter; 4],
     redis_requests: Counter,
     redis_errors: Counter,
+    /// The revocation self-test's measurements.
+    revocation_lag: Histogram,
+    selftest_errors: Counter,
     /// Hot-path verifications not yet folded in: signature and session cache hits, valid.
     fast_checked: AtomicU64,
     /// The same without a session check (revocation off): signature-cache hit, valid.
@@ -99,6 +108,11 @@ impl VerifierMetrics {
         ::metrics::describe_counter!(CACHE_DROPS, "Session-cache drops, by cause.");
         ::metrics::describe_counter!(REDIS_REQUESTS, "Session checks sent to Redis.");
         ::metrics::describe_counter!(REDIS_ERRORS, "Session checks that failed or timed out.");
+        ::metrics::describe_counter!(
+            SELFTEST_ERRORS,
+            "Revocation self-test steps that failed (verification is not affected)."
+        );
+        describe_revocation_lag();
         Self {
             tokens: [
                 "valid",
@@ -118,6 +132,8 @@ impl VerifierMetrics {
                 .map(|cause| ::metrics::counter!(CACHE_DROPS, "cause" => cause)),
             redis_requests: ::metrics::counter!(REDIS_REQUESTS),
             redis_errors: ::metrics::counter!(REDIS_ERRORS),
+            revocation_lag: ::metrics::histogram!(REVOCATION_LAG),
+            selftest_errors: ::metrics::counter!(SELFTEST_ERRORS),
             fast_checked: AtomicU64::new(0),
             fast_unchecked: AtomicU64::new(0),
         }
@@ -213,5 +229,15 @@ impl VerifierMetrics {
         if failed {
             self.redis_errors.increment(1);
         }
+    }
+
+    /// The revocation self-test measured `lag`.
+    pub(crate) fn revocation_lag(&self, lag: Duration) {
+        self.revocation_lag.record(lag.as_secs_f64());
+    }
+
+    /// A step of the revocation self-test failed.
+    pub(crate) fn selftest_error(&self) {
+        self.selftest_errors.increment(1);
     }
 }

@@ -21,4 +21,6 @@ impl VerifierMetrics {
     pub(crate) fn invalidation(&self) {}
     pub(crate) fn cache_drop(&self, _: DropCause) {}
     pub(crate) fn redis_request(&self, _: bool) {}
+    pub(crate) fn revocation_lag(&self, _: std::time::Duration) {}
+    pub(crate) fn selftest_error(&self) {}
 }

@@ -8,7 +8,7 @@
 //! `REDIS_USERNAME`, `REDIS_PASSWORD`) have no prefix; every
 //! other field is `AUTH_<FIELD>` (`AUTH_JWKS_URL`, `AUTH_ISSUER`, `AUTH_AUDIENCE`,
 //! `AUTH_REDIS_PREFIX`, `AUTH_REVOCATION`, `AUTH_MAX_STALENESS_MS`, `AUTH_MAX_STALL_MS`,
-//! `AUTH_JWKS_COOLDOWN_MS`). Other `AUTH_*` variables are the auth-center's and are
+//! `AUTH_JWKS_COOLDOWN_MS`, `AUTH_REVOCATION_SELFTEST`, `AUTH_INSTANCE_NAME`). Other `AUTH_*` variables are the auth-center's and are
 //! ignored, so a service and the auth-center can share one environment. Any of these
 //! variables can be given as `<NAME>_FILE` instead, the path of a file holding the value
 //! ([`Environment`]).
@@ -68,7 +68,7 @@ use crate::revocation::{DEFAULT_MAX_STALL, RevocationMode};
 use crate::verify::Verifier;
 
 /// The fields of [`VerifierSettings`] that the environment sets as `AUTH_<FIELD>`.
-const AUTH_FIELDS: [&str; 8] = [
+const AUTH_FIELDS: [&str; 10] = [
     "jwks_url",
     "issuer",
     "audience",
@@ -77,6 +77,8 @@ const AUTH_FIELDS: [&str; 8] = [
     "max_staleness_ms",
     "max_stall_ms",
     "jwks_cooldown_ms",
+    "revocation_selftest",
+    "instance_name",
 ];
 
 /// The fields of [`VerifierSettings`] that the environment sets without a prefix besides
@@ -167,6 +169,12 @@ pub struct VerifierSettings {
     /// `AUTH_JWKS_COOLDOWN_MS`).
     #[serde(rename = "jwks_cooldown_ms", deserialize_with = "millis")]
     pub jwks_cooldown: Duration,
+    /// Whether a tracked verifier takes part in the auth-center's revocation self-test
+    /// (`AUTH_REVOCATION_SELFTEST`, default `true`).
+    pub revocation_selftest: bool,
+    /// The name it reports to the self-test under (`AUTH_INSTANCE_NAME`; default
+    /// `<host>/<pid>/<random>`).
+    pub instance_name: Option<String>,
     /// The URL clients reach the service under (`PUBLIC_URL`: scheme, host, port, any path
     /// prefix a proxy adds). Set, DPoP-bound tokens (RFC 9449) are accepted with the `DPoP`
     /// scheme and a proof whose `htu` is it plus the request's path; unset, they are refused.
@@ -196,6 +204,8 @@ impl Default for VerifierSettings {
             max_staleness: Duration::from_secs(5),
             max_stall: DEFAULT_MAX_STALL,
             jwks_cooldown: Duration::from_secs(10),
+            revocation_selftest: true,
+            instance_name: None,
             public_url: None,
         }
     }
@@ -417,7 +427,11 @@ impl VerifierSettings {
             .key_prefix(&self.redis_prefix)
             .revocation(self.revocation)
             .max_staleness(self.max_staleness)
-            .max_stall(self.max_stall);
+            .max_stall(self.max_stall)
+            .revocation_selftest(self.revocation_selftest);
+        if let Some(name) = &self.instance_name {
+            builder = builder.instance_name(name);
+        }
         if let Some(target) = self.redis_target()? {
             builder = builder.redis(target);
         }
@@ -716,6 +730,8 @@ mod tests {
                 ("AUTH_MAX_STALENESS_MS", "1000"),
                 ("AUTH_MAX_STALL_MS", "30"),
                 ("AUTH_JWKS_COOLDOWN_MS", "20"),
+                ("AUTH_REVOCATION_SELFTEST", "false"),
+                ("AUTH_INSTANCE_NAME", "orders-1"),
                 ("PUBLIC_URL", "https://api.example"),
                 // The auth-center's own settings in a shared environment are not errors.
                 ("AUTH_SESSIONS__IDLE_SECS", "3600"),
@@ -736,6 +752,8 @@ mod tests {
             assert_eq!(settings.max_stall, Duration::from_millis(30));
             assert_eq!(settings.jwks_cooldown, Duration::from_millis(20));
             assert_eq!(settings.public_url.as_deref(), Some("https://api.example"));
+            assert!(!settings.revocation_selftest);
+            assert_eq!(settings.instance_name.as_deref(), Some("orders-1"));
             Ok(())
         });
     }

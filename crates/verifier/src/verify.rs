@@ -13,7 +13,7 @@ use crate::keys::KeySet;
 use crate::keys::jwks::JwksSource;
 use crate::metrics::VerifierMetrics;
 #[cfg(feature = "redis")]
-use crate::revocation::SessionCheck;
+use crate::revocation::{SessionCheck, selftest::SelftestTask};
 #[cfg(feature = "redis")]
 use crate::session_keys::SessionKeys;
 use crate::sig_cache::{SignatureCache, Verified};
@@ -63,6 +63,9 @@ pub(crate) struct Inner {
 pub(crate) struct KeyedCheck {
     pub(crate) keys: SessionKeys,
     pub(crate) check: SessionCheck,
+    /// The revocation self-test's task (tracked mode, unless switched off); dropping the
+    /// verifier stops it.
+    pub(crate) selftest: Option<SelftestTask>,
 }
 
 #[cfg(feature = "redis")]
@@ -320,6 +323,30 @@ impl Verifier {
             return check.ping().await;
         }
         Ok(())
+    }
+
+    /// The name this verifier reports to the revocation self-test under, when it takes part
+    /// (tracked mode, [`revocation_selftest`](crate::VerifierBuilder::revocation_selftest)
+    /// on); `None` otherwise.
+    ///
+    /// ```
+    /// use verifier::{KeySet, RevocationMode, Verifier, VerifyingKey};
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let verifier = Verifier::builder()
+    ///     .issuer("https://auth.example.com")
+    ///     .audience("api")
+    ///     .static_keys(KeySet::from_keys([VerifyingKey::ed25519("k1", &[7u8; 32])]))
+    ///     .revocation(RevocationMode::Off)
+    ///     .build()
+    ///     .await
+    ///     .unwrap();
+    /// assert_eq!(verifier.revocation_selftest_instance(), None);
+    /// # });
+    /// ```
+    #[cfg(feature = "redis")]
+    pub fn revocation_selftest_instance(&self) -> Option<&str> {
+        let check = self.inner.session_check.as_ref()?;
+        check.selftest.as_ref().map(SelftestTask::instance)
     }
 
     /// Folds the counts of the hot path (repeat tokens answered from the caches) into the

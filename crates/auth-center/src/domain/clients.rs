@@ -21,7 +21,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use secrecy::{ExposeSecret, SecretSlice, SecretString};
 use verifier::Claims;
-use verifier::contract::is_identifier;
+use verifier::contract::{SELFTEST_SUBJECT, is_identifier};
 
 use super::admin::{ADMIN_ROLE, checked_roles};
 use super::client_assertion::{self, AssertionCheck};
@@ -313,9 +313,14 @@ fn first_party_client() -> RegisteredClient {
     }
 }
 
-/// `id` as a new client id: an identifier, and never UUID-shaped (user ids are UUIDs, and
-/// both become the `sub` of session keys).
+/// `id` as a new client id: an identifier, never UUID-shaped (user ids are UUIDs, and
+/// both become the `sub` of session keys), and never the revocation self-test's subject.
 pub fn check_client_id(id: &str) -> Result<(), AuthError> {
+    if id == SELFTEST_SUBJECT {
+        return Err(AuthError::InvalidInput(format!(
+            "invalid client_id {id:?}: reserved for the revocation self-test"
+        )));
+    }
     if !is_identifier(id) || uuid::Uuid::try_parse(id).is_ok() {
         return Err(AuthError::InvalidInput(format!(
             "invalid client_id {id:?}: 1 to 64 of A-Z a-z 0-9 _ -, and not a UUID (user ids are)"
@@ -895,6 +900,7 @@ mod tests {
             "27b313fd-b88b-4263-979c-dbba6ab71841",
             "27b313fdb88b4263979cdbba6ab71841",
             &"x".repeat(65),
+            SELFTEST_SUBJECT,
         ] {
             assert!(check_client_id(bad).is_err(), "{bad}");
         }

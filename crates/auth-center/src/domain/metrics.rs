@@ -174,6 +174,76 @@ pub struct AuthMetrics {
     refusals: [Counter; Rule::ALL.len()],
     /// The password hasher's.
     pub hashing: HashMetrics,
+    /// The revocation self-test's.
+    pub selftest: SelftestMetrics,
+}
+
+/// How a round of the revocation self-test ended (`auth_selftest_rounds_total{outcome}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoundOutcome {
+    /// Every verifier that reported in acknowledged the deletion.
+    Ok,
+    /// At least one verifier did not arm the probe or did not acknowledge its deletion.
+    MissedAcks,
+    /// No verifier reported in: nothing was measured.
+    NoVerifiers,
+    /// Another round held the lock (another instance's, or the CLI's).
+    Skipped,
+    /// Redis failed.
+    Error,
+}
+
+impl RoundOutcome {
+    const ALL: [RoundOutcome; 5] = [
+        RoundOutcome::Ok,
+        RoundOutcome::MissedAcks,
+        RoundOutcome::NoVerifiers,
+        RoundOutcome::Skipped,
+        RoundOutcome::Error,
+    ];
+
+    /// The label value.
+    pub fn label(self) -> &'static str {
+        match self {
+            RoundOutcome::Ok => "ok",
+            RoundOutcome::MissedAcks => "missed_acks",
+            RoundOutcome::NoVerifiers => "no_verifiers",
+            RoundOutcome::Skipped => "skipped",
+            RoundOutcome::Error => "error",
+        }
+    }
+}
+
+/// The revocation self-test's metrics.
+#[derive(Clone)]
+pub struct SelftestMetrics {
+    /// Each acknowledged lag (`auth_selftest_revocation_lag_seconds`).
+    lag: Histogram,
+    rounds: [Counter; RoundOutcome::ALL.len()],
+    /// Verifiers that reported in, at the latest round (`auth_selftest_verifiers`).
+    verifiers: Gauge,
+    /// Verifiers that reported in but did not arm or acknowledge
+    /// (`auth_selftest_missed_acks_total`).
+    missed_acks: Counter,
+}
+
+impl SelftestMetrics {
+    /// A round ended with `outcome`.
+    pub fn round(&self, outcome: RoundOutcome) {
+        self.rounds[index(&RoundOutcome::ALL, &outcome)].increment(1);
+    }
+
+    /// A verifier acknowledged after `lag`.
+    pub fn lag(&self, lag: std::time::Duration) {
+        self.lag.record(lag.as_secs_f64());
+    }
+
+    /// `n` verifiers reported in; `missed` of them did not acknowledge.
+    pub fn verifiers(&self, n: usize, missed: usize) {
+        #[allow(clippy::cast_precision_loss)] // a count of processes
+        self.verifiers.set(n as f64);
+        self.missed_acks.increment(missed as u64);
+    }
 }
 
 /// The password hasher's metrics.
@@ -234,6 +304,14 @@ impl AuthMetrics {
                 peak: metrics::gauge!("auth_password_hashes_running_peak"),
                 refused: metrics::counter!("auth_password_hash_refusals_total"),
                 abandoned: metrics::counter!("auth_password_hash_abandoned_total"),
+            },
+            selftest: SelftestMetrics {
+                lag: metrics::histogram!("auth_selftest_revocation_lag_seconds"),
+                rounds: RoundOutcome::ALL.map(
+                    |o| metrics::counter!("auth_selftest_rounds_total", "outcome" => o.label()),
+                ),
+                verifiers: metrics::gauge!("auth_selftest_verifiers"),
+                missed_acks: metrics::counter!("auth_selftest_missed_acks_total"),
             },
         }
     }
@@ -308,5 +386,23 @@ fn describe() {
     metrics::describe_counter!(
         "auth_password_hash_abandoned_total",
         "Queued password checks skipped because the caller had gone."
+    );
+    metrics::describe_histogram!(
+        "auth_selftest_revocation_lag_seconds",
+        Unit::Seconds,
+        "Revocation self-test: time from the probe session's deletion to each verifier \
+         learning of it (an upper bound)."
+    );
+    metrics::describe_counter!(
+        "auth_selftest_rounds_total",
+        "Revocation self-test rounds, by outcome."
+    );
+    metrics::describe_gauge!(
+        "auth_selftest_verifiers",
+        "Verifiers that reported in to the latest revocation self-test round."
+    );
+    metrics::describe_counter!(
+        "auth_selftest_missed_acks_total",
+        "Verifiers that reported in but did not arm or acknowledge a self-test probe."
     );
 }

@@ -29,6 +29,7 @@ pub mod ports;
 pub mod refresh;
 pub mod refresh_policy;
 pub mod refresh_token;
+pub mod selftest;
 pub mod service;
 
 pub use error::{AuthError, StoreError};

@@ -455,3 +455,38 @@ pub trait RateLimitStore: Send + Sync + 'static {
     /// instance when the store is Redis).
     async fn first_use(&self, key: &str, ttl_ms: i64, now_ms: i64) -> Result<bool, StoreError>;
 }
+
+/// A verifier's acknowledgement of a probe's deletion, as it recorded it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProbeAck {
+    /// From the deletion (Redis `TIME`) to the verifier learning of it, µs: an upper bound.
+    pub lag_us: u64,
+    /// How much too high `lag_us` may be (the verifier's latest round trip to Redis), µs.
+    pub error_us: u64,
+}
+
+/// The revocation self-test's side of Redis (see `domain/selftest.rs`): the steps of one
+/// round, each one atomic. Every key it writes has a TTL.
+#[async_trait]
+pub trait SelftestStore: Send + Sync + 'static {
+    /// Takes the round lock for `ttl_ms`, owned by `token`; `false` while another round holds
+    /// it.
+    async fn lock(&self, token: &str, ttl_ms: u64) -> Result<bool, StoreError>;
+    /// Releases the lock if `token` still owns it.
+    async fn unlock(&self, token: &str) -> Result<(), StoreError>;
+    /// Forgets the verifiers that have not reported in for `stale_ms` and answers the others;
+    /// unless there are none, creates probe `sid` (its session and the pointer to it) for
+    /// `ttl_ms`.
+    async fn start_probe(
+        &self,
+        sid: &str,
+        ttl_ms: u64,
+        stale_ms: u64,
+    ) -> Result<Vec<String>, StoreError>;
+    /// The instances that armed probe `sid`.
+    async fn armed(&self, sid: &str) -> Result<Vec<String>, StoreError>;
+    /// Deletes probe `sid` and its pointer, recording when (Redis `TIME`, kept for `ttl_ms`).
+    async fn delete_probe(&self, sid: &str, ttl_ms: u64) -> Result<(), StoreError>;
+    /// The acknowledgements of probe `sid`'s deletion, by instance.
+    async fn acks(&self, sid: &str) -> Result<Vec<(String, ProbeAck)>, StoreError>;
+}

@@ -23,7 +23,7 @@ use super::keys::{KeyManager, KeyPolicy};
 use super::limits::{Limiter, Rule};
 use super::login::MAX_USER_AGENT_BYTES;
 use super::metrics::{AuthMetrics, EndCause};
-use super::ports::{AuditEvent, Database, RateLimitStore, SessionStore, User};
+use super::ports::{AuditEvent, Database, RateLimitStore, SelftestStore, SessionStore, User};
 use super::refresh_token::{RefreshKeys, RefreshToken};
 use crate::config::Config;
 
@@ -133,6 +133,8 @@ pub struct AuthService {
     trusted_proxies: Vec<IpRange>,
     dpop: DpopChecker,
     pub(super) metrics: AuthMetrics,
+    /// The revocation self-test's store: with Redis only.
+    pub(super) selftest: Option<Arc<dyn SelftestStore>>,
 }
 
 /// What an access token says: whose it is, its session, and what it grants.
@@ -207,7 +209,15 @@ impl AuthService {
             trusted_proxies,
             dpop,
             metrics,
+            selftest: None,
         })
+    }
+
+    /// Enables the revocation self-test (`revocation_selftest`) on `store`: sessions are in
+    /// Redis, where verifiers share them.
+    pub fn with_selftest(mut self, store: Arc<dyn SelftestStore>) -> Self {
+        self.selftest = Some(store);
+        self
     }
 
     /// The client's IP: the TCP peer, or the forwarded client when the peer is a

@@ -3,6 +3,7 @@
 
 pub mod metered;
 pub mod rate_limit;
+pub mod selftest;
 pub mod sessions;
 pub mod sql;
 

@@ -20,6 +20,7 @@ mod refresh;
 mod refresh_policy;
 mod revocation;
 mod secret_files;
+mod selftest;
 mod tls_listener;
 mod usernames;
 

@@ -9,6 +9,7 @@ use crate::error::VerifyError;
 use crate::metrics::VerifierMetrics;
 use crate::redis_conn::{RedisConnection, RedisFailure};
 
+pub(crate) mod selftest;
 pub(crate) mod tracked;
 
 use tracked::TrackedCache;

@@ -2,12 +2,13 @@
 //! client-tracking pushes, and the heartbeat that drops it when Redis stops answering.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 use quick_cache::sync::Cache;
 use redis::{PushInfo, PushKind, Value};
 
+use super::selftest::SelftestSignal;
 use crate::metrics::{DropCause, VerifierMetrics};
 use crate::redis_conn::RedisConnection;
 
@@ -38,6 +39,8 @@ pub(crate) struct TrackedCache {
     /// Session key → until when the answer may be served.
     entries: Cache<Box<[u8]>, Instant>,
     metrics: Arc<VerifierMetrics>,
+    /// The revocation self-test's keys, when it runs: invalidations are also shown to it.
+    selftest: OnceLock<Arc<SelftestSignal>>,
 }
 
 impl std::fmt::Debug for TrackedCache {
@@ -58,7 +61,13 @@ impl TrackedCache {
             gate: RwLock::new(()),
             entries: Cache::new(TRACKED_CAPACITY),
             metrics,
+            selftest: OnceLock::new(),
         })
+    }
+
+    /// Shows every invalidation to the revocation self-test too (once, at build).
+    pub(crate) fn watch_for_selftest(&self, signal: Arc<SelftestSignal>) {
+        let _ = self.selftest.set(signal);
     }
 
     /// Whether `key` is cached and fresh; a cached entry past the max staleness counts as
@@ -106,6 +115,9 @@ impl TrackedCache {
                     if let Value::BulkString(key) = key {
                         self.entries.remove(key.as_slice());
                     }
+                }
+                if let Some(selftest) = self.selftest.get() {
+                    selftest.on_invalidated(keys);
                 }
             }
             // `FLUSHALL`/`FLUSHDB` (a nil key list), a dropped connection (no more
