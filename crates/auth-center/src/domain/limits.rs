@@ -9,7 +9,7 @@ use verifier::Clock;
 
 use super::error::AuthError;
 use super::metrics::AuthMetrics;
-use super::ports::{RateDecision, RateLimitStore};
+use super::ports::{RateDecision, RateLimitStore, RefreshLimit};
 use crate::config::LimitsConfig;
 
 /// Trusted devices together may fail this many times the account-wide limit.
@@ -301,10 +301,29 @@ impl Limiter {
         .await
     }
 
-    /// Counts a refresh against the IP.
-    /// `refresh_ip_max = 0` switches this limit off, making a refresh one Redis round
-    /// trip (the rotation script) instead of two.
-    pub async fn check_refresh(&self, ip: &str) -> Result<(), AuthError> {
+    /// The per-IP refresh limit for a client at `ip`, which the session store counts inside
+    /// the rotation, per IP *and* user, so a refresh stays one Redis round trip (see
+    /// `Rotation::limit`); `None` when `refresh_ip_max = 0` switches it off.
+    pub fn refresh_limit(&self, ip: &str) -> Option<RefreshLimit> {
+        (self.config.refresh_ip_max > 0).then(|| RefreshLimit {
+            ip_bucket: ip_bucket(ip),
+            max: self.config.refresh_ip_max,
+            window_ms: window_ms(self.config.refresh_ip_window_secs),
+        })
+    }
+
+    /// A refresh the store refused under [`Self::refresh_limit`]: counted, and audited on
+    /// the first refusal of the window, like every limit.
+    pub fn refresh_refused(&self, decision: RateDecision) -> AuthError {
+        let first = decision.count == self.config.refresh_ip_max.saturating_add(1);
+        self.refuse(decision, Rule::RefreshIp, first)
+    }
+
+    /// Counts a refresh against the IP alone, in a counter of its own (one more Redis round
+    /// trip). Only for a token in the form from before refresh-token MACs, which nothing
+    /// proves the server issued: its user id may be made up, so a per-user count would not
+    /// bound it. Off with the limit.
+    pub async fn check_unproven_refresh(&self, ip: &str) -> Result<(), AuthError> {
         if self.config.refresh_ip_max == 0 {
             return Ok(());
         }

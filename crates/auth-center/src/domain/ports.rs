@@ -298,6 +298,24 @@ pub struct Rotation<'a> {
     /// The rotation cap and the policy on a changed network or user agent, enforced in the
     /// same atomic step as the rotation.
     pub policy: RotationPolicy,
+    /// The per-IP refresh limit, counted in the same atomic step before anything else
+    /// (`None`: switched off).
+    pub limit: Option<RefreshLimit>,
+}
+
+/// The per-IP refresh limit as the store counts it inside the rotation: a fixed-window
+/// counter of the refreshes of this user from this client network, kept beside the user's
+/// sessions (one Redis Cluster slot), checked before anything that could change or end the
+/// session. Over `max`, the refresh is refused (`RotateOutcome::RateLimited`) and changes
+/// nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshLimit {
+    /// The client's network as per-IP limits count it (IPv4 as is, IPv6 by its /64).
+    pub ip_bucket: String,
+    /// Refreshes allowed in one window (at least 1).
+    pub max: u64,
+    /// The window, ms.
+    pub window_ms: i64,
 }
 
 /// The client presenting a refresh token, in the form a session record keeps it.
@@ -389,6 +407,9 @@ pub enum RotateOutcome {
         /// What changed.
         change: ContextChange,
     },
+    /// Over the per-IP refresh limit (`Rotation::limit`): nothing else was looked at or
+    /// changed. The counter, this refresh included, and the time to the window's end.
+    RateLimited(RateDecision),
 }
 
 /// The session store (Redis standalone, Redis Cluster, or process memory).
@@ -406,7 +427,8 @@ pub trait SessionStore: Send + Sync + 'static {
         max_sessions: u64,
     ) -> Result<(), StoreError>;
     /// Check, rotate and extend, all or nothing. Every store checks in one order (written out
-    /// at the Redis store's `ROTATE` script): the session (`NotFound`); what the token is
+    /// at the Redis store's `ROTATE` script): first the per-IP refresh limit, counted whatever
+    /// follows (`RateLimited` changes nothing); the session (`NotFound`); what the token is
     /// (current, grace replay, other; genuine or not); the DPoP key of a bound session
     /// (`DpopRequired` changes nothing, `DpopKeyMismatch` ends it), before anything that
     /// could rotate or end the session; the network / user-agent policy (`ContextRevoked`);

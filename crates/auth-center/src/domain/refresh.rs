@@ -31,14 +31,18 @@ impl AuthService {
         dpop: Option<&VerifiedProof>,
         client: &ClientInfo,
     ) -> Result<IssuedTokens, AuthError> {
-        let allowed = self.limiter.check_refresh(&client.ip).await;
-        if let Err(AuthError::RateLimited { .. }) = allowed {
-            self.metrics.refresh(RefreshOutcome::RateLimited);
-        }
-        self.audit_refusal(allowed, client, None).await?;
+        // A token whose MAC fails is refused here, before Redis; the per-IP refresh limit is
+        // counted inside the rotation (one round trip), except for the MAC-less legacy form.
         let presented = RefreshToken::parse(wire, &self.refresh_keys).inspect_err(|_| {
             self.metrics.refresh(RefreshOutcome::Invalid);
         })?;
+        if presented.provenance == Provenance::Legacy {
+            let allowed = self.limiter.check_unproven_refresh(&client.ip).await;
+            if let Err(AuthError::RateLimited { .. }) = allowed {
+                self.metrics.refresh(RefreshOutcome::RateLimited);
+            }
+            self.audit_refusal(allowed, client, None).await?;
+        }
         let successor = presented.successor(&self.refresh_keys);
         let (presented_hash, successor_hash) = (presented.hash(), successor.hash());
         let next_successor_hash = successor.successor(&self.refresh_keys).hash();
@@ -66,6 +70,7 @@ impl AuthService {
                 ipv4_prefix: policy.ipv4_prefix,
                 ipv6_prefix: policy.ipv6_prefix,
             },
+            limit: self.limiter.refresh_limit(&client.ip),
         };
         let (uid, sid) = (
             Some(presented.user_id.as_str()),
@@ -117,6 +122,11 @@ impl AuthService {
                 Err(AuthError::DpopKeyMismatch)
             }
             RotateOutcome::NotFound => Err(AuthError::InvalidRefreshToken),
+            RotateOutcome::RateLimited(decision) => {
+                let refused = self.limiter.refresh_refused(decision);
+                self.audit_limit(&refused, client, None).await;
+                Err(refused)
+            }
             RotateOutcome::LimitReached { .. } => {
                 let detail = format!(
                     "session ended after {} rotations (refresh.max_rotations)",
@@ -148,6 +158,7 @@ impl AuthService {
             RotateOutcome::LimitReached { .. } => {
                 (RefreshOutcome::PolicyRefused, Some(EndCause::Cap))
             }
+            RotateOutcome::RateLimited(_) => (RefreshOutcome::RateLimited, None),
         };
         self.metrics.refresh(refresh);
         if let Some(cause) = ended {

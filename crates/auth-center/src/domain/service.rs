@@ -455,11 +455,24 @@ impl AuthService {
         client: &ClientInfo,
         account: Option<&str>,
     ) -> Result<(), AuthError> {
-        if let Err(AuthError::RateLimited {
+        if let Err(refused) = &allowed {
+            self.audit_limit(refused, client, account).await;
+        }
+        allowed
+    }
+
+    /// The audit half of [`Self::audit_refusal`], for a refusal already decided.
+    pub(super) async fn audit_limit(
+        &self,
+        refused: &AuthError,
+        client: &ClientInfo,
+        account: Option<&str>,
+    ) {
+        if let AuthError::RateLimited {
             retry_after_secs,
             rule,
             audit: true,
-        }) = &allowed
+        } = refused
         {
             let mut detail = format!("rule {}; retry after {retry_after_secs} s", rule.name());
             if let (Some(account), Rule::LoginAccountIp | Rule::LoginAccount | Rule::LoginDevice) =
@@ -470,7 +483,6 @@ impl AuthService {
             self.audit("rate_limited", None, None, None, client, Some(&detail))
                 .await;
         }
-        allowed
     }
 
     /// Writes an audit event; an audit failure is logged, not fatal.

@@ -15,18 +15,31 @@ use crate::domain::error::StoreError;
 use crate::domain::ports::{RateDecision, RateLimitStore};
 use crate::storage::redis_error;
 
-fn window(window_ms: i64, now_ms: i64) -> (i64, i64) {
+/// The window `now_ms` falls in: its number, and the ms until it ends.
+pub(crate) fn window(window_ms: i64, now_ms: i64) -> (i64, i64) {
     let window_ms = window_ms.max(1);
     let index = now_ms.div_euclid(window_ms);
     (index, (index + 1) * window_ms - now_ms)
 }
 
-/// KEYS: counter. ARGV: expiry ms. INCR, and set the expiry on the first hit.
-const HIT: &str = r"
-local n = redis.call('INCR', KEYS[1])
-if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
-return n
+/// How long a Redis counter is kept: two windows of real time, enough for the window, and it
+/// always ends.
+pub(crate) fn counter_ttl_ms(window_ms: i64) -> i64 {
+    window_ms.max(1).saturating_mul(2)
+}
+
+/// `count(key, ttl)`: INCR, and set the expiry on the first hit (so a counter always has
+/// one, set in the script that writes it). Shared by `HIT` and the sessions' `ROTATE`.
+pub(crate) const COUNT: &str = r"
+local function count(key, ttl)
+  local n = redis.call('INCR', key)
+  if n == 1 then redis.call('PEXPIRE', key, ttl) end
+  return n
+end
 ";
+
+/// KEYS: counter. ARGV: expiry ms.
+const HIT: &str = "return count(KEYS[1], ARGV[1])";
 
 /// Counters in Redis, under `<prefix>:rl:`.
 pub struct RedisRateLimitStore {
@@ -41,7 +54,7 @@ impl RedisRateLimitStore {
         Self {
             conn,
             prefix: format!("{prefix}:rl:"),
-            hit: Script::new(HIT),
+            hit: Script::new(&format!("{COUNT}{HIT}")),
         }
     }
 
@@ -60,11 +73,10 @@ impl RateLimitStore for RedisRateLimitStore {
     ) -> Result<RateDecision, StoreError> {
         let (index, reset_in_ms) = window(window_ms, now_ms);
         let mut conn = self.conn.clone();
-        // Kept for two windows of real time: enough for the window, and it always ends.
         let count: u64 = self
             .hit
             .key(self.key(key, index))
-            .arg(window_ms.max(1) * 2)
+            .arg(counter_ttl_ms(window_ms))
             .invoke_async(&mut conn)
             .await
             .map_err(redis_error)?;
@@ -128,7 +140,7 @@ struct Counter {
 }
 
 #[derive(Debug)]
-struct Counters {
+pub(crate) struct Counters {
     map: HashMap<String, Counter>,
     /// The size at which the next clean-up runs: twice the live size after the last one,
     /// so cleaning costs O(1) per hit on average even when most counters are live.
@@ -154,6 +166,25 @@ pub struct MemoryRateLimitStore {
 }
 
 impl Counters {
+    /// Counts a hit on `key` in the window `now_ms` falls in.
+    pub(crate) fn hit(&mut self, key: &str, window_ms: i64, now_ms: i64) -> RateDecision {
+        let (_, reset_in_ms) = window(window_ms, now_ms);
+        let ends_ms = now_ms + reset_in_ms;
+        self.clean(now_ms);
+        let entry = self
+            .map
+            .entry(key.to_string())
+            .or_insert(Counter { ends_ms, count: 0 });
+        if entry.ends_ms <= now_ms {
+            *entry = Counter { ends_ms, count: 0 };
+        }
+        entry.count += 1;
+        RateDecision {
+            count: entry.count,
+            reset_in_ms: entry.ends_ms - now_ms,
+        }
+    }
+
     /// Drops the counters whose window has ended once the map has grown past `clean_at`.
     fn clean(&mut self, now_ms: i64) {
         if self.map.len() >= self.clean_at {
@@ -186,23 +217,7 @@ impl RateLimitStore for MemoryRateLimitStore {
         window_ms: i64,
         now_ms: i64,
     ) -> Result<RateDecision, StoreError> {
-        let (_, reset_in_ms) = window(window_ms, now_ms);
-        let ends_ms = now_ms + reset_in_ms;
-        self.with(|counters| {
-            counters.clean(now_ms);
-            let entry = counters
-                .map
-                .entry(key.to_string())
-                .or_insert(Counter { ends_ms, count: 0 });
-            if entry.ends_ms <= now_ms {
-                *entry = Counter { ends_ms, count: 0 };
-            }
-            entry.count += 1;
-            RateDecision {
-                count: entry.count,
-                reset_in_ms: entry.ends_ms - now_ms,
-            }
-        })
+        self.with(|counters| counters.hit(key, window_ms, now_ms))
     }
 
     async fn peek(

@@ -17,6 +17,7 @@ for_backends! {
         behind_a_trusted_proxy_the_login_limit_is_per_forwarded_ip,
         registrations_are_rate_limited_per_ip,
         refreshes_are_rate_limited_per_ip_and_the_session_survives,
+        tokens_without_a_mac_are_also_limited_per_ip_alone,
         failures_from_many_ips_hit_the_account_wide_limit,
     ],
     sqlite_redis: [
@@ -26,9 +27,11 @@ for_backends! {
         behind_a_trusted_proxy_the_login_limit_is_per_forwarded_ip,
         registrations_are_rate_limited_per_ip,
         refreshes_are_rate_limited_per_ip_and_the_session_survives,
+        tokens_without_a_mac_are_also_limited_per_ip_alone,
         two_instances_sharing_redis_enforce_one_limit,
     ],
     sqlite_cluster: [
+        refreshes_are_rate_limited_per_ip_and_the_session_survives,
         two_instances_sharing_redis_enforce_one_limit,
     ],
 }
@@ -229,19 +232,56 @@ async fn registrations_are_rate_limited_per_ip(backend: Backend) {
 async fn refreshes_are_rate_limited_per_ip_and_the_session_survives(backend: Backend) {
     let app = spawn_app_with(backend, |c| c.limits.refresh_ip_max = 3).await;
     let t = app.register_and_login("wes").await;
+    let other = app.register_and_login("wilma").await;
     let mut token = t.refresh_token.clone();
     for _ in 0..3 {
         token = app.refresh_ok(&token).await.refresh_token;
     }
-    // The fourth is refused before the token is looked at: it stays the current one.
+    // The fourth is refused before the session is looked at: the token stays the current
+    // one and the session unchanged.
     assert_rate_limited(app.refresh(&token).await, 60).await;
-    // Garbage tokens are limited too (no free oracle).
-    assert_rate_limited(app.refresh("a.b.c").await, 60).await;
+    assert_rate_limited(app.refresh(&token).await, 60).await;
+    let metrics = app.metrics_text().await;
+    assert!(
+        metrics.contains("auth_rate_limit_refusals_total{rule=\"refresh_ip\"} 2"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("auth_refreshes_total{outcome=\"rate_limited\"} 2"));
+    assert_eq!(
+        app.audit_events("rate_limited").await.len(),
+        1,
+        "once a window"
+    );
     assert_eq!(app.session_count(&t.user_id()).await, 1);
+    // The limit counts per IP and user: another user behind the same address refreshes.
+    app.refresh_ok(&other.refresh_token).await;
+    // A token whose MAC fails is refused before Redis, whatever the limit says.
+    assert_error(
+        app.refresh("a.b.c").await,
+        StatusCode::UNAUTHORIZED,
+        "invalid_refresh_token",
+    )
+    .await;
     app.clock.advance(Duration::from_secs(60));
     let next = app.refresh_ok(&token).await;
     assert_eq!(app.me(&next.access_token).await.status(), StatusCode::OK);
     assert!(app.audit_events("refresh.reuse_detected").await.is_empty());
+}
+
+/// A token in the form from before MACs proves nothing, so its user id may be made up: a
+/// per-user count would not bound a flood of them, so they count against the IP alone too.
+async fn tokens_without_a_mac_are_also_limited_per_ip_alone(backend: Backend) {
+    let app = spawn_app_with(backend, |c| c.limits.refresh_ip_max = 2).await;
+    let made_up = |i: u32| format!("ghost{i}.sid{i}.{}", "A".repeat(43));
+    for i in 0..2 {
+        assert_error(
+            app.refresh(&made_up(i)).await,
+            StatusCode::UNAUTHORIZED,
+            "invalid_refresh_token",
+        )
+        .await;
+    }
+    assert_rate_limited(app.refresh(&made_up(2)).await, 60).await;
 }
 
 async fn failures_from_many_ips_hit_the_account_wide_limit(backend: Backend) {
@@ -302,11 +342,109 @@ async fn a_zero_refresh_limit_switches_the_limit_off_and_writes_no_counter() {
     }
     // No rate-limit counter was ever written for refreshes.
     let mut conn = app.redis.clone().unwrap();
-    let pattern = format!("{}:rl:refresh:*", app.config.redis_prefix);
+    let pattern = format!("{}:rl:*refresh*", app.config.redis_prefix);
     let keys: Vec<String> = redis::cmd("KEYS")
         .arg(pattern)
         .query_async(&mut conn)
         .await
         .unwrap();
     assert!(keys.is_empty(), "{keys:?}");
+}
+
+/// The commands clients sent to each node (not those a script ran), by name, seen through
+/// `MONITOR` while `during` runs.
+async fn commands_sent<F: std::future::Future<Output = ()>>(
+    nodes: &[String],
+    during: F,
+) -> std::collections::BTreeMap<String, u64> {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let mut readers = Vec::new();
+    for url in nodes {
+        let address = url.trim_start_matches("redis://").to_string();
+        let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+        stream.write_all(b"MONITOR\r\n").await.unwrap();
+        let mut lines = BufReader::new(stream).lines();
+        assert_eq!(lines.next_line().await.unwrap().as_deref(), Some("+OK"));
+        readers.push((address, lines));
+    }
+    during.await;
+    let mut total = std::collections::BTreeMap::new();
+    for (address, mut lines) in readers {
+        // A marker through another connection: every command before it has been shown.
+        let client = redis::Client::open(format!("redis://{address}")).unwrap();
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        let _: String = redis::cmd("ECHO")
+            .arg("end-of-count")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if line.contains("\"end-of-count\"") {
+                break;
+            }
+            // `+<time> [<db> <client>] "<command>" ...`; a script's commands show `lua`.
+            let Some((client, command)) = line.split_once("] ") else {
+                continue;
+            };
+            if client.ends_with(" lua") {
+                continue;
+            }
+            let name = command.split('"').nth(1).unwrap_or_default().to_lowercase();
+            *total.entry(name).or_insert(0) += 1;
+        }
+    }
+    // The HELLO / CLIENT of the marker's connection are not the app's.
+    total.retain(|name, _| !matches!(name.as_str(), "hello" | "client"));
+    total
+}
+
+/// Five refreshes against a Redis of the test's own (so no other test's commands count),
+/// with the per-IP refresh limit off and on: each is one command, the rotation's `EVALSHA`.
+async fn each_refresh_is_one_redis_command(redis: RedisConfig, nodes: Vec<String>) {
+    let backend = Backend {
+        db: Db::Sqlite,
+        sessions: Sessions::Memory,
+    };
+    for max in [0, 120] {
+        let app = spawn_app_with(backend, |c| {
+            c.redis = redis.clone();
+            c.limits.refresh_ip_max = max;
+        })
+        .await;
+        let t = app.register_and_login(&format!("trips{max}")).await;
+        // The first refresh may load the scripts into the node (NOSCRIPT, then EVAL).
+        let mut token = app.refresh_ok(&t.refresh_token).await.refresh_token;
+        let sent = commands_sent(&nodes, async {
+            for _ in 0..5 {
+                token = app.refresh_ok(&token).await.refresh_token;
+            }
+        })
+        .await;
+        assert_eq!(
+            sent,
+            [("evalsha".to_string(), 5)].into(),
+            "refresh_ip_max = {max}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_is_one_redis_command_with_the_limit_on_or_off_on_a_standalone_redis() {
+    let redis = test_support::RedisServer::start().unwrap();
+    each_refresh_is_one_redis_command(
+        RedisConfig::standalone(&redis.url()).unwrap(),
+        vec![redis.url()],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_is_one_redis_command_with_the_limit_on_or_off_on_a_cluster() {
+    let cluster = test_support::RedisCluster::start().unwrap();
+    // Summed over the masters (no replicas).
+    each_refresh_is_one_redis_command(
+        RedisConfig::cluster(cluster.urls()).unwrap(),
+        cluster.urls(),
+    )
+    .await;
 }

@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use crate::domain::error::StoreError;
 use crate::domain::ports::{RotateOutcome, Rotation, SessionRecord, SessionStore};
 use crate::domain::refresh_policy::judge;
+use crate::storage::rate_limit::Counters;
 
 struct Entry {
     record: SessionRecord,
@@ -29,6 +30,9 @@ impl Entry {
 #[derive(Default)]
 pub struct MemorySessionStore {
     users: Mutex<HashMap<String, BTreeMap<String, Entry>>>,
+    /// The per-IP refresh limit's counters (`Rotation::limit`), by user and IP bucket,
+    /// counted before the rotation looks at the session, as `ROTATE` does.
+    refresh_counters: Mutex<Counters>,
 }
 
 impl MemorySessionStore {
@@ -89,6 +93,21 @@ impl SessionStore for MemorySessionStore {
     }
 
     async fn rotate(&self, r: &Rotation<'_>) -> Result<RotateOutcome, StoreError> {
+        // 0. The per-IP refresh limit: every refresh counts; over it nothing else happens.
+        if let Some(limit) = &r.limit {
+            let decision = self
+                .refresh_counters
+                .lock()
+                .map_err(|_| StoreError::other("the refresh counters' lock is poisoned"))?
+                .hit(
+                    &format!("{}:{}", r.user_id, limit.ip_bucket),
+                    limit.window_ms,
+                    r.now_ms,
+                );
+            if decision.count > limit.max {
+                return Ok(RotateOutcome::RateLimited(decision));
+            }
+        }
         self.with(|users| {
             let Some(sessions) = users.get_mut(r.user_id) else {
                 return RotateOutcome::NotFound;

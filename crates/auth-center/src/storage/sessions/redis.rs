@@ -9,7 +9,10 @@ use redis::{Script, Value};
 use verifier::contract::{RedisConnection, SessionKeys};
 
 use crate::domain::error::StoreError;
-use crate::domain::ports::{ContextChange, RotateOutcome, Rotation, SessionRecord, SessionStore};
+use crate::domain::ports::{
+    ContextChange, RateDecision, RotateOutcome, Rotation, SessionRecord, SessionStore,
+};
+use crate::storage::rate_limit::{COUNT, counter_ttl_ms, window};
 use crate::storage::redis_error;
 
 /// Keeps the user's index pruned of expired entries and its TTL at the latest expiry.
@@ -94,7 +97,8 @@ local function agent_shape(ua)
 end
 ";
 
-/// KEYS: session, index.
+/// KEYS: session, index, and, when the per-IP refresh limit is on, its counter
+/// (`<prefix>:rl:{<user_id>}:refresh-ip:<ip bucket>:<window>`, in the user's slot).
 ///
 /// ARGV, in the order `RedisSessionStore::rotate` passes them:
 ///
@@ -104,13 +108,17 @@ end
 /// - 10 the caller's ip, 11 its user agent (stored as the session's last-seen client when it
 ///   rotates);
 /// - 12 max rotations (0: no cap), 13 on network change, 14 on user agent change ('allow',
-///   'audit' or 'revoke'), 15 and 16 the IPv4 and IPv6 prefix lengths of a network.
+///   'audit' or 'revoke'), 15 and 16 the IPv4 and IPv6 prefix lengths of a network;
+/// - 17 the refresh limit's max per window, 18 its counter's TTL in ms (both '0' when off).
 ///
 /// The current token rotates; so does the current token's successor (`nrt`), which the
 /// server issued in a rotation that Redis acknowledged and then lost in a failover.
 ///
 /// The checks, in this order (the memory store keeps the same one):
 ///
+/// 0. the per-IP refresh limit (KEYS[3]): every refresh counts, first, in the script that
+///    also sets the counter's TTL; over the max: 'rate_limited' with the count, and nothing
+///    else is read or written (a refused refresh neither rotates nor ends the session);
 /// 1. the session: none, or expired (then deleted): 'not_found';
 /// 2. what the token is: `issued` (its MAC verified) and `current` (rt, or nrt);
 /// 3. the DPoP key of a bound session (field `jkt`), before anything that changes or ends
@@ -133,6 +141,13 @@ end
 /// `refresh_policy::judge` returns: network changed ('1' or '0'), user agent changed, the
 /// last-seen ip and user agent.
 const ROTATE: &str = r"
+-- 0. The per-IP refresh limit.
+if KEYS[3] then
+  local n = count(KEYS[3], ARGV[18])
+  if n > tonumber(ARGV[17]) then
+    return {'rate_limited', tostring(n)}
+  end
+end
 local s = redis.call('HMGET', KEYS[1], 'rt', 'prev_rt', 'rotated_at', 'idle_expiry',
   'absolute_expiry', 'generation', 'roles', 'nrt', 'jkt', 'ip', 'ua')
 local now = tonumber(ARGV[2])
@@ -283,7 +298,7 @@ impl RedisSessionStore {
             keys,
             scripts: Scripts {
                 create: with_index(CREATE),
-                rotate: Script::new(&format!("{TOUCH_INDEX}{CONTEXT}{ROTATE}")),
+                rotate: Script::new(&format!("{TOUCH_INDEX}{CONTEXT}{COUNT}{ROTATE}")),
                 list: with_index(LIST),
                 delete: Script::new(DELETE),
                 delete_all: Script::new(DELETE_ALL),
@@ -425,13 +440,28 @@ impl SessionStore for RedisSessionStore {
     async fn rotate(&self, r: &Rotation<'_>) -> Result<RotateOutcome, StoreError> {
         let (key, index) = self.session_keys(r.user_id, r.sid)?;
         let mut conn = self.conn.clone();
-        let reply: Vec<String> = self
-            .scripts
-            .rotate
-            .key(key)
-            .key(index)
+        let mut invocation = self.scripts.rotate.key(key);
+        invocation.key(index);
+        // The refresh limit's counter, in the user's slot, and its window.
+        let limit = r.limit.as_ref().map(|l| {
+            let (n, reset_in_ms) = window(l.window_ms, r.now_ms);
+            let counter = format!(
+                "{}:rl:{{{}}}:refresh-ip:{}:{n}",
+                self.keys.prefix(),
+                r.user_id,
+                l.ip_bucket
+            );
+            (counter, l.max, counter_ttl_ms(l.window_ms), reset_in_ms)
+        });
+        if let Some((counter, ..)) = &limit {
+            invocation.key(counter);
+        }
+        let (max, ttl) = limit
+            .as_ref()
+            .map_or((0, 0), |(_, max, ttl, _)| (*max, *ttl));
+        let reply: Vec<String> = invocation
             // ARGV in the order the script documents: the token (1-8), the DPoP key (9), the
-            // caller (10-11), the refresh policy (12-16).
+            // caller (10-11), the refresh policy (12-16), the refresh limit (17-18).
             .arg(r.sid)
             .arg(r.now_ms)
             .arg(r.presented_hash)
@@ -448,6 +478,8 @@ impl SessionStore for RedisSessionStore {
             .arg(r.policy.on_user_agent_change.as_str())
             .arg(r.policy.ipv4_prefix)
             .arg(r.policy.ipv6_prefix)
+            .arg(max)
+            .arg(ttl)
             .invoke_async(&mut conn)
             .await
             .map_err(redis_error)?;
@@ -473,6 +505,10 @@ impl SessionStore for RedisSessionStore {
             ("context_revoked", change) => RotateOutcome::ContextRevoked {
                 change: context_change(change),
             },
+            ("rate_limited", [n]) => RotateOutcome::RateLimited(RateDecision {
+                count: n.parse().unwrap_or(u64::MAX),
+                reset_in_ms: limit.map_or(0, |(.., reset_in_ms)| reset_in_ms),
+            }),
             ("reused", _) => RotateOutcome::Reused,
             ("dpop_required", _) => RotateOutcome::DpopRequired,
             ("dpop_mismatch", _) => RotateOutcome::DpopKeyMismatch,
