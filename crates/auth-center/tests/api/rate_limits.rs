@@ -409,6 +409,8 @@ async fn each_refresh_is_one_redis_command(redis: RedisConfig, nodes: Vec<String
         let app = spawn_app_with(backend, |c| {
             c.redis = redis.clone();
             c.limits.refresh_ip_max = max;
+            // A self-test round would send commands of its own during the count.
+            c.selftest.enabled = false;
         })
         .await;
         let t = app.register_and_login(&format!("trips{max}")).await;
