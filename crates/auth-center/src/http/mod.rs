@@ -14,6 +14,7 @@ mod json;
 mod keys;
 mod login;
 mod oauth;
+mod pages;
 mod passwords;
 mod refresh;
 mod repeated;
@@ -121,6 +122,7 @@ pub fn router(auth: Arc<AuthService>) -> Router {
         )
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .merge(pages::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .route_layer(axum::middleware::from_fn_with_state(
