@@ -106,7 +106,11 @@ async fn a_person_signs_in_ends_a_session_changes_the_password_and_signs_out_in_
     eprintln!("browser: {}", ready["ready"]);
 
     // A wrong password: one message, the username kept.
-    let wrong = step(&mut browser, json!({ "step": "wrong_password", "username": "alice" })).await;
+    let wrong = step(
+        &mut browser,
+        json!({ "step": "wrong_password", "username": "alice" }),
+    )
+    .await;
     assert_eq!(wrong["alert"], "Wrong username or password.");
 
     step(
@@ -114,7 +118,11 @@ async fn a_person_signs_in_ends_a_session_changes_the_password_and_signs_out_in_
         json!({ "step": "sign_in", "username": "alice", "password": PASSWORD, "shot": "sign-in" }),
     )
     .await;
-    let seen = step(&mut browser, json!({ "step": "devices", "shot": "devices" })).await;
+    let seen = step(
+        &mut browser,
+        json!({ "step": "devices", "shot": "devices" }),
+    )
+    .await;
     let names: Vec<&str> = seen["devices"]
         .as_array()
         .unwrap()
@@ -122,10 +130,17 @@ async fn a_person_signs_in_ends_a_session_changes_the_password_and_signs_out_in_
         .filter_map(Value::as_str)
         .collect();
     assert!(names[0].contains("This device"), "{names:?}");
-    assert!(names.iter().any(|n| n.starts_with("Safari on iPhone")), "{names:?}");
+    assert!(
+        names.iter().any(|n| n.starts_with("Safari on iPhone")),
+        "{names:?}"
+    );
 
     // End the phone's session from the devices page: its token is refused downstream.
-    step(&mut browser, json!({ "step": "end_session", "sid": phone.session_id })).await;
+    step(
+        &mut browser,
+        json!({ "step": "end_session", "sid": phone.session_id }),
+    )
+    .await;
     refused_downstream(&demo, &phone, "the ended session's token").await;
 
     // Changing the password ends the other sessions, not the browser's.
@@ -151,7 +166,11 @@ async fn a_person_signs_in_ends_a_session_changes_the_password_and_signs_out_in_
         json!({ "step": "keyboard_sign_in", "username": "root", "password": PASSWORD }),
     )
     .await;
-    step(&mut browser, json!({ "step": "force_logout", "username": "bob" })).await;
+    step(
+        &mut browser,
+        json!({ "step": "force_logout", "username": "bob" }),
+    )
+    .await;
     refused_downstream(&demo, &bob, "the forced-out user's token").await;
     step(
         &mut browser,
@@ -165,7 +184,11 @@ async fn a_person_signs_in_ends_a_session_changes_the_password_and_signs_out_in_
     let csp = report["csp"].as_array().unwrap();
     assert_eq!(csp.len(), 1, "{report}");
     let csp = csp[0].as_str().unwrap();
-    for directive in ["default-src 'none'", "script-src 'self'", "frame-ancestors 'none'"] {
+    for directive in [
+        "default-src 'none'",
+        "script-src 'self'",
+        "frame-ancestors 'none'",
+    ] {
         assert!(csp.contains(directive), "{csp}");
     }
     let events: Vec<String> = center
@@ -176,7 +199,12 @@ async fn a_person_signs_in_ends_a_session_changes_the_password_and_signs_out_in_
         .into_iter()
         .map(|e| e.event)
         .collect();
-    for event in ["session.ended", "password.changed", "logout", "admin.force_logout"] {
+    for event in [
+        "session.ended",
+        "password.changed",
+        "logout",
+        "admin.force_logout",
+    ] {
         assert!(events.iter().any(|e| e == event), "{event} in {events:?}");
     }
 }

@@ -49,7 +49,10 @@ struct Browser<'a> {
 
 impl<'a> Browser<'a> {
     fn new(app: &'a TestApp) -> Self {
-        Self::with_agent(app, "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36")
+        Self::with_agent(
+            app,
+            "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36",
+        )
     }
 
     fn with_agent(app: &'a TestApp, user_agent: &'static str) -> Self {
@@ -83,7 +86,10 @@ impl<'a> Browser<'a> {
             for attribute in ["Secure", "HttpOnly", "SameSite=Strict", "Path=/"] {
                 assert!(set.contains(attribute), "{set}");
             }
-            assert!(set.starts_with("__Host-") && !set.contains("Domain"), "{set}");
+            assert!(
+                set.starts_with("__Host-") && !set.contains("Domain"),
+                "{set}"
+            );
             let (pair, _) = set.split_once(';').unwrap();
             let (name, value) = pair.split_once('=').unwrap();
             if set.contains("Max-Age=0") {
@@ -203,7 +209,7 @@ async fn every_page_carries_the_security_headers_and_no_inline_script_or_style(b
         assert_eq!(header(&page, "content-security-policy"), CSP, "{url}");
         assert_eq!(header(&page, "x-frame-options"), "DENY", "{url}");
         assert_eq!(header(&page, "x-content-type-options"), "nosniff", "{url}");
-        assert_eq!(header(&page, "referrer-policy"), "no-referrer", "{url}");
+        assert_eq!(header(&page, "referrer-policy"), "same-origin", "{url}");
         assert_eq!(header(&page, "cache-control"), "no-store", "{url}");
         assert_eq!(
             header(&page, "content-type"),
@@ -218,15 +224,29 @@ async fn every_page_carries_the_security_headers_and_no_inline_script_or_style(b
             html.matches("<script src=\"/account/static/pages.").count(),
             "{url}"
         );
-        for inline in ["<style", " style=", " onclick=", " onsubmit=", " onload=", "javascript:"] {
+        for inline in [
+            "<style",
+            " style=",
+            " onclick=",
+            " onsubmit=",
+            " onload=",
+            "javascript:",
+        ] {
             assert!(!html.contains(inline), "{url}: {inline}");
         }
         // Every input has its label (hidden fields need none).
-        for id in html.split(" id=\"").skip(1).map(|s| &s[..s.find('"').unwrap()]) {
+        for id in html
+            .split(" id=\"")
+            .skip(1)
+            .map(|s| &s[..s.find('"').unwrap()])
+        {
             let is_field = html.contains(&format!("<input id=\"{id}\""))
                 && !html.contains(&format!("<input id=\"{id}\" type=\"hidden\""));
             if is_field {
-                assert!(html.contains(&format!("for=\"{id}\"")), "{url}: no label for {id}");
+                assert!(
+                    html.contains(&format!("for=\"{id}\"")),
+                    "{url}: no label for {id}"
+                );
             }
         }
     }
@@ -274,7 +294,12 @@ async fn signing_in_with_a_plain_form_sets_the_session_cookies_and_shows_the_dev
     let mut browser = Browser::with_agent(&app, IPHONE);
     let r = browser.sign_in("alice", PASSWORD).await;
     assert_see_other(&r, "/account/devices");
-    for cookie in ["__Host-access", "__Host-refresh", "__Host-device", "__Host-csrf"] {
+    for cookie in [
+        "__Host-access",
+        "__Host-refresh",
+        "__Host-device",
+        "__Host-csrf",
+    ] {
         assert!(browser.cookies.contains_key(cookie), "{cookie}");
     }
     // `/account` is the devices page.
@@ -300,7 +325,10 @@ async fn a_wrong_password_and_an_unknown_user_get_the_same_answer(backend: Backe
         let html = body(r, StatusCode::UNAUTHORIZED).await;
         assert!(html.contains("Wrong username or password."), "{html}");
         assert!(!browser.cookies.contains_key("__Host-access"));
-        answers.push(html.replace(username, "USER").replace(&browser.cookies["__Host-csrf"], "TOKEN"));
+        answers.push(
+            html.replace(username, "USER")
+                .replace(&browser.cookies["__Host-csrf"], "TOKEN"),
+        );
     }
     assert_eq!(answers[0], answers[1]);
 }
@@ -342,7 +370,9 @@ async fn a_form_without_its_csrf_token_or_from_another_origin_changes_nothing(ba
     let sessions = app.session_count(&other.user_id()).await;
     let fields = [("sid", other.session_id.as_str())];
     // A token that is not the cookie's.
-    let r = browser.post("/account/devices/end", &fields, Some("forged")).await;
+    let r = browser
+        .post("/account/devices/end", &fields, Some("forged"))
+        .await;
     body(r, StatusCode::FORBIDDEN).await;
     // The right token from another site.
     let token = browser.cookies["__Host-csrf"].clone();
@@ -408,7 +438,9 @@ async fn a_page_without_a_session_sends_the_browser_to_sign_in(backend: Backend)
         assert_see_other(&browser.get(path).await, "/account/sign-in");
     }
     // A forged access cookie is no session either, and is cleared.
-    browser.cookies.insert("__Host-access".into(), "x.y.z".into());
+    browser
+        .cookies
+        .insert("__Host-access".into(), "x.y.z".into());
     assert_see_other(&browser.get("/account/devices").await, "/account/sign-in");
     assert!(!browser.cookies.contains_key("__Host-access"));
 }
@@ -491,10 +523,26 @@ async fn changing_the_password_keeps_this_session_and_ends_the_others(backend: B
         ]
     };
     let cases = [
-        (change(PASSWORD, new, "something else"), StatusCode::BAD_REQUEST, "confirmation differ"),
-        (change("wrong password x", new, new), StatusCode::UNAUTHORIZED, "current password is wrong"),
-        (change(PASSWORD, "short", "short"), StatusCode::BAD_REQUEST, "at least 8 characters"),
-        (change(PASSWORD, "password123", "password123"), StatusCode::BAD_REQUEST, "too common"),
+        (
+            change(PASSWORD, new, "something else"),
+            StatusCode::BAD_REQUEST,
+            "confirmation differ",
+        ),
+        (
+            change("wrong password x", new, new),
+            StatusCode::UNAUTHORIZED,
+            "current password is wrong",
+        ),
+        (
+            change(PASSWORD, "short", "short"),
+            StatusCode::BAD_REQUEST,
+            "at least 8 characters",
+        ),
+        (
+            change(PASSWORD, "password123", "password123"),
+            StatusCode::BAD_REQUEST,
+            "too common",
+        ),
     ];
     for (fields, status, message) in cases {
         let r = browser.post("/account/password", &fields, None).await;
@@ -509,7 +557,9 @@ async fn changing_the_password_keeps_this_session_and_ends_the_others(backend: B
         .post("/account/password", &change(PASSWORD, new, new), None)
         .await;
     assert_see_other(&r, "/account/devices?notice=password-changed");
-    let html = browser.page("/account/devices?notice=password-changed").await;
+    let html = browser
+        .page("/account/devices?notice=password-changed")
+        .await;
     assert!(html.contains("Your password was changed."), "{html}");
     assert!(!app.accepts(&other.access_token).await);
     assert_eq!(app.login("alice", new).await.status(), StatusCode::OK);
@@ -546,7 +596,10 @@ async fn admin_pages_answer_a_non_admin_with_a_forbidden_page(backend: Backend) 
         let r = browser.get(path).await;
         assert_eq!(header(&r, "content-type"), "text/html; charset=utf-8");
         let html = body(r, StatusCode::FORBIDDEN).await;
-        assert!(html.contains("This operation needs the admin role."), "{html}");
+        assert!(
+            html.contains("This operation needs the admin role."),
+            "{html}"
+        );
     }
     for action in ["disable", "logout", "roles"] {
         let path = format!("/account/admin/users/{}/{action}", victim.user_id());
@@ -579,7 +632,10 @@ async fn an_admin_searches_disables_enables_sets_roles_and_forces_logout(backend
     assert!(!app.accepts(&alice.access_token).await);
     let html = browser.page(&location(&r)).await;
     assert!(html.contains("Disabled"), "{html}");
-    assert_eq!(app.login("alice", PASSWORD).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        app.login("alice", PASSWORD).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
 
     let r = browser.post(&act("enable"), &back, None).await;
     assert_see_other(&r, "/account/admin/users?q=ali&page=1&notice=enabled");
@@ -592,7 +648,9 @@ async fn an_admin_searches_disables_enables_sets_roles_and_forces_logout(backend
     assert!(!app.accepts(&again.access_token).await);
     let html = browser.page("/account/admin/users?q=alice").await;
     assert!(html.contains("editor, viewer"), "{html}");
-    let r = browser.post(&act("roles"), &[("roles", "bad role!")], None).await;
+    let r = browser
+        .post(&act("roles"), &[("roles", "bad role!")], None)
+        .await;
     let html = body(r, StatusCode::BAD_REQUEST).await;
     assert!(html.contains("Invalid role name"), "{html}");
 
@@ -607,7 +665,12 @@ async fn an_admin_searches_disables_enables_sets_roles_and_forces_logout(backend
         .post("/account/admin/users/not-a-uuid/disable", &[], None)
         .await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
-    for event in ["admin.user_disabled", "admin.user_enabled", "admin.roles_set", "admin.force_logout"] {
+    for event in [
+        "admin.user_disabled",
+        "admin.user_enabled",
+        "admin.roles_set",
+        "admin.force_logout",
+    ] {
         assert_eq!(app.audit_events(event).await.len(), 1, "{event}");
     }
 }
@@ -622,14 +685,20 @@ async fn the_audit_log_is_paginated(backend: Backend) {
     browser.sign_in_ok("root").await;
     let first = browser.page("/account/admin/audit").await;
     assert_eq!(first.matches("<tr>").count(), 1 + 50, "{first}");
-    assert!(first.contains("href=\"/account/admin/audit?page=2\""), "{first}");
+    assert!(
+        first.contains("href=\"/account/admin/audit?page=2\""),
+        "{first}"
+    );
     assert!(!first.contains("rel=\"prev\""), "{first}");
     // Newest first: the sign-in is on top.
     assert!(first.find("login.success").unwrap() < first.find("admin.force_logout").unwrap());
     let second = browser.page("/account/admin/audit?page=2").await;
     // 60 force logouts and the sign-in: 11 on page 2.
     assert_eq!(second.matches("<tr>").count(), 1 + 11, "{second}");
-    assert!(second.contains("href=\"/account/admin/audit?page=1\""), "{second}");
+    assert!(
+        second.contains("href=\"/account/admin/audit?page=1\""),
+        "{second}"
+    );
     assert!(!second.contains("rel=\"next\""), "{second}");
 }
 
@@ -646,6 +715,8 @@ async fn a_malformed_form_gets_an_error_page(backend: Backend) {
     let r = browser.send(request).await;
     assert_eq!(header(&r, "content-type"), "text/html; charset=utf-8");
     body(r, StatusCode::BAD_REQUEST).await;
-    let r = browser.post("/account/sign-in", &[("username", "a")], None).await;
+    let r = browser
+        .post("/account/sign-in", &[("username", "a")], None)
+        .await;
     body(r, StatusCode::BAD_REQUEST).await;
 }

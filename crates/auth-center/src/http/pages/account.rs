@@ -72,21 +72,23 @@ pub(super) async fn sign_in(
         username,
         password,
     } = form;
-    let refusal = if check_form_csrf(&headers, &csrf, &auth.config().browser.allowed_origins)
-        .is_err()
-    {
-        Refusal::new(
-            StatusCode::FORBIDDEN,
-            "This form had expired. Please sign in again.",
-        )
-    } else {
-        match auth.login(&username, password, None, &client).await {
-            Ok(tokens) => {
-                return Ok(redirect("/account/devices", session_cookies(&auth, &tokens)));
+    let refusal =
+        if check_form_csrf(&headers, &csrf, &auth.config().browser.allowed_origins).is_err() {
+            Refusal::new(
+                StatusCode::FORBIDDEN,
+                "This form had expired. Please sign in again.",
+            )
+        } else {
+            match auth.login(&username, password, None, &client).await {
+                Ok(tokens) => {
+                    return Ok(redirect(
+                        "/account/devices",
+                        session_cookies(&auth, &tokens),
+                    ));
+                }
+                Err(e) => Refusal::of(e, "Wrong username or password.")?,
             }
-            Err(e) => Refusal::of(e, "Wrong username or password.")?,
-        }
-    };
+        };
     sign_in_form(&auth, &headers, &username, Some(&refusal), None).await
 }
 
@@ -109,7 +111,10 @@ pub(super) async fn sign_out(
     auth.logout(&user.claims, &client)
         .await
         .map_err(|e| user.fail(e))?;
-    Ok(redirect("/account/sign-in?notice=signed-out", cleared_cookies()))
+    Ok(redirect(
+        "/account/sign-in?notice=signed-out",
+        cleared_cookies(),
+    ))
 }
 
 /// `GET /account/devices`: every session of the user, this one first and marked.
@@ -240,8 +245,8 @@ pub(super) async fn change_password(
     match changed {
         Ok(_) => Ok(user.respond(redirect("/account/devices?notice=password-changed", []))),
         Err(e) => {
-            let refusal = Refusal::of(e, "The current password is wrong.")
-                .map_err(|e| user.fail(e))?;
+            let refusal =
+                Refusal::of(e, "The current password is wrong.").map_err(|e| user.fail(e))?;
             Ok(password_form(&user, Some(&refusal)))
         }
     }

@@ -59,7 +59,10 @@ pub(super) fn router() -> Router<Arc<AuthService>> {
             get(account::password_page).post(account::change_password),
         )
         .route("/account/admin/users", get(admin::users))
-        .route("/account/admin/users/{id}/{action}", post(admin::user_action))
+        .route(
+            "/account/admin/users/{id}/{action}",
+            post(admin::user_action),
+        )
         .route("/account/admin/audit", get(admin::audit))
         .route("/account/static/{file}", get(assets::serve))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -68,7 +71,9 @@ pub(super) fn router() -> Router<Arc<AuthService>> {
             CONTENT_SECURITY_POLICY,
         ))
         .layer(overriding(header::X_FRAME_OPTIONS, "DENY"))
-        .layer(overriding(header::REFERRER_POLICY, "no-referrer"))
+        // Not `no-referrer`: under it, browsers send `Origin: null` with a form post, which the
+        // CSRF check refuses. `same-origin` sends nothing to other sites.
+        .layer(overriding(header::REFERRER_POLICY, "same-origin"))
         .layer(overriding(
             HeaderName::from_static("cross-origin-opener-policy"),
             "same-origin",
@@ -95,7 +100,10 @@ fn html(status: StatusCode, markup: maud::Markup) -> Response {
 }
 
 /// `response` with these `Set-Cookie`s.
-fn with_cookies(mut response: Response, cookies: impl IntoIterator<Item = HeaderValue>) -> Response {
+fn with_cookies(
+    mut response: Response,
+    cookies: impl IntoIterator<Item = HeaderValue>,
+) -> Response {
     for c in cookies {
         response.headers_mut().append(header::SET_COOKIE, c);
     }

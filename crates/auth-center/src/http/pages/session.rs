@@ -14,11 +14,11 @@ use verifier::Claims;
 
 use super::view::Nav;
 use super::{PageError, failure, redirect, with_cookies};
-use crate::http::error::ApiError;
 use crate::domain::admin::ADMIN_ROLE;
 use crate::domain::crypto::random_id;
 use crate::domain::{AuthError, AuthService, ClientInfo, IssuedTokens};
 use crate::http::cookie;
+use crate::http::error::ApiError;
 
 /// The access-token cookie of the pages.
 pub(super) const ACCESS_COOKIE: &str = "__Host-access";
