@@ -123,23 +123,30 @@ fn redirect(to: &str, cookies: impl IntoIterator<Item = HeaderValue>) -> Respons
 type Page = Result<Response, PageError>;
 
 /// An answer that ends a page request early: an error page, or the redirect to sign-in.
-pub(super) struct PageError(Response);
+/// (Boxed: a `Response` is large, and it travels in every `Err`.)
+pub(super) struct PageError(Box<Response>);
+
+impl PageError {
+    fn new(response: Response) -> Self {
+        PageError(Box::new(response))
+    }
+}
 
 impl IntoResponse for PageError {
     fn into_response(self) -> Response {
-        self.0
+        *self.0
     }
 }
 
 impl From<AuthError> for PageError {
     fn from(e: AuthError) -> Self {
-        PageError(failure(e, None))
+        PageError::new(failure(e, None))
     }
 }
 
 impl From<ApiError> for PageError {
     fn from(e: ApiError) -> Self {
-        PageError(failure(e, None))
+        PageError::new(failure(e, None))
     }
 }
 

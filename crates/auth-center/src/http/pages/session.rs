@@ -51,7 +51,7 @@ impl SignedIn {
 
     /// The error page of this user's request.
     pub(super) fn fail(&self, e: impl Into<ApiError>) -> PageError {
-        PageError(self.respond(failure(e, Some(&self.nav()))))
+        PageError::new(self.respond(failure(e, Some(&self.nav()))))
     }
 }
 
@@ -99,12 +99,12 @@ pub(super) async fn signed_in(
         }
     }
     let Some(refresh) = cookie::refresh_cookie(headers) else {
-        return Err(PageError(to_sign_in(headers, None)));
+        return Err(PageError::new(to_sign_in(headers, None)));
     };
     let tokens = match auth.refresh(&refresh, None, client).await {
         Ok(tokens) => tokens,
         Err(e) if crate::http::refresh::ends_refresh_cookie(&e) => {
-            return Err(PageError(to_sign_in(headers, None)));
+            return Err(PageError::new(to_sign_in(headers, None)));
         }
         Err(e) => return Err(e.into()),
     };
@@ -112,7 +112,7 @@ pub(super) async fn signed_in(
     let claims = match auth.authenticate(&tokens.access_token, None).await {
         Ok(claims) => claims,
         // The new cookies still go out with the error page.
-        Err(e) => return Err(PageError(with_cookies(failure(e, None), cookies))),
+        Err(e) => return Err(PageError::new(with_cookies(failure(e, None), cookies))),
     };
     Ok(SignedIn {
         claims,
