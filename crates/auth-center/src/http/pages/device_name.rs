@@ -13,8 +13,12 @@ pub(super) fn device_name(user_agent: &str) -> String {
     }
     let parsed = woothee::parser::Parser::new().parse(user_agent);
     let (browser, os) = match &parsed {
-        Some(p) => (known(p.name), known(p.os).map(os_name)),
-        None => (None, None),
+        // woothee's "crawler" and "misc" categories hold bots, feed readers and HTTP
+        // libraries ("HTTP Library" for curl): their own product name says more.
+        Some(p) if !matches!(p.category, "crawler" | "misc") => {
+            (known(p.name), known(p.os).map(os_name))
+        }
+        _ => (None, None),
     };
     match (browser, os) {
         (Some(browser), Some(os)) => format!("{browser} on {os}"),
@@ -77,6 +81,7 @@ mod tests {
     #[test]
     fn programs_and_empty_agents_get_a_plain_name() {
         assert_eq!(device_name("curl/8.5.0"), "curl");
+        assert_eq!(device_name("python-requests/2.32.3"), "python-requests");
         assert_eq!(device_name(""), "Unknown device");
         assert_eq!(device_name("   "), "Unknown device");
         let long = "x".repeat(100);
