@@ -41,7 +41,9 @@
 #                            proofs included; the native reference checker; the gateway test's
 #                            Python application), the Grafana Foundation SDK (the dashboard
 #                            generator deploy/grafana/dashboard.py, checked by the e2e tests),
-#                            Schemathesis and openapi-spec-validator (the OpenAPI contract test)
+#                            Schemathesis and openapi-spec-validator (the OpenAPI contract test),
+#                            and Playwright (the hosted pages' browser test, see setup_browser)
+#   TEST_CHROMIUM            Debian's chromium, which that browser test drives headless
 #
 # With the whole suite (no package or target selection) it also checks the deployment files
 # offline first: scripts/check-deploy.sh (deploy/k8s against the Kubernetes schemas, the compose
@@ -282,6 +284,40 @@ cargo_target_dir() {
 }
 
 setup_oauth_python
+
+# --- the browser of the hosted pages' e2e test -------------------------------------------------
+
+# tests/e2e/browser.rs drives the hosted pages in Debian's Chromium, headless, with Playwright
+# for Python (tests/e2e/browser.py), pinned, installed into the virtualenv above. Playwright
+# never downloads a browser here: the script launches /usr/bin/chromium (TEST_CHROMIUM). As
+# root on Debian a missing chromium is installed with apt-get, like nginx. Without Chromium or
+# Playwright the test is skipped with a warning, except in CI (CI=true), where that is an error.
+PLAYWRIGHT_PACKAGE="playwright==1.65.2"
+setup_browser() {
+  if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    say "chromium is missing; installing it"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y chromium >&2 ||
+      { apt-get update >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium >&2; } || true
+  fi
+  if command -v chromium >/dev/null 2>&1; then
+    TEST_CHROMIUM=$(command -v chromium)
+    export TEST_CHROMIUM
+  else
+    [ "${CI:-}" = true ] && die "chromium is missing (CI=true): install it (Debian: sudo apt-get install chromium)"
+    say "WARNING: chromium is missing: the hosted pages' browser test will be SKIPPED"
+    return 0
+  fi
+  [ -n "${TEST_OAUTH_PYTHON:-}" ] || return 0 # setup_oauth_python warned (or died in CI)
+  if "$TEST_OAUTH_PYTHON" -c 'import playwright.sync_api' >/dev/null 2>&1 ||
+    "$TEST_OAUTH_PYTHON" -m pip install --quiet --disable-pip-version-check "$PLAYWRIGHT_PACKAGE" >&2; then
+    say "browser test: $TEST_CHROMIUM with $("$TEST_OAUTH_PYTHON" -m pip list 2>/dev/null | grep -i '^playwright ' | tr -s ' ')"
+    return 0
+  fi
+  [ "${CI:-}" = true ] && die "could not install $PLAYWRIGHT_PACKAGE for the browser test (CI=true)"
+  say "WARNING: no Playwright: the hosted pages' browser test will be SKIPPED"
+}
+
+setup_browser
 
 # --- the deployment files ------------------------------------------------------------------------
 

@@ -14,6 +14,7 @@
 mod helpers;
 mod python;
 
+mod browser;
 mod caching;
 mod contract;
 mod dpop;

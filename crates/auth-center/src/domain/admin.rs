@@ -47,15 +47,30 @@ impl AuthService {
         limit: i64,
         offset: i64,
     ) -> Result<Vec<UserView>, AuthError> {
+        self.admin_search_users(admin, "", limit, offset).await
+    }
+
+    /// Admin: a page of the users whose username contains `query` (compared as usernames
+    /// are stored: case-mapped to lower case; surrounding spaces dropped). An empty query
+    /// lists every user.
+    pub async fn admin_search_users(
+        &self,
+        admin: &Claims,
+        query: &str,
+        limit: i64,
+        offset: i64,
+    ) -> Result<Vec<UserView>, AuthError> {
         self.require_role(admin, ADMIN_ROLE)?;
-        if !(1..=MAX_PAGE).contains(&limit) || offset < 0 {
+        check_page(limit, offset)?;
+        let query = query.trim();
+        if query.chars().count() > MAX_SEARCH_CHARS {
             return Err(AuthError::InvalidInput(format!(
-                "limit must be 1..={MAX_PAGE} and offset >= 0"
+                "a search is at most {MAX_SEARCH_CHARS} characters"
             )));
         }
         Ok(self
             .db
-            .list_users(limit, offset)
+            .list_users(&query.to_lowercase(), limit, offset)
             .await?
             .iter()
             .map(UserView::from)
@@ -212,18 +227,24 @@ impl AuthService {
         admin: &Claims,
         limit: i64,
     ) -> Result<Vec<AuditEvent>, AuthError> {
+        self.admin_audit_page(admin, limit, 0).await
+    }
+
+    /// Admin: a page of the audit log, newest first, `offset` events after the newest.
+    pub async fn admin_audit_page(
+        &self,
+        admin: &Claims,
+        limit: i64,
+        offset: i64,
+    ) -> Result<Vec<AuditEvent>, AuthError> {
         self.require_role(admin, ADMIN_ROLE)?;
-        if !(1..=MAX_PAGE).contains(&limit) {
-            return Err(AuthError::InvalidInput(format!(
-                "limit must be 1..={MAX_PAGE}"
-            )));
-        }
-        self.recent_audit(limit).await
+        check_page(limit, offset)?;
+        Ok(self.db.recent_audit(limit, offset).await?)
     }
 
     /// Recent audit events, newest first.
     pub async fn recent_audit(&self, limit: i64) -> Result<Vec<AuditEvent>, AuthError> {
-        Ok(self.db.recent_audit(limit).await?)
+        Ok(self.db.recent_audit(limit, 0).await?)
     }
 
     /// Admin via the CLI (no caller token): ends every session of a user by username.
@@ -295,6 +316,19 @@ pub fn cli_actor() -> Claims {
         scope: None,
         cnf: None,
     }
+}
+
+/// Longest user search, in characters (usernames are at most 64).
+pub const MAX_SEARCH_CHARS: usize = 64;
+
+/// The paging rule of every admin list: 1 to [`MAX_PAGE`] entries, from offset 0 on.
+fn check_page(limit: i64, offset: i64) -> Result<(), AuthError> {
+    if !(1..=MAX_PAGE).contains(&limit) || offset < 0 {
+        return Err(AuthError::InvalidInput(format!(
+            "limit must be 1..={MAX_PAGE} and offset >= 0"
+        )));
+    }
+    Ok(())
 }
 
 /// Most roles a user may hold. With role names of at most 64 characters, an access token

@@ -42,6 +42,31 @@ impl AuthService {
         Ok(())
     }
 
+    /// Ends every session of the caller but the one making the request ("end all
+    /// others"); how many ended.
+    pub async fn end_my_other_sessions(
+        &self,
+        claims: &Claims,
+        client: &ClientInfo,
+    ) -> Result<u64, AuthError> {
+        let ended = self
+            .sessions
+            .delete_all(&claims.sub, Some(&claims.sid))
+            .await?;
+        self.metrics.sessions_ended(EndCause::Device, ended);
+        let detail = format!("{ended} sessions ended");
+        self.audit(
+            "sessions.others_ended",
+            Some(&claims.sub),
+            Some(&claims.sub),
+            Some(&claims.sid),
+            client,
+            Some(&detail),
+        )
+        .await;
+        Ok(ended)
+    }
+
     /// The user's live sessions, most recently used first.
     pub async fn sessions_of(&self, user_id: &str) -> Result<Vec<SessionRecord>, AuthError> {
         Ok(self.sessions.list(user_id, self.clock.now_millis()).await?)

@@ -185,8 +185,14 @@ pub trait Database: Send + Sync + 'static {
     async fn user_by_id(&self, id: &str) -> Result<Option<User>, StoreError>;
     /// Replaces a user's password hash.
     async fn set_password_hash(&self, id: &str, hash: &str) -> Result<(), StoreError>;
-    /// Users ordered by username, a page at a time.
-    async fn list_users(&self, limit: i64, offset: i64) -> Result<Vec<User>, StoreError>;
+    /// Users whose username contains `contains` (every user for `""`), ordered by
+    /// username, a page at a time.
+    async fn list_users(
+        &self,
+        contains: &str,
+        limit: i64,
+        offset: i64,
+    ) -> Result<Vec<User>, StoreError>;
     /// Replaces a user's roles; whether the user exists.
     async fn set_roles(&self, id: &str, roles: &[String]) -> Result<bool, StoreError>;
     /// Disables or enables a user; whether the user exists.
@@ -225,8 +231,8 @@ pub trait Database: Send + Sync + 'static {
     async fn set_client_disabled(&self, id: &str, disabled: bool) -> Result<bool, StoreError>;
     /// Appends to the audit log.
     async fn audit(&self, event: &AuditEvent) -> Result<(), StoreError>;
-    /// The most recent audit events, newest first.
-    async fn recent_audit(&self, limit: i64) -> Result<Vec<AuditEvent>, StoreError>;
+    /// The most recent audit events, newest first, a page at a time.
+    async fn recent_audit(&self, limit: i64, offset: i64) -> Result<Vec<AuditEvent>, StoreError>;
     /// Checks the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
 }

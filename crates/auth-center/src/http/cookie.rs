@@ -5,6 +5,10 @@
 //!
 //! `Cookie` headers are parsed and `Set-Cookie` values built with the `cookie` crate; what is
 //! ours is the policy: the names, the attributes, and that a cookie sent twice is refused.
+//!
+//! The hosted pages (`pages/`) post plain HTML forms, which cannot carry a custom header:
+//! their CSRF rule ([`check_form_csrf`]) is a double-submit token (the `__Host-csrf` cookie
+//! and the form's hidden field must be equal) with the same `Origin` parsing.
 
 use axum::http::{HeaderMap, HeaderValue, header};
 use cookie::{Cookie, SameSite};
@@ -53,7 +57,12 @@ pub(super) fn refresh_cookies(headers: &HeaderMap) -> usize {
 
 /// The device token from the cookie, if exactly one was sent.
 pub(super) fn device_cookie(headers: &HeaderMap) -> Option<String> {
-    only(cookies(headers, DEVICE_COOKIE_NAME))
+    named_cookie(headers, DEVICE_COOKIE_NAME)
+}
+
+/// The value of the cookie `name`, if exactly one was sent.
+pub(super) fn named_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    only(cookies(headers, name))
 }
 
 fn only(mut values: Vec<String>) -> Option<String> {
@@ -84,19 +93,65 @@ pub(super) fn check_csrf(
             "cookie mode needs the X-Token-Transport: cookie header",
         ));
     }
-    let mut origins = headers.get_all(header::ORIGIN).iter();
-    let (Some(origin), None) = (origins.next(), origins.next()) else {
+    let Some(origin) = single_origin(headers)? else {
         return Err(ApiError::csrf_rejected(
             "cookie mode needs exactly one Origin header",
         ));
     };
-    let origin = origin
-        .to_str()
-        .map_err(|_| ApiError::csrf_rejected("the Origin header is not a valid origin"))?;
     if !allowed_origins.iter().any(|a| a.as_str() == origin) {
         return Err(ApiError::csrf_rejected(
             "this Origin may not use cookie mode",
         ));
+    }
+    Ok(())
+}
+
+/// The request's `Origin`: `None` without one; refused when sent twice or not text.
+fn single_origin(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
+    let mut origins = headers.get_all(header::ORIGIN).iter();
+    match (origins.next(), origins.next()) {
+        (None, _) => Ok(None),
+        (Some(origin), None) => origin
+            .to_str()
+            .map(Some)
+            .map_err(|_| ApiError::csrf_rejected("the Origin header is not a valid origin")),
+        (Some(_), Some(_)) => Err(ApiError::csrf_rejected(
+            "a request has at most one Origin header",
+        )),
+    }
+}
+
+/// The double-submit CSRF token of the hosted pages' forms (a random value, set by the
+/// page that shows the form).
+pub(super) const CSRF_COOKIE_NAME: &str = "__Host-csrf";
+
+/// CSRF check for a hosted page's form post: the form's `submitted` token equals the one
+/// `__Host-csrf` cookie (compared in constant time; a `__Host-` cookie cannot be planted
+/// by a sibling subdomain), and an `Origin`, which browsers send with every form post, is
+/// this server's own (the `Host` of the request) or on the allow-list. `"null"` (a sandboxed
+/// or privacy-redirected form) is refused.
+pub(super) fn check_form_csrf(
+    headers: &HeaderMap,
+    submitted: &str,
+    allowed_origins: &[crate::config::Origin],
+) -> Result<(), ApiError> {
+    use subtle::ConstantTimeEq as _;
+    let Some(expected) = named_cookie(headers, CSRF_COOKIE_NAME) else {
+        return Err(ApiError::csrf_rejected("the form needs its CSRF cookie"));
+    };
+    if expected.is_empty() || !bool::from(expected.as_bytes().ct_eq(submitted.as_bytes())) {
+        return Err(ApiError::csrf_rejected(
+            "the form's CSRF token does not match its cookie",
+        ));
+    }
+    if let Some(origin) = single_origin(headers)? {
+        let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+        let own = origin
+            .split_once("://")
+            .is_some_and(|(_, authority)| Some(authority) == host);
+        if !own && !allowed_origins.iter().any(|a| a.as_str() == origin) {
+            return Err(ApiError::csrf_rejected("this Origin may not post the form"));
+        }
     }
     Ok(())
 }
@@ -113,7 +168,7 @@ pub(super) fn set_device_cookie(token: &str, max_age_secs: u64) -> Option<Header
 
 /// A `__Host-` cookie as the prefix demands (`Secure`, `Path=/`, no `Domain`), `HttpOnly`,
 /// `SameSite=Strict`, for `max_age_secs`. `None` if the value cannot be a header.
-fn set_cookie(name: &str, value: &str, max_age_secs: u64) -> Option<HeaderValue> {
+pub(super) fn set_cookie(name: &str, value: &str, max_age_secs: u64) -> Option<HeaderValue> {
     let max_age = time::Duration::seconds(i64::try_from(max_age_secs).unwrap_or(i64::MAX));
     let cookie = Cookie::build((name, value))
         .path("/")
@@ -190,6 +245,34 @@ mod tests {
         let no_origin = headers(&[("x-token-transport", "cookie")]);
         assert!(check_csrf(&no_origin, &allowed).is_err());
         assert!(check_csrf(&ok, &[]).is_err());
+    }
+
+    #[test]
+    fn a_form_post_needs_the_cookie_token_and_its_own_or_an_allowed_origin() {
+        let allowed = vec![crate::config::Origin::parse("https://app.example").unwrap()];
+        let post = |pairs: &[(&'static str, &str)], token: &str| {
+            let mut all = vec![("host", "auth.example"), ("cookie", "__Host-csrf=tok")];
+            all.extend_from_slice(pairs);
+            check_form_csrf(&headers(&all), token, &allowed)
+        };
+        assert!(post(&[("origin", "https://auth.example")], "tok").is_ok());
+        assert!(post(&[("origin", "https://app.example")], "tok").is_ok());
+        // Browsers that send no Origin still need the token.
+        assert!(post(&[], "tok").is_ok());
+        assert!(post(&[], "other").is_err());
+        assert!(post(&[], "").is_err());
+        assert!(post(&[("origin", "https://evil.example")], "tok").is_err());
+        assert!(post(&[("origin", "null")], "tok").is_err());
+        let twice = [
+            ("origin", "https://auth.example"),
+            ("origin", "https://auth.example"),
+        ];
+        assert!(post(&twice, "tok").is_err());
+        // No cookie, or an empty one: nothing to compare with.
+        let bare = headers(&[("host", "auth.example")]);
+        assert!(check_form_csrf(&bare, "", &allowed).is_err());
+        let empty = headers(&[("host", "auth.example"), ("cookie", "__Host-csrf=")]);
+        assert!(check_form_csrf(&empty, "", &allowed).is_err());
     }
 
     /// The name-value pair and the attributes of a `Set-Cookie`, sorted.

@@ -84,17 +84,24 @@ pub(super) async fn refresh(
     match auth.refresh(&wire, proof.as_ref(), &client).await {
         Ok(tokens) => Ok(token_response(&tokens, cookie_max_age, 0)),
         // A dead refresh cookie is cleared so the browser stops sending it.
-        Err(
-            e @ (AuthError::InvalidRefreshToken
-            | AuthError::RefreshTokenReused
-            | AuthError::RefreshLimitReached
-            | AuthError::RefreshContextChanged
-            | AuthError::DpopKeyMismatch),
-        ) if cookie_max_age.is_some() => {
+        Err(e) if cookie_max_age.is_some() && ends_refresh_cookie(&e) => {
             Ok(clearing_cookie(&headers, ApiError::from(e).into_response()))
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// Whether a refresh failed because the token is dead for good (unknown, reused, capped,
+/// revoked by the refresh policy or a DPoP mismatch): its cookie is of no more use.
+pub(super) fn ends_refresh_cookie(e: &AuthError) -> bool {
+    matches!(
+        e,
+        AuthError::InvalidRefreshToken
+            | AuthError::RefreshTokenReused
+            | AuthError::RefreshLimitReached
+            | AuthError::RefreshContextChanged
+            | AuthError::DpopKeyMismatch
+    )
 }
 
 /// `POST /v1/logout` (also clears the refresh cookie).

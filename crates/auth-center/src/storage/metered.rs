@@ -137,8 +137,13 @@ impl Database for MeteredDatabase {
         let call = self.inner.set_password_hash(id, hash);
         self.meter.time("set_password_hash", call).await
     }
-    async fn list_users(&self, limit: i64, offset: i64) -> Result<Vec<User>, StoreError> {
-        let call = self.inner.list_users(limit, offset);
+    async fn list_users(
+        &self,
+        contains: &str,
+        limit: i64,
+        offset: i64,
+    ) -> Result<Vec<User>, StoreError> {
+        let call = self.inner.list_users(contains, limit, offset);
         self.meter.time("list_users", call).await
     }
     async fn set_roles(&self, id: &str, roles: &[String]) -> Result<bool, StoreError> {
@@ -204,8 +209,8 @@ impl Database for MeteredDatabase {
     async fn audit(&self, event: &AuditEvent) -> Result<(), StoreError> {
         self.meter.time("audit", self.inner.audit(event)).await
     }
-    async fn recent_audit(&self, limit: i64) -> Result<Vec<AuditEvent>, StoreError> {
-        let call = self.inner.recent_audit(limit);
+    async fn recent_audit(&self, limit: i64, offset: i64) -> Result<Vec<AuditEvent>, StoreError> {
+        let call = self.inner.recent_audit(limit, offset);
         self.meter.time("recent_audit", call).await
     }
     async fn ping(&self) -> Result<(), StoreError> {

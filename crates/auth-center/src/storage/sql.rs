@@ -390,11 +390,19 @@ macro_rules! impl_database {
                 Ok(())
             }
 
-            async fn list_users(&self, limit: i64, offset: i64) -> Result<Vec<User>, StoreError> {
+            async fn list_users(
+                &self,
+                contains: &str,
+                limit: i64,
+                offset: i64,
+            ) -> Result<Vec<User>, StoreError> {
+                // LIKE is the portable substring test; the pattern's own wildcards are
+                // escaped, so the text is matched as written.
                 let rows: Vec<UserRow> = sqlx::query_as(
                     "SELECT id, username, password_hash, roles, disabled, created_ms FROM users \
-                     ORDER BY username LIMIT $1 OFFSET $2",
+                     WHERE username LIKE $1 ESCAPE '\\' ORDER BY username LIMIT $2 OFFSET $3",
                 )
+                .bind(like_pattern(contains))
                 .bind(limit)
                 .bind(offset)
                 .fetch_all(&self.0)
@@ -580,12 +588,17 @@ macro_rules! impl_database {
                 Ok(())
             }
 
-            async fn recent_audit(&self, limit: i64) -> Result<Vec<AuditEvent>, StoreError> {
+            async fn recent_audit(
+                &self,
+                limit: i64,
+                offset: i64,
+            ) -> Result<Vec<AuditEvent>, StoreError> {
                 let rows: Vec<AuditRow> = sqlx::query_as(
                     "SELECT at_ms, event, actor, target, sid, ip, detail, request_id FROM audit_log \
-                     ORDER BY id DESC LIMIT $1",
+                     ORDER BY id DESC LIMIT $1 OFFSET $2",
                 )
                 .bind(limit)
+                .bind(offset)
                 .fetch_all(&self.0)
                 .await
                 .map_err(sql_error)?;
@@ -598,6 +611,20 @@ macro_rules! impl_database {
             }
         }
     };
+}
+
+/// A `LIKE … ESCAPE '\'` pattern matching every text that contains `text`.
+fn like_pattern(text: &str) -> String {
+    let mut pattern = String::with_capacity(text.len() + 2);
+    pattern.push('%');
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
 }
 
 impl_database!(PostgresDatabase);

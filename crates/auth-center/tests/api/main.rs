@@ -16,6 +16,7 @@ mod cli;
 mod login;
 mod logs;
 mod outages;
+mod pages;
 mod refresh;
 mod refresh_policy;
 mod revocation;
