@@ -67,7 +67,8 @@ pub fn router(auth: Arc<AuthService>) -> Router {
     } else {
         api
     };
-    api.merge(pages::router()).fallback(not_found)
+    api.merge(pages::router())
+        .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .route_layer(axum::middleware::from_fn_with_state(
             auth.config().http.body_read_timeout(),
