@@ -49,22 +49,14 @@ impl AuthService {
         claims: &Claims,
         client: &ClientInfo,
     ) -> Result<u64, AuthError> {
-        let ended = self
-            .sessions
-            .delete_all(&claims.sub, Some(&claims.sid))
-            .await?;
-        self.metrics.sessions_ended(EndCause::Device, ended);
-        let detail = format!("{ended} sessions ended");
-        self.audit(
-            "sessions.others_ended",
-            Some(&claims.sub),
-            Some(&claims.sub),
-            Some(&claims.sid),
+        self.end_own_sessions(
+            claims,
             client,
-            Some(&detail),
+            Some(&claims.sid),
+            EndCause::Device,
+            "sessions.others_ended",
         )
-        .await;
-        Ok(ended)
+        .await
     }
 
     /// The user's live sessions, most recently used first.

@@ -185,11 +185,25 @@ impl AuthService {
 
     /// Ends every session of the caller.
     pub async fn logout_all(&self, claims: &Claims, client: &ClientInfo) -> Result<u64, AuthError> {
-        let n = self.sessions.delete_all(&claims.sub, None).await?;
-        self.metrics.sessions_ended(EndCause::LogoutAll, n);
+        self.end_own_sessions(claims, client, None, EndCause::LogoutAll, "logout_all")
+            .await
+    }
+
+    /// Ends the caller's sessions, all of them or all but `keep`: counted under `cause`,
+    /// audited as `event` with how many ended; how many ended.
+    pub(super) async fn end_own_sessions(
+        &self,
+        claims: &Claims,
+        client: &ClientInfo,
+        keep: Option<&str>,
+        cause: EndCause,
+        event: &str,
+    ) -> Result<u64, AuthError> {
+        let n = self.sessions.delete_all(&claims.sub, keep).await?;
+        self.metrics.sessions_ended(cause, n);
         let detail = format!("{n} sessions ended");
         self.audit(
-            "logout_all",
+            event,
             Some(&claims.sub),
             Some(&claims.sub),
             Some(&claims.sid),
