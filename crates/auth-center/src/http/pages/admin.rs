@@ -23,6 +23,14 @@ fn window(page: u32, per_page: u32) -> (i64, i64) {
     (i64::from(per_page) + 1, offset)
 }
 
+/// One page of what a `window` query found: at most `per_page` items, and whether the one
+/// extra item the query asked for says there is a next page.
+fn one_page<T>(mut found: Vec<T>, per_page: u32) -> (Vec<T>, bool) {
+    let has_next = found.len() > per_page as usize;
+    found.truncate(per_page as usize);
+    (found, has_next)
+}
+
 /// `GET /account/admin/users?q=&page=`
 pub(super) async fn users(
     State(auth): AppState,
@@ -34,12 +42,11 @@ pub(super) async fn users(
     let query = PageQuery::of(&uri);
     let (search, page) = (query.q.as_deref().unwrap_or_default(), query.page());
     let (limit, offset) = window(page, USERS_PER_PAGE);
-    let mut found = auth
+    let found = auth
         .admin_search_users(&user.claims, search, limit, offset)
         .await
         .map_err(|e| user.fail(e))?;
-    let has_next = found.len() > USERS_PER_PAGE as usize;
-    found.truncate(USERS_PER_PAGE as usize);
+    let (found, has_next) = one_page(found, USERS_PER_PAGE);
     let rows: Vec<view::UserRow> = found
         .into_iter()
         .map(|u| view::UserRow {
@@ -134,12 +141,11 @@ pub(super) async fn audit(
     let user = signed_in(&auth, &headers, &client).await?;
     let page = PageQuery::of(&uri).page();
     let (limit, offset) = window(page, EVENTS_PER_PAGE);
-    let mut events = auth
+    let events = auth
         .admin_audit_page(&user.claims, limit, offset)
         .await
         .map_err(|e| user.fail(e))?;
-    let has_next = events.len() > EVENTS_PER_PAGE as usize;
-    events.truncate(EVENTS_PER_PAGE as usize);
+    let (events, has_next) = one_page(events, EVENTS_PER_PAGE);
     let rows: Vec<view::AuditRow> = events
         .into_iter()
         .map(|e| view::AuditRow {
