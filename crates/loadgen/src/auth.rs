@@ -10,9 +10,9 @@ use verifier::contract::SessionKeys;
 
 use crate::client::Target;
 
-/// Arguments of `loadgen token`.
-#[derive(Debug, clap::Args)]
-pub(crate) struct TokenArgs {
+/// The auth-center and the account to log in as (`token`, `login`, `refresh`).
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct Credentials {
     /// The auth-center's base URL (loopback only), e.g. `http://127.0.0.1:8080`.
     #[arg(long)]
     pub auth_url: String,
@@ -23,6 +23,13 @@ pub(crate) struct TokenArgs {
     /// Register the user first (an existing user is fine).
     #[arg(long)]
     pub register: bool,
+}
+
+/// Arguments of `loadgen token`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct TokenArgs {
+    #[command(flatten)]
+    pub credentials: Credentials,
     /// The Redis key prefix shared by the auth-center and the verifiers.
     #[arg(long, default_value = "auth")]
     pub prefix: String,
@@ -151,12 +158,13 @@ impl AuthCenter {
 
 /// `loadgen token`: shell assignments for a fresh session.
 pub(crate) async fn token_command(args: TokenArgs) -> anyhow::Result<String> {
-    let auth = AuthCenter::new(&args.auth_url)?;
-    if args.register {
-        auth.register(&args.username, &args.password).await?;
+    let account = &args.credentials;
+    let auth = AuthCenter::new(&account.auth_url)?;
+    if account.register {
+        auth.register(&account.username, &account.password).await?;
     }
     let session = auth
-        .login(&args.username, &args.password)
+        .login(&account.username, &account.password)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let key = session.key(&args.prefix)?;

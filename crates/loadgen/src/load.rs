@@ -311,7 +311,7 @@ async fn worker(
 
 /// User + system CPU seconds of a process (all threads), from `/proc/<pid>/stat`.
 /// The CPU time of all of `pids` together; `None` when there are none or one is gone.
-fn servers_cpu_secs(pids: &[u32]) -> Option<f64> {
+pub(crate) fn servers_cpu_secs(pids: &[u32]) -> Option<f64> {
     if pids.is_empty() {
         return None;
     }

@@ -9,19 +9,38 @@
 //!   then `DEL` of the session key and `/me` polled until the first 401; prints the
 //!   DEL→first-401 latency distribution as JSON.
 //! * `loadgen token` — registers (optionally) and logs in; prints shell assignments.
-//! * `loadgen table FILE...` — the JSON results as a table (the first `http` result is the
-//!   baseline for the ratios).
+//! * `loadgen table FILE...` — the JSON results as tables (the first `http` result is the
+//!   baseline for the ratios; `login`, `refresh` and `paced` results in a table of their own).
 //! * `loadgen free-port` — a free TCP port on 127.0.0.1.
 //! * `loadgen login-flood --binary target/release/auth-center` — starts that auth-center on a
 //!   private SQLite file, floods it with concurrent logins for a bounded time and prints its
 //!   resident memory before, during and after, as JSON.
+//! * `loadgen login --auth-url http://127.0.0.1:8080 --username U -c 4 -d 10` — C clients
+//!   log in back to back on keep-alive connections (password from `LOADGEN_PASSWORD`);
+//!   prints logins/s (`ok_per_s`), answers by status and error code (429 and 503 apart),
+//!   the latency percentiles and `percentile_spectrum`, server CPU per login
+//!   (`--server-pid`). The server's `AUTH_LIMITS__LOGIN_IP_MAX` must be raised.
+//! * `loadgen refresh --auth-url ... --username U --sessions 400 --rate 2000 -d 10` — opens
+//!   N sessions, then each rotates its own refresh token: back to back with `--rate 0`, else
+//!   R refreshes/s in all, evenly spread (open loop, latency from the intended send time, up
+//!   to N in flight). Prints refreshes/s, in-flight max, statuses, the latency spectrum,
+//!   server CPU per refresh and, with `--redis-url`, Redis commands per refresh. A client
+//!   refused with 401 logs in again (counted). Needs `AUTH_SESSIONS__MAX_PER_USER` ≥ N and
+//!   `AUTH_LIMITS__REFRESH_IP_MAX=0` (or high) on the server.
+//! * `loadgen paced --url http://127.0.0.1:8081/me --token T --rate 2000 -c 8 -d 10` — GETs
+//!   at a fixed total rate (open loop): the verify path's latency spectrum while another
+//!   command loads the machine.
 
 #![allow(clippy::disallowed_methods)] // a load generator measures real time
 
 mod auth;
+mod authload;
 mod client;
+mod drive;
 mod flood;
 mod load;
+mod paced;
+mod post;
 mod redis_stats;
 mod revocation;
 mod table;
@@ -47,7 +66,8 @@ enum Command {
     /// Register (optionally) and log in; prints shell assignments
     /// (ACCESS_TOKEN, SESSION_ID, SUB, SESSION_KEY).
     Token(auth::TokenArgs),
-    /// Print JSON results of `http` / `revocation` runs as tables.
+    /// Print JSON results of `http` / `revocation` / `login` / `refresh` / `paced` runs as
+    /// tables.
     Table {
         /// Result files (one JSON object each); the first `http` one is the baseline.
         files: Vec<PathBuf>,
@@ -56,6 +76,12 @@ enum Command {
     FreePort,
     /// Start an auth-center binary, flood it with concurrent logins, report its memory.
     LoginFlood(flood::FloodArgs),
+    /// Closed-loop logins from C clients: logins/s, statuses, latency spectrum.
+    Login(authload::LoginArgs),
+    /// N sessions rotating their refresh tokens, closed loop or at a fixed total rate.
+    Refresh(authload::RefreshArgs),
+    /// Open-loop GETs at a fixed total rate: latency from the intended send time.
+    Paced(paced::PacedArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -80,6 +106,27 @@ fn main() -> anyhow::Result<()> {
             let rt = runtime(2)?;
             let result = rt.block_on(flood::run(args))?;
             println!("{}", serde_json::to_string_pretty(&result)?);
+        }
+        Command::Login(args) => {
+            let rt = runtime(1)?;
+            println!(
+                "{}",
+                serde_json::to_string(&rt.block_on(authload::login(args))?)?
+            );
+        }
+        Command::Refresh(args) => {
+            let rt = runtime(args.threads)?;
+            println!(
+                "{}",
+                serde_json::to_string(&rt.block_on(authload::refresh(args))?)?
+            );
+        }
+        Command::Paced(args) => {
+            let rt = runtime(1)?;
+            println!(
+                "{}",
+                serde_json::to_string(&rt.block_on(paced::run(args))?)?
+            );
         }
         Command::FreePort => {
             let listener = std::net::TcpListener::bind("127.0.0.1:0")?;

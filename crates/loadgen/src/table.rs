@@ -5,14 +5,19 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 
+use crate::authload::{LoginResult, RefreshResult};
+use crate::drive::Measured;
 use crate::load::HttpResult;
+use crate::paced::PacedResult;
 use crate::revocation::RevocationResult;
 
 /// Renders the result files: one table for `http` runs (ratios against the first
-/// label's best round), one for `revocation` runs.
+/// label's best round), one for `revocation` runs, one for `login`, `refresh` and `paced`
+/// runs.
 pub(crate) fn render(files: &[PathBuf]) -> anyhow::Result<String> {
     let mut http = Vec::new();
     let mut revocation = Vec::new();
+    let mut paced = Vec::new();
     for path in files {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
@@ -23,6 +28,7 @@ pub(crate) fn render(files: &[PathBuf]) -> anyhow::Result<String> {
             Some("revocation") => {
                 revocation.push(serde_json::from_value::<RevocationResult>(value)?)
             }
+            Some("login" | "refresh" | "paced") => paced.push(PacedRow::from_json(value)?),
             _ => anyhow::bail!("{}: unknown result kind", path.display()),
         }
     }
@@ -133,5 +139,112 @@ pub(crate) fn render(files: &[PathBuf]) -> anyhow::Result<String> {
             )?;
         }
     }
+    if !paced.is_empty() {
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        render_paced(&mut out, &paced)?;
+    }
     Ok(out)
+}
+
+/// A `login`, `refresh` or `paced` result, for the third table.
+struct PacedRow {
+    kind: &'static str,
+    label: String,
+    clients: usize,
+    /// The rate asked for; `None` or 0: closed loop.
+    rate: Option<f64>,
+    extra: String,
+    m: Measured,
+}
+
+impl PacedRow {
+    fn from_json(value: serde_json::Value) -> anyhow::Result<Self> {
+        Ok(match value.get("kind").and_then(|k| k.as_str()) {
+            Some("login") => {
+                let r: LoginResult = serde_json::from_value(value)?;
+                Self {
+                    kind: "login",
+                    extra: format!("429: {}, 503: {}", r.rate_limited_429, r.refused_503),
+                    label: r.label,
+                    clients: r.connections,
+                    rate: None,
+                    m: r.measured,
+                }
+            }
+            Some("refresh") => {
+                let r: RefreshResult = serde_json::from_value(value)?;
+                let redis = r
+                    .redis_commands_per_refresh
+                    .map_or("-".into(), |n| format!("{n:.2}"));
+                Self {
+                    kind: "refresh",
+                    extra: format!("Redis cmds/refresh {redis}, relogins {}", r.relogins),
+                    label: r.label,
+                    clients: r.sessions,
+                    rate: Some(r.rate),
+                    m: r.measured,
+                }
+            }
+            _ => {
+                let r: PacedResult = serde_json::from_value(value)?;
+                Self {
+                    kind: "paced",
+                    extra: String::new(),
+                    label: r.label,
+                    clients: r.connections,
+                    rate: Some(r.rate),
+                    m: r.measured,
+                }
+            }
+        })
+    }
+}
+
+fn render_paced(out: &mut String, rows: &[PacedRow]) -> anyhow::Result<()> {
+    writeln!(
+        out,
+        "{:<8} {:<24} {:>7} {:>8} {:>9} {:>8} {:>8} {:>9} {:>9} {:>9} {:>10} {:>7}  other",
+        "kind",
+        "run",
+        "clients",
+        "rate/s",
+        "200/s",
+        "p50 µs",
+        "p90 µs",
+        "p99 µs",
+        "p999 µs",
+        "max µs",
+        "srv µs/ok",
+        "non-200",
+    )?;
+    for r in rows {
+        let rate = match r.rate {
+            Some(rate) if rate > 0.0 => format!("{rate:.0}"),
+            _ => "closed".into(),
+        };
+        let m = &r.m;
+        writeln!(
+            out,
+            "{:<8} {:<24} {:>7} {:>8} {:>9.1} {:>8.0} {:>8.0} {:>9.0} {:>9.0} {:>9.0} {:>10} {:>7}  in flight max {}{}{}",
+            r.kind,
+            r.label,
+            r.clients,
+            rate,
+            m.ok_per_s,
+            m.latency.p50_us,
+            m.latency.p90_us,
+            m.latency.p99_us,
+            m.latency.p999_us,
+            m.latency.max_us,
+            m.server_cpu_us_per_ok
+                .map_or("-".to_string(), |c| format!("{c:.1}")),
+            m.not_ok,
+            m.in_flight_max,
+            if r.extra.is_empty() { "" } else { ", " },
+            r.extra,
+        )?;
+    }
+    Ok(())
 }

@@ -1,0 +1,381 @@
+//! `loadgen login` and `loadgen refresh`: the auth-center's two token endpoints under
+//! concurrent load, each client on its own keep-alive connection ([`JsonConn`]).
+//!
+//! * `login`: C clients log in back to back (closed loop) for D seconds: logins per
+//!   second against the password hasher's capacity, with 429 (rate limit) and 503
+//!   (`overloaded`: every hashing slot stayed busy) counted apart.
+//! * `refresh`: N sessions are opened first, then each client rotates its own refresh token
+//!   (`POST /v1/refresh` → a new token pair), back to back (`--rate 0`) or at a fixed total
+//!   rate spread evenly over the clients (open loop, latency from the intended send time).
+//!   A client whose refresh is refused with 401 logs in again and goes on (counted).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tokio::sync::Barrier;
+
+use crate::auth::{AuthCenter, Credentials};
+use crate::drive::{self, Client, Measured, Plan, Readiness, RunArgs};
+use crate::post::JsonConn;
+
+/// The account both commands log in as.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct Account {
+    #[command(flatten)]
+    pub credentials: Credentials,
+    /// Client timeout per request, seconds.
+    #[arg(long, default_value_t = 30.0)]
+    pub timeout: f64,
+}
+
+impl Account {
+    /// Registers the user when asked; the login request body.
+    async fn prepare(&self) -> anyhow::Result<Bytes> {
+        if !(self.timeout > 0.0 && self.timeout <= 600.0) {
+            bail!("--timeout must be in (0, 600] seconds");
+        }
+        let c = &self.credentials;
+        if c.register {
+            AuthCenter::new(&c.auth_url)?
+                .register(&c.username, &c.password)
+                .await?;
+        }
+        Ok(Bytes::from(serde_json::to_vec(
+            &json!({ "username": c.username, "password": c.password }),
+        )?))
+    }
+
+    fn conn(&self) -> anyhow::Result<JsonConn> {
+        JsonConn::new(
+            self.credentials.auth_url.trim_end_matches('/'),
+            Duration::from_secs_f64(self.timeout),
+        )
+    }
+}
+
+/// Arguments of `loadgen login`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct LoginArgs {
+    #[command(flatten)]
+    pub account: Account,
+    /// Concurrent clients (keep-alive connections), each logging in back to back.
+    #[arg(long, short = 'c', default_value_t = 4)]
+    pub connections: usize,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// The result of a `login` run.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct LoginResult {
+    pub kind: String,
+    pub label: String,
+    pub auth_url: String,
+    pub connections: usize,
+    /// Logins answered 429 (a rate limit) and 503 (hashing slots busy, or unavailable).
+    pub rate_limited_429: u64,
+    pub refused_503: u64,
+    /// `ok` are the successful logins, `ok_per_s` logins per second, the latency theirs.
+    #[serde(flatten)]
+    pub measured: Measured,
+}
+
+/// Closed-loop logins on one connection.
+struct LoginClient {
+    conn: JsonConn,
+    body: Bytes,
+}
+
+impl Client for LoginClient {
+    async fn send(&mut self) -> Option<String> {
+        let answer = self.conn.post("/v1/login", self.body.clone()).await.ok()?;
+        Some(answer.key())
+    }
+
+    fn connects(&self) -> u64 {
+        self.conn.connects
+    }
+}
+
+/// Runs `loadgen login`.
+pub(crate) async fn login(args: LoginArgs) -> anyhow::Result<LoginResult> {
+    if args.connections == 0 || args.connections > 4096 {
+        bail!("--connections must be 1..=4096");
+    }
+    let body = args.account.prepare().await?;
+    let mut clients = Vec::with_capacity(args.connections);
+    for _ in 0..args.connections {
+        clients.push(LoginClient {
+            conn: args.account.conn()?,
+            body: body.clone(),
+        });
+    }
+    // Fail fast (wrong password, limits not raised) before the clock starts.
+    if let Some(first) = clients.first_mut() {
+        open_session(&mut first.conn, &body, "the first login").await?;
+    }
+    let outcome = drive::run(clients, args.run.plan(0.0)).await?;
+    let measured = Measured::of(&outcome);
+    Ok(LoginResult {
+        kind: "login".into(),
+        label: args.run.label.clone(),
+        auth_url: args.account.credentials.auth_url,
+        connections: args.connections,
+        rate_limited_429: outcome.tally.with_code(429),
+        refused_503: outcome.tally.with_code(503),
+        measured,
+    })
+}
+
+/// Arguments of `loadgen refresh`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct RefreshArgs {
+    #[command(flatten)]
+    pub account: Account,
+    /// Sessions (= clients, keep-alive connections), each rotating its own refresh token.
+    #[arg(long, default_value_t = 100)]
+    pub sessions: usize,
+    /// Total refreshes per second over all sessions (open loop); 0: closed loop, each
+    /// session refreshing back to back.
+    #[arg(long, default_value_t = 0.0)]
+    pub rate: f64,
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Logins in flight at once while opening the sessions.
+    #[arg(long, default_value_t = 4)]
+    pub login_concurrency: usize,
+    /// The auth-center's Redis (loopback): its commands per refresh over the window.
+    #[arg(long)]
+    pub redis_url: Option<String>,
+    /// Runtime worker threads (1: a current-thread runtime).
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+}
+
+/// The result of a `refresh` run.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct RefreshResult {
+    pub kind: String,
+    pub label: String,
+    pub auth_url: String,
+    pub sessions: usize,
+    /// Refreshes per second asked for (0: closed loop).
+    pub rate: f64,
+    /// New logins by clients whose refresh was refused with 401, and those that failed.
+    pub relogins: u64,
+    pub relogin_failures: u64,
+    /// Redis commands per successful refresh over the window (commands run by scripts
+    /// included), and per command.
+    pub redis_commands_per_refresh: Option<f64>,
+    pub redis_calls_per_refresh: Option<BTreeMap<String, f64>>,
+    /// `ok` are the successful refreshes, `ok_per_s` refreshes per second, the latency theirs
+    /// (from the intended send time in the open loop).
+    #[serde(flatten)]
+    pub measured: Measured,
+}
+
+/// One session: its connection and current refresh token.
+struct RefreshClient {
+    conn: JsonConn,
+    login_body: Bytes,
+    refresh_token: Option<String>,
+    relogins: u64,
+    relogin_failures: u64,
+}
+
+impl Client for RefreshClient {
+    async fn prepare(&mut self) -> Readiness {
+        if self.refresh_token.is_some() {
+            return Readiness::Ready;
+        }
+        match open_session(&mut self.conn, &self.login_body, "a new login").await {
+            Ok(token) => {
+                self.refresh_token = Some(token);
+                self.relogins += 1;
+                Readiness::Recovered
+            }
+            Err(_) => {
+                self.relogin_failures += 1;
+                Readiness::Failed
+            }
+        }
+    }
+
+    async fn send(&mut self) -> Option<String> {
+        let token = self.refresh_token.as_deref()?;
+        let body = serde_json::to_vec(&json!({ "refresh_token": token })).ok()?;
+        let answer = self.conn.post("/v1/refresh", body.into()).await.ok()?;
+        let key = answer.key();
+        if answer.status.is_success() {
+            match refresh_token_of(&answer.body) {
+                Some(token) => self.refresh_token = Some(token),
+                None => {
+                    self.refresh_token = None;
+                    return Some("200 without refresh_token".into());
+                }
+            }
+        } else if answer.status == http::StatusCode::UNAUTHORIZED {
+            self.refresh_token = None; // the session ended: log in again
+        }
+        Some(key)
+    }
+
+    fn connects(&self) -> u64 {
+        self.conn.connects
+    }
+}
+
+/// The refresh token of a token response.
+fn refresh_token_of(body: &[u8]) -> Option<String> {
+    #[derive(Deserialize)]
+    struct TokenResponse {
+        refresh_token: String,
+    }
+    serde_json::from_slice::<TokenResponse>(body)
+        .ok()
+        .map(|t| t.refresh_token)
+}
+
+/// Logs in on `conn`: the new session's refresh token. `what` names the login in errors,
+/// which say which limit to raise.
+async fn open_session(
+    conn: &mut JsonConn,
+    login_body: &Bytes,
+    what: &str,
+) -> anyhow::Result<String> {
+    let answer = conn
+        .post("/v1/login", login_body.clone())
+        .await
+        .with_context(|| format!("{what}: no answer"))?;
+    match answer.status.as_u16() {
+        200 => refresh_token_of(&answer.body).with_context(|| {
+            format!("{what}: a token response without refresh_token (cookie mode?)")
+        }),
+        429 => bail!(
+            "{what}: login rate-limited (429): raise AUTH_LIMITS__LOGIN_IP_MAX on the auth-center"
+        ),
+        _ => bail!("{what}: {}", answer.key()),
+    }
+}
+
+/// Runs `loadgen refresh`.
+pub(crate) async fn refresh(args: RefreshArgs) -> anyhow::Result<RefreshResult> {
+    if args.sessions == 0 || args.sessions > 4096 {
+        bail!("--sessions must be 1..=4096");
+    }
+    let login_body = args.account.prepare().await?;
+    let redis = match &args.redis_url {
+        Some(url) => Some(crate::redis_stats::connect(url).await?),
+        None => None,
+    };
+    let mut clients = Vec::with_capacity(args.sessions);
+    for _ in 0..args.sessions {
+        clients.push(RefreshClient {
+            conn: args.account.conn()?,
+            login_body: login_body.clone(),
+            refresh_token: None,
+            relogins: 0,
+            relogin_failures: 0,
+        });
+    }
+    let clients = open_sessions(clients, args.login_concurrency).await?;
+    let outcome = drive::run(
+        clients,
+        Plan {
+            redis,
+            ..args.run.plan(args.rate)
+        },
+    )
+    .await?;
+    let measured = Measured::of(&outcome);
+    let (redis_commands_per_refresh, redis_calls_per_refresh) = measured.redis_per_ok(&outcome);
+    Ok(RefreshResult {
+        kind: "refresh".into(),
+        label: args.run.label.clone(),
+        auth_url: args.account.credentials.auth_url,
+        sessions: args.sessions,
+        rate: args.rate,
+        relogins: outcome.clients.iter().map(|c| c.relogins).sum(),
+        relogin_failures: outcome.clients.iter().map(|c| c.relogin_failures).sum(),
+        redis_commands_per_refresh,
+        redis_calls_per_refresh,
+        measured,
+    })
+}
+
+/// Logs every client in (`concurrency` at a time), then, once all sessions exist, has each
+/// refresh once: a session the auth-center already ended again (more sessions than it keeps
+/// per user) is found here rather than as 401s in the measurement.
+async fn open_sessions(
+    clients: Vec<RefreshClient>,
+    concurrency: usize,
+) -> anyhow::Result<Vec<RefreshClient>> {
+    let groups = concurrency.clamp(1, 64).min(clients.len());
+    let total = clients.len();
+    let mut chunks: Vec<Vec<RefreshClient>> = (0..groups).map(|_| Vec::new()).collect();
+    for (i, client) in clients.into_iter().enumerate() {
+        chunks[i % groups].push(client);
+    }
+    let barrier = std::sync::Arc::new(Barrier::new(groups));
+    let tasks: Vec<_> = chunks
+        .into_iter()
+        .map(|mut chunk| {
+            let barrier = barrier.clone();
+            tokio::spawn(async move {
+                let mut opened = Ok(());
+                for client in &mut chunk {
+                    match open_session(&mut client.conn, &client.login_body, "opening the sessions")
+                        .await
+                    {
+                        Ok(token) => client.refresh_token = Some(token),
+                        Err(e) => {
+                            opened = Err(e);
+                            break;
+                        }
+                    }
+                }
+                // Every group waits here, failed or not, so that none waits forever.
+                barrier.wait().await;
+                opened?;
+                for client in &mut chunk {
+                    match client.send().await.as_deref() {
+                        Some("200") => {}
+                        Some(key) if key.starts_with("401") => bail!(
+                            "a session's first refresh: {key}: the auth-center ended it again, \
+                             it keeps at most AUTH_SESSIONS__MAX_PER_USER sessions per user \
+                             (default 50): raise that above --sessions {total}"
+                        ),
+                        Some(key) if key.starts_with("429") => bail!(
+                            "a session's first refresh: {key}: raise AUTH_LIMITS__REFRESH_IP_MAX \
+                             on the auth-center (0: no limit)"
+                        ),
+                        Some(key) => bail!("a session's first refresh: {key}"),
+                        None => bail!("a session's first refresh: no answer"),
+                    }
+                }
+                Ok(chunk)
+            })
+        })
+        .collect();
+    let mut clients = Vec::with_capacity(total);
+    for task in tasks {
+        clients.extend(task.await??);
+    }
+    Ok(clients)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_refresh_token_is_read_from_the_token_response() {
+        let body = br#"{"access_token":"a","refresh_token":"r1","token_type":"Bearer","expires_in":900,"session_id":"s"}"#;
+        assert_eq!(refresh_token_of(body).as_deref(), Some("r1"));
+        assert_eq!(refresh_token_of(br#"{"access_token":"a"}"#), None);
+    }
+}
