@@ -9,13 +9,14 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
 use hdrhistogram::Histogram;
 use redis::aio::MultiplexedConnection;
 use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
 
 /// A latency distribution in µs: the usual percentiles plus the spectrum to plot.
 ///
@@ -274,12 +275,14 @@ struct InFlight {
     max: AtomicUsize,
 }
 
-/// Drives `client` until the window ends: closed loop without `pacing`, open loop with it.
-/// The request in flight when the window ends is still awaited (its latency counts).
+/// Drives `client` until the window ends: closed loop without `pacing`, open loop with it
+/// (woken by the [`pace`] thread through `wake`). The request in flight when the window ends
+/// is still awaited (its latency counts).
 async fn drive<C: Client>(
     mut client: C,
     window: Window,
     pacing: Option<Pacing>,
+    wake: Arc<Notify>,
     in_flight: Arc<InFlight>,
 ) -> anyhow::Result<(C, Tally)> {
     let mut tally = Tally::new()?;
@@ -313,12 +316,17 @@ async fn drive<C: Client>(
         }
         let due = match pacing {
             Some(p) => window.start + p.due(k),
-            None => now,
+            None => Instant::now(),
         };
         if due >= window.stop_at {
             break;
         }
-        tokio::time::sleep_until(due.into()).await;
+        while due > Instant::now() {
+            // Woken at `due` by the pacer (a wake left over from a send made late returns
+            // early: wait again); tokio's timer, 1 ms coarse, only as a fallback.
+            let fallback = due + Duration::from_millis(20);
+            let _ = tokio::time::timeout_at(fallback.into(), wake.notified()).await;
+        }
         let sent = Instant::now();
         let n = in_flight.now.fetch_add(1, Ordering::Relaxed) + 1;
         if window.contains(sent) {
@@ -336,6 +344,42 @@ async fn drive<C: Client>(
     }
     tally.connects = client.connects();
     Ok((client, tally))
+}
+
+/// The open loop's clock: a thread that sleeps (`std::thread::sleep`, late by tens of µs
+/// where tokio's timer is late by up to 1 ms) until each send of the whole schedule is due,
+/// 1/rate apart, and wakes the client it belongs to (send `j` is client `j mod n`'s, as in
+/// [`Pacing`]), until the window ends or `stop` is set.
+fn pace(window: Window, rate: f64, wakes: &[Arc<Notify>], stop: &AtomicBool) {
+    let n = wakes.len() as u64;
+    for j in 0u64.. {
+        let due = window.start + Duration::from_secs_f64(j as f64 / rate);
+        if due >= window.stop_at {
+            return;
+        }
+        loop {
+            if stop.load(Ordering::Relaxed) {
+                return;
+            }
+            let left = due.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            std::thread::sleep(left.min(Duration::from_millis(10)));
+        }
+        if let Some(wake) = usize::try_from(j % n).ok().and_then(|i| wakes.get(i)) {
+            wake.notify_one();
+        }
+    }
+}
+
+/// Sets the flag when dropped.
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
 }
 
 /// What [`run`] measured.
@@ -403,6 +447,7 @@ pub(crate) async fn run<C: Client>(clients: Vec<C>, plan: Plan<'_>) -> anyhow::R
     let mut redis = plan.redis;
     let window = Window::begin(plan.warmup, plan.duration)?;
     let in_flight = Arc::new(InFlight::default());
+    let wakes: Vec<Arc<Notify>> = (0..n).map(|_| Arc::new(Notify::new())).collect();
     let mut tasks = Vec::with_capacity(n);
     for (i, client) in clients.into_iter().enumerate() {
         let pacing = match plan.rate {
@@ -413,9 +458,17 @@ pub(crate) async fn run<C: Client>(clients: Vec<C>, plan: Plan<'_>) -> anyhow::R
             client,
             window,
             pacing,
+            Arc::clone(&wakes[i]),
             Arc::clone(&in_flight),
         )));
     }
+    let stop_pacer = Arc::new(AtomicBool::new(false));
+    let pacer = (plan.rate > 0.0).then(|| {
+        let stop = Arc::clone(&stop_pacer);
+        tokio::task::spawn_blocking(move || pace(window, plan.rate, &wakes, &stop))
+    });
+    // However the run ends, the pacer stops (within 10 ms).
+    let _stop_pacer = StopOnDrop(stop_pacer);
     tokio::time::sleep_until(window.measure_from.into()).await;
     let calls_before = match redis.as_mut() {
         Some(r) => Some(crate::redis_stats::command_calls(r).await?),
@@ -441,6 +494,9 @@ pub(crate) async fn run<C: Client>(clients: Vec<C>, plan: Plan<'_>) -> anyhow::R
         }
         _ => None,
     };
+    if let Some(pacer) = pacer {
+        pacer.await?;
+    }
     let mut tally = Tally::new()?;
     let mut clients = Vec::with_capacity(n);
     for task in tasks {
@@ -481,8 +537,8 @@ pub(crate) struct Measured {
     /// Latency of the 200 answers, from the intended send time.
     #[serde(flatten)]
     pub latency: Latency,
-    /// How late the requests were sent (open loop: timer granularity, about 1 ms with
-    /// tokio, or a client still waiting for its previous answer), µs.
+    /// How late the requests were sent (open loop: the pacer thread's and the runtime's
+    /// wake-up, or a client still waiting for its previous answer), µs.
     pub send_lag_p50_us: f64,
     pub send_lag_p99_us: f64,
     /// CPU used by the server during the window, % of one core.

@@ -175,9 +175,18 @@ impl PacedRow {
             }
             Some("refresh") => {
                 let r: RefreshResult = serde_json::from_value(value)?;
+                // Commands run by scripts count too; the scripts themselves are the
+                // round trips they cost.
+                let scripts: f64 = r
+                    .redis_calls_per_refresh
+                    .iter()
+                    .flatten()
+                    .filter(|(c, _)| matches!(c.as_str(), "evalsha" | "eval" | "fcall"))
+                    .map(|(_, n)| n)
+                    .sum();
                 let redis = r
                     .redis_commands_per_refresh
-                    .map_or("-".into(), |n| format!("{n:.2}"));
+                    .map_or("-".into(), |n| format!("{n:.2} (scripts {scripts:.2})"));
                 Self {
                     kind: "refresh",
                     extra: format!("Redis cmds/refresh {redis}, relogins {}", r.relogins),
@@ -227,7 +236,7 @@ fn render_paced(out: &mut String, rows: &[PacedRow]) -> anyhow::Result<()> {
         let m = &r.m;
         writeln!(
             out,
-            "{:<8} {:<24} {:>7} {:>8} {:>9.1} {:>8.0} {:>8.0} {:>9.0} {:>9.0} {:>9.0} {:>10} {:>7}  in flight max {}{}{}",
+            "{:<8} {:<24} {:>7} {:>8} {:>9.1} {:>8.0} {:>8.0} {:>9.0} {:>9.0} {:>9.0} {:>10} {:>7}  in flight max {}{}{}{}",
             r.kind,
             r.label,
             r.clients,
@@ -242,9 +251,51 @@ fn render_paced(out: &mut String, rows: &[PacedRow]) -> anyhow::Result<()> {
                 .map_or("-".to_string(), |c| format!("{c:.1}")),
             m.not_ok,
             m.in_flight_max,
+            match m.skipped + m.behind_at_end {
+                0 => String::new(),
+                n => format!(", {n} sends due never made"),
+            },
             if r.extra.is_empty() { "" } else { ", " },
             r.extra,
         )?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn login_refresh_and_paced_results_get_a_table() {
+        let measured = r#""seconds":5.0,"ok":10,"ok_per_s":2.0,"status":{"200":10,"401 refresh_limit_reached":1},"not_ok":1,"in_flight_max":3,"skipped":2,"behind_at_end":0,"mean_us":1.0,"p50_us":1.0,"p90_us":2.0,"p99_us":3.0,"p999_us":4.0,"max_us":5.0,"percentile_spectrum":[[0.0,1.0],[100.0,5.0]],"send_lag_p50_us":0.0,"send_lag_p99_us":1.0,"server_cpu_pct":null,"server_cpu_us_per_ok":12.5,"reconnects":0"#;
+        let results = [
+            format!(
+                r#"{{"kind":"login","label":"l","auth_url":"u","connections":4,"rate_limited_429":1,"refused_503":2,{measured}}}"#
+            ),
+            format!(
+                r#"{{"kind":"refresh","label":"r","auth_url":"u","sessions":400,"rate":300.0,"relogins":1,"relogin_failures":0,"redis_commands_per_refresh":8.0,"redis_calls_per_refresh":{{"evalsha":1.0,"hset":7.0}},{measured}}}"#
+            ),
+            format!(
+                r#"{{"kind":"paced","label":"p","url":"u","connections":8,"rate":500.0,{measured}}}"#
+            ),
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        let files: Vec<PathBuf> = results
+            .iter()
+            .enumerate()
+            .map(|(i, json)| {
+                let path = dir.path().join(format!("{i}.json"));
+                std::fs::write(&path, json).unwrap();
+                path
+            })
+            .collect();
+        let table = render(&files).unwrap();
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines.len(), 4, "{table}");
+        assert!(lines[1].starts_with("login") && lines[1].contains("429: 1, 503: 2"));
+        assert!(lines[2].contains("Redis cmds/refresh 8.00 (scripts 1.00), relogins 1"));
+        assert!(lines[2].contains("2 sends due never made"));
+        assert!(lines[3].starts_with("paced") && lines[3].contains("12.5"));
+    }
 }
