@@ -32,6 +32,11 @@
 #   BENCH_CLIENT_CPU   core for loadgen, Redis and the auth-center (default 1)
 #   BENCH_NO_BUILD=1   use the existing target/release binaries
 #   BENCH_KEEP=1       keep the temporary directory (logs, JSON results)
+#   BENCH_PLOTS=DIR    also draw the report's SVG figures of this run into DIR
+#                      (scripts/plot-bench.py; matplotlib in target/bench-venv)
+#   BENCH_AUTH=0       skip the auth-center runs (login capacity, refresh tail, 1 and 2 cores)
+#   BENCH_PROFILE=DIR  only profile the tracked demo-service with perf (/baseline/me, then
+#                      /me) and write the reports to DIR
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -210,6 +215,33 @@ eval "$("$BIN/loadgen" token --auth-url "$ISSUER" --username "$USERNAME" --regis
 [[ -n "${ACCESS_TOKEN:-}" && -n "${SESSION_KEY:-}" ]] || die "could not log in"
 log "logged in: session key $SESSION_KEY"
 
+# --- profile only (BENCH_PROFILE=DIR): where the server's CPU goes ----------------------------
+# perf samples the tracked demo-service (software clock, no call graphs: this VM exposes no
+# hardware counters) while loadgen drives /baseline/me, then /me; the two reports side by side
+# show what the verifier adds. Nothing else runs.
+if [[ -n "${BENCH_PROFILE:-}" ]]; then
+    command -v perf >/dev/null || die "perf not found (apt-get install linux-perf)"
+    mkdir -p "$BENCH_PROFILE"
+    for what in baseline:/baseline/me me:/me; do
+        name=${what%%:*} path=${what#*:}
+        log "profile: $path (${DURATION}s)"
+        taskset -c "$CLIENT_CPU" perf record -q -F 2999 -p "${DEMO_PID[tracked]}" -o "$BENCH_PROFILE/$name.data" \
+            -- sleep $((DURATION + WARMUP)) 2>"$BENCH_PROFILE/$name.perf.log" &
+        perf_pid=$!
+        LOADGEN_TOKEN="$ACCESS_TOKEN" taskset -c "$CLIENT_CPU" "$BIN/loadgen" http \
+            --url "http://127.0.0.1:${DEMO_PORT[tracked]}$path" -c "$CONNS" -d "$DURATION" \
+            --warmup "$WARMUP" --server-pid "${DEMO_PID[tracked]}" --label "$path" \
+            >"$BENCH_PROFILE/$name.json"
+        wait "$perf_pid" || true
+        perf report -i "$BENCH_PROFILE/$name.data" --stdio --no-children --sort symbol \
+            --percent-limit 0.3 2>/dev/null | grep -v '^#' | grep -v '^$' >"$BENCH_PROFILE/$name.txt"
+        perf report -i "$BENCH_PROFILE/$name.data" --stdio --no-children --sort dso \
+            2>/dev/null | grep -v '^#' | grep -v '^$' >"$BENCH_PROFILE/$name.dso.txt"
+    done
+    log "profiles in $BENCH_PROFILE (baseline.txt, me.txt; *.json the load runs)"
+    exit 0
+fi
+
 # --- 1. throughput --------------------------------------------------------------------------
 n=0
 run_url() { # label url token server-pid...
@@ -279,6 +311,75 @@ if [[ -n $NGX_PID ]]; then
     run_revocation "through nginx + gateway" "http://127.0.0.1:$NGX_AUTH_PORT/baseline/me"
 fi
 
+# --- 3. the auth-center under load: login capacity, refresh tail, on 1 and 2 cores -------------
+# A second auth-center (same Redis, its own prefix and SQLite file) with the limits that would
+# refuse a benchmark lifted. For each CPU set: the raw Argon2 capacity of its configured slots
+# (`auth-center passwords capacity`, same config and pinning), refresh saturation (closed loop,
+# 400 sessions), then with two open-loop probes running -- refreshes at half that rate over 400
+# sessions, and GET /me at the demo-service (tracked, on the server core) -- first alone
+# ("unloaded"), then beside a login flood ("loaded"), and the login flood's own rate.
+auth_bench() { # id label cpuset
+    local id=$1 label=$2 cpus=$3 port prefix pid user
+    port=$(free_port)
+    prefix="${PREFIX}a$n"
+    local env_auth=(
+        DATABASE_URL="sqlite:$TMP/auth-$id.db" REDIS_URL="$REDIS_URL"
+        LISTEN_ADDR="127.0.0.1:$port" AUTH_ISSUER="http://127.0.0.1:$port"
+        AUTH_REDIS_PREFIX="$prefix" RUST_LOG=warn
+        AUTH_LIMITS__LOGIN_IP_MAX=100000000 AUTH_LIMITS__REFRESH_IP_MAX=0
+        AUTH_SESSIONS__MAX_PER_USER=100000
+    )
+    env "${env_auth[@]}" taskset -c "$cpus" "$BIN/auth-center" serve >"$TMP/auth-$id.log" 2>&1 &
+    pid=$!
+    PIDS+=($pid)
+    wait_http "http://127.0.0.1:$port/healthz" "auth-center ($label)"
+    local url="http://127.0.0.1:$port" base out
+    user="bench_load_$$_$id"
+    log "auth-center $label on cpus $cpus: raw argon2 capacity (${DURATION}s)"
+    n=$((n + 1)); base="$TMP/$(printf '%02d' $n)"
+    env "${env_auth[@]}" taskset -c "$cpus" timeout $((DURATION + 60)) \
+        "$BIN/auth-center" passwords capacity --seconds "$DURATION" --json \
+        | python3 -c 'import json,sys; d=json.load(sys.stdin); d["kind"]="capacity"; d["label"]=sys.argv[1]; print(json.dumps(d))' \
+            "argon2 raw, $label" >"$base-capacity.json"
+    local lg=(taskset -c "$CLIENT_CPU" timeout $((DURATION * 4 + 120)) "$BIN/loadgen")
+    local acct=(--auth-url "$url" --username "$user" --register)
+    log "auth-center $label: refresh saturation (400 sessions, closed loop)"
+    n=$((n + 1))
+    "${lg[@]}" refresh "${acct[@]}" --sessions 400 --rate 0 -d "$DURATION" --warmup "$WARMUP" \
+        --server-pid "$pid" --redis-url "$REDIS_URL" --label "refresh saturation, $label" \
+        >"$TMP/$(printf '%02d' $n)-refresh.json"
+    local sat rate
+    sat=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["ok_per_s"])' "$TMP/$(printf '%02d' $n)-refresh.json")
+    rate=$(python3 -c 'import sys; print(max(50, round(float(sys.argv[1]) / 2)))' "$sat")
+    for phase in unloaded loaded; do
+        log "auth-center $label: probes $phase (refresh $rate/s over 400 sessions, /me 1000/s)"
+        n=$((n + 1)); base="$TMP/$(printf '%02d' $n)"
+        local flood=
+        if [[ $phase == loaded ]]; then
+            "${lg[@]}" login "${acct[@]}" -c 16 -d $((DURATION + 2)) --warmup "$WARMUP" \
+                --server-pid "$pid" --label "logins beside the probes, $label" >"$base-login.json" &
+            flood=$!
+            sleep 1
+        fi
+        "${lg[@]}" refresh "${acct[@]}" --sessions 400 --rate "$rate" -d "$DURATION" \
+            --warmup "$WARMUP" --server-pid "$pid" --label "refresh p99 $phase, $label" \
+            >"$base-refresh.json" &
+        local probe=$!
+        LOADGEN_TOKEN="$ACCESS_TOKEN" "${lg[@]}" paced \
+            --url "http://127.0.0.1:${DEMO_PORT[tracked]}/me" --rate 1000 -c 8 -d "$DURATION" \
+            --warmup "$WARMUP" --label "/me p99 $phase, $label" >"$base-paced.json"
+        wait "$probe"
+        [[ -z $flood ]] || wait "$flood"
+    done
+    kill "$pid" 2>/dev/null || true
+}
+if [[ "${BENCH_AUTH:-1}" == 1 ]]; then
+    auth_bench c1 "1 core" "$SERVER_CPU"
+    if (( ncpu >= 2 )); then
+        auth_bench c2 "2 cores" "$SERVER_CPU,$CLIENT_CPU"
+    fi
+fi
+
 # --- report ---------------------------------------------------------------------------------
 echo
 echo "== DESIGN §6 side by side: $(nproc) cores, demo-service on cpu $SERVER_CPU, loadgen+redis+auth-center on cpu $CLIENT_CPU"
@@ -293,3 +394,14 @@ echo
 echo "targets: /me tracked ratio >= 0.80 (aim 0.90); every-request >= naive (verify + EXISTS);"
 echo "         gateway forward-auth >= 0.9 x /me tracked (the embedded verifier);"
 echo "         DEL -> first 401 p99 <= 1 ms; session key <= 512 bytes"
+
+# --- figures (BENCH_PLOTS=DIR): SVGs of this run's raw results --------------------------------
+if [[ -n "${BENCH_PLOTS:-}" ]]; then
+    VENV=$ROOT/target/bench-venv
+    if [[ ! -x $VENV/bin/python ]] || ! "$VENV/bin/python" -c 'import matplotlib' 2>/dev/null; then
+        log "installing matplotlib into $VENV (scripts/bench-requirements.txt)"
+        python3 -m venv "$VENV"
+        "$VENV/bin/pip" install -q -r scripts/bench-requirements.txt >&2
+    fi
+    "$VENV/bin/python" scripts/plot-bench.py "$TMP" "$BENCH_PLOTS" >&2
+fi

@@ -18,6 +18,7 @@ pub(crate) fn render(files: &[PathBuf]) -> anyhow::Result<String> {
     let mut http = Vec::new();
     let mut revocation = Vec::new();
     let mut paced = Vec::new();
+    let mut capacity = Vec::new();
     for path in files {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
@@ -29,10 +30,26 @@ pub(crate) fn render(files: &[PathBuf]) -> anyhow::Result<String> {
                 revocation.push(serde_json::from_value::<RevocationResult>(value)?)
             }
             Some("login" | "refresh" | "paced") => paced.push(PacedRow::from_json(value)?),
+            // `auth-center passwords capacity --json`, labelled by the bench script.
+            Some("capacity") => capacity.push(value),
             _ => anyhow::bail!("{}: unknown result kind", path.display()),
         }
     }
     let mut out = String::new();
+    for value in &capacity {
+        let label = value.get("label").and_then(|l| l.as_str()).unwrap_or("");
+        let numbers: Vec<String> = value
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter(|(_, v)| v.is_number())
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
+        out.push_str(&format!("{label}: {}\n", numbers.join(", ")));
+    }
+    if !capacity.is_empty() {
+        out.push('\n');
+    }
     // Runs with the same label are rounds of one configuration: the best round (most
     // requests per second: interference from other processes only ever slows a run
     // down) represents it, and every round's rps is listed.

@@ -27,14 +27,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
-use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue};
-use axum::middleware::Next;
+use axum::extract::{ConnectInfo, Request};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method};
 use axum::response::Response;
-use tracing::Instrument as _;
 
 use crate::metrics::UNMATCHED;
-use crate::route::{RouteSlot, note_route};
+use crate::route::{Around, AroundLayer, RouteSlot, around_router};
 
 /// The request-id header, `X-Request-Id`.
 pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
@@ -125,56 +123,80 @@ impl AccessLog {
     /// `router` with request ids and the access line, around everything it serves: call it
     /// last, once every route is added, so it sees each route's template and wraps the other
     /// layers (timeouts, panics, fallbacks).
-    pub fn wrap<S: Clone + Send + Sync + 'static>(self, router: Router<S>) -> Router<S> {
-        router
-            .route_layer(axum::middleware::from_fn(note_route))
-            .layer(axum::middleware::from_fn_with_state(self, access))
+    pub fn wrap(self, router: Router) -> Router {
+        around_router(router, AroundLayer(self))
     }
 }
 
-async fn access(State(layer): State<AccessLog>, mut request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let peer = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| addr.ip());
-    let caller = (layer.resolve)(peer, request.headers());
-    let sent = request
-        .headers()
-        .get(REQUEST_ID_HEADER)
-        .and_then(|v| v.to_str().ok());
-    let id = match sent {
-        Some(sent) if caller.trusted_proxy => RequestId::parse(sent),
-        _ => None,
+/// What the access line needs once the response head is ready.
+pub(crate) struct Pending {
+    started: Instant,
+    header: Option<HeaderValue>,
+    slot: RouteSlot,
+    method: Method,
+    client_ip: Option<IpAddr>,
+    span: tracing::Span,
+}
+
+impl Around for AccessLog {
+    type Pending = Pending;
+
+    #[allow(clippy::disallowed_methods)] // real time: request latency
+    fn before(&self, request: &mut Request) -> Pending {
+        let started = Instant::now();
+        let peer = request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip());
+        let caller = (self.resolve)(peer, request.headers());
+        let sent = request
+            .headers()
+            .get(REQUEST_ID_HEADER)
+            .and_then(|v| v.to_str().ok());
+        let id = match sent {
+            Some(sent) if caller.trusted_proxy => RequestId::parse(sent),
+            _ => None,
+        }
+        .unwrap_or_else(RequestId::generate);
+        // Visible ASCII only, by construction.
+        let header = HeaderValue::from_str(id.as_str()).ok();
+        if let Some(header) = &header {
+            request
+                .headers_mut()
+                .insert(REQUEST_ID_HEADER, header.clone());
+        }
+        let span = tracing::info_span!("request", request_id = %id);
+        request.extensions_mut().insert(id);
+        Pending {
+            started,
+            header,
+            slot: RouteSlot::of(request),
+            method: request.method().clone(),
+            client_ip: caller.client_ip,
+            span,
+        }
     }
-    .unwrap_or_else(RequestId::generate);
-    // Visible ASCII only, by construction.
-    let header = HeaderValue::from_str(id.as_str()).ok();
-    if let Some(header) = &header {
-        request
-            .headers_mut()
-            .insert(REQUEST_ID_HEADER, header.clone());
+
+    fn span(pending: &Pending) -> Option<&tracing::Span> {
+        Some(&pending.span)
     }
-    request.extensions_mut().insert(id.clone());
-    let slot = RouteSlot::of(&mut request);
-    let method = request.method().clone();
-    let span = tracing::info_span!("request", request_id = %id);
-    let mut response = next.run(request).instrument(span.clone()).await;
-    if let Some(header) = header {
-        response.headers_mut().insert(REQUEST_ID_HEADER, header);
+
+    fn after(pending: Pending, response: &mut Response) {
+        if let Some(header) = pending.header {
+            response.headers_mut().insert(REQUEST_ID_HEADER, header);
+        }
+        let route = pending.slot.route().unwrap_or(UNMATCHED);
+        let client_ip = pending.client_ip.map(tracing::field::display);
+        pending.span.in_scope(|| {
+            tracing::info!(
+                target: "access",
+                method = %pending.method,
+                route,
+                status = response.status().as_u16(),
+                latency_ms = pending.started.elapsed().as_secs_f64() * 1000.0,
+                client_ip,
+                "request"
+            );
+        });
     }
-    let route = slot.route().unwrap_or(UNMATCHED);
-    let client_ip = caller.client_ip.map(tracing::field::display);
-    span.in_scope(|| {
-        tracing::info!(
-            target: "access",
-            method = %method,
-            route,
-            status = response.status().as_u16(),
-            latency_ms = started.elapsed().as_secs_f64() * 1000.0,
-            client_ip,
-            "request"
-        );
-    });
-    response
 }

@@ -22,7 +22,6 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use metrics::{Gauge, Unit};
@@ -30,7 +29,7 @@ use metrics_exporter_prometheus::{
     Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
 };
 
-use crate::route::{RouteSlot, note_route};
+use crate::route::{Around, AroundLayer, RouteSlot, around_router};
 use crate::serve::{BindError, Bound, ServeOptions};
 
 /// Request latency by method, matched route template and status.
@@ -328,8 +327,7 @@ pub fn track_requests(app: Router, registry: &Registry) -> Router {
         registry: registry.clone(),
         in_flight,
     });
-    app.route_layer(axum::middleware::from_fn(note_route))
-        .layer(axum::middleware::from_fn_with_state(state, track))
+    around_router(app, AroundLayer(state))
 }
 
 struct Tracking {
@@ -339,39 +337,51 @@ struct Tracking {
 
 /// Decrements the in-flight gauge however the request ends (a client that goes away
 /// drops the future).
-struct InFlight<'a>(&'a Gauge);
+struct InFlight(Arc<Tracking>);
 
-impl Drop for InFlight<'_> {
+impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.decrement(1.0);
+        self.0.in_flight.decrement(1.0);
     }
 }
 
+/// What the duration histogram needs once the response head is ready.
+struct Pending {
+    started: Instant,
+    method: &'static str,
+    slot: RouteSlot,
+    in_flight: InFlight,
+}
+
 /// Outside the router: times every request, fallbacks, timeouts and panics included.
-#[allow(clippy::disallowed_methods)] // real time: request latency
-async fn track(
-    State(tracking): State<Arc<Tracking>>,
-    mut request: Request,
-    next: Next,
-) -> Response {
-    let started = Instant::now();
-    tracking.in_flight.increment(1.0);
-    let _in_flight = InFlight(&tracking.in_flight);
-    let method = method_label(request.method());
-    let slot = RouteSlot::of(&mut request);
-    let response = next.run(request).await;
-    let route = slot.route().unwrap_or(UNMATCHED).to_owned();
-    let status = response.status().as_u16().to_string();
-    let histogram = tracking.registry.register(|| {
-        metrics::histogram!(
-            HTTP_REQUEST_DURATION,
-            "method" => method,
-            "route" => route,
-            "status" => status
-        )
-    });
-    histogram.record(started.elapsed().as_secs_f64());
-    response
+impl Around for Arc<Tracking> {
+    type Pending = Pending;
+
+    #[allow(clippy::disallowed_methods)] // real time: request latency
+    fn before(&self, request: &mut Request) -> Pending {
+        self.in_flight.increment(1.0);
+        Pending {
+            started: Instant::now(),
+            method: method_label(request.method()),
+            slot: RouteSlot::of(request),
+            in_flight: InFlight(self.clone()),
+        }
+    }
+
+    fn after(pending: Pending, response: &mut Response) {
+        let route = pending.slot.route().unwrap_or(UNMATCHED).to_owned();
+        let status = response.status().as_u16().to_string();
+        let tracking = &pending.in_flight.0;
+        let histogram = tracking.registry.register(|| {
+            metrics::histogram!(
+                HTTP_REQUEST_DURATION,
+                "method" => pending.method,
+                "route" => route,
+                "status" => status
+            )
+        });
+        histogram.record(pending.started.elapsed().as_secs_f64());
+    }
 }
 
 /// The method as a label: the standard ones by name, anything else `OTHER`.

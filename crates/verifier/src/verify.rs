@@ -129,6 +129,44 @@ impl Verifier {
         self.verify_presented(token, None).await
     }
 
+    /// The whole of [`verify_shared`](Self::verify_shared) when it needs no `await`: a bearer
+    /// token verified before (its signature cached, not expired) whose session tracked
+    /// mode's cache holds, or which needs no session check. `None` when it would have to
+    /// check a signature or ask Redis: then call `verify_shared`. Same answers and metrics
+    /// as `verify_shared`; the middleware tries it first, so a repeat request costs no
+    /// boxed future.
+    ///
+    /// ```
+    /// # async fn demo(verifier: verifier::Verifier, token: &str) -> Result<(), verifier::VerifyError> {
+    /// let claims = match verifier.verify_cached(token) {
+    ///     Some(answer) => answer?,
+    ///     None => verifier.verify_shared(token).await?,
+    /// };
+    /// # Ok(()) }
+    /// ```
+    pub fn verify_cached(&self, token: &str) -> Option<Result<Arc<Claims>, VerifyError>> {
+        let inner = &self.inner;
+        let verified = inner
+            .sig_cache
+            .get(token, inner.clock.now_secs(), inner.leeway_secs)?;
+        // In verify_presented's order: the binding, then the session.
+        if let Err(e) = check_binding(&verified.claims, None) {
+            inner.metrics.failed(true, None, &e);
+            return Some(Err(e));
+        }
+        #[cfg_attr(not(feature = "redis"), allow(unused_mut))]
+        let mut session_cached = None;
+        #[cfg(feature = "redis")]
+        if let (Some(check), Some(key)) = (&inner.session_check, &verified.session_key) {
+            if !check.check.cached(key) {
+                return None;
+            }
+            session_cached = Some(true);
+        }
+        inner.metrics.valid(true, session_cached);
+        Some(Ok(Arc::clone(&verified.claims)))
+    }
+
     /// Verifies `token`, presented as `Authorization: DPoP <token>` with the DPoP proof
     /// `proof` on a `method` request to `path` (RFC 9449 §7.1): the token as in
     /// [`verify`](Self::verify), the proof with the checker given to

@@ -553,3 +553,35 @@ async fn a_scope_refusal_of_a_bound_token_challenges_with_the_dpop_scheme() {
         Some(r#"DPoP error="insufficient_scope", scope="write""#)
     );
 }
+
+#[tokio::test]
+async fn the_synchronous_check_answers_only_from_the_caches_and_agrees_with_the_async_one() {
+    let issuer = Issuer::new();
+    let verifier = issuer.verifier().await;
+    let token = issuer.token(json!({}));
+    assert!(
+        verifier.verify_cached(&token).is_none(),
+        "a token never seen needs its signature checked"
+    );
+    let verified = verifier.verify_shared(&token).await.unwrap();
+    let cached = verifier.verify_cached(&token).unwrap().unwrap();
+    assert!(Arc::ptr_eq(&verified, &cached));
+    assert!(verifier.verify_cached("not-a-token").is_none());
+
+    // A DPoP-bound token presented as a bearer token: refused from the caches too.
+    let key = DpopKey::ed25519();
+    let bound = issuer.token(json!({ "cnf": { "jkt": key.thumbprint() } }));
+    assert!(matches!(
+        verifier.verify_shared(&bound).await,
+        Err(VerifyError::DpopBinding(_))
+    ));
+    assert!(matches!(
+        verifier.verify_cached(&bound),
+        Some(Err(VerifyError::DpopBinding(_)))
+    ));
+
+    // An expired token leaves the caches' answer to the full check.
+    let expired = issuer.token(json!({ "exp": SystemClock.now_secs() - 3600 }));
+    assert!(verifier.verify_shared(&expired).await.is_err());
+    assert!(verifier.verify_cached(&expired).is_none());
+}

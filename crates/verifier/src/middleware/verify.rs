@@ -7,6 +7,7 @@ use std::task::{Context, Poll};
 
 use axum_core::response::{IntoResponse, Response};
 use http::{Request, header};
+use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -117,13 +118,46 @@ where
 {
     type Response = Response;
     type Error = S::Error;
-    type Future = ResponseFuture<S::Error>;
+    type Future = ResponseFuture<S::Future, S::Error>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        // A repeat bearer token whose session tracked mode's cache holds is answered without
+        // an await: the inner service (the one made ready) is called at once, nothing boxed.
+        let cached = match access_token(request.headers()) {
+            Some(AccessToken::Bearer(token)) => self.layer.verifier.verify_cached(token),
+            _ => None,
+        };
+        let state = match cached {
+            Some(Ok(claims)) => {
+                request.extensions_mut().insert(Authenticated(claims));
+                State::Inner {
+                    future: self.inner.call(request),
+                }
+            }
+            Some(Err(e)) => State::Refused {
+                response: Some(e.into_response()),
+            },
+            None => State::Verifying {
+                future: self.verify_then_call(request),
+            },
+        };
+        ResponseFuture { state }
+    }
+}
+
+impl<S> VerifierService<S> {
+    /// Everything that may wait: a signature to check (keys to fetch), Redis to ask, a DPoP
+    /// proof, an anonymous request.
+    fn verify_then_call<B>(&mut self, mut request: Request<B>) -> BoxedResponse<S::Error>
+    where
+        S: Service<Request<B>, Response = Response> + Clone + Send + 'static,
+        S::Future: Send + 'static,
+        B: Send + 'static,
+    {
         // The clone is not ready; swap it in and drive the one that is (tower's idiom).
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
@@ -131,57 +165,83 @@ where
             verifier,
             allow_anonymous,
         } = self.layer.clone();
-        ResponseFuture {
-            inner: Box::pin(async move {
-                if allow_anonymous && !request.headers().contains_key(header::AUTHORIZATION) {
-                    request.extensions_mut().insert(Anonymous);
-                    return inner.call(request).await;
-                }
-                let headers = request.headers();
-                let verified = match access_token(headers) {
-                    None => Err(VerifyError::Invalid("missing bearer token")),
-                    Some(AccessToken::Bearer(token)) => verifier.verify_shared(token).await,
-                    Some(AccessToken::Dpop(token)) => match proof_header(headers) {
-                        Ok(Some(proof)) => {
-                            let (method, path) = (request.method().as_str(), request.uri().path());
-                            verifier
-                                .verify_dpop_shared(token, proof, method, path)
-                                .await
-                        }
-                        Ok(None) => Err(VerifyError::InvalidDpopProof(DpopError::Missing)),
-                        Err(e) => Err(VerifyError::InvalidDpopProof(e)),
-                    },
-                };
-                match verified {
-                    Ok(claims) => {
-                        request.extensions_mut().insert(Authenticated(claims));
-                        inner.call(request).await
+        Box::pin(async move {
+            if allow_anonymous && !request.headers().contains_key(header::AUTHORIZATION) {
+                request.extensions_mut().insert(Anonymous);
+                return inner.call(request).await;
+            }
+            let headers = request.headers();
+            let verified = match access_token(headers) {
+                None => Err(VerifyError::Invalid("missing bearer token")),
+                Some(AccessToken::Bearer(token)) => verifier.verify_shared(token).await,
+                Some(AccessToken::Dpop(token)) => match proof_header(headers) {
+                    Ok(Some(proof)) => {
+                        let (method, path) = (request.method().as_str(), request.uri().path());
+                        verifier
+                            .verify_dpop_shared(token, proof, method, path)
+                            .await
                     }
-                    Err(e) => Ok(e.into_response()),
+                    Ok(None) => Err(VerifyError::InvalidDpopProof(DpopError::Missing)),
+                    Err(e) => Err(VerifyError::InvalidDpopProof(e)),
+                },
+            };
+            match verified {
+                Ok(claims) => {
+                    request.extensions_mut().insert(Authenticated(claims));
+                    inner.call(request).await
                 }
-            }),
+                Err(e) => Ok(e.into_response()),
+            }
+        })
+    }
+}
+
+type BoxedResponse<E> = Pin<Box<dyn Future<Output = Result<Response, E>> + Send>>;
+
+pin_project! {
+    /// The response future of [`VerifierService`]: the inner service's future when the
+    /// token was answered from the caches, a boxed one when verifying had to wait, or the
+    /// refusal.
+    ///
+    /// ```
+    /// fn is_a_future<F: std::future::Future>() {}
+    /// is_a_future::<verifier::middleware::verify::ResponseFuture<
+    ///     std::future::Ready<Result<axum::response::Response, std::convert::Infallible>>,
+    ///     std::convert::Infallible,
+    /// >>();
+    /// ```
+    pub struct ResponseFuture<F, E> {
+        #[pin]
+        state: State<F, E>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<F, E> {
+        Inner { #[pin] future: F },
+        Verifying { future: BoxedResponse<E> },
+        // Taken when polled.
+        Refused { response: Option<Response> },
+    }
+}
+
+impl<F, E> Future for ResponseFuture<F, E>
+where
+    F: Future<Output = Result<Response, E>>,
+{
+    type Output = Result<Response, E>;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().state.project() {
+            StateProj::Inner { future } => future.poll(cx),
+            StateProj::Verifying { future } => future.as_mut().poll(cx),
+            // Polled again after it completed (a caller's bug): an empty response.
+            StateProj::Refused { response } => Poll::Ready(Ok(response.take().unwrap_or_default())),
         }
     }
 }
 
-/// The response future of [`VerifierService`].
-///
-/// ```
-/// fn is_a_future<F: std::future::Future>() {}
-/// is_a_future::<verifier::middleware::verify::ResponseFuture<std::convert::Infallible>>();
-/// ```
-pub struct ResponseFuture<E> {
-    inner: Pin<Box<dyn Future<Output = Result<Response, E>> + Send>>,
-}
-
-impl<E> Future for ResponseFuture<E> {
-    type Output = Result<Response, E>;
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.inner.as_mut().poll(cx)
-    }
-}
-
-impl<E> std::fmt::Debug for ResponseFuture<E> {
+impl<F, E> std::fmt::Debug for ResponseFuture<F, E> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ResponseFuture").finish_non_exhaustive()
     }

@@ -102,6 +102,13 @@ impl SessionCheck {
         }
     }
 
+    /// Whether tracked mode's cache answers for `session_key` now (never in every-request
+    /// mode): the synchronous fast path, which touches neither Redis nor the metrics.
+    #[inline]
+    pub(crate) fn cached(&self, session_key: &str) -> bool {
+        self.tracked.as_ref().is_some_and(|c| c.fresh(session_key))
+    }
+
     /// `Ok` if Redis answers a `PING` in time; `Unavailable` otherwise.
     pub(crate) async fn ping(&self) -> Result<(), VerifyError> {
         let mut conn = self.conn.clone();

@@ -84,6 +84,16 @@ impl TrackedCache {
         fresh
     }
 
+    /// Whether `key` is cached and fresh, without counting anything: the synchronous fast
+    /// path asks this first and leaves every other case to [`hit`](Self::hit).
+    #[allow(clippy::disallowed_methods)] // real time: a safety-net TTL of cached answers, not domain time
+    #[inline]
+    pub(crate) fn fresh(&self, key: &str) -> bool {
+        self.entries
+            .get(key.as_bytes())
+            .is_some_and(|until| Instant::now() < until)
+    }
+
     pub(crate) fn epoch(&self) -> u64 {
         self.invalidations.load(Ordering::Acquire)
     }

@@ -1,0 +1,219 @@
+#!/usr/bin/env python3
+"""The benchmark report's figures, from the raw results of one `scripts/bench.sh` run.
+
+    BENCH_KEEP=1 scripts/bench.sh            # prints where the JSON results were kept
+    scripts/plot-bench.py /tmp/auth-bench.XXXX docs/benchmarks
+
+Reads every `*.json` result in the run's directory (the `loadgen` and `auth-center passwords
+capacity` outputs) and writes SVG files into the output directory:
+
+* `throughput.svg`  requests/s of each design as a ratio to the no-auth handler (best round),
+                    with the server CPU per request;
+* `latency.svg`     latency percentile spectra of the throughput runs (HdrHistogram style);
+* `revocation.svg`  DEL -> first 401 latency, one CDF per setup, stale answers in the legend;
+* `login.svg`       logins/s against the raw Argon2 capacity, per core count;
+* `tails.svg`       refresh and /me p99 with and without a login flood, per core count.
+
+Needs matplotlib (scripts/bench-requirements.txt; `scripts/bench.sh` installs it into
+target/bench-venv when BENCH_PLOTS=DIR is set).
+"""
+
+import json
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("svg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+plt.rcParams.update(
+    {
+        "svg.hashsalt": "auth-bench",  # stable element ids: the same results, the same file
+        "font.size": 9,
+        "axes.grid": True,
+        "grid.alpha": 0.3,
+    }
+)
+METADATA = {"Date": None, "Creator": "scripts/plot-bench.py"}
+
+
+def load(directory):
+    results = []
+    for path in sorted(Path(directory).glob("*.json")):
+        try:
+            results.append(json.loads(path.read_text()))
+        except json.JSONDecodeError:
+            print(f"skipped {path}: not JSON", file=sys.stderr)
+    return results
+
+
+def save(fig, out, name):
+    path = Path(out) / name
+    fig.tight_layout()
+    fig.savefig(path, metadata=METADATA)
+    plt.close(fig)
+    print(path)
+
+
+def best_rounds(results):
+    """label -> the round with the most requests per second (the table's convention)."""
+    best = {}
+    for r in results:
+        if r.get("kind") != "http":
+            continue
+        if r["label"] not in best or r["rps"] > best[r["label"]]["rps"]:
+            best[r["label"]] = r
+    return best
+
+
+def throughput(results, out):
+    best = best_rounds(results)
+    if not best:
+        return
+    labels = list(best)
+    base = best[labels[0]]["rps"]
+    ratios = [best[l]["rps"] / base for l in labels]
+    cpu = [best[l].get("server_cpu_us_per_request") or 0 for l in labels]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 0.45 * len(labels) + 1.2), sharey=True)
+    y = range(len(labels))
+    a.barh(y, ratios, color="#4c72b0")
+    a.axvline(1.0, color="black", lw=0.8)
+    a.axvline(0.95, color="#c44e52", lw=0.8, ls="--", label="0.95 (target, tracked)")
+    for i, v in enumerate(ratios):
+        a.text(v, i, f" {v:.3f}", va="center")
+    a.set_yticks(list(y), labels)
+    a.invert_yaxis()
+    a.set_xlabel(f"requests/s as a ratio to '{labels[0]}' (best round)")
+    a.legend(loc="lower right")
+    b.barh(y, cpu, color="#55a868")
+    for i, v in enumerate(cpu):
+        b.text(v, i, f" {v:.2f}", va="center")
+    b.set_xlabel("server CPU per request (µs)")
+    save(fig, out, "throughput.svg")
+
+
+def spectrum(r):
+    points = r.get("percentile_spectrum")
+    if points:
+        return [p for p, _ in points], [v for _, v in points]
+    keys = [(50, "p50_us"), (90, "p90_us"), (99, "p99_us"), (99.9, "p999_us"), (100, "max_us")]
+    pairs = [(p, r[k]) for p, k in keys if r.get(k) is not None]
+    return [p for p, _ in pairs], [v for _, v in pairs]
+
+
+def nines(percentiles):
+    """x position of a percentile on the usual 1/(1-p) axis (100 % drawn at 99.999 %)."""
+    return [1.0 / max(1.0 - p / 100.0, 1e-5) for p in percentiles]
+
+
+def nines_axis(ax):
+    ticks = [1, 2, 10, 100, 1000, 10000, 100000]
+    ax.set_xscale("log")
+    ax.set_xticks(ticks, ["0%", "50%", "90%", "99%", "99.9%", "99.99%", "max"])
+    ax.set_xlabel("percentile")
+
+
+def latency(results, out):
+    best = best_rounds(results)
+    if not best:
+        return
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for label, r in best.items():
+        p, v = spectrum(r)
+        ax.plot(nines(p), [x / 1000 for x in v], label=label, lw=1.2)
+    nines_axis(ax)
+    ax.set_ylabel("latency (ms), 32 connections, closed loop")
+    ax.legend(fontsize=7)
+    save(fig, out, "latency.svg")
+
+
+def revocation(results, out):
+    runs = [r for r in results if r.get("kind") == "revocation"]
+    if not runs:
+        return
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for r in runs:
+        samples = sorted(r.get("samples_us") or [])
+        stale = r.get("trials_with_stale", r.get("trials_with_stale_200"))
+        label = r["label"]
+        if stale is not None:
+            label += f" ({stale}/{r['trials']} trials with a stale 200)"
+        if samples:
+            n = len(samples)
+            ax.step([s / 1000 for s in samples], [(i + 1) / n for i in range(n)], where="post", label=label)
+        else:
+            p, v = spectrum(r)
+            ax.plot([x / 1000 for x in v], [x / 100 for x in p], marker="o", label=label)
+    ax.set_xscale("log")
+    ax.set_xlabel("DEL of the session key -> first 401 (ms)")
+    ax.set_ylabel("fraction of trials")
+    ax.legend(fontsize=7)
+    save(fig, out, "revocation.svg")
+
+
+def setup_of(label):
+    return label.rsplit(", ", 1)[-1] if ", " in label else label
+
+
+def login(results, out):
+    capacity = {setup_of(r["label"]): r for r in results if r.get("kind") == "capacity"}
+    logins = {setup_of(r["label"]): r for r in results if r.get("kind") == "login"}
+    setups = [s for s in capacity if s in logins]
+    if not setups:
+        return
+    raw = [capacity[s].get("hashes_per_second", 0) for s in setups]
+    got = [logins[s].get("ok_per_s", 0) for s in setups]
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    x = range(len(setups))
+    ax.bar([i - 0.2 for i in x], raw, width=0.4, label="raw Argon2 hashes/s (configured slots)")
+    ax.bar([i + 0.2 for i in x], got, width=0.4, label="logins/s during the flood (with the probes)")
+    for i in x:
+        ratio = got[i] / raw[i] if raw[i] else 0
+        ax.text(i + 0.2, got[i], f"{ratio:.2f}x", ha="center", va="bottom")
+    ax.set_xticks(list(x), setups)
+    ax.set_ylabel("per second")
+    ax.legend(fontsize=7, loc="lower right")
+    save(fig, out, "login.svg")
+
+
+def tails(results, out):
+    rows = defaultdict(dict)  # (probe, setup) -> phase -> p99 ms
+    for r in results:
+        if r.get("kind") not in ("refresh", "paced"):
+            continue
+        label = r["label"]
+        for phase in ("unloaded", "loaded"):
+            if f" {phase}, " in label:
+                probe = "refresh" if r["kind"] == "refresh" else "/me (verifier)"
+                rows[(probe, setup_of(label))][phase] = r["p99_us"] / 1000
+    keys = [k for k in rows if len(rows[k]) == 2]
+    if not keys:
+        return
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    x = range(len(keys))
+    un = [rows[k]["unloaded"] for k in keys]
+    lo = [rows[k]["loaded"] for k in keys]
+    ax.bar([i - 0.2 for i in x], un, width=0.4, label="alone")
+    ax.bar([i + 0.2 for i in x], lo, width=0.4, label="beside a login flood")
+    for i in x:
+        ax.text(i + 0.2, lo[i], f"{lo[i] / un[i]:.2f}x", ha="center", va="bottom")
+    ax.set_xticks(list(x), [f"{p}\n{s}" for p, s in keys])
+    ax.set_ylabel("p99 (ms), open loop")
+    ax.legend(fontsize=7)
+    save(fig, out, "tails.svg")
+
+
+def main():
+    if len(sys.argv) != 3:
+        sys.exit(__doc__)
+    results = load(sys.argv[1])
+    out = Path(sys.argv[2])
+    out.mkdir(parents=True, exist_ok=True)
+    for figure in (throughput, latency, revocation, login, tails):
+        figure(results, out)
+
+
+if __name__ == "__main__":
+    main()
