@@ -118,6 +118,10 @@ pub(crate) struct HttpResult {
     pub reconnects: u64,
     /// `EXISTS` commands Redis executed during the window, per measured request.
     pub redis_exists_per_request: Option<f64>,
+    /// The latency's percentile spectrum, `[percentile, µs]` pairs from HdrHistogram's
+    /// `iter_quantiles(1)` (a few hundred points), for plots.
+    #[serde(default)]
+    pub percentile_spectrum: Vec<[f64; 2]>,
 }
 
 struct WorkerResult {
@@ -257,6 +261,13 @@ pub(crate) async fn run(args: HttpArgs) -> anyhow::Result<HttpResult> {
             }
             _ => None,
         },
+        percentile_spectrum: hist
+            .iter_quantiles(1)
+            .map(|v| {
+                let percentile = (v.quantile_iterated_to() * 100.0 * 1e6).round() / 1e6;
+                [percentile, us(v.value_iterated_to())]
+            })
+            .collect(),
     })
 }
 

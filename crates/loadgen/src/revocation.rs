@@ -6,8 +6,20 @@
 //! this tool's own Redis connection and poll `/me` on one keep-alive connection until the
 //! first 401. The latency is DEL sent → 401 received, so it includes the DEL round trip
 //! and at least one HTTP round trip.
+//!
+//! With `--background-connections N`, N more keep-alive connections hammer the service
+//! during each trial (closed loop, from before the warm-up until the poller's first 401
+//! and their own request in flight then): half with the trial's own token, half with
+//! another live session's. A stale answer is a 200 to a request of the trial's token
+//! (poller or background) that was sent after the `DEL` reply was received. The `DEL` is
+//! sent and its reply read with a blocking call on this tool's one thread, so no request
+//! is sent while it is on its way: every request was sent either before the `DEL` or
+//! after its reply, never in between (the service stays busy with the requests already
+//! sent meanwhile).
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
@@ -17,7 +29,7 @@ use redis::aio::MultiplexedConnection;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{AuthCenter, LoginError, Session};
-use crate::client::{Conn, Target};
+use crate::client::{Conn, RawConn, Target};
 
 /// Arguments of `loadgen revocation`.
 #[derive(Debug, clap::Args)]
@@ -55,6 +67,14 @@ pub(crate) struct RevocationArgs {
     /// A trial without a 401 after this many milliseconds counts as a timeout.
     #[arg(long, default_value_t = 2000)]
     pub timeout_ms: u64,
+    /// Keep-alive connections hammering the service during every trial (closed loop), half
+    /// with the trial's own token, half with another session's (one more login at the start,
+    /// or the first token of --tokens-file); 0: none.
+    #[arg(long, default_value_t = 0)]
+    pub background_connections: usize,
+    /// The URL the background connections GET (loopback only; default: --url).
+    #[arg(long)]
+    pub background_url: Option<String>,
     /// A name for this run in the output.
     #[arg(long, default_value = "")]
     pub label: String,
@@ -82,10 +102,26 @@ pub(crate) struct RevocationResult {
     pub me_rtt_p50_us: f64,
     /// Trials whose first request after the DEL already got 401.
     pub first_poll_401: u64,
-    /// 200 answers to requests sent after the DEL had been acknowledged.
+    /// The poller's 200 answers to requests sent after the DEL had been acknowledged.
     pub stale_200_after_del: u64,
-    /// Trials with at least one such stale 200.
+    /// Trials with at least one stale 200 (poller or background connections).
     pub trials_with_stale: u64,
+    /// Keep-alive connections hammering the service during each trial.
+    #[serde(default)]
+    pub background_connections: usize,
+    /// 200 answers to requests with a trial's token sent after its DEL reply was received,
+    /// poller and background connections together, over all trials.
+    #[serde(default)]
+    pub stale_total: u64,
+    /// The most such stale 200s in one trial.
+    #[serde(default)]
+    pub max_stale_in_a_trial: u64,
+    /// Requests the background connections completed, over all trials.
+    #[serde(default)]
+    pub background_requests: u64,
+    /// DEL sent → first 401 received of every trial, in order, µs.
+    #[serde(default)]
+    pub samples_us: Vec<f64>,
     /// Trials that saw no 401 within the timeout.
     pub timeouts: u64,
     /// Time to get each trial's session (a login, or a RESTORE), median, ms.
@@ -122,9 +158,18 @@ pub(crate) async fn run(args: RevocationArgs) -> anyhow::Result<RevocationResult
     if args.trials == 0 || args.trials > 100_000 {
         bail!("--trials must be 1..=100000");
     }
+    if args.background_connections > 4096 {
+        bail!("--background-connections must be 0..=4096");
+    }
     let timeout = Duration::from_millis(args.timeout_ms.clamp(1, 60_000));
     let target = Target::parse(&args.url)?;
+    let background_target = Target::parse(args.background_url.as_deref().unwrap_or(&args.url))?;
     let mut redis = crate::redis_stats::connect(&args.redis_url).await?;
+    // The DEL's own connection, blocking (see the module's documentation); the URL was
+    // checked by `connect` above.
+    let mut deleter = redis::Client::open(args.redis_url.as_str())?
+        .get_connection()
+        .context("connect to redis")?;
 
     let mut source = match (&args.tokens_file, &args.auth_url) {
         (Some(path), _) => {
@@ -147,6 +192,21 @@ pub(crate) async fn run(args: RevocationArgs) -> anyhow::Result<RevocationResult
     };
     let mut reuse = args.reuse_session;
     let mut saved: Option<Saved> = None;
+    // The background connections' other live session, never revoked.
+    let other = if args.background_connections > 0 {
+        let other = next_session(&mut source)
+            .await
+            .map_err(|e| anyhow::anyhow!("the background connections' session: {e}"))?;
+        Some(other.access_token)
+    } else {
+        None
+    };
+    let mut other_conns = Vec::new();
+    if let Some(token) = &other {
+        for _ in 0..args.background_connections / 2 {
+            other_conns.push(RawConn::new(&background_target, Some(token))?);
+        }
+    }
 
     let mut conn = Conn::new(target, None)?;
     let mut latency = histogram()?;
@@ -156,6 +216,8 @@ pub(crate) async fn run(args: RevocationArgs) -> anyhow::Result<RevocationResult
     let run_started = Instant::now();
     let (mut first_poll_401, mut stale, mut trials_with_stale) = (0, 0, 0);
     let (mut timeouts, mut other_status) = (0, 0);
+    let (mut stale_total, mut max_stale_in_a_trial, mut background_requests) = (0, 0, 0);
+    let mut samples_us = Vec::with_capacity(args.trials);
 
     for _ in 0..args.trials {
         // 1. A live session.
@@ -198,6 +260,20 @@ pub(crate) async fn run(args: RevocationArgs) -> anyhow::Result<RevocationResult
         }
         conn.set_bearer(&session.access_token)?;
 
+        // The background load, until the poller's first 401.
+        let trial = Arc::new(Trial::default());
+        let mut background = Vec::with_capacity(args.background_connections);
+        if args.background_connections > 0 {
+            let revoked = args.background_connections - other_conns.len();
+            for _ in 0..revoked {
+                let conn = RawConn::new(&background_target, Some(&session.access_token))?;
+                background.push(tokio::spawn(hammer(conn, true, trial.clone())));
+            }
+            for conn in other_conns.drain(..) {
+                background.push(tokio::spawn(hammer(conn, false, trial.clone())));
+            }
+        }
+
         // 2. Warm up: the service must answer 200 (a restored key may take a moment to
         //    reach a tracking verifier's cache).
         let mut ok = 0;
@@ -217,10 +293,13 @@ pub(crate) async fn run(args: RevocationArgs) -> anyhow::Result<RevocationResult
             }
         }
 
-        // 3. DEL, then poll until the first 401.
+        // 3. DEL (blocking: nothing else is sent until its reply is read), then poll until
+        //    the first 401.
         let t0 = Instant::now();
-        let deleted: i64 = redis::cmd("DEL").arg(&key).query_async(&mut redis).await?;
-        del_rtt.saturating_record(nanos(t0.elapsed()));
+        let deleted: i64 = redis::cmd("DEL").arg(&key).query(&mut deleter)?;
+        let replied = Instant::now();
+        let _ = trial.del_replied.set(replied);
+        del_rtt.saturating_record(nanos(replied - t0));
         if deleted != 1 {
             bail!("DEL {key} deleted {deleted} keys");
         }
@@ -230,7 +309,9 @@ pub(crate) async fn run(args: RevocationArgs) -> anyhow::Result<RevocationResult
             let status = conn.get().await?;
             polls += 1;
             if status == StatusCode::UNAUTHORIZED {
-                latency.saturating_record(nanos(t0.elapsed()));
+                let ns = nanos(t0.elapsed());
+                latency.saturating_record(ns);
+                samples_us.push(us(ns));
                 if polls == 1 {
                     first_poll_401 += 1;
                 }
@@ -246,13 +327,25 @@ pub(crate) async fn run(args: RevocationArgs) -> anyhow::Result<RevocationResult
                 break;
             }
         }
+        // Each background connection finishes the request it has in flight.
+        trial.stop.store(true, Ordering::Relaxed);
+        let mut stale_in_trial = stale_here;
+        for task in background {
+            let done = task.await??;
+            stale_in_trial += done.stale;
+            background_requests += done.requests;
+            if !done.revoked {
+                other_conns.push(done.conn);
+            }
+        }
         stale += stale_here;
-        if stale_here > 0 {
+        stale_total += stale_in_trial;
+        max_stale_in_a_trial = max_stale_in_a_trial.max(stale_in_trial);
+        if stale_in_trial > 0 {
             trials_with_stale += 1;
         }
     }
 
-    let us = |ns: u64| (ns as f64 / 100.0).round() / 10.0;
     Ok(RevocationResult {
         kind: "revocation".into(),
         label: args.label,
@@ -279,11 +372,75 @@ pub(crate) async fn run(args: RevocationArgs) -> anyhow::Result<RevocationResult
         session_p50_ms: (session_time.value_at_quantile(0.5) as f64 / 10_000.0).round() / 100.0,
         seconds: (run_started.elapsed().as_secs_f64() * 10.0).round() / 10.0,
         other_status,
+        background_connections: args.background_connections,
+        stale_total,
+        max_stale_in_a_trial,
+        background_requests,
+        samples_us,
     })
 }
 
 fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// Nanoseconds as microseconds, to 0.1 µs.
+fn us(ns: u64) -> f64 {
+    (ns as f64 / 100.0).round() / 10.0
+}
+
+/// What a trial's background connections share.
+#[derive(Default)]
+struct Trial {
+    /// When the DEL reply was read.
+    del_replied: OnceLock<Instant>,
+    /// Set at the poller's first 401: stop after the request in flight.
+    stop: AtomicBool,
+}
+
+/// A background connection's count of one trial.
+struct Hammered {
+    conn: RawConn,
+    /// Whether it carried the trial's (revoked) token.
+    revoked: bool,
+    requests: u64,
+    /// 200s to requests sent after the DEL reply (counted for the trial's token only).
+    stale: u64,
+}
+
+/// GETs on `conn` back to back until the trial stops.
+async fn hammer(mut conn: RawConn, revoked: bool, trial: Arc<Trial>) -> anyhow::Result<Hammered> {
+    let (mut requests, mut stale, mut errors) = (0, 0, 0);
+    while !trial.stop.load(Ordering::Relaxed) {
+        let sent = Instant::now();
+        let status = match conn.get().await {
+            Ok(status) => status,
+            Err(e) => {
+                errors += 1;
+                if errors > 100 {
+                    return Err(e.context("a background connection failed 100 times"));
+                }
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                continue;
+            }
+        };
+        requests += 1;
+        if revoked
+            && status == StatusCode::OK
+            && trial
+                .del_replied
+                .get()
+                .is_some_and(|&replied| sent > replied)
+        {
+            stale += 1;
+        }
+    }
+    Ok(Hammered {
+        conn,
+        revoked,
+        requests,
+        stale,
+    })
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -120,7 +120,7 @@ pub(crate) fn render(files: &[PathBuf]) -> anyhow::Result<String> {
         }
         writeln!(
             out,
-            "{:<34} {:>6} {:>8} {:>8} {:>8} {:>9} {:>9} {:>8} {:>13} {:>8}",
+            "{:<34} {:>6} {:>8} {:>8} {:>8} {:>9} {:>9} {:>8} {:>5} {:>9} {:>7} {:>9} {:>8}",
             "DEL -> first 401",
             "trials",
             "p50 µs",
@@ -129,13 +129,21 @@ pub(crate) fn render(files: &[PathBuf]) -> anyhow::Result<String> {
             "DEL rtt",
             "/me rtt",
             "1st-poll",
-            "stale 200s/tr",
+            "bg",
+            "stale tr",
+            "stale %",
+            "max/trial",
             "timeouts"
         )?;
         for r in &revocation {
+            let stale_pct = if r.trials > 0 {
+                r.trials_with_stale as f64 * 100.0 / r.trials as f64
+            } else {
+                0.0
+            };
             writeln!(
                 out,
-                "{:<34} {:>6} {:>8.1} {:>8.1} {:>8.1} {:>9.1} {:>9.1} {:>8} {:>13} {:>8}",
+                "{:<34} {:>6} {:>8.1} {:>8.1} {:>8.1} {:>9.1} {:>9.1} {:>8} {:>5} {:>9} {:>7.1} {:>9} {:>8}",
                 r.label,
                 r.trials,
                 r.p50_us,
@@ -144,15 +152,26 @@ pub(crate) fn render(files: &[PathBuf]) -> anyhow::Result<String> {
                 r.del_rtt_p50_us,
                 r.me_rtt_p50_us,
                 r.first_poll_401,
-                format!("{}/{}", r.stale_200_after_del, r.trials_with_stale),
+                r.background_connections,
+                r.trials_with_stale,
+                stale_pct,
+                r.max_stale_in_a_trial,
                 r.timeouts
             )?;
         }
         for r in &revocation {
             writeln!(
                 out,
-                "  {}: sessions from {} (p50 {:.1} ms each), {} other statuses, {:.1} s",
-                r.label, r.session_source, r.session_p50_ms, r.other_status, r.seconds
+                "  {}: sessions from {} (p50 {:.1} ms each), {} other statuses, {:.1} s; \
+                 stale 200s: {} in all ({} to the poller), {} background requests",
+                r.label,
+                r.session_source,
+                r.session_p50_ms,
+                r.other_status,
+                r.seconds,
+                r.stale_total.max(r.stale_200_after_del),
+                r.stale_200_after_del,
+                r.background_requests
             )?;
         }
     }

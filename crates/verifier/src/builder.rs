@@ -19,7 +19,9 @@ use crate::{
     redis_access::{RedisCredentials, RedisTls},
     redis_conn::{PushHandler, RedisConnection, RedisOptions, RedisTarget},
     revocation::{
-        DEFAULT_MAX_STALL, MAX_MAX_STALL, MIN_MAX_STALL, RevocationMode, SessionCheck, selftest,
+        DEFAULT_MAX_STALL, MAX_MAX_STALL, MIN_MAX_STALL, RevocationMode, SessionCheck,
+        reader::TrackingReader,
+        selftest,
         tracked::{TrackedCache, spawn_heartbeat},
     },
     session_keys::{SelftestKeys, SessionKeys},
@@ -43,6 +45,9 @@ pub enum BuildError {
     /// Redis could not be reached (cluster seeds must answer at start-up).
     #[error("redis: {0}")]
     Redis(String),
+    /// Tracked mode's reader thread (`verifier-tracking`) could not be started.
+    #[error("the verifier-tracking thread: {0}")]
+    Thread(String),
 }
 
 /// Builds a [`Verifier`].
@@ -351,9 +356,10 @@ impl VerifierBuilder {
     /// its cache once `max_stall` has passed since the latest answered `PING` was sent;
     /// until Redis answers again, every request asks Redis (and fails closed). The worst
     /// case is therefore a cached `200` served `max_stall` after Redis stopped answering,
-    /// plus however late the runtime runs the heartbeat task and its timer: a runtime
-    /// starved of worker threads or timer ticks (blocking work on the workers, no CPU)
-    /// delays the drop by as much. The request path does no extra work for it.
+    /// plus however late the heartbeat task and its timer run: they run on the verifier's
+    /// own `verifier-tracking` thread, so a starved application runtime (blocking work on
+    /// its workers) does not delay them, but a thread the kernel does not schedule (no CPU)
+    /// does. The request path does no extra work for it.
     ///
     /// Redis must answer a `PING` well within `3/4 × max_stall`, or the cache is dropped
     /// needlessly and requests go to Redis until the next `PING` is answered.
@@ -576,23 +582,42 @@ impl VerifierBuilder {
                     ));
                 }
                 (_, Some(target)) => {
-                    let conn = RedisConnection::connect(&target, options)
-                        .await
-                        .map_err(|e| BuildError::Redis(e.to_string()))?;
-                    if let Some(cache) = &tracked {
-                        spawn_heartbeat(conn.clone(), cache, self.max_stall);
+                    // Tracked mode: the connection lives on its own thread (see
+                    // `revocation::reader`), connected there so that redis-rs spawns its
+                    // driver there; every-request mode connects on the caller's runtime.
+                    let (reader, reader_thread) = match &tracked {
+                        Some(_) => {
+                            let (reader, thread) = TrackingReader::start()
+                                .await
+                                .map_err(|e| BuildError::Thread(e.to_string()))?;
+                            (Some(reader), Some(thread))
+                        }
+                        None => (None, None),
+                    };
+                    let conn = match &reader {
+                        Some(reader) => reader
+                            .run(async move { RedisConnection::connect(&target, options).await })
+                            .await
+                            .ok_or_else(|| BuildError::Thread("ended while connecting".into()))?,
+                        None => RedisConnection::connect(&target, options).await,
+                    }
+                    .map_err(|e| BuildError::Redis(e.to_string()))?;
+                    if let (Some(cache), Some(reader)) = (&tracked, &reader) {
+                        spawn_heartbeat(reader, conn.clone(), cache, self.max_stall);
                     }
                     let check = SessionCheck {
                         conn,
                         timeout: self.redis_timeout,
                         tracked,
+                        reader: reader.clone(),
                         metrics: metrics.clone(),
                     };
-                    let selftest = selftest.map(|(signal, events)| {
+                    let selftest = selftest.zip(reader).map(|((signal, events), reader)| {
                         let instance = self
                             .instance_name
                             .unwrap_or_else(selftest::default_instance_name);
                         selftest::spawn(
+                            &reader,
                             check.clone(),
                             selftest_keys,
                             instance,
@@ -605,6 +630,7 @@ impl VerifierBuilder {
                         keys: SessionKeys::new(self.key_prefix),
                         check,
                         selftest,
+                        _reader_thread: reader_thread,
                     })
                 }
             }

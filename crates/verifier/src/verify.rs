@@ -13,7 +13,7 @@ use crate::keys::KeySet;
 use crate::keys::jwks::JwksSource;
 use crate::metrics::VerifierMetrics;
 #[cfg(feature = "redis")]
-use crate::revocation::{SessionCheck, selftest::SelftestTask};
+use crate::revocation::{SessionCheck, reader::ReaderThread, selftest::SelftestTask};
 #[cfg(feature = "redis")]
 use crate::session_keys::SessionKeys;
 use crate::sig_cache::{SignatureCache, Verified};
@@ -66,6 +66,8 @@ pub(crate) struct KeyedCheck {
     /// The revocation self-test's task (tracked mode, unless switched off); dropping the
     /// verifier stops it.
     pub(crate) selftest: Option<SelftestTask>,
+    /// Tracked mode's reader thread: dropping the verifier ends it, and every task on it.
+    pub(crate) _reader_thread: Option<ReaderThread>,
 }
 
 #[cfg(feature = "redis")]

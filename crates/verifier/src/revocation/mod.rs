@@ -5,13 +5,17 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use redis::{Cmd, FromRedisValue, RedisResult};
+
 use crate::error::VerifyError;
 use crate::metrics::VerifierMetrics;
 use crate::redis_conn::{RedisConnection, RedisFailure};
 
+pub(crate) mod reader;
 pub(crate) mod selftest;
 pub(crate) mod tracked;
 
+use reader::TrackingReader;
 use tracked::TrackedCache;
 
 /// How a verifier learns about revoked sessions.
@@ -27,6 +31,25 @@ pub enum RevocationMode {
     /// reaches the verifier within a round trip. Entries also expire after the
     /// max-staleness TTL, and the cache is dropped when the connection drops or Redis
     /// stops answering for longer than the max stall.
+    ///
+    /// The tracked connection runs on the verifier's own OS thread, `verifier-tracking`
+    /// (a current-thread tokio runtime that does nothing else; it ends when the verifier
+    /// is dropped): the kernel wakes it when Redis writes an invalidation to the socket,
+    /// and it removes the key from the cache at once, whatever load the application's
+    /// runtime is under. (On that runtime the push would wait behind the request tasks,
+    /// which meanwhile keep answering from the cache.) A cache hit does not touch the
+    /// thread; a miss hands its `EXISTS` to it.
+    ///
+    /// What remains between a `DEL` and the first refusal: Redis queues the invalidation
+    /// while it executes the `DEL`, before the `DEL`'s reply, and writes both in the same
+    /// pass of its event loop, in no guaranteed order (Redis 7 writes the client queued
+    /// last first, so the reply often leaves a few µs before the push). Then the push
+    /// crosses the network to the verifier and the kernel must schedule the reader thread.
+    /// A request that reaches a worker in that window (tens of µs on one host; more if the
+    /// thread waits for a CPU, e.g. on a saturated core, or if the deleter is closer to
+    /// Redis than the verifier) is still answered from the cache, even if it was sent after
+    /// the `DEL` reply. So a revocation is not ordered with requests sent right after it:
+    /// it takes effect within one network delay plus one thread wake-up, not at once.
     #[default]
     Tracked,
     /// One Redis `EXISTS` per request.
@@ -55,6 +78,9 @@ pub(crate) struct SessionCheck {
     pub(crate) timeout: Duration,
     /// Tracked mode's cache; `None` in every-request mode.
     pub(crate) tracked: Option<Arc<TrackedCache>>,
+    /// Tracked mode's reader thread, where every command on `conn` runs; `None` in
+    /// every-request mode (commands run on the caller's runtime).
+    pub(crate) reader: Option<TrackingReader>,
     pub(crate) metrics: Arc<VerifierMetrics>,
 }
 
@@ -79,10 +105,9 @@ impl SessionCheck {
             }
         }
         let epoch = self.tracked.as_ref().map(|c| c.epoch());
-        let mut conn = self.conn.clone();
         let mut cmd = redis::cmd("EXISTS");
         cmd.arg(session_key);
-        let answer = tokio::time::timeout(self.timeout, cmd.query_async::<i64>(&mut conn)).await;
+        let answer = self.query::<i64>(cmd).await;
         self.metrics.redis_request(!matches!(answer, Ok(Ok(_))));
         match answer {
             Ok(Ok(1)) => {
@@ -98,7 +123,7 @@ impl SessionCheck {
                 }
                 Err(VerifyError::Unavailable(e.to_string()))
             }
-            Err(_) => Err(VerifyError::Unavailable("redis timed out".into())),
+            Err(unanswered) => Err(unanswered),
         }
     }
 
@@ -111,12 +136,29 @@ impl SessionCheck {
 
     /// `Ok` if Redis answers a `PING` in time; `Unavailable` otherwise.
     pub(crate) async fn ping(&self) -> Result<(), VerifyError> {
-        let mut conn = self.conn.clone();
-        let ping = redis::cmd("PING");
-        match tokio::time::timeout(self.timeout, ping.query_async::<String>(&mut conn)).await {
+        match self.query::<String>(redis::cmd("PING")).await {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(e)) => Err(VerifyError::Unavailable(e.to_string())),
-            Err(_) => Err(VerifyError::Unavailable("redis timed out".into())),
+            Err(unanswered) => Err(unanswered),
         }
+    }
+
+    /// Sends `cmd` on the connection within the timeout: on the reader thread in tracked
+    /// mode (a connection must only ever be driven, and reconnected, there), here otherwise.
+    /// The outer `Err` is a timeout, or a reader thread that has ended.
+    async fn query<T: FromRedisValue + Send + 'static>(
+        &self,
+        cmd: Cmd,
+    ) -> Result<RedisResult<T>, VerifyError> {
+        let mut conn = self.conn.clone();
+        let timeout = self.timeout;
+        let call = async move { tokio::time::timeout(timeout, cmd.query_async(&mut conn)).await };
+        let answer = match &self.reader {
+            Some(reader) => reader.run(call).await.ok_or_else(|| {
+                VerifyError::Unavailable("the verifier-tracking thread has ended".into())
+            })?,
+            None => call.await,
+        };
+        answer.map_err(|_| VerifyError::Unavailable("redis timed out".into()))
     }
 }

@@ -32,6 +32,7 @@ use redis::Script;
 use tokio::sync::mpsc;
 
 use super::SessionCheck;
+use super::reader::TrackingReader;
 use crate::error::VerifyError;
 use crate::metrics::VerifierMetrics;
 use crate::session_keys::SelftestKeys;
@@ -168,8 +169,10 @@ pub(crate) fn signal(keys: &SelftestKeys) -> (Arc<SelftestSignal>, SelftestEvent
 #[derive(Debug)]
 pub(crate) struct SelftestEvents(mpsc::Receiver<Event>);
 
-/// Starts the task of `instance`; it runs until the returned guard is dropped.
+/// Starts the task of `instance` on the reader thread (with the tracked connection it
+/// uses); it runs until the returned guard is dropped.
 pub(crate) fn spawn(
+    reader: &TrackingReader,
     check: SessionCheck,
     keys: SelftestKeys,
     instance: String,
@@ -189,7 +192,7 @@ pub(crate) fn spawn(
         round_trip: Duration::ZERO,
         failures: 0,
     };
-    let handle = tokio::spawn(task.run(events.0));
+    let handle = reader.spawn(task.run(events.0));
     SelftestTask {
         instance,
         task: handle.abort_handle(),

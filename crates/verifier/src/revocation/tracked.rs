@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use quick_cache::sync::Cache;
 use redis::{PushInfo, PushKind, Value};
 
+use super::reader::TrackingReader;
 use super::selftest::SelftestSignal;
 use crate::metrics::{DropCause, VerifierMetrics};
 use crate::redis_conn::RedisConnection;
@@ -41,6 +42,9 @@ pub(crate) struct TrackedCache {
     metrics: Arc<VerifierMetrics>,
     /// The revocation self-test's keys, when it runs: invalidations are also shown to it.
     selftest: OnceLock<Arc<SelftestSignal>>,
+    /// The name of the thread that handled the latest push (tests: it is the reader's).
+    #[cfg(test)]
+    pub(crate) last_push_thread: std::sync::Mutex<Option<String>>,
 }
 
 impl std::fmt::Debug for TrackedCache {
@@ -62,6 +66,8 @@ impl TrackedCache {
             entries: Cache::new(TRACKED_CAPACITY),
             metrics,
             selftest: OnceLock::new(),
+            #[cfg(test)]
+            last_push_thread: std::sync::Mutex::new(None),
         })
     }
 
@@ -114,6 +120,10 @@ impl TrackedCache {
 
     /// Applies a push message from the tracked connection.
     pub(crate) fn on_push(&self, push: &PushInfo) {
+        #[cfg(test)]
+        if let Ok(mut last) = self.last_push_thread.lock() {
+            *last = std::thread::current().name().map(String::from);
+        }
         let Ok(_gate) = self.gate.write() else {
             return;
         };
@@ -190,16 +200,19 @@ impl TrackedCache {
 /// goes to every primary and counts only when all of them answer.
 ///
 /// So a cached answer is served at most `max_stall` after Redis stopped answering, plus
-/// however late the runtime runs this task: a runtime starved of worker threads or timer
-/// ticks delays the drop by as much. The task ends with the verifier.
+/// however late this task runs. It runs on the reader thread with the connection (see
+/// [`reader`](super::reader)), not on the application's runtime: a starved application
+/// runtime does not delay it, a thread the kernel does not schedule does. The task ends
+/// with the verifier.
 #[allow(clippy::disallowed_methods)] // real time: the heartbeat measures how long Redis has not answered
 pub(crate) fn spawn_heartbeat(
+    reader: &TrackingReader,
     conn: RedisConnection,
     cache: &Arc<TrackedCache>,
     max_stall: Duration,
 ) {
     let cache = Arc::downgrade(cache);
-    tokio::spawn(async move {
+    reader.spawn(async move {
         let mut ticks = tokio::time::interval(max_stall / HEARTBEATS_PER_STALL);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // When the latest answered PING was sent; the cache starts empty, as if just checked.
