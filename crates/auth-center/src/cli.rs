@@ -1,5 +1,5 @@
 //! The command line: `serve` (default), `migrate`, `user ...`, `client ...`,
-//! `keys rotate|list` and `selftest revocation`.
+//! `keys rotate|list`, `selftest revocation` and `passwords capacity`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -13,6 +13,7 @@ use crate::config::Config;
 use crate::domain::AuthService;
 use crate::domain::admin::cli_actor;
 use crate::domain::clients::{ClientView, ClientWithSecret, NewClient};
+use crate::domain::hasher::{HashCapacity, measure_capacity};
 use crate::domain::keys::{KEY_RELOAD_SECS, KeyRotation, KeyState, KeyStatus};
 use crate::domain::metrics::RoundOutcome;
 use crate::domain::selftest::{SelftestError, SelftestReport, VerifierResult};
@@ -61,6 +62,26 @@ pub enum Command {
     /// Check the running deployment.
     #[command(subcommand)]
     Selftest(SelftestCommand),
+    /// Password hashing on this machine.
+    #[command(subcommand)]
+    Passwords(PasswordsCommand),
+}
+
+/// Password hashing subcommands.
+#[derive(Debug, Subcommand)]
+pub enum PasswordsCommand {
+    /// Measure the raw Argon2id capacity of this machine with the configured parameters:
+    /// as many threads as hashing slots, hashing directly (no HTTP, no queue, normal
+    /// priority) for a few seconds. Prints hashes per second (the ceiling of logins per
+    /// second), milliseconds per hash, the slots and the parameters.
+    Capacity {
+        /// How long to hash, seconds (1 to 600).
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=600))]
+        seconds: u64,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Self-test subcommands.
@@ -328,6 +349,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 anyhow::bail!("the revocation self-test did not pass");
             }
         }
+        Command::Passwords(PasswordsCommand::Capacity { seconds, json }) => {
+            let passwords = config.passwords.clone();
+            let capacity = tokio::task::spawn_blocking(move || {
+                measure_capacity(&passwords, std::time::Duration::from_secs(seconds))
+            })
+            .await
+            .context("the capacity measurement stopped")??;
+            print!("{}", capacity_text(&capacity, json));
+        }
         Command::Keys(KeysCommand::List) => {
             for key in service(config).await?.keys().statuses().await? {
                 println!(
@@ -514,6 +544,37 @@ fn selftest_json(report: &SelftestReport) -> serde_json::Value {
         "outcome": report.outcome().label(),
         "verifiers": verifiers,
     })
+}
+
+/// `passwords capacity`'s output: one JSON object, or a few lines of text.
+fn capacity_text(c: &HashCapacity, json: bool) -> String {
+    if json {
+        return format!(
+            "{}\n",
+            serde_json::json!({
+                "slots": c.slots,
+                "memory_kib": c.memory_kib,
+                "iterations": c.iterations,
+                "parallelism": c.parallelism,
+                "seconds": c.seconds,
+                "hashes": c.hashes,
+                "hashes_per_second": c.hashes_per_second,
+                "ms_per_hash": c.ms_per_hash,
+            })
+        );
+    }
+    format!(
+        "argon2id m={} KiB, t={}, p={} on {} threads for {:.1} s\n\
+         {:.1} hashes/s ({} hashes), {:.1} ms per hash\n",
+        c.memory_kib,
+        c.iterations,
+        c.parallelism,
+        c.slots,
+        c.seconds,
+        c.hashes_per_second,
+        c.hashes,
+        c.ms_per_hash
+    )
 }
 
 /// A JWK Set from a JSON file.

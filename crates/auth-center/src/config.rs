@@ -28,6 +28,9 @@ pub use crate::domain::refresh_policy::ChangePolicy;
 /// request timeout.
 pub const MAX_QUEUE_WAIT_MS: u64 = 10_000;
 
+/// Largest `passwords.hashing_nice` (and the default): the lowest priority `nice` has.
+const MAX_HASHING_NICE: u8 = 19;
+
 /// The whole configuration of the auth-center.
 #[derive(Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -691,6 +694,11 @@ pub struct PasswordConfig {
     /// with `503 overloaded` (default 1000; 0 refuses at once when every slot is busy; at
     /// most 10 000, below the request timeout).
     pub queue_wait_ms: u64,
+    /// How much nicer than the rest of the process the hashing threads run (added to the
+    /// process's nice value, as `nice -n` does, and capped at 19; default 19, 0 leaves them
+    /// at the process's priority, at most 19). The kernel then runs a woken request-handling
+    /// thread ahead of a hash, so a login flood does not slow down refreshes and checks.
+    pub hashing_nice: u8,
 }
 
 /// Timeouts.
@@ -763,6 +771,7 @@ impl Default for Config {
                 parallelism: argon2::Params::DEFAULT_P_COST,
                 max_concurrent_hashes: 0,
                 queue_wait_ms: 1000,
+                hashing_nice: MAX_HASHING_NICE,
             },
             timeouts: TimeoutConfig {
                 redis_ms: 500,
@@ -943,6 +952,12 @@ impl Config {
         }
         if self.passwords.queue_wait_ms > MAX_QUEUE_WAIT_MS {
             return bad("passwords.queue_wait_ms must be at most 10000");
+        }
+        if self.passwords.hashing_nice > MAX_HASHING_NICE {
+            return bad(
+                "passwords.hashing_nice must be between 0 and 19 (0 leaves the hashing threads \
+                 at the process's priority)",
+            );
         }
         if self.redis_prefix.is_empty() || self.redis_prefix.contains(['{', '}']) {
             return bad("redis_prefix must be non-empty and must not contain '{' or '}'");

@@ -7,6 +7,15 @@
 //! never frees a slot early: at most `slots` hashes run at once, whatever happens to the
 //! requests. A job whose caller is already gone when a thread picks it up is skipped.
 //!
+//! The hashing threads lower their own priority when they start (`passwords.hashing_nice`,
+//! 19 by default: the nice value of each thread, on Linux): the kernel then runs a woken
+//! request-handling thread (tokio's workers) ahead of a hash, so a login flood takes the CPU
+//! that requests leave over instead of delaying refreshes and checks. Nice 19 rather than
+//! `SCHED_IDLE`: under a load that keeps every core busy with requests, a nice-19 thread
+//! still gets a small share (its weight is 15 against 1024 for nice 0), so the hashes that
+//! hold a slot finish; a `SCHED_IDLE` one would get close to nothing and hold its slot until
+//! the load ends, while every login waiting behind it runs into the queue wait.
+//!
 //! Each hashing thread allocates its Argon2 working memory (`memory_kib`) on its first hash
 //! and reuses it for every later one, so the process holds at most `slots` × `memory_kib`
 //! for hashing, however many hashes it has done. (Allocating and freeing 19 MiB per hash
@@ -22,7 +31,7 @@
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Once};
 use std::time::Duration;
 
 use argon2::password_hash::phc::{Output, ParamsString, Salt};
@@ -137,19 +146,8 @@ impl PasswordHasher {
     /// threads and computes one dummy hash up front, used to spend the same time on unknown
     /// users as on known ones.
     pub fn new(config: &PasswordConfig, metrics: HashMetrics) -> Result<Self, AuthError> {
-        let params = Params::new(
-            config.memory_kib,
-            config.iterations,
-            config.parallelism,
-            None,
-        )
-        .map_err(|e| AuthError::internal_because("invalid argon2 parameters", e))?;
-        let slots = match config.max_concurrent_hashes {
-            0 => std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(2),
-            n => n,
-        };
+        let params = argon2_params(config)?;
+        let slots = hashing_slots(config);
         let dummy = hash_phc(
             &params,
             b"dummy password for unknown users",
@@ -162,6 +160,7 @@ impl PasswordHasher {
                 slots,
                 queue_wait,
                 params.block_count(),
+                config.hashing_nice,
                 metrics,
             )?),
             params,
@@ -292,20 +291,35 @@ struct Pool {
 
 impl Pool {
     /// Starts the threads, each with room for `blocks` Argon2 blocks (allocated on its first
-    /// hash). They stop when the pool is dropped (the queue closes).
+    /// hash) and made `nice` nicer before its first job. They stop when the pool is dropped
+    /// (the queue closes).
     fn start(
         slots: usize,
         queue_wait: Duration,
         blocks: usize,
+        nice: u8,
         metrics: HashMetrics,
     ) -> Result<Self, AuthError> {
         let (jobs, queue) = mpsc::channel::<Job>();
         let queue = Arc::new(Mutex::new(queue));
+        let warned = Arc::new(Once::new());
         for n in 0..slots {
-            let queue = queue.clone();
+            let (queue, warned) = (queue.clone(), warned.clone());
             std::thread::Builder::new()
                 .name(format!("argon2-{n}"))
-                .spawn(move || work_loop(&queue, Scratch::new(blocks)))
+                .spawn(move || {
+                    if let Err(e) = lower_priority(nice) {
+                        warned.call_once(|| {
+                            tracing::warn!(
+                                error = %e,
+                                hashing_nice = nice,
+                                "could not lower the hashing threads' priority: password \
+                                 hashes compete with requests for the CPU"
+                            );
+                        });
+                    }
+                    work_loop(&queue, Scratch::new(blocks));
+                })
                 .map_err(|e| AuthError::internal_because("start a hashing thread", e))?;
         }
         Ok(Self {
@@ -342,6 +356,33 @@ impl Pool {
             .send(job)
             .map_err(|_| AuthError::internal("the hashing threads have stopped"))
     }
+}
+
+/// Makes the calling thread `increment` nicer (its nice value, capped at 19), as `nice -n`
+/// does for a process: on Linux the nice value belongs to each thread, and `setpriority` on
+/// a thread id changes that thread alone. Raising it needs no privilege.
+#[cfg(target_os = "linux")]
+fn lower_priority(increment: u8) -> std::io::Result<()> {
+    use rustix::process::{getpriority_process, setpriority_process};
+    if increment == 0 {
+        return Ok(());
+    }
+    let me = Some(rustix::thread::gettid());
+    let nice = getpriority_process(me)?;
+    setpriority_process(me, nice.saturating_add(i32::from(increment)).min(19))?;
+    Ok(())
+}
+
+/// Elsewhere the nice value is the process's, not a thread's: the threads stay as they are.
+#[cfg(not(target_os = "linux"))]
+fn lower_priority(increment: u8) -> std::io::Result<()> {
+    if increment == 0 {
+        return Ok(());
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::Unsupported,
+        "a per-thread nice value needs Linux",
+    ))
 }
 
 /// One hashing thread: runs jobs until the queue closes. A panicking job is contained, so
@@ -401,6 +442,154 @@ impl Scratch {
             .ok_or(argon2::Error::MemoryTooLittle)?;
         argon2.hash_password_into_with_memory(password, salt, out, memory)
     }
+}
+
+/// The Argon2id parameters of the configuration (memory, iterations, lanes): the one place
+/// they are made, for the hasher and for `passwords capacity`.
+///
+/// ```
+/// use auth_center::config::PasswordConfig;
+/// use auth_center::domain::hasher::argon2_params;
+///
+/// let params = argon2_params(&PasswordConfig::default())?;
+/// assert_eq!((params.m_cost(), params.t_cost(), params.p_cost()), (19 * 1024, 2, 1));
+/// let none = PasswordConfig { parallelism: 0, ..PasswordConfig::default() };
+/// assert!(argon2_params(&none).is_err());
+/// # Ok::<(), auth_center::domain::AuthError>(())
+/// ```
+pub fn argon2_params(config: &PasswordConfig) -> Result<Params, AuthError> {
+    Params::new(
+        config.memory_kib,
+        config.iterations,
+        config.parallelism,
+        None,
+    )
+    .map_err(|e| AuthError::internal_because("invalid argon2 parameters", e))
+}
+
+/// The hashes computed at once: `max_concurrent_hashes`, or one per core when it is 0.
+///
+/// ```
+/// use auth_center::config::PasswordConfig;
+/// use auth_center::domain::hasher::hashing_slots;
+///
+/// let three = PasswordConfig { max_concurrent_hashes: 3, ..PasswordConfig::default() };
+/// assert_eq!(hashing_slots(&three), 3);
+/// assert!(hashing_slots(&PasswordConfig::default()) >= 1);
+/// ```
+pub fn hashing_slots(config: &PasswordConfig) -> usize {
+    match config.max_concurrent_hashes {
+        0 => std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2),
+        n => n,
+    }
+}
+
+/// What [`measure_capacity`] measured: raw Argon2id hashing, `slots` hashes at once.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HashCapacity {
+    /// Threads hashing at once (the configured hashing slots).
+    pub slots: usize,
+    /// Argon2 memory per hash, KiB.
+    pub memory_kib: u32,
+    /// Argon2 iterations.
+    pub iterations: u32,
+    /// Argon2 lanes.
+    pub parallelism: u32,
+    /// How long the threads hashed, seconds (the longest of them: each finishes the hash it
+    /// started before the end).
+    pub seconds: f64,
+    /// Hashes done in that time, all threads together.
+    pub hashes: u64,
+    /// Hashes per second, all threads together: the most logins per second these slots can
+    /// check.
+    pub hashes_per_second: f64,
+    /// Milliseconds of one hash on one thread, on average.
+    pub ms_per_hash: f64,
+}
+
+/// Hashes with the configured parameters on as many threads as the hasher has slots, for
+/// about `duration`, and reports the rate: the ceiling of logins per second on this machine.
+/// Raw: Argon2id directly (each thread with its memory allocated once, as the hashing
+/// threads do), no queue and no HTTP, at the calling thread's priority. Each thread hashes
+/// once to warm up (its memory), then times its own run; the rate adds up the threads'
+/// rates. It blocks the calling thread until the threads are done.
+///
+/// ```
+/// use std::time::Duration;
+/// use auth_center::config::PasswordConfig;
+/// use auth_center::domain::hasher::measure_capacity;
+///
+/// let tiny = PasswordConfig {
+///     memory_kib: 64,
+///     iterations: 1,
+///     max_concurrent_hashes: 2,
+///     ..PasswordConfig::default()
+/// };
+/// let capacity = measure_capacity(&tiny, Duration::from_millis(20))?;
+/// assert_eq!(capacity.slots, 2);
+/// assert!(capacity.hashes >= 2 && capacity.hashes_per_second > 0.0);
+/// # Ok::<(), auth_center::domain::AuthError>(())
+/// ```
+// Real time: a measurement of this machine, not domain time.
+#[allow(clippy::disallowed_methods)]
+pub fn measure_capacity(
+    config: &PasswordConfig,
+    duration: Duration,
+) -> Result<HashCapacity, AuthError> {
+    let params = argon2_params(config)?;
+    let slots = hashing_slots(config);
+    let runs = std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..slots)
+            .map(|n| {
+                let params = params.clone();
+                std::thread::Builder::new()
+                    .name(format!("capacity-{n}"))
+                    .spawn_scoped(scope, move || {
+                        let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
+                        let mut scratch = Scratch::new(argon2.params().block_count());
+                        let salt = [0x5a_u8; argon2::RECOMMENDED_SALT_LEN];
+                        let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
+                        let mut hash =
+                            |n: u64| scratch.hash_into(&argon2, &n.to_le_bytes(), &salt, &mut out);
+                        hash(0)?;
+                        let started = std::time::Instant::now();
+                        let mut hashes = 0_u64;
+                        while started.elapsed() < duration || hashes == 0 {
+                            hashes += 1;
+                            hash(hashes)?;
+                        }
+                        Ok::<_, argon2::Error>((hashes, started.elapsed()))
+                    })
+            })
+            .collect();
+        threads
+            .into_iter()
+            .map(|thread| match thread {
+                Ok(thread) => thread
+                    .join()
+                    .map_err(|_| AuthError::internal("a capacity thread panicked"))?
+                    .map_err(|e| AuthError::internal_because("argon2 hashing", e)),
+                Err(e) => Err(AuthError::internal_because("start a capacity thread", e)),
+            })
+            .collect::<Result<Vec<_>, _>>()
+    })?;
+    let hashes: u64 = runs.iter().map(|(n, _)| n).sum();
+    let busy: f64 = runs.iter().map(|(_, t)| t.as_secs_f64()).sum();
+    Ok(HashCapacity {
+        slots,
+        memory_kib: params.m_cost(),
+        iterations: params.t_cost(),
+        parallelism: params.p_cost(),
+        seconds: runs
+            .iter()
+            .map(|(_, t)| t.as_secs_f64())
+            .fold(0.0, f64::max),
+        hashes,
+        hashes_per_second: runs.iter().map(|(n, t)| *n as f64 / t.as_secs_f64()).sum(),
+        ms_per_hash: busy * 1000.0 / hashes as f64,
+    })
 }
 
 /// The NFKC form of a password.
@@ -620,6 +809,75 @@ mod tests {
             let check = verify(&hasher, PASSWORD, junk.to_string()).await;
             assert!(!check.valid, "{junk:?}");
         }
+    }
+
+    /// The calling thread's name and nice value, from `/proc/thread-self` (`stat` field 19,
+    /// counted after the name in parentheses, which may hold spaces).
+    #[cfg(target_os = "linux")]
+    fn thread_nice() -> (String, i32) {
+        let comm = std::fs::read_to_string("/proc/thread-self/comm").unwrap();
+        let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
+        let (_, after_name) = stat.rsplit_once(')').unwrap();
+        // Field 3 (the state) is the first after the name.
+        let nice = after_name.split_whitespace().nth(19 - 3).unwrap();
+        (comm.trim_end().to_string(), nice.parse().unwrap())
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn the_hashing_threads_run_at_the_configured_nice_and_0_leaves_them_at_the_processes() {
+        // The hashing threads start from the thread that makes the hasher: this one.
+        let (_, base) = thread_nice();
+        for (hashing_nice, expected) in [
+            (19, (base + 19).min(19)),
+            (5, (base + 5).min(19)),
+            (0, base),
+        ] {
+            let hasher = PasswordHasher::new(
+                &PasswordConfig {
+                    hashing_nice,
+                    ..config(2)
+                },
+                AuthMetrics::default().hashing,
+            )
+            .unwrap();
+            // Two jobs that each wait for the other hold both threads at once, so each
+            // thread answers once.
+            let both = Arc::new(std::sync::Barrier::new(2));
+            let job = || {
+                let both = both.clone();
+                hasher.run(move |_| {
+                    let seen = thread_nice();
+                    both.wait();
+                    Ok(seen)
+                })
+            };
+            let (a, b) = futures::join!(job(), job());
+            let (a, b) = (a.unwrap(), b.unwrap());
+            assert_ne!(a.0, b.0, "one thread ran both jobs");
+            for (name, nice) in [a, b] {
+                assert!(name.starts_with("argon2-"), "{name}");
+                assert_eq!(nice, expected, "{name} with hashing_nice {hashing_nice}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_capacity_is_measured_on_as_many_threads_as_there_are_slots() {
+        let capacity = measure_capacity(&config(2), Duration::from_millis(10)).unwrap();
+        assert_eq!(capacity.slots, 2);
+        assert_eq!(
+            (
+                capacity.memory_kib,
+                capacity.iterations,
+                capacity.parallelism
+            ),
+            (12 * 1024, 3, 1)
+        );
+        assert!(capacity.hashes >= 2, "{capacity:?}");
+        assert!(capacity.hashes_per_second > 0.0, "{capacity:?}");
+        assert!(capacity.ms_per_hash > 0.0, "{capacity:?}");
+        assert!(capacity.seconds > 0.0, "{capacity:?}");
     }
 
     /// "café crème brûlée" composed (NFC) and decomposed (NFD).

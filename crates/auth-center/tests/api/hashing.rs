@@ -1,12 +1,15 @@
 //! Password hashing under load: never more hashes at once than the configured slots, and a
 //! quick `503 overloaded` with `Retry-After` for what does not fit, instead of a queue that
 //! runs into the request timeout. Passwords are NFKC-normalised before hashing, and hashes
-//! stored before that still verify and are replaced.
+//! stored before that still verify and are replaced. `passwords capacity` measures the raw
+//! Argon2id rate of the configured slots, and the hashing threads' nice value is a checked
+//! setting.
 
 use futures::future::join_all;
 use reqwest::StatusCode;
 use serde_json::Value;
 
+use crate::cli::auth_center_with_env;
 use crate::for_backends;
 use crate::helpers::*;
 
@@ -108,4 +111,76 @@ async fn a_legacy_hash_of_a_non_normalised_password_logs_in_and_is_replaced(back
     assert_ne!(stored().await, legacy);
     assert_eq!(app.login("zoe", NFC).await.status(), StatusCode::OK);
     assert_eq!(app.login("zoe", NFD).await.status(), StatusCode::OK);
+}
+
+#[test]
+fn the_capacity_command_prints_the_raw_hashing_rate_of_the_configured_slots() {
+    let dir = tempfile::tempdir().unwrap();
+    let db_url = format!("sqlite:{}", dir.path().join("capacity.db").display());
+    // The tests' small parameters (12 MiB, t = 3, from `auth_center_with_env`), two slots.
+    let capacity = |args: &[&str]| {
+        let args = [&["passwords", "capacity"], args].concat();
+        let slots = [("AUTH_PASSWORDS__MAX_CONCURRENT_HASHES", "2")];
+        auth_center_with_env(&db_url, &slots, &args, "")
+    };
+    let out = capacity(&["--seconds", "1", "--json"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["slots"], 2, "{report}");
+    assert_eq!(
+        (
+            &report["memory_kib"],
+            &report["iterations"],
+            &report["parallelism"]
+        ),
+        (&Value::from(12288), &Value::from(3), &Value::from(1)),
+        "{report}"
+    );
+    assert!(report["hashes"].as_u64().unwrap() >= 2, "{report}");
+    for positive in ["hashes_per_second", "ms_per_hash", "seconds"] {
+        assert!(
+            report[positive].as_f64().unwrap() > 0.0,
+            "{positive}: {report}"
+        );
+    }
+
+    // As text: the rate and the parameters, for people.
+    let out = capacity(&["--seconds", "1"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("m=12288 KiB, t=3, p=1 on 2 threads") && stdout.contains("hashes/s"),
+        "{stdout}"
+    );
+    // Zero seconds measure nothing: refused by the argument parser.
+    assert!(!capacity(&["--seconds", "0"]).status.success());
+}
+
+#[test]
+fn a_hashing_nice_value_out_of_range_is_refused_naming_the_setting() {
+    let check = |nice: u8| {
+        let mut config = auth_center::Config::default();
+        config.passwords.hashing_nice = nice;
+        config.validate()
+    };
+    assert!(check(0).is_ok());
+    assert!(check(19).is_ok());
+    assert_eq!(auth_center::Config::default().passwords.hashing_nice, 19);
+    let error = check(20).unwrap_err().to_string();
+    assert!(error.contains("passwords.hashing_nice"), "{error}");
+
+    // Through the environment, as operators write it: a start-up error, not a server.
+    let dir = tempfile::tempdir().unwrap();
+    let db_url = format!("sqlite:{}", dir.path().join("nice.db").display());
+    for bad in ["20", "-1"] {
+        let out = auth_center_with_env(
+            &db_url,
+            &[("AUTH_PASSWORDS__HASHING_NICE", bad)],
+            &["migrate"],
+            "",
+        );
+        assert!(!out.status.success(), "hashing_nice {bad} was accepted");
+        let stderr = String::from_utf8_lossy(&out.stderr).to_lowercase();
+        assert!(stderr.contains("hashing_nice"), "{bad}: {stderr}");
+    }
 }
