@@ -34,6 +34,8 @@
 #   BENCH_KEEP=1       keep the temporary directory (logs, JSON results)
 #   BENCH_PLOTS=DIR    also draw the report's SVG figures of this run into DIR
 #                      (scripts/plot-bench.py; matplotlib in target/bench-venv)
+#   BENCH_CALLGRIND=N  also count user-space instructions per request of /baseline/me and /me
+#                      (tracked) under callgrind, N requests per round (e.g. 20000)
 #   BENCH_AUTH=0       skip the auth-center runs (login capacity, refresh tail, 1 and 2 cores)
 #   BENCH_PROFILE=DIR  only profile the tracked demo-service with perf (/baseline/me, then
 #                      /me) and write the reports to DIR
@@ -311,6 +313,41 @@ if [[ -n $NGX_PID ]]; then
     run_revocation "through nginx + gateway" "http://127.0.0.1:$NGX_AUTH_PORT/baseline/me"
 fi
 
+# --- instructions per request (BENCH_CALLGRIND=N): the noise-free comparison ------------------
+# A fourth demo-service (tracked) under valgrind's callgrind; N requests to /baseline/me, then
+# N to /me, twice, each counted from a zeroed counter to a dump: user-space instructions per
+# request, the same whatever else the machine does (the kernel's share is not counted).
+if [[ -n "${BENCH_CALLGRIND:-}" ]]; then
+    command -v valgrind >/dev/null || die "valgrind not found (apt-get install valgrind)"
+    CG_PORT=$(free_port)
+    mkdir -p "$TMP/callgrind"
+    env AUTH_JWKS_URL="$ISSUER/.well-known/jwks.json" AUTH_ISSUER="$ISSUER" \
+        AUTH_AUDIENCE=api REDIS_URL="$REDIS_URL" LISTEN_ADDR="127.0.0.1:$CG_PORT" \
+        AUTH_REDIS_PREFIX="$PREFIX" AUTH_REVOCATION=tracked RUST_LOG=warn \
+        taskset -c "$SERVER_CPU" valgrind --tool=callgrind \
+        --callgrind-out-file="$TMP/callgrind/cg.%p" "$BIN/demo-service" >"$TMP/callgrind/demo.log" 2>&1 &
+    PIDS+=($!)
+    CG_PID=$!
+    for _ in $(seq 600); do curl -sf -o /dev/null "http://127.0.0.1:$CG_PORT/healthz" && break; sleep 0.1; done
+    for round in warm 1 2; do
+        for path in /baseline/me /me; do
+            count=$BENCH_CALLGRIND
+            [[ $round == warm ]] && count=2000
+            callgrind_control -z "$CG_PID" >/dev/null 2>&1
+            LOADGEN_TOKEN="$ACCESS_TOKEN" taskset -c "$CLIENT_CPU" "$BIN/loadgen" http \
+                --url "http://127.0.0.1:$CG_PORT$path" -c "$CONNS" -n "$count" --warmup 0 >/dev/null
+            callgrind_control -d "$CG_PID" >/dev/null 2>&1
+            [[ $round == warm ]] && continue
+            dump=$(ls -t "$TMP"/callgrind/cg."$CG_PID".* | head -1)
+            ir=$(awk '/^summary:/ {print $2; exit}' "$dump")
+            printf '{"kind":"instructions","label":"%s round %s","path":"%s","requests":%s,"instructions_per_request":%s}\n' \
+                "$path" "$round" "$path" "$count" "$((ir / count))" >"$TMP/callgrind/$round${path//\//_}.json"
+            log "callgrind: $path round $round: $((ir / count)) instructions per request"
+        done
+    done
+    kill "$CG_PID" 2>/dev/null || true
+fi
+
 # --- 3. the auth-center under load: login capacity, refresh tail, on 1 and 2 cores -------------
 # A second auth-center (same Redis, its own prefix and SQLite file) with the limits that would
 # refuse a benchmark lifted. For each CPU set: the raw Argon2 capacity of its configured slots
@@ -388,6 +425,11 @@ echo "== $CONNS connections, $ROUNDS rounds of ${DURATION}s per run after ${WARM
 echo
 "$BIN/loadgen" table "$TMP"/*.json
 echo
+if compgen -G "$TMP/callgrind/*.json" >/dev/null; then
+    echo "user-space instructions per request (callgrind):"
+    cat "$TMP"/callgrind/*.json
+    echo
+fi
 echo "session key: MEMORY USAGE $MEM bytes ($FIELDS fields, $ENCODING; target <= 512)"
 echo "user index:  MEMORY USAGE $INDEX_MEM bytes for $INDEX_LEN sessions (per user, not per session)"
 echo

@@ -86,7 +86,7 @@ def throughput(results, out):
     a.set_yticks(list(y), labels)
     a.invert_yaxis()
     a.set_xlabel(f"requests/s as a ratio to '{labels[0]}' (best round)")
-    a.legend(loc="lower right")
+    a.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
     b.barh(y, cpu, color="#55a868")
     for i, v in enumerate(cpu):
         b.text(v, i, f" {v:.2f}", va="center")
@@ -124,6 +124,7 @@ def latency(results, out):
         p, v = spectrum(r)
         ax.plot(nines(p), [x / 1000 for x in v], label=label, lw=1.2)
     nines_axis(ax)
+    ax.set_yscale("log")
     ax.set_ylabel("latency (ms), 32 connections, closed loop")
     ax.legend(fontsize=7)
     save(fig, out, "latency.svg")
