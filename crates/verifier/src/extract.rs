@@ -70,6 +70,9 @@ impl<'a> AccessToken<'a> {
 /// assert_eq!(access_token(&headers), Some(AccessToken::Dpop("abc")));
 /// headers.insert("authorization", "Basic abc".parse().unwrap());
 /// assert_eq!(access_token(&headers), None);
+/// // Not ASCII: no token.
+/// headers.insert("authorization", http::HeaderValue::from_bytes("Bearer abé".as_bytes()).unwrap());
+/// assert_eq!(access_token(&headers), None);
 /// ```
 pub fn access_token(headers: &HeaderMap) -> Option<AccessToken<'_>> {
     let mut values = headers.get_all(header::AUTHORIZATION).iter();
@@ -78,9 +81,14 @@ pub fn access_token(headers: &HeaderMap) -> Option<AccessToken<'_>> {
     let (Some(value), None) = (values.next(), values.next()) else {
         return None;
     };
-    // `from_utf8` checks ASCII a word at a time (`HeaderValue::to_str` goes byte by byte,
-    // ~500 instructions for a token); a token with other characters is never valid anyway.
-    let value = std::str::from_utf8(value.as_bytes()).ok()?;
+    // ASCII only, as `HeaderValue::to_str` would say (a header value holds no control
+    // characters but tab), checked a word at a time: `to_str` goes byte by byte, ~500
+    // instructions for a token.
+    let bytes = value.as_bytes();
+    if !bytes.is_ascii() {
+        return None;
+    }
+    let value = std::str::from_utf8(bytes).ok()?;
     let (scheme, token) = value.split_once(' ')?;
     let token = token.trim();
     if token.is_empty() {
