@@ -126,5 +126,5 @@ pub use redis_access::{
 #[cfg(feature = "redis")]
 pub use redis_conn::RedisTarget;
 #[cfg(feature = "redis")]
-pub use revocation::{DEFAULT_MAX_STALL, RevocationMode};
+pub use revocation::{DEFAULT_MAX_STALL, DEFAULT_TRACKING_READER_NICE, RevocationMode};
 pub use verify::Verifier;

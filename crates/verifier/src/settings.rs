@@ -64,11 +64,11 @@ use crate::builder::{BuildError, VerifierBuilder};
 use crate::dpop::DpopChecker;
 use crate::redis_access::{RedisAccessSettings, RedisCredentials, RedisTls};
 use crate::redis_conn::RedisTarget;
-use crate::revocation::{DEFAULT_MAX_STALL, RevocationMode};
+use crate::revocation::{DEFAULT_MAX_STALL, DEFAULT_TRACKING_READER_NICE, RevocationMode};
 use crate::verify::Verifier;
 
 /// The fields of [`VerifierSettings`] that the environment sets as `AUTH_<FIELD>`.
-const AUTH_FIELDS: [&str; 10] = [
+const AUTH_FIELDS: [&str; 12] = [
     "jwks_url",
     "issuer",
     "audience",
@@ -76,6 +76,8 @@ const AUTH_FIELDS: [&str; 10] = [
     "revocation",
     "max_staleness_ms",
     "max_stall_ms",
+    "tracking_reader_realtime",
+    "tracking_reader_nice",
     "jwks_cooldown_ms",
     "revocation_selftest",
     "instance_name",
@@ -165,6 +167,14 @@ pub struct VerifierSettings {
     /// (`max_stall_ms`, `AUTH_MAX_STALL_MS`).
     #[serde(rename = "max_stall_ms", deserialize_with = "millis")]
     pub max_stall: Duration,
+    /// Whether tracked mode's reader thread asks for SCHED_FIFO (`tracking_reader_realtime`,
+    /// `AUTH_TRACKING_READER_REALTIME`, default `true`; see
+    /// [`tracking_reader_realtime`](crate::VerifierBuilder::tracking_reader_realtime)).
+    pub tracking_reader_realtime: bool,
+    /// Tracked mode's reader thread's nice value, −20 to 19 (`tracking_reader_nice`,
+    /// `AUTH_TRACKING_READER_NICE`; see
+    /// [`tracking_reader_nice`](crate::VerifierBuilder::tracking_reader_nice)).
+    pub tracking_reader_nice: i8,
     /// Minimum time between JWKS refetches on unknown `kid`s (`jwks_cooldown_ms`,
     /// `AUTH_JWKS_COOLDOWN_MS`).
     #[serde(rename = "jwks_cooldown_ms", deserialize_with = "millis")]
@@ -203,6 +213,8 @@ impl Default for VerifierSettings {
             revocation: RevocationMode::Tracked,
             max_staleness: Duration::from_secs(5),
             max_stall: DEFAULT_MAX_STALL,
+            tracking_reader_realtime: true,
+            tracking_reader_nice: DEFAULT_TRACKING_READER_NICE,
             jwks_cooldown: Duration::from_secs(10),
             revocation_selftest: true,
             instance_name: None,
@@ -428,6 +440,8 @@ impl VerifierSettings {
             .revocation(self.revocation)
             .max_staleness(self.max_staleness)
             .max_stall(self.max_stall)
+            .tracking_reader_realtime(self.tracking_reader_realtime)
+            .tracking_reader_nice(self.tracking_reader_nice)
             .revocation_selftest(self.revocation_selftest);
         if let Some(name) = &self.instance_name {
             builder = builder.instance_name(name);
@@ -632,6 +646,8 @@ mod tests {
             revocation = "every-request"
             max_staleness_ms = 60000
             max_stall_ms = 50
+            tracking_reader_realtime = false
+            tracking_reader_nice = -5
             jwks_cooldown_ms = 100
             public_url = "https://demo.example/api"
             "#,
@@ -651,6 +667,8 @@ mod tests {
         assert_eq!(settings.revocation, RevocationMode::EveryRequest);
         assert_eq!(settings.max_staleness, Duration::from_secs(60));
         assert_eq!(settings.max_stall, Duration::from_millis(50));
+        assert!(!settings.tracking_reader_realtime);
+        assert_eq!(settings.tracking_reader_nice, -5);
         assert_eq!(settings.jwks_cooldown, Duration::from_millis(100));
         assert_eq!(
             settings.public_url.as_deref(),
@@ -669,6 +687,8 @@ mod tests {
         assert_eq!(settings.revocation, RevocationMode::Tracked);
         assert_eq!(settings.max_staleness, Duration::from_secs(5));
         assert_eq!(settings.max_stall, DEFAULT_MAX_STALL);
+        assert!(settings.tracking_reader_realtime);
+        assert_eq!(settings.tracking_reader_nice, -20);
         assert_eq!(settings.jwks_cooldown, Duration::from_secs(10));
         assert_eq!(settings.public_url, None, "DPoP-bound tokens are refused");
         // The two settings without a default.
@@ -684,6 +704,7 @@ mod tests {
         for (toml, field) in [
             ("revocation = \"sometimes\"", "revocation"),
             ("max_stall_ms = \"fast\"", "max_stall_ms"),
+            ("tracking_reader_nice = -200", "tracking_reader_nice"),
             ("listen_addr = \"localhost\"", "listen_addr"),
             ("no_such_setting = 1", "no_such_setting"),
             (

@@ -45,11 +45,17 @@ pub enum RevocationMode {
     /// pass of its event loop, in no guaranteed order (Redis 7 writes the client queued
     /// last first, so the reply often leaves a few µs before the push). Then the push
     /// crosses the network to the verifier and the kernel must schedule the reader thread.
-    /// A request that reaches a worker in that window (tens of µs on one host; more if the
-    /// thread waits for a CPU, e.g. on a saturated core, or if the deleter is closer to
-    /// Redis than the verifier) is still answered from the cache, even if it was sent after
-    /// the `DEL` reply. So a revocation is not ordered with requests sent right after it:
-    /// it takes effect within one network delay plus one thread wake-up, not at once.
+    /// The reader runs in the real-time class (`SCHED_FIFO` 1) when allowed, else at nice
+    /// −20 ([`tracking_reader_realtime`](crate::VerifierBuilder::tracking_reader_realtime)),
+    /// so on a saturated core it preempts the request threads as soon as the push arrives
+    /// instead of waiting a scheduler slice (1–3 ms, during which hundreds of cached answers
+    /// can go out). A request that reaches a worker in the remaining window (the µs between
+    /// Redis's two writes plus the push's network delay and one thread wake-up; more if the
+    /// deleter is closer to Redis than the verifier) is still answered from the cache, even
+    /// if it was sent after the `DEL` reply. So a revocation is not ordered with requests
+    /// sent right after it: it takes effect within one network delay plus one thread
+    /// wake-up, not at once. The bound holds only while the reader gets its priority (see
+    /// the warning logged when it cannot).
     #[default]
     Tracked,
     /// One Redis `EXISTS` per request.
@@ -66,6 +72,13 @@ pub enum RevocationMode {
 /// assert_eq!(verifier::DEFAULT_MAX_STALL, std::time::Duration::from_millis(200));
 /// ```
 pub const DEFAULT_MAX_STALL: Duration = Duration::from_millis(200);
+/// The default of [`tracking_reader_nice`](crate::VerifierBuilder::tracking_reader_nice):
+/// tracked mode's reader thread at the highest priority a nice value gives.
+///
+/// ```
+/// assert_eq!(verifier::DEFAULT_TRACKING_READER_NICE, -20);
+/// ```
+pub const DEFAULT_TRACKING_READER_NICE: i8 = -20;
 /// The shortest accepted max stall (the heartbeat then `PING`s every 5 ms).
 pub(crate) const MIN_MAX_STALL: Duration = Duration::from_millis(20);
 /// The longest accepted max stall.
