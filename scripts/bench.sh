@@ -31,6 +31,7 @@
 #   BENCH_BACKGROUND   connections hammering the service during each revocation trial, half
 #                      with the trial's token (default 32; 0: the poller alone)
 #   BENCH_REDIS_NICE   Redis's nice value (default -20 when allowed; see "Redis" below)
+#   BENCH_PROBE_RATE   refreshes/s of the refresh probe beside the login flood (default 200)
 #   BENCH_SERVER_CPU   core for the demo-services (default 0)
 #   BENCH_CLIENT_CPU   core for loadgen, Redis and the auth-center (default 1)
 #   BENCH_NO_BUILD=1   use the existing target/release binaries
@@ -52,6 +53,7 @@ WARMUP=${BENCH_WARMUP:-1}
 CONNS=${BENCH_CONNECTIONS:-32}
 TRIALS=${BENCH_TRIALS:-200}
 BACKGROUND=${BENCH_BACKGROUND:-32}
+PROBE_RATE=${BENCH_PROBE_RATE:-200}
 REDIS_NICE=${BENCH_REDIS_NICE:--20}
 SERVER_CPU=${BENCH_SERVER_CPU:-0}
 CLIENT_CPU=${BENCH_CLIENT_CPU:-1}
@@ -284,6 +286,9 @@ for round in $(seq "$ROUNDS"); do
     run_http "baseline /baseline/me (no auth)" tracked /baseline/me
     run_http "/baseline/me + Bearer header" tracked /baseline/me "$ACCESS_TOKEN"
     run_http "/me tracked" tracked /me "$ACCESS_TOKEN"
+    if grep -aq /verified/me "$BIN/demo-service"; then
+        run_http "/verified/me tracked (extractor, no layer)" tracked /verified/me "$ACCESS_TOKEN"
+    fi
     run_http "/me every-request" every-request /me "$ACCESS_TOKEN"
     run_http "/me revocation off" off /me "$ACCESS_TOKEN"
     run_url "gateway forward-auth (tracked)" "http://127.0.0.1:$GW_PORT/authz/ext-authz/me" \
@@ -361,7 +366,8 @@ if [[ -n "${BENCH_CALLGRIND:-}" ]]; then
     CG_PID=$!
     for _ in $(seq 600); do curl -sf -o /dev/null "http://127.0.0.1:$CG_PORT/healthz" && break; sleep 0.1; done
     for round in warm 1 2; do
-        for path in /baseline/me /me; do
+        for path in /baseline/me /me /verified/me; do
+            [[ $path != /verified/me ]] || grep -aq /verified/me "$BIN/demo-service" || continue
             count=$BENCH_CALLGRIND
             [[ $round == warm ]] && count=2000
             callgrind_control -z "$CG_PID" >/dev/null 2>&1
@@ -418,10 +424,9 @@ auth_bench() { # id label cpuset
         >"$TMP/$(printf '%02d' $n)-refresh.json"
     local sat rate
     sat=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["ok_per_s"])' "$TMP/$(printf '%02d' $n)-refresh.json")
-    rate=$(python3 -c 'import sys; print(max(50, round(float(sys.argv[1]) / 2)))' "$sat")
-    # The refresh tail closer to saturation (open loop, 400 sessions, nothing else running).
+    # The refresh tail toward saturation (open loop, 400 sessions, nothing else running).
     local frac
-    for frac in 0.75 0.9; do
+    for frac in 0.5 0.75 0.9; do
         local r
         r=$(python3 -c 'import sys; print(max(50, round(float(sys.argv[1]) * float(sys.argv[2]))))' "$sat" "$frac")
         log "auth-center $label: refresh at $r/s ($frac of saturation, 400 sessions)"
@@ -430,6 +435,13 @@ auth_bench() { # id label cpuset
             --warmup "$WARMUP" --server-pid "$pid" --label "refresh p99 at $frac of saturation, $label" \
             >"$TMP/$(printf '%02d' $n)-refresh.json"
     done
+    # Logins against the raw capacity: a flood alone, then beside light probes (refresh
+    # $PROBE_RATE/s, /me 1000/s) whose p99 is compared with the same probes alone.
+    rate=$PROBE_RATE
+    log "auth-center $label: login flood alone (16 clients)"
+    n=$((n + 1))
+    "${lg[@]}" login "${acct[@]}" -c 16 -d "$DURATION" --warmup "$WARMUP" \
+        --server-pid "$pid" --label "logins alone, $label" >"$TMP/$(printf '%02d' $n)-login.json"
     for phase in unloaded loaded; do
         log "auth-center $label: probes $phase (refresh $rate/s over 400 sessions, /me 1000/s)"
         n=$((n + 1)); base="$TMP/$(printf '%02d' $n)"

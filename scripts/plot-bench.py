@@ -160,20 +160,31 @@ def setup_of(label):
 
 def login(results, out):
     capacity = {setup_of(r["label"]): r for r in results if r.get("kind") == "capacity"}
-    logins = {setup_of(r["label"]): r for r in results if r.get("kind") == "login"}
-    setups = [s for s in capacity if s in logins]
+    alone, beside = {}, {}
+    for r in results:
+        if r.get("kind") == "login":
+            (alone if r["label"].startswith("logins alone") else beside)[setup_of(r["label"])] = r
+    setups = [s for s in capacity if s in alone or s in beside]
     if not setups:
         return
-    raw = [capacity[s].get("hashes_per_second", 0) for s in setups]
-    got = [logins[s].get("ok_per_s", 0) for s in setups]
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    x = range(len(setups))
-    ax.bar([i - 0.2 for i in x], raw, width=0.4, label="raw Argon2 hashes/s (configured slots)")
-    ax.bar([i + 0.2 for i in x], got, width=0.4, label="logins/s during the flood (with the probes)")
-    for i in x:
-        ratio = got[i] / raw[i] if raw[i] else 0
-        ax.text(i + 0.2, got[i], f"{ratio:.2f}x", ha="center", va="bottom")
-    ax.set_xticks(list(x), setups)
+    bars = [
+        ("raw Argon2 hashes/s (configured slots)", {s: capacity[s].get("hashes_per_second", 0) for s in setups}),
+        ("logins/s, flood alone", {s: alone[s]["ok_per_s"] for s in setups if s in alone}),
+        ("logins/s, beside the probes", {s: beside[s]["ok_per_s"] for s in setups if s in beside}),
+    ]
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    width = 0.27
+    for k, (name, values) in enumerate(bars):
+        xs = [i + (k - 1) * width for i, s in enumerate(setups) if s in values]
+        ys = [values[s] for s in setups if s in values]
+        ax.bar(xs, ys, width=width, label=name)
+        if k == 0:
+            continue
+        for x, s in zip(xs, [s for s in setups if s in values]):
+            raw = bars[0][1].get(s, 0)
+            if raw:
+                ax.text(x, values[s], f"{values[s] / raw:.2f}x", ha="center", va="bottom", fontsize=7)
+    ax.set_xticks(list(range(len(setups))), setups)
     ax.set_ylabel("per second")
     ax.legend(fontsize=7, loc="lower right")
     save(fig, out, "login.svg")

@@ -375,6 +375,11 @@ impl Demo {
         Answer::of(self.get("/me", Some(&tokens.access_token)).await).await
     }
 
+    /// `/verified/me`: `/me` verified by the `Verified` extractor instead of the layer.
+    pub async fn verified_me(&self, tokens: &Tokens) -> Answer {
+        Answer::of(self.get("/verified/me", Some(&tokens.access_token)).await).await
+    }
+
     /// `method path` at the demo-service, for the caller to finish and send.
     pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         self.client

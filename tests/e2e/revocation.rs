@@ -34,6 +34,7 @@ async fn removing_the_session_key_revokes_the_session(
     let bystander = center.register_and_login("bystander").await;
     for tokens in [&victim, &same_user, &bystander, &victim] {
         demo.me(tokens).await.assert_ok(); // tracked mode: now cached
+        demo.verified_me(tokens).await.assert_ok(); // the extractor's route, same caches
     }
 
     let key = center.session_key(&victim);
@@ -75,9 +76,17 @@ async fn removing_the_session_key_revokes_the_session(
     )
     .await;
 
+    stays(
+        "the route verified by the extractor refuses it too",
+        || demo.verified_me(&victim),
+        |a| a.is_401("session_revoked"),
+    )
+    .await;
+
     // Only that session: the user's other session and other users carry on.
     demo.me(&same_user).await.assert_ok();
     demo.me(&bystander).await.assert_ok();
+    demo.verified_me(&same_user).await.assert_ok();
 }
 
 mod tracked {

@@ -1,6 +1,8 @@
 //! demo-service: a downstream service that embeds the verifier.
 //!
 //! * `GET /me` — the caller's claims (any valid token with a live session);
+//! * `GET /verified/me` — the same, verified by the [`Verified`] extractor instead of the
+//!   layer (no route layer: the cheaper way, compared in the benchmarks);
 //! * `GET /admin` — needs the `admin` role;
 //! * `GET /baseline/me` — the same handler with no auth at all (the benchmark baseline);
 //! * `GET /healthz`;
@@ -23,18 +25,23 @@ use axum::{Json, Router};
 use serde::Serialize;
 use serde_json::{Value, json};
 use service_kit::access::{AccessLog, Caller};
-use verifier::{Authenticated, Verifier, VerifierLayer, require_role};
+use verifier::{Authenticated, Claims, Verified, Verifier, VerifierLayer, require_role};
 
 pub use crate::config::Settings;
 
-/// The routes: protecting `/me` and `/admin` is the two `route_layer` lines.
+/// The routes: protecting `/me` and `/admin` is the two `route_layer` lines; `/verified/me`
+/// is protected by its extractor, with the verifier as the router's state.
 pub fn router(verifier: Verifier) -> Router {
     let protected = Router::new()
         .route("/admin", get(admin).route_layer(require_role("admin")))
         .route("/me", get(me))
-        .route_layer(VerifierLayer::new(verifier));
+        .route_layer(VerifierLayer::new(verifier.clone()));
+    let extracted = Router::new()
+        .route("/verified/me", get(verified_me))
+        .with_state(verifier);
     Router::new()
         .merge(protected)
+        .merge(extracted)
         .route("/baseline/me", get(baseline_me))
         .route(
             "/healthz",
@@ -53,6 +60,15 @@ fn access_log() -> AccessLog {
 }
 
 async fn me(user: Authenticated) -> Response {
+    claims_json(&user)
+}
+
+async fn verified_me(user: Verified) -> Response {
+    claims_json(&user)
+}
+
+/// What `/me` and `/verified/me` answer.
+fn claims_json(user: &Claims) -> Response {
     Json(Me {
         sub: &user.sub,
         sid: &user.sid,

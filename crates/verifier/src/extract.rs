@@ -6,13 +6,15 @@
 
 use std::sync::Arc;
 
-use axum_core::extract::{FromRequestParts, OptionalFromRequestParts};
+use axum_core::extract::{FromRef, FromRequestParts, OptionalFromRequestParts};
 use axum_core::response::{IntoResponse, Response};
 use http::request::Parts;
 use http::{Extensions, HeaderMap, StatusCode, header};
 
 use crate::claims::Claims;
 use crate::error::{ErrorBody, VerifyError};
+use crate::middleware::verify::verify_request;
+use crate::verify::Verifier;
 
 /// The bearer token of a request, if it has exactly one `Authorization` header with the
 /// `Bearer` scheme. Two `Authorization` headers give `None`, as does any other scheme.
@@ -208,5 +210,59 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for Authenticated {
             Err(AuthenticatedRejection::Anonymous) => Ok(None),
             Err(rejection) => Err(rejection),
         }
+    }
+}
+
+/// The verified caller, checked by the extractor itself with the [`Verifier`] of the router's
+/// state: the same checks and answers as [`VerifierLayer`](crate::VerifierLayer) (a bearer
+/// token, or a DPoP token with its proof; `401` or `503` with the common JSON body), without
+/// a layer.
+///
+/// A route layer costs a boxed, cloned service level per request (axum's `Route`), and the
+/// layer hands the caller to the handler through the request extensions; this extractor
+/// does neither, so it is the cheaper way for a hot route (measured in
+/// `docs/benchmarks.md`). The guards ([`require_role`](crate::require_role),
+/// [`require_scope`](crate::require_scope)) read what the layer stored, so a route using
+/// `Verified` checks roles and scopes in its handler ([`Claims::has_role`]).
+///
+/// ```
+/// # fn demo(verifier: verifier::Verifier) {
+/// use axum::{Router, routing::get};
+/// use verifier::{Verified, Verifier};
+/// async fn me(user: Verified) -> String {
+///     user.sub.clone()
+/// }
+/// let app: Router = Router::new().route("/me", get(me)).with_state(verifier);
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Verified(pub Arc<Claims>);
+
+impl std::ops::Deref for Verified {
+    type Target = Claims;
+    fn deref(&self) -> &Claims {
+        &self.0
+    }
+}
+
+impl<S> FromRequestParts<S> for Verified
+where
+    Verifier: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let verifier = Verifier::from_ref(state);
+        // A repeat bearer token is answered from the caches without waiting.
+        if let Some(AccessToken::Bearer(token)) = access_token(&parts.headers)
+            && let Some(verified) = verifier.verify_cached(token)
+        {
+            return verified.map(Verified).map_err(IntoResponse::into_response);
+        }
+        verify_request(&verifier, &parts.headers, &parts.method, parts.uri.path())
+            .await
+            .map(Verified)
+            .map_err(IntoResponse::into_response)
     }
 }

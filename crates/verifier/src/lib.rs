@@ -109,7 +109,9 @@ pub use claims::{Audience, Claims, Confirmation};
 pub use clock::{Clock, SystemClock};
 pub use error::{ErrorBody, VerifyError};
 #[cfg(feature = "axum")]
-pub use extract::{AccessToken, Authenticated, AuthenticatedRejection, access_token, bearer_token};
+pub use extract::{
+    AccessToken, Authenticated, AuthenticatedRejection, Verified, access_token, bearer_token,
+};
 pub use jsonwebtoken::Algorithm;
 pub use jsonwebtoken::jwk::JwkSet;
 pub use keys::{KeyError, KeySet, VerifyingKey};

@@ -21,8 +21,8 @@ use tower::ServiceExt as _;
 use verifier::contract::ManualClock;
 use verifier::dpop::{DpopChecker, DpopError};
 use verifier::{
-    Authenticated, Clock as _, KeySet, RevocationMode, SystemClock, Verifier, VerifierLayer,
-    VerifyError, VerifyingKey, require_role, require_scope,
+    Authenticated, Clock as _, KeySet, RevocationMode, SystemClock, Verified, Verifier,
+    VerifierLayer, VerifyError, VerifyingKey, require_role, require_scope,
 };
 
 const ISSUER: &str = "https://auth.example";
@@ -584,4 +584,104 @@ async fn the_synchronous_check_answers_only_from_the_caches_and_agrees_with_the_
     let expired = issuer.token(json!({ "exp": SystemClock.now_secs() - 3600 }));
     assert!(verifier.verify_shared(&expired).await.is_err());
     assert!(verifier.verify_cached(&expired).is_none());
+}
+
+async fn verified_me(user: Verified) -> String {
+    user.sub.clone()
+}
+
+#[tokio::test]
+async fn the_verified_extractor_answers_every_request_as_the_layer_does() {
+    let issuer = Issuer::new();
+    let clock = ManualClock::starting_now();
+    let (verifier, layered) = dpop_app(&issuer, &clock).await;
+    let extracted: Router = Router::new()
+        .route("/me", get(verified_me))
+        .with_state(verifier);
+    let key = DpopKey::es256();
+    let bound = issuer.token(json!({ "cnf": { "jkt": key.thumbprint() } }));
+    let plain = issuer.token(json!({}));
+    let expired = issuer.token(json!({ "exp": 1_000_000 }));
+    let foreign = Issuer::new().token(json!({}));
+    let htu = format!("{PUBLIC_URL}/me");
+    let now = clock.now_secs();
+    let (bearer, dpop) = (
+        |t: &str| format!("Bearer {t}"),
+        |t: &str| format!("DPoP {t}"),
+    );
+    // (what, Authorization, with a fresh proof, the status both must answer)
+    let cases = [
+        (
+            "a bearer token",
+            Some(bearer(&plain)),
+            false,
+            StatusCode::OK,
+        ),
+        (
+            "the same again, cached",
+            Some(bearer(&plain)),
+            false,
+            StatusCode::OK,
+        ),
+        ("no Authorization", None, false, StatusCode::UNAUTHORIZED),
+        (
+            "Basic",
+            Some("Basic dXNlcjpwYXNz".into()),
+            false,
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            "expired",
+            Some(bearer(&expired)),
+            false,
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            "another key's",
+            Some(bearer(&foreign)),
+            false,
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            "not a JWT",
+            Some(bearer("abc.def.ghi")),
+            false,
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            "a bound token as Bearer",
+            Some(bearer(&bound)),
+            true,
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            "DPoP with its proof",
+            Some(dpop(&bound)),
+            true,
+            StatusCode::OK,
+        ),
+        (
+            "DPoP again, cached",
+            Some(dpop(&bound)),
+            true,
+            StatusCode::OK,
+        ),
+        (
+            "DPoP without a proof",
+            Some(dpop(&bound)),
+            false,
+            StatusCode::UNAUTHORIZED,
+        ),
+    ];
+    for (what, authorization, with_proof, status) in cases {
+        let mut answers = Vec::new();
+        for app in [&layered, &extracted] {
+            // A proof is single-use (the verifier remembers its `jti`): one for each app.
+            let proof = with_proof.then(|| key.proof_for_token("GET", &htu, now, &bound));
+            let proofs: Vec<&str> = proof.iter().map(String::as_str).collect();
+            answers.push(send(app, "GET", "/me", authorization.as_deref(), &proofs).await);
+        }
+        assert_eq!(answers[0], answers[1], "{what}: layer, then extractor");
+        assert_eq!(answers[1].0, status, "{what}: {:?}", answers[1]);
+    }
 }

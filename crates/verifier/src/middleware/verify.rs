@@ -3,14 +3,16 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum_core::response::{IntoResponse, Response};
-use http::{Request, header};
+use http::{HeaderMap, Method, Request, header};
 use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
+use crate::claims::Claims;
 use crate::dpop::{DpopError, proof_header};
 use crate::error::VerifyError;
 use crate::extract::{AccessToken, Anonymous, Authenticated, access_token};
@@ -170,21 +172,13 @@ impl<S> VerifierService<S> {
                 request.extensions_mut().insert(Anonymous);
                 return inner.call(request).await;
             }
-            let headers = request.headers();
-            let verified = match access_token(headers) {
-                None => Err(VerifyError::Invalid("missing bearer token")),
-                Some(AccessToken::Bearer(token)) => verifier.verify_shared(token).await,
-                Some(AccessToken::Dpop(token)) => match proof_header(headers) {
-                    Ok(Some(proof)) => {
-                        let (method, path) = (request.method().as_str(), request.uri().path());
-                        verifier
-                            .verify_dpop_shared(token, proof, method, path)
-                            .await
-                    }
-                    Ok(None) => Err(VerifyError::InvalidDpopProof(DpopError::Missing)),
-                    Err(e) => Err(VerifyError::InvalidDpopProof(e)),
-                },
-            };
+            let verified = verify_request(
+                &verifier,
+                request.headers(),
+                request.method(),
+                request.uri().path(),
+            )
+            .await;
             match verified {
                 Ok(claims) => {
                     request.extensions_mut().insert(Authenticated(claims));
@@ -193,6 +187,30 @@ impl<S> VerifierService<S> {
                 Err(e) => Ok(e.into_response()),
             }
         })
+    }
+}
+
+/// Verifies a request's access token, whatever may have to wait: a bearer token, or a DPoP
+/// token with exactly one proof for this method and path. What [`VerifierLayer`] and the
+/// [`Verified`](crate::Verified) extractor both do after the synchronous cache check.
+pub(crate) async fn verify_request(
+    verifier: &Verifier,
+    headers: &HeaderMap,
+    method: &Method,
+    path: &str,
+) -> Result<Arc<Claims>, VerifyError> {
+    match access_token(headers) {
+        None => Err(VerifyError::Invalid("missing bearer token")),
+        Some(AccessToken::Bearer(token)) => verifier.verify_shared(token).await,
+        Some(AccessToken::Dpop(token)) => match proof_header(headers) {
+            Ok(Some(proof)) => {
+                verifier
+                    .verify_dpop_shared(token, proof, method.as_str(), path)
+                    .await
+            }
+            Ok(None) => Err(VerifyError::InvalidDpopProof(DpopError::Missing)),
+            Err(e) => Err(VerifyError::InvalidDpopProof(e)),
+        },
     }
 }
 
