@@ -186,7 +186,8 @@ def login(results, out):
                 ax.text(x, values[s], f"{values[s] / raw:.2f}x", ha="center", va="bottom", fontsize=7)
     ax.set_xticks(list(range(len(setups))), setups)
     ax.set_ylabel("per second")
-    ax.legend(fontsize=7, loc="lower right")
+    ax.set_ylim(0, max(bars[0][1].values(), default=1) * 1.35)
+    ax.legend(fontsize=7, loc="upper left")
     save(fig, out, "login.svg")
 
 
