@@ -2,7 +2,7 @@
 //!
 //! * `GET /me` — the caller's claims (any valid token with a live session);
 //! * `GET /verified/me` — the same, verified by the [`Verified`] extractor instead of the
-//!   layer (no route layer: the cheaper way, compared in the benchmarks);
+//!   layer (compared with it in the benchmarks);
 //! * `GET /admin` — needs the `admin` role;
 //! * `GET /baseline/me` — the same handler with no auth at all (the benchmark baseline);
 //! * `GET /healthz`;

@@ -218,10 +218,10 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for Authenticated {
 /// token, or a DPoP token with its proof; `401` or `503` with the common JSON body), without
 /// a layer.
 ///
-/// A route layer costs a boxed, cloned service level per request (axum's `Route`), and the
-/// layer hands the caller to the handler through the request extensions; this extractor
-/// does neither, so it is the cheaper way for a hot route (measured in
-/// `docs/benchmarks.md`). The guards ([`require_role`](crate::require_role),
+/// For a service that keeps its dependencies in the router state anyway, or that wants the
+/// check in the handler's signature. It is not cheaper than the layer: counted with
+/// callgrind, a request costs the same within 1 % either way (`docs/benchmarks.md`, "Where
+/// the time goes"). The guards ([`require_role`](crate::require_role),
 /// [`require_scope`](crate::require_scope)) read what the layer stored, so a route using
 /// `Verified` checks roles and scopes in its handler ([`Claims::has_role`]).
 ///
