@@ -28,7 +28,7 @@ pub(crate) struct Verified {
 /// How many trailing bytes of a token are hashed (an Ed25519 signature is 86).
 const HASHED_SUFFIX: usize = 48;
 
-/// Hashes a token (a `str`) by its last [`HASHED_SUFFIX`] bytes only, with the cache's own
+/// Hashes a token (its bytes) by its last [`HASHED_SUFFIX`] bytes only, with the cache's own
 /// seeded hasher (random per process).
 #[derive(Clone, Default)]
 struct SuffixHash(DefaultHashBuilder);
@@ -46,7 +46,7 @@ impl Hasher for SuffixHasher {
     fn finish(&self) -> u64 {
         self.0.finish()
     }
-    /// `str`'s `Hash` writes its bytes here (then a terminator byte, below).
+    /// `[u8]`'s `Hash` writes its length (a `usize`, through here), then its bytes.
     fn write(&mut self, bytes: &[u8]) {
         self.0
             .write(&bytes[bytes.len().saturating_sub(HASHED_SUFFIX)..]);
@@ -56,7 +56,9 @@ impl Hasher for SuffixHasher {
     }
 }
 
-type Entries = Cache<Box<str>, Arc<Verified>, UnitWeighter, SuffixHash>;
+/// Keyed by the token's bytes: a request's bearer token is looked up before it is checked
+/// to be ASCII, since only a token that was checked and verified can be in the map.
+type Entries = Cache<Box<[u8]>, Arc<Verified>, UnitWeighter, SuffixHash>;
 
 /// Bounded map from token to its verification. Its `Debug` shows no token.
 pub(crate) struct SignatureCache {
@@ -97,7 +99,7 @@ impl SignatureCache {
     /// `now_secs` (with `leeway_secs`).
     pub(crate) fn get(
         &self,
-        token: &str,
+        token: &[u8],
         now_secs: i64,
         leeway_secs: i64,
     ) -> Option<Arc<Verified>> {
@@ -116,7 +118,7 @@ impl SignatureCache {
         if nearly_full && self.last_sweep.swap(now_secs, Ordering::Relaxed) != now_secs {
             entries.retain(|_, e| e.claims.exp > now_secs);
         }
-        entries.insert(token.into(), verified);
+        entries.insert(token.as_bytes().into(), verified);
     }
 
     /// Forgets everything (the key set changed).
@@ -162,9 +164,9 @@ mod tests {
     fn an_entry_never_outlives_its_token() {
         let cache = SignatureCache::new(10);
         cache.insert("t", verified(100), 50);
-        assert!(cache.get("t", 99, 0).is_some());
-        assert!(cache.get("t", 100, 0).is_none());
-        assert!(cache.get("t", 104, 5).is_some());
+        assert!(cache.get(b"t", 99, 0).is_some());
+        assert!(cache.get(b"t", 100, 0).is_none());
+        assert!(cache.get(b"t", 104, 5).is_some());
     }
 
     #[test]
@@ -174,7 +176,7 @@ mod tests {
             cache.insert(&format!("t{i}"), verified(1000), 0);
             assert!(cache.len() <= 3);
         }
-        assert!(cache.get("t9", 0, 0).is_some());
+        assert!(cache.get(b"t9", 0, 0).is_some());
     }
 
     #[test]
@@ -183,7 +185,7 @@ mod tests {
         cache.insert("hot", verified(1000), 0);
         for i in 0..1000 {
             assert!(
-                cache.get("hot", 0, 0).is_some(),
+                cache.get(b"hot", 0, 0).is_some(),
                 "the hot token was dropped after {i} one-off tokens"
             );
             cache.insert(&format!("one-off-{i}"), verified(1000), 0);
@@ -199,8 +201,8 @@ mod tests {
         cache.insert("old", verified(10), 0);
         cache.insert("live", verified(1000), 0);
         cache.insert("new", verified(1000), 20);
-        assert!(cache.get("live", 20, 0).is_some());
-        assert!(cache.get("new", 20, 0).is_some());
+        assert!(cache.get(b"live", 20, 0).is_some());
+        assert!(cache.get(b"new", 20, 0).is_some());
     }
 
     #[test]
@@ -210,12 +212,12 @@ mod tests {
         cache.insert(&format!("header-a.payload.{sig}"), verified(1000), 0);
         assert!(
             cache
-                .get(&format!("header-b.payload.{sig}"), 0, 0)
+                .get(format!("header-b.payload.{sig}").as_bytes(), 0, 0)
                 .is_none()
         );
         assert!(
             cache
-                .get(&format!("header-a.payload.{sig}"), 0, 0)
+                .get(format!("header-a.payload.{sig}").as_bytes(), 0, 0)
                 .is_some()
         );
     }
@@ -224,6 +226,6 @@ mod tests {
     fn a_zero_capacity_cache_caches_nothing() {
         let cache = SignatureCache::new(0);
         cache.insert("t", verified(1000), 0);
-        assert!(cache.get("t", 0, 0).is_none());
+        assert!(cache.get(b"t", 0, 0).is_none());
     }
 }

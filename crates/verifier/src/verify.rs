@@ -147,6 +147,16 @@ impl Verifier {
     /// # Ok(()) }
     /// ```
     pub fn verify_cached(&self, token: &str) -> Option<Result<Arc<Claims>, VerifyError>> {
+        self.verify_cached_bytes(token.as_bytes())
+    }
+
+    /// [`verify_cached`](Self::verify_cached) of a token's bytes, not yet checked to be
+    /// ASCII: only a token that was checked and verified before can be in the caches, so a
+    /// hit is one; anything else (a miss) is left to the full check.
+    pub(crate) fn verify_cached_bytes(
+        &self,
+        token: &[u8],
+    ) -> Option<Result<Arc<Claims>, VerifyError>> {
         let inner = &self.inner;
         let verified = inner
             .sig_cache
@@ -224,7 +234,9 @@ impl Verifier {
     ) -> Result<Arc<Claims>, VerifyError> {
         let inner = &self.inner;
         let now = inner.clock.now_secs();
-        let cached = inner.sig_cache.get(token, now, inner.leeway_secs);
+        let cached = inner
+            .sig_cache
+            .get(token.as_bytes(), now, inner.leeway_secs);
         let signature_cached = cached.is_some();
         #[cfg_attr(not(feature = "redis"), allow(unused_mut))]
         let mut session_cached = None;

@@ -672,6 +672,38 @@ async fn the_verified_extractor_answers_every_request_as_the_layer_does() {
             false,
             StatusCode::UNAUTHORIZED,
         ),
+        // The cached token again, presented differently: the cache is looked up before the
+        // header is checked, so only what the full check accepts may hit.
+        (
+            "lower-case scheme, spaces around",
+            Some(format!("bearer  {plain} ")),
+            false,
+            StatusCode::OK,
+        ),
+        (
+            "a tab for the space",
+            Some(format!("Bearer\t{plain}")),
+            false,
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            "a tab and more after it",
+            Some(format!("Bearer {plain}\tx")),
+            false,
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            "no space",
+            Some(format!("Bearer{plain}")),
+            false,
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            "another scheme",
+            Some(format!("Bearex {plain}")),
+            false,
+            StatusCode::UNAUTHORIZED,
+        ),
     ];
     for (what, authorization, with_proof, status) in cases {
         let mut answers = Vec::new();
@@ -683,5 +715,35 @@ async fn the_verified_extractor_answers_every_request_as_the_layer_does() {
         }
         assert_eq!(answers[0], answers[1], "{what}: layer, then extractor");
         assert_eq!(answers[1].0, status, "{what}: {:?}", answers[1]);
+    }
+}
+
+#[tokio::test]
+async fn a_cached_token_with_non_ascii_bytes_around_it_is_refused_by_the_layer_and_the_extractor() {
+    let (verifier, token) = verifier_and_token().await;
+    let layered = routes_behind(VerifierLayer::new(verifier.clone()));
+    let extracted: Router = Router::new()
+        .route("/me", get(verified_me))
+        .with_state(verifier);
+    for app in [&layered, &extracted] {
+        // Verified and cached first.
+        let (status, _) = get_json(app, "/me", Some(&token)).await;
+        assert_eq!(status, StatusCode::OK);
+        for value in [
+            format!("Bearer {token}\u{e9}"),
+            format!("Bearer \u{e9}{token}"),
+            format!("Bearer {token}\u{a0}"),
+        ] {
+            let request = Request::builder()
+                .uri("/me")
+                .header(
+                    header::AUTHORIZATION,
+                    http::HeaderValue::from_bytes(value.as_bytes()).unwrap(),
+                )
+                .body(Body::empty())
+                .unwrap();
+            let response = app.clone().oneshot(request).await.unwrap();
+            assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{value:?}");
+        }
     }
 }
