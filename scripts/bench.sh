@@ -30,8 +30,7 @@
 #   BENCH_TRIALS       revocation trials per mode (default 200)
 #   BENCH_BACKGROUND   connections hammering the service during each revocation trial, half
 #                      with the trial's token (default 32; 0: the poller alone)
-#   BENCH_REDIS_NICE   Redis's nice value during the revocation trials (default -20 when
-#                      allowed; see section 2)
+#   BENCH_REDIS_NICE   Redis's nice value (default -20 when allowed; see "Redis" below)
 #   BENCH_PROBE_RATE   refreshes/s of the refresh probe beside the login flood (default 200)
 #   BENCH_SERVER_CPU   core for the demo-services (default 0)
 #   BENCH_CLIENT_CPU   core for loadgen, Redis and the auth-center (default 1)
@@ -126,8 +125,18 @@ for _ in $(seq 100); do
     sleep 0.05
 done
 [[ "$(redis-cli -p "$REDIS_PORT" ping 2>/dev/null)" == PONG ]] || die "redis-server did not start"
-REDIS_PID=${PIDS[-1]}
-log "redis-server on $REDIS_PORT ($(redis-server --version | awk '{print $3}'))"
+# Redis shares the client core with loadgen. Redis writes a DEL's reply and the invalidation
+# push for the verifier one after the other in one event-loop iteration; at equal priority
+# loadgen, woken by the reply, can preempt Redis between the two writes and have requests
+# answered before the push is even sent. A Redis on its own host (or core) has no such gap,
+# so here it runs above loadgen's priority when allowed (root or CAP_SYS_NICE).
+if renice -n "$REDIS_NICE" -p "${PIDS[-1]}" >/dev/null 2>&1; then
+    REDIS_NICE_GOT=$REDIS_NICE
+else
+    REDIS_NICE_GOT=0
+    log "could not renice Redis to $REDIS_NICE: revocation trials may count requests answered before Redis sent the push"
+fi
+log "redis-server on $REDIS_PORT ($(redis-server --version | awk '{print $3}'), nice $REDIS_NICE_GOT)"
 
 PREFIX="bench$(date +%s)$$"
 AUTH_PORT=$(free_port)
@@ -319,18 +328,6 @@ run_revocation() { # label mode|url
         --background-connections "$BACKGROUND" \
         -k "$TRIALS" --label "$label" >"$out"
 }
-# Redis shares the client core with loadgen. Redis writes a DEL's reply and the invalidation
-# push for the verifier one after the other in one event-loop iteration; at equal priority
-# loadgen, woken by the reply, can preempt Redis between the two writes and have requests
-# answered before the push is even sent. A Redis on its own host (or core) has no such gap,
-# so for the revocation trials it runs above loadgen's priority when allowed (root or
-# CAP_SYS_NICE), and goes back to it afterwards: above it, Redis would delay the open-loop
-# generator's sends in the runs that follow.
-if renice -n "$REDIS_NICE" -p "$REDIS_PID" >/dev/null 2>&1; then
-    log "revocation trials with Redis at nice $REDIS_NICE"
-else
-    log "could not renice Redis to $REDIS_NICE: revocation trials may count requests answered before Redis sent the push"
-fi
 run_revocation "tracked" tracked
 # The same with the reader thread at the request threads' priority (as before issue 14):
 # a fifth demo-service on the server core, idle but for these trials.
@@ -351,7 +348,6 @@ run_revocation "gateway (tracked)" "http://127.0.0.1:$GW_PORT/authz/ext-authz/me
 if [[ -n $NGX_PID ]]; then
     run_revocation "through nginx + gateway" "http://127.0.0.1:$NGX_AUTH_PORT/baseline/me"
 fi
-renice -n 0 -p "$REDIS_PID" >/dev/null 2>&1 || true
 
 # --- instructions per request (BENCH_CALLGRIND=N): the noise-free comparison ------------------
 # A fourth demo-service (tracked) under valgrind's callgrind; N requests to /baseline/me, then
