@@ -425,9 +425,13 @@ impl VerifierBuilder {
     /// CPU from the requests beyond the work they give it, and the kernel caps real-time
     /// threads at 95 % of a CPU in any case.
     ///
-    /// `SCHED_FIFO` needs `CAP_SYS_NICE` (root, `docker run --cap-add SYS_NICE`, a Kubernetes
-    /// `securityContext.capabilities.add: [SYS_NICE]`) or an `RLIMIT_RTPRIO` of at least 1
-    /// (systemd `LimitRTPRIO=1`, `docker run --ulimit rtprio=1`). Linux only.
+    /// `SCHED_FIFO` needs an `RLIMIT_RTPRIO` of at least 1 (systemd `LimitRTPRIO=1`, `docker
+    /// run --ulimit rtprio=1`: this works for a non-root process such as this project's
+    /// images) or `CAP_SYS_NICE`, which Docker and Kubernetes give only to a process running
+    /// as root (`--cap-add SYS_NICE`, `capabilities.add: [SYS_NICE]`). With a real-time
+    /// group scheduler in the kernel (`CONFIG_RT_GROUP_SCHED`) a container may be refused
+    /// even so, and the thread falls back to the nice value. Threads the reader starts (the
+    /// blocking pool of a DNS look-up when it reconnects) inherit its class. Linux only.
     ///
     /// ```
     /// let builder = verifier::Verifier::builder().tracking_reader_realtime(false);
@@ -442,8 +446,10 @@ impl VerifierBuilder {
     /// class ([`tracking_reader_realtime`](Self::tracking_reader_realtime) off or refused;
     /// default −20, the highest priority; −20 to 19, or `build()` fails).
     ///
-    /// Going below the thread's current value needs `CAP_SYS_NICE` or an `RLIMIT_NICE`
-    /// allowing it (systemd `LimitNICE=-20`, `docker run --ulimit nice=40`). Without them the
+    /// Going below the thread's current value needs an `RLIMIT_NICE` allowing it (systemd
+    /// `LimitNICE=-20`, `docker run --ulimit nice=40`) or `CAP_SYS_NICE` (root). The value is
+    /// absolute: a process started at a lower nice value than this leaves the reader below its
+    /// request threads' priority. Without them the
     /// thread takes the lowest value allowed and logs a warning once. Linux only: elsewhere
     /// the thread keeps its priority.
     ///

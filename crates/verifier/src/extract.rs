@@ -108,10 +108,12 @@ pub fn access_token(headers: &HeaderMap) -> Option<AccessToken<'_>> {
 /// The bytes of the bearer token of a request as [`access_token`] finds it (exactly one
 /// `Authorization` header, the `Bearer` scheme in any case, one space, the token without the
 /// ASCII whitespace around it), without checking that they are ASCII: for a look-up in the
-/// caches alone ([`Verifier::verify_cached_bytes`]), which hold only tokens that passed
-/// [`access_token`] and verification, so bytes that hit are such a token, with only ASCII
-/// whitespace around it, and [`access_token`] would give the same. That saves two passes
-/// over the token (the ASCII and UTF-8 checks) on the hot path.
+/// caches alone ([`Verifier::verify_cached_bytes`]). Every token in the signature cache
+/// passed the compact-JWS format check (`jws::compact_parts`: three base64url segments and
+/// two dots, nothing else) and verification, whichever API it came through, so bytes that hit
+/// are such a token with only ASCII spaces or tabs around it, and [`access_token`] would give
+/// the same. That saves two passes over the token (the ASCII and UTF-8 checks) on the hot
+/// path; a miss takes the full check.
 pub(crate) fn bearer_bytes(headers: &HeaderMap) -> Option<&[u8]> {
     let mut values = headers.get_all(header::AUTHORIZATION).iter();
     let (Some(value), None) = (values.next(), values.next()) else {
@@ -241,7 +243,9 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for Authenticated {
 /// callgrind, a request costs the same within 1 % either way (`docs/benchmarks.md`, "Where
 /// the time goes"). The guards ([`require_role`](crate::require_role),
 /// [`require_scope`](crate::require_scope)) read what the layer stored, so a route using
-/// `Verified` checks roles and scopes in its handler ([`Claims::has_role`]).
+/// `Verified` checks roles and scopes in its handler ([`Claims::has_role`]). Put it first
+/// among the handler's extractors (they run in order: one before it could answer `400` or
+/// `404` before the `401`).
 ///
 /// ```
 /// # fn demo(verifier: verifier::Verifier) {

@@ -57,7 +57,9 @@ impl Hasher for SuffixHasher {
 }
 
 /// Keyed by the token's bytes: a request's bearer token is looked up before it is checked
-/// to be ASCII, since only a token that was checked and verified can be in the map.
+/// to be ASCII, which is sound because every key passed the compact-JWS format check
+/// (base64url segments and dots only) and verification; `insert` asserts the format in
+/// debug builds.
 type Entries = Cache<Box<[u8]>, Arc<Verified>, UnitWeighter, SuffixHash>;
 
 /// Bounded map from token to its verification. Its `Debug` shows no token.
@@ -111,6 +113,14 @@ impl SignatureCache {
     /// entries expired by then go first, at most once a second; beyond that the cache evicts
     /// what it judges least useful (a token seen once before one that keeps coming back).
     pub(crate) fn insert(&self, token: &str, verified: Arc<Verified>, now_secs: i64) {
+        // The request path looks tokens up by their raw bytes (`extract::bearer_bytes`): that
+        // only matches what the full header check accepts while every key has this format.
+        debug_assert!(
+            token
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')),
+            "only compact JWS tokens are cached"
+        );
         let Some(entries) = &self.entries else {
             return;
         };

@@ -151,8 +151,8 @@ impl Verifier {
     }
 
     /// [`verify_cached`](Self::verify_cached) of a token's bytes, not yet checked to be
-    /// ASCII: only a token that was checked and verified before can be in the caches, so a
-    /// hit is one; anything else (a miss) is left to the full check.
+    /// ASCII: every token in the caches passed the compact-JWS format check and
+    /// verification, so a hit is one; anything else (a miss) is left to the full check.
     pub(crate) fn verify_cached_bytes(
         &self,
         token: &[u8],

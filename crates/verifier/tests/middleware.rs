@@ -699,6 +699,12 @@ async fn the_verified_extractor_answers_every_request_as_the_layer_does() {
             StatusCode::UNAUTHORIZED,
         ),
         (
+            "tabs around it",
+            Some(format!("Bearer \t{plain}\t")),
+            false,
+            StatusCode::OK,
+        ),
+        (
             "another scheme",
             Some(format!("Bearex {plain}")),
             false,
@@ -745,5 +751,32 @@ async fn a_cached_token_with_non_ascii_bytes_around_it_is_refused_by_the_layer_a
             let response = app.clone().oneshot(request).await.unwrap();
             assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{value:?}");
         }
+        // Two Authorization headers, both the cached token: a proxy and this service could
+        // each read another one, so there is no token.
+        let bearer = format!("Bearer {token}");
+        let request = Request::builder()
+            .uri("/me")
+            .header(header::AUTHORIZATION, &bearer)
+            .header(header::AUTHORIZATION, &bearer)
+            .body(Body::empty())
+            .unwrap();
+        let response = app.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "two headers");
+    }
+}
+
+#[tokio::test]
+async fn a_string_that_is_not_a_compact_jws_is_never_cached_whatever_api_it_comes_through() {
+    // The request path looks tokens up by their raw bytes: that is only sound while every
+    // cached key is a compact JWS (base64url and dots). A verified token with whitespace
+    // around it, given to the public API, must not become a key a header could hit.
+    let (verifier, token) = verifier_and_token().await;
+    for padded in [
+        format!(" {token}"),
+        format!("{token}\t"),
+        format!("{token} "),
+    ] {
+        assert!(verifier.verify(&padded).await.is_err(), "{padded:?}");
+        assert!(verifier.verify_cached(&padded).is_none(), "{padded:?}");
     }
 }

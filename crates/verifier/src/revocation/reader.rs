@@ -117,6 +117,7 @@ pub(crate) struct ReaderPriority {
 }
 
 /// The priority the reader thread got.
+#[cfg(target_os = "linux")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum GotPriority {
     /// SCHED_FIFO, priority 1.
@@ -126,7 +127,13 @@ enum GotPriority {
 }
 
 impl ReaderPriority {
+    /// Elsewhere a nice value is the process's, not a thread's, and there is no `SCHED_FIFO`
+    /// to ask for: the thread stays as it is.
+    #[cfg(not(target_os = "linux"))]
+    fn apply(self) {}
+
     /// Applies it to the calling thread, and says in the log what it could not get.
+    #[cfg(target_os = "linux")]
     fn apply(self) {
         match self.set() {
             Ok(GotPriority::Realtime) => {}
@@ -170,12 +177,6 @@ impl ReaderPriority {
             return Ok(GotPriority::Realtime);
         }
         set_own_nice(self.nice).map(GotPriority::Nice)
-    }
-
-    /// Elsewhere a nice value is the process's, not a thread's: the thread stays as it is.
-    #[cfg(not(target_os = "linux"))]
-    fn set(self) -> std::io::Result<GotPriority> {
-        Ok(GotPriority::Nice(0))
     }
 }
 
