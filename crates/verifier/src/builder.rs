@@ -447,9 +447,9 @@ impl VerifierBuilder {
     /// default −20, the highest priority; −20 to 19, or `build()` fails).
     ///
     /// Going below the thread's current value needs an `RLIMIT_NICE` allowing it (systemd
-    /// `LimitNICE=-20`, `docker run --ulimit nice=40`) or `CAP_SYS_NICE` (root). The value is
-    /// absolute: a process started at a lower nice value than this leaves the reader below its
-    /// request threads' priority. Without them the
+    /// `LimitNICE=-20`, `docker run --ulimit nice=40`) or `CAP_SYS_NICE` (root). The thread
+    /// never takes a lower priority than the one it starts with (its builder's thread's): a
+    /// process started at a lower nice value keeps its reader there. Without them the
     /// thread takes the lowest value allowed and logs a warning once. Linux only: elsewhere
     /// the thread keeps its priority.
     ///

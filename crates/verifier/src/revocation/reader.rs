@@ -180,18 +180,21 @@ impl ReaderPriority {
     }
 }
 
-/// Sets the calling thread's nice value to `wanted`, or, when a value that low is not
-/// allowed, to the lowest one `RLIMIT_NICE` allows if that is below the current value.
-/// Returns the value the thread has now. On Linux the nice value belongs to each thread.
+/// Lowers the calling thread's nice value to `wanted`, or, when a value that low is not
+/// allowed, to the lowest one `RLIMIT_NICE` allows; never raises it (a thread started at a
+/// higher priority than asked for keeps it). Returns the value the thread has now. On Linux
+/// the nice value belongs to each thread, and a new thread starts with its creator's.
 #[cfg(target_os = "linux")]
 fn set_own_nice(wanted: i8) -> std::io::Result<i32> {
     use rustix::process::{Resource, getpriority_process, getrlimit, setpriority_process};
     let me = Some(rustix::thread::gettid());
-    let wanted = i32::from(wanted);
+    let (wanted, now) = (i32::from(wanted), getpriority_process(me)?);
+    if wanted >= now {
+        return Ok(now);
+    }
     if setpriority_process(me, wanted).is_ok() {
         return Ok(wanted);
     }
-    let now = getpriority_process(me)?;
     let best = wanted.max(nice_floor(getrlimit(Resource::Nice).current));
     if best < now {
         setpriority_process(me, best)?;
@@ -408,6 +411,9 @@ mod tests {
                 return (SCHED_FIFO, 1, now);
             }
             let nice = i64::from(wanted.nice);
+            if nice >= now {
+                return (SCHED_OTHER, 0, now);
+            }
             if setpriority_process(me, wanted.nice.into()).is_ok() {
                 return (SCHED_OTHER, 0, nice);
             }
@@ -453,7 +459,34 @@ mod tests {
         let builder = builder("redis://127.0.0.1:1")
             .tracking_reader_realtime(false)
             .tracking_reader_nice(0);
-        assert_eq!(reader_priority(builder).await, (SCHED_OTHER, 0, 0));
+        let expected = reachable(ReaderPriority {
+            realtime: false,
+            nice: 0,
+        });
+        assert_eq!(reader_priority(builder).await, expected);
+    }
+
+    #[test]
+    fn the_reader_never_takes_a_lower_priority_than_the_thread_that_built_it() {
+        // Built from a thread at nice 5 (raising one's own nice needs no privilege) and asked
+        // for nice 10: it stays at 5, above the request threads the builder's thread would
+        // start, instead of dropping below them.
+        let got = std::thread::spawn(|| {
+            use rustix::process::setpriority_process;
+            setpriority_process(Some(rustix::thread::gettid()), 5).unwrap();
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(reader_priority(
+                builder("redis://127.0.0.1:1")
+                    .tracking_reader_realtime(false)
+                    .tracking_reader_nice(10),
+            ))
+        })
+        .join()
+        .unwrap();
+        assert_eq!(got, (SCHED_OTHER, 0, 5));
     }
 
     #[test]
