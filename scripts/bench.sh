@@ -41,6 +41,9 @@
 #   BENCH_CALLGRIND=N  also count user-space instructions per request of /baseline/me and /me
 #                      (tracked) under callgrind, N requests per round (e.g. 20000)
 #   BENCH_AUTH=0       skip the auth-center runs (login capacity, refresh tail, 1 and 2 cores)
+#   BENCH_AUTH_ONLY=1  only the auth-center runs (no throughput rounds, no revocation trials)
+#   BENCH_LOGIN_ROUNDS rounds of raw Argon2 beside a login flood, per core count (default 4)
+#   BENCH_PROBE_ROUNDS rounds of the probes alone and beside a login flood (default 4)
 #   BENCH_PROFILE=DIR  only profile the tracked demo-service with perf (/baseline/me, then
 #                      /me) and write the reports to DIR
 set -euo pipefail
@@ -54,6 +57,9 @@ CONNS=${BENCH_CONNECTIONS:-32}
 TRIALS=${BENCH_TRIALS:-200}
 BACKGROUND=${BENCH_BACKGROUND:-32}
 PROBE_RATE=${BENCH_PROBE_RATE:-200}
+LOGIN_ROUNDS=${BENCH_LOGIN_ROUNDS:-4}
+PROBE_ROUNDS=${BENCH_PROBE_ROUNDS:-4}
+AUTH_ONLY=${BENCH_AUTH_ONLY:-0}
 REDIS_NICE=${BENCH_REDIS_NICE:--20}
 SERVER_CPU=${BENCH_SERVER_CPU:-0}
 CLIENT_CPU=${BENCH_CLIENT_CPU:-1}
@@ -281,7 +287,9 @@ run_url() { # label url token server-pid...
 run_http() { # label mode path [token]
     run_url "$1" "http://127.0.0.1:${DEMO_PORT[$2]}$3" "${4:-}" "${DEMO_PID[$2]}"
 }
+(( AUTH_ONLY == 1 )) && log "BENCH_AUTH_ONLY=1: no throughput rounds, no revocation trials"
 for round in $(seq "$ROUNDS"); do
+    (( AUTH_ONLY != 1 )) || break
     log "round $round of $ROUNDS"
     run_http "baseline /baseline/me (no auth)" tracked /baseline/me
     run_http "/baseline/me + Bearer header" tracked /baseline/me "$ACCESS_TOKEN"
@@ -328,6 +336,7 @@ run_revocation() { # label mode|url
         --background-connections "$BACKGROUND" \
         -k "$TRIALS" --label "$label" >"$out"
 }
+if (( AUTH_ONLY != 1 )); then
 run_revocation "tracked" tracked
 # The same with the reader thread at the request threads' priority (as before issue 14):
 # a fifth demo-service on the server core, idle but for these trials.
@@ -347,6 +356,7 @@ run_revocation "every-request" every-request
 run_revocation "gateway (tracked)" "http://127.0.0.1:$GW_PORT/authz/ext-authz/me"
 if [[ -n $NGX_PID ]]; then
     run_revocation "through nginx + gateway" "http://127.0.0.1:$NGX_AUTH_PORT/baseline/me"
+fi
 fi
 
 # --- instructions per request (BENCH_CALLGRIND=N): the noise-free comparison ------------------
@@ -392,6 +402,53 @@ fi
 # 400 sessions), then with two open-loop probes running -- refreshes at half that rate over 400
 # sessions, and GET /me at the demo-service (tracked, on the server core) -- first alone
 # ("unloaded"), then beside a login flood ("loaded"), and the login flood's own rate.
+# Raw Argon2 hashing of the configured slots on the auth-center's CPUs, no server involved.
+# Uses auth_bench's env_auth.
+raw_capacity() { # label cpuset
+    log "auth-center $1: raw argon2 capacity (${DURATION}s)"
+    n=$((n + 1))
+    env "${env_auth[@]}" taskset -c "$2" timeout $((DURATION + 60)) \
+        "$BIN/auth-center" passwords capacity --seconds "$DURATION" --json \
+        | python3 -c 'import json,sys; d=json.load(sys.stdin); d["kind"]="capacity"; d["label"]=sys.argv[1]; print(json.dumps(d))' \
+            "argon2 raw, $1" >"$TMP/$(printf '%02d' $n)-capacity.json"
+}
+# A login flood (16 clients, closed loop) with nothing else running. Uses auth_bench's lg,
+# acct and pid.
+login_flood_alone() { # label round
+    log "auth-center $1: login flood alone (16 clients), round $2 of $LOGIN_ROUNDS"
+    n=$((n + 1))
+    "${lg[@]}" login "${acct[@]}" -c 16 -d "$DURATION" --warmup "$WARMUP" \
+        --server-pid "$pid" --label "logins alone, $1" >"$TMP/$(printf '%02d' $n)-login.json"
+}
+# One round of the probes, alone ("unloaded") or beside a login flood ("loaded"). Uses
+# auth_bench's lg, acct and pid.
+probe_round() { # label phase round
+    local label=$1 phase=$2 base probe flood= waited
+    log "auth-center $label: probes $phase, round $3 of $PROBE_ROUNDS (refresh $PROBE_RATE/s over 50 sessions, /me 1000/s)"
+    n=$((n + 1)); base="$TMP/$(printf '%02d' $n)"
+    "${lg[@]}" refresh "${acct[@]}" --sessions 50 --rate "$PROBE_RATE" -d "$DURATION" \
+        --warmup "$WARMUP" --server-pid "$pid" --label "refresh p99 $phase, $label" \
+        --ready-file "$base.ready" --start-file "$base.start" >"$base-refresh.json" &
+    probe=$!
+    for waited in $(seq 1200); do
+        [[ -e $base.ready ]] && break
+        kill -0 "$probe" 2>/dev/null || die "the refresh probe stopped before its sessions were open"
+        sleep 0.1
+    done
+    [[ -e $base.ready ]] || die "the refresh probe's sessions were not open after 120 s"
+    if [[ $phase == loaded ]]; then
+        "${lg[@]}" login "${acct[@]}" -c 16 -d $((DURATION + 2)) --warmup "$WARMUP" \
+            --server-pid "$pid" --label "logins beside the probes, $label" >"$base-login.json" &
+        flood=$!
+        sleep "$WARMUP"
+    fi
+    touch "$base.start"
+    LOADGEN_TOKEN="$ACCESS_TOKEN" "${lg[@]}" paced \
+        --url "http://127.0.0.1:${DEMO_PORT[tracked]}/me" --rate 1000 -c 8 -d "$DURATION" \
+        --warmup "$WARMUP" --label "/me p99 $phase, $label" >"$base-paced.json"
+    wait "$probe"
+    [[ -z $flood ]] || wait "$flood"
+}
 auth_bench() { # id label cpuset
     local id=$1 label=$2 cpus=$3 port prefix pid user
     port=$(free_port)
@@ -403,18 +460,17 @@ auth_bench() { # id label cpuset
         AUTH_LIMITS__LOGIN_IP_MAX=100000000 AUTH_LIMITS__REFRESH_IP_MAX=0
         AUTH_SESSIONS__MAX_PER_USER=100000
     )
+    # Every loadgen run registers the user (an existing one is fine); they add up to more
+    # than the default register_ip_max.
+    if grep -aq register_ip_max "$BIN/auth-center"; then
+        env_auth+=(AUTH_LIMITS__REGISTER_IP_MAX=1000)
+    fi
     env "${env_auth[@]}" taskset -c "$cpus" "$BIN/auth-center" serve >"$TMP/auth-$id.log" 2>&1 &
     pid=$!
     PIDS+=($pid)
     wait_http "http://127.0.0.1:$port/healthz" "auth-center ($label)"
     local url="http://127.0.0.1:$port" base out
     user="bench_load_$$_$id"
-    log "auth-center $label on cpus $cpus: raw argon2 capacity (${DURATION}s)"
-    n=$((n + 1)); base="$TMP/$(printf '%02d' $n)"
-    env "${env_auth[@]}" taskset -c "$cpus" timeout $((DURATION + 60)) \
-        "$BIN/auth-center" passwords capacity --seconds "$DURATION" --json \
-        | python3 -c 'import json,sys; d=json.load(sys.stdin); d["kind"]="capacity"; d["label"]=sys.argv[1]; print(json.dumps(d))' \
-            "argon2 raw, $label" >"$base-capacity.json"
     local lg=(taskset -c "$CLIENT_CPU" timeout $((DURATION * 4 + 120)) "$BIN/loadgen")
     local acct=(--auth-url "$url" --username "$user" --register)
     log "auth-center $label: refresh saturation (400 sessions, closed loop)"
@@ -435,32 +491,33 @@ auth_bench() { # id label cpuset
             --warmup "$WARMUP" --server-pid "$pid" --label "refresh p99 at $frac of saturation, $label" \
             >"$TMP/$(printf '%02d' $n)-refresh.json"
     done
-    # Logins against the raw capacity: a flood alone, then beside light probes (refresh
-    # $PROBE_RATE/s, /me 1000/s) whose p99 is compared with the same probes alone.
-    rate=$PROBE_RATE
-    log "auth-center $label: login flood alone (16 clients)"
-    n=$((n + 1))
-    "${lg[@]}" login "${acct[@]}" -c 16 -d "$DURATION" --warmup "$WARMUP" \
-        --server-pid "$pid" --label "logins alone, $label" >"$TMP/$(printf '%02d' $n)-login.json"
-    for phase in unloaded loaded; do
-        log "auth-center $label: probes $phase (refresh $rate/s over 400 sessions, /me 1000/s)"
-        n=$((n + 1)); base="$TMP/$(printf '%02d' $n)"
-        local flood=
-        if [[ $phase == loaded ]]; then
-            "${lg[@]}" login "${acct[@]}" -c 16 -d $((DURATION + 2)) --warmup "$WARMUP" \
-                --server-pid "$pid" --label "logins beside the probes, $label" >"$base-login.json" &
-            flood=$!
-            sleep 1
+    # Logins against the raw Argon2 capacity of the configured slots (`auth-center passwords
+    # capacity`, same config and pinning), in alternating rounds: raw then flood, flood then
+    # raw, ... This VM's hashing speed drifts by up to a third within a minute, so each flood
+    # is compared with raw hashing measured right beside it (the table pairs them in order).
+    local round
+    for round in $(seq "$LOGIN_ROUNDS"); do
+        if (( round % 2 )); then
+            raw_capacity "$label" "$cpus"
+            login_flood_alone "$label" "$round"
+        else
+            login_flood_alone "$label" "$round"
+            raw_capacity "$label" "$cpus"
         fi
-        "${lg[@]}" refresh "${acct[@]}" --sessions 400 --rate "$rate" -d "$DURATION" \
-            --warmup "$WARMUP" --server-pid "$pid" --label "refresh p99 $phase, $label" \
-            >"$base-refresh.json" &
-        local probe=$!
-        LOADGEN_TOKEN="$ACCESS_TOKEN" "${lg[@]}" paced \
-            --url "http://127.0.0.1:${DEMO_PORT[tracked]}/me" --rate 1000 -c 8 -d "$DURATION" \
-            --warmup "$WARMUP" --label "/me p99 $phase, $label" >"$base-paced.json"
-        wait "$probe"
-        [[ -z $flood ]] || wait "$flood"
+    done
+    # The flood beside light probes (refresh $PROBE_RATE/s over 50 sessions, /me 1000/s), whose
+    # p99 is compared with the same probes alone, in BENCH_PROBE_ROUNDS alternating rounds
+    # (alone then beside, beside then alone, ...): a p99 of a few thousand sub-millisecond
+    # answers moves by 2x between two runs of the same thing on this VM. The refresh probe
+    # opens its sessions first and starts refreshing only once told, so its logins neither eat
+    # into the flood nor outlast it.
+    local round phase
+    for round in $(seq "$PROBE_ROUNDS"); do
+        local phases=(unloaded loaded)
+        (( round % 2 )) || phases=(loaded unloaded)
+        for phase in "${phases[@]}"; do
+            probe_round "$label" "$phase" "$round"
+        done
     done
     kill "$pid" 2>/dev/null || true
 }

@@ -11,8 +11,10 @@ capacity` outputs) and writes SVG files into the output directory:
                     with the server CPU per request;
 * `latency.svg`     latency percentile spectra of the throughput runs (HdrHistogram style);
 * `revocation.svg`  DEL -> first 401 latency, one CDF per setup, stale answers in the legend;
-* `login.svg`       logins/s against the raw Argon2 capacity, per core count;
-* `tails.svg`       refresh and /me p99 with and without a login flood, per core count.
+* `login.svg`       logins/s against the raw Argon2 capacity, per core count (mean of the
+                    alternating rounds, each round a dot);
+* `tails.svg`       refresh and /me p99 with and without a login flood, per core count
+                    (median of the alternating rounds, each round a dot).
 
 Needs matplotlib (scripts/bench-requirements.txt; `scripts/bench.sh` installs it into
 target/bench-venv when BENCH_PLOTS=DIR is set).
@@ -159,40 +161,46 @@ def setup_of(label):
 
 
 def login(results, out):
-    capacity = {setup_of(r["label"]): r for r in results if r.get("kind") == "capacity"}
-    alone, beside = {}, {}
+    # Several rounds per setup (raw and flood alternate): bars are the means, dots the rounds.
+    rounds = defaultdict(lambda: defaultdict(list))  # setup -> series -> rates
     for r in results:
-        if r.get("kind") == "login":
-            (alone if r["label"].startswith("logins alone") else beside)[setup_of(r["label"])] = r
-    setups = [s for s in capacity if s in alone or s in beside]
+        if r.get("kind") == "capacity":
+            rounds[setup_of(r["label"])]["raw"].append(r.get("hashes_per_second", 0))
+        elif r.get("kind") == "login":
+            series = "alone" if r["label"].startswith("logins alone") else "beside"
+            rounds[setup_of(r["label"])][series].append(r["ok_per_s"])
+    setups = [s for s in rounds if rounds[s]["raw"] and (rounds[s]["alone"] or rounds[s]["beside"])]
     if not setups:
         return
+    mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
     bars = [
-        ("raw Argon2 hashes/s (configured slots)", {s: capacity[s].get("hashes_per_second", 0) for s in setups}),
-        ("logins/s, flood alone", {s: alone[s]["ok_per_s"] for s in setups if s in alone}),
-        ("logins/s, beside the probes", {s: beside[s]["ok_per_s"] for s in setups if s in beside}),
+        ("raw", "raw Argon2 hashes/s (configured slots)"),
+        ("alone", "logins/s, flood alone"),
+        ("beside", "logins/s, beside the probes"),
     ]
     fig, ax = plt.subplots(figsize=(7, 3.5))
     width = 0.27
-    for k, (name, values) in enumerate(bars):
-        xs = [i + (k - 1) * width for i, s in enumerate(setups) if s in values]
-        ys = [values[s] for s in setups if s in values]
+    for k, (series, name) in enumerate(bars):
+        present = [s for s in setups if rounds[s][series]]
+        xs = [setups.index(s) + (k - 1) * width for s in present]
+        ys = [mean(rounds[s][series]) for s in present]
         ax.bar(xs, ys, width=width, label=name)
+        for x, s in zip(xs, present):
+            ax.plot([x] * len(rounds[s][series]), rounds[s][series], "k.", markersize=3)
         if k == 0:
             continue
-        for x, s in zip(xs, [s for s in setups if s in values]):
-            raw = bars[0][1].get(s, 0)
-            if raw:
-                ax.text(x, values[s], f"{values[s] / raw:.2f}x", ha="center", va="bottom", fontsize=7)
+        for x, y, s in zip(xs, ys, present):
+            ax.text(x, y, f"{y / mean(rounds[s]['raw']):.2f}x", ha="center", va="bottom", fontsize=7)
     ax.set_xticks(list(range(len(setups))), setups)
-    ax.set_ylabel("per second")
-    ax.set_ylim(0, max(bars[0][1].values(), default=1) * 1.35)
+    ax.set_ylabel("per second (dots: rounds)")
+    ax.set_ylim(0, max(max(rounds[s]["raw"]) for s in setups) * 1.35)
     ax.legend(fontsize=7, loc="upper left")
     save(fig, out, "login.svg")
 
 
 def tails(results, out):
-    rows = defaultdict(dict)  # (probe, setup) -> phase -> p99 ms
+    # Several alternating rounds per phase: bars are the median p99s, dots the rounds.
+    rows = defaultdict(lambda: defaultdict(list))  # (probe, setup) -> phase -> p99s in ms
     for r in results:
         if r.get("kind") not in ("refresh", "paced"):
             continue
@@ -200,20 +208,27 @@ def tails(results, out):
         for phase in ("unloaded", "loaded"):
             if f" {phase}, " in label:
                 probe = "refresh" if r["kind"] == "refresh" else "/me (verifier)"
-                rows[(probe, setup_of(label))][phase] = r["p99_us"] / 1000
+                rows[(probe, setup_of(label))][phase].append(r["p99_us"] / 1000)
     keys = [k for k in rows if len(rows[k]) == 2]
     if not keys:
         return
+
+    def median(xs):
+        xs = sorted(xs)
+        mid = len(xs) // 2
+        return xs[mid] if len(xs) % 2 else (xs[mid - 1] + xs[mid]) / 2
+
     fig, ax = plt.subplots(figsize=(7, 3.5))
     x = range(len(keys))
-    un = [rows[k]["unloaded"] for k in keys]
-    lo = [rows[k]["loaded"] for k in keys]
-    ax.bar([i - 0.2 for i in x], un, width=0.4, label="alone")
-    ax.bar([i + 0.2 for i in x], lo, width=0.4, label="beside a login flood")
-    for i in x:
-        ax.text(i + 0.2, lo[i], f"{lo[i] / un[i]:.2f}x", ha="center", va="bottom")
+    for offset, phase, name in ((-0.2, "unloaded", "alone"), (0.2, "loaded", "beside a login flood")):
+        ax.bar([i + offset for i in x], [median(rows[k][phase]) for k in keys], width=0.4, label=name)
+        for i, k in zip(x, keys):
+            ax.plot([i + offset] * len(rows[k][phase]), rows[k][phase], "k.", markersize=3)
+    for i, k in zip(x, keys):
+        un, lo = median(rows[k]["unloaded"]), median(rows[k]["loaded"])
+        ax.text(i + 0.2, lo, f"{lo / un:.2f}x", ha="center", va="bottom")
     ax.set_xticks(list(x), [f"{p}\n{s}" for p, s in keys])
-    ax.set_ylabel("p99 (ms), open loop")
+    ax.set_ylabel("p99 (ms), open loop; median of rounds, dots: rounds")
     ax.legend(fontsize=7)
     save(fig, out, "tails.svg")
 

@@ -10,6 +10,7 @@
 //!   A client whose refresh is refused with 401 logs in again and goes on (counted).
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
@@ -154,6 +155,14 @@ pub(crate) struct RefreshArgs {
     /// Runtime worker threads (1: a current-thread runtime).
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
+    /// Created once every session is open (their logins are over), before the run starts.
+    #[arg(long)]
+    pub ready_file: Option<PathBuf>,
+    /// Wait until this file exists before the run starts (at most 10 minutes): a script
+    /// opens the sessions, starts other load once `--ready-file` is there, then lets the
+    /// refreshes start, so the session logins never overlap what it measures.
+    #[arg(long)]
+    pub start_file: Option<PathBuf>,
 }
 
 /// The result of a `refresh` run.
@@ -283,6 +292,12 @@ pub(crate) async fn refresh(args: RefreshArgs) -> anyhow::Result<RefreshResult> 
         });
     }
     let clients = open_sessions(clients, args.login_concurrency).await?;
+    ready_then_wait(
+        args.ready_file.as_deref(),
+        args.start_file.as_deref(),
+        START_FILE_WAIT,
+    )
+    .await?;
     let outcome = drive::run(
         clients,
         Plan {
@@ -305,6 +320,35 @@ pub(crate) async fn refresh(args: RefreshArgs) -> anyhow::Result<RefreshResult> 
         redis_calls_per_refresh,
         measured,
     })
+}
+
+/// The longest `--start-file` wait.
+const START_FILE_WAIT: Duration = Duration::from_secs(600);
+
+/// Creates `ready` (when given), then waits until `start` exists (when given), at most
+/// `limit`.
+async fn ready_then_wait(
+    ready: Option<&Path>,
+    start: Option<&Path>,
+    limit: Duration,
+) -> anyhow::Result<()> {
+    if let Some(ready) = ready {
+        std::fs::write(ready, b"")
+            .with_context(|| format!("create the ready file {}", ready.display()))?;
+    }
+    let Some(start) = start else { return Ok(()) };
+    let deadline = tokio::time::Instant::now() + limit;
+    while !start.exists() {
+        if tokio::time::Instant::now() >= deadline {
+            bail!(
+                "the start file {} did not appear within {} s",
+                start.display(),
+                limit.as_secs()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(())
 }
 
 /// Logs every client in (`concurrency` at a time), then, once all sessions exist, has each
@@ -377,5 +421,39 @@ mod tests {
         let body = br#"{"access_token":"a","refresh_token":"r1","token_type":"Bearer","expires_in":900,"session_id":"s"}"#;
         assert_eq!(refresh_token_of(body).as_deref(), Some("r1"));
         assert_eq!(refresh_token_of(br#"{"access_token":"a"}"#), None);
+    }
+
+    #[tokio::test]
+    async fn the_run_waits_for_the_start_file_after_announcing_it_is_ready() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ready, start) = (dir.path().join("ready"), dir.path().join("start"));
+        let waiting = tokio::spawn({
+            let (ready, start) = (ready.clone(), start.clone());
+            async move { ready_then_wait(Some(&ready), Some(&start), Duration::from_secs(60)).await }
+        });
+        for _ in 0..500 {
+            if ready.exists() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(ready.exists(), "the ready file was never created");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(
+            !waiting.is_finished(),
+            "the run started before the start file existed"
+        );
+        std::fs::write(&start, b"").unwrap();
+        waiting.await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_start_file_that_never_comes_ends_the_run_with_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("never");
+        let err = ready_then_wait(None, Some(&missing), Duration::from_millis(50))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("did not appear"), "{err}");
     }
 }

@@ -47,6 +47,9 @@ pub(crate) fn render(files: &[PathBuf]) -> anyhow::Result<String> {
             .collect();
         out.push_str(&format!("{label}: {}\n", numbers.join(", ")));
     }
+    for line in login_against_raw(&capacity, &paced) {
+        writeln!(out, "{line}")?;
+    }
     if !capacity.is_empty() {
         out.push('\n');
     }
@@ -180,8 +183,137 @@ pub(crate) fn render(files: &[PathBuf]) -> anyhow::Result<String> {
             out.push('\n');
         }
         render_paced(&mut out, &paced)?;
+        for line in probe_tails(&paced) {
+            writeln!(out, "{line}")?;
+        }
     }
     Ok(out)
+}
+
+/// Per setup (the label after its last ", "), the login floods' rates over the raw Argon2
+/// rates: the n-th flood alone against the n-th raw round (the bench script alternates
+/// them, as the machine's hashing speed drifts), pooled and per round, and the flood beside
+/// the probes against the mean raw rate.
+fn login_against_raw(capacity: &[serde_json::Value], paced: &[PacedRow]) -> Vec<String> {
+    let setup = |label: &str| label.rsplit_once(", ").map_or(label, |(_, s)| s).to_owned();
+    let mut setups: Vec<(String, Vec<f64>)> = Vec::new();
+    for value in capacity {
+        let label = value.get("label").and_then(|l| l.as_str()).unwrap_or("");
+        let Some(rate) = value.get("hashes_per_second").and_then(|r| r.as_f64()) else {
+            continue;
+        };
+        match setups.iter_mut().find(|(s, _)| *s == setup(label)) {
+            Some((_, raws)) => raws.push(rate),
+            None => setups.push((setup(label), vec![rate])),
+        }
+    }
+    let mean = |xs: &[f64]| xs.iter().sum::<f64>() / xs.len().max(1) as f64;
+    let mut lines = Vec::new();
+    for (name, raws) in &setups {
+        let floods = |prefix: &str| -> Vec<f64> {
+            paced
+                .iter()
+                .filter(|r| r.kind == "login" && r.label.starts_with(prefix))
+                .filter(|r| setup(&r.label) == *name)
+                .map(|r| r.m.ok_per_s)
+                .collect()
+        };
+        let (alone, beside) = (floods("logins alone"), floods("logins beside"));
+        let pairs = alone.len().min(raws.len());
+        if pairs == 0 || mean(raws) <= 0.0 {
+            continue;
+        }
+        let rounds: Vec<String> = (0..pairs)
+            .map(|i| format!("{:.2}", alone[i] / raws[i]))
+            .collect();
+        let mut line = format!(
+            "logins/s over raw Argon2 hashes/s, {name}: alone {:.2} (rounds {})",
+            mean(&alone[..pairs]) / mean(&raws[..pairs]),
+            rounds.join(" ")
+        );
+        if !beside.is_empty() {
+            line.push_str(&format!(
+                ", beside the probes {:.2}",
+                mean(&beside) / mean(raws)
+            ));
+        }
+        lines.push(line);
+    }
+    lines
+}
+
+/// Per setup, each probe's p99 beside a login flood ("... p99 loaded, <setup>") over its p99
+/// alone ("... p99 unloaded, <setup>"): the median round of each, as single rounds of a few
+/// thousand answers move by 2x between runs here.
+fn probe_tails(paced: &[PacedRow]) -> Vec<String> {
+    /// A probe in a setup, and its p99s alone and beside the flood (ms).
+    struct Probe {
+        key: (String, String),
+        p99s: [Vec<f64>; 2],
+    }
+    let mut probes: Vec<Probe> = Vec::new();
+    for r in paced {
+        let Some((probe, rest)) = r.label.split_once(" p99 ") else {
+            continue;
+        };
+        let (phase, setup) = rest.split_once(", ").unwrap_or((rest, ""));
+        let slot = match phase {
+            "unloaded" => 0,
+            "loaded" => 1,
+            _ => continue,
+        };
+        let key = (setup.to_owned(), probe.to_owned());
+        let index = match probes.iter().position(|p| p.key == key) {
+            Some(i) => i,
+            None => {
+                probes.push(Probe {
+                    key,
+                    p99s: [Vec::new(), Vec::new()],
+                });
+                probes.len() - 1
+            }
+        };
+        probes[index].p99s[slot].push(r.m.latency.p99_us / 1000.0);
+    }
+    let median = |xs: &[f64]| {
+        let mut xs = xs.to_vec();
+        xs.sort_by(f64::total_cmp);
+        let mid = xs.len() / 2;
+        if xs.len() % 2 == 1 {
+            xs[mid]
+        } else {
+            (xs[mid - 1] + xs[mid]) / 2.0
+        }
+    };
+    let mut lines: Vec<(String, Vec<String>)> = Vec::new();
+    for Probe {
+        key: (setup, probe),
+        p99s: [alone, loaded],
+    } in &probes
+    {
+        if alone.is_empty() || loaded.is_empty() {
+            continue;
+        }
+        let (a, l) = (median(alone), median(loaded));
+        let part = format!(
+            "{probe} {:.2} (medians {a:.2} → {l:.2} ms, {} rounds)",
+            l / a,
+            alone.len().min(loaded.len())
+        );
+        match lines.iter_mut().find(|(s, _)| s == setup) {
+            Some((_, parts)) => parts.push(part),
+            None => lines.push((setup.clone(), vec![part])),
+        }
+    }
+    lines
+        .into_iter()
+        .map(|(setup, parts)| {
+            format!(
+                "p99 beside a login flood over alone, {setup}: {}",
+                parts.join(", ")
+            )
+        })
+        .collect()
 }
 
 /// A `login`, `refresh` or `paced` result, for the third table.
@@ -316,16 +448,7 @@ mod tests {
                 r#"{{"kind":"paced","label":"p","url":"u","connections":8,"rate":500.0,{measured}}}"#
             ),
         ];
-        let dir = tempfile::tempdir().unwrap();
-        let files: Vec<PathBuf> = results
-            .iter()
-            .enumerate()
-            .map(|(i, json)| {
-                let path = dir.path().join(format!("{i}.json"));
-                std::fs::write(&path, json).unwrap();
-                path
-            })
-            .collect();
+        let (_dir, files) = write_all(&results);
         let table = render(&files).unwrap();
         let lines: Vec<&str> = table.lines().collect();
         assert_eq!(lines.len(), 4, "{table}");
@@ -333,5 +456,99 @@ mod tests {
         assert!(lines[2].contains("Redis cmds/refresh 8.00 (scripts 1.00), relogins 1"));
         assert!(lines[2].contains("2 sends due never made"));
         assert!(lines[3].starts_with("paced") && lines[3].contains("12.5"));
+    }
+
+    fn login(label: &str, ok_per_s: f64) -> String {
+        format!(
+            r#"{{"kind":"login","label":"{label}","auth_url":"u","connections":16,"rate_limited_429":0,"refused_503":0,"seconds":5.0,"ok":1,"ok_per_s":{ok_per_s},"status":{{}},"not_ok":0,"in_flight_max":16,"skipped":0,"behind_at_end":0,"mean_us":1.0,"p50_us":1.0,"p90_us":1.0,"p99_us":1.0,"p999_us":1.0,"max_us":1.0,"percentile_spectrum":[],"send_lag_p50_us":0.0,"send_lag_p99_us":0.0,"server_cpu_pct":null,"server_cpu_us_per_ok":null,"reconnects":0}}"#
+        )
+    }
+
+    fn probe(kind: &str, label: &str, p99_us: f64) -> String {
+        let extra = match kind {
+            "refresh" => {
+                r#""auth_url":"u","sessions":50,"rate":200.0,"relogins":0,"relogin_failures":0,"redis_commands_per_refresh":null,"redis_calls_per_refresh":null"#
+            }
+            _ => r#""url":"u","connections":8,"rate":1000.0"#,
+        };
+        format!(
+            r#"{{"kind":"{kind}","label":"{label}",{extra},"seconds":5.0,"ok":1,"ok_per_s":1.0,"status":{{}},"not_ok":0,"in_flight_max":1,"skipped":0,"behind_at_end":0,"mean_us":1.0,"p50_us":1.0,"p90_us":1.0,"p99_us":{p99_us},"p999_us":1.0,"max_us":1.0,"percentile_spectrum":[],"send_lag_p50_us":0.0,"send_lag_p99_us":0.0,"server_cpu_pct":null,"server_cpu_us_per_ok":null,"reconnects":0}}"#
+        )
+    }
+
+    #[test]
+    fn the_probes_tails_beside_a_flood_are_compared_by_the_median_of_their_rounds() {
+        let results = [
+            probe("refresh", "refresh p99 unloaded, 1 core", 1000.0),
+            probe("paced", "/me p99 unloaded, 1 core", 400.0),
+            probe("refresh", "refresh p99 loaded, 1 core", 1500.0),
+            probe("paced", "/me p99 loaded, 1 core", 900.0),
+            probe("refresh", "refresh p99 loaded, 1 core", 1100.0),
+            probe("paced", "/me p99 loaded, 1 core", 500.0),
+            probe("refresh", "refresh p99 unloaded, 1 core", 3000.0),
+            probe("paced", "/me p99 unloaded, 1 core", 600.0),
+            probe("refresh", "refresh p99 unloaded, 1 core", 1200.0),
+            probe("refresh", "refresh p99 loaded, 1 core", 1300.0),
+        ];
+        let (_dir, files) = write_all(&results);
+        let table = render(&files).unwrap();
+        // refresh: medians 1.2 (1.0, 3.0, 1.2) and 1.3 (1.5, 1.1, 1.3) ms; /me: medians of
+        // two rounds are their means, 0.5 and 0.7 ms.
+        assert!(
+            table.contains(
+                "p99 beside a login flood over alone, 1 core: refresh 1.08 (medians 1.20 → \
+                 1.30 ms, 3 rounds), /me 1.40 (medians 0.50 → 0.70 ms, 2 rounds)"
+            ),
+            "{table}"
+        );
+    }
+
+    /// The results as files `00.json`, `01.json`, ... in a directory that lives as long as
+    /// the returned guard.
+    fn write_all(results: &[String]) -> (tempfile::TempDir, Vec<PathBuf>) {
+        let dir = tempfile::tempdir().unwrap();
+        let files = results
+            .iter()
+            .enumerate()
+            .map(|(i, json)| {
+                let path = dir.path().join(format!("{i:02}.json"));
+                std::fs::write(&path, json).unwrap();
+                path
+            })
+            .collect();
+        (dir, files)
+    }
+
+    fn capacity(label: &str, hashes_per_second: f64) -> String {
+        format!(
+            r#"{{"kind":"capacity","label":"{label}","slots":1,"hashes_per_second":{hashes_per_second}}}"#
+        )
+    }
+
+    #[test]
+    fn each_login_flood_is_compared_with_the_raw_argon2_round_beside_it() {
+        let results = [
+            capacity("argon2 raw, 1 core", 100.0),
+            login("logins alone, 1 core", 90.0),
+            login("logins alone, 1 core", 60.0),
+            capacity("argon2 raw, 1 core", 75.0),
+            login("logins beside the probes, 1 core", 70.0),
+            capacity("argon2 raw, 2 cores", 200.0),
+            login("logins alone, 2 cores", 190.0),
+        ];
+        let (_dir, files) = write_all(&results);
+        let table = render(&files).unwrap();
+        // Pooled: (90 + 60) / (100 + 75); rounds 0.90 and 0.80; beside: 70 / mean raw 87.5.
+        assert!(
+            table.contains(
+                "logins/s over raw Argon2 hashes/s, 1 core: alone 0.86 (rounds 0.90 0.80), \
+                 beside the probes 0.80"
+            ),
+            "{table}"
+        );
+        assert!(
+            table.contains("logins/s over raw Argon2 hashes/s, 2 cores: alone 0.95 (rounds 0.95)"),
+            "{table}"
+        );
     }
 }
