@@ -7,14 +7,17 @@
 //! never frees a slot early: at most `slots` hashes run at once, whatever happens to the
 //! requests. A job whose caller is already gone when a thread picks it up is skipped.
 //!
-//! The hashing threads lower their own priority when they start (`passwords.hashing_nice`,
-//! 19 by default: the nice value of each thread, on Linux): the kernel then runs a woken
-//! request-handling thread (tokio's workers) ahead of a hash, so a login flood takes the CPU
-//! that requests leave over instead of delaying refreshes and checks. Nice 19 rather than
-//! `SCHED_IDLE`: under a load that keeps every core busy with requests, a nice-19 thread
-//! still gets a small share (its weight is 15 against 1024 for nice 0), so the hashes that
-//! hold a slot finish; a `SCHED_IDLE` one would get close to nothing and hold its slot until
-//! the load ends, while every login waiting behind it runs into the queue wait.
+//! The hashing threads lower their own priority when they start: the `SCHED_IDLE` policy
+//! (`passwords.hashing_idle`, on by default) and nice 19 (`passwords.hashing_nice`, the nice
+//! value of each thread; what counts when `SCHED_IDLE` is off). A login flood then takes the
+//! CPU that requests leave over instead of delaying refreshes and checks. Nice 19 alone is
+//! not enough: the kernel (EEVDF) lets a running nice-19 thread finish its time slice before
+//! a woken request thread runs, which put 2-3x on the p99 of `/me` and of refreshes on the
+//! same cores during a flood (docs/benchmarks.md); a `SCHED_IDLE` thread is preempted at
+//! once. The price: under a request load that keeps every core busy, a `SCHED_IDLE` hash
+//! gets weight 3 against 1024 for a request thread (nice 19: 15), so a hash holding a slot
+//! takes about five times longer to finish than at nice 19, and the logins queued behind it
+//! run into the queue wait (`503 overloaded`) sooner. Requests come first either way.
 //!
 //! Each hashing thread allocates its Argon2 working memory (`memory_kib`) on its first hash
 //! and reuses it for every later one, so the process holds at most `slots` × `memory_kib`
@@ -161,6 +164,7 @@ impl PasswordHasher {
                 queue_wait,
                 params.block_count(),
                 config.hashing_nice,
+                config.hashing_idle,
                 metrics,
             )?),
             params,
@@ -291,23 +295,34 @@ struct Pool {
 
 impl Pool {
     /// Starts the threads, each with room for `blocks` Argon2 blocks (allocated on its first
-    /// hash) and made `nice` nicer before its first job. They stop when the pool is dropped
-    /// (the queue closes).
+    /// hash), made `nice` nicer and, with `idle`, `SCHED_IDLE` before its first job. They stop
+    /// when the pool is dropped (the queue closes).
     fn start(
         slots: usize,
         queue_wait: Duration,
         blocks: usize,
         nice: u8,
+        idle: bool,
         metrics: HashMetrics,
     ) -> Result<Self, AuthError> {
         let (jobs, queue) = mpsc::channel::<Job>();
         let queue = Arc::new(Mutex::new(queue));
-        let warned = Arc::new(Once::new());
+        let (warned, warned_idle) = (Arc::new(Once::new()), Arc::new(Once::new()));
         for n in 0..slots {
-            let (queue, warned) = (queue.clone(), warned.clone());
+            let (queue, warned, warned_idle) = (queue.clone(), warned.clone(), warned_idle.clone());
             std::thread::Builder::new()
                 .name(format!("argon2-{n}"))
                 .spawn(move || {
+                    // The policy first: setting it may reset the nice value.
+                    if idle && let Err(e) = become_idle() {
+                        warned_idle.call_once(|| {
+                            tracing::warn!(
+                                error = %e,
+                                "could not give the hashing threads the SCHED_IDLE policy: \
+                                 a hash delays a woken request by up to a time slice"
+                            );
+                        });
+                    }
                     if let Err(e) = lower_priority(nice) {
                         warned.call_once(|| {
                             tracing::warn!(
@@ -382,6 +397,36 @@ fn lower_priority(increment: u8) -> std::io::Result<()> {
     Err(std::io::Error::new(
         std::io::ErrorKind::Unsupported,
         "a per-thread nice value needs Linux",
+    ))
+}
+
+/// Gives the calling thread the `SCHED_IDLE` policy, which needs no privilege: the kernel
+/// then preempts it as soon as a thread of any other policy wakes up on its core, instead
+/// of letting it finish its time slice as it does a nice-19 thread. Its nice value no longer
+/// counts (the caller sets it afterwards all the same: this may have reset it).
+#[cfg(target_os = "linux")]
+fn become_idle() -> std::io::Result<()> {
+    use thread_priority::{
+        NormalThreadSchedulePolicy, ThreadPriority, ThreadSchedulePolicy,
+        set_thread_priority_and_policy, thread_native_id, thread_schedule_policy,
+    };
+    let idle = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle);
+    // The crate then also asks for nice 0, the only "priority" it knows for SCHED_IDLE,
+    // which a thread made nicer may not take back: the policy is what counts.
+    let set = set_thread_priority_and_policy(thread_native_id(), ThreadPriority::Min, idle);
+    match thread_schedule_policy() {
+        Ok(policy) if policy == idle => Ok(()),
+        Ok(_) => Err(std::io::Error::other(format!("{set:?}"))),
+        Err(e) => Err(std::io::Error::other(format!("{e:?}"))),
+    }
+}
+
+/// Elsewhere there is no `SCHED_IDLE`: the threads stay at their nice value.
+#[cfg(not(target_os = "linux"))]
+fn become_idle() -> std::io::Result<()> {
+    Err(std::io::Error::new(
+        std::io::ErrorKind::Unsupported,
+        "SCHED_IDLE needs Linux",
     ))
 }
 
@@ -821,6 +866,55 @@ mod tests {
         // Field 3 (the state) is the first after the name.
         let nice = after_name.split_whitespace().nth(19 - 3).unwrap();
         (comm.trim_end().to_string(), nice.parse().unwrap())
+    }
+
+    /// The calling thread's scheduling policy (field 41 of `/proc/thread-self/stat`):
+    /// 0 `SCHED_OTHER`, 5 `SCHED_IDLE`.
+    #[cfg(target_os = "linux")]
+    fn thread_policy() -> u32 {
+        let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
+        let (_, after_name) = stat.rsplit_once(')').unwrap();
+        after_name
+            .split_whitespace()
+            .nth(41 - 3)
+            .unwrap()
+            .parse()
+            .unwrap()
+    }
+
+    /// The policy each of the hasher's two threads runs under.
+    #[cfg(target_os = "linux")]
+    async fn hashing_thread_policies(config: PasswordConfig) -> Vec<u32> {
+        let hasher = PasswordHasher::new(&config, AuthMetrics::default().hashing).unwrap();
+        let both = Arc::new(std::sync::Barrier::new(2));
+        let job = || {
+            let both = both.clone();
+            hasher.run(move |_| {
+                let seen = thread_policy();
+                both.wait();
+                Ok(seen)
+            })
+        };
+        let (a, b) = futures::join!(job(), job());
+        vec![a.unwrap(), b.unwrap()]
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn the_hashing_threads_run_as_sched_idle_so_a_woken_request_thread_preempts_them_at_once()
+    {
+        assert_eq!(thread_policy(), 0, "the test itself runs as SCHED_OTHER");
+        assert_eq!(hashing_thread_policies(config(2)).await, vec![5, 5]);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn with_hashing_idle_off_the_hashing_threads_keep_the_normal_policy() {
+        let config = PasswordConfig {
+            hashing_idle: false,
+            ..config(2)
+        };
+        assert_eq!(hashing_thread_policies(config).await, vec![0, 0]);
     }
 
     #[cfg(target_os = "linux")]

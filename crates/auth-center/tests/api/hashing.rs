@@ -157,6 +157,33 @@ fn the_capacity_command_prints_the_raw_hashing_rate_of_the_configured_slots() {
 }
 
 #[test]
+fn the_hashing_threads_are_sched_idle_by_default_and_the_setting_is_read_from_the_environment() {
+    assert!(auth_center::Config::default().passwords.hashing_idle);
+    let dir = tempfile::tempdir().unwrap();
+    let db_url = format!("sqlite:{}", dir.path().join("idle.db").display());
+    let out = auth_center_with_env(
+        &db_url,
+        &[("AUTH_PASSWORDS__HASHING_IDLE", "false")],
+        &["migrate"],
+        "",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = auth_center_with_env(
+        &db_url,
+        &[("AUTH_PASSWORDS__HASHING_IDLE", "sometimes")],
+        &["migrate"],
+        "",
+    );
+    assert!(!out.status.success(), "hashing_idle=sometimes was accepted");
+    let stderr = String::from_utf8_lossy(&out.stderr).to_lowercase();
+    assert!(stderr.contains("hashing_idle"), "{stderr}");
+}
+
+#[test]
 fn a_hashing_nice_value_out_of_range_is_refused_naming_the_setting() {
     let check = |nice: u8| {
         let mut config = auth_center::Config::default();
