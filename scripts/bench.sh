@@ -111,6 +111,14 @@ trap 'exit 130' INT TERM
 
 free_port() { "$BIN/loadgen" free-port; }
 
+# Drops a process that has ended from PIDS, so that the clean-up never signals its number
+# once the system has given it to another process.
+forget_pid() {
+    local keep=() p
+    for p in "${PIDS[@]}"; do [[ $p == "$1" ]] || keep+=("$p"); done
+    PIDS=("${keep[@]}")
+}
+
 wait_http() { # url what
     for _ in $(seq 200); do
         curl -sf -o /dev/null "$1" && return 0
@@ -276,7 +284,7 @@ run_url() { # label url token server-pid...
     local pids=()
     for pid in "$@"; do pids+=(--server-pid "$pid"); done
     n=$((n + 1))
-    local out="$TMP/$(printf '%02d' $n)-http.json"
+    local out="$TMP/$(printf '%03d' $n)-http.json"
     log "http: $label (${DURATION}s + ${WARMUP}s warm-up, $CONNS connections)"
     LOADGEN_TOKEN="$token" timeout $((DURATION * 3 + 60)) taskset -c "$CLIENT_CPU" \
         "$BIN/loadgen" http --url "$url" \
@@ -287,9 +295,9 @@ run_url() { # label url token server-pid...
 run_http() { # label mode path [token]
     run_url "$1" "http://127.0.0.1:${DEMO_PORT[$2]}$3" "${4:-}" "${DEMO_PID[$2]}"
 }
-(( AUTH_ONLY == 1 )) && log "BENCH_AUTH_ONLY=1: no throughput rounds, no revocation trials"
+[[ $AUTH_ONLY != 1 ]] || log "BENCH_AUTH_ONLY=1: no throughput rounds, no revocation trials"
 for round in $(seq "$ROUNDS"); do
-    (( AUTH_ONLY != 1 )) || break
+    [[ $AUTH_ONLY != 1 ]] || break
     log "round $round of $ROUNDS"
     run_http "baseline /baseline/me (no auth)" tracked /baseline/me
     run_http "/baseline/me + Bearer header" tracked /baseline/me "$ACCESS_TOKEN"
@@ -327,7 +335,7 @@ run_revocation() { # label mode|url
     local label=$1 url=$2
     [[ $url == http* ]] || url="http://127.0.0.1:${DEMO_PORT[$url]}/me"
     n=$((n + 1))
-    local out="$TMP/$(printf '%02d' $n)-revocation.json"
+    local out="$TMP/$(printf '%03d' $n)-revocation.json"
     log "revocation: $label ($TRIALS trials)"
     timeout $((TRIALS + 120)) taskset -c "$CLIENT_CPU" \
         "$BIN/loadgen" revocation --url "$url" \
@@ -336,7 +344,7 @@ run_revocation() { # label mode|url
         --background-connections "$BACKGROUND" \
         -k "$TRIALS" --label "$label" >"$out"
 }
-if (( AUTH_ONLY != 1 )); then
+if [[ $AUTH_ONLY != 1 ]]; then
 run_revocation "tracked" tracked
 # The same with the reader thread at the request threads' priority (as before issue 14):
 # a fifth demo-service on the server core, idle but for these trials.
@@ -397,11 +405,13 @@ fi
 
 # --- 3. the auth-center under load: login capacity, refresh tail, on 1 and 2 cores -------------
 # A second auth-center (same Redis, its own prefix and SQLite file) with the limits that would
-# refuse a benchmark lifted. For each CPU set: the raw Argon2 capacity of its configured slots
-# (`auth-center passwords capacity`, same config and pinning), refresh saturation (closed loop,
-# 400 sessions), then with two open-loop probes running -- refreshes at half that rate over 400
-# sessions, and GET /me at the demo-service (tracked, on the server core) -- first alone
-# ("unloaded"), then beside a login flood ("loaded"), and the login flood's own rate.
+# refuse a benchmark lifted. For each CPU set: refresh saturation (closed loop, 400 sessions)
+# and the tail toward it (open loop at 0.5, 0.75, 0.9 of it); raw Argon2 hashing of the
+# configured slots and a login flood, in alternating rounds; then two open-loop probes --
+# refreshes at BENCH_PROBE_RATE over 50 sessions, and GET /me at the demo-service (tracked,
+# on the server core) -- alone ("unloaded") and beside a login flood ("loaded"), in
+# alternating rounds. Result files are numbered with three digits: the table pairs rounds in
+# file order.
 # Raw Argon2 hashing of the configured slots on the auth-center's CPUs, no server involved.
 # Uses auth_bench's env_auth.
 raw_capacity() { # label cpuset
@@ -410,7 +420,7 @@ raw_capacity() { # label cpuset
     env "${env_auth[@]}" taskset -c "$2" timeout $((DURATION + 60)) \
         "$BIN/auth-center" passwords capacity --seconds "$DURATION" --json \
         | python3 -c 'import json,sys; d=json.load(sys.stdin); d["kind"]="capacity"; d["label"]=sys.argv[1]; print(json.dumps(d))' \
-            "argon2 raw, $1" >"$TMP/$(printf '%02d' $n)-capacity.json"
+            "argon2 raw, $1" >"$TMP/$(printf '%03d' $n)-capacity.json"
 }
 # A login flood (16 clients, closed loop) with nothing else running. Uses auth_bench's lg,
 # acct and pid.
@@ -418,18 +428,19 @@ login_flood_alone() { # label round
     log "auth-center $1: login flood alone (16 clients), round $2 of $LOGIN_ROUNDS"
     n=$((n + 1))
     "${lg[@]}" login "${acct[@]}" -c 16 -d "$DURATION" --warmup "$WARMUP" \
-        --server-pid "$pid" --label "logins alone, $1" >"$TMP/$(printf '%02d' $n)-login.json"
+        --server-pid "$pid" --label "logins alone, $1" >"$TMP/$(printf '%03d' $n)-login.json"
 }
 # One round of the probes, alone ("unloaded") or beside a login flood ("loaded"). Uses
 # auth_bench's lg, acct and pid.
 probe_round() { # label phase round
     local label=$1 phase=$2 base probe flood= waited
     log "auth-center $label: probes $phase, round $3 of $PROBE_ROUNDS (refresh $PROBE_RATE/s over 50 sessions, /me 1000/s)"
-    n=$((n + 1)); base="$TMP/$(printf '%02d' $n)"
+    n=$((n + 1)); base="$TMP/$(printf '%03d' $n)"
     "${lg[@]}" refresh "${acct[@]}" --sessions 50 --rate "$PROBE_RATE" -d "$DURATION" \
         --warmup "$WARMUP" --server-pid "$pid" --label "refresh p99 $phase, $label" \
         --ready-file "$base.ready" --start-file "$base.start" >"$base-refresh.json" &
     probe=$!
+    PIDS+=($probe)
     for waited in $(seq 1200); do
         [[ -e $base.ready ]] && break
         kill -0 "$probe" 2>/dev/null || die "the refresh probe stopped before its sessions were open"
@@ -437,9 +448,11 @@ probe_round() { # label phase round
     done
     [[ -e $base.ready ]] || die "the refresh probe's sessions were not open after 120 s"
     if [[ $phase == loaded ]]; then
-        "${lg[@]}" login "${acct[@]}" -c 16 -d $((DURATION + 2)) --warmup "$WARMUP" \
+        # Its window starts when the probes' warm-up does and ends a second after theirs.
+        "${lg[@]}" login "${acct[@]}" -c 16 -d $((DURATION + WARMUP + 1)) --warmup "$WARMUP" \
             --server-pid "$pid" --label "logins beside the probes, $label" >"$base-login.json" &
         flood=$!
+        PIDS+=($flood)
         sleep "$WARMUP"
     fi
     touch "$base.start"
@@ -447,7 +460,11 @@ probe_round() { # label phase round
         --url "http://127.0.0.1:${DEMO_PORT[tracked]}/me" --rate 1000 -c 8 -d "$DURATION" \
         --warmup "$WARMUP" --label "/me p99 $phase, $label" >"$base-paced.json"
     wait "$probe"
-    [[ -z $flood ]] || wait "$flood"
+    forget_pid "$probe"
+    if [[ -n $flood ]]; then
+        wait "$flood"
+        forget_pid "$flood"
+    fi
 }
 auth_bench() { # id label cpuset
     local id=$1 label=$2 cpus=$3 port prefix pid user
@@ -477,9 +494,9 @@ auth_bench() { # id label cpuset
     n=$((n + 1))
     "${lg[@]}" refresh "${acct[@]}" --sessions 400 --rate 0 -d "$DURATION" --warmup "$WARMUP" \
         --server-pid "$pid" --redis-url "$REDIS_URL" --label "refresh saturation, $label" \
-        >"$TMP/$(printf '%02d' $n)-refresh.json"
+        >"$TMP/$(printf '%03d' $n)-refresh.json"
     local sat rate
-    sat=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["ok_per_s"])' "$TMP/$(printf '%02d' $n)-refresh.json")
+    sat=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["ok_per_s"])' "$TMP/$(printf '%03d' $n)-refresh.json")
     # The refresh tail toward saturation (open loop, 400 sessions, nothing else running).
     local frac
     for frac in 0.5 0.75 0.9; do
@@ -489,7 +506,7 @@ auth_bench() { # id label cpuset
         n=$((n + 1))
         "${lg[@]}" refresh "${acct[@]}" --sessions 400 --rate "$r" -d "$DURATION" \
             --warmup "$WARMUP" --server-pid "$pid" --label "refresh p99 at $frac of saturation, $label" \
-            >"$TMP/$(printf '%02d' $n)-refresh.json"
+            >"$TMP/$(printf '%03d' $n)-refresh.json"
     done
     # Logins against the raw Argon2 capacity of the configured slots (`auth-center passwords
     # capacity`, same config and pinning), in alternating rounds: raw then flood, flood then

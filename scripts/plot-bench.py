@@ -169,7 +169,11 @@ def login(results, out):
         elif r.get("kind") == "login":
             series = "alone" if r["label"].startswith("logins alone") else "beside"
             rounds[setup_of(r["label"])][series].append(r["ok_per_s"])
-    setups = [s for s in rounds if rounds[s]["raw"] and (rounds[s]["alone"] or rounds[s]["beside"])]
+    setups = [
+        s
+        for s in rounds
+        if rounds[s]["raw"] and min(rounds[s]["raw"]) > 0 and (rounds[s]["alone"] or rounds[s]["beside"])
+    ]
     if not setups:
         return
     mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
@@ -209,15 +213,14 @@ def tails(results, out):
             if f" {phase}, " in label:
                 probe = "refresh" if r["kind"] == "refresh" else "/me (verifier)"
                 rows[(probe, setup_of(label))][phase].append(r["p99_us"] / 1000)
-    keys = [k for k in rows if len(rows[k]) == 2]
-    if not keys:
-        return
-
     def median(xs):
         xs = sorted(xs)
         mid = len(xs) // 2
         return xs[mid] if len(xs) % 2 else (xs[mid - 1] + xs[mid]) / 2
 
+    keys = [k for k in rows if len(rows[k]) == 2 and median(rows[k]["unloaded"]) > 0]
+    if not keys:
+        return
     fig, ax = plt.subplots(figsize=(7, 3.5))
     x = range(len(keys))
     for offset, phase, name in ((-0.2, "unloaded", "alone"), (0.2, "loaded", "beside a login flood")):

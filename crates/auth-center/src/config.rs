@@ -696,8 +696,10 @@ pub struct PasswordConfig {
     pub queue_wait_ms: u64,
     /// How much nicer than the rest of the process the hashing threads run (added to the
     /// process's nice value, as `nice -n` does, and capped at 19; default 19, 0 leaves them
-    /// at the process's priority, at most 19). The kernel then runs a woken request-handling
-    /// thread ahead of a hash, so a login flood does not slow down refreshes and checks.
+    /// at the process's priority, at most 19). It sets their share of a busy core when
+    /// `hashing_idle` is off; with it on, the nice value does not count (it is kept, should
+    /// the policy be changed). Nice alone lets a hash finish its time slice before a woken
+    /// request thread runs.
     pub hashing_nice: u8,
     /// Whether the hashing threads also take the `SCHED_IDLE` policy (Linux; default `true`):
     /// a woken request-handling thread then preempts a hash at once, where a nice-19 hash

@@ -220,7 +220,8 @@ fn login_against_raw(capacity: &[serde_json::Value], paced: &[PacedRow]) -> Vec<
         };
         let (alone, beside) = (floods("logins alone"), floods("logins beside"));
         let pairs = alone.len().min(raws.len());
-        if pairs == 0 || mean(raws) <= 0.0 {
+        // A raw round that hashed nothing would divide by zero: no comparison then.
+        if pairs == 0 || raws.iter().any(|r| *r <= 0.0) {
             continue;
         }
         let rounds: Vec<String> = (0..pairs)
@@ -295,6 +296,9 @@ fn probe_tails(paced: &[PacedRow]) -> Vec<String> {
             continue;
         }
         let (a, l) = (median(alone), median(loaded));
+        if a <= 0.0 {
+            continue;
+        }
         let part = format!(
             "{probe} {:.2} (medians {a:.2} → {l:.2} ms, {} rounds)",
             l / a,

@@ -2,10 +2,13 @@
 //!
 //! The hashes run on a fixed pool of `slots` threads (named `argon2-<n>`), never on tokio's
 //! blocking pool. A caller first takes one of `slots` permits, waiting at most the queue
-//! wait; the permit then travels with the job and is given back by the hashing thread when
-//! the hash is done. Cancelling the caller (a request timeout, a client that hangs up) thus
-//! never frees a slot early: at most `slots` hashes run at once, whatever happens to the
-//! requests. A job whose caller is already gone when a thread picks it up is skipped.
+//! wait; the permit then travels with the job, and comes back with the answer once the hash
+//! is done, for the caller to free (or is freed by the hashing thread when the caller has
+//! gone). Cancelling the caller (a request timeout, a client that hangs up) thus never frees
+//! a slot early: at most `slots` hashes run at once, whatever happens to the requests. A job
+//! whose caller is already gone when a thread picks it up is skipped. The hashing threads
+//! share no lock with the runtime's workers on the way back (the reply is a lock-free
+//! oneshot), so a low-priority thread preempted mid-way never stalls a worker.
 //!
 //! The hashing threads lower their own priority when they start: the `SCHED_IDLE` policy
 //! (`passwords.hashing_idle`, on by default) and nice 19 (`passwords.hashing_nice`, the nice
@@ -256,8 +259,11 @@ impl PasswordHasher {
         let permit = permit?;
         let (reply, answer) = oneshot::channel();
         self.pool.submit(Box::new(move |scratch| {
-            // The slot stays taken until the hash is over, whatever became of the caller,
-            // and is free again before the caller hears back.
+            // The slot stays taken until the hash is over, whatever became of the caller.
+            // It goes back with the answer and the caller frees it: the semaphore's lock is
+            // shared with the runtime's workers, and a SCHED_IDLE thread preempted while
+            // holding it would stall them (priority inversion). Only when the caller is gone
+            // does this thread free it.
             if reply.is_closed() {
                 gauge.abandon();
                 return;
@@ -272,12 +278,15 @@ impl PasswordHasher {
                     .record(started.elapsed().as_secs_f64());
                 outcome
             };
-            drop(permit);
-            let _ = reply.send(outcome);
+            if let Err((_, permit)) = reply.send((outcome, permit)) {
+                drop(permit);
+            }
         }))?;
-        answer
+        let (outcome, permit) = answer
             .await
-            .map_err(|e| AuthError::internal_because("a hashing job failed", e))?
+            .map_err(|e| AuthError::internal_because("a hashing job failed", e))?;
+        drop(permit);
+        outcome
     }
 }
 
@@ -313,7 +322,7 @@ impl Pool {
             std::thread::Builder::new()
                 .name(format!("argon2-{n}"))
                 .spawn(move || {
-                    // The policy first: setting it may reset the nice value.
+                    // The policy first, then the nice value on top of the thread's own.
                     if idle && let Err(e) = become_idle() {
                         warned_idle.call_once(|| {
                             tracing::warn!(
@@ -403,21 +412,31 @@ fn lower_priority(increment: u8) -> std::io::Result<()> {
 /// Gives the calling thread the `SCHED_IDLE` policy, which needs no privilege: the kernel
 /// then preempts it as soon as a thread of any other policy wakes up on its core, instead
 /// of letting it finish its time slice as it does a nice-19 thread. Its nice value no longer
-/// counts (the caller sets it afterwards all the same: this may have reset it).
+/// counts while the policy holds, and is kept (the caller then adds `hashing_nice` to it).
 #[cfg(target_os = "linux")]
 fn become_idle() -> std::io::Result<()> {
+    use rustix::process::{getpriority_process, setpriority_process};
     use thread_priority::{
         NormalThreadSchedulePolicy, ThreadPriority, ThreadSchedulePolicy,
         set_thread_priority_and_policy, thread_native_id, thread_schedule_policy,
     };
+    let me = Some(rustix::thread::gettid());
+    let nice = getpriority_process(me)?;
     let idle = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle);
-    // The crate then also asks for nice 0, the only "priority" it knows for SCHED_IDLE,
-    // which a thread made nicer may not take back: the policy is what counts.
     let set = set_thread_priority_and_policy(thread_native_id(), ThreadPriority::Min, idle);
-    match thread_schedule_policy() {
-        Ok(policy) if policy == idle => Ok(()),
-        Ok(_) => Err(std::io::Error::other(format!("{set:?}"))),
-        Err(e) => Err(std::io::Error::other(format!("{e:?}"))),
+    // The crate also asks for nice 0, the only "priority" it knows for SCHED_IDLE: put the
+    // thread's own back (always allowed from 0 up; below 0 only where it was allowed before).
+    if getpriority_process(me)? != nice {
+        let _ = setpriority_process(me, nice);
+    }
+    match (thread_schedule_policy(), set) {
+        (Ok(policy), _) if policy == idle => Ok(()),
+        (Ok(_), Err(thread_priority::Error::OS(code))) => {
+            Err(std::io::Error::from_raw_os_error(code))
+        }
+        (Ok(_), Err(e)) => Err(std::io::Error::other(format!("{e:?}"))),
+        (Ok(_), Ok(())) => Err(std::io::Error::other("the policy did not change")),
+        (Err(e), _) => Err(std::io::Error::other(format!("{e:?}"))),
     }
 }
 
@@ -903,7 +922,6 @@ mod tests {
     #[tokio::test]
     async fn the_hashing_threads_run_as_sched_idle_so_a_woken_request_thread_preempts_them_at_once()
     {
-        assert_eq!(thread_policy(), 0, "the test itself runs as SCHED_OTHER");
         assert_eq!(hashing_thread_policies(config(2)).await, vec![5, 5]);
     }
 
@@ -914,7 +932,12 @@ mod tests {
             hashing_idle: false,
             ..config(2)
         };
-        assert_eq!(hashing_thread_policies(config).await, vec![0, 0]);
+        // The policy of the thread that made them: this one's.
+        let inherited = thread_policy();
+        assert_eq!(
+            hashing_thread_policies(config).await,
+            vec![inherited, inherited]
+        );
     }
 
     #[cfg(target_os = "linux")]
