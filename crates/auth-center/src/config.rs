@@ -706,7 +706,8 @@ pub struct PasswordConfig {
     /// still runs out its time slice first (about 2 ms on the p99 of every request on the
     /// machine during a login flood). Under a request load that keeps every core busy, a
     /// `SCHED_IDLE` hash gets a fifth of a nice-19 one's small share, so logins answer `503
-    /// overloaded` sooner. `false` leaves them at `hashing_nice` alone.
+    /// overloaded` sooner; the same for CPU-bound processes in the auth-center's cgroup
+    /// (container, systemd unit). `false` leaves them at `hashing_nice` alone.
     pub hashing_idle: bool,
 }
 
