@@ -77,12 +77,7 @@ impl<'a> AccessToken<'a> {
 /// assert_eq!(access_token(&headers), None);
 /// ```
 pub fn access_token(headers: &HeaderMap) -> Option<AccessToken<'_>> {
-    let mut values = headers.get_all(header::AUTHORIZATION).iter();
-    // Exactly one: with two, a proxy reading the last and this service reading the first
-    // would see different callers.
-    let (Some(value), None) = (values.next(), values.next()) else {
-        return None;
-    };
+    let value = single_authorization(headers)?;
     // ASCII only, as `HeaderValue::to_str` would say (a header value holds no control
     // characters but tab), checked a word at a time: `to_str` goes byte by byte, ~500
     // instructions for a token.
@@ -105,6 +100,16 @@ pub fn access_token(headers: &HeaderMap) -> Option<AccessToken<'_>> {
     }
 }
 
+/// The request's `Authorization` header when there is exactly one: with two, a proxy reading
+/// the last and this service reading the first would see different callers.
+fn single_authorization(headers: &HeaderMap) -> Option<&http::HeaderValue> {
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    match (values.next(), values.next()) {
+        (Some(value), None) => Some(value),
+        _ => None,
+    }
+}
+
 /// The bytes of the bearer token of a request as [`access_token`] finds it (exactly one
 /// `Authorization` header, the `Bearer` scheme in any case, one space, the token without the
 /// ASCII whitespace around it), without checking that they are ASCII: for a look-up in the
@@ -115,11 +120,9 @@ pub fn access_token(headers: &HeaderMap) -> Option<AccessToken<'_>> {
 /// the same. That saves two passes over the token (the ASCII and UTF-8 checks) on the hot
 /// path; a miss takes the full check.
 pub(crate) fn bearer_bytes(headers: &HeaderMap) -> Option<&[u8]> {
-    let mut values = headers.get_all(header::AUTHORIZATION).iter();
-    let (Some(value), None) = (values.next(), values.next()) else {
-        return None;
-    };
-    let (scheme, token) = value.as_bytes().split_at_checked(7)?;
+    let (scheme, token) = single_authorization(headers)?
+        .as_bytes()
+        .split_at_checked(7)?;
     scheme
         .eq_ignore_ascii_case(b"bearer ")
         .then(|| token.trim_ascii())

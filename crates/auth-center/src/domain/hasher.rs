@@ -875,54 +875,68 @@ mod tests {
         }
     }
 
-    /// The calling thread's name and nice value, from `/proc/thread-self` (`stat` field 19,
-    /// counted after the name in parentheses, which may hold spaces).
+    /// Field `n` of the calling thread's `/proc/thread-self/stat`, counted after the name in
+    /// parentheses (which may hold spaces).
     #[cfg(target_os = "linux")]
-    fn thread_nice() -> (String, i32) {
-        let comm = std::fs::read_to_string("/proc/thread-self/comm").unwrap();
+    fn thread_stat_field<T: std::str::FromStr>(n: usize) -> T
+    where
+        T::Err: std::fmt::Debug,
+    {
         let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
         let (_, after_name) = stat.rsplit_once(')').unwrap();
         // Field 3 (the state) is the first after the name.
-        let nice = after_name.split_whitespace().nth(19 - 3).unwrap();
-        (comm.trim_end().to_string(), nice.parse().unwrap())
-    }
-
-    /// The calling thread's scheduling policy (field 41 of `/proc/thread-self/stat`):
-    /// 0 `SCHED_OTHER`, 5 `SCHED_IDLE`.
-    #[cfg(target_os = "linux")]
-    fn thread_policy() -> u32 {
-        let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
-        let (_, after_name) = stat.rsplit_once(')').unwrap();
         after_name
             .split_whitespace()
-            .nth(41 - 3)
+            .nth(n - 3)
             .unwrap()
             .parse()
             .unwrap()
     }
 
-    /// The policy each of the hasher's two threads runs under.
+    /// The calling thread's nice value (`stat` field 19).
     #[cfg(target_os = "linux")]
-    async fn hashing_thread_policies(config: PasswordConfig) -> Vec<u32> {
+    fn thread_nice() -> i32 {
+        thread_stat_field(19)
+    }
+
+    /// The calling thread's scheduling policy (`stat` field 41): 0 `SCHED_OTHER`, 5
+    /// `SCHED_IDLE`.
+    #[cfg(target_os = "linux")]
+    fn thread_policy() -> u32 {
+        thread_stat_field(41)
+    }
+
+    /// What `look` reads on each of the two threads of a hasher made with `config` (two
+    /// slots): two jobs that each wait for the other hold both threads at once, so each
+    /// thread answers once.
+    #[cfg(target_os = "linux")]
+    async fn on_both_threads<T: Send + 'static>(config: PasswordConfig, look: fn() -> T) -> Vec<T> {
+        assert_eq!(config.max_concurrent_hashes, 2);
         let hasher = PasswordHasher::new(&config, AuthMetrics::default().hashing).unwrap();
         let both = Arc::new(std::sync::Barrier::new(2));
         let job = || {
             let both = both.clone();
             hasher.run(move |_| {
-                let seen = thread_policy();
+                let name = std::fs::read_to_string("/proc/thread-self/comm").unwrap();
+                let seen = look();
                 both.wait();
-                Ok(seen)
+                Ok((name.trim_end().to_string(), seen))
             })
         };
         let (a, b) = futures::join!(job(), job());
-        vec![a.unwrap(), b.unwrap()]
+        let ((name_a, a), (name_b, b)) = (a.unwrap(), b.unwrap());
+        assert_ne!(name_a, name_b, "one thread ran both jobs");
+        for name in [&name_a, &name_b] {
+            assert!(name.starts_with("argon2-"), "{name}");
+        }
+        vec![a, b]
     }
 
     #[cfg(target_os = "linux")]
     #[tokio::test]
     async fn the_hashing_threads_run_as_sched_idle_so_a_woken_request_thread_preempts_them_at_once()
     {
-        assert_eq!(hashing_thread_policies(config(2)).await, vec![5, 5]);
+        assert_eq!(on_both_threads(config(2), thread_policy).await, vec![5, 5]);
     }
 
     #[cfg(target_os = "linux")]
@@ -935,7 +949,7 @@ mod tests {
         // The policy of the thread that made them: this one's.
         let inherited = thread_policy();
         assert_eq!(
-            hashing_thread_policies(config).await,
+            on_both_threads(config, thread_policy).await,
             vec![inherited, inherited]
         );
     }
@@ -944,38 +958,21 @@ mod tests {
     #[tokio::test]
     async fn the_hashing_threads_run_at_the_configured_nice_and_0_leaves_them_at_the_processes() {
         // The hashing threads start from the thread that makes the hasher: this one.
-        let (_, base) = thread_nice();
+        let base = thread_nice();
         for (hashing_nice, expected) in [
             (19, (base + 19).min(19)),
             (5, (base + 5).min(19)),
             (0, base),
         ] {
-            let hasher = PasswordHasher::new(
-                &PasswordConfig {
-                    hashing_nice,
-                    ..config(2)
-                },
-                AuthMetrics::default().hashing,
-            )
-            .unwrap();
-            // Two jobs that each wait for the other hold both threads at once, so each
-            // thread answers once.
-            let both = Arc::new(std::sync::Barrier::new(2));
-            let job = || {
-                let both = both.clone();
-                hasher.run(move |_| {
-                    let seen = thread_nice();
-                    both.wait();
-                    Ok(seen)
-                })
+            let config = PasswordConfig {
+                hashing_nice,
+                ..config(2)
             };
-            let (a, b) = futures::join!(job(), job());
-            let (a, b) = (a.unwrap(), b.unwrap());
-            assert_ne!(a.0, b.0, "one thread ran both jobs");
-            for (name, nice) in [a, b] {
-                assert!(name.starts_with("argon2-"), "{name}");
-                assert_eq!(nice, expected, "{name} with hashing_nice {hashing_nice}");
-            }
+            assert_eq!(
+                on_both_threads(config, thread_nice).await,
+                vec![expected, expected],
+                "hashing_nice {hashing_nice}"
+            );
         }
     }
 
