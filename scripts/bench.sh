@@ -495,7 +495,7 @@ auth_bench() { # id label cpuset
     "${lg[@]}" refresh "${acct[@]}" --sessions 400 --rate 0 -d "$DURATION" --warmup "$WARMUP" \
         --server-pid "$pid" --redis-url "$REDIS_URL" --label "refresh saturation, $label" \
         >"$TMP/$(printf '%03d' $n)-refresh.json"
-    local sat rate
+    local sat
     sat=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["ok_per_s"])' "$TMP/$(printf '%03d' $n)-refresh.json")
     # The refresh tail toward saturation (open loop, 400 sessions, nothing else running).
     local frac
@@ -528,7 +528,7 @@ auth_bench() { # id label cpuset
     # answers moves by 2x between two runs of the same thing on this VM. The refresh probe
     # opens its sessions first and starts refreshing only once told, so its logins neither eat
     # into the flood nor outlast it.
-    local round phase
+    local phase
     for round in $(seq "$PROBE_ROUNDS"); do
         local phases=(unloaded loaded)
         (( round % 2 )) || phases=(loaded unloaded)
