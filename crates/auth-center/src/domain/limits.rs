@@ -8,8 +8,9 @@ use std::sync::Arc;
 use verifier::Clock;
 
 use super::error::AuthError;
+use super::error::StoreError;
 use super::metrics::AuthMetrics;
-use super::ports::{RateDecision, RateLimitStore, RefreshLimit};
+use super::ports::{RateCounter, RateDecision, RateLimitStore, RefreshLimit};
 use crate::config::LimitsConfig;
 
 /// Trusted devices together may fail this many times the account-wide limit.
@@ -66,6 +67,42 @@ pub struct Limiter {
     config: LimitsConfig,
     clock: Arc<dyn Clock>,
     metrics: AuthMetrics,
+}
+
+/// One rule's counter for one client, with the rule's limit.
+struct Limit {
+    rule: Rule,
+    key: String,
+    max: u64,
+    window_ms: i64,
+}
+
+impl Limit {
+    fn counter(&self) -> RateCounter<'_> {
+        RateCounter {
+            key: &self.key,
+            window_ms: self.window_ms,
+        }
+    }
+}
+
+/// What [`Limiter::check_login_failures`] saw of the client's own failure counter, for
+/// [`Limiter::login_succeeded`]: it forgives those failures, and writes nothing when there
+/// were none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+pub struct SeenFailures {
+    client: u64,
+}
+
+/// The one decision of a one-counter call.
+fn only(decisions: &[RateDecision]) -> Result<RateDecision, StoreError> {
+    match decisions {
+        [d] => Ok(*d),
+        _ => Err(StoreError::other(
+            "the rate-limit store answered another number of counters",
+        )),
+    }
 }
 
 /// The address a per-IP limit counts against: IPv4 as is, IPv6 by its /64 (one
@@ -125,10 +162,12 @@ impl Limiter {
         max: u64,
         window_secs: u64,
     ) -> Result<(), AuthError> {
-        let d = self
-            .store
-            .hit(key, window_ms(window_secs), self.clock.now_millis())
-            .await?;
+        let counter = RateCounter {
+            key,
+            window_ms: window_ms(window_secs),
+        };
+        let decisions = self.store.hit(&[counter], self.clock.now_millis()).await?;
+        let d = only(&decisions)?;
         if d.count > max {
             Err(self.refuse(d, rule, d.count == max.saturating_add(1)))
         } else {
@@ -136,9 +175,7 @@ impl Limiter {
         }
     }
 
-    /// Refuses once a failure counter has reached `max`. The first refusal of a window is
-    /// audited, found by counting refusals under `refused:<key>` (a store write on refusals
-    /// only), so a flood against a locked account writes one audit event, not one each.
+    /// Refuses once a failure counter has reached `max`: [`Self::check_failures`] of one.
     async fn peek(
         &self,
         rule: Rule,
@@ -146,23 +183,36 @@ impl Limiter {
         max: u64,
         window_secs: u64,
     ) -> Result<(), AuthError> {
-        let d = self
-            .store
-            .peek(key, window_ms(window_secs), self.clock.now_millis())
-            .await?;
-        if d.count >= max {
-            let refusals = self
-                .store
-                .hit(
-                    &format!("refused:{key}"),
-                    window_ms(window_secs),
-                    self.clock.now_millis(),
-                )
-                .await?;
-            Err(self.refuse(d, rule, refusals.count == 1))
-        } else {
-            Ok(())
+        let limit = Limit {
+            rule,
+            key: key.to_owned(),
+            max,
+            window_ms: window_ms(window_secs),
+        };
+        self.check_failures(&[&limit]).await.map(|_| ())
+    }
+
+    /// Refuses once a failure counter has reached its `max`, the limits checked in order and
+    /// all read in one step (their keys share a hash tag); the counts read, in order. The
+    /// first refusal of a window is audited, found by counting refusals under
+    /// `refused:<key>` (a store write on refusals only), so a flood against a locked
+    /// account writes one audit event, not one each.
+    async fn check_failures(&self, limits: &[&Limit]) -> Result<Vec<u64>, AuthError> {
+        let counters: Vec<_> = limits.iter().map(|l| l.counter()).collect();
+        let now = self.clock.now_millis();
+        let decisions = self.store.peek(&counters, now).await?;
+        for (limit, d) in limits.iter().zip(&decisions) {
+            if d.count >= limit.max {
+                let key = format!("refused:{}", limit.key);
+                let refused = RateCounter {
+                    key: &key,
+                    window_ms: limit.window_ms,
+                };
+                let refusals = self.store.hit(&[refused], now).await?;
+                return Err(self.refuse(*d, limit.rule, only(&refusals)?.count == 1));
+            }
         }
+        Ok(decisions.iter().map(|d| d.count).collect())
     }
 
     /// Before any password work: [`Self::check_login_ip`], then
@@ -172,7 +222,7 @@ impl Limiter {
         username: &str,
         ip: &str,
         device: Option<&str>,
-    ) -> Result<(), AuthError> {
+    ) -> Result<SeenFailures, AuthError> {
         self.check_login_ip(ip).await?;
         self.check_login_failures(username, ip, device).await
     }
@@ -195,97 +245,87 @@ impl Limiter {
     /// is refused when it has failed too often itself, so nobody can lock the owner out of
     /// a device they have logged in from before; and, so that many device tokens cannot
     /// multiply the guesses, when the account has failed [`DEVICE_CEILING_FACTOR`] times
-    /// its limit (trusted devices' failures count toward it too).
+    /// its limit (trusted devices' failures count toward it too). Both counters are read in
+    /// one step; what was seen goes to [`Self::login_succeeded`].
     pub async fn check_login_failures(
         &self,
         username: &str,
         ip: &str,
         device: Option<&str>,
-    ) -> Result<(), AuthError> {
-        let c = &self.config;
-        if let Some(device) = device {
-            self.peek(
-                Rule::LoginDevice,
-                &format!("login:device:{device}"),
-                c.login_device_failures_max,
-                c.login_device_window_secs,
-            )
-            .await?;
-            return self
-                .peek(
-                    Rule::LoginAccount,
-                    &format!("login:acct:{username}"),
-                    c.login_account_failures_max
-                        .saturating_mul(DEVICE_CEILING_FACTOR),
-                    c.login_account_window_secs,
-                )
-                .await;
-        }
-        self.peek(
-            Rule::LoginAccountIp,
-            &format!("login:acct-ip:{username}:{}", ip_bucket(ip)),
-            c.login_account_ip_failures_max,
-            c.login_account_ip_window_secs,
-        )
-        .await?;
-        self.peek(
-            Rule::LoginAccount,
-            &format!("login:acct:{username}"),
-            c.login_account_failures_max,
-            c.login_account_window_secs,
-        )
-        .await
+    ) -> Result<SeenFailures, AuthError> {
+        let [client, account] = self.failure_limits(username, ip, device);
+        let counts = self.check_failures(&[&client, &account]).await?;
+        Ok(SeenFailures {
+            client: counts.first().copied().unwrap_or(0),
+        })
     }
 
-    /// The failure counter of this client for the account, and its window in ms: the
-    /// device's for a trusted device, else the account-and-IP one.
-    fn client_failures(&self, username: &str, ip: &str, device: Option<&str>) -> (String, i64) {
+    /// The failure limits of a login to `username` from this client: the client's own (the
+    /// trusted device's, else the account's from this IP), then the account's. Their keys
+    /// share the username as hash tag, so both are read, or counted, in one step.
+    fn failure_limits(&self, username: &str, ip: &str, device: Option<&str>) -> [Limit; 2] {
         let c = &self.config;
+        let account = |max| Limit {
+            rule: Rule::LoginAccount,
+            key: format!("login:{{{username}}}:acct"),
+            max,
+            window_ms: window_ms(c.login_account_window_secs),
+        };
         match device {
-            Some(device) => (
-                format!("login:device:{device}"),
-                window_ms(c.login_device_window_secs),
-            ),
-            None => (
-                format!("login:acct-ip:{username}:{}", ip_bucket(ip)),
-                window_ms(c.login_account_ip_window_secs),
-            ),
+            Some(device) => [
+                Limit {
+                    rule: Rule::LoginDevice,
+                    key: format!("login:{{{username}}}:device:{device}"),
+                    max: c.login_device_failures_max,
+                    window_ms: window_ms(c.login_device_window_secs),
+                },
+                account(
+                    c.login_account_failures_max
+                        .saturating_mul(DEVICE_CEILING_FACTOR),
+                ),
+            ],
+            None => [
+                Limit {
+                    rule: Rule::LoginAccountIp,
+                    key: format!("login:{{{username}}}:acct-ip:{}", ip_bucket(ip)),
+                    max: c.login_account_ip_failures_max,
+                    window_ms: window_ms(c.login_account_ip_window_secs),
+                },
+                account(c.login_account_failures_max),
+            ],
         }
     }
 
     /// After a failed login: counts against the account, and against this IP for the
-    /// account, or, for a trusted device, against the device.
+    /// account, or, for a trusted device, against the device; in one step.
     pub async fn login_failed(
         &self,
         username: &str,
         ip: &str,
         device: Option<&str>,
     ) -> Result<(), AuthError> {
-        let c = &self.config;
-        let now = self.clock.now_millis();
-        let (key, window) = self.client_failures(username, ip, device);
-        self.store.hit(&key, window, now).await?;
-        self.store
-            .hit(
-                &format!("login:acct:{username}"),
-                window_ms(c.login_account_window_secs),
-                now,
-            )
-            .await?;
+        let limits = self.failure_limits(username, ip, device);
+        let counters = limits.each_ref().map(Limit::counter);
+        self.store.hit(&counters, self.clock.now_millis()).await?;
         Ok(())
     }
 
     /// After a successful login: this IP's (or this device's) failures for the account are
-    /// forgiven.
+    /// forgiven. Nothing is written when [`Self::check_login_failures`] saw none (a failure
+    /// counted in between stays counted).
     pub async fn login_succeeded(
         &self,
         username: &str,
         ip: &str,
         device: Option<&str>,
+        seen: SeenFailures,
     ) -> Result<(), AuthError> {
-        let (key, window) = self.client_failures(username, ip, device);
+        if seen.client == 0 {
+            return Ok(());
+        }
+        let [client, _] = self.failure_limits(username, ip, device);
         self.store
-            .reset(&key, window, self.clock.now_millis())
+            .reset(&client.key, client.window_ms, self.clock.now_millis())
             .await?;
         Ok(())
     }
@@ -352,13 +392,12 @@ impl Limiter {
 
     /// After a failed client authentication: counts against the client IP.
     pub async fn client_auth_failed(&self, ip: &str) -> Result<(), AuthError> {
-        self.store
-            .hit(
-                &client_auth_key(ip),
-                window_ms(self.config.client_auth_ip_window_secs),
-                self.clock.now_millis(),
-            )
-            .await?;
+        let key = client_auth_key(ip);
+        let counter = RateCounter {
+            key: &key,
+            window_ms: window_ms(self.config.client_auth_ip_window_secs),
+        };
+        self.store.hit(&[counter], self.clock.now_millis()).await?;
         Ok(())
     }
 

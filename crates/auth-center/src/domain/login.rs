@@ -128,7 +128,7 @@ impl AuthService {
             .limiter
             .check_login_failures(&username, &client.ip, device)
             .await;
-        self.audit_refusal(allowed, client, Some(&username)).await?;
+        let seen = self.audit_refusal(allowed, client, Some(&username)).await?;
         let stored_hash = user.as_ref().map(|u| u.password_hash.clone());
         let check = self.hasher.verify(password.clone(), stored_hash).await?;
         let mut user = match user {
@@ -150,7 +150,7 @@ impl AuthService {
             }
         };
         self.limiter
-            .login_succeeded(&username, &client.ip, device)
+            .login_succeeded(&username, &client.ip, device, seen)
             .await?;
         if check.needs_rehash
             && let Some(hash) = self.upgrade_hash(&user.id, password.clone()).await

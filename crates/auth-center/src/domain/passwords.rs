@@ -32,7 +32,8 @@ impl AuthService {
             .limiter
             .check_login(&user.username, &client.ip, None)
             .await;
-        self.audit_refusal(allowed, client, Some(&user.username))
+        let seen = self
+            .audit_refusal(allowed, client, Some(&user.username))
             .await?;
         let check = self
             .hasher
@@ -54,7 +55,7 @@ impl AuthService {
             return Err(AuthError::InvalidCredentials);
         }
         self.limiter
-            .login_succeeded(&user.username, &client.ip, None)
+            .login_succeeded(&user.username, &client.ip, None, seen)
             .await?;
         let hash = self.hasher.hash(new).await?;
         let ((), ended) = self

@@ -462,20 +462,37 @@ pub struct RateDecision {
     pub reset_in_ms: i64,
 }
 
+/// One fixed-window rate-limit counter: its key and the length of its windows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateCounter<'a> {
+    /// The counter's name (the store adds its prefix and the window number).
+    pub key: &'a str,
+    /// Window length, ms.
+    pub window_ms: i64,
+}
+
 /// Fixed-window counters shared by every instance (Redis) or per process (memory).
 /// Windows are aligned to the injected clock, so tests can move past them.
+///
+/// `hit` and `peek` take several counters and are one step each (one round trip to Redis):
+/// the keys of one call must share a hash tag, as Redis Cluster runs a script, or answers
+/// a multi-key read in one round trip, only on the keys of one slot.
 #[async_trait]
 pub trait RateLimitStore: Send + Sync + 'static {
-    /// Adds one hit to `key` in the window containing `now_ms`.
-    async fn hit(&self, key: &str, window_ms: i64, now_ms: i64)
-    -> Result<RateDecision, StoreError>;
-    /// Reads `key`'s count in the window containing `now_ms` without adding to it.
+    /// Adds one hit to each counter in its window containing `now_ms`; their decisions, one
+    /// per counter, in order.
+    async fn hit(
+        &self,
+        counters: &[RateCounter<'_>],
+        now_ms: i64,
+    ) -> Result<Vec<RateDecision>, StoreError>;
+    /// Reads each counter in its window containing `now_ms` without adding to it; one
+    /// decision per counter, in order.
     async fn peek(
         &self,
-        key: &str,
-        window_ms: i64,
+        counters: &[RateCounter<'_>],
         now_ms: i64,
-    ) -> Result<RateDecision, StoreError>;
+    ) -> Result<Vec<RateDecision>, StoreError>;
     /// Forgets `key` in the window containing `now_ms`.
     async fn reset(&self, key: &str, window_ms: i64, now_ms: i64) -> Result<(), StoreError>;
     /// Marks `key` as used until `now_ms + ttl_ms`: `true` the first time, `false` while an

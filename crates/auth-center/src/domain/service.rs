@@ -449,12 +449,12 @@ impl AuthService {
     /// Writes the `rate_limited` audit event for a refusal worth one (see
     /// `AuthError::RateLimited::audit`), then passes the limiter's answer on. `account` is
     /// the username an account or device rule protects.
-    pub(super) async fn audit_refusal(
+    pub(super) async fn audit_refusal<T>(
         &self,
-        allowed: Result<(), AuthError>,
+        allowed: Result<T, AuthError>,
         client: &ClientInfo,
         account: Option<&str>,
-    ) -> Result<(), AuthError> {
+    ) -> Result<T, AuthError> {
         if let Err(refused) = &allowed {
             self.audit_limit(refused, client, account).await;
         }

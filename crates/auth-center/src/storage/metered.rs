@@ -12,8 +12,8 @@ use service_kit::metrics::Registry;
 
 use crate::domain::error::StoreError;
 use crate::domain::ports::{
-    AuditEvent, Database, RateDecision, RateLimitStore, RegisteredClient, RotateOutcome, Rotation,
-    SessionRecord, SessionStore, StoredKey, User, UsernameRow,
+    AuditEvent, Database, RateCounter, RateDecision, RateLimitStore, RegisteredClient,
+    RotateOutcome, Rotation, SessionRecord, SessionStore, StoredKey, User, UsernameRow,
 };
 
 /// Where one backend's calls are recorded.
@@ -299,20 +299,18 @@ impl MeteredRateLimits {
 impl RateLimitStore for MeteredRateLimits {
     async fn hit(
         &self,
-        key: &str,
-        window_ms: i64,
+        counters: &[RateCounter<'_>],
         now_ms: i64,
-    ) -> Result<RateDecision, StoreError> {
-        let call = self.inner.hit(key, window_ms, now_ms);
+    ) -> Result<Vec<RateDecision>, StoreError> {
+        let call = self.inner.hit(counters, now_ms);
         self.meter.time("rate_limit_hit", call).await
     }
     async fn peek(
         &self,
-        key: &str,
-        window_ms: i64,
+        counters: &[RateCounter<'_>],
         now_ms: i64,
-    ) -> Result<RateDecision, StoreError> {
-        let call = self.inner.peek(key, window_ms, now_ms);
+    ) -> Result<Vec<RateDecision>, StoreError> {
+        let call = self.inner.peek(counters, now_ms);
         self.meter.time("rate_limit_peek", call).await
     }
     async fn reset(&self, key: &str, window_ms: i64, now_ms: i64) -> Result<(), StoreError> {

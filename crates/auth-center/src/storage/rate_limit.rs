@@ -12,7 +12,7 @@ use redis::Script;
 use verifier::contract::RedisConnection;
 
 use crate::domain::error::StoreError;
-use crate::domain::ports::{RateDecision, RateLimitStore};
+use crate::domain::ports::{RateCounter, RateDecision, RateLimitStore};
 use crate::storage::redis_error;
 
 /// The window `now_ms` falls in: its number, and the ms until it ends.
@@ -28,6 +28,28 @@ pub(crate) fn counter_ttl_ms(window_ms: i64) -> i64 {
     window_ms.max(1).saturating_mul(2)
 }
 
+/// The decisions of `counters` from Redis's counts (`None`: no hit in the window yet), in
+/// order; an answer of another length is an error, not a guess.
+fn decisions(
+    counters: &[RateCounter<'_>],
+    counts: impl ExactSizeIterator<Item = Option<u64>>,
+    now_ms: i64,
+) -> Result<Vec<RateDecision>, StoreError> {
+    if counts.len() != counters.len() {
+        return Err(StoreError::other(
+            "Redis answered another number of rate-limit counters than asked",
+        ));
+    }
+    Ok(counters
+        .iter()
+        .zip(counts)
+        .map(|(c, count)| RateDecision {
+            count: count.unwrap_or(0),
+            reset_in_ms: window(c.window_ms, now_ms).1,
+        })
+        .collect())
+}
+
 /// `count(key, ttl)`: INCR, and set the expiry on the first hit (so a counter always has
 /// one, set in the script that writes it). Shared by `HIT` and the sessions' `ROTATE`.
 pub(crate) const COUNT: &str = r"
@@ -38,8 +60,12 @@ local function count(key, ttl)
 end
 ";
 
-/// KEYS: counter. ARGV: expiry ms.
-const HIT: &str = "return count(KEYS[1], ARGV[1])";
+/// KEYS: counters (one hash tag). ARGV: their expiries, ms, in the same order.
+const HIT: &str = r"
+local counts = {}
+for i, key in ipairs(KEYS) do counts[i] = count(key, ARGV[i]) end
+return counts
+";
 
 /// Counters in Redis, under `<prefix>:rl:`.
 pub struct RedisRateLimitStore {
@@ -67,39 +93,43 @@ impl RedisRateLimitStore {
 impl RateLimitStore for RedisRateLimitStore {
     async fn hit(
         &self,
-        key: &str,
-        window_ms: i64,
+        counters: &[RateCounter<'_>],
         now_ms: i64,
-    ) -> Result<RateDecision, StoreError> {
-        let (index, reset_in_ms) = window(window_ms, now_ms);
+    ) -> Result<Vec<RateDecision>, StoreError> {
+        if counters.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut invocation = self.hit.prepare_invoke();
+        for c in counters {
+            let (index, _) = window(c.window_ms, now_ms);
+            invocation
+                .key(self.key(c.key, index))
+                .arg(counter_ttl_ms(c.window_ms));
+        }
         let mut conn = self.conn.clone();
-        let count: u64 = self
-            .hit
-            .key(self.key(key, index))
-            .arg(counter_ttl_ms(window_ms))
+        let counts: Vec<u64> = invocation
             .invoke_async(&mut conn)
             .await
             .map_err(redis_error)?;
-        Ok(RateDecision { count, reset_in_ms })
+        decisions(counters, counts.into_iter().map(Some), now_ms)
     }
 
     async fn peek(
         &self,
-        key: &str,
-        window_ms: i64,
+        counters: &[RateCounter<'_>],
         now_ms: i64,
-    ) -> Result<RateDecision, StoreError> {
-        let (index, reset_in_ms) = window(window_ms, now_ms);
+    ) -> Result<Vec<RateDecision>, StoreError> {
+        if counters.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut mget = redis::cmd("MGET");
+        for c in counters {
+            let (index, _) = window(c.window_ms, now_ms);
+            mget.arg(self.key(c.key, index));
+        }
         let mut conn = self.conn.clone();
-        let count: Option<u64> = redis::cmd("GET")
-            .arg(self.key(key, index))
-            .query_async(&mut conn)
-            .await
-            .map_err(redis_error)?;
-        Ok(RateDecision {
-            count: count.unwrap_or(0),
-            reset_in_ms,
-        })
+        let counts: Vec<Option<u64>> = mget.query_async(&mut conn).await.map_err(redis_error)?;
+        decisions(counters, counts.into_iter(), now_ms)
     }
 
     async fn reset(&self, key: &str, window_ms: i64, now_ms: i64) -> Result<(), StoreError> {
@@ -213,27 +243,34 @@ impl MemoryRateLimitStore {
 impl RateLimitStore for MemoryRateLimitStore {
     async fn hit(
         &self,
-        key: &str,
-        window_ms: i64,
+        counters: &[RateCounter<'_>],
         now_ms: i64,
-    ) -> Result<RateDecision, StoreError> {
-        self.with(|counters| counters.hit(key, window_ms, now_ms))
+    ) -> Result<Vec<RateDecision>, StoreError> {
+        self.with(|map| {
+            counters
+                .iter()
+                .map(|c| map.hit(c.key, c.window_ms, now_ms))
+                .collect()
+        })
     }
 
     async fn peek(
         &self,
-        key: &str,
-        window_ms: i64,
+        counters: &[RateCounter<'_>],
         now_ms: i64,
-    ) -> Result<RateDecision, StoreError> {
-        let (_, reset_in_ms) = window(window_ms, now_ms);
-        self.with(|counters| {
-            let count = counters
-                .map
-                .get(key)
-                .filter(|c| c.ends_ms > now_ms)
-                .map_or(0, |c| c.count);
-            RateDecision { count, reset_in_ms }
+    ) -> Result<Vec<RateDecision>, StoreError> {
+        self.with(|map| {
+            counters
+                .iter()
+                .map(|c| RateDecision {
+                    count: map
+                        .map
+                        .get(c.key)
+                        .filter(|counter| counter.ends_ms > now_ms)
+                        .map_or(0, |counter| counter.count),
+                    reset_in_ms: window(c.window_ms, now_ms).1,
+                })
+                .collect()
         })
     }
 
@@ -266,25 +303,37 @@ mod tests {
 
     const HOUR_MS: i64 = 3_600_000;
 
+    /// One hit on `key`; its count.
+    async fn hit(store: &MemoryRateLimitStore, key: &str, window_ms: i64, now_ms: i64) -> u64 {
+        let decisions = store
+            .hit(&[RateCounter { key, window_ms }], now_ms)
+            .await
+            .unwrap();
+        decisions[0].count
+    }
+
     #[tokio::test]
     async fn a_flood_of_short_window_counters_never_clears_a_long_window_lockout() {
         let store = MemoryRateLimitStore::new();
         let now = 10 * HOUR_MS;
         for _ in 0..5 {
-            store.hit("login:acct:alice", HOUR_MS, now).await.unwrap();
+            hit(&store, "login:{alice}:acct", HOUR_MS, now).await;
         }
         for i in 0..=CLEANUP_THRESHOLD {
-            store
-                .hit(&format!("refresh:ip:{i}"), 60_000, now + 1)
-                .await
-                .unwrap();
+            hit(&store, &format!("refresh:ip:{i}"), 60_000, now + 1).await;
         }
-        store.hit("refresh:ip:last", 60_000, now + 2).await.unwrap();
+        hit(&store, "refresh:ip:last", 60_000, now + 2).await;
         let lockout = store
-            .peek("login:acct:alice", HOUR_MS, now + 3)
+            .peek(
+                &[RateCounter {
+                    key: "login:{alice}:acct",
+                    window_ms: HOUR_MS,
+                }],
+                now + 3,
+            )
             .await
             .unwrap();
-        assert_eq!(lockout.count, 5, "the hour's failures survive");
+        assert_eq!(lockout[0].count, 5, "the hour's failures survive");
     }
 
     #[tokio::test]
@@ -294,7 +343,7 @@ mod tests {
         assert!(!store.first_use("jti:a", 1000, 999).await.unwrap());
         assert!(store.first_use("jti:b", 1000, 999).await.unwrap());
         // A counter of the same name is another key.
-        assert_eq!(store.hit("jti:a", 1000, 999).await.unwrap().count, 1);
+        assert_eq!(hit(&store, "jti:a", 1000, 999).await, 1);
         assert!(store.first_use("jti:a", 1000, 1000).await.unwrap());
     }
 
@@ -302,9 +351,9 @@ mod tests {
     async fn counters_of_ended_windows_are_dropped_once_the_map_is_large() {
         let store = MemoryRateLimitStore::new();
         for i in 0..CLEANUP_THRESHOLD {
-            store.hit(&format!("old:{i}"), 60_000, 0).await.unwrap();
+            hit(&store, &format!("old:{i}"), 60_000, 0).await;
         }
-        store.hit("new", 60_000, 60_000).await.unwrap();
+        hit(&store, "new", 60_000, 60_000).await;
         let len = store.with(|counters| counters.map.len()).unwrap();
         assert_eq!(len, 1, "only the live counter is kept");
     }

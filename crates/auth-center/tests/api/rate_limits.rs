@@ -450,3 +450,70 @@ async fn a_refresh_is_one_redis_command_with_the_limit_on_or_off_on_a_cluster() 
     )
     .await;
 }
+
+/// Logins against a Redis of the test's own: a successful one is three commands (the per-IP
+/// count, one read of the account's failure counters, the session's `CREATE`), a failed
+/// one three too (its two failure counts in one script), and a success after failures one
+/// more (the `DEL` that forgives them).
+async fn a_login_is_three_redis_commands(redis: RedisConfig, nodes: Vec<String>) {
+    let backend = Backend {
+        db: Db::Sqlite,
+        sessions: Sessions::Memory,
+    };
+    let app = spawn_app_with(backend, |c| {
+        c.redis = redis.clone();
+        c.selftest.enabled = false;
+    })
+    .await;
+    // The first login and failure may load the scripts into the nodes.
+    app.register_and_login("trips").await;
+    let r = app.login("trips", WRONG).await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    app.login_ok("trips").await;
+    let three = [("evalsha".to_string(), 2), ("mget".to_string(), 1)].into();
+    let sent = commands_sent(&nodes, async {
+        app.login_ok("trips").await;
+    })
+    .await;
+    assert_eq!(sent, three, "a successful login");
+    let sent = commands_sent(&nodes, async {
+        let r = app.login("trips", WRONG).await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    })
+    .await;
+    assert_eq!(sent, three, "a failed login");
+    let sent = commands_sent(&nodes, async {
+        app.login_ok("trips").await;
+    })
+    .await;
+    assert_eq!(
+        sent,
+        [
+            ("evalsha".to_string(), 2),
+            ("mget".to_string(), 1),
+            ("del".to_string(), 1)
+        ]
+        .into(),
+        "a successful login after a failure"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_is_three_redis_commands_on_a_standalone_redis() {
+    let redis = test_support::RedisServer::start().unwrap();
+    a_login_is_three_redis_commands(
+        RedisConfig::standalone(&redis.url()).unwrap(),
+        vec![redis.url()],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_is_three_redis_commands_on_a_cluster() {
+    let cluster = test_support::RedisCluster::start().unwrap();
+    a_login_is_three_redis_commands(
+        RedisConfig::cluster(cluster.urls()).unwrap(),
+        cluster.urls(),
+    )
+    .await;
+}
