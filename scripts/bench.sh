@@ -38,8 +38,9 @@
 #   BENCH_KEEP=1       keep the temporary directory (logs, JSON results)
 #   BENCH_PLOTS=DIR    also draw the report's SVG figures of this run into DIR
 #                      (scripts/plot-bench.py; matplotlib in target/bench-venv)
-#   BENCH_CALLGRIND=N  also count user-space instructions per request of /baseline/me and /me
-#                      (tracked) under callgrind, N requests per round (e.g. 20000)
+#   BENCH_CALLGRIND=N  also count user-space instructions per request of /baseline/me, /me,
+#                      /handler/me and /verified/me (tracked) under callgrind, N requests per
+#                      round (e.g. 20000)
 #   BENCH_AUTH=0       skip the auth-center runs (login capacity, refresh tail, 1 and 2 cores)
 #   BENCH_AUTH_ONLY=1  only the auth-center runs (no throughput rounds, no revocation trials)
 #   BENCH_LOGIN_ROUNDS rounds of raw Argon2 beside a login flood, per core count (default 4)
@@ -384,8 +385,9 @@ if [[ -n "${BENCH_CALLGRIND:-}" ]]; then
     CG_PID=$!
     for _ in $(seq 600); do curl -sf -o /dev/null "http://127.0.0.1:$CG_PORT/healthz" && break; sleep 0.1; done
     for round in warm 1 2; do
-        for path in /baseline/me /me /verified/me; do
-            [[ $path != /verified/me ]] || grep -aq /verified/me "$BIN/demo-service" || continue
+        for path in /baseline/me /me /handler/me /verified/me; do
+            # Routes an older demo-service does not have are skipped.
+            [[ $path == /baseline/me || $path == /me ]] || grep -aq "$path" "$BIN/demo-service" || continue
             count=$BENCH_CALLGRIND
             [[ $round == warm ]] && count=2000
             callgrind_control -z "$CG_PID" >/dev/null 2>&1

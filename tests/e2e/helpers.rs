@@ -375,6 +375,11 @@ impl Demo {
         Answer::of(self.get("/me", Some(&tokens.access_token)).await).await
     }
 
+    /// `/handler/me`: `/me` with the layer on the handler instead of `route_layer`.
+    pub async fn handler_me(&self, tokens: &Tokens) -> Answer {
+        Answer::of(self.get("/handler/me", Some(&tokens.access_token)).await).await
+    }
+
     /// `/verified/me`: `/me` verified by the `Verified` extractor instead of the layer.
     pub async fn verified_me(&self, tokens: &Tokens) -> Answer {
         Answer::of(self.get("/verified/me", Some(&tokens.access_token)).await).await

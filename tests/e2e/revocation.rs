@@ -35,6 +35,7 @@ async fn removing_the_session_key_revokes_the_session(
     for tokens in [&victim, &same_user, &bystander, &victim] {
         demo.me(tokens).await.assert_ok(); // tracked mode: now cached
         demo.verified_me(tokens).await.assert_ok(); // the extractor's route, same caches
+        demo.handler_me(tokens).await.assert_ok(); // the layer on the handler, same caches
     }
 
     let key = center.session_key(&victim);
@@ -82,11 +83,18 @@ async fn removing_the_session_key_revokes_the_session(
         |a| a.is_401("session_revoked"),
     )
     .await;
+    stays(
+        "the route with the layer on its handler refuses it too",
+        || demo.handler_me(&victim),
+        |a| a.is_401("session_revoked"),
+    )
+    .await;
 
     // Only that session: the user's other session and other users carry on.
     demo.me(&same_user).await.assert_ok();
     demo.me(&bystander).await.assert_ok();
     demo.verified_me(&same_user).await.assert_ok();
+    demo.handler_me(&same_user).await.assert_ok();
 }
 
 mod tracked {
