@@ -176,6 +176,10 @@ impl Gateway {
         method: &str,
         path: &str,
     ) -> (Scheme, Result<Arc<Claims>, VerifyError>) {
+        // A repeat bearer token is answered from the verifier's caches, as by its middleware.
+        if let Some(cached) = self.verifier.verify_cached_headers(headers) {
+            return (Scheme::Bearer, cached);
+        }
         match access_token(headers) {
             None => (
                 Scheme::Bearer,

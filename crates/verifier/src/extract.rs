@@ -113,19 +113,48 @@ fn single_authorization(headers: &HeaderMap) -> Option<&http::HeaderValue> {
 /// The bytes of the bearer token of a request as [`access_token`] finds it (exactly one
 /// `Authorization` header, the `Bearer` scheme in any case, one space, the token without the
 /// ASCII whitespace around it), without checking that they are ASCII: for a look-up in the
-/// caches alone ([`Verifier::verify_cached_bytes`]). Every token in the signature cache
+/// caches alone ([`Verifier::verify_cached_headers`]). Every token in the signature cache
 /// passed the compact-JWS format check (`jws::compact_parts`: three base64url segments and
 /// two dots, nothing else) and verification, whichever API it came through, so bytes that hit
 /// are such a token with only ASCII spaces or tabs around it, and [`access_token`] would give
 /// the same. That saves two passes over the token (the ASCII and UTF-8 checks) on the hot
 /// path; a miss takes the full check.
-pub(crate) fn bearer_bytes(headers: &HeaderMap) -> Option<&[u8]> {
+fn bearer_bytes(headers: &HeaderMap) -> Option<&[u8]> {
     let (scheme, token) = single_authorization(headers)?
         .as_bytes()
         .split_at_checked(7)?;
     scheme
         .eq_ignore_ascii_case(b"bearer ")
         .then(|| token.trim_ascii())
+}
+
+impl Verifier {
+    /// The whole verification of a request's bearer token (exactly one `Authorization:
+    /// Bearer` header) when the caches answer it ([`verify_cached`](Self::verify_cached)),
+    /// looked up by the header's bytes before any ASCII or UTF-8 pass: what
+    /// [`VerifierLayer`](crate::VerifierLayer) and [`Verified`] try first, for a forward-auth
+    /// server or another framework to do the same. `None`: nothing the caches answer for (a
+    /// new token, a session to ask Redis about, a DPoP token, no or a malformed header);
+    /// then take the full path, which also refuses what does not parse.
+    ///
+    /// ```
+    /// use verifier::{AccessToken, VerifyError, access_token};
+    /// # async fn demo(verifier: verifier::Verifier, headers: http::HeaderMap) -> Result<(), VerifyError> {
+    /// let claims = match verifier.verify_cached_headers(&headers) {
+    ///     Some(answer) => answer?,
+    ///     None => match access_token(&headers) {
+    ///         Some(AccessToken::Bearer(token)) => verifier.verify_shared(token).await?,
+    ///         _ => return Err(VerifyError::Invalid("no bearer token")),
+    ///     },
+    /// };
+    /// # Ok(()) }
+    /// ```
+    pub fn verify_cached_headers(
+        &self,
+        headers: &HeaderMap,
+    ) -> Option<Result<Arc<Claims>, VerifyError>> {
+        self.verify_cached_bytes(bearer_bytes(headers)?)
+    }
 }
 
 /// The verified caller: the claims of a valid token whose session exists.
@@ -280,9 +309,7 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let verifier = Verifier::from_ref(state);
         // A repeat bearer token is answered from the caches without waiting.
-        if let Some(token) = bearer_bytes(&parts.headers)
-            && let Some(verified) = verifier.verify_cached_bytes(token)
-        {
+        if let Some(verified) = verifier.verify_cached_headers(&parts.headers) {
             return verified.map(Verified).map_err(IntoResponse::into_response);
         }
         verify_request(&verifier, &parts.headers, &parts.method, parts.uri.path())

@@ -15,7 +15,7 @@ use tower_service::Service;
 use crate::claims::Claims;
 use crate::dpop::{DpopError, proof_header};
 use crate::error::VerifyError;
-use crate::extract::{AccessToken, Anonymous, Authenticated, access_token, bearer_bytes};
+use crate::extract::{AccessToken, Anonymous, Authenticated, access_token};
 use crate::verify::Verifier;
 
 /// A [`Layer`] that lets a request through only with a valid access token whose session
@@ -136,8 +136,7 @@ where
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
         // A repeat bearer token whose session tracked mode's cache holds is answered without
         // an await: the inner service (the one made ready) is called at once, nothing boxed.
-        let cached = bearer_bytes(request.headers())
-            .and_then(|token| self.layer.verifier.verify_cached_bytes(token));
+        let cached = self.layer.verifier.verify_cached_headers(request.headers());
         let state = match cached {
             Some(Ok(claims)) => {
                 request.extensions_mut().insert(Authenticated(claims));
