@@ -278,14 +278,21 @@ if [[ -n "${BENCH_PROFILE:-}" ]]; then
 fi
 
 # --- 1. throughput --------------------------------------------------------------------------
+# Result files: $TMP/NNN-<kind>.json, numbered in the order they are made (three digits, so
+# that the table, which pairs rounds in file order, reads them in that order).
 n=0
+# Moves on to the next result number; RESULT is its path without the "-<kind>.json".
+next_result() {
+    n=$((n + 1))
+    RESULT="$TMP/$(printf '%03d' "$n")"
+}
 run_url() { # label url token server-pid...
     local label=$1 url=$2 token=$3
     shift 3
     local pids=()
     for pid in "$@"; do pids+=(--server-pid "$pid"); done
-    n=$((n + 1))
-    local out="$TMP/$(printf '%03d' $n)-http.json"
+    next_result
+    local out="$RESULT-http.json"
     log "http: $label (${DURATION}s + ${WARMUP}s warm-up, $CONNS connections)"
     LOADGEN_TOKEN="$token" timeout $((DURATION * 3 + 60)) taskset -c "$CLIENT_CPU" \
         "$BIN/loadgen" http --url "$url" \
@@ -335,8 +342,8 @@ REVOKE_USER="bench_revoke_$$"
 run_revocation() { # label mode|url
     local label=$1 url=$2
     [[ $url == http* ]] || url="http://127.0.0.1:${DEMO_PORT[$url]}/me"
-    n=$((n + 1))
-    local out="$TMP/$(printf '%03d' $n)-revocation.json"
+    next_result
+    local out="$RESULT-revocation.json"
     log "revocation: $label ($TRIALS trials)"
     timeout $((TRIALS + 120)) taskset -c "$CLIENT_CPU" \
         "$BIN/loadgen" revocation --url "$url" \
@@ -412,32 +419,31 @@ fi
 # configured slots and a login flood, in alternating rounds; then two open-loop probes --
 # refreshes at BENCH_PROBE_RATE over 50 sessions, and GET /me at the demo-service (tracked,
 # on the server core) -- alone ("unloaded") and beside a login flood ("loaded"), in
-# alternating rounds. Result files are numbered with three digits: the table pairs rounds in
-# file order.
+# alternating rounds (paired by file order, see next_result).
 # Raw Argon2 hashing of the configured slots on the auth-center's CPUs, no server involved.
 # Uses auth_bench's env_auth.
 raw_capacity() { # label cpuset
     log "auth-center $1: raw argon2 capacity (${DURATION}s)"
-    n=$((n + 1))
+    next_result
     env "${env_auth[@]}" taskset -c "$2" timeout $((DURATION + 60)) \
         "$BIN/auth-center" passwords capacity --seconds "$DURATION" --json \
         | python3 -c 'import json,sys; d=json.load(sys.stdin); d["kind"]="capacity"; d["label"]=sys.argv[1]; print(json.dumps(d))' \
-            "argon2 raw, $1" >"$TMP/$(printf '%03d' $n)-capacity.json"
+            "argon2 raw, $1" >"$RESULT-capacity.json"
 }
 # A login flood (16 clients, closed loop) with nothing else running. Uses auth_bench's lg,
 # acct and pid.
 login_flood_alone() { # label round
     log "auth-center $1: login flood alone (16 clients), round $2 of $LOGIN_ROUNDS"
-    n=$((n + 1))
+    next_result
     "${lg[@]}" login "${acct[@]}" -c 16 -d "$DURATION" --warmup "$WARMUP" \
-        --server-pid "$pid" --label "logins alone, $1" >"$TMP/$(printf '%03d' $n)-login.json"
+        --server-pid "$pid" --label "logins alone, $1" >"$RESULT-login.json"
 }
 # One round of the probes, alone ("unloaded") or beside a login flood ("loaded"). Uses
 # auth_bench's lg, acct and pid.
 probe_round() { # label phase round
     local label=$1 phase=$2 base probe flood= waited
     log "auth-center $label: probes $phase, round $3 of $PROBE_ROUNDS (refresh $PROBE_RATE/s over 50 sessions, /me 1000/s)"
-    n=$((n + 1)); base="$TMP/$(printf '%03d' $n)"
+    next_result; base=$RESULT
     "${lg[@]}" refresh "${acct[@]}" --sessions 50 --rate "$PROBE_RATE" -d "$DURATION" \
         --warmup "$WARMUP" --server-pid "$pid" --label "refresh p99 $phase, $label" \
         --ready-file "$base.ready" --start-file "$base.start" >"$base-refresh.json" &
@@ -493,22 +499,22 @@ auth_bench() { # id label cpuset
     local lg=(taskset -c "$CLIENT_CPU" timeout $((DURATION * 4 + 120)) "$BIN/loadgen")
     local acct=(--auth-url "$url" --username "$user" --register)
     log "auth-center $label: refresh saturation (400 sessions, closed loop)"
-    n=$((n + 1))
+    next_result
     "${lg[@]}" refresh "${acct[@]}" --sessions 400 --rate 0 -d "$DURATION" --warmup "$WARMUP" \
         --server-pid "$pid" --redis-url "$REDIS_URL" --label "refresh saturation, $label" \
-        >"$TMP/$(printf '%03d' $n)-refresh.json"
+        >"$RESULT-refresh.json"
     local sat
-    sat=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["ok_per_s"])' "$TMP/$(printf '%03d' $n)-refresh.json")
+    sat=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["ok_per_s"])' "$RESULT-refresh.json")
     # The refresh tail toward saturation (open loop, 400 sessions, nothing else running).
     local frac
     for frac in 0.5 0.75 0.9; do
         local r
         r=$(python3 -c 'import sys; print(max(50, round(float(sys.argv[1]) * float(sys.argv[2]))))' "$sat" "$frac")
         log "auth-center $label: refresh at $r/s ($frac of saturation, 400 sessions)"
-        n=$((n + 1))
+        next_result
         "${lg[@]}" refresh "${acct[@]}" --sessions 400 --rate "$r" -d "$DURATION" \
             --warmup "$WARMUP" --server-pid "$pid" --label "refresh p99 at $frac of saturation, $label" \
-            >"$TMP/$(printf '%03d' $n)-refresh.json"
+            >"$RESULT-refresh.json"
     done
     # Logins against the raw Argon2 capacity of the configured slots (`auth-center passwords
     # capacity`, same config and pinning), in alternating rounds: raw then flood, flood then
