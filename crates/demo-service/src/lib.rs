@@ -75,7 +75,7 @@ async fn verified_me(user: Verified) -> Response {
     claims_json(&user)
 }
 
-/// What `/me` and `/verified/me` answer.
+/// What `/me`, `/handler/me` and `/verified/me` answer.
 fn claims_json(user: &Claims) -> Response {
     Json(Me {
         sub: &user.sub,

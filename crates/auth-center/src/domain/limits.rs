@@ -95,14 +95,21 @@ pub struct SeenFailures {
     client: u64,
 }
 
-/// The one decision of a one-counter call.
-fn only(decisions: &[RateDecision]) -> Result<RateDecision, StoreError> {
-    match decisions {
-        [d] => Ok(*d),
-        _ => Err(StoreError::other(
+/// The store's decisions, checked to be one per counter asked: a short answer must not
+/// skip a limit.
+fn answered(decisions: Vec<RateDecision>, asked: usize) -> Result<Vec<RateDecision>, StoreError> {
+    if decisions.len() == asked {
+        Ok(decisions)
+    } else {
+        Err(StoreError::other(
             "the rate-limit store answered another number of counters",
-        )),
+        ))
     }
+}
+
+/// The one decision of a one-counter call.
+fn only(decisions: Vec<RateDecision>) -> Result<RateDecision, StoreError> {
+    Ok(answered(decisions, 1)?[0])
 }
 
 /// The address a per-IP limit counts against: IPv4 as is, IPv6 by its /64 (one
@@ -167,7 +174,7 @@ impl Limiter {
             window_ms: window_ms(window_secs),
         };
         let decisions = self.store.hit(&[counter], self.clock.now_millis()).await?;
-        let d = only(&decisions)?;
+        let d = only(decisions)?;
         if d.count > max {
             Err(self.refuse(d, rule, d.count == max.saturating_add(1)))
         } else {
@@ -200,7 +207,7 @@ impl Limiter {
     async fn check_failures(&self, limits: &[&Limit]) -> Result<Vec<u64>, AuthError> {
         let counters: Vec<_> = limits.iter().map(|l| l.counter()).collect();
         let now = self.clock.now_millis();
-        let decisions = self.store.peek(&counters, now).await?;
+        let decisions = answered(self.store.peek(&counters, now).await?, limits.len())?;
         for (limit, d) in limits.iter().zip(&decisions) {
             if d.count >= limit.max {
                 let key = format!("refused:{}", limit.key);
@@ -209,7 +216,7 @@ impl Limiter {
                     window_ms: limit.window_ms,
                 };
                 let refusals = self.store.hit(&[refused], now).await?;
-                return Err(self.refuse(*d, limit.rule, only(&refusals)?.count == 1));
+                return Err(self.refuse(*d, limit.rule, only(refusals)?.count == 1));
             }
         }
         Ok(decisions.iter().map(|d| d.count).collect())
@@ -262,12 +269,15 @@ impl Limiter {
 
     /// The failure limits of a login to `username` from this client: the client's own (the
     /// trusted device's, else the account's from this IP), then the account's. Their keys
-    /// share the username as hash tag, so both are read, or counted, in one step.
+    /// begin alike, `login:{user:<username>}`, up to the end of the username, so Redis Cluster
+    /// finds the same hash tag in both (the `user:` keeps it non-empty when a username begins
+    /// with `}`), and both are read, or counted, in one step.
     fn failure_limits(&self, username: &str, ip: &str, device: Option<&str>) -> [Limit; 2] {
         let c = &self.config;
+        let tagged = format!("login:{{user:{username}}}");
         let account = |max| Limit {
             rule: Rule::LoginAccount,
-            key: format!("login:{{{username}}}:acct"),
+            key: format!("{tagged}:acct"),
             max,
             window_ms: window_ms(c.login_account_window_secs),
         };
@@ -275,7 +285,7 @@ impl Limiter {
             Some(device) => [
                 Limit {
                     rule: Rule::LoginDevice,
-                    key: format!("login:{{{username}}}:device:{device}"),
+                    key: format!("{tagged}:device:{device}"),
                     max: c.login_device_failures_max,
                     window_ms: window_ms(c.login_device_window_secs),
                 },
@@ -287,7 +297,7 @@ impl Limiter {
             None => [
                 Limit {
                     rule: Rule::LoginAccountIp,
-                    key: format!("login:{{{username}}}:acct-ip:{}", ip_bucket(ip)),
+                    key: format!("{tagged}:acct-ip:{}", ip_bucket(ip)),
                     max: c.login_account_ip_failures_max,
                     window_ms: window_ms(c.login_account_ip_window_secs),
                 },
@@ -417,7 +427,63 @@ fn client_auth_key(ip: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::ip_bucket;
+    #![allow(clippy::unwrap_used)]
+
+    use async_trait::async_trait;
+    use verifier::contract::ManualClock;
+
+    use super::*;
+
+    /// A store that answers one decision (count 99) whatever it is asked.
+    struct ShortStore;
+
+    #[async_trait]
+    impl RateLimitStore for ShortStore {
+        async fn hit(
+            &self,
+            _: &[RateCounter<'_>],
+            _: i64,
+        ) -> Result<Vec<RateDecision>, StoreError> {
+            Ok(vec![RateDecision {
+                count: 99,
+                reset_in_ms: 1,
+            }])
+        }
+        async fn peek(
+            &self,
+            counters: &[RateCounter<'_>],
+            now_ms: i64,
+        ) -> Result<Vec<RateDecision>, StoreError> {
+            self.hit(counters, now_ms).await
+        }
+        async fn reset(&self, _: &str, _: i64, _: i64) -> Result<(), StoreError> {
+            Ok(())
+        }
+        async fn first_use(&self, _: &str, _: i64, _: i64) -> Result<bool, StoreError> {
+            Ok(true)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_store_answering_fewer_counters_than_asked_is_an_error_not_a_pass() {
+        let limiter = Limiter::new(
+            Arc::new(ShortStore),
+            LimitsConfig {
+                login_account_ip_failures_max: 100,
+                ..LimitsConfig::default()
+            },
+            Arc::new(ManualClock::starting_now()),
+            AuthMetrics::default(),
+        );
+        // One decision for two counters: the account's limit was never read.
+        let checked = limiter
+            .check_login_failures("alice", "192.0.2.7", None)
+            .await;
+        assert!(
+            matches!(checked, Err(AuthError::Internal(_))),
+            "{checked:?}"
+        );
+    }
 
     #[test]
     fn ipv6_clients_are_counted_by_their_slash_64() {

@@ -19,6 +19,7 @@ for_backends! {
         refreshes_are_rate_limited_per_ip_and_the_session_survives,
         tokens_without_a_mac_are_also_limited_per_ip_alone,
         failures_from_many_ips_hit_the_account_wide_limit,
+        usernames_with_braces_are_locked_out_like_any_other,
     ],
     sqlite_redis: [
         failed_logins_back_off_the_account_from_that_ip_until_the_window_passes,
@@ -29,8 +30,10 @@ for_backends! {
         refreshes_are_rate_limited_per_ip_and_the_session_survives,
         tokens_without_a_mac_are_also_limited_per_ip_alone,
         two_instances_sharing_redis_enforce_one_limit,
+        usernames_with_braces_are_locked_out_like_any_other,
     ],
     sqlite_cluster: [
+        usernames_with_braces_are_locked_out_like_any_other,
         refreshes_are_rate_limited_per_ip_and_the_session_survives,
         two_instances_sharing_redis_enforce_one_limit,
     ],
@@ -87,6 +90,35 @@ async fn failed_logins_back_off_the_account_from_that_ip_until_the_window_passes
         app.login("ruth", WRONG).await;
     }
     app.login_ok("ruth").await;
+}
+
+/// The account's failure counters share a Redis Cluster hash tag built from the username:
+/// braces in a username, even a leading `}` (which would leave an empty tag), must neither
+/// split them across slots (a failed login would be an error and never counted) nor mix
+/// accounts.
+async fn usernames_with_braces_are_locked_out_like_any_other(backend: Backend) {
+    let app = spawn_app_with(backend, |c| c.limits.login_account_ip_failures_max = 2).await;
+    let names = ["}brace", "{open", "a}b{c", "}"];
+    for name in names {
+        assert_eq!(
+            app.register(name, PASSWORD).await.status(),
+            StatusCode::CREATED,
+            "{name}"
+        );
+    }
+    for name in names {
+        for _ in 0..2 {
+            assert_error(
+                app.login(name, WRONG).await,
+                StatusCode::UNAUTHORIZED,
+                "invalid_credentials",
+            )
+            .await;
+        }
+        assert_rate_limited(app.login(name, PASSWORD).await, 900).await;
+    }
+    // Each account counted its own failures only.
+    app.register_and_login("brace").await;
 }
 
 async fn the_owner_can_still_log_in_from_another_ip_during_the_back_off(backend: Backend) {
