@@ -7,8 +7,7 @@ use std::sync::Arc;
 
 use verifier::Clock;
 
-use super::error::AuthError;
-use super::error::StoreError;
+use super::error::{AuthError, StoreError};
 use super::metrics::AuthMetrics;
 use super::ports::{RateCounter, RateDecision, RateLimitStore, RefreshLimit};
 use crate::config::LimitsConfig;

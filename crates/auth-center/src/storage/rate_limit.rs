@@ -29,25 +29,20 @@ pub(crate) fn counter_ttl_ms(window_ms: i64) -> i64 {
 }
 
 /// The decisions of `counters` from Redis's counts (`None`: no hit in the window yet), in
-/// order; an answer of another length is an error, not a guess.
+/// order. (The limiter refuses an answer of another length.)
 fn decisions(
     counters: &[RateCounter<'_>],
-    counts: impl ExactSizeIterator<Item = Option<u64>>,
+    counts: impl Iterator<Item = Option<u64>>,
     now_ms: i64,
-) -> Result<Vec<RateDecision>, StoreError> {
-    if counts.len() != counters.len() {
-        return Err(StoreError::other(
-            "Redis answered another number of rate-limit counters than asked",
-        ));
-    }
-    Ok(counters
+) -> Vec<RateDecision> {
+    counters
         .iter()
         .zip(counts)
         .map(|(c, count)| RateDecision {
             count: count.unwrap_or(0),
             reset_in_ms: window(c.window_ms, now_ms).1,
         })
-        .collect())
+        .collect()
 }
 
 /// `count(key, ttl)`: INCR, and set the expiry on the first hit (so a counter always has
@@ -111,7 +106,7 @@ impl RateLimitStore for RedisRateLimitStore {
             .invoke_async(&mut conn)
             .await
             .map_err(redis_error)?;
-        decisions(counters, counts.into_iter().map(Some), now_ms)
+        Ok(decisions(counters, counts.into_iter().map(Some), now_ms))
     }
 
     async fn peek(
@@ -129,7 +124,7 @@ impl RateLimitStore for RedisRateLimitStore {
         }
         let mut conn = self.conn.clone();
         let counts: Vec<Option<u64>> = mget.query_async(&mut conn).await.map_err(redis_error)?;
-        decisions(counters, counts.into_iter(), now_ms)
+        Ok(decisions(counters, counts.into_iter(), now_ms))
     }
 
     async fn reset(&self, key: &str, window_ms: i64, now_ms: i64) -> Result<(), StoreError> {
