@@ -94,6 +94,52 @@ pub(crate) struct Gateway {
     pub(crate) metrics: DecisionMetrics,
     /// The verifier's revocation mode (`/readyz` checks Redis unless it is `off`).
     pub(crate) revocation: verifier::RevocationMode,
+    /// The identity headers of recently allowed callers.
+    pub(crate) identities: IdentityCache,
+}
+
+/// How many callers' identity headers [`IdentityCache`] keeps (about 1 KiB each).
+pub(crate) const IDENTITY_CACHE_ENTRIES: usize = 4096;
+
+/// The headers of the answer already built for a verified token's claims
+/// ([`Gateway::identity`]). The verifier hands out
+/// the same `Arc<Claims>` for a token for as long as it caches the token, so a repeat request
+/// clones the headers instead of checking and copying each value again. Entries are keyed by
+/// the claims' address and hold the `Arc` itself: the address cannot be reused while the
+/// entry lives, and a hit is only taken for the very same allocation (`Arc::ptr_eq`).
+pub(crate) struct IdentityCache(quick_cache::sync::Cache<usize, Arc<Built>>);
+
+struct Built {
+    claims: Arc<Claims>,
+    headers: HeaderMap,
+}
+
+impl IdentityCache {
+    pub(crate) fn new(entries: usize) -> Self {
+        Self(quick_cache::sync::Cache::new(entries))
+    }
+
+    /// The answer's headers for `claims`: cached, or made by `build` (`None`, not cached,
+    /// when a claim cannot be a header value).
+    fn get_or_build(
+        &self,
+        claims: &Arc<Claims>,
+        build: impl FnOnce() -> Option<HeaderMap>,
+    ) -> Option<HeaderMap> {
+        let key = Arc::as_ptr(claims) as usize;
+        if let Some(built) = self.0.get(&key)
+            && Arc::ptr_eq(&built.claims, claims)
+        {
+            return Some(built.headers.clone());
+        }
+        let headers = build()?;
+        let built = Built {
+            claims: Arc::clone(claims),
+            headers: headers.clone(),
+        };
+        self.0.insert(key, Arc::new(built));
+        Some(headers)
+    }
 }
 
 /// How the caller presented its token.
@@ -155,11 +201,15 @@ impl Gateway {
         if let Some(refusal) = access.refuse(&claims) {
             return (Outcome::Forbidden, no_store(refusal));
         }
-        match self.identity(&claims) {
+        match self
+            .identities
+            .get_or_build(&claims, || self.identity(&claims))
+        {
             Some(identity) => {
+                // `Cache-Control: no-store` is among them.
                 let mut response = Response::new(Body::empty());
                 *response.headers_mut() = identity;
-                (Outcome::Allowed, no_store(response))
+                (Outcome::Allowed, response)
             }
             None => {
                 let error = VerifyError::Invalid("an identity claim cannot be a header value");
@@ -257,10 +307,13 @@ impl Gateway {
         )
     }
 
-    /// The identity headers of `claims`; `None` when a claim cannot be a header value.
+    /// The headers of the answer that allows `claims`: the identity headers, and
+    /// `Cache-Control: no-store` as on every answer; `None` when a claim cannot be a header
+    /// value.
     fn identity(&self, claims: &Claims) -> Option<HeaderMap> {
         let names = &self.headers;
         let mut headers = HeaderMap::with_capacity(6);
+        headers.insert(header::CACHE_CONTROL, NO_STORE);
         headers.insert(names.subject.clone(), token_value(&claims.sub)?);
         headers.insert(names.session.clone(), token_value(&claims.sid)?);
         if claims
@@ -304,11 +357,14 @@ fn token_value(value: &str) -> Option<HeaderValue> {
     HeaderValue::from_str(value).ok()
 }
 
-/// `response`, marked as not to be cached: a decision holds for one request.
+/// The `Cache-Control` of every answer: a decision holds for one request.
+const NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
+
+/// `response`, marked as not to be cached ([`NO_STORE`]).
 fn no_store(mut response: Response) -> Response {
     response
         .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        .insert(header::CACHE_CONTROL, NO_STORE);
     response
 }
 

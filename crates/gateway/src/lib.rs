@@ -47,7 +47,7 @@ use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use verifier::settings::SettingsError;
 use verifier::{RevocationMode, Verifier};
 
-use crate::decision::Gateway;
+use crate::decision::{Gateway, IDENTITY_CACHE_ENTRIES, IdentityCache};
 use crate::dialect::{Dialect, EXT_AUTHZ_PREFIX};
 
 pub use crate::rules::{Rule, RuleError};
@@ -77,6 +77,7 @@ pub fn router(verifier: Verifier, settings: &Settings) -> Result<Router, Setting
         dpop_algs,
         metrics: metrics::DecisionMetrics::new(&service_kit::metrics::Registry::global()),
         revocation: settings.verifier.revocation,
+        identities: IdentityCache::new(IDENTITY_CACHE_ENTRIES),
     });
     let ext_authz = endpoint(Dialect::ExtAuthz);
     let app = Router::new()

@@ -39,6 +39,34 @@ async fn each_dialect_answers_a_valid_token_with_the_callers_identity() {
 }
 
 #[tokio::test]
+async fn repeat_tokens_of_different_callers_each_get_their_own_identity() {
+    let env = Env::new().await;
+    let gateway = env.gateway(|_| {}).await;
+    let mut callers = Vec::new();
+    for (sub, role) in [
+        ("user-a", "admin"),
+        ("user-b", "user"),
+        ("user-c", "auditor"),
+    ] {
+        let session = env.session(sub).await;
+        let token = env.issuer.token(&session, json!({ "roles": [role] }));
+        callers.push((sub, role, session, token));
+    }
+    // Interleaved, each token many times: whatever the gateway keeps between requests, an
+    // answer carries the identity of the token it was asked about.
+    for round in 0..4 {
+        for i in [0, 1, 0, 2, 1, 0, 2, 2] {
+            let (sub, role, session, token) = &callers[i];
+            let answer = gateway.with_token(Dialect::ExtAuthz, "/", token).await;
+            answer.assert_allowed();
+            assert_eq!(answer.header("x-auth-subject"), Some(*sub), "round {round}");
+            assert_eq!(answer.header("x-auth-session"), Some(session.sid.as_str()));
+            assert_eq!(answer.header("x-auth-roles"), Some(*role));
+        }
+    }
+}
+
+#[tokio::test]
 async fn a_token_without_scope_or_client_id_leaves_those_headers_out() {
     let env = Env::new().await;
     let gateway = env.gateway(|_| {}).await;
