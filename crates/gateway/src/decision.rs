@@ -98,7 +98,8 @@ pub(crate) struct Gateway {
     pub(crate) identities: IdentityCache,
 }
 
-/// How many callers' identity headers [`IdentityCache`] keeps (about 1 KiB each).
+/// How many callers' identity headers [`IdentityCache`] keeps (each entry holds the
+/// token's claims and its headers: a few KiB at most, with the largest tokens).
 pub(crate) const IDENTITY_CACHE_ENTRIES: usize = 4096;
 
 /// The headers of the answer already built for a verified token's claims
@@ -106,7 +107,9 @@ pub(crate) const IDENTITY_CACHE_ENTRIES: usize = 4096;
 /// the same `Arc<Claims>` for a token for as long as it caches the token, so a repeat request
 /// clones the headers instead of checking and copying each value again. Entries are keyed by
 /// the claims' address and hold the `Arc` itself: the address cannot be reused while the
-/// entry lives, and a hit is only taken for the very same allocation (`Arc::ptr_eq`).
+/// entry lives, and a hit is only taken for the very same allocation (`Arc::ptr_eq`). It
+/// relies on the verifier's signature cache: with that cache off (a library caller's
+/// `signature_cache_capacity(0)`) every request misses, and the entries only keep claims alive.
 pub(crate) struct IdentityCache(quick_cache::sync::Cache<usize, Arc<Built>>);
 
 struct Built {

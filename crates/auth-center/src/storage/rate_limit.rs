@@ -29,7 +29,7 @@ pub(crate) fn counter_ttl_ms(window_ms: i64) -> i64 {
 }
 
 /// The decisions of `counters` from Redis's counts (`None`: no hit in the window yet), in
-/// order. (The limiter refuses an answer of another length.)
+/// order. (The limiter refuses a shorter answer; Redis answers one count per key.)
 fn decisions(
     counters: &[RateCounter<'_>],
     counts: impl Iterator<Item = Option<u64>>,

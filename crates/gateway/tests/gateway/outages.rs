@@ -35,7 +35,7 @@ async fn an_unreachable_redis_is_a_503_with_retry_after_never_a_200() {
         for dialect in DIALECTS {
             for path in ["/orders", "/public/page"] {
                 let answer = gateway.with_token(dialect, path, &token).await;
-                answer.assert_503().assert_no_identity();
+                answer.assert_503().assert_not_stored().assert_no_identity();
             }
             // Without a token there is no session to check: the anonymous path still
             // passes, and other paths need a token.
@@ -72,7 +72,7 @@ async fn a_stopped_redis_turns_answers_into_503s_until_it_is_back() {
     assert_eq!(gateway.get("/readyz").await.status, 200);
 
     tokio::task::block_in_place(|| redis.stop()).expect("stop Redis");
-    ask().await.assert_503();
+    ask().await.assert_503().assert_not_stored();
     let ready = gateway.get("/readyz").await;
     ready.assert_503();
     assert_eq!(ready.body["status"], "unavailable", "{ready:?}");

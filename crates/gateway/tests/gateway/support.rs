@@ -389,6 +389,12 @@ impl Answer {
     pub fn assert_allowed(&self) -> &Self {
         assert_eq!(self.status, StatusCode::OK, "{self:?}");
         assert_eq!(self.body, Value::Null, "{self:?}");
+        self.assert_not_stored()
+    }
+
+    /// `Cache-Control: no-store`: every decision holds for its request only.
+    #[track_caller]
+    pub fn assert_not_stored(&self) -> &Self {
         assert_eq!(self.header("cache-control"), Some("no-store"), "{self:?}");
         self
     }
@@ -404,7 +410,7 @@ impl Answer {
             challenge.starts_with(r#"Bearer error="invalid_token", error_description=""#),
             "{self:?}"
         );
-        self
+        self.assert_not_stored()
     }
 
     /// `400` with the common body.
@@ -413,10 +419,11 @@ impl Answer {
         assert_eq!(self.status, StatusCode::BAD_REQUEST, "{self:?}");
         assert_eq!(self.code(), Some("invalid_request"), "{self:?}");
         assert!(self.body["message"].is_string(), "{self:?}");
-        self
+        self.assert_not_stored()
     }
 
-    /// `503` with `Retry-After` and the common body.
+    /// `503` with `Retry-After` and the common body (a decision's, or `/readyz`'s; only the
+    /// former is marked [`Self::assert_not_stored`]).
     #[track_caller]
     pub fn assert_503(&self) -> &Self {
         assert_eq!(self.status, StatusCode::SERVICE_UNAVAILABLE, "{self:?}");
@@ -430,7 +437,7 @@ impl Answer {
     pub fn assert_403(&self, code: &str) -> &Self {
         assert_eq!(self.status, StatusCode::FORBIDDEN, "{self:?}");
         assert_eq!(self.code(), Some(code), "{self:?}");
-        self
+        self.assert_not_stored()
     }
 
     /// No identity header at all.
