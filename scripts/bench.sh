@@ -228,7 +228,7 @@ http {
     scgi_temp_path $TMP/nginx/scgi;
     include $TMP/nginx/gateway.conf;
     # The same proxying as gateway.conf's protected location, minus auth_request: HTTP/1.1
-    # with keep-alive to the application (without these two lines nginx opens a connection
+    # with keep-alive to the application (without the last two lines nginx opens a connection
     # per request, and this baseline came out slower than the route with auth_request).
     server {
         listen 127.0.0.1:$NGX_PLAIN_PORT;

@@ -94,7 +94,7 @@ pub(crate) struct Gateway {
     pub(crate) metrics: DecisionMetrics,
     /// The verifier's revocation mode (`/readyz` checks Redis unless it is `off`).
     pub(crate) revocation: verifier::RevocationMode,
-    /// The identity headers of recently allowed callers.
+    /// The answer headers of recently allowed tokens.
     pub(crate) identities: IdentityCache,
 }
 
@@ -103,13 +103,13 @@ pub(crate) struct Gateway {
 pub(crate) const IDENTITY_CACHE_ENTRIES: usize = 4096;
 
 /// The headers of the answer already built for a verified token's claims
-/// ([`Gateway::identity`]). The verifier hands out
-/// the same `Arc<Claims>` for a token for as long as it caches the token, so a repeat request
-/// clones the headers instead of checking and copying each value again. Entries are keyed by
-/// the claims' address and hold the `Arc` itself: the address cannot be reused while the
-/// entry lives, and a hit is only taken for the very same allocation (`Arc::ptr_eq`). It
-/// relies on the verifier's signature cache: with that cache off (a library caller's
-/// `signature_cache_capacity(0)`) every request misses, and the entries only keep claims alive.
+/// ([`Gateway::identity`]). The verifier hands out the same `Arc<Claims>` for a token for as
+/// long as it caches the token, so a repeat request clones the headers instead of checking
+/// and copying each value again. Entries are keyed by the claims' address and hold the `Arc`
+/// itself: the address cannot be reused while the entry lives, and a hit is only taken for
+/// the very same allocation (`Arc::ptr_eq`). It relies on the verifier's signature cache:
+/// with that cache off (a library caller's `signature_cache_capacity(0)`) every request
+/// misses, and the entries only keep claims alive.
 pub(crate) struct IdentityCache(quick_cache::sync::Cache<usize, Arc<Built>>);
 
 struct Built {

@@ -181,23 +181,6 @@ impl Limiter {
         }
     }
 
-    /// Refuses once a failure counter has reached `max`: [`Self::check_failures`] of one.
-    async fn peek(
-        &self,
-        rule: Rule,
-        key: &str,
-        max: u64,
-        window_secs: u64,
-    ) -> Result<(), AuthError> {
-        let limit = Limit {
-            rule,
-            key: key.to_owned(),
-            max,
-            window_ms: window_ms(window_secs),
-        };
-        self.check_failures(&[&limit]).await.map(|_| ())
-    }
-
     /// Refuses once a failure counter has reached its `max`, the limits checked in order and
     /// all read in one step (their keys share a hash tag); the counts read, in order. The
     /// first refusal of a window is audited, found by counting refusals under
@@ -390,24 +373,28 @@ impl Limiter {
     /// Refuses a client IP that has failed client authentication too often in the window,
     /// before any credential is looked at.
     pub async fn check_client_auth(&self, ip: &str) -> Result<(), AuthError> {
-        self.peek(
-            Rule::ClientAuthIp,
-            &client_auth_key(ip),
-            self.config.client_auth_ip_failures_max,
-            self.config.client_auth_ip_window_secs,
-        )
-        .await
+        self.check_failures(&[&self.client_auth_limit(ip)])
+            .await
+            .map(|_| ())
     }
 
     /// After a failed client authentication: counts against the client IP.
     pub async fn client_auth_failed(&self, ip: &str) -> Result<(), AuthError> {
-        let key = client_auth_key(ip);
-        let counter = RateCounter {
-            key: &key,
-            window_ms: window_ms(self.config.client_auth_ip_window_secs),
-        };
-        self.store.hit(&[counter], self.clock.now_millis()).await?;
+        let limit = self.client_auth_limit(ip);
+        self.store
+            .hit(&[limit.counter()], self.clock.now_millis())
+            .await?;
         Ok(())
+    }
+
+    /// The failed-client-authentication limit of a client IP.
+    fn client_auth_limit(&self, ip: &str) -> Limit {
+        Limit {
+            rule: Rule::ClientAuthIp,
+            key: format!("client-auth:ip:{}", ip_bucket(ip)),
+            max: self.config.client_auth_ip_failures_max,
+            window_ms: window_ms(self.config.client_auth_ip_window_secs),
+        }
     }
 
     /// Marks a single-use value (an assertion's `jti`) as used for `ttl_ms`: `false` if it
@@ -418,10 +405,6 @@ impl Limiter {
             .first_use(key, ttl_ms, self.clock.now_millis())
             .await?)
     }
-}
-
-fn client_auth_key(ip: &str) -> String {
-    format!("client-auth:ip:{}", ip_bucket(ip))
 }
 
 #[cfg(test)]

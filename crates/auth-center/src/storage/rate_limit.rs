@@ -28,8 +28,9 @@ pub(crate) fn counter_ttl_ms(window_ms: i64) -> i64 {
     window_ms.max(1).saturating_mul(2)
 }
 
-/// The decisions of `counters` from Redis's counts (`None`: no hit in the window yet), in
-/// order. (The limiter refuses a shorter answer; Redis answers one count per key.)
+/// The decisions of `counters` from their counts read (`None`: no hit in the window yet), in
+/// order; for both stores. (The limiter refuses a shorter answer; Redis answers one count per
+/// key.)
 fn decisions(
     counters: &[RateCounter<'_>],
     counts: impl Iterator<Item = Option<u64>>,
@@ -255,17 +256,13 @@ impl RateLimitStore for MemoryRateLimitStore {
         now_ms: i64,
     ) -> Result<Vec<RateDecision>, StoreError> {
         self.with(|map| {
-            counters
-                .iter()
-                .map(|c| RateDecision {
-                    count: map
-                        .map
-                        .get(c.key)
-                        .filter(|counter| counter.ends_ms > now_ms)
-                        .map_or(0, |counter| counter.count),
-                    reset_in_ms: window(c.window_ms, now_ms).1,
-                })
-                .collect()
+            let counts = counters.iter().map(|c| {
+                map.map
+                    .get(c.key)
+                    .filter(|counter| counter.ends_ms > now_ms)
+                    .map(|counter| counter.count)
+            });
+            decisions(counters, counts, now_ms)
         })
     }
 
