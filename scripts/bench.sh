@@ -18,7 +18,7 @@
 #      every-request at the demo-service, at the gateway, and through nginx;
 #   3. MEMORY USAGE of one session key (target <= 512 bytes).
 # The table's "srv µs/req" is the server's CPU time per request: the cost of each path
-# whatever the bottleneck; "EXISTS/req" is how many requests reached Redis.
+# whatever the bottleneck; "checks/req" is how many requests reached Redis (EXISTS or PTTL).
 # Every process it starts is stopped on exit; nothing else is touched.
 #
 # Environment (all optional):

@@ -14,8 +14,8 @@ on_standalone_and_cluster!(
 
 const REQUESTS: u64 = 50;
 
-/// `EXISTS` calls served so far, summed over every node.
-async fn exists_calls(target: &RedisTarget) -> u64 {
+/// Session checks (`EXISTS`, `PTTL`) served so far, summed over every node.
+async fn session_checks(target: &RedisTarget) -> u64 {
     let urls = target.urls().to_vec();
     let mut total = 0;
     for url in urls {
@@ -29,36 +29,33 @@ async fn exists_calls(target: &RedisTarget) -> u64 {
             .query_async(&mut conn)
             .await
             .expect("INFO commandstats");
-        // cmdstat_exists:calls=12,usec=...
-        total += info
-            .lines()
-            .find_map(|l| l.strip_prefix("cmdstat_exists:calls="))
-            .and_then(|rest| rest.split(',').next())
-            .map_or(0, |n| n.parse::<u64>().expect("a count"));
+        total += test_support::session_checks_in(&info);
     }
     total
 }
 
-async fn exists_calls_for_repeat_requests(store: Store, mode: RevocationMode) -> u64 {
+async fn session_checks_for_repeat_requests(store: Store, mode: RevocationMode) -> u64 {
     let redis = PrivateRedis::start(store);
     let center = AuthCenter::spawn_on(redis.target()).await;
     let demo = center.demo(mode).await;
     let tokens = center.register_and_login("carol").await;
     demo.me(&tokens).await.assert_ok(); // warms the caches
-    let before = exists_calls(&redis.target()).await;
+    let before = session_checks(&redis.target()).await;
     for _ in 0..REQUESTS {
         demo.me(&tokens).await.assert_ok();
     }
-    exists_calls(&redis.target()).await - before
+    session_checks(&redis.target()).await - before
 }
 
 async fn in_tracked_mode_repeat_requests_are_answered_without_asking_redis(store: Store) {
-    let calls = exists_calls_for_repeat_requests(store, RevocationMode::Tracked).await;
-    eprintln!("observation: {store:?} tracked: {calls} EXISTS for {REQUESTS} repeat requests");
+    let calls = session_checks_for_repeat_requests(store, RevocationMode::Tracked).await;
+    eprintln!(
+        "observation: {store:?} tracked: {calls} session checks for {REQUESTS} repeat requests"
+    );
     assert_eq!(calls, 0, "tracked mode asked Redis on repeat requests");
 }
 
 async fn in_every_request_mode_each_request_asks_redis(store: Store) {
-    let calls = exists_calls_for_repeat_requests(store, RevocationMode::EveryRequest).await;
+    let calls = session_checks_for_repeat_requests(store, RevocationMode::EveryRequest).await;
     assert_eq!(calls, REQUESTS);
 }

@@ -45,8 +45,8 @@ pub(crate) struct HttpArgs {
     /// application): their CPU time is added up.
     #[arg(long)]
     pub server_pid: Vec<u32>,
-    /// Redis (loopback) whose `EXISTS` commands are counted during the window, to show
-    /// how many requests reached Redis.
+    /// Redis (loopback) whose session checks (`EXISTS`, `PTTL`) are counted during the
+    /// window, to show how many requests reached Redis.
     #[arg(long)]
     pub redis_url: Option<String>,
     /// A name for this run in the output.
@@ -116,8 +116,10 @@ pub(crate) struct HttpResult {
     /// bottleneck).
     pub server_cpu_us_per_request: Option<f64>,
     pub reconnects: u64,
-    /// `EXISTS` commands Redis executed during the window, per measured request.
-    pub redis_exists_per_request: Option<f64>,
+    /// Session checks (`EXISTS`, `PTTL`) Redis executed during the window, per measured
+    /// request (named `redis_exists_per_request` in results before tracked mode sent `PTTL`).
+    #[serde(alias = "redis_exists_per_request")]
+    pub redis_checks_per_request: Option<f64>,
     /// The latency's percentile spectrum, `[percentile, µs]` pairs from HdrHistogram's
     /// `iter_quantiles(1)` (a few hundred points), for plots.
     #[serde(default)]
@@ -178,8 +180,8 @@ pub(crate) async fn run(args: HttpArgs) -> anyhow::Result<HttpResult> {
     }
 
     tokio::time::sleep_until(measure_from.into()).await;
-    let exists_start = match redis.as_mut() {
-        Some(r) => Some(crate::redis_stats::exists_calls(r).await?),
+    let checks_start = match redis.as_mut() {
+        Some(r) => Some(crate::redis_stats::session_checks(r).await?),
         None => None,
     };
     let cpu_start = (
@@ -197,8 +199,8 @@ pub(crate) async fn run(args: HttpArgs) -> anyhow::Result<HttpResult> {
         self_cpu_secs(),
         Instant::now(),
     );
-    let exists_end = match redis.as_mut() {
-        Some(r) => Some(crate::redis_stats::exists_calls(r).await?),
+    let checks_end = match redis.as_mut() {
+        Some(r) => Some(crate::redis_stats::session_checks(r).await?),
         None => None,
     };
     let wall = (cpu_end.2 - cpu_start.2).as_secs_f64();
@@ -255,7 +257,7 @@ pub(crate) async fn run(args: HttpArgs) -> anyhow::Result<HttpResult> {
         },
         loadgen_cpu_pct: pct(cpu_start.1, cpu_end.1),
         reconnects: connects.saturating_sub(args.connections as u64),
-        redis_exists_per_request: match (exists_start, exists_end) {
+        redis_checks_per_request: match (checks_start, checks_end) {
             (Some(a), Some(b)) if requests > 0 => {
                 Some(((b - a) as f64 / requests as f64 * 10_000.0).round() / 10_000.0)
             }

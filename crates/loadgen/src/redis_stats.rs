@@ -17,18 +17,13 @@ pub(crate) async fn connect(url: &str) -> anyhow::Result<MultiplexedConnection> 
         .context("connect to redis")
 }
 
-/// How many `EXISTS` commands the server has executed so far.
-pub(crate) async fn exists_calls(conn: &mut MultiplexedConnection) -> anyhow::Result<u64> {
-    let info: String = redis::cmd("INFO")
-        .arg("commandstats")
-        .query_async(conn)
-        .await?;
-    Ok(info
-        .lines()
-        .find_map(|l| l.strip_prefix("cmdstat_exists:calls="))
-        .and_then(|rest| rest.split(',').next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0))
+/// How many session checks (`EXISTS`, `PTTL`) the server has executed so far.
+pub(crate) async fn session_checks(conn: &mut MultiplexedConnection) -> anyhow::Result<u64> {
+    let calls = command_calls(conn).await?;
+    Ok(["exists", "pttl"]
+        .iter()
+        .filter_map(|c| calls.get(*c))
+        .sum())
 }
 
 /// Calls so far per command (`INFO commandstats`), e.g. `{"evalsha": 812, "info": 3}`;

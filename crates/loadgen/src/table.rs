@@ -79,7 +79,7 @@ pub(crate) fn render(files: &[PathBuf]) -> anyhow::Result<String> {
             "srv CPU%",
             "srv µs/req",
             "gen CPU%",
-            "EXISTS/req",
+            "checks/req",
             "non-2xx",
         )?;
         for (label, runs) in &groups {
@@ -110,7 +110,7 @@ pub(crate) fn render(files: &[PathBuf]) -> anyhow::Result<String> {
                 r.server_cpu_us_per_request
                     .map_or("-".to_string(), |c| format!("{c:.2}")),
                 cpu(r.loadgen_cpu_pct),
-                r.redis_exists_per_request
+                r.redis_checks_per_request
                     .map_or("-".to_string(), |e| format!("{e:.4}")),
                 non_2xx,
                 rounds.join(" ")

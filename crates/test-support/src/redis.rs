@@ -870,3 +870,27 @@ impl Drop for RedisCluster {
         self.watchdog.disarm();
     }
 }
+
+/// How many session checks a verifier sent, from an `INFO commandstats` reply: the `EXISTS`
+/// (every-request mode) and `PTTL` (tracked mode's cache misses) calls.
+///
+/// ```
+/// let info = "# Commandstats\r\ncmdstat_exists:calls=3,usec=9\r\ncmdstat_pttl:calls=2,usec=4\r\ncmdstat_ping:calls=7,usec=1\r\n";
+/// assert_eq!(test_support::session_checks_in(info), 5);
+/// ```
+pub fn session_checks_in(commandstats: &str) -> u64 {
+    commandstats
+        .lines()
+        .filter_map(|line| {
+            let stats = line
+                .strip_prefix("cmdstat_exists:")
+                .or_else(|| line.strip_prefix("cmdstat_pttl:"))?;
+            stats
+                .strip_prefix("calls=")?
+                .split(',')
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum()
+}

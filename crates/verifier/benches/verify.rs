@@ -3,8 +3,8 @@
 //!
 //! * `first_sight`: a token the verifier has never seen (full Ed25519 verification), its
 //!   session already in the client-side cache (tracked mode);
-//! * `repeat_token_tracked`: the same token again: signature-cache hit + client-side-cached
-//!   `EXISTS` (no Redis round trip);
+//! * `repeat_token_tracked`: the same token again: signature-cache hit + the cached session
+//!   answer (no Redis round trip);
 //! * `repeat_token_every_request`: signature-cache hit + one `EXISTS` round trip;
 //! * `repeat_token_revocation_off`: signature-cache hit only;
 //! * `naive_verify_plus_exists`: the "naive design": `jsonwebtoken::decode` + one plain
@@ -15,7 +15,7 @@
 //! * `axum/*`: one request through an axum `Router` (no sockets), as the demo-service
 //!   serves it: the no-auth baseline handler vs `/me` behind `VerifierLayer`.
 //!
-//! After each benchmark the number of `EXISTS` commands Redis actually executed
+//! After each benchmark the number of session checks (`EXISTS`, `PTTL`) Redis actually executed
 //! (`INFO commandstats`) is printed next to the number of calls made, so a client-side
 //! cache that does not hit shows up at once.
 //!
@@ -133,29 +133,25 @@ async fn build_verifier(
         .unwrap()
 }
 
-/// How many `EXISTS` commands the server has executed so far.
-async fn exists_calls(conn: &mut MultiplexedConnection) -> u64 {
+/// How many session checks (`EXISTS`, `PTTL`) the server has executed so far.
+async fn session_checks(conn: &mut MultiplexedConnection) -> u64 {
     let info: String = redis::cmd("INFO")
         .arg("commandstats")
         .query_async(conn)
         .await
         .unwrap();
-    info.lines()
-        .find_map(|l| l.strip_prefix("cmdstat_exists:calls="))
-        .and_then(|rest| rest.split(',').next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0)
+    test_support::session_checks_in(&info)
 }
 
-/// Reports how many of `calls` verifications reached Redis with an `EXISTS`.
+/// Reports how many of `calls` verifications reached Redis with a session check.
 fn report(rt: &Runtime, admin: &mut MultiplexedConnection, name: &str, before: u64, calls: u64) {
     if calls == 0 {
         return; // filtered out on the command line
     }
-    // Only the benchmark sends EXISTS to this private server.
-    let after = rt.block_on(exists_calls(admin));
+    // Only the benchmark sends session checks to this private server.
+    let after = rt.block_on(session_checks(admin));
     eprintln!(
-        "{name}: {calls} verify calls, {} EXISTS executed by Redis ({:.4} per call)",
+        "{name}: {calls} verify calls, {} session checks executed by Redis ({:.4} per call)",
         after - before,
         (after - before) as f64 / calls.max(1) as f64
     );
@@ -216,7 +212,7 @@ fn benches(c: &mut Criterion) {
             10_000_000,
         ));
         rt.block_on(verifier.verify_shared(&token)).unwrap();
-        let before = rt.block_on(exists_calls(&mut admin));
+        let before = rt.block_on(session_checks(&mut admin));
         calls.set(0);
         c.bench_function("first_sight", |b| {
             b.to_async(&rt).iter_batched(
@@ -240,7 +236,7 @@ fn benches(c: &mut Criterion) {
         let verifier = rt.block_on(build_verifier(&minter, &url, mode, 10_000));
         // Prime the signature cache and (tracked) the client-side cache.
         rt.block_on(verifier.verify_shared(&token)).unwrap();
-        let before = rt.block_on(exists_calls(&mut admin));
+        let before = rt.block_on(session_checks(&mut admin));
         calls.set(0);
         c.bench_function(name, |b| {
             b.to_async(&rt).iter(|| {
@@ -264,7 +260,7 @@ fn benches(c: &mut Criterion) {
         let conn = rt
             .block_on(client.get_multiplexed_async_connection())
             .unwrap();
-        let before = rt.block_on(exists_calls(&mut admin));
+        let before = rt.block_on(session_checks(&mut admin));
         calls.set(0);
         c.bench_function("naive_verify_plus_exists", |b| {
             b.to_async(&rt).iter(|| {
@@ -331,7 +327,7 @@ fn benches(c: &mut Criterion) {
                 .unwrap()
         };
         assert_eq!(rt.block_on(exists(cached.clone(), session_key.clone())), 1);
-        let before = rt.block_on(exists_calls(&mut admin));
+        let before = rt.block_on(session_checks(&mut admin));
         calls.set(0);
         c.bench_function("components/redis_rs_cached_exists", |b| {
             b.to_async(&rt).iter(|| {
@@ -395,7 +391,7 @@ fn benches(c: &mut Criterion) {
                 .route_layer(VerifierLayer::new(verifier));
             let first = rt.block_on(app.clone().oneshot(request("/me"))).unwrap();
             assert_eq!(first.status(), StatusCode::OK);
-            let before = rt.block_on(exists_calls(&mut admin));
+            let before = rt.block_on(session_checks(&mut admin));
             calls.set(0);
             c.bench_function(name, |b| {
                 b.to_async(&rt).iter(|| {
