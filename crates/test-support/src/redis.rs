@@ -335,6 +335,8 @@ impl Drop for Node {
 
 /// A private standalone `redis-server` on a free loopback port, with its own temporary
 /// directory (log: `redis.log` inside it). Nothing is persisted (`--save "" --appendonly no`).
+/// `DEBUG` is allowed (`--enable-debug-command local`), so a test can, say, turn off the
+/// active expiry cycle (`DEBUG SET-ACTIVE-EXPIRE 0`) of a server only it uses.
 ///
 /// Dropping it kills the server and removes the directory. If the test process dies without
 /// dropping it, a small watchdog process does the same.
@@ -376,6 +378,7 @@ impl RedisServer {
         let watchdog = Watchdog::spawn(dir.path())?;
         let mut node = Node::new(dir.path().to_path_buf(), None);
         node.tls = tls;
+        node.extra_args = vec!["--enable-debug-command".into(), "local".into()];
         let mut server = Self {
             node,
             watchdog,

@@ -421,7 +421,7 @@ impl VerifierBuilder {
     /// usually preempts them at once, but not always (a busy thread may finish its slice
     /// first: measured, a few revocations in a thousand still had a burst of stale answers);
     /// in the real-time class it always preempts them. The thread only handles the tracked
-    /// connection (pushes, the `EXISTS` of cache misses, the heartbeat), so it cannot take
+    /// connection (pushes, the `PTTL` of cache misses, the heartbeat), so it cannot take
     /// CPU from the requests beyond the work they give it, and the kernel caps real-time
     /// threads at 95 % of a CPU in any case.
     ///
@@ -681,6 +681,7 @@ impl VerifierBuilder {
                         tracked,
                         reader: reader.clone(),
                         metrics: metrics.clone(),
+                        pttl_refused: Arc::default(),
                     };
                     let selftest = selftest.zip(reader).map(|((signal, events), reader)| {
                         let instance = self

@@ -280,16 +280,17 @@ fn an_instance_name_with_spaces_is_refused_at_build() {
     }
 }
 
-/// A verifier whose ACL user is the documented one without the self-test's rules (an
-/// operator who has not updated it) verifies as before; the self-test only counts its
-/// failures.
+/// A verifier whose ACL user is the documented one without the self-test's rules and
+/// without `PTTL` (an operator who has not updated it) verifies as before: its session checks
+/// fall back to `EXISTS`, and the self-test only counts its failures.
 #[tokio::test]
-async fn a_verifier_without_the_selftest_permissions_still_verifies() {
+async fn a_verifier_without_the_selftest_and_pttl_permissions_still_verifies() {
     let prefix = prefix();
     let conn = admin(Topology::Standalone).await;
     let user = AclUser::documented("verifier", &prefix).without_rules(&[
-        "selftest", "+evalsha", "+script", "+time", "+zadd", "+get", "+hset", "+pexpire",
+        "selftest", "+evalsha", "+script", "+time", "+zadd", "+get", "+hset", "+pexpire", "+pttl",
     ]);
+    assert!(!user.setuser_args().iter().any(|rule| rule == "+pttl"));
     let mut c = conn.clone();
     let () = redis::cmd("ACL")
         .arg(user.setuser_args())

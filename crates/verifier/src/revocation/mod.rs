@@ -3,9 +3,10 @@
 //! ([`SessionCheck`]); tracked mode first asks its cache ([`tracked`]).
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
-use redis::{Cmd, FromRedisValue, RedisResult};
+use redis::{Cmd, ErrorKind, FromRedisValue, RedisError, RedisResult, ServerErrorKind};
 
 use crate::error::VerifyError;
 use crate::metrics::VerifierMetrics;
@@ -27,10 +28,12 @@ use tracked::TrackedCache;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum RevocationMode {
     /// Session existence is cached in-process and invalidated by Redis server-assisted
-    /// client-side caching (RESP3 `CLIENT TRACKING`): a `DEL`, `UNLINK` or expiry
-    /// reaches the verifier within a round trip. Entries also expire after the
-    /// max-staleness TTL, and the cache is dropped when the connection drops or Redis
-    /// stops answering for longer than the max stall.
+    /// client-side caching (RESP3 `CLIENT TRACKING`): a `DEL`, `UNLINK` or any write of the
+    /// key reaches the verifier within a round trip. An entry lives until the session key's
+    /// own expiry at the latest (a miss asks `PTTL`), since Redis pushes an expiry only when
+    /// it gets round to deleting the key. Entries also expire after the max-staleness TTL,
+    /// and the cache is dropped when the connection drops or Redis stops answering for
+    /// longer than the max stall.
     ///
     /// The tracked connection runs on the verifier's own OS thread, `verifier-tracking`
     /// (a current-thread tokio runtime that does nothing else; it ends when the verifier
@@ -38,7 +41,7 @@ pub enum RevocationMode {
     /// and it removes the key from the cache at once, whatever load the application's
     /// runtime is under. (On that runtime the push would wait behind the request tasks,
     /// which meanwhile keep answering from the cache.) A cache hit does not touch the
-    /// thread; a miss hands its `EXISTS` to it.
+    /// thread; a miss hands its `PTTL` to it, and is cached until the key expires at the latest.
     ///
     /// What remains between a `DEL` and the first refusal: Redis queues the invalidation
     /// while it executes the `DEL`, before the `DEL`'s reply, and writes both in the same
@@ -95,6 +98,8 @@ pub(crate) struct SessionCheck {
     /// every-request mode (commands run on the caller's runtime).
     pub(crate) reader: Option<TrackingReader>,
     pub(crate) metrics: Arc<VerifierMetrics>,
+    /// Set once Redis refused a `PTTL` with `NOPERM`: tracked mode asks `EXISTS` from then on.
+    pub(crate) pttl_refused: Arc<AtomicBool>,
 }
 
 impl SessionCheck {
@@ -103,41 +108,95 @@ impl SessionCheck {
     /// `Fault` (a misconfiguration, such as an ACL without `EXISTS`) is logged as an error,
     /// as it does not pass by itself the way an outage or a failover does.
     ///
+    /// Tracked mode asks `PTTL` rather than `EXISTS` on a miss, and caches the answer until
+    /// the key's own expiry at the latest (and max staleness): Redis tells the tracking
+    /// clients about an expired key only once it deletes it, when a read meets it or its
+    /// active expiry cycle reaches it, which in a Redis with millions of keys with a TTL can
+    /// lag far behind the expiry. A user whose ACL refuses `PTTL` (one set up before it was
+    /// documented) gets `EXISTS` instead, with a warning, and expiries seen within max
+    /// staleness as before.
+    ///
     /// `cache_hit` is set to whether tracked mode's cache answered (left `None` in
     /// every-request mode), for the caller's metrics.
+    #[allow(clippy::disallowed_methods)] // real time: when the key's remaining TTL started counting
     pub(crate) async fn check(
         &self,
         session_key: &str,
         cache_hit: &mut Option<bool>,
     ) -> Result<(), VerifyError> {
-        if let Some(cache) = &self.tracked {
-            let hit = cache.hit(session_key);
-            *cache_hit = Some(hit);
-            if hit {
-                return Ok(());
+        let Some(cache) = &self.tracked else {
+            return match self.exists(session_key).await? {
+                true => Ok(()),
+                false => Err(VerifyError::Revoked),
+            };
+        };
+        let hit = cache.hit(session_key);
+        *cache_hit = Some(hit);
+        if hit {
+            return Ok(());
+        }
+        let epoch = cache.epoch();
+        // The TTL counts from when Redis ran the command, after this: an earlier expiry.
+        let sent = Instant::now();
+        let expires = match self.remaining_lifetime(session_key).await? {
+            Lifetime::Gone => return Err(VerifyError::Revoked),
+            Lifetime::Unknown => None,
+            Lifetime::Left(left) => Some(sent + left),
+        };
+        cache.remember(session_key, epoch, expires);
+        Ok(())
+    }
+
+    /// How long the session key has left: `PTTL`, or `EXISTS` once a `NOPERM` has shown
+    /// that the ACL user may not send `PTTL`.
+    async fn remaining_lifetime(&self, session_key: &str) -> Result<Lifetime, VerifyError> {
+        if !self.pttl_refused.load(Ordering::Relaxed) {
+            let mut cmd = redis::cmd("PTTL");
+            cmd.arg(session_key);
+            match self.ask::<i64>(cmd).await? {
+                // -2: no such key; -1: no expiry.
+                Ok(-1) => return Ok(Lifetime::Unknown),
+                Ok(ms) if ms >= 0 => {
+                    return Ok(Lifetime::Left(Duration::from_millis(ms.unsigned_abs())));
+                }
+                Ok(_) => return Ok(Lifetime::Gone),
+                Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoPerm) => {
+                    if !self.pttl_refused.swap(true, Ordering::Relaxed) {
+                        tracing::warn!(
+                            error = %e,
+                            "the Redis user may not send PTTL: session checks fall back to \
+                             EXISTS, and a session that expires unread is refused within max \
+                             staleness instead of at its expiry; add +pttl to the user's ACL"
+                        );
+                    }
+                }
+                Err(e) => return Err(failed(e)),
             }
         }
-        let epoch = self.tracked.as_ref().map(|c| c.epoch());
+        Ok(match self.exists(session_key).await? {
+            true => Lifetime::Unknown,
+            false => Lifetime::Gone,
+        })
+    }
+
+    /// Whether the session key exists (`EXISTS`).
+    async fn exists(&self, session_key: &str) -> Result<bool, VerifyError> {
         let mut cmd = redis::cmd("EXISTS");
         cmd.arg(session_key);
-        let answer = self.query::<i64>(cmd).await;
-        self.metrics.redis_request(!matches!(answer, Ok(Ok(_))));
-        match answer {
-            Ok(Ok(1)) => {
-                if let (Some(cache), Some(epoch)) = (&self.tracked, epoch) {
-                    cache.remember(session_key, epoch);
-                }
-                Ok(())
-            }
-            Ok(Ok(_)) => Err(VerifyError::Revoked),
-            Ok(Err(e)) => {
-                if RedisFailure::of(&e) == RedisFailure::Fault {
-                    tracing::error!(error = %e, "the session check failed, and retrying will not help");
-                }
-                Err(VerifyError::Unavailable(e.to_string()))
-            }
-            Err(unanswered) => Err(unanswered),
+        match self.ask::<i64>(cmd).await? {
+            Ok(n) => Ok(n == 1),
+            Err(e) => Err(failed(e)),
         }
+    }
+
+    /// Sends a session check's command (see [`query`](Self::query)) and counts it.
+    async fn ask<T: FromRedisValue + Send + 'static>(
+        &self,
+        cmd: Cmd,
+    ) -> Result<RedisResult<T>, VerifyError> {
+        let answer = self.query::<T>(cmd).await;
+        self.metrics.redis_request(!matches!(answer, Ok(Ok(_))));
+        answer
     }
 
     /// Whether tracked mode's cache answers for `session_key` now (never in every-request
@@ -174,4 +233,22 @@ impl SessionCheck {
         };
         answer.map_err(|_| VerifyError::Unavailable("redis timed out".into()))
     }
+}
+
+/// What a session check learnt about the session key.
+enum Lifetime {
+    /// It does not exist: the session is revoked or expired.
+    Gone,
+    /// It exists, with no expiry or an unknown one.
+    Unknown,
+    /// It exists and expires after this.
+    Left(Duration),
+}
+
+/// A failed session check, failing closed; a `Fault` is logged as an error.
+fn failed(e: RedisError) -> VerifyError {
+    if RedisFailure::of(&e) == RedisFailure::Fault {
+        tracing::error!(error = %e, "the session check failed, and retrying will not help");
+    }
+    VerifyError::Unavailable(e.to_string())
 }

@@ -14,7 +14,7 @@
 //! cluster's or a sentinel connection's background tasks) with `tokio::spawn` on whichever
 //! runtime is current when it connects or reconnects, and a command may trigger a reconnect.
 //! So everything that touches the tracked connection runs on this runtime: the connect, the
-//! `EXISTS` of a cache miss, the readiness `PING`, the heartbeat, the revocation self-test.
+//! `PTTL` of a cache miss, the readiness `PING`, the heartbeat, the revocation self-test.
 //! A cache hit does not touch it: the request path is unchanged.
 //!
 //! A thread of its own is not enough when the request threads keep every core busy: the
@@ -277,6 +277,17 @@ mod tests {
             .redis(crate::RedisTarget::Standalone(redis_url.into()))
     }
 
+    /// A tracked verifier without the self-test whose safety-net TTL (10 min) never empties
+    /// the cache within a test: only invalidations and the keys' expiries may.
+    async fn tracked_verifier(redis_url: &str) -> crate::Verifier {
+        builder(redis_url)
+            .revocation_selftest(false)
+            .max_staleness(Duration::from_secs(600))
+            .build()
+            .await
+            .unwrap()
+    }
+
     /// Polls `probe` every 10 ms until it is true, at most 15 s.
     #[allow(clippy::disallowed_methods)] // real time: a bounded wait
     async fn eventually<F: Future<Output = bool>>(what: &str, mut probe: impl FnMut() -> F) {
@@ -326,13 +337,7 @@ mod tests {
     #[tokio::test]
     async fn pushes_are_handled_on_the_reader_thread_and_still_invalidate_after_a_redis_restart() {
         let mut redis = test_support::RedisServer::start().unwrap();
-        let verifier = builder(&redis.url())
-            .revocation_selftest(false)
-            // Only an invalidation, never the safety-net TTL, may empty the cache here.
-            .max_staleness(Duration::from_secs(600))
-            .build()
-            .await
-            .unwrap();
+        let verifier = tracked_verifier(&redis.url()).await;
         let check = &verifier.inner.session_check.as_ref().unwrap().check;
         let cache = check.tracked.as_deref().unwrap();
         let key = "auth:s:{u1}:s1";
@@ -365,6 +370,45 @@ mod tests {
                 redis.restart().unwrap();
             }
         }
+    }
+
+    /// Redis deletes an expired key, and only then tells the tracking clients, when a read
+    /// meets it or when its active expiry cycle reaches it; in a Redis holding millions of
+    /// keys with a TTL that cycle can lag minutes behind. Turned off here, nobody deletes the
+    /// key: the cache itself must stop answering at the key's expiry, not at max staleness.
+    #[tokio::test]
+    #[allow(clippy::disallowed_methods)] // real time: Redis expires keys in real time
+    async fn a_session_key_that_expires_unread_is_refused_from_its_expiry_on() {
+        let redis = test_support::RedisServer::start().unwrap();
+        redis
+            .query::<()>(redis::cmd("DEBUG").arg("SET-ACTIVE-EXPIRE").arg(0))
+            .unwrap();
+        let verifier = tracked_verifier(&redis.url()).await;
+        let check = &verifier.inner.session_check.as_ref().unwrap().check;
+        let cache = check.tracked.as_deref().unwrap();
+        let (lasting, expiring) = ("auth:s:{u1}:lasting", "auth:s:{u1}:expiring");
+        redis
+            .query::<()>(redis::cmd("SET").arg(lasting).arg(1))
+            .unwrap();
+        redis
+            .query::<()>(redis::cmd("SET").arg(expiring).arg(1).arg("PX").arg(300))
+            .unwrap();
+        let set = Instant::now();
+        for key in [lasting, expiring] {
+            check.check(key, &mut None).await.unwrap();
+            assert!(cache.hit(key), "{key} is cached");
+        }
+
+        tokio::time::sleep_until((set + Duration::from_millis(400)).into()).await;
+        assert!(
+            !cache.hit(expiring),
+            "the cache answers past the key's expiry"
+        );
+        assert!(matches!(
+            check.check(expiring, &mut None).await,
+            Err(crate::VerifyError::Revoked)
+        ));
+        assert!(cache.hit(lasting), "a key without a TTL stays cached");
     }
 
     /// Field `n` (1-based, as in proc(5)) of the `stat` of the thread whose `/proc` task

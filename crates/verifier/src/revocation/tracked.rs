@@ -104,8 +104,16 @@ impl TrackedCache {
         self.invalidations.load(Ordering::Acquire)
     }
 
+    /// Caches "`key` exists" until max staleness from now, or `expires` (the key's own
+    /// expiry) if earlier; not at all if an invalidation was handled since `epoch`, while
+    /// stalled, or if `expires` has passed.
     #[allow(clippy::disallowed_methods)] // real time: a safety-net TTL of cached answers, not domain time
-    pub(crate) fn remember(&self, key: &str, epoch: u64) {
+    pub(crate) fn remember(&self, key: &str, epoch: u64, expires: Option<Instant>) {
+        let now = Instant::now();
+        let until = expires.map_or(now + self.ttl, |e| e.min(now + self.ttl));
+        if until <= now {
+            return;
+        }
         let Ok(_gate) = self.gate.read() else {
             return;
         };
@@ -114,8 +122,7 @@ impl TrackedCache {
         {
             return;
         }
-        self.entries
-            .insert(key.as_bytes().into(), Instant::now() + self.ttl);
+        self.entries.insert(key.as_bytes().into(), until);
     }
 
     /// Applies a push message from the tracked connection.
@@ -252,13 +259,44 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::disallowed_methods)] // real time: the cache's entries are real-time deadlines
+    fn an_entry_is_served_until_the_keys_expiry_when_that_comes_before_max_staleness() {
+        let cache = TrackedCache::new(
+            Duration::from_secs(60),
+            Arc::new(VerifierMetrics::register()),
+        );
+        let now = Instant::now();
+        cache.remember("expired", cache.epoch(), Some(now));
+        cache.remember("soon", cache.epoch(), Some(now + Duration::from_millis(50)));
+        cache.remember(
+            "later",
+            cache.epoch(),
+            Some(now + Duration::from_secs(3600)),
+        );
+        cache.remember("no-ttl", cache.epoch(), None);
+        assert!(!cache.fresh("expired"));
+        assert_eq!(cache.len(), 3, "an expired key is not cached at all");
+        assert!(cache.fresh("soon"));
+        for key in ["later", "no-ttl"] {
+            let until = cache.entries.get(key.as_bytes()).unwrap();
+            assert!(
+                until <= Instant::now() + Duration::from_secs(60),
+                "{key}: max staleness"
+            );
+        }
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(!cache.fresh("soon"), "served past the key's expiry");
+        assert!(cache.fresh("later") && cache.fresh("no-ttl"));
+    }
+
+    #[test]
     fn an_invalidation_removes_exactly_its_keys() {
         let cache = TrackedCache::new(
             Duration::from_secs(60),
             Arc::new(VerifierMetrics::register()),
         );
-        cache.remember("a", cache.epoch());
-        cache.remember("b", cache.epoch());
+        cache.remember("a", cache.epoch(), None);
+        cache.remember("b", cache.epoch(), None);
         cache.on_push(&invalidate(&["a"]));
         assert!(!cache.hit("a"));
         assert!(cache.hit("b"));
@@ -272,7 +310,7 @@ mod tests {
         );
         let epoch = cache.epoch(); // request sent
         cache.on_push(&invalidate(&["a"])); // DEL's invalidation handled first
-        cache.remember("a", epoch); // then the (stale) "exists" reply
+        cache.remember("a", epoch, None); // then the (stale) "exists" reply
         assert!(!cache.hit("a"));
     }
 
@@ -282,13 +320,13 @@ mod tests {
             Duration::from_secs(60),
             Arc::new(VerifierMetrics::register()),
         );
-        cache.remember("a", cache.epoch());
+        cache.remember("a", cache.epoch(), None);
         cache.on_push(&PushInfo {
             kind: PushKind::Disconnection,
             data: vec![],
         });
         assert_eq!(cache.len(), 0);
-        cache.remember("b", cache.epoch());
+        cache.remember("b", cache.epoch(), None);
         cache.on_push(&PushInfo {
             kind: PushKind::Invalidate,
             data: vec![Value::Nil],
@@ -302,13 +340,13 @@ mod tests {
             Duration::from_secs(60),
             Arc::new(VerifierMetrics::register()),
         );
-        cache.remember("a", cache.epoch());
+        cache.remember("a", cache.epoch(), None);
         cache.stall();
         assert!(!cache.hit("a"));
-        cache.remember("b", cache.epoch()); // an EXISTS answered while stalled
+        cache.remember("b", cache.epoch(), None); // a PTTL answered while stalled
         assert!(!cache.hit("b"));
         cache.resume();
-        cache.remember("b", cache.epoch());
+        cache.remember("b", cache.epoch(), None);
         assert!(cache.hit("b"));
     }
 
@@ -318,13 +356,13 @@ mod tests {
             Duration::from_secs(60),
             Arc::new(VerifierMetrics::register()),
         );
-        cache.remember("hot", cache.epoch());
+        cache.remember("hot", cache.epoch(), None);
         for i in 0..2 * TRACKED_CAPACITY {
             assert!(
                 cache.hit("hot"),
                 "the hot session was dropped after {i} one-off sessions"
             );
-            cache.remember(&format!("one-off-{i}"), cache.epoch());
+            cache.remember(&format!("one-off-{i}"), cache.epoch(), None);
         }
         assert!(cache.len() <= TRACKED_CAPACITY);
         assert!(cache.len() > TRACKED_CAPACITY / 2, "{}", cache.len());
@@ -333,7 +371,7 @@ mod tests {
     #[test]
     fn entries_expire_after_the_max_staleness() {
         let cache = TrackedCache::new(Duration::ZERO, Arc::new(VerifierMetrics::register()));
-        cache.remember("a", cache.epoch());
+        cache.remember("a", cache.epoch(), None);
         assert!(!cache.hit("a"));
     }
 }
