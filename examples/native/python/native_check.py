@@ -6,7 +6,9 @@ A service that cannot embed the Rust verifier checks an access token in two step
    hygiene, `typ`, `iss`, `aud`, `exp`, `nbf`, `iat`, the `sub`/`sid` identifier rule).
 2. `TrackedSessions`: whether the session key `<prefix>:s:{<sub>}:<sid>` still exists in Redis,
    from a local cache that Redis itself invalidates (RESP3 client tracking), asking with
-   `EXISTS` on a miss. Anything that prevents a sure answer is `Unavailable`: fail closed.
+   `PTTL` on a miss and caching the answer no longer than the key lives (Redis pushes an
+   expiry only once it deletes the key, which can lag far behind). Anything that prevents a
+   sure answer is `Unavailable`: fail closed.
 
 Needs PyJWT with `cryptography` (requirements.txt); the RESP3 client is plain sockets. Run as a
 script it answers a line protocol on stdin/stdout (see `main`), which the e2e tests drive.
@@ -146,7 +148,7 @@ class TrackedSessions:
         self.conn = None  # (socket, reader file, pending replies) while connected
         self.cache = {}  # session key -> until (monotonic) it may be served
         self.confirmed = 0.0  # when the latest answered heartbeat PING was sent
-        self.stats = {"exists": 0, "hits": 0, "invalidations": 0, "flushes": 0}
+        self.stats = {"asked": 0, "hits": 0, "invalidations": 0, "flushes": 0}
         threading.Thread(target=self._heartbeat, daemon=True).start()
 
     def exists(self, key):
@@ -155,11 +157,12 @@ class TrackedSessions:
             if self.cache.get(key, 0) > now and now - self.confirmed < self.max_stall:
                 self.stats["hits"] += 1
                 return True
-            self.stats["exists"] += 1
-        reply = self._request(["EXISTS", key], remember=key)
+            self.stats["asked"] += 1
+        # PTTL: -2 no such key, -1 no expiry, else the milliseconds it has left.
+        reply = self._request(["PTTL", key], remember=key)
         if not isinstance(reply, int):
-            raise Unavailable(f"EXISTS answered {reply!r}")
-        return reply == 1
+            raise Unavailable(f"PTTL answered {reply!r}")
+        return reply != -2
 
     def _connect(self):  # with self.lock held
         u, sock = self.url, None
@@ -187,7 +190,9 @@ class TrackedSessions:
         threading.Thread(target=self._reader, args=(self.conn,), daemon=True).start()
 
     def _request(self, args, remember=None, timeout=None):
-        slot = {"done": threading.Event(), "reply": None, "remember": remember}
+        # `sent`: a PTTL's milliseconds count from when Redis ran it, after this.
+        slot = {"done": threading.Event(), "reply": None, "remember": remember,
+                "sent": time.monotonic()}
         with self.lock:
             if self.conn is None:
                 self._connect()
@@ -217,8 +222,12 @@ class TrackedSessions:
                     slot = pending.popleft()
                     # Cached here, in stream order: an invalidation read after this reply
                     # is applied after it, so it can never be overtaken.
-                    if slot["remember"] and frame == 1 and self.conn is conn:
-                        self.cache[slot["remember"]] = time.monotonic() + self.max_staleness
+                    if slot["remember"] and isinstance(frame, int) and frame >= -1 \
+                            and self.conn is conn:
+                        until = time.monotonic() + self.max_staleness
+                        if frame >= 0:  # never past the key's own expiry
+                            until = min(until, slot["sent"] + frame / 1000)
+                        self.cache[slot["remember"]] = until
                     slot["reply"] = frame
                     slot["done"].set()
         except (OSError, ConnectionError, ValueError, IndexError):
