@@ -681,7 +681,7 @@ impl VerifierBuilder {
                         tracked,
                         reader: reader.clone(),
                         metrics: metrics.clone(),
-                        pttl_refused: Arc::default(),
+                        pttl_refused_at: Arc::default(),
                     };
                     let selftest = selftest.zip(reader).map(|((signal, events), reader)| {
                         let instance = self

@@ -9,6 +9,6 @@ pub(crate) enum DropCause {
     Flush,
     /// The heartbeat found Redis stalled.
     Heartbeat,
-    /// One entry had outlived the max staleness.
+    /// One entry had outlived the max staleness or its session key's expiry.
     Staleness,
 }

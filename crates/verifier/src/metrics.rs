@@ -17,7 +17,7 @@
 //! | `verifier_session_cache_total` | `result`: `hit`, `miss` | tracked mode's session-cache lookups |
 //! | `verifier_invalidations_total` | | invalidation pushes received from Redis |
 //! | `verifier_cache_drops_total` | `cause`: `disconnect`, `flush`, `heartbeat`, `staleness` | session-cache entries dropped wholesale (`disconnect`, `flush`, `heartbeat`) or one expired entry found (`staleness`) |
-//! | `verifier_redis_requests_total` | | session checks sent to Redis (`PTTL` in tracked mode, `EXISTS` in every-request mode) |
+//! | `verifier_redis_requests_total` | | session checks sent to Redis (`PTTL` in tracked mode, `EXISTS` in every-request mode or when the user may not run `PTTL`) |
 //! | `verifier_redis_errors_total` | | of those, failed or timed out |
 //! | `verifier_revocation_lag_seconds` | | histogram: a deleted session's refusal delay, measured by the revocation self-test (tracked mode) or given to [`record_revocation_lag`] |
 //! | `verifier_selftest_errors_total` | | revocation self-test steps that failed (Redis down, an ACL without the self-test's permissions); verification is not affected |

@@ -160,7 +160,7 @@ class TrackedSessions:
             self.stats["asked"] += 1
         # PTTL: -2 no such key, -1 no expiry, else the milliseconds it has left.
         reply = self._request(["PTTL", key], remember=key)
-        if not isinstance(reply, int):
+        if not isinstance(reply, int) or reply < -2:
             raise Unavailable(f"PTTL answered {reply!r}")
         return reply != -2
 

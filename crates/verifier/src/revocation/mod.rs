@@ -2,8 +2,7 @@
 //! tokens of that session are valid. Every-request mode asks Redis each time
 //! ([`SessionCheck`]); tracked mode first asks its cache ([`tracked`]).
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use redis::{Cmd, ErrorKind, FromRedisValue, RedisError, RedisResult, ServerErrorKind};
@@ -98,8 +97,9 @@ pub(crate) struct SessionCheck {
     /// every-request mode (commands run on the caller's runtime).
     pub(crate) reader: Option<TrackingReader>,
     pub(crate) metrics: Arc<VerifierMetrics>,
-    /// Set once Redis refused a `PTTL` with `NOPERM`: tracked mode asks `EXISTS` from then on.
-    pub(crate) pttl_refused: Arc<AtomicBool>,
+    /// When Redis last said the ACL user may not run `PTTL`; tracked mode asks `EXISTS` for
+    /// [`PTTL_RETRY`] from then on.
+    pub(crate) pttl_refused_at: Arc<Mutex<Option<Instant>>>,
 }
 
 impl SessionCheck {
@@ -141,35 +141,49 @@ impl SessionCheck {
         let expires = match self.remaining_lifetime(session_key).await? {
             Lifetime::Gone => return Err(VerifyError::Revoked),
             Lifetime::Unknown => None,
-            Lifetime::Left(left) => Some(sent + left),
+            Lifetime::Left(left) => sent.checked_add(left),
         };
         cache.remember(session_key, epoch, expires);
         Ok(())
     }
 
-    /// How long the session key has left: `PTTL`, or `EXISTS` once a `NOPERM` has shown
-    /// that the ACL user may not send `PTTL`.
+    /// How long the session key has left: `PTTL`, or `EXISTS` for [`PTTL_RETRY`] after Redis
+    /// said the ACL user may not run `PTTL` (then `PTTL` is tried again, so adding `+pttl`
+    /// needs no restart).
+    #[allow(clippy::disallowed_methods)] // real time: when to try PTTL again
     async fn remaining_lifetime(&self, session_key: &str) -> Result<Lifetime, VerifyError> {
-        if !self.pttl_refused.load(Ordering::Relaxed) {
+        let refused_at = *self
+            .pttl_refused_at
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if refused_at.is_none_or(|at| at.elapsed() >= PTTL_RETRY) {
             let mut cmd = redis::cmd("PTTL");
             cmd.arg(session_key);
-            match self.ask::<i64>(cmd).await? {
+            let answer = self.ask::<i64>(cmd).await?;
+            let refused = matches!(&answer, Err(e) if refuses_pttl(e));
+            let mut at = self
+                .pttl_refused_at
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            match (refused, at.is_some()) {
+                (true, false) => tracing::warn!(
+                    "the Redis user may not run PTTL: session checks send EXISTS instead, and a \
+                     session that expires unread is refused within max staleness rather than at \
+                     its expiry; add +pttl to the user's ACL (tried again every minute)"
+                ),
+                (false, true) => tracing::info!("the Redis user may run PTTL again"),
+                _ => {}
+            }
+            *at = refused.then(Instant::now);
+            drop(at);
+            match answer {
                 // -2: no such key; -1: no expiry.
                 Ok(-1) => return Ok(Lifetime::Unknown),
                 Ok(ms) if ms >= 0 => {
                     return Ok(Lifetime::Left(Duration::from_millis(ms.unsigned_abs())));
                 }
                 Ok(_) => return Ok(Lifetime::Gone),
-                Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoPerm) => {
-                    if !self.pttl_refused.swap(true, Ordering::Relaxed) {
-                        tracing::warn!(
-                            error = %e,
-                            "the Redis user may not send PTTL: session checks fall back to \
-                             EXISTS, and a session that expires unread is refused within max \
-                             staleness instead of at its expiry; add +pttl to the user's ACL"
-                        );
-                    }
-                }
+                Err(_) if refused => {}
                 Err(e) => return Err(failed(e)),
             }
         }
@@ -245,10 +259,51 @@ enum Lifetime {
     Left(Duration),
 }
 
+/// How long tracked mode sends `EXISTS` instead of `PTTL` after Redis refused the user `PTTL`.
+const PTTL_RETRY: Duration = Duration::from_secs(60);
+
+/// Whether `e` says the ACL user may not run `PTTL` (`NOPERM ... the 'pttl' command`), as
+/// opposed to a key outside the user's patterns (`NOPERM No permissions to access a key`),
+/// which `EXISTS` would meet too.
+fn refuses_pttl(e: &RedisError) -> bool {
+    e.kind() == ErrorKind::Server(ServerErrorKind::NoPerm)
+        && e.detail().is_some_and(|d| d.contains("'pttl' command"))
+}
+
 /// A failed session check, failing closed; a `Fault` is logged as an error.
 fn failed(e: RedisError) -> VerifyError {
     if RedisFailure::of(&e) == RedisFailure::Fault {
         tracing::error!(error = %e, "the session check failed, and retrying will not help");
     }
     VerifyError::Unavailable(e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error(reply: &str) -> RedisError {
+        redis::parse_redis_value(format!("-{reply}\r\n").as_bytes())
+            .unwrap()
+            .extract_error()
+            .unwrap_err()
+    }
+
+    #[test]
+    fn only_a_refusal_of_the_pttl_command_turns_the_checks_to_exists() {
+        // Redis 7.0 and 7.2+ word it differently.
+        for refusal in [
+            "NOPERM this user has no permissions to run the 'pttl' command",
+            "NOPERM User verifier has no permissions to run the 'pttl' command",
+        ] {
+            assert!(refuses_pttl(&error(refusal)), "{refusal}");
+        }
+        for other in [
+            "NOPERM No permissions to access a key",
+            "NOPERM this user has no permissions to run the 'exists' command",
+            "WRONGTYPE Operation against a key holding the wrong kind of value",
+        ] {
+            assert!(!refuses_pttl(&error(other)), "{other}");
+        }
+    }
 }

@@ -277,12 +277,15 @@ mod tests {
             .redis(crate::RedisTarget::Standalone(redis_url.into()))
     }
 
-    /// A tracked verifier without the self-test whose safety-net TTL (10 min) never empties
-    /// the cache within a test: only invalidations and the keys' expiries may.
+    /// A tracked verifier without the self-test whose safety nets (max staleness 10 min, max
+    /// stall 1 min) never empty the cache within a test: only invalidations, the keys'
+    /// expiries and a dropped connection may.
     async fn tracked_verifier(redis_url: &str) -> crate::Verifier {
         builder(redis_url)
             .revocation_selftest(false)
             .max_staleness(Duration::from_secs(600))
+            // Nor a heartbeat answered late on a busy machine.
+            .max_stall(Duration::from_secs(60))
             .build()
             .await
             .unwrap()
@@ -391,15 +394,15 @@ mod tests {
             .query::<()>(redis::cmd("SET").arg(lasting).arg(1))
             .unwrap();
         redis
-            .query::<()>(redis::cmd("SET").arg(expiring).arg(1).arg("PX").arg(300))
+            .query::<()>(redis::cmd("SET").arg(expiring).arg(1).arg("PX").arg(2000))
             .unwrap();
         let set = Instant::now();
-        for key in [lasting, expiring] {
+        for key in [expiring, lasting] {
             check.check(key, &mut None).await.unwrap();
             assert!(cache.hit(key), "{key} is cached");
         }
 
-        tokio::time::sleep_until((set + Duration::from_millis(400)).into()).await;
+        tokio::time::sleep_until((set + Duration::from_millis(2100)).into()).await;
         assert!(
             !cache.hit(expiring),
             "the cache answers past the key's expiry"
