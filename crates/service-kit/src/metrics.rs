@@ -24,7 +24,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use metrics::{Gauge, Unit};
+use metrics::{Gauge, Histogram, Unit};
 use metrics_exporter_prometheus::{
     Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
 };
@@ -326,13 +326,73 @@ pub fn track_requests(app: Router, registry: &Registry) -> Router {
     let state = Arc::new(Tracking {
         registry: registry.clone(),
         in_flight,
+        durations: quick_cache::sync::Cache::new(DURATION_HANDLES),
     });
     around_router(app, AroundLayer(state))
 }
 
+/// Most request-duration handles [`Tracking`] keeps at hand: far more than the (route
+/// template, method, status) combinations a service answers. One evicted is registered again
+/// (the series itself stays in the registry).
+const DURATION_HANDLES: usize = 4096;
+
 struct Tracking {
     registry: Registry,
     in_flight: Gauge,
+    /// The duration histogram of each series, so a request finds its handle with one look-up
+    /// instead of building a metrics key (three labels, two of them allocated) and having the
+    /// recorder hash it.
+    durations: quick_cache::sync::Cache<Series, Histogram>,
+}
+
+/// The labels of one `http_request_duration_seconds` series.
+#[derive(Hash, PartialEq, Eq)]
+struct Series {
+    method: &'static str,
+    route: Box<str>,
+    status: u16,
+}
+
+/// [`Series`] borrowed from a request: the look-up key. Its derived `Hash` equals that of the
+/// `Series` it stands for (the same fields, in the same order; `&str` and `Box<str>` hash
+/// alike), as the cache requires.
+#[derive(Hash)]
+struct SeriesRef<'a> {
+    method: &'static str,
+    route: &'a str,
+    status: u16,
+}
+
+impl quick_cache::Equivalent<Series> for SeriesRef<'_> {
+    fn equivalent(&self, series: &Series) -> bool {
+        self.method == series.method && *self.route == *series.route && self.status == series.status
+    }
+}
+
+impl Tracking {
+    /// The duration histogram of `series`, registered on first use.
+    fn duration(&self, series: SeriesRef<'_>) -> Histogram {
+        if let Some(histogram) = self.durations.get(&series) {
+            return histogram;
+        }
+        let histogram = self.registry.register(|| {
+            metrics::histogram!(
+                HTTP_REQUEST_DURATION,
+                "method" => series.method,
+                "route" => series.route.to_owned(),
+                "status" => series.status.to_string()
+            )
+        });
+        self.durations.insert(
+            Series {
+                method: series.method,
+                route: series.route.into(),
+                status: series.status,
+            },
+            histogram.clone(),
+        );
+        histogram
+    }
 }
 
 /// Decrements the in-flight gauge however the request ends (a client that goes away
@@ -369,16 +429,10 @@ impl Around for Arc<Tracking> {
     }
 
     fn after(pending: Pending, response: &mut Response) {
-        let route = pending.slot.route().unwrap_or(UNMATCHED).to_owned();
-        let status = response.status().as_u16().to_string();
-        let tracking = &pending.in_flight.0;
-        let histogram = tracking.registry.register(|| {
-            metrics::histogram!(
-                HTTP_REQUEST_DURATION,
-                "method" => pending.method,
-                "route" => route,
-                "status" => status
-            )
+        let histogram = pending.in_flight.0.duration(SeriesRef {
+            method: pending.method,
+            route: pending.slot.route().unwrap_or(UNMATCHED),
+            status: response.status().as_u16(),
         });
         histogram.record(pending.started.elapsed().as_secs_f64());
     }
@@ -449,6 +503,40 @@ mod tests {
         );
         assert!(!text.contains("/items/1"), "{text}");
         assert!(text.contains("http_requests_in_flight 0"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn interleaved_requests_each_count_in_their_own_series() {
+        let registry = Registry::private();
+        let routes = Router::new()
+            .route("/a", get(|| async { "a" }))
+            .route("/b", get(|| async { axum::http::StatusCode::NOT_FOUND }));
+        let app = track_requests(routes, &registry);
+        for round in 1..=3 {
+            assert_eq!(get_status(&app, "GET", "/a").await, 200);
+            assert_eq!(get_status(&app, "GET", "/b").await, 404);
+            assert_eq!(get_status(&app, "DELETE", "/a").await, 405);
+            if round < 3 {
+                assert_eq!(get_status(&app, "GET", "/nowhere").await, 404);
+            }
+        }
+        let text = registry.render();
+        for series in [
+            r#"{method="GET",route="/a",status="200"} 3"#,
+            r#"{method="GET",route="/b",status="404"} 3"#,
+            r#"{method="DELETE",route="/a",status="405"} 3"#,
+            r#"{method="GET",route="unmatched",status="404"} 2"#,
+        ] {
+            assert!(
+                text.contains(&format!("http_request_duration_seconds_count{series}")),
+                "{series} in {text}"
+            );
+        }
+        assert_eq!(
+            text.matches("http_request_duration_seconds_count{").count(),
+            4,
+            "{text}"
+        );
     }
 
     #[tokio::test]
