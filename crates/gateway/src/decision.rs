@@ -117,6 +117,10 @@ struct Built {
     headers: HeaderMap,
 }
 
+/// Room for the headers an allowed answer gets after the decision (`X-Request-Id` from
+/// `service_kit::access`), so adding them does not grow its header map.
+const HEADERS_ADDED_LATER: usize = 2;
+
 impl IdentityCache {
     pub(crate) fn new(entries: usize) -> Self {
         Self(quick_cache::sync::Cache::new(entries))
@@ -133,7 +137,11 @@ impl IdentityCache {
         if let Some(built) = self.0.get(&key)
             && Arc::ptr_eq(&built.claims, claims)
         {
-            return Some(built.headers.clone());
+            // Copied into a map with room for the headers added on the way out (the request
+            // id): a clone has none, and growing it costs more than filling a new one.
+            let mut headers = HeaderMap::with_capacity(built.headers.len() + HEADERS_ADDED_LATER);
+            headers.extend(built.headers.iter().map(|(n, v)| (n.clone(), v.clone())));
+            return Some(headers);
         }
         let headers = build()?;
         let built = Built {
@@ -315,7 +323,7 @@ impl Gateway {
     /// value.
     fn identity(&self, claims: &Claims) -> Option<HeaderMap> {
         let names = &self.headers;
-        let mut headers = HeaderMap::with_capacity(6);
+        let mut headers = HeaderMap::with_capacity(6 + HEADERS_ADDED_LATER);
         headers.insert(header::CACHE_CONTROL, NO_STORE);
         headers.insert(names.subject.clone(), token_value(&claims.sub)?);
         headers.insert(names.session.clone(), token_value(&claims.sid)?);

@@ -85,7 +85,8 @@ impl OriginalPath {
         }
         let mut decoded = Vec::with_capacity(raw.len());
         let mut without_params: Option<Vec<u8>> = None;
-        let mut segment = Vec::new();
+        // Decoding never lengthens a segment: one allocation for all of them.
+        let mut segment = Vec::with_capacity(raw.len());
         for raw_segment in raw.split('/').filter(|s| !s.is_empty()) {
             segment.clear();
             percent_decode(raw_segment.as_bytes(), &mut segment)?;
