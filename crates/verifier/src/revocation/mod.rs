@@ -165,16 +165,19 @@ impl SessionCheck {
                 .pttl_refused_at
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
-            match (refused, at.is_some()) {
-                (true, false) => tracing::warn!(
-                    "the Redis user may not run PTTL: session checks send EXISTS instead, and a \
-                     session that expires unread is refused within max staleness rather than at \
-                     its expiry; add +pttl to the user's ACL (tried again every minute)"
-                ),
-                (false, true) => tracing::info!("the Redis user may run PTTL again"),
-                _ => {}
+            // Only an answer says whether PTTL is allowed; a failed connection says nothing.
+            if refused {
+                if at.is_none() {
+                    tracing::warn!(
+                        "the Redis user may not run PTTL: session checks send EXISTS instead, and \
+                         a session that expires unread is refused within max staleness rather \
+                         than at its expiry; add +pttl to the user's ACL (tried again every minute)"
+                    );
+                }
+                *at = Some(Instant::now());
+            } else if answer.is_ok() && at.take().is_some() {
+                tracing::info!("the Redis user may run PTTL again");
             }
-            *at = refused.then(Instant::now);
             drop(at);
             match answer {
                 // -2: no such key; -1: no expiry.
@@ -260,7 +263,7 @@ enum Lifetime {
 }
 
 /// How long tracked mode sends `EXISTS` instead of `PTTL` after Redis refused the user `PTTL`.
-const PTTL_RETRY: Duration = Duration::from_secs(60);
+pub(crate) const PTTL_RETRY: Duration = Duration::from_secs(60);
 
 /// Whether `e` says the ACL user may not run `PTTL` (`NOPERM ... the 'pttl' command`), as
 /// opposed to a key outside the user's patterns (`NOPERM No permissions to access a key`),

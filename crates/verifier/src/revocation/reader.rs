@@ -414,6 +414,58 @@ mod tests {
         assert!(cache.hit(lasting), "a key without a TTL stays cached");
     }
 
+    /// A user refused `PTTL` gets `EXISTS`, and `PTTL` again once an operator allows it and
+    /// the retry interval has passed, without a restart.
+    #[tokio::test]
+    #[allow(clippy::disallowed_methods)] // real time: the retry interval, moved back by hand
+    async fn a_user_refused_pttl_gets_exists_and_pttl_again_once_allowed() {
+        let redis = test_support::RedisServer::start().unwrap();
+        let acl = |rules: &[&str]| {
+            let mut cmd = redis::cmd("ACL");
+            cmd.arg("SETUSER").arg("v").arg(rules);
+            redis.query::<()>(&cmd).unwrap();
+        };
+        acl(&["on", ">pw", "~*", "+@all", "-pttl"]);
+        let verifier = builder(&redis.url())
+            .redis_credentials(crate::RedisCredentials::new(Some("v"), "pw"))
+            .revocation_selftest(false)
+            .build()
+            .await
+            .unwrap();
+        let check = &verifier.inner.session_check.as_ref().unwrap().check;
+        let cache = check.tracked.as_deref().unwrap();
+        // Both expire in 2 s, well before the default max staleness (5 s): only an entry made
+        // from a PTTL answer ends with the key.
+        for key in ["auth:s:{u1}:a", "auth:s:{u1}:b"] {
+            redis
+                .query::<()>(redis::cmd("SET").arg(key).arg(1).arg("PX").arg(2000))
+                .unwrap();
+        }
+        let cached_until = |key: &str| cache.cached_until(key).unwrap();
+
+        let asked = Instant::now();
+        check.check("auth:s:{u1}:a", &mut None).await.unwrap();
+        assert!(
+            check.pttl_refused_at.lock().unwrap().is_some(),
+            "the refusal is remembered"
+        );
+        assert!(
+            cached_until("auth:s:{u1}:a") > asked + Duration::from_secs(4),
+            "EXISTS: cached for max staleness"
+        );
+
+        acl(&["+pttl"]);
+        *check.pttl_refused_at.lock().unwrap() =
+            Instant::now().checked_sub(super::super::PTTL_RETRY);
+        let asked = Instant::now();
+        check.check("auth:s:{u1}:b", &mut None).await.unwrap();
+        assert!(check.pttl_refused_at.lock().unwrap().is_none());
+        assert!(
+            cached_until("auth:s:{u1}:b") <= asked + Duration::from_secs(2),
+            "PTTL again: cached until the key expires"
+        );
+    }
+
     /// Field `n` (1-based, as in proc(5)) of the `stat` of the thread whose `/proc` task
     /// directory is `dir`.
     fn stat_field(dir: &std::path::Path, n: usize) -> i64 {

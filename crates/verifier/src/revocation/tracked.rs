@@ -187,6 +187,12 @@ impl TrackedCache {
         self.stalled.load(Ordering::Acquire)
     }
 
+    /// Until when `key` may be served, if cached.
+    #[cfg(test)]
+    pub(crate) fn cached_until(&self, key: &str) -> Option<Instant> {
+        self.entries.get(key.as_bytes())
+    }
+
     #[cfg(test)]
     fn len(&self) -> usize {
         self.entries.len()
