@@ -118,7 +118,8 @@ struct Built {
 }
 
 /// Room for the headers an allowed answer gets after the decision (`X-Request-Id` from
-/// `service_kit::access`), so adding them does not grow its header map.
+/// `service_kit::access`, and `Strict-Transport-Security` from the serve loop over TLS), so
+/// adding them does not grow its header map.
 const HEADERS_ADDED_LATER: usize = 2;
 
 impl IdentityCache {

@@ -505,6 +505,24 @@ mod tests {
         assert!(text.contains("http_requests_in_flight 0"), "{text}");
     }
 
+    #[test]
+    fn a_series_and_its_borrowed_key_hash_alike() {
+        use std::hash::BuildHasher as _;
+        let state = std::hash::RandomState::new();
+        let series = Series {
+            method: "GET",
+            route: "/items/{id}".into(),
+            status: 200,
+        };
+        let borrowed = SeriesRef {
+            method: "GET",
+            route: "/items/{id}",
+            status: 200,
+        };
+        assert_eq!(state.hash_one(&series), state.hash_one(&borrowed));
+        assert!(quick_cache::Equivalent::equivalent(&borrowed, &series));
+    }
+
     #[tokio::test]
     async fn interleaved_requests_each_count_in_their_own_series() {
         let registry = Registry::private();
