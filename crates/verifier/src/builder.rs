@@ -346,7 +346,8 @@ impl VerifierBuilder {
     }
 
     /// Longest time a cached "session exists" answer is trusted without Redis confirming
-    /// it (tracked mode's safety net; default 5 s).
+    /// it (tracked mode's safety net; default 5 s). An answer is never trusted past the
+    /// session key's own expiry either, whichever comes first.
     ///
     /// ```
     /// let builder = verifier::Verifier::builder().max_staleness(std::time::Duration::from_secs(2));
