@@ -403,12 +403,11 @@ impl AuthService {
             scope: grant.scope.map(String::from),
             cnf: grant.cnf_jkt.map(|jkt| Confirmation { jkt: jkt.into() }),
         };
-        let (kid, key) = self.keys.signing_key();
+        let key = self.keys.signing_key();
         let mut header = Header::new(Algorithm::EdDSA);
         header.typ = Some(ACCESS_TOKEN_TYP.into());
-        header.kid = Some(kid);
-        let access_token = jsonwebtoken::encode(&header, &claims, &key)
-            .map_err(|e| AuthError::internal_because("signing an access token", e))?;
+        header.kid = Some(key.kid().to_owned());
+        let access_token = key.sign(&header, &claims)?;
         if access_token.len() > verifier::contract::MAX_TOKEN_BYTES {
             // A leaf cause: nothing failed below, the size itself is the fault.
             return Err(AuthError::Internal(
