@@ -18,7 +18,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use secrecy::{ExposeSecret, SecretSlice, SecretString};
 
-use super::crypto::{TAG_BYTES, hmac_sha256, hmac_sha256_128, random_bytes, sha256_b64};
+use super::crypto::{MacKey, TAG_BYTES, hmac_sha256, random_bytes, sha256_b64};
 use super::error::AuthError;
 use verifier::contract::is_identifier;
 
@@ -27,8 +27,8 @@ const MAC_KEY_LABEL: &[u8] = b"auth-center refresh-token MAC v1";
 
 /// The server keys behind refresh tokens, derived from the one shared rotation secret.
 pub struct RefreshKeys {
-    rotation: SecretSlice<u8>,
-    mac: SecretSlice<u8>,
+    rotation: MacKey,
+    mac: MacKey,
 }
 
 impl std::fmt::Debug for RefreshKeys {
@@ -41,8 +41,12 @@ impl RefreshKeys {
     /// Both keys from the server's refresh rotation secret.
     pub fn new(rotation_secret: &[u8]) -> Self {
         Self {
-            rotation: SecretSlice::from(rotation_secret.to_vec()),
-            mac: SecretSlice::from(hmac_sha256(rotation_secret, MAC_KEY_LABEL).to_vec()),
+            rotation: MacKey::new(rotation_secret),
+            // Held as a secret until the key is made, so it is wiped after.
+            mac: MacKey::new(
+                SecretSlice::from(hmac_sha256(rotation_secret, MAC_KEY_LABEL).to_vec())
+                    .expose_secret(),
+            ),
         }
     }
 
@@ -53,7 +57,7 @@ impl RefreshKeys {
         input.extend_from_slice(sid.as_bytes());
         input.push(b'.');
         input.extend_from_slice(secret);
-        hmac_sha256_128(self.mac.expose_secret(), &input)
+        self.mac.sign_128(&input)
     }
 }
 
@@ -155,7 +159,7 @@ impl RefreshToken {
         Self {
             user_id: self.user_id.clone(),
             sid: self.sid.clone(),
-            secret: SecretSlice::from(hmac_sha256(keys.rotation.expose_secret(), &input).to_vec()),
+            secret: SecretSlice::from(keys.rotation.sign(&input).to_vec()),
             provenance: Provenance::Issued,
         }
     }
