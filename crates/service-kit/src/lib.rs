@@ -38,5 +38,6 @@ pub const LISTENER_ENV: [&str; 4] = [
     "TLS_KEY_FILE",
 ];
 
+pub use route::wrap_router;
 pub use serve::{BindError, Bound, ServeOptions, serve, shutdown_signal};
 pub use tls::{ListenerTls, TlsError, TlsSettings};

@@ -77,6 +77,27 @@ impl<S: tower::Service<Request>> tower::Service<Request> for NoteRouteService<S>
 /// wraps the router once, not each of its routes (`Router::layer` would give every route
 /// one more boxed level, cloned with everything below it on each request).
 pub(crate) fn around_router<A: Around>(router: Router, layer: AroundLayer<A>) -> Router {
+    wrap_router(router, layer)
+}
+
+/// `router` inside `layer` (any tower layer, a `ServiceBuilder` stack say) as one service,
+/// its routes noting their template for the access log and the request metrics outside.
+/// What `Router::layer` does, without its cost: that puts the layers around each route,
+/// and axum clones a route's whole stack of services on every request it answers.
+///
+/// ```
+/// use axum::{Router, routing::get};
+/// let routes = Router::new().route("/items/{id}", get(|| async { "item" }));
+/// let app: Router = service_kit::wrap_router(routes, tower::ServiceBuilder::new());
+/// ```
+pub fn wrap_router<L>(router: Router, layer: L) -> Router
+where
+    L: tower::Layer<Router>,
+    L::Service:
+        tower::Service<Request, Error = std::convert::Infallible> + Clone + Send + Sync + 'static,
+    <L::Service as tower::Service<Request>>::Response: axum::response::IntoResponse,
+    <L::Service as tower::Service<Request>>::Future: Send + 'static,
+{
     // A router already wrapped has no routes of its own (axum refuses a route layer then);
     // its inner router's routes note their template.
     let router = if router.has_routes() {
@@ -84,8 +105,7 @@ pub(crate) fn around_router<A: Around>(router: Router, layer: AroundLayer<A>) ->
     } else {
         router
     };
-    let inner = router.with_state(());
-    Router::new().fallback_service(tower::Layer::layer(&layer, inner))
+    Router::new().fallback_service(layer.layer(router.with_state(())))
 }
 
 /// A middleware with synchronous work before the request and after its response head,

@@ -35,6 +35,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http_body::{Frame, SizeHint};
 use service_kit::access::{AccessLog, Caller};
+use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
@@ -67,28 +68,34 @@ pub fn router(auth: Arc<AuthService>) -> Router {
     } else {
         api
     };
-    api.merge(pages::router())
+    let cors = cors(&auth.config().browser.allowed_origins);
+    let routes = api
+        .merge(pages::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .route_layer(axum::middleware::from_fn_with_state(
             auth.config().http.body_read_timeout(),
             body_deadline,
         ))
-        .layer(cors(&auth.config().browser.allowed_origins))
-        .layer(axum::middleware::from_fn(request_timeout))
-        .layer(CatchPanicLayer::custom(panic_response))
-        .layer(SetSensitiveRequestHeadersLayer::new([
-            header::AUTHORIZATION,
-            header::COOKIE,
-            HeaderName::from_static("dpop"),
-        ]))
-        .with_state(auth)
+        .with_state(auth);
+    // Around the whole router once, outermost first: `Router::layer` would put them around
+    // each route, and axum clones a route's whole stack on every request.
+    let layers = ServiceBuilder::new()
         // Outermost, so errors, fallbacks, timeouts, panics and /metrics carry it too
         // (`startup` adds /metrics and the request metrics around this router).
         .layer(SetResponseHeaderLayer::overriding(
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
         ))
+        .layer(SetSensitiveRequestHeadersLayer::new([
+            header::AUTHORIZATION,
+            header::COOKIE,
+            HeaderName::from_static("dpop"),
+        ]))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(axum::middleware::from_fn(request_timeout))
+        .layer(cors);
+    service_kit::wrap_router(routes, layers)
 }
 
 /// The OpenAPI document alone, as `/openapi.json` serves it (whether or not it is served).
