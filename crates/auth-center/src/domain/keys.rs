@@ -318,7 +318,9 @@ impl SigningKey {
         let mut jws = json_part(header)?;
         jws.push('.');
         jws.push_str(&json_part(claims)?);
-        let signature = pair.sign(jws.as_bytes());
+        let signature = pair
+            .try_sign(jws.as_bytes())
+            .map_err(|e| AuthError::internal_because("signing an access token", e))?;
         jws.push('.');
         jws.push_str(&URL_SAFE_NO_PAD.encode(signature.as_ref()));
         Ok(jws)

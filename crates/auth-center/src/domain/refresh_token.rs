@@ -42,7 +42,8 @@ impl RefreshKeys {
     pub fn new(rotation_secret: &[u8]) -> Self {
         Self {
             rotation: MacKey::new(rotation_secret),
-            // Held as a secret until the key is made, so it is wiped after.
+            // The derived bytes are held as a secret while the key is made (the 32-byte value
+            // returned on the stack is not wiped, as before).
             mac: MacKey::new(
                 SecretSlice::from(hmac_sha256(rotation_secret, MAC_KEY_LABEL).to_vec())
                     .expose_secret(),

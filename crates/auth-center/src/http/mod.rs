@@ -77,12 +77,14 @@ pub fn router(auth: Arc<AuthService>) -> Router {
             auth.config().http.body_read_timeout(),
             body_deadline,
         ))
+        // Inside the routes: CORS answers a preflight itself, and only inside a route is it
+        // counted and logged under that route's template (outside, as `unmatched`).
+        .layer(cors)
         .with_state(auth);
     // Around the whole router once, outermost first: `Router::layer` would put them around
     // each route, and axum clones a route's whole stack on every request.
     let layers = ServiceBuilder::new()
-        // Outermost, so errors, fallbacks, timeouts, panics and /metrics carry it too
-        // (`startup` adds /metrics and the request metrics around this router).
+        // Outermost, so errors, fallbacks, timeouts and panics carry it too.
         .layer(SetResponseHeaderLayer::overriding(
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
@@ -93,8 +95,7 @@ pub fn router(auth: Arc<AuthService>) -> Router {
             HeaderName::from_static("dpop"),
         ]))
         .layer(CatchPanicLayer::custom(panic_response))
-        .layer(axum::middleware::from_fn(request_timeout))
-        .layer(cors);
+        .layer(axum::middleware::from_fn(request_timeout));
     service_kit::wrap_router(routes, layers)
 }
 

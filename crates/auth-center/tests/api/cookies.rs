@@ -351,6 +351,14 @@ async fn cors_preflight_allows_only_listed_origins_with_credentials(backend: Bac
             .any(|v| v.to_str().unwrap().to_lowercase().contains("origin")),
         "Vary: Origin for caches"
     );
+    // Counted and logged under its route, like any request to it.
+    let scrape = app.scrape().await;
+    assert_eq!(
+        scrape.value(
+            r#"http_request_duration_seconds_count{method="OPTIONS",route="/v1/refresh",status="200"}"#
+        ),
+        1.0
+    );
 
     for origin in [
         EVIL,
