@@ -104,8 +104,8 @@ pub(crate) const IDENTITY_CACHE_ENTRIES: usize = 4096;
 
 /// The headers of the answer already built for a verified token's claims
 /// ([`Gateway::identity`]). The verifier hands out the same `Arc<Claims>` for a token for as
-/// long as it caches the token, so a repeat request clones the headers instead of checking
-/// and copying each value again. Entries are keyed by the claims' address and hold the `Arc`
+/// long as it caches the token, so a repeat request copies the headers instead of checking
+/// and converting each value again. Entries are keyed by the claims' address and hold the `Arc`
 /// itself: the address cannot be reused while the entry lives, and a hit is only taken for
 /// the very same allocation (`Arc::ptr_eq`). It relies on the verifier's signature cache:
 /// with that cache off (a library caller's `signature_cache_capacity(0)`) every request

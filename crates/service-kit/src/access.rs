@@ -32,7 +32,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, Method};
 use axum::response::Response;
 
 use crate::metrics::UNMATCHED;
-use crate::route::{Around, AroundLayer, RouteSlot, around_router};
+use crate::route::{Around, AroundLayer, RouteSlot, wrap_router};
 
 /// The request-id header, `X-Request-Id`.
 pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
@@ -124,7 +124,7 @@ impl AccessLog {
     /// last, once every route is added, so it sees each route's template and wraps the other
     /// layers (timeouts, panics, fallbacks).
     pub fn wrap(self, router: Router) -> Router {
-        around_router(router, AroundLayer(self))
+        wrap_router(router, AroundLayer(self))
     }
 }
 

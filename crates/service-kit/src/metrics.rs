@@ -29,7 +29,7 @@ use metrics_exporter_prometheus::{
     Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
 };
 
-use crate::route::{Around, AroundLayer, RouteSlot, around_router};
+use crate::route::{Around, AroundLayer, RouteSlot, wrap_router};
 use crate::serve::{BindError, Bound, ServeOptions};
 
 /// Request latency by method, matched route template and status.
@@ -328,7 +328,7 @@ pub fn track_requests(app: Router, registry: &Registry) -> Router {
         in_flight,
         durations: quick_cache::sync::Cache::new(DURATION_HANDLES),
     });
-    around_router(app, AroundLayer(state))
+    wrap_router(app, AroundLayer(state))
 }
 
 /// Most request-duration handles [`Tracking`] keeps at hand: far more than the (route

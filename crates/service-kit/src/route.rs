@@ -73,13 +73,6 @@ impl<S: tower::Service<Request>> tower::Service<Request> for NoteRouteService<S>
     }
 }
 
-/// `router`, its routes noting their template, inside `layer` as one service: the layer
-/// wraps the router once, not each of its routes (`Router::layer` would give every route
-/// one more boxed level, cloned with everything below it on each request).
-pub(crate) fn around_router<A: Around>(router: Router, layer: AroundLayer<A>) -> Router {
-    wrap_router(router, layer)
-}
-
 /// `router` inside `layer` (any tower layer, a `ServiceBuilder` stack say) as one service,
 /// its routes noting their template for the access log and the request metrics outside.
 /// What `Router::layer` does, without its cost: that puts the layers around each route,

@@ -18,7 +18,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use secrecy::{ExposeSecret, SecretSlice, SecretString};
 
-use super::crypto::{MacKey, TAG_BYTES, hmac_sha256, random_bytes, sha256_b64};
+use super::crypto::{MacKey, TAG_BYTES, random_bytes, sha256_b64};
 use super::error::AuthError;
 use verifier::contract::is_identifier;
 
@@ -40,15 +40,10 @@ impl std::fmt::Debug for RefreshKeys {
 impl RefreshKeys {
     /// Both keys from the server's refresh rotation secret.
     pub fn new(rotation_secret: &[u8]) -> Self {
-        Self {
-            rotation: MacKey::new(rotation_secret),
-            // The derived bytes are held as a secret while the key is made (the 32-byte value
-            // returned on the stack is not wiped, as before).
-            mac: MacKey::new(
-                SecretSlice::from(hmac_sha256(rotation_secret, MAC_KEY_LABEL).to_vec())
-                    .expose_secret(),
-            ),
-        }
+        let rotation = MacKey::new(rotation_secret);
+        // HMAC(rotation secret, label), as before: the MACs of issued tokens stay valid.
+        let mac = MacKey::new(&rotation.sign(MAC_KEY_LABEL));
+        Self { rotation, mac }
     }
 
     fn mac(&self, user_id: &str, sid: &str, secret: &[u8]) -> [u8; TAG_BYTES] {

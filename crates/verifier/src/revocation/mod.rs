@@ -125,9 +125,10 @@ impl SessionCheck {
         cache_hit: &mut Option<bool>,
     ) -> Result<(), VerifyError> {
         let Some(cache) = &self.tracked else {
-            return match self.exists(session_key).await? {
-                true => Ok(()),
-                false => Err(VerifyError::Revoked),
+            return if self.exists(session_key).await? {
+                Ok(())
+            } else {
+                Err(VerifyError::Revoked)
             };
         };
         let hit = cache.hit(session_key);
@@ -150,50 +151,55 @@ impl SessionCheck {
     /// How long the session key has left: `PTTL`, or `EXISTS` for [`PTTL_RETRY`] after Redis
     /// said the ACL user may not run `PTTL` (then `PTTL` is tried again, so adding `+pttl`
     /// needs no restart).
-    #[allow(clippy::disallowed_methods)] // real time: when to try PTTL again
     async fn remaining_lifetime(&self, session_key: &str) -> Result<Lifetime, VerifyError> {
-        let refused_at = *self
-            .pttl_refused_at
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if refused_at.is_none_or(|at| at.elapsed() >= PTTL_RETRY) {
+        if self.may_try_pttl() {
             let mut cmd = redis::cmd("PTTL");
             cmd.arg(session_key);
             let answer = self.ask::<i64>(cmd).await?;
             let refused = matches!(&answer, Err(e) if refuses_pttl(e));
-            let mut at = self
-                .pttl_refused_at
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            // Only an answer says whether PTTL is allowed; a failed connection says nothing.
-            if refused {
-                if at.is_none() {
-                    tracing::warn!(
-                        "the Redis user may not run PTTL: session checks send EXISTS instead, and \
-                         a session that expires unread is refused within max staleness rather \
-                         than at its expiry; add +pttl to the user's ACL (tried again every minute)"
-                    );
-                }
-                *at = Some(Instant::now());
-            } else if answer.is_ok() && at.take().is_some() {
-                tracing::info!("the Redis user may run PTTL again");
-            }
-            drop(at);
+            self.note_pttl_answer(refused, answer.is_ok());
             match answer {
-                // -2: no such key; -1: no expiry.
-                Ok(-1) => return Ok(Lifetime::Unknown),
-                Ok(ms) if ms >= 0 => {
-                    return Ok(Lifetime::Left(Duration::from_millis(ms.unsigned_abs())));
-                }
-                Ok(_) => return Ok(Lifetime::Gone),
+                Ok(ms) => return Ok(Lifetime::of_pttl(ms)),
                 Err(_) if refused => {}
                 Err(e) => return Err(failed(e)),
             }
         }
-        Ok(match self.exists(session_key).await? {
-            true => Lifetime::Unknown,
-            false => Lifetime::Gone,
+        Ok(if self.exists(session_key).await? {
+            Lifetime::Unknown
+        } else {
+            Lifetime::Gone
         })
+    }
+
+    /// Whether to send `PTTL`: never refused, or refused [`PTTL_RETRY`] ago or longer.
+    #[allow(clippy::disallowed_methods)] // real time: when to try PTTL again
+    fn may_try_pttl(&self) -> bool {
+        self.pttl_refused_at
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_none_or(|at| at.elapsed() >= PTTL_RETRY)
+    }
+
+    /// Remembers what a `PTTL` showed: `refused` (the user may not run it), or `answered`
+    /// (it may). A failed connection shows neither and changes nothing.
+    #[allow(clippy::disallowed_methods)] // real time: when to try PTTL again
+    fn note_pttl_answer(&self, refused: bool, answered: bool) {
+        let mut at = self
+            .pttl_refused_at
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if refused {
+            if at.is_none() {
+                tracing::warn!(
+                    "the Redis user may not run PTTL: session checks send EXISTS instead, and a \
+                     session that expires unread is refused within max staleness rather than at \
+                     its expiry; add +pttl to the user's ACL (tried again every minute)"
+                );
+            }
+            *at = Some(Instant::now());
+        } else if answered && at.take().is_some() {
+            tracing::info!("the Redis user may run PTTL again");
+        }
     }
 
     /// Whether the session key exists (`EXISTS`).
@@ -262,6 +268,17 @@ enum Lifetime {
     Left(Duration),
 }
 
+impl Lifetime {
+    /// From a `PTTL` reply: -2 no such key, -1 no expiry, else the milliseconds left.
+    fn of_pttl(ms: i64) -> Self {
+        match ms {
+            -1 => Lifetime::Unknown,
+            0.. => Lifetime::Left(Duration::from_millis(ms.unsigned_abs())),
+            _ => Lifetime::Gone,
+        }
+    }
+}
+
 /// How long tracked mode sends `EXISTS` instead of `PTTL` after Redis refused the user `PTTL`.
 pub(crate) const PTTL_RETRY: Duration = Duration::from_secs(60);
 
@@ -290,6 +307,18 @@ mod tests {
             .unwrap()
             .extract_error()
             .unwrap_err()
+    }
+
+    #[test]
+    fn a_pttl_reply_says_gone_no_expiry_or_time_left() {
+        assert!(matches!(Lifetime::of_pttl(-2), Lifetime::Gone));
+        assert!(matches!(Lifetime::of_pttl(-1), Lifetime::Unknown));
+        assert!(matches!(Lifetime::of_pttl(0), Lifetime::Left(d) if d.is_zero()));
+        assert!(
+            matches!(Lifetime::of_pttl(1500), Lifetime::Left(d) if d == Duration::from_millis(1500))
+        );
+        // Anything else Redis does not send: not a session that exists.
+        assert!(matches!(Lifetime::of_pttl(-3), Lifetime::Gone));
     }
 
     #[test]
