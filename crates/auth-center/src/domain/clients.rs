@@ -19,13 +19,13 @@
 use aws_lc_rs::constant_time::verify_slices_are_equal;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use secrecy::{ExposeSecret, SecretSlice, SecretString};
+use secrecy::{ExposeSecret, SecretString};
 use verifier::Claims;
 use verifier::contract::{SELFTEST_SUBJECT, is_identifier};
 
 use super::admin::{ADMIN_ROLE, checked_roles};
 use super::client_assertion::{self, AssertionCheck};
-use super::crypto::{hmac_sha256, random_bytes, sha256_b64};
+use super::crypto::{MacKey, random_bytes, sha256_b64};
 use super::error::AuthError;
 use super::metrics::EndCause;
 use super::ports::{ClientKind, RegisteredClient};
@@ -60,7 +60,7 @@ const SECRET_HASH_LABEL: &str = "hmac-sha256:";
 /// `server_secrets`) keeps a leaked `clients` table from being checked offline, and the
 /// client id in the input keeps a hash from being copied to another client.
 pub struct ClientSecrets {
-    key: SecretSlice<u8>,
+    key: MacKey,
 }
 
 impl std::fmt::Debug for ClientSecrets {
@@ -73,7 +73,7 @@ impl ClientSecrets {
     /// Hashing under the server's `client_secret_key`.
     pub fn new(key: &[u8]) -> Self {
         Self {
-            key: SecretSlice::from(key.to_vec()),
+            key: MacKey::new(key),
         }
     }
 
@@ -86,7 +86,7 @@ impl ClientSecrets {
 
     fn mac(&self, client_id: &str, secret: &str) -> [u8; 32] {
         let input = format!("{client_id}:{secret}");
-        hmac_sha256(self.key.expose_secret(), input.as_bytes())
+        self.key.sign(input.as_bytes())
     }
 
     /// The stored form of `secret`.

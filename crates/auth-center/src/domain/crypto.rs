@@ -27,23 +27,14 @@ pub fn sha256_b64(data: &[u8]) -> String {
 /// Bytes of a truncated HMAC tag carried in a token (128 bits).
 pub const TAG_BYTES: usize = 16;
 
-/// HMAC-SHA-256 of `data` under `key`, truncated to [`TAG_BYTES`] (a tag carried in a token).
-pub fn hmac_sha256_128(key: &[u8], data: &[u8]) -> [u8; TAG_BYTES] {
-    MacKey::new(key).sign_128(data)
-}
-
-/// HMAC-SHA-256 of `data` under `key`.
-pub fn hmac_sha256(key: &[u8], data: &[u8]) -> [u8; 32] {
-    MacKey::new(key).sign(data)
-}
-
 /// An HMAC-SHA-256 key made ready once (its inner and outer pads hashed), for keys used on
 /// every request: making it costs about as much as a short MAC itself. aws-lc wipes the
 /// state when it is dropped.
 ///
 /// ```
-/// use auth_center::domain::crypto::{MacKey, hmac_sha256};
-/// assert_eq!(MacKey::new(b"key").sign(b"data"), hmac_sha256(b"key", b"data"));
+/// use auth_center::domain::crypto::{MacKey, TAG_BYTES};
+/// let key = MacKey::new(b"key");
+/// assert_eq!(key.sign_128(b"data"), key.sign(b"data")[..TAG_BYTES]);
 /// ```
 #[derive(Clone)]
 pub struct MacKey(hmac::Key);

@@ -11,9 +11,9 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use secrecy::{ExposeSecret, SecretSlice, SecretString};
+use secrecy::SecretString;
 
-use super::crypto::{TAG_BYTES, hmac_sha256_128, random_id, sha256_b64};
+use super::crypto::{MacKey, TAG_BYTES, random_id, sha256_b64};
 use super::error::AuthError;
 
 /// Longest device token considered; anything longer is ignored unparsed.
@@ -21,7 +21,7 @@ const MAX_WIRE_LEN: usize = 128;
 
 /// Issues and checks device tokens.
 pub struct DeviceTokens {
-    key: SecretSlice<u8>,
+    key: MacKey,
     ttl_secs: i64,
 }
 
@@ -37,14 +37,14 @@ impl DeviceTokens {
     /// Tokens under `key`, valid for `ttl_secs` after issue.
     pub fn new(key: &[u8], ttl_secs: u64) -> Self {
         Self {
-            key: SecretSlice::from(key.to_vec()),
+            key: MacKey::new(key),
             ttl_secs: i64::try_from(ttl_secs).unwrap_or(i64::MAX),
         }
     }
 
     fn mac(&self, username: &str, binding: &str, id: &str, expiry: i64) -> [u8; TAG_BYTES] {
         let input = format!("device.v2.{username}.{binding}.{id}.{expiry}");
-        hmac_sha256_128(self.key.expose_secret(), input.as_bytes())
+        self.key.sign_128(input.as_bytes())
     }
 
     /// A new token for `username` (canonical) whose stored password hash gives `binding`
@@ -103,6 +103,7 @@ pub fn binding(password_hash: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use secrecy::ExposeSecret;
 
     #[test]
     fn a_token_verifies_for_its_user_until_it_expires() {
