@@ -18,7 +18,8 @@
 #      every-request at the demo-service, at the gateway, and through nginx;
 #   3. MEMORY USAGE of one session key (target <= 512 bytes).
 # The table's "srv µs/req" is the server's CPU time per request: the cost of each path
-# whatever the bottleneck; "checks/req" is how many requests reached Redis (EXISTS or PTTL).
+# whatever the bottleneck ("of it usr": its user-space part); "checks/req" is how many
+# requests reached Redis (EXISTS or PTTL).
 # Every process it starts is stopped on exit; nothing else is touched.
 #
 # Environment (all optional):
@@ -40,11 +41,14 @@
 #                      (scripts/plot-bench.py; matplotlib in target/bench-venv)
 #   BENCH_CALLGRIND=N  also count user-space instructions per request of /baseline/me, /me,
 #                      /handler/me and /verified/me (tracked) under callgrind, N requests per
-#                      round (e.g. 20000)
+#                      round (e.g. 20000); the report turns each path's extra instructions
+#                      into server CPU with the baseline's user-space share of its CPU time
 #   BENCH_AUTH=0       skip the auth-center runs (login capacity, refresh tail, 1 and 2 cores)
 #   BENCH_AUTH_ONLY=1  only the auth-center runs (no throughput rounds, no revocation trials)
 #   BENCH_LOGIN_ROUNDS rounds of raw Argon2 beside a login flood, per core count (default 4)
 #   BENCH_PROBE_ROUNDS rounds of the probes alone and beside a login flood (default 4)
+#   BENCH_HASHES=N     hashing slots of the auth-center under load (passwords.max_concurrent_hashes;
+#                      default: its own default, one per core it may run on)
 #   BENCH_PROFILE=DIR  only profile the tracked demo-service with perf (/baseline/me, then
 #                      /me) and write the reports to DIR
 set -euo pipefail
@@ -495,6 +499,9 @@ auth_bench() { # id label cpuset
         AUTH_LIMITS__LOGIN_IP_MAX=100000000 AUTH_LIMITS__REFRESH_IP_MAX=0
         AUTH_SESSIONS__MAX_PER_USER=100000
     )
+    if [[ -n "${BENCH_HASHES:-}" ]]; then
+        env_auth+=(AUTH_PASSWORDS__MAX_CONCURRENT_HASHES="$BENCH_HASHES")
+    fi
     # Every loadgen run registers the user (an existing one is fine); they add up to more
     # than the default register_ip_max.
     if grep -aq register_ip_max "$BIN/auth-center"; then
@@ -557,9 +564,11 @@ auth_bench() { # id label cpuset
     kill "$pid" 2>/dev/null || true
 }
 if [[ "${BENCH_AUTH:-1}" == 1 ]]; then
-    auth_bench c1 "1 core" "$SERVER_CPU"
+    slots=
+    [[ -n "${BENCH_HASHES:-}" ]] && slots=" ($BENCH_HASHES hashing slot$([[ $BENCH_HASHES == 1 ]] || echo s))"
+    auth_bench c1 "1 core$slots" "$SERVER_CPU"
     if (( ncpu >= 2 )); then
-        auth_bench c2 "2 cores" "$SERVER_CPU,$CLIENT_CPU"
+        auth_bench c2 "2 cores$slots" "$SERVER_CPU,$CLIENT_CPU"
     fi
 fi
 
@@ -569,13 +578,14 @@ echo "== DESIGN §6 side by side: $(nproc) cores, demo-service on cpu $SERVER_CP
 echo "== load average at start: $LOAD_START (other processes on these cores slow runs down: compare the rounds)"
 echo "== $CONNS connections, $ROUNDS rounds of ${DURATION}s per run after ${WARMUP}s warm-up; EdDSA tokens; redis $(redis-server --version | awk '{print $3}')"
 echo
-"$BIN/loadgen" table "$TMP"/*.json
-echo
+# With BENCH_CALLGRIND, the instruction counts too: each path against /baseline/me, and the
+# server CPU that difference costs (estimated from the baseline's user-space share).
+CG_RESULTS=()
 if compgen -G "$TMP/callgrind/*.json" >/dev/null; then
-    echo "user-space instructions per request (callgrind):"
-    cat "$TMP"/callgrind/*.json
-    echo
+    CG_RESULTS=("$TMP"/callgrind/*.json)
 fi
+"$BIN/loadgen" table "$TMP"/*.json "${CG_RESULTS[@]}"
+echo
 echo "session key: MEMORY USAGE $MEM bytes ($FIELDS fields, $ENCODING; target <= 512)"
 echo "user index:  MEMORY USAGE $INDEX_MEM bytes for $INDEX_LEN sessions (per user, not per session)"
 echo

@@ -115,6 +115,13 @@ pub(crate) struct HttpResult {
     /// Server CPU time per measured request, µs (its cost per request, whatever the
     /// bottleneck).
     pub server_cpu_us_per_request: Option<f64>,
+    /// The user-space part of `server_cpu_us_per_request` (absent in older results): what
+    /// an instruction count (callgrind) scales.
+    #[serde(default)]
+    pub server_user_us_per_request: Option<f64>,
+    /// The kernel part of `server_cpu_us_per_request` (absent in older results).
+    #[serde(default)]
+    pub server_system_us_per_request: Option<f64>,
     pub reconnects: u64,
     /// Session checks (`EXISTS`, `PTTL`) Redis executed during the window, per measured
     /// request (named `redis_exists_per_request` in results before tracked mode sent `PTTL`).
@@ -185,7 +192,7 @@ pub(crate) async fn run(args: HttpArgs) -> anyhow::Result<HttpResult> {
         None => None,
     };
     let cpu_start = (
-        servers_cpu_secs(&args.server_pid),
+        servers_cpu_times(&args.server_pid),
         self_cpu_secs(),
         Instant::now(),
     );
@@ -195,7 +202,7 @@ pub(crate) async fn run(args: HttpArgs) -> anyhow::Result<HttpResult> {
         results.push(task.await??);
     }
     let cpu_end = (
-        servers_cpu_secs(&args.server_pid),
+        servers_cpu_times(&args.server_pid),
         self_cpu_secs(),
         Instant::now(),
     );
@@ -228,6 +235,14 @@ pub(crate) async fn run(args: HttpArgs) -> anyhow::Result<HttpResult> {
     let seconds = (last_done - measure_from).as_secs_f64();
     let requests = hist.len();
     let us = |ns: u64| (ns as f64 / 100.0).round() / 10.0;
+    // Server CPU µs per measured request, of all its time or of one part.
+    let per_request =
+        |a: Option<CpuTimes>, b: Option<CpuTimes>, part: fn(CpuTimes) -> f64| match (a, b) {
+            (Some(a), Some(b)) if requests > 0 => {
+                Some((part(b - a) * 1e6 / requests as f64 * 100.0).round() / 100.0)
+            }
+            _ => None,
+        };
     Ok(HttpResult {
         kind: "http".into(),
         label: args.label,
@@ -248,13 +263,13 @@ pub(crate) async fn run(args: HttpArgs) -> anyhow::Result<HttpResult> {
         p999_us: us(hist.value_at_quantile(0.999)),
         max_us: us(hist.max()),
         status,
-        server_cpu_pct: pct(cpu_start.0, cpu_end.0),
-        server_cpu_us_per_request: match (cpu_start.0, cpu_end.0) {
-            (Some(a), Some(b)) if requests > 0 => {
-                Some(((b - a) * 1e6 / requests as f64 * 100.0).round() / 100.0)
-            }
-            _ => None,
-        },
+        server_cpu_pct: pct(
+            cpu_start.0.map(CpuTimes::total),
+            cpu_end.0.map(CpuTimes::total),
+        ),
+        server_cpu_us_per_request: per_request(cpu_start.0, cpu_end.0, CpuTimes::total),
+        server_user_us_per_request: per_request(cpu_start.0, cpu_end.0, |t| t.user),
+        server_system_us_per_request: per_request(cpu_start.0, cpu_end.0, |t| t.system),
         loadgen_cpu_pct: pct(cpu_start.1, cpu_end.1),
         reconnects: connects.saturating_sub(args.connections as u64),
         redis_checks_per_request: match (checks_start, checks_end) {
@@ -322,31 +337,76 @@ async fn worker(
     })
 }
 
-/// User + system CPU seconds of a process (all threads), from `/proc/<pid>/stat`.
+/// CPU seconds a process (all threads) spent in user space and in the kernel, from
+/// `/proc/<pid>/stat`.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub(crate) struct CpuTimes {
+    pub user: f64,
+    pub system: f64,
+}
+
+impl CpuTimes {
+    pub(crate) fn total(self) -> f64 {
+        self.user + self.system
+    }
+}
+
+impl std::ops::Sub for CpuTimes {
+    type Output = CpuTimes;
+    fn sub(self, rhs: CpuTimes) -> CpuTimes {
+        CpuTimes {
+            user: self.user - rhs.user,
+            system: self.system - rhs.system,
+        }
+    }
+}
+
+impl std::iter::Sum for CpuTimes {
+    fn sum<I: Iterator<Item = CpuTimes>>(iter: I) -> CpuTimes {
+        iter.fold(CpuTimes::default(), |a, b| CpuTimes {
+            user: a.user + b.user,
+            system: a.system + b.system,
+        })
+    }
+}
+
 /// The CPU time of all of `pids` together; `None` when there are none or one is gone.
-pub(crate) fn servers_cpu_secs(pids: &[u32]) -> Option<f64> {
+pub(crate) fn servers_cpu_times(pids: &[u32]) -> Option<CpuTimes> {
     if pids.is_empty() {
         return None;
     }
-    pids.iter().map(|&pid| process_cpu_secs(pid)).sum()
+    pids.iter().map(|&pid| process_cpu_times(pid)).sum()
 }
 
-pub(crate) fn process_cpu_secs(pid: u32) -> Option<f64> {
-    stat_cpu_secs(Path::new(&format!("/proc/{pid}/stat")))
+/// User + system CPU seconds of all of `pids` together; `None` when there are none or one
+/// is gone.
+pub(crate) fn servers_cpu_secs(pids: &[u32]) -> Option<f64> {
+    servers_cpu_times(pids).map(CpuTimes::total)
+}
+
+pub(crate) fn process_cpu_times(pid: u32) -> Option<CpuTimes> {
+    stat_cpu_times(Path::new(&format!("/proc/{pid}/stat")))
 }
 
 fn self_cpu_secs() -> Option<f64> {
-    stat_cpu_secs(Path::new("/proc/self/stat"))
+    stat_cpu_times(Path::new("/proc/self/stat")).map(CpuTimes::total)
 }
 
 /// `utime` and `stime` are fields 14 and 15, in clock ticks (USER_HZ, 100 on Linux).
-fn stat_cpu_secs(path: &Path) -> Option<f64> {
+fn stat_cpu_times(path: &Path) -> Option<CpuTimes> {
     let stat = std::fs::read_to_string(path).ok()?;
+    parse_stat_cpu_times(&stat)
+}
+
+fn parse_stat_cpu_times(stat: &str) -> Option<CpuTimes> {
     let after_comm = &stat[stat.rfind(')')? + 1..];
     let fields: Vec<&str> = after_comm.split_whitespace().collect();
     let utime: f64 = fields.get(11)?.parse().ok()?;
     let stime: f64 = fields.get(12)?.parse().ok()?;
-    Some((utime + stime) / 100.0)
+    Some(CpuTimes {
+        user: utime / 100.0,
+        system: stime / 100.0,
+    })
 }
 
 #[cfg(test)]
@@ -356,6 +416,21 @@ mod tests {
     #[test]
     fn own_cpu_time_is_readable() {
         assert!(self_cpu_secs().is_some_and(|s| s >= 0.0));
+    }
+
+    #[test]
+    fn user_and_system_ticks_are_read_apart_even_with_a_parenthesis_in_the_name() {
+        // pid (comm) state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt
+        // utime stime ...
+        let stat = "42 (demo (x)) S 1 42 42 0 -1 4194560 10 0 0 0 250 75 0 0 20 0 3 0";
+        assert_eq!(
+            parse_stat_cpu_times(stat),
+            Some(CpuTimes {
+                user: 2.5,
+                system: 0.75
+            })
+        );
+        assert_eq!(parse_stat_cpu_times("42 (demo) S 1"), None);
     }
 
     #[test]

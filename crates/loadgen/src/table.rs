@@ -19,6 +19,7 @@ pub(crate) fn render(files: &[PathBuf]) -> anyhow::Result<String> {
     let mut revocation = Vec::new();
     let mut paced = Vec::new();
     let mut capacity = Vec::new();
+    let mut instructions = Vec::new();
     for path in files {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
@@ -32,6 +33,10 @@ pub(crate) fn render(files: &[PathBuf]) -> anyhow::Result<String> {
             Some("login" | "refresh" | "paced") => paced.push(PacedRow::from_json(value)?),
             // `auth-center passwords capacity --json`, labelled by the bench script.
             Some("capacity") => capacity.push(value),
+            // The bench script's callgrind counts (`BENCH_CALLGRIND`).
+            Some("instructions") => {
+                instructions.push(serde_json::from_value::<InstructionsResult>(value)?)
+            }
             _ => anyhow::bail!("{}: unknown result kind", path.display()),
         }
     }
@@ -70,7 +75,7 @@ pub(crate) fn render(files: &[PathBuf]) -> anyhow::Result<String> {
         let base = best(baseline_runs).map_or(1.0, |i| baseline_runs[i].rps.max(1.0));
         writeln!(
             out,
-            "{:<32} {:>8} {:>6} {:>7} {:>7} {:>8} {:>10} {:>8} {:>10} {:>7}  rps of each round",
+            "{:<32} {:>8} {:>6} {:>7} {:>7} {:>8} {:>10} {:>8} {:>8} {:>10} {:>7}  rps of each round",
             "run (best round)",
             "rps",
             "ratio",
@@ -78,6 +83,7 @@ pub(crate) fn render(files: &[PathBuf]) -> anyhow::Result<String> {
             "p99 µs",
             "srv CPU%",
             "srv µs/req",
+            "of it usr",
             "gen CPU%",
             "checks/req",
             "non-2xx",
@@ -100,7 +106,7 @@ pub(crate) fn render(files: &[PathBuf]) -> anyhow::Result<String> {
             let rounds: Vec<String> = runs.iter().map(|r| format!("{:.0}", r.rps)).collect();
             writeln!(
                 out,
-                "{:<32} {:>8.0} {:>6.3} {:>7.1} {:>7.1} {:>8} {:>10} {:>8} {:>10} {:>7}  {}",
+                "{:<32} {:>8.0} {:>6.3} {:>7.1} {:>7.1} {:>8} {:>10} {:>8} {:>8} {:>10} {:>7}  {}",
                 label,
                 r.rps,
                 r.rps / base,
@@ -109,6 +115,8 @@ pub(crate) fn render(files: &[PathBuf]) -> anyhow::Result<String> {
                 cpu(r.server_cpu_pct),
                 r.server_cpu_us_per_request
                     .map_or("-".to_string(), |c| format!("{c:.2}")),
+                r.server_user_us_per_request
+                    .map_or("-".to_string(), |c| format!("{c:.2}")),
                 cpu(r.loadgen_cpu_pct),
                 r.redis_checks_per_request
                     .map_or("-".to_string(), |e| format!("{e:.4}")),
@@ -116,6 +124,12 @@ pub(crate) fn render(files: &[PathBuf]) -> anyhow::Result<String> {
                 rounds.join(" ")
             )?;
         }
+    }
+    if !instructions.is_empty() {
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        render_instructions(&mut out, &instructions, groups.first().map(|(_, r)| &r[..]))?;
     }
     if !revocation.is_empty() {
         if !out.is_empty() {
@@ -188,6 +202,107 @@ pub(crate) fn render(files: &[PathBuf]) -> anyhow::Result<String> {
         }
     }
     Ok(out)
+}
+
+/// User-space instructions per request of one path in one round, counted under callgrind
+/// by the bench script (`BENCH_CALLGRIND`).
+#[derive(Debug, serde::Deserialize)]
+struct InstructionsResult {
+    path: String,
+    instructions_per_request: f64,
+}
+
+fn median(xs: &[f64]) -> f64 {
+    let mut xs = xs.to_vec();
+    xs.sort_by(f64::total_cmp);
+    let mid = xs.len() / 2;
+    match xs.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => xs[mid],
+        _ => (xs[mid - 1] + xs[mid]) / 2.0,
+    }
+}
+
+/// The instruction counts per path (the first path is the no-auth baseline), each path's
+/// median round against the baseline's, and what that difference costs in server CPU: the
+/// instructions scale the user-space part of the baseline's measured CPU per request
+/// (`baseline`: its `http` rounds, medians), while the kernel's part (sockets, the same
+/// for every path) stays. Callgrind's counts are exact and the user/kernel split is steady
+/// on a VM whose throughput moves by a tenth between rounds, so the estimated ratio
+/// decides what the rounds cannot; it assumes the same instructions per cycle on both
+/// paths (no hardware counters on this VM to check it).
+fn render_instructions(
+    out: &mut String,
+    rows: &[InstructionsResult],
+    baseline: Option<&[&HttpResult]>,
+) -> anyhow::Result<()> {
+    let mut paths: Vec<(&str, Vec<f64>)> = Vec::new();
+    for r in rows {
+        match paths.iter_mut().find(|(p, _)| *p == r.path) {
+            Some((_, counts)) => counts.push(r.instructions_per_request),
+            None => paths.push((&r.path, vec![r.instructions_per_request])),
+        }
+    }
+    let Some((base_path, base_counts)) = paths.first() else {
+        return Ok(());
+    };
+    let base = median(base_counts);
+    // The baseline's server CPU per request, all and user space (medians of its rounds).
+    let cpu = baseline.and_then(|runs| {
+        let total: Vec<f64> = runs
+            .iter()
+            .filter_map(|r| r.server_cpu_us_per_request)
+            .collect();
+        let user: Vec<f64> = runs
+            .iter()
+            .filter_map(|r| r.server_user_us_per_request)
+            .collect();
+        (!user.is_empty() && user.len() == total.len() && median(&total) > 0.0)
+            .then(|| (median(&total), median(&user)))
+    });
+    match cpu {
+        Some((total, user)) => writeln!(
+            out,
+            "user-space instructions per request (callgrind) against {base_path}; server CPU \
+             estimated from them and the baseline's {user:.2} µs/req in user space of \
+             {total:.2} µs/req (medians of its rounds, user share {:.2}):",
+            user / total
+        )?,
+        None => writeln!(
+            out,
+            "user-space instructions per request (callgrind) against {base_path} (no user/kernel \
+             split of the baseline's server CPU: no estimate):"
+        )?,
+    }
+    writeln!(
+        out,
+        "{:<16} {:>8} {:>7} {:>8} {:>10} {:>10}  instructions of each round",
+        "path", "median", "ratio", "+instr", "est. +µs", "est. ratio"
+    )?;
+    for (path, counts) in &paths {
+        let m = median(counts);
+        let extra = m - base;
+        let (us, ratio) = match cpu {
+            Some((total, user)) if base > 0.0 => {
+                let us = extra / base * user;
+                (format!("{us:.2}"), format!("{:.3}", total / (total + us)))
+            }
+            _ => ("-".into(), "-".into()),
+        };
+        let rounds: Vec<String> = counts.iter().map(|c| format!("{c:.0}")).collect();
+        writeln!(
+            out,
+            "{:<16} {:>8.0} {:>7.3} {:>+8.0} {:>10} {:>10}  {}",
+            path,
+            m,
+            if m > 0.0 { base / m } else { f64::NAN },
+            extra,
+            us,
+            ratio,
+            rounds.join(" ")
+        )?;
+    }
+    Ok(())
 }
 
 /// Per setup (the label after its last ", "), the login floods' rates over the raw Argon2
@@ -276,16 +391,6 @@ fn probe_tails(paced: &[PacedRow]) -> Vec<String> {
         };
         probes[index].p99s[slot].push(r.m.latency.p99_us / 1000.0);
     }
-    let median = |xs: &[f64]| {
-        let mut xs = xs.to_vec();
-        xs.sort_by(f64::total_cmp);
-        let mid = xs.len() / 2;
-        if xs.len() % 2 == 1 {
-            xs[mid]
-        } else {
-            (xs[mid - 1] + xs[mid]) / 2.0
-        }
-    };
     let mut lines: Vec<(String, Vec<String>)> = Vec::new();
     for Probe {
         key: (setup, probe),
@@ -504,6 +609,74 @@ mod tests {
                  1.30 ms, 3 rounds), /me 1.40 (medians 0.50 → 0.70 ms, 2 rounds)"
             ),
             "{table}"
+        );
+    }
+
+    fn http(label: &str, rps: f64, total_us: f64, user_us: Option<f64>) -> String {
+        let user = user_us.map_or(String::new(), |u| {
+            format!(
+                r#""server_user_us_per_request":{u},"server_system_us_per_request":{},"#,
+                total_us - u
+            )
+        });
+        format!(
+            r#"{{"kind":"http","label":"{label}","url":"u","connections":32,"requests":1000,"errors":0,"seconds":5.0,"rps":{rps},"mean_us":1.0,"p50_us":1.0,"p90_us":1.0,"p99_us":1.0,"p999_us":1.0,"max_us":1.0,"status":{{"200":1000}},"server_cpu_pct":97.0,"loadgen_cpu_pct":60.0,"server_cpu_us_per_request":{total_us},{user}"reconnects":0,"redis_checks_per_request":0.0}}"#
+        )
+    }
+
+    fn instructions(path: &str, count: u64) -> String {
+        format!(
+            r#"{{"kind":"instructions","label":"{path} round 1","path":"{path}","requests":20000,"instructions_per_request":{count}}}"#
+        )
+    }
+
+    #[test]
+    fn instruction_counts_become_server_cpu_through_the_baselines_user_share() {
+        let results = [
+            http("baseline", 50000.0, 10.0, Some(4.0)),
+            http("baseline", 60000.0, 12.0, Some(6.0)),
+            http("baseline", 55000.0, 11.0, Some(5.0)),
+            http("/me tracked", 52000.0, 11.0, Some(5.5)),
+            instructions("/baseline/me", 30000),
+            instructions("/me", 33000),
+            instructions("/baseline/me", 31000),
+            instructions("/me", 34100),
+            instructions("/baseline/me", 30000),
+            instructions("/me", 33300),
+        ];
+        let (_dir, files) = write_all(&results);
+        let table = render(&files).unwrap();
+        // Baseline: medians 11 µs/req in all, 5 µs in user space; 30 000 instructions. /me:
+        // 33 300, 11 % more, so 0.55 µs more in user space and 11 / 11.55 as the ratio.
+        assert!(
+            table.contains("baseline's 5.00 µs/req in user space of 11.00 µs/req"),
+            "{table}"
+        );
+        // The last `/me` line: the instructions table comes after the throughput table.
+        let me = table.lines().rfind(|l| l.starts_with("/me ")).unwrap();
+        let cells: Vec<&str> = me.split_whitespace().collect();
+        assert_eq!(
+            &cells[..6],
+            &["/me", "33300", "0.901", "+3300", "0.55", "0.952"],
+            "{table}"
+        );
+        assert!(me.ends_with("33000 34100 33300"), "{me}");
+    }
+
+    #[test]
+    fn instruction_counts_without_a_user_share_get_no_estimate() {
+        let results = [
+            http("baseline", 50000.0, 10.0, None),
+            instructions("/baseline/me", 30000),
+            instructions("/me", 33000),
+        ];
+        let (_dir, files) = write_all(&results);
+        let table = render(&files).unwrap();
+        assert!(table.contains("no estimate"), "{table}");
+        let me = table.lines().find(|l| l.starts_with("/me ")).unwrap();
+        assert_eq!(
+            me.split_whitespace().take(6).collect::<Vec<_>>(),
+            ["/me", "33000", "0.909", "+3000", "-", "-"]
         );
     }
 
