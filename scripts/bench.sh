@@ -580,9 +580,14 @@ echo "== $CONNS connections, $ROUNDS rounds of ${DURATION}s per run after ${WARM
 echo
 # With BENCH_CALLGRIND, the instruction counts too: each path against /baseline/me, and the
 # server CPU that difference costs (estimated from the baseline's user-space share).
+# The table compares every path with the first one it reads: /baseline/me's rounds go first.
 CG_RESULTS=()
 if compgen -G "$TMP/callgrind/*.json" >/dev/null; then
-    CG_RESULTS=("$TMP"/callgrind/*.json)
+    for f in "$TMP"/callgrind/*_baseline_me.json "$TMP"/callgrind/*.json; do
+        if [[ -e $f && " ${CG_RESULTS[*]} " != *" $f "* ]]; then
+            CG_RESULTS+=("$f")
+        fi
+    done
 fi
 "$BIN/loadgen" table "$TMP"/*.json "${CG_RESULTS[@]}"
 echo
