@@ -90,6 +90,9 @@ for b in auth-center demo-service gateway loadgen; do
     [[ -x $BIN/$b ]] || die "$BIN/$b missing (build it or unset BENCH_NO_BUILD)"
 done
 
+if [[ -n "${BENCH_HASHES:-}" && ! "$BENCH_HASHES" =~ ^[1-9][0-9]*$ ]]; then
+    die "BENCH_HASHES must be a number of hashing slots, 1 or more (unset: the auth-center's default)"
+fi
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/auth-bench.XXXXXX")
 PIDS=()
@@ -583,10 +586,11 @@ echo
 # The table compares every path with the first one it reads: /baseline/me's rounds go first.
 CG_RESULTS=()
 if compgen -G "$TMP/callgrind/*.json" >/dev/null; then
-    for f in "$TMP"/callgrind/*_baseline_me.json "$TMP"/callgrind/*.json; do
-        if [[ -e $f && " ${CG_RESULTS[*]} " != *" $f "* ]]; then
-            CG_RESULTS+=("$f")
-        fi
+    for f in "$TMP"/callgrind/*_baseline_me.json; do
+        if [[ -e $f ]]; then CG_RESULTS+=("$f"); fi
+    done
+    for f in "$TMP"/callgrind/*.json; do
+        if [[ $f != *_baseline_me.json ]]; then CG_RESULTS+=("$f"); fi
     done
 fi
 "$BIN/loadgen" table "$TMP"/*.json "${CG_RESULTS[@]}"

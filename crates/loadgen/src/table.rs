@@ -75,7 +75,7 @@ pub(crate) fn render(files: &[PathBuf]) -> anyhow::Result<String> {
         let base = best(baseline_runs).map_or(1.0, |i| baseline_runs[i].rps.max(1.0));
         writeln!(
             out,
-            "{:<32} {:>8} {:>6} {:>7} {:>7} {:>8} {:>10} {:>8} {:>8} {:>10} {:>7}  rps of each round",
+            "{:<32} {:>8} {:>6} {:>7} {:>7} {:>8} {:>10} {:>9} {:>8} {:>10} {:>7}  rps of each round",
             "run (best round)",
             "rps",
             "ratio",
@@ -106,7 +106,7 @@ pub(crate) fn render(files: &[PathBuf]) -> anyhow::Result<String> {
             let rounds: Vec<String> = runs.iter().map(|r| format!("{:.0}", r.rps)).collect();
             writeln!(
                 out,
-                "{:<32} {:>8.0} {:>6.3} {:>7.1} {:>7.1} {:>8} {:>10} {:>8} {:>8} {:>10} {:>7}  {}",
+                "{:<32} {:>8.0} {:>6.3} {:>7.1} {:>7.1} {:>8} {:>10} {:>9} {:>8} {:>10} {:>7}  {}",
                 label,
                 r.rps,
                 r.rps / base,
@@ -226,11 +226,12 @@ fn median(xs: &[f64]) -> f64 {
 /// The instruction counts per path (the first path is the no-auth baseline), each path's
 /// median round against the baseline's, and what that difference costs in server CPU: the
 /// instructions scale the user-space part of the baseline's measured CPU per request
-/// (`baseline`: its `http` rounds, medians), while the kernel's part (sockets, the same
-/// for every path) stays. Callgrind's counts are exact and the user/kernel split is steady
-/// on a VM whose throughput moves by a tenth between rounds, so the estimated ratio
-/// decides what the rounds cannot; it assumes the same instructions per cycle on both
-/// paths (no hardware counters on this VM to check it).
+/// (`baseline`: its `http` rounds; the median round by CPU per request), while the kernel's
+/// part (the sockets: the same system calls on every path) is taken to stay. Callgrind's
+/// counts repeat to about 2 % and the user/kernel split moves less than throughput does
+/// on this VM, so the estimate is steadier than the rounds' ratios; it assumes the same
+/// instructions per cycle on both paths (no hardware counters on this VM to check it), and
+/// the kernel's part equal.
 fn render_instructions(
     out: &mut String,
     rows: &[InstructionsResult],
@@ -247,25 +248,29 @@ fn render_instructions(
         return Ok(());
     };
     let base = median(base_counts);
-    // The baseline's server CPU per request, all and user space (medians of its rounds).
+    // The baseline's median round by server CPU per request: its CPU in all and in user
+    // space, one round's pair (medians taken apart would mix rounds).
     let cpu = baseline.and_then(|runs| {
-        let total: Vec<f64> = runs
+        let mut split: Vec<(f64, f64, &str)> = runs
             .iter()
-            .filter_map(|r| r.server_cpu_us_per_request)
+            .filter_map(|r| {
+                Some((
+                    r.server_cpu_us_per_request?,
+                    r.server_user_us_per_request?,
+                    r.label.as_str(),
+                ))
+            })
+            .filter(|(total, _, _)| *total > 0.0)
             .collect();
-        let user: Vec<f64> = runs
-            .iter()
-            .filter_map(|r| r.server_user_us_per_request)
-            .collect();
-        (!user.is_empty() && user.len() == total.len() && median(&total) > 0.0)
-            .then(|| (median(&total), median(&user)))
+        split.sort_by(|a, b| a.0.total_cmp(&b.0));
+        split.get(split.len().saturating_sub(1) / 2).copied()
     });
     match cpu {
-        Some((total, user)) => writeln!(
+        Some((total, user, label)) => writeln!(
             out,
             "user-space instructions per request (callgrind) against {base_path}; server CPU \
-             estimated from them and the baseline's {user:.2} µs/req in user space of \
-             {total:.2} µs/req (medians of its rounds, user share {:.2}):",
+             estimated from them and the user-space part of \"{label}\" ({user:.2} of \
+             {total:.2} µs/req, share {:.2}, its median round):",
             user / total
         )?,
         None => writeln!(
@@ -276,14 +281,14 @@ fn render_instructions(
     }
     writeln!(
         out,
-        "{:<16} {:>8} {:>7} {:>8} {:>10} {:>10}  instructions of each round",
-        "path", "median", "ratio", "+instr", "est. +µs", "est. ratio"
+        "{:<16} {:>8} {:>9} {:>8} {:>10} {:>10}  instructions of each round",
+        "path", "median", "base/path", "+instr", "est. +µs", "est. ratio"
     )?;
     for (path, counts) in &paths {
         let m = median(counts);
         let extra = m - base;
         let (us, ratio) = match cpu {
-            Some((total, user)) if base > 0.0 => {
+            Some((total, user, _)) if base > 0.0 => {
                 let us = extra / base * user;
                 (format!("{us:.2}"), format!("{:.3}", total / (total + us)))
             }
@@ -292,7 +297,7 @@ fn render_instructions(
         let rounds: Vec<String> = counts.iter().map(|c| format!("{c:.0}")).collect();
         writeln!(
             out,
-            "{:<16} {:>8.0} {:>7.3} {:>+8.0} {:>10} {:>10}  {}",
+            "{:<16} {:>8.0} {:>9.3} {:>+8.0} {:>10} {:>10}  {}",
             path,
             m,
             if m > 0.0 { base / m } else { f64::NAN },
@@ -646,10 +651,11 @@ mod tests {
         ];
         let (_dir, files) = write_all(&results);
         let table = render(&files).unwrap();
-        // Baseline: medians 11 µs/req in all, 5 µs in user space; 30 000 instructions. /me:
-        // 33 300, 11 % more, so 0.55 µs more in user space and 11 / 11.55 as the ratio.
+        // Baseline: its median round has 11 µs/req in all, 5 µs in user space; 30 000
+        // instructions. /me: 33 300, 11 % more, so 0.55 µs more in user space and 11 / 11.55
+        // as the ratio.
         assert!(
-            table.contains("baseline's 5.00 µs/req in user space of 11.00 µs/req"),
+            table.contains("the user-space part of \"baseline\" (5.00 of 11.00 µs/req, share 0.45"),
             "{table}"
         );
         // The last `/me` line: the instructions table comes after the throughput table.
