@@ -117,10 +117,8 @@ pub(crate) struct HttpResult {
     pub server_cpu_us_per_request: Option<f64>,
     /// The user-space part of `server_cpu_us_per_request` (absent in older results): what
     /// an instruction count (callgrind) scales.
-    #[serde(default)]
     pub server_user_us_per_request: Option<f64>,
     /// The kernel part of `server_cpu_us_per_request` (absent in older results).
-    #[serde(default)]
     pub server_system_us_per_request: Option<f64>,
     pub reconnects: u64,
     /// Session checks (`EXISTS`, `PTTL`) Redis executed during the window, per measured
