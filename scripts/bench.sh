@@ -36,7 +36,9 @@
 #   BENCH_SERVER_CPU   core for the demo-services (default 0)
 #   BENCH_CLIENT_CPU   core for loadgen, Redis and the auth-center (default 1)
 #   BENCH_NO_BUILD=1   use the existing target/release binaries
-#   BENCH_KEEP=1       keep the temporary directory (logs, JSON results)
+#   BENCH_KEEP=1       keep the temporary directory (logs, JSON results, and cpu-ticks.txt:
+#                      the machine's CPU time per auth-center round; its steal column stays 0
+#                      where the guest has no steal-time accounting, as on this VM)
 #   BENCH_PLOTS=DIR    also draw the report's SVG figures of this run into DIR
 #                      (scripts/plot-bench.py; matplotlib in target/bench-venv)
 #   BENCH_CALLGRIND=N  also count user-space instructions per request of /baseline/me, /me,
@@ -47,6 +49,13 @@
 #   BENCH_AUTH_ONLY=1  only the auth-center runs (no throughput rounds, no revocation trials)
 #   BENCH_LOGIN_ROUNDS rounds of raw Argon2 beside a login flood, per core count (default 4)
 #   BENCH_PROBE_ROUNDS rounds of the probes alone and beside a login flood (default 4)
+#   BENCH_PROBE_CONTROLS=1  also run the probes beside two controls that make no requests:
+#                      raw Argon2 hashing of the configured slots (`passwords capacity`) and
+#                      as many busy loops that touch no memory, both SCHED_IDLE like the
+#                      auth-center's hashing threads; tells the hashing's presence on the
+#                      cores from the logins' request work. And first `loadgen hiccups` on
+#                      each core, with the other core idle and busy, and its late wake-ups
+#                      from 1 ms sleeps: the machine's own stalls
 #   BENCH_HASHES=N     hashing slots of the auth-center under load (passwords.max_concurrent_hashes;
 #                      default: its own default, one per core it may run on)
 #   BENCH_PROFILE=DIR  only profile the tracked demo-service with perf (/baseline/me, then
@@ -64,6 +73,7 @@ BACKGROUND=${BENCH_BACKGROUND:-32}
 PROBE_RATE=${BENCH_PROBE_RATE:-200}
 LOGIN_ROUNDS=${BENCH_LOGIN_ROUNDS:-4}
 PROBE_ROUNDS=${BENCH_PROBE_ROUNDS:-4}
+PROBE_CONTROLS=${BENCH_PROBE_CONTROLS:-0}
 AUTH_ONLY=${BENCH_AUTH_ONLY:-0}
 REDIS_NICE=${BENCH_REDIS_NICE:--20}
 SERVER_CPU=${BENCH_SERVER_CPU:-0}
@@ -437,28 +447,47 @@ fi
 # refreshes at BENCH_PROBE_RATE over 50 sessions, and GET /me at the demo-service (tracked,
 # on the server core) -- alone ("unloaded") and beside a login flood ("loaded"), in
 # alternating rounds (paired by file order, see next_result).
+# The CPU time of all cores so far, from /proc/stat's first line: user nice system idle
+# iowait irq softirq steal (in ticks).
+cpu_ticks() { awk '/^cpu /{print $2, $3, $4, $5, $6, $7, $8, $9; exit}' /proc/stat; }
+# Appends where the machine's CPU time went since `before` (cpu_ticks' output) to
+# cpu-ticks.txt: "<what>: user nice system idle iowait irq softirq steal" (steal: taken by
+# the hypervisor, where the guest accounts it).
+note_cpu_ticks() { # what before
+    paste -d' ' <(echo "$2") <(cpu_ticks) | awk -v what="$1" \
+        '{ printf "%s:", what; for (i = 1; i <= 8; i++) printf " %d", $(i + 8) - $i; print "" }' \
+        >>"$TMP/cpu-ticks.txt"
+}
 # Raw Argon2 hashing of the configured slots on the auth-center's CPUs, no server involved.
 # Uses auth_bench's env_auth.
 raw_capacity() { # label cpuset
     log "auth-center $1: raw argon2 capacity (${DURATION}s)"
     next_result
+    local before
+    before=$(cpu_ticks)
     env "${env_auth[@]}" taskset -c "$2" timeout $((DURATION + 60)) \
         "$BIN/auth-center" passwords capacity --seconds "$DURATION" --json \
         | python3 -c 'import json,sys; d=json.load(sys.stdin); d["kind"]="capacity"; d["label"]=sys.argv[1]; print(json.dumps(d))' \
             "argon2 raw, $1" >"$RESULT-capacity.json"
+    note_cpu_ticks "argon2 raw, $1" "$before"
 }
 # A login flood (16 clients, closed loop) with nothing else running. Uses auth_bench's lg,
 # acct and pid.
 login_flood_alone() { # label round
     log "auth-center $1: login flood alone (16 clients), round $2 of $LOGIN_ROUNDS"
     next_result
+    local before
+    before=$(cpu_ticks)
     "${lg[@]}" login "${acct[@]}" -c 16 -d "$DURATION" --warmup "$WARMUP" \
         --server-pid "$pid" --label "logins alone, $1" >"$RESULT-login.json"
+    note_cpu_ticks "logins alone, $1, round $2" "$before"
 }
-# One round of the probes, alone ("unloaded") or beside a login flood ("loaded"). Uses
-# auth_bench's lg, acct and pid.
+# One round of the probes, alone ("unloaded"), beside a login flood ("loaded") or beside a
+# control that makes no requests ("hashing": raw Argon2 of the configured slots; "spinning":
+# as many busy loops; both SCHED_IDLE, like the auth-center's hashing threads). Uses
+# auth_bench's lg, acct, pid, cpus, slots and env_auth.
 probe_round() { # label phase round
-    local label=$1 phase=$2 base probe flood= waited
+    local label=$1 phase=$2 base probe flood= waited ticks_before
     log "auth-center $label: probes $phase, round $3 of $PROBE_ROUNDS (refresh $PROBE_RATE/s over 50 sessions, /me 1000/s)"
     next_result; base=$RESULT
     "${lg[@]}" refresh "${acct[@]}" --sessions 50 --rate "$PROBE_RATE" -d "$DURATION" \
@@ -472,24 +501,45 @@ probe_round() { # label phase round
         sleep 0.1
     done
     [[ -e $base.ready ]] || die "the refresh probe's sessions were not open after 120 s"
-    if [[ $phase == loaded ]]; then
-        # Its window starts when the probes' warm-up does and ends a second after theirs.
-        "${lg[@]}" login "${acct[@]}" -c 16 -d $((DURATION + WARMUP + 1)) --warmup "$WARMUP" \
-            --server-pid "$pid" --label "logins beside the probes, $label" >"$base-login.json" &
-        flood=$!
-        PIDS+=($flood)
-        sleep "$WARMUP"
-    fi
+    # The load's window starts when the probes' warm-up does and ends a second after theirs.
+    local span=$((DURATION + WARMUP + 1)) spinners=() s
+    case $phase in
+        loaded)
+            "${lg[@]}" login "${acct[@]}" -c 16 -d "$span" --warmup "$WARMUP" \
+                --server-pid "$pid" --label "logins beside the probes, $label" >"$base-login.json" &
+            flood=$!
+            ;;
+        hashing)
+            env "${env_auth[@]}" chrt --idle 0 taskset -c "$cpus" timeout $((span + 60)) \
+                "$BIN/auth-center" passwords capacity --seconds "$span" >"$base-hashing.txt" &
+            flood=$!
+            ;;
+        spinning)
+            for s in $(seq "$slots"); do
+                chrt --idle 0 taskset -c "$cpus" timeout "$span" sh -c 'while :; do :; done' &
+                spinners+=($!)
+                PIDS+=($!)
+            done
+            ;;
+    esac
+    if [[ -n $flood ]]; then PIDS+=($flood); fi
+    [[ $phase == unloaded ]] || sleep "$WARMUP"
+    ticks_before=$(cpu_ticks)
     touch "$base.start"
     LOADGEN_TOKEN="$ACCESS_TOKEN" "${lg[@]}" paced \
         --url "http://127.0.0.1:${DEMO_PORT[tracked]}/me" --rate 1000 -c 8 -d "$DURATION" \
         --warmup "$WARMUP" --label "/me p99 $phase, $label" >"$base-paced.json"
     wait "$probe"
     forget_pid "$probe"
+    note_cpu_ticks "probes $phase, $label, round $3" "$ticks_before"
     if [[ -n $flood ]]; then
-        wait "$flood"
+        wait "$flood" || true
         forget_pid "$flood"
     fi
+    for s in "${spinners[@]}"; do
+        wait "$s" 2>/dev/null || true
+        forget_pid "$s"
+    done
 }
 auth_bench() { # id label cpuset
     local id=$1 label=$2 cpus=$3 port prefix pid user
@@ -556,22 +606,61 @@ auth_bench() { # id label cpuset
     # answers moves by 2x between two runs of the same thing on this VM. The refresh probe
     # opens its sessions first and starts refreshing only once told, so its logins neither eat
     # into the flood nor outlast it.
-    local phase
+    local phase slots=${BENCH_HASHES:-$(awk -F, '{print NF}' <<<"$cpus")}
     for round in $(seq "$PROBE_ROUNDS"); do
         local phases=(unloaded loaded)
-        (( round % 2 )) || phases=(loaded unloaded)
+        [[ $PROBE_CONTROLS != 1 ]] || phases+=(hashing spinning)
+        # Alternate the order, so that neither phase always comes first.
+        (( round % 2 )) || phases=($(printf '%s\n' "${phases[@]}" | tac))
         for phase in "${phases[@]}"; do
             probe_round "$label" "$phase" "$round"
         done
     done
     kill "$pid" 2>/dev/null || true
 }
+# The machine itself (BENCH_PROBE_CONTROLS=1): how long each core stops running a spinning
+# thread (nice -20 when allowed, alone on its core) while the other core is idle, and while a
+# SCHED_IDLE busy loop keeps the other core busy. Gaps the guest's scheduler cannot explain
+# (nothing else wants that core) are interrupts or, in a VM, the host not running the vCPU.
+# Then how late a thread that sleeps 1 ms at a time wakes up on an idle machine: what waking
+# an idle core costs (in a VM, the host waking a halted vCPU).
+machine_hiccups() {
+    local round core other nice=(nice -n -20) spinner
+    "${nice[@]}" true 2>/dev/null || nice=()
+    for round in 1 2; do
+        for core in "$SERVER_CPU" "$CLIENT_CPU"; do
+            other=$CLIENT_CPU
+            [[ $core != "$CLIENT_CPU" ]] || other=$SERVER_CPU
+            log "machine: hiccups on cpu $core, cpu $other idle, round $round"
+            next_result
+            taskset -c "$core" "${nice[@]}" "$BIN/loadgen" hiccups --seconds $((DURATION * 2)) \
+                --label "cpu $core, cpu $other idle, round $round" >"$RESULT-hiccups.json"
+            log "machine: hiccups on cpu $core, cpu $other busy (SCHED_IDLE loop), round $round"
+            chrt --idle 0 taskset -c "$other" timeout $((DURATION * 2 + 30)) sh -c 'while :; do :; done' &
+            spinner=$!
+            PIDS+=($spinner)
+            next_result
+            taskset -c "$core" "${nice[@]}" "$BIN/loadgen" hiccups --seconds $((DURATION * 2)) \
+                --label "cpu $core, cpu $other busy, round $round" >"$RESULT-hiccups.json"
+            kill "$spinner" 2>/dev/null || true
+            wait "$spinner" 2>/dev/null || true
+            forget_pid "$spinner"
+            log "machine: late wake-ups on cpu $core (sleeps of 1 ms), cpu $other idle, round $round"
+            next_result
+            taskset -c "$core" "${nice[@]}" "$BIN/loadgen" hiccups --seconds $((DURATION * 2)) \
+                --sleep-us 1000 --label "cpu $core, cpu $other idle, round $round" >"$RESULT-hiccups.json"
+        done
+    done
+}
+if [[ $PROBE_CONTROLS == 1 ]] && (( ncpu >= 2 )); then
+    machine_hiccups
+fi
 if [[ "${BENCH_AUTH:-1}" == 1 ]]; then
-    slots=
-    [[ -n "${BENCH_HASHES:-}" ]] && slots=" ($BENCH_HASHES hashing slot$([[ $BENCH_HASHES == 1 ]] || echo s))"
-    auth_bench c1 "1 core$slots" "$SERVER_CPU"
+    slot_note=
+    [[ -n "${BENCH_HASHES:-}" ]] && slot_note=" ($BENCH_HASHES hashing slot$([[ $BENCH_HASHES == 1 ]] || echo s))"
+    auth_bench c1 "1 core$slot_note" "$SERVER_CPU"
     if (( ncpu >= 2 )); then
-        auth_bench c2 "2 cores$slots" "$SERVER_CPU,$CLIENT_CPU"
+        auth_bench c2 "2 cores$slot_note" "$SERVER_CPU,$CLIENT_CPU"
     fi
 fi
 

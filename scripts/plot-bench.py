@@ -13,7 +13,8 @@ capacity` outputs) and writes SVG files into the output directory:
 * `revocation.svg`  DEL -> first 401 latency, one CDF per setup, stale answers in the legend;
 * `login.svg`       logins/s against the raw Argon2 capacity, per core count (mean of the
                     alternating rounds, each round a dot);
-* `tails.svg`       refresh and /me p99 with and without a login flood, per core count
+* `tails.svg`       refresh and /me p99 with and without a login flood (and beside the
+                    controls of BENCH_PROBE_CONTROLS), per core count
                     (median of the alternating rounds, each round a dot).
 
 Needs matplotlib (scripts/bench-requirements.txt; `scripts/bench.sh` installs it into
@@ -202,6 +203,16 @@ def login(results, out):
     save(fig, out, "login.svg")
 
 
+# The phases of the probe rounds (the label's word after "p99") and how the figure names them;
+# the controls run only with BENCH_PROBE_CONTROLS=1.
+PROBE_PHASES = (
+    ("unloaded", "alone"),
+    ("loaded", "beside a login flood"),
+    ("hashing", "beside raw hashing (SCHED_IDLE, no requests)"),
+    ("spinning", "beside busy loops (SCHED_IDLE, no memory)"),
+)
+
+
 def tails(results, out):
     # Several alternating rounds per phase: bars are the median p99s, dots the rounds.
     rows = defaultdict(lambda: defaultdict(list))  # (probe, setup) -> phase -> p99s in ms
@@ -209,7 +220,7 @@ def tails(results, out):
         if r.get("kind") not in ("refresh", "paced"):
             continue
         label = r["label"]
-        for phase in ("unloaded", "loaded"):
+        for phase, _ in PROBE_PHASES:
             if f" {phase}, " in label:
                 probe = "refresh" if r["kind"] == "refresh" else "/me (verifier)"
                 rows[(probe, setup_of(label))][phase].append(r["p99_us"] / 1000)
@@ -218,18 +229,23 @@ def tails(results, out):
         mid = len(xs) // 2
         return xs[mid] if len(xs) % 2 else (xs[mid - 1] + xs[mid]) / 2
 
-    keys = [k for k in rows if len(rows[k]) == 2 and median(rows[k]["unloaded"]) > 0]
+    keys = [k for k in rows if rows[k]["unloaded"] and len(rows[k]) >= 2 and median(rows[k]["unloaded"]) > 0]
     if not keys:
         return
-    fig, ax = plt.subplots(figsize=(7, 3.5))
+    phases = [(p, n) for p, n in PROBE_PHASES if any(rows[k][p] for k in keys)]
+    width = 0.8 / len(phases)
+    fig, ax = plt.subplots(figsize=(7 if len(phases) <= 2 else 9, 3.5))
     x = range(len(keys))
-    for offset, phase, name in ((-0.2, "unloaded", "alone"), (0.2, "loaded", "beside a login flood")):
-        ax.bar([i + offset for i in x], [median(rows[k][phase]) for k in keys], width=0.4, label=name)
+    for j, (phase, name) in enumerate(phases):
+        offset = (j - (len(phases) - 1) / 2) * width
+        ax.bar([i + offset for i in x], [median(rows[k][phase]) if rows[k][phase] else 0 for k in keys],
+               width=width, label=name)
         for i, k in zip(x, keys):
             ax.plot([i + offset] * len(rows[k][phase]), rows[k][phase], "k.", markersize=3)
-    for i, k in zip(x, keys):
-        un, lo = median(rows[k]["unloaded"]), median(rows[k]["loaded"])
-        ax.text(i + 0.2, lo, f"{lo / un:.2f}x", ha="center", va="bottom")
+            if phase != "unloaded" and rows[k][phase]:
+                lo = median(rows[k][phase])
+                ax.text(i + offset, lo, f"{lo / median(rows[k]['unloaded']):.2f}x", ha="center",
+                        va="bottom", fontsize=7 if len(phases) > 2 else 10)
     ax.set_xticks(list(x), [f"{p}\n{s}" for p, s in keys])
     ax.set_ylabel("p99 (ms), open loop; median of rounds, dots: rounds")
     ax.legend(fontsize=7)

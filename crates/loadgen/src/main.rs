@@ -30,6 +30,9 @@
 //! * `loadgen paced --url http://127.0.0.1:8081/me --token T --rate 2000 -c 8 -d 10` — GETs
 //!   at a fixed total rate (open loop): the verify path's latency spectrum while another
 //!   command loads the machine.
+//! * `taskset -c 0 nice -n -20 loadgen hiccups --seconds 10` — spins on one thread and counts
+//!   the gaps between two clock reads: how long the core stops running a thread that never
+//!   blocks (interrupts, other threads, a hypervisor not running the virtual CPU).
 
 #![allow(clippy::disallowed_methods)] // a load generator measures real time
 
@@ -38,6 +41,7 @@ mod authload;
 mod client;
 mod drive;
 mod flood;
+mod hiccups;
 mod load;
 mod paced;
 mod post;
@@ -82,6 +86,9 @@ enum Command {
     Refresh(authload::RefreshArgs),
     /// Open-loop GETs at a fixed total rate: latency from the intended send time.
     Paced(paced::PacedArgs),
+    /// Spin on one thread and count the gaps between two clock reads: time the thread did
+    /// not run although it never blocked.
+    Hiccups(hiccups::HiccupArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -128,6 +135,7 @@ fn main() -> anyhow::Result<()> {
                 serde_json::to_string(&rt.block_on(paced::run(args))?)?
             );
         }
+        Command::Hiccups(args) => println!("{}", serde_json::to_string(&hiccups::run(args))?),
         Command::FreePort => {
             let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
             println!("{}", listener.local_addr()?.port());

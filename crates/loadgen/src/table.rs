@@ -7,19 +7,21 @@ use anyhow::Context as _;
 
 use crate::authload::{LoginResult, RefreshResult};
 use crate::drive::Measured;
+use crate::hiccups::{GAP_CLASSES_US, HiccupResult};
 use crate::load::HttpResult;
 use crate::paced::PacedResult;
 use crate::revocation::RevocationResult;
 
-/// Renders the result files: one table for `http` runs (ratios against the first
-/// label's best round), one for `revocation` runs, one for `login`, `refresh` and `paced`
-/// runs.
+/// Renders the result files: a line per `hiccups` run (the machine), one table for `http`
+/// runs (ratios against the first label's best round), one for `revocation` runs, one for
+/// `login`, `refresh` and `paced` runs.
 pub(crate) fn render(files: &[PathBuf]) -> anyhow::Result<String> {
     let mut http = Vec::new();
     let mut revocation = Vec::new();
     let mut paced = Vec::new();
     let mut capacity = Vec::new();
     let mut instructions = Vec::new();
+    let mut hiccups = Vec::new();
     for path in files {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
@@ -37,10 +39,17 @@ pub(crate) fn render(files: &[PathBuf]) -> anyhow::Result<String> {
             Some("instructions") => {
                 instructions.push(serde_json::from_value::<InstructionsResult>(value)?)
             }
+            Some("hiccups") => hiccups.push(serde_json::from_value::<HiccupResult>(value)?),
             _ => anyhow::bail!("{}: unknown result kind", path.display()),
         }
     }
     let mut out = String::new();
+    for r in &hiccups {
+        writeln!(out, "{}", hiccup_line(r))?;
+    }
+    if !hiccups.is_empty() {
+        out.push('\n');
+    }
     for value in &capacity {
         let label = value.get("label").and_then(|l| l.as_str()).unwrap_or("");
         let numbers: Vec<String> = value
@@ -204,6 +213,47 @@ pub(crate) fn render(files: &[PathBuf]) -> anyhow::Result<String> {
     Ok(out)
 }
 
+/// One `hiccups` run: the share of its time its core did not run it, the gaps of 1 ms and
+/// more apart (what moves a p99 of sub-millisecond answers), and the gaps by class.
+fn hiccup_line(r: &HiccupResult) -> String {
+    let long: u64 = GAP_CLASSES_US
+        .iter()
+        .zip(&r.gaps)
+        .filter(|(from, _)| **from >= 1_000)
+        .map(|(_, n)| n)
+        .sum();
+    let classes: Vec<String> = GAP_CLASSES_US
+        .iter()
+        .zip(&r.gaps)
+        .filter(|(_, n)| **n > 0)
+        .map(|(from, n)| {
+            if *from >= 1_000 {
+                format!("≥{} ms {n}", from / 1_000)
+            } else {
+                format!("≥{from} µs {n}")
+            }
+        })
+        .collect();
+    match r.sleep_us {
+        None => format!(
+            "hiccups, {}: lost {:.2} % of {:.0} s, {long} gaps of 1 ms or more (longest {:.2} ms); {}",
+            r.label,
+            r.lost_fraction * 100.0,
+            r.seconds,
+            r.max_gap_us / 1000.0,
+            classes.join(", ")
+        ),
+        Some(us) => format!(
+            "late wake-ups, {}: sleeps of {us} µs over {:.0} s, {long} late by 1 ms or more \
+             (latest {:.2} ms); {}",
+            r.label,
+            r.seconds,
+            r.max_gap_us / 1000.0,
+            classes.join(", ")
+        ),
+    }
+}
+
 /// User-space instructions per request of one path in one round, counted under callgrind
 /// by the bench script (`BENCH_CALLGRIND`).
 #[derive(Debug, serde::Deserialize)]
@@ -363,14 +413,26 @@ fn login_against_raw(capacity: &[serde_json::Value], paced: &[PacedRow]) -> Vec<
     lines
 }
 
-/// Per setup, each probe's p99 beside a login flood ("... p99 loaded, <setup>") over its p99
-/// alone ("... p99 unloaded, <setup>"): the median round of each, as single rounds of a few
-/// thousand answers move by 2x between runs here.
+/// What ran beside the probes in a phase of their rounds (the label's word after "p99"),
+/// as the report names it; "unloaded" is the probes alone, the reference of the others.
+const PROBE_PHASES: [(&str, &str); 3] = [
+    ("loaded", "a login flood"),
+    ("hashing", "raw hashing (SCHED_IDLE, no requests)"),
+    (
+        "spinning",
+        "busy loops (SCHED_IDLE, no requests, no memory)",
+    ),
+];
+
+/// Per setup and phase, each probe's p99 beside what ran in that phase ("... p99 loaded,
+/// <setup>": a login flood; "hashing", "spinning": the controls of `BENCH_PROBE_CONTROLS`)
+/// over its p99 alone ("... p99 unloaded, <setup>"): the median round of each, as single
+/// rounds of a few thousand answers move by 2x between runs here.
 fn probe_tails(paced: &[PacedRow]) -> Vec<String> {
-    /// A probe in a setup, and its p99s alone and beside the flood (ms).
+    /// A probe in a setup, and its p99s (ms) alone and in each of `PROBE_PHASES`.
     struct Probe {
         key: (String, String),
-        p99s: [Vec<f64>; 2],
+        p99s: [Vec<f64>; 1 + PROBE_PHASES.len()],
     }
     let mut probes: Vec<Probe> = Vec::new();
     for r in paced {
@@ -378,10 +440,10 @@ fn probe_tails(paced: &[PacedRow]) -> Vec<String> {
             continue;
         };
         let (phase, setup) = rest.split_once(", ").unwrap_or((rest, ""));
-        let slot = match phase {
-            "unloaded" => 0,
-            "loaded" => 1,
-            _ => continue,
+        let slot = match PROBE_PHASES.iter().position(|(p, _)| *p == phase) {
+            Some(i) => i + 1,
+            None if phase == "unloaded" => 0,
+            None => continue,
         };
         let key = (setup.to_owned(), probe.to_owned());
         let index = match probes.iter().position(|p| p.key == key) {
@@ -389,7 +451,7 @@ fn probe_tails(paced: &[PacedRow]) -> Vec<String> {
             None => {
                 probes.push(Probe {
                     key,
-                    p99s: [Vec::new(), Vec::new()],
+                    p99s: Default::default(),
                 });
                 probes.len() - 1
             }
@@ -397,36 +459,35 @@ fn probe_tails(paced: &[PacedRow]) -> Vec<String> {
         probes[index].p99s[slot].push(r.m.latency.p99_us / 1000.0);
     }
     let mut lines: Vec<(String, Vec<String>)> = Vec::new();
-    for Probe {
-        key: (setup, probe),
-        p99s: [alone, loaded],
-    } in &probes
-    {
-        if alone.is_empty() || loaded.is_empty() {
-            continue;
-        }
-        let (a, l) = (median(alone), median(loaded));
-        if a <= 0.0 {
-            continue;
-        }
-        let part = format!(
-            "{probe} {:.2} (medians {a:.2} → {l:.2} ms, {} rounds)",
-            l / a,
-            alone.len().min(loaded.len())
-        );
-        match lines.iter_mut().find(|(s, _)| s == setup) {
-            Some((_, parts)) => parts.push(part),
-            None => lines.push((setup.clone(), vec![part])),
+    for (i, (_, beside)) in PROBE_PHASES.iter().enumerate() {
+        for Probe {
+            key: (setup, probe),
+            p99s,
+        } in &probes
+        {
+            let (alone, loaded) = (&p99s[0], &p99s[i + 1]);
+            if alone.is_empty() || loaded.is_empty() {
+                continue;
+            }
+            let (a, l) = (median(alone), median(loaded));
+            if a <= 0.0 {
+                continue;
+            }
+            let part = format!(
+                "{probe} {:.2} (medians {a:.2} → {l:.2} ms, {} rounds)",
+                l / a,
+                alone.len().min(loaded.len())
+            );
+            let head = format!("p99 beside {beside} over alone, {setup}");
+            match lines.iter_mut().find(|(h, _)| *h == head) {
+                Some((_, parts)) => parts.push(part),
+                None => lines.push((head, vec![part])),
+            }
         }
     }
     lines
         .into_iter()
-        .map(|(setup, parts)| {
-            format!(
-                "p99 beside a login flood over alone, {setup}: {}",
-                parts.join(", ")
-            )
-        })
+        .map(|(head, parts)| format!("{head}: {}", parts.join(", ")))
         .collect()
 }
 
@@ -615,6 +676,56 @@ mod tests {
             ),
             "{table}"
         );
+    }
+
+    #[test]
+    fn hiccups_read_as_time_lost_or_late_wake_ups_with_the_long_gaps_apart() {
+        let results = [
+            r#"{"kind":"hiccups","label":"cpu 0 beside a busy cpu 1","seconds":10.0,"gaps":[40,3,1,0,0,2,1,0,1],"lost_fraction":0.0131,"max_gap_us":12050.0}"#.to_owned(),
+            r#"{"kind":"hiccups","label":"cpu 1 idle","seconds":10.0,"sleep_us":1000,"gaps":[900,80,0,0,0,1,0,0,0],"lost_fraction":0.01,"max_gap_us":1500.0}"#.to_owned(),
+        ];
+        let (_dir, files) = write_all(&results);
+        let table = render(&files).unwrap();
+        assert!(
+            table.contains(
+                "hiccups, cpu 0 beside a busy cpu 1: lost 1.31 % of 10 s, 4 gaps of 1 ms or \
+                 more (longest 12.05 ms); ≥20 µs 40, ≥50 µs 3, ≥100 µs 1, ≥1 ms 2, ≥2 ms 1, \
+                 ≥10 ms 1"
+            ),
+            "{table}"
+        );
+        assert!(
+            table.contains(
+                "late wake-ups, cpu 1 idle: sleeps of 1000 µs over 10 s, 1 late by 1 ms or more \
+                 (latest 1.50 ms); ≥20 µs 900, ≥50 µs 80, ≥1 ms 1"
+            ),
+            "{table}"
+        );
+    }
+
+    #[test]
+    fn the_probes_tails_beside_the_controls_that_make_no_requests_get_lines_of_their_own() {
+        let results = [
+            probe("paced", "/me p99 unloaded, 2 cores", 400.0),
+            probe("paced", "/me p99 hashing, 2 cores", 1200.0),
+            probe("paced", "/me p99 spinning, 2 cores", 500.0),
+            probe("paced", "/me p99 loaded, 2 cores", 1000.0),
+            probe("paced", "/me p99 unloaded, 2 cores", 600.0),
+            probe("paced", "/me p99 hashing, 2 cores", 800.0),
+            probe("paced", "/me p99 spinning, 2 cores", 700.0),
+            probe("paced", "/me p99 loaded, 2 cores", 1400.0),
+        ];
+        let (_dir, files) = write_all(&results);
+        let table = render(&files).unwrap();
+        for line in [
+            "p99 beside a login flood over alone, 2 cores: /me 2.40 (medians 0.50 → 1.20 ms, 2 rounds)",
+            "p99 beside raw hashing (SCHED_IDLE, no requests) over alone, 2 cores: /me 2.00 \
+             (medians 0.50 → 1.00 ms, 2 rounds)",
+            "p99 beside busy loops (SCHED_IDLE, no requests, no memory) over alone, 2 cores: \
+             /me 1.20 (medians 0.50 → 0.60 ms, 2 rounds)",
+        ] {
+            assert!(table.contains(line), "{line}\n{table}");
+        }
     }
 
     fn http(label: &str, rps: f64, total_us: f64, user_us: Option<f64>) -> String {
