@@ -86,6 +86,9 @@ die() { log "error: $*"; exit 1; }
 for tool in redis-server redis-cli taskset curl timeout; do
     command -v "$tool" >/dev/null || die "$tool not found"
 done
+if [[ ${BENCH_PROBE_CONTROLS:-0} == 1 ]]; then
+    command -v chrt >/dev/null || die "chrt not found (BENCH_PROBE_CONTROLS=1 runs its controls SCHED_IDLE)"
+fi
 ncpu=$(nproc)
 if (( ncpu < 2 )); then
     log "only $ncpu CPU: server and load generator share it (ratios still comparable)"
@@ -510,13 +513,14 @@ probe_round() { # label phase round
             flood=$!
             ;;
         hashing)
-            env "${env_auth[@]}" chrt --idle 0 taskset -c "$cpus" timeout $((span + 60)) \
-                "$BIN/auth-center" passwords capacity --seconds "$span" >"$base-hashing.txt" &
+            # The controls have no warm-up of their own: they start WARMUP seconds earlier.
+            env "${env_auth[@]}" chrt --idle 0 taskset -c "$cpus" timeout $((span + WARMUP + 60)) \
+                "$BIN/auth-center" passwords capacity --seconds $((span + WARMUP)) >"$base-hashing.txt" &
             flood=$!
             ;;
         spinning)
             for s in $(seq "$slots"); do
-                chrt --idle 0 taskset -c "$cpus" timeout "$span" sh -c 'while :; do :; done' &
+                chrt --idle 0 taskset -c "$cpus" timeout $((span + WARMUP)) sh -c 'while :; do :; done' &
                 spinners+=($!)
                 PIDS+=($!)
             done
@@ -533,9 +537,10 @@ probe_round() { # label phase round
     forget_pid "$probe"
     note_cpu_ticks "probes $phase, $label, round $3" "$ticks_before"
     if [[ -n $flood ]]; then
-        wait "$flood" || true
+        wait "$flood"
         forget_pid "$flood"
     fi
+    # The busy loops end by their timeout (status 124).
     for s in "${spinners[@]}"; do
         wait "$s" 2>/dev/null || true
         forget_pid "$s"
@@ -619,36 +624,39 @@ auth_bench() { # id label cpuset
     kill "$pid" 2>/dev/null || true
 }
 # The machine itself (BENCH_PROBE_CONTROLS=1): how long each core stops running a spinning
-# thread (nice -20 when allowed, alone on its core) while the other core is idle, and while a
-# SCHED_IDLE busy loop keeps the other core busy. Gaps the guest's scheduler cannot explain
-# (nothing else wants that core) are interrupts or, in a VM, the host not running the vCPU.
+# thread (nice -20 when allowed; the label says what it got), alone on its core, while the
+# other core is idle, and while a SCHED_IDLE busy loop keeps the other core busy. Gaps the
+# guest's scheduler cannot explain (nothing else wants that core) are interrupts or, in a VM,
+# the host not running the vCPU.
 # Then how late a thread that sleeps 1 ms at a time wakes up on an idle machine: what waking
 # an idle core costs (in a VM, the host waking a halted vCPU).
 machine_hiccups() {
-    local round core other nice=(nice -n -20) spinner
-    "${nice[@]}" true 2>/dev/null || nice=()
+    local round core other spinner secs=$((DURATION * 2)) got
+    # GNU nice runs the command anyway when it may not raise the priority: ask what it got.
+    got=$(nice -n -20 nice 2>/dev/null)
+    local run=(timeout $((secs + 30)) nice -n "$got" "$BIN/loadgen" hiccups --seconds "$secs")
     for round in 1 2; do
         for core in "$SERVER_CPU" "$CLIENT_CPU"; do
             other=$CLIENT_CPU
             [[ $core != "$CLIENT_CPU" ]] || other=$SERVER_CPU
-            log "machine: hiccups on cpu $core, cpu $other idle, round $round"
+            log "machine: hiccups on cpu $core (nice $got), cpu $other idle, round $round"
             next_result
-            taskset -c "$core" "${nice[@]}" "$BIN/loadgen" hiccups --seconds $((DURATION * 2)) \
-                --label "cpu $core, cpu $other idle, round $round" >"$RESULT-hiccups.json"
-            log "machine: hiccups on cpu $core, cpu $other busy (SCHED_IDLE loop), round $round"
-            chrt --idle 0 taskset -c "$other" timeout $((DURATION * 2 + 30)) sh -c 'while :; do :; done' &
+            taskset -c "$core" "${run[@]}" \
+                --label "cpu $core (nice $got), cpu $other idle, round $round" >"$RESULT-hiccups.json"
+            log "machine: hiccups on cpu $core (nice $got), cpu $other busy (SCHED_IDLE loop), round $round"
+            chrt --idle 0 taskset -c "$other" timeout $((secs + 30)) sh -c 'while :; do :; done' &
             spinner=$!
             PIDS+=($spinner)
             next_result
-            taskset -c "$core" "${nice[@]}" "$BIN/loadgen" hiccups --seconds $((DURATION * 2)) \
-                --label "cpu $core, cpu $other busy, round $round" >"$RESULT-hiccups.json"
+            taskset -c "$core" "${run[@]}" \
+                --label "cpu $core (nice $got), cpu $other busy, round $round" >"$RESULT-hiccups.json"
             kill "$spinner" 2>/dev/null || true
             wait "$spinner" 2>/dev/null || true
             forget_pid "$spinner"
             log "machine: late wake-ups on cpu $core (sleeps of 1 ms), cpu $other idle, round $round"
             next_result
-            taskset -c "$core" "${nice[@]}" "$BIN/loadgen" hiccups --seconds $((DURATION * 2)) \
-                --sleep-us 1000 --label "cpu $core, cpu $other idle, round $round" >"$RESULT-hiccups.json"
+            taskset -c "$core" "${run[@]}" --sleep-us 1000 \
+                --label "cpu $core (nice $got), cpu $other idle, round $round" >"$RESULT-hiccups.json"
         done
     done
 }

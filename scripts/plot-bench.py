@@ -209,7 +209,7 @@ PROBE_PHASES = (
     ("unloaded", "alone"),
     ("loaded", "beside a login flood"),
     ("hashing", "beside raw hashing (SCHED_IDLE, no requests)"),
-    ("spinning", "beside busy loops (SCHED_IDLE, no memory)"),
+    ("spinning", "beside busy loops (SCHED_IDLE, no requests, no memory traffic)"),
 )
 
 

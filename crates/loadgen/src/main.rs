@@ -87,7 +87,8 @@ enum Command {
     /// Open-loop GETs at a fixed total rate: latency from the intended send time.
     Paced(paced::PacedArgs),
     /// Spin on one thread and count the gaps between two clock reads: time the thread did
-    /// not run although it never blocked.
+    /// not run although it never blocked (with `--sleep-us N`: sleep N µs at a time and count
+    /// how late each wake-up is).
     Hiccups(hiccups::HiccupArgs),
 }
 

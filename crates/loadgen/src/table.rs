@@ -234,9 +234,10 @@ fn hiccup_line(r: &HiccupResult) -> String {
             }
         })
         .collect();
+    let gaps = if long == 1 { "gap" } else { "gaps" };
     match r.sleep_us {
         None => format!(
-            "hiccups, {}: lost {:.2} % of {:.0} s, {long} gaps of 1 ms or more (longest {:.2} ms); {}",
+            "hiccups, {}: lost {:.2} % of {:.0} s, {long} {gaps} of 1 ms or more (longest {:.2} ms); {}",
             r.label,
             r.lost_fraction * 100.0,
             r.seconds,
@@ -420,7 +421,7 @@ const PROBE_PHASES: [(&str, &str); 3] = [
     ("hashing", "raw hashing (SCHED_IDLE, no requests)"),
     (
         "spinning",
-        "busy loops (SCHED_IDLE, no requests, no memory)",
+        "busy loops (SCHED_IDLE, no requests, no memory traffic)",
     ),
 ];
 
@@ -721,7 +722,7 @@ mod tests {
             "p99 beside a login flood over alone, 2 cores: /me 2.40 (medians 0.50 → 1.20 ms, 2 rounds)",
             "p99 beside raw hashing (SCHED_IDLE, no requests) over alone, 2 cores: /me 2.00 \
              (medians 0.50 → 1.00 ms, 2 rounds)",
-            "p99 beside busy loops (SCHED_IDLE, no requests, no memory) over alone, 2 cores: \
+            "p99 beside busy loops (SCHED_IDLE, no requests, no memory traffic) over alone, 2 cores: \
              /me 1.20 (medians 0.50 → 0.60 ms, 2 rounds)",
         ] {
             assert!(table.contains(line), "{line}\n{table}");
