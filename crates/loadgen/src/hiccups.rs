@@ -68,9 +68,7 @@ pub(crate) fn run(args: HiccupArgs) -> HiccupResult {
         counter.add(lateness(now.duration_since(previous), nap));
         previous = now;
     }
-    let mut result = counter.result(args.label, previous.duration_since(start));
-    result.sleep_us = args.sleep_us;
-    result
+    counter.result(args.label, args.sleep_us, previous.duration_since(start))
 }
 
 /// The gap between two clock reads that counts: all of it when the thread spun, what exceeds
@@ -101,13 +99,13 @@ impl GapCounter {
         self.max = self.max.max(gap);
     }
 
-    fn result(self, label: String, elapsed: Duration) -> HiccupResult {
+    fn result(self, label: String, sleep_us: Option<u64>, elapsed: Duration) -> HiccupResult {
         let seconds = elapsed.as_secs_f64();
         HiccupResult {
             kind: "hiccups".into(),
             label,
             seconds,
-            sleep_us: None,
+            sleep_us,
             gaps: self.gaps.to_vec(),
             lost_fraction: if seconds > 0.0 {
                 self.lost.as_secs_f64() / seconds
@@ -129,7 +127,7 @@ mod tests {
         for us in [5, 19, 20, 49, 50, 999, 1_000, 12_000] {
             counter.add(Duration::from_micros(us));
         }
-        let r = counter.result("x".into(), Duration::from_secs(1));
+        let r = counter.result("x".into(), None, Duration::from_secs(1));
         assert_eq!(r.gaps, vec![2, 1, 0, 0, 1, 1, 0, 0, 1]);
         let lost_us = 20 + 49 + 50 + 999 + 1_000 + 12_000;
         assert!((r.lost_fraction - lost_us as f64 / 1e6).abs() < 1e-12);

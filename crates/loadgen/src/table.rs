@@ -624,8 +624,7 @@ mod tests {
                 r#"{{"kind":"paced","label":"p","url":"u","connections":8,"rate":500.0,{measured}}}"#
             ),
         ];
-        let (_dir, files) = write_all(&results);
-        let table = render(&files).unwrap();
+        let table = rendered(&results);
         let lines: Vec<&str> = table.lines().collect();
         assert_eq!(lines.len(), 4, "{table}");
         assert!(lines[1].starts_with("login") && lines[1].contains("429: 1, 503: 2"));
@@ -666,8 +665,7 @@ mod tests {
             probe("refresh", "refresh p99 unloaded, 1 core", 1200.0),
             probe("refresh", "refresh p99 loaded, 1 core", 1300.0),
         ];
-        let (_dir, files) = write_all(&results);
-        let table = render(&files).unwrap();
+        let table = rendered(&results);
         // refresh: medians 1.2 (1.0, 3.0, 1.2) and 1.3 (1.5, 1.1, 1.3) ms; /me: medians of
         // two rounds are their means, 0.5 and 0.7 ms.
         assert!(
@@ -685,8 +683,7 @@ mod tests {
             r#"{"kind":"hiccups","label":"cpu 0 beside a busy cpu 1","seconds":10.0,"gaps":[40,3,1,0,0,2,1,0,1],"lost_fraction":0.0131,"max_gap_us":12050.0}"#.to_owned(),
             r#"{"kind":"hiccups","label":"cpu 1 idle","seconds":10.0,"sleep_us":1000,"gaps":[900,80,0,0,0,1,0,0,0],"lost_fraction":0.01,"max_gap_us":1500.0}"#.to_owned(),
         ];
-        let (_dir, files) = write_all(&results);
-        let table = render(&files).unwrap();
+        let table = rendered(&results);
         assert!(
             table.contains(
                 "hiccups, cpu 0 beside a busy cpu 1: lost 1.31 % of 10 s, 4 gaps of 1 ms or \
@@ -716,8 +713,7 @@ mod tests {
             probe("paced", "/me p99 spinning, 2 cores", 700.0),
             probe("paced", "/me p99 loaded, 2 cores", 1400.0),
         ];
-        let (_dir, files) = write_all(&results);
-        let table = render(&files).unwrap();
+        let table = rendered(&results);
         for line in [
             "p99 beside a login flood over alone, 2 cores: /me 2.40 (medians 0.50 → 1.20 ms, 2 rounds)",
             "p99 beside raw hashing (SCHED_IDLE, no requests) over alone, 2 cores: /me 2.00 \
@@ -763,8 +759,7 @@ mod tests {
             instructions("/baseline/me", 30000),
             instructions("/me", 33300),
         ];
-        let (_dir, files) = write_all(&results);
-        let table = render(&files).unwrap();
+        let table = rendered(&results);
         // Baseline: its median round has 11 µs/req in all, 4 µs in user space; 30 000
         // instructions. /me: 33 300, 11 % more, so 0.44 µs more in user space and 11 / 11.44
         // as the ratio.
@@ -790,8 +785,7 @@ mod tests {
             instructions("/baseline/me", 30000),
             instructions("/me", 33000),
         ];
-        let (_dir, files) = write_all(&results);
-        let table = render(&files).unwrap();
+        let table = rendered(&results);
         assert!(table.contains("no estimate"), "{table}");
         let me = table.lines().find(|l| l.starts_with("/me ")).unwrap();
         assert_eq!(
@@ -800,11 +794,10 @@ mod tests {
         );
     }
 
-    /// The results as files `00.json`, `01.json`, ... in a directory that lives as long as
-    /// the returned guard.
-    fn write_all(results: &[String]) -> (tempfile::TempDir, Vec<PathBuf>) {
+    /// The table of the results, each written as a file (`00.json`, `01.json`, ...) first.
+    fn rendered(results: &[String]) -> String {
         let dir = tempfile::tempdir().unwrap();
-        let files = results
+        let files: Vec<PathBuf> = results
             .iter()
             .enumerate()
             .map(|(i, json)| {
@@ -813,7 +806,7 @@ mod tests {
                 path
             })
             .collect();
-        (dir, files)
+        render(&files).unwrap()
     }
 
     fn capacity(label: &str, hashes_per_second: f64) -> String {
@@ -833,8 +826,7 @@ mod tests {
             capacity("argon2 raw, 2 cores", 200.0),
             login("logins alone, 2 cores", 190.0),
         ];
-        let (_dir, files) = write_all(&results);
-        let table = render(&files).unwrap();
+        let table = rendered(&results);
         // Pooled: (90 + 60) / (100 + 75); rounds 0.90 and 0.80; beside: 70 / mean raw 87.5.
         assert!(
             table.contains(
