@@ -17,7 +17,7 @@ use super::error::{AuthError, Chain};
 use super::metrics::{LoginOutcome, SessionKind};
 use super::ports::{SessionRecord, SessionStore, User};
 use super::refresh_token::RefreshToken;
-use super::service::{AuthService, ClientInfo, IssuedTokens, UserView, secs_to_ms};
+use super::service::{AuthService, ClientInfo, IssuedTokens, UserView, log_audit, secs_to_ms};
 
 /// Longest user agent kept in a session record, in bytes.
 pub const MAX_USER_AGENT_BYTES: usize = 200;
@@ -158,84 +158,97 @@ impl AuthService {
             user.password_hash = hash;
         }
         // A disable, role change or password change racing this login either is seen by
-        // the re-read below, or ends the session just created: a session never survives
+        // the re-read below (the audit row's condition), or ends the session just created: a session never survives
         // with stale roles, for a disabled user, or for a password that was just replaced.
         for _ in 0..3 {
             let (pending, refresh) = self.open_session(&user, dpop_jkt, client).await?;
-            let reread = match self.db.user_by_id(&user.id).await {
-                Ok(reread) => reread,
+            // The tokens first (no I/O), so that the re-read can be the last call.
+            let issued = self
+                .issue(&user.id, &pending.sid, &user.roles, refresh, dpop_jkt)
+                .and_then(|tokens| {
+                    Ok(IssuedTokens {
+                        device_token: Some(self.device_token(&user, now_secs)?),
+                        ..tokens
+                    })
+                });
+            let tokens = match issued {
+                Ok(tokens) => tokens,
                 Err(e) => {
                     pending.discard().await;
-                    return Err(e.into());
+                    return Err(e);
                 }
             };
-            match reread {
-                Some(now)
-                    if !now.disabled
-                        && now.roles == user.roles
-                        && now.password_hash == user.password_hash =>
-                {
-                    let issued = self
-                        .issue(&user.id, &pending.sid, &user.roles, refresh, dpop_jkt)
-                        .and_then(|tokens| {
-                            Ok(IssuedTokens {
-                                device_token: Some(self.device_token(&user, now_secs)?),
-                                ..tokens
-                            })
-                        });
-                    let tokens = match issued {
-                        Ok(tokens) => tokens,
-                        Err(e) => {
-                            pending.discard().await;
-                            return Err(e);
-                        }
-                    };
-                    // Still pending during the audit write: a login cancelled there
-                    // leaves no session either.
-                    self.audit(
-                        "login.success",
-                        Some(&user.id),
-                        Some(&user.id),
-                        Some(&pending.sid),
-                        client,
-                        None,
-                    )
-                    .await;
-                    self.metrics.login(LoginOutcome::Success);
-                    self.metrics.session_created(SessionKind::Login);
-                    pending.keep();
-                    return Ok(tokens);
-                }
-                fresh => {
-                    pending.discard().await;
-                    match fresh {
-                        // Only the roles changed: open the session again with the new ones.
-                        Some(fresh)
-                            if !fresh.disabled && fresh.password_hash == user.password_hash =>
-                        {
-                            user = fresh
-                        }
-                        // Another hash: a password change, or a concurrent login's rehash
-                        // of the same password (new salt or parameters). Only this rare
-                        // race pays a second hash, to tell the two apart.
-                        Some(fresh)
-                            if !fresh.disabled
-                                && self
-                                    .hasher
-                                    .verify(password.clone(), Some(fresh.password_hash.clone()))
-                                    .await?
-                                    .valid =>
-                        {
-                            user = fresh
-                        }
-                        _ => return Err(AuthError::InvalidCredentials),
+            let success = self.audit_event(
+                "login.success",
+                Some(&user.id),
+                Some(&user.id),
+                Some(&pending.sid),
+                client,
+                None,
+            );
+            // The re-read and the audit row in one statement: written only while the user
+            // is as this login found it. The session is still pending meanwhile, so a login
+            // cancelled here leaves no session either.
+            let written = self.db.audit_if_user_unchanged(&success, &user).await;
+            if let Err(e) = &written {
+                tracing::warn!(error = %Chain(e), "the login's audit row was not written; re-reading the user");
+            }
+            if let Ok(true) = written {
+                log_audit(&success);
+            } else {
+                // Not written: a change, a failed call, or roles stored in another
+                // spelling. A re-read tells them apart.
+                match self.db.user_by_id(&user.id).await {
+                    Ok(Some(now)) if is_unchanged(&now, &user) => self.write_audit(&success).await,
+                    Ok(fresh) => {
+                        pending.discard().await;
+                        user = self.changed_user(&user, fresh, &password).await?;
+                        continue;
+                    }
+                    Err(e) => {
+                        pending.discard().await;
+                        return Err(e.into());
                     }
                 }
             }
+            self.metrics.login(LoginOutcome::Success);
+            self.metrics.session_created(SessionKind::Login);
+            pending.keep();
+            return Ok(tokens);
         }
         Err(AuthError::unavailable(
             "the account kept changing during login; retry",
         ))
+    }
+
+    /// The user to open the session for after a re-read found `user` changed (`fresh`:
+    /// the user now, `None` if gone), or the refusal.
+    async fn changed_user(
+        &self,
+        user: &User,
+        fresh: Option<User>,
+        password: &SecretString,
+    ) -> Result<User, AuthError> {
+        match fresh {
+            // Only the roles changed: open the session again with the new ones.
+            Some(fresh) if !fresh.disabled && fresh.password_hash == user.password_hash => {
+                Ok(fresh)
+            }
+            // Another hash: a password change, or a concurrent login's rehash of the same
+            // password (new salt or parameters). Only this rare race pays a second hash,
+            // to tell the two apart.
+            Some(fresh)
+                if !fresh.disabled
+                    && self
+                        .hasher
+                        .verify(password.clone(), Some(fresh.password_hash.clone()))
+                        .await?
+                        .valid =>
+            {
+                Ok(fresh)
+            }
+            _ => Err(AuthError::InvalidCredentials),
+        }
     }
 
     /// Creates a session record with a fresh sid and refresh token. The session is
@@ -282,6 +295,12 @@ impl AuthService {
             .ok_or(AuthError::Token(VerifyError::Revoked))?;
         Ok(UserView::from(&user))
     }
+}
+
+/// Whether the user `now` is still as a login found it (`then`): enabled, with the same
+/// roles and password hash.
+fn is_unchanged(now: &User, then: &User) -> bool {
+    !now.disabled && now.roles == then.roles && now.password_hash == then.password_hash
 }
 
 /// A session that a login created but has not handed out yet. Unless [`keep`] is called,

@@ -231,6 +231,16 @@ pub trait Database: Send + Sync + 'static {
     async fn set_client_disabled(&self, id: &str, disabled: bool) -> Result<bool, StoreError>;
     /// Appends to the audit log.
     async fn audit(&self, event: &AuditEvent) -> Result<(), StoreError>;
+    /// Appends to the audit log only if the user `user.id` is still as `user` says:
+    /// enabled, with the same roles and the same password hash. The check and the write are
+    /// one statement, so they see the same row (a login's re-read guard and its audit row
+    /// in one call). Whether it was written: `false` for a changed or deleted user, and also
+    /// for a row that stores the same roles spelt otherwise, so a caller re-reads to tell.
+    async fn audit_if_user_unchanged(
+        &self,
+        event: &AuditEvent,
+        user: &User,
+    ) -> Result<bool, StoreError>;
     /// The most recent audit events, newest first, a page at a time.
     async fn recent_audit(&self, limit: i64, offset: i64) -> Result<Vec<AuditEvent>, StoreError>;
     /// Checks the database answers.

@@ -494,7 +494,22 @@ impl AuthService {
         client: &ClientInfo,
         detail: Option<&str>,
     ) {
-        let entry = AuditEvent {
+        let entry = self.audit_event(event, actor, target, sid, client, detail);
+        self.write_audit(&entry).await;
+    }
+
+    /// An audit event of this request, as of now, for [`Self::write_audit`] (or a write
+    /// that is part of another check, as a login's).
+    pub(super) fn audit_event(
+        &self,
+        event: &str,
+        actor: Option<&str>,
+        target: Option<&str>,
+        sid: Option<&str>,
+        client: &ClientInfo,
+        detail: Option<&str>,
+    ) -> AuditEvent {
+        AuditEvent {
             at_ms: self.clock.now_millis(),
             event: event.into(),
             actor: actor.map(String::from),
@@ -503,12 +518,26 @@ impl AuthService {
             ip: (!client.ip.is_empty()).then(|| client.ip.clone()),
             request_id: client.request_id.clone(),
             detail: detail.map(String::from),
-        };
-        tracing::info!(target: "audit", event, actor, target, "audit event");
-        if let Err(e) = self.db.audit(&entry).await {
-            tracing::error!(error = %Chain(&e), event, "could not write an audit event");
         }
     }
+
+    /// Writes `entry`; a failure is logged, not fatal.
+    pub(super) async fn write_audit(&self, entry: &AuditEvent) {
+        log_audit(entry);
+        if let Err(e) = self.db.audit(entry).await {
+            tracing::error!(error = %Chain(&e), event = entry.event.as_str(), "could not write an audit event");
+        }
+    }
+}
+
+/// The log line of an audit event (target `audit`), beside its row in the database.
+pub(super) fn log_audit(entry: &AuditEvent) {
+    let (event, actor, target) = (
+        entry.event.as_str(),
+        entry.actor.as_deref(),
+        entry.target.as_deref(),
+    );
+    tracing::info!(target: "audit", event, actor, target, "audit event");
 }
 
 /// Seconds as milliseconds, saturating.

@@ -209,6 +209,14 @@ impl Database for MeteredDatabase {
     async fn audit(&self, event: &AuditEvent) -> Result<(), StoreError> {
         self.meter.time("audit", self.inner.audit(event)).await
     }
+    async fn audit_if_user_unchanged(
+        &self,
+        event: &AuditEvent,
+        user: &User,
+    ) -> Result<bool, StoreError> {
+        let call = self.inner.audit_if_user_unchanged(event, user);
+        self.meter.time("audit_if_user_unchanged", call).await
+    }
     async fn recent_audit(&self, limit: i64, offset: i64) -> Result<Vec<AuditEvent>, StoreError> {
         let call = self.inner.recent_audit(limit, offset);
         self.meter.time("recent_audit", call).await

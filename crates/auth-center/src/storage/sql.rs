@@ -204,6 +204,29 @@ macro_rules! client_columns {
     };
 }
 
+/// The start of an `INSERT` of an audit row, whose values are `$1`..`$8` in this order;
+/// [`bind_audit!`] binds them.
+macro_rules! audit_insert {
+    () => {
+        "INSERT INTO audit_log (at_ms, event, actor, target, sid, ip, detail, request_id) "
+    };
+}
+
+/// Binds an [`AuditEvent`] as `$1`..`$8` of an [`audit_insert!`] statement.
+macro_rules! bind_audit {
+    ($query:expr, $e:expr) => {
+        $query
+            .bind($e.at_ms)
+            .bind(&$e.event)
+            .bind(&$e.actor)
+            .bind(&$e.target)
+            .bind(&$e.sid)
+            .bind(&$e.ip)
+            .bind(&$e.detail)
+            .bind(&$e.request_id)
+    };
+}
+
 impl From<ClientRow> for RegisteredClient {
     fn from(row: ClientRow) -> Self {
         RegisteredClient {
@@ -570,22 +593,36 @@ macro_rules! impl_database {
             }
 
             async fn audit(&self, e: &AuditEvent) -> Result<(), StoreError> {
-                sqlx::query(
-                    "INSERT INTO audit_log (at_ms, event, actor, target, sid, ip, detail, request_id) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                bind_audit!(
+                    sqlx::query(concat!(audit_insert!(), "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")),
+                    e
                 )
-                .bind(e.at_ms)
-                .bind(&e.event)
-                .bind(&e.actor)
-                .bind(&e.target)
-                .bind(&e.sid)
-                .bind(&e.ip)
-                .bind(&e.detail)
-                .bind(&e.request_id)
                 .execute(&self.0)
                 .await
                 .map_err(sql_error)?;
                 Ok(())
+            }
+
+            async fn audit_if_user_unchanged(
+                &self,
+                e: &AuditEvent,
+                u: &User,
+            ) -> Result<bool, StoreError> {
+                let done = bind_audit!(
+                    sqlx::query(concat!(
+                        audit_insert!(),
+                        "SELECT $1, $2, $3, $4, $5, $6, $7, $8 WHERE EXISTS (SELECT 1 FROM users \
+                         WHERE id = $9 AND NOT disabled AND roles = $10 AND password_hash = $11)"
+                    )),
+                    e
+                )
+                .bind(&u.id)
+                .bind(u.roles.join(","))
+                .bind(&u.password_hash)
+                .execute(&self.0)
+                .await
+                .map_err(sql_error)?;
+                Ok(done.rows_affected() > 0)
             }
 
             async fn recent_audit(

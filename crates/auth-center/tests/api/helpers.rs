@@ -351,9 +351,10 @@ macro_rules! for_every_backend {
 
 // ---- helpers for the session-lifecycle tests (devices, admin, limits, cookies, keys) ----
 
-/// Runs test bodies against chosen SQLite-backed store combinations, one
-/// `#[tokio::test]` each; one invocation per file:
-/// `for_backends! { sqlite_memory: [a, b], sqlite_redis: [a], sqlite_cluster: [c] }`.
+/// Runs test bodies against chosen store combinations (SQLite-backed, and Postgres with
+/// Redis where the SQL itself is what a test checks), one `#[tokio::test]` each; one
+/// invocation per file:
+/// `for_backends! { sqlite_memory: [a, b], sqlite_redis: [a], sqlite_cluster: [c], postgres_redis: [a] }`.
 #[macro_export]
 macro_rules! for_backends {
     (@one sqlite_memory [$($name:ident),* $(,)?]) => {
@@ -364,6 +365,9 @@ macro_rules! for_backends {
     };
     (@one sqlite_cluster [$($name:ident),* $(,)?]) => {
         $crate::for_every_backend!(@db on_sqlite_cluster, Sqlite, Cluster; $($name),*);
+    };
+    (@one postgres_redis [$($name:ident),* $(,)?]) => {
+        $crate::for_every_backend!(@db on_postgres_redis, Postgres, Redis; $($name),*);
     };
     ($($backend:ident : [$($name:ident),* $(,)?]),* $(,)?) => {
         $( $crate::for_backends!(@one $backend [$($name),*]); )*
@@ -951,6 +955,19 @@ impl Scrape {
     /// Whether the text contains `needle` anywhere.
     pub fn text_contains(&self, needle: &str) -> bool {
         self.text.contains(needle)
+    }
+
+    /// The sum of every series of the metric `name`, whatever its labels (0 when none).
+    pub fn sum(&self, name: &str) -> f64 {
+        self.values
+            .iter()
+            .filter(|(series, _)| {
+                series
+                    .strip_prefix(name)
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with('{'))
+            })
+            .map(|(_, value)| value)
+            .sum()
     }
 
     /// The value of `series` (`name{label="value",...}`); a missing series fails the test.

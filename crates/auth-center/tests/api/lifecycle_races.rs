@@ -39,6 +39,11 @@ for_backends! {
         a_password_changed_while_a_login_with_the_old_one_opens_its_session_refuses_it,
         roles_changed_while_a_login_opens_its_session_are_the_roles_it_hands_out,
     ],
+    postgres_redis: [
+        a_user_disabled_while_a_login_opens_its_session_is_refused_and_keeps_no_session,
+        a_password_changed_while_a_login_with_the_old_one_opens_its_session_refuses_it,
+        roles_changed_while_a_login_opens_its_session_are_the_roles_it_hands_out,
+    ],
 }
 
 /// How the race is ended.

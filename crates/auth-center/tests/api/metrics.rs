@@ -19,6 +19,11 @@ for_backends! {
     ],
     sqlite_redis: [
         redis_and_sql_calls_are_timed_by_operation,
+        a_login_makes_two_sql_calls_and_three_redis_calls,
+        a_user_whose_stored_roles_are_spelt_otherwise_is_re_read_and_logs_in_audited_once,
+    ],
+    postgres_redis: [
+        a_login_makes_two_sql_calls_and_three_redis_calls,
     ],
 }
 
@@ -167,6 +172,49 @@ async fn redis_and_sql_calls_are_timed_by_operation(backend: Backend) {
     );
     assert!(scrape.value(r#"auth_sql_query_duration_seconds_count{op="user_by_username"}"#) >= 1.0);
     assert!(scrape.value(r#"auth_sql_query_duration_seconds_count{op="create_user"}"#) >= 1.0);
+}
+
+/// A login's own calls, counted by the stores' meters: the user by name and the audit row
+/// that re-checks the user (SQL), the IP limit, the failure limits and the session (Redis).
+/// Each is a handoff to another thread or process, so a login adds none it can spare.
+async fn a_login_makes_two_sql_calls_and_three_redis_calls(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let r = app.register("counted", PASSWORD).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let before = app.scrape().await;
+    app.login_ok("counted").await;
+    let after = app.scrape().await;
+    let calls = |metric: &str| after.sum(metric) - before.sum(metric);
+    assert_eq!(calls("auth_sql_query_duration_seconds_count"), 2.0);
+    assert_eq!(calls("auth_redis_command_duration_seconds_count"), 3.0);
+}
+
+/// A row that spells the same roles otherwise (`,`: no roles, as `split` reads it) fails
+/// the audit row's condition, which compares the stored text; the login then re-reads the
+/// user, finds it unchanged and writes the row unconditionally: two more SQL calls, one
+/// audit row all the same.
+async fn a_user_whose_stored_roles_are_spelt_otherwise_is_re_read_and_logs_in_audited_once(
+    backend: Backend,
+) {
+    use secrecy::ExposeSecret as _;
+
+    let app = spawn_app(backend).await;
+    let r = app.register("spelt", PASSWORD).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let db = sqlx::SqlitePool::connect(app.config.database_url.expose_secret())
+        .await
+        .unwrap();
+    sqlx::query("UPDATE users SET roles = ',' WHERE username = 'spelt'")
+        .execute(&db)
+        .await
+        .unwrap();
+    let before = app.scrape().await;
+    let tokens = app.login_ok("spelt").await;
+    let after = app.scrape().await;
+    let calls = |metric: &str| after.sum(metric) - before.sum(metric);
+    assert_eq!(calls("auth_sql_query_duration_seconds_count"), 4.0);
+    assert_eq!(app.audit_events("login.success").await.len(), 1);
+    assert_eq!(app.me(&tokens.access_token).await.status(), StatusCode::OK);
 }
 
 #[tokio::test]
