@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A login flood's CPU by thread group (../../raw-2026-11-27-fifth/login-split/loginsplit.sh) for
-# two auth-center binaries in alternating runs on 2 cores: BEFORE (three SQL statements per
+# two auth-center binaries in alternating runs (2 cores unless CPUS says otherwise): BEFORE (three SQL statements per
 # login: the user, the re-read, the audit row) and AFTER (two: the user, then the audit row
 # whose condition is the re-read). Build each binary at its commit and copy it into a directory
 # of its own beside a link to target/release/loadgen, then, from the repository root:
