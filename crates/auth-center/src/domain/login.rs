@@ -1,7 +1,7 @@
 //! Registration and login: creating accounts, checking credentials and opening a session,
-//! and who-am-I. A login's session stays pending (see [`PendingSession`]) until its tokens
-//! are made, and the login re-reads the user after creating it (the **re-read guard**), so
-//! a racing account change is never outlived by the session.
+//! and who-am-I. A login's session stays pending (see [`PendingSession`]) until the login
+//! has re-read the user after creating it (the **re-read guard**, which is the condition of
+//! its audit row), so a racing account change is never outlived by the session.
 
 use std::sync::Arc;
 
@@ -13,9 +13,9 @@ use super::admin::checked_roles;
 use super::confusables::{check_single_script, username_skeleton};
 use super::credentials::{canonical_username, check_new_password, check_password_length};
 use super::crypto::random_id;
-use super::error::{AuthError, Chain};
+use super::error::{AuthError, Chain, StoreError};
 use super::metrics::{LoginOutcome, SessionKind};
-use super::ports::{SessionRecord, SessionStore, User};
+use super::ports::{AuditEvent, SessionRecord, SessionStore, User};
 use super::refresh_token::RefreshToken;
 use super::service::{AuthService, ClientInfo, IssuedTokens, UserView, log_audit, secs_to_ms};
 
@@ -153,7 +153,7 @@ impl AuthService {
             .login_succeeded(&username, &client.ip, device, seen)
             .await?;
         if check.needs_rehash
-            && let Some(hash) = self.upgrade_hash(&user.id, password.clone()).await
+            && let Some(hash) = self.upgrade_hash(&user, password.clone()).await
         {
             user.password_hash = hash;
         }
@@ -186,29 +186,19 @@ impl AuthService {
                 client,
                 None,
             );
-            // The re-read and the audit row in one statement: written only while the user
-            // is as this login found it. The session is still pending meanwhile, so a login
-            // cancelled here leaves no session either.
-            let written = self.db.audit_if_user_unchanged(&success, &user).await;
-            if let Err(e) = &written {
-                tracing::warn!(error = %Chain(e), "the login's audit row was not written; re-reading the user");
-            }
-            if let Ok(true) = written {
-                log_audit(&success);
-            } else {
-                // Not written: a change, a failed call, or roles stored in another
-                // spelling. A re-read tells them apart.
-                match self.db.user_by_id(&user.id).await {
-                    Ok(Some(now)) if is_unchanged(&now, &user) => self.write_audit(&success).await,
-                    Ok(fresh) => {
-                        pending.discard().await;
-                        user = self.changed_user(&user, fresh, &password).await?;
-                        continue;
-                    }
-                    Err(e) => {
-                        pending.discard().await;
-                        return Err(e.into());
-                    }
+            // The session is still pending during the guard, so a login cancelled there
+            // leaves no session either. A failed call fails the login: the user's state is
+            // unknown.
+            match self.guard_and_audit(&success, &user).await {
+                Ok(None) => {}
+                Ok(Some(fresh)) => {
+                    pending.discard().await;
+                    user = self.changed_user(&user, fresh, &password).await?;
+                    continue;
+                }
+                Err(e) => {
+                    pending.discard().await;
+                    return Err(e.into());
                 }
             }
             self.metrics.login(LoginOutcome::Success);
@@ -219,6 +209,31 @@ impl AuthService {
         Err(AuthError::unavailable(
             "the account kept changing during login; retry",
         ))
+    }
+
+    /// The re-read guard and the audit row of a successful login: the row is written only
+    /// while the user is as the login found it (`user`), in one statement
+    /// ([`Database::audit_if_user_unchanged`]). `None` when it was written; when not, a
+    /// re-read tells a change (`Some` of the user now, `None` inside if gone) from roles
+    /// stored in another spelling (then the row is written unconditionally: `None`).
+    ///
+    /// [`Database::audit_if_user_unchanged`]: super::ports::Database::audit_if_user_unchanged
+    async fn guard_and_audit(
+        &self,
+        success: &AuditEvent,
+        user: &User,
+    ) -> Result<Option<Option<User>>, StoreError> {
+        if self.db.audit_if_user_unchanged(success, user).await? {
+            log_audit(success);
+            return Ok(None);
+        }
+        match self.db.user_by_id(&user.id).await? {
+            Some(now) if is_unchanged(&now, user) => {
+                self.write_audit(success).await;
+                Ok(None)
+            }
+            fresh => Ok(Some(fresh)),
+        }
     }
 
     /// The user to open the session for after a re-read found `user` changed (`fresh`:
@@ -306,49 +321,99 @@ fn is_unchanged(now: &User, then: &User) -> bool {
 /// A session that a login created but has not handed out yet. Unless [`keep`] is called,
 /// it is deleted again: inline by [`discard`], or, when the login fails some other way or
 /// its future is dropped (the request timed out, the client went away), by a background
-/// task that retries for a while. A failed login therefore leaves no session behind to show
-/// in the devices list, count toward the per-user cap, or live for the idle lifetime.
+/// task that retries for a while ([`EndOnDrop`]). A failed login therefore leaves no session
+/// behind to show in the devices list, count toward the per-user cap, or live for the idle
+/// lifetime.
 ///
 /// The client-credentials grant holds its session the same way.
 ///
 /// [`keep`]: PendingSession::keep
 /// [`discard`]: PendingSession::discard
 pub(super) struct PendingSession {
-    sessions: Arc<dyn SessionStore>,
-    user_id: String,
+    end: EndOnDrop,
     sid: String,
-    armed: bool,
 }
-
-/// Background clean-up of a pending session: attempts and the pause after the first.
-const PENDING_CLEANUP_ATTEMPTS: u32 = 6;
-const PENDING_CLEANUP_FIRST_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
 
 impl PendingSession {
     pub(super) fn new(sessions: Arc<dyn SessionStore>, user_id: &str, sid: &str) -> Self {
         Self {
-            sessions,
-            user_id: user_id.into(),
+            end: EndOnDrop::new(sessions, user_id, Ending::One(sid.into())),
             sid: sid.into(),
-            armed: true,
         }
     }
 
     /// The login succeeded: the session stays.
-    pub(super) fn keep(mut self) {
-        self.armed = false;
+    pub(super) fn keep(self) {
+        self.end.disarm();
     }
 
     /// The login failed: deletes the session now; if that fails, the background clean-up
     /// of `Drop` keeps trying.
-    pub(super) async fn discard(mut self) {
-        if self.sessions.delete(&self.user_id, &self.sid).await.is_ok() {
-            self.armed = false;
-        }
+    pub(super) async fn discard(self) {
+        self.end.now().await.ok();
     }
 }
 
-impl Drop for PendingSession {
+/// Which sessions of a user an [`EndOnDrop`] ends.
+pub(super) enum Ending {
+    /// This one.
+    One(String),
+    /// All of them but this one, if any.
+    AllBut(Option<String>),
+}
+
+/// Ends sessions of a user when dropped armed, in a background task that retries for a
+/// while: the clean-up of a step whose future may be dropped half-way (a request timed
+/// out, a client went away), or whose store failed.
+pub(super) struct EndOnDrop {
+    sessions: Arc<dyn SessionStore>,
+    user_id: String,
+    ending: Ending,
+    armed: bool,
+}
+
+/// Background clean-up: attempts and the pause after the first.
+const CLEANUP_ATTEMPTS: u32 = 6;
+const CLEANUP_FIRST_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
+
+impl EndOnDrop {
+    /// Armed: dropping it ends `ending`'s sessions of `user_id`.
+    pub(super) fn new(sessions: Arc<dyn SessionStore>, user_id: &str, ending: Ending) -> Self {
+        Self {
+            sessions,
+            user_id: user_id.into(),
+            ending,
+            armed: true,
+        }
+    }
+
+    /// Nothing to end after all.
+    pub(super) fn disarm(mut self) {
+        self.armed = false;
+    }
+
+    /// Ends the sessions now: how many ended. If that fails, the background clean-up of
+    /// `Drop` keeps trying, and the error is returned.
+    pub(super) async fn now(mut self) -> Result<u64, StoreError> {
+        let ended = end(self.sessions.as_ref(), &self.user_id, &self.ending).await;
+        self.armed = ended.is_err();
+        ended
+    }
+}
+
+/// Ends `ending`'s sessions of `user_id`: how many ended.
+async fn end(
+    sessions: &dyn SessionStore,
+    user_id: &str,
+    ending: &Ending,
+) -> Result<u64, StoreError> {
+    match ending {
+        Ending::One(sid) => sessions.delete(user_id, sid).await.map(u64::from),
+        Ending::AllBut(keep) => sessions.delete_all(user_id, keep.as_deref()).await,
+    }
+}
+
+impl Drop for EndOnDrop {
     fn drop(&mut self) {
         if !self.armed {
             return;
@@ -356,19 +421,19 @@ impl Drop for PendingSession {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        let (sessions, user_id, sid) = (
+        let (sessions, user_id, ending) = (
             self.sessions.clone(),
             std::mem::take(&mut self.user_id),
-            std::mem::take(&mut self.sid),
+            std::mem::replace(&mut self.ending, Ending::AllBut(None)),
         );
         runtime.spawn(async move {
-            let mut pause = PENDING_CLEANUP_FIRST_PAUSE;
-            for attempt in 1..=PENDING_CLEANUP_ATTEMPTS {
-                match sessions.delete(&user_id, &sid).await {
+            let mut pause = CLEANUP_FIRST_PAUSE;
+            for attempt in 1..=CLEANUP_ATTEMPTS {
+                match end(sessions.as_ref(), &user_id, &ending).await {
                     Ok(_) => return,
-                    Err(e) if attempt == PENDING_CLEANUP_ATTEMPTS => {
+                    Err(e) if attempt == CLEANUP_ATTEMPTS => {
                         tracing::warn!(error = %Chain(&e), user = %user_id,
-                            "could not delete the session of a failed login; it expires by its TTL");
+                            "could not end sessions in the background; they expire by their TTL");
                     }
                     Err(_) => {
                         tokio::time::sleep(pause).await;

@@ -8,6 +8,7 @@ use verifier::{Claims, VerifyError};
 use super::credentials::{check_new_password, check_password_length};
 use super::error::{AuthError, Chain};
 use super::metrics::EndCause;
+use super::ports::User;
 use super::service::{AuthService, ClientInfo};
 
 impl AuthService {
@@ -79,22 +80,25 @@ impl AuthService {
         Ok(ended)
     }
 
-    /// Re-hashes with the current parameters; the stored hash, if it was replaced.
-    pub(super) async fn upgrade_hash(
-        &self,
-        user_id: &str,
-        password: SecretString,
-    ) -> Option<String> {
-        match self.hasher.hash(password).await {
-            Ok(hash) => match self.db.set_password_hash(user_id, &hash).await {
-                Ok(()) => Some(hash),
-                Err(e) => {
-                    tracing::warn!(error = %Chain(&e), "could not store the upgraded password hash");
-                    None
-                }
-            },
+    /// Re-hashes with the current parameters; the stored hash, if it was replaced. It is
+    /// replaced only if it is still `user`'s (the one the login checked), so an upgrade
+    /// never writes the old password over a password change that came in between.
+    pub(super) async fn upgrade_hash(&self, user: &User, password: SecretString) -> Option<String> {
+        let hash = match self.hasher.hash(password).await {
+            Ok(hash) => hash,
             Err(e) => {
                 tracing::warn!(error = %Chain(&e), "could not rehash a password");
+                return None;
+            }
+        };
+        let upgrade = self
+            .db
+            .upgrade_password_hash(&user.id, &user.password_hash, &hash);
+        match upgrade.await {
+            Ok(true) => Some(hash),
+            Ok(false) => None,
+            Err(e) => {
+                tracing::warn!(error = %Chain(&e), "could not store the upgraded password hash");
                 None
             }
         }

@@ -185,6 +185,15 @@ pub trait Database: Send + Sync + 'static {
     async fn user_by_id(&self, id: &str) -> Result<Option<User>, StoreError>;
     /// Replaces a user's password hash.
     async fn set_password_hash(&self, id: &str, hash: &str) -> Result<(), StoreError>;
+    /// Replaces a user's password hash with `new` only if it is still `old` (a login's
+    /// upgrade of the hash it checked, never over a change that came in between); whether
+    /// it did.
+    async fn upgrade_password_hash(
+        &self,
+        id: &str,
+        old: &str,
+        new: &str,
+    ) -> Result<bool, StoreError>;
     /// Users whose username contains `contains` (every user for `""`), ordered by
     /// username, a page at a time.
     async fn list_users(
@@ -236,6 +245,10 @@ pub trait Database: Send + Sync + 'static {
     /// one statement, so they see the same row (a login's re-read guard and its audit row
     /// in one call). Whether it was written: `false` for a changed or deleted user, and also
     /// for a row that stores the same roles spelt otherwise, so a caller re-reads to tell.
+    /// On PostgreSQL the condition reads the statement's snapshot. A row whose commit
+    /// outlives its caller (the reply lost, the request cancelled) records a check that
+    /// passed for a session the caller then discards: an audited success with no tokens
+    /// handed out, as an audit write right before a cancelled answer always could.
     async fn audit_if_user_unchanged(
         &self,
         event: &AuditEvent,

@@ -21,7 +21,7 @@ use super::error::{AuthError, Chain};
 use super::hasher::{HasherStats, PasswordHasher};
 use super::keys::{KeyManager, KeyPolicy};
 use super::limits::{Limiter, Rule};
-use super::login::MAX_USER_AGENT_BYTES;
+use super::login::{EndOnDrop, Ending, MAX_USER_AGENT_BYTES};
 use super::metrics::{AuthMetrics, EndCause};
 use super::ports::{AuditEvent, Database, RateLimitStore, SelftestStore, SessionStore, User};
 use super::refresh_token::{RefreshKeys, RefreshToken};
@@ -425,8 +425,10 @@ impl AuthService {
     /// disable) with the user's sessions but `keep` ended before and after it. Ending them
     /// first means a session store that fails answers `503` before anything changed; ending
     /// them again catches a login that opened a session while the change was being written
-    /// (the login's re-read catches the ones after). Returns the change's result and how
-    /// many sessions ended.
+    /// (the login's re-read catches the ones after). The second sweep runs whatever the
+    /// change answered, since a change whose reply was lost may have been written; and if
+    /// this future is dropped after the change began, or the sweep fails, it goes on in the
+    /// background ([`EndOnDrop`]). Returns the change's result and how many sessions ended.
     pub(super) async fn change_ending_sessions<T, E>(
         &self,
         user_id: &str,
@@ -439,10 +441,12 @@ impl AuthService {
     {
         let before = self.sessions.delete_all(user_id, keep).await?;
         self.metrics.sessions_ended(cause, before);
-        let value = change.await?;
-        let after = self.sessions.delete_all(user_id, keep).await?;
+        let ending = Ending::AllBut(keep.map(String::from));
+        let second_sweep = EndOnDrop::new(self.sessions.clone(), user_id, ending);
+        let changed = change.await;
+        let after = second_sweep.now().await?;
         self.metrics.sessions_ended(cause, after);
-        Ok((value, before + after))
+        Ok((changed?, before + after))
     }
 
     /// Writes the `rate_limited` audit event for a refusal worth one (see

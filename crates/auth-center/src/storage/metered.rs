@@ -137,6 +137,15 @@ impl Database for MeteredDatabase {
         let call = self.inner.set_password_hash(id, hash);
         self.meter.time("set_password_hash", call).await
     }
+    async fn upgrade_password_hash(
+        &self,
+        id: &str,
+        old: &str,
+        new: &str,
+    ) -> Result<bool, StoreError> {
+        let call = self.inner.upgrade_password_hash(id, old, new);
+        self.meter.time("upgrade_password_hash", call).await
+    }
     async fn list_users(
         &self,
         contains: &str,

@@ -413,6 +413,24 @@ macro_rules! impl_database {
                 Ok(())
             }
 
+            async fn upgrade_password_hash(
+                &self,
+                id: &str,
+                old: &str,
+                new: &str,
+            ) -> Result<bool, StoreError> {
+                let done = sqlx::query(
+                    "UPDATE users SET password_hash = $1 WHERE id = $2 AND password_hash = $3",
+                )
+                .bind(new)
+                .bind(id)
+                .bind(old)
+                .execute(&self.0)
+                .await
+                .map_err(sql_error)?;
+                Ok(done.rows_affected() > 0)
+            }
+
             async fn list_users(
                 &self,
                 contains: &str,

@@ -530,10 +530,16 @@ impl TestApp {
 /// A PHC Argon2id hash of `password` with the app's parameters, made outside the app (as
 /// another instance, or an older version, would have stored it).
 pub fn argon2_hash(config: &Config, password: &[u8]) -> String {
+    argon2_hash_with(config.passwords.iterations, config, password)
+}
+
+/// Like [`argon2_hash`], with `iterations` in place of the app's (a hash the app upgrades
+/// on the next login when they differ).
+pub fn argon2_hash_with(iterations: u32, config: &Config, password: &[u8]) -> String {
     use argon2::PasswordHasher as _;
     let params = argon2::Params::new(
         config.passwords.memory_kib,
-        config.passwords.iterations,
+        iterations,
         config.passwords.parallelism,
         None,
     )

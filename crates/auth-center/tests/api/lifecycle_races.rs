@@ -4,7 +4,10 @@
 //!
 //! Logins racing an account change: the session store runs the change inside the login,
 //! after the password check and right before (or right after) the session is created, so
-//! the race happens every time and only the login's re-read of the user can catch it.
+//! the race happens every time and only the login's re-read of the user can catch it. And
+//! the other way round: the database runs a login inside a change (a disable whose reply is
+//! lost after its write), or a change inside a login (right before the login's upgrade of an
+//! old hash).
 
 use std::sync::Arc;
 use std::sync::Mutex as StdMutex;
@@ -18,7 +21,7 @@ use secrecy::SecretString;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
-use crate::faults::{FaultySessions, spawn_faulty_on};
+use crate::faults::{FaultyDatabase, FaultySessions, spawn_faulty_stores};
 use crate::helpers::*;
 use crate::{for_backends, for_every_backend};
 
@@ -38,11 +41,15 @@ for_backends! {
         a_user_disabled_while_a_login_opens_its_session_is_refused_and_keeps_no_session,
         a_password_changed_while_a_login_with_the_old_one_opens_its_session_refuses_it,
         roles_changed_while_a_login_opens_its_session_are_the_roles_it_hands_out,
+        a_disable_whose_reply_is_lost_still_ends_the_session_a_login_opened_during_it,
+        a_password_changed_while_a_login_upgrades_the_old_hash_stays_changed,
     ],
     postgres_redis: [
         a_user_disabled_while_a_login_opens_its_session_is_refused_and_keeps_no_session,
         a_password_changed_while_a_login_with_the_old_one_opens_its_session_refuses_it,
         roles_changed_while_a_login_opens_its_session_are_the_roles_it_hands_out,
+        a_disable_whose_reply_is_lost_still_ends_the_session_a_login_opened_during_it,
+        a_password_changed_while_a_login_upgrades_the_old_hash_stays_changed,
     ],
 }
 
@@ -240,6 +247,7 @@ type Ran = Arc<StdMutex<Option<Result<(), String>>>>;
 struct Race {
     app: TestApp,
     faulty: Arc<FaultySessions>,
+    db: Arc<FaultyDatabase>,
     /// The user's first session.
     owner: Tokens,
     uid: String,
@@ -249,7 +257,7 @@ struct Race {
 
 impl Race {
     async fn new(backend: Backend, username: &str) -> Self {
-        let (app, faulty) = spawn_faulty_on(backend, |_| {}).await;
+        let (app, faulty, db) = spawn_faulty_stores(backend, |_| {}).await;
         let root = app.admin_login("root").await;
         let admin = app
             .auth
@@ -261,6 +269,7 @@ impl Race {
         Self {
             app,
             faulty,
+            db,
             owner,
             uid,
             admin,
@@ -294,6 +303,97 @@ fn assert_the_change_ran_inside_the_login(ran: &Ran, moment: Moment) {
         *ran.lock().unwrap(),
         Some(Ok(())),
         "{moment:?}: the account change did not run inside the login"
+    );
+}
+
+/// A disable written to the database whose reply is lost (the connection broke after the
+/// commit) answers an error, and still ends the session that a login opened while the
+/// disable was on its way: that login checked the user before the write, so only the
+/// disable's second sweep can end its session.
+async fn a_disable_whose_reply_is_lost_still_ends_the_session_a_login_opened_during_it(
+    backend: Backend,
+) {
+    let race = Race::new(backend, "luz").await;
+    let auth = race.app.auth.clone();
+    let opened: Arc<StdMutex<Option<Result<String, String>>>> = Arc::default();
+    let record = opened.clone();
+    *race.db.before_set_disabled.lock().unwrap() = Some(Box::new(move || {
+        let client = ClientInfo::default();
+        let login = auth.login("luz", SecretString::from(PASSWORD), None, &client);
+        let login = tokio::runtime::Handle::current().block_on(login);
+        *record.lock().unwrap() = Some(login.map(|t| t.session_id).map_err(|e| e.to_string()));
+    }));
+    race.db
+        .lose_set_disabled_reply
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+
+    let disabled = race
+        .app
+        .auth
+        .admin_set_disabled(&race.admin, &race.uid, true, &ClientInfo::default())
+        .await;
+
+    assert!(disabled.is_err(), "a lost reply is an error");
+    assert!(
+        matches!(*opened.lock().unwrap(), Some(Ok(_))),
+        "the login did not open a session inside the disable: {:?}",
+        opened.lock().unwrap()
+    );
+    assert_eq!(race.app.session_ids(&race.uid).await, Vec::<String>::new());
+    if backend.sessions != Sessions::Memory {
+        assert_eq!(race.app.redis_index_len(&race.uid).await, 0);
+    }
+}
+
+/// A login whose stored hash has older parameters writes an upgraded hash of the password
+/// it checked. A password change committed between that check and that write wins: the
+/// login is refused, and the new password stays the only one that works (an unconditional
+/// upgrade would put the old password back).
+async fn a_password_changed_while_a_login_upgrades_the_old_hash_stays_changed(backend: Backend) {
+    const NEW_PASSWORD: &str = "the owner's new passphrase";
+    let race = Race::new(backend, "rosa").await;
+    let config = &race.app.config;
+    let old = argon2_hash_with(config.passwords.iterations + 1, config, PASSWORD.as_bytes());
+    race.db
+        .inner()
+        .set_password_hash(&race.uid, &old)
+        .await
+        .unwrap();
+    let owner = race
+        .app
+        .auth
+        .authenticate(&race.owner.access_token, None)
+        .await
+        .unwrap();
+    let auth = race.app.auth.clone();
+    let changed: Ran = Arc::default();
+    let record = changed.clone();
+    *race.db.before_password_write.lock().unwrap() = Some(Box::new(move || {
+        let client = ClientInfo::default();
+        let (current, new) = (
+            SecretString::from(PASSWORD),
+            SecretString::from(NEW_PASSWORD),
+        );
+        let change = auth.change_password(&owner, current, new, &client);
+        let change = tokio::runtime::Handle::current().block_on(change);
+        *record.lock().unwrap() = Some(change.map(drop).map_err(|e| e.to_string()));
+    }));
+
+    let r = race.app.login("rosa", PASSWORD).await;
+
+    assert_eq!(
+        *changed.lock().unwrap(),
+        Some(Ok(())),
+        "the password change did not run inside the login"
+    );
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "the old password won");
+    assert_eq!(
+        race.app.login("rosa", NEW_PASSWORD).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        race.app.login("rosa", PASSWORD).await.status(),
+        StatusCode::UNAUTHORIZED
     );
 }
 
