@@ -120,12 +120,10 @@ impl AuthService {
         let roles = checked_roles(roles)?;
         let user = self.target_user(id).await?;
         let (_, ended) = self
-            .change_ending_sessions(
-                &user.id,
-                None,
-                EndCause::Admin,
-                self.db.set_roles(&user.id, &roles),
-            )
+            .change_ending_sessions(&user.id, None, EndCause::Admin, {
+                let (id, roles) = (user.id.clone(), roles.clone());
+                move |db| async move { db.set_roles(&id, &roles).await }
+            })
             .await?;
         let detail = format!(
             "roles [{}] -> [{}]; {ended} sessions ended",
@@ -159,12 +157,10 @@ impl AuthService {
         let user = self.target_user(id).await?;
         let (event, detail) = if disabled {
             let (_, ended) = self
-                .change_ending_sessions(
-                    &user.id,
-                    None,
-                    EndCause::Admin,
-                    self.db.set_disabled(&user.id, true),
-                )
+                .change_ending_sessions(&user.id, None, EndCause::Admin, {
+                    let id = user.id.clone();
+                    move |db| async move { db.set_disabled(&id, true).await }
+                })
                 .await?;
             ("admin.user_disabled", format!("{ended} sessions ended"))
         } else {

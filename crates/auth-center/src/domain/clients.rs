@@ -611,8 +611,13 @@ impl AuthService {
                 &target.id,
                 None,
                 EndCause::ClientRevoked,
-                self.db
-                    .set_client_credentials(&target.id, Some(&hash), None, now),
+                {
+                    let (id, hash) = (target.id.clone(), hash.clone());
+                    move |db| async move {
+                        db.set_client_credentials(&id, Some(&hash), None, now)
+                            .await
+                    }
+                },
             )
             .await?;
         let detail = format!("{ended} tokens ended");
@@ -656,8 +661,13 @@ impl AuthService {
                 &target.id,
                 None,
                 EndCause::ClientRevoked,
-                self.db
-                    .set_client_credentials(&target.id, None, Some(&jwks), now),
+                {
+                    let (id, jwks) = (target.id.clone(), jwks.clone());
+                    move |db| async move {
+                        db.set_client_credentials(&id, None, Some(&jwks), now)
+                            .await
+                    }
+                },
             )
             .await?;
         let detail = format!("{ended} tokens ended");
@@ -696,12 +706,10 @@ impl AuthService {
         }
         let (event, detail) = if disabled {
             let (_, ended) = self
-                .change_ending_sessions(
-                    &target.id,
-                    None,
-                    EndCause::ClientRevoked,
-                    self.db.set_client_disabled(&target.id, true),
-                )
+                .change_ending_sessions(&target.id, None, EndCause::ClientRevoked, {
+                    let id = target.id.clone();
+                    move |db| async move { db.set_client_disabled(&id, true).await }
+                })
                 .await?;
             ("admin.client_disabled", format!("{ended} tokens ended"))
         } else {

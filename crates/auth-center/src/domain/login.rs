@@ -158,8 +158,9 @@ impl AuthService {
             user.password_hash = hash;
         }
         // A disable, role change or password change racing this login either is seen by
-        // the re-read below (the audit row's condition), or ends the session just created: a session never survives
-        // with stale roles, for a disabled user, or for a password that was just replaced.
+        // the re-read below (the audit row's condition), or ends the session just created:
+        // a session never survives with stale roles, for a disabled user, or for a
+        // password that was just replaced.
         for _ in 0..3 {
             let (pending, refresh) = self.open_session(&user, dpop_jkt, client).await?;
             // The tokens first (no I/O), so that the re-read can be the last call.
@@ -190,8 +191,8 @@ impl AuthService {
             // leaves no session either. A failed call fails the login: the user's state is
             // unknown.
             match self.guard_and_audit(&success, &user).await {
-                Ok(None) => {}
-                Ok(Some(fresh)) => {
+                Ok(Guard::Passed) => {}
+                Ok(Guard::Changed(fresh)) => {
                     pending.discard().await;
                     user = self.changed_user(&user, fresh, &password).await?;
                     continue;
@@ -213,26 +214,26 @@ impl AuthService {
 
     /// The re-read guard and the audit row of a successful login: the row is written only
     /// while the user is as the login found it (`user`), in one statement
-    /// ([`Database::audit_if_user_unchanged`]). `None` when it was written; when not, a
-    /// re-read tells a change (`Some` of the user now, `None` inside if gone) from roles
-    /// stored in another spelling (then the row is written unconditionally: `None`).
+    /// ([`Database::audit_if_user_unchanged`]). When it was not written, a re-read tells a
+    /// change from roles stored in another spelling (then the row is written
+    /// unconditionally, and the guard passed).
     ///
     /// [`Database::audit_if_user_unchanged`]: super::ports::Database::audit_if_user_unchanged
     async fn guard_and_audit(
         &self,
         success: &AuditEvent,
         user: &User,
-    ) -> Result<Option<Option<User>>, StoreError> {
+    ) -> Result<Guard, StoreError> {
         if self.db.audit_if_user_unchanged(success, user).await? {
             log_audit(success);
-            return Ok(None);
+            return Ok(Guard::Passed);
         }
         match self.db.user_by_id(&user.id).await? {
             Some(now) if is_unchanged(&now, user) => {
                 self.write_audit(success).await;
-                Ok(None)
+                Ok(Guard::Passed)
             }
-            fresh => Ok(Some(fresh)),
+            fresh => Ok(Guard::Changed(fresh)),
         }
     }
 
@@ -312,6 +313,14 @@ impl AuthService {
     }
 }
 
+/// What a login's re-read guard found.
+enum Guard {
+    /// The user is as the login found it; the audit row is written.
+    Passed,
+    /// The user changed: the user now, `None` if gone.
+    Changed(Option<User>),
+}
+
 /// Whether the user `now` is still as a login found it (`then`): enabled, with the same
 /// roles and password hash.
 fn is_unchanged(now: &User, then: &User) -> bool {
@@ -368,8 +377,8 @@ pub(super) enum Ending {
 pub(super) struct EndOnDrop {
     sessions: Arc<dyn SessionStore>,
     user_id: String,
-    ending: Ending,
-    armed: bool,
+    /// `Some` while armed.
+    ending: Option<Ending>,
 }
 
 /// Background clean-up: attempts and the pause after the first.
@@ -382,21 +391,25 @@ impl EndOnDrop {
         Self {
             sessions,
             user_id: user_id.into(),
-            ending,
-            armed: true,
+            ending: Some(ending),
         }
     }
 
     /// Nothing to end after all.
     pub(super) fn disarm(mut self) {
-        self.armed = false;
+        self.ending = None;
     }
 
     /// Ends the sessions now: how many ended. If that fails, the background clean-up of
     /// `Drop` keeps trying, and the error is returned.
     pub(super) async fn now(mut self) -> Result<u64, StoreError> {
-        let ended = end(self.sessions.as_ref(), &self.user_id, &self.ending).await;
-        self.armed = ended.is_err();
+        let Some(ending) = &self.ending else {
+            return Ok(0);
+        };
+        let ended = end(self.sessions.as_ref(), &self.user_id, ending).await;
+        if ended.is_ok() {
+            self.ending = None;
+        }
         ended
     }
 }
@@ -415,17 +428,15 @@ async fn end(
 
 impl Drop for EndOnDrop {
     fn drop(&mut self) {
-        if !self.armed {
-            return;
-        }
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        let Some(ending) = self.ending.take() else {
             return;
         };
-        let (sessions, user_id, ending) = (
-            self.sessions.clone(),
-            std::mem::take(&mut self.user_id),
-            std::mem::replace(&mut self.ending, Ending::AllBut(None)),
-        );
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            tracing::warn!(user = %self.user_id,
+                "no runtime to end sessions in the background; they expire by their TTL");
+            return;
+        };
+        let (sessions, user_id) = (self.sessions.clone(), std::mem::take(&mut self.user_id));
         runtime.spawn(async move {
             let mut pause = CLEANUP_FIRST_PAUSE;
             for attempt in 1..=CLEANUP_ATTEMPTS {

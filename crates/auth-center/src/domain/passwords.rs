@@ -60,12 +60,10 @@ impl AuthService {
             .await?;
         let hash = self.hasher.hash(new).await?;
         let ((), ended) = self
-            .change_ending_sessions(
-                &user.id,
-                Some(&claims.sid),
-                EndCause::PasswordChange,
-                self.db.set_password_hash(&user.id, &hash),
-            )
+            .change_ending_sessions(&user.id, Some(&claims.sid), EndCause::PasswordChange, {
+                let id = user.id.clone();
+                move |db| async move { db.set_password_hash(&id, &hash).await }
+            })
             .await?;
         let detail = format!("{ended} other sessions ended");
         self.audit(

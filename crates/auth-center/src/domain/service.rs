@@ -17,7 +17,7 @@ use super::client_ip::{IpRange, client_ip, is_trusted};
 use super::clients::{ClientSecrets, FIRST_PARTY_CLIENT_ID};
 use super::crypto::{random_bytes, random_id};
 use super::device_token::DeviceTokens;
-use super::error::{AuthError, Chain};
+use super::error::{AuthError, Chain, StoreError};
 use super::hasher::{HasherStats, PasswordHasher};
 use super::keys::{KeyManager, KeyPolicy};
 use super::limits::{Limiter, Rule};
@@ -422,30 +422,47 @@ impl AuthService {
     }
 
     /// Applies `change` (an SQL write that must end sessions: a password, roles, a
-    /// disable) with the user's sessions but `keep` ended before and after it. Ending them
-    /// first means a session store that fails answers `503` before anything changed; ending
-    /// them again catches a login that opened a session while the change was being written
-    /// (the login's re-read catches the ones after). The second sweep runs whatever the
-    /// change answered, since a change whose reply was lost may have been written; and if
-    /// this future is dropped after the change began, or the sweep fails, it goes on in the
-    /// background ([`EndOnDrop`]). Returns the change's result and how many sessions ended.
-    pub(super) async fn change_ending_sessions<T, E>(
+    /// disable; made from the database) with the user's sessions but `keep` ended before
+    /// and after it. Ending them first means a session store that fails answers `503`
+    /// before anything changed; ending them again catches a login that opened a session
+    /// while the change was being written (the login's re-read catches the ones after).
+    ///
+    /// The change and the second sweep run in a task of their own, so a request dropped
+    /// half-way (a timeout, a client gone) stops neither, and the sweep always follows the
+    /// change's end. It runs whatever the change answered, since a change whose reply was
+    /// lost may have been written. A sweep that fails goes on in the background
+    /// ([`EndOnDrop`]) and is logged; the change's result is the answer. Returns the
+    /// change's result and how many sessions ended.
+    pub(super) async fn change_ending_sessions<T, F, Fut>(
         &self,
         user_id: &str,
         keep: Option<&str>,
         cause: EndCause,
-        change: impl std::future::Future<Output = Result<T, E>>,
+        change: F,
     ) -> Result<(T, u64), AuthError>
     where
-        AuthError: From<E>,
+        F: FnOnce(Arc<dyn Database>) -> Fut,
+        Fut: std::future::Future<Output = Result<T, StoreError>> + Send + 'static,
+        T: Send + 'static,
     {
         let before = self.sessions.delete_all(user_id, keep).await?;
         self.metrics.sessions_ended(cause, before);
+        let change = change(self.db.clone());
         let ending = Ending::AllBut(keep.map(String::from));
         let second_sweep = EndOnDrop::new(self.sessions.clone(), user_id, ending);
-        let changed = change.await;
-        let after = second_sweep.now().await?;
-        self.metrics.sessions_ended(cause, after);
+        let metrics = self.metrics.clone();
+        let (changed, after) = tokio::spawn(async move {
+            let changed = change.await;
+            let after = second_sweep.now().await;
+            match &after {
+                Ok(after) => metrics.sessions_ended(cause, *after),
+                Err(e) => tracing::warn!(error = %Chain(e),
+                    "could not end sessions after an account change; retrying in the background"),
+            }
+            (changed, after.unwrap_or(0))
+        })
+        .await
+        .map_err(|e| AuthError::internal_because("the account change stopped", e))?;
         Ok((changed?, before + after))
     }
 
@@ -529,7 +546,8 @@ impl AuthService {
     pub(super) async fn write_audit(&self, entry: &AuditEvent) {
         log_audit(entry);
         if let Err(e) = self.db.audit(entry).await {
-            tracing::error!(error = %Chain(&e), event = entry.event.as_str(), "could not write an audit event");
+            let event = entry.event.as_str();
+            tracing::error!(error = %Chain(&e), event, "could not write an audit event");
         }
     }
 }

@@ -121,6 +121,8 @@ pub struct FaultyDatabase {
     pub before_set_disabled: Mutex<Option<Hook>>,
     /// The next disable is written, then answers as if the connection had broken.
     pub lose_set_disabled_reply: AtomicBool,
+    /// A login's guard (its conditional audit row) fails as if the database were down.
+    pub fail_audit_check: AtomicBool,
 }
 
 impl FaultyDatabase {
@@ -135,6 +137,7 @@ impl FaultyDatabase {
             before_password_write: Mutex::new(None),
             before_set_disabled: Mutex::new(None),
             lose_set_disabled_reply: AtomicBool::new(false),
+            fail_audit_check: AtomicBool::new(false),
         }
     }
 }
@@ -246,6 +249,9 @@ impl Database for FaultyDatabase {
         event: &AuditEvent,
         user: &User,
     ) -> Result<bool, StoreError> {
+        if self.fail_audit_check.load(Ordering::SeqCst) {
+            return Err(StoreError::Unavailable("injected fault".into()));
+        }
         self.inner.audit_if_user_unchanged(event, user).await
     }
     async fn recent_audit(&self, limit: i64, offset: i64) -> Result<Vec<AuditEvent>, StoreError> {

@@ -1,6 +1,7 @@
-//! A request that fails leaves nothing behind. A session store wrapper injects the fault at
-//! the exact point under test: the database stopped right after a login created its
-//! session, a login cancelled there, sessions that cannot be ended during an account change.
+//! A request that fails leaves nothing behind. A session store (or database) wrapper injects
+//! the fault at the exact point under test: the database stopped right after a login created
+//! its session, a login cancelled there, a login whose guard fails, sessions that cannot be
+//! ended during an account change, an account change dropped or failing half-way.
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -11,7 +12,7 @@ use secrecy::SecretString;
 use serde_json::json;
 use test_support::Postgres;
 
-use crate::faults::spawn_faulty;
+use crate::faults::{FaultyDatabase, spawn_faulty, spawn_faulty_stores};
 use crate::helpers::*;
 
 /// Every session key and index entry under the app's prefix.
@@ -82,6 +83,111 @@ async fn a_login_cancelled_right_after_the_session_was_created_leaves_no_session
     let outcome = tokio::time::timeout(Duration::from_millis(500), login).await;
     assert!(outcome.is_err(), "the login hung inside the store");
     eventually_no_session_keys(&app).await;
+}
+
+const SQLITE_REDIS: Backend = Backend {
+    db: Db::Sqlite,
+    sessions: Sessions::Redis,
+};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_whose_guard_fails_answers_503_and_leaves_no_session_and_no_success_row() {
+    let (app, _, db) = spawn_faulty_stores(SQLITE_REDIS, |_| {}).await;
+    app.register("gus", PASSWORD).await;
+    db.fail_audit_check.store(true, Ordering::SeqCst);
+
+    let response = app.login("gus", PASSWORD).await;
+
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    eventually_no_session_keys(&app).await;
+    assert!(app.audit_events("login.success").await.is_empty());
+}
+
+/// The user's sessions (from the store) and whether the user is disabled (from the
+/// database), once both are as expected or after ten seconds.
+async fn eventually_disabled_with_no_session(
+    app: &TestApp,
+    db: &FaultyDatabase,
+    uid: &str,
+) -> (Vec<String>, bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let sessions = app.session_ids(uid).await;
+        let user = db.inner().user_by_id(uid).await.unwrap();
+        let disabled = user.expect("the user").disabled;
+        if (sessions.is_empty() && disabled) || Instant::now() > deadline {
+            return (sessions, disabled);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A disable whose request is dropped (a timeout, a client gone) while its write is on the
+/// way still writes, and its second sweep still ends the session a login opened meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disable_dropped_during_its_write_still_disables_and_ends_the_sessions_opened_meanwhile()
+{
+    let (app, _, db) = spawn_faulty_stores(SQLITE_REDIS, |_| {}).await;
+    let admin = app.admin_claims().await;
+    let uid = app.register_and_login("ida").await.user_id();
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
+    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+    let opened = Arc::new(Mutex::new(None));
+    let (auth, record) = (app.auth.clone(), opened.clone());
+    *db.before_set_disabled.lock().unwrap() = Some(Box::new(move || {
+        started_tx.send(()).unwrap();
+        go_rx.recv().unwrap();
+        let client = Default::default();
+        let login = auth.login("ida", SecretString::from(PASSWORD), None, &client);
+        let login = tokio::runtime::Handle::current().block_on(login);
+        *record.lock().unwrap() = Some(login.map(drop).map_err(|e| e.to_string()));
+    }));
+    let (auth, target) = (app.auth.clone(), uid.clone());
+    let request = tokio::spawn(async move {
+        let client = Default::default();
+        auth.admin_set_disabled(&admin, &target, true, &client)
+            .await
+    });
+    tokio::task::spawn_blocking(move || started_rx.recv().unwrap())
+        .await
+        .unwrap();
+
+    request.abort();
+    go_tx.send(()).unwrap();
+    let _ = request.await;
+
+    let (sessions, disabled) = eventually_disabled_with_no_session(&app, &db, &uid).await;
+    assert_eq!(*opened.lock().unwrap(), Some(Ok(())), "the login inside");
+    assert!(disabled, "the dropped request's write was lost");
+    assert_eq!(sessions, Vec::<String>::new());
+}
+
+/// A disable that was written but whose second sweep fails answers with the write's
+/// result; the sweep goes on in the background and ends the session a login opened
+/// meanwhile once the store is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disable_whose_second_sweep_fails_is_answered_and_swept_in_the_background() {
+    let (app, faulty, db) = spawn_faulty_stores(SQLITE_REDIS, |_| {}).await;
+    let admin = app.admin_claims().await;
+    let uid = app.register_and_login("una").await.user_id();
+    let (auth, sessions) = (app.auth.clone(), faulty.clone());
+    *db.before_set_disabled.lock().unwrap() = Some(Box::new(move || {
+        let client = Default::default();
+        let login = auth.login("una", SecretString::from(PASSWORD), None, &client);
+        tokio::runtime::Handle::current().block_on(login).unwrap();
+        sessions.fail_deletes.store(true, Ordering::SeqCst);
+    }));
+
+    let disabled = app
+        .auth
+        .admin_set_disabled(&admin, &uid, true, &Default::default())
+        .await;
+    assert!(disabled.unwrap().disabled);
+    assert_eq!(app.session_ids(&uid).await.len(), 1, "the login's, for now");
+    faulty.fail_deletes.store(false, Ordering::SeqCst);
+
+    let (sessions, _) = eventually_disabled_with_no_session(&app, &db, &uid).await;
+    assert_eq!(sessions, Vec::<String>::new());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -421,6 +421,15 @@ impl TestApp {
         self.login_ok(username).await
     }
 
+    /// The claims of a new admin `root`, for calling the domain's admin methods directly.
+    pub async fn admin_claims(&self) -> verifier::Claims {
+        let root = self.admin_login("root").await;
+        self.auth
+            .authenticate(&root.access_token, None)
+            .await
+            .expect("an admin's token")
+    }
+
     pub async fn delete_bearer(&self, path: &str, access_token: &str) -> Response {
         self.request(reqwest::Method::DELETE, path)
             .bearer_auth(access_token)

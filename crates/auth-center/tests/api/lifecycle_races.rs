@@ -258,12 +258,7 @@ struct Race {
 impl Race {
     async fn new(backend: Backend, username: &str) -> Self {
         let (app, faulty, db) = spawn_faulty_stores(backend, |_| {}).await;
-        let root = app.admin_login("root").await;
-        let admin = app
-            .auth
-            .authenticate(&root.access_token, None)
-            .await
-            .unwrap();
+        let admin = app.admin_claims().await;
         let owner = app.register_and_login(username).await;
         let uid = owner.user_id();
         Self {
