@@ -14,7 +14,7 @@ use super::confusables::{check_single_script, username_skeleton};
 use super::credentials::{canonical_username, check_new_password, check_password_length};
 use super::crypto::random_id;
 use super::error::{AuthError, Chain, StoreError};
-use super::metrics::{LoginOutcome, SessionKind};
+use super::metrics::{AuthMetrics, EndCause, LoginOutcome, SessionKind};
 use super::ports::{AuditEvent, SessionRecord, SessionStore, User};
 use super::refresh_token::RefreshToken;
 use super::service::{AuthService, ClientInfo, IssuedTokens, UserView, log_audit, secs_to_ms};
@@ -379,6 +379,8 @@ pub(super) struct EndOnDrop {
     user_id: String,
     /// `Some` while armed.
     ending: Option<Ending>,
+    /// Where the sessions it ends are counted, now or in the background; `None`: nowhere.
+    counted: Option<(AuthMetrics, EndCause)>,
 }
 
 /// Background clean-up: attempts and the pause after the first.
@@ -392,7 +394,15 @@ impl EndOnDrop {
             sessions,
             user_id: user_id.into(),
             ending: Some(ending),
+            counted: None,
         }
+    }
+
+    /// Counts the sessions it ends in `metrics` under `cause`, when they end (here or in
+    /// the background).
+    pub(super) fn counted(mut self, metrics: AuthMetrics, cause: EndCause) -> Self {
+        self.counted = Some((metrics, cause));
+        self
     }
 
     /// Nothing to end after all.
@@ -407,10 +417,18 @@ impl EndOnDrop {
             return Ok(0);
         };
         let ended = end(self.sessions.as_ref(), &self.user_id, ending).await;
-        if ended.is_ok() {
+        if let Ok(n) = ended {
             self.ending = None;
+            count(self.counted.as_ref(), n);
         }
         ended
+    }
+}
+
+/// Counts `n` ended sessions where `counted` says.
+fn count(counted: Option<&(AuthMetrics, EndCause)>, n: u64) {
+    if let Some((metrics, cause)) = counted {
+        metrics.sessions_ended(*cause, n);
     }
 }
 
@@ -437,11 +455,12 @@ impl Drop for EndOnDrop {
             return;
         };
         let (sessions, user_id) = (self.sessions.clone(), std::mem::take(&mut self.user_id));
+        let counted = self.counted.take();
         runtime.spawn(async move {
             let mut pause = CLEANUP_FIRST_PAUSE;
             for attempt in 1..=CLEANUP_ATTEMPTS {
                 match end(sessions.as_ref(), &user_id, &ending).await {
-                    Ok(_) => return,
+                    Ok(n) => return count(counted.as_ref(), n),
                     Err(e) if attempt == CLEANUP_ATTEMPTS => {
                         tracing::warn!(error = %Chain(&e), user = %user_id,
                             "could not end sessions in the background; they expire by their TTL");

@@ -449,15 +449,14 @@ impl AuthService {
         self.metrics.sessions_ended(cause, before);
         let change = change(self.db.clone());
         let ending = Ending::AllBut(keep.map(String::from));
-        let second_sweep = EndOnDrop::new(self.sessions.clone(), user_id, ending);
-        let metrics = self.metrics.clone();
+        let second_sweep = EndOnDrop::new(self.sessions.clone(), user_id, ending)
+            .counted(self.metrics.clone(), cause);
         let (changed, after) = tokio::spawn(async move {
             let changed = change.await;
             let after = second_sweep.now().await;
-            match &after {
-                Ok(after) => metrics.sessions_ended(cause, *after),
-                Err(e) => tracing::warn!(error = %Chain(e),
-                    "could not end sessions after an account change; retrying in the background"),
+            if let Err(e) = &after {
+                tracing::warn!(error = %Chain(e),
+                    "could not end sessions after an account change; retrying in the background");
             }
             (changed, after.unwrap_or(0))
         })

@@ -300,16 +300,18 @@ pub async fn spawn_faulty_stores(
     let stores = connect_redis_stores(&config).await.unwrap();
     let faulty = Arc::new(FaultySessions::new(stores.sessions));
     let clock = ManualClock::starting_now();
+    let registry = service_kit::metrics::Registry::private();
     let auth = AuthService::new(
         Arc::new(config),
         db.clone(),
         faulty.clone(),
         stores.rate_limits,
         Arc::new(clock.clone()),
-        AuthMetrics::default(),
+        registry.register(AuthMetrics::register),
     )
     .await
     .unwrap();
-    let app = spawn_with_service(backend, Arc::new(dir), clock, Arc::new(auth)).await;
+    let auth = Arc::new(auth);
+    let app = spawn_with_service(backend, Arc::new(dir), clock, auth, registry).await;
     (app, faulty, db)
 }

@@ -188,6 +188,10 @@ async fn a_disable_whose_second_sweep_fails_is_answered_and_swept_in_the_backgro
 
     let (sessions, _) = eventually_disabled_with_no_session(&app, &db, &uid).await;
     assert_eq!(sessions, Vec::<String>::new());
+    // Every session ended by the disable is counted, the one swept in the background too:
+    // the owner's (first sweep) and the login's.
+    let ended = r#"auth_sessions_ended_total{cause="admin"}"#;
+    assert_eq!(app.scrape().await.value(ended), 2.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -104,15 +104,17 @@ pub async fn spawn_with_config(
     serve(backend, config, dir, clock, app).await
 }
 
-/// Starts an app on a domain service built by the test (a wrapped store injects faults).
+/// Starts an app on a domain service built by the test (a wrapped store injects faults),
+/// serving `registry`'s metrics.
 pub async fn spawn_with_service(
     backend: Backend,
     dir: Arc<tempfile::TempDir>,
     clock: ManualClock,
     auth: Arc<AuthService>,
+    registry: service_kit::metrics::Registry,
 ) -> TestApp {
     let config = auth.config().clone();
-    let app = Application::with_service(auth, service_kit::metrics::Registry::private())
+    let app = Application::with_service(auth, registry)
         .await
         .expect("application builds");
     serve(backend, config, dir, clock, app).await
