@@ -15,13 +15,25 @@ capacity` outputs) and writes SVG files into the output directory:
                     alternating rounds, each round a dot);
 * `tails.svg`       refresh and /me p99 with and without a login flood (and beside the
                     controls of BENCH_PROBE_CONTROLS), per core count
-                    (median of the alternating rounds, each round a dot).
+                    (median of the alternating rounds, each round a dot);
+* `refresh.svg`     refresh latency percentiles at fractions of the measured saturation,
+                    400 sessions, per core count, with the 5 ms target.
+
+A second form draws item 1's paired rounds (the output of
+docs/benchmarks/raw-2026-11-27-fifth/paired/paired.sh, rounds numbered batch*100 + round):
+
+    scripts/plot-bench.py --paired rounds.txt [more.txt ...] docs/benchmarks
+
+* `hot-path.svg`    each path's server CPU per request minus the no-auth handler's, one dot per
+                    fresh set of processes (the mean of its rounds), with the mean and its
+                    95 % confidence interval, against the 0.5 µs bound.
 
 Needs matplotlib (scripts/bench-requirements.txt; `scripts/bench.sh` installs it into
 target/bench-venv when BENCH_PLOTS=DIR is set).
 """
 
 import json
+import re
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -247,18 +259,108 @@ def tails(results, out):
                 ax.text(i + offset, lo, f"{lo / median(rows[k]['unloaded']):.2f}x", ha="center",
                         va="bottom", fontsize=7 if len(phases) > 2 else 10)
     ax.set_xticks(list(x), [f"{p}\n{s}" for p, s in keys])
-    ax.set_ylabel("p99 (ms), open loop; median of rounds, dots: rounds")
+    ax.set_yscale("log")  # one stopped vCPU's round must not flatten the others
+    ax.set_ylabel("p99 (ms)")
+    ax.set_title("open-loop probes: median p99 of the rounds (dots: rounds)", fontsize=9)
     ax.legend(fontsize=7)
     save(fig, out, "tails.svg")
 
 
+# The refresh runs toward saturation: "refresh p99 at F of saturation, <setup>".
+AT_FRACTION = re.compile(r"refresh p99 at ([0-9.]+) of saturation, (.+)$")
+
+
+def refresh(results, out):
+    curves = defaultdict(list)  # setup -> (fraction, rate, p50, p99, p999) in ms
+    for r in results:
+        m = AT_FRACTION.match(r.get("label", "")) if r.get("kind") == "refresh" else None
+        if m:
+            ms = [r[k] / 1000 for k in ("p50_us", "p99_us", "p999_us")]
+            curves[m.group(2)].append((float(m.group(1)), r["ok_per_s"], *ms))
+    if not curves:
+        return
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    for k, (setup, points) in enumerate(sorted(curves.items())):
+        points.sort()
+        xs = [p[0] for p in points]
+        color = f"C{k}"
+        for i, (name, style) in enumerate((("p50", ":"), ("p99", "-"), ("p99.9", "--"))):
+            ax.plot(xs, [p[2 + i] for p in points], style, marker="o", color=color, label=f"{name}, {setup}")
+        for p in points:
+            ax.annotate(f"{p[1]:.0f}/s", (p[0], p[3]), textcoords="offset points", xytext=(4, 4),
+                        fontsize=7, color=color)
+    ax.axhline(5, color="#c44e52", lw=0.8, ls="--", label="5 ms (target for p99)")
+    ax.set_yscale("log")
+    ax.set_xlabel("offered refreshes/s as a fraction of the measured saturation (400 sessions)")
+    ax.set_ylabel("latency (ms), open loop")
+    ax.legend(fontsize=7, ncol=2)
+    save(fig, out, "refresh.svg")
+
+
+def paired_rounds(paths):
+    """(batch, round, path) -> server CPU µs per request, from paired.sh's lines
+    "round path user_us sys_us total_us rps" (rounds of batch b numbered b*100 + round; the
+    files' batches are renumbered so that they do not collide)."""
+    rows, offset = {}, 0
+    for path in paths:
+        batches = set()
+        for line in Path(path).read_text().splitlines():
+            parts = line.split()
+            if len(parts) != 6 or not parts[0].isdigit():
+                continue
+            n = int(parts[0])
+            batches.add(n // 100)
+            rows[(offset + n // 100, n % 100, parts[1])] = float(parts[4])
+        offset += max(batches, default=0) + 1
+    return rows
+
+
+T975 = {4: 2.776, 9: 2.262, 14: 2.145, 19: 2.093, 29: 2.045, 39: 2.023}
+
+
+def hot_path(files, out):
+    rows = paired_rounds(files)
+    base = "/baseline/me"
+    paths = sorted({p for _, _, p in rows} - {base}, key=lambda p: (not p.startswith(base), p))
+    batches = sorted({b for b, _, _ in rows})
+    fig, ax = plt.subplots(figsize=(7, 0.7 * len(paths) + 1.6))
+    for i, path in enumerate(paths):
+        diffs = []
+        for b in batches:
+            d = [rows[(b, r, path)] - rows[(b, r, base)] for bb, r, p in rows
+                 if bb == b and p == path and (b, r, base) in rows]
+            if d:
+                diffs.append(sum(d) / len(d))
+        if len(diffs) < 2:
+            continue
+        n = len(diffs)
+        mean = sum(diffs) / n
+        sd = (sum((x - mean) ** 2 for x in diffs) / (n - 1)) ** 0.5
+        half = T975.get(n - 1, 2.0) * sd / n ** 0.5
+        ax.plot(diffs, [i] * n, "o", color="#4c72b0", alpha=0.5, markersize=4)
+        ax.errorbar([mean], [i], xerr=[[half], [half]], fmt="D", color="black", capsize=4)
+        ax.text(mean, i - 0.25, f"{mean:+.2f} µs ({mean - half:+.2f} to {mean + half:+.2f}), {n} sets",
+                ha="center", va="bottom", fontsize=7)
+    ax.axvline(0, color="black", lw=0.8)
+    ax.axvline(0.5, color="#c44e52", lw=0.8, ls="--", label="+0.5 µs (bound, tracked)")
+    ax.set_yticks(list(range(len(paths))), paths)
+    ax.set_ylim(len(paths) - 0.5, -0.7)
+    ax.set_xlabel(f"server CPU per request minus '{base}' (µs); dots: fresh sets of processes")
+    ax.legend(fontsize=7, loc="lower right")
+    save(fig, out, "hot-path.svg")
+
+
 def main():
+    if len(sys.argv) >= 4 and sys.argv[1] == "--paired":
+        out = Path(sys.argv[-1])
+        out.mkdir(parents=True, exist_ok=True)
+        return hot_path(sys.argv[2:-1], out)
     if len(sys.argv) != 3:
         sys.exit(__doc__)
     results = load(sys.argv[1])
     out = Path(sys.argv[2])
     out.mkdir(parents=True, exist_ok=True)
-    for figure in (throughput, latency, revocation, login, tails):
+    for figure in (throughput, latency, revocation, login, tails, refresh):
         figure(results, out)
 
 
