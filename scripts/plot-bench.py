@@ -22,11 +22,12 @@ capacity` outputs) and writes SVG files into the output directory:
 A second form draws item 1's paired rounds (the output of
 docs/benchmarks/raw-2026-11-27-fifth/paired/paired.sh, rounds numbered batch*100 + round):
 
-    scripts/plot-bench.py --paired rounds.txt [more.txt ...] docs/benchmarks
+    scripts/plot-bench.py --paired [NAME:]rounds.txt[,more.txt] [[NAME:]other.txt ...] docs/benchmarks
 
 * `hot-path.svg`    each path's server CPU per request minus the no-auth handler's, one dot per
                     fresh set of processes (the mean of its rounds), with the mean and its
-                    95 % confidence interval, against the 0.5 µs bound.
+                    95 % confidence interval, against the 0.5 µs bound; one row per path and
+                    group (a group: files from one machine, named NAME).
 
 Needs matplotlib (scripts/bench-requirements.txt; `scripts/bench.sh` installs it into
 target/bench-venv when BENCH_PLOTS=DIR is set).
@@ -318,33 +319,39 @@ def paired_rounds(paths):
 T975 = {4: 2.776, 9: 2.262, 14: 2.145, 19: 2.093, 29: 2.045, 39: 2.023}
 
 
-def hot_path(files, out):
-    rows = paired_rounds(files)
+def hot_path(groups, out):
+    """groups: [(name, [files])]; each group's paths get a row of their own."""
     base = "/baseline/me"
-    paths = sorted({p for _, _, p in rows} - {base}, key=lambda p: (not p.startswith(base), p))
-    batches = sorted({b for b, _, _ in rows})
-    fig, ax = plt.subplots(figsize=(7, 0.7 * len(paths) + 1.6))
-    for i, path in enumerate(paths):
-        diffs = []
-        for b in batches:
-            d = [rows[(b, r, path)] - rows[(b, r, base)] for bb, r, p in rows
-                 if bb == b and p == path and (b, r, base) in rows]
-            if d:
-                diffs.append(sum(d) / len(d))
-        if len(diffs) < 2:
-            continue
+    rows_drawn = []  # (row label, differences per set)
+    for name, files in groups:
+        rows = paired_rounds(files)
+        paths = sorted({p for _, _, p in rows} - {base}, key=lambda p: (not p.startswith(base), p))
+        batches = sorted({b for b, _, _ in rows})
+        for path in paths:
+            diffs = []
+            for b in batches:
+                d = [rows[(b, r, path)] - rows[(b, r, base)] for bb, r, p in rows
+                     if bb == b and p == path and (b, r, base) in rows]
+                if d:
+                    diffs.append(sum(d) / len(d))
+            if len(diffs) >= 2:
+                rows_drawn.append((f"{path}\n{name}" if name else path, diffs))
+    if not rows_drawn:
+        return
+    fig, ax = plt.subplots(figsize=(8, 0.75 * len(rows_drawn) + 1.4))
+    for i, (label, diffs) in enumerate(rows_drawn):
         n = len(diffs)
         mean = sum(diffs) / n
         sd = (sum((x - mean) ** 2 for x in diffs) / (n - 1)) ** 0.5
         half = T975.get(n - 1, 2.0) * sd / n ** 0.5
         ax.plot(diffs, [i] * n, "o", color="#4c72b0", alpha=0.5, markersize=4)
         ax.errorbar([mean], [i], xerr=[[half], [half]], fmt="D", color="black", capsize=4)
-        ax.text(mean, i - 0.25, f"{mean:+.2f} µs ({mean - half:+.2f} to {mean + half:+.2f}), {n} sets",
+        ax.text(mean, i - 0.22, f"{mean:+.2f} µs ({mean - half:+.2f} to {mean + half:+.2f}), {n} sets",
                 ha="center", va="bottom", fontsize=7)
     ax.axvline(0, color="black", lw=0.8)
     ax.axvline(0.5, color="#c44e52", lw=0.8, ls="--", label="+0.5 µs (bound, tracked)")
-    ax.set_yticks(list(range(len(paths))), paths)
-    ax.set_ylim(len(paths) - 0.5, -0.7)
+    ax.set_yticks(list(range(len(rows_drawn))), [label for label, _ in rows_drawn], fontsize=8)
+    ax.set_ylim(len(rows_drawn) - 0.5, -0.7)
     ax.set_xlabel(f"server CPU per request minus '{base}' (µs); dots: fresh sets of processes")
     ax.legend(fontsize=7, loc="lower right")
     save(fig, out, "hot-path.svg")
@@ -354,7 +361,9 @@ def main():
     if len(sys.argv) >= 4 and sys.argv[1] == "--paired":
         out = Path(sys.argv[-1])
         out.mkdir(parents=True, exist_ok=True)
-        return hot_path(sys.argv[2:-1], out)
+        # NAME:FILE[,FILE...] (a machine or a batch of runs), or just FILE[,FILE...]
+        groups = [(g.split(":", 1) if ":" in g else ("", g)) for g in sys.argv[2:-1]]
+        return hot_path([(name, files.split(",")) for name, files in groups], out)
     if len(sys.argv) != 3:
         sys.exit(__doc__)
     results = load(sys.argv[1])

@@ -272,10 +272,11 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for Authenticated {
 ///
 /// For a service that keeps its dependencies in the router state anyway, or that wants the
 /// check in the handler's signature. It is not cheaper than the layer: counted with
-/// callgrind, a request costs the same within 1 % either way (`docs/benchmarks.md`, "Where
-/// the time goes"). The guards ([`require_role`](crate::require_role),
-/// [`require_scope`](crate::require_scope)) read what the layer stored, so a route using
-/// `Verified` checks roles and scopes in its handler ([`Claims::has_role`]). Put it first
+/// callgrind, a request costs the same within 1 % either way
+/// (`docs/benchmarks/notebook.md`, "Where the time goes"). The guards
+/// ([`require_role`](crate::require_role), [`require_scope`](crate::require_scope)) read what
+/// the layer stored, so a route using `Verified` checks roles and scopes in its handler
+/// ([`Claims::has_role`]). Put it first
 /// among the handler's extractors (they run in order: one before it could answer `400` or
 /// `404` before the `401`).
 ///
