@@ -296,9 +296,11 @@ impl AuthService {
         // request cancelled while waiting) may still have written the session.
         let pending = PendingSession::new(self.sessions.clone(), &user.id, &sid);
         let next = refresh.successor(&self.refresh_keys).hash();
-        self.sessions
+        let ended = self
+            .sessions
             .create(&record, &refresh.hash(), &next, now, max)
             .await?;
+        self.metrics.sessions_ended(EndCause::MaxPerUser, ended);
         Ok((pending, refresh))
     }
 

@@ -131,10 +131,16 @@ pub enum EndCause {
     Device,
     /// A client's token was revoked, or the client disabled or its credentials replaced.
     ClientRevoked,
+    /// A new session took the user over `sessions.max_per_user`: the least recently used
+    /// ended.
+    MaxPerUser,
+    /// A new client token took the client over `oauth.max_tokens_per_client`: the sessions
+    /// of its least recently issued tokens ended.
+    MaxPerClient,
 }
 
 impl EndCause {
-    const ALL: [EndCause; 8] = [
+    const ALL: [EndCause; 10] = [
         EndCause::Logout,
         EndCause::LogoutAll,
         EndCause::Admin,
@@ -143,6 +149,8 @@ impl EndCause {
         EndCause::PasswordChange,
         EndCause::Device,
         EndCause::ClientRevoked,
+        EndCause::MaxPerUser,
+        EndCause::MaxPerClient,
     ];
 
     fn label(self) -> &'static str {
@@ -155,6 +163,8 @@ impl EndCause {
             EndCause::PasswordChange => "password_change",
             EndCause::Device => "device",
             EndCause::ClientRevoked => "client_revoked",
+            EndCause::MaxPerUser => "max_per_user",
+            EndCause::MaxPerClient => "max_per_client",
         }
     }
 }

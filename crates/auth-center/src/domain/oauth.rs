@@ -106,7 +106,8 @@ impl AuthService {
             sha256_b64(&random_bytes::<32>()?),
         );
         let pending = PendingSession::new(self.sessions.clone(), &registered.id, &sid);
-        self.sessions
+        let ended = self
+            .sessions
             .create(
                 &record,
                 &unheld,
@@ -115,6 +116,7 @@ impl AuthService {
                 self.config.oauth.max_tokens_per_client,
             )
             .await?;
+        self.metrics.sessions_ended(EndCause::MaxPerClient, ended);
         let reread = match self.db.client_by_id(&registered.id).await {
             Ok(reread) => reread,
             Err(e) => {

@@ -446,7 +446,8 @@ pub enum RotateOutcome {
 #[async_trait]
 pub trait SessionStore: Send + Sync + 'static {
     /// Creates a session with its first refresh-token hash. If the user then has more
-    /// than `max_sessions`, the least recently used ones end (atomically with the create).
+    /// than `max_sessions`, the least recently used ones end (atomically with the create):
+    /// how many ended.
     async fn create(
         &self,
         session: &SessionRecord,
@@ -454,7 +455,7 @@ pub trait SessionStore: Send + Sync + 'static {
         next_refresh_hash: &str,
         now_ms: i64,
         max_sessions: u64,
-    ) -> Result<(), StoreError>;
+    ) -> Result<u64, StoreError>;
     /// Check, rotate and extend, all or nothing. Every store checks in one order (written out
     /// at the Redis store's `ROTATE` script): first the per-IP refresh limit, counted whatever
     /// follows (`RateLimited` changes nothing); the session (`NotFound`); what the token is

@@ -260,7 +260,7 @@ impl SessionStore for MeteredSessions {
         next_refresh_hash: &str,
         now_ms: i64,
         max_sessions: u64,
-    ) -> Result<(), StoreError> {
+    ) -> Result<u64, StoreError> {
         let call = self.inner.create(
             session,
             refresh_hash,

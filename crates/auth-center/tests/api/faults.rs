@@ -73,9 +73,10 @@ impl SessionStore for FaultySessions {
         next_refresh_hash: &str,
         now_ms: i64,
         max_sessions: u64,
-    ) -> Result<(), StoreError> {
+    ) -> Result<u64, StoreError> {
         Self::run(&self.before_create);
-        self.inner
+        let ended = self
+            .inner
             .create(
                 session,
                 refresh_hash,
@@ -88,7 +89,7 @@ impl SessionStore for FaultySessions {
         if self.hang_after_create.load(Ordering::SeqCst) {
             std::future::pending::<()>().await;
         }
-        Ok(())
+        Ok(ended)
     }
     async fn rotate(&self, rotation: &Rotation<'_>) -> Result<RotateOutcome, StoreError> {
         self.inner.rotate(rotation).await

@@ -15,9 +15,13 @@ for_backends! {
         logins_are_counted_by_outcome,
         refreshes_and_the_sessions_they_end_are_counted_by_outcome,
         logouts_are_counted_as_ended_sessions,
+        sessions_ended_by_the_per_user_limit_are_counted,
+        client_tokens_ended_by_the_per_client_limit_are_counted,
         requests_are_timed_by_route_template,
     ],
     sqlite_redis: [
+        sessions_ended_by_the_per_user_limit_are_counted,
+        client_tokens_ended_by_the_per_client_limit_are_counted,
         redis_and_sql_calls_are_timed_by_operation,
         a_login_makes_two_sql_calls_and_three_redis_calls,
         a_user_whose_stored_roles_are_spelt_otherwise_is_re_read_and_logs_in_audited_once,
@@ -130,6 +134,43 @@ async fn logouts_are_counted_as_ended_sessions(backend: Backend) {
         scrape.value("auth_sessions_created_total{kind=\"login\"}"),
         3.0
     );
+}
+
+async fn sessions_ended_by_the_per_user_limit_are_counted(backend: Backend) {
+    let app = spawn_app_with(backend, |c| c.sessions.max_per_user = 2).await;
+    app.register_and_login("busy").await;
+    app.login_ok("busy").await;
+    let before = app.scrape().await;
+    assert_eq!(
+        before.value(&ended("max_per_user")),
+        0.0,
+        "registered from zero"
+    );
+    app.login_ok("busy").await;
+    app.login_ok("busy").await;
+    let scrape = app.scrape().await;
+    assert_eq!(scrape.value(&ended("max_per_user")), 2.0);
+    assert_eq!(
+        scrape.value("auth_sessions_created_total{kind=\"login\"}"),
+        4.0
+    );
+}
+
+async fn client_tokens_ended_by_the_per_client_limit_are_counted(backend: Backend) {
+    let app = spawn_app_with(backend, |c| c.oauth.max_tokens_per_client = 1).await;
+    let client = app.secret_client("nightly", &["reports"], &[], false).await;
+    app.client_token(&client, None).await;
+    let before = app.scrape().await;
+    assert_eq!(
+        before.value(&ended("max_per_client")),
+        0.0,
+        "registered from zero"
+    );
+    app.client_token(&client, None).await;
+    let scrape = app.scrape().await;
+    assert_eq!(scrape.value(&ended("max_per_client")), 1.0);
+    assert_eq!(scrape.value(&ended("max_per_user")), 0.0);
+    assert_eq!(app.session_count("nightly").await, 1);
 }
 
 async fn requests_are_timed_by_route_template(backend: Backend) {

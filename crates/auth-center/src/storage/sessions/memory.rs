@@ -62,7 +62,7 @@ impl SessionStore for MemorySessionStore {
         next_refresh_hash: &str,
         now_ms: i64,
         max_sessions: u64,
-    ) -> Result<(), StoreError> {
+    ) -> Result<u64, StoreError> {
         self.with(|users| {
             let sessions = users.entry(s.user_id.clone()).or_default();
             sessions.retain(|_, e| e.is_live(now_ms));
@@ -78,6 +78,7 @@ impl SessionStore for MemorySessionStore {
             );
             // Over the cap: end the sessions closest to idle expiry.
             let max = usize::try_from(max_sessions).unwrap_or(usize::MAX);
+            let mut ended = 0;
             while sessions.len() > max {
                 let oldest = sessions
                     .iter()
@@ -88,7 +89,9 @@ impl SessionStore for MemorySessionStore {
                     Some(sid) => sessions.remove(&sid),
                     None => break,
                 };
+                ended += 1;
             }
+            ended
         })
     }
 

@@ -29,7 +29,8 @@ end
 
 /// KEYS: session, index. ARGV: sid, now, user, idle_expiry, absolute_expiry, rt, ua, ip,
 /// roles, max sessions, session key prefix of the user, nrt (the hash of rt's successor),
-/// jkt (the DPoP key thumbprint the session is bound to, '' for none).
+/// jkt (the DPoP key thumbprint the session is bound to, '' for none). Returns how many
+/// other sessions it ended to stay within the max.
 const CREATE: &str = r"
 local now = tonumber(ARGV[2])
 redis.call('HSET', KEYS[1], 'user', ARGV[3], 'created', ARGV[2], 'last_seen', ARGV[2],
@@ -43,16 +44,17 @@ redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
 touch_index(KEYS[2], now)
 -- Over the cap: end the sessions closest to idle expiry (the least recently used).
 local extra = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[10])
+local ended = 0
 if extra > 0 then
   for _, old in ipairs(redis.call('ZRANGE', KEYS[2], 0, extra)) do
     if extra > 0 and old ~= ARGV[1] then
-      redis.call('DEL', ARGV[11] .. old)
+      ended = ended + redis.call('DEL', ARGV[11] .. old)
       redis.call('ZREM', KEYS[2], old)
       extra = extra - 1
     end
   end
 end
-return 1
+return ended
 ";
 
 /// The refresh policy's comparisons, the Lua twins of those in `domain::refresh_policy`.
@@ -386,11 +388,11 @@ impl SessionStore for RedisSessionStore {
         next_refresh_hash: &str,
         now_ms: i64,
         max_sessions: u64,
-    ) -> Result<(), StoreError> {
+    ) -> Result<u64, StoreError> {
         let (key, index) = self.session_keys(&s.user_id, &s.sid)?;
         let (_, session_prefix) = self.index_key(&s.user_id)?;
         let mut conn = self.conn.clone();
-        let _: i64 = self
+        let ended: u64 = self
             .scripts
             .create
             .key(key)
@@ -412,12 +414,12 @@ impl SessionStore for RedisSessionStore {
             .await
             .map_err(redis_error)?;
         let Some((replicas, timeout)) = self.durability else {
-            return Ok(());
+            return Ok(ended);
         };
         let (key, _) = self.session_keys(&s.user_id, &s.sid)?;
         let acknowledged = conn.wait_for_replicas(&key, replicas, timeout).await;
         match acknowledged {
-            Ok(n) if n >= replicas => Ok(()),
+            Ok(n) if n >= replicas => Ok(ended),
             outcome => {
                 tracing::warn!(
                     acknowledged = ?outcome.as_ref().ok(),
