@@ -43,6 +43,7 @@ import matplotlib
 
 matplotlib.use("svg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import FuncFormatter  # noqa: E402
 
 plt.rcParams.update(
     {
@@ -117,6 +118,14 @@ def spectrum(r):
     keys = [(50, "p50_us"), (90, "p90_us"), (99, "p99_us"), (99.9, "p999_us"), (100, "max_us")]
     pairs = [(p, r[k]) for p, k in keys if r.get(k) is not None]
     return [p for p, _ in pairs], [v for _, v in pairs]
+
+
+def plain_log_y(ax):
+    """A log y axis labelled 0.5, 1, 2, 5, 10 ... instead of powers of ten."""
+    ax.set_yscale("log")
+    plain = FuncFormatter(lambda v, _: f"{v:g}")
+    ax.yaxis.set_major_formatter(plain)
+    ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}" if f"{v:g}"[0] in "25" else ""))
 
 
 def nines(percentiles):
@@ -260,7 +269,7 @@ def tails(results, out):
                 ax.text(i + offset, lo, f"{lo / median(rows[k]['unloaded']):.2f}x", ha="center",
                         va="bottom", fontsize=7 if len(phases) > 2 else 10)
     ax.set_xticks(list(x), [f"{p}\n{s}" for p, s in keys])
-    ax.set_yscale("log")  # one stopped vCPU's round must not flatten the others
+    plain_log_y(ax)  # one stopped vCPU's round must not flatten the others
     ax.set_ylabel("p99 (ms)")
     ax.set_title("open-loop probes: median p99 of the rounds (dots: rounds)", fontsize=9)
     ax.legend(fontsize=7)
@@ -291,7 +300,7 @@ def refresh(results, out):
             ax.annotate(f"{p[1]:.0f}/s", (p[0], p[3]), textcoords="offset points", xytext=(4, 4),
                         fontsize=7, color=color)
     ax.axhline(5, color="#c44e52", lw=0.8, ls="--", label="5 ms (target for p99)")
-    ax.set_yscale("log")
+    plain_log_y(ax)
     ax.set_xlabel("offered refreshes/s as a fraction of the measured saturation (400 sessions)")
     ax.set_ylabel("latency (ms), open loop")
     ax.legend(fontsize=7, ncol=2)
