@@ -325,7 +325,14 @@ def paired_rounds(paths):
     return rows
 
 
-T975 = {4: 2.776, 9: 2.262, 14: 2.145, 19: 2.093, 29: 2.045, 39: 2.023}
+# Student's t, two-sided 95 %, by degrees of freedom; a df between two entries takes the
+# smaller df's (larger) value, so an interval is never drawn narrower than it is.
+T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306,
+        9: 2.262, 14: 2.145, 19: 2.093, 29: 2.045, 39: 2.023, 59: 2.001, 119: 1.980}
+
+
+def t975(df):
+    return T975[max(k for k in T975 if k <= df)]
 
 
 def hot_path(groups, out):
@@ -352,7 +359,7 @@ def hot_path(groups, out):
         n = len(diffs)
         mean = sum(diffs) / n
         sd = (sum((x - mean) ** 2 for x in diffs) / (n - 1)) ** 0.5
-        half = T975.get(n - 1, 2.0) * sd / n ** 0.5
+        half = t975(n - 1) * sd / n ** 0.5
         ax.plot(diffs, [i] * n, "o", color="#4c72b0", alpha=0.5, markersize=4)
         ax.errorbar([mean], [i], xerr=[[half], [half]], fmt="D", color="black", capsize=4)
         ax.text(mean, i - 0.22, f"{mean:+.2f} µs ({mean - half:+.2f} to {mean + half:+.2f}), {n} sets",
