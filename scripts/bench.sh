@@ -58,8 +58,11 @@
 #                      from 1 ms sleeps: the machine's own stalls
 #   BENCH_HASHES=N     hashing slots of the auth-center under load (passwords.max_concurrent_hashes;
 #                      default: its own default, one per core it may run on)
-#   BENCH_PROFILE=DIR  only profile the tracked demo-service with perf (/baseline/me, then
-#                      /me) and write the reports to DIR
+#   BENCH_PROFILE=DIR  only profile the tracked demo-service with perf and call stacks
+#                      (/baseline/me, then /me, BENCH_ROUNDS times) and write the folded
+#                      stacks, flame graphs and the table of where the time went to DIR
+#                      (scripts/flame.py; installs inferno into target/tools if missing)
+#   BENCH_PROFILE_HZ   samples per second of BENCH_PROFILE (default 999)
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -281,29 +284,57 @@ eval "$("$BIN/loadgen" token --auth-url "$ISSUER" --username "$USERNAME" --regis
 log "logged in: session key $SESSION_KEY"
 
 # --- profile only (BENCH_PROFILE=DIR): where the server's CPU goes ----------------------------
-# perf samples the tracked demo-service (software clock, no call graphs: this VM exposes no
-# hardware counters) while loadgen drives /baseline/me, then /me; the two reports side by side
-# show what the verifier adds. Nothing else runs.
+# perf samples the demo-services' core with call stacks (software clock: this VM exposes no
+# hardware counters; user stacks unwound from DWARF call-frame information, kernel stacks by
+# the kernel; the whole core, which costs the sampled threads less than following each of
+# them) while loadgen drives the tracked demo-service's /baseline/me, then /me, BENCH_ROUNDS
+# times in turn, and keeps that demo-service's samples. Per
+# path: the flat reports (NAME.txt by symbol, NAME.dso.txt by object) of its first round, and
+# its stacks folded (NAME-<round>.folded.gz, inferno-collapse-perf). scripts/flame.py then scales
+# each round's stacks to its server CPU per request and draws the flame graphs (flame-*.svg)
+# and the table of where the time went (flame.txt). Nothing else runs.
 if [[ -n "${BENCH_PROFILE:-}" ]]; then
     command -v perf >/dev/null || die "perf not found (apt-get install linux-perf)"
+    TOOLS=$ROOT/target/tools
+    if ! command -v inferno-flamegraph >/dev/null && [[ ! -x $TOOLS/bin/inferno-flamegraph ]]; then
+        log "installing inferno (flame graphs) into $TOOLS"
+        cargo install --quiet --locked --root "$TOOLS" inferno@^0.12 >&2 || die "could not install inferno"
+    fi
+    export PATH=$PATH:$TOOLS/bin
     mkdir -p "$BENCH_PROFILE"
-    for what in baseline:/baseline/me me:/me; do
-        name=${what%%:*} path=${what#*:}
-        log "profile: $path (${DURATION}s)"
-        taskset -c "$CLIENT_CPU" perf record -q -F 2999 -p "${DEMO_PID[tracked]}" -o "$BENCH_PROFILE/$name.data" \
-            -- sleep $((DURATION + WARMUP)) 2>"$BENCH_PROFILE/$name.perf.log" &
-        perf_pid=$!
-        LOADGEN_TOKEN="$ACCESS_TOKEN" taskset -c "$CLIENT_CPU" "$BIN/loadgen" http \
-            --url "http://127.0.0.1:${DEMO_PORT[tracked]}$path" -c "$CONNS" -d "$DURATION" \
-            --warmup "$WARMUP" --server-pid "${DEMO_PID[tracked]}" --label "$path" \
-            >"$BENCH_PROFILE/$name.json"
-        wait "$perf_pid" || true
-        perf report -i "$BENCH_PROFILE/$name.data" --stdio --no-children --sort symbol \
-            --percent-limit 0.3 2>/dev/null | grep -v '^#' | grep -v '^$' >"$BENCH_PROFILE/$name.txt"
-        perf report -i "$BENCH_PROFILE/$name.data" --stdio --no-children --sort dso \
-            2>/dev/null | grep -v '^#' | grep -v '^$' >"$BENCH_PROFILE/$name.dso.txt"
+    PROFILE_HZ=${BENCH_PROFILE_HZ:-999}
+    for round in $(seq "$ROUNDS"); do
+        for what in baseline_me:/baseline/me me:/me; do
+            name=${what%%:*} path=${what#*:}
+            log "profile round $round: $path (${DURATION}s after ${WARMUP}s of warm-up)"
+            LOADGEN_TOKEN="$ACCESS_TOKEN" taskset -c "$CLIENT_CPU" "$BIN/loadgen" http \
+                --url "http://127.0.0.1:${DEMO_PORT[tracked]}$path" -c "$CONNS" -d "$DURATION" \
+                --warmup "$WARMUP" --server-pid "${DEMO_PID[tracked]}" --label "$path" \
+                >"$BENCH_PROFILE/$name-$round.json" &
+            load_pid=$!
+            sleep "$WARMUP"
+            # The measured seconds only; 16 KiB of each sample's user stack to unwind from.
+            taskset -c "$CLIENT_CPU" perf record -q -F "$PROFILE_HZ" --call-graph dwarf,16384 \
+                -a -C "$SERVER_CPU" -o "$TMP/$name.data" -- sleep "$DURATION" \
+                2>"$BENCH_PROFILE/$name-$round.perf.log"
+            wait "$load_pid" || die "loadgen failed on $path"
+            if [[ $round == 1 ]]; then
+                perf report -i "$TMP/$name.data" --pid "${DEMO_PID[tracked]}" --stdio --no-children --sort symbol \
+                    --percent-limit 0.3 2>/dev/null | grep -v '^#' | grep -v '^$' >"$BENCH_PROFILE/$name.txt"
+                perf report -i "$TMP/$name.data" --pid "${DEMO_PID[tracked]}" --stdio --no-children --sort dso \
+                    2>/dev/null | grep -v '^#' | grep -v '^$' >"$BENCH_PROFILE/$name.dso.txt"
+            fi
+            perf script -i "$TMP/$name.data" --pid "${DEMO_PID[tracked]}" --no-inline 2>/dev/null \
+                | inferno-collapse-perf --all | gzip -9 >"$BENCH_PROFILE/$name-$round.folded.gz"
+            if [[ ${BENCH_KEEP:-} == 1 ]]; then
+                mv "$TMP/$name.data" "$TMP/$name-$round.data"
+            else
+                rm -f "$TMP/$name.data"
+            fi
+        done
     done
-    log "profiles in $BENCH_PROFILE (baseline.txt, me.txt; *.json the load runs)"
+    python3 scripts/flame.py "$BENCH_PROFILE" "$BENCH_PROFILE" >&2
+    log "profiles in $BENCH_PROFILE (flame.txt, flame-*.svg; NAME-<round>.folded.gz and .json the rounds)"
     exit 0
 fi
 
