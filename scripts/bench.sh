@@ -312,20 +312,30 @@ if [[ -n "${BENCH_PROFILE:-}" ]]; then
                 --warmup "$WARMUP" --server-pid "${DEMO_PID[tracked]}" --label "$path" \
                 >"$BENCH_PROFILE/$name-$round.json" &
             load_pid=$!
+            PIDS+=("$load_pid")
+            # perf covers the measured seconds, give or take the fraction of a second loadgen
+            # takes to connect before its warm-up: only each round's shares of samples are
+            # used, scaled to the server CPU per request loadgen measures.
             sleep "$WARMUP"
-            # The measured seconds only; 16 KiB of each sample's user stack to unwind from.
+            # 16 KiB of each sample's user stack to unwind from.
             taskset -c "$CLIENT_CPU" perf record -q -F "$PROFILE_HZ" --call-graph dwarf,16384 \
                 -a -C "$SERVER_CPU" -o "$TMP/$name.data" -- sleep "$DURATION" \
-                2>"$BENCH_PROFILE/$name-$round.perf.log"
+                2>"$BENCH_PROFILE/$name-$round.perf.log" \
+                || die "perf record failed (see $BENCH_PROFILE/$name-$round.perf.log)"
             wait "$load_pid" || die "loadgen failed on $path"
             if [[ $round == 1 ]]; then
-                perf report -i "$TMP/$name.data" --pid "${DEMO_PID[tracked]}" --stdio --no-children --sort symbol \
-                    --percent-limit 0.3 2>/dev/null | grep -v '^#' | grep -v '^$' >"$BENCH_PROFILE/$name.txt"
-                perf report -i "$TMP/$name.data" --pid "${DEMO_PID[tracked]}" --stdio --no-children --sort dso \
-                    2>/dev/null | grep -v '^#' | grep -v '^$' >"$BENCH_PROFILE/$name.dso.txt"
+                # Flat: each symbol's (and object's) own samples, no call trees.
+                { perf report -i "$TMP/$name.data" --pid "${DEMO_PID[tracked]}" --stdio --no-children \
+                    -g none --sort symbol --percent-limit 0.3 2>/dev/null || true; } \
+                    | grep -v '^#' | grep -v '^$' >"$BENCH_PROFILE/$name.txt" || true
+                { perf report -i "$TMP/$name.data" --pid "${DEMO_PID[tracked]}" --stdio --no-children \
+                    -g none --sort dso 2>/dev/null || true; } \
+                    | grep -v '^#' | grep -v '^$' >"$BENCH_PROFILE/$name.dso.txt" || true
             fi
-            perf script -i "$TMP/$name.data" --pid "${DEMO_PID[tracked]}" --no-inline 2>/dev/null \
-                | inferno-collapse-perf --all | gzip -9 >"$BENCH_PROFILE/$name-$round.folded.gz"
+            perf script -i "$TMP/$name.data" --pid "${DEMO_PID[tracked]}" --no-inline \
+                2>>"$BENCH_PROFILE/$name-$round.perf.log" | inferno-collapse-perf --all \
+                | gzip -9 >"$BENCH_PROFILE/$name-$round.folded.gz" \
+                || die "could not fold the stacks of $path (see $BENCH_PROFILE/$name-$round.perf.log)"
             if [[ ${BENCH_KEEP:-} == 1 ]]; then
                 mv "$TMP/$name.data" "$TMP/$name-$round.data"
             else

@@ -35,49 +35,67 @@ from pathlib import Path
 
 PATHS = [("baseline_me", "/baseline/me"), ("me", "/me")]
 
-# Where a sample's time goes: a stack whose leaf is in the kernel, to the kernel (network or
-# the rest). Otherwise to the crate of the innermost frame that names one of CRATES: the
-# verifier's own frames take what they call (its caches, malloc, memcpy), but not the inner
-# service (the handler) that its response future polls; malloc and memcpy called from
-# anywhere else are buckets of their own. (`quick_cache` belongs to its caller: the
-# verifier's caches, or service_kit's request metrics.)
+# Where a sample's time goes, tried in this order:
+# * the verifier's background tasks (the tracking heartbeat, the revocation self-test): a
+#   stack whose outermost verifier frame is in `verifier::revocation`;
+# * the verifier on the request path: a stack with a verifier frame below which the inner
+#   service (axum's route, the handler) is not polled; all it calls (its caches, the header
+#   map, the clock, malloc, memcpy) is the verifier's;
+# * the kernel, when the leaf is a kernel frame (network, or the rest); the vDSO (the clock
+#   read in user space, which inferno marks like the kernel) is not the kernel;
+# * malloc and memcpy at the leaf, wherever they were called from;
+# * else the crate of the innermost frame that names one of CRATES (so hyper's own work is not
+#   charged to tokio, which calls it; `quick_cache` belongs to its caller: service-kit's
+#   request metrics outside the verifier).
 VERIFIER = re.compile(r"^<?verifier::")
-ALLOCATOR = re.compile(r"^(__libc_)?(malloc|free|calloc|realloc|cfree)\b|_int_(malloc|free|realloc)|malloc_consolidate|tcache|unlink_chunk|__rust_(alloc|dealloc|realloc)")
-MEMCPY = re.compile(r"__mem(cpy|move)|^mem(cpy|move)")
+BACKGROUND = re.compile(r"^<?verifier::revocation::")
+INNER_SERVICE = re.compile(r"^<?(axum|axum_core|tower|demo_service)::")
+ALLOCATOR = re.compile(r"(^|__)(libc_)?(malloc|free|calloc|realloc|cfree)\b|_int_(malloc|free|realloc)|malloc_consolidate|tcache|unlink_chunk|__rust_(alloc|dealloc|realloc)")
+MEMCPY = re.compile(r"(^|__)mem(cpy|move)")
 CRATES = [
-    ("verifier crate (layer, caches, header), with all it calls", VERIFIER),
     ("the handler (demo_service, serde_json)", re.compile(r"^<?(demo_service|serde_json|serde)::")),
-    ("axum, tower", re.compile(r"^<?(axum|axum_core|tower|tower_http|tower_service|service_kit)::")),
+    ("axum, tower, service-kit (access log, metrics)", re.compile(r"^<?(axum|axum_core|tower|tower_http|tower_service|service_kit)::")),
     ("hyper, http (HTTP parsing and writing)", re.compile(r"^<?(hyper|http|httparse|bytes)::")),
     ("tokio (scheduler, I/O driver, timers)", re.compile(r"^<?(tokio|mio)::")),
 ]
-VERIFIER_BUCKET = CRATES[0][0]
+VERIFIER_BUCKET = "verifier on the request path, with all it calls"
 BUCKETS = [
+    VERIFIER_BUCKET,
+    "verifier's background tasks (heartbeat, self-test)",
     "kernel: network (TCP, loopback, epoll)",
     "kernel: the rest (scheduling, syscalls, faults)",
-    *(name for name, _ in CRATES),
     "allocator (malloc, free), elsewhere",
     "memcpy, memmove, elsewhere",
+    *(name for name, _ in CRATES),
     "the rest (std, libc, unresolved)",
 ]
 
-NET = re.compile(r"tcp_|inet_|sock_|skb|__sys_(send|recv)|ip_|__netif|net_rx|ep_poll|epoll|loopback")
+NET = re.compile(r"^_*(tcp|inet|sock|skb|ip|netif|net_rx|napi|dev_queue|loopback|ep_|epoll|do_epoll)|^__sys_(send|recv)")
+
+
+def kernel(frame):
+    return frame.endswith("_[k]") and not frame.startswith("__vdso")
 
 
 def bucket(stack):
-    if stack[-1].endswith("_[k]"):
-        if any(NET.search(f) for f in stack if f.endswith("_[k]")):
-            return BUCKETS[0]
-        return BUCKETS[1]
-    owner = next((name for frame in reversed(stack) for name, pattern in CRATES
-                  if pattern.search(dropped(frame))), None)
-    if owner == VERIFIER_BUCKET:
-        return owner
+    frames = [dropped(f) for f in stack]
+    marks = [i for i, f in enumerate(frames) if VERIFIER.search(f)]
+    if marks:
+        if BACKGROUND.search(frames[marks[0]]):
+            return BUCKETS[1]
+        if not any(INNER_SERVICE.search(f) for f in frames[marks[-1] + 1:]):
+            return VERIFIER_BUCKET
+    if kernel(stack[-1]):
+        return BUCKETS[2] if any(NET.search(f) for f in stack if kernel(f)) else BUCKETS[3]
     if ALLOCATOR.search(stack[-1]):
-        return BUCKETS[-3]
+        return BUCKETS[4]
     if MEMCPY.search(stack[-1]):
-        return BUCKETS[-2]
-    return owner or BUCKETS[-1]
+        return BUCKETS[5]
+    for frame in reversed(frames):
+        for name, pattern in CRATES:
+            if pattern.search(frame):
+                return name
+    return BUCKETS[-1]
 
 
 def dropped(frame):
@@ -111,19 +129,23 @@ def round_of(folded):
 def path_profile(directory, name):
     """The mean over rounds of picoseconds per request per stack, and the rounds' figures."""
     own = re.compile(rf"{re.escape(name)}-\d+\.folded(\.gz)?$")
-    rounds = sorted((p for p in directory.iterdir() if own.match(p.name)), key=round_of)
+    # One file per round: a gzipped one where both are there.
+    rounds = {round_of(p): p for p in sorted(directory.iterdir(), key=lambda p: p.name)
+              if own.match(p.name)}
     if not rounds:
         sys.exit(f"no {name}-<round>.folded in {directory}")
     scaled = defaultdict(float)
     figures = []
-    for folded in rounds:
-        result = json.loads((directory / f"{name}-{round_of(folded)}.json").read_text())
-        us = result["server_cpu_us_per_request"]
+    for n, folded in sorted(rounds.items()):
+        result = json.loads((directory / f"{name}-{n}.json").read_text())
+        us = result.get("server_cpu_us_per_request")
         stacks = read_folded(folded)
         sampled = sum(stacks.values())  # perf's cpu-clock periods: nanoseconds on the CPU
+        if not us or not sampled:
+            sys.exit(f"{folded}: no samples of the demo-service, or no server CPU figure in its JSON")
         for frames, count in stacks.items():
             scaled[frames] += count / sampled * us * 1e6 / len(rounds)
-        figures.append((us, sampled / 1e9, result["rps"]))
+        figures.append((us, sampled / 1e9, result["rps"], result.get("server_user_us_per_request")))
     return scaled, figures
 
 
@@ -175,8 +197,8 @@ def main():
     lines = ["Server CPU per request of the tracked demo-service, by where perf's samples fell",
              "(each round's samples scaled to its server CPU per request; the mean over rounds)", ""]
     for name, path in PATHS:
-        rounds = ", ".join(f"{us:.2f} µs ({seconds:.1f} s of CPU sampled, {rps:.0f} req/s)"
-                           for us, seconds, rps in profiles[name][1])
+        rounds = ", ".join(f"{us:.2f} µs, {user:.2f} of it user ({seconds:.1f} s of CPU sampled, {rps:.0f} req/s)"
+                           for us, seconds, rps, user in profiles[name][1])
         lines.append(f"{path}: {rounds}")
     lines.append("")
     base, me = (by_bucket(profiles[name][0]) for name, _ in PATHS)
