@@ -317,8 +317,8 @@ if [[ -n "${BENCH_PROFILE:-}" ]]; then
             # takes to connect before its warm-up: only each round's shares of samples are
             # used, scaled to the server CPU per request loadgen measures.
             sleep "$WARMUP"
-            # 16 KiB of each sample's user stack to unwind from.
-            taskset -c "$CLIENT_CPU" perf record -q -F "$PROFILE_HZ" --call-graph dwarf,16384 \
+            # 16 KiB of each sample's user stack to unwind from; 8 MiB of buffer (no lost samples).
+            taskset -c "$CLIENT_CPU" perf record -q -F "$PROFILE_HZ" --call-graph dwarf,16384 -m 2048 \
                 -a -C "$SERVER_CPU" -o "$TMP/$name.data" -- sleep "$DURATION" \
                 2>"$BENCH_PROFILE/$name-$round.perf.log" \
                 || die "perf record failed (see $BENCH_PROFILE/$name-$round.perf.log)"
@@ -327,7 +327,7 @@ if [[ -n "${BENCH_PROFILE:-}" ]]; then
                 # Flat: each symbol's (and object's) own samples, no call trees.
                 { perf report -i "$TMP/$name.data" --pid "${DEMO_PID[tracked]}" --stdio --no-children \
                     -g none --sort symbol --percent-limit 0.3 2>/dev/null || true; } \
-                    | grep -v '^#' | grep -v '^$' >"$BENCH_PROFILE/$name.txt" || true
+                    | grep -v '^#' | grep -v '^$' | sed 's/[[:space:]-]*$//' >"$BENCH_PROFILE/$name.txt" || true
                 { perf report -i "$TMP/$name.data" --pid "${DEMO_PID[tracked]}" --stdio --no-children \
                     -g none --sort dso 2>/dev/null || true; } \
                     | grep -v '^#' | grep -v '^$' >"$BENCH_PROFILE/$name.dso.txt" || true
