@@ -303,6 +303,12 @@ if [[ -n "${BENCH_PROFILE:-}" ]]; then
     export PATH=$PATH:$TOOLS/bin
     mkdir -p "$BENCH_PROFILE"
     PROFILE_HZ=${BENCH_PROFILE_HZ:-999}
+    # Flat: each symbol's (or object's) own samples of the demo-service, no call trees.
+    flat_report() { # perf.data sort-key output [perf report options...]
+        perf report -i "$1" --pid "${DEMO_PID[tracked]}" --stdio --no-children -g none \
+            --sort "$2" "${@:4}" 2>/dev/null \
+            | grep -v '^#' | grep -v '^$' | sed 's/[[:space:]-]*$//' >"$3" || true
+    }
     for round in $(seq "$ROUNDS"); do
         for what in baseline_me:/baseline/me me:/me; do
             name=${what%%:*} path=${what#*:}
@@ -324,13 +330,8 @@ if [[ -n "${BENCH_PROFILE:-}" ]]; then
                 || die "perf record failed (see $BENCH_PROFILE/$name-$round.perf.log)"
             wait "$load_pid" || die "loadgen failed on $path"
             if [[ $round == 1 ]]; then
-                # Flat: each symbol's (and object's) own samples, no call trees.
-                { perf report -i "$TMP/$name.data" --pid "${DEMO_PID[tracked]}" --stdio --no-children \
-                    -g none --sort symbol --percent-limit 0.3 2>/dev/null || true; } \
-                    | grep -v '^#' | grep -v '^$' | sed 's/[[:space:]-]*$//' >"$BENCH_PROFILE/$name.txt" || true
-                { perf report -i "$TMP/$name.data" --pid "${DEMO_PID[tracked]}" --stdio --no-children \
-                    -g none --sort dso 2>/dev/null || true; } \
-                    | grep -v '^#' | grep -v '^$' >"$BENCH_PROFILE/$name.dso.txt" || true
+                flat_report "$TMP/$name.data" symbol "$BENCH_PROFILE/$name.txt" --percent-limit 0.3
+                flat_report "$TMP/$name.data" dso "$BENCH_PROFILE/$name.dso.txt"
             fi
             perf script -i "$TMP/$name.data" --pid "${DEMO_PID[tracked]}" --no-inline \
                 2>>"$BENCH_PROFILE/$name-$round.perf.log" | inferno-collapse-perf --all \

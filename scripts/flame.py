@@ -4,17 +4,19 @@
     scripts/flame.py PROFILE_DIR OUT_DIR
 
 PROFILE_DIR holds, per path NAME (`baseline_me`, `me`) and round R, the folded stacks of perf's
-samples (`NAME-R.folded`, from `inferno-collapse-perf --all`: kernel frames end in `_[k]`) and
+samples (`NAME-R.folded.gz` or `NAME-R.folded`, from `inferno-collapse-perf --all`: kernel
+frames end in `_[k]`) and
 the load generator's result of the same seconds (`NAME-R.json`, with the server CPU per
 request). Samples only say which share of the CPU went where; the server's CPU time per
 request, read from /proc around the same seconds, says how much. So each round's stacks are
 scaled to that round's server CPU per request (picoseconds per request), and the rounds of a
 path are averaged. Writes into OUT_DIR:
 
-* `flame.txt`              the table: server CPU per request in a few buckets, per path, with
-                           the difference and the samples behind it;
+* `flame.txt`              each round's server CPU per request and CPU time sampled; the table
+                           of server CPU per request in a few buckets, per path, with the
+                           difference; the verifier's bucket broken down;
 * `flame-NAME.svg`         NAME's flame graph, widths in nanoseconds per request;
-* `flame-verifier.svg`      /me's stacks in the verifier's bucket only, from the verifier's
+* `flame-verifier.svg`     /me's stacks in the verifier's bucket only, from the verifier's
                            outermost frame: what its own share is made of;
 * `flame-diff.svg`         /me's flame graph coloured by the change from /baseline/me (red:
                            more time per request, blue: less; inferno-diff-folded).
@@ -36,8 +38,9 @@ from pathlib import Path
 PATHS = [("baseline_me", "/baseline/me"), ("me", "/me")]
 
 # Where a sample's time goes, tried in this order:
-# * the verifier's background tasks (the tracking heartbeat, the revocation self-test): a
-#   stack whose outermost verifier frame is in `verifier::revocation`;
+# * the verifier's background work (the tracking heartbeat, the revocation self-test, the
+#   reader thread's Redis queries, the metrics flush): a stack whose outermost verifier frame
+#   is in `verifier::revocation` or a task `verifier::builder` spawns;
 # * the verifier on the request path: a stack with a verifier frame below which the inner
 #   service (axum's route, the handler) is not polled; all it calls (its caches, the header
 #   map, the clock, malloc, memcpy) is the verifier's;
@@ -48,7 +51,7 @@ PATHS = [("baseline_me", "/baseline/me"), ("me", "/me")]
 #   charged to tokio, which calls it; `quick_cache` belongs to its caller: service-kit's
 #   request metrics outside the verifier).
 VERIFIER = re.compile(r"^<?verifier::")
-BACKGROUND = re.compile(r"^<?verifier::revocation::")
+BACKGROUND = re.compile(r"^<?verifier::(revocation::|builder::spawn_)")
 INNER_SERVICE = re.compile(r"^<?(axum|axum_core|tower|demo_service)::")
 ALLOCATOR = re.compile(r"(^|__)(libc_)?(malloc|free|calloc|realloc|cfree)\b|_int_(malloc|free|realloc)|malloc_consolidate|tcache|unlink_chunk|__rust_(alloc|dealloc|realloc)")
 MEMCPY = re.compile(r"(^|__)mem(cpy|move)")
@@ -77,9 +80,14 @@ def kernel(frame):
     return frame.endswith("_[k]") and not frame.startswith("__vdso")
 
 
+def verifier_frames(stack):
+    """The positions of the verifier's frames in a stack, outermost first."""
+    return [i for i, f in enumerate(stack) if VERIFIER.search(dropped(f))]
+
+
 def bucket(stack):
     frames = [dropped(f) for f in stack]
-    marks = [i for i, f in enumerate(frames) if VERIFIER.search(f)]
+    marks = verifier_frames(stack)
     if marks:
         if BACKGROUND.search(frames[marks[0]]):
             return BUCKETS[1]
@@ -145,7 +153,7 @@ def path_profile(directory, name):
             sys.exit(f"{folded}: no samples of the demo-service, or no server CPU figure in its JSON")
         for frames, count in stacks.items():
             scaled[frames] += count / sampled * us * 1e6 / len(rounds)
-        figures.append((us, sampled / 1e9, result["rps"], result.get("server_user_us_per_request")))
+        figures.append((us, sampled / 1e9, result["rps"], result["server_user_us_per_request"]))
     return scaled, figures
 
 
@@ -163,7 +171,7 @@ def verifier_parts(scaled):
     for frames, ps in scaled.items():
         stack = frames.split(";")
         if bucket(stack) == VERIFIER_BUCKET:
-            inner = max(i for i, f in enumerate(stack) if VERIFIER.search(dropped(f)))
+            inner = verifier_frames(stack)[-1]
             parts[(stack[min(inner + 1, len(stack) - 1)], stack[-1])] += ps
     return sorted(parts.items(), key=lambda kv: -kv[1])
 
@@ -172,9 +180,10 @@ def short(frame, width=70):
     return frame if len(frame) <= width else frame[: width - 1] + "…"
 
 
-def write_folded(scaled, path):
+def folded(scaled):
+    """Folded-stack text of `scaled`, counts rounded to whole picoseconds."""
     lines = [f"{frames} {round(ps)}" for frames, ps in sorted(scaled.items()) if round(ps) > 0]
-    path.write_text("\n".join(lines) + "\n")
+    return "\n".join(lines) + "\n"
 
 
 def flamegraph(folded_input, out, title):
@@ -221,20 +230,20 @@ def main():
 
 
 def draw(profiles, scratch, out):
-    """The flame graphs, from the scaled stacks (written into `scratch`, picoseconds per
-    request, for inferno)."""
+    """The flame graphs, from the scaled stacks (picoseconds per request; the two paths' also
+    written into `scratch`, for inferno-diff-folded)."""
     for name, path in PATHS:
-        write_folded(profiles[name][0], scratch / f"{name}.folded")
-        flamegraph((scratch / f"{name}.folded").read_text(), out / f"flame-{name}.svg",
+        text = folded(profiles[name][0])
+        (scratch / f"{name}.folded").write_text(text)
+        flamegraph(text, out / f"flame-{name}.svg",
                    f"{path}: server CPU per request (tracked demo-service)")
     verifier = defaultdict(float)
     for frames, ps in profiles["me"][0].items():
         stack = frames.split(";")
         if bucket(stack) == VERIFIER_BUCKET:
-            first = next(i for i, f in enumerate(stack) if VERIFIER.search(dropped(f)))
+            first = verifier_frames(stack)[0]
             verifier[";".join(stack[first:])] += ps
-    write_folded(verifier, scratch / "verifier.folded")
-    flamegraph((scratch / "verifier.folded").read_text(), out / "flame-verifier.svg",
+    flamegraph(folded(verifier), out / "flame-verifier.svg",
                f"/me: the verifier's {sum(verifier.values()) / 1000:.0f} ns per request, "
                "from its outermost frame")
     diff = subprocess.run(
