@@ -610,8 +610,9 @@ impl VerifierBuilder {
             // Tracked mode: the connection runs RESP3 client tracking (redis-rs keeps it on
             // across reconnects), and every invalidation it receives also clears the
             // verifier's own cache, which answers repeat requests without Redis.
-            let tracked = (self.revocation == RevocationMode::Tracked)
-                .then(|| TrackedCache::new(self.max_staleness, metrics.clone()));
+            let tracked = (self.revocation == RevocationMode::Tracked).then(|| {
+                TrackedCache::new(self.max_staleness, metrics.clone(), self.clock.clone())
+            });
             // The revocation self-test sees the tracked connection's invalidations.
             let selftest_keys = SelftestKeys::new(self.key_prefix.clone());
             let selftest = tracked

@@ -158,9 +158,12 @@ impl Verifier {
         token: &[u8],
     ) -> Option<Result<Arc<Claims>, VerifyError>> {
         let inner = &self.inner;
-        let verified = inner
-            .sig_cache
-            .get(token, inner.clock.now_secs(), inner.leeway_secs)?;
+        // One reading for the token's expiry and the tracked entry's freshness.
+        let now_millis = inner.clock.now_millis();
+        let verified =
+            inner
+                .sig_cache
+                .get(token, now_millis.div_euclid(1000), inner.leeway_secs)?;
         // In verify_presented's order: the binding, then the session.
         if let Err(e) = check_binding(&verified.claims, None) {
             inner.metrics.failed(true, None, &e);
@@ -170,7 +173,7 @@ impl Verifier {
         let mut session_cached = None;
         #[cfg(feature = "redis")]
         if let (Some(check), Some(key)) = (&inner.session_check, &verified.session_key) {
-            if !check.check.cached(key) {
+            if !check.check.cached(key, now_millis) {
                 return None;
             }
             session_cached = Some(true);

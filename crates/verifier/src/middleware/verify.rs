@@ -134,8 +134,16 @@ where
     }
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        // A repeat bearer token whose session tracked mode's cache holds is answered without
-        // an await: the inner service (the one made ready) is called at once, nothing boxed.
+        // An anonymous request where allowed, and a repeat bearer token whose session tracked
+        // mode's cache holds, are answered without an await: the inner service (the one made
+        // ready) is called at once, nothing boxed.
+        if self.layer.allow_anonymous && !request.headers().contains_key(header::AUTHORIZATION) {
+            request.extensions_mut().insert(Anonymous);
+            let future = self.inner.call(request);
+            return ResponseFuture {
+                state: State::Inner { future },
+            };
+        }
         let cached = self.layer.verifier.verify_cached_headers(request.headers());
         let state = match cached {
             Some(Ok(claims)) => {
@@ -157,7 +165,7 @@ where
 
 impl<S> VerifierService<S> {
     /// Everything that may wait: a signature to check (keys to fetch), Redis to ask, a DPoP
-    /// proof, an anonymous request.
+    /// proof.
     fn verify_then_call<B>(&mut self, mut request: Request<B>) -> BoxedResponse<S::Error>
     where
         S: Service<Request<B>, Response = Response> + Clone + Send + 'static,
@@ -167,15 +175,8 @@ impl<S> VerifierService<S> {
         // The clone is not ready; swap it in and drive the one that is (tower's idiom).
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let VerifierLayer {
-            verifier,
-            allow_anonymous,
-        } = self.layer.clone();
+        let verifier = self.layer.verifier.clone();
         Box::pin(async move {
-            if allow_anonymous && !request.headers().contains_key(header::AUTHORIZATION) {
-                request.extensions_mut().insert(Anonymous);
-                return inner.call(request).await;
-            }
             let verified = verify_request(
                 &verifier,
                 request.headers(),

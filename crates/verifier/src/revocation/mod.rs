@@ -118,7 +118,6 @@ impl SessionCheck {
     ///
     /// `cache_hit` is set to whether tracked mode's cache answered (left `None` in
     /// every-request mode), for the caller's metrics.
-    #[allow(clippy::disallowed_methods)] // real time: when the key's remaining TTL started counting
     pub(crate) async fn check(
         &self,
         session_key: &str,
@@ -138,11 +137,13 @@ impl SessionCheck {
         }
         let epoch = cache.epoch();
         // The TTL counts from when Redis ran the command, after this: an earlier expiry.
-        let sent = Instant::now();
+        let sent = cache.now_millis();
         let expires = match self.remaining_lifetime(session_key).await? {
             Lifetime::Gone => return Err(VerifyError::Revoked),
             Lifetime::Unknown => None,
-            Lifetime::Left(left) => sent.checked_add(left),
+            Lifetime::Left(left) => {
+                Some(sent.saturating_add(i64::try_from(left.as_millis()).unwrap_or(i64::MAX)))
+            }
         };
         cache.remember(session_key, epoch, expires);
         Ok(())
@@ -222,11 +223,14 @@ impl SessionCheck {
         answer
     }
 
-    /// Whether tracked mode's cache answers for `session_key` now (never in every-request
-    /// mode): the synchronous fast path, which touches neither Redis nor the metrics.
+    /// Whether tracked mode's cache answers for `session_key` at `now` (milliseconds of the
+    /// verifier's clock; never in every-request mode): the synchronous fast path, which
+    /// touches neither Redis nor the metrics.
     #[inline]
-    pub(crate) fn cached(&self, session_key: &str) -> bool {
-        self.tracked.as_ref().is_some_and(|c| c.fresh(session_key))
+    pub(crate) fn cached(&self, session_key: &str, now: i64) -> bool {
+        self.tracked
+            .as_ref()
+            .is_some_and(|c| c.fresh(session_key, now))
     }
 
     /// `Ok` if Redis answers a `PING` in time; `Unavailable` otherwise.

@@ -443,25 +443,25 @@ mod tests {
         }
         let cached_until = |key: &str| cache.cached_until(key).unwrap();
 
-        let asked = Instant::now();
+        let asked = verifier.inner.clock.now_millis();
         check.check("auth:s:{u1}:a", &mut None).await.unwrap();
         assert!(
             check.pttl_refused_at.lock().unwrap().is_some(),
             "the refusal is remembered"
         );
         assert!(
-            cached_until("auth:s:{u1}:a") > asked + Duration::from_secs(4),
+            cached_until("auth:s:{u1}:a") > asked + 4_000,
             "EXISTS: cached for max staleness"
         );
 
         acl(&["+pttl"]);
         *check.pttl_refused_at.lock().unwrap() =
             Instant::now().checked_sub(super::super::PTTL_RETRY);
-        let asked = Instant::now();
+        let asked = verifier.inner.clock.now_millis();
         check.check("auth:s:{u1}:b", &mut None).await.unwrap();
         assert!(check.pttl_refused_at.lock().unwrap().is_none());
         assert!(
-            cached_until("auth:s:{u1}:b") <= asked + Duration::from_secs(2),
+            cached_until("auth:s:{u1}:b") <= asked + 2_000,
             "PTTL again: cached until the key expires"
         );
     }

@@ -3,13 +3,14 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use quick_cache::sync::Cache;
 use redis::{PushInfo, PushKind, Value};
 
 use super::reader::TrackingReader;
 use super::selftest::SelftestSignal;
+use crate::clock::Clock;
 use crate::metrics::{DropCause, VerifierMetrics};
 use crate::redis_conn::RedisConnection;
 
@@ -25,8 +26,16 @@ const HEARTBEATS_PER_STALL: u32 = 4;
 /// removed by Redis invalidation pushes (any `DEL`/`UNLINK`/expiry/write of the key),
 /// everything is dropped on disconnect, `FLUSHALL` or a stall (see [`spawn_heartbeat`]),
 /// and an entry lives at most `ttl` (max staleness) in any case.
+///
+/// Its deadlines are milliseconds of the verifier's [`Clock`], the one that checks the
+/// tokens' expiry, so a repeat request reads one clock for both (and tests expire entries
+/// without sleeping). That clock is the wall clock by default, which can be stepped back:
+/// an entry is only served while its end is at most `ttl` away, so a step back to before it
+/// was made drops it, and a smaller one lengthens it by the step at most.
 pub(crate) struct TrackedCache {
-    ttl: Duration,
+    /// Max staleness, in milliseconds.
+    ttl: i64,
+    clock: Arc<dyn Clock>,
     /// Bumped (under the write side of `gate`) by every invalidation: a reply is only
     /// cached if no invalidation was handled since its request was sent, so an invalidation
     /// that overtakes the reply on its way to the cache cannot be lost.
@@ -37,8 +46,8 @@ pub(crate) struct TrackedCache {
     /// it bumps `invalidations` and removes entries; `remember` holds the read side while
     /// it checks the epoch and inserts. Hits do not take it.
     gate: RwLock<()>,
-    /// Session key → until when the answer may be served.
-    entries: Cache<Box<[u8]>, Instant>,
+    /// Session key → until when the answer may be served (milliseconds of `clock`).
+    entries: Cache<Box<[u8]>, i64>,
     metrics: Arc<VerifierMetrics>,
     /// The revocation self-test's keys, when it runs: invalidations are also shown to it.
     selftest: OnceLock<Arc<SelftestSignal>>,
@@ -57,9 +66,14 @@ impl std::fmt::Debug for TrackedCache {
 }
 
 impl TrackedCache {
-    pub(crate) fn new(ttl: Duration, metrics: Arc<VerifierMetrics>) -> Arc<Self> {
+    pub(crate) fn new(
+        ttl: Duration,
+        metrics: Arc<VerifierMetrics>,
+        clock: Arc<dyn Clock>,
+    ) -> Arc<Self> {
         Arc::new(Self {
-            ttl,
+            ttl: i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX),
+            clock,
             invalidations: AtomicU64::new(0),
             stalled: AtomicBool::new(false),
             gate: RwLock::new(()),
@@ -76,28 +90,42 @@ impl TrackedCache {
         let _ = self.selftest.set(signal);
     }
 
-    /// Whether `key` is cached and fresh; a cached entry past the max staleness counts as
-    /// a `staleness` drop.
-    #[allow(clippy::disallowed_methods)] // real time: a safety-net TTL of cached answers, not domain time
+    /// Whether `key` is cached and fresh now; a cached entry past the max staleness counts
+    /// as a `staleness` drop.
     pub(crate) fn hit(&self, key: &str) -> bool {
         let Some(until) = self.entries.get(key.as_bytes()) else {
             return false;
         };
-        let fresh = Instant::now() < until;
+        let fresh = self.serves(until, self.clock.now_millis());
         if !fresh {
             self.metrics.cache_drop(DropCause::Staleness);
         }
         fresh
     }
 
-    /// Whether `key` is cached and fresh, without counting anything: the synchronous fast
-    /// path asks this first and leaves every other case to [`hit`](Self::hit).
-    #[allow(clippy::disallowed_methods)] // real time: a safety-net TTL of cached answers, not domain time
+    /// Whether `key` is cached and fresh at `now` (milliseconds of the verifier's clock),
+    /// without counting anything: the synchronous fast path asks this first, with the
+    /// reading it checked the token's expiry with, and leaves every other case to
+    /// [`hit`](Self::hit).
     #[inline]
-    pub(crate) fn fresh(&self, key: &str) -> bool {
+    pub(crate) fn fresh(&self, key: &str, now: i64) -> bool {
         self.entries
             .get(key.as_bytes())
-            .is_some_and(|until| Instant::now() < until)
+            .is_some_and(|until| self.serves(until, now))
+    }
+
+    /// Whether an entry that ends at `until` is served at `now`: before its end, and not
+    /// further from it than max staleness (a clock stepped back to before the entry was
+    /// made).
+    #[inline]
+    fn serves(&self, until: i64, now: i64) -> bool {
+        now < until && until - now <= self.ttl
+    }
+
+    /// Now, on the clock the deadlines are in: read it before asking Redis how long a key
+    /// has left.
+    pub(crate) fn now_millis(&self) -> i64 {
+        self.clock.now_millis()
     }
 
     pub(crate) fn epoch(&self) -> u64 {
@@ -105,12 +133,12 @@ impl TrackedCache {
     }
 
     /// Caches "`key` exists" until max staleness from now, or `expires` (the key's own
-    /// expiry) if earlier; not at all if an invalidation was handled since `epoch`, while
-    /// stalled, or if `expires` has passed.
-    #[allow(clippy::disallowed_methods)] // real time: a safety-net TTL of cached answers, not domain time
-    pub(crate) fn remember(&self, key: &str, epoch: u64, expires: Option<Instant>) {
-        let now = Instant::now();
-        let until = expires.map_or(now + self.ttl, |e| e.min(now + self.ttl));
+    /// expiry, in milliseconds of the verifier's clock) if earlier; not at all if an
+    /// invalidation was handled since `epoch`, while stalled, or if `expires` has passed.
+    pub(crate) fn remember(&self, key: &str, epoch: u64, expires: Option<i64>) {
+        let now = self.clock.now_millis();
+        let latest = now.saturating_add(self.ttl);
+        let until = expires.map_or(latest, |e| e.min(latest));
         if until <= now {
             return;
         }
@@ -189,7 +217,7 @@ impl TrackedCache {
 
     /// Until when `key` may be served, if cached.
     #[cfg(test)]
-    pub(crate) fn cached_until(&self, key: &str) -> Option<Instant> {
+    pub(crate) fn cached_until(&self, key: &str) -> Option<i64> {
         self.entries.get(key.as_bytes())
     }
 
@@ -264,45 +292,93 @@ mod tests {
         }
     }
 
+    /// A clock the test sets, forward or back.
+    #[derive(Debug)]
+    struct SetClock(std::sync::atomic::AtomicI64);
+
+    impl SetClock {
+        fn at(millis: i64) -> Arc<Self> {
+            Arc::new(Self(std::sync::atomic::AtomicI64::new(millis)))
+        }
+        fn set(&self, millis: i64) {
+            self.0.store(millis, Ordering::SeqCst);
+        }
+    }
+
+    impl Clock for SetClock {
+        fn now_millis(&self) -> i64 {
+            self.0.load(Ordering::SeqCst)
+        }
+    }
+
+    const T0: i64 = 1_800_000_000_000;
+
+    fn cache_with(ttl: Duration, clock: Arc<dyn Clock>) -> Arc<TrackedCache> {
+        TrackedCache::new(ttl, Arc::new(VerifierMetrics::register()), clock)
+    }
+
+    fn cache(ttl: Duration) -> Arc<TrackedCache> {
+        cache_with(ttl, SetClock::at(T0))
+    }
+
     #[test]
-    #[allow(clippy::disallowed_methods)] // real time: the cache's entries are real-time deadlines
     fn an_entry_is_served_until_the_keys_expiry_when_that_comes_before_max_staleness() {
-        let cache = TrackedCache::new(
-            Duration::from_secs(60),
-            Arc::new(VerifierMetrics::register()),
-        );
-        let now = Instant::now();
-        cache.remember("expired", cache.epoch(), Some(now));
-        cache.remember("soon", cache.epoch(), Some(now + Duration::from_millis(50)));
-        cache.remember(
-            "later",
-            cache.epoch(),
-            Some(now + Duration::from_secs(3600)),
-        );
+        let clock = SetClock::at(T0);
+        let cache = cache_with(Duration::from_secs(60), clock.clone());
+        cache.remember("expired", cache.epoch(), Some(T0));
+        cache.remember("soon", cache.epoch(), Some(T0 + 50));
+        cache.remember("later", cache.epoch(), Some(T0 + 3_600_000));
         cache.remember("no-ttl", cache.epoch(), None);
-        assert!(!cache.fresh("expired"));
+        assert!(!cache.fresh("expired", T0));
         assert_eq!(cache.len(), 3, "an expired key is not cached at all");
         assert_eq!(
-            cache.entries.get("soon".as_bytes()),
-            Some(now + Duration::from_millis(50)),
+            cache.cached_until("soon"),
+            Some(T0 + 50),
             "until the key's expiry"
         );
         for key in ["later", "no-ttl"] {
-            let until = cache.entries.get(key.as_bytes()).unwrap();
-            assert!(
-                until <= Instant::now() + Duration::from_secs(60),
+            assert_eq!(
+                cache.cached_until(key),
+                Some(T0 + 60_000),
                 "{key}: max staleness"
             );
         }
-        assert!(cache.fresh("later") && cache.fresh("no-ttl"));
+        assert!(cache.fresh("soon", T0 + 49) && !cache.fresh("soon", T0 + 50));
+        clock.set(T0 + 50);
+        assert!(!cache.hit("soon"));
+        assert!(cache.hit("later") && cache.hit("no-ttl"));
+    }
+
+    #[test]
+    fn entries_expire_when_the_verifiers_clock_passes_max_staleness_without_any_sleep() {
+        let clock = SetClock::at(T0);
+        let cache = cache_with(Duration::from_secs(5), clock.clone());
+        cache.remember("a", cache.epoch(), None);
+        clock.set(T0 + 4_999);
+        assert!(cache.hit("a"));
+        clock.set(T0 + 5_000);
+        assert!(!cache.hit("a") && !cache.fresh("a", T0 + 5_000));
+    }
+
+    #[test]
+    fn a_clock_stepped_back_never_serves_an_entry_further_than_max_staleness_from_its_end() {
+        let clock = SetClock::at(T0);
+        let cache = cache_with(Duration::from_secs(5), clock.clone());
+        cache.remember("a", cache.epoch(), None); // until T0 + 5 s
+        clock.set(T0 + 2_000);
+        // Stepped back by less than the time left: still within max staleness of its end.
+        clock.set(T0 + 500);
+        assert!(cache.hit("a"));
+        // Stepped back before the entry was made: its end is further than max staleness.
+        clock.set(T0 - 1);
+        assert!(!cache.hit("a"));
+        clock.set(T0 - 3_600_000);
+        assert!(!cache.fresh("a", T0 - 3_600_000));
     }
 
     #[test]
     fn an_invalidation_removes_exactly_its_keys() {
-        let cache = TrackedCache::new(
-            Duration::from_secs(60),
-            Arc::new(VerifierMetrics::register()),
-        );
+        let cache = cache(Duration::from_secs(60));
         cache.remember("a", cache.epoch(), None);
         cache.remember("b", cache.epoch(), None);
         cache.on_push(&invalidate(&["a"]));
@@ -312,10 +388,7 @@ mod tests {
 
     #[test]
     fn a_reply_overtaken_by_an_invalidation_is_not_cached() {
-        let cache = TrackedCache::new(
-            Duration::from_secs(60),
-            Arc::new(VerifierMetrics::register()),
-        );
+        let cache = cache(Duration::from_secs(60));
         let epoch = cache.epoch(); // request sent
         cache.on_push(&invalidate(&["a"])); // DEL's invalidation handled first
         cache.remember("a", epoch, None); // then the (stale) "exists" reply
@@ -324,10 +397,7 @@ mod tests {
 
     #[test]
     fn a_disconnect_or_flush_forgets_everything() {
-        let cache = TrackedCache::new(
-            Duration::from_secs(60),
-            Arc::new(VerifierMetrics::register()),
-        );
+        let cache = cache(Duration::from_secs(60));
         cache.remember("a", cache.epoch(), None);
         cache.on_push(&PushInfo {
             kind: PushKind::Disconnection,
@@ -344,10 +414,7 @@ mod tests {
 
     #[test]
     fn a_stalled_redis_empties_the_cache_and_nothing_is_cached_until_it_answers_again() {
-        let cache = TrackedCache::new(
-            Duration::from_secs(60),
-            Arc::new(VerifierMetrics::register()),
-        );
+        let cache = cache(Duration::from_secs(60));
         cache.remember("a", cache.epoch(), None);
         cache.stall();
         assert!(!cache.hit("a"));
@@ -360,10 +427,7 @@ mod tests {
 
     #[test]
     fn a_hot_session_survives_a_flood_of_one_off_sessions() {
-        let cache = TrackedCache::new(
-            Duration::from_secs(60),
-            Arc::new(VerifierMetrics::register()),
-        );
+        let cache = cache(Duration::from_secs(60));
         cache.remember("hot", cache.epoch(), None);
         for i in 0..2 * TRACKED_CAPACITY {
             assert!(
@@ -378,7 +442,7 @@ mod tests {
 
     #[test]
     fn entries_expire_after_the_max_staleness() {
-        let cache = TrackedCache::new(Duration::ZERO, Arc::new(VerifierMetrics::register()));
+        let cache = cache(Duration::ZERO);
         cache.remember("a", cache.epoch(), None);
         assert!(!cache.hit("a"));
     }
