@@ -36,6 +36,8 @@
 #   BENCH_SERVER_CPU   core for the demo-services (default 0)
 #   BENCH_CLIENT_CPU   core for loadgen, Redis and the auth-center (default 1)
 #   BENCH_NO_BUILD=1   use the existing target/release binaries
+#   BENCH_BIN=DIR      use the binaries in DIR instead (implies BENCH_NO_BUILD=1): a build
+#                      kept from before a change, to run it under the same conditions
 #   BENCH_KEEP=1       keep the temporary directory (logs, JSON results, and cpu-ticks.txt:
 #                      the machine's CPU time per auth-center round; its steal column stays 0
 #                      where the guest has no steal-time accounting, as on this VM)
@@ -48,6 +50,9 @@
 #   BENCH_AUTH=0       skip the auth-center runs (login capacity, refresh tail, 1 and 2 cores)
 #   BENCH_AUTH_ONLY=1  only the auth-center runs (no throughput rounds, no revocation trials)
 #   BENCH_LOGIN_ROUNDS rounds of raw Argon2 beside a login flood, per core count (default 4)
+#   BENCH_TAIL_FRACTIONS  the fractions of refresh saturation the open-loop tail runs at, in
+#                      order (default "0.5 0.75 0.9"); repeat one to measure it again later,
+#                      e.g. "0.5 0.75 0.9 0.5"
 #   BENCH_PROBE_ROUNDS rounds of the probes alone and beside a login flood (default 4)
 #   BENCH_PROBE_CONTROLS=1  also run the probes beside two controls that make no requests:
 #                      raw Argon2 hashing of the configured slots (`passwords capacity`) and
@@ -81,7 +86,7 @@ AUTH_ONLY=${BENCH_AUTH_ONLY:-0}
 REDIS_NICE=${BENCH_REDIS_NICE:--20}
 SERVER_CPU=${BENCH_SERVER_CPU:-0}
 CLIENT_CPU=${BENCH_CLIENT_CPU:-1}
-BIN=$ROOT/target/release
+BIN=${BENCH_BIN:-$ROOT/target/release}
 
 log() { printf '[bench] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -98,7 +103,7 @@ if (( ncpu < 2 )); then
     SERVER_CPU=0 CLIENT_CPU=0
 fi
 
-if [[ "${BENCH_NO_BUILD:-}" != 1 ]]; then
+if [[ "${BENCH_NO_BUILD:-}" != 1 && -z "${BENCH_BIN:-}" ]]; then
     log "building release binaries (auth-center, demo-service, gateway, loadgen)"
     cargo build --release -p auth-center -p demo-service -p gateway -p loadgen >&2
 fi
@@ -624,7 +629,7 @@ auth_bench() { # id label cpuset
     sat=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["ok_per_s"])' "$RESULT-refresh.json")
     # The refresh tail toward saturation (open loop, 400 sessions, nothing else running).
     local frac
-    for frac in 0.5 0.75 0.9; do
+    for frac in ${BENCH_TAIL_FRACTIONS:-0.5 0.75 0.9}; do
         local r
         r=$(python3 -c 'import sys; print(max(50, round(float(sys.argv[1]) * float(sys.argv[2]))))' "$sat" "$frac")
         log "auth-center $label: refresh at $r/s ($frac of saturation, 400 sessions)"

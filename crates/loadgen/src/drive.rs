@@ -174,7 +174,13 @@ pub(crate) struct Tally {
     pub behind_at_end: u64,
     /// Connections opened.
     pub connects: u64,
+    /// The slowest 200 answer (µs, from the intended send time) to the requests due in each
+    /// [`SLICE`] of the window, in order: when in the window a tail came.
+    pub slowest: Vec<u64>,
 }
+
+/// The slices of the window in [`Tally::slowest`].
+pub(crate) const SLICE: Duration = Duration::from_millis(100);
 
 impl Tally {
     pub(crate) fn new() -> anyhow::Result<Self> {
@@ -186,6 +192,7 @@ impl Tally {
             skipped: 0,
             behind_at_end: 0,
             connects: 0,
+            slowest: Vec::new(),
         })
     }
 
@@ -208,7 +215,16 @@ impl Tally {
             return;
         }
         if ok {
-            self.hist.saturating_record(micros(due, done));
+            let latency = micros(due, done);
+            self.hist.saturating_record(latency);
+            let slice = (due - window.measure_from).as_nanos() / SLICE.as_nanos();
+            let slice = usize::try_from(slice).unwrap_or(usize::MAX);
+            if slice < 1_000_000 {
+                if self.slowest.len() <= slice {
+                    self.slowest.resize(slice + 1, 0);
+                }
+                self.slowest[slice] = self.slowest[slice].max(latency);
+            }
         }
         self.lag.saturating_record(micros(due, sent));
         *self
@@ -227,6 +243,12 @@ impl Tally {
         self.skipped += other.skipped;
         self.behind_at_end += other.behind_at_end;
         self.connects += other.connects;
+        if self.slowest.len() < other.slowest.len() {
+            self.slowest.resize(other.slowest.len(), 0);
+        }
+        for (mine, theirs) in self.slowest.iter_mut().zip(&other.slowest) {
+            *mine = (*mine).max(*theirs);
+        }
         Ok(())
     }
 
@@ -547,6 +569,10 @@ pub(crate) struct Measured {
     pub server_cpu_us_per_ok: Option<f64>,
     /// Connections opened beyond one per client.
     pub reconnects: u64,
+    /// The slowest 200 answer to the requests due in each 100 ms of the window, µs, in order
+    /// (0: none): whether a tail is one stall, and when.
+    #[serde(default)]
+    pub slowest_us_per_100ms: Vec<u64>,
 }
 
 impl Measured {
@@ -575,6 +601,7 @@ impl Measured {
                 .filter(|_| t.ok_in_window > 0)
                 .map(|cpu| round(cpu * 1e6 / t.ok_in_window as f64, 2)),
             reconnects: t.connects.saturating_sub(outcome.clients.len() as u64),
+            slowest_us_per_100ms: t.slowest.clone(),
         }
     }
 
@@ -702,15 +729,50 @@ mod tests {
         assert_eq!(empty.max_us, 0.0);
     }
 
-    #[test]
-    fn the_tally_counts_requests_due_in_the_window() {
+    /// A window measuring from 1 s to 2 s after its start, and the instant `ms` after it.
+    fn one_second_window() -> (Window, impl Fn(u64) -> Instant) {
         let start = Instant::now();
         let window = Window {
             start,
             measure_from: start + Duration::from_secs(1),
             stop_at: start + Duration::from_secs(2),
         };
-        let at = |ms: u64| start + Duration::from_millis(ms);
+        (window, move |ms| start + Duration::from_millis(ms))
+    }
+
+    #[test]
+    fn the_slowest_answer_of_each_100_ms_of_the_window_says_when_a_tail_came() {
+        let (window, at) = one_second_window();
+        let (mut a, mut b) = (Tally::new().unwrap(), Tally::new().unwrap());
+        a.record(&window, at(900), at(900), at(1500), Some("200")); // due before the window
+        a.record(&window, at(1000), at(1000), at(1001), Some("200"));
+        a.record(&window, at(1050), at(1050), at(1052), Some("200"));
+        b.record(&window, at(1099), at(1099), at(1100), Some("200"));
+        b.record(&window, at(1310), at(1310), at(1460), Some("200")); // a 150 ms stall
+        a.record(&window, at(1320), at(1320), at(1330), Some("200"));
+        b.record(&window, at(1400), at(1400), at(1900), None); // no answer: not a latency
+        let mut total = Tally::new().unwrap();
+        total.merge(&a).unwrap();
+        total.merge(&b).unwrap();
+        assert_eq!(total.slowest, [2_000, 0, 0, 150_000]);
+        let outcome = Outcome {
+            window,
+            tally: total,
+            in_flight_max: 1,
+            server_cpu_secs: None,
+            redis_calls: None,
+            clients: vec![()],
+        };
+        let json = serde_json::to_value(Measured::of(&outcome)).unwrap();
+        assert_eq!(
+            json["slowest_us_per_100ms"],
+            serde_json::json!([2_000, 0, 0, 150_000])
+        );
+    }
+
+    #[test]
+    fn the_tally_counts_requests_due_in_the_window() {
+        let (window, at) = one_second_window();
         let mut tally = Tally::new().unwrap();
         tally.record(&window, at(900), at(900), at(1100), Some("200")); // throughput only
         tally.record(&window, at(1500), at(1501), at(1502), Some("200"));
