@@ -248,6 +248,22 @@ fn benches(c: &mut Criterion) {
         report(&rt, &mut admin, name, before, calls.get());
     }
 
+    // The middleware's synchronous fast path alone: a repeat token answered from both caches
+    // without an await (what `VerifierLayer` tries first).
+    {
+        let verifier = rt.block_on(build_verifier(
+            &minter,
+            &url,
+            RevocationMode::Tracked,
+            10_000,
+        ));
+        rt.block_on(verifier.verify_shared(&token)).unwrap();
+        assert!(matches!(verifier.verify_cached(&token), Some(Ok(_))));
+        c.bench_function("repeat_token_tracked_cached_path", |b| {
+            b.iter(|| black_box(verifier.verify_cached(black_box(&token))))
+        });
+    }
+
     // The naive design: decode + verify every time, then one EXISTS round trip.
     {
         let mut validation = Validation::new(Algorithm::EdDSA);
