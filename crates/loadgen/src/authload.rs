@@ -4,7 +4,8 @@
 //! * `login`: C clients log in back to back (closed loop) for D seconds: logins per
 //!   second against the password hasher's capacity, with 429 (rate limit) and 503
 //!   (`overloaded`: every hashing slot stayed busy) counted apart.
-//! * `refresh`: N sessions are opened first, then each client rotates its own refresh token
+//! * `refresh`: N sessions are opened first (a login shed with `503` is sent again, for up to
+//!   ~15 s: setting up is not measured), then each client rotates its own refresh token
 //!   (`POST /v1/refresh` → a new token pair), back to back (`--rate 0`) or at a fixed total
 //!   rate spread evenly over the clients (open loop, latency from the intended send time).
 //!   A client whose refresh is refused with 401 logs in again and goes on (counted).
@@ -117,7 +118,7 @@ pub(crate) async fn login(args: LoginArgs) -> anyhow::Result<LoginResult> {
     }
     // Fail fast (wrong password, limits not raised) before the clock starts.
     if let Some(first) = clients.first_mut() {
-        open_session(&mut first.conn, &body, "the first login").await?;
+        open_session(&mut first.conn, &body, "the first login", Patience::SETUP).await?;
     }
     let outcome = drive::run(clients, args.run.plan(0.0)).await?;
     let measured = Measured::of(&outcome);
@@ -201,7 +202,14 @@ impl Client for RefreshClient {
         if self.refresh_token.is_some() {
             return Readiness::Ready;
         }
-        match open_session(&mut self.conn, &self.login_body, "a new login").await {
+        match open_session(
+            &mut self.conn,
+            &self.login_body,
+            "a new login",
+            Patience::NONE,
+        )
+        .await
+        {
             Ok(token) => {
                 self.refresh_token = Some(token);
                 self.relogins += 1;
@@ -249,25 +257,58 @@ fn refresh_token_of(body: &[u8]) -> Option<String> {
         .map(|t| t.refresh_token)
 }
 
-/// Logs in on `conn`: the new session's refresh token. `what` names the login in errors,
-/// which say which limit to raise.
+/// How many times a login shed with `503` (the auth-center's hashing slots stayed busy) is
+/// sent, and the pause before each retry.
+#[derive(Debug, Clone, Copy)]
+struct Patience {
+    tries: u32,
+    pause: Duration,
+}
+
+impl Patience {
+    /// Once: a login that is part of what is measured.
+    const NONE: Patience = Patience {
+        tries: 1,
+        pause: Duration::ZERO,
+    };
+    /// Setting up, before the clock starts: a machine busy with something else (or still
+    /// hashing for the run before) sheds logins for a while; up to ~15 s of them.
+    const SETUP: Patience = Patience {
+        tries: 30,
+        pause: Duration::from_millis(500),
+    };
+}
+
+/// Logs in on `conn`: the new session's refresh token. A login shed with `503` is sent again
+/// as `patience` allows. `what` names the login in errors, which say which limit to raise.
 async fn open_session(
     conn: &mut JsonConn,
     login_body: &Bytes,
     what: &str,
+    patience: Patience,
 ) -> anyhow::Result<String> {
-    let answer = conn
-        .post("/v1/login", login_body.clone())
-        .await
-        .with_context(|| format!("{what}: no answer"))?;
-    match answer.status.as_u16() {
-        200 => refresh_token_of(&answer.body).with_context(|| {
-            format!("{what}: a token response without refresh_token (cookie mode?)")
-        }),
-        429 => bail!(
-            "{what}: login rate-limited (429): raise AUTH_LIMITS__LOGIN_IP_MAX on the auth-center"
-        ),
-        _ => bail!("{what}: {}", answer.key()),
+    let mut tries = 1;
+    loop {
+        let answer = conn
+            .post("/v1/login", login_body.clone())
+            .await
+            .with_context(|| format!("{what}: no answer"))?;
+        match answer.status.as_u16() {
+            200 => {
+                return refresh_token_of(&answer.body).with_context(|| {
+                    format!("{what}: a token response without refresh_token (cookie mode?)")
+                });
+            }
+            429 => bail!(
+                "{what}: login rate-limited (429): raise AUTH_LIMITS__LOGIN_IP_MAX on the auth-center"
+            ),
+            503 if tries < patience.tries => {
+                tries += 1;
+                tokio::time::sleep(patience.pause).await;
+            }
+            503 => bail!("{what}: {} ({tries} tries)", answer.key()),
+            _ => bail!("{what}: {}", answer.key()),
+        }
     }
 }
 
@@ -372,8 +413,14 @@ async fn open_sessions(
             tokio::spawn(async move {
                 let mut opened = Ok(());
                 for client in &mut chunk {
-                    match open_session(&mut client.conn, &client.login_body, "opening the sessions")
-                        .await
+                    let opening = "opening the sessions";
+                    match open_session(
+                        &mut client.conn,
+                        &client.login_body,
+                        opening,
+                        Patience::SETUP,
+                    )
+                    .await
                     {
                         Ok(token) => client.refresh_token = Some(token),
                         Err(e) => {
@@ -421,6 +468,99 @@ mod tests {
         let body = br#"{"access_token":"a","refresh_token":"r1","token_type":"Bearer","expires_in":900,"session_id":"s"}"#;
         assert_eq!(refresh_token_of(body).as_deref(), Some("r1"));
         assert_eq!(refresh_token_of(br#"{"access_token":"a"}"#), None);
+    }
+
+    /// A stub auth-center on a loopback port that answers each request on one keep-alive
+    /// connection with the next of `answers` (status, JSON body), then closes it; the number of
+    /// requests it read comes back when it is done.
+    async fn stub_server(
+        answers: Vec<(u16, &'static str)>,
+    ) -> (String, tokio::task::JoinHandle<usize>) {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let served = tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut buf = Vec::new();
+            let mut read = 0;
+            for (status, body) in answers {
+                // One whole request: its head, then Content-Length bytes of body.
+                let consumed = loop {
+                    let mut headers = [httparse::EMPTY_HEADER; 32];
+                    let mut request = httparse::Request::new(&mut headers);
+                    if let httparse::Status::Complete(head) = request.parse(&buf).unwrap() {
+                        let length = request
+                            .headers
+                            .iter()
+                            .find(|h| h.name.eq_ignore_ascii_case("content-length"))
+                            .map_or(0, |h| {
+                                std::str::from_utf8(h.value).unwrap().parse().unwrap()
+                            });
+                        if buf.len() >= head + length {
+                            break head + length;
+                        }
+                    }
+                    let mut chunk = [0u8; 4096];
+                    let n = stream.read(&mut chunk).await.unwrap();
+                    assert!(n > 0, "the client closed the connection");
+                    buf.extend_from_slice(&chunk[..n]);
+                };
+                buf.drain(..consumed);
+                read += 1;
+                let response = format!(
+                    "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+                stream.write_all(response.as_bytes()).await.unwrap();
+            }
+            read
+        });
+        (url, served)
+    }
+
+    const SHED: (u16, &str) = (503, r#"{"error":"overloaded","error_description":"busy"}"#);
+    const TOKENS: (u16, &str) = (200, r#"{"access_token":"a","refresh_token":"r1"}"#);
+    const QUICK: Patience = Patience {
+        tries: 3,
+        pause: Duration::from_millis(10),
+    };
+
+    /// Opens a session with `patience` against a stub answering `answers`: the outcome, and
+    /// how many logins the stub read.
+    async fn open_against(
+        answers: Vec<(u16, &'static str)>,
+        patience: Patience,
+    ) -> (anyhow::Result<String>, usize) {
+        let (url, served) = stub_server(answers).await;
+        let mut conn = JsonConn::new(&url, Duration::from_secs(5)).unwrap();
+        let opened = open_session(&mut conn, &Bytes::from_static(b"{}"), "opening", patience).await;
+        drop(conn);
+        (opened, served.await.unwrap())
+    }
+
+    #[tokio::test]
+    async fn opening_a_session_tries_a_shed_login_again_within_its_patience() {
+        let (opened, logins) = open_against(vec![SHED, SHED, TOKENS], QUICK).await;
+        assert_eq!(opened.unwrap(), "r1");
+        assert_eq!(logins, 3);
+    }
+
+    #[tokio::test]
+    async fn a_login_shed_more_often_than_the_patience_allows_is_an_error_that_says_so() {
+        let (opened, logins) = open_against(vec![SHED, SHED, SHED], QUICK).await;
+        let err = opened.unwrap_err().to_string();
+        assert!(
+            err.contains("503 overloaded") && err.contains("3 tries"),
+            "{err}"
+        );
+        assert_eq!(logins, 3);
+    }
+
+    #[tokio::test]
+    async fn a_new_login_during_the_measurement_is_not_tried_again() {
+        let (opened, logins) = open_against(vec![SHED], Patience::NONE).await;
+        assert!(opened.unwrap_err().to_string().contains("503 overloaded"));
+        assert_eq!(logins, 1);
     }
 
     #[tokio::test]
