@@ -17,7 +17,7 @@ use axum::routing::{get, post};
 use http::{Request, StatusCode, header};
 use serde_json::{Value, json};
 use test_support::DpopKey;
-use tower::ServiceExt as _;
+use tower::{Layer as _, ServiceExt as _};
 use verifier::contract::ManualClock;
 use verifier::dpop::{DpopChecker, DpopError};
 use verifier::{
@@ -98,16 +98,37 @@ impl Issuer {
     }
 }
 
+/// What the tests send requests to: a `Router`, or a whole router behind a layer.
+trait App:
+    tower::Service<
+        Request<Body>,
+        Response = axum::response::Response,
+        Error = std::convert::Infallible,
+        Future: Send,
+    > + Clone
+{
+}
+
+impl<S> App for S where
+    S: tower::Service<
+            Request<Body>,
+            Response = axum::response::Response,
+            Error = std::convert::Infallible,
+            Future: Send,
+        > + Clone
+{
+}
+
 /// Sends `GET path` (with `Authorization: Bearer <token>` when given) and returns the status
 /// and the body as JSON (as a JSON string when the body is plain text).
-async fn get_json(app: &Router, path: &str, token: Option<&str>) -> (StatusCode, Value) {
+async fn get_json<S: App>(app: &S, path: &str, token: Option<&str>) -> (StatusCode, Value) {
     let (status, _, body) = get_with_challenge(app, path, token).await;
     (status, body)
 }
 
 /// [`get_json`], and the `WWW-Authenticate` header.
-async fn get_with_challenge(
-    app: &Router,
+async fn get_with_challenge<S: App>(
+    app: &S,
     path: &str,
     token: Option<&str>,
 ) -> (StatusCode, Option<String>, Value) {
@@ -117,8 +138,8 @@ async fn get_with_challenge(
 
 /// Sends `method path` with these `Authorization` and `DPoP` headers; the status, the
 /// `WWW-Authenticate` header and the body as JSON.
-async fn send(
-    app: &Router,
+async fn send<S: App>(
+    app: &S,
     method: &str,
     path: &str,
     authorization: Option<&str>,
@@ -247,6 +268,76 @@ async fn a_layer_that_allows_anonymous_callers_leaves_the_choice_to_the_extracto
     }
     let (status, _) = get_json(&app, "/admin", Some(&token)).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn a_layer_around_the_whole_router_protects_every_route_but_its_exact_public_paths() {
+    let (verifier, token) = verifier_and_token().await;
+    let app = VerifierLayer::new(verifier)
+        .public_paths(["/healthz", "/status/live"])
+        .layer(
+            Router::new()
+                .route("/healthz", get(|| async { "ok" }))
+                .route("/status/live", get(|| async { "live" }))
+                .route("/me", get(me))
+                // Added last: a route_layer would not cover it; the whole router's layer does.
+                .route("/later", get(me)),
+        );
+    for token in [None, Some("not-a-token"), Some(token.as_str())] {
+        assert_eq!(
+            get_json(&app, "/healthz", token).await,
+            (StatusCode::OK, json!("ok")),
+            "a public path, whatever the token: {token:?}"
+        );
+        assert_eq!(
+            get_json(&app, "/status/live", token).await.0,
+            StatusCode::OK
+        );
+    }
+    // Only the exact bytes: no trailing slash, case, percent-decoding or dot segments.
+    for near in [
+        "/healthz/",
+        "/Healthz",
+        "/healthz%2F",
+        "/health%7A",
+        "//healthz",
+        "/./healthz",
+        "/status/../healthz",
+        "/status",
+        "/me",
+        "/later",
+        "/nowhere",
+    ] {
+        let (status, body) = get_json(&app, near, None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{near}: {body}");
+        assert_eq!(body["error"], "invalid_token", "{near}: {body}");
+    }
+    for path in ["/me", "/later"] {
+        let answer = get_json(&app, path, Some(&token)).await;
+        assert_eq!(answer, (StatusCode::OK, json!("user-1")), "{path}");
+    }
+    // A query string is not part of the path.
+    assert_eq!(get_json(&app, "/healthz?x=1", None).await.0, StatusCode::OK);
+    // An unknown path is the router's 404 only for a caller with a valid token.
+    assert_eq!(
+        get_json(&app, "/nowhere", Some(&token)).await.0,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn a_public_path_that_no_request_path_can_equal_exempts_nothing() {
+    let (verifier, _) = verifier_and_token().await;
+    let app = VerifierLayer::new(verifier)
+        .public_paths(["healthz", "/healthz?probe=1", "/healthz#top", ""])
+        .layer(Router::new().route("/healthz", get(|| async { "ok" })));
+    for path in ["/healthz", "/healthz?probe=1", "/"] {
+        assert_eq!(
+            get_json(&app, path, None).await.0,
+            StatusCode::UNAUTHORIZED,
+            "{path}"
+        );
+    }
 }
 
 /// `/read` (scope `read`), `/both` (`read` and `write`) and `/delete` (`delete`) behind
