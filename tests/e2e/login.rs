@@ -9,6 +9,7 @@ use crate::on_standalone_and_cluster;
 on_standalone_and_cluster!(
     a_login_at_the_auth_center_is_accepted_by_the_demo_service_in_every_revocation_mode,
     admin_answers_403_to_a_plain_user_and_200_to_a_user_with_the_admin_role,
+    the_whole_router_layout_asks_a_token_everywhere_but_on_its_public_paths,
 );
 
 async fn a_login_at_the_auth_center_is_accepted_by_the_demo_service_in_every_revocation_mode(
@@ -88,4 +89,33 @@ async fn missing_and_garbage_tokens_get_401_invalid_token_and_no_auth_routes_sta
             .status(),
         StatusCode::NOT_FOUND
     );
+}
+
+async fn the_whole_router_layout_asks_a_token_everywhere_but_on_its_public_paths(store: Store) {
+    let center = AuthCenter::spawn(store).await;
+    let mut settings = center.demo_settings();
+    settings.layout = demo_service::Layout::WholeRouter;
+    let demo = Demo::spawn(settings).await;
+    let tokens = center.register_and_login("whole").await;
+    let me = demo.me(&tokens).await;
+    me.assert_ok();
+    assert_eq!(me.body["sub"], tokens.user_id().as_str());
+    for public in ["/baseline/me", "/healthz", "/metrics"] {
+        let status = demo.get(public, None).await.status();
+        assert_eq!(status, StatusCode::OK, "{public}");
+    }
+    for covered in ["/me", "/admin", "/nowhere", "/healthz/"] {
+        let status = demo.get(covered, None).await.status();
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{covered}");
+    }
+    let admin = demo
+        .get("/admin", Some(&tokens.access_token))
+        .await
+        .status();
+    assert_eq!(admin, StatusCode::FORBIDDEN);
+    let nowhere = demo
+        .get("/nowhere", Some(&tokens.access_token))
+        .await
+        .status();
+    assert_eq!(nowhere, StatusCode::NOT_FOUND);
 }

@@ -42,9 +42,29 @@ pub struct Settings {
     /// Where to serve `/metrics` instead of on `listen_addr` (`METRICS_ADDR`; plain HTTP).
     /// Unset: `/metrics` is on the main listener.
     pub metrics_addr: Option<SocketAddr>,
+    /// Where the verifier's layer sits (`layout`, `DEMO_LAYOUT`): `route-layer` (default) or
+    /// `whole-router`.
+    pub layout: Layout,
     /// The verifier's settings, at the top level of the file beside `listen_addr`.
     #[serde(skip)]
     pub verifier: VerifierSettings,
+}
+
+/// Where the demo-service puts the verifier's layer.
+///
+/// ```
+/// assert_eq!(demo_service::Layout::default(), demo_service::Layout::RouteLayer);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Layout {
+    /// `route_layer` on `/me` and `/admin`; `/handler/me` and `/verified/me` protect
+    /// themselves; everything else is public.
+    #[default]
+    RouteLayer,
+    /// The layer around the whole router, `/baseline/me` and `/healthz` its public paths
+    /// (`/metrics` stays outside it): every other path needs a token.
+    WholeRouter,
 }
 
 impl Default for Settings {
@@ -54,6 +74,7 @@ impl Default for Settings {
             listen_addr: SocketAddr::from(([127, 0, 0, 1], 8081)),
             tls: TlsSettings::default(),
             metrics_addr: None,
+            layout: Layout::default(),
             verifier: VerifierSettings::default(),
         }
     }
@@ -63,10 +84,14 @@ impl Settings {
     /// Loads the defaults, then `file` (TOML) if given, then the environment, and checks
     /// that the settings can work.
     pub fn load(file: Option<&Path>) -> anyhow::Result<Self> {
-        let figment = verifier::settings::figment(file).merge(Environment::new(|env: Env| {
-            env.only(&service_kit::LISTENER_ENV)
-                .map(|name| service_kit::tls::env_key(name.as_str()).into())
-        }));
+        let figment = verifier::settings::figment(file)
+            .merge(Environment::new(|env: Env| {
+                env.only(&service_kit::LISTENER_ENV)
+                    .map(|name| service_kit::tls::env_key(name.as_str()).into())
+            }))
+            .merge(Environment::new(|env: Env| {
+                env.only(&["DEMO_LAYOUT"]).map(|_| "layout".into())
+            }));
         let (verifier, settings) = verifier::settings::extract::<Settings>(&figment)?;
         settings.tls.validate()?;
         Ok(Settings {
@@ -98,6 +123,26 @@ mod tests {
                 .unwrap_err()
                 .to_string();
             assert!(error.contains("LISTEN_ADDR"), "{error}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_layout_comes_from_demo_layout_and_a_wrong_one_is_refused() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "demo.toml",
+                "jwks_url = \"http://a/jwks\"\nissuer = \"http://a\"\n",
+            )?;
+            let file = Some(Path::new("demo.toml"));
+            let settings = Settings::load(file).map_err(|e| e.to_string())?;
+            assert_eq!(settings.layout, Layout::RouteLayer);
+            jail.set_env("DEMO_LAYOUT", "whole-router");
+            let settings = Settings::load(file).map_err(|e| e.to_string())?;
+            assert_eq!(settings.layout, Layout::WholeRouter);
+            jail.set_env("DEMO_LAYOUT", "everywhere");
+            let error = Settings::load(file).unwrap_err().to_string();
+            assert!(error.contains("DEMO_LAYOUT"), "{error}");
             Ok(())
         });
     }

@@ -12,6 +12,11 @@
 //! * `GET /metrics` (Prometheus: the HTTP series and the verifier's; on `METRICS_ADDR`
 //!   instead when that is set).
 //!
+//! With `DEMO_LAYOUT=whole-router` ([`Layout::WholeRouter`]) the verifier's layer wraps the
+//! whole router instead: `/baseline/me` and `/healthz` are its public paths, `/me` and
+//! `/admin` need a token as before, and so does every other path (`/handler/me` and
+//! `/verified/me` do not exist in that layout).
+//!
 //! Configured like the auth-center, from an optional TOML file and the environment
 //! (`AUTH_JWKS_URL`, `AUTH_ISSUER`, `AUTH_AUDIENCE`, `REDIS_URL` or `REDIS_CLUSTER_URLS`,
 //! `LISTEN_ADDR`, ...): see [`Settings`]. With `PUBLIC_URL`, the URL clients reach it under,
@@ -31,12 +36,20 @@ use serde_json::{Value, json};
 use service_kit::access::{AccessLog, Caller};
 use verifier::{Authenticated, Claims, Verified, Verifier, VerifierLayer, require_role};
 
-pub use crate::config::Settings;
+pub use crate::config::{Layout, Settings};
 
-/// The routes: protecting `/me` and `/admin` is the two `route_layer` lines; `/handler/me`
-/// has the layer on its handler; `/verified/me` is protected by its extractor, with the
-/// verifier as its route's state.
-pub fn router(verifier: Verifier) -> Router {
+/// The routes, the verifier's layer placed as `layout` says.
+pub fn router(verifier: Verifier, layout: Layout) -> Router {
+    match layout {
+        Layout::RouteLayer => route_layers(verifier),
+        Layout::WholeRouter => whole_router(verifier),
+    }
+}
+
+/// Protecting `/me` and `/admin` is the two `route_layer` lines; `/handler/me` has the layer
+/// on its handler; `/verified/me` is protected by its extractor, with the verifier as its
+/// route's state.
+fn route_layers(verifier: Verifier) -> Router {
     let protected = Router::new()
         .route("/admin", get(admin).route_layer(require_role("admin")))
         .route("/me", get(me))
@@ -51,10 +64,25 @@ pub fn router(verifier: Verifier) -> Router {
         // The verifier as this one route's state: no router nested for it.
         .route("/verified/me", get(verified_me).with_state(verifier))
         .route("/baseline/me", get(baseline_me))
-        .route(
-            "/healthz",
-            get(|| async { Json(json!({ "status": "ok" })) }),
-        )
+        .route("/healthz", get(healthz))
+}
+
+/// The layer around every route; the no-auth baseline and the health check are its public
+/// paths (the benchmarks compare `/me` with `/baseline/me` in this layout too).
+fn whole_router(verifier: Verifier) -> Router {
+    let routes = Router::new()
+        .route("/admin", get(admin).route_layer(require_role("admin")))
+        .route("/me", get(me))
+        .route("/baseline/me", get(baseline_me))
+        .route("/healthz", get(healthz));
+    service_kit::wrap_router(
+        routes,
+        VerifierLayer::new(verifier).public_paths(["/baseline/me", "/healthz"]),
+    )
+}
+
+async fn healthz() -> Json<Value> {
+    Json(json!({ "status": "ok" }))
 }
 
 /// Request ids and the access line around everything the demo-service serves
@@ -156,7 +184,7 @@ pub async fn bind_until(
     if let Some(metrics_addr) = exporter.metrics_addr() {
         tracing::info!(%metrics_addr, "demo-service metrics listening");
     }
-    let app = access_log().wrap(exporter.instrument(router(verifier)));
+    let app = access_log().wrap(exporter.instrument(router(verifier, settings.layout)));
     Ok((addr, async move {
         let options = service_kit::ServeOptions::default();
         exporter
