@@ -62,8 +62,8 @@ pub enum Layout {
     /// themselves; everything else is public.
     #[default]
     RouteLayer,
-    /// The layer around the whole router, `/baseline/me` and `/healthz` its public paths
-    /// (`/metrics` stays outside it): every other path needs a token.
+    /// The layer around the whole router, `/baseline/me`, `/healthz` and `/metrics` its
+    /// public paths: every other path needs a token.
     WholeRouter,
 }
 

@@ -13,7 +13,8 @@
 //!   instead when that is set).
 //!
 //! With `DEMO_LAYOUT=whole-router` ([`Layout::WholeRouter`]) the verifier's layer wraps the
-//! whole router instead: `/baseline/me` and `/healthz` are its public paths, `/me` and
+//! whole router instead (in the request metrics' router level): `/baseline/me`, `/healthz`
+//! and `/metrics` are its public paths, `/me` and
 //! `/admin` need a token as before, and so does every other path (`/handler/me` and
 //! `/verified/me` do not exist in that layout).
 //!
@@ -38,11 +39,17 @@ use verifier::{Authenticated, Claims, Verified, Verifier, VerifierLayer, require
 
 pub use crate::config::{Layout, Settings};
 
-/// The routes, the verifier's layer placed as `layout` says.
-pub fn router(verifier: Verifier, layout: Layout) -> Router {
+/// The routes with the request metrics (and `/metrics` unless it has a listener of its own),
+/// the verifier's layer placed as `layout` says.
+fn app(verifier: Verifier, layout: Layout, exporter: &service_kit::metrics::Exporter) -> Router {
     match layout {
-        Layout::RouteLayer => route_layers(verifier),
-        Layout::WholeRouter => whole_router(verifier),
+        Layout::RouteLayer => exporter.instrument(route_layers(verifier)),
+        // In the metrics' router level: a level of its own would cost every request more
+        // than the placement saves.
+        Layout::WholeRouter => exporter.instrument_with(
+            whole_router_routes(),
+            VerifierLayer::new(verifier).public_paths(["/baseline/me", "/healthz", "/metrics"]),
+        ),
     }
 }
 
@@ -67,18 +74,15 @@ fn route_layers(verifier: Verifier) -> Router {
         .route("/healthz", get(healthz))
 }
 
-/// The layer around every route; the no-auth baseline and the health check are its public
-/// paths (the benchmarks compare `/me` with `/baseline/me` in this layout too).
-fn whole_router(verifier: Verifier) -> Router {
-    let routes = Router::new()
+/// The routes of the whole-router layout, all behind the verifier's layer but its public
+/// paths, the no-auth baseline and the health check (the benchmarks compare `/me` with
+/// `/baseline/me` in this layout too).
+fn whole_router_routes() -> Router {
+    Router::new()
         .route("/admin", get(admin).route_layer(require_role("admin")))
         .route("/me", get(me))
         .route("/baseline/me", get(baseline_me))
-        .route("/healthz", get(healthz));
-    service_kit::wrap_router(
-        routes,
-        VerifierLayer::new(verifier).public_paths(["/baseline/me", "/healthz"]),
-    )
+        .route("/healthz", get(healthz))
 }
 
 async fn healthz() -> Json<Value> {
@@ -184,7 +188,7 @@ pub async fn bind_until(
     if let Some(metrics_addr) = exporter.metrics_addr() {
         tracing::info!(%metrics_addr, "demo-service metrics listening");
     }
-    let app = access_log().wrap(exporter.instrument(router(verifier, settings.layout)));
+    let app = access_log().wrap(app(verifier, settings.layout, &exporter));
     Ok((addr, async move {
         let options = service_kit::ServeOptions::default();
         exporter
