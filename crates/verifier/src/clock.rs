@@ -21,7 +21,9 @@ pub trait Clock: Send + Sync + std::fmt::Debug + 'static {
     /// Milliseconds since the Unix epoch.
     fn now_millis(&self) -> i64;
 
-    /// Whole seconds since the Unix epoch (JWT `NumericDate`).
+    /// Whole seconds since the Unix epoch (JWT `NumericDate`). An override must agree with
+    /// `now_millis` (`now_millis().div_euclid(1000)`): the verifier's fast path derives the
+    /// seconds from the milliseconds it already read.
     fn now_secs(&self) -> i64 {
         self.now_millis().div_euclid(1000)
     }

@@ -25,13 +25,14 @@ const HEARTBEATS_PER_STALL: u32 = 4;
 /// "This session existed a moment ago", per session key, for tracked mode. Entries are
 /// removed by Redis invalidation pushes (any `DEL`/`UNLINK`/expiry/write of the key),
 /// everything is dropped on disconnect, `FLUSHALL` or a stall (see [`spawn_heartbeat`]),
-/// and an entry lives at most `ttl` (max staleness) in any case.
+/// and an entry lives at most `ttl` (max staleness) of the verifier's clock in any case.
 ///
-/// Its deadlines are milliseconds of the verifier's [`Clock`], the one that checks the
-/// tokens' expiry, so a repeat request reads one clock for both (and tests expire entries
-/// without sleeping). That clock is the wall clock by default, which can be stepped back:
-/// an entry is only served while its end is at most `ttl` away, so a step back to before it
-/// was made drops it, and a smaller one lengthens it by the step at most.
+/// Its times are milliseconds of the verifier's [`Clock`], the one that checks the tokens'
+/// expiry, so a repeat request reads one clock for both (and tests expire entries without
+/// sleeping). That clock is the wall clock by default, which can be stepped: an entry is
+/// served only from when it was made until its end, so a step back to before it was made
+/// drops it, a step forward ends it early, and a step back that lands inside that span
+/// lengthens its life by the step at most (at most `ttl`, or what the key's `PTTL` left).
 pub(crate) struct TrackedCache {
     /// Max staleness, in milliseconds.
     ttl: i64,
@@ -46,8 +47,9 @@ pub(crate) struct TrackedCache {
     /// it bumps `invalidations` and removes entries; `remember` holds the read side while
     /// it checks the epoch and inserts. Hits do not take it.
     gate: RwLock<()>,
-    /// Session key → until when the answer may be served (milliseconds of `clock`).
-    entries: Cache<Box<[u8]>, i64>,
+    /// Session key → when the answer may be served: from when it was cached until its end
+    /// (milliseconds of `clock`).
+    entries: Cache<Box<[u8]>, Span>,
     metrics: Arc<VerifierMetrics>,
     /// The revocation self-test's keys, when it runs: invalidations are also shown to it.
     selftest: OnceLock<Arc<SelftestSignal>>,
@@ -93,10 +95,10 @@ impl TrackedCache {
     /// Whether `key` is cached and fresh now; a cached entry past the max staleness counts
     /// as a `staleness` drop.
     pub(crate) fn hit(&self, key: &str) -> bool {
-        let Some(until) = self.entries.get(key.as_bytes()) else {
+        let Some(span) = self.entries.get(key.as_bytes()) else {
             return false;
         };
-        let fresh = self.serves(until, self.clock.now_millis());
+        let fresh = span.serves(self.clock.now_millis());
         if !fresh {
             self.metrics.cache_drop(DropCause::Staleness);
         }
@@ -111,15 +113,7 @@ impl TrackedCache {
     pub(crate) fn fresh(&self, key: &str, now: i64) -> bool {
         self.entries
             .get(key.as_bytes())
-            .is_some_and(|until| self.serves(until, now))
-    }
-
-    /// Whether an entry that ends at `until` is served at `now`: before its end, and not
-    /// further from it than max staleness (a clock stepped back to before the entry was
-    /// made).
-    #[inline]
-    fn serves(&self, until: i64, now: i64) -> bool {
-        now < until && until - now <= self.ttl
+            .is_some_and(|span| span.serves(now))
     }
 
     /// Now, on the clock the deadlines are in: read it before asking Redis how long a key
@@ -139,6 +133,7 @@ impl TrackedCache {
         let now = self.clock.now_millis();
         let latest = now.saturating_add(self.ttl);
         let until = expires.map_or(latest, |e| e.min(latest));
+        let span = Span { made: now, until };
         if until <= now {
             return;
         }
@@ -150,7 +145,7 @@ impl TrackedCache {
         {
             return;
         }
-        self.entries.insert(key.as_bytes().into(), until);
+        self.entries.insert(key.as_bytes().into(), span);
     }
 
     /// Applies a push message from the tracked connection.
@@ -218,12 +213,30 @@ impl TrackedCache {
     /// Until when `key` may be served, if cached.
     #[cfg(test)]
     pub(crate) fn cached_until(&self, key: &str) -> Option<i64> {
-        self.entries.get(key.as_bytes())
+        self.entries.get(key.as_bytes()).map(|span| span.until)
     }
 
     #[cfg(test)]
     fn len(&self) -> usize {
         self.entries.len()
+    }
+}
+
+/// When a cached answer may be served, in milliseconds of the verifier's clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Span {
+    /// When it was cached.
+    made: i64,
+    /// Its end: max staleness after `made`, or the key's own expiry if earlier.
+    until: i64,
+}
+
+impl Span {
+    /// Whether it is served at `now`: not before it was made (a clock stepped back), and
+    /// before its end.
+    #[inline]
+    fn serves(self, now: i64) -> bool {
+        self.made <= now && now < self.until
     }
 }
 
@@ -361,7 +374,7 @@ mod tests {
     }
 
     #[test]
-    fn a_clock_stepped_back_never_serves_an_entry_further_than_max_staleness_from_its_end() {
+    fn a_clock_stepped_back_before_an_entry_was_made_drops_it() {
         let clock = SetClock::at(T0);
         let cache = cache_with(Duration::from_secs(5), clock.clone());
         cache.remember("a", cache.epoch(), None); // until T0 + 5 s
@@ -374,6 +387,36 @@ mod tests {
         assert!(!cache.hit("a"));
         clock.set(T0 - 3_600_000);
         assert!(!cache.fresh("a", T0 - 3_600_000));
+    }
+
+    #[test]
+    fn an_entry_bounded_by_its_keys_expiry_is_dropped_when_the_clock_steps_back_before_it_was_made()
+    {
+        let clock = SetClock::at(T0);
+        let cache = cache_with(Duration::from_secs(5), clock.clone());
+        cache.remember("a", cache.epoch(), Some(T0 + 1_000)); // PTTL: 1 s left
+        clock.set(T0 + 900);
+        assert!(cache.hit("a"));
+        // Stepped back 4 s: before the entry was made, so not served (its key expires 0.1 s
+        // from now on Redis's clock, not 4.1 s).
+        clock.set(T0 - 3_100);
+        assert!(!cache.hit("a"));
+        assert!(!cache.fresh("a", T0 - 1));
+        assert!(cache.fresh("a", T0) && !cache.fresh("a", T0 + 1_000));
+    }
+
+    #[test]
+    fn a_clock_that_reads_before_the_epoch_or_at_the_extremes_serves_nothing_wrongly() {
+        for start in [i64::MIN, -5_000, 0, i64::MAX - 1] {
+            let clock = SetClock::at(start);
+            let cache = cache_with(Duration::from_secs(5), clock.clone());
+            cache.remember("a", cache.epoch(), None);
+            for now in [i64::MIN, start.saturating_sub(1), i64::MAX] {
+                if now != start {
+                    assert!(!cache.fresh("a", now), "made at {start}, asked at {now}");
+                }
+            }
+        }
     }
 
     #[test]
