@@ -130,6 +130,7 @@ mod tests {
     #[test]
     fn the_layout_comes_from_demo_layout_and_a_wrong_one_is_refused() {
         figment::Jail::expect_with(|jail| {
+            jail.clear_env();
             jail.create_file(
                 "demo.toml",
                 "jwks_url = \"http://a/jwks\"\nissuer = \"http://a\"\n",

@@ -295,8 +295,10 @@ impl Exporter {
     /// [`instrument`](Self::instrument), with `layer` around the whole router inside the
     /// request metrics and in the same router level, so it adds no level of its own (a
     /// router level costs about 2 000 instructions per request): for a layer every request
-    /// goes through, such as the verifier's around a whole router. The metrics see what
-    /// `layer` answers too; `GET /metrics` on the main listener goes through `layer`.
+    /// goes through, such as the verifier's around a whole router. The metrics count what
+    /// `layer` answers itself too, but under the route `unmatched` (the route template is
+    /// noted inside the router, which such an answer never reaches); `GET /metrics` on the
+    /// main listener goes through `layer`.
     ///
     /// ```
     /// # async fn demo() -> anyhow::Result<()> {

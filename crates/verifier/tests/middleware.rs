@@ -280,7 +280,6 @@ async fn a_layer_around_the_whole_router_protects_every_route_but_its_exact_publ
                 .route("/healthz", get(|| async { "ok" }))
                 .route("/status/live", get(|| async { "live" }))
                 .route("/me", get(me))
-                // Added last: a route_layer would not cover it; the whole router's layer does.
                 .route("/later", get(me)),
         );
     for token in [None, Some("not-a-token"), Some(token.as_str())] {
@@ -329,8 +328,12 @@ async fn a_layer_around_the_whole_router_protects_every_route_but_its_exact_publ
 async fn a_public_path_that_no_request_path_can_equal_exempts_nothing() {
     let (verifier, _) = verifier_and_token().await;
     let app = VerifierLayer::new(verifier)
-        .public_paths(["healthz", "/healthz?probe=1", "/healthz#top", ""])
-        .layer(Router::new().route("/healthz", get(|| async { "ok" })));
+        .public_paths(["healthz", "/healthz?probe=1", "/healthz#top", "", "*"])
+        .layer(
+            Router::new()
+                .route("/healthz", get(|| async { "ok" }))
+                .fallback(|| async { "fallback" }),
+        );
     for path in ["/healthz", "/healthz?probe=1", "/"] {
         assert_eq!(
             get_json(&app, path, None).await.0,
@@ -338,6 +341,46 @@ async fn a_public_path_that_no_request_path_can_equal_exempts_nothing() {
             "{path}"
         );
     }
+    // `OPTIONS *` has the path `*`, an authority-form `CONNECT` the empty path.
+    for (method, target) in [("OPTIONS", "*"), ("CONNECT", "example.com:443")] {
+        let (status, _, body) = send(&app, method, target, None, &[]).await;
+        assert_eq!(
+            status,
+            StatusCode::UNAUTHORIZED,
+            "{method} {target}: {body}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_public_path_is_public_to_get_and_head_only_and_stores_no_caller() {
+    let (verifier, token) = verifier_and_token().await;
+    let app = VerifierLayer::new(verifier)
+        .public_paths(["/items", "/maybe"])
+        .layer(
+            Router::new()
+                // A public listing, and a creation on the same path that needs a token.
+                .route("/items", get(|| async { "list" }).post(me).delete(me))
+                .route("/maybe", get(maybe)),
+        );
+    for method in ["GET", "HEAD"] {
+        let (status, _, _) = send(&app, method, "/items", None, &[]).await;
+        assert_eq!(status, StatusCode::OK, "{method}");
+    }
+    for method in ["POST", "DELETE"] {
+        let (status, _, body) = send(&app, method, "/items", None, &[]).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{method}: {body}");
+        let bearer = format!("Bearer {token}");
+        let answer = send(&app, method, "/items", Some(&bearer), &[]).await;
+        assert_eq!(
+            (answer.0, answer.2),
+            (StatusCode::OK, json!("user-1")),
+            "{method}"
+        );
+    }
+    // As if the layer were not there: even with a valid token, no caller is stored, so an
+    // extractor of the caller on a public path is a set-up mistake.
+    assert_missing_layer("/maybe", get_json(&app, "/maybe", Some(&token)).await);
 }
 
 /// `/read` (scope `read`), `/both` (`read` and `write`) and `/delete` (`delete`) behind

@@ -88,15 +88,23 @@ impl VerifierLayer {
         }
     }
 
-    /// Paths that go through without any check (added to those given before), for a layer
-    /// around a whole router: health checks, a login page. A request's path (the URI's path,
-    /// without the query, as this layer sees it) must equal one of them byte for byte: no
-    /// percent-decoding, no case or trailing-slash folding, no dot segments resolved, so
-    /// `/healthz/` or `/health%7A` still need a token even where the router would serve them
-    /// the same handler. Any method. The request is passed on as if the layer were not there:
-    /// nothing is stored in its extensions, so the handlers of a public path must not take
-    /// [`Authenticated`](crate::Authenticated). An entry that no request path can equal (not
-    /// starting with `/`, or with a `?` or `#`) exempts nothing and is logged as a warning.
+    /// Paths whose `GET` and `HEAD` requests go through without any check (added to those
+    /// given before), for a layer around a whole router: health checks, a public listing.
+    /// A request's path (the URI's path, without the query, as this layer sees it) must equal
+    /// one of them byte for byte: no percent-decoding, no case or trailing-slash folding, no
+    /// dot segments resolved, so `/healthz/` or `/health%7A` still need a token even where
+    /// the router would serve them the same handler. Other methods on the same path need a
+    /// token (a public listing at `GET /items`, a creation at `POST /items` that needs one).
+    ///
+    /// Give each public path a route of its own: the exemption is by path, not by route, so
+    /// a public path that the router would send to a parameter or wildcard route (`/{slug}`),
+    /// a nested router or the fallback opens that handler to `GET` without a token.
+    ///
+    /// The request is passed on as if the layer were not there: nothing is stored in its
+    /// extensions, so on a public path [`Authenticated`](crate::Authenticated),
+    /// `Option<Authenticated>` and the role and scope guards answer `500` (a set-up mistake).
+    /// An entry that no request path can equal (not starting with `/`, or with a `?` or `#`;
+    /// `*` and the empty path included) is dropped with a warning.
     ///
     /// ```no_run
     /// # async fn demo(verifier: verifier::Verifier) -> std::io::Result<()> {
@@ -128,9 +136,9 @@ impl VerifierLayer {
             if !path.starts_with('/') || path.contains(['?', '#']) {
                 tracing::warn!(
                     path,
-                    "a public path must start with `/` and hold no `?` or `#`: no request path \
-                     can equal it, so it exempts nothing"
+                    "a public path must start with `/` and hold no `?` or `#`: ignored"
                 );
+                continue;
             }
             all.push(path.into_boxed_str());
         }
@@ -138,10 +146,12 @@ impl VerifierLayer {
         self
     }
 
-    /// Whether `path` goes through without any check.
+    /// Whether a `method` request to `path` goes through without any check.
     #[inline]
-    fn is_public(&self, path: &str) -> bool {
-        self.public_paths.iter().any(|p| **p == *path)
+    fn is_public(&self, method: &Method, path: &str) -> bool {
+        !self.public_paths.is_empty()
+            && (method == Method::GET || method == Method::HEAD)
+            && self.public_paths.iter().any(|p| **p == *path)
     }
 
     /// Whether a request without any `Authorization` header goes through, anonymous
@@ -213,7 +223,7 @@ where
         // A public path, an anonymous request where allowed, and a repeat bearer token whose
         // session tracked mode's cache holds are answered without an await: the inner service
         // (the one made ready) is called at once, nothing boxed.
-        let public = self.layer.is_public(request.uri().path());
+        let public = self.layer.is_public(request.method(), request.uri().path());
         if public
             || (self.layer.allow_anonymous
                 && !request.headers().contains_key(header::AUTHORIZATION))
