@@ -223,33 +223,31 @@ where
         // A public path, an anonymous request where allowed, and a repeat bearer token whose
         // session tracked mode's cache holds are answered without an await: the inner service
         // (the one made ready) is called at once, nothing boxed.
-        let public = self.layer.is_public(request.method(), request.uri().path());
-        if public
-            || (self.layer.allow_anonymous
-                && !request.headers().contains_key(header::AUTHORIZATION))
-        {
-            if !public {
-                request.extensions_mut().insert(Anonymous);
+        let layer = &self.layer;
+        let state = if layer.is_public(request.method(), request.uri().path()) {
+            State::Inner {
+                future: self.inner.call(request),
             }
-            let future = self.inner.call(request);
-            return ResponseFuture {
-                state: State::Inner { future },
-            };
-        }
-        let cached = self.layer.verifier.verify_cached_headers(request.headers());
-        let state = match cached {
-            Some(Ok(claims)) => {
-                request.extensions_mut().insert(Authenticated(claims));
-                State::Inner {
-                    future: self.inner.call(request),
+        } else if layer.allow_anonymous && !request.headers().contains_key(header::AUTHORIZATION) {
+            request.extensions_mut().insert(Anonymous);
+            State::Inner {
+                future: self.inner.call(request),
+            }
+        } else {
+            match layer.verifier.verify_cached_headers(request.headers()) {
+                Some(Ok(claims)) => {
+                    request.extensions_mut().insert(Authenticated(claims));
+                    State::Inner {
+                        future: self.inner.call(request),
+                    }
                 }
+                Some(Err(e)) => State::Refused {
+                    response: Some(e.into_response()),
+                },
+                None => State::Verifying {
+                    future: self.verify_then_call(request),
+                },
             }
-            Some(Err(e)) => State::Refused {
-                response: Some(e.into_response()),
-            },
-            None => State::Verifying {
-                future: self.verify_then_call(request),
-            },
         };
         ResponseFuture { state }
     }
