@@ -66,7 +66,8 @@ pub struct Nginx {
 
 impl Nginx {
     /// Starts nginx with the `http {}`-level configuration `template` (see [`Nginx`]) and
-    /// waits (up to 20 s) until it accepts connections. Picks another port if the chosen one
+    /// waits (up to 20 s) until it has written its pid file (so it took its configuration
+    /// and bound its port) and accepts connections. Picks another port if the chosen one
     /// gets taken in the meantime. A configuration nginx refuses is an error with the tail
     /// of its error log.
     pub fn start(template: &str, values: &[(&str, &str)]) -> Result<Self> {
@@ -144,8 +145,15 @@ impl Nginx {
             .spawn()
             .map_err(|e| anyhow!("could not run {}: {e}", binary.display()))?;
         let port = self.port;
-        self.server
-            .wait_ready(child, port, &log, log_start, || util::port_accepts(port))
+        // nginx writes its pid file after it has parsed its configuration and bound its
+        // sockets; before that, a connection the port accepts may be another process's (the
+        // free port can be taken between picking it and nginx binding or failing to).
+        let pidfile = dir.join(PIDFILE);
+        let pid = child.id().to_string();
+        self.server.wait_ready(child, port, &log, log_start, || {
+            fs::read_to_string(&pidfile).is_ok_and(|written| written.trim() == pid)
+                && util::port_accepts(port)
+        })
     }
 }
 
@@ -209,5 +217,38 @@ mod tests {
         assert_eq!(filled, "listen 127.0.0.1:1; proxy_pass http://h:2/h:2;");
         let err = fill("listen {{LISTEN}}; {{GATEWAY}}", &[("LISTEN", "x")]).unwrap_err();
         assert_eq!(err.to_string(), "no value for the placeholder {{GATEWAY}}");
+    }
+
+    /// Another process may take the free port picked for nginx before nginx binds it: a
+    /// parallel test's server, a Redis Cluster bus port. nginx refusing its configuration
+    /// never binds at all, so a connection that port accepts is someone else's.
+    #[test]
+    fn a_refused_configuration_is_an_error_even_when_someone_else_listens_on_its_port() -> Result<()>
+    {
+        let Some(binary) = nginx_binary() else {
+            eprintln!("SKIPPED: nginx is not installed (Debian: apt-get install nginx)");
+            return Ok(());
+        };
+        let squatter = std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0))?;
+        let dir = tempfile::Builder::new()
+            .prefix("test-support-nginx-")
+            .tempdir()?;
+        fs::create_dir_all(dir.path().join("tmp"))?;
+        let mut nginx = Nginx {
+            port: squatter.local_addr()?.port(),
+            server: Foreground::new("nginx", dir.path().join(PIDFILE)),
+            watchdog: Watchdog::spawn(dir.path())?,
+            dir,
+        };
+        let site = "server { listen {{LISTEN}}; no_such_directive on; }";
+        match nginx.start_once(&binary, site, &[]) {
+            Ok(()) => panic!("a refused configuration was taken for a ready nginx"),
+            Err(Start::AddrInUse(e)) => panic!("not an address in use: {e:#}"),
+            Err(Start::Other(e)) => {
+                let message = format!("{e:#}");
+                assert!(message.contains("no_such_directive"), "{message}");
+            }
+        }
+        Ok(())
     }
 }
