@@ -387,7 +387,8 @@ for round in $(seq "$ROUNDS"); do
     run_http "baseline /baseline/me (no auth)" tracked /baseline/me
     run_http "/baseline/me + Bearer header" tracked /baseline/me "$ACCESS_TOKEN"
     run_http "/me tracked" tracked /me "$ACCESS_TOKEN"
-    if grep -aq /verified/me "$BIN/demo-service"; then
+    # DEMO_LAYOUT=whole-router has no /handler/me nor /verified/me (they would be 404s).
+    if [[ ${DEMO_LAYOUT:-route-layer} != whole-router ]] && grep -aq /verified/me "$BIN/demo-service"; then
         run_http "/verified/me tracked (extractor, no layer)" tracked /verified/me "$ACCESS_TOKEN"
     fi
     run_http "/me every-request" every-request /me "$ACCESS_TOKEN"
@@ -472,6 +473,7 @@ if [[ -n "${BENCH_CALLGRIND:-}" ]]; then
         for path in /baseline/me /me /handler/me /verified/me; do
             # Routes an older demo-service does not have are skipped.
             [[ $path == /baseline/me || $path == /me ]] || grep -aq "$path" "$BIN/demo-service" || continue
+            [[ $path == /baseline/me || $path == /me || ${DEMO_LAYOUT:-route-layer} != whole-router ]] || continue
             count=$BENCH_CALLGRIND
             [[ $round == warm ]] && count=2000
             callgrind_control -z "$CG_PID" >/dev/null 2>&1

@@ -68,7 +68,8 @@ use crate::verify::Verifier;
 pub struct VerifierLayer {
     verifier: Verifier,
     allow_anonymous: bool,
-    /// Request paths let through without a token, exactly.
+    /// Request paths whose `GET` and `HEAD` requests go through without a token, matched
+    /// byte for byte.
     public_paths: Arc<[Box<str>]>,
 }
 
