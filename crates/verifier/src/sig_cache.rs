@@ -23,6 +23,9 @@ pub(crate) struct Verified {
     pub(crate) claims: Arc<Claims>,
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) session_key: Option<Box<str>>,
+    /// Tracked mode's copy of its session's answer, for `session_key`.
+    #[cfg(feature = "redis")]
+    pub(crate) memo: crate::revocation::SessionMemo,
 }
 
 /// How many trailing bytes of a token are hashed (an Ed25519 signature is 86).
@@ -167,6 +170,8 @@ mod tests {
                 cnf: None,
             }),
             session_key: None,
+            #[cfg(feature = "redis")]
+            memo: crate::revocation::SessionMemo::new(""),
         })
     }
 

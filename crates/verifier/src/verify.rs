@@ -173,7 +173,7 @@ impl Verifier {
         let mut session_cached = None;
         #[cfg(feature = "redis")]
         if let (Some(check), Some(key)) = (&inner.session_check, &verified.session_key) {
-            if !check.check.cached(key, now_millis) {
+            if !check.check.cached(key, &verified.memo, now_millis) {
                 return None;
             }
             session_cached = Some(true);
@@ -324,6 +324,8 @@ impl Verifier {
         let session_key = None;
         let verified = Arc::new(Verified {
             claims: Arc::new(claims),
+            #[cfg(feature = "redis")]
+            memo: crate::revocation::SessionMemo::new(session_key.as_deref().unwrap_or_default()),
             session_key,
         });
         inner.sig_cache.insert(token, Arc::clone(&verified), now);

@@ -16,6 +16,7 @@ pub(crate) mod selftest;
 pub(crate) mod tracked;
 
 use reader::TrackingReader;
+pub(crate) use tracked::SessionMemo;
 use tracked::TrackedCache;
 
 /// How a verifier learns about revoked sessions.
@@ -227,10 +228,10 @@ impl SessionCheck {
     /// verifier's clock; never in every-request mode): the synchronous fast path, which
     /// touches neither Redis nor the metrics.
     #[inline]
-    pub(crate) fn cached(&self, session_key: &str, now: i64) -> bool {
+    pub(crate) fn cached(&self, session_key: &str, memo: &SessionMemo, now: i64) -> bool {
         self.tracked
             .as_ref()
-            .is_some_and(|c| c.fresh(session_key, now))
+            .is_some_and(|c| c.fresh(session_key, memo, now))
     }
 
     /// `Ok` if Redis answers a `PING` in time; `Unavailable` otherwise.

@@ -1,7 +1,7 @@
 //! Tracked mode's cache of "this session exists" answers, invalidated by Redis's RESP3
 //! client-tracking pushes, and the heartbeat that drops it when Redis stops answering.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering, fence};
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
@@ -21,6 +21,94 @@ const TRACKED_CAPACITY: usize = 100_000;
 
 /// Heartbeats per max stall: a `PING` is sent every `max_stall / HEARTBEATS_PER_STALL`.
 const HEARTBEATS_PER_STALL: u32 = 4;
+
+/// A test's code run inside the cache.
+#[cfg(test)]
+type TestHook = Box<dyn FnOnce(&TrackedCache) + Send>;
+
+/// How many invalidation generations the session keys are spread over (see [`SessionMemo`]).
+const GENERATIONS: usize = 1024;
+
+/// The generation counter a session key's invalidations bump: FNV-1a of its bytes. Fixed
+/// (not seeded), as pushes and tokens must agree; a collision only costs a memo.
+fn generation_of(key: &[u8]) -> usize {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in key {
+        hash = (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3);
+    }
+    // The remainder is below GENERATIONS, so it fits.
+    usize::try_from(hash % GENERATIONS as u64).unwrap_or(0)
+}
+
+/// A verified token's copy of its session's tracked answer, so a repeat request checks its
+/// session without looking the key up in the [`TrackedCache`]: the span of the entry it was
+/// copied from and the invalidation generation of its key when it was copied.
+///
+/// It is served only while that generation has not moved: every invalidation bumps the
+/// generation of its keys after removing them, and everything that empties the cache
+/// (flush, disconnect, stall) bumps every generation after emptying it. A copy is taken only
+/// from an entry found fresh after reading the generation, so a copy made from an entry an
+/// invalidation was about to remove carries the generation from before that invalidation
+/// and is dead once it is handled. A copy does not depend on its entry staying in the cache:
+/// Redis tracks a key until it sends its invalidation, whether or not the cache evicted it.
+///
+/// The three words are written together under a sequence number (a seqlock made of atomics):
+/// a reader that sees a write in progress or a torn read does not use the copy.
+#[derive(Debug)]
+pub(crate) struct SessionMemo {
+    generation_index: usize,
+    /// Odd while a write is in progress.
+    seq: AtomicU64,
+    generation: AtomicU64,
+    made: AtomicI64,
+    until: AtomicI64,
+}
+
+impl SessionMemo {
+    /// An empty memo for the session key `key`.
+    pub(crate) fn new(key: &str) -> Self {
+        Self {
+            generation_index: generation_of(key.as_bytes()),
+            seq: AtomicU64::new(0),
+            generation: AtomicU64::new(0),
+            // Serves at no time.
+            made: AtomicI64::new(i64::MAX),
+            until: AtomicI64::new(i64::MIN),
+        }
+    }
+
+    /// The copy and its generation, unless a write is in progress or was made meanwhile.
+    #[inline]
+    fn read(&self) -> Option<(u64, Span)> {
+        let before = self.seq.load(Ordering::Acquire);
+        if before & 1 == 1 {
+            return None;
+        }
+        let generation = self.generation.load(Ordering::Relaxed);
+        let made = self.made.load(Ordering::Relaxed);
+        let until = self.until.load(Ordering::Relaxed);
+        fence(Ordering::Acquire);
+        (self.seq.load(Ordering::Relaxed) == before).then_some((generation, Span { made, until }))
+    }
+
+    /// Replaces the copy, unless another thread is writing it (the copy is only a shortcut).
+    fn write(&self, generation: u64, span: Span) {
+        let before = self.seq.load(Ordering::Relaxed);
+        if before & 1 == 1
+            || self
+                .seq
+                .compare_exchange(before, before + 1, Ordering::Acquire, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        fence(Ordering::Release);
+        self.generation.store(generation, Ordering::Relaxed);
+        self.made.store(span.made, Ordering::Relaxed);
+        self.until.store(span.until, Ordering::Relaxed);
+        self.seq.store(before + 2, Ordering::Release);
+    }
+}
 
 /// "This session existed a moment ago", per session key, for tracked mode. Entries are
 /// removed by Redis invalidation pushes (any `DEL`/`UNLINK`/expiry/write of the key),
@@ -50,12 +138,22 @@ pub(crate) struct TrackedCache {
     /// Session key → when the answer may be served: from when it was cached until its end
     /// (milliseconds of `clock`).
     entries: Cache<Box<[u8]>, Span>,
+    /// Invalidation generations ([`SessionMemo`]): bumped after the entries they cover are
+    /// removed.
+    generations: Box<[AtomicU64]>,
     metrics: Arc<VerifierMetrics>,
     /// The revocation self-test's keys, when it runs: invalidations are also shown to it.
     selftest: OnceLock<Arc<SelftestSignal>>,
     /// The name of the thread that handled the latest push (tests: it is the reader's).
     #[cfg(test)]
     pub(crate) last_push_thread: std::sync::Mutex<Option<String>>,
+    /// Run once by `fresh` between reading the generation and looking the key up (tests:
+    /// an invalidation handled right there).
+    #[cfg(test)]
+    between_generation_and_lookup: std::sync::Mutex<Option<TestHook>>,
+    /// Tells caches apart for the tests' memos (an address can be reused).
+    #[cfg(test)]
+    id: u64,
 }
 
 impl std::fmt::Debug for TrackedCache {
@@ -80,10 +178,18 @@ impl TrackedCache {
             stalled: AtomicBool::new(false),
             gate: RwLock::new(()),
             entries: Cache::new(TRACKED_CAPACITY),
+            generations: (0..GENERATIONS).map(|_| AtomicU64::new(0)).collect(),
             metrics,
             selftest: OnceLock::new(),
             #[cfg(test)]
             last_push_thread: std::sync::Mutex::new(None),
+            #[cfg(test)]
+            between_generation_and_lookup: std::sync::Mutex::new(None),
+            #[cfg(test)]
+            id: {
+                static CACHES: AtomicU64 = AtomicU64::new(0);
+                CACHES.fetch_add(1, Ordering::Relaxed)
+            },
         })
     }
 
@@ -108,12 +214,37 @@ impl TrackedCache {
     /// Whether `key` is cached and fresh at `now` (milliseconds of the verifier's clock),
     /// without counting anything: the synchronous fast path asks this first, with the
     /// reading it checked the token's expiry with, and leaves every other case to
-    /// [`hit`](Self::hit).
+    /// [`hit`](Self::hit). `memo` is the token's copy of the answer (made for `key`): a live
+    /// copy answers without looking `key` up; otherwise a fresh entry is copied into it.
     #[inline]
-    pub(crate) fn fresh(&self, key: &str, now: i64) -> bool {
-        self.entries
-            .get(key.as_bytes())
-            .is_some_and(|span| span.serves(now))
+    pub(crate) fn fresh(&self, key: &str, memo: &SessionMemo, now: i64) -> bool {
+        let Some(generation) = self.generations.get(memo.generation_index) else {
+            return false;
+        };
+        if let Some((copied, span)) = memo.read()
+            && copied == generation.load(Ordering::Acquire)
+            && span.serves(now)
+        {
+            return true;
+        }
+        // Read before the entry: an invalidation removes the entry before it bumps this.
+        let current = generation.load(Ordering::Acquire);
+        #[cfg(test)]
+        if let Some(between) = self
+            .between_generation_and_lookup
+            .lock()
+            .ok()
+            .and_then(|mut hook| hook.take())
+        {
+            between(self);
+        }
+        match self.entries.get(key.as_bytes()) {
+            Some(span) if span.serves(now) => {
+                memo.write(current, span);
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Now, on the clock the deadlines are in: read it before asking Redis how long a key
@@ -164,6 +295,10 @@ impl TrackedCache {
                 for key in keys {
                     if let Value::BulkString(key) = key {
                         self.entries.remove(key.as_slice());
+                        // After the removal: see `fresh`.
+                        if let Some(generation) = self.generations.get(generation_of(key)) {
+                            generation.fetch_add(1, Ordering::AcqRel);
+                        }
                     }
                 }
                 if let Some(selftest) = self.selftest.get() {
@@ -175,11 +310,11 @@ impl TrackedCache {
             (PushKind::Invalidate, _) => {
                 self.metrics.invalidation();
                 self.metrics.cache_drop(DropCause::Flush);
-                self.entries.clear();
+                self.clear();
             }
             (PushKind::Disconnection, _) => {
                 self.metrics.cache_drop(DropCause::Disconnect);
-                self.entries.clear();
+                self.clear();
             }
             _ => {}
         }
@@ -192,7 +327,15 @@ impl TrackedCache {
         };
         self.invalidations.fetch_add(1, Ordering::AcqRel);
         self.metrics.cache_drop(cause);
+        self.clear();
+    }
+
+    /// Empties the cache, then kills every [`SessionMemo`] (under the write side of `gate`).
+    fn clear(&self) {
         self.entries.clear();
+        for generation in &self.generations {
+            generation.fetch_add(1, Ordering::AcqRel);
+        }
     }
 
     /// Redis stopped answering: drop everything and cache nothing until [`resume`](Self::resume).
@@ -326,6 +469,34 @@ mod tests {
 
     const T0: i64 = 1_800_000_000_000;
 
+    thread_local! {
+        /// The memo of each (cache, key), kept across calls as a token's is.
+        static MEMOS: std::cell::RefCell<std::collections::HashMap<(u64, String), Arc<SessionMemo>>> =
+            std::cell::RefCell::default();
+    }
+
+    /// [`TrackedCache::fresh`] with the memo this test thread keeps for `key` in `cache`, asked
+    /// twice: as the memo is, then once the first call may have refreshed it. Both answers
+    /// agree, so every test of the cache's answers tests the memo's too.
+    fn fresh(cache: &TrackedCache, key: &str, now: i64) -> bool {
+        let memo = MEMOS.with(|memos| {
+            let id = (cache.id, key.to_owned());
+            Arc::clone(
+                memos
+                    .borrow_mut()
+                    .entry(id)
+                    .or_insert_with(|| Arc::new(SessionMemo::new(key))),
+            )
+        });
+        let first = cache.fresh(key, &memo, now);
+        let second = cache.fresh(key, &memo, now);
+        assert_eq!(
+            first, second,
+            "{key} at {now}: the memo disagrees with the cache"
+        );
+        first
+    }
+
     fn cache_with(ttl: Duration, clock: Arc<dyn Clock>) -> Arc<TrackedCache> {
         TrackedCache::new(ttl, Arc::new(VerifierMetrics::register()), clock)
     }
@@ -342,7 +513,7 @@ mod tests {
         cache.remember("soon", cache.epoch(), Some(T0 + 50));
         cache.remember("later", cache.epoch(), Some(T0 + 3_600_000));
         cache.remember("no-ttl", cache.epoch(), None);
-        assert!(!cache.fresh("expired", T0));
+        assert!(!fresh(&cache, "expired", T0));
         assert_eq!(cache.len(), 3, "an expired key is not cached at all");
         assert_eq!(
             cache.cached_until("soon"),
@@ -356,7 +527,7 @@ mod tests {
                 "{key}: max staleness"
             );
         }
-        assert!(cache.fresh("soon", T0 + 49) && !cache.fresh("soon", T0 + 50));
+        assert!(fresh(&cache, "soon", T0 + 49) && !fresh(&cache, "soon", T0 + 50));
         clock.set(T0 + 50);
         assert!(!cache.hit("soon"));
         assert!(cache.hit("later") && cache.hit("no-ttl"));
@@ -370,7 +541,7 @@ mod tests {
         clock.set(T0 + 4_999);
         assert!(cache.hit("a"));
         clock.set(T0 + 5_000);
-        assert!(!cache.hit("a") && !cache.fresh("a", T0 + 5_000));
+        assert!(!cache.hit("a") && !fresh(&cache, "a", T0 + 5_000));
     }
 
     #[test]
@@ -386,7 +557,7 @@ mod tests {
         clock.set(T0 - 1);
         assert!(!cache.hit("a"));
         clock.set(T0 - 3_600_000);
-        assert!(!cache.fresh("a", T0 - 3_600_000));
+        assert!(!fresh(&cache, "a", T0 - 3_600_000));
     }
 
     #[test]
@@ -401,8 +572,8 @@ mod tests {
         // from now on Redis's clock, not 4.1 s).
         clock.set(T0 - 3_100);
         assert!(!cache.hit("a"));
-        assert!(!cache.fresh("a", T0 - 1));
-        assert!(cache.fresh("a", T0) && !cache.fresh("a", T0 + 1_000));
+        assert!(!fresh(&cache, "a", T0 - 1));
+        assert!(fresh(&cache, "a", T0) && !fresh(&cache, "a", T0 + 1_000));
     }
 
     #[test]
@@ -413,7 +584,7 @@ mod tests {
             cache.remember("a", cache.epoch(), None);
             for now in [i64::MIN, start.saturating_sub(1), i64::MAX] {
                 if now != start {
-                    assert!(!cache.fresh("a", now), "made at {start}, asked at {now}");
+                    assert!(!fresh(&cache, "a", now), "made at {start}, asked at {now}");
                 }
             }
         }
@@ -481,6 +652,150 @@ mod tests {
         }
         assert!(cache.len() <= TRACKED_CAPACITY);
         assert!(cache.len() > TRACKED_CAPACITY / 2, "{}", cache.len());
+    }
+
+    /// `key`'s memo, copied from its fresh entry, which then leaves the cache without an
+    /// invalidation (as an eviction does): from then on only the memo can answer.
+    fn memo_alone(cache: &TrackedCache, key: &str) -> SessionMemo {
+        let memo = SessionMemo::new(key);
+        cache.remember(key, cache.epoch(), None);
+        assert!(cache.fresh(key, &memo, T0), "{key} is cached");
+        cache.entries.remove(key.as_bytes());
+        assert!(cache.fresh(key, &memo, T0), "{key}'s memo answers alone");
+        memo
+    }
+
+    #[test]
+    fn a_memo_dies_with_its_keys_invalidation_even_once_the_cache_has_evicted_the_key() {
+        let cache = cache(Duration::from_secs(60));
+        let memo = memo_alone(&cache, "a");
+        cache.on_push(&invalidate(&["a"]));
+        assert!(!cache.fresh("a", &memo, T0));
+        // Cached again after a new read: served again, through a new copy.
+        cache.remember("a", cache.epoch(), None);
+        assert!(cache.fresh("a", &memo, T0));
+        cache.entries.remove(b"a".as_slice());
+        assert!(cache.fresh("a", &memo, T0));
+        cache.on_push(&invalidate(&["x", "a", "y"]));
+        assert!(!cache.fresh("a", &memo, T0));
+    }
+
+    #[test]
+    fn a_memo_keeps_its_span() {
+        let cache = cache(Duration::from_secs(5));
+        let memo = memo_alone(&cache, "a");
+        assert!(cache.fresh("a", &memo, T0 + 4_999));
+        assert!(!cache.fresh("a", &memo, T0 + 5_000));
+        assert!(
+            !cache.fresh("a", &memo, T0 - 1),
+            "a clock stepped back before it was made"
+        );
+    }
+
+    #[test]
+    fn every_memo_dies_when_the_cache_is_emptied() {
+        let flush = PushInfo {
+            kind: PushKind::Invalidate,
+            data: vec![Value::Nil],
+        };
+        let disconnection = PushInfo {
+            kind: PushKind::Disconnection,
+            data: vec![],
+        };
+        type Emptying<'a> = (&'a str, &'a dyn Fn(&TrackedCache));
+        let events: [Emptying; 3] = [
+            ("flush", &|c| c.on_push(&flush)),
+            ("disconnection", &|c| c.on_push(&disconnection)),
+            ("stall", &|c| c.stall()),
+        ];
+        for (what, empty) in events {
+            let cache = cache(Duration::from_secs(60));
+            let memos: Vec<_> = (0..50)
+                .map(|i| (i, memo_alone(&cache, &format!("k{i}"))))
+                .collect();
+            empty(&cache);
+            for (i, memo) in &memos {
+                assert!(
+                    !cache.fresh(&format!("k{i}"), memo, T0),
+                    "{what}: k{i} still served"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn an_invalidation_of_a_key_in_another_generation_leaves_a_memo_alone() {
+        let cache = cache(Duration::from_secs(60));
+        let memo = memo_alone(&cache, "a");
+        let other = (0..)
+            .map(|i| format!("b{i}"))
+            .find(|b| generation_of(b.as_bytes()) != generation_of(b"a"))
+            .expect("another generation");
+        cache.on_push(&invalidate(&[&other]));
+        assert!(cache.fresh("a", &memo, T0));
+    }
+
+    /// The invalidation handled between `fresh` reading the generation and looking the key up:
+    /// the lookup misses, and nothing is copied that could answer later.
+    #[test]
+    fn an_invalidation_handled_while_a_memo_is_being_copied_leaves_it_dead() {
+        let cache = cache(Duration::from_secs(60));
+        cache.remember("a", cache.epoch(), None);
+        let memo = SessionMemo::new("a");
+        if let Ok(mut hook) = cache.between_generation_and_lookup.lock() {
+            *hook = Some(Box::new(|c: &TrackedCache| c.on_push(&invalidate(&["a"]))));
+        }
+        let _ = cache.fresh("a", &memo, T0);
+        assert!(
+            cache
+                .between_generation_and_lookup
+                .lock()
+                .is_ok_and(|hook| hook.is_none()),
+            "the invalidation ran"
+        );
+        // Cached again by a later read, then evicted: only a (wrong) copy could answer.
+        assert!(!cache.fresh("a", &memo, T0));
+        cache.remember("a", cache.epoch(), None);
+        cache.entries.remove(b"a".as_slice());
+        assert!(
+            !cache.fresh("a", &memo, T0),
+            "a copy made across the invalidation answered"
+        );
+    }
+
+    /// Readers copy the entry into a shared memo and read it back while an invalidation is
+    /// handled: once `on_push` has returned, no check that starts answers yes.
+    #[test]
+    fn no_check_that_starts_after_an_invalidation_was_handled_is_answered_from_a_memo() {
+        use std::sync::atomic::AtomicUsize;
+        let cache = cache(Duration::from_secs(60));
+        for round in 0..300 {
+            let key = format!("session-{round}");
+            cache.remember(&key, cache.epoch(), None);
+            let memo = SessionMemo::new(&key);
+            let handled = AtomicBool::new(false);
+            let checks = AtomicUsize::new(0);
+            std::thread::scope(|scope| {
+                for _ in 0..2 {
+                    scope.spawn(|| {
+                        loop {
+                            let after = handled.load(Ordering::SeqCst);
+                            let fresh = cache.fresh(&key, &memo, T0);
+                            checks.fetch_add(1, Ordering::SeqCst);
+                            if after {
+                                assert!(!fresh, "{key}: served after its invalidation");
+                                break;
+                            }
+                        }
+                    });
+                }
+                while checks.load(Ordering::SeqCst) < 20 {
+                    std::hint::spin_loop();
+                }
+                cache.on_push(&invalidate(&[&key]));
+                handled.store(true, Ordering::SeqCst);
+            });
+        }
     }
 
     #[test]
