@@ -72,8 +72,8 @@ pub struct Prometheus {
 }
 
 impl Prometheus {
-    /// Starts Prometheus with `config` and waits (up to 20 s) until `/-/ready` answers
-    /// `200`. Picks another port if the chosen one gets taken in the meantime. A
+    /// Starts Prometheus with `config` and waits (up to 20 s) until it listens on its port
+    /// and `/-/ready` answers `200`. Picks another port if the chosen one gets taken in the meantime. A
     /// configuration or a rule file Prometheus refuses is an error with the tail of its log.
     pub fn start(config: &str) -> Result<Self> {
         let binary = prometheus_binary().ok_or_else(|| {
@@ -150,8 +150,11 @@ impl Prometheus {
         fs::write(dir.join(PIDFILE), child.id().to_string())
             .context("could not write prometheus.pid")?;
         let port = self.port;
+        let pid = child.id();
+        // Its own listener: the free port can be taken between picking it and Prometheus
+        // binding or failing to, and another test's Prometheus answers `/-/ready` too.
         self.server.wait_ready(child, port, &log, log_start, || {
-            get_status(port, "/-/ready") == Some(200)
+            util::listens_on(pid, port) && get_status(port, "/-/ready") == Some(200)
         })
     }
 }
@@ -174,4 +177,45 @@ fn get_status(port: u16, path: &str) -> Option<u16> {
     stream.read_exact(&mut head).ok()?;
     // "HTTP/1.1 200"
     std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Another process may take the free port picked for Prometheus before Prometheus binds
+    /// it, and answer `/-/ready` itself (another test's Prometheus): that is not ours.
+    #[test]
+    fn a_prometheus_that_could_not_bind_is_not_taken_for_the_server_on_its_port() -> Result<()> {
+        let Some(binary) = prometheus_binary() else {
+            eprintln!("SKIPPED: prometheus is not installed (Debian: apt-get install prometheus)");
+            return Ok(());
+        };
+        let squatter = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+        let port = squatter.local_addr()?.port();
+        std::thread::spawn(move || {
+            for stream in squatter.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let mut request = [0u8; 1024];
+                let _ = stream.read(&mut request);
+                let _ = stream.write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n");
+            }
+        });
+        let dir = tempfile::Builder::new()
+            .prefix("test-support-prometheus-")
+            .tempdir()?;
+        fs::write(dir.path().join("prometheus.yml"), "global: {}\n")?;
+        let mut prometheus = Prometheus {
+            port,
+            server: Foreground::new("prometheus", dir.path().join(PIDFILE)),
+            watchdog: Watchdog::spawn(dir.path())?,
+            dir,
+        };
+        match prometheus.start_once(&binary) {
+            Ok(()) => panic!("the server on its port was taken for Prometheus"),
+            Err(Start::AddrInUse(_)) => {}
+            Err(Start::Other(e)) => panic!("not an address in use: {e:#}"),
+        }
+        Ok(())
+    }
 }

@@ -50,6 +50,36 @@ pub(crate) fn port_accepts(port: u16) -> bool {
     TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_ok()
 }
 
+/// Whether process `pid` holds a socket listening on TCP `port` (IPv4, any address): its
+/// own, not another process's that took the port (Linux: `/proc/net/tcp` and the process's
+/// file descriptors).
+pub(crate) fn listens_on(pid: u32, port: u16) -> bool {
+    let Ok(table) = fs::read_to_string("/proc/net/tcp") else {
+        return false;
+    };
+    let port = format!(":{port:04X}");
+    // Columns: sl, local_address, rem_address, st, ..., inode (the tenth).
+    let listening: HashSet<String> = table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let (local, state, inode) = (fields.get(1)?, fields.get(3)?, fields.get(9)?);
+            (local.ends_with(&port) && *state == "0A").then(|| format!("socket:[{inode}]"))
+        })
+        .collect();
+    if listening.is_empty() {
+        return false;
+    }
+    let Ok(fds) = fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    fds.flatten().any(|fd| {
+        fs::read_link(fd.path())
+            .is_ok_and(|target| listening.contains(target.to_string_lossy().as_ref()))
+    })
+}
+
 /// Waits until `127.0.0.1:port` refuses connections.
 pub(crate) fn wait_port_closed(port: u16, what: &str) -> Result<()> {
     if !wait_until(READY_TIMEOUT, Duration::from_millis(20), || {
@@ -285,5 +315,38 @@ impl Drop for Watchdog {
         if self.stdin.take().is_some() {
             let _ = self.child.wait();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_process_listens_on_its_own_listeners_port_only() -> Result<()> {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+        let port = listener.local_addr()?.port();
+        let me = std::process::id();
+        assert!(listens_on(me, port));
+        drop(listener);
+        assert!(!listens_on(me, port));
+        // Another process's listener is not ours.
+        let mut other = Command::new("python3")
+            .args(["-c", "import socket,sys,time\ns=socket.socket()\ns.bind(('127.0.0.1',0))\ns.listen()\nprint(s.getsockname()[1],flush=True)\ntime.sleep(30)"])
+            .stdout(Stdio::piped())
+            .spawn()?;
+        let mut line = String::new();
+        if let Some(out) = other.stdout.as_mut() {
+            let mut byte = [0u8; 1];
+            while out.read(&mut byte)? == 1 && byte[0] != b'\n' {
+                line.push(char::from(byte[0]));
+            }
+        }
+        let theirs: u16 = line.trim().parse()?;
+        let answer = (listens_on(me, theirs), listens_on(other.id(), theirs));
+        let _ = other.kill();
+        let _ = other.wait();
+        assert_eq!(answer, (false, true));
+        Ok(())
     }
 }
