@@ -54,6 +54,10 @@ fn generation_of(key: &[u8]) -> usize {
 ///
 /// The three words are written together under a sequence number (a seqlock made of atomics):
 /// a reader that sees a write in progress or a torn read does not use the copy.
+///
+/// A memo is only ever shown to the cache it was copied from: the signature cache holding it
+/// and the tracked cache are made once, together, when the verifier is built, and a new cache
+/// (whose generations start again at 0) would read an old copy as live.
 #[derive(Debug)]
 pub(crate) struct SessionMemo {
     generation_index: usize,
