@@ -73,8 +73,9 @@ pub struct Prometheus {
 
 impl Prometheus {
     /// Starts Prometheus with `config` and waits (up to 20 s) until it listens on its port
-    /// and `/-/ready` answers `200`. Picks another port if the chosen one gets taken in the meantime. A
-    /// configuration or a rule file Prometheus refuses is an error with the tail of its log.
+    /// and `/-/ready` answers `200`. Picks another port if the chosen one gets taken in the
+    /// meantime. A configuration or a rule file Prometheus refuses is an error with the tail
+    /// of its log.
     pub fn start(config: &str) -> Result<Self> {
         let binary = prometheus_binary().ok_or_else(|| {
             anyhow!(
@@ -188,6 +189,11 @@ mod tests {
     #[test]
     fn a_prometheus_that_could_not_bind_is_not_taken_for_the_server_on_its_port() -> Result<()> {
         let Some(binary) = prometheus_binary() else {
+            assert_ne!(
+                std::env::var("CI").as_deref(),
+                Ok("true"),
+                "CI without prometheus"
+            );
             eprintln!("SKIPPED: prometheus is not installed (Debian: apt-get install prometheus)");
             return Ok(());
         };

@@ -17,14 +17,20 @@ use quick_cache::{DefaultHashBuilder, UnitWeighter};
 
 use crate::claims::Claims;
 
-/// A verified token: its claims and the Redis key of its session (built once).
+/// A verified token: its claims and, when the verifier checks sessions, its session.
 #[derive(Debug)]
 pub(crate) struct Verified {
     pub(crate) claims: Arc<Claims>,
-    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
-    pub(crate) session_key: Option<Box<str>>,
-    /// Tracked mode's copy of its session's answer, for `session_key`.
     #[cfg(feature = "redis")]
+    pub(crate) session: Option<Session>,
+}
+
+/// A verified token's session: its Redis key (built once) and tracked mode's copy of its
+/// answer.
+#[cfg(feature = "redis")]
+#[derive(Debug)]
+pub(crate) struct Session {
+    pub(crate) key: Box<str>,
     pub(crate) memo: crate::revocation::SessionMemo,
 }
 
@@ -169,9 +175,8 @@ mod tests {
                 scope: None,
                 cnf: None,
             }),
-            session_key: None,
             #[cfg(feature = "redis")]
-            memo: crate::revocation::SessionMemo::new(""),
+            session: None,
         })
     }
 

@@ -16,6 +16,8 @@ use crate::metrics::VerifierMetrics;
 use crate::revocation::{SessionCheck, reader::ReaderThread, selftest::SelftestTask};
 #[cfg(feature = "redis")]
 use crate::session_keys::SessionKeys;
+#[cfg(feature = "redis")]
+use crate::sig_cache::Session;
 use crate::sig_cache::{SignatureCache, Verified};
 use crate::token::TokenValidator;
 
@@ -172,8 +174,8 @@ impl Verifier {
         #[cfg_attr(not(feature = "redis"), allow(unused_mut))]
         let mut session_cached = None;
         #[cfg(feature = "redis")]
-        if let (Some(check), Some(key)) = (&inner.session_check, &verified.session_key) {
-            if !check.check.cached(key, &verified.memo, now_millis) {
+        if let (Some(check), Some(session)) = (&inner.session_check, &verified.session) {
+            if !check.check.cached(&session.key, &session.memo, now_millis) {
                 return None;
             }
             session_cached = Some(true);
@@ -258,8 +260,8 @@ impl Verifier {
             return failed(e, None);
         }
         #[cfg(feature = "redis")]
-        if let (Some(check), Some(key)) = (&inner.session_check, &verified.session_key)
-            && let Err(e) = check.check(key, &mut session_cached).await
+        if let (Some(check), Some(session)) = (&inner.session_check, &verified.session)
+            && let Err(e) = check.check(&session.key, &mut session_cached).await
         {
             return failed(e, session_cached);
         }
@@ -310,23 +312,23 @@ impl Verifier {
             }
         };
         #[cfg(feature = "redis")]
-        let session_key = match &inner.session_check {
-            Some(check) => Some(
-                check
+        let session = match &inner.session_check {
+            Some(check) => {
+                let key = check
                     .keys
                     .session(&claims.sub, &claims.sid)
-                    .ok_or(VerifyError::Invalid("malformed sub or sid"))?
-                    .into_boxed_str(),
-            ),
+                    .ok_or(VerifyError::Invalid("malformed sub or sid"))?;
+                Some(Session {
+                    memo: crate::revocation::SessionMemo::new(&key),
+                    key: key.into_boxed_str(),
+                })
+            }
             None => None,
         };
-        #[cfg(not(feature = "redis"))]
-        let session_key = None;
         let verified = Arc::new(Verified {
             claims: Arc::new(claims),
             #[cfg(feature = "redis")]
-            memo: crate::revocation::SessionMemo::new(session_key.as_deref().unwrap_or_default()),
-            session_key,
+            session,
         });
         inner.sig_cache.insert(token, Arc::clone(&verified), now);
         Ok(verified)
