@@ -9,7 +9,9 @@
 # deploy/nginx/gateway.conf in front of the tracked demo-service, all pinned to core 0; then
 # drives them from `loadgen` pinned to core 1 (with Redis and the auth-center):
 #   1. throughput and latency, 32 keep-alive connections: /baseline/me (no auth) vs /me
-#      in each revocation mode, as ratios to the baseline (plus /baseline/me sent with the
+#      in each revocation mode, as ratios to the baseline (tracked also with the layer as a
+#      route_layer, /route-layer/me, and by the extractor, /verified/me; the demo-service's
+#      layout is DEMO_LAYOUT's, the layer around the whole router by default; plus /baseline/me sent with the
 #      same Authorization header, which the handler ignores: the cost of the bigger
 #      request alone); the gateway's forward-auth answer (Envoy's ext_authz form, the same
 #      decision as nginx's and Traefik's); and /baseline/me through nginx without and with
@@ -44,7 +46,8 @@
 #   BENCH_PLOTS=DIR    also draw the report's SVG figures of this run into DIR
 #                      (scripts/plot-bench.py; matplotlib in target/bench-venv)
 #   BENCH_CALLGRIND=N  also count user-space instructions per request of /baseline/me, /me,
-#                      /handler/me and /verified/me (tracked) under callgrind, N requests per
+#                      /route-layer/me, /handler/me and /verified/me (tracked; the
+#                      demo-service's layout from DEMO_LAYOUT) under callgrind, N requests per
 #                      round (e.g. 20000); the report turns each path's extra instructions
 #                      into server CPU with the baseline's user-space share of its CPU time
 #   BENCH_AUTH=0       skip the auth-center runs (login capacity, refresh tail, 1 and 2 cores)
@@ -387,8 +390,10 @@ for round in $(seq "$ROUNDS"); do
     run_http "baseline /baseline/me (no auth)" tracked /baseline/me
     run_http "/baseline/me + Bearer header" tracked /baseline/me "$ACCESS_TOKEN"
     run_http "/me tracked" tracked /me "$ACCESS_TOKEN"
-    # DEMO_LAYOUT=whole-router has no /handler/me nor /verified/me (they would be 404s).
-    if [[ ${DEMO_LAYOUT:-route-layer} != whole-router ]] && grep -aq /verified/me "$BIN/demo-service"; then
+    if grep -aq /route-layer/me "$BIN/demo-service"; then
+        run_http "/route-layer/me tracked (route_layer)" tracked /route-layer/me "$ACCESS_TOKEN"
+    fi
+    if grep -aq /verified/me "$BIN/demo-service"; then
         run_http "/verified/me tracked (extractor, no layer)" tracked /verified/me "$ACCESS_TOKEN"
     fi
     run_http "/me every-request" every-request /me "$ACCESS_TOKEN"
@@ -470,10 +475,9 @@ if [[ -n "${BENCH_CALLGRIND:-}" ]]; then
     CG_PID=$!
     for _ in $(seq 600); do curl -sf -o /dev/null "http://127.0.0.1:$CG_PORT/healthz" && break; sleep 0.1; done
     for round in warm 1 2; do
-        for path in /baseline/me /me /handler/me /verified/me; do
+        for path in /baseline/me /me /route-layer/me /handler/me /verified/me; do
             # Routes an older demo-service does not have are skipped.
             [[ $path == /baseline/me || $path == /me ]] || grep -aq "$path" "$BIN/demo-service" || continue
-            [[ $path == /baseline/me || $path == /me || ${DEMO_LAYOUT:-route-layer} != whole-router ]] || continue
             count=$BENCH_CALLGRIND
             [[ $round == warm ]] && count=2000
             callgrind_control -z "$CG_PID" >/dev/null 2>&1

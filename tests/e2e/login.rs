@@ -9,7 +9,8 @@ use crate::on_standalone_and_cluster;
 on_standalone_and_cluster!(
     a_login_at_the_auth_center_is_accepted_by_the_demo_service_in_every_revocation_mode,
     admin_answers_403_to_a_plain_user_and_200_to_a_user_with_the_admin_role,
-    the_whole_router_layout_asks_a_token_everywhere_but_on_its_public_paths,
+    the_default_whole_router_layout_asks_a_token_everywhere_but_on_its_public_paths,
+    the_route_layer_layout_protects_its_routes_and_leaves_unknown_paths_open,
 );
 
 async fn a_login_at_the_auth_center_is_accepted_by_the_demo_service_in_every_revocation_mode(
@@ -91,20 +92,20 @@ async fn missing_and_garbage_tokens_get_401_invalid_token_and_no_auth_routes_sta
     );
 }
 
-async fn the_whole_router_layout_asks_a_token_everywhere_but_on_its_public_paths(store: Store) {
+async fn the_default_whole_router_layout_asks_a_token_everywhere_but_on_its_public_paths(
+    store: Store,
+) {
     let center = AuthCenter::spawn(store).await;
-    let mut settings = center.demo_settings();
-    settings.layout = demo_service::Layout::WholeRouter;
-    let demo = Demo::spawn(settings).await;
+    let demo = center.demo(RevocationMode::Tracked).await;
     let tokens = center.register_and_login("whole").await;
-    let me = demo.me(&tokens).await;
-    me.assert_ok();
-    assert_eq!(me.body["sub"], tokens.user_id().as_str());
+    // `/me` through the layer around the router; the others verify on their own and are
+    // public paths of that layer only so that they are not verified twice.
+    every_way_to_me_answers_the_caller_and_401_without_a_token(&demo, &tokens).await;
     for public in ["/baseline/me", "/healthz", "/metrics"] {
         let status = demo.get(public, None).await.status();
         assert_eq!(status, StatusCode::OK, "{public}");
     }
-    for covered in ["/me", "/admin", "/nowhere", "/healthz/"] {
+    for covered in ["/admin", "/nowhere", "/healthz/", "/baseline/me/"] {
         let status = demo.get(covered, None).await.status();
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{covered}");
     }
@@ -118,4 +119,43 @@ async fn the_whole_router_layout_asks_a_token_everywhere_but_on_its_public_paths
         .await
         .status();
     assert_eq!(nowhere, StatusCode::NOT_FOUND);
+}
+
+async fn the_route_layer_layout_protects_its_routes_and_leaves_unknown_paths_open(store: Store) {
+    let center = AuthCenter::spawn(store).await;
+    let mut settings = center.demo_settings();
+    settings.layout = demo_service::Layout::RouteLayer;
+    let demo = Demo::spawn(settings).await;
+    let tokens = center.register_and_login("layered").await;
+    every_way_to_me_answers_the_caller_and_401_without_a_token(&demo, &tokens).await;
+    Answer::of(demo.get("/admin", None).await)
+        .await
+        .assert_401("invalid_token");
+    let admin = demo
+        .get("/admin", Some(&tokens.access_token))
+        .await
+        .status();
+    assert_eq!(admin, StatusCode::FORBIDDEN);
+    for open in ["/baseline/me", "/healthz", "/metrics"] {
+        let status = demo.get(open, None).await.status();
+        assert_eq!(status, StatusCode::OK, "{open}");
+    }
+    // Nothing covers a path no route has: it is not found, token or not.
+    assert_eq!(
+        demo.get("/nowhere", None).await.status(),
+        StatusCode::NOT_FOUND
+    );
+}
+
+/// `/me` and the three other ways the demo-service protects the same handler, in either
+/// layout: the caller's claims with the token, `401` without.
+async fn every_way_to_me_answers_the_caller_and_401_without_a_token(demo: &Demo, tokens: &Tokens) {
+    for path in ["/me", "/route-layer/me", "/handler/me", "/verified/me"] {
+        let me = Answer::of(demo.get(path, Some(&tokens.access_token)).await).await;
+        me.assert_ok();
+        assert_eq!(me.body["sub"], tokens.user_id().as_str(), "{path}");
+        Answer::of(demo.get(path, None).await)
+            .await
+            .assert_401("invalid_token");
+    }
 }

@@ -42,8 +42,8 @@ pub struct Settings {
     /// Where to serve `/metrics` instead of on `listen_addr` (`METRICS_ADDR`; plain HTTP).
     /// Unset: `/metrics` is on the main listener.
     pub metrics_addr: Option<SocketAddr>,
-    /// Where the verifier's layer sits (`layout`, `DEMO_LAYOUT`): `route-layer` (default) or
-    /// `whole-router`.
+    /// Where the verifier's layer sits for `/me` and `/admin` (`layout`, `DEMO_LAYOUT`):
+    /// `whole-router` (default) or `route-layer`.
     pub layout: Layout,
     /// The verifier's settings, at the top level of the file beside `listen_addr`.
     #[serde(skip)]
@@ -53,18 +53,20 @@ pub struct Settings {
 /// Where the demo-service puts the verifier's layer.
 ///
 /// ```
-/// assert_eq!(demo_service::Layout::default(), demo_service::Layout::RouteLayer);
+/// assert_eq!(demo_service::Layout::default(), demo_service::Layout::WholeRouter);
 /// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Layout {
-    /// `route_layer` on `/me` and `/admin`; `/handler/me` and `/verified/me` protect
-    /// themselves; everything else is public.
+    /// The layer around the whole router (the default): every path needs a token but the
+    /// layer's public paths, `/baseline/me`, `/healthz`, `/metrics` and the routes that
+    /// verify on their own (`/route-layer/me`, `/handler/me`, `/verified/me`). A route added
+    /// later is covered without a word; no boxed route level per protected route.
     #[default]
-    RouteLayer,
-    /// The layer around the whole router, `/baseline/me`, `/healthz` and `/metrics` its
-    /// public paths: every other path needs a token.
     WholeRouter,
+    /// `route_layer` on `/me` and `/admin`, as `/route-layer/me` has in both layouts;
+    /// everything else is public unless it verifies on its own.
+    RouteLayer,
 }
 
 impl Default for Settings {
@@ -137,10 +139,10 @@ mod tests {
             )?;
             let file = Some(Path::new("demo.toml"));
             let settings = Settings::load(file).map_err(|e| e.to_string())?;
-            assert_eq!(settings.layout, Layout::RouteLayer);
-            jail.set_env("DEMO_LAYOUT", "whole-router");
-            let settings = Settings::load(file).map_err(|e| e.to_string())?;
             assert_eq!(settings.layout, Layout::WholeRouter);
+            jail.set_env("DEMO_LAYOUT", "route-layer");
+            let settings = Settings::load(file).map_err(|e| e.to_string())?;
+            assert_eq!(settings.layout, Layout::RouteLayer);
             jail.set_env("DEMO_LAYOUT", "everywhere");
             let error = Settings::load(file).unwrap_err().to_string();
             assert!(error.contains("DEMO_LAYOUT"), "{error}");

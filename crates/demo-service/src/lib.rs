@@ -1,22 +1,24 @@
 //! demo-service: a downstream service that embeds the verifier.
 //!
-//! * `GET /me` — the caller's claims (any valid token with a live session);
-//! * `GET /handler/me` — the same, with the layer on the handler itself
-//!   (`me.layer(VerifierLayer::new(..))`), which spares axum's boxed route level that
-//!   `route_layer` adds (compared in the benchmarks);
-//! * `GET /verified/me` — the same, verified by the [`Verified`] extractor instead of the
-//!   layer (compared with it in the benchmarks);
+//! * `GET /me` — the caller's claims (any valid token with a live session), behind the
+//!   verifier's layer around the whole router;
 //! * `GET /admin` — needs the `admin` role;
+//! * `GET /route-layer/me` — the same as `/me`, with the layer as a `route_layer` on its
+//!   route instead, which adds axum's boxed route level (compared in the benchmarks);
+//! * `GET /handler/me` — the same, with the layer on the handler itself
+//!   (`me.layer(VerifierLayer::new(..))`);
+//! * `GET /verified/me` — the same, verified by the [`Verified`] extractor instead of a
+//!   layer;
 //! * `GET /baseline/me` — the same handler with no auth at all (the benchmark baseline);
 //! * `GET /healthz`;
 //! * `GET /metrics` (Prometheus: the HTTP series and the verifier's; on `METRICS_ADDR`
 //!   instead when that is set).
 //!
-//! With `DEMO_LAYOUT=whole-router` ([`Layout::WholeRouter`]) the verifier's layer wraps the
-//! whole router instead (in the request metrics' router level): `/baseline/me`, `/healthz`
-//! and `/metrics` are its public paths, `/me` and
-//! `/admin` need a token as before, and so does every other path (`/handler/me` and
-//! `/verified/me` do not exist in that layout).
+//! By default ([`Layout::WholeRouter`]) the verifier's layer wraps the whole router (in the
+//! request metrics' router level), so every path needs a token but its public paths:
+//! `/baseline/me`, `/healthz`, `/metrics`, and the three routes above that verify on their
+//! own. With `DEMO_LAYOUT=route-layer` ([`Layout::RouteLayer`]) `/me` and `/admin` have the
+//! layer as a `route_layer` instead, and a path no route serves is a `404` without a token.
 //!
 //! Configured like the auth-center, from an optional TOML file and the environment
 //! (`AUTH_JWKS_URL`, `AUTH_ISSUER`, `AUTH_AUDIENCE`, `REDIS_URL` or `REDIS_CLUSTER_URLS`,
@@ -40,29 +42,49 @@ use verifier::{Authenticated, Claims, Verified, Verifier, VerifierLayer, require
 pub use crate::config::{Layout, Settings};
 
 /// The routes with the request metrics (and `/metrics` unless it has a listener of its own),
-/// the verifier's layer placed as `layout` says.
+/// the verifier's layer for `/me` and `/admin` placed as `layout` says.
 fn app(verifier: Verifier, layout: Layout, exporter: &service_kit::metrics::Exporter) -> Router {
+    let routes = self_verifying_routes(verifier.clone());
     match layout {
-        Layout::RouteLayer => exporter.instrument(route_layers(verifier)),
         // In the metrics' router level: a level of its own would cost every request more
         // than the placement saves.
         Layout::WholeRouter => exporter.instrument_with(
-            whole_router_routes(),
-            VerifierLayer::new(verifier).public_paths(["/baseline/me", "/healthz", "/metrics"]),
+            routes.merge(protected_routes()),
+            VerifierLayer::new(verifier).public_paths(WHOLE_ROUTER_PUBLIC_PATHS),
         ),
+        Layout::RouteLayer => exporter
+            .instrument(routes.merge(protected_routes().route_layer(VerifierLayer::new(verifier)))),
     }
 }
 
-/// Protecting `/me` and `/admin` is the two `route_layer` lines; `/handler/me` has the layer
-/// on its handler; `/verified/me` is protected by its extractor, with the verifier as its
-/// route's state.
-fn route_layers(verifier: Verifier) -> Router {
-    let protected = Router::new()
+/// The paths the layer around the whole router lets through without a token: the no-auth
+/// baseline, the health check and the metrics, and the routes that verify on their own (so
+/// that they are not verified twice).
+const WHOLE_ROUTER_PUBLIC_PATHS: [&str; 6] = [
+    "/baseline/me",
+    "/healthz",
+    "/metrics",
+    "/route-layer/me",
+    "/handler/me",
+    "/verified/me",
+];
+
+/// `/me` and `/admin`, which need the verifier's layer from outside.
+fn protected_routes() -> Router {
+    Router::new()
         .route("/admin", get(admin).route_layer(require_role("admin")))
         .route("/me", get(me))
+}
+
+/// The routes of both layouts: the no-auth baseline and the health check, and `/me` protected
+/// in three other ways: `route_layer` (two lines), the layer on the handler, the extractor
+/// with the verifier as its route's state.
+fn self_verifying_routes(verifier: Verifier) -> Router {
+    let route_layer = Router::new()
+        .route("/route-layer/me", get(me))
         .route_layer(VerifierLayer::new(verifier.clone()));
     Router::new()
-        .merge(protected)
+        .merge(route_layer)
         // The layer on the handler: no boxed route level of its own.
         .route(
             "/handler/me",
@@ -70,17 +92,6 @@ fn route_layers(verifier: Verifier) -> Router {
         )
         // The verifier as this one route's state: no router nested for it.
         .route("/verified/me", get(verified_me).with_state(verifier))
-        .route("/baseline/me", get(baseline_me))
-        .route("/healthz", get(healthz))
-}
-
-/// The routes of the whole-router layout, all behind the verifier's layer but its public
-/// paths, the no-auth baseline and the health check (the benchmarks compare `/me` with
-/// `/baseline/me` in this layout too).
-fn whole_router_routes() -> Router {
-    Router::new()
-        .route("/admin", get(admin).route_layer(require_role("admin")))
-        .route("/me", get(me))
         .route("/baseline/me", get(baseline_me))
         .route("/healthz", get(healthz))
 }
