@@ -82,9 +82,10 @@ pub(crate) fn render(files: &[PathBuf]) -> anyhow::Result<String> {
     };
     if let Some((_, baseline_runs)) = groups.first() {
         let base = best(baseline_runs).map_or(1.0, |i| baseline_runs[i].rps.max(1.0));
+        let w = column_width(groups.iter().map(|(label, _)| label.as_str()), 32);
         writeln!(
             out,
-            "{:<32} {:>8} {:>6} {:>7} {:>7} {:>8} {:>10} {:>9} {:>8} {:>10} {:>7}  rps of each round",
+            "{:<w$} {:>8} {:>6} {:>7} {:>7} {:>8} {:>10} {:>9} {:>8} {:>10} {:>7}  rps of each round",
             "run (best round)",
             "rps",
             "ratio",
@@ -115,7 +116,7 @@ pub(crate) fn render(files: &[PathBuf]) -> anyhow::Result<String> {
             let rounds: Vec<String> = runs.iter().map(|r| format!("{:.0}", r.rps)).collect();
             writeln!(
                 out,
-                "{:<32} {:>8.0} {:>6.3} {:>7.1} {:>7.1} {:>8} {:>10} {:>9} {:>8} {:>10} {:>7}  {}",
+                "{:<w$} {:>8.0} {:>6.3} {:>7.1} {:>7.1} {:>8} {:>10} {:>9} {:>8} {:>10} {:>7}  {}",
                 label,
                 r.rps,
                 r.rps / base,
@@ -144,9 +145,10 @@ pub(crate) fn render(files: &[PathBuf]) -> anyhow::Result<String> {
         if !out.is_empty() {
             out.push('\n');
         }
+        let w = column_width(revocation.iter().map(|r| r.label.as_str()), 34);
         writeln!(
             out,
-            "{:<34} {:>6} {:>8} {:>8} {:>8} {:>9} {:>9} {:>8} {:>5} {:>9} {:>7} {:>9} {:>8}",
+            "{:<w$} {:>6} {:>8} {:>8} {:>8} {:>9} {:>9} {:>8} {:>5} {:>9} {:>7} {:>9} {:>8}",
             "DEL -> first 401",
             "trials",
             "p50 µs",
@@ -169,7 +171,7 @@ pub(crate) fn render(files: &[PathBuf]) -> anyhow::Result<String> {
             };
             writeln!(
                 out,
-                "{:<34} {:>6} {:>8.1} {:>8.1} {:>8.1} {:>9.1} {:>9.1} {:>8} {:>5} {:>9} {:>7.1} {:>9} {:>8}",
+                "{:<w$} {:>6} {:>8.1} {:>8.1} {:>8.1} {:>9.1} {:>9.1} {:>8} {:>5} {:>9} {:>7.1} {:>9} {:>8}",
                 r.label,
                 r.trials,
                 r.p50_us,
@@ -261,6 +263,12 @@ fn hiccup_line(r: &HiccupResult) -> String {
 struct InstructionsResult {
     path: String,
     instructions_per_request: f64,
+}
+
+/// The width of a table's label column: its longest label, and at least `min` characters, so
+/// that a long label pushes its row's figures no further right than the others'.
+fn column_width<'a>(labels: impl Iterator<Item = &'a str>, min: usize) -> usize {
+    labels.map(|l| l.chars().count()).fold(min, usize::max)
 }
 
 fn median(xs: &[f64]) -> f64 {
@@ -556,9 +564,10 @@ impl PacedRow {
 }
 
 fn render_paced(out: &mut String, rows: &[PacedRow]) -> anyhow::Result<()> {
+    let w = column_width(rows.iter().map(|r| r.label.as_str()), 24);
     writeln!(
         out,
-        "{:<8} {:<24} {:>7} {:>8} {:>9} {:>8} {:>8} {:>9} {:>9} {:>9} {:>10} {:>7}  other",
+        "{:<8} {:<w$} {:>7} {:>8} {:>9} {:>8} {:>8} {:>9} {:>9} {:>9} {:>10} {:>7}  other",
         "kind",
         "run",
         "clients",
@@ -580,7 +589,7 @@ fn render_paced(out: &mut String, rows: &[PacedRow]) -> anyhow::Result<()> {
         let m = &r.m;
         writeln!(
             out,
-            "{:<8} {:<24} {:>7} {:>8} {:>9.1} {:>8.0} {:>8.0} {:>9.0} {:>9.0} {:>9.0} {:>10} {:>7}  in flight max {}{}{}{}",
+            "{:<8} {:<w$} {:>7} {:>8} {:>9.1} {:>8.0} {:>8.0} {:>9.0} {:>9.0} {:>9.0} {:>10} {:>7}  in flight max {}{}{}{}",
             r.kind,
             r.label,
             r.clients,
@@ -791,6 +800,38 @@ mod tests {
         assert_eq!(
             me.split_whitespace().take(6).collect::<Vec<_>>(),
             ["/me", "33000", "0.909", "+3000", "-", "-"]
+        );
+    }
+
+    #[test]
+    fn a_label_longer_than_the_column_widens_it_and_the_figures_stay_aligned() {
+        let results = [
+            http("baseline", 50000.0, 10.0, None),
+            http(
+                "/verified/me tracked (extractor, no layer)",
+                40000.0,
+                12.0,
+                None,
+            ),
+        ];
+        let table = rendered(&results);
+        let lines: Vec<&str> = table
+            .lines()
+            .skip_while(|l| !l.starts_with("run (best round)"))
+            .take(3)
+            .collect();
+        // Where each line's "rps" column ends, in characters.
+        let rps_end = |line: &str| {
+            let header = lines[0];
+            let end = header.find(" rps ").unwrap() + " rps".len();
+            let column = header[..end].chars().count();
+            line.chars().take(column).collect::<String>()
+        };
+        assert!(rps_end(lines[1]).ends_with(" 50000"), "{table}");
+        assert!(rps_end(lines[2]).ends_with(" 40000"), "{table}");
+        assert!(
+            lines[2].starts_with("/verified/me tracked (extractor, no layer) "),
+            "{table}"
         );
     }
 
