@@ -8,7 +8,8 @@
 //! tokens (RFC 9449) are accepted once the builder has a [`dpop::DpopChecker`].
 //!
 //! ```no_run
-//! use axum::{Router, routing::get};
+//! use axum::{Router, extract::Request, routing::get};
+//! use tower_layer::Layer as _;
 //! use verifier::{Authenticated, RedisTarget, Verifier, VerifierLayer, require_role};
 //!
 //! async fn me(user: Authenticated) -> String {
@@ -23,10 +24,16 @@
 //!     .redis(RedisTarget::Standalone("redis://127.0.0.1:6379".into()))
 //!     .build()
 //!     .await?;
-//! let app: Router = Router::new()
+//! let router = Router::new()
 //!     .route("/admin", get(|| async { "secret" }).route_layer(require_role("admin")))
 //!     .route("/me", get(me))
-//!     .route_layer(VerifierLayer::new(verifier));
+//!     .route("/healthz", get(|| async { "ok" }));
+//! // Around the whole router: every path needs a token but the public ones, also a
+//! // route added later. `route_layer(VerifierLayer::new(..))` covers only the routes
+//! // before it ([`VerifierLayer`] compares the ways).
+//! let app = VerifierLayer::new(verifier).public_paths(["/healthz"]).layer(router);
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8081").await?;
+//! axum::serve(listener, axum::ServiceExt::<Request>::into_make_service(app)).await?;
 //! # Ok(()) }
 //! ```
 //!
