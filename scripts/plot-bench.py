@@ -314,7 +314,11 @@ def paired_rounds(paths):
     rows, offset = {}, 0
     for path in paths:
         batches = set()
-        for line in Path(path).read_text().splitlines():
+        try:
+            text = Path(path).read_text()
+        except OSError as e:
+            sys.exit(f"plot-bench.py: cannot read the paired rounds {path}: {e.strerror}")
+        for line in text.splitlines():
             parts = line.split()
             if len(parts) != 6 or not parts[0].isdigit():
                 continue
@@ -353,7 +357,8 @@ def hot_path(groups, out):
             if len(diffs) >= 2:
                 rows_drawn.append((f"{path}\n{name}" if name else path, diffs))
     if not rows_drawn:
-        return
+        sys.exit("plot-bench.py --paired: no path has rounds from two or more sets of "
+                 f"processes in {', '.join(f for _, files in groups for f in files)}")
     fig, ax = plt.subplots(figsize=(8, 0.75 * len(rows_drawn) + 1.4))
     for i, (label, diffs) in enumerate(rows_drawn):
         n = len(diffs)
@@ -383,6 +388,8 @@ def main():
     if len(sys.argv) != 3:
         sys.exit(__doc__)
     results = load(sys.argv[1])
+    if not results:
+        sys.exit(f"plot-bench.py: no results (*.json) in {sys.argv[1]}: nothing to draw")
     out = Path(sys.argv[2])
     out.mkdir(parents=True, exist_ok=True)
     for figure in (throughput, latency, revocation, login, tails, refresh):

@@ -42,6 +42,7 @@
 #                            Python application), the Grafana Foundation SDK (the dashboard
 #                            generator deploy/grafana/dashboard.py, checked by the e2e tests),
 #                            Schemathesis and openapi-spec-validator (the OpenAPI contract test),
+#                            matplotlib (the benchmark report's figures, scripts/draw-report.sh),
 #                            and Playwright (the hosted pages' browser test, see setup_browser)
 #   TEST_CHROMIUM            Debian's chromium, which that browser test drives headless
 #
@@ -242,15 +243,18 @@ done
 # its venv module is installed with apt-get.
 # The packages are pinned in tests/requirements.txt (with the Grafana Foundation SDK that
 # deploy/grafana/dashboard.py uses, and Schemathesis and openapi-spec-validator, with which
-# tests/e2e/contract.rs checks the OpenAPI document); the virtualenv is made again when that
-# file changed.
+# tests/e2e/contract.rs checks the OpenAPI document, and, through scripts/bench-requirements.txt,
+# the matplotlib with which tests/e2e/report.rs draws the benchmark report's figures); the
+# virtualenv is made again when either file changed.
 PY_REQUIREMENTS=tests/requirements.txt
+# What the virtualenv was made from: tests/requirements.txt and the file it includes.
+requirements_stamp() { cat "$PY_REQUIREMENTS" scripts/bench-requirements.txt; }
 setup_oauth_python() {
   local venv python
   venv="$(cargo_target_dir)/oauth-venv"
   python_ok() {
-    "$1" -c 'import authlib, cryptography, joserfc, jwt, requests, grafana_foundation_sdk, schemathesis, openapi_spec_validator' >/dev/null 2>&1 &&
-      cmp -s "$PY_REQUIREMENTS" "$venv/requirements.txt"
+    "$1" -c 'import authlib, cryptography, joserfc, jwt, requests, grafana_foundation_sdk, schemathesis, openapi_spec_validator, matplotlib' >/dev/null 2>&1 &&
+      cmp -s <(requirements_stamp) "$venv/requirements.txt"
   }
   if [ -x "$venv/bin/python" ] && python_ok "$venv/bin/python"; then
     export TEST_OAUTH_PYTHON="$venv/bin/python"
@@ -268,7 +272,7 @@ setup_oauth_python() {
   rm -rf "$venv"
   if [ -n "$python" ] && "$python" -m venv "$venv" >&2 &&
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$PY_REQUIREMENTS" >&2 &&
-    cp "$PY_REQUIREMENTS" "$venv/requirements.txt" && python_ok "$venv/bin/python"; then
+    requirements_stamp > "$venv/requirements.txt" && python_ok "$venv/bin/python"; then
     export TEST_OAUTH_PYTHON="$venv/bin/python"
     say "python OAuth client TEST_OAUTH_PYTHON=$TEST_OAUTH_PYTHON ($("$venv/bin/python" -m pip list 2>/dev/null | grep -iE '^(authlib|pyjwt) ' | tr -s ' ' | paste -sd, -))"
     return 0

@@ -27,6 +27,7 @@ mod native;
 mod oauth_clients;
 mod outages;
 mod prometheus;
+mod report;
 mod revocation;
 mod revocation_off;
 mod selftest;

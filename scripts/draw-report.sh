@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Draws every figure of docs/benchmarks.md and its notebook again from the committed raw
+# results: the exact command behind each SVG in docs/benchmarks/.
+#
+#   scripts/draw-report.sh [OUT_DIR]        (default: docs/benchmarks, in place)
+#
+# PYTHON names an interpreter with the pinned matplotlib of scripts/bench-requirements.txt
+# (default: python3). With that matplotlib the figures come out byte for byte as committed
+# (plot-bench.py fixes the SVG ids and leaves out the date); tests/e2e/report.rs draws them
+# into a temporary directory and compares. A new figure in the report gets its line here.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+out=${1:-docs/benchmarks}
+py=${PYTHON:-python3}
+raw=docs/benchmarks
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+mkdir -p "$out"
+plot() { "$py" scripts/plot-bench.py "$@" >/dev/null; }
+
+# The report's run (benchmarks.md, "The run"): throughput.svg, latency.svg, revocation.svg,
+# login.svg, tails.svg, refresh.svg.
+plot "$raw/raw-2026-11-28-eleventh/full" "$out"
+
+# Item 1's paired sets before the cuts, `route_layer` (hot-path.svg).
+fifth=$raw/raw-2026-11-27-fifth/paired
+plot --paired \
+    "fifth session's machine, 20 sets:$fifth/ten-processes-6-rounds-a.txt,$fifth/ten-processes-6-rounds-b.txt" \
+    "seventh session's machine, 10 sets:$raw/raw-2026-11-27-seventh/paired-bearer/ten-processes-6-rounds.txt" \
+    "$out"
+
+# Both layouts after the cuts, paired over the same hours on one host, then the default layout
+# alone on another (hot-path-layouts.svg).
+eleventh=$raw/raw-2026-11-28-eleventh/paired
+plot --paired "route_layer (Intel Xeon host):$eleventh/route-layer.txt" \
+    "whole router, the default (Intel Xeon host):$eleventh/whole-router.txt" \
+    "whole router, the default (AMD EPYC host):$raw/raw-2026-11-28-twelfth/paired/whole-router.txt" \
+    "$tmp/layouts"
+mv "$tmp/layouts/hot-path.svg" "$out/hot-path-layouts.svg"
+
+# The probes beside controls that make no requests, run 2 (notebook; tails-controls.svg).
+plot "$raw/raw-2026-11-27-fifth/controls-8-rounds" "$tmp/controls"
+mv "$tmp/controls/tails.svg" "$out/tails-controls.svg"
