@@ -14,10 +14,11 @@ use axum::body::Body;
 use std::sync::Arc;
 
 use axum::routing::{get, post};
-use http::{Request, StatusCode, header};
+use http::{HeaderValue, Method, Request, StatusCode, header};
 use serde_json::{Value, json};
 use test_support::DpopKey;
 use tower::{Layer as _, ServiceExt as _};
+use tower_http::cors::CorsLayer;
 use verifier::contract::ManualClock;
 use verifier::dpop::{DpopChecker, DpopError};
 use verifier::{
@@ -321,6 +322,58 @@ async fn a_layer_around_the_whole_router_protects_every_route_but_its_exact_publ
     assert_eq!(
         get_json(&app, "/nowhere", Some(&token)).await.0,
         StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn a_cors_layer_outside_the_verifier_answers_browser_preflights_and_the_requests_still_need_a_token()
+ {
+    let (verifier, token) = verifier_and_token().await;
+    let origin = "https://app.example";
+    let cors = || {
+        CorsLayer::new()
+            .allow_origin(HeaderValue::from_static(origin))
+            .allow_methods([Method::GET])
+            .allow_headers([header::AUTHORIZATION])
+    };
+    let routes = || Router::new().route("/me", get(me));
+    let outside = cors().layer(VerifierLayer::new(verifier.clone()).layer(routes()));
+    let inside = VerifierLayer::new(verifier).layer(routes().layer(cors()));
+    // A browser's preflight: no token, whatever the real request will carry.
+    let preflight = || {
+        Request::builder()
+            .method(Method::OPTIONS)
+            .uri("/me")
+            .header(header::ORIGIN, origin)
+            .header(header::ACCESS_CONTROL_REQUEST_METHOD, "GET")
+            .header(header::ACCESS_CONTROL_REQUEST_HEADERS, "authorization")
+            .body(Body::empty())
+            .unwrap()
+    };
+    let answer = outside.clone().oneshot(preflight()).await.unwrap();
+    assert_eq!(answer.status(), StatusCode::OK);
+    assert_eq!(
+        answer.headers()[header::ACCESS_CONTROL_ALLOW_ORIGIN],
+        origin,
+        "the preflight is answered by the CORS layer"
+    );
+    assert_eq!(
+        get_json(&outside, "/me", None).await.0,
+        StatusCode::UNAUTHORIZED,
+        "the request itself still needs a token"
+    );
+    assert_eq!(
+        get_json(&outside, "/me", Some(&token)).await,
+        (StatusCode::OK, json!("user-1"))
+    );
+    // With the CORS layer inside, the preflight never reaches it: the browser sees a 401
+    // without CORS headers and reports the real request as a CORS failure.
+    let answer = inside.oneshot(preflight()).await.unwrap();
+    assert_eq!(answer.status(), StatusCode::UNAUTHORIZED);
+    assert!(
+        !answer
+            .headers()
+            .contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN)
     );
 }
 

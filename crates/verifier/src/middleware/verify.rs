@@ -38,6 +38,10 @@ use crate::verify::Verifier;
 ///   answer `404`);
 /// * on one handler with axum's `Handler::layer`.
 ///
+/// A browser's CORS preflight (`OPTIONS`) never carries a token: put a CORS layer (tower-http's
+/// `CorsLayer`) outside this one, so that it answers preflights itself. Inside, a preflight
+/// gets `401` without CORS headers, and the browser reports the real request as a CORS failure.
+///
 /// The path a proof's `htu` is checked against is the one this layer sees, after the
 /// checker's public URL.
 ///
