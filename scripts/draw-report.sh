@@ -30,11 +30,11 @@ plot --paired \
     "seventh session's machine, 10 sets:$raw/raw-2026-11-27-seventh/paired-bearer/ten-processes-6-rounds.txt" \
     "$out"
 
-# Both layouts after the cuts, paired over the same hours on one host, then the default layout
-# alone on another (hot-path-layouts.svg).
+# Both layouts after the cuts, on two hosts (hot-path-layouts.svg).
 eleventh=$raw/raw-2026-11-28-eleventh/paired
 plot --paired "route_layer (Intel Xeon host):$eleventh/route-layer.txt" \
     "whole router, the default (Intel Xeon host):$eleventh/whole-router.txt" \
+    "route_layer (AMD EPYC host):$raw/raw-2026-11-28-twelfth/paired/route-layer.txt" \
     "whole router, the default (AMD EPYC host):$raw/raw-2026-11-28-twelfth/paired/whole-router.txt" \
     "$tmp/layouts"
 mv "$tmp/layouts/hot-path.svg" "$out/hot-path-layouts.svg"
