@@ -9,7 +9,7 @@
 //!
 //! ```no_run
 //! use axum::{Router, extract::Request, routing::get};
-//! use tower_layer::Layer as _;
+//! use tower_layer::Layer as _; // the `tower-layer` crate, or `tower::Layer`
 //! use verifier::{Authenticated, RedisTarget, Verifier, VerifierLayer, require_role};
 //!
 //! async fn me(user: Authenticated) -> String {
