@@ -65,6 +65,27 @@ fn every_figure_of_the_benchmark_report_is_what_its_command_draws_from_the_commi
     );
 }
 
+/// Runs `plot-bench.py args` and asserts that it refuses: a failure exit, a message on stderr
+/// that says `says` and names `input`, and no Python traceback in its place.
+fn assert_plot_refuses(python: &str, args: &[&std::ffi::OsStr], says: &str, input: &Path) {
+    let run = Command::new(python)
+        .arg(repo_path("scripts/plot-bench.py"))
+        .args(args)
+        .output()
+        .expect("plot-bench.py runs");
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    let input = input.display().to_string();
+    assert!(!run.status.success(), "plot-bench.py {args:?} succeeded");
+    assert!(
+        stderr.contains(says) && stderr.contains(&input),
+        "plot-bench.py {args:?} should say {says:?} and name {input}: {stderr}"
+    );
+    assert!(
+        !stderr.contains("Traceback"),
+        "a traceback instead of a message: {stderr}"
+    );
+}
+
 #[test]
 fn the_plot_script_refuses_a_directory_without_results_instead_of_drawing_nothing() {
     let Some(python) = venv_python() else {
@@ -72,20 +93,11 @@ fn the_plot_script_refuses_a_directory_without_results_instead_of_drawing_nothin
     };
     let empty = tempfile::tempdir().expect("tempdir");
     let out = tempfile::tempdir().expect("tempdir");
-    let run = Command::new(&python)
-        .arg(repo_path("scripts/plot-bench.py"))
-        .arg(empty.path())
-        .arg(out.path())
-        .output()
-        .expect("plot-bench.py runs");
-    let stderr = String::from_utf8_lossy(&run.stderr);
-    assert!(
-        !run.status.success(),
-        "plot-bench.py succeeded on a directory without results"
-    );
-    assert!(
-        stderr.contains("no results") && stderr.contains(&empty.path().display().to_string()),
-        "plot-bench.py should say that the directory holds no results: {stderr}"
+    assert_plot_refuses(
+        &python,
+        &[empty.path().as_os_str(), out.path().as_os_str()],
+        "no results",
+        empty.path(),
     );
     assert!(
         figures(out.path()).is_empty(),
@@ -111,27 +123,7 @@ fn the_paired_form_names_a_rounds_file_it_cannot_read_or_that_holds_no_sets() {
         (&missing, "cannot read the paired rounds"),
         (&one_set, "no path has rounds from two or more sets"),
     ] {
-        let run = Command::new(&python)
-            .arg(repo_path("scripts/plot-bench.py"))
-            .arg("--paired")
-            .arg(rounds)
-            .arg(&out)
-            .output()
-            .expect("plot-bench.py runs");
-        let stderr = String::from_utf8_lossy(&run.stderr);
-        assert!(
-            !run.status.success(),
-            "plot-bench.py --paired succeeded on {}",
-            rounds.display()
-        );
-        assert!(
-            stderr.contains(says) && stderr.contains(&rounds.display().to_string()),
-            "plot-bench.py --paired on {} should say {says:?}: {stderr}",
-            rounds.display()
-        );
-        assert!(
-            !stderr.contains("Traceback"),
-            "a traceback instead of a message: {stderr}"
-        );
+        let args = ["--paired".as_ref(), rounds.as_os_str(), out.as_os_str()];
+        assert_plot_refuses(&python, &args, says, rounds);
     }
 }
