@@ -113,6 +113,15 @@ fi
 for b in auth-center demo-service gateway loadgen; do
     [[ -x $BIN/$b ]] || die "$BIN/$b missing (build it or unset BENCH_NO_BUILD)"
 done
+# The refresh runs at fractions of saturation and the refresh probes watch every CPU: a
+# real-time thread pinned to each notes when it wakes up 2 ms or more late (the machine
+# stopped), and each result says how many of its slow 100 ms slices came with such a stall
+# and the p99 of the answers in the slices without one. A loadgen kept from before
+# (BENCH_BIN) may not have the option.
+WATCH=()
+if "$BIN/loadgen" refresh --help 2>/dev/null | grep -q -- --watch-cpus; then
+    WATCH=(--watch-cpus "$(seq -s, 0 $((ncpu - 1)))")
+fi
 
 if [[ -n "${BENCH_HASHES:-}" && ! "$BENCH_HASHES" =~ ^[1-9][0-9]*$ ]]; then
     die "BENCH_HASHES must be a number of hashing slots, 1 or more (unset: the auth-center's default)"
@@ -547,7 +556,7 @@ probe_round() { # label phase round
     log "auth-center $label: probes $phase, round $3 of $PROBE_ROUNDS (refresh $PROBE_RATE/s over 50 sessions, /me 1000/s)"
     next_result; base=$RESULT
     "${lg[@]}" refresh "${acct[@]}" --sessions 50 --rate "$PROBE_RATE" -d "$DURATION" \
-        --warmup "$WARMUP" --server-pid "$pid" --label "refresh p99 $phase, $label" \
+        --warmup "$WARMUP" --server-pid "$pid" --label "refresh p99 $phase, $label" "${WATCH[@]}" \
         --ready-file "$base.ready" --start-file "$base.start" >"$base-refresh.json" &
     probe=$!
     PIDS+=($probe)
@@ -642,7 +651,7 @@ auth_bench() { # id label cpuset
         next_result
         "${lg[@]}" refresh "${acct[@]}" --sessions 400 --rate "$r" -d "$DURATION" \
             --warmup "$WARMUP" --server-pid "$pid" --label "refresh p99 at $frac of saturation, $label" \
-            >"$RESULT-refresh.json"
+            "${WATCH[@]}" >"$RESULT-refresh.json"
     done
     # Logins against the raw Argon2 capacity of the configured slots (`auth-center passwords
     # capacity`, same config and pinning), in alternating rounds: raw then flood, flood then

@@ -10,13 +10,15 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::bail;
 use hdrhistogram::Histogram;
 use redis::aio::MultiplexedConnection;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
+
+use crate::stalls::{StallReport, Watched, Watchers};
 
 /// A latency distribution in µs: the usual percentiles plus the spectrum to plot.
 ///
@@ -174,13 +176,32 @@ pub(crate) struct Tally {
     pub behind_at_end: u64,
     /// Connections opened.
     pub connects: u64,
-    /// The slowest 200 answer (µs, from the intended send time) to the requests due in each
-    /// [`SLICE`] of the window, in order: when in the window a tail came.
-    pub slowest: Vec<u64>,
+    /// Each 200 answer to a request due in the window: the [`SLICE`] of the window it was
+    /// due in and its latency: when in the window a tail came, and whether the machine
+    /// itself had stopped then ([`crate::stalls`]).
+    pub answers: Vec<Answer>,
 }
 
-/// The slices of the window in [`Tally::slowest`].
+/// A 200 answer: the slice of the window its request was due in, and its latency, µs (at most
+/// `u32::MAX`, over an hour).
+pub(crate) type Answer = (u32, u32);
+
+/// The slices of the window in [`Tally::answers`].
 pub(crate) const SLICE: Duration = Duration::from_millis(100);
+
+/// The slowest answer of each slice, µs, in order up to the last slice with an answer (0: a
+/// slice without one).
+pub(crate) fn slowest_per_slice(answers: &[Answer]) -> Vec<u64> {
+    let mut slowest = Vec::new();
+    for &(slice, latency) in answers {
+        let i = slice as usize;
+        if slowest.len() <= i {
+            slowest.resize(i + 1, 0);
+        }
+        slowest[i] = slowest[i].max(u64::from(latency));
+    }
+    slowest
+}
 
 impl Tally {
     pub(crate) fn new() -> anyhow::Result<Self> {
@@ -192,7 +213,7 @@ impl Tally {
             skipped: 0,
             behind_at_end: 0,
             connects: 0,
-            slowest: Vec::new(),
+            answers: Vec::new(),
         })
     }
 
@@ -217,14 +238,12 @@ impl Tally {
         if ok {
             let latency = micros(due, done);
             self.hist.saturating_record(latency);
+            // The window is at most an hour: 36 000 slices.
             let slice = (due - window.measure_from).as_nanos() / SLICE.as_nanos();
-            let slice = usize::try_from(slice).unwrap_or(usize::MAX);
-            if slice < 1_000_000 {
-                if self.slowest.len() <= slice {
-                    self.slowest.resize(slice + 1, 0);
-                }
-                self.slowest[slice] = self.slowest[slice].max(latency);
-            }
+            self.answers.push((
+                u32::try_from(slice).unwrap_or(u32::MAX),
+                u32::try_from(latency).unwrap_or(u32::MAX),
+            ));
         }
         self.lag.saturating_record(micros(due, sent));
         *self
@@ -243,12 +262,7 @@ impl Tally {
         self.skipped += other.skipped;
         self.behind_at_end += other.behind_at_end;
         self.connects += other.connects;
-        if self.slowest.len() < other.slowest.len() {
-            self.slowest.resize(other.slowest.len(), 0);
-        }
-        for (mine, theirs) in self.slowest.iter_mut().zip(&other.slowest) {
-            *mine = (*mine).max(*theirs);
-        }
+        self.answers.extend_from_slice(&other.answers);
         Ok(())
     }
 
@@ -414,6 +428,8 @@ pub(crate) struct Outcome<C> {
     /// Redis calls per command over the window (`INFO commandstats` deltas, without the
     /// `INFO` calls that read them).
     pub redis_calls: Option<BTreeMap<String, u64>>,
+    /// What the `--watch-cpus` watchers saw over the run.
+    pub watched: Option<Watched>,
     /// The clients, as the run left them.
     pub clients: Vec<C>,
 }
@@ -431,6 +447,11 @@ pub(crate) struct RunArgs {
     /// path through several processes: their CPU time is added up.
     #[arg(long)]
     pub server_pid: Vec<u32>,
+    /// Watch these CPUs (`0,1`) over the run: a thread pinned to each, real-time when
+    /// allowed, notes when it wakes up 1 ms or more late, and the result says whether the
+    /// slow answers came with such stalls (`machine_stalls`).
+    #[arg(long, value_delimiter = ',')]
+    pub watch_cpus: Vec<usize>,
     /// A name for this run in the output.
     #[arg(long, default_value = "")]
     pub label: String,
@@ -444,6 +465,7 @@ impl RunArgs {
             duration: self.duration,
             rate,
             server_pids: &self.server_pid,
+            watch_cpus: &self.watch_cpus,
             redis: None,
         }
     }
@@ -456,6 +478,8 @@ pub(crate) struct Plan<'a> {
     /// Total sends per second over all clients (open loop); 0: closed loop.
     pub rate: f64,
     pub server_pids: &'a [u32],
+    /// CPUs to watch for stalls ([`crate::stalls`]); none: no watchers.
+    pub watch_cpus: &'a [usize],
     pub redis: Option<MultiplexedConnection>,
 }
 
@@ -467,6 +491,10 @@ pub(crate) async fn run<C: Client>(clients: Vec<C>, plan: Plan<'_>) -> anyhow::R
     }
     let n = clients.len();
     let mut redis = plan.redis;
+    let watchers = match plan.watch_cpus {
+        [] => None,
+        cpus => Some(Watchers::start(cpus)?),
+    };
     let window = Window::begin(plan.warmup, plan.duration)?;
     let in_flight = Arc::new(InFlight::default());
     let wakes: Vec<Arc<Notify>> = (0..n).map(|_| Arc::new(Notify::new())).collect();
@@ -519,6 +547,7 @@ pub(crate) async fn run<C: Client>(clients: Vec<C>, plan: Plan<'_>) -> anyhow::R
     if let Some(pacer) = pacer {
         pacer.await?;
     }
+    let watched = watchers.map(Watchers::stop).transpose()?;
     let mut tally = Tally::new()?;
     let mut clients = Vec::with_capacity(n);
     for task in tasks {
@@ -532,6 +561,7 @@ pub(crate) async fn run<C: Client>(clients: Vec<C>, plan: Plan<'_>) -> anyhow::R
         in_flight_max: in_flight.max.load(Ordering::Relaxed),
         server_cpu_secs,
         redis_calls,
+        watched,
         clients,
     })
 }
@@ -573,6 +603,13 @@ pub(crate) struct Measured {
     /// (0: none): whether a tail is one stall, and when.
     #[serde(default)]
     pub slowest_us_per_100ms: Vec<u64>,
+    /// When the window began, ms since the Unix epoch: to set the slices beside other
+    /// timestamped records (Redis's `LATENCY HISTORY`, the server's logs).
+    #[serde(default)]
+    pub window_start_unix_ms: u64,
+    /// With `--watch-cpus`: the machine's stalls beside the answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machine_stalls: Option<StallReport>,
 }
 
 impl Measured {
@@ -601,7 +638,12 @@ impl Measured {
                 .filter(|_| t.ok_in_window > 0)
                 .map(|cpu| round(cpu * 1e6 / t.ok_in_window as f64, 2)),
             reconnects: t.connects.saturating_sub(outcome.clients.len() as u64),
-            slowest_us_per_100ms: t.slowest.clone(),
+            slowest_us_per_100ms: slowest_per_slice(&t.answers),
+            window_start_unix_ms: unix_ms(outcome.window.measure_from),
+            machine_stalls: outcome
+                .watched
+                .as_ref()
+                .map(|w| crate::stalls::report(w, &outcome.window, &t.answers)),
         }
     }
 
@@ -646,10 +688,33 @@ impl ServerCpu {
     }
 }
 
+/// The wall-clock time of `t`, ms since the Unix epoch (0 before it).
+fn unix_ms(t: Instant) -> u64 {
+    let now = SystemTime::now();
+    let then = match Instant::now().checked_duration_since(t) {
+        Some(ago) => now.checked_sub(ago),
+        None => now.checked_add(t.duration_since(Instant::now())),
+    };
+    then.and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
 /// `x` rounded to `digits` decimals.
 pub(crate) fn round(x: f64, digits: i32) -> f64 {
     let scale = 10f64.powi(digits);
     (x * scale).round() / scale
+}
+
+/// A window measuring from 1 s to 2 s after its start, and the instant `ms` after it.
+#[cfg(test)]
+pub(crate) fn one_second_window() -> (Window, impl Fn(u64) -> Instant) {
+    let start = Instant::now();
+    let window = Window {
+        start,
+        measure_from: start + Duration::from_secs(1),
+        stop_at: start + Duration::from_secs(2),
+    };
+    (window, move |ms| start + Duration::from_millis(ms))
 }
 
 #[cfg(test)]
@@ -729,17 +794,6 @@ mod tests {
         assert_eq!(empty.max_us, 0.0);
     }
 
-    /// A window measuring from 1 s to 2 s after its start, and the instant `ms` after it.
-    fn one_second_window() -> (Window, impl Fn(u64) -> Instant) {
-        let start = Instant::now();
-        let window = Window {
-            start,
-            measure_from: start + Duration::from_secs(1),
-            stop_at: start + Duration::from_secs(2),
-        };
-        (window, move |ms| start + Duration::from_millis(ms))
-    }
-
     #[test]
     fn the_slowest_answer_of_each_100_ms_of_the_window_says_when_a_tail_came() {
         let (window, at) = one_second_window();
@@ -754,19 +808,30 @@ mod tests {
         let mut total = Tally::new().unwrap();
         total.merge(&a).unwrap();
         total.merge(&b).unwrap();
-        assert_eq!(total.slowest, [2_000, 0, 0, 150_000]);
+        assert_eq!(slowest_per_slice(&total.answers), [2_000, 0, 0, 150_000]);
         let outcome = Outcome {
             window,
             tally: total,
             in_flight_max: 1,
             server_cpu_secs: None,
             redis_calls: None,
+            watched: None,
             clients: vec![()],
         };
         let json = serde_json::to_value(Measured::of(&outcome)).unwrap();
         assert_eq!(
             json["slowest_us_per_100ms"],
             serde_json::json!([2_000, 0, 0, 150_000])
+        );
+        // The window began a second after the test's start, on the wall clock too.
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64;
+        let began = json["window_start_unix_ms"].as_i64().unwrap();
+        assert!(
+            (began - (now_ms + 1_000)).abs() < 60_000,
+            "{began} against {now_ms}"
         );
     }
 
@@ -802,6 +867,7 @@ mod tests {
             in_flight_max: 3,
             server_cpu_secs: Some(0.5),
             redis_calls: Some([("evalsha".to_string(), 2)].into()),
+            watched: None,
             clients: vec![(), ()],
         };
         let measured = Measured::of(&outcome);
@@ -872,6 +938,7 @@ mod tests {
             duration: 0.2,
             rate,
             server_pids: &[],
+            watch_cpus: &[],
             redis: None,
         }
     }

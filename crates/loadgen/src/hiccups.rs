@@ -73,7 +73,7 @@ pub(crate) fn run(args: HiccupArgs) -> HiccupResult {
 
 /// The gap between two clock reads that counts: all of it when the thread spun, what exceeds
 /// the nap when it slept.
-fn lateness(between_reads: Duration, nap: Option<Duration>) -> Duration {
+pub(crate) fn lateness(between_reads: Duration, nap: Option<Duration>) -> Duration {
     between_reads.saturating_sub(nap.unwrap_or_default())
 }
 

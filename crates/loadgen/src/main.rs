@@ -26,7 +26,10 @@
 //!   to N in flight). Prints refreshes/s, in-flight max, statuses, the latency spectrum,
 //!   server CPU per refresh and, with `--redis-url`, Redis commands per refresh. A client
 //!   refused with 401 logs in again (counted). Needs `AUTH_SESSIONS__MAX_PER_USER` ≥ N and
-//!   `AUTH_LIMITS__REFRESH_IP_MAX=0` (or high) on the server.
+//!   `AUTH_LIMITS__REFRESH_IP_MAX=0` (or high) on the server. With `--watch-cpus 0,1`
+//!   (also on `login` and `paced`) a real-time thread pinned to each CPU notes when the
+//!   machine stops running it, and the result's `machine_stalls` says how many slow 100 ms
+//!   slices came with such a stall, and the p99 of the answers in the slices without one.
 //! * `loadgen paced --url http://127.0.0.1:8081/me --token T --rate 2000 -c 8 -d 10` — GETs
 //!   at a fixed total rate (open loop): the verify path's latency spectrum while another
 //!   command loads the machine.
@@ -47,6 +50,7 @@ mod paced;
 mod post;
 mod redis_stats;
 mod revocation;
+mod stalls;
 mod table;
 
 use std::path::PathBuf;

@@ -11,6 +11,7 @@ use crate::hiccups::{GAP_CLASSES_US, HiccupResult};
 use crate::load::HttpResult;
 use crate::paced::PacedResult;
 use crate::revocation::RevocationResult;
+use crate::stalls::{SLOW_US, STALL, StallReport};
 
 /// Renders the result files: a line per `hiccups` run (the machine), one table for `http`
 /// runs (ratios against the first label's best round), one for `revocation` runs, one for
@@ -589,7 +590,7 @@ fn render_paced(out: &mut String, rows: &[PacedRow]) -> anyhow::Result<()> {
         let m = &r.m;
         writeln!(
             out,
-            "{:<8} {:<w$} {:>7} {:>8} {:>9.1} {:>8.0} {:>8.0} {:>9.0} {:>9.0} {:>9.0} {:>10} {:>7}  in flight max {}{}{}{}",
+            "{:<8} {:<w$} {:>7} {:>8} {:>9.1} {:>8.0} {:>8.0} {:>9.0} {:>9.0} {:>9.0} {:>10} {:>7}  in flight max {}{}{}{}{}",
             r.kind,
             r.label,
             r.clients,
@@ -610,9 +611,30 @@ fn render_paced(out: &mut String, rows: &[PacedRow]) -> anyhow::Result<()> {
             },
             if r.extra.is_empty() { "" } else { ", " },
             r.extra,
+            m.machine_stalls.as_ref().map_or(String::new(), stalls_note),
         )?;
     }
     Ok(())
+}
+
+/// What the `--watch-cpus` watchers saw beside the answers, for the end of a row.
+fn stalls_note(s: &StallReport) -> String {
+    let p99 = s
+        .untouched_p99_us
+        .map_or("-".to_string(), |us| format!("{us:.0} µs"));
+    format!(
+        "; cpus {:?} stalled ≥ {} ms {} times (longest {:.1} ms, {:.2} % of the time), slices slower than {} ms {} of {} ({} with a stall), p99 of the {} answers in slices without a stall {p99}",
+        s.cpus,
+        STALL.as_millis(),
+        s.stalls,
+        s.longest_stall_us / 1e3,
+        s.stalled_fraction * 100.0,
+        SLOW_US / 1000,
+        s.slow_slices,
+        s.slices,
+        s.slow_slices_touched,
+        s.untouched_answers,
+    )
 }
 
 #[cfg(test)]
@@ -640,6 +662,23 @@ mod tests {
         assert!(lines[2].contains("Redis cmds/refresh 8.00 (scripts 1.00), relogins 1"));
         assert!(lines[2].contains("2 sends due never made"));
         assert!(lines[3].starts_with("paced") && lines[3].contains("12.5"));
+        assert!(
+            !table.contains("stalled"),
+            "no watchers, no stalls: {table}"
+        );
+    }
+
+    #[test]
+    fn a_run_with_watched_cpus_says_how_many_slow_slices_came_with_a_stall() {
+        let stalls = r#""machine_stalls":{"cpus":[0,1],"priorities":["SCHED_FIFO 1","SCHED_FIFO 1"],"wakeups":22000,"stalls":3,"longest_stall_us":20500.0,"stalled_fraction":0.0025,"slices":100,"touched_slices":7,"slow_slices":2,"slow_slices_touched":2,"untouched_answers":9300,"untouched_p99_us":812.0,"list":[[0,250.0,20500.0]]}"#;
+        let result = probe("refresh", "r", 9_000.0).replacen("{", &format!("{{{stalls},"), 1);
+        let table = rendered(&[result]);
+        assert!(
+            table.contains(
+                "cpus [0, 1] stalled ≥ 2 ms 3 times (longest 20.5 ms, 0.25 % of the time), slices slower than 5 ms 2 of 100 (2 with a stall), p99 of the 9300 answers in slices without a stall 812 µs"
+            ),
+            "{table}"
+        );
     }
 
     fn login(label: &str, ok_per_s: f64) -> String {

@@ -1,0 +1,364 @@
+//! `--watch-cpus`: whether a run's tail came while the machine itself had stopped.
+//!
+//! One thread per listed CPU, pinned to it at the real-time priority (`SCHED_FIFO` 1) when
+//! that is allowed, sleeps [`NAP`] at a time and notes every wake-up that comes [`NOTED`] or
+//! more late: time the machine did not run a thread that had every right to the core (on a
+//! virtual machine, mostly the host not running the virtual CPU; a real-time thread waits
+//! for no other thread of the guest). [`report`] then sets these stalls beside the run's
+//! answers, [`SLICE`] by slice: how many slow slices came with a stall, and the p99 of the
+//! answers due in slices no stall touched, so that a missed tail target can be told apart
+//! as the machine's or the software's.
+//!
+//! The watchers cost their cores a wake-up per millisecond each (a few µs of CPU).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use serde::{Deserialize, Serialize};
+
+use crate::drive::{Answer, SLICE, Window, histogram, round, slowest_per_slice};
+use crate::hiccups::lateness;
+
+/// How long a watcher sleeps between two clock reads.
+const NAP: Duration = Duration::from_millis(1);
+/// Late wake-ups from this long on are kept.
+const NOTED: Duration = Duration::from_millis(1);
+/// Late wake-ups from this long on are the stalls of the report.
+pub(crate) const STALL: Duration = Duration::from_millis(2);
+/// An answer slower than this makes its slice slow: issue 14's refresh tail bound.
+pub(crate) const SLOW_US: u32 = 5_000;
+/// At most this many late wake-ups are kept per watcher, and listed in a report.
+const KEPT: usize = 100_000;
+const LISTED: usize = 500;
+
+/// A late wake-up: the watcher on `cpu` should have run at `at` and ran `late` after it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Stall {
+    pub cpu: usize,
+    pub at: Instant,
+    pub late: Duration,
+}
+
+/// What the watchers saw.
+#[derive(Debug, Default)]
+pub(crate) struct Watched {
+    pub cpus: Vec<usize>,
+    /// The priority each watcher got, in the order of `cpus`.
+    pub priorities: Vec<String>,
+    pub wakeups: u64,
+    pub stalls: Vec<Stall>,
+}
+
+/// The running watchers; [`Watchers::stop`] ends them.
+pub(crate) struct Watchers {
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<anyhow::Result<Watched>>>,
+}
+
+impl Watchers {
+    /// Starts one watcher pinned to each of `cpus`.
+    pub(crate) fn start(cpus: &[usize]) -> anyhow::Result<Self> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut threads = Vec::with_capacity(cpus.len());
+        for &cpu in cpus {
+            let stop = Arc::clone(&stop);
+            let thread = std::thread::Builder::new()
+                .name(format!("watch-cpu{cpu}"))
+                .spawn(move || watch(cpu, &stop))
+                .context("start a watcher thread")?;
+            threads.push(thread);
+        }
+        Ok(Self { stop, threads })
+    }
+
+    /// Stops the watchers (each within a nap) and gathers what they saw.
+    pub(crate) fn stop(self) -> anyhow::Result<Watched> {
+        self.stop.store(true, Ordering::Relaxed);
+        let mut all = Watched::default();
+        for thread in self.threads {
+            let one = thread
+                .join()
+                .map_err(|_| anyhow::anyhow!("a watcher thread panicked"))??;
+            all.cpus.extend(one.cpus);
+            all.priorities.extend(one.priorities);
+            all.wakeups += one.wakeups;
+            all.stalls.extend(one.stalls);
+        }
+        all.stalls.sort_by_key(|s| s.at);
+        Ok(all)
+    }
+}
+
+/// One watcher: pinned to `cpu`, naps until `stop`, and keeps its late wake-ups.
+fn watch(cpu: usize, stop: &AtomicBool) -> anyhow::Result<Watched> {
+    pin_to(cpu).with_context(|| format!("pin a watcher to cpu {cpu}"))?;
+    let priority = raise_priority();
+    let mut stalls = Vec::new();
+    let mut wakeups = 0;
+    let mut previous = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(NAP);
+        let now = Instant::now();
+        wakeups += 1;
+        let late = lateness(now.duration_since(previous), Some(NAP));
+        if late >= NOTED && stalls.len() < KEPT {
+            stalls.push(Stall {
+                cpu,
+                at: previous + NAP,
+                late,
+            });
+        }
+        previous = now;
+    }
+    Ok(Watched {
+        cpus: vec![cpu],
+        priorities: vec![priority],
+        wakeups,
+        stalls,
+    })
+}
+
+#[cfg(target_os = "linux")]
+fn pin_to(cpu: usize) -> std::io::Result<()> {
+    if cpu >= rustix::thread::CpuSet::MAX_CPU {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "no such cpu",
+        ));
+    }
+    let mut set = rustix::thread::CpuSet::new();
+    set.set(cpu);
+    Ok(rustix::thread::sched_setaffinity(None, &set)?)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn pin_to(_cpu: usize) -> std::io::Result<()> {
+    Err(std::io::Error::new(
+        std::io::ErrorKind::Unsupported,
+        "watching a cpu needs Linux",
+    ))
+}
+
+/// `SCHED_FIFO` 1 when allowed (root, or `RLIMIT_RTPRIO` ≥ 1); says what the thread got.
+fn raise_priority() -> String {
+    use thread_priority::{
+        RealtimeThreadSchedulePolicy, ThreadPriority, ThreadSchedulePolicy,
+        set_thread_priority_and_policy, thread_native_id,
+    };
+    match set_thread_priority_and_policy(
+        thread_native_id(),
+        ThreadPriority::Min,
+        ThreadSchedulePolicy::Realtime(RealtimeThreadSchedulePolicy::Fifo),
+    ) {
+        Ok(()) => "SCHED_FIFO 1".into(),
+        Err(e) => format!("SCHED_OTHER (SCHED_FIFO refused: {e:?})"),
+    }
+}
+
+/// The stalls of a run beside its answers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct StallReport {
+    pub cpus: Vec<usize>,
+    pub priorities: Vec<String>,
+    /// The watchers' wake-ups over the whole run (warm-up included), all CPUs.
+    pub wakeups: u64,
+    /// Stalls (late wake-ups of at least 2 ms) that overlap the window, all CPUs.
+    pub stalls: u64,
+    pub longest_stall_us: f64,
+    /// The share of the window's time on the watched CPUs lost in those stalls.
+    pub stalled_fraction: f64,
+    /// The window's 100 ms slices, and those a stall touched: each from the slice the stall
+    /// began in to the one after the slice it ended in (an open-loop backlog drains after a
+    /// stall).
+    pub slices: usize,
+    pub touched_slices: usize,
+    /// Slices with an answer slower than 5 ms, and how many of them a stall touched.
+    pub slow_slices: usize,
+    pub slow_slices_touched: usize,
+    /// The 200 answers to requests due in slices no stall touched, and their p99, µs.
+    pub untouched_answers: u64,
+    pub untouched_p99_us: Option<f64>,
+    /// The first stalls: `[cpu, ms into the window (negative: before it), µs late]`.
+    pub list: Vec<(usize, f64, f64)>,
+}
+
+/// Sets the watchers' stalls beside `answers` (slice of the window, latency µs).
+pub(crate) fn report(watched: &Watched, window: &Window, answers: &[Answer]) -> StallReport {
+    let span = window.stop_at.duration_since(window.measure_from);
+    let slices = span.as_nanos().div_ceil(SLICE.as_nanos()).max(1);
+    let slices = usize::try_from(slices).unwrap_or(usize::MAX);
+    let slice_of = |t: Instant| {
+        let i = t.saturating_duration_since(window.measure_from).as_nanos() / SLICE.as_nanos();
+        usize::try_from(i).unwrap_or(usize::MAX).min(slices - 1)
+    };
+    let stalls: Vec<&Stall> = watched
+        .stalls
+        .iter()
+        .filter(|s| s.late >= STALL && s.at < window.stop_at && s.at + s.late > window.measure_from)
+        .collect();
+    let mut touched = vec![false; slices];
+    for s in &stalls {
+        let last = (slice_of(s.at + s.late) + 1).min(slices - 1);
+        for t in &mut touched[slice_of(s.at)..=last] {
+            *t = true;
+        }
+    }
+    let mut clean = histogram().ok();
+    let mut untouched_answers = 0;
+    for &(slice, latency) in answers {
+        let Some(i) = usize::try_from(slice).ok().filter(|&i| i < slices) else {
+            continue;
+        };
+        if !touched[i] {
+            untouched_answers += 1;
+            if let Some(h) = clean.as_mut() {
+                h.saturating_record(u64::from(latency));
+            }
+        }
+    }
+    let slowest = slowest_per_slice(answers);
+    let slow: Vec<usize> = (0..slices.min(slowest.len()))
+        .filter(|&i| slowest[i] > u64::from(SLOW_US))
+        .collect();
+    let lost: Duration = stalls
+        .iter()
+        .map(|s| {
+            let from = s.at.max(window.measure_from);
+            (s.at + s.late)
+                .min(window.stop_at)
+                .saturating_duration_since(from)
+        })
+        .sum();
+    let cpu_time = span.as_secs_f64() * watched.cpus.len().max(1) as f64;
+    StallReport {
+        cpus: watched.cpus.clone(),
+        priorities: watched.priorities.clone(),
+        wakeups: watched.wakeups,
+        stalls: stalls.len() as u64,
+        longest_stall_us: stalls
+            .iter()
+            .map(|s| round(s.late.as_secs_f64() * 1e6, 0))
+            .fold(0.0, f64::max),
+        stalled_fraction: round(lost.as_secs_f64() / cpu_time, 6),
+        slices,
+        touched_slices: touched.iter().filter(|&&t| t).count(),
+        slow_slices: slow.len(),
+        slow_slices_touched: slow.iter().filter(|&&i| touched[i]).count(),
+        untouched_answers,
+        untouched_p99_us: clean
+            .filter(|h| !h.is_empty())
+            .map(|h| h.value_at_quantile(0.99) as f64),
+        list: stalls
+            .iter()
+            .take(LISTED)
+            .map(|s| {
+                let ms = if s.at >= window.measure_from {
+                    s.at.duration_since(window.measure_from).as_secs_f64() * 1e3
+                } else {
+                    -(window.measure_from.duration_since(s.at).as_secs_f64() * 1e3)
+                };
+                (s.cpu, round(ms, 1), round(s.late.as_secs_f64() * 1e6, 0))
+            })
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::drive::one_second_window as window;
+
+    fn stall(cpu: usize, at: Instant, late_ms: u64) -> Stall {
+        Stall {
+            cpu,
+            at,
+            late: Duration::from_millis(late_ms),
+        }
+    }
+
+    #[test]
+    fn a_stall_touches_its_slices_and_the_next_and_the_p99_of_the_rest_is_apart() {
+        let (window, at) = window();
+        let watched = Watched {
+            cpus: vec![0, 1],
+            priorities: vec!["SCHED_FIFO 1".into(); 2],
+            wakeups: 4_000,
+            stalls: vec![
+                stall(0, at(1250), 20), // slice 2, touches 2 and 3
+                stall(1, at(1595), 10), // slices 5 and 6, touches 5..=7
+                stall(1, at(1800), 1),  // too short to count
+                stall(0, at(500), 30),  // before the window
+                stall(1, at(1995), 50), // runs past the window: touches 9 only
+            ],
+        };
+        // 100 answers of 300 µs in each slice, and slow ones in slices 3, 7 and 8.
+        let mut answers: Vec<Answer> = (0..10u32)
+            .flat_map(|slice| std::iter::repeat_n((slice, 300), 100))
+            .collect();
+        answers.extend([(3, 40_000), (7, 9_000), (8, 6_000), (8, 5_000)]);
+        let r = report(&watched, &window, &answers);
+        assert_eq!(r.slices, 10);
+        assert_eq!(r.stalls, 3);
+        assert_eq!(r.longest_stall_us, 50_000.0);
+        assert_eq!(r.touched_slices, 6, "slices 2, 3, 5, 6, 7 and 9");
+        assert_eq!((r.slow_slices, r.slow_slices_touched), (3, 2));
+        assert_eq!(r.untouched_answers, 402, "slices 0, 1, 4, 8");
+        assert_eq!(r.untouched_p99_us, Some(300.0), "two slow answers of 402");
+        // 20 ms + 10 ms + the 5 ms of the last stall inside the window, over 2 CPU-seconds.
+        assert!(
+            (r.stalled_fraction - 0.0175).abs() < 1e-9,
+            "{}",
+            r.stalled_fraction
+        );
+        assert_eq!(
+            r.list,
+            vec![
+                (0, 250.0, 20_000.0),
+                (1, 595.0, 10_000.0),
+                (1, 995.0, 50_000.0)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_run_without_stalls_has_every_answer_untouched() {
+        let (window, _) = window();
+        let watched = Watched {
+            cpus: vec![0],
+            priorities: vec!["SCHED_FIFO 1".into()],
+            wakeups: 2_000,
+            stalls: vec![],
+        };
+        let answers: Vec<Answer> = (0..1_000u32).map(|i| (i % 10, 100 + i)).collect();
+        let r = report(&watched, &window, &answers);
+        assert_eq!((r.stalls, r.touched_slices, r.slow_slices), (0, 0, 0));
+        assert_eq!(r.untouched_answers, 1_000);
+        assert_eq!(
+            r.untouched_p99_us,
+            Some(1_089.0),
+            "the 990th of 100..=1099 µs"
+        );
+        assert_eq!(r.stalled_fraction, 0.0);
+    }
+
+    #[test]
+    fn a_watcher_pinned_to_this_machines_first_cpu_wakes_about_once_a_millisecond() {
+        let watchers = Watchers::start(&[0]).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        let watched = watchers.stop().unwrap();
+        assert_eq!(watched.cpus, vec![0]);
+        assert_eq!(watched.priorities.len(), 1);
+        assert!(watched.wakeups >= 1, "{} wake-ups", watched.wakeups);
+        assert!(watched.stalls.iter().all(|s| s.cpu == 0 && s.late >= NOTED));
+    }
+
+    #[test]
+    fn a_cpu_the_machine_does_not_have_is_an_error() {
+        let watchers = Watchers::start(&[100_000]).unwrap();
+        let err = watchers.stop().unwrap_err();
+        assert!(format!("{err:#}").contains("cpu 100000"), "{err:#}");
+    }
+}
