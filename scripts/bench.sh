@@ -57,6 +57,9 @@
 #                      order (default "0.5 0.75 0.9"); repeat one to measure it again later,
 #                      e.g. "0.5 0.75 0.9 0.5"
 #   BENCH_PROBE_ROUNDS rounds of the probes alone and beside a login flood (default 4)
+#   BENCH_WATCH=0      no `loadgen --watch-cpus` in the refresh tail points and probes (on by
+#                      default: a real-time thread per vCPU notes the machine's stops beside
+#                      the answers, at 3-4 % of each vCPU here)
 #   BENCH_PROBE_CONTROLS=1  also run the probes beside two controls that make no requests:
 #                      raw Argon2 hashing of the configured slots (`passwords capacity`) and
 #                      as many busy loops that touch no memory, both SCHED_IDLE like the
@@ -116,10 +119,11 @@ done
 # The refresh runs at fractions of saturation and the refresh probes watch every CPU: a
 # real-time thread pinned to each notes when it wakes up 2 ms or more late (the machine
 # stopped), and each result says how many of its slow 100 ms slices came with such a stall
-# and the p99 of the answers in the slices without one. A loadgen kept from before
-# (BENCH_BIN) may not have the option.
+# and the p99 of the answers in the slices without one. The watchers cost each vCPU 3-4 % on
+# the KVM guests of docs/benchmarks.md; BENCH_WATCH=0 leaves them out. A loadgen kept from
+# before (BENCH_BIN) may not have the option.
 WATCH=()
-if "$BIN/loadgen" refresh --help 2>/dev/null | grep -q -- --watch-cpus; then
+if [[ ${BENCH_WATCH:-1} != 0 ]] && "$BIN/loadgen" refresh --help 2>/dev/null | grep -q -- --watch-cpus; then
     WATCH=(--watch-cpus "$(seq -s, 0 $((ncpu - 1)))")
 fi
 
