@@ -124,7 +124,8 @@ done
 # before (BENCH_BIN) may not have the option.
 WATCH=()
 if [[ ${BENCH_WATCH:-1} != 0 ]] && "$BIN/loadgen" refresh --help 2>/dev/null | grep -q -- --watch-cpus; then
-    WATCH=(--watch-cpus "$(seq -s, 0 $((ncpu - 1)))")
+    # The ids this process may run on (nproc counts them; a cpuset need not start at 0).
+    WATCH=(--watch-cpus "$(python3 -c 'import os; print(",".join(map(str, sorted(os.sched_getaffinity(0)))))')")
 fi
 
 if [[ -n "${BENCH_HASHES:-}" && ! "$BENCH_HASHES" =~ ^[1-9][0-9]*$ ]]; then

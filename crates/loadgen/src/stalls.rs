@@ -1,7 +1,7 @@
 //! `--watch-cpus`: whether a run's tail came while the machine itself had stopped.
 //!
 //! One thread per listed CPU, pinned to it at the real-time priority (`SCHED_FIFO` 1) when
-//! that is allowed, sleeps [`NAP`] at a time and notes every wake-up that comes [`NOTED`] or
+//! that is allowed, sleeps [`NAP`] at a time and notes every wake-up that comes [`STALL`] or
 //! more late: time the machine did not run a thread that had every right to the core (on a
 //! virtual machine, mostly the host not running the virtual CPU; a real-time thread waits
 //! for no other thread of the guest). [`report`] then sets these stalls beside the run's
@@ -27,13 +27,12 @@ use crate::hiccups::lateness;
 
 /// How long a watcher sleeps between two clock reads.
 const NAP: Duration = Duration::from_millis(1);
-/// Late wake-ups from this long on are kept.
-const NOTED: Duration = Duration::from_millis(1);
-/// Late wake-ups from this long on are the stalls of the report.
+/// Late wake-ups from this long on are the stalls a watcher keeps and the report counts.
 pub(crate) const STALL: Duration = Duration::from_millis(2);
 /// An answer slower than this makes its slice slow: issue 14's refresh tail bound.
 pub(crate) const SLOW_US: u32 = 5_000;
-/// At most this many late wake-ups are kept per watcher, and listed in a report.
+/// At most this many stalls are kept per watcher (the rest are counted as dropped), and
+/// listed in a report.
 const KEPT: usize = 100_000;
 const LISTED: usize = 500;
 
@@ -52,76 +51,124 @@ pub(crate) struct Watched {
     /// The priority each watcher got, in the order of `cpus`.
     pub priorities: Vec<String>,
     pub wakeups: u64,
+    /// Wake-ups on another CPU than the watcher's own (0 unless pinning did not hold).
+    pub off_cpu_wakeups: u64,
     pub stalls: Vec<Stall>,
+    /// Stalls not kept, past [`KEPT`] per watcher.
+    pub dropped: u64,
 }
 
-/// The running watchers; [`Watchers::stop`] ends them.
+/// The running watchers; [`Watchers::stop`] ends them and gathers what they saw, and
+/// dropping them ends them too.
 pub(crate) struct Watchers {
     stop: Arc<AtomicBool>,
-    threads: Vec<JoinHandle<anyhow::Result<Watched>>>,
+    threads: Vec<JoinHandle<Watched>>,
 }
 
 impl Watchers {
-    /// Starts one watcher pinned to each of `cpus`.
+    /// Starts one watcher pinned to each of `cpus` (a CPU listed twice is watched once), and
+    /// returns once each is pinned: a CPU that cannot be watched fails here, before any load.
     pub(crate) fn start(cpus: &[usize]) -> anyhow::Result<Self> {
-        let stop = Arc::new(AtomicBool::new(false));
-        let mut threads = Vec::with_capacity(cpus.len());
-        for &cpu in cpus {
-            let stop = Arc::clone(&stop);
+        let mut cpus = cpus.to_vec();
+        cpus.sort_unstable();
+        cpus.dedup();
+        let mut watchers = Self {
+            stop: Arc::new(AtomicBool::new(false)),
+            threads: Vec::with_capacity(cpus.len()),
+        };
+        for cpu in cpus {
+            let stop = Arc::clone(&watchers.stop);
+            let (pinned_tx, pinned_rx) = std::sync::mpsc::channel();
             let thread = std::thread::Builder::new()
                 .name(format!("watch-cpu{cpu}"))
-                .spawn(move || watch(cpu, &stop))
+                .spawn(move || match pin_to(cpu) {
+                    Ok(()) => {
+                        let _ = pinned_tx.send(Ok(()));
+                        watch(cpu, &stop)
+                    }
+                    Err(e) => {
+                        let _ = pinned_tx.send(Err(e));
+                        Watched::default()
+                    }
+                })
                 .context("start a watcher thread")?;
-            threads.push(thread);
+            watchers.threads.push(thread);
+            // On an error the watchers started so far end when `watchers` is dropped.
+            pinned_rx
+                .recv()
+                .map_err(|_| anyhow::anyhow!("a watcher thread ended before pinning itself"))?
+                .with_context(|| format!("pin a watcher to cpu {cpu}"))?;
         }
-        Ok(Self { stop, threads })
+        Ok(watchers)
     }
 
     /// Stops the watchers (each within a nap) and gathers what they saw.
-    pub(crate) fn stop(self) -> anyhow::Result<Watched> {
+    pub(crate) fn stop(mut self) -> anyhow::Result<Watched> {
         self.stop.store(true, Ordering::Relaxed);
         let mut all = Watched::default();
-        for thread in self.threads {
+        for thread in std::mem::take(&mut self.threads) {
             let one = thread
                 .join()
-                .map_err(|_| anyhow::anyhow!("a watcher thread panicked"))??;
+                .map_err(|_| anyhow::anyhow!("a watcher thread panicked"))?;
             all.cpus.extend(one.cpus);
             all.priorities.extend(one.priorities);
             all.wakeups += one.wakeups;
+            all.off_cpu_wakeups += one.off_cpu_wakeups;
             all.stalls.extend(one.stalls);
+            all.dropped += one.dropped;
         }
         all.stalls.sort_by_key(|s| s.at);
         Ok(all)
     }
 }
 
-/// One watcher: pinned to `cpu`, naps until `stop`, and keeps its late wake-ups.
-fn watch(cpu: usize, stop: &AtomicBool) -> anyhow::Result<Watched> {
-    pin_to(cpu).with_context(|| format!("pin a watcher to cpu {cpu}"))?;
+impl Drop for Watchers {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// One watcher, pinned to `cpu`: naps until `stop`, and keeps its late wake-ups.
+fn watch(cpu: usize, stop: &AtomicBool) -> Watched {
     let priority = raise_priority();
-    let mut stalls = Vec::new();
-    let mut wakeups = 0;
+    let mut watched = Watched {
+        cpus: vec![cpu],
+        priorities: vec![priority],
+        ..Watched::default()
+    };
     let mut previous = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(NAP);
         let now = Instant::now();
-        wakeups += 1;
+        watched.wakeups += 1;
+        if current_cpu() != Some(cpu) {
+            watched.off_cpu_wakeups += 1;
+        }
         let late = lateness(now.duration_since(previous), Some(NAP));
-        if late >= NOTED && stalls.len() < KEPT {
-            stalls.push(Stall {
-                cpu,
-                at: previous + NAP,
-                late,
-            });
+        if late >= STALL {
+            if watched.stalls.len() < KEPT {
+                watched.stalls.push(Stall {
+                    cpu,
+                    at: previous + NAP,
+                    late,
+                });
+            } else {
+                watched.dropped += 1;
+            }
         }
         previous = now;
     }
-    Ok(Watched {
-        cpus: vec![cpu],
-        priorities: vec![priority],
-        wakeups,
-        stalls,
-    })
+    watched
+}
+
+#[cfg(target_os = "linux")]
+fn current_cpu() -> Option<usize> {
+    Some(rustix::thread::sched_getcpu())
+}
+
+#[cfg(not(target_os = "linux"))]
+fn current_cpu() -> Option<usize> {
+    None
 }
 
 #[cfg(target_os = "linux")]
@@ -168,14 +215,18 @@ pub(crate) struct StallReport {
     pub priorities: Vec<String>,
     /// The watchers' wake-ups over the whole run (warm-up included), all CPUs.
     pub wakeups: u64,
-    /// Stalls (late wake-ups of at least 2 ms) that overlap the window, all CPUs.
+    /// Stalls (late wake-ups of at least 2 ms) that overlap the window, all CPUs; and stalls
+    /// of the whole run not kept (past 100 000 per watcher).
     pub stalls: u64,
+    #[serde(default)]
+    pub dropped: u64,
     pub longest_stall_us: f64,
     /// The share of the window's time on the watched CPUs lost in those stalls.
     pub stalled_fraction: f64,
-    /// The window's 100 ms slices, and those a stall touched: each from the slice the stall
-    /// began in to the one after the slice it ended in (an open-loop backlog drains after a
-    /// stall).
+    /// The window's 100 ms slices, and those a stall touched: from the slice of the moment
+    /// 6 ms before the stall was seen to begin (it may have begun up to a nap earlier, and a
+    /// request due up to 5 ms before it can be slow because of it) to the one after the slice
+    /// it ended in (an open-loop backlog drains after a stall).
     pub slices: usize,
     pub touched_slices: usize,
     /// Slices with an answer slower than 5 ms, and how many of them a stall touched.
@@ -186,6 +237,14 @@ pub(crate) struct StallReport {
     pub untouched_p99_us: Option<f64>,
     /// The first stalls: `[cpu, ms into the window (negative: before it), µs late]`.
     pub list: Vec<(usize, f64, f64)>,
+}
+
+impl StallReport {
+    /// Whether every watcher got the real-time class: if not, a "stall" may also be other
+    /// threads of the guest running.
+    pub(crate) fn real_time(&self) -> bool {
+        self.priorities.iter().all(|p| p.starts_with("SCHED_FIFO"))
+    }
 }
 
 /// Sets the watchers' stalls beside `answers` (slice of the window, latency µs).
@@ -203,9 +262,11 @@ pub(crate) fn report(watched: &Watched, window: &Window, answers: &[Answer]) -> 
         .filter(|s| s.late >= STALL && s.at < window.stop_at && s.at + s.late > window.measure_from)
         .collect();
     let mut touched = vec![false; slices];
+    let lead = NAP + Duration::from_micros(u64::from(SLOW_US));
     for s in &stalls {
+        let first = slice_of(s.at.checked_sub(lead).unwrap_or(s.at));
         let last = (slice_of(s.at + s.late) + 1).min(slices - 1);
-        for t in &mut touched[slice_of(s.at)..=last] {
+        for t in &mut touched[first..=last] {
             *t = true;
         }
     }
@@ -241,6 +302,7 @@ pub(crate) fn report(watched: &Watched, window: &Window, answers: &[Answer]) -> 
         priorities: watched.priorities.clone(),
         wakeups: watched.wakeups,
         stalls: stalls.len() as u64,
+        dropped: watched.dropped,
         longest_stall_us: stalls
             .iter()
             .map(|s| round(s.late.as_secs_f64() * 1e6, 0))
@@ -290,12 +352,14 @@ mod tests {
             priorities: vec!["SCHED_FIFO 1".into(); 2],
             wakeups: 4_000,
             stalls: vec![
+                stall(0, at(990), 30),  // across the window's start: touches 0 and 1
                 stall(0, at(1250), 20), // slice 2, touches 2 and 3
                 stall(1, at(1595), 10), // slices 5 and 6, touches 5..=7
                 stall(1, at(1800), 1),  // too short to count
                 stall(0, at(500), 30),  // before the window
                 stall(1, at(1995), 50), // runs past the window: touches 9 only
             ],
+            ..Watched::default()
         };
         // 100 answers of 300 µs in each slice, and slow ones in slices 3, 7 and 8.
         let mut answers: Vec<Answer> = (0..10u32)
@@ -304,26 +368,48 @@ mod tests {
         answers.extend([(3, 40_000), (7, 9_000), (8, 6_000), (8, 5_000)]);
         let r = report(&watched, &window, &answers);
         assert_eq!(r.slices, 10);
-        assert_eq!(r.stalls, 3);
+        assert_eq!(r.stalls, 4);
+        assert!(r.real_time());
         assert_eq!(r.longest_stall_us, 50_000.0);
-        assert_eq!(r.touched_slices, 6, "slices 2, 3, 5, 6, 7 and 9");
+        assert_eq!(r.touched_slices, 8, "slices 0, 1, 2, 3, 5, 6, 7 and 9");
         assert_eq!((r.slow_slices, r.slow_slices_touched), (3, 2));
-        assert_eq!(r.untouched_answers, 402, "slices 0, 1, 4, 8");
-        assert_eq!(r.untouched_p99_us, Some(300.0), "two slow answers of 402");
-        // 20 ms + 10 ms + the 5 ms of the last stall inside the window, over 2 CPU-seconds.
+        assert_eq!(r.untouched_answers, 202, "slices 4 and 8");
+        assert_eq!(r.untouched_p99_us, Some(300.0), "two slow answers of 202");
+        // The parts inside the window: 20 + 20 + 10 + 5 ms, over 2 CPU-seconds.
         assert!(
-            (r.stalled_fraction - 0.0175).abs() < 1e-9,
+            (r.stalled_fraction - 0.0275).abs() < 1e-9,
             "{}",
             r.stalled_fraction
         );
         assert_eq!(
             r.list,
             vec![
+                (0, -10.0, 30_000.0),
                 (0, 250.0, 20_000.0),
                 (1, 595.0, 10_000.0),
                 (1, 995.0, 50_000.0)
             ]
         );
+    }
+
+    #[test]
+    fn a_stall_seen_just_after_a_slice_began_also_touches_the_slice_before() {
+        let (window, at) = window();
+        // Seen at 302 ms into the window: it may have begun at 301 ms, and a request due at
+        // 298 ms can be 5 ms slow because of it.
+        let watched = Watched {
+            cpus: vec![0],
+            priorities: vec!["SCHED_OTHER".into()],
+            stalls: vec![stall(0, at(1302), 3)],
+            ..Watched::default()
+        };
+        let answers: Vec<Answer> = vec![(2, 6_000), (4, 300), (5, 7_000)];
+        let r = report(&watched, &window, &answers);
+        assert_eq!(r.touched_slices, 3, "slices 2, 3 and 4");
+        assert_eq!((r.slow_slices, r.slow_slices_touched), (2, 1));
+        let p99 = r.untouched_p99_us.unwrap();
+        assert!((p99 - 7_000.0).abs() < 10.0, "slice 5 only: {p99}");
+        assert!(!r.real_time(), "a watcher without the real-time class");
     }
 
     #[test]
@@ -333,7 +419,7 @@ mod tests {
             cpus: vec![0],
             priorities: vec!["SCHED_FIFO 1".into()],
             wakeups: 2_000,
-            stalls: vec![],
+            ..Watched::default()
         };
         let answers: Vec<Answer> = (0..1_000u32).map(|i| (i % 10, 100 + i)).collect();
         let r = report(&watched, &window, &answers);
@@ -360,18 +446,20 @@ mod tests {
         assert_eq!(watched.cpus, vec![cpu]);
         assert_eq!(watched.priorities.len(), 1);
         assert!(watched.wakeups >= 1, "{} wake-ups", watched.wakeups);
+        assert_eq!(watched.off_cpu_wakeups, 0, "every wake-up on cpu {cpu}");
         assert!(
             watched
                 .stalls
                 .iter()
-                .all(|s| s.cpu == cpu && s.late >= NOTED)
+                .all(|s| s.cpu == cpu && s.late >= STALL)
         );
     }
 
     #[test]
-    fn a_cpu_the_machine_does_not_have_is_an_error() {
-        let watchers = Watchers::start(&[100_000]).unwrap();
-        let err = watchers.stop().unwrap_err();
+    fn a_cpu_the_machine_does_not_have_fails_the_start_and_names_the_cpu() {
+        let Err(err) = Watchers::start(&[100_000]) else {
+            panic!("a watcher pinned to cpu 100000");
+        };
         assert!(format!("{err:#}").contains("cpu 100000"), "{err:#}");
     }
 }

@@ -622,8 +622,13 @@ fn stalls_note(s: &StallReport) -> String {
     let p99 = s
         .untouched_p99_us
         .map_or("-".to_string(), |us| format!("{us:.0} µs"));
+    let class = if s.real_time() {
+        ""
+    } else {
+        " (watchers not real-time: other threads count as stalls)"
+    };
     format!(
-        "; cpus {:?} stalled ≥ {} ms {} times (longest {:.1} ms, {:.2} % of the time), slices slower than {} ms {} of {} ({} with a stall), p99 of the {} answers in slices without a stall {p99}",
+        "; cpus {:?}{class} stalled ≥ {} ms {} times (longest {:.1} ms, {:.2} % of the time), slices slower than {} ms {} of {} ({} with a stall), p99 of the {} answers in slices without a stall {p99}",
         s.cpus,
         STALL.as_millis(),
         s.stalls,
@@ -678,6 +683,17 @@ mod tests {
                 "cpus [0, 1] stalled ≥ 2 ms 3 times (longest 20.5 ms, 0.25 % of the time), slices slower than 5 ms 2 of 100 (2 with a stall), p99 of the 9300 answers in slices without a stall 812 µs"
             ),
             "{table}"
+        );
+        let other = rendered(&[probe("refresh", "r", 9_000.0).replacen(
+            "{",
+            &format!("{{{},", stalls.replace("SCHED_FIFO 1", "SCHED_OTHER")),
+            1,
+        )]);
+        assert!(
+            other.contains(
+                "cpus [0, 1] (watchers not real-time: other threads count as stalls) stalled"
+            ),
+            "{other}"
         );
     }
 
