@@ -176,8 +176,10 @@ wait_http() { # url what
 # --- Redis --------------------------------------------------------------------------
 REDIS_PORT=$(free_port)
 REDIS_URL=redis://127.0.0.1:$REDIS_PORT
+# The latency monitor notes every command (and every other event) that took 1 ms or more;
+# the refresh tail points read and reset it (redis_latency).
 taskset -c "$CLIENT_CPU" redis-server --port "$REDIS_PORT" --bind 127.0.0.1 \
-    --save "" --appendonly no --daemonize no --dir "$TMP" \
+    --latency-monitor-threshold 1 --save "" --appendonly no --daemonize no --dir "$TMP" \
     --logfile "$TMP/redis.log" >/dev/null 2>&1 &
 PIDS+=($!)
 for _ in $(seq 100); do
@@ -613,6 +615,16 @@ probe_round() { # label phase round
         forget_pid "$s"
     done
 }
+# Redis's latency monitor since the last reset (unix second and ms of each event of 1 ms or
+# more, by event), then reset: whether Redis itself was slow during a refresh tail point.
+redis_latency() {
+    local event
+    for event in $(redis-cli -p "$REDIS_PORT" latency latest | awk 'NR % 4 == 1'); do
+        echo "$event:"
+        redis-cli -p "$REDIS_PORT" latency history "$event" | paste -d' ' - -
+    done
+    redis-cli -p "$REDIS_PORT" latency reset >/dev/null
+}
 auth_bench() { # id label cpuset
     local id=$1 label=$2 cpus=$3 port prefix pid user
     port=$(free_port)
@@ -649,6 +661,7 @@ auth_bench() { # id label cpuset
     sat=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["ok_per_s"])' "$RESULT-refresh.json")
     # The refresh tail toward saturation (open loop, 400 sessions, nothing else running).
     local frac
+    redis-cli -p "$REDIS_PORT" latency reset >/dev/null
     for frac in ${BENCH_TAIL_FRACTIONS:-0.5 0.75 0.9}; do
         local r
         r=$(python3 -c 'import sys; print(max(50, round(float(sys.argv[1]) * float(sys.argv[2]))))' "$sat" "$frac")
@@ -657,6 +670,7 @@ auth_bench() { # id label cpuset
         "${lg[@]}" refresh "${acct[@]}" --sessions 400 --rate "$r" -d "$DURATION" \
             --warmup "$WARMUP" --server-pid "$pid" --label "refresh p99 at $frac of saturation, $label" \
             "${WATCH[@]}" >"$RESULT-refresh.json"
+        redis_latency >"$RESULT-redis-latency.txt"
     done
     # Logins against the raw Argon2 capacity of the configured slots (`auth-center passwords
     # capacity`, same config and pinning), in alternating rounds: raw then flood, flood then
