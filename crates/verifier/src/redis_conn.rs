@@ -9,6 +9,7 @@ use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::caching::CacheConfig;
 use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
+use redis::io::tcp::TcpSettings;
 use redis::{
     AsyncConnectionConfig, Client, Cmd, ConnectionAddr, ConnectionInfo, ErrorKind,
     IntoConnectionInfo as _, Pipeline, ProtocolVersion, PushInfo, RedisError, RedisFuture,
@@ -272,7 +273,7 @@ impl RedisConnection {
     pub async fn connect(target: &RedisTarget, options: RedisOptions) -> RedisResult<Self> {
         match target {
             RedisTarget::Standalone(url) => {
-                let mut info = with_credentials(url.as_str().into_connection_info()?, &options);
+                let info = standalone_info(url, &options)?;
                 let tls = is_tls(&info);
                 check_tls_scheme(tls, &options)?;
                 let mut config = ConnectionManagerConfig::new()
@@ -281,12 +282,6 @@ impl RedisConnection {
                     .set_number_of_retries(2)
                     .set_max_delay(Duration::from_millis(500));
                 if let Some(ttl) = options.client_cache_ttl {
-                    // Client-side caching needs RESP3 push messages for invalidations.
-                    let settings = info
-                        .redis_settings()
-                        .clone()
-                        .set_protocol(ProtocolVersion::RESP3);
-                    info = info.set_redis_settings(settings);
                     config = config.set_cache_config(cache_config(ttl));
                 }
                 if let Some(handler) = options.on_push.clone() {
@@ -312,7 +307,8 @@ impl RedisConnection {
                     tls |= is_tls(&url.as_str().into_connection_info()?);
                 }
                 check_tls_scheme(tls, &options)?;
-                let mut builder = ClusterClientBuilder::new(urls.iter().map(String::as_str));
+                let mut builder = ClusterClientBuilder::new(urls.iter().map(String::as_str))
+                    .tcp_settings(tcp_settings());
                 if let Some(ttl) = options.client_cache_ttl {
                     builder = builder
                         .use_protocol(ProtocolVersion::RESP3)
@@ -383,6 +379,29 @@ impl RedisConnection {
             mut conn => wait.query_async(&mut conn).await,
         }
     }
+}
+
+/// What every connection to Redis (data nodes and sentinels) sets on its socket:
+/// `TCP_NODELAY`. With Nagle's algorithm, a command written while an earlier one is
+/// unacknowledged waits until Redis's reply acknowledges it, so on a multiplexed connection
+/// each of several concurrent commands would wait a round trip for the one before. redis-rs
+/// leaves it off by default.
+pub(crate) fn tcp_settings() -> TcpSettings {
+    TcpSettings::default().set_nodelay(true)
+}
+
+/// The connection info of a standalone server at `url`: the user and password of
+/// `options` (if set), RESP3 when client-side caching is on (its invalidations are push
+/// messages), and [`tcp_settings`].
+fn standalone_info(url: &str, options: &RedisOptions) -> RedisResult<ConnectionInfo> {
+    let info = with_credentials(url.into_connection_info()?, options);
+    let mut settings = info.redis_settings().clone();
+    if options.client_cache_ttl.is_some() {
+        settings = settings.set_protocol(ProtocolVersion::RESP3);
+    }
+    Ok(info
+        .set_redis_settings(settings)
+        .set_tcp_settings(tcp_settings()))
 }
 
 /// `info` with the user and password of `options`, if it has them, in place of the URL's.
@@ -617,5 +636,22 @@ mod tests {
             "CROSSSLOT Keys in request don't hash to the same slot",
         ];
         assert_all(RedisFailure::Fault, made_by_the_client, &replies);
+    }
+    #[test]
+    fn every_connection_to_redis_sends_without_nagle_delays() {
+        // Nagle's algorithm holds a command written while an earlier one is unacknowledged
+        // until Redis's reply acknowledges it: on a multiplexed connection, concurrent
+        // commands would each wait for the one before to come back.
+        assert!(tcp_settings().nodelay());
+        let options = RedisOptions {
+            client_cache_ttl: Some(Duration::from_secs(1)),
+            ..RedisOptions::default()
+        };
+        for url in ["redis://127.0.0.1:6379", "rediss://u:p@127.0.0.1:6380/2"] {
+            for options in [RedisOptions::default(), options.clone()] {
+                let info = standalone_info(url, &options).unwrap();
+                assert!(info.tcp_settings().nodelay(), "{url}");
+            }
+        }
     }
 }

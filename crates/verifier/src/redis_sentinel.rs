@@ -124,7 +124,9 @@ impl SentinelConnection {
         let tls = tls != 0;
         crate::redis_conn::check_tls_scheme(tls, &options)?;
 
-        let mut builder = SentinelClientBuilder::new(addrs, master, SentinelServerType::Master)?;
+        let mut builder = SentinelClientBuilder::new(addrs, master, SentinelServerType::Master)?
+            .set_client_to_redis_tcp_settings(crate::redis_conn::tcp_settings())
+            .set_client_to_sentinel_tcp_settings(crate::redis_conn::tcp_settings());
         if tls {
             builder = builder.set_client_to_redis_tls_mode(TlsMode::Secure);
             if let Some(certificates) = &options.tls {
