@@ -127,6 +127,12 @@ if [[ ${BENCH_WATCH:-1} != 0 ]] && "$BIN/loadgen" refresh --help 2>/dev/null | g
     # The ids this process may run on (nproc counts them; a cpuset need not start at 0).
     WATCH=(--watch-cpus "$(python3 -c 'import os; print(",".join(map(str, sorted(os.sched_getaffinity(0)))))')")
 fi
+# The same runs read the auth-center's /metrics at their window's edges: the share of the
+# refreshes the server itself took over 5 ms, and of its Redis rotation calls.
+SERVER_METRICS=0
+if "$BIN/loadgen" refresh --help 2>/dev/null | grep -q -- --server-metrics; then
+    SERVER_METRICS=1
+fi
 
 if [[ -n "${BENCH_HASHES:-}" && ! "$BENCH_HASHES" =~ ^[1-9][0-9]*$ ]]; then
     die "BENCH_HASHES must be a number of hashing slots, 1 or more (unset: the auth-center's default)"
@@ -557,13 +563,13 @@ login_flood_alone() { # label round
 # One round of the probes, alone ("unloaded"), beside a login flood ("loaded") or beside a
 # control that makes no requests ("hashing": raw Argon2 of the configured slots; "spinning":
 # as many busy loops; both SCHED_IDLE, like the auth-center's hashing threads). Uses
-# auth_bench's lg, acct, pid, cpus, slots and env_auth.
+# auth_bench's lg, acct, metrics, pid, cpus, slots and env_auth.
 probe_round() { # label phase round
     local label=$1 phase=$2 base probe flood= waited ticks_before
     log "auth-center $label: probes $phase, round $3 of $PROBE_ROUNDS (refresh $PROBE_RATE/s over 50 sessions, /me 1000/s)"
     next_result; base=$RESULT
     "${lg[@]}" refresh "${acct[@]}" --sessions 50 --rate "$PROBE_RATE" -d "$DURATION" \
-        --warmup "$WARMUP" --server-pid "$pid" --label "refresh p99 $phase, $label" "${WATCH[@]}" \
+        --warmup "$WARMUP" --server-pid "$pid" --label "refresh p99 $phase, $label" "${WATCH[@]}" "${metrics[@]}" \
         --ready-file "$base.ready" --start-file "$base.start" >"$base-refresh.json" &
     probe=$!
     PIDS+=($probe)
@@ -652,6 +658,8 @@ auth_bench() { # id label cpuset
     user="bench_load_$$_$id"
     local lg=(taskset -c "$CLIENT_CPU" timeout $((DURATION * 4 + 120)) "$BIN/loadgen")
     local acct=(--auth-url "$url" --username "$user" --register)
+    local metrics=()
+    [[ $SERVER_METRICS != 1 ]] || metrics=(--server-metrics "$url/metrics")
     log "auth-center $label: refresh saturation (400 sessions, closed loop)"
     next_result
     "${lg[@]}" refresh "${acct[@]}" --sessions 400 --rate 0 -d "$DURATION" --warmup "$WARMUP" \
@@ -669,7 +677,7 @@ auth_bench() { # id label cpuset
         next_result
         "${lg[@]}" refresh "${acct[@]}" --sessions 400 --rate "$r" -d "$DURATION" \
             --warmup "$WARMUP" --server-pid "$pid" --label "refresh p99 at $frac of saturation, $label" \
-            "${WATCH[@]}" >"$RESULT-refresh.json"
+            "${WATCH[@]}" "${metrics[@]}" >"$RESULT-refresh.json"
         redis_latency >"$RESULT-redis-latency.txt"
     done
     # Logins against the raw Argon2 capacity of the configured slots (`auth-center passwords

@@ -58,6 +58,11 @@ impl Target {
             path,
         })
     }
+
+    /// The path, without the query.
+    pub(crate) fn path(&self) -> &str {
+        self.path.path()
+    }
 }
 
 /// One keep-alive connection.

@@ -18,6 +18,7 @@ use redis::aio::MultiplexedConnection;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
+use crate::server_side::{Scraper, SeriesDelta};
 use crate::stalls::{StallReport, Watched, Watchers};
 
 /// A latency distribution in µs: the usual percentiles plus the spectrum to plot.
@@ -428,6 +429,8 @@ pub(crate) struct Outcome<C> {
     /// Redis calls per command over the window (`INFO commandstats` deltas, without the
     /// `INFO` calls that read them).
     pub redis_calls: Option<BTreeMap<String, u64>>,
+    /// The server's histograms over the window (`--server-metrics`).
+    pub server_histograms: Vec<SeriesDelta>,
     /// What the `--watch-cpus` watchers saw over the run.
     pub watched: Option<Watched>,
     /// The clients, as the run left them.
@@ -452,6 +455,11 @@ pub(crate) struct RunArgs {
     /// slow answers came with such stalls (`machine_stalls`).
     #[arg(long, value_delimiter = ',')]
     pub watch_cpus: Vec<usize>,
+    /// The server's Prometheus metrics (`http://127.0.0.1:PORT/metrics`), read at the
+    /// window's edges: the result's `server_histograms` say what share of the window's
+    /// requests, and of the server's own calls, took longer than each bucket bound.
+    #[arg(long)]
+    pub server_metrics: Option<String>,
     /// A name for this run in the output.
     #[arg(long, default_value = "")]
     pub label: String,
@@ -466,6 +474,7 @@ impl RunArgs {
             rate,
             server_pids: &self.server_pid,
             watch_cpus: &self.watch_cpus,
+            server_metrics: self.server_metrics.as_deref(),
             redis: None,
         }
     }
@@ -480,6 +489,8 @@ pub(crate) struct Plan<'a> {
     pub server_pids: &'a [u32],
     /// CPUs to watch for stalls ([`crate::stalls`]); none: no watchers.
     pub watch_cpus: &'a [usize],
+    /// The server's metrics URL ([`crate::server_side`]); none: not read.
+    pub server_metrics: Option<&'a str>,
     pub redis: Option<MultiplexedConnection>,
 }
 
@@ -491,6 +502,11 @@ pub(crate) async fn run<C: Client>(clients: Vec<C>, plan: Plan<'_>) -> anyhow::R
     }
     let n = clients.len();
     let mut redis = plan.redis;
+    let scraper = plan.server_metrics.map(Scraper::new).transpose()?;
+    if let Some(scraper) = &scraper {
+        // Reachable before any load, not only after the warm-up.
+        scraper.scrape().await?;
+    }
     let watchers = match plan.watch_cpus {
         [] => None,
         cpus => Some(Watchers::start(cpus)?),
@@ -524,9 +540,17 @@ pub(crate) async fn run<C: Client>(clients: Vec<C>, plan: Plan<'_>) -> anyhow::R
         Some(r) => Some(crate::redis_stats::command_calls(r).await?),
         None => None,
     };
+    let histograms_before = match &scraper {
+        Some(s) => Some(s.scrape().await?),
+        None => None,
+    };
     let cpu = ServerCpu::start(plan.server_pids);
     tokio::time::sleep_until(window.stop_at.into()).await;
     let server_cpu_secs = cpu.used();
+    let server_histograms = match (&scraper, histograms_before) {
+        (Some(s), Some(before)) => s.window(&before, &s.scrape().await?),
+        _ => Vec::new(),
+    };
     let redis_calls = match (redis.as_mut(), calls_before) {
         (Some(r), Some(before)) => {
             let after = crate::redis_stats::command_calls(r).await?;
@@ -562,6 +586,7 @@ pub(crate) async fn run<C: Client>(clients: Vec<C>, plan: Plan<'_>) -> anyhow::R
         in_flight_max: in_flight.max.load(Ordering::Relaxed),
         server_cpu_secs,
         redis_calls,
+        server_histograms,
         watched,
         clients,
     })
@@ -611,6 +636,10 @@ pub(crate) struct Measured {
     /// With `--watch-cpus`: the machine's stalls beside the answers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub machine_stalls: Option<StallReport>,
+    /// With `--server-metrics`: the server's own histograms over the window (its request
+    /// durations, and its calls' where it times them), as shares over each bucket bound.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub server_histograms: Vec<SeriesDelta>,
 }
 
 impl Measured {
@@ -645,6 +674,7 @@ impl Measured {
                 .watched
                 .as_ref()
                 .map(|w| crate::stalls::report(w, &outcome.window, &t.answers)),
+            server_histograms: outcome.server_histograms.clone(),
         }
     }
 
@@ -816,6 +846,7 @@ mod tests {
             in_flight_max: 1,
             server_cpu_secs: None,
             redis_calls: None,
+            server_histograms: Vec::new(),
             watched: None,
             clients: vec![()],
         };
@@ -868,6 +899,7 @@ mod tests {
             in_flight_max: 3,
             server_cpu_secs: Some(0.5),
             redis_calls: Some([("evalsha".to_string(), 2)].into()),
+            server_histograms: Vec::new(),
             watched: None,
             clients: vec![(), ()],
         };
@@ -940,6 +972,7 @@ mod tests {
             rate,
             server_pids: &[],
             watch_cpus: &[],
+            server_metrics: None,
             redis: None,
         }
     }

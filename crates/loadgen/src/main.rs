@@ -29,7 +29,12 @@
 //!   `AUTH_LIMITS__REFRESH_IP_MAX=0` (or high) on the server. With `--watch-cpus 0,1`
 //!   (also on `login` and `paced`) a real-time thread pinned to each CPU notes when the
 //!   machine stops running it, and the result's `machine_stalls` says how many slow 100 ms
-//!   slices came with such a stall, and the p99 of the answers in the slices without one.
+//!   slices came with such a stall, and the p99 of the answers in the slices without one;
+//!   it also times a fixed unit of work every 10 ms on each CPU, and says which slices ran
+//!   1.2 times slower than usual (`pace_per_slice`).
+//!   With `--server-metrics http://127.0.0.1:PORT/metrics` (also on `login` and `paced`),
+//!   `server_histograms` gives the server's own share of requests, and of its timed calls,
+//!   over each bucket bound in the window.
 //! * `loadgen paced --url http://127.0.0.1:8081/me --token T --rate 2000 -c 8 -d 10` — GETs
 //!   at a fixed total rate (open loop): the verify path's latency spectrum while another
 //!   command loads the machine.
@@ -46,10 +51,12 @@ mod drive;
 mod flood;
 mod hiccups;
 mod load;
+mod pace;
 mod paced;
 mod post;
 mod redis_stats;
 mod revocation;
+mod server_side;
 mod stalls;
 mod table;
 

@@ -7,7 +7,10 @@
 //! for no other thread of the guest). [`report`] then sets these stalls beside the run's
 //! answers, [`SLICE`] by slice: how many slow slices came with a stall, and the p99 of the
 //! answers due in slices no stall touched, so that a missed tail target can be told apart
-//! as the machine's or the software's.
+//! as the machine's or the software's. Every tenth wake-up a watcher also times a fixed unit
+//! of work ([`crate::pace`]), so that a slice in which the machine ran a CPU slower without
+//! stopping it is told apart too; a stall that falls inside such a unit (about 1 % of the
+//! time) shows as a slow unit, not as a stall.
 //!
 //! The watchers cost their cores a wake-up per millisecond each: on the benchmarks' KVM guest,
 //! a 1 ms sleep loop alone on an idle vCPU used 26–38 µs of CPU per wake-up, 3–4 % of the
@@ -24,6 +27,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::drive::{Answer, SLICE, Window, histogram, round, slowest_per_slice};
 use crate::hiccups::lateness;
+use crate::pace::{Chase, SLOWER, Unit, pace_per_slice};
 
 /// How long a watcher sleeps between two clock reads.
 const NAP: Duration = Duration::from_millis(1);
@@ -56,6 +60,8 @@ pub(crate) struct Watched {
     pub stalls: Vec<Stall>,
     /// Stalls not kept, past [`KEPT`] per watcher.
     pub dropped: u64,
+    /// The timed units of work ([`crate::pace`]), at most [`KEPT`] per watcher.
+    pub units: Vec<Unit>,
 }
 
 /// The running watchers; [`Watchers::stop`] ends them and gathers what they saw, and
@@ -116,6 +122,7 @@ impl Watchers {
             all.off_cpu_wakeups += one.off_cpu_wakeups;
             all.stalls.extend(one.stalls);
             all.dropped += one.dropped;
+            all.units.extend(one.units);
         }
         all.stalls.sort_by_key(|s| s.at);
         Ok(all)
@@ -136,6 +143,7 @@ fn watch(cpu: usize, stop: &AtomicBool) -> Watched {
         priorities: vec![priority],
         ..Watched::default()
     };
+    let mut chase = Chase::new(cpu as u64 + 1);
     let mut previous = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(NAP);
@@ -157,6 +165,12 @@ fn watch(cpu: usize, stop: &AtomicBool) -> Watched {
             }
         }
         previous = now;
+        if watched.wakeups.is_multiple_of(crate::pace::EVERY) && watched.units.len() < KEPT {
+            let took = chase.unit();
+            watched.units.push(Unit { cpu, at: now, took });
+            // The next nap starts after the unit.
+            previous = Instant::now();
+        }
     }
     watched
 }
@@ -237,6 +251,22 @@ pub(crate) struct StallReport {
     pub untouched_p99_us: Option<f64>,
     /// The first stalls: `[cpu, ms into the window (negative: before it), µs late]`.
     pub list: Vec<(usize, f64, f64)>,
+    /// The CPUs' pace ([`crate::pace`]): units of work timed in the window, all CPUs.
+    #[serde(default)]
+    pub pace_units: u64,
+    /// Per slice: the slowest CPU's median unit time over that CPU's median over the window
+    /// (1.0: its usual pace; 0: no unit timed in the slice).
+    #[serde(default)]
+    pub pace_per_slice: Vec<f64>,
+    /// Slices that ran 1.2 times slower than usual or more, and how many of the slow slices
+    /// did.
+    #[serde(default)]
+    pub slices_paced_slow: usize,
+    #[serde(default)]
+    pub slow_slices_paced_slow: usize,
+    /// Slow slices with neither a stall nor a slower pace.
+    #[serde(default)]
+    pub slow_slices_unexplained: usize,
 }
 
 impl StallReport {
@@ -297,6 +327,11 @@ pub(crate) fn report(watched: &Watched, window: &Window, answers: &[Answer]) -> 
         })
         .sum();
     let cpu_time = span.as_secs_f64() * watched.cpus.len().max(1) as f64;
+    let pace: Vec<f64> = pace_per_slice(&watched.units, window, slices)
+        .into_iter()
+        .map(|p| round(p, 3))
+        .collect();
+    let paced_slow = |i: usize| pace.get(i).is_some_and(|&p| p >= SLOWER);
     StallReport {
         cpus: watched.cpus.clone(),
         priorities: watched.priorities.clone(),
@@ -328,6 +363,18 @@ pub(crate) fn report(watched: &Watched, window: &Window, answers: &[Answer]) -> 
                 (s.cpu, round(ms, 1), round(s.late.as_secs_f64() * 1e6, 0))
             })
             .collect(),
+        pace_units: watched
+            .units
+            .iter()
+            .filter(|u| u.at >= window.measure_from && u.at < window.stop_at)
+            .count() as u64,
+        slices_paced_slow: (0..slices).filter(|&i| paced_slow(i)).count(),
+        slow_slices_paced_slow: slow.iter().filter(|&&i| paced_slow(i)).count(),
+        slow_slices_unexplained: slow
+            .iter()
+            .filter(|&&i| !touched[i] && !paced_slow(i))
+            .count(),
+        pace_per_slice: pace,
     }
 }
 
@@ -433,6 +480,40 @@ mod tests {
         assert_eq!(r.stalled_fraction, 0.0);
     }
 
+    #[test]
+    fn a_slow_slice_at_a_slower_pace_is_told_apart_from_one_nothing_explains() {
+        let (window, at) = window();
+        // cpu 0 times a unit every 10 ms: 100 µs, but 200 µs in slice 4.
+        let units = (1_000..2_000)
+            .step_by(10)
+            .map(|ms| Unit {
+                cpu: 0,
+                at: at(ms),
+                took: Duration::from_micros(if (1_400..1_500).contains(&ms) {
+                    200
+                } else {
+                    100
+                }),
+            })
+            .collect();
+        let watched = Watched {
+            cpus: vec![0],
+            priorities: vec!["SCHED_FIFO 1".into()],
+            wakeups: 1_000,
+            units,
+            ..Watched::default()
+        };
+        let answers: Vec<Answer> = vec![(0, 300), (4, 9_000), (6, 8_000), (9, 300)];
+        let r = report(&watched, &window, &answers);
+        assert_eq!(r.pace_units, 100);
+        assert_eq!(r.pace_per_slice.len(), 10);
+        assert_eq!(r.pace_per_slice[4], 2.0);
+        assert_eq!(r.pace_per_slice[6], 1.0);
+        assert_eq!((r.slow_slices, r.slow_slices_touched), (2, 0));
+        assert_eq!((r.slices_paced_slow, r.slow_slices_paced_slow), (1, 1));
+        assert_eq!(r.slow_slices_unexplained, 1, "slice 6");
+    }
+
     #[cfg(target_os = "linux")]
     #[test]
     fn a_watcher_pinned_to_a_cpu_this_process_may_use_wakes_up_and_keeps_only_late_wake_ups() {
@@ -446,6 +527,17 @@ mod tests {
         assert_eq!(watched.cpus, vec![cpu]);
         assert_eq!(watched.priorities.len(), 1);
         assert!(watched.wakeups >= 1, "{} wake-ups", watched.wakeups);
+        // A unit of work every 10 wake-ups, on this CPU.
+        assert_eq!(
+            watched.units.len() as u64,
+            watched.wakeups / crate::pace::EVERY
+        );
+        assert!(
+            watched
+                .units
+                .iter()
+                .all(|u| u.cpu == cpu && u.took > Duration::ZERO)
+        );
         assert_eq!(watched.off_cpu_wakeups, 0, "every wake-up on cpu {cpu}");
         assert!(
             watched

@@ -9,8 +9,10 @@ use crate::authload::{LoginResult, RefreshResult};
 use crate::drive::Measured;
 use crate::hiccups::{GAP_CLASSES_US, HiccupResult};
 use crate::load::HttpResult;
+use crate::pace::SLOWER;
 use crate::paced::PacedResult;
 use crate::revocation::RevocationResult;
+use crate::server_side::SeriesDelta;
 use crate::stalls::{SLOW_US, STALL, StallReport};
 
 /// Renders the result files: a line per `hiccups` run (the machine), one table for `http`
@@ -590,7 +592,7 @@ fn render_paced(out: &mut String, rows: &[PacedRow]) -> anyhow::Result<()> {
         let m = &r.m;
         writeln!(
             out,
-            "{:<8} {:<w$} {:>7} {:>8} {:>9.1} {:>8.0} {:>8.0} {:>9.0} {:>9.0} {:>9.0} {:>10} {:>7}  in flight max {}{}{}{}{}",
+            "{:<8} {:<w$} {:>7} {:>8} {:>9.1} {:>8.0} {:>8.0} {:>9.0} {:>9.0} {:>9.0} {:>10} {:>7}  in flight max {}{}{}{}{}{}",
             r.kind,
             r.label,
             r.clients,
@@ -612,9 +614,30 @@ fn render_paced(out: &mut String, rows: &[PacedRow]) -> anyhow::Result<()> {
             if r.extra.is_empty() { "" } else { ", " },
             r.extra,
             m.machine_stalls.as_ref().map_or(String::new(), stalls_note),
+            server_note(&m.server_histograms),
         )?;
     }
     Ok(())
+}
+
+/// The server's own share of requests and calls over 5 ms (`--server-metrics`), for the end
+/// of a row: a slow answer the server did not see was slow outside it.
+fn server_note(histograms: &[SeriesDelta]) -> String {
+    let shares: Vec<String> = histograms
+        .iter()
+        .filter_map(|h| {
+            let pct = h.over(SLOW_US as f64 / 1e3)?;
+            Some(format!("{} {pct:.2} % of {}", h.short_name(), h.count))
+        })
+        .collect();
+    if shares.is_empty() {
+        return String::new();
+    }
+    format!(
+        "; server-side over {} ms: {}",
+        SLOW_US / 1000,
+        shares.join(", ")
+    )
 }
 
 /// What the `--watch-cpus` watchers saw beside the answers, for the end of a row.
@@ -622,13 +645,21 @@ fn stalls_note(s: &StallReport) -> String {
     let p99 = s
         .untouched_p99_us
         .map_or("-".to_string(), |us| format!("{us:.0} µs"));
+    let pace = if s.pace_units == 0 {
+        String::new()
+    } else {
+        format!(
+            ", a pace {SLOWER}× the usual or slower in {} slices ({} of the slow ones), slow slices with neither a stall nor a slower pace {}",
+            s.slices_paced_slow, s.slow_slices_paced_slow, s.slow_slices_unexplained
+        )
+    };
     let class = if s.real_time() {
         ""
     } else {
         " (watchers not real-time: other threads count as stalls)"
     };
     format!(
-        "; cpus {:?}{class} stalled ≥ {} ms {} times (longest {:.1} ms, {:.2} % of the time), slices slower than {} ms {} of {} ({} with a stall), p99 of the {} answers in slices without a stall {p99}",
+        "; cpus {:?}{class} stalled ≥ {} ms {} times (longest {:.1} ms, {:.2} % of the time), slices slower than {} ms {} of {} ({} with a stall), p99 of the {} answers in slices without a stall {p99}{pace}",
         s.cpus,
         STALL.as_millis(),
         s.stalls,
@@ -674,6 +705,19 @@ mod tests {
     }
 
     #[test]
+    fn a_run_with_server_metrics_says_what_share_the_server_itself_took_over_5_ms() {
+        let histograms = r#""server_histograms":[{"series":"http_request_duration_seconds{method=\"POST\",route=\"/v1/refresh\",status=\"200\"}","count":73900,"over_ms":[[1.0,4.3],[5.0,2.45]]},{"series":"auth_redis_command_duration_seconds{op=\"session_rotate\"}","count":73900,"over_ms":[[5.0,2.4123]]},{"series":"no_5ms_bound_seconds{op=\"x\"}","count":3,"over_ms":[[10.0,1.0]]}]"#;
+        let result = probe("refresh", "r", 9_000.0).replacen("{", &format!("{{{histograms},"), 1);
+        let table = rendered(&[result]);
+        assert!(
+            table.contains("; server-side over 5 ms: http_request POST /v1/refresh 200 2.45 % of 73900, auth_redis_command session_rotate 2.41 % of 73900\n"),
+            "{table}"
+        );
+        // Without the option, no note.
+        assert!(!rendered(&[probe("refresh", "r", 9_000.0)]).contains("server-side"));
+    }
+
+    #[test]
     fn a_run_with_watched_cpus_says_how_many_slow_slices_came_with_a_stall() {
         let stalls = r#""machine_stalls":{"cpus":[0,1],"priorities":["SCHED_FIFO 1","SCHED_FIFO 1"],"wakeups":22000,"stalls":3,"longest_stall_us":20500.0,"stalled_fraction":0.0025,"slices":100,"touched_slices":7,"slow_slices":2,"slow_slices_touched":2,"untouched_answers":9300,"untouched_p99_us":812.0,"list":[[0,250.0,20500.0]]}"#;
         let result = probe("refresh", "r", 9_000.0).replacen("{", &format!("{{{stalls},"), 1);
@@ -694,6 +738,20 @@ mod tests {
                 "cpus [0, 1] (watchers not real-time: other threads count as stalls) stalled"
             ),
             "{other}"
+        );
+        assert!(
+            !table.contains("pace"),
+            "results from before the pace: {table}"
+        );
+        let paced = stalls.replace(
+            r#""list""#,
+            r#""pace_units":2000,"pace_per_slice":[1.0,1.3],"slices_paced_slow":4,"slow_slices_paced_slow":1,"slow_slices_unexplained":1,"list""#,
+        );
+        let table =
+            rendered(&[probe("refresh", "r", 9_000.0).replacen("{", &format!("{{{paced},"), 1)]);
+        assert!(
+            table.contains("812 µs, a pace 1.2× the usual or slower in 4 slices (1 of the slow ones), slow slices with neither a stall nor a slower pace 1"),
+            "{table}"
         );
     }
 
