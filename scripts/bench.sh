@@ -631,6 +631,17 @@ redis_latency() {
     done
     redis-cli -p "$REDIS_PORT" latency reset >/dev/null
 }
+# The machine's TCP retransmission counters (all of its loopback and other traffic, not only
+# ours): a retransmission timeout holds a connection for 200 ms or more, and every refresh
+# of an auth-center goes through its one Redis connection. Prints "name value" lines.
+tcp_counters() {
+    command -v nstat >/dev/null || return 0
+    nstat -asz 2>/dev/null | awk '$1 ~ /^(TcpRetransSegs|TcpExtTCPTimeouts|TcpExtTCPLossProbes|TcpExtTCPSpuriousRTOs|TcpExtTCPFastRetrans|TcpExtTCPDSACKRecv)$/ {print $1, $2}'
+}
+# What the counters of tcp_counters did since the lines in file $1.
+tcp_delta() {
+    tcp_counters | awk 'NR == FNR {before[$1] = $2; next} {print $1, $2 - before[$1]}' "$1" -
+}
 auth_bench() { # id label cpuset
     local id=$1 label=$2 cpus=$3 port prefix pid user
     port=$(free_port)
@@ -675,10 +686,13 @@ auth_bench() { # id label cpuset
         r=$(python3 -c 'import sys; print(max(50, round(float(sys.argv[1]) * float(sys.argv[2]))))' "$sat" "$frac")
         log "auth-center $label: refresh at $r/s ($frac of saturation, 400 sessions)"
         next_result
+        tcp_counters >"$RESULT-tcp-before.txt"
         "${lg[@]}" refresh "${acct[@]}" --sessions 400 --rate "$r" -d "$DURATION" \
             --warmup "$WARMUP" --server-pid "$pid" --label "refresh p99 at $frac of saturation, $label" \
             "${WATCH[@]}" "${metrics[@]}" >"$RESULT-refresh.json"
         redis_latency >"$RESULT-redis-latency.txt"
+        tcp_delta "$RESULT-tcp-before.txt" >"$RESULT-tcp.txt"
+        rm -f "$RESULT-tcp-before.txt"
     done
     # Logins against the raw Argon2 capacity of the configured slots (`auth-center passwords
     # capacity`, same config and pinning), in alternating rounds: raw then flood, flood then

@@ -109,6 +109,22 @@ pub(crate) fn pace_per_slice(units: &[Unit], window: &Window, slices: usize) -> 
     worst
 }
 
+/// Per CPU (in the order of `cpus`), the median unit time over `window`, µs (0: none):
+/// comparable between runs on the same machine, where [`pace_per_slice`] compares slices
+/// within one run.
+pub(crate) fn median_unit_us(units: &[Unit], window: &Window, cpus: &[usize]) -> Vec<f64> {
+    cpus.iter()
+        .map(|&cpu| {
+            let mut took: Vec<Duration> = units
+                .iter()
+                .filter(|u| u.cpu == cpu && u.at >= window.measure_from && u.at < window.stop_at)
+                .map(|u| u.took)
+                .collect();
+            median(&mut took).map_or(0.0, |d| d.as_secs_f64() * 1e6)
+        })
+        .collect()
+}
+
 fn median(durations: &mut [Duration]) -> Option<Duration> {
     if durations.is_empty() {
         return None;
@@ -170,5 +186,8 @@ mod tests {
         );
         // No unit at all: 0 in every slice.
         assert_eq!(pace_per_slice(&[], &window, 3), vec![0.0; 3]);
+        // The usual unit time of each CPU, in the order asked; none for a CPU without units.
+        let usual = median_unit_us(&units, &window, &[1, 0, 5]);
+        assert_eq!(usual, vec![200.0, 100.0, 0.0]);
     }
 }

@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::drive::{Answer, SLICE, Window, histogram, round, slowest_per_slice};
 use crate::hiccups::lateness;
-use crate::pace::{Chase, SLOWER, Unit, pace_per_slice};
+use crate::pace::{Chase, SLOWER, Unit, median_unit_us, pace_per_slice};
 
 /// How long a watcher sleeps between two clock reads.
 const NAP: Duration = Duration::from_millis(1);
@@ -251,9 +251,12 @@ pub(crate) struct StallReport {
     pub untouched_p99_us: Option<f64>,
     /// The first stalls: `[cpu, ms into the window (negative: before it), µs late]`.
     pub list: Vec<(usize, f64, f64)>,
-    /// The CPUs' pace ([`crate::pace`]): units of work timed in the window, all CPUs.
+    /// The CPUs' pace ([`crate::pace`]): units of work timed in the window, all CPUs, and
+    /// each CPU's median unit time in µs (in the order of `cpus`), to compare runs.
     #[serde(default)]
     pub pace_units: u64,
+    #[serde(default)]
+    pub pace_median_us: Vec<f64>,
     /// Per slice: the slowest CPU's median unit time over that CPU's median over the window
     /// (1.0: its usual pace; 0: no unit timed in the slice).
     #[serde(default)]
@@ -362,6 +365,10 @@ pub(crate) fn report(watched: &Watched, window: &Window, answers: &[Answer]) -> 
                 };
                 (s.cpu, round(ms, 1), round(s.late.as_secs_f64() * 1e6, 0))
             })
+            .collect(),
+        pace_median_us: median_unit_us(&watched.units, window, &watched.cpus)
+            .into_iter()
+            .map(|us| round(us, 1))
             .collect(),
         pace_units: watched
             .units
@@ -506,6 +513,7 @@ mod tests {
         let answers: Vec<Answer> = vec![(0, 300), (4, 9_000), (6, 8_000), (9, 300)];
         let r = report(&watched, &window, &answers);
         assert_eq!(r.pace_units, 100);
+        assert_eq!(r.pace_median_us, vec![100.0]);
         assert_eq!(r.pace_per_slice.len(), 10);
         assert_eq!(r.pace_per_slice[4], 2.0);
         assert_eq!(r.pace_per_slice[6], 1.0);

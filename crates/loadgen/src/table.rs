@@ -649,8 +649,11 @@ fn stalls_note(s: &StallReport) -> String {
         String::new()
     } else {
         format!(
-            ", a pace {SLOWER}× the usual or slower in {} slices ({} of the slow ones), slow slices with neither a stall nor a slower pace {}",
-            s.slices_paced_slow, s.slow_slices_paced_slow, s.slow_slices_unexplained
+            ", a pace {SLOWER}× the usual or slower in {} slices ({} of the slow ones), slow slices with neither a stall nor a slower pace {}, usual unit {:?} µs",
+            s.slices_paced_slow,
+            s.slow_slices_paced_slow,
+            s.slow_slices_unexplained,
+            s.pace_median_us
         )
     };
     let class = if s.real_time() {
@@ -745,12 +748,12 @@ mod tests {
         );
         let paced = stalls.replace(
             r#""list""#,
-            r#""pace_units":2000,"pace_per_slice":[1.0,1.3],"slices_paced_slow":4,"slow_slices_paced_slow":1,"slow_slices_unexplained":1,"list""#,
+            r#""pace_units":2000,"pace_median_us":[81.5,90.0],"pace_per_slice":[1.0,1.3],"slices_paced_slow":4,"slow_slices_paced_slow":1,"slow_slices_unexplained":1,"list""#,
         );
         let table =
             rendered(&[probe("refresh", "r", 9_000.0).replacen("{", &format!("{{{paced},"), 1)]);
         assert!(
-            table.contains("812 µs, a pace 1.2× the usual or slower in 4 slices (1 of the slow ones), slow slices with neither a stall nor a slower pace 1"),
+            table.contains("812 µs, a pace 1.2× the usual or slower in 4 slices (1 of the slow ones), slow slices with neither a stall nor a slower pace 1, usual unit [81.5, 90.0] µs"),
             "{table}"
         );
     }
