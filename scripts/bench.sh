@@ -636,7 +636,7 @@ redis_latency() {
 # of an auth-center goes through its one Redis connection. Prints "name value" lines.
 tcp_counters() {
     command -v nstat >/dev/null || return 0
-    nstat -asz 2>/dev/null | awk '$1 ~ /^(TcpRetransSegs|TcpExtTCPTimeouts|TcpExtTCPLossProbes|TcpExtTCPSpuriousRTOs|TcpExtTCPFastRetrans|TcpExtTCPDSACKRecv)$/ {print $1, $2}'
+    { nstat -asz 2>/dev/null || true; } | awk '$1 ~ /^(TcpRetransSegs|TcpExtTCPTimeouts|TcpExtTCPLossProbes|TcpExtTCPSpuriousRTOs|TcpExtTCPFastRetrans|TcpExtTCPDSACKRecv)$/ {print $1, $2}'
 }
 # What the counters of tcp_counters did since the lines in file $1.
 tcp_delta() {
