@@ -651,6 +651,9 @@ mod tests {
             for options in [RedisOptions::default(), options.clone()] {
                 let info = standalone_info(url, &options).unwrap();
                 assert!(info.tcp_settings().nodelay(), "{url}");
+                // Client-side caching needs RESP3 (its invalidations are pushes).
+                let resp3 = info.redis_settings().protocol() == ProtocolVersion::RESP3;
+                assert_eq!(resp3, options.client_cache_ttl.is_some(), "{url}");
             }
         }
     }

@@ -44,6 +44,30 @@ fn the_guides_axum_service_is_the_compiled_example_verbatim() {
 }
 
 #[test]
+fn every_crate_the_guides_example_uses_is_in_its_dependencies() {
+    let guide = read("../../docs/verifier.md");
+    let example = read("examples/axum_service.rs");
+    let from = guide
+        .find("## Protecting an axum service")
+        .expect("the section");
+    let toml = &guide[from..];
+    let open = toml.find("```toml\n").expect("a toml block");
+    let close = toml[open..].find("\n```").expect("its end");
+    let dependencies = &toml[open..open + close];
+    for line in example.lines().filter(|l| l.starts_with("use ")) {
+        let krate = line["use ".len()..]
+            .split("::")
+            .next()
+            .unwrap()
+            .replace('_', "-");
+        assert!(
+            dependencies.contains(&format!("\n{krate} =")),
+            "{krate} (from {line:?}) is not in the guide's dependencies:{dependencies}"
+        );
+    }
+}
+
+#[test]
 fn the_guides_first_example_puts_the_layer_around_the_whole_router() {
     // The layout that meets the hot-path target (docs/benchmarks.md) is the one people copy.
     let code = read("examples/axum_service.rs");
