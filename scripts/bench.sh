@@ -119,7 +119,8 @@ done
 # The refresh runs at fractions of saturation and the refresh probes watch every CPU: a
 # real-time thread pinned to each notes when it wakes up 2 ms or more late (the machine
 # stopped), and each result says how many of its slow 100 ms slices came with such a stall
-# and the p99 of the answers in the slices without one. The watchers cost each vCPU 3-4 % on
+# and the p99 of the answers in the slices without one; every 10 ms each also times a short
+# fixed unit of work (the vCPU's pace). The 1 ms wake-ups cost each vCPU 3-4 % on
 # the KVM guests of docs/benchmarks.md; BENCH_WATCH=0 leaves them out. A loadgen kept from
 # before (BENCH_BIN) may not have the option.
 WATCH=()
@@ -640,7 +641,7 @@ tcp_counters() {
 }
 # What the counters of tcp_counters did since the lines in file $1.
 tcp_delta() {
-    tcp_counters | awk 'NR == FNR {before[$1] = $2; next} {print $1, $2 - before[$1]}' "$1" -
+    tcp_counters | awk 'FILENAME == ARGV[1] {before[$1] = $2; next} $1 in before {print $1, $2 - before[$1]}' "$1" -
 }
 auth_bench() { # id label cpuset
     local id=$1 label=$2 cpus=$3 port prefix pid user

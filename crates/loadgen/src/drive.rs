@@ -540,15 +540,20 @@ pub(crate) async fn run<C: Client>(clients: Vec<C>, plan: Plan<'_>) -> anyhow::R
         Some(r) => Some(crate::redis_stats::command_calls(r).await?),
         None => None,
     };
+    let cpu = ServerCpu::start(plan.server_pids);
+    // After the CPU reading, so that the scrape does not shift the CPU window; a failed
+    // scrape leaves the histograms out rather than losing the run.
     let histograms_before = match &scraper {
-        Some(s) => Some(s.scrape().await?),
+        Some(s) => scrape_or_warn(s).await,
         None => None,
     };
-    let cpu = ServerCpu::start(plan.server_pids);
     tokio::time::sleep_until(window.stop_at.into()).await;
     let server_cpu_secs = cpu.used();
     let server_histograms = match (&scraper, histograms_before) {
-        (Some(s), Some(before)) => s.window(&before, &s.scrape().await?),
+        (Some(s), Some(before)) => match scrape_or_warn(s).await {
+            Some(after) => s.window(&before, &after),
+            None => Vec::new(),
+        },
         _ => Vec::new(),
     };
     let redis_calls = match (redis.as_mut(), calls_before) {
@@ -590,6 +595,19 @@ pub(crate) async fn run<C: Client>(clients: Vec<C>, plan: Plan<'_>) -> anyhow::R
         watched,
         clients,
     })
+}
+
+/// A scrape, or `None` with a warning on stderr.
+async fn scrape_or_warn(scraper: &Scraper) -> Option<crate::server_side::Scrape> {
+    match scraper.scrape().await {
+        Ok(scrape) => Some(scrape),
+        Err(e) => {
+            eprintln!(
+                "loadgen: the server's metrics were not read, so no server_histograms: {e:#}"
+            );
+            None
+        }
+    }
 }
 
 /// The part of every `login`, `refresh` and `paced` result that [`run`] measured.

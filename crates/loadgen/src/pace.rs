@@ -10,8 +10,10 @@
 //! core's speed and the cache's latency. [`pace_per_slice`] sets each 100 ms slice's median
 //! unit time beside the run's, per CPU.
 //!
-//! The cost: about one unit (tens of µs) per CPU every 10 ms, well under 1 % of a core, and
-//! one buffer per watcher.
+//! The cost: one unit per CPU every 10 ms, at the watcher's real-time priority. A step
+//! costs what a miss to memory costs on these guests (about 160 ns: 4 000 steps took
+//! 0.5–0.7 ms in the fourteenth session's runs, 6–7 % of each vCPU), so a unit is 400 steps,
+//! about 65 µs, under 1 % of a core; and one buffer per watcher.
 
 use std::time::{Duration, Instant};
 
@@ -20,7 +22,7 @@ use crate::drive::{SLICE, Window};
 /// Every this many wake-ups (1 ms naps), a watcher times one unit.
 pub(crate) const EVERY: u64 = 10;
 /// Steps of one unit.
-const STEPS: usize = 4_000;
+const STEPS: usize = 400;
 /// The chased buffer: larger than the L2 cache of the benchmarks' hosts (up to 2 MiB per
 /// core), well under their last-level cache (32 MiB and more).
 const BUFFER_BYTES: usize = 8 << 20;

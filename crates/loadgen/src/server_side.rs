@@ -65,7 +65,12 @@ impl Scrape {
 
 /// The labels without `le`, and `le`'s value.
 fn split_le(labels: &str) -> Option<(String, &str)> {
-    let start = labels.find("le=\"")?;
+    // `le` itself, not a label whose name ends in "le" (`role`, `rule`).
+    let start = if labels.starts_with("le=\"") {
+        0
+    } else {
+        labels.find(",le=\"")? + 1
+    };
     let value_start = start + "le=\"".len();
     let value_len = labels[value_start..].find('"')?;
     let bound = &labels[value_start..value_start + value_len];
@@ -168,6 +173,7 @@ impl Scraper {
         let target = Target::parse(url)?;
         Ok(Self {
             http: reqwest::Client::builder()
+                .no_proxy()
                 .timeout(std::time::Duration::from_secs(5))
                 .build()?,
             url: url.to_owned(),
@@ -253,6 +259,11 @@ auth_redis_command_duration_seconds_bucket{op="new_in_the_window",le="+Inf"} 4
         );
         assert_eq!(split_le(r#"le="1""#), Some((String::new(), "1")));
         assert_eq!(split_le(r#"op="x""#), None);
+        assert_eq!(
+            split_le(r#"role="admin",le="0.5""#),
+            Some((r#"role="admin""#.to_owned(), "0.5"))
+        );
+        assert_eq!(split_le(r#"rule="x""#), None);
         // Lines that are not buckets, or malformed ones, are skipped.
         let scrape = Scrape::parse(
             "x_sum{op=\"a\"} 1\nx_bucket{op=\"a\",le=\"oops\"} 1\nx_bucket{op=\"a\",le=\"1\"} nope\n",

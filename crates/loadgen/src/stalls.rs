@@ -10,7 +10,7 @@
 //! as the machine's or the software's. Every tenth wake-up a watcher also times a fixed unit
 //! of work ([`crate::pace`]), so that a slice in which the machine ran a CPU slower without
 //! stopping it is told apart too; a stall that falls inside such a unit (about 1 % of the
-//! time) shows as a slow unit, not as a stall.
+//! time) is counted as a stall when the unit took 2 ms or more.
 //!
 //! The watchers cost their cores a wake-up per millisecond each: on the benchmarks' KVM guest,
 //! a 1 ms sleep loop alone on an idle vCPU used 26–38 µs of CPU per wake-up, 3–4 % of the
@@ -168,6 +168,14 @@ fn watch(cpu: usize, stop: &AtomicBool) -> Watched {
         if watched.wakeups.is_multiple_of(crate::pace::EVERY) && watched.units.len() < KEPT {
             let took = chase.unit();
             watched.units.push(Unit { cpu, at: now, took });
+            // A unit is well under a millisecond: one that took a stall's length was stopped.
+            if took >= STALL && watched.stalls.len() < KEPT {
+                watched.stalls.push(Stall {
+                    cpu,
+                    at: now,
+                    late: took,
+                });
+            }
             // The next nap starts after the unit.
             previous = Instant::now();
         }
