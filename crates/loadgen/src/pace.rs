@@ -80,6 +80,13 @@ impl Chase {
     }
 }
 
+impl Unit {
+    /// Whether the unit began inside the measured window.
+    pub(crate) fn in_window(&self, window: &Window) -> bool {
+        self.at >= window.measure_from && self.at < window.stop_at
+    }
+}
+
 /// Per slice of `window`: the highest, over the CPUs, of the slice's median unit time over
 /// that CPU's median over the window (1.0: its usual pace; 0.0: no unit in the slice).
 pub(crate) fn pace_per_slice(units: &[Unit], window: &Window, slices: usize) -> Vec<f64> {
@@ -89,10 +96,7 @@ pub(crate) fn pace_per_slice(units: &[Unit], window: &Window, slices: usize) -> 
     let mut worst = vec![0.0f64; slices];
     for cpu in cpus {
         let mut per_slice: Vec<Vec<Duration>> = vec![Vec::new(); slices];
-        for u in units
-            .iter()
-            .filter(|u| u.cpu == cpu && u.at >= window.measure_from && u.at < window.stop_at)
-        {
+        for u in units.iter().filter(|u| u.cpu == cpu && u.in_window(window)) {
             let i = u.at.duration_since(window.measure_from).as_nanos() / SLICE.as_nanos();
             if let Some(slice) = usize::try_from(i).ok().and_then(|i| per_slice.get_mut(i)) {
                 slice.push(u.took);
@@ -119,7 +123,7 @@ pub(crate) fn median_unit_us(units: &[Unit], window: &Window, cpus: &[usize]) ->
         .map(|&cpu| {
             let mut took: Vec<Duration> = units
                 .iter()
-                .filter(|u| u.cpu == cpu && u.at >= window.measure_from && u.at < window.stop_at)
+                .filter(|u| u.cpu == cpu && u.in_window(window))
                 .map(|u| u.took)
                 .collect();
             median(&mut took).map_or(0.0, |d| d.as_secs_f64() * 1e6)

@@ -378,11 +378,7 @@ pub(crate) fn report(watched: &Watched, window: &Window, answers: &[Answer]) -> 
             .into_iter()
             .map(|us| round(us, 1))
             .collect(),
-        pace_units: watched
-            .units
-            .iter()
-            .filter(|u| u.at >= window.measure_from && u.at < window.stop_at)
-            .count() as u64,
+        pace_units: watched.units.iter().filter(|u| u.in_window(window)).count() as u64,
         slices_paced_slow: (0..slices).filter(|&i| paced_slow(i)).count(),
         slow_slices_paced_slow: slow.iter().filter(|&&i| paced_slow(i)).count(),
         slow_slices_unexplained: slow
