@@ -69,6 +69,14 @@
 #                      from 1 ms sleeps: the machine's own stalls
 #   BENCH_HASHES=N     hashing slots of the auth-center under load (passwords.max_concurrent_hashes;
 #                      default: its own default, one per core it may run on)
+#   BENCH_AUTH_NICE=N  the nice value of the auth-center under load (default 0, as the load
+#                      generator's; Redis has its own, BENCH_REDIS_NICE)
+#   BENCH_WIRE=1       also capture the loopback (tcpdump, installed with apt-get if missing
+#                      and root) during each refresh tail point and split every refresh into
+#                      the auth-center's time before its Redis call, Redis's, and the
+#                      auth-center's after it, as the packets' times say (`loadgen wire`:
+#                      NNN-wire.json; the capture itself is deleted). The capture costs CPU
+#                      on both cores, so such points are not comparable with others
 #   BENCH_PROFILE=DIR  only profile the tracked demo-service with perf and call stacks
 #                      (/baseline/me, then /me, BENCH_ROUNDS times) and write the folded
 #                      stacks, flame graphs and the table of where the time went to DIR
@@ -133,6 +141,17 @@ fi
 SERVER_METRICS=0
 if "$BIN/loadgen" refresh --help 2>/dev/null | grep -q -- --server-metrics; then
     SERVER_METRICS=1
+fi
+
+# BENCH_WIRE=1: the refresh tail points are captured and split by `loadgen wire`.
+WIRE=${BENCH_WIRE:-0}
+if [[ $WIRE == 1 ]]; then
+    "$BIN/loadgen" wire --help >/dev/null 2>&1 || die "BENCH_WIRE=1: this loadgen has no wire command"
+    if ! command -v tcpdump >/dev/null; then
+        [[ $(id -u) == 0 ]] || die "BENCH_WIRE=1 needs tcpdump (apt-get install tcpdump)"
+        log "installing tcpdump"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q tcpdump >&2
+    fi
 fi
 
 if [[ -n "${BENCH_HASHES:-}" && ! "$BENCH_HASHES" =~ ^[1-9][0-9]*$ ]]; then
@@ -662,7 +681,7 @@ auth_bench() { # id label cpuset
     if grep -aq register_ip_max "$BIN/auth-center"; then
         env_auth+=(AUTH_LIMITS__REGISTER_IP_MAX=1000)
     fi
-    env "${env_auth[@]}" taskset -c "$cpus" "$BIN/auth-center" serve >"$TMP/auth-$id.log" 2>&1 &
+    env "${env_auth[@]}" nice -n "${BENCH_AUTH_NICE:-0}" taskset -c "$cpus" "$BIN/auth-center" serve >"$TMP/auth-$id.log" 2>&1 &
     pid=$!
     PIDS+=($pid)
     wait_http "http://127.0.0.1:$port/healthz" "auth-center ($label)"
@@ -688,9 +707,26 @@ auth_bench() { # id label cpuset
         log "auth-center $label: refresh at $r/s ($frac of saturation, 400 sessions)"
         next_result
         tcp_counters >"$RESULT-tcp-before.txt"
+        local capture=
+        if [[ $WIRE == 1 ]]; then
+            # Started while the auth-center's Redis connection is idle (see loadgen wire).
+            nice -n 10 tcpdump -Z root -i lo -s 0 -B 262144 --time-stamp-precision nano -w "$TMP/wire.pcap" \
+                "tcp port $port or tcp port $REDIS_PORT" 2>"$RESULT-tcpdump.txt" &
+            capture=$!
+            PIDS+=($capture)
+            sleep 1
+        fi
         "${lg[@]}" refresh "${acct[@]}" --sessions 400 --rate "$r" -d "$DURATION" \
             --warmup "$WARMUP" --server-pid "$pid" --label "refresh p99 at $frac of saturation, $label" \
             "${WATCH[@]}" "${metrics[@]}" >"$RESULT-refresh.json"
+        if [[ -n $capture ]]; then
+            kill -INT "$capture" 2>/dev/null || true
+            wait "$capture" 2>/dev/null || true
+            "$BIN/loadgen" wire --pcap "$TMP/wire.pcap" --http-port "$port" --redis-port "$REDIS_PORT" \
+                --skip-s "$WARMUP" --label "$frac of saturation, $label" >"$RESULT-wire.json" \
+                || log "loadgen wire failed on this point's capture"
+            rm -f "$TMP/wire.pcap"
+        fi
         redis_latency >"$RESULT-redis-latency.txt"
         tcp_delta "$RESULT-tcp-before.txt" >"$RESULT-tcp.txt"
         rm -f "$RESULT-tcp-before.txt"

@@ -59,6 +59,7 @@ mod revocation;
 mod server_side;
 mod stalls;
 mod table;
+mod wire;
 
 use std::path::PathBuf;
 
@@ -101,6 +102,9 @@ enum Command {
     /// not run although it never blocked (with `--sleep-us N`: sleep N µs at a time and count
     /// how late each wake-up is).
     Hiccups(hiccups::HiccupArgs),
+    /// Split each refresh of a loopback capture (`tcpdump -i lo -w`) into the auth-center's
+    /// time before its Redis call, Redis's, and the auth-center's after it.
+    Wire(wire::WireArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -148,6 +152,7 @@ fn main() -> anyhow::Result<()> {
             );
         }
         Command::Hiccups(args) => println!("{}", serde_json::to_string(&hiccups::run(args))?),
+        Command::Wire(args) => println!("{}", serde_json::to_string(&wire::run(args)?)?),
         Command::FreePort => {
             let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
             println!("{}", listener.local_addr()?.port());

@@ -136,6 +136,21 @@ impl Drop for Watchers {
 }
 
 /// One watcher, pinned to `cpu`: naps until `stop`, and keeps its late wake-ups.
+impl Watched {
+    /// Keeps a timed unit of work. A unit is well under a millisecond: one that took a
+    /// stall's length was stopped, and counts as a stall too.
+    fn note_unit(&mut self, unit: Unit) {
+        self.units.push(unit);
+        if unit.took >= STALL && self.stalls.len() < KEPT {
+            self.stalls.push(Stall {
+                cpu: unit.cpu,
+                at: unit.at,
+                late: unit.took,
+            });
+        }
+    }
+}
+
 fn watch(cpu: usize, stop: &AtomicBool) -> Watched {
     let priority = raise_priority();
     let mut watched = Watched {
@@ -167,15 +182,7 @@ fn watch(cpu: usize, stop: &AtomicBool) -> Watched {
         previous = now;
         if watched.wakeups.is_multiple_of(crate::pace::EVERY) && watched.units.len() < KEPT {
             let took = chase.unit();
-            watched.units.push(Unit { cpu, at: now, took });
-            // A unit is well under a millisecond: one that took a stall's length was stopped.
-            if took >= STALL && watched.stalls.len() < KEPT {
-                watched.stalls.push(Stall {
-                    cpu,
-                    at: now,
-                    late: took,
-                });
-            }
+            watched.note_unit(Unit { cpu, at: now, took });
             // The next nap starts after the unit.
             previous = Instant::now();
         }
@@ -468,6 +475,26 @@ mod tests {
         let p99 = r.untouched_p99_us.unwrap();
         assert!((p99 - 7_000.0).abs() < 10.0, "slice 5 only: {p99}");
         assert!(!r.real_time(), "a watcher without the real-time class");
+    }
+
+    #[test]
+    fn a_unit_of_work_that_took_a_stalls_length_counts_as_a_stall() {
+        let at = Instant::now();
+        let mut watched = Watched::default();
+        watched.note_unit(Unit {
+            cpu: 1,
+            at,
+            took: Duration::from_micros(70),
+        });
+        assert!(watched.stalls.is_empty());
+        watched.note_unit(Unit {
+            cpu: 1,
+            at,
+            took: STALL,
+        });
+        assert_eq!(watched.units.len(), 2);
+        assert_eq!(watched.stalls.len(), 1);
+        assert_eq!((watched.stalls[0].cpu, watched.stalls[0].late), (1, STALL));
     }
 
     #[test]

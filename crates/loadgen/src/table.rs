@@ -14,6 +14,7 @@ use crate::paced::PacedResult;
 use crate::revocation::RevocationResult;
 use crate::server_side::SeriesDelta;
 use crate::stalls::{SLOW_US, STALL, StallReport};
+use crate::wire::WireResult;
 
 /// Renders the result files: a line per `hiccups` run (the machine), one table for `http`
 /// runs (ratios against the first label's best round), one for `revocation` runs, one for
@@ -25,6 +26,7 @@ pub(crate) fn render(files: &[PathBuf]) -> anyhow::Result<String> {
     let mut capacity = Vec::new();
     let mut instructions = Vec::new();
     let mut hiccups = Vec::new();
+    let mut wire = Vec::new();
     for path in files {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
@@ -43,6 +45,7 @@ pub(crate) fn render(files: &[PathBuf]) -> anyhow::Result<String> {
                 instructions.push(serde_json::from_value::<InstructionsResult>(value)?)
             }
             Some("hiccups") => hiccups.push(serde_json::from_value::<HiccupResult>(value)?),
+            Some("wire") => wire.push(serde_json::from_value::<WireResult>(value)?),
             _ => anyhow::bail!("{}: unknown result kind", path.display()),
         }
     }
@@ -51,6 +54,12 @@ pub(crate) fn render(files: &[PathBuf]) -> anyhow::Result<String> {
         writeln!(out, "{}", hiccup_line(r))?;
     }
     if !hiccups.is_empty() {
+        out.push('\n');
+    }
+    for r in &wire {
+        writeln!(out, "{}", wire_line(r))?;
+    }
+    if !wire.is_empty() {
         out.push('\n');
     }
     for value in &capacity {
@@ -220,6 +229,39 @@ pub(crate) fn render(files: &[PathBuf]) -> anyhow::Result<String> {
 
 /// One `hiccups` run: the share of its time its core did not run it, the gaps of 1 ms and
 /// more apart (what moves a p99 of sub-millisecond answers), and the gaps by class.
+/// A capture's refreshes: the p99 of each part, and where the slow ones spent their time.
+fn wire_line(r: &WireResult) -> String {
+    let ms = |part: &str| r.parts.get(part).map_or(0.0, |s| s.p99_us / 1_000.0);
+    let pct = |part: &str| r.slow_share.get(part).copied().unwrap_or(0.0) * 100.0;
+    let n = |part: &str| r.slow_largest.get(part).copied().unwrap_or(0);
+    let mut line = format!(
+        "wire, {}: {} refreshes, p99 {:.1} ms (before Redis {:.1}, Redis {:.1}, after {:.1}); \
+         {} over {} ms, their time before Redis {:.0} %, in Redis {:.0} %, after {:.0} % \
+         (the largest part: {}, {}, {})",
+        r.label,
+        r.refreshes,
+        ms("total"),
+        ms("before_redis"),
+        ms("redis"),
+        ms("after_redis"),
+        r.slow,
+        r.slow_ms,
+        pct("before_redis"),
+        pct("redis"),
+        pct("after_redis"),
+        n("before_redis"),
+        n("redis"),
+        n("after_redis"),
+    );
+    if r.unmatched + r.out_of_order + r.streams_cut > 0 {
+        line.push_str(&format!(
+            "; unmatched {}, out of order {}, streams cut {}",
+            r.unmatched, r.out_of_order, r.streams_cut
+        ));
+    }
+    line
+}
+
 fn hiccup_line(r: &HiccupResult) -> String {
     let long: u64 = GAP_CLASSES_US
         .iter()
@@ -797,6 +839,29 @@ mod tests {
             table.contains(
                 "p99 beside a login flood over alone, 1 core: refresh 1.08 (medians 1.20 → \
                  1.30 ms, 3 rounds), /me 1.40 (medians 0.50 → 0.70 ms, 2 rounds)"
+            ),
+            "{table}"
+        );
+    }
+
+    #[test]
+    fn a_capture_reads_as_each_parts_p99_and_where_the_slow_refreshes_spent_their_time() {
+        let spread =
+            |p99: f64| format!(r#"{{"p50_us":1.0,"p99_us":{p99},"p999_us":1.0,"max_us":1.0}}"#);
+        let result = format!(
+            r#"{{"kind":"wire","label":"0.5 of saturation, 1 core","packets":9,"refreshes":1000,"unmatched":2,"out_of_order":0,"streams_cut":0,"redis_mid_stream":1,"parts":{{"total":{},"before_redis":{},"redis":{},"after_redis":{}}},"slow_ms":5.0,"slow":12,"slow_share":{{"before_redis":0.1,"redis":0.85,"after_redis":0.05}},"slow_largest":{{"before_redis":1,"redis":11,"after_redis":0}},"slices":[]}}"#,
+            spread(7_500.0),
+            spread(300.0),
+            spread(7_000.0),
+            spread(200.0)
+        );
+        let table = rendered(&[result]);
+        assert!(
+            table.contains(
+                "wire, 0.5 of saturation, 1 core: 1000 refreshes, p99 7.5 ms (before Redis 0.3, \
+                 Redis 7.0, after 0.2); 12 over 5 ms, their time before Redis 10 %, in Redis \
+                 85 %, after 5 % (the largest part: 1, 11, 0); unmatched 2, out of order 0, \
+                 streams cut 0"
             ),
             "{table}"
         );
