@@ -57,7 +57,8 @@
 #                      order (default "0.5 0.75 0.9"); repeat one to measure it again later,
 #                      e.g. "0.5 0.75 0.9 0.5"
 #   BENCH_PROBE_ROUNDS rounds of the probes alone and beside a login flood (default 4)
-#   BENCH_WATCH=0      no `loadgen --watch-cpus` in the refresh tail points and probes (on by
+#   BENCH_WATCH=0      no `loadgen --watch-cpus` (nor `--watch-threads` in the refresh tail
+#                      points) in the refresh tail points and probes (on by
 #                      default: a real-time thread per vCPU notes the machine's stops beside
 #                      the answers, at 3-4 % of each vCPU here)
 #   BENCH_PROBE_CONTROLS=1  also run the probes beside two controls that make no requests:
@@ -135,6 +136,12 @@ WATCH=()
 if [[ ${BENCH_WATCH:-1} != 0 ]] && "$BIN/loadgen" refresh --help 2>/dev/null | grep -q -- --watch-cpus; then
     # The ids this process may run on (nproc counts them; a cpuset need not start at 0).
     WATCH=(--watch-cpus "$(python3 -c 'import os; print(",".join(map(str, sorted(os.sched_getaffinity(0)))))')")
+fi
+# The refresh tail points also read the auth-center's threads every 10 ms (`--watch-threads`:
+# each thread's run and run-queue wait, each CPU's busy time), slice by slice.
+THREADS=()
+if [[ ${BENCH_WATCH:-1} != 0 ]] && "$BIN/loadgen" refresh --help 2>/dev/null | grep -q -- --watch-threads; then
+    THREADS=(--watch-threads)
 fi
 # The same runs read the auth-center's /metrics at their window's edges: the share of the
 # refreshes the server itself took over 5 ms, and of its Redis rotation calls.
@@ -718,7 +725,7 @@ auth_bench() { # id label cpuset
         fi
         "${lg[@]}" refresh "${acct[@]}" --sessions 400 --rate "$r" -d "$DURATION" \
             --warmup "$WARMUP" --server-pid "$pid" --label "refresh p99 at $frac of saturation, $label" \
-            "${WATCH[@]}" "${metrics[@]}" >"$RESULT-refresh.json"
+            "${WATCH[@]}" "${THREADS[@]}" "${metrics[@]}" >"$RESULT-refresh.json"
         if [[ -n $capture ]]; then
             kill -INT "$capture" 2>/dev/null || true
             wait "$capture" 2>/dev/null || true

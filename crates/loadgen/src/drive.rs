@@ -20,6 +20,7 @@ use tokio::sync::Notify;
 
 use crate::server_side::{Scraper, SeriesDelta};
 use crate::stalls::{StallReport, Watched, Watchers};
+use crate::threads::{ThreadReport, ThreadWatch};
 
 /// A latency distribution in µs: the usual percentiles plus the spectrum to plot.
 ///
@@ -433,6 +434,8 @@ pub(crate) struct Outcome<C> {
     pub server_histograms: Vec<SeriesDelta>,
     /// What the `--watch-cpus` watchers saw over the run.
     pub watched: Option<Watched>,
+    /// What the server's threads did over the run (`--watch-threads`).
+    pub threads: Option<crate::threads::Watched>,
     /// The clients, as the run left them.
     pub clients: Vec<C>,
 }
@@ -460,6 +463,11 @@ pub(crate) struct RunArgs {
     /// requests, and of the server's own calls, took longer than each bucket bound.
     #[arg(long)]
     pub server_metrics: Option<String>,
+    /// Read the `--server-pid` processes' threads every 10 ms (the kernel's run and
+    /// run-queue wait per thread) and each CPU's busy time: the result's `server_threads`
+    /// says, slice by slice, whether the server ran, waited for a CPU, or neither.
+    #[arg(long)]
+    pub watch_threads: bool,
     /// A name for this run in the output.
     #[arg(long, default_value = "")]
     pub label: String,
@@ -475,6 +483,7 @@ impl RunArgs {
             server_pids: &self.server_pid,
             watch_cpus: &self.watch_cpus,
             server_metrics: self.server_metrics.as_deref(),
+            watch_threads: self.watch_threads,
             redis: None,
         }
     }
@@ -491,6 +500,8 @@ pub(crate) struct Plan<'a> {
     pub watch_cpus: &'a [usize],
     /// The server's metrics URL ([`crate::server_side`]); none: not read.
     pub server_metrics: Option<&'a str>,
+    /// Sample the server's threads ([`crate::threads`]).
+    pub watch_threads: bool,
     pub redis: Option<MultiplexedConnection>,
 }
 
@@ -511,6 +522,10 @@ pub(crate) async fn run<C: Client>(clients: Vec<C>, plan: Plan<'_>) -> anyhow::R
         [] => None,
         cpus => Some(Watchers::start(cpus)?),
     };
+    let thread_watch = plan
+        .watch_threads
+        .then(|| ThreadWatch::start(plan.server_pids))
+        .transpose()?;
     let window = Window::begin(plan.warmup, plan.duration)?;
     let in_flight = Arc::new(InFlight::default());
     let wakes: Vec<Arc<Notify>> = (0..n).map(|_| Arc::new(Notify::new())).collect();
@@ -585,6 +600,7 @@ pub(crate) async fn run<C: Client>(clients: Vec<C>, plan: Plan<'_>) -> anyhow::R
     }
     // Joined (a blocking wait of up to a nap) only once every answer is in.
     let watched = watchers.map(Watchers::stop).transpose()?;
+    let threads = thread_watch.map(ThreadWatch::stop).transpose()?;
     Ok(Outcome {
         window,
         tally,
@@ -593,6 +609,7 @@ pub(crate) async fn run<C: Client>(clients: Vec<C>, plan: Plan<'_>) -> anyhow::R
         redis_calls,
         server_histograms,
         watched,
+        threads,
         clients,
     })
 }
@@ -658,6 +675,9 @@ pub(crate) struct Measured {
     /// durations, and its calls' where it times them), as shares over each bucket bound.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub server_histograms: Vec<SeriesDelta>,
+    /// With `--watch-threads`: the server's threads slice by slice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_threads: Option<ThreadReport>,
 }
 
 impl Measured {
@@ -693,6 +713,10 @@ impl Measured {
                 .as_ref()
                 .map(|w| crate::stalls::report(w, &outcome.window, &t.answers)),
             server_histograms: outcome.server_histograms.clone(),
+            server_threads: outcome
+                .threads
+                .as_ref()
+                .map(|w| crate::threads::report(w, &outcome.window, &t.answers)),
         }
     }
 
@@ -866,6 +890,7 @@ mod tests {
             redis_calls: None,
             server_histograms: Vec::new(),
             watched: None,
+            threads: None,
             clients: vec![()],
         };
         let json = serde_json::to_value(Measured::of(&outcome)).unwrap();
@@ -919,6 +944,7 @@ mod tests {
             redis_calls: Some([("evalsha".to_string(), 2)].into()),
             server_histograms: Vec::new(),
             watched: None,
+            threads: None,
             clients: vec![(), ()],
         };
         let measured = Measured::of(&outcome);
@@ -991,6 +1017,7 @@ mod tests {
             server_pids: &[],
             watch_cpus: &[],
             server_metrics: None,
+            watch_threads: false,
             redis: None,
         }
     }

@@ -59,6 +59,7 @@ mod revocation;
 mod server_side;
 mod stalls;
 mod table;
+mod threads;
 mod wire;
 
 use std::path::PathBuf;

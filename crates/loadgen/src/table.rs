@@ -14,6 +14,7 @@ use crate::paced::PacedResult;
 use crate::revocation::RevocationResult;
 use crate::server_side::SeriesDelta;
 use crate::stalls::{SLOW_US, STALL, StallReport};
+use crate::threads::{SliceMedians, ThreadReport};
 use crate::wire::WireResult;
 
 /// Renders the result files: a line per `hiccups` run (the machine), one table for `http`
@@ -634,7 +635,7 @@ fn render_paced(out: &mut String, rows: &[PacedRow]) -> anyhow::Result<()> {
         let m = &r.m;
         writeln!(
             out,
-            "{:<8} {:<w$} {:>7} {:>8} {:>9.1} {:>8.0} {:>8.0} {:>9.0} {:>9.0} {:>9.0} {:>10} {:>7}  in flight max {}{}{}{}{}{}",
+            "{:<8} {:<w$} {:>7} {:>8} {:>9.1} {:>8.0} {:>8.0} {:>9.0} {:>9.0} {:>9.0} {:>10} {:>7}  in flight max {}{}{}{}{}{}{}",
             r.kind,
             r.label,
             r.clients,
@@ -657,6 +658,9 @@ fn render_paced(out: &mut String, rows: &[PacedRow]) -> anyhow::Result<()> {
             r.extra,
             m.machine_stalls.as_ref().map_or(String::new(), stalls_note),
             server_note(&m.server_histograms),
+            m.server_threads
+                .as_ref()
+                .map_or(String::new(), threads_note),
         )?;
     }
     Ok(())
@@ -679,6 +683,23 @@ fn server_note(histograms: &[SeriesDelta]) -> String {
         "; server-side over {} ms: {}",
         SLOW_US / 1000,
         shares.join(", ")
+    )
+}
+
+/// What the server's threads did in the slow slices and in the others (`--watch-threads`),
+/// per 100 ms, for the end of a row.
+fn threads_note(r: &ThreadReport) -> String {
+    let part = |name: &str, m: &Option<SliceMedians>| match m {
+        None => format!("{name} none"),
+        Some(m) => format!(
+            "{name} ({}) ran {:.1}, waited {:.1}, others ran {:.1}",
+            m.slices, m.server_run_ms, m.server_wait_ms, m.others_run_ms
+        ),
+    };
+    format!(
+        "; server threads, median ms per slice: {}; {}",
+        part("slow slices", &r.slow),
+        part("other slices", &r.usual)
     )
 }
 
@@ -760,6 +781,17 @@ mod tests {
         );
         // Without the option, no note.
         assert!(!rendered(&[probe("refresh", "r", 9_000.0)]).contains("server-side"));
+    }
+
+    #[test]
+    fn a_run_with_watched_threads_says_what_the_server_did_in_slow_slices_and_others() {
+        let threads = r#""server_threads":{"slices":[],"slow":{"slices":3,"server_run_ms":20.0,"server_wait_ms":41.5,"others_run_ms":60.0},"usual":null}"#;
+        let result = probe("refresh", "r", 9_000.0).replacen("{", &format!("{{{threads},"), 1);
+        let table = rendered(&[result]);
+        assert!(
+            table.contains("; server threads, median ms per slice: slow slices (3) ran 20.0, waited 41.5, others ran 60.0; other slices none\n"),
+            "{table}"
+        );
     }
 
     #[test]
