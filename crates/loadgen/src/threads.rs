@@ -47,7 +47,19 @@ struct Sample {
     threads: Vec<ThreadReading>,
     /// Busy ticks per CPU (`/proc/stat`: all but idle and iowait).
     cpu_busy_ticks: BTreeMap<usize, u64>,
+    /// Every [`PROCESS_EVERY`]th sample: every process's name and CPU ticks (user and system).
+    processes: Option<Processes>,
 }
+
+/// Every process of the machine: its name and CPU ticks, by pid.
+type Processes = HashMap<u32, (String, u64)>;
+
+/// How often, in samples, every process of the machine is read too (100 ms): the slices
+/// name what else ran.
+const PROCESS_EVERY: usize = 10;
+
+/// How many of the other processes each slice names.
+const BUSIEST: usize = 3;
 
 /// The sampler thread; [`ThreadWatch::stop`] joins it.
 pub(crate) struct ThreadWatch {
@@ -68,11 +80,13 @@ impl ThreadWatch {
             .spawn(move || {
                 let mut samples = Vec::new();
                 let mut names = HashMap::new();
+                let mut n = 0;
                 while !flag.load(Ordering::Relaxed) {
-                    samples.push(sample(&pids, &mut names));
+                    samples.push(sample(&pids, &mut names, n % PROCESS_EVERY == 0));
+                    n += 1;
                     std::thread::sleep(PERIOD);
                 }
-                samples.push(sample(&pids, &mut names));
+                samples.push(sample(&pids, &mut names, true));
                 samples
             })?;
         Ok(Self {
@@ -106,7 +120,7 @@ pub(crate) struct Watched {
     samples: Vec<Sample>,
 }
 
-fn sample(pids: &[u32], names: &mut HashMap<(u32, u32), String>) -> Sample {
+fn sample(pids: &[u32], names: &mut HashMap<(u32, u32), String>, processes: bool) -> Sample {
     let at = Instant::now();
     let mut threads = Vec::new();
     for &pid in pids {
@@ -156,7 +170,31 @@ fn sample(pids: &[u32], names: &mut HashMap<(u32, u32), String>) -> Sample {
         at,
         threads,
         cpu_busy_ticks,
+        processes: processes.then(every_process),
     }
+}
+
+/// Every process's name and CPU ticks (`/proc/<pid>/stat`), kernel threads included.
+fn every_process() -> Processes {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return HashMap::new();
+    };
+    dir.flatten()
+        .filter_map(|entry| {
+            let pid = entry.file_name().to_str()?.parse::<u32>().ok()?;
+            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+            Some((pid, process_ticks(&stat)?))
+        })
+        .collect()
+}
+
+/// A process's name and its user plus system ticks (fields 2, 14 and 15 of its `stat`).
+fn process_ticks(stat: &str) -> Option<(String, u64)> {
+    let name = &stat[stat.find('(')? + 1..stat.rfind(')')?];
+    let mut fields = stat[stat.rfind(')')? + 1..].split_whitespace().skip(11);
+    let user: u64 = fields.next()?.parse().ok()?;
+    let system: u64 = fields.next()?.parse().ok()?;
+    Some((name.to_owned(), user + system))
 }
 
 /// `<ns run> <ns waited on a run queue> <slices>`.
@@ -224,8 +262,13 @@ pub(crate) struct ThreadSlice {
     pub(crate) server_wait_ms: f64,
     /// The same by thread name (`tokio-runtime-w`, `argon2`, ...): [run, wait] ms.
     pub(crate) groups: BTreeMap<String, [f64; 2]>,
-    /// Per CPU: its busy time less the server's run on it, ms (10 ms ticks).
-    pub(crate) others_run_ms: BTreeMap<usize, f64>,
+    /// Per CPU (`"0"`, `"1"`, ...): its busy time less the server's run on it, ms (10 ms
+    /// ticks).
+    pub(crate) others_run_ms: BTreeMap<String, f64>,
+    /// The other processes that ran most in the slice (read every 100 ms, so up to a
+    /// slice late): `[name, ms]`, at most three, busiest first.
+    #[serde(default)]
+    pub(crate) busiest_others: Vec<(String, f64)>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -249,8 +292,40 @@ pub(crate) fn report(watched: &Watched, window: &Window, answers: &[Answer]) -> 
             server_wait_ms: 0.0,
             groups: BTreeMap::new(),
             others_run_ms: BTreeMap::new(),
+            busiest_others: Vec::new(),
         })
         .collect();
+    let server: Vec<u32> = watched
+        .samples
+        .iter()
+        .flat_map(|s| s.threads.iter().map(|t| t.id.0))
+        .collect();
+    let snapshots: Vec<(Instant, &Processes)> = watched
+        .samples
+        .iter()
+        .filter_map(|s| Some((s.at, s.processes.as_ref()?)))
+        .collect();
+    for pair in snapshots.windows(2) {
+        let ((_, before), (at, after)) = (pair[0], pair[1]);
+        let Some(since) = at.checked_duration_since(window.measure_from) else {
+            continue;
+        };
+        let Some(slice) = slices.get_mut((since.as_nanos() / SLICE.as_nanos()) as usize) else {
+            continue;
+        };
+        let mut ran: Vec<(String, f64)> = after
+            .iter()
+            .filter(|(pid, _)| !server.contains(pid))
+            .filter_map(|(pid, (name, ticks))| {
+                let was = before.get(pid).map_or(0, |(_, t)| *t);
+                let ms = ticks.saturating_sub(was) as f64 * ticks_ms;
+                (ms > 0.0).then(|| (name.clone(), ms))
+            })
+            .collect();
+        ran.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        ran.truncate(BUSIEST);
+        slice.busiest_others = ran;
+    }
     for pair in watched.samples.windows(2) {
         let (before, after) = (&pair[0], &pair[1]);
         let Some(since) = after.at.checked_duration_since(window.measure_from) else {
@@ -281,7 +356,7 @@ pub(crate) fn report(watched: &Watched, window: &Window, answers: &[Answer]) -> 
             let ticks =
                 busy.saturating_sub(before.cpu_busy_ticks.get(cpu).copied().unwrap_or(*busy));
             let others = ticks as f64 * ticks_ms - server_on_cpu.get(cpu).copied().unwrap_or(0.0);
-            *slice.others_run_ms.entry(*cpu).or_default() += others;
+            *slice.others_run_ms.entry(cpu.to_string()).or_default() += others;
         }
     }
     for slice in &mut slices {
@@ -349,6 +424,8 @@ mod tests {
         let busy = parse_cpu_busy(proc_stat);
         assert_eq!(busy, BTreeMap::from([(0, 21), (1, 0)]));
         assert_eq!(group_of("argon2-1"), "argon2");
+        let stat = "7 (beam (x)) S 1 2 3 4 5 6 7 8 9 10 120 30 0 0";
+        assert_eq!(process_ticks(stat), Some(("beam (x)".into(), 150)));
         assert_eq!(group_of("tokio-runtime-w"), "tokio-runtime-w");
         assert_eq!(group_of("12"), "12");
     }
@@ -378,18 +455,29 @@ mod tests {
                 at: t0,
                 threads: vec![reading(1, 0, 0, 0)],
                 cpu_busy_ticks: ticks(0),
+                processes: Some(HashMap::from([
+                    (1, ("auth-center".into(), 0)),
+                    (7, ("beam.smp".into(), 3)),
+                ])),
             },
             // Slice 0: the main thread runs 40 ms, and a worker is born having run 10 ms.
             Sample {
                 at: t0 + Duration::from_millis(50),
                 threads: vec![reading(1, 40, 1, 0), reading(2, 10, 0, 0)],
                 cpu_busy_ticks: ticks(90 / per_tick),
+                processes: None,
             },
             // Slice 1: the main thread waits 30 ms to run, runs 5.
             Sample {
                 at: t0 + Duration::from_millis(150),
                 threads: vec![reading(1, 45, 31, 0), reading(2, 10, 0, 1)],
                 cpu_busy_ticks: ticks(190 / per_tick),
+                // Another process ran 80 ms, a new one 10; the server's own pid is not named.
+                processes: Some(HashMap::from([
+                    (1, ("auth-center".into(), 100)),
+                    (7, ("beam.smp".into(), 3 + 80 / per_tick)),
+                    (8, ("kworker/0:1".into(), 10 / per_tick)),
+                ])),
             },
         ];
         // The slowest answer of slice 1 took 9 ms.
@@ -399,17 +487,31 @@ mod tests {
         let (a, b) = (&report.slices[0], &report.slices[1]);
         assert_eq!((a.server_run_ms, a.server_wait_ms), (50.0, 1.0));
         assert_eq!(a.groups["worker"], [10.0, 0.0]);
-        assert_eq!(a.others_run_ms[&0], 40.0);
+        assert_eq!(a.others_run_ms["0"], 40.0);
         assert_eq!(
             (b.server_run_ms, b.server_wait_ms, b.slowest_ms),
             (5.0, 30.0, 9.0)
         );
-        assert_eq!(b.others_run_ms[&0], 95.0);
+        assert_eq!(b.others_run_ms["0"], 95.0);
+        assert!(a.busiest_others.is_empty());
+        assert_eq!(
+            b.busiest_others,
+            [
+                ("beam.smp".to_owned(), 80.0),
+                ("kworker/0:1".to_owned(), 10.0)
+            ]
+        );
         assert_eq!(
             report.slow.as_ref().map(|m| (m.slices, m.server_wait_ms)),
             Some((1, 30.0))
         );
         assert_eq!(report.usual.as_ref().map(|m| m.server_run_ms), Some(50.0));
+        // As the table reads it back.
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(
+            serde_json::from_value::<ThreadReport>(json).unwrap(),
+            report
+        );
     }
 
     #[test]
