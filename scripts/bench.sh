@@ -57,8 +57,8 @@
 #                      order (default "0.5 0.75 0.9"); repeat one to measure it again later,
 #                      e.g. "0.5 0.75 0.9 0.5"
 #   BENCH_PROBE_ROUNDS rounds of the probes alone and beside a login flood (default 4)
-#   BENCH_WATCH=0      no `loadgen --watch-cpus` (nor `--watch-threads` in the refresh tail
-#                      points) in the refresh tail points and probes (on by
+#   BENCH_WATCH=0      no `loadgen --watch-cpus` in the refresh tail points and probes, nor
+#                      `--watch-threads` in the tail points (on by
 #                      default: a real-time thread per vCPU notes the machine's stops beside
 #                      the answers, at 3-4 % of each vCPU here)
 #   BENCH_PROBE_CONTROLS=1  also run the probes beside two controls that make no requests:
@@ -729,6 +729,7 @@ auth_bench() { # id label cpuset
         if [[ -n $capture ]]; then
             kill -INT "$capture" 2>/dev/null || true
             wait "$capture" 2>/dev/null || true
+            forget_pid "$capture"
             "$BIN/loadgen" wire --pcap "$TMP/wire.pcap" --http-port "$port" --redis-port "$REDIS_PORT" \
                 --skip-s "$WARMUP" --label "$frac of saturation, $label" >"$RESULT-wire.json" \
                 || log "loadgen wire failed on this point's capture"

@@ -135,7 +135,6 @@ impl Drop for Watchers {
     }
 }
 
-/// One watcher, pinned to `cpu`: naps until `stop`, and keeps its late wake-ups.
 impl Watched {
     /// Keeps a timed unit of work. A unit is well under a millisecond: one that took a
     /// stall's length was stopped, and counts as a stall too.
@@ -151,6 +150,7 @@ impl Watched {
     }
 }
 
+/// One watcher, pinned to `cpu`: naps until `stop`, and keeps its late wake-ups.
 fn watch(cpu: usize, stop: &AtomicBool) -> Watched {
     let priority = raise_priority();
     let mut watched = Watched {

@@ -228,8 +228,6 @@ pub(crate) fn render(files: &[PathBuf]) -> anyhow::Result<String> {
     Ok(out)
 }
 
-/// One `hiccups` run: the share of its time its core did not run it, the gaps of 1 ms and
-/// more apart (what moves a p99 of sub-millisecond answers), and the gaps by class.
 /// A capture's refreshes: the p99 of each part, and where the slow ones spent their time.
 fn wire_line(r: &WireResult) -> String {
     let ms = |part: &str| r.parts.get(part).map_or(0.0, |s| s.p99_us / 1_000.0);
@@ -263,6 +261,8 @@ fn wire_line(r: &WireResult) -> String {
     line
 }
 
+/// One `hiccups` run: the share of its time its core did not run it, the gaps of 1 ms and
+/// more apart (what moves a p99 of sub-millisecond answers), and the gaps by class.
 fn hiccup_line(r: &HiccupResult) -> String {
     let long: u64 = GAP_CLASSES_US
         .iter()

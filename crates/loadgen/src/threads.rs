@@ -14,7 +14,7 @@
 //! server's run time on it (each thread's run between two samples counted on the CPU it was
 //! last seen on): the load generator, Redis, the watchers, and whatever else the machine ran.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
@@ -219,10 +219,11 @@ fn parse_cpu_busy(text: &str) -> BTreeMap<usize, u64> {
             let mut fields = line.split_whitespace();
             let cpu: usize = fields.next()?.strip_prefix("cpu")?.parse().ok()?;
             let ticks: Vec<u64> = fields.filter_map(|f| f.parse().ok()).collect();
-            // user nice system idle iowait irq softirq steal guest guest_nice
+            // user nice system idle iowait irq softirq steal guest guest_nice: not steal,
+            // the time the host took (this project's VMs report none).
             let busy = ticks
                 .iter()
-                .take(8)
+                .take(7)
                 .enumerate()
                 .filter(|(i, _)| *i != 3 && *i != 4);
             Some((cpu, busy.map(|(_, t)| t).sum()))
@@ -265,8 +266,9 @@ pub(crate) struct ThreadSlice {
     /// Per CPU (`"0"`, `"1"`, ...): its busy time less the server's run on it, ms (10 ms
     /// ticks).
     pub(crate) others_run_ms: BTreeMap<String, f64>,
-    /// The other processes that ran most in the slice (read every 100 ms, so up to a
-    /// slice late): `[name, ms]`, at most three, busiest first.
+    /// The other processes that ran most in the slice (every process is read every 100 ms
+    /// or so, and what it ran between two readings is shared among the slices that interval
+    /// covers): `[name, ms]`, at most three, busiest first.
     #[serde(default)]
     pub(crate) busiest_others: Vec<(String, f64)>,
 }
@@ -295,7 +297,8 @@ pub(crate) fn report(watched: &Watched, window: &Window, answers: &[Answer]) -> 
             busiest_others: Vec::new(),
         })
         .collect();
-    let server: Vec<u32> = watched
+    let n = slices.len();
+    let server: HashSet<u32> = watched
         .samples
         .iter()
         .flat_map(|s| s.threads.iter().map(|t| t.id.0))
@@ -305,22 +308,24 @@ pub(crate) fn report(watched: &Watched, window: &Window, answers: &[Answer]) -> 
         .iter()
         .filter_map(|s| Some((s.at, s.processes.as_ref()?)))
         .collect();
+    let mut others: Vec<HashMap<&str, f64>> = vec![HashMap::new(); n];
     for pair in snapshots.windows(2) {
-        let ((_, before), (at, after)) = (pair[0], pair[1]);
-        let Some(since) = at.checked_duration_since(window.measure_from) else {
-            continue;
-        };
-        let Some(slice) = slices.get_mut((since.as_nanos() / SLICE.as_nanos()) as usize) else {
-            continue;
-        };
-        let mut ran: Vec<(String, f64)> = after
-            .iter()
-            .filter(|(pid, _)| !server.contains(pid))
-            .filter_map(|(pid, (name, ticks))| {
-                let was = before.get(pid).map_or(0, |(_, t)| *t);
-                let ms = ticks.saturating_sub(was) as f64 * ticks_ms;
-                (ms > 0.0).then(|| (name.clone(), ms))
-            })
+        let ((from, before), (to, after)) = (pair[0], pair[1]);
+        let covered = shares(window, from, to, n);
+        for (pid, (name, ticks)) in after {
+            let was = before.get(pid).map_or(0, |(_, t)| *t);
+            let ms = ticks.saturating_sub(was) as f64 * ticks_ms;
+            if ms > 0.0 && !server.contains(pid) {
+                for &(i, share) in &covered {
+                    *others[i].entry(name.as_str()).or_default() += ms * share;
+                }
+            }
+        }
+    }
+    for (slice, ran) in slices.iter_mut().zip(others) {
+        let mut ran: Vec<(String, f64)> = ran
+            .into_iter()
+            .map(|(name, ms)| (name.to_owned(), round(ms, 1)))
             .collect();
         ran.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         ran.truncate(BUSIEST);
@@ -328,13 +333,10 @@ pub(crate) fn report(watched: &Watched, window: &Window, answers: &[Answer]) -> 
     }
     for pair in watched.samples.windows(2) {
         let (before, after) = (&pair[0], &pair[1]);
-        let Some(since) = after.at.checked_duration_since(window.measure_from) else {
+        let covered = shares(window, before.at, after.at, n);
+        if covered.is_empty() {
             continue;
-        };
-        let index = (since.as_nanos() / SLICE.as_nanos()) as usize;
-        let Some(slice) = slices.get_mut(index) else {
-            continue;
-        };
+        }
         let earlier: HashMap<(u32, u32), &ThreadReading> =
             before.threads.iter().map(|t| (t.id, t)).collect();
         let mut server_on_cpu: BTreeMap<usize, f64> = BTreeMap::new();
@@ -345,18 +347,23 @@ pub(crate) fn report(watched: &Watched, window: &Window, answers: &[Answer]) -> 
                 .map_or((0, 0), |t| (t.run_ns, t.wait_ns));
             let run = thread.run_ns.saturating_sub(run0) as f64 / 1e6;
             let wait = thread.wait_ns.saturating_sub(wait0) as f64 / 1e6;
-            slice.server_run_ms += run;
-            slice.server_wait_ms += wait;
-            let group = slice.groups.entry(thread.group.clone()).or_insert([0.0; 2]);
-            group[0] += run;
-            group[1] += wait;
             *server_on_cpu.entry(thread.cpu).or_default() += run;
+            for &(i, share) in &covered {
+                let slice = &mut slices[i];
+                slice.server_run_ms += run * share;
+                slice.server_wait_ms += wait * share;
+                let group = slice.groups.entry(thread.group.clone()).or_insert([0.0; 2]);
+                group[0] += run * share;
+                group[1] += wait * share;
+            }
         }
         for (cpu, busy) in &after.cpu_busy_ticks {
             let ticks =
                 busy.saturating_sub(before.cpu_busy_ticks.get(cpu).copied().unwrap_or(*busy));
             let others = ticks as f64 * ticks_ms - server_on_cpu.get(cpu).copied().unwrap_or(0.0);
-            *slice.others_run_ms.entry(cpu.to_string()).or_default() += others;
+            for &(i, share) in &covered {
+                *slices[i].others_run_ms.entry(cpu.to_string()).or_default() += others * share;
+            }
         }
     }
     for slice in &mut slices {
@@ -377,6 +384,34 @@ pub(crate) fn report(watched: &Watched, window: &Window, answers: &[Answer]) -> 
         usual: medians(&usual),
         slices,
     }
+}
+
+/// The slices of the window (of `n`) that the interval `[from, to)` covers, each with its
+/// share of the interval; the part before the window, or past its last slice, has none.
+/// A reading late by more than a period spreads what it read over the slices it spans.
+fn shares(window: &Window, from: Instant, to: Instant, n: usize) -> Vec<(usize, f64)> {
+    let span = to.saturating_duration_since(from).as_secs_f64();
+    let start = from
+        .saturating_duration_since(window.measure_from)
+        .as_secs_f64();
+    let end = to
+        .saturating_duration_since(window.measure_from)
+        .as_secs_f64();
+    let width = SLICE.as_secs_f64();
+    let mut out = Vec::new();
+    if span <= 0.0 {
+        return out;
+    }
+    let mut i = (start / width) as usize;
+    while i < n && (i as f64) * width < end {
+        let lo = (i as f64 * width).max(start);
+        let hi = ((i + 1) as f64 * width).min(end);
+        if hi > lo {
+            out.push((i, (hi - lo) / span));
+        }
+        i += 1;
+    }
+    out
 }
 
 fn medians(slices: &[&ThreadSlice]) -> Option<SliceMedians> {
@@ -422,7 +457,7 @@ mod tests {
         assert_eq!(last_cpu(stat), Some(1));
         let proc_stat = "cpu  10 0 10 100 5 0 0 0 0 0\ncpu0 1 2 3 100 50 4 5 6 7 0\ncpu1 0 0 0 9 0 0 0 0 0 0\nintr 1\n";
         let busy = parse_cpu_busy(proc_stat);
-        assert_eq!(busy, BTreeMap::from([(0, 21), (1, 0)]));
+        assert_eq!(busy, BTreeMap::from([(0, 15), (1, 0)]));
         assert_eq!(group_of("argon2-1"), "argon2");
         let stat = "7 (beam (x)) S 1 2 3 4 5 6 7 8 9 10 120 30 0 0";
         assert_eq!(process_ticks(stat), Some(("beam (x)".into(), 150)));
@@ -455,21 +490,21 @@ mod tests {
                 at: t0,
                 threads: vec![reading(1, 0, 0, 0)],
                 cpu_busy_ticks: ticks(0),
+                processes: None,
+            },
+            // Slice 0: the main thread runs 40 ms, and a worker is born having run 10 ms.
+            Sample {
+                at: t0 + Duration::from_millis(100),
+                threads: vec![reading(1, 40, 1, 0), reading(2, 10, 0, 0)],
+                cpu_busy_ticks: ticks(90 / per_tick),
                 processes: Some(HashMap::from([
                     (1, ("auth-center".into(), 0)),
                     (7, ("beam.smp".into(), 3)),
                 ])),
             },
-            // Slice 0: the main thread runs 40 ms, and a worker is born having run 10 ms.
-            Sample {
-                at: t0 + Duration::from_millis(50),
-                threads: vec![reading(1, 40, 1, 0), reading(2, 10, 0, 0)],
-                cpu_busy_ticks: ticks(90 / per_tick),
-                processes: None,
-            },
             // Slice 1: the main thread waits 30 ms to run, runs 5.
             Sample {
-                at: t0 + Duration::from_millis(150),
+                at: t0 + Duration::from_millis(200),
                 threads: vec![reading(1, 45, 31, 0), reading(2, 10, 0, 1)],
                 cpu_busy_ticks: ticks(190 / per_tick),
                 // Another process ran 80 ms, a new one 10; the server's own pid is not named.
@@ -512,6 +547,32 @@ mod tests {
             serde_json::from_value::<ThreadReport>(json).unwrap(),
             report
         );
+    }
+
+    #[test]
+    fn a_reading_interval_over_two_slices_is_shared_between_them_by_time() {
+        let window = Window::begin(0.0, 1.0).unwrap();
+        let t0 = window.measure_from;
+        let samples = vec![
+            Sample {
+                at: t0 + Duration::from_millis(50),
+                threads: vec![reading(1, 0, 0, 0)],
+                cpu_busy_ticks: BTreeMap::new(),
+                processes: None,
+            },
+            // A late reading: 100 ms that straddle slices 0 and 1 evenly.
+            Sample {
+                at: t0 + Duration::from_millis(150),
+                threads: vec![reading(1, 20, 60, 0)],
+                cpu_busy_ticks: BTreeMap::new(),
+                processes: None,
+            },
+        ];
+        let answers: Vec<Answer> = vec![(0, 800), (1, 800)];
+        let report = report(&Watched { samples }, &window, &answers);
+        let (a, b) = (&report.slices[0], &report.slices[1]);
+        assert_eq!((a.server_run_ms, a.server_wait_ms), (10.0, 30.0));
+        assert_eq!((b.server_run_ms, b.server_wait_ms), (10.0, 30.0));
     }
 
     #[test]

@@ -584,7 +584,14 @@ pub(crate) fn analyse(
         while queue.front().is_some_and(|c| c.sent_ns < request_ns) {
             queue.pop_front();
         }
-        let Some(call) = queue.pop_front() else {
+        // A call sent after the response is a later refresh's: this one's is not in the
+        // capture, and the later one keeps its call.
+        let Some(call) = queue
+            .front()
+            .is_some_and(|c| c.sent_ns <= response_ns)
+            .then(|| queue.pop_front())
+            .flatten()
+        else {
             unmatched += 1;
             continue;
         };
@@ -651,7 +658,11 @@ fn summarise(refreshes: &[Refresh], slow_ms: f64, mut result: WireResult) -> Wir
             (*name).into(),
             if summed > 0.0 { part / summed } else { 0.0 },
         );
-        let largest = slow.iter().filter(|p| (1..4).all(|j| p[i] >= p[j])).count();
+        // A tie goes to the earlier part, so that the counts add up to the slow ones.
+        let largest = slow
+            .iter()
+            .filter(|p| (1..4).all(|j| p[i] > p[j] || (p[i] == p[j] && i <= j)))
+            .count();
         result.slow_largest.insert((*name).into(), largest);
     }
     let first = refreshes.iter().map(|r| r.request_ns).min().unwrap_or(0);
@@ -708,7 +719,6 @@ mod tests {
     const AUTH: u16 = 50000;
 
     /// A pcap file (Ethernet, IPv4, microseconds) of the given segments:
-    /// (µs, source port, destination port, seq, SYN, payload).
     /// (µs, source port, destination port, seq, SYN, payload)
     type Sent<'a> = (u64, u16, u16, u32, bool, &'a [u8]);
 
@@ -942,6 +952,32 @@ mod tests {
         assert_eq!(result.parts["total"].max_us, 700.0);
         assert_eq!(result.parts["redis"].max_us, 300.0);
         assert_eq!(result.parts["redis"].p50_us, 300.0);
+        // Each took its own session's call: swapped, u1 would wait 100 µs and u2 290.
+        assert_eq!(result.parts["before_redis"].max_us, 200.0);
+        assert_eq!(result.parts["after_redis"].max_us, 200.0);
+    }
+
+    #[test]
+    fn a_refresh_whose_call_is_missing_does_not_take_the_next_refreshs_call() {
+        let req = refresh_request("u1", "s1");
+        let resp = response("{}");
+        let second = 100 + req.len() as u32;
+        let file = pcap(&[
+            (1_000, LOADGEN, HTTP, 99, true, b""),
+            (1_000, AUTH, REDIS, 499, true, b""),
+            // The first refresh's call is not in the capture (another connection, say).
+            (2_000, LOADGEN, HTTP, 100, false, &req),
+            (2_500, HTTP, LOADGEN, 1, false, &resp),
+            (3_000, LOADGEN, HTTP, second, false, &req),
+            (3_100, AUTH, REDIS, 500, false, &evalsha("u1", "s1")),
+            (3_400, REDIS, AUTH, 1, false, ROTATED),
+            (3_600, HTTP, LOADGEN, 1 + resp.len() as u32, false, &resp),
+        ]);
+        let result = analyse_bytes(&file, 5.0);
+        assert_eq!((result.unmatched, result.out_of_order), (1, 0));
+        assert_eq!(result.refreshes, 1);
+        assert_eq!(result.parts["total"].max_us, 600.0);
+        assert_eq!(result.parts["redis"].max_us, 300.0);
     }
 
     #[test]
