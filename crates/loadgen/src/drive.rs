@@ -686,6 +686,7 @@ impl Measured {
         let t = &outcome.tally;
         let seconds = outcome.window.seconds();
         let requests: u64 = t.status.values().sum();
+        let slowest = slowest_per_slice(&t.answers);
         Self {
             seconds: round(seconds, 3),
             ok: t.ok_in_window,
@@ -706,17 +707,17 @@ impl Measured {
                 .filter(|_| t.ok_in_window > 0)
                 .map(|cpu| round(cpu * 1e6 / t.ok_in_window as f64, 2)),
             reconnects: t.connects.saturating_sub(outcome.clients.len() as u64),
-            slowest_us_per_100ms: slowest_per_slice(&t.answers),
+            server_threads: outcome
+                .threads
+                .as_ref()
+                .map(|w| crate::threads::report(w, &outcome.window, &slowest)),
+            slowest_us_per_100ms: slowest,
             window_start_unix_ms: unix_ms(outcome.window.measure_from),
             machine_stalls: outcome
                 .watched
                 .as_ref()
                 .map(|w| crate::stalls::report(w, &outcome.window, &t.answers)),
             server_histograms: outcome.server_histograms.clone(),
-            server_threads: outcome
-                .threads
-                .as_ref()
-                .map(|w| crate::threads::report(w, &outcome.window, &t.answers)),
         }
     }
 

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::drive::{Answer, SLICE, Window, round, slowest_per_slice};
+use crate::drive::{SLICE, Window, round};
 
 /// How often the threads are read.
 const PERIOD: Duration = Duration::from_millis(10);
@@ -283,8 +283,8 @@ pub(crate) struct SliceMedians {
 }
 
 /// Sets the samples beside the answers: one [`ThreadSlice`] per slice of the window.
-pub(crate) fn report(watched: &Watched, window: &Window, answers: &[Answer]) -> ThreadReport {
-    let slowest = slowest_per_slice(answers);
+/// `slowest` is the slowest answer of each slice, µs ([`crate::drive::slowest_per_slice`]).
+pub(crate) fn report(watched: &Watched, window: &Window, slowest: &[u64]) -> ThreadReport {
     let ticks_ms = 1_000.0 / clock_ticks_per_second();
     let mut slices: Vec<ThreadSlice> = (0..slowest.len())
         .map(|index| ThreadSlice {
@@ -516,8 +516,7 @@ mod tests {
             },
         ];
         // The slowest answer of slice 1 took 9 ms.
-        let answers: Vec<Answer> = vec![(0, 800), (1, 9_000)];
-        let report = report(&Watched { samples }, &window, &answers);
+        let report = report(&Watched { samples }, &window, &[800, 9_000]);
         assert_eq!(report.slices.len(), 2);
         let (a, b) = (&report.slices[0], &report.slices[1]);
         assert_eq!((a.server_run_ms, a.server_wait_ms), (50.0, 1.0));
@@ -568,8 +567,7 @@ mod tests {
                 processes: None,
             },
         ];
-        let answers: Vec<Answer> = vec![(0, 800), (1, 800)];
-        let report = report(&Watched { samples }, &window, &answers);
+        let report = report(&Watched { samples }, &window, &[800, 800]);
         let (a, b) = (&report.slices[0], &report.slices[1]);
         assert_eq!((a.server_run_ms, a.server_wait_ms), (10.0, 30.0));
         assert_eq!((b.server_run_ms, b.server_wait_ms), (10.0, 30.0));

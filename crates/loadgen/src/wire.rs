@@ -107,7 +107,7 @@ pub(crate) fn run(args: WireArgs) -> anyhow::Result<WireResult> {
     let bytes =
         std::fs::read(&args.pcap).with_context(|| format!("read {}", args.pcap.display()))?;
     let packets = read_pcap(&bytes)?;
-    let mut result = analyse(&packets, args.http_port, args.redis_port, &args)?;
+    let mut result = analyse(&packets, &args)?;
     result.label = args.label;
     Ok(result)
 }
@@ -488,12 +488,8 @@ const PART_NAMES: [&str; 4] = ["total", "before_redis", "redis", "after_redis"];
 
 type Endpoint = ([u8; 16], u16);
 
-pub(crate) fn analyse(
-    segments: &[Segment],
-    http_port: u16,
-    redis_port: u16,
-    args: &WireArgs,
-) -> anyhow::Result<WireResult> {
+pub(crate) fn analyse(segments: &[Segment], args: &WireArgs) -> anyhow::Result<WireResult> {
+    let (http_port, redis_port) = (args.http_port, args.redis_port);
     // Each connection by its client end, with its two directions.
     let mut connections: HashMap<(Endpoint, Endpoint), [Vec<&Segment>; 2]> = HashMap::new();
     let mut packets = 0;
@@ -802,7 +798,7 @@ mod tests {
 
     fn analyse_bytes(file: &[u8], slow_ms: f64) -> WireResult {
         let segments = read_pcap(file).unwrap();
-        analyse(&segments, HTTP, REDIS, &args(slow_ms)).unwrap()
+        analyse(&segments, &args(slow_ms)).unwrap()
     }
 
     #[test]
