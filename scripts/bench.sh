@@ -72,6 +72,18 @@
 #                      default: its own default, one per core it may run on)
 #   BENCH_AUTH_NICE=N  the nice value of the auth-center under load (default 0, as the load
 #                      generator's; Redis has its own, BENCH_REDIS_NICE)
+#   BENCH_AUTH_WORKERS=N  async worker threads of the auth-center under load
+#                      (TOKIO_WORKER_THREADS; default: tokio's, one per core it may run on)
+#   BENCH_CORE_COUNTS  which auth-center core counts to run, of "1 2" (the default)
+#   BENCH_AUTH_GROUP   where the auth-center under load is scheduled. By default (0) it runs
+#                      in a session of its own (setsid): where the kernel groups tasks by
+#                      session (kernel.sched_autogroup_enabled=1) it then has a scheduling
+#                      group of its own, as a service under systemd or in a container has,
+#                      and meets the machine's other services group against group. N: that
+#                      group's nice value (root for N < 0). `shared`: in the bench's session,
+#                      whose one group it shares with the load generator and Redis (the runs
+#                      before 2026-11-28's sixteenth session), so on its core it gets only
+#                      part of that group's weight against other sessions' processes
 #   BENCH_WIRE=1       also capture the loopback (tcpdump, installed with apt-get if missing
 #                      and root) during each refresh tail point and split every refresh into
 #                      the auth-center's time before its Redis call, Redis's, and the
@@ -106,6 +118,24 @@ BIN=${BENCH_BIN:-$ROOT/target/release}
 log() { printf '[bench] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
+# Knobs that go into the auth-center's command line or environment: checked before anything runs.
+[[ ${BENCH_AUTH_NICE:-0} =~ ^-?[0-9]+$ ]] || die "BENCH_AUTH_NICE must be an integer"
+[[ -z ${BENCH_AUTH_WORKERS:-} || ${BENCH_AUTH_WORKERS} =~ ^[1-9][0-9]*$ ]] \
+    || die "BENCH_AUTH_WORKERS must be a positive integer"
+for count in ${BENCH_CORE_COUNTS:-1 2}; do
+    [[ $count == 1 || $count == 2 ]] || die "BENCH_CORE_COUNTS: $count is neither 1 nor 2"
+done
+AUTH_GROUP=${BENCH_AUTH_GROUP:-0}
+[[ $AUTH_GROUP == shared || $AUTH_GROUP =~ ^-?[0-9]+$ ]] || die "BENCH_AUTH_GROUP must be an integer or shared"
+if [[ $AUTH_GROUP != shared && $AUTH_GROUP != 0 && $(cat /proc/sys/kernel/sched_autogroup_enabled 2>/dev/null) != 1 ]]; then
+    die "BENCH_AUTH_GROUP=$AUTH_GROUP needs the kernel's autogroups (kernel.sched_autogroup_enabled=1)"
+fi
+# The prefix that starts an auth-center (server or raw hashing) in its own session and sets
+# that session's group nice; exec all the way down, so $! is the auth-center's pid.
+AUTH_GROUP_CMD=()
+if [[ $AUTH_GROUP != shared ]]; then
+    AUTH_GROUP_CMD=(setsid sh -c '[ "$1" = 0 ] || echo "$1" >/proc/self/autogroup || exit 125; shift; exec "$@"' sh "$AUTH_GROUP")
+fi
 for tool in redis-server redis-cli taskset curl timeout; do
     command -v "$tool" >/dev/null || die "$tool not found"
 done
@@ -570,7 +600,7 @@ raw_capacity() { # label cpuset
     next_result
     local before
     before=$(cpu_ticks)
-    env "${env_auth[@]}" taskset -c "$2" timeout $((DURATION + 60)) \
+    "${AUTH_GROUP_CMD[@]}" env "${env_auth[@]}" taskset -c "$2" timeout $((DURATION + 60)) \
         "$BIN/auth-center" passwords capacity --seconds "$DURATION" --json \
         | python3 -c 'import json,sys; d=json.load(sys.stdin); d["kind"]="capacity"; d["label"]=sys.argv[1]; print(json.dumps(d))' \
             "argon2 raw, $1" >"$RESULT-capacity.json"
@@ -683,15 +713,24 @@ auth_bench() { # id label cpuset
     if [[ -n "${BENCH_HASHES:-}" ]]; then
         env_auth+=(AUTH_PASSWORDS__MAX_CONCURRENT_HASHES="$BENCH_HASHES")
     fi
+    if [[ -n "${BENCH_AUTH_WORKERS:-}" ]]; then
+        env_auth+=(TOKIO_WORKER_THREADS="$BENCH_AUTH_WORKERS")
+    fi
     # Every loadgen run registers the user (an existing one is fine); they add up to more
     # than the default register_ip_max.
     if grep -aq register_ip_max "$BIN/auth-center"; then
         env_auth+=(AUTH_LIMITS__REGISTER_IP_MAX=1000)
     fi
-    env "${env_auth[@]}" nice -n "${BENCH_AUTH_NICE:-0}" taskset -c "$cpus" "$BIN/auth-center" serve >"$TMP/auth-$id.log" 2>&1 &
+    "${AUTH_GROUP_CMD[@]}" env "${env_auth[@]}" nice -n "${BENCH_AUTH_NICE:-0}" taskset -c "$cpus" "$BIN/auth-center" serve >"$TMP/auth-$id.log" 2>&1 &
     pid=$!
     PIDS+=($pid)
     wait_http "http://127.0.0.1:$port/healthz" "auth-center ($label)"
+    if [[ $AUTH_GROUP != shared ]]; then
+        # setsid execs in place (a background job is no group leader), so $pid is the server.
+        [[ $(cat "/proc/$pid/comm") == auth-center ]] || die "the auth-center is not pid $pid"
+        [[ $(ps -o sid= -p "$pid" | tr -d ' ') == "$pid" ]] || die "the auth-center has no session of its own"
+        log "auth-center ($label): its $(cat "/proc/$pid/autogroup" 2>/dev/null || echo "session"), the bench's $(cat /proc/$$/autogroup 2>/dev/null || echo "session")"
+    fi
     local url="http://127.0.0.1:$port" base out
     user="bench_load_$$_$id"
     local lg=(taskset -c "$CLIENT_CPU" timeout $((DURATION * 4 + 120)) "$BIN/loadgen")
@@ -814,10 +853,18 @@ fi
 if [[ "${BENCH_AUTH:-1}" == 1 ]]; then
     slot_note=
     [[ -n "${BENCH_HASHES:-}" ]] && slot_note=" ($BENCH_HASHES hashing slot$([[ $BENCH_HASHES == 1 ]] || echo s))"
-    auth_bench c1 "1 core$slot_note" "$SERVER_CPU"
-    if (( ncpu >= 2 )); then
-        auth_bench c2 "2 cores$slot_note" "$SERVER_CPU,$CLIENT_CPU"
-    fi
+    [[ -z "${BENCH_AUTH_WORKERS:-}" ]] || slot_note+=" ($BENCH_AUTH_WORKERS async workers)"
+    case $AUTH_GROUP in
+        0) ;;
+        shared) slot_note+=" (in the bench's group)" ;;
+        *) slot_note+=" (its group at nice $AUTH_GROUP)" ;;
+    esac
+    for count in ${BENCH_CORE_COUNTS:-1 2}; do
+        case $count in
+            1) auth_bench c1 "1 core$slot_note" "$SERVER_CPU" ;;
+            2) (( ncpu < 2 )) || auth_bench c2 "2 cores$slot_note" "$SERVER_CPU,$CLIENT_CPU" ;;
+        esac
+    done
 fi
 
 # --- report ---------------------------------------------------------------------------------
