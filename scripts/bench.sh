@@ -75,15 +75,17 @@
 #   BENCH_AUTH_WORKERS=N  async worker threads of the auth-center under load
 #                      (TOKIO_WORKER_THREADS; default: tokio's, one per core it may run on)
 #   BENCH_CORE_COUNTS  which auth-center core counts to run, of "1 2" (the default)
-#   BENCH_AUTH_GROUP   where the auth-center under load is scheduled. By default (0) it runs
-#                      in a session of its own (setsid): where the kernel groups tasks by
-#                      session (kernel.sched_autogroup_enabled=1) it then has a scheduling
-#                      group of its own, as a service under systemd or in a container has,
-#                      and meets the machine's other services group against group. N: that
-#                      group's nice value (root for N < 0). `shared`: in the bench's session,
-#                      whose one group it shares with the load generator and Redis (the runs
-#                      before 2026-11-28's sixteenth session), so on its core it gets only
-#                      part of that group's weight against other sessions' processes
+#   BENCH_AUTH_GROUP   where the auth-center is scheduled for the refresh saturation and tail
+#                      points. By default (0) it runs in a session of its own (setsid): where
+#                      the kernel groups tasks by session (kernel.sched_autogroup_enabled=1)
+#                      it then has a scheduling group of its own, as a service under systemd
+#                      or in a container has, and meets the machine's other services group
+#                      against group. N: that group's nice value (root for N < 0). `shared`:
+#                      in the bench's session, whose one group it shares with the load
+#                      generator and Redis at nice -20 (the runs before 2026-11-28's sixteenth
+#                      session), so on its core it gets a few percent of that group's weight
+#                      against other sessions' processes. The logins and probes always run
+#                      with it in the bench's session (see auth_bench)
 #   BENCH_WIRE=1       also capture the loopback (tcpdump, installed with apt-get if missing
 #                      and root) during each refresh tail point and split every refresh into
 #                      the auth-center's time before its Redis call, Redis's, and the
@@ -130,8 +132,8 @@ AUTH_GROUP=${BENCH_AUTH_GROUP:-0}
 if [[ $AUTH_GROUP != shared && $AUTH_GROUP != 0 && $(cat /proc/sys/kernel/sched_autogroup_enabled 2>/dev/null) != 1 ]]; then
     die "BENCH_AUTH_GROUP=$AUTH_GROUP needs the kernel's autogroups (kernel.sched_autogroup_enabled=1)"
 fi
-# The prefix that starts an auth-center (server or raw hashing) in its own session and sets
-# that session's group nice; exec all the way down, so $! is the auth-center's pid.
+# The prefix that starts the auth-center in its own session and sets that session's group
+# nice; exec all the way down, so $! is the auth-center's pid.
 AUTH_GROUP_CMD=()
 if [[ $AUTH_GROUP != shared ]]; then
     AUTH_GROUP_CMD=(setsid sh -c '[ "$1" = 0 ] || echo "$1" >/proc/self/autogroup || exit 125; shift; exec "$@"' sh "$AUTH_GROUP")
@@ -600,7 +602,7 @@ raw_capacity() { # label cpuset
     next_result
     local before
     before=$(cpu_ticks)
-    "${AUTH_GROUP_CMD[@]}" env "${env_auth[@]}" taskset -c "$2" timeout $((DURATION + 60)) \
+    env "${env_auth[@]}" taskset -c "$2" timeout $((DURATION + 60)) \
         "$BIN/auth-center" passwords capacity --seconds "$DURATION" --json \
         | python3 -c 'import json,sys; d=json.load(sys.stdin); d["kind"]="capacity"; d["label"]=sys.argv[1]; print(json.dumps(d))' \
             "argon2 raw, $1" >"$RESULT-capacity.json"
@@ -721,16 +723,21 @@ auth_bench() { # id label cpuset
     if grep -aq register_ip_max "$BIN/auth-center"; then
         env_auth+=(AUTH_LIMITS__REGISTER_IP_MAX=1000)
     fi
-    "${AUTH_GROUP_CMD[@]}" env "${env_auth[@]}" nice -n "${BENCH_AUTH_NICE:-0}" taskset -c "$cpus" "$BIN/auth-center" serve >"$TMP/auth-$id.log" 2>&1 &
-    pid=$!
-    PIDS+=($pid)
-    wait_http "http://127.0.0.1:$port/healthz" "auth-center ($label)"
-    if [[ $AUTH_GROUP != shared ]]; then
-        # setsid execs in place (a background job is no group leader), so $pid is the server.
-        [[ $(cat "/proc/$pid/comm") == auth-center ]] || die "the auth-center is not pid $pid"
-        [[ $(ps -o sid= -p "$pid" | tr -d ' ') == "$pid" ]] || die "the auth-center has no session of its own"
-        log "auth-center ($label): its $(cat "/proc/$pid/autogroup" 2>/dev/null || echo "session"), the bench's $(cat /proc/$$/autogroup 2>/dev/null || echo "session")"
-    fi
+    # Starts the auth-center (into pid), in its own scheduling group when asked: "$@" is the
+    # prefix (AUTH_GROUP_CMD or nothing).
+    start_auth() {
+        "$@" env "${env_auth[@]}" nice -n "${BENCH_AUTH_NICE:-0}" taskset -c "$cpus" "$BIN/auth-center" serve >>"$TMP/auth-$id.log" 2>&1 &
+        pid=$!
+        PIDS+=($pid)
+        wait_http "http://127.0.0.1:$port/healthz" "auth-center ($label)"
+        if (( $# )); then
+            # setsid execs in place (a background job is no group leader), so $pid is the server.
+            [[ $(cat "/proc/$pid/comm") == auth-center ]] || die "the auth-center is not pid $pid"
+            [[ $(ps -o sid= -p "$pid" | tr -d ' ') == "$pid" ]] || die "the auth-center has no session of its own"
+            log "auth-center ($label): its $(cat "/proc/$pid/autogroup" 2>/dev/null || echo "session"), the bench's $(cat /proc/$$/autogroup 2>/dev/null || echo "session")"
+        fi
+    }
+    start_auth "${AUTH_GROUP_CMD[@]}"
     local url="http://127.0.0.1:$port" base out
     user="bench_load_$$_$id"
     local lg=(taskset -c "$CLIENT_CPU" timeout $((DURATION * 4 + 120)) "$BIN/loadgen")
@@ -778,6 +785,19 @@ auth_bench() { # id label cpuset
         tcp_delta "$RESULT-tcp-before.txt" >"$RESULT-tcp.txt"
         rm -f "$RESULT-tcp-before.txt"
     done
+    # The logins and probes run with the auth-center in the bench's session again. Its hashing
+    # threads are SCHED_IDLE, which yields only inside their scheduling group: in a group of
+    # its own the flood's hashing weighs as much as the group against the demo-service, the
+    # load generator and Redis on the same cores, and the probes' p99 rose 40-190x (`/me`)
+    # and 2-16x (refresh) beside it. In the bench's group the hashing yields to every process
+    # of the benchmark, as it does to the auth-center's own threads in any group.
+    if (( ${#AUTH_GROUP_CMD[@]} && (LOGIN_ROUNDS > 0 || PROBE_ROUNDS > 0) )); then
+        kill "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+        forget_pid "$pid"
+        log "auth-center $label: restarted in the bench's session for the logins and probes"
+        start_auth
+    fi
     # Logins against the raw Argon2 capacity of the configured slots (`auth-center passwords
     # capacity`, same config and pinning), in alternating rounds: raw then flood, flood then
     # raw, ... This VM's hashing speed drifts by up to a third within a minute, so each flood
