@@ -138,7 +138,7 @@ AUTH_GROUP_CMD=()
 if [[ $AUTH_GROUP != shared ]]; then
     AUTH_GROUP_CMD=(setsid sh -c '[ "$1" = 0 ] || echo "$1" >/proc/self/autogroup || exit 125; shift; exec "$@"' sh "$AUTH_GROUP")
 fi
-for tool in redis-server redis-cli taskset curl timeout; do
+for tool in redis-server redis-cli taskset curl timeout setsid; do
     command -v "$tool" >/dev/null || die "$tool not found"
 done
 if [[ ${BENCH_PROBE_CONTROLS:-0} == 1 ]]; then
@@ -788,8 +788,8 @@ auth_bench() { # id label cpuset
     # The logins and probes run with the auth-center in the bench's session again. Its hashing
     # threads are SCHED_IDLE, which yields only inside their scheduling group: in a group of
     # its own the flood's hashing weighs as much as the group against the demo-service, the
-    # load generator and Redis on the same cores, and the probes' p99 rose 40-190x (`/me`)
-    # and 2-16x (refresh) beside it. In the bench's group the hashing yields to every process
+    # load generator and Redis on the same cores, and on 2 cores the probes' p99 rose
+    # 51-188x (`/me`) and 3.3-16x (refresh) beside it. In the bench's group the hashing yields to every process
     # of the benchmark, as it does to the auth-center's own threads in any group.
     if (( ${#AUTH_GROUP_CMD[@]} && (LOGIN_ROUNDS > 0 || PROBE_ROUNDS > 0) )); then
         kill "$pid" 2>/dev/null || true
