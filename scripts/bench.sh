@@ -132,6 +132,9 @@ AUTH_GROUP=${BENCH_AUTH_GROUP:-0}
 if [[ $AUTH_GROUP != shared && $AUTH_GROUP != 0 && $(cat /proc/sys/kernel/sched_autogroup_enabled 2>/dev/null) != 1 ]]; then
     die "BENCH_AUTH_GROUP=$AUTH_GROUP needs the kernel's autogroups (kernel.sched_autogroup_enabled=1)"
 fi
+if [[ $AUTH_GROUP != shared ]] && { (( AUTH_GROUP < -20 || AUTH_GROUP > 19 )) || { (( AUTH_GROUP < 0 )) && [[ $(id -u) != 0 ]]; }; }; then
+    die "BENCH_AUTH_GROUP=$AUTH_GROUP: a nice value from -20 to 19, below 0 only as root"
+fi
 # The prefix that starts the auth-center in its own session and sets that session's group
 # nice; exec all the way down, so $! is the auth-center's pid.
 AUTH_GROUP_CMD=()
@@ -733,7 +736,7 @@ auth_bench() { # id label cpuset
         if (( $# )); then
             # setsid execs in place (a background job is no group leader), so $pid is the server.
             [[ $(cat "/proc/$pid/comm") == auth-center ]] || die "the auth-center is not pid $pid"
-            [[ $(ps -o sid= -p "$pid" | tr -d ' ') == "$pid" ]] || die "the auth-center has no session of its own"
+            [[ $(awk '{print $6}' "/proc/$pid/stat") == "$pid" ]] || die "the auth-center has no session of its own"
             log "auth-center ($label): its $(cat "/proc/$pid/autogroup" 2>/dev/null || echo "session"), the bench's $(cat /proc/$$/autogroup 2>/dev/null || echo "session")"
         fi
     }
@@ -789,8 +792,9 @@ auth_bench() { # id label cpuset
     # threads are SCHED_IDLE, which yields only inside their scheduling group: in a group of
     # its own the flood's hashing weighs as much as the group against the demo-service, the
     # load generator and Redis on the same cores, and on 2 cores the probes' p99 rose
-    # 51-188x (`/me`) and 3.3-16x (refresh) beside it. In the bench's group the hashing yields to every process
-    # of the benchmark, as it does to the auth-center's own threads in any group.
+    # 51-188x (`/me`) and 3.3-16x (refresh) beside it. In the bench's group the hashing
+    # yields to every process of the benchmark, as it does to the auth-center's own threads
+    # in any group.
     if (( ${#AUTH_GROUP_CMD[@]} && (LOGIN_ROUNDS > 0 || PROBE_ROUNDS > 0) )); then
         kill "$pid" 2>/dev/null || true
         wait "$pid" 2>/dev/null || true
