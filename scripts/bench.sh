@@ -80,7 +80,8 @@
 #                      the kernel groups tasks by session (kernel.sched_autogroup_enabled=1)
 #                      it then has a scheduling group of its own, as a service under systemd
 #                      or in a container has, and meets the machine's other services group
-#                      against group. N: that group's nice value (root for N < 0). `shared`:
+#                      against group (without autogroups it stays in the bench's session,
+#                      as with `shared`). N: that group's nice value (root for N < 0). `shared`:
 #                      in the bench's session, whose one group it shares with the load
 #                      generator and Redis at nice -20 (the runs before 2026-11-28's sixteenth
 #                      session), so on its core it gets a few percent of that group's weight
@@ -127,6 +128,9 @@ die() { log "error: $*"; exit 1; }
 for count in ${BENCH_CORE_COUNTS:-1 2}; do
     [[ $count == 1 || $count == 2 ]] || die "BENCH_CORE_COUNTS: $count is neither 1 nor 2"
 done
+if [[ -n "${BENCH_HASHES:-}" && ! "$BENCH_HASHES" =~ ^[1-9][0-9]*$ ]]; then
+    die "BENCH_HASHES must be a number of hashing slots, 1 or more (unset: the auth-center's default)"
+fi
 AUTH_GROUP=${BENCH_AUTH_GROUP:-0}
 [[ $AUTH_GROUP == shared || $AUTH_GROUP =~ ^-?[0-9]+$ ]] || die "BENCH_AUTH_GROUP must be an integer or shared"
 if [[ $AUTH_GROUP != shared && $AUTH_GROUP != 0 && $(cat /proc/sys/kernel/sched_autogroup_enabled 2>/dev/null) != 1 ]]; then
@@ -138,7 +142,9 @@ fi
 # The prefix that starts the auth-center in its own session and sets that session's group
 # nice; exec all the way down, so $! is the auth-center's pid.
 AUTH_GROUP_CMD=()
-if [[ $AUTH_GROUP != shared ]]; then
+if [[ $AUTH_GROUP == 0 && $(cat /proc/sys/kernel/sched_autogroup_enabled 2>/dev/null) != 1 ]]; then
+    log "the kernel does not group tasks by session (no autogroups): the auth-center stays in the bench's session"
+elif [[ $AUTH_GROUP != shared ]]; then
     AUTH_GROUP_CMD=(setsid sh -c '[ "$1" = 0 ] || echo "$1" >/proc/self/autogroup || exit 125; shift; exec "$@"' sh "$AUTH_GROUP")
 fi
 for tool in redis-server redis-cli taskset curl timeout setsid; do
@@ -151,6 +157,7 @@ ncpu=$(nproc)
 if (( ncpu < 2 )); then
     log "only $ncpu CPU: server and load generator share it (ratios still comparable)"
     SERVER_CPU=0 CLIENT_CPU=0
+    [[ " ${BENCH_CORE_COUNTS:-1 2} " == *" 1 "* ]] || die "BENCH_CORE_COUNTS=${BENCH_CORE_COUNTS}: this machine has 1 CPU, so no 2-core runs"
 fi
 
 if [[ "${BENCH_NO_BUILD:-}" != 1 && -z "${BENCH_BIN:-}" ]]; then
@@ -196,9 +203,6 @@ if [[ $WIRE == 1 ]]; then
     fi
 fi
 
-if [[ -n "${BENCH_HASHES:-}" && ! "$BENCH_HASHES" =~ ^[1-9][0-9]*$ ]]; then
-    die "BENCH_HASHES must be a number of hashing slots, 1 or more (unset: the auth-center's default)"
-fi
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/auth-bench.XXXXXX")
 PIDS=()
@@ -747,10 +751,11 @@ auth_bench() { # id label cpuset
     local acct=(--auth-url "$url" --username "$user" --register)
     local metrics=()
     [[ $SERVER_METRICS != 1 ]] || metrics=(--server-metrics "$url/metrics")
-    log "auth-center $label: refresh saturation (400 sessions, closed loop)"
+    local rlabel=$label${GROUP_NOTE:-}
+    log "auth-center $rlabel: refresh saturation (400 sessions, closed loop)"
     next_result
     "${lg[@]}" refresh "${acct[@]}" --sessions 400 --rate 0 -d "$DURATION" --warmup "$WARMUP" \
-        --server-pid "$pid" --redis-url "$REDIS_URL" --label "refresh saturation, $label" \
+        --server-pid "$pid" --redis-url "$REDIS_URL" --label "refresh saturation, $rlabel" \
         >"$RESULT-refresh.json"
     local sat
     sat=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["ok_per_s"])' "$RESULT-refresh.json")
@@ -760,7 +765,7 @@ auth_bench() { # id label cpuset
     for frac in ${BENCH_TAIL_FRACTIONS:-0.5 0.75 0.9}; do
         local r
         r=$(python3 -c 'import sys; print(max(50, round(float(sys.argv[1]) * float(sys.argv[2]))))' "$sat" "$frac")
-        log "auth-center $label: refresh at $r/s ($frac of saturation, 400 sessions)"
+        log "auth-center $rlabel: refresh at $r/s ($frac of saturation, 400 sessions)"
         next_result
         tcp_counters >"$RESULT-tcp-before.txt"
         local capture=
@@ -773,14 +778,14 @@ auth_bench() { # id label cpuset
             sleep 1
         fi
         "${lg[@]}" refresh "${acct[@]}" --sessions 400 --rate "$r" -d "$DURATION" \
-            --warmup "$WARMUP" --server-pid "$pid" --label "refresh p99 at $frac of saturation, $label" \
+            --warmup "$WARMUP" --server-pid "$pid" --label "refresh p99 at $frac of saturation, $rlabel" \
             "${WATCH[@]}" "${THREADS[@]}" "${metrics[@]}" >"$RESULT-refresh.json"
         if [[ -n $capture ]]; then
             kill -INT "$capture" 2>/dev/null || true
             wait "$capture" 2>/dev/null || true
             forget_pid "$capture"
             "$BIN/loadgen" wire --pcap "$TMP/wire.pcap" --http-port "$port" --redis-port "$REDIS_PORT" \
-                --skip-s "$WARMUP" --label "$frac of saturation, $label" >"$RESULT-wire.json" \
+                --skip-s "$WARMUP" --label "$frac of saturation, $rlabel" >"$RESULT-wire.json" \
                 || log "loadgen wire failed on this point's capture"
             rm -f "$TMP/wire.pcap"
         fi
@@ -878,10 +883,13 @@ if [[ "${BENCH_AUTH:-1}" == 1 ]]; then
     slot_note=
     [[ -n "${BENCH_HASHES:-}" ]] && slot_note=" ($BENCH_HASHES hashing slot$([[ $BENCH_HASHES == 1 ]] || echo s))"
     [[ -z "${BENCH_AUTH_WORKERS:-}" ]] || slot_note+=" ($BENCH_AUTH_WORKERS async workers)"
+    # Only the refresh points run in the group asked for (the logins and probes run in the
+    # bench's), so only their labels say which.
+    GROUP_NOTE=
     case $AUTH_GROUP in
         0) ;;
-        shared) slot_note+=" (in the bench's group)" ;;
-        *) slot_note+=" (its group at nice $AUTH_GROUP)" ;;
+        shared) GROUP_NOTE=" (in the bench's group)" ;;
+        *) GROUP_NOTE=" (its group at nice $AUTH_GROUP)" ;;
     esac
     for count in ${BENCH_CORE_COUNTS:-1 2}; do
         case $count in
