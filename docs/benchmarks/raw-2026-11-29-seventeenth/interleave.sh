@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fresh process sets of paired.sh (PATHS=/baseline/me /me, 6 rounds of 200 000 requests), one
+# Fresh process sets of paired.sh (PATHS=/baseline/me /me, ROUNDS=6 rounds of N=200 000 requests), one
 # per arm and batch, the arms' order reversed every batch; each arm's rounds go to DIR/ARM.txt,
 # numbered batch*100 + round. Run from anywhere:
 #   BATCHES=8 interleave.sh groups shared:DEMO_GROUP=shared own:DEMO_GROUP=own
@@ -15,7 +15,7 @@ arms=("$@")
 for b in $(seq "${BATCHES:-8}"); do
     for arm in "${arms[@]}"; do
         name=${arm%%:*}
-        env "${arm#*:}" ROUNDS=6 N=200000 PATHS="/baseline/me /me" $paired 2>>"$out/stderr.log" |
+        env "${arm#*:}" ROUNDS="${ROUNDS:-6}" N="${N:-200000}" PATHS="/baseline/me /me" $paired 2>>"$out/stderr.log" |
             awk -v b="$b" '{ $1 = b * 100 + $1; print }' >>"$out/$name.txt"
         echo "$(date +%T) batch $b $name done" >>"$out/progress.log"
     done
