@@ -74,7 +74,8 @@
 #                      generator's; Redis has its own, BENCH_REDIS_NICE)
 #   BENCH_AUTH_WORKERS=N  async worker threads of the auth-center under load
 #                      (TOKIO_WORKER_THREADS; default: tokio's, one per core it may run on)
-#   BENCH_CORE_COUNTS  which auth-center core counts to run, of "1 2" (the default)
+#   BENCH_CORE_COUNTS  which auth-center core counts to run, of "1 2" (the default); on a
+#                      one-CPU machine the 2-core runs are skipped, and "2" alone is refused
 #   BENCH_AUTH_GROUP   where the auth-center is scheduled for the refresh saturation and tail
 #                      points. By default (0) it runs in a session of its own (setsid): where
 #                      the kernel groups tasks by session (kernel.sched_autogroup_enabled=1)
@@ -143,7 +144,8 @@ fi
 # nice; exec all the way down, so $! is the auth-center's pid.
 AUTH_GROUP_CMD=()
 if [[ $AUTH_GROUP == 0 && $(cat /proc/sys/kernel/sched_autogroup_enabled 2>/dev/null) != 1 ]]; then
-    log "the kernel does not group tasks by session (no autogroups): the auth-center stays in the bench's session"
+    [[ ${BENCH_AUTH:-1} != 1 || -n ${BENCH_PROFILE:-} ]] \
+        || log "the kernel does not group tasks by session (no autogroups): the auth-center stays in the bench's session"
 elif [[ $AUTH_GROUP != shared ]]; then
     AUTH_GROUP_CMD=(setsid sh -c '[ "$1" = 0 ] || echo "$1" >/proc/self/autogroup || exit 125; shift; exec "$@"' sh "$AUTH_GROUP")
 fi
@@ -157,7 +159,13 @@ ncpu=$(nproc)
 if (( ncpu < 2 )); then
     log "only $ncpu CPU: server and load generator share it (ratios still comparable)"
     SERVER_CPU=0 CLIENT_CPU=0
-    [[ " ${BENCH_CORE_COUNTS:-1 2} " == *" 1 "* ]] || die "BENCH_CORE_COUNTS=${BENCH_CORE_COUNTS}: this machine has 1 CPU, so no 2-core runs"
+    if [[ ${BENCH_AUTH:-1} == 1 && -z ${BENCH_PROFILE:-} ]]; then
+        one_core=0
+        for count in ${BENCH_CORE_COUNTS:-1 2}; do
+            [[ $count != 1 ]] || one_core=1
+        done
+        (( one_core )) || die "BENCH_CORE_COUNTS=${BENCH_CORE_COUNTS}: this machine has 1 CPU, so no 2-core runs"
+    fi
 fi
 
 if [[ "${BENCH_NO_BUILD:-}" != 1 && -z "${BENCH_BIN:-}" ]]; then

@@ -9,6 +9,10 @@
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 out=$here/$1; shift
+mkdir -p "$out"
+for arm in "$@"; do
+    [[ ! -s $out/${arm%%:*}.txt ]] || { echo "$out/${arm%%:*}.txt has rounds already: choose another directory" >&2; exit 2; }
+done
 cd "$here/../../.."
 paired=docs/benchmarks/raw-2026-11-27-fifth/paired/paired.sh
 arms=("$@")
@@ -17,7 +21,7 @@ for b in $(seq "${BATCHES:-8}"); do
         name=${arm%%:*}
         env "${arm#*:}" ROUNDS="${ROUNDS:-6}" N="${N:-200000}" PATHS="/baseline/me /me" $paired 2>>"$out/stderr.log" |
             awk -v b="$b" '{ $1 = b * 100 + $1; print }' >>"$out/$name.txt"
-        echo "$(date +%T) batch $b $name done" >>"$out/progress.log"
+        echo "$(date +%T) batch $b $name: paired.sh exit ${PIPESTATUS[0]}" >>"$out/progress.log"
     done
     arms=($(printf '%s\n' "${arms[@]}" | tac))
 done

@@ -8,10 +8,10 @@
 #   python3 docs/benchmarks/raw-2026-11-27-fifth/paired/paired-stats.py rounds.txt
 #   PATHS="/baseline/me /baseline/me+bearer /me" ...   (a path ending in +bearer is the path
 #   sent with the token it ignores: what carrying the Authorization header costs by itself)
-# Output: one line per path and round: "round path user_us sys_us total_us rps".
 #   DEMO_GROUP=own ...   (the demo-service in a session of its own, so in a scheduling group of its
 #   own where the kernel groups tasks by session; by default it shares the script's, where Redis
 #   at nice -20 on CPU 1 takes most of the group's weight)
+# Output: one line per path and round: "round path user_us sys_us total_us rps".
 set -euo pipefail
 BIN=${BIN:-target/release}
 GROUP_CMD=()
@@ -39,7 +39,13 @@ env AUTH_JWKS_URL=$ISS/.well-known/jwks.json AUTH_ISSUER=$ISS AUTH_AUDIENCE=api 
     LISTEN_ADDR=127.0.0.1:$P AUTH_REDIS_PREFIX=$PREFIX AUTH_REVOCATION=tracked RUST_LOG=warn \
     ${GROUP_CMD[@]+"${GROUP_CMD[@]}"} taskset -c 0 $BIN/demo-service > $TMP/demo.log 2>&1 & S=$!; PIDS+=($S)
 for _ in $(seq 600); do curl -sf -o /dev/null http://127.0.0.1:$P/healthz && break; sleep 0.1; done
-echo "demo-service: $(cat /proc/$S/autogroup 2>/dev/null || echo '(no autogroup)'); this script: $(cat /proc/$$/autogroup 2>/dev/null || echo '(no autogroup)')" >&2
+# setsid execs in place (a background job of a script is no process group leader), so $S is the
+# demo-service itself: the CPU times below are its own.
+[[ $(cat /proc/$S/comm) == demo-service ]] || { echo "pid $S is not the demo-service" >&2; exit 1; }
+if (( ${#GROUP_CMD[@]} )); then
+    [[ $(awk '{print $6}' /proc/$S/stat) == "$S" ]] || { echo "the demo-service has no session of its own" >&2; exit 1; }
+fi
+echo "demo-service: $(cat /proc/$S/autogroup 2>/dev/null || echo '(no autogroup)'); this script: $(cat /proc/$$/autogroup 2>/dev/null || echo '(no autogroup)'); kernel.sched_autogroup_enabled=$(cat /proc/sys/kernel/sched_autogroup_enabled 2>/dev/null || echo '?')" >&2
 n=${N:-200000}
 # Warm-up: every path once.
 for path in $PATHS; do
