@@ -133,8 +133,9 @@ if [[ -n "${BENCH_HASHES:-}" && ! "$BENCH_HASHES" =~ ^[1-9][0-9]*$ ]]; then
     die "BENCH_HASHES must be a number of hashing slots, 1 or more (unset: the auth-center's default)"
 fi
 AUTH_GROUP=${BENCH_AUTH_GROUP:-0}
+AUTOGROUPS=$(cat /proc/sys/kernel/sched_autogroup_enabled 2>/dev/null || echo 0)
 [[ $AUTH_GROUP == shared || $AUTH_GROUP =~ ^-?[0-9]+$ ]] || die "BENCH_AUTH_GROUP must be an integer or shared"
-if [[ $AUTH_GROUP != shared && $AUTH_GROUP != 0 && $(cat /proc/sys/kernel/sched_autogroup_enabled 2>/dev/null) != 1 ]]; then
+if [[ $AUTH_GROUP != shared && $AUTH_GROUP != 0 && $AUTOGROUPS != 1 ]]; then
     die "BENCH_AUTH_GROUP=$AUTH_GROUP needs the kernel's autogroups (kernel.sched_autogroup_enabled=1)"
 fi
 if [[ $AUTH_GROUP != shared ]] && { (( AUTH_GROUP < -20 || AUTH_GROUP > 19 )) || { (( AUTH_GROUP < 0 )) && [[ $(id -u) != 0 ]]; }; }; then
@@ -143,7 +144,7 @@ fi
 # The prefix that starts the auth-center in its own session and sets that session's group
 # nice; exec all the way down, so $! is the auth-center's pid.
 AUTH_GROUP_CMD=()
-if [[ $AUTH_GROUP == 0 && $(cat /proc/sys/kernel/sched_autogroup_enabled 2>/dev/null) != 1 ]]; then
+if [[ $AUTH_GROUP == 0 && $AUTOGROUPS != 1 ]]; then
     [[ ${BENCH_AUTH:-1} != 1 || -n ${BENCH_PROFILE:-} ]] \
         || log "the kernel does not group tasks by session (no autogroups): the auth-center stays in the bench's session"
 elif [[ $AUTH_GROUP != shared ]]; then

@@ -47,15 +47,18 @@ for p in paths:
     # so the batch, not the round, is the independent unit.
     batches = sorted({r // 100 for r in rounds})
     if len(batches) > 1 and max(rounds) >= 100:
-        bd, br = [], []
+        bd, br, bb = [], [], []
         for b in batches:
             bp = [(rows[r][base], rows[r][p]) for r in rounds if r // 100 == b and base in rows[r] and p in rows[r]]
+            if not bp:  # a path only some batches measured (pooled files)
+                continue
             bd.append(statistics.mean([y[2] - x[2] for x, y in bp]))
             br.append(sum(x[2] for x, _ in bp) / sum(y[2] for _, y in bp))
+            bb.append(statistics.mean([x[2] for x, _ in bp]))
         k = len(bd); bm, bsd = statistics.mean(bd), statistics.stdev(bd)
         h = t975(k - 1) * bsd / k ** 0.5
         rm, rsd = statistics.mean(br), statistics.stdev(br)
         rh = t975(k - 1) * rsd / k ** 0.5
-        print(f"    by batch ({k} fresh processes): difference {bm:+.2f} µs (95 % CI {bm - h:+.2f} to {bm + h:+.2f}); "
+        print(f"    by batch ({k} fresh processes; {base} {min(bb):.1f} to {max(bb):.1f} µs): difference {bm:+.2f} µs (95 % CI {bm - h:+.2f} to {bm + h:+.2f}); "
               f"ratio {rm:.3f} (95 % CI {rm - rh:.3f} to {rm + rh:.3f}); batches' differences "
               + " ".join(f"{x:+.2f}" for x in bd))
