@@ -3,6 +3,7 @@
 # (glibc's settings) or a number N (GLIBC_TUNABLES=glibc.malloc.tcache_count=N). Results in
 # OUT/<n>-<arm>.log (OUT defaults to a new temporary directory). Run from anywhere:
 #   run.sh default 64 200 default 200   (as recorded here)
+set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 OUT=${OUT:-$(mktemp -d /tmp/cg.XXXX)}
 cd "$here/../../../.."; mkdir -p "$OUT"
