@@ -134,6 +134,9 @@ if [[ -n "${BENCH_HASHES:-}" && ! "$BENCH_HASHES" =~ ^[1-9][0-9]*$ ]]; then
 fi
 AUTH_GROUP=${BENCH_AUTH_GROUP:-0}
 AUTOGROUPS=$(cat /proc/sys/kernel/sched_autogroup_enabled 2>/dev/null || echo 0)
+# Whether this run starts the auth-center (not with BENCH_AUTH=0, nor for a profile).
+AUTH_RUNS=0
+[[ ${BENCH_AUTH:-1} != 1 || -n ${BENCH_PROFILE:-} ]] || AUTH_RUNS=1
 [[ $AUTH_GROUP == shared || $AUTH_GROUP =~ ^-?[0-9]+$ ]] || die "BENCH_AUTH_GROUP must be an integer or shared"
 if [[ $AUTH_GROUP != shared && $AUTH_GROUP != 0 && $AUTOGROUPS != 1 ]]; then
     die "BENCH_AUTH_GROUP=$AUTH_GROUP needs the kernel's autogroups (kernel.sched_autogroup_enabled=1)"
@@ -145,8 +148,7 @@ fi
 # nice; exec all the way down, so $! is the auth-center's pid.
 AUTH_GROUP_CMD=()
 if [[ $AUTH_GROUP == 0 && $AUTOGROUPS != 1 ]]; then
-    [[ ${BENCH_AUTH:-1} != 1 || -n ${BENCH_PROFILE:-} ]] \
-        || log "the kernel does not group tasks by session (no autogroups): the auth-center stays in the bench's session"
+    (( ! AUTH_RUNS )) || log "the kernel does not group tasks by session (no autogroups): the auth-center stays in the bench's session"
 elif [[ $AUTH_GROUP != shared ]]; then
     AUTH_GROUP_CMD=(setsid sh -c '[ "$1" = 0 ] || echo "$1" >/proc/self/autogroup || exit 125; shift; exec "$@"' sh "$AUTH_GROUP")
 fi
@@ -160,7 +162,7 @@ ncpu=$(nproc)
 if (( ncpu < 2 )); then
     log "only $ncpu CPU: server and load generator share it (ratios still comparable)"
     SERVER_CPU=0 CLIENT_CPU=0
-    if [[ ${BENCH_AUTH:-1} == 1 && -z ${BENCH_PROFILE:-} ]]; then
+    if (( AUTH_RUNS )); then
         one_core=0
         for count in ${BENCH_CORE_COUNTS:-1 2}; do
             [[ $count != 1 ]] || one_core=1
