@@ -27,6 +27,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
+use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Request};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method};
 use axum::response::Response;
@@ -42,17 +43,28 @@ pub const MAX_REQUEST_ID_LEN: usize = 128;
 
 /// The request's id, in its extensions, for handlers that pass it on (audit events).
 ///
+/// Its text is one shared buffer: the extension, the request's `X-Request-Id` and the
+/// response's hold the same bytes (a clone counts a reference, it copies nothing).
+///
 /// ```
 /// let id = service_kit::access::RequestId::generate();
 /// assert_eq!(id.as_str().len(), 36);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RequestId(Arc<str>);
+pub struct RequestId(HeaderValue);
 
 impl RequestId {
     /// A new id: a UUID v4, hyphenated.
     pub fn generate() -> Self {
-        Self(uuid::Uuid::new_v4().hyphenated().to_string().into())
+        let mut text = [0; uuid::fmt::Hyphenated::LENGTH];
+        uuid::Uuid::new_v4().hyphenated().encode_lower(&mut text);
+        // One allocation, which every clone shares. Hex digits and hyphens are always a valid
+        // header value; the fallback is never taken.
+        Self(
+            HeaderValue::from_maybe_shared(Bytes::from_owner(text)).unwrap_or_else(|_| {
+                HeaderValue::from_static("00000000-0000-0000-0000-000000000000")
+            }),
+        )
     }
 
     /// `value` when it may serve as an id: 1 to [`MAX_REQUEST_ID_LEN`] bytes, each visible
@@ -65,20 +77,31 @@ impl RequestId {
     /// assert!(RequestId::parse("").is_none());
     /// ```
     pub fn parse(value: &str) -> Option<Self> {
-        let valid = (1..=MAX_REQUEST_ID_LEN).contains(&value.len())
-            && value.bytes().all(|b| b.is_ascii_graphic());
-        valid.then(|| Self(value.into()))
+        if !Self::valid(value.as_bytes()) {
+            return None;
+        }
+        HeaderValue::from_str(value).ok().map(Self)
+    }
+
+    /// [`RequestId::parse`] of a header's value, sharing its bytes instead of copying them.
+    fn from_header(value: &HeaderValue) -> Option<Self> {
+        Self::valid(value.as_bytes()).then(|| Self(value.clone()))
+    }
+
+    fn valid(value: &[u8]) -> bool {
+        (1..=MAX_REQUEST_ID_LEN).contains(&value.len()) && value.iter().all(u8::is_ascii_graphic)
     }
 
     /// The id as text.
     pub fn as_str(&self) -> &str {
-        &self.0
+        // Visible ASCII by construction (`generate`, `parse`), so never the empty fallback.
+        self.0.to_str().unwrap_or_default()
     }
 }
 
 impl std::fmt::Display for RequestId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
     }
 }
 
@@ -131,7 +154,7 @@ impl AccessLog {
 /// What the access line needs once the response head is ready.
 pub(crate) struct Pending {
     started: Instant,
-    header: Option<HeaderValue>,
+    header: HeaderValue,
     slot: RouteSlot,
     method: Method,
     client_ip: Option<IpAddr>,
@@ -149,22 +172,15 @@ impl Around for AccessLog {
             .get::<ConnectInfo<SocketAddr>>()
             .map(|ConnectInfo(addr)| addr.ip());
         let caller = (self.resolve)(peer, request.headers());
-        let sent = request
-            .headers()
-            .get(REQUEST_ID_HEADER)
-            .and_then(|v| v.to_str().ok());
-        let id = match sent {
-            Some(sent) if caller.trusted_proxy => RequestId::parse(sent),
+        let id = match request.headers().get(REQUEST_ID_HEADER) {
+            Some(sent) if caller.trusted_proxy => RequestId::from_header(sent),
             _ => None,
         }
         .unwrap_or_else(RequestId::generate);
-        // Visible ASCII only, by construction.
-        let header = HeaderValue::from_str(id.as_str()).ok();
-        if let Some(header) = &header {
-            request
-                .headers_mut()
-                .insert(REQUEST_ID_HEADER, header.clone());
-        }
+        let header = id.0.clone();
+        request
+            .headers_mut()
+            .insert(REQUEST_ID_HEADER, header.clone());
         let span = tracing::info_span!("request", request_id = %id);
         request.extensions_mut().insert(id);
         Pending {
@@ -182,9 +198,9 @@ impl Around for AccessLog {
     }
 
     fn after(pending: Pending, response: &mut Response) {
-        if let Some(header) = pending.header {
-            response.headers_mut().insert(REQUEST_ID_HEADER, header);
-        }
+        response
+            .headers_mut()
+            .insert(REQUEST_ID_HEADER, pending.header);
         let route = pending.slot.route().unwrap_or(UNMATCHED);
         let client_ip = pending.client_ip.map(tracing::field::display);
         pending.span.in_scope(|| {
@@ -198,5 +214,85 @@ impl Around for AccessLog {
                 "request"
             );
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use axum::body::Body;
+    use axum::routing::get;
+    use tower::ServiceExt as _;
+
+    use super::*;
+
+    /// The ids a handler saw: the extension's text and the request header's bytes, as
+    /// addresses, and the texts.
+    type Seen = Arc<Mutex<Vec<(usize, usize, String, String)>>>;
+
+    fn app(trusted_proxy: bool, seen: Seen) -> Router {
+        let routes = Router::new().route(
+            "/",
+            get(move |request: Request| async move {
+                let id = request.extensions().get::<RequestId>().cloned();
+                let header = request.headers().get(REQUEST_ID_HEADER).cloned();
+                if let (Some(id), Some(header)) = (id, header) {
+                    seen.lock().unwrap().push((
+                        id.as_str().as_ptr() as usize,
+                        header.as_bytes().as_ptr() as usize,
+                        id.to_string(),
+                        header.to_str().unwrap().to_owned(),
+                    ));
+                }
+                "ok"
+            }),
+        );
+        AccessLog::new(move |peer, _| Caller {
+            client_ip: peer,
+            trusted_proxy,
+        })
+        .wrap(routes)
+    }
+
+    async fn call(app: Router, sent_id: Option<&str>) -> Response {
+        let mut request = Request::builder().uri("/");
+        if let Some(id) = sent_id {
+            request = request.header(REQUEST_ID_HEADER, id);
+        }
+        app.oneshot(request.body(Body::empty()).unwrap())
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_new_request_id_is_one_text_shared_by_the_extension_and_both_headers() {
+        let seen = Seen::default();
+        let response = call(app(false, seen.clone()), Some("from-an-untrusted-peer")).await;
+        let seen = seen.lock().unwrap();
+        let (id_at, header_at, id, header) = seen.first().unwrap();
+        assert_eq!(id, header);
+        assert_eq!(id.len(), 36);
+        assert!(uuid::Uuid::parse_str(id).is_ok(), "{id}");
+        assert_eq!(response.headers()[REQUEST_ID_HEADER], id.as_str());
+        // One allocation for the text, however many places hold it.
+        assert_eq!(id_at, header_at);
+        assert_eq!(
+            response.headers()[REQUEST_ID_HEADER].as_bytes().as_ptr() as usize,
+            *id_at
+        );
+    }
+
+    #[tokio::test]
+    async fn a_trusted_proxys_request_id_is_kept_and_a_malformed_one_replaced() {
+        for (sent, kept) in [("req-42", true), ("two words", false), ("é", false)] {
+            let seen = Seen::default();
+            let response = call(app(true, seen.clone()), Some(sent)).await;
+            let seen = seen.lock().unwrap();
+            let (_, _, id, header) = seen.first().unwrap();
+            assert_eq!(id, header);
+            assert_eq!(id == sent, kept, "{sent:?} gave {id:?}");
+            assert_eq!(response.headers()[REQUEST_ID_HEADER], id.as_str());
+        }
     }
 }
