@@ -285,13 +285,25 @@ mod tests {
 
     #[tokio::test]
     async fn a_trusted_proxys_request_id_is_kept_and_a_malformed_one_replaced() {
-        for (sent, kept) in [("req-42", true), ("two words", false), ("é", false)] {
+        let longest = "x".repeat(MAX_REQUEST_ID_LEN);
+        let too_long = "x".repeat(MAX_REQUEST_ID_LEN + 1);
+        for (sent, kept) in [
+            ("req-42", true),
+            (longest.as_str(), true),
+            (too_long.as_str(), false),
+            ("two words", false),
+            ("é", false),
+        ] {
             let seen = Seen::default();
             let response = call(app(true, seen.clone()), Some(sent)).await;
             let seen = seen.lock().unwrap();
-            let (_, _, id, header) = seen.first().unwrap();
+            let (id_at, header_at, id, header) = seen.first().unwrap();
             assert_eq!(id, header);
+            assert_eq!(id_at, header_at, "a kept or new id is one buffer");
             assert_eq!(id == sent, kept, "{sent:?} gave {id:?}");
+            if !kept {
+                assert!(uuid::Uuid::parse_str(id).is_ok(), "{sent:?} gave {id:?}");
+            }
             assert_eq!(response.headers()[REQUEST_ID_HEADER], id.as_str());
         }
     }

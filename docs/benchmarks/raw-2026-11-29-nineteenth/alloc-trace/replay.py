@@ -1,10 +1,16 @@
 #!/usr/bin/env python3
 """Replays an allocation trace (trace.c's file) through a model of glibc 2.36's per-thread
-cache (tcache: 7 chunks per size class up to 1032 bytes; malloc takes from it, calloc, realloc
-and the aligned allocations do not; every free goes to it while there is room) and reports,
-for each window [start, end) of record numbers, per request and per chunk size: allocations,
-tcache misses, frees that found the cache full, and consolidations (a large malloc with small
-chunks in the fastbins).
+cache (tcache: 7 chunks per size class, chunks up to 1040 bytes, requests up to 1032; malloc
+takes from it, calloc, realloc's new chunk and the aligned allocations do not; every free goes
+to it while there is room) and reports, for each window [start, end) of record numbers, per
+request and per chunk size: allocations, malloc's cache misses, allocations that bypass the
+cache (calloc, realloc, aligned), frees that found the cache full, and consolidations (an
+allocation of a large chunk while small chunks sit in the fastbins). Also, per request of the
+worker thread (from one 8 KiB read buffer to the next), the peak number of 32-byte chunks taken
+since the request began (allocations minus frees of that class): what the cache must hold.
+
+Not modelled: a realloc that shrinks in place frees its split-off tail; a free of 64 KiB or
+more also consolidates.
 
 usage: replay.py TRACE COUNT name:start:end:requests [...]   (COUNT: tcache_count, 7 by default)
 """
@@ -32,7 +38,9 @@ def main():
     tc = collections.defaultdict(lambda: collections.defaultdict(int))  # tid -> size -> count
     pool = collections.defaultdict(lambda: collections.defaultdict(int))  # tid -> size -> overflowed
     fast = collections.defaultdict(bool)  # tid -> fastbins non-empty
-    stats = {w[0]: collections.defaultdict(lambda: [0, 0, 0, 0]) for w in windows}  # size -> alloc, miss, full-free, consolidate
+    stats = {w[0]: collections.defaultdict(lambda: [0, 0, 0, 0, 0]) for w in windows}  # size -> alloc, miss, full-free, consolidate, bypass
+    peaks = {w[0]: collections.Counter() for w in windows}  # peak 32-byte chunks taken in a request -> requests
+    seg = {"tid": None, "net": 0, "peak": 0}
     cons = {w[0]: 0 for w in windows}
     tids = {w[0]: collections.Counter() for w in windows}
 
@@ -46,11 +54,11 @@ def main():
         w = cur(i)
         if w:
             stats[w][c][0] += 1
-        if c <= 1032 and through_cache and tc[tid][c] > 0:
+        if c <= 1040 and through_cache and tc[tid][c] > 0:
             tc[tid][c] -= 1
             return
-        if w and c <= 1032:
-            stats[w][c][1] += 1
+        if w and c <= 1040:
+            stats[w][c][1 if through_cache else 4] += 1
         if c >= 1024 and fast[tid]:
             fast[tid] = False
             if w:
@@ -61,13 +69,13 @@ def main():
                     pool[tid][s] = 0
         if pool[tid][c] > 0:
             pool[tid][c] -= 1
-            if c <= 1032:  # the rest of that bin is stashed in the cache
+            if c <= 1040:  # the rest of that bin is stashed in the cache
                 move = min(pool[tid][c], tcount - tc[tid][c])
                 pool[tid][c] -= move
                 tc[tid][c] += move
 
     def free(i, tid, c):
-        if c > 1032:
+        if c > 1040:
             return
         if tc[tid][c] < tcount:
             tc[tid][c] += 1
@@ -79,11 +87,31 @@ def main():
         if c <= 128:
             fast[tid] = True
 
+    def track(w, tid, c, delta):
+        # The worker thread's requests: a segment starts at each 8 KiB read buffer.
+        if w is None or c is None:
+            return
+        if c == 8208 and delta > 0:
+            if seg["tid"] == tid:
+                peaks[w][seg["peak"]] += 1
+            seg.update(tid=tid, net=0, peak=0)
+        elif c == 32 and tid == seg["tid"]:
+            seg["net"] += delta
+            seg["peak"] = max(seg["peak"], seg["net"])
+
     for i in range(min(end, total)):
         op, tid, ptr, size, ret = REC.unpack_from(m, 64 + i * REC.size)
         w = cur(i)
         if w:
             tids[w][tid] += 1
+            if op == 4:
+                track(w, tid, size_of.get(ptr), -1)
+            elif op == 3:
+                if ret != ptr:
+                    track(w, tid, size_of.get(ptr), -1)
+                    track(w, tid, chunk(size), +1)
+            elif ret:
+                track(w, tid, chunk(size), +1)
         if op == 4:
             c = size_of.pop(ptr, None)
             if c:
@@ -92,8 +120,8 @@ def main():
             old = size_of.pop(ptr, None) if ptr else None
             c = chunk(size)
             if ret:
-                if old is not None and c <= old and ret == ptr:
-                    size_of[ret] = old
+                if old is not None and ret == ptr:  # shrunk or grown in place: no new chunk
+                    size_of[ret] = max(c, old)
                     continue
                 alloc(i, tid, c, ptr == 0)
                 size_of[ret] = c if size < 128 * 1024 else 0
@@ -107,13 +135,15 @@ def main():
         print(f"## {name}: records {a}..{b}, {req} requests, {(b - a) / req:.1f} records per request")
         print(f"threads (records): {dict(tids[name].most_common(5))}")
         print(f"consolidations per request: {cons[name] / req:.3f}")
-        print("chunk  allocs/req  misses/req  full-frees/req")
+        print("peak 32-byte chunks taken per request (peak: requests): "
+              + ", ".join(f"{p}: {n}" for p, n in sorted(peaks[name].items())))
+        print("chunk  allocs/req  misses/req  bypass/req  full-frees/req")
         for c in sorted(stats[name]):
-            al, mi, ff, _ = stats[name][c]
+            al, mi, ff, _, by = stats[name][c]
             if al / req >= 0.05 or mi / req >= 0.05 or ff / req >= 0.05:
-                print(f"{c:5d}  {al / req:9.2f}  {mi / req:9.2f}  {ff / req:9.2f}")
-        tot = [sum(v[k] for v in stats[name].values()) / req for k in range(3)]
-        print(f"total  {tot[0]:9.2f}  {tot[1]:9.2f}  {tot[2]:9.2f}\n")
+                print(f"{c:5d}  {al / req:9.2f}  {mi / req:9.2f}  {by / req:9.2f}  {ff / req:9.2f}")
+        tot = [sum(v[k] for v in stats[name].values()) / req for k in (0, 1, 4, 2)]
+        print(f"total  {tot[0]:9.2f}  {tot[1]:9.2f}  {tot[2]:9.2f}  {tot[3]:9.2f}\n")
 
 
 main()
