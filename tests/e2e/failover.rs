@@ -521,9 +521,10 @@ async fn a_sentinel_failover_answers_503_never_500_revokes_what_the_new_master_d
         .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn with_wait_replicas_a_login_is_refused_with_503_when_no_replica_acknowledges_its_session() {
-    let mut sentinel = blocking(RedisSentinel::start).expect("a master, a replica, 3 sentinels");
+/// A master with one replica behind sentinels, and an auth-center that waits up to 200 ms for
+/// one replica to acknowledge each new session.
+async fn waiting_for_one_replica() -> (RedisSentinel, AuthCenter) {
+    let sentinel = blocking(RedisSentinel::start).expect("a master, a replica, 3 sentinels");
     let target = RedisTarget::sentinel_from_csv(
         &sentinel.sentinel_urls().join(","),
         RedisSentinel::MASTER_NAME,
@@ -533,6 +534,12 @@ async fn with_wait_replicas_a_login_is_refused_with_503_when_no_replica_acknowle
         config.sessions.wait_timeout_ms = 200;
     })
     .await;
+    (sentinel, center)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_wait_replicas_a_login_is_refused_with_503_when_no_replica_acknowledges_its_session() {
+    let (mut sentinel, center) = waiting_for_one_replica().await;
     let tracked = center.demo(RevocationMode::Tracked).await;
     // The replica acknowledges: logins work as usual.
     let alice = center.register_and_login("alice").await;
@@ -552,4 +559,25 @@ async fn with_wait_replicas_a_login_is_refused_with_503_when_no_replica_acknowle
     assert!(retry_after.is_some(), "a 503 says when to retry");
     // Sessions already written stay valid; only new ones wait for a replica.
     tracked.me(&alice).await.assert_ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_wait_replicas_a_login_is_refused_with_503_while_the_replica_is_connected_but_frozen()
+{
+    let (sentinel, center) = waiting_for_one_replica().await;
+    let _alice = center.register_and_login("alice").await;
+
+    // The master still counts a frozen replica as online, with the offset it acknowledged
+    // last: only a WAIT on the connection that wrote the session sees that it lacks it.
+    let replica = blocking(|| sentinel.data_ports())[1];
+    blocking(|| sentinel.freeze(replica)).expect("freeze the replica");
+    let refused = center.login("alice").await;
+    let status = refused.status();
+    let body = refused.text().await;
+    blocking(|| sentinel.thaw(replica)).expect("thaw the replica");
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body:?}");
+
+    // Thawed, the replica catches up and acknowledges again.
+    let again = center.login("alice").await;
+    assert_eq!(again.status(), StatusCode::OK);
 }

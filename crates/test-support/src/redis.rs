@@ -299,6 +299,24 @@ impl Node {
         }
     }
 
+    /// Sends `signal` (`STOP` freezes the server, `CONT` lets it go on) with `kill(1)`.
+    pub(crate) fn signal(&self, signal: &str) -> Result<()> {
+        let pid = self
+            .child
+            .as_ref()
+            .context("the server is not running")?
+            .id();
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(pid.to_string())
+            .status()
+            .context("running kill")?;
+        if !status.success() {
+            bail!("kill -{signal} {pid}: {status}");
+        }
+        Ok(())
+    }
+
     /// SIGKILLs the process (if any) and reaps it. The pidfile is removed first so the watchdog
     /// never sees a stale pid.
     pub(crate) fn kill(&mut self) {

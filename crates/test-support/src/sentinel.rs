@@ -162,6 +162,26 @@ impl RedisSentinel {
         util::wait_port_closed(port, &node.name())
     }
 
+    /// Freezes the data node on `port` (SIGSTOP): its connections stay open, so a master still
+    /// counts it as an online replica, but it reads, applies and acknowledges nothing until
+    /// [`RedisSentinel::thaw`]. Thaw it before the end of the test: a frozen node does not
+    /// answer the `SHUTDOWN` of the clean-up (which then waits 5 s and kills it).
+    pub fn freeze(&self, port: u16) -> Result<()> {
+        self.data_node(port)?.signal("STOP")
+    }
+
+    /// Lets a node frozen by [`RedisSentinel::freeze`] go on (SIGCONT).
+    pub fn thaw(&self, port: u16) -> Result<()> {
+        self.data_node(port)?.signal("CONT")
+    }
+
+    fn data_node(&self, port: u16) -> Result<&Node> {
+        self.data
+            .iter()
+            .find(|n| n.port == port)
+            .with_context(|| format!("no data node of this set-up is on port {port}"))
+    }
+
     /// Waits (up to 30 s) until every sentinel names the same master, other than `dead`, and
     /// that node says it is a master (`ROLE`); returns its port.
     pub fn wait_for_promotion(&self, dead: u16) -> Result<u16> {
