@@ -61,7 +61,11 @@ static size_t boot_used;
 
 void *malloc(size_t n) { if (!r_malloc) init(); void *r = r_malloc(n); put(1, 0, n, r); return r; }
 void *calloc(size_t a, size_t b) {
-    if (!r_calloc) { void *p = boot + boot_used; boot_used += (a * b + 15) & ~15ul; return p; }
+    if (!r_calloc) {
+        size_t n = (a * b + 15) & ~15ul;
+        if (n > sizeof boot - boot_used) return NULL;
+        void *p = boot + boot_used; boot_used += n; return p;
+    }
     void *r = r_calloc(a, b); put(2, 0, a * b, r); return r;
 }
 void *realloc(void *p, size_t n) { void *r = r_realloc(p, n); put(3, p, n, r); return r; }
