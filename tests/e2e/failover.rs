@@ -529,12 +529,14 @@ async fn waiting_for_one_replica() -> (RedisSentinel, AuthCenter) {
         &sentinel.sentinel_urls().join(","),
         RedisSentinel::MASTER_NAME,
     );
-    let center = AuthCenter::spawn_with(target, |config| {
-        config.sessions.wait_replicas = 1;
-        config.sessions.wait_timeout_ms = 200;
-    })
-    .await;
+    let center = AuthCenter::spawn_with(target, wait_for_one_replica).await;
     (sentinel, center)
+}
+
+/// A session is written only once a replica has acknowledged it, waiting at most 200 ms.
+fn wait_for_one_replica(config: &mut auth_center::config::Config) {
+    config.sessions.wait_replicas = 1;
+    config.sessions.wait_timeout_ms = 200;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -575,6 +577,35 @@ async fn with_wait_replicas_a_login_is_refused_with_503_while_the_replica_is_con
     let status = refused.status();
     let body = refused.text().await;
     blocking(|| sentinel.thaw(replica)).expect("thaw the replica");
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body:?}");
+
+    // Thawed, the replica catches up and acknowledges again.
+    let again = center.login("alice").await;
+    assert_eq!(again.status(), StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_wait_replicas_on_a_cluster_a_login_is_refused_with_503_while_the_replica_of_its_slot_is_frozen()
+ {
+    let cluster = blocking(|| RedisCluster::start_with(ClusterOptions::WITH_REPLICAS))
+        .expect("a cluster with replicas");
+    let center =
+        AuthCenter::spawn_with(RedisTarget::Cluster(cluster.urls()), wait_for_one_replica).await;
+    let alice = center.register_and_login("alice").await;
+
+    // Every key of alice's shares one slot: freeze the one replica of the master serving it.
+    // Only a WAIT sent to that master, on the connection that wrote the session, sees that
+    // the replica lacks it: another master's replicas acknowledge, and a WAIT on a fresh
+    // connection counts the frozen replica as online.
+    let session_key = center.session_key(&alice);
+    let master = blocking(|| cluster.master_of(&session_key)).expect("alice's master");
+    let replicas = blocking(|| cluster.replicas_of(master)).expect("its replicas");
+    assert_eq!(replicas.len(), 1, "one replica per master: {replicas:?}");
+    blocking(|| cluster.freeze(replicas[0])).expect("freeze the replica");
+    let refused = center.login("alice").await;
+    let status = refused.status();
+    let body = refused.text().await;
+    blocking(|| cluster.thaw(replicas[0])).expect("thaw the replica");
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body:?}");
 
     // Thawed, the replica catches up and acknowledges again.

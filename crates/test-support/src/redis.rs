@@ -481,7 +481,11 @@ impl ClusterOptions {
 /// One line of `CLUSTER NODES`, the parts the fixture needs.
 #[derive(Debug)]
 struct ClusterNodeLine {
+    /// The node's id.
+    id: String,
     port: u16,
+    /// The id of the master this node replicates (`-` for a master).
+    master: String,
     /// A master that the node asking does not consider failed.
     live_master: bool,
     /// A replica that the node asking does not consider failed.
@@ -494,7 +498,12 @@ impl ClusterNodeLine {
     /// `<id> <ip:port@cport[,hostname]> <flags> <master> <ping> <pong> <epoch> <link> <slot>...`
     fn parse(line: &str) -> Option<Self> {
         let fields: Vec<&str> = line.split_whitespace().collect();
-        let (address, flags) = (fields.get(1)?, fields.get(2)?);
+        let (id, address, flags, master) = (
+            fields.first()?,
+            fields.get(1)?,
+            fields.get(2)?,
+            fields.get(3)?,
+        );
         let port = address
             .split('@')
             .next()?
@@ -516,7 +525,9 @@ impl ClusterNodeLine {
             })
             .collect();
         Some(Self {
+            id: (*id).to_owned(),
             port,
+            master: (*master).to_owned(),
             live_master,
             live_replica,
             slots,
@@ -748,6 +759,33 @@ impl RedisCluster {
         }
     }
 
+    /// The ports of the live replicas of the master on `port`, as that master sees them.
+    pub fn replicas_of(&self, master: u16) -> Result<Vec<u16>> {
+        let nodes = cluster_nodes(master)?;
+        let id = &nodes
+            .iter()
+            .find(|n| n.port == master && n.live_master)
+            .with_context(|| format!("node {master} is not a live master"))?
+            .id;
+        Ok(nodes
+            .iter()
+            .filter(|n| n.live_replica && &n.master == id)
+            .map(|n| n.port)
+            .collect())
+    }
+
+    /// Freezes the node on `port` (SIGSTOP): it keeps its connections but answers nothing, so
+    /// its master still counts it as an online replica that has stopped acknowledging. Undo
+    /// with [`RedisCluster::thaw`] within the node timeout, or the others mark it failed.
+    pub fn freeze(&self, port: u16) -> Result<()> {
+        self.node(port)?.signal("STOP")
+    }
+
+    /// Lets a node frozen by [`RedisCluster::freeze`] go on (SIGCONT).
+    pub fn thaw(&self, port: u16) -> Result<()> {
+        self.node(port)?.signal("CONT")
+    }
+
     /// Starts the killed node on `port` again (same port, same `nodes.conf`) and waits until
     /// the cluster is whole again: it rejoins as a replica of the master that replaced it.
     pub fn revive(&mut self, port: u16) -> Result<()> {
@@ -755,10 +793,19 @@ impl RedisCluster {
         self.wait_ok()
     }
 
+    fn node(&self, port: u16) -> Result<&Node> {
+        Ok(&self.nodes[self.index_of(port)?])
+    }
+
     fn node_mut(&mut self, port: u16) -> Result<&mut Node> {
+        let index = self.index_of(port)?;
+        Ok(&mut self.nodes[index])
+    }
+
+    fn index_of(&self, port: u16) -> Result<usize> {
         self.nodes
-            .iter_mut()
-            .find(|n| n.port == port)
+            .iter()
+            .position(|n| n.port == port)
             .with_context(|| format!("no node of this cluster is on port {port}"))
     }
 
