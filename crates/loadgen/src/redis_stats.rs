@@ -7,14 +7,20 @@ use crate::client::Target;
 
 /// A plain (non-tracking) connection to a loopback Redis.
 pub(crate) async fn connect(url: &str) -> anyhow::Result<MultiplexedConnection> {
-    let rest = url
-        .strip_prefix("redis://")
-        .context("the Redis URL must be redis://127.0.0.1:PORT")?;
-    Target::parse(&format!("http://{rest}")).context("the Redis URL must be a loopback address")?;
+    check_loopback(url)?;
     redis::Client::open(url)?
         .get_multiplexed_async_connection()
         .await
         .context("connect to redis")
+}
+
+/// Refuses a Redis URL that is not `redis://` on a loopback address.
+pub(crate) fn check_loopback(url: &str) -> anyhow::Result<()> {
+    let rest = url
+        .strip_prefix("redis://")
+        .context("the Redis URL must be redis://127.0.0.1:PORT")?;
+    Target::parse(&format!("http://{rest}")).context("the Redis URL must be a loopback address")?;
+    Ok(())
 }
 
 /// How many session checks (`EXISTS`, `PTTL`) the server has executed so far.

@@ -25,7 +25,6 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use hdrhistogram::Histogram;
 use http::StatusCode;
-use redis::aio::MultiplexedConnection;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{AuthCenter, LoginError, Session};
@@ -38,8 +37,12 @@ pub(crate) struct RevocationArgs {
     #[arg(long)]
     pub url: String,
     /// The Redis that holds the sessions (loopback only).
-    #[arg(long)]
-    pub redis_url: String,
+    #[arg(long, required_unless_present = "redis_cluster_urls")]
+    pub redis_url: Option<String>,
+    /// Instead: the Redis Cluster that holds the sessions, its seed nodes comma-separated
+    /// (loopback only). The `DEL` goes to the master serving the key's slot.
+    #[arg(long, conflicts_with = "redis_url")]
+    pub redis_cluster_urls: Option<String>,
     /// The session-key prefix shared by the auth-center and the verifier.
     #[arg(long, default_value = "auth")]
     pub prefix: String,
@@ -164,12 +167,9 @@ pub(crate) async fn run(args: RevocationArgs) -> anyhow::Result<RevocationResult
     let timeout = Duration::from_millis(args.timeout_ms.clamp(1, 60_000));
     let target = Target::parse(&args.url)?;
     let background_target = Target::parse(args.background_url.as_deref().unwrap_or(&args.url))?;
-    let mut redis = crate::redis_stats::connect(&args.redis_url).await?;
-    // The DEL's own connection, blocking (see the module's documentation); the URL was
-    // checked by `connect` above.
-    let mut deleter = redis::Client::open(args.redis_url.as_str())?
-        .get_connection()
-        .context("connect to redis")?;
+    // Blocking (see the module's documentation): nothing else is sent while the DEL is on
+    // its way.
+    let mut redis = Sessions::connect(&args)?;
 
     let mut source = match (&args.tokens_file, &args.auth_url) {
         (Some(path), _) => {
@@ -224,7 +224,7 @@ pub(crate) async fn run(args: RevocationArgs) -> anyhow::Result<RevocationResult
         let session_started = Instant::now();
         let session = match (&saved, reuse) {
             (Some(s), true) => {
-                restore(&mut redis, s).await?;
+                restore(&mut redis, s)?;
                 s.session.clone()
             }
             _ => match next_session(&mut source).await {
@@ -235,7 +235,7 @@ pub(crate) async fn run(args: RevocationArgs) -> anyhow::Result<RevocationResult
                     );
                     reuse = true;
                     let s = saved.as_ref().context("no saved session")?;
-                    restore(&mut redis, s).await?;
+                    restore(&mut redis, s)?;
                     s.session.clone()
                 }
                 Err(NextError::Exhausted) => break,
@@ -245,9 +245,8 @@ pub(crate) async fn run(args: RevocationArgs) -> anyhow::Result<RevocationResult
         session_time.saturating_record(nanos(session_started.elapsed()));
         let key = session.key(&args.prefix)?;
         if saved.is_none() {
-            let dump: Option<Vec<u8>> =
-                redis::cmd("DUMP").arg(&key).query_async(&mut redis).await?;
-            let pttl: i64 = redis::cmd("PTTL").arg(&key).query_async(&mut redis).await?;
+            let dump: Option<Vec<u8>> = redis.query(redis::cmd("DUMP").arg(&key))?;
+            let pttl: i64 = redis.query(redis::cmd("PTTL").arg(&key))?;
             let dump = dump.with_context(|| {
                 format!("session key {key} not found in Redis (wrong --prefix?)")
             })?;
@@ -296,7 +295,7 @@ pub(crate) async fn run(args: RevocationArgs) -> anyhow::Result<RevocationResult
         // 3. DEL (blocking: nothing else is sent until its reply is read), then poll until
         //    the first 401.
         let t0 = Instant::now();
-        let deleted: i64 = redis::cmd("DEL").arg(&key).query(&mut deleter)?;
+        let deleted: i64 = redis.query(redis::cmd("DEL").arg(&key))?;
         let replied = Instant::now();
         let _ = trial.del_replied.set(replied);
         del_rtt.saturating_record(nanos(replied - t0));
@@ -471,14 +470,120 @@ async fn next_session(source: &mut Source) -> Result<Session, NextError> {
 }
 
 /// Puts the saved session key back (with its remaining TTL).
-async fn restore(redis: &mut MultiplexedConnection, saved: &Saved) -> anyhow::Result<()> {
+fn restore(redis: &mut Sessions, saved: &Saved) -> anyhow::Result<()> {
     let ttl = if saved.pttl > 0 { saved.pttl } else { 0 };
-    redis::cmd("RESTORE")
-        .arg(&saved.key)
-        .arg(ttl)
-        .arg(&saved.dump)
-        .arg("REPLACE")
-        .query_async::<()>(redis)
-        .await
+    redis
+        .query::<()>(
+            redis::cmd("RESTORE")
+                .arg(&saved.key)
+                .arg(ttl)
+                .arg(&saved.dump)
+                .arg("REPLACE"),
+        )
         .context("RESTORE the session key")
+}
+
+/// A blocking connection to the Redis that holds the sessions: a standalone server, or a
+/// cluster (each command routed to the master serving its key's slot).
+enum Sessions {
+    Standalone(redis::Connection),
+    Cluster(Box<redis::cluster::ClusterConnection>),
+}
+
+impl Sessions {
+    fn connect(args: &RevocationArgs) -> anyhow::Result<Self> {
+        match (&args.redis_url, &args.redis_cluster_urls) {
+            (Some(url), _) => {
+                crate::redis_stats::check_loopback(url)?;
+                let conn = redis::Client::open(url.as_str())?
+                    .get_connection()
+                    .context("connect to redis")?;
+                Ok(Self::Standalone(conn))
+            }
+            (None, Some(urls)) => {
+                let seeds: Vec<&str> = urls.split(',').map(str::trim).collect();
+                for url in &seeds {
+                    crate::redis_stats::check_loopback(url)?;
+                }
+                let conn = redis::cluster::ClusterClient::new(seeds)?
+                    .get_connection()
+                    .context("connect to the redis cluster")?;
+                Ok(Self::Cluster(Box::new(conn)))
+            }
+            (None, None) => bail!("give --redis-url or --redis-cluster-urls"),
+        }
+    }
+
+    fn query<T: redis::FromRedisValue>(&mut self, cmd: &redis::Cmd) -> redis::RedisResult<T> {
+        match self {
+            Self::Standalone(conn) => cmd.query(conn),
+            Self::Cluster(conn) => cmd.query(conn.as_mut()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser as _;
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: RevocationArgs,
+    }
+
+    fn parse(extra: &[&str]) -> Result<RevocationArgs, clap::Error> {
+        let base = ["loadgen", "--url", "http://127.0.0.1:1/me"];
+        Cli::try_parse_from(base.iter().chain(extra)).map(|cli| cli.args)
+    }
+
+    #[test]
+    fn the_sessions_redis_is_one_server_or_one_cluster_never_both_nor_neither() {
+        assert!(parse(&[]).is_err());
+        assert!(
+            parse(&[
+                "--redis-url",
+                "redis://127.0.0.1:1",
+                "--redis-cluster-urls",
+                "redis://127.0.0.1:2"
+            ])
+            .is_err()
+        );
+        assert!(parse(&["--redis-cluster-urls", "redis://127.0.0.1:2"]).is_ok());
+    }
+
+    #[test]
+    fn a_cluster_seed_off_the_loopback_is_refused() {
+        let args = parse(&[
+            "--redis-cluster-urls",
+            "redis://127.0.0.1:2,redis://10.0.0.1:7000",
+        ])
+        .expect("parses");
+        let refused = Sessions::connect(&args).err().expect("refused");
+        assert!(refused.to_string().contains("loopback"), "{refused:#}");
+    }
+
+    #[test]
+    fn on_a_cluster_each_key_is_deleted_on_the_master_that_serves_its_slot() {
+        let urls = test_support::shared_cluster_urls().join(",");
+        let args = parse(&["--redis-cluster-urls", &urls]).expect("parses");
+        let mut redis = Sessions::connect(&args).expect("connects");
+        // Hash tags spread over the three masters' slots; a connection that did not route
+        // would get MOVED for two of them.
+        let keys: Vec<String> = (0..12)
+            .map(|i| format!("loadgen-test:{{user-{i}-{}}}", std::process::id()))
+            .collect();
+        for key in &keys {
+            redis
+                .query::<()>(redis::cmd("SET").arg(key).arg("v"))
+                .expect("SET");
+        }
+        for key in &keys {
+            let dump: Option<Vec<u8>> = redis.query(redis::cmd("DUMP").arg(key)).expect("DUMP");
+            assert!(dump.is_some(), "{key} is where it was written");
+            let deleted: i64 = redis.query(redis::cmd("DEL").arg(key)).expect("DEL");
+            assert_eq!(deleted, 1, "{key}");
+        }
+    }
 }
