@@ -75,7 +75,7 @@ alive() {
 
 # --- arguments -----------------------------------------------------------------------------------
 
-cargo_args=() harness_args=() doc_args=()
+cargo_args=() harness_args=() doc_args=() packages=()
 select_packages=0 select_targets=0 all_targets=0 doc_only=0 no_run=0 own_message_format=0
 after_dashdash=0 value_for=""
 for arg in "$@"; do
@@ -89,18 +89,21 @@ for arg in "$@"; do
   fi
   cargo_args+=("$arg")
   if [ -n "$value_for" ]; then # the value of the previous option
-    [ "$value_for" = doc ] && doc_args+=("$arg")
+    [ "$value_for" = doc ] || [ "$value_for" = package ] && doc_args+=("$arg")
+    [ "$value_for" = package ] && packages+=("$arg")
     value_for=""
     continue
   fi
   case $arg in
     -p | --package)
       select_packages=1
-      value_for=doc
+      value_for=package
       doc_args+=("$arg")
       ;;
     -p* | --package=*)
       select_packages=1
+      packages+=("${arg#-p}")
+      packages[-1]=${packages[-1]#--package=}
       doc_args+=("$arg")
       ;;
     --all-targets) all_targets=1 ;;
@@ -338,6 +341,25 @@ run_cargo() {
 if [ "$doc_only" = 0 ]; then
   run_cargo test "${workspace[@]}" "${targets[@]}" "${cargo_args[@]}" "${harness_args[@]}"
 fi
-if [ "$select_targets" = 0 ] && [ "$no_run" = 0 ]; then
+# Doc tests live in library targets: cargo refuses `--doc` for a package that has none (loadgen).
+has_library() {
+  cargo metadata --no-deps --format-version 1 2>/dev/null | python3 -c '
+import json, sys
+name = sys.argv[1]
+for p in json.load(sys.stdin)["packages"]:
+    if p["name"] == name:
+        sys.exit(0 if any("lib" in t["kind"] for t in p["targets"]) else 1)
+sys.exit(0)  # not a workspace package: let cargo say so
+' "$1"
+}
+doc_tests=1
+if [ "$select_packages" = 1 ] && [ "${#packages[@]}" -gt 0 ]; then
+  doc_tests=0
+  for package in "${packages[@]}"; do
+    has_library "$package" && doc_tests=1
+  done
+  [ "$doc_tests" = 1 ] || say "no doc tests: ${packages[*]} has no library target"
+fi
+if [ "$select_targets" = 0 ] && [ "$no_run" = 0 ] && [ "$doc_tests" = 1 ]; then
   run_cargo test "${workspace[@]}" --doc "${doc_args[@]}" "${harness_args[@]}"
 fi
