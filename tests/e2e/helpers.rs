@@ -246,6 +246,15 @@ impl AuthCenter {
             .expect("request to the auth-center")
     }
 
+    /// `POST /v1/refresh` with `tokens`' refresh token.
+    pub async fn refresh(&self, tokens: &Tokens) -> Response {
+        self.post_json(
+            "/v1/refresh",
+            &json!({ "refresh_token": tokens.refresh_token }),
+        )
+        .await
+    }
+
     pub async fn login(&self, username: &str) -> Response {
         self.post_json(
             "/v1/login",
@@ -482,6 +491,24 @@ pub struct Polled {
     pub before: Vec<Answer>,
     /// The first answer that met it.
     pub hit: Answer,
+}
+
+/// Polls `demo`'s `/me` with `tokens` until it answers 401 `session_revoked` (panics after
+/// [`POLL_BOUND`]), with only 200s before it, and checks that it stays so.
+pub async fn becomes_revoked(demo: &Demo, tokens: &Tokens, what: &str) {
+    let polled = poll_until(
+        what,
+        POLL_BOUND,
+        || demo.me(tokens),
+        |a| a.is_401("session_revoked"),
+    )
+    .await;
+    assert!(
+        polled.before.iter().all(Answer::is_ok),
+        "{what}: {:?}",
+        polled.before
+    );
+    stays(what, || demo.me(tokens), |a| a.is_401("session_revoked")).await;
 }
 
 /// Asks `request` (with [`POLL_STEP`] pauses) until an answer satisfies `done`, for at most

@@ -26,22 +26,6 @@ async fn demos(center: &AuthCenter) -> Vec<Demo> {
     demos
 }
 
-async fn becomes_revoked(demo: &Demo, tokens: &Tokens, what: &str) {
-    let polled = poll_until(
-        what,
-        POLL_BOUND,
-        || demo.me(tokens),
-        |a| a.is_401("session_revoked"),
-    )
-    .await;
-    assert!(
-        polled.before.iter().all(Answer::is_ok),
-        "{what}: {:?}",
-        polled.before
-    );
-    stays(what, || demo.me(tokens), |a| a.is_401("session_revoked")).await;
-}
-
 async fn a_logout_at_the_auth_center_ends_that_session_at_the_demo_service_only(store: Store) {
     let center = AuthCenter::spawn(store).await;
     let demos = demos(&center).await;

@@ -28,6 +28,7 @@ mod oauth_clients;
 mod outages;
 mod prometheus;
 mod report;
+mod resharding;
 mod revocation;
 mod revocation_off;
 mod selftest;

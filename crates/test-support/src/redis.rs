@@ -759,6 +759,98 @@ impl RedisCluster {
         }
     }
 
+    /// Starts one more node and joins it to the cluster as a master that serves no slot
+    /// (`CLUSTER MEET`), the first step of a scale-out; waits until the cluster is whole with
+    /// it and returns its port. [`RedisCluster::move_slot`] gives it slots.
+    pub fn add_master(&mut self) -> Result<u16> {
+        let seed = *self
+            .running_ports()
+            .first()
+            .context("no cluster node is running")?;
+        let mut node = Node::new(
+            self.dir.path().join(format!("node-{}", self.nodes.len())),
+            Some(self.options.node_timeout),
+        );
+        node.tls = self.tls.clone();
+        node.start_fresh()?;
+        let port = node.port;
+        self.nodes.push(node);
+        query::<()>(seed, cmd("CLUSTER").arg("MEET").arg("127.0.0.1").arg(port))
+            .with_context(|| format!("CLUSTER MEET 127.0.0.1 {port} on node {seed}"))?;
+        self.wait_ok()?;
+        Ok(port)
+    }
+
+    /// Moves the slot of `key`, with every key in it, to the master on `to`, as `redis-cli
+    /// --cluster reshard` moves each slot: `IMPORTING` on `to`, `MIGRATING` on the master
+    /// serving it, `MIGRATE` of its keys 100 at a time, then `SETSLOT ... NODE` on every
+    /// master. Waits (up to 30 s) until every running node names `to` for the slot.
+    pub fn move_slot(&self, key: &str, to: u16) -> Result<()> {
+        let slot = self.slot_of(key)?;
+        let from = self.master_of(key)?;
+        if from == to {
+            bail!("node {to} already serves slot {slot}");
+        }
+        let id = |port: u16| -> Result<String> {
+            query(port, cmd("CLUSTER").arg("MYID"))
+                .with_context(|| format!("CLUSTER MYID on {port}"))
+        };
+        let (from_id, to_id) = (id(from)?, id(to)?);
+        let setslot = |port: u16, state: &str, node: &str| -> Result<()> {
+            query::<()>(
+                port,
+                cmd("CLUSTER").arg("SETSLOT").arg(slot).arg(state).arg(node),
+            )
+            .with_context(|| format!("CLUSTER SETSLOT {slot} {state} on {port}"))
+        };
+        setslot(to, "IMPORTING", &from_id)?;
+        setslot(from, "MIGRATING", &to_id)?;
+        loop {
+            let keys: Vec<String> =
+                query(from, cmd("CLUSTER").arg("GETKEYSINSLOT").arg(slot).arg(100))
+                    .with_context(|| format!("CLUSTER GETKEYSINSLOT {slot} on {from}"))?;
+            if keys.is_empty() {
+                break;
+            }
+            query::<()>(
+                from,
+                cmd("MIGRATE")
+                    .arg("127.0.0.1")
+                    .arg(to)
+                    .arg("")
+                    .arg(0)
+                    .arg(5000)
+                    .arg("KEYS")
+                    .arg(&keys),
+            )
+            .with_context(|| format!("MIGRATE of {} keys from {from} to {to}", keys.len()))?;
+        }
+        let masters: Vec<u16> = cluster_nodes(to)?
+            .into_iter()
+            .filter(|n| n.live_master)
+            .map(|n| n.port)
+            .collect();
+        // The new owner first, then the old one, then the rest (redis-cli's order).
+        setslot(to, "NODE", &to_id)?;
+        setslot(from, "NODE", &to_id)?;
+        for port in masters.into_iter().filter(|p| *p != to && *p != from) {
+            setslot(port, "NODE", &to_id)?;
+        }
+        let moved = wait_until(CLUSTER_TIMEOUT, Duration::from_millis(50), || {
+            Ok(self
+                .running_ports()
+                .into_iter()
+                .all(|port| serving(port, slot).ok().flatten() == Some(to)))
+        })?;
+        if !moved {
+            bail!(
+                "slot {slot} was not served by node {to} everywhere within {}s",
+                CLUSTER_TIMEOUT.as_secs()
+            );
+        }
+        Ok(())
+    }
+
     /// The ports of the live replicas of the master on `port`, as that master sees them.
     pub fn replicas_of(&self, master: u16) -> Result<Vec<u16>> {
         let nodes = cluster_nodes(master)?;
