@@ -450,7 +450,7 @@ async fn a_sentinel_failover_answers_503_never_500_revokes_what_the_new_master_d
         RedisSentinel::MASTER_NAME,
     );
     let center = AuthCenter::spawn_with(target, unlimited).await;
-    let tracked = center.demo(RevocationMode::Tracked).await;
+    let tracked = center.demo_tracked_by_redis_alone().await;
     let every_request = center.demo(RevocationMode::EveryRequest).await;
     let alice = center.register_and_login("alice").await;
     let bob = center.register_and_login("bob").await;
@@ -611,4 +611,35 @@ async fn with_wait_replicas_on_a_cluster_a_login_is_refused_with_503_while_the_r
     // Thawed, the replica catches up and acknowledges again.
     let again = center.login("alice").await;
     assert_eq!(again.status(), StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_cluster_master_failover_a_session_cached_from_the_old_master_and_deleted_on_the_new_one_is_refused_at_once()
+ {
+    let mut cluster = blocking(|| RedisCluster::start_with(ClusterOptions::FAST_FAILOVER))
+        .expect("a cluster with replicas");
+    let center = AuthCenter::spawn_on(RedisTarget::Cluster(cluster.urls())).await;
+    let tracked = center.demo_tracked_by_redis_alone().await;
+    let every_request = center.demo(RevocationMode::EveryRequest).await;
+    let bob = center.register_and_login("bob").await;
+    tracked.me(&bob).await.assert_ok(); // cached, tracked on the old master's connection
+    every_request.me(&bob).await.assert_ok();
+
+    let key = center.session_key(&bob);
+    let master = blocking(|| cluster.master_of(&key)).expect("bob's master");
+    blocking(|| cluster.wait_replicated(master)).expect("bob's session on the replica");
+    blocking(|| cluster.kill(master)).expect("kill the master");
+    let promoted =
+        blocking(|| cluster.wait_for_promotion(&key, master)).expect("the replica promoted");
+    for (name, demo) in [("tracked", &tracked), ("every request", &every_request)] {
+        let answer = until_decided(name, || demo.me(&bob)).await;
+        assert_eq!(answer.status, StatusCode::OK, "{name}: {answer:?}");
+    }
+
+    // An operator deletes bob's session on the new master: no push can come from the old one.
+    let deleted: i64 = blocking(|| cluster.query(promoted, redis::cmd("DEL").arg(&key)))
+        .expect("DEL on the new master");
+    assert_eq!(deleted, 1, "bob's session was replicated before the crash");
+    becomes_revoked(&tracked, &bob, "tracked, after the DEL on the new master").await;
+    every_request.me(&bob).await.assert_401("session_revoked");
 }

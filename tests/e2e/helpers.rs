@@ -237,6 +237,16 @@ impl AuthCenter {
         Demo::spawn(settings).await
     }
 
+    /// A tracked demo-service that may keep a session cached for 60 s, far beyond
+    /// [`POLL_BOUND`] and [`RECOVERY_BOUND`]: within a test only Redis (an invalidation push,
+    /// a dropped connection) can end a session it has cached.
+    pub async fn demo_tracked_by_redis_alone(&self) -> Demo {
+        let mut settings = self.demo_settings();
+        settings.verifier.revocation = RevocationMode::Tracked;
+        settings.verifier.max_staleness = Duration::from_secs(60);
+        Demo::spawn(settings).await
+    }
+
     async fn post_json(&self, path: &str, body: &Value) -> Response {
         self.client
             .post(format!("{}{path}", self.address))

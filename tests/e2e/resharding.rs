@@ -3,8 +3,6 @@
 //! verifier keeps serving the moved sessions, and a revocation on the new master reaches a
 //! tracked verifier by its push, on a connection it opened after it started.
 
-use std::time::Duration;
-
 use reqwest::StatusCode;
 use test_support::RedisCluster;
 use verifier::{RedisTarget, RevocationMode};
@@ -16,11 +14,7 @@ async fn a_session_moved_to_a_new_master_by_resharding_is_still_served_refreshed
  {
     let mut cluster = blocking(RedisCluster::start).expect("a cluster of 3 masters");
     let center = AuthCenter::spawn_on(RedisTarget::Cluster(cluster.urls())).await;
-    let mut settings = center.demo_settings();
-    settings.verifier.revocation = RevocationMode::Tracked;
-    // Far beyond the poll bound: only the invalidation push can end a cached session here.
-    settings.verifier.max_staleness = Duration::from_secs(60);
-    let tracked = Demo::spawn(settings).await;
+    let tracked = center.demo_tracked_by_redis_alone().await;
     let every_request = center.demo(RevocationMode::EveryRequest).await;
 
     let alice = center.register_and_login("alice").await;

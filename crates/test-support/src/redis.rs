@@ -759,6 +759,47 @@ impl RedisCluster {
         }
     }
 
+    /// Sends `command` to the node on `port` (no redirection: a key's command must go to the
+    /// master serving its slot).
+    pub fn query<T: FromRedisValue>(&self, port: u16, command: &Cmd) -> RedisResult<T> {
+        query(port, command)
+    }
+
+    /// Waits (up to 30 s) until every replica of the master on `master` has acknowledged all
+    /// that master had written when this was called (each replica's `offset=` in the master's
+    /// `INFO replication` at or past its `master_repl_offset`).
+    pub fn wait_replicated(&self, master: u16) -> Result<()> {
+        let field = |info: &str, name: &str| -> Option<u64> {
+            info.lines()
+                .find_map(|l| l.trim().strip_prefix(name))
+                .and_then(|v| v.parse().ok())
+        };
+        let info = info_lines(master, cmd("INFO").arg("replication"));
+        let written = field(&info, "master_repl_offset:")
+            .with_context(|| format!("no master_repl_offset from node {master}: {info}"))?;
+        let mut last = info;
+        let done = wait_until(CLUSTER_TIMEOUT, Duration::from_millis(20), || {
+            last = info_lines(master, cmd("INFO").arg("replication"));
+            let offsets: Vec<u64> = last
+                .lines()
+                .filter(|l| l.starts_with("slave"))
+                .filter_map(|l| {
+                    l.split(',')
+                        .find_map(|kv| kv.strip_prefix("offset="))
+                        .and_then(|v| v.trim().parse().ok())
+                })
+                .collect();
+            Ok(!offsets.is_empty() && offsets.iter().all(|&o| o >= written))
+        })?;
+        if !done {
+            bail!(
+                "the replicas of node {master} did not reach offset {written} within {}s: {last}",
+                CLUSTER_TIMEOUT.as_secs()
+            );
+        }
+        Ok(())
+    }
+
     /// Starts one more node and joins it to the cluster as a master that serves no slot
     /// (`CLUSTER MEET`), the first step of a scale-out; waits until the cluster is whole with
     /// it and returns its port. [`RedisCluster::move_slot`] gives it slots.
