@@ -179,12 +179,6 @@ impl Worker {
     }
 }
 
-fn tokens_of(answer: Answer) -> Option<Tokens> {
-    answer
-        .is_ok()
-        .then(|| serde_json::from_value(answer.body).expect("token body"))
-}
-
 /// Refreshes one session over and over.
 async fn refresher(mut worker: Worker) {
     while let Some(tokens) = worker.next_round().await {

@@ -424,6 +424,13 @@ pub struct Answer {
     pub body: Value,
 }
 
+/// The tokens of a 200 token response, `None` for any other answer.
+pub fn tokens_of(answer: Answer) -> Option<Tokens> {
+    answer
+        .is_ok()
+        .then(|| serde_json::from_value(answer.body).expect("token body"))
+}
+
 impl Answer {
     pub async fn of(response: Response) -> Self {
         let status = response.status();

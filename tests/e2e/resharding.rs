@@ -54,3 +54,79 @@ async fn a_session_moved_to_a_new_master_by_resharding_is_still_served_refreshed
     tracked.me(&alice_laptop).await.assert_ok();
     tracked.me(&bob).await.assert_ok();
 }
+
+/// An answer while a slot is half moved: served, or refused for now (503 with
+/// `Retry-After`), never a server error.
+fn served_or_retry_later(what: &str, answer: &Answer) {
+    if answer.status == StatusCode::SERVICE_UNAVAILABLE {
+        assert!(
+            answer.retry_after.is_some(),
+            "{what}: a 503 says when to retry"
+        );
+    } else {
+        assert!(answer.status.is_success(), "{what}: {answer:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_a_users_slot_is_half_moved_the_verifiers_serve_its_sessions_writes_answer_200_or_503_and_all_works_once_it_has_moved()
+ {
+    let mut cluster = blocking(RedisCluster::start).expect("a cluster of 3 masters");
+    let center = AuthCenter::spawn_on(RedisTarget::Cluster(cluster.urls())).await;
+    let tracked = center.demo_tracked_by_redis_alone().await;
+    let every_request = center.demo(RevocationMode::EveryRequest).await;
+    let mut alice = center.register_and_login("alice").await;
+    let mut alice_phone = center.login_ok("alice").await;
+    for tokens in [&alice, &alice_phone] {
+        tracked.me(tokens).await.assert_ok(); // now cached
+        every_request.me(tokens).await.assert_ok();
+    }
+
+    // Alice's first session moves to a new master; her other session and the index of her
+    // sessions stay on the old one, which now answers ASK for the first and TRYAGAIN for a
+    // script that needs both.
+    let new_master = blocking(|| cluster.add_master()).expect("a fourth master");
+    let key = center.session_key(&alice);
+    let moving = blocking(|| cluster.begin_slot_move(&key, new_master)).expect("slot half moved");
+    blocking(|| moving.migrate(std::slice::from_ref(&key))).expect("alice's first session moved");
+
+    // Reading one session follows the redirection: every verifier serves both.
+    for tokens in [&alice, &alice_phone] {
+        tracked.me(tokens).await.assert_ok();
+        every_request.me(tokens).await.assert_ok();
+    }
+    // Writes that need keys on both masters are refused for now, or served; never a 500, and
+    // a refused refresh leaves the session as it was (its token still works afterwards).
+    let mut seen = Vec::new();
+    for (what, tokens) in [("moved", &mut alice), ("not moved", &mut alice_phone)] {
+        let answer = Answer::of(center.refresh(tokens).await).await;
+        served_or_retry_later(&format!("refresh, session {what}"), &answer);
+        seen.push(format!("refresh ({what}) {}", answer.status));
+        if let Some(rotated) = tokens_of(answer) {
+            *tokens = rotated;
+        }
+    }
+    let login = Answer::of(center.login("alice").await).await;
+    served_or_retry_later("login", &login);
+    seen.push(format!("login {}", login.status));
+    eprintln!(
+        "observation: while alice's slot was half moved: {}",
+        seen.join(", ")
+    );
+
+    blocking(|| moving.finish(&cluster)).expect("the move finished");
+    for tokens in [&alice, &alice_phone] {
+        tracked.me(tokens).await.assert_ok();
+        every_request.me(tokens).await.assert_ok();
+        let refreshed = center.refresh(tokens).await;
+        assert_eq!(
+            refreshed.status(),
+            StatusCode::OK,
+            "{:?}",
+            refreshed.text().await
+        );
+    }
+    center.login_ok("alice").await;
+    assert_eq!(center.redis_on_key("DEL", &key, &[]).await, 1);
+    becomes_revoked(&tracked, &alice, "after the DEL on the new master").await;
+}

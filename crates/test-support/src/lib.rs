@@ -62,7 +62,7 @@ pub use crate::dpop::{DpopKey, access_token_hash};
 pub use crate::nginx::{Nginx, nginx_binary};
 pub use crate::postgres::{Postgres, create_postgres_database};
 pub use crate::prometheus::{Prometheus, prometheus_binary, promtool_binary};
-pub use crate::redis::{ClusterOptions, RedisCluster, RedisServer, session_checks_in};
+pub use crate::redis::{ClusterOptions, RedisCluster, RedisServer, SlotMove, session_checks_in};
 pub use crate::sentinel::RedisSentinel;
 pub use crate::services::{Running, Service, start_all};
 pub use crate::shared::{

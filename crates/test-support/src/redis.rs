@@ -823,10 +823,18 @@ impl RedisCluster {
     }
 
     /// Moves the slot of `key`, with every key in it, to the master on `to`, as `redis-cli
-    /// --cluster reshard` moves each slot: `IMPORTING` on `to`, `MIGRATING` on the master
-    /// serving it, `MIGRATE` of its keys 100 at a time, then `SETSLOT ... NODE` on every
-    /// master. Waits (up to 30 s) until every running node names `to` for the slot.
+    /// --cluster reshard` moves each slot: [`RedisCluster::begin_slot_move`], then
+    /// [`SlotMove::finish`].
     pub fn move_slot(&self, key: &str, to: u16) -> Result<()> {
+        self.begin_slot_move(key, to)?.finish(self)
+    }
+
+    /// Starts moving the slot of `key` to the master on `to`: `IMPORTING` on `to`,
+    /// `MIGRATING` on the master serving it. Until [`SlotMove::finish`], the slot is half
+    /// moved: its keys are still on the old master, except those given to
+    /// [`SlotMove::migrate`], and the old master answers `ASK` for a key it no longer has and
+    /// `TRYAGAIN` for a command whose keys are split between the two.
+    pub fn begin_slot_move(&self, key: &str, to: u16) -> Result<SlotMove> {
         let slot = self.slot_of(key)?;
         let from = self.master_of(key)?;
         if from == to {
@@ -836,60 +844,16 @@ impl RedisCluster {
             query(port, cmd("CLUSTER").arg("MYID"))
                 .with_context(|| format!("CLUSTER MYID on {port}"))
         };
-        let (from_id, to_id) = (id(from)?, id(to)?);
-        let setslot = |port: u16, state: &str, node: &str| -> Result<()> {
-            query::<()>(
-                port,
-                cmd("CLUSTER").arg("SETSLOT").arg(slot).arg(state).arg(node),
-            )
-            .with_context(|| format!("CLUSTER SETSLOT {slot} {state} on {port}"))
+        let step = SlotMove {
+            slot,
+            from,
+            to,
+            from_id: id(from)?,
+            to_id: id(to)?,
         };
-        setslot(to, "IMPORTING", &from_id)?;
-        setslot(from, "MIGRATING", &to_id)?;
-        loop {
-            let keys: Vec<String> =
-                query(from, cmd("CLUSTER").arg("GETKEYSINSLOT").arg(slot).arg(100))
-                    .with_context(|| format!("CLUSTER GETKEYSINSLOT {slot} on {from}"))?;
-            if keys.is_empty() {
-                break;
-            }
-            query::<()>(
-                from,
-                cmd("MIGRATE")
-                    .arg("127.0.0.1")
-                    .arg(to)
-                    .arg("")
-                    .arg(0)
-                    .arg(5000)
-                    .arg("KEYS")
-                    .arg(&keys),
-            )
-            .with_context(|| format!("MIGRATE of {} keys from {from} to {to}", keys.len()))?;
-        }
-        let masters: Vec<u16> = cluster_nodes(to)?
-            .into_iter()
-            .filter(|n| n.live_master)
-            .map(|n| n.port)
-            .collect();
-        // The new owner first, then the old one, then the rest (redis-cli's order).
-        setslot(to, "NODE", &to_id)?;
-        setslot(from, "NODE", &to_id)?;
-        for port in masters.into_iter().filter(|p| *p != to && *p != from) {
-            setslot(port, "NODE", &to_id)?;
-        }
-        let moved = wait_until(CLUSTER_TIMEOUT, Duration::from_millis(50), || {
-            Ok(self
-                .running_ports()
-                .into_iter()
-                .all(|port| serving(port, slot).ok().flatten() == Some(to)))
-        })?;
-        if !moved {
-            bail!(
-                "slot {slot} was not served by node {to} everywhere within {}s",
-                CLUSTER_TIMEOUT.as_secs()
-            );
-        }
-        Ok(())
+        step.setslot(to, "IMPORTING", &step.from_id)?;
+        step.setslot(from, "MIGRATING", &step.to_id)?;
+        Ok(step)
     }
 
     /// The ports of the live replicas of the master on `port`, as that master sees them.
@@ -1061,6 +1025,84 @@ fn serving(port: u16, slot: u16) -> Result<Option<u16>> {
         .into_iter()
         .find(|n| n.live_master && n.slots.iter().any(|&(a, b)| a <= slot && slot <= b))
         .map(|n| n.port))
+}
+
+/// A slot of a [`RedisCluster`] on its way from one master to another
+/// ([`RedisCluster::begin_slot_move`]).
+#[derive(Debug)]
+pub struct SlotMove {
+    slot: u16,
+    from: u16,
+    to: u16,
+    from_id: String,
+    to_id: String,
+}
+
+impl SlotMove {
+    /// Moves `keys` (of the slot) to the new master now (`MIGRATE ... KEYS`), leaving the rest.
+    pub fn migrate(&self, keys: &[String]) -> Result<()> {
+        let (from, to) = (self.from, self.to);
+        query::<()>(
+            from,
+            cmd("MIGRATE")
+                .arg("127.0.0.1")
+                .arg(to)
+                .arg("")
+                .arg(0)
+                .arg(5000)
+                .arg("KEYS")
+                .arg(keys),
+        )
+        .with_context(|| format!("MIGRATE of {} keys from {from} to {to}", keys.len()))
+    }
+
+    /// Moves the slot's remaining keys 100 at a time, then `SETSLOT ... NODE` on every
+    /// master (the new owner first, then the old one: redis-cli's order), and waits (up to
+    /// 30 s) until every running node of `cluster` names the new master for the slot.
+    pub fn finish(self, cluster: &RedisCluster) -> Result<()> {
+        let (slot, from, to) = (self.slot, self.from, self.to);
+        loop {
+            let keys: Vec<String> =
+                query(from, cmd("CLUSTER").arg("GETKEYSINSLOT").arg(slot).arg(100))
+                    .with_context(|| format!("CLUSTER GETKEYSINSLOT {slot} on {from}"))?;
+            if keys.is_empty() {
+                break;
+            }
+            self.migrate(&keys)?;
+        }
+        let masters: Vec<u16> = cluster_nodes(to)?
+            .into_iter()
+            .filter(|n| n.live_master)
+            .map(|n| n.port)
+            .collect();
+        self.setslot(to, "NODE", &self.to_id)?;
+        self.setslot(from, "NODE", &self.to_id)?;
+        for port in masters.into_iter().filter(|p| *p != to && *p != from) {
+            self.setslot(port, "NODE", &self.to_id)?;
+        }
+        let moved = wait_until(CLUSTER_TIMEOUT, Duration::from_millis(50), || {
+            Ok(cluster
+                .running_ports()
+                .into_iter()
+                .all(|port| serving(port, slot).ok().flatten() == Some(to)))
+        })?;
+        if !moved {
+            bail!(
+                "slot {slot} was not served by node {to} everywhere within {}s",
+                CLUSTER_TIMEOUT.as_secs()
+            );
+        }
+        Ok(())
+    }
+
+    fn setslot(&self, port: u16, state: &str, node: &str) -> Result<()> {
+        let slot = self.slot;
+        query::<()>(
+            port,
+            cmd("CLUSTER").arg("SETSLOT").arg(slot).arg(state).arg(node),
+        )
+        .with_context(|| format!("CLUSTER SETSLOT {slot} {state} on {port}"))
+    }
 }
 
 impl Drop for RedisCluster {
