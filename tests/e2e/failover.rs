@@ -607,11 +607,14 @@ async fn with_wait_replicas_on_a_cluster_a_login_is_refused_with_503_while_the_r
     assert_eq!(again.status(), StatusCode::OK);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn after_a_cluster_master_failover_a_session_cached_from_the_old_master_and_deleted_on_the_new_one_is_refused_at_once()
- {
-    let mut cluster = blocking(|| RedisCluster::start_with(ClusterOptions::FAST_FAILOVER))
-        .expect("a cluster with replicas");
+/// Bob's session, cached by a tracked verifier allowed 60 s of staleness, across a change of
+/// the master serving his slot (`switch` makes it, given that master): both verifiers serve
+/// it from the new master, and its deletion there is refused within the poll bound, which
+/// only Redis can bring about.
+async fn a_cached_session_across_a_change_of_master(
+    mut cluster: RedisCluster,
+    switch: impl FnOnce(&mut RedisCluster, u16) -> anyhow::Result<()>,
+) {
     let center = AuthCenter::spawn_on(RedisTarget::Cluster(cluster.urls())).await;
     let tracked = center.demo_tracked_by_redis_alone().await;
     let every_request = center.demo(RevocationMode::EveryRequest).await;
@@ -621,19 +624,46 @@ async fn after_a_cluster_master_failover_a_session_cached_from_the_old_master_an
 
     let key = center.session_key(&bob);
     let master = blocking(|| cluster.master_of(&key)).expect("bob's master");
-    blocking(|| cluster.wait_replicated(master)).expect("bob's session on the replica");
-    blocking(|| cluster.kill(master)).expect("kill the master");
+    blocking(|| switch(&mut cluster, master)).expect("the change of master");
     let promoted =
-        blocking(|| cluster.wait_for_promotion(&key, master)).expect("the replica promoted");
+        blocking(|| cluster.wait_for_promotion(&key, master)).expect("the replica took over");
     for (name, demo) in [("tracked", &tracked), ("every request", &every_request)] {
         let answer = until_decided(name, || demo.me(&bob)).await;
         assert_eq!(answer.status, StatusCode::OK, "{name}: {answer:?}");
     }
 
-    // An operator deletes bob's session on the new master: no push can come from the old one.
+    // An operator deletes bob's session on the new master.
     let deleted: i64 = blocking(|| cluster.query(promoted, redis::cmd("DEL").arg(&key)))
         .expect("DEL on the new master");
-    assert_eq!(deleted, 1, "bob's session was replicated before the crash");
+    assert_eq!(deleted, 1, "bob's session was replicated before the change");
     becomes_revoked(&tracked, &bob, "tracked, after the DEL on the new master").await;
     every_request.me(&bob).await.assert_401("session_revoked");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_cluster_master_crash_a_session_cached_from_the_old_master_and_deleted_on_the_new_one_is_refused_at_once()
+ {
+    let cluster = blocking(|| RedisCluster::start_with(ClusterOptions::FAST_FAILOVER))
+        .expect("a cluster with replicas");
+    // The connection to the old master drops: the tracked cache is flushed.
+    a_cached_session_across_a_change_of_master(cluster, |cluster, master| {
+        cluster.wait_replicated(master)?;
+        cluster.kill(master)
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_planned_cluster_failover_a_session_cached_from_the_old_master_and_deleted_on_the_new_one_is_refused_at_once()
+ {
+    let cluster = blocking(|| RedisCluster::start_with(ClusterOptions::WITH_REPLICAS))
+        .expect("a cluster with replicas");
+    // Maintenance: the replica takes over once it has caught up, and the old master stays up
+    // as its replica, its connections open. (This passes with a verifier that ignores dropped
+    // connections: Redis's invalidation itself reaches the verifier across the switch.)
+    a_cached_session_across_a_change_of_master(cluster, |cluster, master| {
+        let replica = cluster.replicas_of(master)?[0];
+        cluster.fail_over_to(replica)
+    })
+    .await;
 }

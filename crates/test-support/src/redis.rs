@@ -759,6 +759,14 @@ impl RedisCluster {
         }
     }
 
+    /// A planned failover, as for maintenance: `CLUSTER FAILOVER` on the replica on `replica`,
+    /// which takes over its master's slots once it has caught up, while the old master stays
+    /// up and becomes its replica. Wait for it with [`RedisCluster::wait_for_promotion`].
+    pub fn fail_over_to(&self, replica: u16) -> Result<()> {
+        query::<()>(replica, cmd("CLUSTER").arg("FAILOVER"))
+            .with_context(|| format!("CLUSTER FAILOVER on node {replica}"))
+    }
+
     /// Sends `command` to the node on `port` (no redirection: a key's command must go to the
     /// master serving its slot).
     pub fn query<T: FromRedisValue>(&self, port: u16, command: &Cmd) -> RedisResult<T> {
