@@ -9,7 +9,7 @@ use auth_center::config::RedisConfig;
 use auth_center::domain::AuthService;
 use auth_center::{Application, Config};
 use demo_service::Settings;
-use reqwest::{Response, StatusCode};
+use reqwest::{Method, Response, StatusCode};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use verifier::contract::{RedisConnection, RedisOptions, SessionKeys};
@@ -324,13 +324,19 @@ impl AuthCenter {
     }
 
     async fn post_bearer(&self, path: &str, access_token: &str) -> StatusCode {
-        self.client
-            .post(format!("{}{path}", self.address))
+        self.bearer(Method::POST, path, access_token).await.status
+    }
+
+    /// `method path` at the auth-center with `access_token`, whatever it answers.
+    pub async fn bearer(&self, method: Method, path: &str, access_token: &str) -> Answer {
+        let response = self
+            .client
+            .request(method, format!("{}{path}", self.address))
             .bearer_auth(access_token)
             .send()
             .await
-            .expect("request to the auth-center")
-            .status()
+            .expect("request to the auth-center");
+        Answer::of(response).await
     }
 
     pub async fn logout(&self, tokens: &Tokens) {

@@ -237,13 +237,34 @@ redis.call('ZREM', KEYS[2], ARGV[1])
 return {'reused'}
 ";
 
-/// KEYS: index. ARGV: session key prefix (`<prefix>:s:{<user>}:`), now.
-/// Returns the HGETALL of every live session, pruning index entries whose record is gone.
+/// Checks that every session in the index (KEYS[1]) has its key among the declared ones
+/// (KEYS[2..]); ARGV[1] is the session key prefix, `keep` a sid that needs no key. The scripts
+/// over a user's index declare every key they touch, so Redis checks them all before the
+/// script runs: while the user's slot moves between Cluster masters it refuses the call
+/// (`TRYAGAIN`, `ASK`), where a script reaching for an undeclared key that has already moved
+/// would fail half-way.
+const DECLARED: &str = r"
+local function undeclared(sids, keep)
+  local declared = {}
+  for i = 2, #KEYS do declared[KEYS[i]] = true end
+  for _, sid in ipairs(sids) do
+    if sid ~= keep and not declared[ARGV[1] .. sid] then return true end
+  end
+  return false
+end
+";
+
+/// KEYS: index, then the key of every session the caller found in it. ARGV: session key
+/// prefix (`<prefix>:s:{<user>}:`), now. Returns `{'changed'}` when the index holds a
+/// session the caller did not declare (added since it read the index), else `{'ok', sid,
+/// HGETALL, ...}` of every live session, pruning index entries whose record is gone.
 const LIST: &str = r"
 local now = tonumber(ARGV[2])
 touch_index(KEYS[1], now)
-local out = {}
-for _, sid in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+local sids = redis.call('ZRANGE', KEYS[1], 0, -1)
+if undeclared(sids, nil) then return {'changed'} end
+local out = {'ok'}
+for _, sid in ipairs(sids) do
   local fields = redis.call('HGETALL', ARGV[1] .. sid)
   if #fields == 0 then
     redis.call('ZREM', KEYS[1], sid)
@@ -261,18 +282,27 @@ redis.call('ZREM', KEYS[2], ARGV[1])
 return redis.call('DEL', KEYS[1])
 ";
 
-/// KEYS: index. ARGV: session key prefix, sid to keep ('' for none).
-/// Ends every session in the index but the kept one, and prunes the index to match.
+/// KEYS: index, then the key of every session the caller found in it. ARGV: session key
+/// prefix, sid to keep ('' for none). Returns `{'changed'}`, writing nothing, when the index
+/// holds a session the caller did not declare (a login since it read the index), else
+/// `{'ok', n}`: it ended the n sessions in the index but the kept one, and pruned the index
+/// to match.
 const DELETE_ALL: &str = r"
+local sids = redis.call('ZRANGE', KEYS[1], 0, -1)
+if undeclared(sids, ARGV[2]) then return {'changed'} end
 local n = 0
-for _, sid in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+for _, sid in ipairs(sids) do
   if sid ~= ARGV[2] then
     n = n + redis.call('DEL', ARGV[1] .. sid)
     redis.call('ZREM', KEYS[1], sid)
   end
 end
-return n
+return {'ok', n}
 ";
+
+/// How often [`RedisSessionStore::over_index`] reads a user's index again when sessions
+/// keep appearing between its read and its script.
+const INDEX_ATTEMPTS: usize = 5;
 
 struct Scripts {
     create: Script,
@@ -301,9 +331,9 @@ impl RedisSessionStore {
             scripts: Scripts {
                 create: with_index(CREATE),
                 rotate: Script::new(&format!("{TOUCH_INDEX}{CONTEXT}{COUNT}{ROTATE}")),
-                list: with_index(LIST),
+                list: with_index(&format!("{DECLARED}{LIST}")),
                 delete: Script::new(DELETE),
-                delete_all: Script::new(DELETE_ALL),
+                delete_all: Script::new(&format!("{DECLARED}{DELETE_ALL}")),
             },
             durability: None,
         }
@@ -324,6 +354,53 @@ impl RedisSessionStore {
             (Some(s), Some(i)) => Ok((s, i)),
             _ => Err(StoreError::other("malformed user or session id")),
         }
+    }
+
+    /// Runs `script` (`LIST`, `DELETE_ALL`) with the user's index and the key of every
+    /// session in it declared, then the session key prefix and `arg`; returns what follows
+    /// its `'ok'`. Reads the index first, and again when the script finds a session it was
+    /// not given (added in between), at most [`INDEX_ATTEMPTS`] times.
+    async fn over_index(
+        &self,
+        script: &Script,
+        user_id: &str,
+        arg: impl redis::ToRedisArgs,
+    ) -> Result<Vec<Value>, StoreError> {
+        let (index, session_prefix) = self.index_key(user_id)?;
+        let mut conn = self.conn.clone();
+        for _ in 0..INDEX_ATTEMPTS {
+            let sids: Vec<String> = redis::cmd("ZRANGE")
+                .arg(&index)
+                .arg(0)
+                .arg(-1)
+                .query_async(&mut conn)
+                .await
+                .map_err(redis_error)?;
+            let mut invocation = script.key(&index);
+            for sid in &sids {
+                invocation.key(format!("{session_prefix}{sid}"));
+            }
+            let reply: Vec<Value> = invocation
+                .arg(&session_prefix)
+                .arg(&arg)
+                .invoke_async(&mut conn)
+                .await
+                .map_err(redis_error)?;
+            match reply.split_first() {
+                Some((Value::BulkString(tag), rest)) if tag.as_slice() == b"ok" => {
+                    return Ok(rest.to_vec());
+                }
+                Some((Value::BulkString(tag), [])) if tag.as_slice() == b"changed" => {}
+                _ => {
+                    return Err(StoreError::other(
+                        "a malformed reply over a user's sessions",
+                    ));
+                }
+            }
+        }
+        Err(StoreError::unavailable(
+            "a user's sessions kept changing while they were read",
+        ))
     }
 
     fn index_key(&self, user_id: &str) -> Result<(String, String), StoreError> {
@@ -532,17 +609,7 @@ impl SessionStore for RedisSessionStore {
     }
 
     async fn list(&self, user_id: &str, now_ms: i64) -> Result<Vec<SessionRecord>, StoreError> {
-        let (index, session_prefix) = self.index_key(user_id)?;
-        let mut conn = self.conn.clone();
-        let reply: Vec<Value> = self
-            .scripts
-            .list
-            .key(index)
-            .arg(session_prefix)
-            .arg(now_ms)
-            .invoke_async(&mut conn)
-            .await
-            .map_err(redis_error)?;
+        let reply = self.over_index(&self.scripts.list, user_id, now_ms).await?;
         let mut out = Vec::new();
         for pair in reply.chunks(2) {
             if let [sid, fields] = pair {
@@ -576,18 +643,14 @@ impl SessionStore for RedisSessionStore {
     }
 
     async fn delete_all(&self, user_id: &str, keep: Option<&str>) -> Result<u64, StoreError> {
-        let (index, session_prefix) = self.index_key(user_id)?;
-        let mut conn = self.conn.clone();
-        let n: u64 = self
-            .scripts
-            .delete_all
-            .key(index)
-            .arg(session_prefix)
-            .arg(keep.unwrap_or(""))
-            .invoke_async(&mut conn)
-            .await
-            .map_err(redis_error)?;
-        Ok(n)
+        let reply = self
+            .over_index(&self.scripts.delete_all, user_id, keep.unwrap_or(""))
+            .await?;
+        match reply.as_slice() {
+            [n] => redis::from_redis_value_ref(n)
+                .map_err(|e| StoreError::other_because("a malformed logout-all reply", e)),
+            _ => Err(StoreError::other("a malformed logout-all reply")),
+        }
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
@@ -604,6 +667,87 @@ impl SessionStore for RedisSessionStore {
 mod tests {
     use super::*;
     use crate::domain::refresh_policy::{network_changed, user_agent_changed};
+
+    /// The scripts over a user's index declare every session key they touch, and when the
+    /// index holds one the caller did not declare (a login since the caller read it), they
+    /// write nothing and say so, for the caller to read the index again.
+    #[tokio::test]
+    async fn the_list_and_logout_all_scripts_refuse_an_index_with_an_undeclared_session() {
+        let target = verifier::RedisTarget::Standalone(test_support::shared_redis_url());
+        let mut conn =
+            RedisConnection::connect(&target, verifier::contract::RedisOptions::default())
+                .await
+                .unwrap();
+        let prefix = format!("test-declared-{}", uuid::Uuid::new_v4().simple());
+        let store = RedisSessionStore::new(conn.clone(), SessionKeys::new(prefix));
+        let user = uuid::Uuid::new_v4().to_string();
+        let (index, session_prefix) = store.index_key(&user).unwrap();
+        let (first, second) = (format!("{session_prefix}a"), format!("{session_prefix}b"));
+        for (key, sid) in [(&first, "a"), (&second, "b")] {
+            let _: () = redis::cmd("HSET")
+                .arg(key)
+                .arg("user")
+                .arg(&user)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            let _: () = redis::cmd("ZADD")
+                .arg(&index)
+                .arg(4_000_000_000_000_i64) // an expiry in 2096, ms
+                .arg(sid)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+        }
+        let changed = vec![Value::BulkString(b"changed".to_vec())];
+        let count = |conn: &mut RedisConnection| {
+            let mut conn = conn.clone();
+            let (first, second, index) = (first.clone(), second.clone(), index.clone());
+            async move {
+                let sessions: i64 = redis::cmd("EXISTS")
+                    .arg(&first)
+                    .arg(&second)
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap();
+                let indexed: i64 = redis::cmd("ZCARD")
+                    .arg(&index)
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap();
+                (sessions, indexed)
+            }
+        };
+
+        // Only the first session declared: both scripts refuse and nothing changes (for a
+        // logout-all keeping "a", the kept session needs no key, the other one does).
+        let scripts = &store.scripts;
+        for (script, arg) in [
+            (&scripts.list, "0"),
+            (&scripts.delete_all, ""),
+            (&scripts.delete_all, "a"),
+        ] {
+            let reply: Vec<Value> = script
+                .key(&index)
+                .key(&first)
+                .arg(&session_prefix)
+                .arg(arg)
+                .invoke_async(&mut conn)
+                .await
+                .unwrap();
+            assert_eq!(reply, changed, "{arg:?}");
+            assert_eq!(count(&mut conn).await, (2, 2));
+        }
+
+        // Through the store, which declares both: the list, then a logout-all.
+        assert_eq!(
+            store.list(&user, 0).await.unwrap().len(),
+            0,
+            "no expiry fields"
+        );
+        assert_eq!(store.delete_all(&user, None).await.unwrap(), 2);
+        assert_eq!(count(&mut conn).await, (0, 0));
+    }
 
     /// The Lua twins of the refresh policy's rules answer as the Rust ones do, on a real
     /// Redis, for addresses as the auth-center writes them and prefixes across the range.
