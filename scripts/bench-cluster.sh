@@ -22,7 +22,10 @@
 # BENCH_DURATION (5), BENCH_WARMUP (1), BENCH_ROUNDS (2; 0: no throughput runs),
 # BENCH_CONNECTIONS (32), BENCH_REPLICAS (replicas per master, default 1), BENCH_REDIS_NICE
 # (-20), BENCH_SERVER_CPU (0), BENCH_CLIENT_CPU (1), BENCH_NO_BUILD=1, BENCH_BIN=DIR,
-# BENCH_KEEP=1 (keep the logs and JSON results), as in scripts/bench.sh.
+# BENCH_KEEP=1 (keep the logs and JSON results), as in scripts/bench.sh; BENCH_REVOKE_USERS
+# (default 9): the users the revocation trials log in as, one per trial in turn. Each user's
+# sessions share one slot, so several users spread the trials over the masters; the log says
+# how many masters their sessions are on.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -34,6 +37,7 @@ WARMUP=${BENCH_WARMUP:-1}
 ROUNDS=${BENCH_ROUNDS:-2}
 CONNS=${BENCH_CONNECTIONS:-32}
 REPLICAS=${BENCH_REPLICAS:-1}
+REVOKE_USERS=${BENCH_REVOKE_USERS:-9}
 REDIS_NICE=${BENCH_REDIS_NICE:--20}
 SERVER_CPU=${BENCH_SERVER_CPU:-0}
 CLIENT_CPU=${BENCH_CLIENT_CPU:-1}
@@ -44,6 +48,7 @@ log() { printf '[bench-cluster] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
 [[ $REPLICAS =~ ^[0-9]$ ]] || die "BENCH_REPLICAS must be 0 to 9"
+[[ $REVOKE_USERS =~ ^[1-9][0-9]?$ ]] || die "BENCH_REVOKE_USERS must be 1 to 99"
 for tool in redis-server redis-cli taskset curl timeout; do
     command -v "$tool" >/dev/null || die "$tool not found"
 done
@@ -82,12 +87,21 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 free_port() { "$BIN/loadgen" free-port; }
-# A free port whose cluster bus port (port + 10000) is valid and free too.
+forget_pid() { # pid: drop an ended process from PIDS, so clean-up never signals its number
+    local keep=() p
+    for p in "${PIDS[@]}"; do [[ $p == "$1" ]] || keep+=("$p"); done
+    PIDS=("${keep[@]}")
+}
+# A free port whose cluster bus port (port + 10000) is valid and free too, and neither of
+# them picked before (the nodes started so far may not have bound theirs yet; the caller adds
+# each pick to TAKEN, since this runs in a subshell).
+TAKEN=" "
 cluster_port() {
     local port
     for _ in $(seq 100); do
         port=$(free_port)
-        if (( port <= 55535 )) && ! (exec 3<>"/dev/tcp/127.0.0.1/$((port + 10000))") 2>/dev/null; then
+        if (( port <= 55535 )) && [[ $TAKEN != *" $port "* && $TAKEN != *" $((port + 10000)) "* ]] \
+            && ! (exec 3<>"/dev/tcp/127.0.0.1/$((port + 10000))") 2>/dev/null; then
             echo "$port"
             return
         fi
@@ -104,23 +118,27 @@ wait_http() { # url what
 
 # --- the cluster -------------------------------------------------------------------------------
 NODES=()
+NICE_GOT=$REDIS_NICE
 for i in $(seq $((MASTERS * (1 + REPLICAS)))); do
     port=$(cluster_port)
+    TAKEN+="$port $((port + 10000)) "
     mkdir -p "$TMP/node-$i"
     taskset -c "$CLIENT_CPU" redis-server --port "$port" --bind 127.0.0.1 --cluster-enabled yes \
         --cluster-config-file "$TMP/node-$i/nodes.conf" --cluster-node-timeout 5000 \
         --save "" --appendonly no --daemonize no --dir "$TMP/node-$i" \
         --logfile "$TMP/node-$i/redis.log" >/dev/null 2>&1 &
     PIDS+=($!)
-    renice -n "$REDIS_NICE" -p "$!" >/dev/null 2>&1 \
-        || log "could not renice node $port to $REDIS_NICE: trials may count requests answered before Redis sent the push"
+    renice -n "$REDIS_NICE" -p "$!" >/dev/null 2>&1 || NICE_GOT=0
     NODES+=("$port")
 done
+(( NICE_GOT == REDIS_NICE )) \
+    || log "could not renice the nodes to $REDIS_NICE: trials may count requests answered before Redis sent the push"
 for port in "${NODES[@]}"; do
     for _ in $(seq 100); do
         [[ "$(redis-cli -p "$port" ping 2>/dev/null)" == PONG ]] && break
         sleep 0.05
     done
+    [[ "$(redis-cli -p "$port" ping 2>/dev/null)" == PONG ]] || die "redis-server on $port did not start (see $TMP)"
 done
 timeout 60 redis-cli --cluster create "${NODES[@]/#/127.0.0.1:}" --cluster-replicas "$REPLICAS" \
     --cluster-yes >"$TMP/cluster-create.log" 2>&1 || die "redis-cli --cluster create failed (see $TMP)"
@@ -128,10 +146,10 @@ timeout 60 redis-cli --cluster create "${NODES[@]/#/127.0.0.1:}" --cluster-repli
 for _ in $(seq 600); do
     whole=1
     for port in "${NODES[@]}"; do
-        info=$(redis-cli -p "$port" cluster info 2>/dev/null | tr -d '\r')
+        info=$(redis-cli -p "$port" cluster info 2>/dev/null | tr -d '\r' || true)
         grep -qx 'cluster_state:ok' <<<"$info" && grep -qx 'cluster_slots_ok:16384' <<<"$info" \
             && grep -qx "cluster_known_nodes:${#NODES[@]}" <<<"$info" || whole=0
-        repl=$(redis-cli -p "$port" info replication 2>/dev/null | tr -d '\r')
+        repl=$(redis-cli -p "$port" info replication 2>/dev/null | tr -d '\r' || true)
         if grep -qx 'role:slave' <<<"$repl" && ! grep -qx 'master_link_status:up' <<<"$repl"; then
             whole=0
         fi
@@ -142,7 +160,7 @@ done
 (( whole )) || die "the cluster did not come up whole within 60 s (see $TMP)"
 SEEDS=$(printf 'redis://127.0.0.1:%s,' "${NODES[@]:0:$MASTERS}")
 SEEDS=${SEEDS%,}
-log "redis cluster: ${#NODES[@]} nodes ($MASTERS masters, $REPLICAS replica(s) each; $(redis-server --version | awk '{print $3}'), nice $REDIS_NICE, cpu $CLIENT_CPU)"
+log "redis cluster: ${#NODES[@]} nodes ($MASTERS masters, $REPLICAS replica(s) each; $(redis-server --version | awk '{print $3}'), nice $NICE_GOT, cpu $CLIENT_CPU)"
 
 PREFIX="benchcl$(date +%s)$$"
 AUTH_PORT=$(free_port)
@@ -175,7 +193,9 @@ log "auth-center on $AUTH_PORT; tracked ${PORT[tracked]}, every-request ${PORT[e
 
 USERNAME="bench_user_$$"
 export LOADGEN_PASSWORD="bench-password-$RANDOM-$RANDOM-long-enough"
-eval "$("$BIN/loadgen" token --auth-url "$ISSUER" --username "$USERNAME" --register --prefix "$PREFIX")"
+token_env=$("$BIN/loadgen" token --auth-url "$ISSUER" --username "$USERNAME" --register --prefix "$PREFIX") \
+    || die "could not register and log in $USERNAME (see $TMP/auth-center.log)"
+eval "$token_env"
 [[ -n "${ACCESS_TOKEN:-}" ]] || die "could not log in"
 
 # --- 1. throughput -------------------------------------------------------------------------------
@@ -196,8 +216,24 @@ for round in $(seq "$ROUNDS"); do
 done
 
 # --- 2. revocation -------------------------------------------------------------------------------
-REVOKE_USER="bench_revoke_$$"
-"$BIN/loadgen" token --auth-url "$ISSUER" --username "$REVOKE_USER" --register --prefix "$PREFIX" >/dev/null
+# Several users, one per trial in turn: each user's sessions share one slot, so one user
+# would exercise one master and one of each verifier's connections.
+users=() owners=" "
+for i in $(seq "$REVOKE_USERS"); do
+    user="bench_revoke_$$_$i"
+    key=$("$BIN/loadgen" token --auth-url "$ISSUER" --username "$user" --register --prefix "$PREFIX" \
+        | sed -n "s/^SESSION_KEY='\(.*\)'$/\1/p") || die "could not register $user"
+    [[ -n $key ]] || die "no session key for $user"
+    for port in "${NODES[@]}"; do # only the master serving the key's slot answers 1
+        if [[ "$(redis-cli -p "$port" exists "$key" 2>/dev/null)" == 1 && $owners != *" $port "* ]]; then
+            owners+="$port "
+        fi
+    done
+    users+=("$user")
+done
+REVOKE_USER=$(IFS=,; echo "${users[*]}")
+read -ra owner_ports <<<"$owners"
+log "revocation trials: ${#users[@]} users in turn, their sessions on ${#owner_ports[@]} of $MASTERS masters (${owner_ports[*]})"
 run_revocation() { # label url
     next_result
     log "revocation: $1 ($TRIALS trials, $BACKGROUND background connections)"
@@ -212,6 +248,8 @@ start nice0 demo-service AUTH_REVOCATION=tracked AUTH_TRACKING_READER_REALTIME=f
     AUTH_TRACKING_READER_NICE=0
 run_revocation "tracked, reader at nice 0 (cluster)" "http://127.0.0.1:${PORT[nice0]}/me"
 kill "${PID[nice0]}" 2>/dev/null || true
+wait "${PID[nice0]}" 2>/dev/null || true
+forget_pid "${PID[nice0]}"
 run_revocation "every-request (cluster)" "http://127.0.0.1:${PORT[every-request]}/me"
 run_revocation "gateway, tracked (cluster)" "http://127.0.0.1:${PORT[gateway]}/authz/ext-authz/me"
 

@@ -15,7 +15,8 @@
 # Arguments go to `cargo test`. Runs `cargo test --workspace --all-targets "$@"`, then the doc
 # tests (`cargo test --workspace --doc`, with the same package selection, test-name filter and
 # `--`-arguments). With -p/--package the run is limited to those packages; with an explicit
-# target selection (--lib, --test NAME, ...) or --no-run the doc tests are skipped.
+# target selection (--lib, --test NAME, ...) or --no-run the doc tests are skipped, and so
+# they are when none of the selected packages has doc tests (loadgen has no library).
 #
 # The tests find the services through the variables the launcher exports:
 #   TEST_REDIS_URL           redis://127.0.0.1:<port>
@@ -102,8 +103,11 @@ for arg in "$@"; do
       ;;
     -p* | --package=*)
       select_packages=1
-      packages+=("${arg#-p}")
-      packages[-1]=${packages[-1]#--package=}
+      case $arg in
+        --package=*) packages+=("${arg#--package=}") ;;
+        -p=*) packages+=("${arg#-p=}") ;;
+        *) packages+=("${arg#-p}") ;;
+      esac
       doc_args+=("$arg")
       ;;
     --all-targets) all_targets=1 ;;
@@ -342,21 +346,29 @@ if [ "$doc_only" = 0 ]; then
   run_cargo test "${workspace[@]}" "${targets[@]}" "${cargo_args[@]}" "${harness_args[@]}"
 fi
 # Doc tests live in library targets: cargo refuses `--doc` for a package that has none (loadgen).
-has_library() {
-  cargo metadata --no-deps --format-version 1 2>/dev/null | python3 -c '
+# Exit status 1 only when cargo's metadata says so; anything else runs the doc tests, so that
+# a failure to tell is cargo's to report.
+has_doc_tests() {
+  local metadata
+  metadata=$(cargo metadata --no-deps --format-version 1 2>/dev/null) || return 0
+  python3 -c '
 import json, sys
 name = sys.argv[1]
-for p in json.load(sys.stdin)["packages"]:
+try:
+    packages = json.loads(sys.stdin.read())["packages"]
+except Exception:
+    sys.exit(0)
+for p in packages:
     if p["name"] == name:
-        sys.exit(0 if any("lib" in t["kind"] for t in p["targets"]) else 1)
+        sys.exit(0 if any(t.get("doctest") for t in p["targets"]) else 1)
 sys.exit(0)  # not a workspace package: let cargo say so
-' "$1"
+' "$1" <<<"$metadata"
 }
 doc_tests=1
 if [ "$select_packages" = 1 ] && [ "${#packages[@]}" -gt 0 ]; then
   doc_tests=0
   for package in "${packages[@]}"; do
-    has_library "$package" && doc_tests=1
+    has_doc_tests "$package" && doc_tests=1
   done
   [ "$doc_tests" = 1 ] || say "no doc tests: ${packages[*]} has no library target"
 fi

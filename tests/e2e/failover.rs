@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use anyhow::Context as _;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use test_support::{ClusterOptions, RedisCluster, RedisSentinel};
@@ -598,9 +599,11 @@ async fn with_wait_replicas_on_a_cluster_a_login_is_refused_with_503_while_the_r
     blocking(|| cluster.freeze(replicas[0])).expect("freeze the replica");
     let refused = center.login("alice").await;
     let status = refused.status();
+    let retry_after = refused.headers().get("retry-after").cloned();
     let body = refused.text().await;
     blocking(|| cluster.thaw(replicas[0])).expect("thaw the replica");
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body:?}");
+    assert!(retry_after.is_some(), "a 503 says when to retry");
 
     // Thawed, the replica catches up and acknowledges again.
     let again = center.login("alice").await;
@@ -608,9 +611,9 @@ async fn with_wait_replicas_on_a_cluster_a_login_is_refused_with_503_while_the_r
 }
 
 /// Bob's session, cached by a tracked verifier allowed 60 s of staleness, across a change of
-/// the master serving his slot (`switch` makes it, given that master): both verifiers serve
-/// it from the new master, and its deletion there is refused within the poll bound, which
-/// only Redis can bring about.
+/// the master serving his slot (`switch` makes it, given that master): both verifiers still
+/// serve it afterwards, and its deletion on the new master is refused within the poll bound,
+/// which only Redis can bring about.
 async fn a_cached_session_across_a_change_of_master(
     mut cluster: RedisCluster,
     switch: impl FnOnce(&mut RedisCluster, u16) -> anyhow::Result<()>,
@@ -662,8 +665,9 @@ async fn after_a_planned_cluster_failover_a_session_cached_from_the_old_master_a
     // as its replica, its connections open. (This passes with a verifier that ignores dropped
     // connections: Redis's invalidation itself reaches the verifier across the switch.)
     a_cached_session_across_a_change_of_master(cluster, |cluster, master| {
-        let replica = cluster.replicas_of(master)?[0];
-        cluster.fail_over_to(replica)
+        let replicas = cluster.replicas_of(master)?;
+        let replica = replicas.first().context("the master has no replica")?;
+        cluster.fail_over_to(*replica)
     })
     .await;
 }

@@ -49,6 +49,9 @@ pub(crate) struct RevocationArgs {
     /// The auth-center's base URL: each trial logs in for a fresh session.
     #[arg(long)]
     pub auth_url: Option<String>,
+    /// The user to log in as, or several comma-separated, one per trial in turn (on a Redis
+    /// Cluster each user's sessions share one slot, so several users spread the trials over
+    /// the masters). The password is the same for all.
     #[arg(long)]
     pub username: Option<String>,
     #[arg(long, env = "LOADGEN_PASSWORD", hide_env_values = true)]
@@ -138,7 +141,9 @@ pub(crate) struct RevocationResult {
 enum Source {
     Login {
         auth: AuthCenter,
-        username: String,
+        /// Logged in one per trial, in turn.
+        usernames: Vec<String>,
+        next: usize,
         password: String,
     },
     Tokens(std::vec::IntoIter<String>),
@@ -185,7 +190,8 @@ pub(crate) async fn run(args: RevocationArgs) -> anyhow::Result<RevocationResult
         }
         (None, Some(url)) => Source::Login {
             auth: AuthCenter::new(url)?,
-            username: args.username.clone().context("--username is required")?,
+            usernames: usernames(args.username.as_deref().context("--username is required")?)?,
+            next: 0,
             password: args.password.clone().context("--password is required")?,
         },
         (None, None) => bail!("give --auth-url (with --username/--password) or --tokens-file"),
@@ -351,6 +357,9 @@ pub(crate) async fn run(args: RevocationArgs) -> anyhow::Result<RevocationResult
         url: args.url,
         session_source: match (&source, reuse) {
             (_, true) => "one session, DUMP/RESTORE".into(),
+            (Source::Login { usernames, .. }, false) if usernames.len() > 1 => {
+                format!("login per trial, {} users in turn", usernames.len())
+            }
             (Source::Login { .. }, false) => "login per trial".into(),
             (Source::Tokens(_), false) => "token file".into(),
         },
@@ -456,9 +465,15 @@ async fn next_session(source: &mut Source) -> Result<Session, NextError> {
     match source {
         Source::Login {
             auth,
-            username,
+            usernames,
+            next,
             password,
-        } => auth.login(username, password).await.map_err(|e| match e {
+        } => {
+            let username = &usernames[*next % usernames.len()];
+            *next += 1;
+            auth.login(username, password).await
+        }
+        .map_err(|e| match e {
             LoginError::RateLimited => NextError::RateLimited,
             LoginError::Other(e) => NextError::Other(e),
         }),
@@ -467,6 +482,15 @@ async fn next_session(source: &mut Source) -> Result<Session, NextError> {
             Session::from_token(&token).map_err(NextError::Other)
         }
     }
+}
+
+/// `--username`'s list: comma-separated, none empty.
+fn usernames(list: &str) -> anyhow::Result<Vec<String>> {
+    let names: Vec<String> = list.split(',').map(|n| n.trim().to_owned()).collect();
+    if names.iter().any(String::is_empty) {
+        bail!("--username: an empty name in {list:?}");
+    }
+    Ok(names)
 }
 
 /// Puts the saved session key back (with its remaining TTL).
@@ -551,6 +575,17 @@ mod tests {
             .is_err()
         );
         assert!(parse(&["--redis-cluster-urls", "redis://127.0.0.1:2"]).is_ok());
+    }
+
+    #[test]
+    fn several_users_are_taken_in_turn_and_an_empty_name_is_refused() {
+        assert_eq!(usernames("alice").unwrap(), ["alice"]);
+        assert_eq!(
+            usernames("alice, bob,carol").unwrap(),
+            ["alice", "bob", "carol"]
+        );
+        assert!(usernames("alice,,bob").is_err());
+        assert!(usernames("").is_err());
     }
 
     #[test]

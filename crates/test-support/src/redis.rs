@@ -761,10 +761,25 @@ impl RedisCluster {
 
     /// A planned failover, as for maintenance: `CLUSTER FAILOVER` on the replica on `replica`,
     /// which takes over its master's slots once it has caught up, while the old master stays
-    /// up and becomes its replica. Wait for it with [`RedisCluster::wait_for_promotion`].
+    /// up and becomes its replica. Redis drops a manual failover that does not complete
+    /// within 5 s, so this asks again (up to 3 times) until the replica says it is a master.
     pub fn fail_over_to(&self, replica: u16) -> Result<()> {
-        query::<()>(replica, cmd("CLUSTER").arg("FAILOVER"))
-            .with_context(|| format!("CLUSTER FAILOVER on node {replica}"))
+        let is_master = || {
+            has_line(
+                &info_lines(replica, cmd("INFO").arg("replication")),
+                "role:master",
+            )
+        };
+        for _ in 0..3 {
+            query::<()>(replica, cmd("CLUSTER").arg("FAILOVER"))
+                .with_context(|| format!("CLUSTER FAILOVER on node {replica}"))?;
+            if wait_until(Duration::from_secs(10), Duration::from_millis(50), || {
+                Ok(is_master())
+            })? {
+                return Ok(());
+            }
+        }
+        bail!("node {replica} did not take over after 3 CLUSTER FAILOVER")
     }
 
     /// Sends `command` to the node on `port` (no redirection: a key's command must go to the
@@ -810,7 +825,8 @@ impl RedisCluster {
 
     /// Starts one more node and joins it to the cluster as a master that serves no slot
     /// (`CLUSTER MEET`), the first step of a scale-out; waits until the cluster is whole with
-    /// it and returns its port. [`RedisCluster::move_slot`] gives it slots.
+    /// it and returns its port. [`RedisCluster::move_slot`] gives it slots. Every node must be
+    /// running (after a [`RedisCluster::kill`], [`RedisCluster::revive`] first).
     pub fn add_master(&mut self) -> Result<u16> {
         let seed = *self
             .running_ports()
@@ -864,7 +880,7 @@ impl RedisCluster {
         Ok(step)
     }
 
-    /// The ports of the live replicas of the master on `port`, as that master sees them.
+    /// The ports of the live replicas of the master on `master`, as that master sees them.
     pub fn replicas_of(&self, master: u16) -> Result<Vec<u16>> {
         let nodes = cluster_nodes(master)?;
         let id = &nodes
@@ -1050,6 +1066,9 @@ impl SlotMove {
     /// Moves `keys` (of the slot) to the new master now (`MIGRATE ... KEYS`), leaving the rest.
     pub fn migrate(&self, keys: &[String]) -> Result<()> {
         let (from, to) = (self.from, self.to);
+        if keys.is_empty() {
+            return Ok(());
+        }
         query::<()>(
             from,
             cmd("MIGRATE")
