@@ -114,6 +114,11 @@ async fn while_a_users_slot_is_half_moved_the_verifiers_serve_its_sessions_the_r
     }
     let login = Answer::of(center.login("alice").await).await;
     assert_eq!(login.status, StatusCode::SERVICE_UNAVAILABLE, "{login:?}");
+    let logout = center
+        .bearer(Method::POST, "/v1/logout", &alice.access_token)
+        .await;
+    assert_eq!(logout.status, StatusCode::SERVICE_UNAVAILABLE, "{logout:?}");
+    served_or_retry_later("logout, moved session", &logout);
     let listed = center
         .bearer(Method::GET, "/v1/sessions", &alice_phone.access_token)
         .await;
