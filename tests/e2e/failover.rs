@@ -422,20 +422,6 @@ async fn a_master_failover_answers_503_never_500_and_every_route_recovers_withou
 /// Sessions created one after another right before the master is killed.
 const LAST_MOMENT_SESSIONS: usize = 20;
 
-/// Asks `request` until it answers something other than the fail-closed 503; panics after
-/// [`RECOVERY_BOUND`].
-async fn until_decided<F, Fut>(what: &str, request: F) -> Answer
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Answer>,
-{
-    poll_until(what, RECOVERY_BOUND, request, |answer| {
-        answer.status != StatusCode::SERVICE_UNAVAILABLE
-    })
-    .await
-    .hit
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sentinel_failover_answers_503_never_500_revokes_what_the_new_master_deletes_and_recovers_without_a_restart()
  {

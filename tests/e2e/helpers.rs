@@ -516,6 +516,20 @@ pub struct Polled {
     pub hit: Answer,
 }
 
+/// Asks `request` until it answers something other than the fail-closed 503; panics after
+/// [`RECOVERY_BOUND`].
+pub async fn until_decided<F, Fut>(what: &str, request: F) -> Answer
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Answer>,
+{
+    poll_until(what, RECOVERY_BOUND, request, |answer| {
+        answer.status != StatusCode::SERVICE_UNAVAILABLE
+    })
+    .await
+    .hit
+}
+
 /// Polls `demo`'s `/me` with `tokens` until it answers 401 `session_revoked` (panics after
 /// [`POLL_BOUND`]), with only 200s before it, and checks that it stays so.
 pub async fn becomes_revoked(demo: &Demo, tokens: &Tokens, what: &str) {

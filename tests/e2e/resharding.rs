@@ -156,3 +156,49 @@ async fn while_a_users_slot_is_half_moved_the_verifiers_serve_its_sessions_the_r
     assert_eq!(center.redis_on_key("DEL", &key, &[]).await, 1);
     becomes_revoked(&tracked, &alice, "after the DEL on the new master").await;
 }
+
+/// KNOWN DEFECT (twentieth session, found by this test, not fixed yet): it fails about one run
+/// in four. After the scale-in, redis-rs's cluster client sometimes replaces its connection to
+/// the home master (a fresh `CLIENT TRACKING` connection appears on that node) and drops the
+/// old one without a disconnection push. A session the tracked verifier cached from a `PTTL`
+/// on the old connection is then tracked by no connection: its `DEL` is never pushed, and the
+/// verifier answers 200 until `max_staleness`. The fix planned: the heartbeat asks every
+/// primary for its connection's `CLIENT ID` (falling back to `PING` for an ACL user without
+/// it) and drops the cache when one changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "known defect: a cluster connection replaced without a disconnection push leaves a cached session untracked (see the comment)"]
+async fn after_a_scale_out_and_back_in_the_services_serve_and_revoke_a_session_without_a_restart() {
+    let mut cluster = blocking(RedisCluster::start).expect("a cluster of 3 masters");
+    let center = AuthCenter::spawn_on(RedisTarget::Cluster(cluster.urls())).await;
+    let tracked = center.demo_tracked_by_redis_alone().await;
+    let every_request = center.demo(RevocationMode::EveryRequest).await;
+    let alice = center.register_and_login("alice").await;
+    let key = center.session_key(&alice);
+    let home = blocking(|| cluster.master_of(&key)).expect("alice's master");
+
+    // Out: a fourth master takes alice's slot, and the services use it.
+    let added = blocking(|| cluster.add_master()).expect("a fourth master");
+    blocking(|| cluster.move_slot(&key, added)).expect("alice's slot to it");
+    tracked.me(&alice).await.assert_ok(); // cached from the added master
+    every_request.me(&alice).await.assert_ok();
+    // And back in: the slot returns, and the added master leaves the cluster.
+    blocking(|| cluster.move_slot(&key, home)).expect("alice's slot back");
+    blocking(|| cluster.remove_master(added)).expect("the fourth master removed");
+
+    for (name, demo) in [("tracked", &tracked), ("every request", &every_request)] {
+        let answer = until_decided(name, || demo.me(&alice)).await;
+        assert_eq!(answer.status, StatusCode::OK, "{name}: {answer:?}");
+    }
+    let refreshed = center.refresh(&alice).await;
+    assert_eq!(
+        refreshed.status(),
+        StatusCode::OK,
+        "{:?}",
+        refreshed.text().await
+    );
+    let bob = center.register_and_login("bob").await;
+    tracked.me(&bob).await.assert_ok();
+    assert_eq!(center.redis_on_key("DEL", &key, &[]).await, 1);
+    becomes_revoked(&tracked, &alice, "after the DEL on its master again").await;
+    every_request.me(&alice).await.assert_401("session_revoked");
+}

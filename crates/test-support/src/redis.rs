@@ -846,6 +846,29 @@ impl RedisCluster {
         Ok(port)
     }
 
+    /// Takes the node on `port`, which must serve no slot (move them away first; a master that
+    /// gave away its last slot has become a replica by then), out of the cluster, as `redis-cli
+    /// --cluster del-node` does: `CLUSTER FORGET` on every other node, then a shutdown; waits
+    /// until the cluster is whole without it. A scale-in's last step.
+    pub fn remove_master(&mut self, port: u16) -> Result<()> {
+        let index = self.index_of(port)?;
+        let id: String = query(port, cmd("CLUSTER").arg("MYID"))
+            .with_context(|| format!("CLUSTER MYID on {port}"))?;
+        if cluster_nodes(port)?
+            .iter()
+            .any(|n| n.port == port && !n.slots.is_empty())
+        {
+            bail!("node {port} still serves slots: move them away first");
+        }
+        for other in self.running_ports().into_iter().filter(|p| *p != port) {
+            query::<()>(other, cmd("CLUSTER").arg("FORGET").arg(&id))
+                .with_context(|| format!("CLUSTER FORGET {id} on {other}"))?;
+        }
+        let mut node = self.nodes.remove(index);
+        node.stop()?;
+        self.wait_ok()
+    }
+
     /// Moves the slot of `key`, with every key in it, to the master on `to`, as `redis-cli
     /// --cluster reshard` moves each slot: [`RedisCluster::begin_slot_move`], then
     /// [`SlotMove::finish`].
@@ -1103,9 +1126,18 @@ impl SlotMove {
             .map(|n| n.port)
             .collect();
         self.setslot(to, "NODE", &self.to_id)?;
-        self.setslot(from, "NODE", &self.to_id)?;
-        for port in masters.into_iter().filter(|p| *p != to && *p != from) {
-            self.setslot(port, "NODE", &self.to_id)?;
+        // A master that gave away its last slot becomes the new owner's replica (Redis 7's
+        // `cluster-allow-replica-migration`), possibly before it is told: as redis-cli does,
+        // a node that is a replica by then needs no telling.
+        for port in
+            std::iter::once(from).chain(masters.into_iter().filter(|p| *p != to && *p != from))
+        {
+            if let Err(e) = self.setslot(port, "NODE", &self.to_id) {
+                let role = info_lines(port, cmd("INFO").arg("replication"));
+                if !has_line(&role, "role:slave") {
+                    return Err(e);
+                }
+            }
         }
         let moved = wait_until(CLUSTER_TIMEOUT, Duration::from_millis(50), || {
             Ok(cluster
