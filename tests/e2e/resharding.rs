@@ -157,16 +157,13 @@ async fn while_a_users_slot_is_half_moved_the_verifiers_serve_its_sessions_the_r
     becomes_revoked(&tracked, &alice, "after the DEL on the new master").await;
 }
 
-/// KNOWN DEFECT (twentieth session, found by this test, not fixed yet): it fails about one run
-/// in four. After the scale-in, redis-rs's cluster client sometimes replaces its connection to
-/// the home master (a fresh `CLIENT TRACKING` connection appears on that node) and drops the
-/// old one without a disconnection push. A session the tracked verifier cached from a `PTTL`
-/// on the old connection is then tracked by no connection: its `DEL` is never pushed, and the
-/// verifier answers 200 until `max_staleness`. The fix planned: the heartbeat asks every
-/// primary for its connection's `CLIENT ID` (falling back to `PING` for an ACL user without
-/// it) and drops the cache when one changes.
+/// Found a defect (twentieth session): about one run in four, after the scale-in, redis-rs's
+/// cluster client replaced its connection to the home master and dropped the old one without
+/// a disconnection push, and a session the tracked verifier had cached from a `PTTL` on the
+/// old one was tracked by no connection: its `DEL` was never pushed, and the verifier answered
+/// 200 until `max_staleness`. The heartbeat now asks every primary its connection's `CLIENT ID`
+/// and drops the cache when one changes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "known defect: a cluster connection replaced without a disconnection push leaves a cached session untracked (see the comment)"]
 async fn after_a_scale_out_and_back_in_the_services_serve_and_revoke_a_session_without_a_restart() {
     let mut cluster = blocking(RedisCluster::start).expect("a cluster of 3 masters");
     let center = AuthCenter::spawn_on(RedisTarget::Cluster(cluster.urls())).await;

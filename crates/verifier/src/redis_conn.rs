@@ -379,6 +379,40 @@ impl RedisConnection {
             mut conn => wait.query_async(&mut conn).await,
         }
     }
+
+    /// The `CLIENT ID` of each connection to a data node this connection uses now, sorted by
+    /// node: on a cluster, of every primary's connection (the node's address, the id);
+    /// otherwise of the one connection (an empty address). A different answer later means a
+    /// connection was replaced, and with it what Redis tracked for it.
+    pub(crate) async fn connection_ids(&self) -> RedisResult<Vec<(String, i64)>> {
+        let mut client_id = redis::cmd("CLIENT");
+        client_id.arg("ID");
+        match self.clone() {
+            RedisConnection::Cluster(mut c) => {
+                use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo};
+                let routing = RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, None));
+                // Without a response policy, redis-rs answers a map of node to reply.
+                let Value::Map(replies) = c.route_command(client_id, routing).await? else {
+                    return Err((ErrorKind::UnexpectedReturnType, "CLIENT ID: not a map").into());
+                };
+                let mut ids = replies
+                    .into_iter()
+                    .map(|(node, reply)| {
+                        Ok((
+                            redis::from_redis_value::<String>(node)?,
+                            redis::from_redis_value::<i64>(reply.extract_error()?)?,
+                        ))
+                    })
+                    .collect::<RedisResult<Vec<_>>>()?;
+                ids.sort_unstable();
+                Ok(ids)
+            }
+            mut conn => Ok(vec![(
+                String::new(),
+                client_id.query_async(&mut conn).await?,
+            )]),
+        }
+    }
 }
 
 /// What every connection to Redis (data nodes and sentinels) sets on its socket:

@@ -414,6 +414,48 @@ mod tests {
         assert!(cache.hit(lasting), "a key without a TTL stays cached");
     }
 
+    /// A user refused `CLIENT ID` (an ACL set up before the heartbeat asked it) keeps a
+    /// working cache: the heartbeat falls back to `PING` instead of finding Redis stalled, and
+    /// invalidations still arrive.
+    #[tokio::test]
+    #[allow(clippy::disallowed_methods)] // real time: several heartbeats must pass
+    async fn a_user_refused_client_id_keeps_its_cache_with_ping_heartbeats() {
+        let redis = test_support::RedisServer::start().unwrap();
+        redis
+            .query::<()>(
+                redis::cmd("ACL")
+                    .arg("SETUSER")
+                    .arg("v")
+                    .arg(&["on", ">pw", "~*", "+@all", "-client|id"][..]),
+            )
+            .unwrap();
+        let max_stall = Duration::from_millis(200);
+        let verifier = builder(&redis.url())
+            .redis_credentials(crate::RedisCredentials::new(Some("v"), "pw"))
+            .revocation_selftest(false)
+            .max_stall(max_stall)
+            .build()
+            .await
+            .unwrap();
+        let check = &verifier.inner.session_check.as_ref().unwrap().check;
+        let cache = check.tracked.as_deref().unwrap();
+        let key = "auth:s:{u1}:a";
+        redis
+            .query::<()>(redis::cmd("SET").arg(key).arg(1))
+            .unwrap();
+        check.check(key, &mut None).await.unwrap();
+
+        // Long enough for several heartbeats, and for a refused probe to stall the cache.
+        tokio::time::sleep(max_stall * 4).await;
+        assert!(cache.hit(key), "the heartbeat stalled the cache");
+        redis.query::<()>(redis::cmd("DEL").arg(key)).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while cache.hit(key) {
+            assert!(Instant::now() < deadline, "the DEL was not pushed");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     /// A user refused `PTTL` gets `EXISTS`, and `PTTL` again once an operator allows it and
     /// the retry interval has passed, without a restart.
     #[tokio::test]

@@ -6,7 +6,7 @@ use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
 use quick_cache::sync::Cache;
-use redis::{PushInfo, PushKind, Value};
+use redis::{ErrorKind, PushInfo, PushKind, ServerErrorKind, Value};
 
 use super::reader::TrackingReader;
 use super::selftest::SelftestSignal;
@@ -394,11 +394,12 @@ impl Span {
 /// was sent, without waiting for the pending one to fail. Its own task sleeps on a timer;
 /// the request path does no extra work.
 ///
-/// The `PING` shares the tracked connection on purpose: replies and invalidation pushes
-/// arrive in order on it, so a `PONG` proves that every invalidation Redis produced before
-/// the `PING` has reached the cache. A `PONG` on another connection would only prove that
-/// the server runs, not that this connection's pushes still flow. On a cluster the `PING`
-/// goes to every primary and counts only when all of them answer.
+/// The probe (`CLIENT ID`, see [`Probe`]) shares the tracked connection on purpose: replies
+/// and invalidation pushes arrive in order on it, so its answer proves that every
+/// invalidation Redis produced before it has reached the cache. An answer on another
+/// connection would only prove that the server runs, not that this connection's pushes still
+/// flow. On a cluster it goes to every primary and counts only when all of them answer. A
+/// changed `CLIENT ID` drops the cache: the connection the entries were tracked on is gone.
 ///
 /// So a cached answer is served at most `max_stall` after Redis stopped answering, plus
 /// however late this task runs. It runs on the reader thread with the connection (see
@@ -416,18 +417,20 @@ pub(crate) fn spawn_heartbeat(
     reader.spawn(async move {
         let mut ticks = tokio::time::interval(max_stall / HEARTBEATS_PER_STALL);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        // When the latest answered PING was sent; the cache starts empty, as if just checked.
+        // When the latest answered probe was sent; the cache starts empty, as if just checked.
         let mut confirmed = tokio::time::Instant::now();
+        let mut probe = Probe::default();
         loop {
             ticks.tick().await;
             let Some(cache) = cache.upgrade() else { return };
             let sent = tokio::time::Instant::now();
-            // While stalled nothing is cached: this PING just gets `max_stall` to answer.
+            // While stalled nothing is cached: this probe just gets `max_stall` to answer.
             let deadline = if cache.is_stalled() { sent } else { confirmed } + max_stall;
-            let mut conn = conn.clone();
-            let ping = redis::cmd("PING");
-            match tokio::time::timeout_at(deadline, ping.query_async::<String>(&mut conn)).await {
-                Ok(Ok(_)) => {
+            match tokio::time::timeout_at(deadline, probe.ask(&conn)).await {
+                Ok(Ok(replaced)) => {
+                    if replaced {
+                        cache.forget_all(DropCause::Disconnect);
+                    }
                     confirmed = sent;
                     cache.resume();
                 }
@@ -435,6 +438,50 @@ pub(crate) fn spawn_heartbeat(
             }
         }
     });
+}
+
+/// The heartbeat's question to Redis: each data node's `CLIENT ID` for the tracked
+/// connection to it. It answers whether Redis answers, and whether a connection was replaced
+/// since the last answer: redis-rs's cluster client can swap a node's connection for a new
+/// one (when it rebuilds its view of the cluster) without a disconnection push, and the keys
+/// read on the old one are then tracked by no connection. A user whose ACL lacks `CLIENT ID`
+/// gets `PING` instead, with one warning: replaced connections then go unnoticed until an
+/// entry's `max_staleness`.
+#[derive(Debug, Default)]
+struct Probe {
+    /// The ids of the latest answer.
+    ids: Option<Vec<(String, i64)>>,
+    /// Redis refused the user `CLIENT ID`.
+    ping_only: bool,
+}
+
+impl Probe {
+    /// Whether a connection was replaced since the latest answer; an error when Redis did
+    /// not answer.
+    async fn ask(&mut self, conn: &RedisConnection) -> redis::RedisResult<bool> {
+        if !self.ping_only {
+            match conn.connection_ids().await {
+                Ok(ids) => {
+                    let replaced = self.ids.as_ref().is_some_and(|before| *before != ids);
+                    self.ids = Some(ids);
+                    return Ok(replaced);
+                }
+                Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoPerm) => {
+                    tracing::warn!(
+                        error = %e,
+                        "the Redis user may not run CLIENT ID: tracked mode's heartbeat sends \
+                         PING instead and cannot tell when the client replaced a connection; \
+                         allow +client|id (see docs/operations.md)"
+                    );
+                    self.ping_only = true;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let mut conn = conn.clone();
+        redis::cmd("PING").query_async::<String>(&mut conn).await?;
+        Ok(false)
+    }
 }
 
 #[cfg(test)]
