@@ -362,8 +362,10 @@ impl VerifierBuilder {
     /// (paused, partitioned, overloaded), which sends neither invalidations nor a
     /// disconnect (default 200 ms; 20 ms to 60 s, or `build()` fails).
     ///
-    /// The verifier `PING`s Redis on its tracked connection every `max_stall / 4` and drops
-    /// its cache once `max_stall` has passed since the latest answered `PING` was sent;
+    /// The verifier asks Redis `CLIENT ID` on its tracked connection (on a cluster, of every
+    /// primary; `PING` for a user not allowed it) every `max_stall / 4` and drops its cache
+    /// once `max_stall` has passed since the latest answered probe was sent, or as soon as a
+    /// connection's id changed (the client replaced it, and what Redis tracked with it);
     /// until Redis answers again, every request asks Redis (and fails closed). The worst
     /// case is therefore a cached `200` served `max_stall` after Redis stopped answering,
     /// plus however late the heartbeat task and its timer run: they run on the verifier's
@@ -371,8 +373,8 @@ impl VerifierBuilder {
     /// its workers) does not delay them, but a thread the kernel does not schedule (no CPU)
     /// does. The request path does no extra work for it.
     ///
-    /// Redis must answer a `PING` well within `3/4 × max_stall`, or the cache is dropped
-    /// needlessly and requests go to Redis until the next `PING` is answered.
+    /// Redis must answer the probe well within `3/4 × max_stall`, or the cache is dropped
+    /// needlessly and requests go to Redis until the next probe is answered.
     ///
     /// ```
     /// let builder = verifier::Verifier::builder().max_stall(std::time::Duration::from_millis(500));

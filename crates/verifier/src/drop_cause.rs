@@ -11,4 +11,7 @@ pub(crate) enum DropCause {
     Heartbeat,
     /// One entry had outlived the max staleness or its session key's expiry.
     Staleness,
+    /// The heartbeat found a tracked connection replaced (its `CLIENT ID` changed) without a
+    /// disconnection push: what Redis tracked for the old one is gone.
+    Replaced,
 }

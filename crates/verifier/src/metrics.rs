@@ -85,7 +85,7 @@ pub(crate) struct VerifierMetrics {
     session_miss: Counter,
     invalidations: Counter,
     /// By [`DropCause`], in its order.
-    drops: [Counter; 4],
+    drops: [Counter; 5],
     redis_requests: Counter,
     redis_errors: Counter,
     /// The revocation self-test's measurements.
@@ -128,7 +128,7 @@ impl VerifierMetrics {
             session_hit: ::metrics::counter!(SESSION_CACHE, "result" => "hit"),
             session_miss: ::metrics::counter!(SESSION_CACHE, "result" => "miss"),
             invalidations: ::metrics::counter!(INVALIDATIONS),
-            drops: ["disconnect", "flush", "heartbeat", "staleness"]
+            drops: ["disconnect", "flush", "heartbeat", "staleness", "replaced"]
                 .map(|cause| ::metrics::counter!(CACHE_DROPS, "cause" => cause)),
             redis_requests: ::metrics::counter!(REDIS_REQUESTS),
             redis_errors: ::metrics::counter!(REDIS_ERRORS),
@@ -220,6 +220,7 @@ impl VerifierMetrics {
             DropCause::Flush => 1,
             DropCause::Heartbeat => 2,
             DropCause::Staleness => 3,
+            DropCause::Replaced => 4,
         };
         self.drops[i].increment(1);
     }

@@ -19,7 +19,7 @@ use crate::redis_conn::RedisConnection;
 /// sessions that keep coming back).
 const TRACKED_CAPACITY: usize = 100_000;
 
-/// Heartbeats per max stall: a `PING` is sent every `max_stall / HEARTBEATS_PER_STALL`.
+/// Heartbeats per max stall: a probe is sent every `max_stall / HEARTBEATS_PER_STALL`.
 const HEARTBEATS_PER_STALL: u32 = 4;
 
 /// A test's code run inside the cache.
@@ -429,7 +429,7 @@ pub(crate) fn spawn_heartbeat(
             match tokio::time::timeout_at(deadline, probe.ask(&conn)).await {
                 Ok(Ok(replaced)) => {
                     if replaced {
-                        cache.forget_all(DropCause::Disconnect);
+                        cache.forget_all(DropCause::Replaced);
                     }
                     confirmed = sent;
                     cache.resume();
@@ -445,35 +445,46 @@ pub(crate) fn spawn_heartbeat(
 /// since the last answer: redis-rs's cluster client can swap a node's connection for a new
 /// one (when it rebuilds its view of the cluster) without a disconnection push, and the keys
 /// read on the old one are then tracked by no connection. A user whose ACL lacks `CLIENT ID`
-/// gets `PING` instead, with one warning: replaced connections then go unnoticed until an
-/// entry's `max_staleness`.
+/// gets `PING` instead, with one warning, and `CLIENT ID` again [`PTTL_RETRY`] later (an ACL
+/// rolled out node by node needs no restart); meanwhile a replaced connection goes unnoticed
+/// until an entry's `max_staleness`, so the first `CLIENT ID` answered after such a spell
+/// drops the cache.
 #[derive(Debug, Default)]
 struct Probe {
     /// The ids of the latest answer.
     ids: Option<Vec<(String, i64)>>,
-    /// Redis refused the user `CLIENT ID`.
-    ping_only: bool,
+    /// When Redis last refused the user `CLIENT ID`.
+    refused_at: Option<std::time::Instant>,
 }
 
 impl Probe {
     /// Whether a connection was replaced since the latest answer; an error when Redis did
     /// not answer.
+    #[allow(clippy::disallowed_methods)] // real time: the retry interval
     async fn ask(&mut self, conn: &RedisConnection) -> redis::RedisResult<bool> {
-        if !self.ping_only {
+        let retry = self
+            .refused_at
+            .is_none_or(|at| at.elapsed() >= super::PTTL_RETRY);
+        if retry {
             match conn.connection_ids().await {
                 Ok(ids) => {
-                    let replaced = self.ids.as_ref().is_some_and(|before| *before != ids);
+                    // After a spell of PINGs, swaps may have gone unseen.
+                    let replaced = self.refused_at.take().is_some()
+                        || self.ids.as_ref().is_some_and(|before| *before != ids);
                     self.ids = Some(ids);
                     return Ok(replaced);
                 }
                 Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoPerm) => {
-                    tracing::warn!(
-                        error = %e,
-                        "the Redis user may not run CLIENT ID: tracked mode's heartbeat sends \
-                         PING instead and cannot tell when the client replaced a connection; \
-                         allow +client|id (see docs/operations.md)"
-                    );
-                    self.ping_only = true;
+                    if self.refused_at.is_none() {
+                        tracing::warn!(
+                            error = %e,
+                            "the Redis user may not run CLIENT ID: tracked mode's heartbeat \
+                             sends PING instead, and asks again every minute, and meanwhile \
+                             cannot tell when the client replaced a connection; allow \
+                             +client|id (see docs/operations.md)"
+                        );
+                    }
+                    self.refused_at = Some(std::time::Instant::now());
                 }
                 Err(e) => return Err(e),
             }
