@@ -406,8 +406,8 @@ def build():
         .with_panel(
             series(
                 "Session-cache drops by cause",
-                "verifier_cache_drops_total: disconnect, flush, heartbeat empty the cache "
-                "(alert VerifierCacheDrops); staleness is one expired entry.",
+                "verifier_cache_drops_total: disconnect, flush, heartbeat, replaced empty the "
+                "cache (alert VerifierCacheDrops); staleness is one expired entry.",
                 "short",
                 [
                     (
