@@ -411,6 +411,11 @@ impl RedisServer {
         self.node.query(command)
     }
 
+    /// `ACL SETUSER <name> <rules>...`: creates the user or changes its rules.
+    pub fn set_user(&self, name: &str, rules: &[&str]) -> RedisResult<()> {
+        self.query(redis::cmd("ACL").arg("SETUSER").arg(name).arg(rules))
+    }
+
     /// The server's URL: `redis://127.0.0.1:<port>` (`rediss://` for a TLS server).
     pub fn url(&self) -> String {
         self.node.url()

@@ -422,12 +422,7 @@ mod tests {
     async fn a_user_refused_client_id_keeps_its_cache_with_ping_heartbeats() {
         let redis = test_support::RedisServer::start().unwrap();
         redis
-            .query::<()>(
-                redis::cmd("ACL")
-                    .arg("SETUSER")
-                    .arg("v")
-                    .arg(&["on", ">pw", "~*", "+@all", "-client|id"][..]),
-            )
+            .set_user("v", &["on", ">pw", "~*", "+@all", "-client|id"])
             .unwrap();
         let max_stall = Duration::from_millis(200);
         let verifier = builder(&redis.url())
@@ -462,11 +457,7 @@ mod tests {
     #[allow(clippy::disallowed_methods)] // real time: the retry interval, moved back by hand
     async fn a_user_refused_pttl_gets_exists_and_pttl_again_once_allowed() {
         let redis = test_support::RedisServer::start().unwrap();
-        let acl = |rules: &[&str]| {
-            let mut cmd = redis::cmd("ACL");
-            cmd.arg("SETUSER").arg("v").arg(rules);
-            redis.query::<()>(&cmd).unwrap();
-        };
+        let acl = |rules: &[&str]| redis.set_user("v", rules).unwrap();
         acl(&["on", ">pw", "~*", "+@all", "-pttl"]);
         let verifier = builder(&redis.url())
             .redis_credentials(crate::RedisCredentials::new(Some("v"), "pw"))

@@ -866,4 +866,85 @@ mod tests {
         cache.remember("a", cache.epoch(), None);
         assert!(!cache.hit("a"));
     }
+
+    async fn standalone(redis: &test_support::RedisServer) -> RedisConnection {
+        let target = crate::RedisTarget::Standalone(redis.url());
+        RedisConnection::connect(&target, crate::redis_conn::RedisOptions::default())
+            .await
+            .unwrap()
+    }
+
+    /// What the heartbeat exists to catch on a cluster, where redis-rs can swap a node's
+    /// connection without a disconnection push: the same question asked over another
+    /// connection is a replaced one. The first answer is the baseline.
+    #[tokio::test]
+    async fn the_probe_finds_a_replaced_connection_by_its_client_id_and_nothing_else() {
+        let redis = test_support::RedisServer::start().unwrap();
+        let (first, second) = (standalone(&redis).await, standalone(&redis).await);
+        let mut probe = Probe::default();
+        assert!(!probe.ask(&first).await.unwrap(), "the baseline");
+        assert!(!probe.ask(&first).await.unwrap(), "the same connection");
+        assert!(probe.ask(&second).await.unwrap(), "another connection");
+        assert!(!probe.ask(&second).await.unwrap(), "the new baseline");
+    }
+
+    /// A connection Redis closed and the client opened again is a replaced one too: its
+    /// first answer after the reconnection says so, whether or not a command failed first.
+    #[tokio::test]
+    #[allow(clippy::disallowed_methods)] // real time: a bounded wait for the reconnection
+    async fn the_first_probe_answered_after_a_reconnection_reports_it() {
+        let redis = test_support::RedisServer::start().unwrap();
+        let conn = standalone(&redis).await;
+        let mut probe = Probe::default();
+        assert!(!probe.ask(&conn).await.unwrap());
+        let [(_, id)] = conn.connection_ids().await.unwrap()[..] else {
+            panic!("one id")
+        };
+        let killed: i64 = redis
+            .query(redis::cmd("CLIENT").arg("KILL").arg("ID").arg(id))
+            .unwrap();
+        assert_eq!(killed, 1);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let replaced = loop {
+            if let Ok(replaced) = probe.ask(&conn).await {
+                break replaced;
+            }
+            assert!(std::time::Instant::now() < deadline, "no reconnection");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert!(replaced, "the reconnection went unnoticed");
+        assert!(!probe.ask(&conn).await.unwrap());
+    }
+
+    /// While the user may not run `CLIENT ID`, the probe `PING`s and cannot see a swap; once
+    /// allowed (asked again after [`PTTL_RETRY`](super::super::PTTL_RETRY)), its first answer
+    /// counts as one, since a swap during the spell went unseen.
+    #[tokio::test]
+    #[allow(clippy::disallowed_methods)] // real time: the retry interval, moved back by hand
+    async fn after_a_spell_of_pings_the_first_client_id_answer_counts_as_a_replacement() {
+        let redis = test_support::RedisServer::start().unwrap();
+        let acl = |rules: &[&str]| redis.set_user("v", rules).unwrap();
+        acl(&["on", ">pw", "~*", "+@all", "-client|id"]);
+        let options = crate::redis_conn::RedisOptions {
+            credentials: Some(crate::RedisCredentials::new(Some("v"), "pw")),
+            ..Default::default()
+        };
+        let conn = RedisConnection::connect(&crate::RedisTarget::Standalone(redis.url()), options)
+            .await
+            .unwrap();
+        let mut probe = Probe::default();
+        assert!(!probe.ask(&conn).await.unwrap(), "PING answers");
+        assert!(probe.refused_at.is_some());
+        assert!(!probe.ask(&conn).await.unwrap(), "no retry before a minute");
+
+        acl(&["+client|id"]);
+        assert!(!probe.ask(&conn).await.unwrap(), "still within the minute");
+        probe.refused_at = std::time::Instant::now().checked_sub(super::super::PTTL_RETRY);
+        assert!(
+            probe.ask(&conn).await.unwrap(),
+            "the spell's swaps are unknown"
+        );
+        assert!(probe.refused_at.is_none());
+        assert!(!probe.ask(&conn).await.unwrap(), "the baseline is set");
+    }
 }
