@@ -44,54 +44,23 @@ CLIENT_CPU=${BENCH_CLIENT_CPU:-1}
 BIN=${BENCH_BIN:-$ROOT/target/release}
 MASTERS=3
 
-log() { printf '[bench-cluster] %s\n' "$*" >&2; }
-die() { log "error: $*"; exit 1; }
+BENCH_TAG=bench-cluster
+# shellcheck source=scripts/bench-lib.sh
+. scripts/bench-lib.sh
 
 [[ $REPLICAS =~ ^[0-9]$ ]] || die "BENCH_REPLICAS must be 0 to 9"
 [[ $REVOKE_USERS =~ ^[1-9][0-9]?$ ]] || die "BENCH_REVOKE_USERS must be 1 to 99"
-for tool in redis-server redis-cli taskset curl timeout; do
-    command -v "$tool" >/dev/null || die "$tool not found"
-done
+require_tools redis-server redis-cli taskset curl timeout
 if (( $(nproc) < 2 )); then
     log "only one CPU: server and load generator share it"
     SERVER_CPU=0 CLIENT_CPU=0
 fi
-if [[ "${BENCH_NO_BUILD:-}" != 1 && -z "${BENCH_BIN:-}" ]]; then
-    log "building release binaries (auth-center, demo-service, gateway, loadgen)"
-    cargo build --release -p auth-center -p demo-service -p gateway -p loadgen >&2
-fi
-for b in auth-center demo-service gateway loadgen; do
-    [[ -x $BIN/$b ]] || die "$BIN/$b missing (build it or unset BENCH_NO_BUILD)"
-done
+bench_binaries
 "$BIN/loadgen" revocation --help | grep -q -- --redis-cluster-urls \
     || die "$BIN/loadgen has no --redis-cluster-urls (older than this script)"
 
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/auth-bench-cluster.XXXXXX")
-PIDS=()
-cleanup() {
-    local status=$?
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    for pid in "${PIDS[@]}"; do
-        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -9 "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
-    if [[ "${BENCH_KEEP:-}" == 1 || $status -ne 0 ]]; then
-        log "logs and results kept in $TMP"
-    else
-        rm -rf "$TMP"
-    fi
-    exit $status
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_tmp auth-bench-cluster
 
-free_port() { "$BIN/loadgen" free-port; }
-forget_pid() { # pid: drop an ended process from PIDS, so clean-up never signals its number
-    local keep=() p
-    for p in "${PIDS[@]}"; do [[ $p == "$1" ]] || keep+=("$p"); done
-    PIDS=("${keep[@]}")
-}
 # A free port whose cluster bus port (port + 10000) is valid and free too, and neither of
 # them picked before (the nodes started so far may not have bound theirs yet; the caller adds
 # each pick to TAKEN, since this runs in a subshell).
@@ -108,14 +77,6 @@ cluster_port() {
     done
     die "no free port at or below 55535"
 }
-wait_http() { # url what
-    for _ in $(seq 200); do
-        curl -sf -o /dev/null "$1" && return 0
-        sleep 0.05
-    done
-    die "$2 did not come up ($1); see $TMP"
-}
-
 # --- the cluster -------------------------------------------------------------------------------
 NODES=()
 NICE_GOT=$REDIS_NICE
@@ -199,8 +160,6 @@ eval "$token_env"
 [[ -n "${ACCESS_TOKEN:-}" ]] || die "could not log in"
 
 # --- 1. throughput -------------------------------------------------------------------------------
-n=0
-next_result() { n=$((n + 1)); RESULT="$TMP/$(printf '%03d' "$n")"; }
 run_http() { # label name path [token]
     next_result
     log "http: $1 (${DURATION}s + ${WARMUP}s warm-up, $CONNS connections)"

@@ -119,8 +119,9 @@ SERVER_CPU=${BENCH_SERVER_CPU:-0}
 CLIENT_CPU=${BENCH_CLIENT_CPU:-1}
 BIN=${BENCH_BIN:-$ROOT/target/release}
 
-log() { printf '[bench] %s\n' "$*" >&2; }
-die() { log "error: $*"; exit 1; }
+BENCH_TAG=bench
+# shellcheck source=scripts/bench-lib.sh
+. scripts/bench-lib.sh
 
 # Knobs that go into the auth-center's command line or environment: checked before anything runs.
 [[ ${BENCH_AUTH_NICE:-0} =~ ^-?[0-9]+$ ]] || die "BENCH_AUTH_NICE must be an integer"
@@ -152,9 +153,7 @@ if [[ $AUTH_GROUP == 0 && $AUTOGROUPS != 1 ]]; then
 elif [[ $AUTH_GROUP != shared ]]; then
     AUTH_GROUP_CMD=(setsid sh -c '[ "$1" = 0 ] || echo "$1" >/proc/self/autogroup || exit 125; shift; exec "$@"' sh "$AUTH_GROUP")
 fi
-for tool in redis-server redis-cli taskset curl timeout setsid; do
-    command -v "$tool" >/dev/null || die "$tool not found"
-done
+require_tools redis-server redis-cli taskset curl timeout setsid
 if [[ ${BENCH_PROBE_CONTROLS:-0} == 1 ]]; then
     command -v chrt >/dev/null || die "chrt not found (BENCH_PROBE_CONTROLS=1 runs its controls SCHED_IDLE)"
 fi
@@ -171,13 +170,7 @@ if (( ncpu < 2 )); then
     fi
 fi
 
-if [[ "${BENCH_NO_BUILD:-}" != 1 && -z "${BENCH_BIN:-}" ]]; then
-    log "building release binaries (auth-center, demo-service, gateway, loadgen)"
-    cargo build --release -p auth-center -p demo-service -p gateway -p loadgen >&2
-fi
-for b in auth-center demo-service gateway loadgen; do
-    [[ -x $BIN/$b ]] || die "$BIN/$b missing (build it or unset BENCH_NO_BUILD)"
-done
+bench_binaries
 # The refresh runs at fractions of saturation and the refresh probes watch every CPU: a
 # real-time thread pinned to each notes when it wakes up 2 ms or more late (the machine
 # stopped), and each result says how many of its slow 100 ms slices came with such a stall
@@ -215,46 +208,7 @@ if [[ $WIRE == 1 ]]; then
 fi
 
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/auth-bench.XXXXXX")
-PIDS=()
-cleanup() {
-    local status=$?
-    for pid in "${PIDS[@]}"; do
-        kill "$pid" 2>/dev/null || true
-    done
-    for pid in "${PIDS[@]}"; do
-        # Bounded wait, then SIGKILL whatever is left (our own PIDs only).
-        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -9 "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
-    if [[ "${BENCH_KEEP:-}" == 1 || $status -ne 0 ]]; then
-        log "logs and results kept in $TMP"
-    else
-        rm -rf "$TMP"
-    fi
-    exit $status
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-free_port() { "$BIN/loadgen" free-port; }
-
-# Drops a process that has ended from PIDS, so that the clean-up never signals its number
-# once the system has given it to another process.
-forget_pid() {
-    local keep=() p
-    for p in "${PIDS[@]}"; do [[ $p == "$1" ]] || keep+=("$p"); done
-    PIDS=("${keep[@]}")
-}
-
-wait_http() { # url what
-    for _ in $(seq 200); do
-        curl -sf -o /dev/null "$1" && return 0
-        sleep 0.05
-    done
-    die "$2 did not come up ($1); see $TMP"
-}
+bench_tmp auth-bench
 
 # --- Redis --------------------------------------------------------------------------
 REDIS_PORT=$(free_port)
@@ -457,14 +411,6 @@ if [[ -n "${BENCH_PROFILE:-}" ]]; then
 fi
 
 # --- 1. throughput --------------------------------------------------------------------------
-# Result files: $TMP/NNN-<kind>.json, numbered in the order they are made (three digits, so
-# that the table, which pairs rounds in file order, reads them in that order).
-n=0
-# Moves on to the next result number; RESULT is its path without the "-<kind>.json".
-next_result() {
-    n=$((n + 1))
-    RESULT="$TMP/$(printf '%03d' "$n")"
-}
 run_url() { # label url token server-pid...
     local label=$1 url=$2 token=$3
     shift 3
