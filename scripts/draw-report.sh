@@ -39,6 +39,10 @@ plot --paired "route_layer (Intel Xeon host):$eleventh/route-layer.txt" \
     "$tmp/layouts"
 mv "$tmp/layouts/hot-path.svg" "$out/hot-path-layouts.svg"
 
+# Item 3 in 48 alternating rounds per core count (login-rounds.svg).
+first=$raw/raw-2026-11-29-twenty-first
+plot --login-rounds "$first/login24" "$first/login24-more" "$out"
+
 # The probes beside controls that make no requests, run 2 (notebook; tails-controls.svg).
 plot "$raw/raw-2026-11-27-fifth/controls-8-rounds" "$tmp/controls"
 mv "$tmp/controls/tails.svg" "$out/tails-controls.svg"

@@ -29,6 +29,17 @@ docs/benchmarks/raw-2026-11-27-fifth/paired/paired.sh, rounds numbered batch*100
                     95 % confidence interval, against the 0.5 µs bound; one row per path and
                     group (a group: files from one machine, named NAME).
 
+A third form draws item 3's login rounds, from bench.sh runs with many of them
+(BENCH_LOGIN_ROUNDS=24, say), pooled over the directories given:
+
+    scripts/plot-bench.py --login-rounds DIR [DIR ...] docs/benchmarks
+
+* `login-rounds.svg` each round's logins/s (flood alone) ÷ the raw Argon2 rate measured
+                    beside it (the i-th raw round of a core count with its i-th flood, as
+                    bench.sh alternates them), one dot per round, with the mean and its 95 %
+                    confidence interval, against the 0.9 bound; one row per core count.
+                    The same figures are printed.
+
 Needs matplotlib (scripts/bench-requirements.txt; `scripts/bench.sh` installs it into
 target/bench-venv when BENCH_PLOTS=DIR is set).
 """
@@ -378,7 +389,58 @@ def hot_path(groups, out):
     save(fig, out, "hot-path.svg")
 
 
+def login_round_ratios(directories):
+    """setup -> [logins/s ÷ raw hashes/s per round], pooled over the directories."""
+    ratios = defaultdict(list)
+    for directory in directories:
+        raw, flood = defaultdict(list), defaultdict(list)
+        for r in load(directory):
+            if r.get("kind") == "capacity":
+                raw[setup_of(r["label"])].append(r.get("hashes_per_second", 0))
+            elif r.get("kind") == "login" and r["label"].startswith("logins alone"):
+                flood[setup_of(r["label"])].append(r["ok_per_s"])
+        for setup, rates in raw.items():
+            if len(rates) != len(flood[setup]) or min(rates) <= 0:
+                sys.exit(f"plot-bench.py --login-rounds: {directory} has {len(rates)} raw round(s) "
+                         f"and {len(flood[setup])} flood(s) of {setup}, or a raw rate of 0")
+            ratios[setup] += [f / r for r, f in zip(rates, flood[setup])]
+    if not ratios:
+        sys.exit("plot-bench.py --login-rounds: no raw Argon2 rounds beside login floods in "
+                 + ", ".join(directories))
+    return ratios
+
+
+def login_rounds(directories, out):
+    rows = sorted(login_round_ratios(directories).items())
+    fig, ax = plt.subplots(figsize=(8, 0.9 * len(rows) + 1.4))
+    for i, (setup, ratios) in enumerate(rows):
+        n = len(ratios)
+        mean = sum(ratios) / n
+        half = float("nan")
+        if n > 1:
+            sd = (sum((x - mean) ** 2 for x in ratios) / (n - 1)) ** 0.5
+            half = t975(n - 1) * sd / n ** 0.5
+        met = sum(x >= 0.9 for x in ratios)
+        print(f"{setup}: {n} rounds, mean {mean:.3f} (95 % CI {mean - half:.3f}-{mean + half:.3f}), "
+              f"{met} rounds >= 0.9; rounds " + " ".join(f"{x:.2f}" for x in ratios))
+        ax.plot(ratios, [i] * n, "o", color="#4c72b0", alpha=0.4, markersize=4)
+        ax.errorbar([mean], [i], xerr=[[half], [half]], fmt="D", color="black", capsize=4)
+        ax.text(mean, i - 0.22, f"{mean:.3f} ({mean - half:.3f} to {mean + half:.3f}), {n} rounds",
+                ha="center", va="bottom", fontsize=7)
+    ax.axvline(0.9, color="#c44e52", lw=0.8, ls="--", label="0.9x (bound)")
+    ax.axvline(1.0, color="black", lw=0.8)
+    ax.set_yticks(list(range(len(rows))), [setup for setup, _ in rows], fontsize=8)
+    ax.set_ylim(len(rows) - 0.5, -0.7)
+    ax.set_xlabel("logins/s ÷ raw Argon2 hashes/s of the configured slots, per round (dots)")
+    ax.legend(fontsize=7, loc="lower right")
+    save(fig, out, "login-rounds.svg")
+
+
 def main():
+    if len(sys.argv) >= 4 and sys.argv[1] == "--login-rounds":
+        out = Path(sys.argv[-1])
+        out.mkdir(parents=True, exist_ok=True)
+        return login_rounds(sys.argv[2:-1], out)
     if len(sys.argv) >= 4 and sys.argv[1] == "--paired":
         out = Path(sys.argv[-1])
         out.mkdir(parents=True, exist_ok=True)

@@ -127,3 +127,39 @@ fn the_paired_form_names_a_rounds_file_it_cannot_read_or_that_holds_no_sets() {
         assert_plot_refuses(&python, &args, says, rounds);
     }
 }
+
+#[test]
+fn the_login_rounds_form_names_a_directory_whose_raw_rounds_and_floods_do_not_pair() {
+    let Some(python) = venv_python() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (empty, unpaired) = (dir.path().join("empty"), dir.path().join("unpaired"));
+    std::fs::create_dir(&empty).expect("mkdir");
+    std::fs::create_dir(&unpaired).expect("mkdir");
+    let raw = r#"{"kind": "capacity", "label": "argon2 raw, 1 core", "hashes_per_second": 60.0}"#;
+    let flood = r#"{"kind": "login", "label": "logins alone, 1 core", "ok_per_s": 55.0}"#;
+    for (name, text) in [
+        ("001-capacity.json", raw),
+        ("002-login.json", flood),
+        ("003-capacity.json", raw),
+    ] {
+        std::fs::write(unpaired.join(name), text).expect("write a result");
+    }
+    let out = dir.path().join("out");
+    for (input, says) in [
+        (&empty, "no raw Argon2 rounds beside login floods"),
+        (&unpaired, "has 2 raw round(s) and 1 flood(s) of 1 core"),
+    ] {
+        let args = [
+            "--login-rounds".as_ref(),
+            input.as_os_str(),
+            out.as_os_str(),
+        ];
+        assert_plot_refuses(&python, &args, says, input);
+    }
+    assert!(
+        !out.join("login-rounds.svg").exists(),
+        "drawn from rounds that do not pair"
+    );
+}
