@@ -40,8 +40,15 @@ plot --paired "route_layer (Intel Xeon host):$eleventh/route-layer.txt" \
 mv "$tmp/layouts/hot-path.svg" "$out/hot-path-layouts.svg"
 
 # Item 3 in 48 alternating rounds per core count (login-rounds.svg).
-first=$raw/raw-2026-11-29-twenty-first
-plot --login-rounds "$first/login24" "$first/login24-more" "$out"
+twentyfirst=$raw/raw-2026-11-29-twenty-first
+plot --login-rounds "$twentyfirst/login24" "$twentyfirst/login24-more" "$out"
+
+# Item 3's probes in 24 alternating rounds per core count (probe-rounds.svg), and in 12 on
+# 2 cores beside the controls that make no requests (probe-rounds-controls.svg): drawn apart,
+# since the two runs differ by more than either's interval.
+plot --probe-rounds "$twentyfirst/probes24" "$out"
+plot --probe-rounds "$twentyfirst/probe-controls" "$tmp/probe-controls"
+mv "$tmp/probe-controls/probe-rounds.svg" "$out/probe-rounds-controls.svg"
 
 # The probes beside controls that make no requests, run 2 (notebook; tails-controls.svg).
 plot "$raw/raw-2026-11-27-fifth/controls-8-rounds" "$tmp/controls"

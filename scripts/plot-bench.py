@@ -35,16 +35,27 @@ A third form draws item 3's login rounds, from bench.sh runs with many of them
     scripts/plot-bench.py --login-rounds DIR [DIR ...] docs/benchmarks
 
 * `login-rounds.svg` each round's logins/s (flood alone) ÷ the raw Argon2 rate measured
-                    beside it (the i-th raw round of a core count with its i-th flood, as
+                    in the same round (the i-th raw round of a core count with its i-th flood, as
                     bench.sh alternates them), one dot per round, with the mean and its 95 %
                     confidence interval, against the 0.9 bound; one row per core count.
                     The same figures are printed.
+
+And item 3's probe rounds, from bench.sh runs with many of them (BENCH_PROBE_ROUNDS=24):
+
+    scripts/plot-bench.py --probe-rounds DIR [DIR ...] docs/benchmarks
+
+* `probe-rounds.svg` each round's p99 of the refresh and `/me` probes beside a login flood (and
+                    beside the controls of BENCH_PROBE_CONTROLS) ÷ their p99 alone in the same
+                    round, one dot per round, with the geometric mean and its 95 % confidence
+                    interval, against the 1.1 bound (log scale); one row per probe, core
+                    count and phase. The same figures are printed.
 
 Needs matplotlib (scripts/bench-requirements.txt; `scripts/bench.sh` installs it into
 target/bench-venv when BENCH_PLOTS=DIR is set).
 """
 
 import json
+import math
 import re
 import sys
 from collections import defaultdict
@@ -390,57 +401,136 @@ def hot_path(groups, out):
 
 
 def login_round_ratios(directories):
-    """setup -> [logins/s ÷ raw hashes/s per round], pooled over the directories."""
+    """setup -> [logins/s ÷ raw hashes/s per round], pooled over the directories. Refuses a
+    directory without such rounds, or whose raw rounds and floods of a core count differ in
+    number, so that none is silently left out."""
     ratios = defaultdict(list)
     for directory in directories:
         raw, flood = defaultdict(list), defaultdict(list)
         for r in load(directory):
-            if r.get("kind") == "capacity":
-                raw[setup_of(r["label"])].append(r.get("hashes_per_second", 0))
-            elif r.get("kind") == "login" and r["label"].startswith("logins alone"):
-                flood[setup_of(r["label"])].append(r["ok_per_s"])
-        for setup, rates in raw.items():
-            if len(rates) != len(flood[setup]) or min(rates) <= 0:
-                sys.exit(f"plot-bench.py --login-rounds: {directory} has {len(rates)} raw round(s) "
-                         f"and {len(flood[setup])} flood(s) of {setup}, or a raw rate of 0")
-            ratios[setup] += [f / r for r, f in zip(rates, flood[setup])]
-    if not ratios:
-        sys.exit("plot-bench.py --login-rounds: no raw Argon2 rounds beside login floods in "
-                 + ", ".join(directories))
+            try:
+                if r.get("kind") == "capacity":
+                    raw[setup_of(r["label"])].append(float(r["hashes_per_second"]))
+                elif r.get("kind") == "login" and r["label"].startswith("logins alone"):
+                    flood[setup_of(r["label"])].append(float(r["ok_per_s"]))
+            except (KeyError, TypeError, ValueError) as e:
+                sys.exit(f"plot-bench.py --login-rounds: a result in {directory} lacks {e}")
+        if not raw and not flood:
+            sys.exit(f"plot-bench.py --login-rounds: no raw Argon2 rounds nor login floods in {directory}")
+        for setup in sorted(set(raw) | set(flood)):
+            if len(raw[setup]) != len(flood[setup]):
+                sys.exit(f"plot-bench.py --login-rounds: {directory} has {len(raw[setup])} raw "
+                         f"round(s) and {len(flood[setup])} flood(s) of {setup}")
+            if min(raw[setup]) <= 0:
+                sys.exit(f"plot-bench.py --login-rounds: a raw rate of 0 in {directory} ({setup})")
+            ratios[setup] += [f / r for r, f in zip(raw[setup], flood[setup])]
+    for setup, xs in ratios.items():
+        if len(xs) < 2:
+            sys.exit(f"plot-bench.py --login-rounds: one round of {setup} in "
+                     + ", ".join(directories) + ": no interval from one round")
     return ratios
 
 
-def login_rounds(directories, out):
-    rows = sorted(login_round_ratios(directories).items())
+def rounds_figure(rows, bound, bound_label, xlabel, out, name, geometric=False):
+    """One row per (label, per-round ratios): the rounds as dots, the mean and its 95 %
+    interval (with `geometric`, over the logarithms: the geometric mean, for ratios of tail
+    latencies), a dashed line at `bound`. Prints each row's figures, with how many rounds
+    meet the bound: at least it when it is below 1 (a rate), at most it otherwise (a cost)."""
     fig, ax = plt.subplots(figsize=(8, 0.9 * len(rows) + 1.4))
-    for i, (setup, ratios) in enumerate(rows):
+    for i, (label, ratios) in enumerate(rows):
         n = len(ratios)
-        mean = sum(ratios) / n
-        half = float("nan")
-        if n > 1:
-            sd = (sum((x - mean) ** 2 for x in ratios) / (n - 1)) ** 0.5
-            half = t975(n - 1) * sd / n ** 0.5
-        met = sum(x >= 0.9 for x in ratios)
-        print(f"{setup}: {n} rounds, mean {mean:.3f} (95 % CI {mean - half:.3f}-{mean + half:.3f}), "
-              f"{met} rounds >= 0.9; rounds " + " ".join(f"{x:.2f}" for x in ratios))
+        xs = [math.log(x) for x in ratios] if geometric else ratios
+        mean = sum(xs) / n
+        half = t975(n - 1) * (sum((x - mean) ** 2 for x in xs) / (n - 1)) ** 0.5 / n ** 0.5
+        low, mid, high = mean - half, mean, mean + half
+        if geometric:
+            low, mid, high = math.exp(low), math.exp(mid), math.exp(high)
+        at_least = bound < 1
+        meeting = sum(x >= bound if at_least else x <= bound for x in ratios)
+        kind = "geometric mean" if geometric else "mean"
+        print(f"{label.replace(chr(10), ', ')}: {n} rounds, {kind} {mid:.3f} (95 % CI {low:.3f}-{high:.3f}), "
+              f"{meeting} rounds {'>=' if at_least else '<='} {bound}; rounds "
+              + " ".join(f"{x:.2f}" for x in ratios))
         ax.plot(ratios, [i] * n, "o", color="#4c72b0", alpha=0.4, markersize=4)
-        ax.errorbar([mean], [i], xerr=[[half], [half]], fmt="D", color="black", capsize=4)
-        ax.text(mean, i - 0.22, f"{mean:.3f} ({mean - half:.3f} to {mean + half:.3f}), {n} rounds",
+        ax.errorbar([mid], [i], xerr=[[mid - low], [high - mid]], fmt="D", color="black", capsize=4)
+        ax.text(mid, i - 0.22, f"{mid:.3f} ({low:.3f} to {high:.3f}), {n} rounds",
                 ha="center", va="bottom", fontsize=7)
-    ax.axvline(0.9, color="#c44e52", lw=0.8, ls="--", label="0.9x (bound)")
+    if geometric:
+        ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
+    ax.axvline(bound, color="#c44e52", lw=0.8, ls="--", label=bound_label)
     ax.axvline(1.0, color="black", lw=0.8)
-    ax.set_yticks(list(range(len(rows))), [setup for setup, _ in rows], fontsize=8)
+    ax.set_yticks(list(range(len(rows))), [label for label, _ in rows], fontsize=8)
     ax.set_ylim(len(rows) - 0.5, -0.7)
-    ax.set_xlabel("logins/s ÷ raw Argon2 hashes/s of the configured slots, per round (dots)")
+    ax.set_xlabel(xlabel)
     ax.legend(fontsize=7, loc="lower right")
-    save(fig, out, "login-rounds.svg")
+    save(fig, out, name)
+
+
+def login_rounds(ratios, out):
+    rounds_figure(sorted(ratios.items()), 0.9, "0.9x (bound)",
+                  "logins/s ÷ raw Argon2 hashes/s of the configured slots, per round (dots)",
+                  out, "login-rounds.svg")
+
+
+def probe_round_ratios(directories):
+    """(probe, setup, phase) -> [p99 in that phase ÷ p99 alone, per round], pooled over the
+    directories: the i-th round of each phase with the i-th round alone, as bench.sh runs a
+    round's phases one after the other. Refuses a directory without probe rounds, or whose
+    phases of a probe differ in their number of rounds."""
+    ratios = defaultdict(list)
+    for directory in directories:
+        p99s = defaultdict(lambda: defaultdict(list))  # (probe, setup) -> phase -> p99s
+        for r in load(directory):
+            if r.get("kind") not in ("refresh", "paced"):
+                continue
+            try:
+                label = r["label"]
+                for phase, _ in PROBE_PHASES:
+                    if f" p99 {phase}, " in label:
+                        probe = "refresh" if r["kind"] == "refresh" else "/me (verifier)"
+                        p99s[(probe, setup_of(label))][phase].append(float(r["p99_us"]))
+            except (KeyError, TypeError, ValueError) as e:
+                sys.exit(f"plot-bench.py --probe-rounds: a result in {directory} lacks {e}")
+        if not p99s:
+            sys.exit(f"plot-bench.py --probe-rounds: no probe rounds in {directory}")
+        for (probe, setup), phases in sorted(p99s.items()):
+            alone = phases["unloaded"]
+            for phase, _ in PROBE_PHASES[1:]:
+                if not phases[phase]:
+                    continue
+                if len(phases[phase]) != len(alone) or min(alone) <= 0:
+                    sys.exit(f"plot-bench.py --probe-rounds: {directory} has {len(alone)} round(s) "
+                             f"of the {probe} probe alone and {len(phases[phase])} {phase} ({setup}), "
+                             "or a p99 of 0")
+                ratios[(probe, setup, phase)] += [x / a for a, x in zip(alone, phases[phase])]
+    for key, xs in ratios.items():
+        if len(xs) < 2:
+            sys.exit(f"plot-bench.py --probe-rounds: one round of {' '.join(key)} in "
+                     + ", ".join(directories) + ": no interval from one round")
+    return ratios
+
+
+def probe_rounds(ratios, out):
+    names = dict(PROBE_PHASES)
+    order = [phase for phase, _ in PROBE_PHASES]
+    keys = sorted(ratios, key=lambda k: (k[1], k[0], order.index(k[2])))
+    rows = [(f"{probe}, {setup}\n{names[phase]}", ratios[(probe, setup, phase)])
+            for probe, setup, phase in keys]
+    rounds_figure(rows, 1.1, "1.1x (bound: within 10 %)",
+                  "p99 beside ÷ p99 alone, per round (dots; log scale)",
+                  out, "probe-rounds.svg", geometric=True)
 
 
 def main():
-    if len(sys.argv) >= 4 and sys.argv[1] == "--login-rounds":
+    rounds = {"--login-rounds": (login_round_ratios, login_rounds),
+              "--probe-rounds": (probe_round_ratios, probe_rounds)}
+    if len(sys.argv) >= 4 and sys.argv[1] in rounds:
+        ratios_of, draw = rounds[sys.argv[1]]
+        ratios = ratios_of(sys.argv[2:-1])
         out = Path(sys.argv[-1])
         out.mkdir(parents=True, exist_ok=True)
-        return login_rounds(sys.argv[2:-1], out)
+        return draw(ratios, out)
     if len(sys.argv) >= 4 and sys.argv[1] == "--paired":
         out = Path(sys.argv[-1])
         out.mkdir(parents=True, exist_ok=True)

@@ -128,38 +128,180 @@ fn the_paired_form_names_a_rounds_file_it_cannot_read_or_that_holds_no_sets() {
     }
 }
 
+/// A directory `name` under `dir` holding `files` (name, text): a run's results.
+fn results_dir<T: AsRef<[u8]>>(dir: &Path, name: &str, files: &[(&str, T)]) -> std::path::PathBuf {
+    let path = dir.join(name);
+    std::fs::create_dir(&path).expect("mkdir");
+    for (file, text) in files {
+        std::fs::write(path.join(file), text).expect("write a result");
+    }
+    path
+}
+
+/// Runs `plot-bench.py args`, asserts that it succeeds, and returns what it printed.
+fn plot_prints(python: &str, args: &[&std::ffi::OsStr]) -> String {
+    let run = Command::new(python)
+        .arg(repo_path("scripts/plot-bench.py"))
+        .args(args)
+        .output()
+        .expect("plot-bench.py runs");
+    assert!(
+        run.status.success(),
+        "plot-bench.py {args:?}: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    String::from_utf8_lossy(&run.stdout).into_owned()
+}
+
 #[test]
 fn the_login_rounds_form_names_a_directory_whose_raw_rounds_and_floods_do_not_pair() {
     let Some(python) = venv_python() else {
         return;
     };
     let dir = tempfile::tempdir().expect("tempdir");
-    let (empty, unpaired) = (dir.path().join("empty"), dir.path().join("unpaired"));
-    std::fs::create_dir(&empty).expect("mkdir");
-    std::fs::create_dir(&unpaired).expect("mkdir");
     let raw = r#"{"kind": "capacity", "label": "argon2 raw, 1 core", "hashes_per_second": 60.0}"#;
     let flood = r#"{"kind": "login", "label": "logins alone, 1 core", "ok_per_s": 55.0}"#;
-    for (name, text) in [
-        ("001-capacity.json", raw),
-        ("002-login.json", flood),
-        ("003-capacity.json", raw),
-    ] {
-        std::fs::write(unpaired.join(name), text).expect("write a result");
+    let results = |name: &str, files: &[(&str, &str)]| results_dir(dir.path(), name, files);
+    let paired = results(
+        "paired",
+        &[("001-capacity.json", raw), ("002-login.json", flood)],
+    );
+    let paired_too = results(
+        "paired-too",
+        &[("001-login.json", flood), ("002-capacity.json", raw)],
+    );
+    let empty = results("empty", &[]);
+    let unpaired = results(
+        "unpaired",
+        &[
+            ("001-capacity.json", raw),
+            ("002-login.json", flood),
+            ("003-capacity.json", raw),
+        ],
+    );
+    let floods_only = results("floods-only", &[("001-login.json", flood)]);
+    let out = dir.path().join("out");
+    let cases: [(&[&Path], &Path, &str); 4] = [
+        // An empty directory beside one with rounds is refused, not left out.
+        (
+            &[&paired, &empty],
+            &empty,
+            "no raw Argon2 rounds nor login floods",
+        ),
+        (
+            &[&unpaired],
+            &unpaired,
+            "has 2 raw round(s) and 1 flood(s) of 1 core",
+        ),
+        (
+            &[&floods_only],
+            &floods_only,
+            "has 0 raw round(s) and 1 flood(s) of 1 core",
+        ),
+        (&[&paired], &paired, "no interval from one round"),
+    ];
+    for (inputs, named, says) in cases {
+        let mut args = vec!["--login-rounds".as_ref()];
+        args.extend(inputs.iter().map(|p| p.as_os_str()));
+        args.push(out.as_os_str());
+        assert_plot_refuses(&python, &args, says, named);
     }
+    assert!(
+        !out.exists(),
+        "an output directory made for rounds that were refused"
+    );
+    // Two directories of one round each pool into two rounds: that draws.
+    let args = [
+        "--login-rounds".as_ref(),
+        paired.as_os_str(),
+        paired_too.as_os_str(),
+        out.as_os_str(),
+    ];
+    let printed = plot_prints(&python, &args);
+    assert!(
+        printed.contains("1 core: 2 rounds, mean 0.917"),
+        "{printed}"
+    );
+    assert!(out.join("login-rounds.svg").exists());
+}
+
+#[test]
+fn the_probe_rounds_form_pairs_each_phase_with_the_probe_alone_and_refuses_what_does_not_pair() {
+    let Some(python) = venv_python() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let result = |kind: &str, probe: &str, phase: &str, p99_us: f64| {
+        format!(
+            r#"{{"kind": "{kind}", "label": "{probe} p99 {phase}, 1 core", "p99_us": {p99_us}}}"#
+        )
+    };
+    let results = |name: &str, files: &[(&str, String)]| results_dir(dir.path(), name, files);
+    // Two rounds: alone then beside, beside then alone; a refresh tail point in between,
+    // which is no probe round.
+    let paired = results(
+        "paired",
+        &[
+            (
+                "001-refresh.json",
+                result("refresh", "refresh", "unloaded", 1000.0),
+            ),
+            (
+                "002-refresh.json",
+                result("refresh", "refresh", "loaded", 2000.0),
+            ),
+            (
+                "003-refresh.json",
+                result("refresh", "refresh", "at 0.5 of saturation", 9000.0),
+            ),
+            (
+                "004-refresh.json",
+                result("refresh", "refresh", "loaded", 1000.0),
+            ),
+            (
+                "005-refresh.json",
+                result("refresh", "refresh", "unloaded", 500.0),
+            ),
+        ],
+    );
+    let unpaired = results(
+        "unpaired",
+        &[
+            ("001-paced.json", result("paced", "/me", "unloaded", 800.0)),
+            ("002-paced.json", result("paced", "/me", "loaded", 900.0)),
+            ("003-paced.json", result("paced", "/me", "unloaded", 800.0)),
+        ],
+    );
+    let empty = results("empty", &[]);
     let out = dir.path().join("out");
     for (input, says) in [
-        (&empty, "no raw Argon2 rounds beside login floods"),
-        (&unpaired, "has 2 raw round(s) and 1 flood(s) of 1 core"),
+        (&empty, "no probe rounds"),
+        (
+            &unpaired,
+            "has 2 round(s) of the /me (verifier) probe alone and 1 loaded",
+        ),
     ] {
         let args = [
-            "--login-rounds".as_ref(),
+            "--probe-rounds".as_ref(),
             input.as_os_str(),
             out.as_os_str(),
         ];
         assert_plot_refuses(&python, &args, says, input);
     }
     assert!(
-        !out.join("login-rounds.svg").exists(),
-        "drawn from rounds that do not pair"
+        !out.exists(),
+        "an output directory made for rounds that were refused"
     );
+    let args = [
+        "--probe-rounds".as_ref(),
+        paired.as_os_str(),
+        out.as_os_str(),
+    ];
+    let printed = plot_prints(&python, &args);
+    // Round ratios 2.0 and 2.0: the geometric mean 2, with no spread.
+    assert!(
+        printed.contains("refresh, 1 core, beside a login flood: 2 rounds, geometric mean 2.000 (95 % CI 2.000-2.000)"),
+        "{printed}"
+    );
+    assert!(out.join("probe-rounds.svg").exists());
 }
