@@ -511,8 +511,16 @@ def probe_round_ratios(directories):
     return ratios
 
 
+# The row names of probe-rounds.svg: PROBE_PHASES' names, short enough to leave the plot room.
+PROBE_ROUND_NAMES = {
+    "loaded": "beside a login flood",
+    "hashing": "beside raw hashing, no requests",
+    "spinning": "beside busy loops, no requests",
+}
+
+
 def probe_rounds(ratios, out):
-    names = dict(PROBE_PHASES)
+    names = PROBE_ROUND_NAMES
     order = [phase for phase, _ in PROBE_PHASES]
     keys = sorted(ratios, key=lambda k: (k[1], k[0], order.index(k[2])))
     rows = [(f"{probe}, {setup}\n{names[phase]}", ratios[(probe, setup, phase)])
