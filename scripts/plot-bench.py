@@ -361,6 +361,14 @@ def t975(df):
     return T975[max(k for k in T975 if k <= df)]
 
 
+def mean_and_half(xs):
+    """The mean of `xs` and the half-width of its 95 % confidence interval (Student's t)."""
+    n = len(xs)
+    mean = sum(xs) / n
+    sd = (sum((x - mean) ** 2 for x in xs) / (n - 1)) ** 0.5
+    return mean, t975(n - 1) * sd / n ** 0.5
+
+
 def hot_path(groups, out):
     """groups: [(name, [files])]; each group's paths get a row of their own."""
     base = "/baseline/me"
@@ -384,9 +392,7 @@ def hot_path(groups, out):
     fig, ax = plt.subplots(figsize=(8, 0.75 * len(rows_drawn) + 1.4))
     for i, (label, diffs) in enumerate(rows_drawn):
         n = len(diffs)
-        mean = sum(diffs) / n
-        sd = (sum((x - mean) ** 2 for x in diffs) / (n - 1)) ** 0.5
-        half = t975(n - 1) * sd / n ** 0.5
+        mean, half = mean_and_half(diffs)
         ax.plot(diffs, [i] * n, "o", color="#4c72b0", alpha=0.5, markersize=4)
         ax.errorbar([mean], [i], xerr=[[half], [half]], fmt="D", color="black", capsize=4)
         ax.text(mean, i - 0.22, f"{mean:+.2f} µs ({mean - half:+.2f} to {mean + half:+.2f}), {n} sets",
@@ -431,21 +437,18 @@ def login_round_ratios(directories):
     return ratios
 
 
-def rounds_figure(rows, bound, bound_label, xlabel, out, name, geometric=False):
+def rounds_figure(rows, bound, at_least, bound_label, xlabel, out, name, geometric=False):
     """One row per (label, per-round ratios): the rounds as dots, the mean and its 95 %
     interval (with `geometric`, over the logarithms: the geometric mean, for ratios of tail
     latencies), a dashed line at `bound`. Prints each row's figures, with how many rounds
-    meet the bound: at least it when it is below 1 (a rate), at most it otherwise (a cost)."""
+    meet the bound: at least it with `at_least` (a rate), at most it otherwise (a cost)."""
     fig, ax = plt.subplots(figsize=(8, 0.9 * len(rows) + 1.4))
     for i, (label, ratios) in enumerate(rows):
         n = len(ratios)
-        xs = [math.log(x) for x in ratios] if geometric else ratios
-        mean = sum(xs) / n
-        half = t975(n - 1) * (sum((x - mean) ** 2 for x in xs) / (n - 1)) ** 0.5 / n ** 0.5
+        mean, half = mean_and_half([math.log(x) for x in ratios] if geometric else ratios)
         low, mid, high = mean - half, mean, mean + half
         if geometric:
             low, mid, high = math.exp(low), math.exp(mid), math.exp(high)
-        at_least = bound < 1
         meeting = sum(x >= bound if at_least else x <= bound for x in ratios)
         kind = "geometric mean" if geometric else "mean"
         print(f"{label.replace(chr(10), ', ')}: {n} rounds, {kind} {mid:.3f} (95 % CI {low:.3f}-{high:.3f}), "
@@ -468,7 +471,7 @@ def rounds_figure(rows, bound, bound_label, xlabel, out, name, geometric=False):
 
 
 def login_rounds(ratios, out):
-    rounds_figure(sorted(ratios.items()), 0.9, "0.9x (bound)",
+    rounds_figure(sorted(ratios.items()), 0.9, True, "0.9x (bound)",
                   "logins/s ÷ raw Argon2 hashes/s of the configured slots, per round (dots)",
                   out, "login-rounds.svg")
 
@@ -492,17 +495,19 @@ def probe_round_ratios(directories):
                         p99s[(probe, setup_of(label))][phase].append(float(r["p99_us"]))
             except (KeyError, TypeError, ValueError) as e:
                 sys.exit(f"plot-bench.py --probe-rounds: a result in {directory} lacks {e}")
-        if not p99s:
-            sys.exit(f"plot-bench.py --probe-rounds: no probe rounds in {directory}")
+        if not any(phase != "unloaded" and xs for phases in p99s.values() for phase, xs in phases.items()):
+            sys.exit(f"plot-bench.py --probe-rounds: no probe rounds beside anything in {directory}")
         for (probe, setup), phases in sorted(p99s.items()):
             alone = phases["unloaded"]
             for phase, _ in PROBE_PHASES[1:]:
                 if not phases[phase]:
                     continue
-                if len(phases[phase]) != len(alone) or min(alone) <= 0:
+                if len(phases[phase]) != len(alone):
                     sys.exit(f"plot-bench.py --probe-rounds: {directory} has {len(alone)} round(s) "
-                             f"of the {probe} probe alone and {len(phases[phase])} {phase} ({setup}), "
-                             "or a p99 of 0")
+                             f"of the {probe} probe alone and {len(phases[phase])} {phase} ({setup})")
+                if min(alone) <= 0:
+                    sys.exit(f"plot-bench.py --probe-rounds: a p99 of 0 alone in {directory} "
+                             f"({probe}, {setup})")
                 ratios[(probe, setup, phase)] += [x / a for a, x in zip(alone, phases[phase])]
     for key, xs in ratios.items():
         if len(xs) < 2:
@@ -520,12 +525,11 @@ PROBE_ROUND_NAMES = {
 
 
 def probe_rounds(ratios, out):
-    names = PROBE_ROUND_NAMES
     order = [phase for phase, _ in PROBE_PHASES]
     keys = sorted(ratios, key=lambda k: (k[1], k[0], order.index(k[2])))
-    rows = [(f"{probe}, {setup}\n{names[phase]}", ratios[(probe, setup, phase)])
+    rows = [(f"{probe}, {setup}\n{PROBE_ROUND_NAMES[phase]}", ratios[(probe, setup, phase)])
             for probe, setup, phase in keys]
-    rounds_figure(rows, 1.1, "1.1x (bound: within 10 %)",
+    rounds_figure(rows, 1.1, False, "1.1x (bound: within 10 %)",
                   "p99 beside ÷ p99 alone, per round (dots; log scale)",
                   out, "probe-rounds.svg", geometric=True)
 
