@@ -39,6 +39,18 @@ plot --paired "route_layer (Intel Xeon host):$eleventh/route-layer.txt" \
     "$tmp/layouts"
 mv "$tmp/layouts/hot-path.svg" "$out/hot-path-layouts.svg"
 
+# Item 1 on every host the default layout was measured on after both cuts, fresh sets of
+# processes each (hot-path-hosts.svg; the eleventh and twelfth sessions' code was before the
+# nineteenth session's request id change).
+seventeenth=$raw/raw-2026-11-29-seventeenth
+plot --paired "Intel Xeon host (11th session):$eleventh/whole-router.txt" \
+    "AMD EPYC host (12th):$raw/raw-2026-11-28-twelfth/paired/whole-router.txt" \
+    "slower guest (17th):$seventeenth/groups/shared.txt,$seventeenth/groups/own.txt,$seventeenth/alloc/glibc.txt,$seventeenth/bearer/rounds.txt" \
+    "faster guest (19th, 20th):$raw/raw-2026-11-29-nineteenth/cpu/new.txt,$raw/raw-2026-11-29-nineteenth/cpu-more/new.txt,$raw/raw-2026-11-29-twentieth/bearer/me-only.txt,$raw/raw-2026-11-29-twentieth/bearer-more/me-only.txt" \
+    "fastest guest (22nd):$raw/raw-2026-11-29-twenty-second/bearer/rounds.txt" \
+    "$tmp/hosts"
+mv "$tmp/hosts/hot-path.svg" "$out/hot-path-hosts.svg"
+
 # Item 3 in 48 alternating rounds per core count (login-rounds.svg).
 twentyfirst=$raw/raw-2026-11-29-twenty-first
 plot --login-rounds "$twentyfirst/login24" "$twentyfirst/login24-more" "$out"
