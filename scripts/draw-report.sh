@@ -40,14 +40,14 @@ plot --paired "route_layer (Intel Xeon host):$eleventh/route-layer.txt" \
 mv "$tmp/layouts/hot-path.svg" "$out/hot-path-layouts.svg"
 
 # Item 1 on every host the default layout was measured on after both cuts, fresh sets of
-# processes each (hot-path-hosts.svg; the eleventh and twelfth sessions' code was before the
-# nineteenth session's request id change).
+# processes each, `/me` only (hot-path-hosts.svg; the eleventh, twelfth and seventeenth
+# sessions' code was before the nineteenth session's request id change).
 seventeenth=$raw/raw-2026-11-29-seventeenth
 plot --paired "Intel Xeon host (11th session):$eleventh/whole-router.txt" \
     "AMD EPYC host (12th):$raw/raw-2026-11-28-twelfth/paired/whole-router.txt" \
-    "slower guest (17th):$seventeenth/groups/shared.txt,$seventeenth/groups/own.txt,$seventeenth/alloc/glibc.txt,$seventeenth/bearer/rounds.txt" \
+    "slower guest (17th):$seventeenth/groups/shared.txt,$seventeenth/groups/own.txt,$seventeenth/alloc/glibc.txt,$seventeenth/bearer/me-only.txt" \
     "faster guest (19th, 20th):$raw/raw-2026-11-29-nineteenth/cpu/new.txt,$raw/raw-2026-11-29-nineteenth/cpu-more/new.txt,$raw/raw-2026-11-29-twentieth/bearer/me-only.txt,$raw/raw-2026-11-29-twentieth/bearer-more/me-only.txt" \
-    "fastest guest (22nd):$raw/raw-2026-11-29-twenty-second/bearer/rounds.txt" \
+    "fastest guest (22nd):$raw/raw-2026-11-29-twenty-second/bearer/me-only.txt" \
     "$tmp/hosts"
 mv "$tmp/hosts/hot-path.svg" "$out/hot-path-hosts.svg"
 
