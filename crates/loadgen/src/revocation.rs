@@ -122,6 +122,11 @@ pub(crate) struct RevocationResult {
     /// The most such stale 200s in one trial.
     #[serde(default)]
     pub max_stale_in_a_trial: u64,
+    /// For each of those stale 200s, how long after the DEL reply its request was sent, µs,
+    /// in ascending order: a revocation bound leaves a window of microseconds after the
+    /// reply, and this tells an answer inside it from one after it.
+    #[serde(default)]
+    pub stale_sent_after_del_us: Vec<f64>,
     /// Requests the background connections completed, over all trials.
     #[serde(default)]
     pub background_requests: u64,
@@ -223,6 +228,7 @@ pub(crate) async fn run(args: RevocationArgs) -> anyhow::Result<RevocationResult
     let (mut first_poll_401, mut stale, mut trials_with_stale) = (0, 0, 0);
     let (mut timeouts, mut other_status) = (0, 0);
     let (mut stale_total, mut max_stale_in_a_trial, mut background_requests) = (0, 0, 0);
+    let mut stale_sent_after_del_us = Vec::new();
     let mut samples_us = Vec::with_capacity(args.trials);
 
     for _ in 0..args.trials {
@@ -311,6 +317,7 @@ pub(crate) async fn run(args: RevocationArgs) -> anyhow::Result<RevocationResult
         let mut polls = 0u64;
         let mut stale_here = 0u64;
         loop {
+            let sent = Instant::now();
             let status = conn.get().await?;
             polls += 1;
             if status == StatusCode::UNAUTHORIZED {
@@ -324,6 +331,7 @@ pub(crate) async fn run(args: RevocationArgs) -> anyhow::Result<RevocationResult
             }
             if status == StatusCode::OK {
                 stale_here += 1;
+                stale_sent_after_del_us.extend(sent_after_reply_us(sent, Some(&replied)));
             } else {
                 other_status += 1;
             }
@@ -337,7 +345,8 @@ pub(crate) async fn run(args: RevocationArgs) -> anyhow::Result<RevocationResult
         let mut stale_in_trial = stale_here;
         for task in background {
             let done = task.await??;
-            stale_in_trial += done.stale;
+            stale_in_trial += done.stale_sent_after_us.len() as u64;
+            stale_sent_after_del_us.extend(done.stale_sent_after_us);
             background_requests += done.requests;
             if !done.revoked {
                 other_conns.push(done.conn);
@@ -351,6 +360,7 @@ pub(crate) async fn run(args: RevocationArgs) -> anyhow::Result<RevocationResult
         }
     }
 
+    stale_sent_after_del_us.sort_by(f64::total_cmp);
     Ok(RevocationResult {
         kind: "revocation".into(),
         label: args.label,
@@ -383,9 +393,17 @@ pub(crate) async fn run(args: RevocationArgs) -> anyhow::Result<RevocationResult
         background_connections: args.background_connections,
         stale_total,
         max_stale_in_a_trial,
+        stale_sent_after_del_us,
         background_requests,
         samples_us,
     })
+}
+
+/// How long after the DEL reply (`replied`, unset before the DEL) a request was sent, µs;
+/// `None` for a request sent before the reply, whose 200 is not stale.
+fn sent_after_reply_us(sent: Instant, replied: Option<&Instant>) -> Option<f64> {
+    let replied = *replied?;
+    (sent > replied).then(|| us(nanos(sent - replied)))
 }
 
 fn nanos(d: Duration) -> u64 {
@@ -412,13 +430,15 @@ struct Hammered {
     /// Whether it carried the trial's (revoked) token.
     revoked: bool,
     requests: u64,
-    /// 200s to requests sent after the DEL reply (counted for the trial's token only).
-    stale: u64,
+    /// Each 200 to a request sent after the DEL reply (counted for the trial's token only):
+    /// how long after the reply the request was sent, µs.
+    stale_sent_after_us: Vec<f64>,
 }
 
 /// GETs on `conn` back to back until the trial stops.
 async fn hammer(mut conn: RawConn, revoked: bool, trial: Arc<Trial>) -> anyhow::Result<Hammered> {
-    let (mut requests, mut stale, mut errors) = (0, 0, 0);
+    let (mut requests, mut errors) = (0, 0);
+    let mut stale_sent_after_us = Vec::new();
     while !trial.stop.load(Ordering::Relaxed) {
         let sent = Instant::now();
         let status = match conn.get().await {
@@ -433,21 +453,15 @@ async fn hammer(mut conn: RawConn, revoked: bool, trial: Arc<Trial>) -> anyhow::
             }
         };
         requests += 1;
-        if revoked
-            && status == StatusCode::OK
-            && trial
-                .del_replied
-                .get()
-                .is_some_and(|&replied| sent > replied)
-        {
-            stale += 1;
+        if revoked && status == StatusCode::OK {
+            stale_sent_after_us.extend(sent_after_reply_us(sent, trial.del_replied.get()));
         }
     }
     Ok(Hammered {
         conn,
         revoked,
         requests,
-        stale,
+        stale_sent_after_us,
     })
 }
 
@@ -575,6 +589,19 @@ mod tests {
             .is_err()
         );
         assert!(parse(&["--redis-cluster-urls", "redis://127.0.0.1:2"]).is_ok());
+    }
+
+    #[test]
+    fn only_a_request_sent_after_the_del_reply_counts_as_stale_with_its_delay() {
+        let replied = Instant::now();
+        let before = replied
+            .checked_sub(Duration::from_micros(5))
+            .expect("an earlier instant");
+        assert_eq!(sent_after_reply_us(before, Some(&replied)), None);
+        assert_eq!(sent_after_reply_us(replied, Some(&replied)), None);
+        assert_eq!(sent_after_reply_us(replied, None), None, "no DEL yet");
+        let after = replied + Duration::from_micros(1_500);
+        assert_eq!(sent_after_reply_us(after, Some(&replied)), Some(1_500.0));
     }
 
     #[test]
