@@ -262,14 +262,13 @@ fn wire_line(r: &WireResult) -> String {
     line
 }
 
-/// One `hiccups` run: the share of its time its core did not run it, the gaps of 1 ms and
-/// more apart (what moves a p99 of sub-millisecond answers), and the gaps by class.
-/// When a run's stale answers' requests were sent after the DEL reply: ", sent 12.3 µs
-/// after the DEL reply" for one, ", sent 4.0 to 812.5 µs after ..." for several; nothing
-/// without stale answers (or in results from before the delays were recorded).
+/// When a run's stale answers' requests were sent after the DEL reply (`us` ascending):
+/// ", sent 12.3 µs after the DEL reply" for one delay, ", sent 4.0 to 812.5 µs after ..."
+/// for a range; nothing without stale answers (or in results from before the delays were
+/// recorded).
 fn stale_delays(us: &[f64]) -> String {
     match (us.first(), us.last()) {
-        (Some(first), Some(last)) if us.len() == 1 || first == last => {
+        (Some(first), Some(last)) if first == last => {
             format!(", sent {first:.1} µs after the DEL reply")
         }
         (Some(first), Some(last)) => {
@@ -766,6 +765,29 @@ mod tests {
         assert_eq!(
             stale_delays(&[4.0, 30.0, 812.5]),
             ", sent 4.0 to 812.5 µs after the DEL reply"
+        );
+    }
+
+    #[test]
+    fn a_revocation_run_names_its_stale_answers_delays_and_an_older_result_still_reads() {
+        // A result written before the delays were recorded has no such field.
+        let older = r#"{"kind":"revocation","label":"tracked","url":"u","session_source":"login per trial","trials":2000,"min_us":300.0,"mean_us":1500.0,"p50_us":1450.0,"p90_us":2000.0,"p99_us":3000.0,"max_us":7600.0,"del_rtt_p50_us":110.0,"del_rtt_p99_us":200.0,"me_rtt_p50_us":800.0,"first_poll_401":2000,"stale_200_after_del":0,"trials_with_stale":1,"background_connections":32,"stale_total":1,"max_stale_in_a_trial":1,"background_requests":300000,"timeouts":0,"session_p50_ms":13.7,"seconds":40.0,"other_status":0}"#;
+        let table = rendered(&[older.to_owned()]);
+        assert!(
+            table.contains("stale 200s: 1 in all (0 to the poller), 300000 background requests"),
+            "{table}"
+        );
+        let timed = older.replacen(
+            r#""stale_total":1"#,
+            r#""stale_total":2,"stale_sent_after_del_us":[73.5,170.9]"#,
+            1,
+        );
+        let table = rendered(&[timed]);
+        assert!(
+            table.contains(
+                "stale 200s: 2 in all (0 to the poller), sent 73.5 to 170.9 µs after the DEL reply, 300000 background requests"
+            ),
+            "{table}"
         );
     }
 

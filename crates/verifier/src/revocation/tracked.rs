@@ -953,7 +953,7 @@ mod tests {
         );
         assert!(
             probe.refused_at.is_some(),
-            "CLIENT ID asked within the minute"
+            "the refusal's time kept until the minute is up"
         );
         probe.refused_at = std::time::Instant::now().checked_sub(super::super::PTTL_RETRY);
         assert!(
