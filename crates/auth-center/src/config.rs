@@ -44,6 +44,12 @@ pub struct Config {
     pub issuer: String,
     /// SQL database: `sqlite:<path>` (embedded default) or `postgres://...`.
     pub database_url: SecretString,
+    /// Whether a successful login's audit row waits for the disk before the login answers
+    /// (`AUTH_LOGIN_AUDIT_SYNC`). Off by default: the row is committed without a sync, so a
+    /// power loss or operating-system crash can lose the rows of the last moments before it
+    /// (never other writes: users, passwords, roles, devices, clients and keys always wait).
+    /// On: every login pays a disk sync, as every other write does.
+    pub login_audit_sync: bool,
     /// Where sessions and rate-limit counters live: read from `redis_url` (`REDIS_URL`),
     /// `redis_cluster_urls` (`REDIS_CLUSTER_URLS`) or `redis_sentinel_urls` with
     /// `redis_sentinel_master` (`REDIS_SENTINEL_URLS`, `REDIS_SENTINEL_MASTER`); with none, in
@@ -752,6 +758,7 @@ impl Default for Config {
             metrics_addr: None,
             issuer: "http://localhost:8080".into(),
             database_url: SecretString::from("sqlite:auth-center.db"),
+            login_audit_sync: false,
             redis: RedisConfig::Memory,
             redis_tls_ca_file: None,
             redis_tls_client_cert_file: None,
@@ -815,6 +822,7 @@ impl std::fmt::Debug for Config {
             .field("metrics_addr", &self.metrics_addr)
             .field("issuer", &self.issuer)
             .field("database_url", &"[redacted]")
+            .field("login_audit_sync", &self.login_audit_sync)
             .field("redis", &self.redis_mode())
             .field("redis_tls_ca_file", &self.redis_tls_ca_file)
             .field(

@@ -148,9 +148,15 @@ const KEY_RELOAD_INTERVAL: Duration = Duration::from_secs(crate::domain::keys::K
 /// The SQL database of the configuration, migrated, with the username skeletons of older
 /// rows filled in.
 pub async fn connect_database(config: &Config) -> anyhow::Result<Arc<dyn Database>> {
+    let login_audit = if config.login_audit_sync {
+        sql::LoginAudit::Synced
+    } else {
+        sql::LoginAudit::Unsynced
+    };
     let db = sql::connect(
         &config.database_url,
         Duration::from_millis(config.timeouts.database_ms),
+        login_audit,
     )
     .await
     .context("cannot open the database (DATABASE_URL)")?;

@@ -8,8 +8,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
-use sqlx::postgres::{PgPool, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 
 use crate::domain::error::{StoreError, Unique};
 use crate::domain::ports::{
@@ -17,51 +19,122 @@ use crate::domain::ports::{
 };
 
 /// Users in PostgreSQL.
-pub struct PostgresDatabase(PgPool);
+pub struct PostgresDatabase {
+    pool: PgPool,
+    /// Where a login's audit row is written: `pool`, or with [`LoginAudit::Unsynced`]
+    /// connections that commit without waiting for the disk (`synchronous_commit = off`).
+    login_audit: PgPool,
+}
+
 /// Users in a SQLite file.
-pub struct SqliteDatabase(SqlitePool);
+pub struct SqliteDatabase {
+    pool: SqlitePool,
+    /// Where a login's audit row is written: `pool`, or with [`LoginAudit::Unsynced`]
+    /// connections that commit without syncing the write-ahead log (`synchronous = NORMAL`).
+    login_audit: SqlitePool,
+}
+
+/// Whether a successful login's audit row waits for the disk
+/// ([`Database::audit_if_user_unchanged`]; `login_audit_sync` in the configuration).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginAudit {
+    /// Committed like every other write: on disk before the login answers.
+    Synced,
+    /// Committed without waiting for the disk (the default). The row survives a crash of
+    /// the auth-center, and is visible to every reader once the login answers; a power loss
+    /// or an operating-system crash can lose the rows of the last moments before it (on
+    /// SQLite until the next synced commit or checkpoint, on PostgreSQL at most three times
+    /// `wal_writer_delay`), and nothing else: every other write still waits for the disk,
+    /// and the log is replayed in order, so no later change survives an earlier row lost.
+    Unsynced,
+}
 
 /// Connects to `url` (`postgres://...` or `sqlite:...`) and applies the embedded
 /// migrations.
 pub async fn connect(
     url: &SecretString,
     acquire_timeout: Duration,
+    login_audit: LoginAudit,
 ) -> Result<Arc<dyn Database>, StoreError> {
     let url = url.expose_secret();
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(
+            PostgresDatabase::connect(url, acquire_timeout, login_audit).await?,
+        ))
+    } else if url.starts_with("sqlite:") {
+        Ok(Arc::new(
+            SqliteDatabase::connect(url, acquire_timeout, login_audit).await?,
+        ))
+    } else {
+        Err(StoreError::other(
+            "DATABASE_URL must start with postgres:// or sqlite:",
+        ))
+    }
+}
+
+impl PostgresDatabase {
+    async fn connect(
+        url: &str,
+        acquire_timeout: Duration,
+        login_audit: LoginAudit,
+    ) -> Result<Self, StoreError> {
+        let options = PgConnectOptions::from_str(url).map_err(sql_error)?;
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(acquire_timeout)
-            .connect(url)
+            .connect_with(options.clone())
             .await
             .map_err(sql_error)?;
         sqlx::migrate!("../../migrations/postgres")
             .run(&pool)
             .await
             .map_err(|e| StoreError::other_because("applying the migrations", e))?;
-        Ok(Arc::new(PostgresDatabase(pool)))
-    } else if url.starts_with("sqlite:") {
+        let login_audit = match login_audit {
+            LoginAudit::Synced => pool.clone(),
+            LoginAudit::Unsynced => PgPoolOptions::new()
+                .max_connections(4)
+                .acquire_timeout(acquire_timeout)
+                .connect_lazy_with(options.options([("synchronous_commit", "off")])),
+        };
+        Ok(Self { pool, login_audit })
+    }
+}
+
+impl SqliteDatabase {
+    async fn connect(
+        url: &str,
+        acquire_timeout: Duration,
+        login_audit: LoginAudit,
+    ) -> Result<Self, StoreError> {
+        // `synchronous = FULL` (sqlx's default, stated here): a commit is on disk before it
+        // returns.
         let options = SqliteConnectOptions::from_str(url)
             .map_err(|e| StoreError::other_because("reading the SQLite URL", e))?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(5))
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .acquire_timeout(acquire_timeout)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
             .map_err(sql_error)?;
         sqlx::migrate!("../../migrations/sqlite")
             .run(&pool)
             .await
             .map_err(|e| StoreError::other_because("applying the migrations", e))?;
-        Ok(Arc::new(SqliteDatabase(pool)))
-    } else {
-        Err(StoreError::other(
-            "DATABASE_URL must start with postgres:// or sqlite:",
-        ))
+        let login_audit = match login_audit {
+            LoginAudit::Synced => pool.clone(),
+            // Two connections: the rows of concurrent logins queue for SQLite's one writer
+            // anyway.
+            LoginAudit::Unsynced => SqlitePoolOptions::new()
+                .max_connections(2)
+                .acquire_timeout(acquire_timeout)
+                .connect_lazy_with(options.synchronous(SqliteSynchronous::Normal)),
+        };
+        Ok(Self { pool, login_audit })
     }
 }
 
@@ -343,7 +416,7 @@ macro_rules! impl_database {
                 .bind(u.roles.join(","))
                 .bind(u.disabled)
                 .bind(u.created_ms)
-                .execute(&self.0)
+                .execute(&self.pool)
                 .await
                 .map_err(sql_error)?;
                 Ok(())
@@ -363,7 +436,7 @@ macro_rules! impl_database {
                 .bind(after_created_ms)
                 .bind(after_id)
                 .bind(limit)
-                .fetch_all(&self.0)
+                .fetch_all(&self.pool)
                 .await
                 .map_err(sql_error)?;
                 Ok(rows.into_iter().map(UsernameRow::from).collect())
@@ -375,7 +448,7 @@ macro_rules! impl_database {
                 )
                 .bind(skeleton)
                 .bind(id)
-                .execute(&self.0)
+                .execute(&self.pool)
                 .await
                 .map_err(sql_error)?;
                 Ok(())
@@ -386,7 +459,7 @@ macro_rules! impl_database {
                     "SELECT id, username, password_hash, roles, disabled, created_ms FROM users WHERE username = $1",
                 )
                 .bind(username)
-                .fetch_optional(&self.0)
+                .fetch_optional(&self.pool)
                 .await
                 .map_err(sql_error)?;
                 Ok(row.map(User::from))
@@ -397,7 +470,7 @@ macro_rules! impl_database {
                     "SELECT id, username, password_hash, roles, disabled, created_ms FROM users WHERE id = $1",
                 )
                 .bind(id)
-                .fetch_optional(&self.0)
+                .fetch_optional(&self.pool)
                 .await
                 .map_err(sql_error)?;
                 Ok(row.map(User::from))
@@ -407,7 +480,7 @@ macro_rules! impl_database {
                 sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
                     .bind(hash)
                     .bind(id)
-                    .execute(&self.0)
+                    .execute(&self.pool)
                     .await
                     .map_err(sql_error)?;
                 Ok(())
@@ -425,7 +498,7 @@ macro_rules! impl_database {
                 .bind(new)
                 .bind(id)
                 .bind(old)
-                .execute(&self.0)
+                .execute(&self.pool)
                 .await
                 .map_err(sql_error)?;
                 Ok(done.rows_affected() > 0)
@@ -446,7 +519,7 @@ macro_rules! impl_database {
                 .bind(like_pattern(contains))
                 .bind(limit)
                 .bind(offset)
-                .fetch_all(&self.0)
+                .fetch_all(&self.pool)
                 .await
                 .map_err(sql_error)?;
                 Ok(rows.into_iter().map(User::from).collect())
@@ -456,7 +529,7 @@ macro_rules! impl_database {
                 let done = sqlx::query("UPDATE users SET roles = $1 WHERE id = $2")
                     .bind(roles.join(","))
                     .bind(id)
-                    .execute(&self.0)
+                    .execute(&self.pool)
                     .await
                     .map_err(sql_error)?;
                 Ok(done.rows_affected() > 0)
@@ -466,7 +539,7 @@ macro_rules! impl_database {
                 let done = sqlx::query("UPDATE users SET disabled = $1 WHERE id = $2")
                     .bind(disabled)
                     .bind(id)
-                    .execute(&self.0)
+                    .execute(&self.pool)
                     .await
                     .map_err(sql_error)?;
                 Ok(done.rows_affected() > 0)
@@ -477,7 +550,7 @@ macro_rules! impl_database {
                     "SELECT kid, alg, private_der, public_key, created_ms, activates_at_ms, revoked_ms, \
                      scheduled_after FROM signing_keys ORDER BY created_ms DESC, kid DESC",
                 )
-                .fetch_all(&self.0)
+                .fetch_all(&self.pool)
                 .await
                 .map_err(sql_error)?;
                 Ok(rows.into_iter().map(StoredKey::from).collect())
@@ -496,7 +569,7 @@ macro_rules! impl_database {
                 .bind(k.activates_ms)
                 .bind(k.revoked_ms)
                 .bind(&k.scheduled_after)
-                .execute(&self.0)
+                .execute(&self.pool)
                 .await
                 .map_err(sql_error)?;
                 Ok(())
@@ -515,7 +588,7 @@ macro_rules! impl_database {
                     .bind(at_ms)
                     .bind(except)
                     .bind(pending_only)
-                    .execute(&self.0)
+                    .execute(&self.pool)
                     .await
                     .map_err(sql_error)?;
                 Ok(())
@@ -525,12 +598,12 @@ macro_rules! impl_database {
                 sqlx::query("INSERT INTO server_secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
                     .bind(name)
                     .bind(candidate)
-                    .execute(&self.0)
+                    .execute(&self.pool)
                     .await
                     .map_err(sql_error)?;
                 let value: Vec<u8> = sqlx::query_scalar("SELECT value FROM server_secrets WHERE name = $1")
                     .bind(name)
-                    .fetch_one(&self.0)
+                    .fetch_one(&self.pool)
                     .await
                     .map_err(sql_error)?;
                 Ok(value)
@@ -555,7 +628,7 @@ macro_rules! impl_database {
                 .bind(c.disabled)
                 .bind(c.created_ms)
                 .bind(c.secret_rotated_ms)
-                .execute(&self.0)
+                .execute(&self.pool)
                 .await
                 .map_err(sql_error)?;
                 Ok(())
@@ -565,7 +638,7 @@ macro_rules! impl_database {
                 let row: Option<ClientRow> =
                     sqlx::query_as(concat!("SELECT ", client_columns!(), " FROM clients WHERE id = $1"))
                         .bind(id)
-                        .fetch_optional(&self.0)
+                        .fetch_optional(&self.pool)
                         .await
                         .map_err(sql_error)?;
                 Ok(row.map(RegisteredClient::from))
@@ -574,7 +647,7 @@ macro_rules! impl_database {
             async fn list_clients(&self) -> Result<Vec<RegisteredClient>, StoreError> {
                 let rows: Vec<ClientRow> =
                     sqlx::query_as(concat!("SELECT ", client_columns!(), " FROM clients ORDER BY id"))
-                        .fetch_all(&self.0)
+                        .fetch_all(&self.pool)
                         .await
                         .map_err(sql_error)?;
                 Ok(rows.into_iter().map(RegisteredClient::from).collect())
@@ -594,7 +667,7 @@ macro_rules! impl_database {
                 .bind(jwks)
                 .bind(at_ms)
                 .bind(id)
-                .execute(&self.0)
+                .execute(&self.pool)
                 .await
                 .map_err(sql_error)?;
                 Ok(done.rows_affected() > 0)
@@ -604,7 +677,7 @@ macro_rules! impl_database {
                 let done = sqlx::query("UPDATE clients SET disabled = $1 WHERE id = $2")
                     .bind(disabled)
                     .bind(id)
-                    .execute(&self.0)
+                    .execute(&self.pool)
                     .await
                     .map_err(sql_error)?;
                 Ok(done.rows_affected() > 0)
@@ -615,7 +688,7 @@ macro_rules! impl_database {
                     sqlx::query(concat!(audit_insert!(), "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")),
                     e
                 )
-                .execute(&self.0)
+                .execute(&self.pool)
                 .await
                 .map_err(sql_error)?;
                 Ok(())
@@ -637,7 +710,7 @@ macro_rules! impl_database {
                 .bind(&u.id)
                 .bind(u.roles.join(","))
                 .bind(&u.password_hash)
-                .execute(&self.0)
+                .execute(&self.login_audit)
                 .await
                 .map_err(sql_error)?;
                 Ok(done.rows_affected() > 0)
@@ -654,14 +727,14 @@ macro_rules! impl_database {
                 )
                 .bind(limit)
                 .bind(offset)
-                .fetch_all(&self.0)
+                .fetch_all(&self.pool)
                 .await
                 .map_err(sql_error)?;
                 Ok(rows.into_iter().map(AuditEvent::from).collect())
             }
 
             async fn ping(&self) -> Result<(), StoreError> {
-                sqlx::query("SELECT 1").execute(&self.0).await.map_err(sql_error)?;
+                sqlx::query("SELECT 1").execute(&self.pool).await.map_err(sql_error)?;
                 Ok(())
             }
         }
@@ -684,3 +757,130 @@ fn like_pattern(text: &str) -> String {
 
 impl_database!(PostgresDatabase);
 impl_database!(SqliteDatabase);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const WAIT: Duration = Duration::from_secs(5);
+
+    fn user() -> User {
+        User {
+            id: "u1".into(),
+            username: "anna".into(),
+            password_hash: "a hash".into(),
+            roles: vec!["admin".into()],
+            disabled: false,
+            created_ms: 0,
+        }
+    }
+
+    fn login_success(at_ms: i64) -> AuditEvent {
+        AuditEvent {
+            at_ms,
+            event: "login.success".into(),
+            actor: Some("u1".into()),
+            target: Some("u1".into()),
+            sid: Some("s1".into()),
+            ip: None,
+            detail: None,
+            request_id: None,
+        }
+    }
+
+    /// The SQLite database `a.db` in `dir`.
+    async fn sqlite_in(dir: &tempfile::TempDir, login_audit: LoginAudit) -> SqliteDatabase {
+        let url = format!("sqlite:{}", dir.path().join("a.db").display());
+        SqliteDatabase::connect(&url, WAIT, login_audit)
+            .await
+            .unwrap()
+    }
+
+    /// `PRAGMA synchronous` on a connection of `pool`: 1 is NORMAL, 2 FULL.
+    async fn sqlite_synchronous(pool: &SqlitePool) -> i64 {
+        sqlx::query_scalar("PRAGMA synchronous")
+            .fetch_one(pool)
+            .await
+            .unwrap()
+    }
+
+    async fn postgres_synchronous_commit(pool: &PgPool) -> String {
+        sqlx::query_scalar("SHOW synchronous_commit")
+            .fetch_one(pool)
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn on_sqlite_only_a_logins_audit_row_commits_without_a_sync_by_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sqlite_in(&dir, LoginAudit::Unsynced).await;
+        assert_eq!(
+            sqlite_synchronous(&db.pool).await,
+            2,
+            "FULL for every other write"
+        );
+        assert_eq!(sqlite_synchronous(&db.login_audit).await, 1, "NORMAL");
+        drop(db);
+        let synced = sqlite_in(&dir, LoginAudit::Synced).await;
+        assert_eq!(sqlite_synchronous(&synced.login_audit).await, 2);
+    }
+
+    #[tokio::test]
+    async fn on_postgres_only_a_logins_audit_row_commits_without_a_sync_by_default() {
+        let url =
+            test_support::create_postgres_database(&test_support::shared_postgres_url()).unwrap();
+        // The operator's own setting for the database (the test server's is `off`), which
+        // every other write keeps.
+        let admin = PgPool::connect(&url).await.unwrap();
+        sqlx::query(
+            "DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET synchronous_commit = remote_apply', \
+             current_database()); END $$",
+        )
+        .execute(&admin)
+        .await
+        .unwrap();
+        let db = PostgresDatabase::connect(&url, WAIT, LoginAudit::Unsynced)
+            .await
+            .unwrap();
+        assert_eq!(postgres_synchronous_commit(&db.pool).await, "remote_apply");
+        assert_eq!(postgres_synchronous_commit(&db.login_audit).await, "off");
+        let synced = PostgresDatabase::connect(&url, WAIT, LoginAudit::Synced)
+            .await
+            .unwrap();
+        assert_eq!(
+            postgres_synchronous_commit(&synced.login_audit).await,
+            "remote_apply"
+        );
+    }
+
+    /// The row goes through its own connections, and is there for every reader as soon as
+    /// the call returns; the guard still reads the user as it is then.
+    #[tokio::test]
+    async fn an_unsynced_login_row_is_read_back_at_once_and_still_guarded_on_sqlite() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sqlite_in(&dir, LoginAudit::Unsynced).await;
+        let anna = user();
+        db.create_user(&anna, "anna").await.unwrap();
+        assert!(
+            db.audit_if_user_unchanged(&login_success(1), &anna)
+                .await
+                .unwrap()
+        );
+        let rows = db.recent_audit(10, 0).await.unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(
+            (rows[0].at_ms, rows[0].event.as_str()),
+            (1, "login.success")
+        );
+
+        assert!(db.set_disabled("u1", true).await.unwrap());
+        assert!(
+            !db.audit_if_user_unchanged(&login_success(2), &anna)
+                .await
+                .unwrap(),
+            "the disable, written through the other pool, is seen"
+        );
+        assert_eq!(db.recent_audit(10, 0).await.unwrap().len(), 1);
+    }
+}
