@@ -696,9 +696,10 @@ pub struct PasswordConfig {
     pub parallelism: u32,
     /// Hashes computed at once; 0 means one per CPU core.
     pub max_concurrent_hashes: usize,
-    /// Longest wait for a free hashing slot, milliseconds, before the request is refused
-    /// with `503 overloaded` (default 1000; 0 refuses at once when every slot is busy; at
-    /// most 10 000, below the request timeout).
+    /// Longest wait for a place in the hashing queue, milliseconds, before the request is
+    /// refused with `503 overloaded` (each slot runs one hash and holds one more queued
+    /// behind it; default 1000; 0 refuses at once when every place is taken; at most
+    /// 10 000, below the request timeout). A queued hash then waits about one hash more.
     pub queue_wait_ms: u64,
     /// How much nicer than the rest of the process the hashing threads run (added to the
     /// process's nice value, as `nice -n` does, and capped at 19; default 19, 0 leaves them

@@ -1,11 +1,14 @@
 //! Argon2id password hashing off the async runtime, with bounded concurrency.
 //!
 //! The hashes run on a fixed pool of `slots` threads (named `argon2-<n>`), never on tokio's
-//! blocking pool. A caller first takes one of `slots` permits, waiting at most the queue
-//! wait; the permit then travels with the job, and comes back with the answer once the hash
-//! is done, for the caller to free (or is freed by the hashing thread when the caller has
-//! gone). Cancelling the caller (a request timeout, a client that hangs up) thus never frees
-//! a slot early: at most `slots` hashes run at once, whatever happens to the requests. A job
+//! blocking pool: at most `slots` hashes run at once, whatever happens to the requests. A
+//! caller first takes one of [`PERMITS_PER_SLOT`] × `slots` permits, waiting at most the
+//! queue wait: one per hash running and one per hash queued behind it, so that a thread
+//! that finishes a hash under load finds the next one waiting instead of idling while the
+//! runtime hands it over. The permit then travels with the job, and comes back with the
+//! answer once the hash is done, for the caller to free (or is freed by the hashing thread
+//! when the caller has gone). Cancelling the caller (a request timeout, a client that hangs
+//! up) thus never frees a permit early: what waits for a hashing thread stays bounded. A job
 //! whose caller is already gone when a thread picks it up is skipped. The hashing threads
 //! share no lock with the runtime's workers on the way back (the reply is a lock-free
 //! oneshot), so a low-priority thread preempted mid-way never stalls a worker.
@@ -250,15 +253,15 @@ impl PasswordHasher {
         work: impl FnOnce(&mut Scratch) -> Result<T, AuthError> + Send + 'static,
     ) -> Result<T, AuthError> {
         let queued = std::time::Instant::now();
-        let permit = self.pool.acquire().await;
         let gauge = self.pool.gauge.clone();
-        gauge
-            .metrics
-            .queue_wait
-            .record(queued.elapsed().as_secs_f64());
-        let permit = permit?;
+        // The queue wait ends when the hash starts, or with a refusal.
+        let waited = move || queued.elapsed().as_secs_f64();
+        let permit = self.pool.acquire().await.inspect_err(|_| {
+            gauge.metrics.queue_wait.record(waited());
+        })?;
         let (reply, answer) = oneshot::channel();
         self.pool.submit(Box::new(move |scratch| {
+            gauge.metrics.queue_wait.record(waited());
             // The slot stays taken until the hash is over, whatever became of the caller.
             // It goes back with the answer and the caller frees it: the semaphore's lock is
             // shared with the runtime's workers, and a SCHED_IDLE thread preempted while
@@ -293,7 +296,14 @@ impl PasswordHasher {
 /// A job for a hashing thread, given that thread's working memory.
 type Job = Box<dyn FnOnce(&mut Scratch) + Send>;
 
-/// `slots` hashing threads fed from one queue, and as many permits.
+/// Permits per hashing thread: the hash it runs and one queued. With one (the permit
+/// coming free only when the caller has taken the answer) a thread that finished a hash
+/// waited for the runtime to take the answer, free the permit and submit the next job, and
+/// its core sat idle meanwhile when the runtime ran on the other one. A queued job waits at
+/// most about one hash.
+pub const PERMITS_PER_SLOT: usize = 2;
+
+/// `slots` hashing threads fed from one queue, and [`PERMITS_PER_SLOT`] permits per thread.
 struct Pool {
     slots: usize,
     queue_wait: Duration,
@@ -349,13 +359,13 @@ impl Pool {
         Ok(Self {
             slots,
             queue_wait,
-            permits: Arc::new(Semaphore::new(slots)),
+            permits: Arc::new(Semaphore::new(slots * PERMITS_PER_SLOT)),
             jobs,
             gauge: Arc::new(Gauge::new(metrics)),
         })
     }
 
-    /// A slot, if one comes free within the queue wait (0: only if one is free now).
+    /// A permit, if one comes free within the queue wait (0: only if one is free now).
     async fn acquire(&self) -> Result<OwnedSemaphorePermit, AuthError> {
         let permits = self.permits.clone();
         let permit = if self.queue_wait.is_zero() {
@@ -738,9 +748,28 @@ mod tests {
     }
 
     impl Occupied {
+        /// A job that runs on a hashing thread until released.
         async fn start(hasher: &PasswordHasher) -> Self {
-            let (release, wait) = std::sync::mpsc::channel::<()>();
             let before = hasher.stats().running;
+            Self::submit(hasher, |h| h.stats().running > before, "started").await
+        }
+
+        /// A job that holds a permit and waits in the queue behind the running ones (it
+        /// occupies a thread once one comes free, until released).
+        async fn queue(hasher: &PasswordHasher) -> Self {
+            let before = hasher.pool.permits.available_permits();
+            let took = |h: &PasswordHasher| h.pool.permits.available_permits() < before;
+            Self::submit(hasher, took, "took its permit").await
+        }
+
+        /// Submits a job that waits to be released, and waits until `done` says it got
+        /// where it should.
+        async fn submit(
+            hasher: &PasswordHasher,
+            done: impl Fn(&PasswordHasher) -> bool,
+            what: &str,
+        ) -> Self {
+            let (release, wait) = std::sync::mpsc::channel::<()>();
             let h = hasher.clone();
             let job = tokio::spawn(async move {
                 h.run(move |_| {
@@ -750,12 +779,12 @@ mod tests {
                 .await
             });
             for _ in 0..3000 {
-                if hasher.stats().running > before {
+                if done(hasher) {
                     return Self { release, job };
                 }
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
-            panic!("the occupying job never started");
+            panic!("the occupying job never {what}");
         }
 
         async fn release(self) {
@@ -823,18 +852,64 @@ mod tests {
             .unwrap();
             let stored = hasher.hash(secret(PASSWORD)).await.unwrap();
             let occupied = Occupied::start(&hasher).await;
+            // The slot's queued place taken too, by a verification that waits behind it.
+            let queued = tokio::spawn({
+                let (hasher, stored) = (hasher.clone(), stored.clone());
+                async move { verify(&hasher, PASSWORD, stored).await }
+            });
+            for _ in 0..3000 {
+                if hasher.pool.permits.available_permits() == 0 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            assert_eq!(hasher.pool.permits.available_permits(), 0);
             let refused = hasher.verify(secret(PASSWORD), Some(stored.clone())).await;
             assert!(
                 matches!(refused, Err(AuthError::Overloaded)),
                 "queue wait {queue_wait_ms} ms: {refused:?}"
             );
             assert_eq!(hasher.stats().refused, 1);
-            // Once the slot is free again, the same verification goes through.
+            // Once the slot is free again, the queued verification runs, and the same
+            // verification goes through.
             occupied.release().await;
+            assert!(queued.await.unwrap().valid);
             let check = verify(&hasher, PASSWORD, stored).await;
             assert!(check.valid);
             assert_eq!(hasher.stats().peak_running, 1);
         }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_slot_admits_one_hash_queued_behind_the_one_it_runs_and_no_more() {
+        let hasher = PasswordHasher::new(
+            &PasswordConfig {
+                queue_wait_ms: 0,
+                ..config(2)
+            },
+            AuthMetrics::default().hashing,
+        )
+        .unwrap();
+        assert_eq!(PERMITS_PER_SLOT, 2);
+        let running = [
+            Occupied::start(&hasher).await,
+            Occupied::start(&hasher).await,
+        ];
+        let queued = [
+            Occupied::queue(&hasher).await,
+            Occupied::queue(&hasher).await,
+        ];
+        let refused = hasher.hash(secret(PASSWORD)).await;
+        assert!(matches!(refused, Err(AuthError::Overloaded)), "{refused:?}");
+        assert_eq!(hasher.stats().running, 2, "the queued jobs wait");
+        for occupied in running {
+            occupied.release().await;
+        }
+        for occupied in queued {
+            occupied.release().await;
+        }
+        let stats = hasher.stats();
+        assert_eq!((stats.peak_running, stats.refused), (2, 1), "{stats:?}");
     }
 
     #[tokio::test]

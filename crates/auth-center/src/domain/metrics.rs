@@ -259,7 +259,8 @@ impl SelftestMetrics {
 /// The password hasher's metrics.
 #[derive(Clone)]
 pub struct HashMetrics {
-    /// How long a caller waited for a hashing slot (`auth_password_hash_queue_wait_seconds`).
+    /// How long a caller waited before its hash started, or until it was refused
+    /// (`auth_password_hash_queue_wait_seconds`).
     pub queue_wait: Histogram,
     /// How long one Argon2 hash or check took (`auth_password_hash_duration_seconds`).
     pub duration: Histogram,
@@ -370,7 +371,7 @@ fn describe() {
     metrics::describe_histogram!(
         "auth_password_hash_queue_wait_seconds",
         Unit::Seconds,
-        "Time a password check or hash waited for a hashing slot."
+        "Time a password check or hash waited before its hash started (or was refused)."
     );
     metrics::describe_histogram!(
         "auth_password_hash_duration_seconds",
