@@ -55,6 +55,11 @@ mv "$tmp/hosts/hot-path.svg" "$out/hot-path-hosts.svg"
 twentyfirst=$raw/raw-2026-11-29-twenty-first
 plot --login-rounds "$twentyfirst/login24" "$twentyfirst/login24-more" "$out"
 
+# Item 3 after the twenty-third session's two cuts, 24 rounds per core count
+# (login-rounds-cuts.svg).
+plot --login-rounds "$raw/raw-2026-11-29-twenty-third/login24" "$tmp/cuts"
+mv "$tmp/cuts/login-rounds.svg" "$out/login-rounds-cuts.svg"
+
 # Item 3's probes in 24 alternating rounds per core count (probe-rounds.svg), and in 12 on
 # 2 cores beside the controls that make no requests (probe-rounds-controls.svg): drawn apart,
 # since the two runs differ by more than either's interval.
