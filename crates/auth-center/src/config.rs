@@ -46,9 +46,10 @@ pub struct Config {
     pub database_url: SecretString,
     /// Whether a successful login's audit row waits for the disk before the login answers
     /// (`AUTH_LOGIN_AUDIT_SYNC`). Off by default: the row is committed without a sync, so a
-    /// power loss or operating-system crash can lose the rows of the last moments before it
-    /// (never other writes: users, passwords, roles, devices, clients and keys always wait).
-    /// On: every login pays a disk sync, as every other write does.
+    /// power loss or operating-system crash (on PostgreSQL also a server crash or a failover)
+    /// can lose the latest such rows, never other writes (users, passwords, roles, devices,
+    /// clients and keys always wait); see `storage::sql::LoginAudit`. On: every login pays a
+    /// disk sync, as every other write does.
     pub login_audit_sync: bool,
     /// Where sessions and rate-limit counters live: read from `redis_url` (`REDIS_URL`),
     /// `redis_cluster_urls` (`REDIS_CLUSTER_URLS`) or `redis_sentinel_urls` with

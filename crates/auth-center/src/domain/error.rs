@@ -90,7 +90,8 @@ pub enum AuthError {
     /// A client with this id exists already.
     #[error("client_id is taken")]
     ClientIdTaken,
-    /// Every password-hashing slot stayed busy for the whole queue wait: the request was
+    /// Every password-hashing slot and its queued place stayed taken for the whole queue
+    /// wait: the request was
     /// refused before any password work, and may be retried shortly.
     #[error("too many password checks at once, retry shortly")]
     Overloaded,

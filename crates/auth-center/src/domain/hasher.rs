@@ -254,15 +254,15 @@ impl PasswordHasher {
     ) -> Result<T, AuthError> {
         let queued = std::time::Instant::now();
         let gauge = self.pool.gauge.clone();
-        // The queue wait ends when the hash starts, or with a refusal.
+        // The queue wait ends when the hash starts, or with a refusal (not recorded for a
+        // job skipped because its caller had gone).
         let waited = move || queued.elapsed().as_secs_f64();
         let permit = self.pool.acquire().await.inspect_err(|_| {
             gauge.metrics.queue_wait.record(waited());
         })?;
         let (reply, answer) = oneshot::channel();
         self.pool.submit(Box::new(move |scratch| {
-            gauge.metrics.queue_wait.record(waited());
-            // The slot stays taken until the hash is over, whatever became of the caller.
+            // The permit stays taken until the hash is over, whatever became of the caller.
             // It goes back with the answer and the caller frees it: the semaphore's lock is
             // shared with the runtime's workers, and a SCHED_IDLE thread preempted while
             // holding it would stall them (priority inversion). Only when the caller is gone
@@ -271,6 +271,7 @@ impl PasswordHasher {
                 gauge.abandon();
                 return;
             }
+            gauge.metrics.queue_wait.record(waited());
             let outcome = {
                 let _running = gauge.enter();
                 let started = std::time::Instant::now();

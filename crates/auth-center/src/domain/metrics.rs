@@ -392,7 +392,7 @@ fn describe() {
     );
     metrics::describe_counter!(
         "auth_password_hash_refusals_total",
-        "Password checks refused as overloaded (no slot within the queue wait)."
+        "Password checks refused as overloaded (no place in the hashing queue within the queue wait)."
     );
     metrics::describe_counter!(
         "auth_password_hash_abandoned_total",

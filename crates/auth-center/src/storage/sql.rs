@@ -21,8 +21,9 @@ use crate::domain::ports::{
 /// Users in PostgreSQL.
 pub struct PostgresDatabase {
     pool: PgPool,
-    /// Where a login's audit row is written: `pool`, or with [`LoginAudit::Unsynced`]
-    /// connections that commit without waiting for the disk (`synchronous_commit = off`).
+    /// Where a login's audit row is written: `pool`, or with [`LoginAudit::Unsynced`] up to
+    /// four more connections that commit without waiting for the disk
+    /// (`synchronous_commit = off`).
     login_audit: PgPool,
 }
 
@@ -41,11 +42,13 @@ pub enum LoginAudit {
     /// Committed like every other write: on disk before the login answers.
     Synced,
     /// Committed without waiting for the disk (the default). The row survives a crash of
-    /// the auth-center, and is visible to every reader once the login answers; a power loss
-    /// or an operating-system crash can lose the rows of the last moments before it (on
-    /// SQLite until the next synced commit or checkpoint, on PostgreSQL at most three times
-    /// `wal_writer_delay`), and nothing else: every other write still waits for the disk,
-    /// and the log is replayed in order, so no later change survives an earlier row lost.
+    /// the auth-center, and is visible to every reader once the login answers. What can
+    /// lose it: on SQLite a power loss or an operating-system crash before the next synced
+    /// commit, checkpoint or the kernel's writeback of the log (no fixed time bound); on
+    /// PostgreSQL also a crash of the server itself, within three times `wal_writer_delay`,
+    /// and a failover to a standby it had not reached (synchronous replication is not
+    /// awaited either). Nothing else is at risk: every other write waits as before, and the
+    /// log is replayed in order, so no later change survives an earlier row lost.
     Unsynced,
 }
 
@@ -91,10 +94,14 @@ impl PostgresDatabase {
             .map_err(|e| StoreError::other_because("applying the migrations", e))?;
         let login_audit = match login_audit {
             LoginAudit::Synced => pool.clone(),
+            // Connected now, so that a server or pooler refusing the setting (PgBouncer
+            // does, unless told to ignore `options`) stops the start, not every login.
             LoginAudit::Unsynced => PgPoolOptions::new()
                 .max_connections(4)
                 .acquire_timeout(acquire_timeout)
-                .connect_lazy_with(options.options([("synchronous_commit", "off")])),
+                .connect_with(options.options([("synchronous_commit", "off")]))
+                .await
+                .map_err(sql_error)?,
         };
         Ok(Self { pool, login_audit })
     }
@@ -132,7 +139,9 @@ impl SqliteDatabase {
             LoginAudit::Unsynced => SqlitePoolOptions::new()
                 .max_connections(2)
                 .acquire_timeout(acquire_timeout)
-                .connect_lazy_with(options.synchronous(SqliteSynchronous::Normal)),
+                .connect_with(options.synchronous(SqliteSynchronous::Normal))
+                .await
+                .map_err(sql_error)?,
         };
         Ok(Self { pool, login_audit })
     }
@@ -733,8 +742,13 @@ macro_rules! impl_database {
                 Ok(rows.into_iter().map(AuditEvent::from).collect())
             }
 
+            /// Both pools: a login needs the login-audit pool too.
             async fn ping(&self) -> Result<(), StoreError> {
                 sqlx::query("SELECT 1").execute(&self.pool).await.map_err(sql_error)?;
+                sqlx::query("SELECT 1")
+                    .execute(&self.login_audit)
+                    .await
+                    .map_err(sql_error)?;
                 Ok(())
             }
         }
